@@ -1,0 +1,630 @@
+//! The header checker: a strict, iterative JSON scanner that runs once over a complete header.
+//!
+//! `serde-json-core` is a fine deserializer for headers that are known to be well formed, but it
+//! recurses without a depth limit, rejects UTF-16 surrogate pairs, cannot hand out `&str` fields
+//! that contained escapes, and folds many problems into one error. So every header goes through
+//! [`scan_header`] first, which in a single pass, with no recursion and no allocation:
+//!
+//! - checks the header is one JSON object (RFC 8259, strict: no trailing commas, no comments, no
+//!   bytes after the object, no control characters in strings, valid UTF-8);
+//! - limits nesting to [`MAX_DEPTH`] and number literals to [`MAX_NUMBER_LEN`] characters;
+//! - rewrites string escapes *in place* into the shortest form `serde-json-core` reads: `\uXXXX`
+//!   escapes (surrogate pairs included) become raw UTF-8, `\/` becomes `/`, and only `\"`, `\\`
+//!   and control characters stay escaped. The rewrite never grows the header;
+//! - records the top-level members the core understands (`total_size`, `filesize`, `md5`,
+//!   `xxh3`), refusing duplicates of them.
+
+/// Deepest nesting of arrays and objects a header may have (the header object itself is level 1).
+pub const MAX_DEPTH: usize = 32;
+
+/// Longest number literal, in characters, a header may contain.
+pub const MAX_NUMBER_LEN: usize = 40;
+
+/// What is wrong with a header's JSON text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JsonProblem {
+    /// The header is not valid UTF-8.
+    InvalidUtf8,
+    /// The header is valid JSON but not an object (`{...}`).
+    NotAnObject,
+    /// A byte that cannot appear here in JSON.
+    UnexpectedByte,
+    /// The header ended in the middle of a value.
+    Truncated,
+    /// Non-whitespace bytes follow the header object.
+    TrailingBytes,
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// A number literal longer than [`MAX_NUMBER_LEN`] characters.
+    NumberTooLong,
+    /// A malformed number literal (leading zeros, missing digits, ...).
+    InvalidNumber,
+    /// An unknown escape or a `\u` not followed by four hex digits.
+    InvalidEscape,
+    /// A `\uD800`-`\uDFFF` escape that is not part of a surrogate pair.
+    LoneSurrogate,
+    /// A raw control character (below U+0020) inside a string.
+    ControlCharacter,
+    /// A member the core interprets (`total_size`, `filesize`, `md5`, `xxh3`) appears twice.
+    DuplicateField,
+}
+
+impl JsonProblem {
+    /// A short description, for messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JsonProblem::InvalidUtf8 => "is not valid UTF-8",
+            JsonProblem::NotAnObject => "is not a JSON object",
+            JsonProblem::UnexpectedByte => "has a byte that is not valid JSON here",
+            JsonProblem::Truncated => "ends in the middle of a value",
+            JsonProblem::TrailingBytes => "has bytes after the closing brace",
+            JsonProblem::TooDeep => "nests arrays/objects more than 32 levels deep",
+            JsonProblem::NumberTooLong => "has a number literal longer than 40 characters",
+            JsonProblem::InvalidNumber => "has a malformed number",
+            JsonProblem::InvalidEscape => "has an invalid string escape",
+            JsonProblem::LoneSurrogate => "has a \\u surrogate escape without its pair",
+            JsonProblem::ControlCharacter => "has a raw control character inside a string",
+            JsonProblem::DuplicateField => {
+                "repeats one of total_size, filesize, md5, xxh3 (ambiguous, refused)"
+            }
+        }
+    }
+}
+
+/// A header JSON error: what is wrong and the byte offset (in the header as received) where it
+/// was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JsonError {
+    /// Offset into the header bytes as received.
+    pub offset: usize,
+    /// The problem.
+    pub problem: JsonProblem,
+}
+
+/// A top-level member value as found by the scanner, as a span of the *normalised* header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RawValue {
+    /// The member is not present.
+    #[default]
+    Absent,
+    /// `null`.
+    Null,
+    /// A number literal, `start..end`.
+    Number(usize, usize),
+    /// A string's contents (without quotes), `start..end`, escapes already normalised.
+    String(usize, usize),
+    /// `true`, `false`, an array or an object.
+    Other,
+}
+
+/// The members of the header object that the core interprets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KnownMembers {
+    pub total_size: RawValue,
+    pub filesize: RawValue,
+    pub md5: RawValue,
+    pub xxh3: RawValue,
+}
+
+/// Result of a successful scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    /// Length of the normalised header (a prefix of the buffer).
+    pub len: usize,
+    /// Whether any string still holds an escape (`\"`, `\\` or a control character).
+    pub has_escapes: bool,
+    /// Known top-level members.
+    pub known: KnownMembers,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    TotalSize,
+    Filesize,
+    Md5,
+    Xxh3,
+}
+
+impl Member {
+    fn from_key(key: &[u8]) -> Option<Member> {
+        match key {
+            b"total_size" => Some(Member::TotalSize),
+            b"filesize" => Some(Member::Filesize),
+            b"md5" => Some(Member::Md5),
+            b"xxh3" => Some(Member::Xxh3),
+            _ => None,
+        }
+    }
+}
+
+struct Scanner<'b> {
+    buf: &'b mut [u8],
+    /// Read position (into the header as received).
+    r: usize,
+    /// Write position (end of the normalised output); always `<= r`.
+    w: usize,
+    has_escapes: bool,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl Scanner<'_> {
+    fn err(&self, problem: JsonProblem) -> JsonError {
+        JsonError {
+            offset: self.r,
+            problem,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.r).copied()
+    }
+
+    /// Copies one byte from the read to the write position.
+    fn copy_byte(&mut self) {
+        self.buf[self.w] = self.buf[self.r];
+        self.w += 1;
+        self.r += 1;
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.w] = b;
+        self.w += 1;
+    }
+
+    /// Copies whitespace through and returns the next byte.
+    fn skip_ws(&mut self) -> Option<u8> {
+        while let Some(b) = self.peek() {
+            if !is_ws(b) {
+                return Some(b);
+            }
+            self.copy_byte();
+        }
+        None
+    }
+
+    fn expect_byte(&mut self) -> Result<u8, JsonError> {
+        self.skip_ws()
+            .ok_or_else(|| self.err(JsonProblem::Truncated))
+    }
+
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let digits = self.buf.get(at..at + 4)?;
+        let mut v = 0u32;
+        for &d in digits {
+            v = v * 16 + (d as char).to_digit(16)?;
+        }
+        Some(v)
+    }
+
+    /// Scans a string starting at its opening quote; returns the normalised content span.
+    fn string(&mut self) -> Result<(usize, usize), JsonError> {
+        self.copy_byte(); // opening quote
+        let start = self.w;
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.err(JsonProblem::Truncated));
+            };
+            match b {
+                b'"' => {
+                    let end = self.w;
+                    self.copy_byte();
+                    return Ok((start, end));
+                }
+                b'\\' => self.escape()?,
+                0..=0x1f => return Err(self.err(JsonProblem::ControlCharacter)),
+                _ => self.copy_byte(),
+            }
+        }
+    }
+
+    /// Rewrites one escape sequence at the read position.
+    fn escape(&mut self) -> Result<(), JsonError> {
+        let Some(kind) = self.buf.get(self.r + 1).copied() else {
+            return Err(self.err(JsonProblem::Truncated));
+        };
+        match kind {
+            b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                self.copy_byte();
+                self.copy_byte();
+                self.has_escapes = true;
+                Ok(())
+            }
+            b'/' => {
+                self.r += 2;
+                self.push(b'/');
+                Ok(())
+            }
+            b'u' => self.unicode_escape(),
+            _ => Err(self.err(JsonProblem::InvalidEscape)),
+        }
+    }
+
+    fn unicode_escape(&mut self) -> Result<(), JsonError> {
+        let Some(unit) = self.hex4(self.r + 2) else {
+            return Err(self.err(JsonProblem::InvalidEscape));
+        };
+        let (code, len) = match unit {
+            0xD800..=0xDBFF => {
+                let low = match (self.buf.get(self.r + 6..self.r + 8), self.hex4(self.r + 8)) {
+                    (Some(b"\\u"), Some(low @ 0xDC00..=0xDFFF)) => low,
+                    _ => return Err(self.err(JsonProblem::LoneSurrogate)),
+                };
+                (0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00), 12)
+            }
+            0xDC00..=0xDFFF => return Err(self.err(JsonProblem::LoneSurrogate)),
+            _ => (unit, 6),
+        };
+        let short = match code {
+            0x22 => Some(b'"'),
+            0x5c => Some(b'\\'),
+            0x08 => Some(b'b'),
+            0x0c => Some(b'f'),
+            0x0a => Some(b'n'),
+            0x0d => Some(b'r'),
+            0x09 => Some(b't'),
+            _ => None,
+        };
+        if let Some(short) = short {
+            self.r += len;
+            self.push(b'\\');
+            self.push(short);
+            self.has_escapes = true;
+        } else if code < 0x20 {
+            // No short form: keep the six-byte escape as it is.
+            for _ in 0..6 {
+                self.copy_byte();
+            }
+            self.has_escapes = true;
+        } else {
+            // Surrogates were handled above, so this is a scalar value.
+            let ch = char::from_u32(code).ok_or_else(|| self.err(JsonProblem::InvalidEscape))?;
+            self.r += len;
+            let mut utf8 = [0u8; 4];
+            for &b in ch.encode_utf8(&mut utf8).as_bytes() {
+                self.push(b);
+            }
+        }
+        Ok(())
+    }
+
+    fn number(&mut self) -> Result<(usize, usize), JsonError> {
+        let start_r = self.r;
+        let start = self.w;
+        let digits = |s: &mut Self| -> usize {
+            let mut n = 0;
+            while let Some(b'0'..=b'9') = s.peek() {
+                s.copy_byte();
+                n += 1;
+            }
+            n
+        };
+        if self.peek() == Some(b'-') {
+            self.copy_byte();
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.copy_byte();
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.err(JsonProblem::InvalidNumber));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(self.err(JsonProblem::InvalidNumber)),
+        }
+        if self.peek() == Some(b'.') {
+            self.copy_byte();
+            if digits(self) == 0 {
+                return Err(self.err(JsonProblem::InvalidNumber));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.copy_byte();
+            if let Some(b'+' | b'-') = self.peek() {
+                self.copy_byte();
+            }
+            if digits(self) == 0 {
+                return Err(self.err(JsonProblem::InvalidNumber));
+            }
+        }
+        if self.r - start_r > MAX_NUMBER_LEN {
+            return Err(JsonError {
+                offset: start_r,
+                problem: JsonProblem::NumberTooLong,
+            });
+        }
+        Ok((start, self.w))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
+        if self.buf.get(self.r..self.r + word.len()) != Some(word) {
+            return Err(self.err(JsonProblem::UnexpectedByte));
+        }
+        for _ in 0..word.len() {
+            self.copy_byte();
+        }
+        Ok(())
+    }
+}
+
+/// Checks and normalises `buf` (a complete header as received) in place.
+///
+/// On success the normalised header is `buf[..scanned.len]`.
+pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
+    if let Err(e) = core::str::from_utf8(buf) {
+        return Err(JsonError {
+            offset: e.valid_up_to(),
+            problem: JsonProblem::InvalidUtf8,
+        });
+    }
+    let mut s = Scanner {
+        buf,
+        r: 0,
+        w: 0,
+        has_escapes: false,
+    };
+    let mut known = KnownMembers::default();
+    // Bit i set: level i+1 is an object; clear: an array.
+    let mut kinds: u32 = 0;
+    let mut depth: usize = 0;
+    // The known member whose value comes next (only at depth 1).
+    let mut pending: Option<(Member, usize)> = None;
+
+    match s.skip_ws() {
+        Some(b'{') => {}
+        Some(_) => return Err(s.err(JsonProblem::NotAnObject)),
+        None => return Err(s.err(JsonProblem::Truncated)),
+    }
+
+    // Each turn parses one value, then the separators after it.
+    'value: loop {
+        let b = s.expect_byte()?;
+        let value = match b {
+            b'{' | b'[' => {
+                if depth == MAX_DEPTH {
+                    return Err(s.err(JsonProblem::TooDeep));
+                }
+                let is_object = b == b'{';
+                if is_object {
+                    kinds |= 1 << depth;
+                } else {
+                    kinds &= !(1 << depth);
+                }
+                depth += 1;
+                s.copy_byte();
+                let close = if is_object { b'}' } else { b']' };
+                if s.expect_byte()? == close {
+                    s.copy_byte();
+                    depth -= 1;
+                    RawValue::Other
+                } else if is_object {
+                    pending = member_key(&mut s, depth)?;
+                    continue 'value;
+                } else {
+                    continue 'value;
+                }
+            }
+            b'"' => {
+                let (a, z) = s.string()?;
+                RawValue::String(a, z)
+            }
+            b'-' | b'0'..=b'9' => {
+                let (a, z) = s.number()?;
+                RawValue::Number(a, z)
+            }
+            b't' => s.literal(b"true").map(|_| RawValue::Other)?,
+            b'f' => s.literal(b"false").map(|_| RawValue::Other)?,
+            b'n' => s.literal(b"null").map(|_| RawValue::Null)?,
+            _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+        };
+        if let Some((member, key_offset)) = pending.take() {
+            let slot = match member {
+                Member::TotalSize => &mut known.total_size,
+                Member::Filesize => &mut known.filesize,
+                Member::Md5 => &mut known.md5,
+                Member::Xxh3 => &mut known.xxh3,
+            };
+            if *slot != RawValue::Absent {
+                return Err(JsonError {
+                    offset: key_offset,
+                    problem: JsonProblem::DuplicateField,
+                });
+            }
+            *slot = value;
+        }
+        // After a value: separators and closing brackets until the next value or the end.
+        loop {
+            if depth == 0 {
+                if s.skip_ws().is_some() {
+                    return Err(s.err(JsonProblem::TrailingBytes));
+                }
+                return Ok(Scanned {
+                    len: s.w,
+                    has_escapes: s.has_escapes,
+                    known,
+                });
+            }
+            let in_object = kinds & (1 << (depth - 1)) != 0;
+            match (s.expect_byte()?, in_object) {
+                (b',', true) => {
+                    s.copy_byte();
+                    s.expect_byte()?;
+                    pending = member_key(&mut s, depth)?;
+                    continue 'value;
+                }
+                (b',', false) => {
+                    s.copy_byte();
+                    continue 'value;
+                }
+                (b'}', true) | (b']', false) => {
+                    s.copy_byte();
+                    depth -= 1;
+                }
+                _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+            }
+        }
+    }
+}
+
+/// Parses `"key":` at the read position (whitespace already skipped) and, at depth 1, says which
+/// known member it names, refusing duplicates.
+fn member_key(s: &mut Scanner<'_>, depth: usize) -> Result<Option<(Member, usize)>, JsonError> {
+    if s.peek() != Some(b'"') {
+        return Err(s.err(JsonProblem::UnexpectedByte));
+    }
+    let key_offset = s.r;
+    let (a, z) = s.string()?;
+    if s.expect_byte()? != b':' {
+        return Err(s.err(JsonProblem::UnexpectedByte));
+    }
+    s.copy_byte();
+    if depth != 1 {
+        return Ok(None);
+    }
+    Ok(Member::from_key(&s.buf[a..z]).map(|m| (m, key_offset)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(text: &[u8]) -> Result<(heapless::Vec<u8, 512>, Scanned), JsonError> {
+        let mut buf: heapless::Vec<u8, 512> = heapless::Vec::from_slice(text).unwrap();
+        let scanned = scan_header(&mut buf)?;
+        buf.truncate(scanned.len);
+        Ok((buf, scanned))
+    }
+
+    #[test]
+    fn accepts_and_normalises() {
+        let table: [(&[u8], &[u8], bool); 9] = [
+            (b"{}", b"{}", false),
+            (
+                b" { \"a\" : [1, 2.5e-3, true, null, {\"b\":[]}] } \n",
+                b" { \"a\" : [1, 2.5e-3, true, null, {\"b\":[]}] } \n",
+                false,
+            ),
+            // Python json.dumps(ensure_ascii=True) of a Chinese folder name.
+            (
+                br#"{"p":"C:\\Users\\Aaron\\Desktop\\\u65b0\u5efa\u6587\u4ef6\u5939"}"#,
+                "{\"p\":\"C:\\\\Users\\\\Aaron\\\\Desktop\\\\新建文件夹\"}".as_bytes(),
+                true,
+            ),
+            // A surrogate pair (emoji) becomes four UTF-8 bytes.
+            (
+                br#"{"e":"\ud83d\ude00.txt"}"#,
+                "{\"e\":\"😀.txt\"}".as_bytes(),
+                false,
+            ),
+            (br#"{"s":"a\/b"}"#, br#"{"s":"a/b"}"#, false),
+            (br#"{"q":"\u0022\u005C\u000a"}"#, br#"{"q":"\"\\\n"}"#, true),
+            (br#"{"c":"\u0001"}"#, br#"{"c":"\u0001"}"#, true),
+            (br#"{"k\u0041":"x"}"#, br#"{"kA":"x"}"#, false),
+            (
+                "{\"raw\":\"é\"}".as_bytes(),
+                "{\"raw\":\"é\"}".as_bytes(),
+                false,
+            ),
+        ];
+        for (input, normalised, escapes) in table {
+            let (out, scanned) = scan(input).unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
+            assert_eq!(&out[..], normalised, "{:?}", core::str::from_utf8(input));
+            assert_eq!(
+                scanned.has_escapes,
+                escapes,
+                "{:?}",
+                core::str::from_utf8(input)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_with_problem_and_offset() {
+        let table: [(&[u8], JsonProblem, usize); 22] = [
+            (b"", JsonProblem::Truncated, 0),
+            (b"[]", JsonProblem::NotAnObject, 0),
+            (b"42", JsonProblem::NotAnObject, 0),
+            (b"{", JsonProblem::Truncated, 1),
+            (b"{\"a\":1,}", JsonProblem::UnexpectedByte, 7),
+            (b"{\"a\":1}x", JsonProblem::TrailingBytes, 7),
+            (b"{\"a\":1}{}", JsonProblem::TrailingBytes, 7),
+            (b"{\"a\" 1}", JsonProblem::UnexpectedByte, 5),
+            (b"{a:1}", JsonProblem::UnexpectedByte, 1),
+            (b"{\"a\":01}", JsonProblem::InvalidNumber, 6),
+            (b"{\"a\":-}", JsonProblem::InvalidNumber, 6),
+            (b"{\"a\":1.}", JsonProblem::InvalidNumber, 7),
+            (b"{\"a\":1e}", JsonProblem::InvalidNumber, 7),
+            (b"{\"a\":\"\\x\"}", JsonProblem::InvalidEscape, 6),
+            (b"{\"a\":\"\\u12\"}", JsonProblem::InvalidEscape, 6),
+            (b"{\"a\":\"\\ud83d\"}", JsonProblem::LoneSurrogate, 6),
+            (b"{\"a\":\"\\ude00\"}", JsonProblem::LoneSurrogate, 6),
+            (b"{\"a\":\"\x01\"}", JsonProblem::ControlCharacter, 6),
+            (b"{\"a\":\xff}", JsonProblem::InvalidUtf8, 5),
+            (b"{\"a\":tru}", JsonProblem::UnexpectedByte, 5),
+            (
+                b"{\"md5\":\"a\",\"md5\":\"b\"}",
+                JsonProblem::DuplicateField,
+                11,
+            ),
+            (b"{\"a\":[1 2]}", JsonProblem::UnexpectedByte, 8),
+        ];
+        for (input, problem, offset) in table {
+            let err = scan(input).expect_err(core::str::from_utf8(input).unwrap_or("?"));
+            assert_eq!(
+                (err.problem, err.offset),
+                (problem, offset),
+                "{:?}",
+                core::str::from_utf8(input)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_depth_without_recursion() {
+        let mut deep = heapless::Vec::<u8, 512>::new();
+        deep.extend_from_slice(b"{\"x\":").unwrap();
+        for _ in 0..MAX_DEPTH - 1 {
+            deep.push(b'[').unwrap();
+        }
+        for _ in 0..MAX_DEPTH - 1 {
+            deep.push(b']').unwrap();
+        }
+        deep.push(b'}').unwrap();
+        assert!(scan(&deep).is_ok(), "exactly MAX_DEPTH levels are fine");
+
+        let mut too_deep = heapless::Vec::<u8, 512>::new();
+        too_deep.extend_from_slice(b"{\"x\":").unwrap();
+        for _ in 0..MAX_DEPTH {
+            too_deep.push(b'[').unwrap();
+        }
+        assert_eq!(scan(&too_deep).unwrap_err().problem, JsonProblem::TooDeep);
+    }
+
+    #[test]
+    fn number_length_is_limited() {
+        let long = b"{\"a\":12345678901234567890123456789012345678901}";
+        assert_eq!(scan(long).unwrap_err().problem, JsonProblem::NumberTooLong);
+    }
+
+    #[test]
+    fn records_known_top_level_members_only() {
+        let (out, scanned) =
+            scan(br#"{"x":{"total_size":9},"total_size":12,"md5":"ab","filesize":null,"xxh3":[]}"#)
+                .unwrap();
+        let RawValue::Number(a, z) = scanned.known.total_size else {
+            panic!("{:?}", scanned.known)
+        };
+        assert_eq!(&out[a..z], b"12");
+        let RawValue::String(a, z) = scanned.known.md5 else {
+            panic!()
+        };
+        assert_eq!(&out[a..z], b"ab");
+        assert_eq!(scanned.known.filesize, RawValue::Null);
+        assert_eq!(scanned.known.xxh3, RawValue::Other);
+    }
+}

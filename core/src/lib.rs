@@ -1,0 +1,104 @@
+//! # unstick-core
+//!
+//! Message framing for byte streams, for firmware and for servers alike: `#![no_std]`, no
+//! allocator, no I/O of its own.
+//!
+//! A TCP stream has no message boundaries: two `send()`s may arrive as one `recv()` and one
+//! `send()` as many (the "sticky packet" problem). unstick puts each message in a frame whose
+//! length is known before its bytes arrive:
+//!
+//! ```text
+//! header frame:  [L: 4-byte LE i32][L bytes: JSON object][body: N bytes, N from "total_size"]
+//! plain frame:   [N: 4-byte LE i32][N bytes]
+//! ```
+//!
+//! These are byte-compatible with the Python `struct.pack('i')` + `json.dumps` scripts the
+//! project started from; other prefix widths and byte orders are a [`Profile`] away.
+//!
+//! ## Architecture
+//!
+//! - [`FrameDecoder`] is a sans-IO state machine (`Prefix → Header → Body → Done`). Feed it byte
+//!   slices of any size; it returns how many bytes it consumed and at most one [`Event`]: a frame
+//!   head (with the typed header available from [`FrameDecoder::header`]), a body chunk (a slice
+//!   of *your* input, never copied), or the frame end with its digest verdicts. The header buffer
+//!   of `CAP` bytes is the only memory it owns.
+//! - [`HeaderFrameEncoder`] writes a frame head into your buffer; bodies go out from where they
+//!   are.
+//! - [`blocking`] and [`asynch`] are thin drivers over `embedded-io` and `embedded-io-async`.
+//!
+//! Headers are checked by an iterative scanner before `serde-json-core` sees them, so hostile
+//! JSON (deep nesting, huge numbers, invalid UTF-8, lone surrogates, trailing bytes) is a typed
+//! error. Escapes that Python's `json.dumps` writes (`\u65b0`, surrogate pairs for emoji) are
+//! decoded.
+//!
+//! **Promise:** no input makes the decoder panic, overflow the stack, or allocate; the fuzz
+//! targets in `fuzz/` check this for every entry point.
+//!
+//! ## Example
+//!
+//! ```
+//! use unstick_core::{Event, FrameDecoder, HeaderFrameEncoder, Profile};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Reply<'a> {
+//!     file_name: &'a str,
+//! }
+//!
+//! // Two frames written back to back: a receiver may get them glued together in one read.
+//! let encoder = HeaderFrameEncoder::new(Profile::SEED);
+//! let mut wire = [0u8; 256];
+//! let a = encoder.encode_frame(&Reply { file_name: "a.txt" }, b"hello", &mut wire).unwrap();
+//! let b = encoder.encode_frame(&Reply { file_name: "b.txt" }, b"world", &mut wire[a..]).unwrap();
+//!
+//! let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+//! let mut input = &wire[..a + b];
+//! let mut bodies = heapless::Vec::<heapless::Vec<u8, 16>, 2>::new();
+//! loop {
+//!     let (used, event) = decoder.feed(input).unwrap();
+//!     input = &input[used..];
+//!     match event {
+//!         Event::Head(info) => {
+//!             let reply: Reply<'_> = decoder.header().unwrap();
+//!             assert!(reply.file_name.ends_with(".txt"));
+//!             bodies.push(heapless::Vec::new()).unwrap();
+//!             assert_eq!(info.body_len, 5);
+//!         }
+//!         Event::Body(chunk) => bodies.last_mut().unwrap().extend_from_slice(chunk).unwrap(),
+//!         Event::End(end) => assert!(end.is_verified()), // xxh3 checked
+//!         Event::NeedMore => break,
+//!     }
+//! }
+//! assert_eq!(bodies[0], b"hello");
+//! assert_eq!(bodies[1], b"world");
+//! ```
+//!
+//! ## Cargo features
+//!
+//! - `xxh3` (default): compute and verify `"xxh3"` (XXH3-128) digests; encoders emit one by
+//!   default. XXH3 catches accidents, not attackers.
+//! - `md5` (default): compute and verify `"md5"` digests, for the seed's Python peers.
+//!
+//! With a feature off, a declared digest of that kind is reported as
+//! [`Verdict::Unsupported`] instead of being checked.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod asynch;
+pub mod blocking;
+mod decoder;
+mod digest;
+mod encoder;
+mod error;
+pub mod json;
+mod profile;
+mod window;
+
+pub use decoder::{Event, Format, FrameDecoder, FrameEnd, FrameInfo, Verdict};
+pub use digest::{Algorithm, Algorithms, BodyHasher, Checksum, Digests, HexDigest, digest_of};
+pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
+pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
+pub use profile::{ByteOrder, PrefixWidth, Profile};
+
+/// Re-exported so applications name the same `heapless` version in their header types.
+pub use heapless;
