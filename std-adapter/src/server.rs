@@ -1,0 +1,152 @@
+//! What every unstick server shares: binding, connection slots, tokens, framed sockets and
+//! error frames.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use embedded_io_adapters::std::FromStd;
+use serde::Serialize;
+use unstick_core::blocking::write_frame;
+use unstick_core::{HeaderFrameEncoder, Profile, WriteError};
+
+/// A TCP stream seen through `embedded-io`, as the core's drivers take it.
+pub type FramedStream = FromStd<TcpStream>;
+
+/// Header capacity used by the servers and clients (bytes).
+pub const HEADER_CAP: usize = 8192;
+
+/// Binds `addr`, refusing a non-loopback address unless `authenticated` (a token is set).
+pub fn bind(addr: &str, authenticated: bool) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() && !authenticated {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to listen on {local} without a token: anyone who can reach it could use the server; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
+            ),
+        ));
+    }
+    Ok(listener)
+}
+
+/// Whether `addr` is a loopback address.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Compares a presented token with the expected one in time independent of where they differ.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// A cap on concurrent sessions. [`try_acquire`](Self::try_acquire) hands out a [`SessionSlot`]
+/// that frees itself when dropped.
+#[derive(Clone, Debug)]
+pub struct SessionLimit {
+    active: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One occupied session slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct SessionSlot {
+    active: Arc<AtomicUsize>,
+}
+
+impl SessionLimit {
+    /// A limit of `max` concurrent sessions.
+    pub fn new(max: usize) -> Self {
+        SessionLimit {
+            active: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot, or `None` when `max` sessions are active.
+    pub fn try_acquire(&self) -> Option<SessionSlot> {
+        let mut current = self.active.load(Ordering::Relaxed);
+        loop {
+            if current >= self.max {
+                return None;
+            }
+            match self.active.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(SessionSlot {
+                        active: Arc::clone(&self.active),
+                    });
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Sessions active now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Prepares an accepted socket: no Nagle delay (frames are written whole), and an idle timeout
+/// on reads and writes.
+pub fn configure_stream(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(idle))?;
+    stream.set_write_timeout(Some(idle))
+}
+
+/// The header of an error frame: `{"op":"error","code":...,"message":...}` with an empty body.
+#[derive(Serialize, Debug)]
+pub struct ErrorHeader<'a> {
+    /// Always `"error"`.
+    pub op: &'a str,
+    /// A stable machine-readable code, e.g. `"bad_frame"`, `"unauthorized"`, `"busy"`.
+    pub code: &'a str,
+    /// A sentence for the user.
+    pub message: &'a str,
+}
+
+/// Sends an error frame.
+pub fn send_error<W: embedded_io::Write>(
+    io: &mut W,
+    code: &str,
+    message: &str,
+) -> Result<(), WriteError<W::Error>> {
+    let header = ErrorHeader {
+        op: "error",
+        code,
+        message,
+    };
+    let mut head = vec![0u8; message.len() * 2 + code.len() + 128];
+    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+    write_frame(io, &encoder, &header, &[], &mut head)
+}
+
+/// Converts a core write error on a std stream into an `io::Error`.
+pub fn write_error_to_io<S: std::fmt::Debug>(e: WriteError<io::Error, S>) -> io::Error {
+    match e {
+        WriteError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
