@@ -1,12 +1,17 @@
 //! The `unstick` command-line tool.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+
+mod ftp_cli;
+mod shell_cli;
 
 #[derive(Parser)]
 #[command(
     name = "unstick",
     version,
-    about = "Framed TCP tools: a remote shell and a file server"
+    about = "Framed TCP tools without sticky packets: a remote shell and a file server"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -14,9 +19,35 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Remote shell: run commands on a server, output streamed back in frames.
+    #[command(subcommand)]
+    Shell(shell_cli::ShellCommand),
+    /// File server: put, get, ls, stat and delete files under a server root.
+    #[command(subcommand)]
+    Ftp(ftp_cli::FtpCommand),
+    /// Run the shell server and the file server together, each with its defaults.
+    Serve,
+}
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Shell(cmd) => shell_cli::run(cmd),
+        Command::Ftp(cmd) => ftp_cli::run(cmd),
+        Command::Serve => serve_both(),
+    }
+}
+
+/// Runs both servers with their defaults until one of them stops.
+fn serve_both() -> ExitCode {
+    let shell = std::thread::spawn(|| shell_cli::run(shell_cli::ShellCommand::default_serve()));
+    let ftp = std::thread::spawn(|| ftp_cli::run(ftp_cli::FtpCommand::default_serve()));
+    let shell = shell.join().unwrap_or(ExitCode::FAILURE);
+    let ftp = ftp.join().unwrap_or(ExitCode::FAILURE);
+    if shell == ExitCode::SUCCESS && ftp == ExitCode::SUCCESS {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
