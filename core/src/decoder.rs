@@ -237,6 +237,15 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         loop {
             let rest = &input[used..];
             match self.state {
+                State::Prefix { have: 0 } if rest.len() >= self.profile.width.len() => {
+                    // Fast path: the whole prefix is in this input, read it in place.
+                    let width = self.profile.width.len();
+                    used += width;
+                    let len = self.profile.read_prefix(&rest[..width]);
+                    if let Some(info) = self.start_frame(len)? {
+                        return Ok((used, Event::Head(info)));
+                    }
+                }
                 State::Prefix { have } => {
                     let width = self.profile.width.len();
                     let have = have as usize;
@@ -292,7 +301,12 @@ impl<const CAP: usize> FrameDecoder<CAP> {
                 }
                 State::Done => {
                     self.state = State::Prefix { have: 0 };
-                    let end = self.verify()?;
+                    let end = if self.hasher.is_idle() {
+                        // Nothing was hashed, so nothing to finish or compare.
+                        self.end_unverified()
+                    } else {
+                        self.verify()?
+                    };
                     return Ok((used, Event::End(end)));
                 }
                 State::Failed => return Err(DecodeError::Poisoned),
@@ -436,6 +450,28 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             xxh3,
             digests,
         })
+    }
+
+    /// The frame end when no digest was computed: declared digests are unsupported by this build.
+    fn end_unverified(&self) -> FrameEnd {
+        let info = &self.info;
+        let declared = |present: bool| {
+            if present {
+                Verdict::Unsupported
+            } else {
+                Verdict::Absent
+            }
+        };
+        FrameEnd {
+            body_len: info.body_len,
+            md5: if info.md5_not_a_digest {
+                Verdict::NotADigest
+            } else {
+                declared(info.md5.is_some())
+            },
+            xxh3: declared(info.xxh3.is_some()),
+            digests: Digests::default(),
+        }
     }
 
     fn fail(&mut self, e: DecodeError) -> DecodeError {
