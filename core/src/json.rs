@@ -402,10 +402,13 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
                     s.copy_byte();
                     depth -= 1;
                     RawValue::Other
-                } else if is_object {
-                    pending = member_key(&mut s, depth)?;
-                    continue 'value;
                 } else {
+                    // A non-empty container: a known member that holds it is recorded now, so
+                    // that neither its first element nor a member inside it is taken for it.
+                    record(&mut known, pending.take(), RawValue::Other)?;
+                    if is_object {
+                        pending = member_key(&mut s, depth)?;
+                    }
                     continue 'value;
                 }
             }
@@ -422,21 +425,7 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
             b'n' => s.literal(b"null").map(|_| RawValue::Null)?,
             _ => return Err(s.err(JsonProblem::UnexpectedByte)),
         };
-        if let Some((member, key_offset)) = pending.take() {
-            let slot = match member {
-                Member::TotalSize => &mut known.total_size,
-                Member::Filesize => &mut known.filesize,
-                Member::Md5 => &mut known.md5,
-                Member::Xxh3 => &mut known.xxh3,
-            };
-            if *slot != RawValue::Absent {
-                return Err(JsonError {
-                    offset: key_offset,
-                    problem: JsonProblem::DuplicateField,
-                });
-            }
-            *slot = value;
-        }
+        record(&mut known, pending.take(), value)?;
         // After a value: separators and closing brackets until the next value or the end.
         loop {
             if depth == 0 {
@@ -469,6 +458,31 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
             }
         }
     }
+}
+
+/// Stores the value of a known member (if `pending` names one), refusing duplicates.
+fn record(
+    known: &mut KnownMembers,
+    pending: Option<(Member, usize)>,
+    value: RawValue,
+) -> Result<(), JsonError> {
+    let Some((member, key_offset)) = pending else {
+        return Ok(());
+    };
+    let slot = match member {
+        Member::TotalSize => &mut known.total_size,
+        Member::Filesize => &mut known.filesize,
+        Member::Md5 => &mut known.md5,
+        Member::Xxh3 => &mut known.xxh3,
+    };
+    if *slot != RawValue::Absent {
+        return Err(JsonError {
+            offset: key_offset,
+            problem: JsonProblem::DuplicateField,
+        });
+    }
+    *slot = value;
+    Ok(())
 }
 
 /// Parses `"key":` at the read position (whitespace already skipped) and, at depth 1, says which
