@@ -1,29 +1,441 @@
-//! `unstick ftp ...`: (placeholder until the ftp issue lands).
+//! `unstick ftp ...`: the file server and its client commands.
 
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use unstick_core::Algorithm;
+use unstick_std::ftp::{
+    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, RemotePath,
+    TerminalProgress, escape_for_terminal, is_partial_mismatch, put_legacy,
+};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum FtpCommand {
-    /// Run the server (not built yet).
-    Serve,
+    /// Serve files under a root directory.
+    Serve(ServeArgs),
+    /// Upload LOCAL as REMOTE (default: LOCAL's file name).
+    Put {
+        /// Local file to upload.
+        local: PathBuf,
+        /// Remote path, relative to the server root.
+        remote: Option<String>,
+        /// Continue an interrupted upload of this file instead of starting over.
+        #[arg(long, short = 'C')]
+        resume: bool,
+        /// Speak the seed's upload protocol (`{"filepath","filename","filesize"}`, no reply):
+        /// for the original Python server. Nothing is verified.
+        #[arg(long, conflicts_with = "resume")]
+        legacy: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Download REMOTE to LOCAL (default: REMOTE's file name in the current directory).
+    Get {
+        /// Remote path, relative to the server root.
+        remote: String,
+        /// Local file (or existing directory) to write.
+        local: Option<PathBuf>,
+        /// Continue an interrupted download instead of starting over.
+        #[arg(long, short = 'C')]
+        resume: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a remote directory (default: the root): name, size, modification time.
+    Ls {
+        /// Remote directory.
+        dir: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a remote file's kind, size and modification time.
+    Stat {
+        /// Remote path.
+        path: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a remote file (or empty directory).
+    Delete {
+        /// Remote path.
+        path: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Options of `unstick ftp serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (non-loopback needs a token).
+    #[arg(long, default_value = DEFAULT_ADDR)]
+    listen: String,
+    /// Directory to serve (created if missing).
+    #[arg(long, default_value = "unstick-files")]
+    root: PathBuf,
+    /// Largest file accepted, in bytes (suffixes K, M, G, T: powers of 1024).
+    #[arg(long, default_value = "1T", value_parser = parse_size)]
+    max_file_size: u64,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Seconds a connection may stay silent before it is dropped.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
+    /// Token clients must present (or set UNSTICK_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// Options shared by the client commands.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, default_value = DEFAULT_ADDR)]
+    addr: String,
+    /// Token, if the server requires one (or set UNSTICK_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
+    #[arg(long)]
+    md5: bool,
+    /// Seconds to wait for a silent server.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+impl ClientArgs {
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            token: token_or_env(&self.token),
+            algorithm: if self.md5 {
+                Algorithm::Md5
+            } else {
+                Algorithm::Xxh3
+            },
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            ..ClientOptions::default()
+        }
+    }
+
+    fn connect(&self) -> Result<FileClient, ClientError> {
+        FileClient::connect(&self.addr, self.options())
+    }
 }
 
 impl FtpCommand {
     /// The server with its default options, for `unstick serve`.
     pub fn default_serve() -> Self {
-        FtpCommand::Serve
+        FtpCommand::Serve(ServeArgs {
+            listen: DEFAULT_ADDR.into(),
+            root: PathBuf::from("unstick-files"),
+            max_file_size: 1 << 40,
+            max_connections: 64,
+            idle_timeout: 60,
+            token: None,
+        })
     }
+}
+
+/// The token given on the command line, else `UNSTICK_TOKEN`.
+fn token_or_env(given: &Option<String>) -> Option<String> {
+    given
+        .clone()
+        .or_else(|| std::env::var("UNSTICK_TOKEN").ok())
+        .filter(|t| !t.is_empty())
+}
+
+/// Parses `123`, `10K`, `5M`, `2G`, `1T` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        Some((i, 'T' | 't')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 1048576, 512K, 10G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Runs a subcommand.
 pub fn run(cmd: FtpCommand) -> ExitCode {
-    match cmd {
-        FtpCommand::Serve => {
-            eprintln!("unstick ftp: not built yet");
+    let result = match cmd {
+        FtpCommand::Serve(args) => serve(args),
+        FtpCommand::Put {
+            local,
+            remote,
+            resume,
+            legacy,
+            client,
+        } => put(&local, remote, resume, legacy, &client),
+        FtpCommand::Get {
+            remote,
+            local,
+            resume,
+            client,
+        } => get(&remote, local, resume, &client),
+        FtpCommand::Ls { dir, client } => ls(dir.as_deref(), &client),
+        FtpCommand::Stat { path, client } => stat(&path, &client),
+        FtpCommand::Delete { path, client } => delete(&path, &client),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("unstick ftp: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let token = token_or_env(&args.token);
+    let listener = unstick_std::server::bind(&args.listen, token.is_some())
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let server = FileServer::new(FileServerConfig {
+        root: args.root.clone(),
+        max_file_size: args.max_file_size,
+        max_connections: args.max_connections.max(1),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        token,
+        ..FileServerConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    print_address(&listener)?;
+    eprintln!(
+        "unstick ftp: serving {} (max file size {} bytes, {} connections)",
+        args.root.display(),
+        args.max_file_size,
+        args.max_connections
+    );
+    server.serve(listener).map_err(|e| e.to_string())
+}
+
+fn print_address(listener: &TcpListener) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{addr}")
+        .and_then(|_| out.flush())
+        .map_err(|e| e.to_string())
+}
+
+fn remote_path(text: &str) -> Result<RemotePath, String> {
+    RemotePath::parse(text).map_err(|e| format!("remote path `{}`: {e}", escape_for_terminal(text)))
+}
+
+fn local_file_name(local: &Path) -> Result<String, String> {
+    local
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "{}: cannot derive a remote name; give REMOTE",
+                local.display()
+            )
+        })
+}
+
+fn put(
+    local: &Path,
+    remote: Option<String>,
+    resume: bool,
+    legacy: bool,
+    args: &ClientArgs,
+) -> Result<(), String> {
+    let remote_text = match remote {
+        Some(r) => r,
+        None => local_file_name(local)?,
+    };
+    let remote = remote_path(&remote_text)?;
+    let mut progress = TerminalProgress::new(remote.file_name());
+    if legacy {
+        let sent = put_legacy(&args.addr, local, remote.as_str(), &mut progress)
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "sent {} ({sent} bytes) with the seed's protocol; that server does not confirm or verify",
+            escape_for_terminal(remote.as_str())
+        );
+        return Ok(());
+    }
+    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let report = match client.put(local, &remote, resume, &mut progress) {
+        Err(e) if resume && is_partial_mismatch(&e) => {
+            eprintln!("unstick ftp: {e}");
+            eprintln!("unstick ftp: uploading the whole file again");
+            let mut client = args.connect().map_err(|e| e.to_string())?;
+            client.put(local, &remote, false, &mut progress)
+        }
+        other => other,
+    }
+    .map_err(|e| e.to_string())?;
+    let resumed = resumed_note(report.resumed_from);
+    eprintln!(
+        "stored {} ({} bytes, {} {} verified{resumed})",
+        escape_for_terminal(remote.as_str()),
+        report.size,
+        report.digest.algorithm(),
+        report.digest.to_hex()
+    );
+    Ok(())
+}
+
+fn get(
+    remote: &str,
+    local: Option<PathBuf>,
+    resume: bool,
+    args: &ClientArgs,
+) -> Result<(), String> {
+    let remote = remote_path(remote)?;
+    // The local name comes from the user, or from the remote path they typed: never from the
+    // server.
+    let target = match local {
+        Some(path) if path.is_dir() => path.join(remote.file_name()),
+        Some(path) => path,
+        None => PathBuf::from(remote.file_name()),
+    };
+    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let mut progress = TerminalProgress::new(remote.file_name());
+    let report = client
+        .get(&remote, &target, resume, &mut progress)
+        .map_err(|e| e.to_string())?;
+    let resumed = resumed_note(report.resumed_from);
+    eprintln!(
+        "wrote {} ({} bytes, {} {} verified{resumed})",
+        target.display(),
+        report.size,
+        report.digest.algorithm(),
+        report.digest.to_hex()
+    );
+    Ok(())
+}
+
+fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
+    let dir = match dir {
+        None => None,
+        Some(text) => RemotePath::parse_dir(text)
+            .map_err(|e| format!("remote directory `{}`: {e}", escape_for_terminal(text)))?,
+    };
+    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let entries = client.list(dir.as_ref()).map_err(|e| e.to_string())?;
+    let rows: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let mut name = escape_for_terminal(&e.name);
+            if e.kind == "dir" {
+                name.push('/');
+            } else if e.kind == "symlink" {
+                name.push('@');
+            }
+            (name, e.size.to_string(), format_utc(e.mtime))
+        })
+        .collect();
+    let name_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let size_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for (name, size, mtime) in &rows {
+        let pad = name_width - name.chars().count();
+        writeln!(
+            out,
+            "{name}{}  {size:>size_width$}  {mtime}",
+            " ".repeat(pad)
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
+    let remote = remote_path(path)?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let stat = client.stat(&remote).map_err(|e| e.to_string())?;
+    let shown = escape_for_terminal(remote.as_str());
+    match stat.entry {
+        Some(entry) => {
+            println!(
+                "{shown}: {} {} bytes, modified {}",
+                entry.kind,
+                entry.size,
+                format_utc(entry.mtime)
+            );
+            if stat.partial_size > 0 {
+                println!(
+                    "{shown}: {} bytes of an interrupted upload held for resume",
+                    stat.partial_size
+                );
+            }
+            Ok(())
+        }
+        None if stat.partial_size > 0 => Err(format!(
+            "{shown}: no such file (an interrupted upload of {} bytes is held for `put --resume`)",
+            stat.partial_size
+        )),
+        None => Err(format!("{shown}: no such file or directory")),
+    }
+}
+
+fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
+    let remote = remote_path(path)?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
+    client.delete(&remote).map_err(|e| e.to_string())?;
+    eprintln!("deleted {}", escape_for_terminal(remote.as_str()));
+    Ok(())
+}
+
+fn resumed_note(resumed_from: u64) -> String {
+    if resumed_from > 0 {
+        format!(", resumed at byte {resumed_from}")
+    } else {
+        String::new()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC for seconds since the Unix epoch.
+fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(parse_size("512K"), Ok(512 * 1024));
+        assert_eq!(parse_size("3"), Ok(3));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
     }
 }

@@ -1,29 +1,342 @@
-//! `unstick shell ...`: (placeholder until the shell issue lands).
+//! `unstick shell ...`: the remote shell server and its client.
 
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use unstick_std::shell::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_TIMEOUT, ExitReport, LegacyReply, LegacyShellClient, OutputSink, OutputStream,
+    ShellClient, ShellClientError, ShellConfig, ShellServer,
+};
+
+/// Environment variable holding the shared secret when `--token` is not given.
+const TOKEN_ENV: &str = "UNSTICK_TOKEN";
+
+/// Exit status of `connect` when the connection or the protocol fails (as `ssh` does).
+const CONNECTION_FAILED: u8 = 255;
 
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ShellCommand {
-    /// Run the server (not built yet).
-    Serve,
+    /// Run the shell server: `sh -c` for every command a client sends.
+    Serve(ServeArgs),
+    /// Run commands on a shell server: interactively, one per input line, or one with `-c`.
+    Connect(ConnectArgs),
+}
+
+/// Options of `unstick shell serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; a non-loopback address needs a token.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// Shared secret every request must carry (default: $UNSTICK_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Time limit per command (e.g. 60, 60s, 500ms, 2m); the command's process group is killed
+    /// when it runs out.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Output cap per command, stdout and stderr together (e.g. 16M, 512K, 1000000).
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    max_output: u64,
+    /// Time a connection has to complete each request before it is dropped.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Concurrent sessions served; more connections are refused as busy.
+    #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+    /// Working directory of the commands.
+    #[arg(long, default_value = ".")]
+    workdir: PathBuf,
+    /// Reply format for seed-style clients (raw text commands): json, size or raw.
+    #[arg(long, default_value = "json", value_parser = parse_legacy_reply)]
+    legacy_reply: LegacyReply,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            listen: DEFAULT_LISTEN.to_string(),
+            token: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_output: DEFAULT_MAX_OUTPUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            workdir: PathBuf::from("."),
+            legacy_reply: LegacyReply::Json,
+        }
+    }
+}
+
+/// Options of `unstick shell connect`.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// Server address.
+    #[arg(default_value = DEFAULT_LISTEN)]
+    addr: String,
+    /// Run this one command, write its output byte for byte and exit with its status.
+    #[arg(short = 'c', long = "command")]
+    command: Option<String>,
+    /// Shared secret the server expects (default: $UNSTICK_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Talk to a seed-style Python server: raw command out, JSON-header reply in (stdout and
+    /// stderr arrive together, and no exit status).
+    #[arg(long)]
+    legacy: bool,
 }
 
 impl ShellCommand {
     /// The server with its default options, for `unstick serve`.
     pub fn default_serve() -> Self {
-        ShellCommand::Serve
+        ShellCommand::Serve(ServeArgs::default())
     }
 }
 
 /// Runs a subcommand.
 pub fn run(cmd: ShellCommand) -> ExitCode {
     match cmd {
-        ShellCommand::Serve => {
-            eprintln!("unstick shell: not built yet");
-            ExitCode::FAILURE
+        ShellCommand::Serve(args) => serve(args),
+        ShellCommand::Connect(args) if args.legacy => connect_legacy(&args),
+        ShellCommand::Connect(args) => connect(args),
+    }
+}
+
+fn token_or_env(token: Option<String>) -> Option<String> {
+    token.or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = ShellConfig {
+        workdir: args.workdir,
+        token: token_or_env(args.token),
+        idle_timeout: args.idle_timeout,
+        max_sessions: args.max_sessions,
+        legacy_reply: args.legacy_reply,
+        ..ShellConfig::default()
+    };
+    config.limits.timeout = args.timeout;
+    config.limits.max_output = args.max_output;
+    let server = match ShellServer::bind(&args.listen, config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("unstick shell serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = announce_address(&server) {
+        eprintln!("unstick shell serve: {e}");
+        return ExitCode::FAILURE;
+    }
+    server.serve();
+    ExitCode::SUCCESS
+}
+
+/// Prints the bound address as the first line of stdout, for scripts that listen on port 0.
+fn announce_address(server: &ShellServer) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", server.local_addr()?)?;
+    out.flush()
+}
+
+fn connect(args: ConnectArgs) -> ExitCode {
+    let mut client = match ShellClient::connect(&args.addr, token_or_env(args.token)) {
+        Ok(client) => client,
+        Err(e) => return connection_failed(&e),
+    };
+    match args.command {
+        Some(command) => run_one(&mut client, &command),
+        None => run_lines(|line| run_one(&mut client, line)),
+    }
+}
+
+/// Runs one command, writing its output to our stdout and stderr; its status becomes ours.
+fn run_one(client: &mut ShellClient, command: &str) -> ExitCode {
+    match client.exec(command, &mut TerminalOutput) {
+        Ok(report) => {
+            note_cut_short(&report);
+            ExitCode::from(report.termination.shell_status())
+        }
+        Err(e) => connection_failed(&e),
+    }
+}
+
+fn note_cut_short(report: &ExitReport) {
+    if report.timed_out {
+        eprintln!("unstick: the command ran out of time and was killed");
+    }
+    if report.truncated {
+        eprintln!("unstick: output was cut at the server's --max-output and the command killed");
+    }
+}
+
+fn connection_failed(e: &ShellClientError) -> ExitCode {
+    eprintln!("unstick shell connect: {e}");
+    ExitCode::from(CONNECTION_FAILED)
+}
+
+/// Reads commands, one per line, until the end of input, running each with `exec`; shows the
+/// seed's `>>>` prompt when stdin is a terminal. Blank lines are skipped. Returns the last
+/// command's status; stops early when the connection fails.
+fn run_lines(mut exec: impl FnMut(&str) -> ExitCode) -> ExitCode {
+    let stdin = io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut status = ExitCode::SUCCESS;
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!(">>>");
+            let _ = io::stdout().flush();
+        }
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                eprintln!("unstick shell connect: cannot read input: {e}");
+                return ExitCode::FAILURE;
+            }
+            None => return status,
+        };
+        let command = line.trim();
+        if command.is_empty() {
+            continue;
+        }
+        status = exec(command);
+        if status == ExitCode::from(CONNECTION_FAILED) {
+            return status;
+        }
+    }
+}
+
+fn connect_legacy(args: &ConnectArgs) -> ExitCode {
+    let mut client = match LegacyShellClient::connect(&args.addr) {
+        Ok(client) => client,
+        Err(e) => return connection_failed(&e),
+    };
+    let mut exec = |command: &str| match client.exec(command, &mut io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => connection_failed(&e),
+    };
+    match &args.command {
+        Some(command) => exec(command),
+        None => run_lines(exec),
+    }
+}
+
+/// Our own stdout and stderr, written byte for byte and flushed per chunk so output shows up as
+/// the command produces it.
+struct TerminalOutput;
+
+impl OutputSink for TerminalOutput {
+    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
+        match stream {
+            OutputStream::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(bytes)?;
+                out.flush()
+            }
+            OutputStream::Stderr => io::stderr().lock().write_all(bytes),
+        }
+    }
+}
+
+/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m` or `h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 60, 60s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
+    };
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
+    if duration < Duration::from_millis(1) {
+        return Err("a duration must be at least 1ms".into());
+    }
+    Ok(duration)
+}
+
+/// Parses a byte count: a number with an optional binary unit `K`, `M` or `G` (`KiB` etc. also
+/// accepted).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. 1048576, 512K or 16M"))?;
+    let scale: u64 = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}; use K, M or G")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn parse_legacy_reply(text: &str) -> Result<LegacyReply, String> {
+    LegacyReply::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = LegacyReply::ALL.iter().map(|f| f.name()).collect();
+        format!(
+            "unknown reply format {text:?}; use one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let table = [
+            ("60", Some(Duration::from_secs(60))),
+            ("60s", Some(Duration::from_secs(60))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("1.5s", Some(Duration::from_millis(1500))),
+            ("2m", Some(Duration::from_secs(120))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("0", None),
+            ("ten", None),
+            ("5d", None),
+            ("-1", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_duration(text).ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        let table = [
+            ("1000", Some(1000)),
+            ("512K", Some(512 * 1024)),
+            ("16M", Some(16 << 20)),
+            ("16MiB", Some(16 << 20)),
+            ("1G", Some(1 << 30)),
+            ("99999999999999G", None),
+            ("12T", None),
+            ("", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_size(text).ok(), expected, "{text}");
         }
     }
 }

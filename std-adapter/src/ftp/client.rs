@@ -1,0 +1,673 @@
+//! The file client: put, get, ls, stat and delete against an unstick file server, and a legacy
+//! upload to the seed's Python server.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use embedded_io_adapters::std::FromStd;
+use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
+use unstick_core::{
+    Algorithm, Algorithms, BodyHasher, Checksum, Event, FrameDecoder, HeaderFrameEncoder, Profile,
+    ReadError, SizeField, WriteError,
+};
+
+use super::name::RemotePath;
+use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
+use super::wire::{DigestTrailer, Message, Request, code};
+use crate::server::{FramedStream, HEADER_CAP};
+
+/// Why a client operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Could not connect to the server.
+    Connect {
+        /// Address tried.
+        addr: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The connection failed mid-operation.
+    Connection(io::Error),
+    /// The server refused the request.
+    Server {
+        /// Stable error code (see the protocol docs).
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server's reply did not follow the protocol.
+    Protocol(String),
+    /// A local file could not be read or written.
+    Local {
+        /// The local path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The downloaded data does not match the server's digest; the partial download was
+    /// removed.
+    DigestMismatch {
+        /// Where the file would have gone.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { addr, source } => write!(
+                f,
+                "cannot connect to {addr}: {source} (is `unstick ftp serve` running there?)"
+            ),
+            ClientError::Connection(e) => write!(f, "connection to the server failed: {e}"),
+            ClientError::Server { code, message } => {
+                write!(f, "server refused ({code}): {message}")
+            }
+            ClientError::Protocol(m) => write!(f, "unexpected reply from the server: {m}"),
+            ClientError::Local { path, source } => write!(f, "{}: {source}", path.display()),
+            ClientError::DigestMismatch { path } => write!(
+                f,
+                "{}: the downloaded data does not match the server's digest (corrupted in transit, a bad partial download, or the file changed); nothing was kept, download it again",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// The server's error code, if the server refused.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            ClientError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+fn local(path: &Path) -> impl FnOnce(io::Error) -> ClientError + '_ {
+    move |source| ClientError::Local {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Client options.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Token for a server that requires one.
+    pub token: Option<String>,
+    /// Digest algorithm for transfers (XXH3 unless the peer needs MD5).
+    pub algorithm: Algorithm,
+    /// Size of the socket and file buffers.
+    pub buffer_size: usize,
+    /// Give up on a server silent for this long.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            token: None,
+            algorithm: Algorithm::Xxh3,
+            buffer_size: TRANSFER_BUFFER,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a finished upload reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutReport {
+    /// File size.
+    pub size: u64,
+    /// Bytes that were already on the server (resume) and not sent again.
+    pub resumed_from: u64,
+    /// The digest both sides agreed on.
+    pub digest: Checksum,
+}
+
+/// What a finished download reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetReport {
+    /// File size.
+    pub size: u64,
+    /// Bytes that were already in the local partial download and not fetched again.
+    pub resumed_from: u64,
+    /// The digest both sides agreed on.
+    pub digest: Checksum,
+}
+
+/// One entry of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteEntry {
+    /// Name (as the server sent it: escape it before printing).
+    pub name: String,
+    /// `"file"`, `"dir"`, `"symlink"` or `"other"`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+/// What `stat` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteStat {
+    /// The entry, if it exists.
+    pub entry: Option<RemoteEntry>,
+    /// Bytes of an interrupted upload of this name the server holds for resuming.
+    pub partial_size: u64,
+}
+
+/// A connection to a file server.
+pub struct FileClient {
+    io: FramedStream,
+    options: ClientOptions,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for FileClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileClient")
+            .field("peer", &self.io.inner().peer_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    Ok(stream)
+}
+
+fn encoder() -> HeaderFrameEncoder {
+    HeaderFrameEncoder::new(Profile::SEED).checksum(None)
+}
+
+fn decoder() -> FrameDecoder<HEADER_CAP> {
+    FrameDecoder::header_frames(Profile::SEED)
+}
+
+fn read_failed(e: ReadError<io::Error>) -> ClientError {
+    match e {
+        ReadError::Io(e) => ClientError::Connection(e),
+        other => ClientError::Protocol(other.to_string()),
+    }
+}
+
+/// The next frame head and its header; an `error` reply becomes [`ClientError::Server`].
+fn next_message(
+    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
+) -> Result<(Message, u64), ClientError> {
+    let info = match reader.next_event().map_err(read_failed)? {
+        Some(Event::Head(info)) => info,
+        Some(_) => return Err(ClientError::Protocol("expected a frame header".into())),
+        None => {
+            return Err(ClientError::Connection(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection without replying",
+            )));
+        }
+    };
+    let message: Message = reader
+        .decoder()
+        .header()
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    if message.op.as_deref() == Some("error") {
+        return Err(ClientError::Server {
+            code: message.code.unwrap_or_else(|| "unknown".into()),
+            message: message.message.unwrap_or_default(),
+        });
+    }
+    Ok((message, info.body_len))
+}
+
+/// Reads a reply with no body and checks its `op`.
+fn expect_reply(
+    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
+    op: &str,
+) -> Result<Message, ClientError> {
+    let (message, body_len) = next_message(reader)?;
+    if message.op.as_deref() != Some(op) || body_len != 0 {
+        return Err(ClientError::Protocol(format!(
+            "expected `{op}`, got {:?}",
+            message.op
+        )));
+    }
+    match reader.next_event().map_err(read_failed)? {
+        Some(Event::End(_)) => Ok(message),
+        _ => Err(ClientError::Protocol("reply frame did not end".into())),
+    }
+}
+
+/// A socket writer that notices an early reply: before each write it checks (without waiting)
+/// whether the server has sent something, which mid-upload can only be a refusal, and stops.
+struct WatchedSink<'a> {
+    io: &'a mut FramedStream,
+}
+
+impl embedded_io::ErrorType for WatchedSink<'_> {
+    type Error = io::Error;
+}
+
+/// Marker message of the error a [`WatchedSink`] returns when a reply arrived early.
+const EARLY_REPLY: &str = "the server replied before the upload finished";
+
+impl embedded_io::Write for WatchedSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
+        let mut pfd = libc::pollfd {
+            fd: self.io.inner().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero
+        // timeout, so the call does not block.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if ready > 0 && pfd.revents & libc::POLLIN != 0 {
+            return Err(io::Error::other(EARLY_REPLY));
+        }
+        embedded_io::Write::write(self.io, buf)
+    }
+
+    fn flush(&mut self) -> Result<(), io::Error> {
+        embedded_io::Write::flush(self.io)
+    }
+}
+
+impl FileClient {
+    /// Connects to the server at `addr`.
+    pub fn connect(addr: &str, options: ClientOptions) -> Result<FileClient, ClientError> {
+        let stream = connect_stream(addr, options.timeout)?;
+        Ok(FileClient {
+            io: FromStd::new(stream),
+            buf: vec![0u8; options.buffer_size.max(64 * 1024)],
+            options,
+        })
+    }
+
+    fn send_request(&mut self, op: &str, path: Option<&str>) -> Result<(), ClientError> {
+        let mut head = [0u8; HEADER_CAP];
+        let request = Request {
+            op,
+            path,
+            token: self.options.token.as_deref(),
+            algorithm: Some(self.options.algorithm.member()),
+            ..Request::default()
+        };
+        write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)
+    }
+
+    /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same
+    /// file (the server checks the digest of what it holds first; a mismatch is
+    /// [`ClientError::Server`] with code `partial_mismatch`, and the partial is discarded).
+    pub fn put(
+        &mut self,
+        local: &Path,
+        remote: &RemotePath,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<PutReport, ClientError> {
+        let algorithm = self.options.algorithm;
+        let mut file = File::open(local).map_err(self::local(local))?;
+        let meta = file.metadata().map_err(self::local(local))?;
+        if !meta.is_file() {
+            return Err(ClientError::Local {
+                path: local.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        let size = meta.len();
+        let mut offset = 0;
+        if resume {
+            let partial = self.stat(remote)?.partial_size;
+            if partial > 0 && partial <= size {
+                offset = partial;
+            }
+        }
+        let mut hasher = if offset > 0 {
+            hash_prefix(&mut file, offset, algorithm, &mut self.buf).map_err(self::local(local))?
+        } else {
+            BodyHasher::new(Algorithms::only(algorithm))
+        };
+        let prefix_hex = hasher.clone().finish().get(algorithm).map(|c| c.to_hex());
+        file.seek(SeekFrom::Start(offset))
+            .map_err(self::local(local))?;
+        let token = self.options.token.clone();
+        let mut request = Request {
+            op: "put",
+            path: Some(remote.as_str()),
+            token: token.as_deref(),
+            ..Request::default()
+        };
+        request.algorithm = Some(algorithm.member());
+        if offset > 0 {
+            request.offset = Some(offset);
+            let hex = prefix_hex.as_ref().map(|h| h.as_str());
+            match algorithm {
+                Algorithm::Xxh3 => request.prefix_xxh3 = hex,
+                Algorithm::Md5 => request.prefix_md5 = hex,
+            }
+        }
+        progress.start(size, offset);
+        let mut source = HashingSource {
+            file: &mut file,
+            hasher: &mut hasher,
+            progress,
+        };
+        let mut sink = WatchedSink { io: &mut self.io };
+        let sent = write_frame_from(
+            &mut sink,
+            &encoder(),
+            &request,
+            size - offset,
+            &mut source,
+            Algorithms::NONE,
+            &mut self.buf,
+        );
+        let sent = match sent {
+            Ok(_) => {
+                let digest = hasher.finish().get(algorithm).ok_or_else(|| {
+                    ClientError::Protocol("digest not compiled into this build".into())
+                })?;
+                let hex = digest.to_hex();
+                let trailer = DigestTrailer::new("done", algorithm, hex.as_str(), None);
+                let mut head = [0u8; 256];
+                write_frame(&mut sink, &encoder(), &trailer, &[], &mut head)
+                    .map(|_| digest)
+                    .map_err(write_failed)
+            }
+            Err(WriteError::Source(e)) => {
+                return Err(ClientError::Local {
+                    path: local.to_owned(),
+                    source: e,
+                });
+            }
+            Err(WriteError::SourceEnded { missing }) => {
+                return Err(ClientError::Local {
+                    path: local.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the file shrank while being sent ({missing} bytes missing)"),
+                    ),
+                });
+            }
+            Err(e) => Err(write_failed(e)),
+        };
+        progress.finish();
+        // Whether the upload went out whole or broke off, the server's reply says why.
+        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        let replied = expect_reply(&mut reader, "stored");
+        let digest = match (sent, replied) {
+            (Ok(digest), Ok(reply)) => {
+                if reply.file_digest(algorithm) != Some(digest) {
+                    return Err(ClientError::Protocol(
+                        "the server stored a file with another digest".into(),
+                    ));
+                }
+                digest
+            }
+            (_, Err(e @ ClientError::Server { .. })) => return Err(e),
+            (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+        };
+        Ok(PutReport {
+            size,
+            resumed_from: offset,
+            digest,
+        })
+    }
+
+    /// Downloads `remote` to `local`, through a partial file next to it
+    /// (`.<name>.unstick-part`) that is renamed into place once the whole file is verified.
+    /// With `resume`, an existing partial download is continued.
+    pub fn get(
+        &mut self,
+        remote: &RemotePath,
+        local: &Path,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<GetReport, ClientError> {
+        let algorithm = self.options.algorithm;
+        let part = partial_download_path(local);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)
+            .map_err(self::local(&part))?;
+        let have = if resume {
+            file.metadata().map_err(self::local(&part))?.len()
+        } else {
+            file.set_len(0).map_err(self::local(&part))?;
+            0
+        };
+        let mut hasher =
+            hash_prefix(&mut file, have, algorithm, &mut self.buf).map_err(self::local(&part))?;
+        file.seek(SeekFrom::Start(have))
+            .map_err(self::local(&part))?;
+        let mut head = [0u8; HEADER_CAP];
+        let token = self.options.token.clone();
+        let mut request = Request {
+            op: "get",
+            path: Some(remote.as_str()),
+            token: token.as_deref(),
+            ..Request::default()
+        };
+        request.algorithm = Some(algorithm.member());
+        request.offset = (have > 0).then_some(have);
+        write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)?;
+        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        let (head, body_len) = next_message(&mut reader)?;
+        let size = head.size.unwrap_or(0);
+        if head.op.as_deref() != Some("file")
+            || head.offset.unwrap_or(0) != have
+            || size.checked_sub(have) != Some(body_len)
+        {
+            return Err(ClientError::Protocol(
+                "the file header does not match the request".into(),
+            ));
+        }
+        progress.start(size, have);
+        let received = (|| {
+            loop {
+                match reader.next_event().map_err(read_failed)? {
+                    Some(Event::Body(chunk)) => {
+                        hasher.update(chunk);
+                        file.write_all(chunk).map_err(self::local(&part))?;
+                        progress.advance(chunk.len() as u64);
+                    }
+                    Some(Event::End(_)) => return Ok(()),
+                    _ => return Err(ClientError::Protocol("the file body broke off".into())),
+                }
+            }
+        })();
+        progress.finish();
+        received?;
+        let trailer = expect_reply(&mut reader, "done")?;
+        let digest = hasher.finish().get(algorithm);
+        if digest.is_none() || trailer.file_digest(algorithm) != digest {
+            drop(file);
+            let _ = std::fs::remove_file(&part);
+            return Err(ClientError::DigestMismatch {
+                path: local.to_owned(),
+            });
+        }
+        file.sync_all().map_err(self::local(&part))?;
+        drop(file);
+        std::fs::rename(&part, local).map_err(self::local(local))?;
+        if let Some(parent) = local.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            if let Ok(dir) = File::open(parent) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(GetReport {
+            size,
+            resumed_from: have,
+            digest: digest.unwrap_or(Checksum::Xxh3(0)),
+        })
+    }
+
+    /// Lists the directory `dir` (`None` for the root).
+    pub fn list(&mut self, dir: Option<&RemotePath>) -> Result<Vec<RemoteEntry>, ClientError> {
+        self.send_request("ls", Some(dir.map_or("", |d| d.as_str())))?;
+        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        let mut entries = Vec::new();
+        loop {
+            let (message, body_len) = next_message(&mut reader)?;
+            if body_len != 0 || !matches!(reader.next_event(), Ok(Some(Event::End(_)))) {
+                return Err(ClientError::Protocol("listing frames have no body".into()));
+            }
+            match message.op.as_deref() {
+                Some("entry") => entries.push(RemoteEntry {
+                    name: message.name.unwrap_or_default(),
+                    kind: message.kind.unwrap_or_default(),
+                    size: message.size.unwrap_or(0),
+                    mtime: message.mtime.unwrap_or(0),
+                }),
+                Some("end") => break,
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected `{other:?}` in a listing"
+                    )));
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// What the server holds under `path`.
+    pub fn stat(&mut self, path: &RemotePath) -> Result<RemoteStat, ClientError> {
+        self.send_request("stat", Some(path.as_str()))?;
+        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        let reply = expect_reply(&mut reader, "stat")?;
+        let entry = reply.exists.unwrap_or(false).then(|| RemoteEntry {
+            name: path.file_name().to_owned(),
+            kind: reply.kind.clone().unwrap_or_default(),
+            size: reply.size.unwrap_or(0),
+            mtime: reply.mtime.unwrap_or(0),
+        });
+        Ok(RemoteStat {
+            entry,
+            partial_size: reply.partial_size.unwrap_or(0),
+        })
+    }
+
+    /// Deletes the file (or empty directory) `path`.
+    pub fn delete(&mut self, path: &RemotePath) -> Result<(), ClientError> {
+        self.send_request("delete", Some(path.as_str()))?;
+        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        expect_reply(&mut reader, "deleted").map(drop)
+    }
+}
+
+fn write_failed<S: fmt::Debug>(e: WriteError<io::Error, S>) -> ClientError {
+    match e {
+        WriteError::Io(e) => ClientError::Connection(e),
+        other => ClientError::Protocol(other.to_string()),
+    }
+}
+
+/// Where a download to `local` is staged: `.<name>.unstick-part` in the same directory.
+pub fn partial_download_path(local: &Path) -> PathBuf {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    local.with_file_name(format!(".{name}.unstick-part"))
+}
+
+/// The seed's upload header: the client's folder, the file name, and (added by the encoder)
+/// `filesize`.
+#[derive(serde::Serialize)]
+struct LegacyHeader<'a> {
+    filepath: &'a str,
+    filename: &'a str,
+}
+
+/// Uploads `local` to a server that speaks the seed's protocol: header
+/// `{"filepath","filename","filesize"}`, then the bytes, then close. The seed's server sends no
+/// reply, so nothing is verified; returns the bytes sent.
+pub fn put_legacy(
+    addr: &str,
+    local: &Path,
+    remote_name: &str,
+    progress: &mut dyn Progress,
+) -> Result<u64, ClientError> {
+    let mut file = File::open(local).map_err(self::local(local))?;
+    let size = file.metadata().map_err(self::local(local))?.len();
+    let folder = local
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|p| p.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let stream = connect_stream(addr, Duration::from_secs(60))?;
+    let mut io = FromStd::new(stream);
+    let header = LegacyHeader {
+        filepath: &folder,
+        filename: remote_name,
+    };
+    let encoder = HeaderFrameEncoder::new(Profile::SEED)
+        .checksum(None)
+        .size_field(SizeField::Filesize);
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut hasher = BodyHasher::new(Algorithms::NONE);
+    progress.start(size, 0);
+    let sent = write_frame_from(
+        &mut io,
+        &encoder,
+        &header,
+        size,
+        &mut HashingSource {
+            file: &mut file,
+            hasher: &mut hasher,
+            progress,
+        },
+        Algorithms::NONE,
+        &mut buf,
+    );
+    progress.finish();
+    match sent {
+        Ok(_) => {}
+        Err(WriteError::Source(e)) => {
+            return Err(ClientError::Local {
+                path: local.to_owned(),
+                source: e,
+            });
+        }
+        Err(e) => return Err(write_failed(e)),
+    }
+    // Done sending; wait for the server to close so the bytes are known to have been read.
+    let stream = io.inner_mut();
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    while let Ok(n) = io::Read::read(stream, &mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(size)
+}
+
+/// Whether `e` is the server refusing a resume because its partial upload does not match.
+pub fn is_partial_mismatch(e: &ClientError) -> bool {
+    e.server_code() == Some(code::PARTIAL_MISMATCH)
+}

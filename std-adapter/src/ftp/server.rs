@@ -1,0 +1,888 @@
+//! The file server: one thread per connection, framed requests, atomic verified commits.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use embedded_io_adapters::std::FromStd;
+use serde::Serialize;
+use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
+use unstick_core::{
+    Algorithm, Algorithms, BodyHasher, DecodeError, Event, FrameDecoder, FrameInfo,
+    HeaderFrameEncoder, Profile, ReadError, WriteError,
+};
+
+use super::name::RemotePath;
+use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
+use super::tree::{Dir, EntryKind, file_meta, partial_name, temp_name, try_lock};
+use super::wire::{
+    Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, code, parse_algorithm,
+};
+use crate::server::{
+    FramedStream, HEADER_CAP, SessionLimit, configure_stream, send_error, token_matches,
+};
+
+/// How the file server runs.
+#[derive(Clone, Debug)]
+pub struct FileServerConfig {
+    /// Directory served; created if missing.
+    pub root: PathBuf,
+    /// Largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// Most connections served at once; more are refused with a `busy` error.
+    pub max_connections: usize,
+    /// A connection idle (no byte read or written) this long is dropped.
+    pub idle_timeout: Duration,
+    /// Token every request must carry; `None` for none (loopback only).
+    pub token: Option<String>,
+    /// Size of each connection's socket and file buffers.
+    pub buffer_size: usize,
+}
+
+impl Default for FileServerConfig {
+    fn default() -> Self {
+        FileServerConfig {
+            root: PathBuf::from("unstick-files"),
+            max_file_size: 1 << 40,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+            token: None,
+            buffer_size: TRANSFER_BUFFER,
+        }
+    }
+}
+
+/// The file server. Cheap to clone; clones share the root handle and connection limit.
+#[derive(Clone, Debug)]
+pub struct FileServer {
+    root: Arc<Dir>,
+    config: Arc<FileServerConfig>,
+    limit: SessionLimit,
+}
+
+/// A request the server turns down: an error frame, and whether the connection must close
+/// because the stream is no longer at a frame boundary.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+    close: bool,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+            close: false,
+        }
+    }
+
+    fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
+    /// Maps a file-system error met while handling `what`.
+    fn storage(e: &io::Error, what: &str) -> Self {
+        let raw = e.raw_os_error();
+        let (code, hint) = match raw {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => (
+                code::NO_SPACE,
+                "the server is out of space (or over a file-size limit); the partial data was removed",
+            ),
+            Some(libc::ELOOP) => (
+                code::BAD_PATH,
+                "a component is a symbolic link; links are never followed",
+            ),
+            Some(libc::ENOTDIR) => (
+                code::BAD_PATH,
+                "a component is not a directory (or is a symbolic link, which is never followed)",
+            ),
+            Some(libc::EISDIR) => (code::BAD_PATH, "the name is a directory"),
+            Some(libc::ENOTEMPTY) => (code::BAD_REQUEST, "the directory is not empty"),
+            _ if e.kind() == io::ErrorKind::NotFound => {
+                (code::NOT_FOUND, "no such file or directory")
+            }
+            _ => (code::STORAGE, "the server could not access its storage"),
+        };
+        Refusal::new(code, format!("{what}: {hint} ({e})"))
+    }
+}
+
+type Reader<'b> = FrameReader<'b, FramedStream, HEADER_CAP>;
+
+/// What a handler leaves the connection in.
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl FileServer {
+    /// Opens (creating it if needed) the root directory.
+    pub fn new(config: FileServerConfig) -> io::Result<FileServer> {
+        let root = Dir::open_root(&config.root).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the root directory {}: {e}",
+                    config.root.display()
+                ),
+            )
+        })?;
+        Ok(FileServer {
+            root: Arc::new(root),
+            limit: SessionLimit::new(config.max_connections),
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FileServerConfig {
+        &self.config
+    }
+
+    /// Accepts connections forever, one thread each.
+    pub fn serve(&self, listener: TcpListener) -> io::Result<()> {
+        // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
+        // server with SIGXFSZ.
+        // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
+        // effects.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        for stream in listener.incoming() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("unstick ftp: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            let Some(slot) = self.limit.try_acquire() else {
+                refuse_busy(stream, self.config.max_connections);
+                continue;
+            };
+            let server = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("unstick-ftp".into())
+                .spawn(move || {
+                    let _slot = slot;
+                    server.handle(stream);
+                });
+            if let Err(e) = spawned {
+                eprintln!("unstick ftp: cannot start a connection thread: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves one connection until the peer closes it or an error ends it.
+    pub fn handle(&self, stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        if let Err(e) = configure_stream(&stream, self.config.idle_timeout) {
+            eprintln!("unstick ftp: {peer}: {e}");
+            return;
+        }
+        let mut buf = vec![0u8; self.config.buffer_size.max(64 * 1024)];
+        let profile = Profile::SEED.with_max_body_len(self.config.max_file_size);
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(profile);
+        let mut reader = FrameReader::new(FromStd::new(stream), decoder, &mut buf);
+        let mut session = Session {
+            server: self,
+            out: Vec::new(),
+        };
+        loop {
+            match session.next_request(&mut reader) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close) => return,
+                Err(refusal) => {
+                    let sent = send_error(reader.get_mut(), refusal.code, &refusal.message);
+                    if refusal.close || sent.is_err() {
+                        linger_close(reader.get_mut().inner_mut());
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tells a connection over the limit why it is refused, and closes it.
+fn refuse_busy(stream: TcpStream, max: usize) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut io = FromStd::new(stream);
+    let message = format!("the server is at its limit of {max} connections; try again shortly");
+    let _ = send_error(&mut io, code::BUSY, &message);
+    linger_close(io.inner_mut());
+}
+
+/// Closes after an error reply without resetting the connection: stop sending, then read and
+/// drop what the client still sends for a short while, so the reply is not lost to a reset
+/// while the client is mid-upload.
+fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 16 * 1024];
+    let mut drained: u64 = 0;
+    while Instant::now() < deadline && drained < 64 << 20 {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => drained += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Per-connection state.
+struct Session<'s> {
+    server: &'s FileServer,
+    /// Buffer for outgoing frames (downloads), allocated on first use.
+    out: Vec<u8>,
+}
+
+fn decode_refusal(e: ReadError<io::Error>) -> Result<Flow, Refusal> {
+    match e {
+        ReadError::Io(_) => Ok(Flow::Close),
+        ReadError::Decode(DecodeError::UnexpectedEof { .. }) => Ok(Flow::Close),
+        ReadError::Decode(e @ DecodeError::BodyTooLarge { .. }) => {
+            Err(Refusal::new(code::TOO_LARGE, e.to_string()).closing())
+        }
+        ReadError::Decode(e) => Err(Refusal::new(code::BAD_FRAME, e.to_string()).closing()),
+        other => Err(Refusal::new(code::BAD_FRAME, other.to_string()).closing()),
+    }
+}
+
+/// Reads the end of a frame that has no body.
+fn expect_end(reader: &mut Reader<'_>) -> Result<(), Refusal> {
+    match reader.next_event() {
+        Ok(Some(Event::End(_))) => Ok(()),
+        Ok(_) => {
+            Err(Refusal::new(code::BAD_FRAME, "this request must have an empty body").closing())
+        }
+        Err(e) => match decode_refusal(e) {
+            Ok(_) => Err(Refusal::new(code::INCOMPLETE, "connection ended mid-frame").closing()),
+            Err(r) => Err(r),
+        },
+    }
+}
+
+fn reply<H: Serialize>(reader: &mut Reader<'_>, header: &H) -> Result<(), Refusal> {
+    let mut head = [0u8; 1024];
+    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+    write_frame(reader.get_mut(), &encoder, header, &[], &mut head)
+        .map_err(|_| Refusal::new(code::INCOMPLETE, "could not send the reply").closing())
+}
+
+fn parse_path(text: Option<&str>) -> Result<RemotePath, Refusal> {
+    let text = text.ok_or_else(|| Refusal::new(code::BAD_REQUEST, "the request has no `path`"))?;
+    RemotePath::parse(text).map_err(|e| Refusal::new(code::BAD_PATH, format!("`{text}`: {e}")))
+}
+
+impl Session<'_> {
+    fn config(&self) -> &FileServerConfig {
+        &self.server.config
+    }
+
+    fn next_request(&mut self, reader: &mut Reader<'_>) -> Result<Flow, Refusal> {
+        let info = match reader.next_event() {
+            Ok(None) => return Ok(Flow::Close),
+            Ok(Some(Event::Head(info))) => info,
+            Ok(Some(_)) => {
+                return Err(Refusal::new(code::BAD_FRAME, "expected a request header").closing());
+            }
+            Err(e) => return decode_refusal(e),
+        };
+        let has_body = info.body_len > 0;
+        let message: Message = match reader.decoder().header() {
+            Ok(m) => m,
+            Err(e) => {
+                let r = Refusal::new(code::BAD_REQUEST, format!("{e}"));
+                return Err(if has_body { r.closing() } else { r });
+            }
+        };
+        let refuse_with_body = |r: Refusal| if has_body { r.closing() } else { r };
+        if let Some(expected) = &self.config().token {
+            let presented = message.token.as_deref().unwrap_or("");
+            if !token_matches(expected, presented) {
+                return Err(refuse_with_body(Refusal::new(
+                    code::UNAUTHORIZED,
+                    "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
+                )));
+            }
+        }
+        match (message.op.as_deref(), message.filename.is_some()) {
+            (None, true) => self.legacy_upload(reader, &info, &message),
+            (Some("put"), _) => self.put(reader, &info, &message),
+            (Some(op @ ("get" | "ls" | "stat" | "delete")), _) => {
+                if has_body {
+                    return Err(
+                        Refusal::new(code::BAD_REQUEST, format!("`{op}` takes no body")).closing(),
+                    );
+                }
+                expect_end(reader)?;
+                match op {
+                    "get" => self.get(reader, &message),
+                    "ls" => self.list(reader, &message),
+                    "stat" => self.stat(reader, &message),
+                    _ => self.delete(reader, &message),
+                }
+            }
+            (Some(op), _) => Err(refuse_with_body(Refusal::new(
+                code::BAD_REQUEST,
+                format!("unknown op `{op}`; expected put, get, ls, stat or delete"),
+            ))),
+            (None, false) => Err(refuse_with_body(Refusal::new(
+                code::BAD_REQUEST,
+                "the header has neither `op` nor the seed's `filename`",
+            ))),
+        }
+    }
+
+    /// The seed's upload: `{"filepath","filename","filesize"}` + body, no trailer; verified by
+    /// the header's `md5` when there is one. `filepath` is the client's own folder: ignored.
+    fn legacy_upload(
+        &mut self,
+        reader: &mut Reader<'_>,
+        info: &FrameInfo,
+        message: &Message,
+    ) -> Result<Flow, Refusal> {
+        let path = parse_path(message.filename.as_deref()).map_err(Refusal::closing)?;
+        let dir = self
+            .server
+            .root
+            .walk_to_parent(&path, true)
+            .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+        let mut staging =
+            Staging::temporary(&dir).map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+        let mut hasher = BodyHasher::new(Algorithms::NONE);
+        match receive_body(reader, &mut staging.file, &mut hasher) {
+            BodyOutcome::Complete => {}
+            BodyOutcome::Torn => return Ok(Flow::Close),
+            BodyOutcome::Mismatch(e) => {
+                return Err(Refusal::new(
+                    code::CHECKSUM_MISMATCH,
+                    format!("{}: {e}; the previous file is untouched", path.as_str()),
+                ));
+            }
+            BodyOutcome::StorageFailed(e) => {
+                return Err(Refusal::storage(&e, path.as_str()).closing());
+            }
+        }
+        staging
+            .commit(path.file_name())
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        eprintln!(
+            "unstick ftp: stored {} ({} bytes, seed upload{})",
+            path.as_str(),
+            info.body_len,
+            if info.md5.is_some() {
+                ", md5 verified"
+            } else {
+                ", unverified"
+            }
+        );
+        // The seed's client does not read a reply; ours is for clients that do.
+        let _ = reply(
+            reader,
+            &Ack {
+                op: "stored",
+                count: None,
+            },
+        );
+        Ok(Flow::Continue)
+    }
+
+    fn put(
+        &mut self,
+        reader: &mut Reader<'_>,
+        info: &FrameInfo,
+        message: &Message,
+    ) -> Result<Flow, Refusal> {
+        let path = parse_path(message.path.as_deref()).map_err(Refusal::closing)?;
+        let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
+            Refusal::new(code::BAD_REQUEST, "`algorithm` must be \"xxh3\" or \"md5\"").closing()
+        })?;
+        let offset = message.offset.unwrap_or(0);
+        let max = self.config().max_file_size;
+        match offset.checked_add(info.body_len) {
+            Some(total) if total <= max => {}
+            _ => {
+                return Err(Refusal::new(
+                    code::TOO_LARGE,
+                    format!(
+                        "{}: the file would exceed the server's limit of {max} bytes",
+                        path.as_str()
+                    ),
+                )
+                .closing());
+            }
+        }
+        let name = path.file_name();
+        let dir = self
+            .server
+            .root
+            .walk_to_parent(&path, true)
+            .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+        if let Ok(Some(meta)) = dir.stat(name) {
+            if meta.kind == EntryKind::Dir {
+                return Err(Refusal::new(
+                    code::BAD_PATH,
+                    format!("{}: is a directory", path.as_str()),
+                )
+                .closing());
+            }
+        }
+        let buffer = self.config().buffer_size;
+        let (mut staging, mut hasher) = if offset == 0 {
+            let staging = Staging::fresh(&dir, name)
+                .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+            (staging, BodyHasher::new(Algorithms::only(algorithm)))
+        } else {
+            let prefix = message.prefix_digest(algorithm).ok_or_else(|| {
+                Refusal::new(
+                    code::BAD_REQUEST,
+                    format!("a resumed put needs `prefix_{}`", algorithm.member()),
+                )
+                .closing()
+            })?;
+            Staging::resume(&dir, name, offset, algorithm, prefix, buffer)
+                .map_err(|r| r.closing())?
+        };
+        match receive_body(reader, &mut staging.file, &mut hasher) {
+            BodyOutcome::Complete => {}
+            BodyOutcome::Torn => {
+                staging.keep_for_resume();
+                return Ok(Flow::Close);
+            }
+            BodyOutcome::Mismatch(e) => {
+                return Err(Refusal::new(
+                    code::CHECKSUM_MISMATCH,
+                    format!("{}: {e}; the previous file is untouched", path.as_str()),
+                )
+                .closing());
+            }
+            BodyOutcome::StorageFailed(e) => {
+                return Err(Refusal::storage(&e, path.as_str()).closing());
+            }
+        }
+        // The trailer: {"op":"done","file_<alg>":"<hex>"}.
+        let trailer = match reader.next_event() {
+            Ok(Some(Event::Head(t))) => t,
+            Ok(_) => {
+                staging.keep_for_resume();
+                return Ok(Flow::Close);
+            }
+            Err(e) => {
+                staging.keep_for_resume();
+                return decode_refusal(e);
+            }
+        };
+        let done: Message = reader.decoder().header().unwrap_or_default();
+        if done.op.as_deref() != Some("done") || trailer.body_len != 0 {
+            return Err(Refusal::new(
+                code::BAD_FRAME,
+                "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
+            )
+            .closing());
+        }
+        expect_end(reader)?;
+        let Some(claimed) = done.file_digest(algorithm) else {
+            return Err(Refusal::new(
+                code::BAD_REQUEST,
+                format!("the trailer has no `file_{}` digest", algorithm.member()),
+            ));
+        };
+        let actual = hasher.finish().get(algorithm);
+        if actual != Some(claimed) {
+            return Err(Refusal::new(
+                code::CHECKSUM_MISMATCH,
+                format!(
+                    "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
+                    path.as_str(),
+                    algorithm.member()
+                ),
+            ));
+        }
+        let size = staging.file.stream_position().unwrap_or(0);
+        staging
+            .commit(name)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        eprintln!(
+            "unstick ftp: stored {} ({size} bytes, {} verified)",
+            path.as_str(),
+            algorithm.member()
+        );
+        let hex = claimed.to_hex();
+        reply(
+            reader,
+            &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
+        )?;
+        Ok(Flow::Continue)
+    }
+
+    fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+        let path = parse_path(message.path.as_deref())?;
+        let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
+            Refusal::new(code::BAD_REQUEST, "`algorithm` must be \"xxh3\" or \"md5\"")
+        })?;
+        let dir = self
+            .server
+            .root
+            .walk_to_parent(&path, false)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let mut file = dir
+            .open_file(path.file_name())
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let meta = file_meta(&file).map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let offset = message.offset.unwrap_or(0);
+        if offset > meta.size {
+            return Err(Refusal::new(
+                code::BAD_REQUEST,
+                format!(
+                    "{}: resume offset {offset} is beyond the end of the file ({} bytes); download it again from the start",
+                    path.as_str(),
+                    meta.size
+                ),
+            ));
+        }
+        let buffer = self.config().buffer_size.max(64 * 1024);
+        self.out.resize(buffer, 0);
+        // Hash the part the client already has, so the trailer covers the whole file.
+        let mut hasher = hash_prefix(&mut file, offset, algorithm, &mut self.out)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let head = FileHead {
+            op: "file",
+            size: meta.size,
+            offset,
+            mtime: meta.mtime,
+        };
+        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let mut progress = NoProgress;
+        let mut source = HashingSource {
+            file: &mut file,
+            hasher: &mut hasher,
+            progress: &mut progress,
+        };
+        let sent = write_frame_from(
+            reader.get_mut(),
+            &encoder,
+            &head,
+            meta.size - offset,
+            &mut source,
+            Algorithms::NONE,
+            &mut self.out,
+        );
+        match sent {
+            Ok(_) => {}
+            // The client went away or stalled: nothing to report to it.
+            Err(WriteError::Io(_)) => return Ok(Flow::Close),
+            Err(e) => {
+                eprintln!("unstick ftp: sending {} failed: {e}", path.as_str());
+                return Ok(Flow::Close);
+            }
+        }
+        let digest = hasher
+            .finish()
+            .get(algorithm)
+            .ok_or_else(|| Refusal::new(code::STORAGE, "digest unavailable in this build"))?;
+        let hex = digest.to_hex();
+        reply(
+            reader,
+            &DigestTrailer::new("done", algorithm, hex.as_str(), None),
+        )?;
+        Ok(Flow::Continue)
+    }
+
+    fn list(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+        let text = message.path.as_deref().unwrap_or("");
+        let path = RemotePath::parse_dir(text)
+            .map_err(|e| Refusal::new(code::BAD_PATH, format!("`{text}`: {e}")))?;
+        let dir = self
+            .server
+            .root
+            .walk_to_dir(path.as_ref())
+            .map_err(|e| Refusal::storage(&e, text))?;
+        let mut count = 0u64;
+        let mut send_failed = false;
+        let listed = dir.for_each_entry(|name, meta| {
+            let entry = EntryReply {
+                op: "entry",
+                name,
+                kind: meta.kind.as_str(),
+                size: meta.size,
+                mtime: meta.mtime,
+            };
+            if reply(reader, &entry).is_err() {
+                send_failed = true;
+                return Err(io::Error::other("client went away"));
+            }
+            count += 1;
+            Ok(())
+        });
+        if send_failed {
+            return Ok(Flow::Close);
+        }
+        if let Err(e) = listed {
+            // Entries may already be out: the error frame ends the listing instead of `end`.
+            return Err(Refusal::storage(&e, text));
+        }
+        reply(
+            reader,
+            &Ack {
+                op: "end",
+                count: Some(count),
+            },
+        )?;
+        Ok(Flow::Continue)
+    }
+
+    fn stat(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+        let path = parse_path(message.path.as_deref())?;
+        let name = path.file_name();
+        let (meta, partial) = match self.server.root.walk_to_parent(&path, false) {
+            Ok(dir) => {
+                let meta = dir
+                    .stat(name)
+                    .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+                let partial = dir
+                    .stat(&partial_name(name))
+                    .ok()
+                    .flatten()
+                    .map_or(0, |m| m.size);
+                (meta, partial)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
+            Err(e) => return Err(Refusal::storage(&e, path.as_str())),
+        };
+        reply(
+            reader,
+            &StatReply {
+                op: "stat",
+                exists: meta.is_some(),
+                kind: meta.map(|m| m.kind.as_str()),
+                size: meta.map(|m| m.size),
+                mtime: meta.map(|m| m.mtime),
+                partial_size: partial,
+            },
+        )?;
+        Ok(Flow::Continue)
+    }
+
+    fn delete(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+        let path = parse_path(message.path.as_deref())?;
+        let name = path.file_name();
+        let dir = self
+            .server
+            .root
+            .walk_to_parent(&path, false)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let meta = dir
+            .stat(name)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?
+            .ok_or_else(|| {
+                Refusal::new(
+                    code::NOT_FOUND,
+                    format!("{}: no such file or directory", path.as_str()),
+                )
+            })?;
+        dir.unlink(name, meta.kind == EntryKind::Dir)
+            .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        let _ = dir.unlink(&partial_name(name), false);
+        let _ = dir.sync();
+        eprintln!("unstick ftp: deleted {}", path.as_str());
+        reply(
+            reader,
+            &Ack {
+                op: "deleted",
+                count: None,
+            },
+        )?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// How receiving a body ended.
+enum BodyOutcome {
+    /// Every byte arrived and was written; any digest in the header matched.
+    Complete,
+    /// The connection broke or went idle mid-body.
+    Torn,
+    /// The body does not match a digest its own header declared.
+    Mismatch(DecodeError),
+    /// Writing to storage failed.
+    StorageFailed(io::Error),
+}
+
+/// Streams the current frame's body into `file`, hashing it, until the frame ends.
+fn receive_body(reader: &mut Reader<'_>, file: &mut File, hasher: &mut BodyHasher) -> BodyOutcome {
+    loop {
+        match reader.next_event() {
+            Ok(Some(Event::Body(chunk))) => {
+                hasher.update(chunk);
+                if let Err(e) = file.write_all(chunk) {
+                    return BodyOutcome::StorageFailed(e);
+                }
+            }
+            Ok(Some(Event::End(_))) => return BodyOutcome::Complete,
+            Ok(_) => return BodyOutcome::Torn,
+            Err(ReadError::Decode(e @ DecodeError::ChecksumMismatch { .. })) => {
+                return BodyOutcome::Mismatch(e);
+            }
+            Err(_) => return BodyOutcome::Torn,
+        }
+    }
+}
+
+/// A file being written before it takes its final name: either the name's resumable partial
+/// (locked while in use) or a unique temporary file. Removed on drop unless committed or kept.
+struct Staging<'d> {
+    dir: &'d Dir,
+    file: File,
+    name: String,
+    resumable: bool,
+    done: bool,
+}
+
+impl<'d> Staging<'d> {
+    /// A unique temporary file in `dir`.
+    fn temporary(dir: &'d Dir) -> io::Result<Staging<'d>> {
+        loop {
+            let name = temp_name();
+            match dir.create_new(&name) {
+                Ok(file) => {
+                    return Ok(Staging {
+                        dir,
+                        file,
+                        name,
+                        resumable: false,
+                        done: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Locks and opens the partial file of `name`; `None` when another upload holds it.
+    fn lock_partial(dir: &'d Dir, name: &str) -> io::Result<Option<Staging<'d>>> {
+        let partial = partial_name(name);
+        for _ in 0..8 {
+            let file = dir.open_or_create(&partial)?;
+            if !try_lock(&file)? {
+                return Ok(None);
+            }
+            // The file may have been committed (renamed away) between our open and our lock.
+            if dir.is_same_file(&partial, &file)? {
+                return Ok(Some(Staging {
+                    dir,
+                    file,
+                    name: partial,
+                    resumable: true,
+                    done: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Staging for a new upload of `name`: its partial file, emptied, or a temporary file if
+    /// another upload of the same name is running.
+    fn fresh(dir: &'d Dir, name: &str) -> io::Result<Staging<'d>> {
+        match Self::lock_partial(dir, name)? {
+            Some(staging) => {
+                staging.file.set_len(0)?;
+                Ok(staging)
+            }
+            None => Self::temporary(dir),
+        }
+    }
+
+    /// Staging that continues the partial upload of `name` at `offset`, after checking that
+    /// its first `offset` bytes have the client's digest. A partial that does not match is
+    /// discarded, never extended.
+    fn resume(
+        dir: &'d Dir,
+        name: &str,
+        offset: u64,
+        algorithm: Algorithm,
+        prefix: unstick_core::Checksum,
+        buffer: usize,
+    ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
+        let mut staging = Self::lock_partial(dir, name)
+            .map_err(|e| Refusal::storage(&e, name))?
+            .ok_or_else(|| {
+                Refusal::new(
+                    code::BUSY,
+                    format!("{name}: another upload of this name is in progress"),
+                )
+            })?;
+        let have = file_meta(&staging.file).map(|m| m.size).unwrap_or(0);
+        if have < offset {
+            staging.done = true; // keep what there is; the client asked for too much
+            return Err(Refusal::new(
+                code::PARTIAL_MISMATCH,
+                format!(
+                    "{name}: the server holds {have} bytes of this upload, fewer than the resume offset {offset}"
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; buffer.clamp(64 * 1024, 4 << 20)];
+        let hasher = hash_prefix(&mut staging.file, offset, algorithm, &mut buf)
+            .map_err(|e| Refusal::storage(&e, name))?;
+        if hasher.clone().finish().get(algorithm) != Some(prefix) {
+            // Corrupted (or from another file): dropping the staging removes it.
+            return Err(Refusal::new(
+                code::PARTIAL_MISMATCH,
+                format!(
+                    "{name}: the server's partial upload does not match the first {offset} bytes of the client's file; it was discarded, upload again from the start"
+                ),
+            ));
+        }
+        staging
+            .file
+            .set_len(offset)
+            .and_then(|_| staging.file.seek(SeekFrom::Start(offset)).map(drop))
+            .map_err(|e| Refusal::storage(&e, name))?;
+        Ok((staging, hasher))
+    }
+
+    /// Leaves a resumable partial in place (a torn upload); a temporary file is still removed.
+    fn keep_for_resume(&mut self) {
+        if self.resumable {
+            let _ = self.file.sync_data();
+            self.done = true;
+        }
+    }
+
+    /// Syncs the data, renames it to `final_name` (replacing any previous file atomically) and
+    /// syncs the directory.
+    fn commit(mut self, final_name: &str) -> io::Result<()> {
+        self.file.sync_all()?;
+        self.dir.rename(&self.name, final_name)?;
+        self.done = true;
+        self.dir.sync()
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.dir.unlink(&self.name, false);
+        }
+    }
+}

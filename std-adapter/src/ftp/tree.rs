@@ -1,0 +1,369 @@
+//! The server's view of its root: directory handles walked one component at a time with
+//! no-follow opens, so there is no window between checking a name and opening it.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::name::{MAX_COMPONENT_LEN, RESERVED_PREFIX, RemotePath};
+
+/// A directory handle. Every name given to its methods is a single component.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+}
+
+/// What kind of entry a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+impl EntryKind {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Other => "other",
+        }
+    }
+}
+
+/// Size, time and kind of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Kind of entry.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+fn cstring(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+fn meta_of(st: &libc::stat) -> EntryMeta {
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => EntryKind::File,
+        libc::S_IFDIR => EntryKind::Dir,
+        libc::S_IFLNK => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    EntryMeta {
+        kind,
+        size: st.st_size as u64,
+        mtime: st.st_mtime,
+    }
+}
+
+/// Stats an open descriptor.
+pub fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
+    // SAFETY: `stat` is plain data; all-zero bytes are a valid value that fstat overwrites.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the duration of the call and `st` is a valid
+    // out-pointer.
+    let rc = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// Metadata of an open file.
+pub fn file_meta(file: &File) -> io::Result<EntryMeta> {
+    fstat(file).map(|st| meta_of(&st))
+}
+
+impl Dir {
+    /// Opens (creating it if missing, with its parents) the directory at `path` as a root.
+    pub fn open_root(path: &Path) -> io::Result<Dir> {
+        std::fs::create_dir_all(path)?;
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "root path contains NUL"))?;
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        Self::from_result(fd)
+    }
+
+    fn from_result(fd: libc::c_int) -> io::Result<Dir> {
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by a successful open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Dir { fd })
+    }
+
+    fn open_at(&self, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+        let c = cstring(name)?;
+        // SAFETY: `self.fd` is an open directory, `c` a valid C string; the returned descriptor
+        // is checked before use.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                libc::c_uint::from(mode),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor from a successful openat.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Opens the subdirectory `name` (never through a symbolic link), creating it first when
+    /// `create` is set.
+    pub fn subdir(&self, name: &str, create: bool) -> io::Result<Dir> {
+        if create {
+            let c = cstring(name)?;
+            // SAFETY: valid directory descriptor and C string.
+            let rc = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+        let fd = self.open_at(name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        Ok(Dir { fd })
+    }
+
+    /// Walks from this directory to the directory holding `path`'s last component.
+    pub fn walk_to_parent(&self, path: &RemotePath, create: bool) -> io::Result<Dir> {
+        let mut dir = self.duplicate()?;
+        for component in path.parents() {
+            dir = dir.subdir(component, create)?;
+        }
+        Ok(dir)
+    }
+
+    /// Walks from this directory to the directory `path` (`None` is this directory).
+    pub fn walk_to_dir(&self, path: Option<&RemotePath>) -> io::Result<Dir> {
+        match path {
+            None => self.duplicate(),
+            Some(path) => self
+                .walk_to_parent(path, false)?
+                .subdir(path.file_name(), false),
+        }
+    }
+
+    fn duplicate(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Opens the regular file `name` for reading. Symbolic links, FIFOs and devices are refused
+    /// (the open does not block on a FIFO).
+    pub fn open_file(&self, name: &str) -> io::Result<File> {
+        let fd = self.open_at(name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+        let file = File::from(fd);
+        let meta = file_meta(&file)?;
+        if meta.kind != EntryKind::File {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{name}` is not a regular file"),
+            ));
+        }
+        // Back to blocking reads for a regular file.
+        // SAFETY: valid descriptor; F_SETFL with plain flags has no memory effects.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) };
+        Ok(file)
+    }
+
+    /// Creates `name` exclusively (it must not exist) for reading and writing.
+    pub fn create_new(&self, name: &str) -> io::Result<File> {
+        let fd = self.open_at(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens or creates the regular file `name` for reading and writing, without truncating it.
+    pub fn open_or_create(&self, name: &str) -> io::Result<File> {
+        let fd = self.open_at(name, libc::O_RDWR | libc::O_CREAT, 0o644)?;
+        let file = File::from(fd);
+        if file_meta(&file)?.kind != EntryKind::File {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{name}` is not a regular file"),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// `fstatat` of `name` itself (never following a link); `None` if it does not exist.
+    fn stat_raw(&self, name: &str) -> io::Result<Option<libc::stat>> {
+        let c = cstring(name)?;
+        // SAFETY: `stat` is plain data; zero is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid directory descriptor, C string and out-pointer.
+        let rc = unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some(st))
+    }
+
+    /// Metadata of `name` itself (a symbolic link is reported as one, not followed); `None` if
+    /// it does not exist.
+    pub fn stat(&self, name: &str) -> io::Result<Option<EntryMeta>> {
+        Ok(self.stat_raw(name)?.map(|st| meta_of(&st)))
+    }
+
+    /// Whether `name` is the open `file` (same device and inode).
+    pub fn is_same_file(&self, name: &str, file: &File) -> io::Result<bool> {
+        let Some(st) = self.stat_raw(name)? else {
+            return Ok(false);
+        };
+        let open = fstat(file)?;
+        Ok(open.st_dev == st.st_dev && open.st_ino == st.st_ino)
+    }
+
+    /// Renames `from` to `to` within this directory, replacing `to` atomically.
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (a, b) = (cstring(from)?, cstring(to)?);
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: valid directory descriptor and C strings.
+        let rc = unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Removes the file `name` (or the empty directory, with `dir`).
+    pub fn unlink(&self, name: &str, dir: bool) -> io::Result<()> {
+        let c = cstring(name)?;
+        let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+        // SAFETY: valid directory descriptor and C string.
+        let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Flushes the directory itself (a rename is durable only once its directory is synced).
+    pub fn sync(&self) -> io::Result<()> {
+        File::from(self.fd.try_clone()?).sync_all()
+    }
+
+    /// Calls `visit` with each entry's name and metadata, skipping `.`, `..` and the server's
+    /// reserved names. Names that are not UTF-8 are passed lossily converted.
+    pub fn for_each_entry(
+        &self,
+        mut visit: impl FnMut(&str, EntryMeta) -> io::Result<()>,
+    ) -> io::Result<()> {
+        // A fresh open of "." has its own read position, so listings never share one.
+        let fd = self.open_at(".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes ownership of it
+        // on success (closedir below closes it).
+        let stream = unsafe { libc::fdopendir(raw) };
+        if stream.is_null() {
+            let e = io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `raw` is still ours to close.
+            unsafe { libc::close(raw) };
+            return Err(e);
+        }
+        let result = (|| loop {
+            // SAFETY: `stream` is a valid DIR* until closedir below.
+            let entry = unsafe { libc::readdir(stream) };
+            if entry.is_null() {
+                return Ok(());
+            }
+            // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated and lives
+            // until the next readdir call on this stream; we copy it out before that.
+            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let name = name.to_string_lossy().into_owned();
+            if name == "." || name == ".." || name.starts_with(RESERVED_PREFIX) {
+                continue;
+            }
+            let Some(meta) = self.stat(&name)? else {
+                continue; // removed meanwhile
+            };
+            visit(&name, meta)?;
+        })();
+        // SAFETY: `stream` is valid and closed exactly once.
+        unsafe { libc::closedir(stream) };
+        result
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh hidden name for a temporary file.
+pub fn temp_name() -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{RESERVED_PREFIX}tmp-{}-{n}-{nanos:08x}",
+        std::process::id()
+    )
+}
+
+/// The hidden name under which a resumable upload of `name` grows.
+pub fn partial_name(name: &str) -> String {
+    let plain = format!("{RESERVED_PREFIX}partial-{name}");
+    if plain.len() <= MAX_COMPONENT_LEN {
+        return plain;
+    }
+    let digest = unstick_core::digest_of(unstick_core::Algorithms::XXH3, name.as_bytes());
+    let hex = digest
+        .get(unstick_core::Algorithm::Xxh3)
+        .map(|c| c.to_hex().to_string())
+        .unwrap_or_default();
+    format!("{RESERVED_PREFIX}partial-{hex}")
+}
+
+/// Takes an exclusive, non-blocking lock on `file`; `Ok(false)` when someone else holds it.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: valid descriptor; flock has no memory effects.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}

@@ -1,0 +1,222 @@
+//! The file protocol's headers: what each frame carries (see `docs/PROTOCOL.md`).
+
+use serde::{Deserialize, Serialize};
+use unstick_core::{Algorithm, Checksum};
+
+/// Every header member either side reads, all optional: the receiver decides which it needs
+/// from `op`. Unknown members are ignored.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(default)]
+pub struct Message {
+    /// The operation or reply kind (`put`, `get`, `ls`, `stat`, `delete`, `done`, `stored`,
+    /// `file`, `entry`, `end`, `deleted`, `error`). Absent in the seed's upload header.
+    pub op: Option<String>,
+    /// The shared secret, when the server has one.
+    pub token: Option<String>,
+    /// A path relative to the server root.
+    pub path: Option<String>,
+    /// The seed client's file name (its upload header has no `op`).
+    pub filename: Option<String>,
+    /// Where a resumed transfer starts.
+    pub offset: Option<u64>,
+    /// Digest algorithm for a transfer: `"xxh3"` (default) or `"md5"`.
+    pub algorithm: Option<String>,
+    /// XXH3-128 of the first `offset` bytes (resumed `put`).
+    pub prefix_xxh3: Option<String>,
+    /// MD5 of the first `offset` bytes (resumed `put`).
+    pub prefix_md5: Option<String>,
+    /// XXH3-128 of the whole file, in a trailer or a reply.
+    pub file_xxh3: Option<String>,
+    /// MD5 of the whole file, in a trailer or a reply.
+    pub file_md5: Option<String>,
+    /// Error code.
+    pub code: Option<String>,
+    /// Error message.
+    pub message: Option<String>,
+    /// A file size.
+    pub size: Option<u64>,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: Option<i64>,
+    /// `"file"`, `"dir"`, `"symlink"` or `"other"`.
+    pub kind: Option<String>,
+    /// A directory entry's name.
+    pub name: Option<String>,
+    /// Whether a stat target exists.
+    pub exists: Option<bool>,
+    /// Bytes of a resumable partial upload the server holds for a name.
+    pub partial_size: Option<u64>,
+    /// Number of entries in a listing.
+    pub count: Option<u64>,
+}
+
+impl Message {
+    /// The digest of the whole file carried for `algorithm`.
+    pub fn file_digest(&self, algorithm: Algorithm) -> Option<Checksum> {
+        let hex = match algorithm {
+            Algorithm::Xxh3 => self.file_xxh3.as_deref(),
+            Algorithm::Md5 => self.file_md5.as_deref(),
+        }?;
+        Checksum::from_hex(algorithm, hex.as_bytes())
+    }
+
+    /// The digest of the resumed prefix carried for `algorithm`.
+    pub fn prefix_digest(&self, algorithm: Algorithm) -> Option<Checksum> {
+        let hex = match algorithm {
+            Algorithm::Xxh3 => self.prefix_xxh3.as_deref(),
+            Algorithm::Md5 => self.prefix_md5.as_deref(),
+        }?;
+        Checksum::from_hex(algorithm, hex.as_bytes())
+    }
+}
+
+/// Parses an `"algorithm"` member; absent means XXH3.
+pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
+    match text {
+        None | Some("xxh3") => Some(Algorithm::Xxh3),
+        Some("md5") => Some(Algorithm::Md5),
+        Some(_) => None,
+    }
+}
+
+/// A request from the client: `op` plus what that op needs. Members left `None` are omitted.
+#[derive(Serialize, Default, Debug)]
+pub struct Request<'a> {
+    /// The operation.
+    pub op: &'a str,
+    /// Path relative to the server root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'a str>,
+    /// Token, when the server needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+    /// Resume offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Digest algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<&'a str>,
+    /// XXH3 of the resumed prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_xxh3: Option<&'a str>,
+    /// MD5 of the resumed prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_md5: Option<&'a str>,
+}
+
+/// A frame that carries a whole-file digest after a body: `{"op":"done","file_xxh3":...}`.
+#[derive(Serialize, Debug)]
+pub struct DigestTrailer<'a> {
+    /// `"done"` after a body, `"stored"` in the server's reply to a put.
+    pub op: &'a str,
+    /// XXH3-128 of the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_xxh3: Option<&'a str>,
+    /// MD5 of the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_md5: Option<&'a str>,
+    /// File size (in `stored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl<'a> DigestTrailer<'a> {
+    /// A trailer of kind `op` carrying `hex` as the `algorithm` digest.
+    pub fn new(op: &'a str, algorithm: Algorithm, hex: &'a str, size: Option<u64>) -> Self {
+        let (file_xxh3, file_md5) = match algorithm {
+            Algorithm::Xxh3 => (Some(hex), None),
+            Algorithm::Md5 => (None, Some(hex)),
+        };
+        DigestTrailer {
+            op,
+            file_xxh3,
+            file_md5,
+            size,
+        }
+    }
+}
+
+/// The head of a download: `{"op":"file","size":S,"offset":k,"mtime":T}` + `S - k` body bytes.
+#[derive(Serialize, Debug)]
+pub struct FileHead {
+    /// Always `"file"`.
+    pub op: &'static str,
+    /// Whole file size.
+    pub size: u64,
+    /// Where the body starts in the file.
+    pub offset: u64,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+/// A `stat` reply.
+#[derive(Serialize, Debug)]
+pub struct StatReply<'a> {
+    /// Always `"stat"`.
+    pub op: &'static str,
+    /// Whether the name exists.
+    pub exists: bool,
+    /// Kind of entry, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    /// Size, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Modification time, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Bytes held in a resumable partial upload of this name (0 when none).
+    pub partial_size: u64,
+}
+
+/// One entry of an `ls` reply.
+#[derive(Serialize, Debug)]
+pub struct EntryReply<'a> {
+    /// Always `"entry"`.
+    pub op: &'static str,
+    /// Entry name (one component).
+    pub name: &'a str,
+    /// Kind of entry.
+    pub kind: &'a str,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+/// A reply with nothing but its kind and an optional count: `end`, `deleted`.
+#[derive(Serialize, Debug)]
+pub struct Ack {
+    /// Reply kind.
+    pub op: &'static str,
+    /// Entries listed (for `end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// Stable error codes sent in error frames.
+pub mod code {
+    /// The request is malformed (missing member, wrong type, unknown op).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The framing itself is broken; the server closes the connection.
+    pub const BAD_FRAME: &str = "bad_frame";
+    /// The path is refused (traversal, reserved name, symlink).
+    pub const BAD_PATH: &str = "bad_path";
+    /// No such file or directory.
+    pub const NOT_FOUND: &str = "not_found";
+    /// The file is larger than the server accepts.
+    pub const TOO_LARGE: &str = "too_large";
+    /// The data does not match its digest; nothing was committed.
+    pub const CHECKSUM_MISMATCH: &str = "checksum_mismatch";
+    /// The partial upload to resume does not match the client's prefix (it was discarded).
+    pub const PARTIAL_MISMATCH: &str = "partial_mismatch";
+    /// The server ran out of space (or hit a file-size limit); the temporary file was removed.
+    pub const NO_SPACE: &str = "no_space";
+    /// Any other storage failure.
+    pub const STORAGE: &str = "storage_error";
+    /// Too many connections, or the name is being uploaded by another client.
+    pub const BUSY: &str = "busy";
+    /// Missing or wrong token.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The body ended early or the connection broke mid-transfer.
+    pub const INCOMPLETE: &str = "incomplete";
+}

@@ -1,0 +1,300 @@
+//! Clients: [`ShellClient`] speaks the framed protocol to an unstick shell server;
+//! [`LegacyShellClient`] speaks the seed's protocol (raw command out, one JSON-header frame in)
+//! to the seed's Python servers.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::TcpStream;
+
+use embedded_io_adapters::std::FromStd;
+use unstick_core::blocking::{FrameReader, write_frame};
+use unstick_core::{Event, FrameDecoder, HeaderFrameEncoder, Profile, ReadError, WriteError};
+
+use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
+use super::wire::{self, ErrorReply, ExecRequest, ExitHeader, ReplyOp};
+use crate::server::HEADER_CAP;
+
+/// How a remote command ended, as the server reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExitReport {
+    /// Exit code or signal.
+    pub termination: Termination,
+    /// Output beyond the server's cap was dropped.
+    pub truncated: bool,
+    /// The command ran past the server's time limit and was killed.
+    pub timed_out: bool,
+}
+
+/// Why a client call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShellClientError {
+    /// The server could not be reached.
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The connection failed while talking to the server.
+    Io(io::Error),
+    /// The server closed the connection before the reply was complete.
+    ConnectionClosed,
+    /// The server's bytes are not the protocol this client speaks.
+    Protocol(String),
+    /// The server refused the request with an error frame.
+    Server {
+        /// The server's stable error code (e.g. `unauthorized`, `busy`).
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
+}
+
+impl fmt::Display for ShellClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShellClientError::Connect { addr, source } => {
+                write!(
+                    f,
+                    "cannot connect to {addr}: {source}; is the server running?"
+                )
+            }
+            ShellClientError::Io(e) => write!(f, "connection failed: {e}"),
+            ShellClientError::ConnectionClosed => {
+                f.write_str("the server closed the connection before the command finished")
+            }
+            ShellClientError::Protocol(what) => write!(
+                f,
+                "unexpected reply from the server ({what}); is it an unstick shell server (or, with --legacy, a seed-style one)?"
+            ),
+            ShellClientError::Server { code, message } => {
+                write!(f, "server refused the request ({code}): {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShellClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShellClientError::Connect { source, .. } | ShellClientError::Io(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<ReadError<io::Error>> for ShellClientError {
+    fn from(e: ReadError<io::Error>) -> Self {
+        match e {
+            ReadError::Io(e) => ShellClientError::Io(e),
+            ReadError::Decode(unstick_core::DecodeError::UnexpectedEof { .. }) => {
+                ShellClientError::ConnectionClosed
+            }
+            other => ShellClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl<S: fmt::Debug> From<WriteError<io::Error, S>> for ShellClientError {
+    fn from(e: WriteError<io::Error, S>) -> Self {
+        match e {
+            WriteError::Io(e) => ShellClientError::Io(e),
+            other => ShellClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
+fn connect(addr: &str) -> Result<TcpStream, ShellClientError> {
+    let stream = TcpStream::connect(addr).map_err(|source| ShellClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
+    stream.set_nodelay(true).map_err(ShellClientError::Io)?;
+    Ok(stream)
+}
+
+/// A connection to an unstick shell server; runs any number of commands, one at a time.
+pub struct ShellClient {
+    stream: FromStd<TcpStream>,
+    token: Option<String>,
+    read_buf: Vec<u8>,
+    head: Vec<u8>,
+}
+
+impl fmt::Debug for ShellClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShellClient")
+            .field("peer", &self.stream.inner().peer_addr().ok())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// What the reply frame being read is.
+enum Reply {
+    Pending,
+    Output(OutputStream),
+    Exit(ExitReport),
+    Refused(ErrorReply),
+}
+
+impl ShellClient {
+    /// Connects to the server at `addr`, presenting `token` with every request.
+    pub fn connect(addr: &str, token: Option<String>) -> Result<ShellClient, ShellClientError> {
+        Ok(ShellClient::from_stream(connect(addr)?, token))
+    }
+
+    /// A client over an established connection.
+    pub fn from_stream(stream: TcpStream, token: Option<String>) -> ShellClient {
+        ShellClient {
+            stream: FromStd::new(stream),
+            token,
+            read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
+            head: vec![0u8; 1024],
+        }
+    }
+
+    /// Runs `command` on the server, passing its stdout and stderr to `sink` as they arrive.
+    pub fn exec(
+        &mut self,
+        command: &str,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExitReport, ShellClientError> {
+        self.send_request(command)?;
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+        let mut reader = FrameReader::new(&mut self.stream, decoder, &mut self.read_buf);
+        let mut reply = Reply::Pending;
+        loop {
+            match reader.next_event()? {
+                None => return Err(ShellClientError::ConnectionClosed),
+                Some(Event::Head(_)) => reply = read_reply_header(reader.decoder())?,
+                Some(Event::Body(chunk)) => {
+                    if let Reply::Output(stream) = reply {
+                        sink.write_output(stream, chunk)
+                            .map_err(ShellClientError::Io)?;
+                    }
+                }
+                Some(Event::End(_)) => match reply {
+                    Reply::Exit(report) => return Ok(report),
+                    Reply::Refused(ErrorReply { code, message }) => {
+                        return Err(ShellClientError::Server { code, message });
+                    }
+                    Reply::Pending | Reply::Output(_) => {}
+                },
+                Some(Event::NeedMore) => {}
+            }
+        }
+    }
+
+    fn send_request(&mut self, command: &str) -> Result<(), ShellClientError> {
+        let request = ExecRequest {
+            op: wire::OP_EXEC,
+            token: self.token.as_deref(),
+        };
+        let needed = command.len() + self.token.as_ref().map_or(0, String::len) * 2 + 256;
+        if self.head.len() < needed {
+            self.head.resize(needed, 0);
+        }
+        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        write_frame(
+            &mut self.stream,
+            &encoder,
+            &request,
+            command.as_bytes(),
+            &mut self.head,
+        )?;
+        Ok(())
+    }
+}
+
+/// Reads which reply a frame is from its header.
+fn read_reply_header(decoder: &mut FrameDecoder<HEADER_CAP>) -> Result<Reply, ShellClientError> {
+    let shape = |e: unstick_core::HeaderError| ShellClientError::Protocol(e.to_string());
+    let ReplyOp { op } = decoder.header().map_err(shape)?;
+    Ok(match op.as_str() {
+        wire::OP_STDOUT => Reply::Output(OutputStream::Stdout),
+        wire::OP_STDERR => Reply::Output(OutputStream::Stderr),
+        wire::OP_EXIT => {
+            let exit: ExitHeader<'_> = decoder.header().map_err(shape)?;
+            Reply::Exit(exit_report(&exit)?)
+        }
+        wire::OP_ERROR => Reply::Refused(decoder.header().map_err(shape)?),
+        other => {
+            return Err(ShellClientError::Protocol(format!(
+                "reply with unknown op {other:?}"
+            )));
+        }
+    })
+}
+
+fn exit_report(exit: &ExitHeader<'_>) -> Result<ExitReport, ShellClientError> {
+    let termination = match (exit.code, exit.signal) {
+        (Some(code), None) => Termination::Exited(code),
+        (None, Some(signal)) => Termination::Signaled(signal),
+        _ => {
+            return Err(ShellClientError::Protocol(
+                "exit frame needs exactly one of \"code\" and \"signal\"".into(),
+            ));
+        }
+    };
+    Ok(ExitReport {
+        termination,
+        truncated: exit.truncated,
+        timed_out: exit.timed_out,
+    })
+}
+
+/// A connection to a seed-style Python shell server: sends the command as raw text and reads
+/// the seed's reply (4-byte LE header length, JSON header with `total_size`, then the output,
+/// stdout and stderr together). A real `"md5"` in the header is verified; the seed's placeholder
+/// is accepted.
+pub struct LegacyShellClient {
+    stream: FromStd<TcpStream>,
+    read_buf: Vec<u8>,
+}
+
+impl fmt::Debug for LegacyShellClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LegacyShellClient")
+            .field("peer", &self.stream.inner().peer_addr().ok())
+            .finish()
+    }
+}
+
+impl LegacyShellClient {
+    /// Connects to the seed-style server at `addr`.
+    pub fn connect(addr: &str) -> Result<LegacyShellClient, ShellClientError> {
+        Ok(LegacyShellClient::from_stream(connect(addr)?))
+    }
+
+    /// A client over an established connection.
+    pub fn from_stream(stream: TcpStream) -> LegacyShellClient {
+        LegacyShellClient {
+            stream: FromStd::new(stream),
+            read_buf: vec![0u8; OUTPUT_CHUNK],
+        }
+    }
+
+    /// Runs `command` and writes the output to `out`. An empty command is not sent (the seed's
+    /// server would wait for it forever). The seed's server reads at most 1024 bytes per command.
+    pub fn exec(&mut self, command: &str, out: &mut dyn Write) -> Result<(), ShellClientError> {
+        if command.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .inner_mut()
+            .write_all(command.as_bytes())
+            .map_err(ShellClientError::Io)?;
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+        let mut reader = FrameReader::new(&mut self.stream, decoder, &mut self.read_buf);
+        loop {
+            match reader.next_event()? {
+                None => return Err(ShellClientError::ConnectionClosed),
+                Some(Event::Body(chunk)) => out.write_all(chunk).map_err(ShellClientError::Io)?,
+                Some(Event::End(_)) => return out.flush().map_err(ShellClientError::Io),
+                Some(Event::Head(_) | Event::NeedMore) => {}
+            }
+        }
+    }
+}

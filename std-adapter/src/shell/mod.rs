@@ -1,0 +1,51 @@
+//! The remote shell: a server that runs `sh -c` commands for its clients and streams their
+//! output back in frames, and the clients that talk to it.
+//!
+//! ## Architecture
+//!
+//! - [`wire`]: the headers on the wire and the rule that tells a framed client from a seed
+//!   client by its first bytes (no I/O).
+//! - [`process`]: runs one command in its own process group and pumps both output pipes to an
+//!   [`OutputSink`] with `poll(2)`, enforcing the time limit and the output cap, killing the
+//!   group when the client hangs up, and always reaping the shell.
+//! - [`ShellServer`]: binds (loopback only unless a token is set), caps concurrent sessions and
+//!   serves each connection on its own thread: framed sessions get streamed `stdout`/`stderr`
+//!   frames and an `exit` frame per command; seed sessions get one reply per command in the
+//!   configured [`LegacyReply`] format.
+//! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
+//!   Python servers.
+//!
+//! The protocol is described in `docs/PROTOCOL.md` (section "Remote shell").
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use unstick_std::shell::{CapturedOutput, ShellClient, ShellConfig, ShellServer, Termination};
+//!
+//! let server = ShellServer::bind("127.0.0.1:0", ShellConfig::default())?;
+//! let addr = server.local_addr()?.to_string();
+//! std::thread::spawn(move || server.serve());
+//!
+//! let mut client = ShellClient::connect(&addr, None)?;
+//! let mut output = CapturedOutput::default();
+//! let report = client.exec("echo hello; echo oops >&2; exit 3", &mut output)?;
+//! assert_eq!(output.stdout, b"hello\n");
+//! assert_eq!(output.stderr, b"oops\n");
+//! assert_eq!(report.termination, Termination::Exited(3));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod client;
+pub mod process;
+mod server;
+mod session;
+pub mod wire;
+
+pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
+pub use process::{CapturedOutput, CommandLimits, OutputSink, OutputStream, Termination};
+pub use server::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_TIMEOUT, ShellConfig, ShellServer, ShellServerError,
+};
+pub use session::GREETING_PAUSE;
+pub use wire::LegacyReply;

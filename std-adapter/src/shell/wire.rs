@@ -1,0 +1,203 @@
+//! What the shell protocol puts on the wire: request and reply headers, how a connection's first
+//! bytes tell a framed client from a seed client, and the seed reply formats.
+//!
+//! Nothing here performs I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// `"op"` of a request that runs a command.
+pub const OP_EXEC: &str = "exec";
+/// `"op"` of a reply frame carrying standard output.
+pub const OP_STDOUT: &str = "stdout";
+/// `"op"` of a reply frame carrying standard error.
+pub const OP_STDERR: &str = "stderr";
+/// `"op"` of the last reply frame of a command.
+pub const OP_EXIT: &str = "exit";
+/// `"op"` of an error reply.
+pub const OP_ERROR: &str = "error";
+
+/// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
+/// (`MAX_ARG_STRLEN`, counting the terminating NUL), and the command is one argument of `sh -c`.
+pub const MAX_COMMAND_LEN: usize = 128 * 1024 - 1;
+
+/// How much a seed client's command read takes at most: the seed's server calls `recv(1024)`.
+pub const SEED_COMMAND_READ: usize = 1024;
+
+/// The request header a framed client sends, with the command as the frame's body:
+/// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecRequest<'a> {
+    /// Always [`OP_EXEC`].
+    pub op: &'a str,
+    /// The shared secret, when the server requires one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+}
+
+/// What the server reads from any request header: the operation and the token.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// The operation; only [`OP_EXEC`] is served.
+    pub op: String,
+    /// The token presented, if any.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Header of an output frame: `{"op":"stdout"|"stderr","total_size":n,"xxh3":...}`.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputHeader<'a> {
+    /// [`OP_STDOUT`] or [`OP_STDERR`].
+    pub op: &'a str,
+}
+
+/// Header of the exit frame: the exit code, or the signal that ended the command, and whether
+/// the output was cut or the command ran out of time.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitHeader<'a> {
+    /// Always [`OP_EXIT`].
+    #[serde(borrow)]
+    pub op: &'a str,
+    /// The exit code, when the command exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal number, when a signal ended the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Output beyond the server's cap was dropped and the command killed.
+    #[serde(default)]
+    pub truncated: bool,
+    /// The command ran past the server's time limit and was killed.
+    #[serde(default)]
+    pub timed_out: bool,
+}
+
+/// The `"op"` member of a reply header, read before the rest.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReplyOp {
+    /// The reply's operation.
+    pub op: String,
+}
+
+/// An error reply's members (`{"op":"error","code":...,"message":...}`).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// Header of a seed-mode reply in the `json` format: the seed's
+/// `{"file_name":...,"total_size":N,"md5":...}` (the encoder adds the last two), plus flags the
+/// seed's clients ignore.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedReplyHeader<'a> {
+    /// A fixed name for the output, as the seed's header carried one.
+    pub file_name: &'a str,
+    /// Output beyond the cap was dropped.
+    pub truncated: bool,
+    /// The command ran out of time.
+    pub timed_out: bool,
+}
+
+/// How a seed-mode reply is framed (`--legacy-reply`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LegacyReply {
+    /// The seed's final form: 4-byte LE header length, JSON header with `total_size` and the
+    /// body's real `md5`, then stdout followed by stderr.
+    #[default]
+    Json,
+    /// The seed's first fix: 4-byte LE body length, then the body.
+    Size,
+    /// The seed's first server: the bare output, no framing at all.
+    Raw,
+}
+
+impl LegacyReply {
+    /// Every format, in the order the CLI lists them.
+    pub const ALL: [LegacyReply; 3] = [LegacyReply::Json, LegacyReply::Size, LegacyReply::Raw];
+
+    /// The name used on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LegacyReply::Json => "json",
+            LegacyReply::Size => "size",
+            LegacyReply::Raw => "raw",
+        }
+    }
+
+    /// The format called `name` on the command line.
+    pub fn from_name(name: &str) -> Option<LegacyReply> {
+        LegacyReply::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// What a connection's first bytes say about its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Greeting {
+    /// A framed client: the bytes start a length prefix.
+    Framed,
+    /// A seed client: the bytes are a text command.
+    Seed,
+    /// Too few bytes to tell; read more, or take them as a short seed command once the client
+    /// pauses.
+    Undecided,
+}
+
+/// Tells a framed client from a seed client by the first bytes of a connection.
+///
+/// A framed request starts with a 4-byte little-endian header length; headers are far shorter
+/// than 64 KiB, so bytes 3 and 4 are NUL, and the first byte is often a control character. A
+/// seed command is text: it contains no NUL, and does not start with a control character other
+/// than tab, line feed or carriage return. So: framed if the first byte is NUL or such a control
+/// character, or if any of the first four bytes is NUL; seed once four bytes without NUL are in.
+pub fn classify_greeting(first: &[u8]) -> Greeting {
+    let Some(&lead) = first.first() else {
+        return Greeting::Undecided;
+    };
+    let lead_is_control = lead < 0x20 && !matches!(lead, b'\t' | b'\n' | b'\r');
+    if lead_is_control || first.iter().take(4).any(|&b| b == 0) {
+        Greeting::Framed
+    } else if first.len() >= 4 {
+        Greeting::Seed
+    } else {
+        Greeting::Undecided
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greeting_table() {
+        let table: [(&[u8], Greeting); 12] = [
+            (b"", Greeting::Undecided),
+            (b"l", Greeting::Undecided),
+            (b"ls", Greeting::Undecided),
+            (b"pwd", Greeting::Undecided),
+            (b"ls -l", Greeting::Seed),
+            (b"\nls\n", Greeting::Seed),
+            // {"op":"exec","total_size":5} is 28 bytes: 0x1c, a control character.
+            (&[0x1c], Greeting::Framed),
+            (&[0x1c, 0, 0, 0, b'{'], Greeting::Framed),
+            // A 42-byte header: '*' then NULs.
+            (&[b'*', 0], Greeting::Framed),
+            (b"*", Greeting::Undecided),
+            (&[0, 1, 0, 0], Greeting::Framed),
+            ("ls 新建".as_bytes(), Greeting::Seed),
+        ];
+        for (bytes, expected) in table {
+            assert_eq!(classify_greeting(bytes), expected, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn legacy_reply_names_round_trip() {
+        for f in LegacyReply::ALL {
+            assert_eq!(LegacyReply::from_name(f.name()), Some(f));
+        }
+        assert_eq!(LegacyReply::from_name("xml"), None);
+    }
+}
