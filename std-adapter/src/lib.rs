@@ -5,5 +5,6 @@
 //! client.
 #![deny(missing_docs)]
 
+pub mod ftp;
 pub mod server;
 pub mod shell;
