@@ -85,7 +85,8 @@ impl HeaderFrameEncoder {
             len: user_len,
             too_small,
         };
-        check_user_header(&mut w.out[..user_len])?;
+        // The scan may shorten pre-escaped text (`EscapedStr`) in place: go on from its end.
+        w.len = check_user_header(&mut w.out[..user_len])?;
         // Reopen the object: drop the closing brace, add our members, close it again.
         w.len -= 1;
         let empty = w.out[..w.len]
@@ -142,19 +143,20 @@ impl HeaderFrameEncoder {
 }
 
 /// Refuses header values that are not objects or already carry members the encoder writes.
-fn check_user_header(json_text: &mut [u8]) -> Result<(), EncodeError> {
+/// Returns the length of the text after the scanner's in-place normalisation.
+fn check_user_header(json_text: &mut [u8]) -> Result<usize, EncodeError> {
     if json_text.first() != Some(&b'{') || json_text.last() != Some(&b'}') {
         return Err(EncodeError::HeaderNotObject);
     }
     // serde-json-core escapes only `"`, `\` and control characters, so scanning (which rewrites
-    // other escapes in place) leaves its output unchanged.
+    // other escapes in place) leaves its output unchanged, except for pre-escaped strings.
     let scanned = json::scan_header(json_text).map_err(|_| EncodeError::HeaderNotObject)?;
     let k = scanned.known;
     let absent = json::RawValue::Absent;
     if k.total_size != absent || k.filesize != absent || k.md5 != absent || k.xxh3 != absent {
         return Err(EncodeError::ReservedMember);
     }
-    Ok(())
+    Ok(scanned.len)
 }
 
 struct JsonWriter<'o> {
@@ -221,4 +223,256 @@ pub fn encode_plain_frame(
         .ok_or(EncodeError::BufferTooSmall { capacity })?
         .copy_from_slice(body);
     Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec::Vec;
+
+    use serde::Serialize;
+
+    use super::*;
+    use crate::decoder::{Event, FrameDecoder};
+    use crate::profile::{ByteOrder, PrefixWidth};
+
+    #[derive(Serialize)]
+    struct Named<'a> {
+        name: &'a str,
+    }
+
+    /// `[L][json]` as written for a header of `json` text.
+    fn seed_head(json: &str) -> Vec<u8> {
+        let mut out = (json.len() as i32).to_le_bytes().to_vec();
+        out.extend_from_slice(json.as_bytes());
+        out
+    }
+
+    #[test]
+    fn head_members_are_appended_exactly() {
+        let plain = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let mut out = [0u8; 128];
+        // (header, body length, checksum, expected JSON)
+        let xxh3 = Checksum::Xxh3(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff);
+        let md5 = Checksum::Md5([0xab; 16]);
+        let table: [(&str, u64, Option<Checksum>, &str); 5] = [
+            ("a", 0, None, r#"{"name":"a","total_size":0}"#),
+            (
+                "",
+                u64::MAX,
+                None,
+                r#"{"name":"","total_size":18446744073709551615}"#,
+            ),
+            (
+                "x",
+                10,
+                Some(xxh3),
+                r#"{"name":"x","total_size":10,"xxh3":"00112233445566778899aabbccddeeff"}"#,
+            ),
+            (
+                "x",
+                1,
+                Some(md5),
+                r#"{"name":"x","total_size":1,"md5":"abababababababababababababababab"}"#,
+            ),
+            (
+                "q\"\n\u{1}é",
+                3,
+                None,
+                r#"{"name":"q\"\n\u0001é","total_size":3}"#,
+            ),
+        ];
+        for (name, body_len, checksum, json) in table {
+            let n = plain
+                .encode_head(&Named { name }, body_len, checksum, &mut out)
+                .unwrap();
+            assert_eq!(out[..n], *seed_head(json), "{json}");
+        }
+        // A value with no members of its own.
+        #[derive(Serialize)]
+        struct Empty {}
+        let n = plain.encode_head(&Empty {}, 7, None, &mut out).unwrap();
+        assert_eq!(out[..n], *seed_head(r#"{"total_size":7}"#));
+        let n = plain
+            .size_field(SizeField::Filesize)
+            .encode_head(&Empty {}, 7, Some(md5), &mut out)
+            .unwrap();
+        assert_eq!(
+            out[..n],
+            *seed_head(r#"{"filesize":7,"md5":"abababababababababababababababab"}"#)
+        );
+        assert_eq!(plain.profile(), &Profile::SEED);
+    }
+
+    #[test]
+    fn refuses_values_that_are_not_plain_objects() {
+        let encoder = HeaderFrameEncoder::new(Profile::SEED);
+        let mut out = [0u8; 64];
+        assert_eq!(
+            encoder.encode_head(&5u32, 0, None, &mut out),
+            Err(EncodeError::HeaderNotObject)
+        );
+        assert_eq!(
+            encoder.encode_head("text", 0, None, &mut out),
+            Err(EncodeError::HeaderNotObject)
+        );
+        assert_eq!(
+            encoder.encode_head(&[1u8, 2], 0, None, &mut out),
+            Err(EncodeError::HeaderNotObject)
+        );
+        #[derive(Serialize)]
+        struct Sized {
+            total_size: u64,
+        }
+        #[derive(Serialize)]
+        struct Digest<'a> {
+            md5: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Nested {
+            inner: Sized,
+        }
+        assert_eq!(
+            encoder.encode_head(&Sized { total_size: 1 }, 0, None, &mut out),
+            Err(EncodeError::ReservedMember)
+        );
+        assert_eq!(
+            encoder.encode_head(&Digest { md5: "x" }, 0, None, &mut out),
+            Err(EncodeError::ReservedMember)
+        );
+        // Reserved names inside nested values are the application's business.
+        let n = encoder
+            .checksum(None)
+            .encode_head(
+                &Nested {
+                    inner: Sized { total_size: 1 },
+                },
+                0,
+                None,
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(
+            out[..n],
+            *seed_head(r#"{"inner":{"total_size":1},"total_size":0}"#)
+        );
+    }
+
+    #[test]
+    fn every_short_buffer_is_a_typed_error() {
+        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+        let md5 = Some(Checksum::Md5([1; 16]));
+        let mut big = [0u8; 128];
+        let full = encoder
+            .encode_head(&Named { name: "f1.txt" }, 11, md5, &mut big)
+            .unwrap();
+        for capacity in 0..full {
+            let mut out = std::vec![0u8; capacity];
+            assert_eq!(
+                encoder.encode_head(&Named { name: "f1.txt" }, 11, md5, &mut out),
+                Err(EncodeError::BufferTooSmall { capacity }),
+                "capacity {capacity}"
+            );
+        }
+        // Whole frames: the body must fit too.
+        let plain = encoder.checksum(None);
+        let frame = plain
+            .encode_frame(&Named { name: "a" }, b"body", &mut big)
+            .unwrap();
+        for capacity in 0..frame {
+            let mut out = std::vec![0u8; capacity];
+            assert_eq!(
+                plain.encode_frame(&Named { name: "a" }, b"body", &mut out),
+                Err(EncodeError::BufferTooSmall { capacity })
+            );
+            assert!(matches!(
+                encode_plain_frame(&Profile::SEED, &big[..capacity], &mut out),
+                Err(EncodeError::BufferTooSmall { .. })
+            ));
+        }
+        assert_eq!(
+            encode_plain_head(&Profile::SEED, 1, &mut [0u8; 3]),
+            Err(EncodeError::BufferTooSmall { capacity: 3 })
+        );
+    }
+
+    #[test]
+    fn lengths_the_prefix_cannot_hold() {
+        let two = Profile::new(PrefixWidth::Two, ByteOrder::Little);
+        let long = [b'x'; 40_000];
+        let name = core::str::from_utf8(&long).unwrap();
+        let mut out = std::vec![0u8; 50_000];
+        let encoder = HeaderFrameEncoder::new(two).checksum(None);
+        let json_len = 9 + 40_000 + 17;
+        assert_eq!(
+            encoder.encode_head(&Named { name }, 0, None, &mut out),
+            Err(EncodeError::LengthTooLarge {
+                len: json_len,
+                max: 32_767
+            })
+        );
+        assert_eq!(
+            encode_plain_frame(&two, &long, &mut out),
+            Err(EncodeError::LengthTooLarge {
+                len: 40_000,
+                max: 32_767
+            })
+        );
+        assert_eq!(
+            encode_plain_head(&Profile::SEED, 1 << 31, &mut out),
+            Err(EncodeError::LengthTooLarge {
+                len: 1 << 31,
+                max: i32::MAX as u64
+            })
+        );
+        // A body length is JSON text, not a prefix: any u64 goes.
+        let n = encoder
+            .encode_head(&Named { name: "" }, u64::MAX, None, &mut out)
+            .unwrap();
+        assert!(n < 64);
+    }
+
+    /// A pre-escaped string (`serde_json_core::str::EscapedStr`) may hold escapes the header
+    /// scanner rewrites in place; the head must stay consistent (it used to keep the old length,
+    /// leaving stray bytes inside the JSON).
+    #[test]
+    fn pre_escaped_strings_stay_consistent() {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            name: serde_json_core::str::EscapedStr<'a>,
+        }
+        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let mut out = [0u8; 128];
+        let header = Raw {
+            name: serde_json_core::str::EscapedStr(r"caf\u00e9 \ud83d\ude00 a\/b"),
+        };
+        let n = encoder.encode_frame(&header, b"xy", &mut out).unwrap();
+        let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+        let (used, event) = decoder.feed(&out[..n]).unwrap();
+        assert!(
+            matches!(event, Event::Head(info) if info.body_len == 2),
+            "{event:?}"
+        );
+        assert_eq!(
+            decoder.header_json(),
+            Some(r#"{"name":"café 😀 a/b","total_size":2}"#)
+        );
+        assert_eq!(
+            decoder.feed(&out[used..n]).unwrap(),
+            (2, Event::Body(b"xy"))
+        );
+    }
+
+    #[cfg(not(feature = "xxh3"))]
+    #[test]
+    fn unsupported_checksum_is_refused() {
+        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+        assert_eq!(
+            encoder.encode_head_for(&Named { name: "a" }, b"", &mut [0u8; 64]),
+            Err(EncodeError::AlgorithmUnsupported {
+                algorithm: Algorithm::Xxh3
+            })
+        );
+    }
 }
