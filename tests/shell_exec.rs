@@ -1,0 +1,169 @@
+//! The remote shell end to end over loopback: exit statuses, stdout and stderr kept apart and
+//! byte-exact under heavy interleaving, many commands per connection, many clients at once.
+
+mod shell_common;
+
+use std::thread;
+
+use shell_common::{ServerProcess, connect_cli, exec, pseudo_random, write_file};
+use unstick_std::shell::Termination;
+
+#[test]
+fn exit_codes_and_signals_become_the_clients_status() {
+    let server = ServerProcess::start(&[]);
+    let table = [
+        ("true", 0),
+        ("exit 3", 3),
+        ("false", 1),
+        ("exit 255", 255),
+        ("kill -9 $$", 128 + 9),
+        ("kill -TERM $$", 128 + 15),
+    ];
+    for (command, status) in table {
+        let out = connect_cli(&server.addr, &["-c", command], b"", &[]);
+        assert_eq!(out.status.code(), Some(status), "{command}: {out:?}");
+    }
+}
+
+#[test]
+fn a_signal_is_reported_as_that_signal() {
+    let server = ServerProcess::start(&[]);
+    let mut client = server.client(None);
+    let (report, _) = exec(&mut client, "kill -9 $$");
+    assert_eq!(report.termination, Termination::Signaled(9));
+    assert!(!report.timed_out && !report.truncated);
+    let (report, _) = exec(&mut client, "exit 0");
+    assert_eq!(report.termination, Termination::Exited(0));
+}
+
+#[test]
+fn four_mib_on_each_stream_arrive_apart_and_byte_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stdout_data = pseudo_random(4 << 20, 1);
+    let stderr_data = pseudo_random(4 << 20, 2);
+    write_file(dir.path(), "a", &stdout_data);
+    write_file(dir.path(), "b", &stderr_data);
+    let workdir = dir.path().to_str().expect("utf-8 path");
+    let server = ServerProcess::start(&["--workdir", workdir, "--max-output", "64M"]);
+
+    // Both streams written at once by two processes (the seed's server deadlocks on this).
+    let out = connect_cli(&server.addr, &["-c", "cat a & cat b >&2; wait"], b"", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == stdout_data, "stdout differs");
+    assert!(out.stderr == stderr_data, "stderr differs");
+
+    // Strict alternation in 64 KiB pieces from one process, read by the library client.
+    let alternate = "i=0; while [ $i -lt 64 ]; do \
+        dd if=a bs=65536 skip=$i count=1 status=none; \
+        dd if=b bs=65536 skip=$i count=1 status=none >&2; \
+        i=$((i+1)); done";
+    let mut client = server.client(None);
+    let (report, output) = exec(&mut client, alternate);
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert!(output.stdout == stdout_data, "alternating stdout differs");
+    assert!(output.stderr == stderr_data, "alternating stderr differs");
+}
+
+#[test]
+fn many_commands_share_one_connection() {
+    let server = ServerProcess::start(&[]);
+    let mut client = server.client(None);
+    for i in 0..50 {
+        let (report, out) = exec(
+            &mut client,
+            &format!("echo out{i}; echo err{i} >&2; exit {}", i % 7),
+        );
+        assert_eq!(report.termination, Termination::Exited(i % 7));
+        assert_eq!(out.stdout, format!("out{i}\n").as_bytes());
+        assert_eq!(out.stderr, format!("err{i}\n").as_bytes());
+    }
+}
+
+#[test]
+fn output_streams_while_the_command_runs() {
+    let server = ServerProcess::start(&[]);
+    let mut client = server.client(None);
+    // The first line must arrive before the command ends: the sink sees two chunks.
+    struct Chunks(Vec<Vec<u8>>);
+    impl unstick_std::shell::OutputSink for Chunks {
+        fn write_output(
+            &mut self,
+            _: unstick_std::shell::OutputStream,
+            bytes: &[u8],
+        ) -> std::io::Result<()> {
+            self.0.push(bytes.to_vec());
+            Ok(())
+        }
+    }
+    let mut chunks = Chunks(Vec::new());
+    let report = client
+        .exec("echo first; sleep 0.3; echo second", &mut chunks)
+        .expect("exec");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(chunks.0, [b"first\n".to_vec(), b"second\n".to_vec()]);
+}
+
+#[test]
+fn commands_run_in_the_working_directory_without_the_servers_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workdir = dir.path().canonicalize().expect("canonical");
+    let workdir = workdir.to_str().expect("utf-8 path");
+    let server = ServerProcess::start_with_env(
+        &["--workdir", workdir, "--token", "t0ken"],
+        &[("UNSTICK_TOKEN", "t0ken")],
+    );
+    let mut client = server.client(Some("t0ken"));
+    let (_, out) = exec(&mut client, "pwd; echo \"token=${UNSTICK_TOKEN:-unset}\"");
+    assert_eq!(out.stdout, format!("{workdir}\ntoken=unset\n").as_bytes());
+}
+
+#[test]
+fn connect_reads_one_command_per_line_without_a_prompt() {
+    let server = ServerProcess::start(&[]);
+    let input = b"echo one\n\n   \necho two >&2\nexit 5\n";
+    let out = connect_cli(&server.addr, &[], input, &[]);
+    assert_eq!(out.stdout, b"one\n");
+    assert_eq!(out.stderr, b"two\n");
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn fifty_concurrent_clients_each_get_their_own_output() {
+    let server = ServerProcess::start(&[]);
+    let clients: Vec<_> = (0..50)
+        .map(|c| {
+            let mut client = server.client(None);
+            thread::spawn(move || {
+                for round in 0..5 {
+                    let command = format!(
+                        "echo client{c} round{round}; sleep 0.0{}; echo e{c}.{round} >&2; exit {}",
+                        c % 10,
+                        (c + round) % 100
+                    );
+                    let (report, out) = exec(&mut client, &command);
+                    assert_eq!(
+                        report.termination,
+                        Termination::Exited(((c + round) % 100) as i32)
+                    );
+                    assert_eq!(out.stdout, format!("client{c} round{round}\n").as_bytes());
+                    assert_eq!(out.stderr, format!("e{c}.{round}\n").as_bytes());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread");
+    }
+}
+
+#[test]
+fn a_missing_server_is_a_clear_connection_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let out = connect_cli(&format!("127.0.0.1:{port}"), &["-c", "true"], b"", &[]);
+    assert_eq!(out.status.code(), Some(255));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("cannot connect"), "{message}");
+}
