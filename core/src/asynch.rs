@@ -75,7 +75,15 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
                     info = Some(head);
                 }
                 Some(Event::Body(chunk)) => {
-                    body_out[len..len + chunk.len()].copy_from_slice(chunk);
+                    // The head's check above covers the body, unless the caller took the head
+                    // with `next_event` before this call: then the rest may not fit.
+                    let Some(room) = body_out.get_mut(len..len + chunk.len()) else {
+                        return Err(ReadError::BodyExceedsBuffer {
+                            len: self.decoder.frame_info().map_or(0, |info| info.body_len),
+                            capacity: body_out.len(),
+                        });
+                    };
+                    room.copy_from_slice(chunk);
                     len += chunk.len();
                 }
                 Some(Event::End(end)) => {

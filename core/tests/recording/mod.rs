@@ -23,18 +23,26 @@ pub fn record<const CAP: usize>(
         let (used, event) = decoder.feed(input)?;
         assert!(used <= input.len());
         input = &input[used..];
-        log.push(match event {
-            Event::NeedMore => {
+        if let Event::Body(chunk) = event {
+            assert_eq!(chunk.len(), used);
+        }
+        match recorded(event) {
+            Some(event) => log.push(event),
+            None => {
                 assert!(input.is_empty(), "NeedMore with {} bytes left", input.len());
                 return Ok(());
             }
-            Event::Head(info) => Recorded::Head(info),
-            Event::Body(chunk) => {
-                assert_eq!(chunk.len(), used);
-                Recorded::Body(chunk.to_vec())
-            }
-            Event::End(end) => Recorded::End(end),
-        });
+        }
+    }
+}
+
+/// The event with its body copied; `None` for `NeedMore`.
+pub fn recorded(event: Event<'_>) -> Option<Recorded> {
+    match event {
+        Event::NeedMore => None,
+        Event::Head(info) => Some(Recorded::Head(info)),
+        Event::Body(chunk) => Some(Recorded::Body(chunk.to_vec())),
+        Event::End(end) => Some(Recorded::End(end)),
     }
 }
 
