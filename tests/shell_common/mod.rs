@@ -69,7 +69,7 @@ impl ServerProcess {
 
     /// A framed client connected to this server.
     pub fn client(&self, token: Option<&str>) -> ShellClient {
-        ShellClient::connect(&self.addr, token.map(str::to_string)).expect("connect")
+        client_at(&self.addr, token)
     }
 }
 
@@ -78,6 +78,11 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A framed client connected to `addr`.
+pub fn client_at(addr: &str, token: Option<&str>) -> ShellClient {
+    ShellClient::connect(addr, token.map(str::to_string)).expect("connect")
 }
 
 /// Waits for `child` to end within [`PROCESS_LIMIT`], killing it (and failing) otherwise.

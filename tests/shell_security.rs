@@ -1,0 +1,214 @@
+//! Tokens, listen-address safety, session cap, and hostile frames answered with error frames
+//! while other sessions go on.
+
+mod shell_common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::thread;
+
+use shell_common::{
+    ServerProcess, UNSTICK, connect_cli, exec, exec_frame, header_frame, raw_connection,
+    read_raw_frame, wait_bounded,
+};
+use unstick_std::shell::{ShellClientError, Termination};
+
+fn stderr_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_token_is_required_accepted_and_refused() {
+    let server = ServerProcess::start(&["--token", "s3cret"]);
+
+    let missing = connect_cli(&server.addr, &["-c", "echo ran"], b"", &[]);
+    assert_eq!(missing.status.code(), Some(255));
+    assert!(missing.stdout.is_empty());
+    assert!(
+        stderr_text(&missing).contains("requires a token"),
+        "{missing:?}"
+    );
+
+    let wrong = connect_cli(
+        &server.addr,
+        &["-c", "echo ran", "--token", "guess"],
+        b"",
+        &[],
+    );
+    assert_eq!(wrong.status.code(), Some(255));
+    assert!(wrong.stdout.is_empty());
+    assert!(stderr_text(&wrong).contains("does not match"), "{wrong:?}");
+
+    let flag = connect_cli(
+        &server.addr,
+        &["-c", "echo ran", "--token", "s3cret"],
+        b"",
+        &[],
+    );
+    assert_eq!(flag.stdout, b"ran\n");
+    assert_eq!(flag.status.code(), Some(0));
+
+    let env = connect_cli(
+        &server.addr,
+        &["-c", "echo ran"],
+        b"",
+        &[("UNSTICK_TOKEN", "s3cret")],
+    );
+    assert_eq!(env.stdout, b"ran\n");
+}
+
+#[test]
+fn the_server_token_can_come_from_the_environment() {
+    let server = ServerProcess::start_with_env(&[], &[("UNSTICK_TOKEN", "from-env")]);
+    let mut client = server.client(None);
+    let refused = client.exec("true", &mut shell_common::Collected::default());
+    assert!(
+        matches!(&refused, Err(ShellClientError::Server { code, .. }) if code == "unauthorized"),
+        "{refused:?}"
+    );
+    let mut client = server.client(Some("from-env"));
+    let (report, _) = exec(&mut client, "true");
+    assert_eq!(report.termination, Termination::Exited(0));
+}
+
+#[test]
+fn a_non_loopback_address_needs_a_token() {
+    let child = Command::new(UNSTICK)
+        .args(["shell", "serve", "--listen", "0.0.0.0:0"])
+        .env_remove("UNSTICK_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = wait_bounded(child);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "it printed an address: {out:?}");
+    assert!(stderr_text(&out).contains("without a token"), "{out:?}");
+}
+
+#[test]
+fn connections_over_the_session_cap_are_told_the_server_is_busy() {
+    let server = ServerProcess::start(&["--max-sessions", "2"]);
+    let mut first = server.client(None);
+    let mut second = server.client(None);
+    // Both sessions are established once each has run a command.
+    exec(&mut first, "true");
+    exec(&mut second, "true");
+    let mut third = raw_connection(&server.addr);
+    let (header, _) = read_raw_frame(&mut third).expect("busy frame");
+    assert_eq!(header["op"], "error");
+    assert_eq!(header["code"], "busy");
+    drop(first);
+    // A slot frees up once a session ends.
+    let served = shell_common::eventually(std::time::Duration::from_secs(5), || {
+        let mut client = server.client(None);
+        let mut sink = shell_common::Collected::default();
+        client.exec("true", &mut sink).is_ok()
+    });
+    assert!(served);
+}
+
+/// Sends `bytes` on a fresh connection and returns the first reply frame's header.
+fn first_reply(addr: &str, bytes: &[u8]) -> (serde_json::Value, TcpStream) {
+    let mut stream = raw_connection(addr);
+    stream.write_all(bytes).expect("send");
+    let (header, _) = read_raw_frame(&mut stream).expect("a reply frame");
+    (header, stream)
+}
+
+/// Reads an exec's replies up to its exit frame: stdout and the exit header.
+fn read_exec_reply(stream: &mut TcpStream) -> (Vec<u8>, serde_json::Value) {
+    let mut stdout = Vec::new();
+    loop {
+        let (header, body) = read_raw_frame(stream).expect("reply frame");
+        match header["op"].as_str() {
+            Some("stdout") => stdout.extend_from_slice(&body),
+            Some("stderr") => {}
+            _ => return (stdout, header),
+        }
+    }
+}
+
+#[test]
+fn hostile_frames_get_error_frames_while_other_sessions_go_on() {
+    let server = ServerProcess::start(&[]);
+    let addr = server.addr.clone();
+    let bystander = thread::spawn(move || {
+        let mut client = shell_common::client_at(&addr, None);
+        exec(&mut client, "sleep 1; echo survived")
+    });
+
+    // Frames that leave the stream out of step: an error frame, then the connection closes.
+    let closing: [(&str, Vec<u8>); 5] = [
+        ("negative length", vec![0, 0, 0, 0x80, b'{']),
+        ("header over the cap", vec![0, 0, 1, 0, b'{']),
+        ("header not JSON", header_frame("{abc}", b"")),
+        ("deep nesting", header_frame(&"[".repeat(500), b"")),
+        (
+            "bad total_size",
+            header_frame(r#"{"op":"exec","total_size":-5}"#, b""),
+        ),
+    ];
+    for (what, bytes) in closing {
+        let (header, mut stream) = first_reply(&server.addr, &bytes);
+        assert_eq!(header["op"], "error", "{what}");
+        assert_eq!(header["code"], "bad_frame", "{what}: {header}");
+        assert!(read_raw_frame(&mut stream).is_none(), "{what}: still open");
+    }
+
+    // Requests that are refused but leave the stream in step: the same connection goes on.
+    let recoverable: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "unknown op",
+            header_frame(r#"{"op":"rm","total_size":0}"#, b""),
+            "unknown_op",
+        ),
+        (
+            "no op",
+            header_frame(r#"{"total_size":2}"#, b"ls"),
+            "bad_header",
+        ),
+        (
+            "not UTF-8",
+            header_frame(r#"{"op":"exec","total_size":2}"#, &[0xff, 0xfe]),
+            "bad_command",
+        ),
+        (
+            "too long",
+            header_frame(r#"{"op":"exec","total_size":200000}"#, &[b'x'; 200_000]),
+            "command_too_long",
+        ),
+        (
+            "wrong checksum",
+            header_frame(
+                r#"{"op":"exec","total_size":4,"xxh3":"00000000000000000000000000000000"}"#,
+                b"true",
+            ),
+            "bad_frame",
+        ),
+    ];
+    for (what, bytes, code) in recoverable {
+        let (header, mut stream) = first_reply(&server.addr, &bytes);
+        assert_eq!(header["op"], "error", "{what}");
+        assert_eq!(header["code"], code, "{what}: {header}");
+        stream.write_all(&exec_frame("echo next")).expect("send");
+        let (stdout, exit) = read_exec_reply(&mut stream);
+        assert_eq!(stdout, b"next\n", "{what}");
+        assert_eq!(exit["code"], 0, "{what}");
+    }
+
+    // Garbage without a NUL is a seed-style command: it gets a seed-style reply saying why.
+    let (header, body) = {
+        let mut stream = raw_connection(&server.addr);
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff]).expect("send");
+        read_raw_frame(&mut stream).expect("seed reply")
+    };
+    assert_eq!(header["total_size"], body.len());
+    assert!(String::from_utf8_lossy(&body).contains("not valid UTF-8"));
+
+    let (report, out) = bystander.join().expect("bystander");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"survived\n");
+}
