@@ -76,3 +76,82 @@ impl<'b> ReadWindow<'b> {
         self.end = (self.end + n).min(self.buf.len());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    fn fill(window: &mut ReadWindow<'_>, bytes: &[u8]) {
+        let spare = window.spare();
+        spare[..bytes.len()].copy_from_slice(bytes);
+        window.filled(bytes.len());
+    }
+
+    #[test]
+    fn steps_hand_out_body_ranges_of_the_window() {
+        let mut buf = [0u8; 8];
+        let mut window = ReadWindow::new(&mut buf);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        assert_eq!(window.spare().len(), 8);
+        // A whole 3-byte frame and the first byte of the next one fill the window.
+        fill(&mut window, b"\x03\x00\x00\x00abc\x02");
+        let head = window.step(&mut decoder).unwrap();
+        assert!(matches!(window.event(head), Event::Head(info) if info.body_len == 3));
+        let body = window.step(&mut decoder).unwrap();
+        assert!(matches!(body, Step::Body(ref r) if *r == (4..7)));
+        assert_eq!(window.event(body), Event::Body(b"abc"));
+        assert!(matches!(
+            window.step(&mut decoder).unwrap(),
+            Step::Other(Event::End(_))
+        ));
+        assert_eq!(window.pending(), b"\x02");
+        // The window is full: asking for room moves the unconsumed byte to the front.
+        assert_eq!(window.spare().len(), 7);
+        assert_eq!(window.pending(), b"\x02");
+        fill(&mut window, b"\x00\x00\x00hi");
+        assert!(matches!(
+            window.step(&mut decoder).unwrap(),
+            Step::Other(Event::Head(_))
+        ));
+        let body = window.step(&mut decoder).unwrap();
+        assert_eq!(window.event(body), Event::Body(b"hi"));
+        assert!(matches!(
+            window.step(&mut decoder).unwrap(),
+            Step::Other(Event::End(_))
+        ));
+        // All consumed: the whole buffer is free again.
+        assert!(matches!(window.step(&mut decoder).unwrap(), Step::NeedMore));
+        assert_eq!(window.pending(), b"");
+        assert_eq!(window.spare().len(), 8);
+    }
+
+    #[test]
+    fn partly_consumed_window_keeps_its_room() {
+        let mut buf = [0u8; 8];
+        let mut window = ReadWindow::new(&mut buf);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        fill(&mut window, b"\x01\x00\x00\x00z");
+        assert!(matches!(
+            window.step(&mut decoder).unwrap(),
+            Step::Other(Event::Head(_))
+        ));
+        // Not full: no move, the room after the bytes is offered.
+        assert_eq!(window.spare().len(), 3);
+        assert_eq!(window.pending(), b"z");
+    }
+
+    #[test]
+    fn filled_never_claims_more_than_the_buffer() {
+        let mut buf = [0u8; 4];
+        let mut window = ReadWindow::new(&mut buf);
+        window.filled(100);
+        assert_eq!(window.pending().len(), 4);
+        assert_eq!(window.spare().len(), 0);
+        let mut empty: [u8; 0] = [];
+        let mut window = ReadWindow::new(&mut empty);
+        assert!(window.spare().is_empty());
+        window.filled(1);
+        assert!(window.pending().is_empty());
+    }
+}
