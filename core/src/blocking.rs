@@ -57,6 +57,7 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
 
     /// Reads one whole frame, copying its body into `body_out`. Returns `Ok(None)` at a clean end
     /// of stream. A body larger than `body_out` is an error (and leaves the stream mid-frame).
+    #[allow(clippy::type_complexity)] // a plain tuple reads best at the call site
     pub fn read_frame<'o>(
         &mut self,
         body_out: &'o mut [u8],

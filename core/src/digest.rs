@@ -262,6 +262,7 @@ impl BodyHasher {
     /// The digests of everything fed since creation; the hasher starts over, computing the same
     /// algorithms.
     pub fn finish(&mut self) -> Digests {
+        #[cfg_attr(not(any(feature = "md5", feature = "xxh3")), allow(unused_mut))]
         let mut digests = Digests::default();
         #[cfg(feature = "md5")]
         if let Some(h) = &mut self.md5 {

@@ -14,6 +14,7 @@ pub enum PrefixWidth {
 
 impl PrefixWidth {
     /// Number of bytes the prefix occupies on the wire.
+    #[allow(clippy::len_without_is_empty)] // a prefix is never empty
     pub const fn len(self) -> usize {
         match self {
             PrefixWidth::Two => 2,

@@ -9,8 +9,8 @@ use recording::{Frame, frames, record, record_all, unhex};
 use serde::{Deserialize, Serialize};
 use unstick_core::heapless::String;
 use unstick_core::{
-    Algorithm, ByteOrder, FrameDecoder, FrameInfo, HeaderFrameEncoder, PrefixWidth, Profile,
-    SizeField, Verdict, encode_plain_frame,
+    ByteOrder, FrameDecoder, FrameInfo, HeaderFrameEncoder, PrefixWidth, Profile, SizeField,
+    Verdict, encode_plain_frame,
 };
 
 /// The seed's shell server reply for an 11-byte output:
@@ -391,7 +391,8 @@ fn encoder_exact_bytes() {
 #[cfg(feature = "md5")]
 #[test]
 fn encoder_exact_bytes_with_md5() {
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+    let encoder =
+        HeaderFrameEncoder::new(Profile::SEED).checksum(Some(unstick_core::Algorithm::Md5));
     let mut out = [0u8; 256];
     let n = encoder
         .encode_frame(
