@@ -56,6 +56,9 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
 
     /// Reads one whole frame, copying its body into `body_out`; see
     /// [`blocking::FrameReader::read_frame`](crate::blocking::FrameReader::read_frame).
+    ///
+    /// Unlike [`next_event`](Self::next_event), this future is not cancel-safe: dropped in the
+    /// middle of a frame, the head and the body bytes it had already copied are gone with it.
     pub async fn read_frame<'o>(
         &mut self,
         body_out: &'o mut [u8],

@@ -491,8 +491,10 @@ impl<const CAP: usize> FrameDecoder<CAP> {
 
     /// A typed view of the current frame's header, deserialized into the application's own
     /// type. Unknown members are ignored. Strings with escapes (`\"`, `\\`, control characters)
-    /// are unescaped into the decoder's spare header capacity; fields that may hold them must be
-    /// owned (`heapless::String<N>`), since a borrowed `&str` cannot.
+    /// are unescaped into the decoder's spare header capacity (`CAP` minus the header's length,
+    /// enough for the longest such string, ignored members included, or
+    /// [`HeaderError::ScratchTooSmall`]); fields that may hold them must be owned
+    /// (`heapless::String<N>`), since a borrowed `&str` cannot.
     pub fn header<'de, H: Deserialize<'de>>(&'de mut self) -> Result<H, HeaderError> {
         if self.header_len == 0 {
             return Err(HeaderError::NoHeader);
