@@ -3,7 +3,7 @@
 //! Reads follow the `embedded-io` contract: a read may return fewer bytes than asked (that is
 //! normal, and the driver asks again), and `Ok(0)` means end of stream. End of stream between
 //! frames is "no more frames" (`Ok(None)`); inside a frame it is
-//! [`DecodeError::UnexpectedEof`].
+//! [`DecodeError::UnexpectedEof`](crate::DecodeError::UnexpectedEof).
 
 use embedded_io::{Read, Write};
 use serde::Serialize;
