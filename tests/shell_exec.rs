@@ -141,10 +141,7 @@ fn fifty_concurrent_clients_each_get_their_own_output() {
                         (c + round) % 100
                     );
                     let (report, out) = exec(&mut client, &command);
-                    assert_eq!(
-                        report.termination,
-                        Termination::Exited(((c + round) % 100) as i32)
-                    );
+                    assert_eq!(report.termination, Termination::Exited((c + round) % 100));
                     assert_eq!(out.stdout, format!("client{c} round{round}\n").as_bytes());
                     assert_eq!(out.stderr, format!("e{c}.{round}\n").as_bytes());
                 }

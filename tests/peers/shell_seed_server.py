@@ -2,9 +2,11 @@
 shell=True, stdout read fully and then stderr, one reply of [4-byte LE header length][JSON
 header][stdout + stderr]. Prints its port on the first line.
 
-usage: shell_seed_server.py [--real-md5] [--forever]
+usage: shell_seed_server.py [--real-md5] [--forever] [--nodelay]
   --real-md5  put the body's real MD5 in the header (default: the seed's placeholder)
   --forever   serve connection after connection (default: one connection, then exit)
+  --nodelay   set TCP_NODELAY on connections (the seed does not: its four small sends per
+              reply then wait on delayed ACKs)
 """
 import hashlib
 import json
@@ -45,6 +47,7 @@ def serve_connection(conn, real_md5):
 def main():
     real_md5 = '--real-md5' in sys.argv
     forever = '--forever' in sys.argv
+    nodelay = '--nodelay' in sys.argv
     phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     phone.bind(('127.0.0.1', 0))
     phone.listen(5)
@@ -53,7 +56,8 @@ def main():
         phone.settimeout(30)
     while 1:
         conn, client_addr = phone.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if nodelay:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not forever:
             conn.settimeout(30)
         serve_connection(conn, real_md5)

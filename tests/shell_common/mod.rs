@@ -236,7 +236,7 @@ pub fn processes() -> Vec<ProcStat> {
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| proc_stat(pid))
+        .filter_map(proc_stat)
         .collect()
 }
 
