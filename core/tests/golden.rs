@@ -60,6 +60,15 @@ const EMOJI_UPLOAD: &str = "
 /// "hello" + "world" sends that arrived as one `recv`.
 const SEED_PLAIN_HELLO_WORLD: &str = "0500000068656c6c6f05000000776f726c64";
 
+/// The seed's first shell server: `struct.pack('i', total_size)` and the output, no header.
+const SEED_PLAIN_REPLY: &str = "0b00000068656c6c6f20776f726c64";
+
+/// What Python sends for a Linux file name that is not UTF-8: `os.listdir` gives
+/// `'bad\udcff.txt'` (surrogateescape) and `json.dumps` writes the lone surrogate as `\udcff`.
+const PYTHON_UNDECODABLE_NAME: &str = "
+    2c0000007b2266696c656e616d65223a20226261645c75646366662e747874222c
+    202266696c6573697a65223a20307d";
+
 #[derive(Deserialize, Debug, PartialEq)]
 struct ShellReply {
     md5: String<32>,
@@ -215,6 +224,31 @@ fn seed_hello_world_plain_frames_separate() {
     let mut prefix = [0u8; 4];
     Profile::SEED.write_prefix(183_346, &mut prefix).unwrap();
     assert_eq!(prefix, *unhex("32cc0200"));
+}
+
+#[test]
+fn seed_plain_reply() {
+    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+    let frame = decode_one(&mut decoder, &unhex(SEED_PLAIN_REPLY));
+    assert_eq!(frame.body, b"hello world");
+    assert_eq!(frame.info.header_len, 0);
+    let mut out = [0u8; 32];
+    let n = encode_plain_frame(&Profile::SEED, b"hello world", &mut out).unwrap();
+    assert_eq!(out[..n], *unhex(SEED_PLAIN_REPLY));
+}
+
+#[test]
+fn python_lone_surrogate_is_refused_with_a_typed_error() {
+    let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let err = record_all(&mut decoder, &unhex(PYTHON_UNDECODABLE_NAME)).unwrap_err();
+    assert_eq!(
+        err,
+        unstick_core::DecodeError::HeaderNotJson(unstick_core::json::JsonError {
+            offset: 17,
+            problem: unstick_core::json::JsonProblem::LoneSurrogate,
+        })
+    );
+    assert!(err.to_string().contains("surrogate"), "{err}");
 }
 
 #[test]

@@ -340,3 +340,34 @@ proptest! {
         let _ = plain.check_eof();
     }
 }
+
+/// The seed's second case: "hello" and "world" sent quickly arrive as one read. As header
+/// frames, cut at every pair of points (one byte at a time included), they come apart exactly.
+#[test]
+fn hello_and_world_separate_at_every_cut() {
+    #[derive(Serialize)]
+    struct Reply<'a> {
+        file_name: &'a str,
+    }
+    let encoder = HeaderFrameEncoder::default();
+    let mut wire = vec![0u8; 256];
+    let a = encoder
+        .encode_frame(&Reply { file_name: "1.txt" }, b"hello", &mut wire)
+        .unwrap();
+    let b = encoder
+        .encode_frame(&Reply { file_name: "2.txt" }, b"world", &mut wire[a..])
+        .unwrap();
+    wire.truncate(a + b);
+    for i in 0..=wire.len() {
+        for j in i..=wire.len() {
+            let parts = [&wire[..i], &wire[i..j], &wire[j..]];
+            let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+            let got = frames(&decode_pieces(&mut decoder, &parts));
+            let bodies: Vec<&[u8]> = got.iter().map(|f| f.body.as_slice()).collect();
+            assert_eq!(bodies, [&b"hello"[..], b"world"], "cut at {i} and {j}");
+        }
+    }
+    let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    assert_eq!(frames(&decode_pieces(&mut decoder, &bytes)).len(), 2);
+}
