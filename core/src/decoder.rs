@@ -220,7 +220,8 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         }
     }
 
-    /// What the current (or last) frame's head declared.
+    /// What the current frame's head declared: from its head event until its end event has
+    /// been returned (`None` between frames and after an error).
     pub fn frame_info(&self) -> Option<&FrameInfo> {
         match self.state {
             State::Body { .. } | State::Done => Some(&self.info),
@@ -1004,6 +1005,24 @@ mod tests {
         );
         assert_eq!(decoder.body_remaining(), 5);
         assert_eq!(decoder.frame_info().map(|i| i.body_len), Some(7));
+    }
+
+    #[test]
+    fn frame_info_lives_from_head_to_end() {
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+        let frame = header_frame(Profile::SEED, b"{\"total_size\":2}", b"ab");
+        assert_eq!(decoder.frame_info(), None);
+        let (used, _) = decoder.feed(&frame).unwrap();
+        assert_eq!(decoder.frame_info(), Some(&head(16, 2)));
+        let (n, _) = decoder.feed(&frame[used..]).unwrap();
+        assert_eq!(used + n, frame.len());
+        assert_eq!(
+            decoder.frame_info(),
+            Some(&head(16, 2)),
+            "body complete, end not yet reported"
+        );
+        assert_eq!(decoder.feed(b"").unwrap(), (0, Event::End(end(2))));
+        assert_eq!(decoder.frame_info(), None);
     }
 
     #[test]
