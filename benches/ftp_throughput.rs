@@ -1,0 +1,307 @@
+//! File server throughput: 1 GiB `put` and `get` over loopback against a raw TCP copy of the
+//! same bytes into a synced file (same buffer size, same run), the server's peak RSS during the
+//! upload, and the same upload between Python peers written like the seed's (1024-byte
+//! buffers).
+//!
+//! Run: `cargo bench --bench ftp_throughput` (`FTP_BENCH_MIB` sets the size, default 1024;
+//! `FTP_BENCH_ROUNDS` the rounds, default 3, best of each reported). The files live in a
+//! temporary directory that is removed at the end.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use unstick_core::Algorithm;
+use unstick_std::ftp::{ClientOptions, FileClient, NoProgress, RemotePath, TRANSFER_BUFFER};
+
+const BIN: &str = env!("CARGO_BIN_EXE_unstick");
+
+fn main() {
+    let mib: u64 = std::env::var("FTP_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = mib << 20;
+    let dir = tempfile::Builder::new()
+        .prefix("unstick-ftp-bench")
+        .tempdir_in(std::env::temp_dir())
+        .expect("temp dir");
+    let source = dir.path().join("source.bin");
+    write_source(&source, size);
+    let gb = |secs: f64| size as f64 / secs / 1e9;
+    println!(
+        "file server benchmark: {mib} MiB over loopback, {} KiB buffers",
+        TRANSFER_BUFFER / 1024
+    );
+
+    let mut raw = f64::MAX;
+    let mut put = f64::MAX;
+    let mut get = f64::MAX;
+    let mut peak_rss_kib = 0;
+    let rounds: u32 = std::env::var("FTP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for round in 0..rounds {
+        raw = raw.min(raw_copy(&source, &dir.path().join("raw.bin")));
+        let _ = fs::remove_file(dir.path().join("raw.bin"));
+
+        let root = dir.path().join("root");
+        let server = Server::start(&root);
+        let (put_secs, rss) = timed_put(&server, &source, Algorithm::Xxh3);
+        put = put.min(put_secs);
+        peak_rss_kib = peak_rss_kib.max(rss);
+        let back = dir.path().join("back.bin");
+        get = get.min(timed_get(&server, &back));
+        if round == 0 {
+            assert!(
+                same_contents(&source, &back),
+                "download differs from the source"
+            );
+        }
+        let _ = fs::remove_file(&back);
+        drop(server);
+        let _ = fs::remove_dir_all(&root);
+    }
+    let root = dir.path().join("root");
+    let server = Server::start(&root);
+    let (md5_put, _) = timed_put(&server, &source, Algorithm::Md5);
+    drop(server);
+    let _ = fs::remove_dir_all(&root);
+
+    let python = python_seed_upload(&source, &dir.path().join("py"));
+
+    println!();
+    println!("| transfer | time | rate | vs raw copy |");
+    println!("|---|---|---|---|");
+    println!(
+        "| raw TCP copy into a synced file | {raw:.2} s | {:.2} GB/s | 1.00x |",
+        gb(raw)
+    );
+    println!(
+        "| `put`, xxh3 verified | {put:.2} s | {:.2} GB/s | {:.2}x |",
+        gb(put),
+        raw / put
+    );
+    println!(
+        "| `get`, xxh3 verified | {get:.2} s | {:.2} GB/s | {:.2}x |",
+        gb(get),
+        raw / get
+    );
+    println!(
+        "| `put --md5` | {md5_put:.2} s | {:.2} GB/s | {:.2}x |",
+        gb(md5_put),
+        raw / md5_put
+    );
+    match python {
+        Some(py) => println!(
+            "| Python seed-style client and server, 1024-byte buffers | {py:.2} s | {:.2} GB/s | {:.2}x (`put` is {:.1}x faster) |",
+            gb(py),
+            raw / py,
+            py / put
+        ),
+        None => println!("| Python seed-style peers | skipped (python3 not found) | | |"),
+    }
+    println!();
+    println!(
+        "server peak RSS (VmHWM) during the upload: {:.1} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
+}
+
+/// Writes `size` bytes of a non-repeating pattern.
+fn write_source(path: &Path, size: u64) {
+    let mut file = File::create(path).expect("create source");
+    let mut block = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 32) as u8;
+    }
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < size {
+        // Vary each block so no two MiB are equal.
+        block[..8].copy_from_slice(&n.to_le_bytes());
+        let take = (size - written).min(block.len() as u64) as usize;
+        file.write_all(&block[..take]).expect("write source");
+        written += take as u64;
+        n += 1;
+    }
+    file.sync_all().expect("sync source");
+}
+
+/// The physical limit: read the file, send it over loopback, write it to a file, sync it.
+fn raw_copy(source: &Path, dest: &Path) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dest = dest.to_owned();
+    let start = Instant::now();
+    let receiver = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut out = File::create(&dest).unwrap();
+        let mut buf = vec![0u8; TRANSFER_BUFFER];
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).unwrap();
+        }
+        out.sync_all().unwrap();
+    });
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let mut file = File::open(source).unwrap();
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        conn.write_all(&buf[..n]).unwrap();
+    }
+    drop(conn);
+    receiver.join().unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["ftp", "serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Server {
+            child,
+            addr: line.trim().to_owned(),
+        }
+    }
+
+    /// Peak resident set size of the server process so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn options(algorithm: Algorithm) -> ClientOptions {
+    ClientOptions {
+        algorithm,
+        timeout: Duration::from_secs(120),
+        ..ClientOptions::default()
+    }
+}
+
+fn timed_put(server: &Server, source: &Path, algorithm: Algorithm) -> (f64, u64) {
+    let remote = RemotePath::parse("bench.bin").unwrap();
+    let start = Instant::now();
+    let mut client = FileClient::connect(&server.addr, options(algorithm)).unwrap();
+    client
+        .put(source, &remote, false, &mut NoProgress)
+        .expect("put");
+    (start.elapsed().as_secs_f64(), server.peak_rss_kib())
+}
+
+fn timed_get(server: &Server, dest: &Path) -> f64 {
+    let remote = RemotePath::parse("bench.bin").unwrap();
+    let start = Instant::now();
+    let mut client = FileClient::connect(&server.addr, options(Algorithm::Xxh3)).unwrap();
+    client
+        .get(&remote, dest, false, &mut NoProgress)
+        .expect("get");
+    start.elapsed().as_secs_f64()
+}
+
+fn same_contents(a: &Path, b: &Path) -> bool {
+    let (mut a, mut b) = (File::open(a).unwrap(), File::open(b).unwrap());
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut a, &mut x);
+        let m = read_full(&mut b, &mut y);
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]).unwrap() {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    filled
+}
+
+/// The seed's upload, both ends in Python with 1024-byte buffers; `None` without python3.
+fn python_seed_upload(source: &Path, dest: &Path) -> Option<f64> {
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    fs::create_dir_all(dest).ok()?;
+    let start = Instant::now();
+    let mut server = Command::new("python3")
+        .arg(peers.join("ftp_seed_server.py"))
+        .arg(dest)
+        .args(["--buffer", "1024"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut port = String::new();
+    BufReader::new(server.stdout.take()?)
+        .read_line(&mut port)
+        .ok()?;
+    let folder = source.parent()?;
+    let name = source.file_name()?;
+    let client = Command::new("python3")
+        .arg(peers.join("ftp_seed_upload.py"))
+        .arg(port.trim())
+        .arg(folder)
+        .arg(name)
+        .args(["--buffer", "1024"])
+        .status()
+        .ok()?;
+    let served = server.wait().ok()?;
+    let secs = start.elapsed().as_secs_f64();
+    assert!(client.success() && served.success(), "python peers failed");
+    let stored = fs::metadata(dest.join(name)).ok()?.len();
+    assert_eq!(
+        stored,
+        fs::metadata(source).ok()?.len(),
+        "python upload incomplete"
+    );
+    let _ = fs::remove_dir_all(dest);
+    Some(secs)
+}
