@@ -3,7 +3,7 @@
 //! `serde-json-core` is a fine deserializer for headers that are known to be well formed, but it
 //! recurses without a depth limit, rejects UTF-16 surrogate pairs, cannot hand out `&str` fields
 //! that contained escapes, and folds many problems into one error. So every header goes through
-//! [`scan_header`] first, which in a single pass, with no recursion and no allocation:
+//! the scanner here first, which in a single pass, with no recursion and no allocation:
 //!
 //! - checks the header is one JSON object (RFC 8259, strict: no trailing commas, no comments, no
 //!   bytes after the object, no control characters in strings, valid UTF-8);
