@@ -171,7 +171,8 @@ pub async fn write_frame_from<W: Write, S: Read, H: Serialize + ?Sized>(
         let n = source
             .read(&mut buf[..want])
             .await
-            .map_err(WriteError::Source)?;
+            .map_err(WriteError::Source)?
+            .min(want);
         if n == 0 {
             return Err(WriteError::SourceEnded { missing: left });
         }

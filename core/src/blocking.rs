@@ -206,7 +206,12 @@ pub fn copy_body<W: Write, S: Read>(
                 capacity: 0,
             }));
         }
-        let n = source.read(&mut buf[..want]).map_err(WriteError::Source)?;
+        // A source that claims more than it was given room for breaks its contract; never
+        // trust it past the buffer.
+        let n = source
+            .read(&mut buf[..want])
+            .map_err(WriteError::Source)?
+            .min(want);
         if n == 0 {
             return Err(WriteError::SourceEnded { missing: left });
         }

@@ -198,7 +198,7 @@ impl fmt::Display for EncodeError {
                 "output buffer of {capacity} bytes is too small for the frame; pass a larger one"
             ),
             EncodeError::HeaderNotObject => {
-                f.write_str("header value must serialize to a JSON object (a struct or map)")
+                f.write_str("header value must serialize to a JSON object (a struct or map) nested at most 32 levels deep")
             }
             EncodeError::ReservedMember => f.write_str(
                 "header value has a total_size, filesize, md5 or xxh3 member; the encoder writes those itself",
