@@ -9,13 +9,12 @@
 use embedded_io_async::{Read, Write};
 use serde::Serialize;
 
-use crate::blocking::end_only_info;
 use crate::decoder::{Event, FrameDecoder, FrameEnd, FrameInfo};
 use crate::digest::{Algorithms, BodyHasher, Digests};
 use crate::encoder::HeaderFrameEncoder;
 use crate::error::{ReadError, WriteError};
 use crate::profile::Profile;
-use crate::window::{ReadWindow, Step};
+use crate::window::{BodyCollector, BodyOverflow, ReadWindow, Step};
 
 /// Reads frames from an async byte source, through a caller-provided input buffer.
 pub struct FrameReader<'b, R, const CAP: usize = 1024> {
@@ -63,37 +62,20 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
         &mut self,
         body_out: &'o mut [u8],
     ) -> Result<Option<(FrameInfo, &'o [u8], FrameEnd)>, ReadError<R::Error>> {
-        let mut info = None;
-        let mut len = 0;
+        let mut frame = BodyCollector::new(body_out);
         loop {
-            match self.next_event().await? {
-                None => return Ok(None),
-                Some(Event::Head(head)) => {
-                    if head.body_len > body_out.len() as u64 {
-                        return Err(ReadError::BodyExceedsBuffer {
-                            len: head.body_len,
-                            capacity: body_out.len(),
-                        });
-                    }
-                    info = Some(head);
+            let Some(event) = self.next_event().await? else {
+                return Ok(None);
+            };
+            match frame.absorb(event) {
+                Ok(None) => {}
+                Ok(Some(end)) => return Ok(Some(frame.finish(end))),
+                Err(BodyOverflow) => {
+                    return Err(ReadError::BodyExceedsBuffer {
+                        len: self.decoder.frame_info().map_or(0, |info| info.body_len),
+                        capacity: frame.capacity(),
+                    });
                 }
-                Some(Event::Body(chunk)) => {
-                    // The head's check above covers the body, unless the caller took the head
-                    // with `next_event` before this call: then the rest may not fit.
-                    let Some(room) = body_out.get_mut(len..len + chunk.len()) else {
-                        return Err(ReadError::BodyExceedsBuffer {
-                            len: self.decoder.frame_info().map_or(0, |info| info.body_len),
-                            capacity: body_out.len(),
-                        });
-                    };
-                    room.copy_from_slice(chunk);
-                    len += chunk.len();
-                }
-                Some(Event::End(end)) => {
-                    let info = info.unwrap_or(end_only_info(&end));
-                    return Ok(Some((info, &body_out[..len], end)));
-                }
-                Some(Event::NeedMore) => {}
             }
         }
     }

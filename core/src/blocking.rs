@@ -13,7 +13,7 @@ use crate::digest::{Algorithms, BodyHasher, Digests};
 use crate::encoder::HeaderFrameEncoder;
 use crate::error::{ReadError, WriteError};
 use crate::profile::Profile;
-use crate::window::{ReadWindow, Step};
+use crate::window::{BodyCollector, BodyOverflow, ReadWindow, Step};
 
 /// Reads frames from a blocking byte source, through a caller-provided input buffer.
 ///
@@ -62,37 +62,20 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
         &mut self,
         body_out: &'o mut [u8],
     ) -> Result<Option<(FrameInfo, &'o [u8], FrameEnd)>, ReadError<R::Error>> {
-        let mut info = None;
-        let mut len = 0;
+        let mut frame = BodyCollector::new(body_out);
         loop {
-            match self.next_event()? {
-                None => return Ok(None),
-                Some(Event::Head(head)) => {
-                    if head.body_len > body_out.len() as u64 {
-                        return Err(ReadError::BodyExceedsBuffer {
-                            len: head.body_len,
-                            capacity: body_out.len(),
-                        });
-                    }
-                    info = Some(head);
+            let Some(event) = self.next_event()? else {
+                return Ok(None);
+            };
+            match frame.absorb(event) {
+                Ok(None) => {}
+                Ok(Some(end)) => return Ok(Some(frame.finish(end))),
+                Err(BodyOverflow) => {
+                    return Err(ReadError::BodyExceedsBuffer {
+                        len: self.decoder.frame_info().map_or(0, |info| info.body_len),
+                        capacity: frame.capacity(),
+                    });
                 }
-                Some(Event::Body(chunk)) => {
-                    // The head's check above covers the body, unless the caller took the head
-                    // with `next_event` before this call: then the rest may not fit.
-                    let Some(room) = body_out.get_mut(len..len + chunk.len()) else {
-                        return Err(ReadError::BodyExceedsBuffer {
-                            len: self.decoder.frame_info().map_or(0, |info| info.body_len),
-                            capacity: body_out.len(),
-                        });
-                    };
-                    room.copy_from_slice(chunk);
-                    len += chunk.len();
-                }
-                Some(Event::End(end)) => {
-                    let info = info.unwrap_or(end_only_info(&end));
-                    return Ok(Some((info, &body_out[..len], end)));
-                }
-                Some(Event::NeedMore) => {}
             }
         }
     }
@@ -116,17 +99,6 @@ impl<'b, R: Read, const CAP: usize> FrameReader<'b, R, CAP> {
     /// Gives back the source and the decoder.
     pub fn into_parts(self) -> (R, FrameDecoder<CAP>) {
         (self.io, self.decoder)
-    }
-}
-
-/// A frame whose head was consumed before [`FrameReader::read_frame`] was called.
-pub(crate) fn end_only_info(end: &FrameEnd) -> FrameInfo {
-    FrameInfo {
-        header_len: 0,
-        body_len: end.body_len,
-        md5: None,
-        md5_not_a_digest: false,
-        xxh3: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use core::ops::Range;
 
-use crate::decoder::{Event, FrameDecoder};
+use crate::decoder::{Event, FrameDecoder, FrameEnd, FrameInfo};
 use crate::error::DecodeError;
 
 /// A decoder step without a borrow of the window, so the driver may read into the window before
@@ -74,6 +74,68 @@ impl<'b> ReadWindow<'b> {
     /// Records that `n` bytes were read into [`spare`](Self::spare).
     pub(crate) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
+    }
+}
+
+/// Collects one frame's body into a caller's buffer, for the drivers' `read_frame`.
+pub(crate) struct BodyCollector<'o> {
+    out: &'o mut [u8],
+    len: usize,
+    info: Option<FrameInfo>,
+}
+
+/// The body does not fit the collector's buffer.
+pub(crate) struct BodyOverflow;
+
+impl<'o> BodyCollector<'o> {
+    pub(crate) fn new(out: &'o mut [u8]) -> Self {
+        BodyCollector {
+            out,
+            len: 0,
+            info: None,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes one event; returns the frame end once it arrives.
+    pub(crate) fn absorb(&mut self, event: Event<'_>) -> Result<Option<FrameEnd>, BodyOverflow> {
+        match event {
+            Event::Head(head) => {
+                if head.body_len > self.out.len() as u64 {
+                    return Err(BodyOverflow);
+                }
+                self.info = Some(head);
+            }
+            Event::Body(chunk) => {
+                // The head's check covers the body, unless the caller took the head with
+                // `next_event` before `read_frame`: then the rest may not fit.
+                let room = self
+                    .out
+                    .get_mut(self.len..self.len + chunk.len())
+                    .ok_or(BodyOverflow)?;
+                room.copy_from_slice(chunk);
+                self.len += chunk.len();
+            }
+            Event::End(end) => return Ok(Some(end)),
+            Event::NeedMore => {}
+        }
+        Ok(None)
+    }
+
+    /// The whole frame: its head (or, if the head was taken before collecting began, what the
+    /// end reports), the body, and the end.
+    pub(crate) fn finish(self, end: FrameEnd) -> (FrameInfo, &'o [u8], FrameEnd) {
+        let info = self.info.unwrap_or(FrameInfo {
+            header_len: 0,
+            body_len: end.body_len,
+            md5: None,
+            md5_not_a_digest: false,
+            xxh3: None,
+        });
+        (info, &self.out[..self.len], end)
     }
 }
 
