@@ -15,7 +15,8 @@ use unstick_std::shell::{
 /// Environment variable holding the shared secret when `--token` is not given.
 const TOKEN_ENV: &str = "UNSTICK_TOKEN";
 
-/// Exit status of `connect` when the connection or the protocol fails (as `ssh` does).
+/// Exit status of `connect` when the connection or the protocol fails, or the server refuses a
+/// command (as `ssh` does).
 const CONNECTION_FAILED: u8 = 255;
 
 /// `unstick shell` subcommands.
@@ -149,20 +150,17 @@ fn connect(args: ConnectArgs) -> ExitCode {
         Err(e) => return connection_failed(&e),
     };
     match args.command {
-        Some(command) => run_one(&mut client, &command),
+        Some(command) => status_of(run_one(&mut client, &command)),
         None => run_lines(|line| run_one(&mut client, line)),
     }
 }
 
-/// Runs one command, writing its output to our stdout and stderr; its status becomes ours.
-fn run_one(client: &mut ShellClient, command: &str) -> ExitCode {
-    match client.exec(command, &mut TerminalOutput) {
-        Ok(report) => {
-            note_cut_short(&report);
-            ExitCode::from(report.termination.shell_status())
-        }
-        Err(e) => connection_failed(&e),
-    }
+/// Runs one command, writing its output to our stdout and stderr; returns the status a shell
+/// would report for it.
+fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
+    let report = client.exec(command, &mut TerminalOutput)?;
+    note_cut_short(&report);
+    Ok(report.termination.shell_status())
 }
 
 fn note_cut_short(report: &ExitReport) {
@@ -174,6 +172,13 @@ fn note_cut_short(report: &ExitReport) {
     }
 }
 
+fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => connection_failed(&e),
+    }
+}
+
 fn connection_failed(e: &ShellClientError) -> ExitCode {
     eprintln!("unstick shell connect: {e}");
     ExitCode::from(CONNECTION_FAILED)
@@ -181,11 +186,12 @@ fn connection_failed(e: &ShellClientError) -> ExitCode {
 
 /// Reads commands, one per line, until the end of input, running each with `exec`; shows the
 /// seed's `>>>` prompt when stdin is a terminal. Blank lines are skipped. Returns the last
-/// command's status; stops early when the connection fails.
-fn run_lines(mut exec: impl FnMut(&str) -> ExitCode) -> ExitCode {
+/// command's status. A refused command is reported and the session goes on; a failed
+/// connection ends it.
+fn run_lines(mut exec: impl FnMut(&str) -> Result<u8, ShellClientError>) -> ExitCode {
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();
-    let mut status = ExitCode::SUCCESS;
+    let mut status = 0;
     let mut lines = stdin.lock().lines();
     loop {
         if interactive {
@@ -198,16 +204,20 @@ fn run_lines(mut exec: impl FnMut(&str) -> ExitCode) -> ExitCode {
                 eprintln!("unstick shell connect: cannot read input: {e}");
                 return ExitCode::FAILURE;
             }
-            None => return status,
+            None => return ExitCode::from(status),
         };
         let command = line.trim();
         if command.is_empty() {
             continue;
         }
-        status = exec(command);
-        if status == ExitCode::from(CONNECTION_FAILED) {
-            return status;
-        }
+        status = match exec(command) {
+            Ok(status) => status,
+            Err(e @ ShellClientError::Server { .. }) => {
+                eprintln!("unstick shell connect: {e}");
+                CONNECTION_FAILED
+            }
+            Err(e) => return connection_failed(&e),
+        };
     }
 }
 
@@ -216,12 +226,9 @@ fn connect_legacy(args: &ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
-    let mut exec = |command: &str| match client.exec(command, &mut io::stdout()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => connection_failed(&e),
-    };
+    let mut exec = |command: &str| client.exec(command, &mut io::stdout()).map(|()| 0);
     match &args.command {
-        Some(command) => exec(command),
+        Some(command) => status_of(exec(command)),
         None => run_lines(exec),
     }
 }

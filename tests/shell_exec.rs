@@ -128,6 +128,14 @@ fn connect_reads_one_command_per_line_without_a_prompt() {
 }
 
 #[test]
+fn a_failing_command_does_not_end_a_line_by_line_session() {
+    let server = ServerProcess::start(&[]);
+    let out = connect_cli(&server.addr, &[], b"echo a\nexit 255\necho b\n", &[]);
+    assert_eq!(out.stdout, b"a\nb\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn fifty_concurrent_clients_each_get_their_own_output() {
     let server = ServerProcess::start(&[]);
     let clients: Vec<_> = (0..50)

@@ -249,3 +249,21 @@ fn slow_drip_connections_are_dropped_at_the_deadline_while_others_are_served() {
     let (_, out) = exec(&mut late, "echo still");
     assert_eq!(out.stdout, b"still\n");
 }
+
+#[test]
+fn a_client_that_stops_reading_cannot_keep_its_command_alive() {
+    let server = ServerProcess::start(&["--timeout", "1s"]);
+    let mut stalled = raw_connection(&server.addr);
+    stalled.write_all(&exec_frame("yes")).expect("send");
+    // The command fills the socket buffers and blocks; the client never reads.
+    assert!(eventually(Duration::from_secs(5), || !children_of(
+        server.pid()
+    )
+    .is_empty()));
+    assert!(
+        eventually(Duration::from_secs(10), || children_of(server.pid())
+            .is_empty()),
+        "the command outlived a client that stopped reading"
+    );
+    drop(stalled);
+}

@@ -45,6 +45,12 @@ pub(crate) fn serve_connection(stream: TcpStream, config: &ShellConfig) {
     if configure_stream(&stream, config.idle_timeout).is_err() {
         return;
     }
+    // A client that stops reading output for this long is dropped (and its command killed), so
+    // a stalled reader cannot keep a command alive much past its time limit.
+    let write_limit = config.idle_timeout.min(config.limits.timeout);
+    if stream.set_write_timeout(Some(write_limit)).is_err() {
+        return;
+    }
     let greeting = match read_greeting(&stream, config.idle_timeout) {
         Ok(Some(greeting)) => greeting,
         Ok(None) | Err(_) => return,
