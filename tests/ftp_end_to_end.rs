@@ -733,3 +733,23 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
         unstick(&server, &["ls"], dir.path()).status.success()
     });
 }
+
+#[test]
+fn tokens_are_required_when_set_and_idle_connections_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let server = Server::start(&root, &["--token", "s3cret", "--idle-timeout", "1"]);
+    let err = failed(&unstick(&server, &["ls"], dir.path()));
+    assert!(err.contains("unauthorized"), "{err}");
+    ok(&unstick(&server, &["ls", "--token", "s3cret"], dir.path()));
+    // A seed upload carries no token: refused, nothing stored.
+    let mut raw = Raw::connect(&server);
+    raw.header(r#"{"filepath":"x","filename":"a","filesize":3}"#);
+    raw.body(b"abc");
+    assert_eq!(raw.error_code(), "unauthorized");
+    assert!(!root.join("a").exists());
+    // A silent connection is closed by the server (the read sees the end, not our timeout).
+    let mut idle = Raw::connect(&server);
+    let mut byte = [0u8; 1];
+    assert_eq!(idle.stream.read(&mut byte).unwrap(), 0);
+}

@@ -279,7 +279,7 @@ fn expect_end(reader: &mut Reader<'_>) -> Result<(), Refusal> {
 }
 
 fn reply<H: Serialize>(reader: &mut Reader<'_>, header: &H) -> Result<(), Refusal> {
-    let mut head = [0u8; 1024];
+    let mut head = [0u8; 4096];
     let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
     write_frame(reader.get_mut(), &encoder, header, &[], &mut head)
         .map_err(|_| Refusal::new(code::INCOMPLETE, "could not send the reply").closing())
