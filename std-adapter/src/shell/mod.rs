@@ -19,7 +19,7 @@
 //!
 //! ## Example
 //!
-//! ```no_run
+//! ```
 //! use unstick_std::shell::{CapturedOutput, ShellClient, ShellConfig, ShellServer, Termination};
 //!
 //! let server = ShellServer::bind("127.0.0.1:0", ShellConfig::default())?;

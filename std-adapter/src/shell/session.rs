@@ -56,7 +56,7 @@ pub(crate) fn serve_connection(stream: TcpStream, config: &ShellConfig) {
         Ok(None) | Err(_) => return,
     };
     let result = match greeting {
-        (Greeting::Seed, first) => SeedSession::new(stream, config).and_then(|s| s.run(first)),
+        (Greeting::Seed, first) => SeedSession { config, stream }.run(first),
         (_, first) => FramedSession::new(stream, config).and_then(|s| s.run(first)),
     };
     // The peer may already be gone; there is no one to tell about I/O errors.
@@ -424,11 +424,7 @@ struct SeedSession<'c> {
     stream: TcpStream,
 }
 
-impl<'c> SeedSession<'c> {
-    fn new(stream: TcpStream, config: &'c ShellConfig) -> io::Result<Self> {
-        Ok(SeedSession { config, stream })
-    }
-
+impl SeedSession<'_> {
     fn run(mut self, greeting: Vec<u8>) -> io::Result<()> {
         if self.config.token.is_some() {
             let refusal = "unstick: this server requires a token, which seed-style clients \
