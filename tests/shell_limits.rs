@@ -52,9 +52,10 @@ fn timeout_kills_the_command_and_all_its_children() {
     assert!(report.timed_out, "{report:?}");
     assert_eq!(report.termination, Termination::Signaled(9));
     let pgid = witness.pgid.expect("the command printed its pid");
+    // The command's shell and both sleeps at least (the inner shell may exec its last sleep).
     assert!(
-        witness.members_seen >= 4,
-        "sh, sh, sleep, sleep: saw {}",
+        witness.members_seen >= 3,
+        "sh and two sleeps: saw {}",
         witness.members_seen
     );
     assert!(
