@@ -167,6 +167,7 @@ impl Refusal {
 }
 
 /// The outcome of reading one framed request.
+#[derive(Debug, PartialEq, Eq)]
 enum Request {
     Exec(String),
     Refused(Refusal),
@@ -525,4 +526,136 @@ fn seed_command_text(command: &[u8]) -> Result<&str, String> {
     }
     std::str::from_utf8(command)
         .map_err(|_| "unstick: the command is not valid UTF-8; send it as UTF-8 text\n".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that hands out its bytes `step` at a time, as a slow network would.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn frame(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut frame = (header.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(header.as_bytes());
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    /// Reads every request in `wire`, `step` bytes per read.
+    fn requests(wire: &[u8], step: usize, config: &ShellConfig) -> Vec<Request> {
+        let mut buf = vec![0u8; 64];
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+        let source = FromStd::new(Trickle { bytes: wire, step });
+        let mut reader = FrameReader::new(source, decoder, &mut buf);
+        let mut seen = Vec::new();
+        loop {
+            let request = read_request(&mut reader, config);
+            let end = matches!(&request, Request::Closed)
+                || matches!(&request, Request::Refused(r) if r.closes);
+            seen.push(request);
+            if end {
+                return seen;
+            }
+        }
+    }
+
+    fn refused(seen: &Request) -> (&'static str, bool) {
+        match seen {
+            Request::Refused(r) => (r.code, r.closes),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_are_read_in_any_chunking_and_refusals_keep_the_stream_in_step() {
+        let config = ShellConfig {
+            max_command_len: 16,
+            ..ShellConfig::default()
+        };
+        let mut wire = frame(r#"{"op":"exec","total_size":7}"#, b"echo hi");
+        wire.extend(frame(r#"{"op":"ls","total_size":3}"#, b"abc"));
+        wire.extend(frame(r#"{"total_size":2}"#, b"ls"));
+        wire.extend(frame(r#"{"op":"exec","total_size":2}"#, &[0xc3, 0x28]));
+        wire.extend(frame(r#"{"op":"exec","total_size":20}"#, &[b'x'; 20]));
+        wire.extend(frame(
+            r#"{"op":"exec","total_size":8}"#,
+            "echo 新".as_bytes(),
+        ));
+        for step in [1, 2, 3, 7, 64, 4096] {
+            let seen = requests(&wire, step, &config);
+            assert_eq!(seen.len(), 7, "step {step}: {seen:?}");
+            assert_eq!(seen[0], Request::Exec("echo hi".into()));
+            assert_eq!(refused(&seen[1]), ("unknown_op", false));
+            assert_eq!(refused(&seen[2]), ("bad_header", false));
+            assert_eq!(refused(&seen[3]), ("bad_command", false));
+            assert_eq!(refused(&seen[4]), ("command_too_long", false));
+            assert_eq!(seen[5], Request::Exec("echo 新".into()));
+            assert_eq!(seen[6], Request::Closed);
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked_before_anything_else() {
+        let config = ShellConfig {
+            token: Some("s3cret".into()),
+            ..ShellConfig::default()
+        };
+        let table: [(&str, Option<(&str, bool)>); 4] = [
+            (r#"{"op":"exec","token":"s3cret","total_size":4}"#, None),
+            (
+                r#"{"op":"exec","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"guess","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"ls","token":"nope","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+        ];
+        for (header, expected) in table {
+            let seen = requests(&frame(header, b"true"), 5, &config);
+            match expected {
+                None => assert_eq!(seen[0], Request::Exec("true".into()), "{header}"),
+                Some(refusal) => assert_eq!(refused(&seen[0]), refusal, "{header}"),
+            }
+        }
+    }
+
+    #[test]
+    fn broken_framing_is_refused_and_closes() {
+        let config = ShellConfig::default();
+        let table: [&[u8]; 4] = [
+            &[0, 0, 0, 0x80],
+            &[0, 0, 0, 0],
+            b"\x05\x00\x00\x00{abc}",
+            b"\x19\x00\x00\x00{\"op\":\"exec\",\"total_size\":-1}",
+        ];
+        for wire in table {
+            let seen = requests(wire, 3, &config);
+            assert_eq!(refused(&seen[0]), ("bad_frame", true), "{wire:?}");
+        }
+        // A stream that ends inside a frame is a plain close, not an error to report.
+        let seen = requests(
+            &frame(r#"{"op":"exec","total_size":9}"#, b"ech"),
+            2,
+            &config,
+        );
+        assert_eq!(seen, [Request::Closed]);
+    }
 }
