@@ -8,7 +8,7 @@ use std::net::TcpStream;
 
 use embedded_io_adapters::std::FromStd;
 use unstick_core::blocking::{FrameReader, write_frame};
-use unstick_core::{Event, FrameDecoder, HeaderFrameEncoder, Profile, ReadError, WriteError};
+use unstick_core::{Event, FrameDecoder, Profile, ReadError, WriteError};
 
 use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
 use super::wire::{self, ErrorReply, ExecRequest, ExitHeader, ReplyOp};
@@ -196,10 +196,9 @@ impl ShellClient {
         if self.head.len() < needed {
             self.head.resize(needed, 0);
         }
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
         write_frame(
             &mut self.stream,
-            &encoder,
+            &wire::PLAIN_ENCODER,
             &request,
             command.as_bytes(),
             &mut self.head,

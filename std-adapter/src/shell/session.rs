@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 use unstick_core::blocking::{FrameReader, write_frame, write_plain_frame};
-use unstick_core::{Algorithm, DecodeError, Event, FrameDecoder, HeaderFrameEncoder, Profile};
+use unstick_core::{DecodeError, Event, FrameDecoder, HeaderFrameEncoder, Profile};
 use unstick_core::{FrameInfo, ReadError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, RunOutcome};
@@ -369,8 +369,8 @@ impl FrameReplies {
     fn new(stream: TcpStream) -> FrameReplies {
         FrameReplies {
             stream: FromStd::new(stream),
-            output_encoder: HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3)),
-            status_encoder: HeaderFrameEncoder::new(Profile::SEED).checksum(None),
+            output_encoder: wire::OUTPUT_ENCODER,
+            status_encoder: wire::PLAIN_ENCODER,
             head: vec![0u8; OUTPUT_CHUNK + REPLY_HEAD_ROOM],
         }
     }
@@ -503,7 +503,7 @@ impl SeedSession<'_> {
                     truncated,
                     timed_out,
                 };
-                let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+                let encoder = wire::SEED_REPLY_ENCODER;
                 let mut head = [0u8; REPLY_HEAD_ROOM];
                 write_frame(&mut out, &encoder, &header, body, &mut head)
                     .map_err(crate::server::write_error_to_io)

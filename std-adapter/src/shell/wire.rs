@@ -4,6 +4,7 @@
 //! Nothing here performs I/O.
 
 use serde::{Deserialize, Serialize};
+use unstick_core::{Algorithm, HeaderFrameEncoder, Profile};
 
 /// `"op"` of a request that runs a command.
 pub const OP_EXEC: &str = "exec";
@@ -22,6 +23,17 @@ pub const MAX_COMMAND_LEN: usize = 128 * 1024 - 1;
 
 /// How much a seed client's command read takes at most: the seed's server calls `recv(1024)`.
 pub const SEED_COMMAND_READ: usize = 1024;
+
+/// Encodes output frames: the body's XXH3 rides in the header, so the receiver checks each chunk.
+pub const OUTPUT_ENCODER: HeaderFrameEncoder =
+    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+
+/// Encodes frames with empty bodies (requests' heads, exit and error frames): no digest.
+pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+
+/// Encodes seed-mode `json` replies: the body's real MD5, as the seed's header promised.
+pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
+    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
 
 /// The request header a framed client sends, with the command as the frame's body:
 /// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one).
@@ -191,6 +203,61 @@ mod tests {
         for (bytes, expected) in table {
             assert_eq!(classify_greeting(bytes), expected, "{bytes:?}");
         }
+    }
+
+    /// Golden bytes of the replies to `echo hi; kill -9 $$` (as docs/PROTOCOL.md shows them).
+    #[test]
+    fn reply_frames_golden_bytes() {
+        let mut buf = [0u8; 256];
+        let output = OutputHeader { op: OP_STDOUT };
+        let n = OUTPUT_ENCODER
+            .encode_frame(&output, b"hi\n", &mut buf)
+            .unwrap();
+        let expected: &[u8] = b"\x48\x00\x00\x00{\"op\":\"stdout\",\"total_size\":3,\
+            \"xxh3\":\"f4d0497cf9394caab34d1a3ab2bece70\"}hi\n";
+        assert_eq!(&buf[..n], expected);
+
+        let exit = ExitHeader {
+            op: OP_EXIT,
+            code: None,
+            signal: Some(9),
+            truncated: false,
+            timed_out: false,
+        };
+        let n = PLAIN_ENCODER.encode_frame(&exit, b"", &mut buf).unwrap();
+        let expected: &[u8] = b"\x4b\x00\x00\x00{\"op\":\"exit\",\"signal\":9,\
+            \"truncated\":false,\"timed_out\":false,\"total_size\":0}";
+        assert_eq!(&buf[..n], expected);
+
+        let request = ExecRequest {
+            op: OP_EXEC,
+            token: None,
+        };
+        let n = PLAIN_ENCODER
+            .encode_frame(&request, b"ls", &mut buf)
+            .unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"\x1c\x00\x00\x00{\"op\":\"exec\",\"total_size\":2}ls"
+        );
+    }
+
+    /// A seed `json` reply to `echo hi`: what the seed's client unpacks, with md5("hi\n").
+    #[test]
+    fn seed_json_reply_golden_bytes() {
+        let mut buf = [0u8; 256];
+        let header = SeedReplyHeader {
+            file_name: "output",
+            truncated: false,
+            timed_out: false,
+        };
+        let n = SEED_REPLY_ENCODER
+            .encode_frame(&header, b"hi\n", &mut buf)
+            .unwrap();
+        let json = br#"{"file_name":"output","truncated":false,"timed_out":false,"total_size":3,"md5":"764efa883dda1e11db47671c4a3bbd9e"}"#;
+        assert_eq!(&buf[..4], (json.len() as i32).to_le_bytes());
+        assert_eq!(&buf[4..4 + json.len()], json);
+        assert_eq!(&buf[4 + json.len()..n], b"hi\n");
     }
 
     #[test]
