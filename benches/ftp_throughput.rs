@@ -29,7 +29,13 @@ fn main() {
         .prefix("unstick-ftp-bench")
         .tempdir_in(std::env::temp_dir())
         .expect("temp dir");
-    let source = dir.path().join("source.bin");
+    // The source lives in the server root, so that every transfer (raw copy, `put`, `get`)
+    // runs in the same state: one cached file of the size read, one new file written. (On this
+    // VM, writing a third large file costs noticeably more than the second, whoever writes it;
+    // the order of the three is also rotated each round.)
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).expect("root");
+    let source = root.join("source.bin");
     write_source(&source, size);
     let gb = |secs: f64| size as f64 / secs / 1e9;
     println!(
@@ -37,11 +43,7 @@ fn main() {
         TRANSFER_BUFFER / 1024
     );
 
-    // Each transfer is compared with a raw copy made in the same state (the same files in the
-    // page cache, a new file of the same size being written): writing a third 1 GiB file costs
-    // this VM noticeably more than the second, whoever writes it.
-    let mut raw_put = f64::MAX;
-    let mut raw_get = f64::MAX;
+    let mut raw = f64::MAX;
     let mut put = f64::MAX;
     let mut get = f64::MAX;
     let mut peak_rss_kib = 0;
@@ -50,65 +52,53 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let scratch = dir.path().join("raw.bin");
+    let back = dir.path().join("back.bin");
     for round in 0..rounds {
-        raw_put = raw_put.min(raw_copy(&source, &scratch));
-        let _ = fs::remove_file(&scratch);
-
-        let root = dir.path().join("root");
         let server = Server::start(&root);
-        let (put_secs, rss) = timed_put(&server, &source, Algorithm::Xxh3);
-        put = put.min(put_secs);
-        peak_rss_kib = peak_rss_kib.max(rss);
-
-        raw_get = raw_get.min(raw_copy(&root.join("bench.bin"), &scratch));
-        let _ = fs::remove_file(&scratch);
-        let back = dir.path().join("back.bin");
-        get = get.min(timed_get(&server, &back));
-        if round == 0 {
-            assert!(
-                same_contents(&source, &back),
-                "download differs from the source"
-            );
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => {
+                    raw = raw.min(raw_copy(&source, &scratch));
+                    let _ = fs::remove_file(&scratch);
+                }
+                1 => {
+                    let (secs, rss) = timed_put(&server, &source, Algorithm::Xxh3);
+                    put = put.min(secs);
+                    peak_rss_kib = peak_rss_kib.max(rss);
+                    let _ = fs::remove_file(root.join("bench.bin"));
+                }
+                _ => {
+                    get = get.min(timed_get(&server, &back));
+                    if round == 0 {
+                        assert!(same_contents(&source, &back), "download differs");
+                    }
+                    let _ = fs::remove_file(&back);
+                }
+            }
         }
-        let _ = fs::remove_file(&back);
-        drop(server);
-        let _ = fs::remove_dir_all(&root);
     }
-    let root = dir.path().join("root");
     let server = Server::start(&root);
     let (md5_put, _) = timed_put(&server, &source, Algorithm::Md5);
     drop(server);
-    let _ = fs::remove_dir_all(&root);
+    let _ = fs::remove_file(root.join("bench.bin"));
 
     let python = python_seed_upload(&source, &dir.path().join("py"));
 
     println!();
     println!("| transfer | time | rate | vs raw copy |");
     println!("|---|---|---|---|");
-    let raw = raw_put;
-    println!(
-        "| raw TCP copy into a synced file (state of `put`) | {raw_put:.2} s | {:.2} GB/s | 1.00x |",
-        gb(raw_put)
-    );
-    println!(
-        "| `put`, xxh3 verified | {put:.2} s | {:.2} GB/s | {:.2}x |",
-        gb(put),
-        raw_put / put
-    );
-    println!(
-        "| raw TCP copy into a synced file (state of `get`) | {raw_get:.2} s | {:.2} GB/s | 1.00x |",
-        gb(raw_get)
-    );
-    println!(
-        "| `get`, xxh3 verified | {get:.2} s | {:.2} GB/s | {:.2}x |",
-        gb(get),
-        raw_get / get
-    );
-    println!(
-        "| `put --md5` | {md5_put:.2} s | {:.2} GB/s | {:.2}x of the `put` raw copy |",
-        gb(md5_put),
-        raw / md5_put
-    );
+    for (what, secs) in [
+        ("raw TCP copy into a synced file", raw),
+        ("`put`, xxh3 verified", put),
+        ("`get`, xxh3 verified", get),
+        ("`put --md5`", md5_put),
+    ] {
+        println!(
+            "| {what} | {secs:.2} s | {:.2} GB/s | {:.2}x |",
+            gb(secs),
+            raw / secs
+        );
+    }
     match python {
         Some(py) => println!(
             "| Python seed-style client and server, 1024-byte buffers | {py:.2} s | {:.2} GB/s | {:.2}x (`put` is {:.1}x faster) |",
@@ -245,7 +235,7 @@ fn timed_put(server: &Server, source: &Path, algorithm: Algorithm) -> (f64, u64)
 }
 
 fn timed_get(server: &Server, dest: &Path) -> f64 {
-    let remote = RemotePath::parse("bench.bin").unwrap();
+    let remote = RemotePath::parse("source.bin").unwrap();
     let start = Instant::now();
     let mut client = FileClient::connect(&server.addr, options(Algorithm::Xxh3)).unwrap();
     client

@@ -255,7 +255,7 @@ fn files_of_every_size_round_trip_byte_identical() {
 fn thirty_two_concurrent_clients_and_one_winner_per_name() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let server = Server::start(&root, &[]);
+    let server = Server::start(&root, &["--max-connections", "128"]);
     let addr = server.addr.clone();
     let threads: Vec<_> = (0..32)
         .map(|i| {
@@ -294,7 +294,23 @@ fn thirty_two_concurrent_clients_and_one_winner_per_name() {
             })
         })
         .collect();
+    // Meanwhile, other connections send garbage: none of it may disturb the transfers.
+    let mut hostile = Vec::new();
+    for round in 0..40 {
+        let mut raw = Raw::connect(&server);
+        match round % 4 {
+            0 => raw.body(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]),
+            1 => raw.header("{not json"),
+            2 => raw.header(r#"{"op":"put","path":"../x","total_size":5}"#),
+            _ => {
+                raw.header(r#"{"op":"put","path":"shared","total_size":1000000}"#);
+                raw.body(&[0u8; 1000]);
+            }
+        }
+        hostile.push(raw);
+    }
     let uploads: Vec<Vec<u8>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    drop(hostile);
     let shared = fs::read(root.join("shared")).unwrap();
     let winners = uploads
         .iter()

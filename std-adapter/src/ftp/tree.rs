@@ -367,3 +367,89 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
         Err(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn walking_never_follows_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root_path.join("real")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(&outside, root_path.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root_path.join("file-link")).unwrap();
+        let root = Dir::open_root(&root_path).unwrap();
+
+        let through_link = RemotePath::parse("link/secret").unwrap();
+        assert!(root.walk_to_parent(&through_link, false).is_err());
+        assert!(root.walk_to_parent(&through_link, true).is_err());
+        assert!(root.open_file("file-link").is_err());
+        assert!(root.open_or_create("file-link").is_err());
+        assert_eq!(
+            root.stat("file-link").unwrap().map(|m| m.kind),
+            Some(EntryKind::Symlink)
+        );
+        let inside = RemotePath::parse("real/new/deeper/f").unwrap();
+        let parent = root.walk_to_parent(&inside, true).unwrap();
+        parent.create_new("f").unwrap().write_all(b"x").unwrap();
+        let mut text = String::new();
+        root.walk_to_parent(&inside, false)
+            .unwrap()
+            .open_file("f")
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "x");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn listings_hide_reserved_names_and_can_be_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(dir.path()).unwrap();
+        root.create_new("a").unwrap();
+        root.create_new(&temp_name()).unwrap();
+        root.create_new(&partial_name("a")).unwrap();
+        root.subdir("d", true).unwrap();
+        for _ in 0..2 {
+            let mut names = Vec::new();
+            root.for_each_entry(|name, meta| {
+                names.push((name.to_owned(), meta.kind));
+                Ok(())
+            })
+            .unwrap();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                names,
+                [("a".into(), EntryKind::File), ("d".into(), EntryKind::Dir)]
+            );
+        }
+    }
+
+    #[test]
+    fn partial_names_fit_in_a_component_and_locks_exclude() {
+        let long = "x".repeat(255);
+        let name = partial_name(&long);
+        assert!(name.len() <= MAX_COMPONENT_LEN && name.starts_with(RESERVED_PREFIX));
+        assert_ne!(partial_name(&long), partial_name(&"y".repeat(255)));
+        assert_eq!(partial_name("a"), ".unstick-partial-a");
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(dir.path()).unwrap();
+        let first = root.open_or_create("p").unwrap();
+        let second = root.open_or_create("p").unwrap();
+        assert!(try_lock(&first).unwrap());
+        assert!(!try_lock(&second).unwrap());
+        assert!(root.is_same_file("p", &second).unwrap());
+        root.rename("p", "q").unwrap();
+        assert!(!root.is_same_file("p", &second).unwrap());
+        drop(first);
+        assert!(try_lock(&second).unwrap());
+    }
+}
