@@ -321,7 +321,10 @@ fn thirty_two_concurrent_clients_and_one_winner_per_name() {
         winners, 1,
         "the shared name holds exactly one upload, unmixed"
     );
-    assert!(tree(&root).iter().all(|n| !n.contains(".unstick-tmp")));
+    // The torn hostile uploads' temporary files go as soon as the server sees them end.
+    eventually("no temporary file is left", || {
+        tree(&root).iter().all(|n| !n.contains(".unstick-tmp"))
+    });
 }
 
 #[test]
@@ -591,6 +594,17 @@ fn a_seed_style_python_client_is_stored_intact() {
         pattern(100_000, 41)
     );
     assert!(!tree(&root).iter().any(|n| n.contains("新建文件夹")));
+    // Our own legacy upload speaks the same header, so this server stores it too.
+    let data = pattern(700_000, 77);
+    fs::write(dir.path().join("legacy.bin"), &data).unwrap();
+    ok(&unstick(
+        &server,
+        &["put", "--legacy", "legacy.bin", "sub/legacy.bin"],
+        dir.path(),
+    ));
+    eventually("the legacy upload is committed", || {
+        fs::read(root.join("sub/legacy.bin")).is_ok_and(|b| b == data)
+    });
 }
 
 #[test]

@@ -16,7 +16,7 @@ use unstick_core::{
     ReadError, SizeField, WriteError,
 };
 
-use super::name::RemotePath;
+use super::name::{RemotePath, escape_for_terminal};
 use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
 use super::wire::{DigestTrailer, Message, Request, code};
 use crate::server::{FramedStream, HEADER_CAP};
@@ -66,9 +66,13 @@ impl fmt::Display for ClientError {
                 "cannot connect to {addr}: {source} (is `unstick ftp serve` running there?)"
             ),
             ClientError::Connection(e) => write!(f, "connection to the server failed: {e}"),
-            ClientError::Server { code, message } => {
-                write!(f, "server refused ({code}): {message}")
-            }
+            // The server's words are shown escaped: a hostile server cannot drive the terminal.
+            ClientError::Server { code, message } => write!(
+                f,
+                "server refused ({}): {}",
+                escape_for_terminal(code),
+                escape_for_terminal(message)
+            ),
             ClientError::Protocol(m) => write!(f, "unexpected reply from the server: {m}"),
             ClientError::Local { path, source } => write!(f, "{}: {source}", path.display()),
             ClientError::DigestMismatch { path } => write!(
