@@ -279,7 +279,7 @@ fn put(
         }
         other => other,
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
     eprintln!(
         "stored {} ({} bytes, {} {} verified{resumed})",
@@ -309,7 +309,7 @@ fn get(
     let mut progress = TerminalProgress::new(remote.file_name());
     let report = client
         .get(&remote, &target, resume, &mut progress)
-        .map_err(|e| e.to_string())?;
+        .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
     eprintln!(
         "wrote {} ({} bytes, {} {} verified{resumed})",
@@ -391,6 +391,16 @@ fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
     client.delete(&remote).map_err(|e| e.to_string())?;
     eprintln!("deleted {}", escape_for_terminal(remote.as_str()));
     Ok(())
+}
+
+/// The error, plus how to continue when the connection broke mid-transfer.
+fn interrupted_hint(e: ClientError) -> String {
+    match e {
+        ClientError::Connection(_) => {
+            format!("{e}; run the same command with --resume to continue where it stopped")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn resumed_note(resumed_from: u64) -> String {

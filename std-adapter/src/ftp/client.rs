@@ -267,8 +267,24 @@ impl embedded_io::ErrorType for WatchedSink<'_> {
     type Error = io::Error;
 }
 
-/// Marker message of the error a [`WatchedSink`] returns when a reply arrived early.
-const EARLY_REPLY: &str = "the server replied before the upload finished";
+/// What a [`WatchedSink`] returns when the server sent something (or closed) mid-upload.
+#[derive(Debug)]
+struct EarlyReply;
+
+impl fmt::Display for EarlyReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the server answered or closed before the upload finished")
+    }
+}
+
+impl std::error::Error for EarlyReply {}
+
+fn is_early_reply(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connection(e) => e.get_ref().is_some_and(|inner| inner.is::<EarlyReply>()),
+        _ => false,
+    }
+}
 
 impl embedded_io::Write for WatchedSink<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
@@ -281,7 +297,7 @@ impl embedded_io::Write for WatchedSink<'_> {
         // timeout, so the call does not block.
         let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
         if ready > 0 && pfd.revents & libc::POLLIN != 0 {
-            return Err(io::Error::other(EARLY_REPLY));
+            return Err(io::Error::other(EarlyReply));
         }
         embedded_io::Write::write(self.io, buf)
     }
@@ -424,6 +440,8 @@ impl FileClient {
                 digest
             }
             (_, Err(e @ ClientError::Server { .. })) => return Err(e),
+            // Stopped because the server closed: say what reading its reply found.
+            (Err(sent), Err(replied)) if is_early_reply(&sent) => return Err(replied),
             (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
         };
         Ok(PutReport {
