@@ -39,8 +39,8 @@ fn main() {
 
     // 1. Plain frames vs tokio-util.
     let wire = plain_wire();
-    let ours = fastest(15, || (), |()| plain_unstick(&wire, usize::MAX));
-    let theirs = fastest(15, || plain_bytes_mut(&wire), plain_tokio);
+    let ours = fastest(40, || (), |()| plain_unstick(&wire, usize::MAX));
+    let theirs = fastest(40, || plain_bytes_mut(&wire), plain_tokio);
     let frames = PLAIN_FRAMES as f64;
     println!("plain frames, 1,000,000 x 64 B from one buffer:");
     println!(
@@ -100,12 +100,12 @@ fn main() {
     let gib = (passes * BULK_BODIES * BULK_BODY) as f64;
     let (plain, body_starts) = bulk_wire(None);
     let copy = fastest(
-        5,
+        10,
         || (),
         |()| (0..passes).for_each(|_| _ = bulk_memcpy(&plain, &mut sink)),
     );
     let copy_bodies = fastest(
-        5,
+        10,
         || (),
         |()| (0..passes).for_each(|_| _ = bulk_memcpy_bodies(&plain, &body_starts, &mut sink)),
     );
@@ -114,7 +114,7 @@ fn main() {
             bulk_unstick(wire, sink);
         }
     };
-    let ours = fastest(5, || (), |()| pass(&plain, &mut sink));
+    let ours = fastest(10, || (), |()| pass(&plain, &mut sink));
     let gbps = |t: Duration| gib / t.as_secs_f64() / 1e9;
     println!("1 GiB as 1 MiB bodies, read in 64 KiB pieces into a 1 MiB sink:");
     println!(
