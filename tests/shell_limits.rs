@@ -268,3 +268,75 @@ fn a_client_that_stops_reading_cannot_keep_its_command_alive() {
     );
     drop(stalled);
 }
+
+/// Whether process `pid` is still running (a zombie or a vanished pid is not).
+fn is_running(pid: u32) -> bool {
+    shell_common::processes()
+        .iter()
+        .any(|p| p.pid == pid && p.state != 'Z' && p.state != 'X')
+}
+
+fn printed_pid(stdout: &[u8]) -> u32 {
+    let text = std::str::from_utf8(stdout).expect("utf-8");
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a pid: {text:?}"))
+}
+
+#[test]
+fn a_background_job_holding_the_output_ends_with_its_command() {
+    // With a 30 s limit, waiting for the job's pipes to close would end in a timeout.
+    let server = ServerProcess::start(&["--timeout", "30s"]);
+    let mut client = server.client(None);
+    let (report, out) = exec(&mut client, "sleep 300 & echo $!");
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(report.termination, Termination::Exited(0));
+    let job = printed_pid(&out.stdout);
+    assert!(
+        eventually(Duration::from_secs(5), || !is_running(job)),
+        "the background job outlived its command"
+    );
+    assert!(children_of(server.pid()).is_empty());
+}
+
+#[test]
+fn a_background_job_with_its_own_output_is_killed_when_the_shell_exits() {
+    let server = ServerProcess::start(&[]);
+    let mut client = server.client(None);
+    let (report, out) = exec(&mut client, "sleep 300 >/dev/null 2>&1 & echo $!");
+    assert_eq!(report.termination, Termination::Exited(0));
+    let job = printed_pid(&out.stdout);
+    assert!(
+        eventually(Duration::from_secs(5), || !is_running(job)),
+        "the background job escaped the command's limits"
+    );
+}
+
+#[test]
+fn a_detached_process_holding_the_output_does_not_stall_the_reply() {
+    let server = ServerProcess::start(&["--timeout", "30s"]);
+    let mut client = server.client(None);
+    // setsid leaves the command's process group, so only its pipes tie it to the command.
+    let (report, out) = exec(&mut client, "setsid sleep 300 & echo $!");
+    let detached = printed_pid(&out.stdout);
+    // SAFETY: kill(2) with a pid this test's command just started and printed.
+    unsafe {
+        libc::kill(detached as libc::pid_t, libc::SIGKILL);
+    }
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(report.termination, Termination::Exited(0));
+    // The connection is in step for the next command.
+    let (report, out) = exec(&mut client, "echo next");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"next\n");
+}
+
+#[test]
+fn limits_too_large_for_the_clock_are_as_good_as_forever() {
+    let forever = "18000000000000000000";
+    let server = ServerProcess::start(&["--timeout", forever, "--idle-timeout", forever]);
+    let mut client = server.client(None);
+    let (report, out) = exec(&mut client, "echo ok");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"ok\n");
+}

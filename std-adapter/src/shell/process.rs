@@ -1,10 +1,12 @@
 //! Running one command: `sh -c` in its own process group, both output pipes drained as they
-//! fill, the whole group killed on timeout, on the output cap or when the client goes away, and
-//! the shell always reaped.
+//! fill, the whole group killed on timeout, on the output cap, when the client goes away, and
+//! when the shell exits (so no process the command started in its group outlives it), and the
+//! shell always reaped.
 //!
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
-//! hang-up only, so pipelined requests stay unread) and the deadline. Output is handed to an
-//! [`OutputSink`] chunk by chunk as it arrives; nothing is accumulated here.
+//! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux) and the
+//! deadline. Output is handed to an [`OutputSink`] chunk by chunk as it arrives; nothing is
+//! accumulated here.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -122,9 +124,10 @@ pub fn run_command(
         group,
         pipes,
         client: client.map(|fd| fd.as_raw_fd()),
-        deadline: Instant::now() + limits.timeout,
+        deadline: deadline_after(limits.timeout),
         max_output: limits.max_output,
         emitted: 0,
+        phase: Phase::Running,
     };
     run.drive(sink)
 }
@@ -196,18 +199,48 @@ impl ProcessGroup {
         Ok(Termination::from_status(status))
     }
 
-    /// The shell's end, if it has ended.
-    fn try_reap(&mut self) -> io::Result<Option<Termination>> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait()?;
-        }
-        Ok(self.status.map(Termination::from_status))
-    }
-
     fn kill_and_reap(&mut self) -> io::Result<Termination> {
         self.kill();
         self.reap()
     }
+
+    /// Whether the shell has exited, without reaping it: its pid, and so the group id, stays
+    /// reserved for [`kill`](Self::kill).
+    fn has_exited(&self) -> io::Result<bool> {
+        if self.status.is_some() {
+            return Ok(true);
+        }
+        let pid: libc::id_t = self.child.id();
+        loop {
+            // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            // SAFETY: `info` is a live, exclusively borrowed siginfo_t, which is all waitid(2)
+            // writes; WNOWAIT leaves the child waitable for `reap`.
+            let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, options) };
+            if rc == 0 {
+                // With WNOHANG and no change yet, the pid field stays zero.
+                return Ok(waited_pid(&info) != 0);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The pid `waitid(2)` reported.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
+    // SAFETY: for the WEXITED waits this module makes, the kernel fills the child fields.
+    unsafe { info.si_pid() }
+}
+
+/// The pid `waitid(2)` reported.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
+    info.si_pid
 }
 
 impl Drop for ProcessGroup {
@@ -264,13 +297,45 @@ impl OutputPipes {
     }
 }
 
-/// What one wait in [`CommandRun::wait_for_output`] saw.
+/// How long the output pipes are still read after the shell has exited and the rest of its
+/// process group was killed: enough for the killed processes to die and what they wrote to be
+/// read, short enough that a process outside the group holding a pipe open (a `setsid` daemon
+/// that kept the command's output) cannot stall the reply.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
+
+/// Longest pause between checks for the shell's exit where the platform cannot signal it.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
+/// as good as forever instead of overflowing.
+pub(crate) fn deadline_after(limit: Duration) -> Instant {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(limit.min(FOREVER))
+        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(now)
+}
+
+/// Where a command run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The shell is running: output is forwarded until it exits or the deadline passes.
+    Running,
+    /// The shell has exited and its process group was killed: what is left in the pipes is
+    /// read until they close or `until` passes.
+    Draining {
+        /// End of the drain (the grace period, or the deadline if sooner).
+        until: Instant,
+    },
+}
+
+/// What one wait in [`CommandRun::wait`] saw.
 #[derive(Clone, Copy, Debug, Default)]
 struct Readiness {
     stdout: bool,
     stderr: bool,
     client_gone: bool,
-    deadline_passed: bool,
+    time_up: bool,
 }
 
 /// One command in flight.
@@ -281,6 +346,7 @@ struct CommandRun {
     deadline: Instant,
     max_output: u64,
     emitted: u64,
+    phase: Phase,
 }
 
 /// How a command run stops early.
@@ -292,21 +358,17 @@ enum Stop {
 }
 
 impl CommandRun {
-    /// Pumps output until both pipes close, then waits for the shell; stops early on the
-    /// deadline, the output cap or a hang-up.
+    /// Supervises the command to its end, then makes sure its group is gone and the shell
+    /// reaped.
     fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
-        let stop = match self.pump_output(sink) {
-            Ok(None) => self.await_exit()?,
-            Ok(Some(stop)) => Some(stop),
+        let stop = match self.supervise(sink) {
+            Ok(stop) => stop,
             Err(e) => {
                 self.group.kill_and_reap()?;
                 return Err(e);
             }
         };
-        let termination = match stop {
-            None => self.group.reap()?,
-            Some(_) => self.group.kill_and_reap()?,
-        };
+        let termination = self.group.kill_and_reap()?;
         Ok(RunOutcome {
             termination,
             truncated: stop == Some(Stop::Truncated),
@@ -315,15 +377,30 @@ impl CommandRun {
         })
     }
 
-    fn pump_output(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
+    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
+    /// group and drains the pipes), and stops early on the deadline, the output cap or a
+    /// hang-up. A command that closes its output and keeps running is still timed; one that
+    /// leaves a background process holding its output open ends when the shell does.
+    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
         let mut buf = vec![0u8; OUTPUT_CHUNK];
-        while !self.pipes.all_closed() {
-            let ready = self.wait_for_output()?;
+        loop {
+            if self.phase == Phase::Running && self.group.has_exited()? {
+                self.group.kill_and_reap()?;
+                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
+                self.phase = Phase::Draining { until };
+            }
+            if matches!(self.phase, Phase::Draining { .. }) && self.pipes.all_closed() {
+                return Ok(None);
+            }
+            let ready = self.wait()?;
             if ready.client_gone {
                 return Ok(Some(Stop::ClientGone));
             }
-            if ready.deadline_passed {
-                return Ok(Some(Stop::TimedOut));
+            if ready.time_up {
+                return Ok(match self.phase {
+                    Phase::Running => Some(Stop::TimedOut),
+                    Phase::Draining { .. } => None,
+                });
             }
             for (stream, is_ready) in [
                 (OutputStream::Stdout, ready.stdout),
@@ -337,7 +414,6 @@ impl CommandRun {
                 }
             }
         }
-        Ok(None)
     }
 
     /// Moves one read of `stream` to `sink`, within the output cap.
@@ -362,8 +438,20 @@ impl CommandRun {
         Ok((take < n).then_some(Stop::Truncated))
     }
 
-    /// Blocks until a pipe is readable, the client hangs up, or the deadline passes.
-    fn wait_for_output(&self) -> io::Result<Readiness> {
+    /// Blocks until a pipe is readable, the client hangs up, the shell exits (while running),
+    /// or the phase's time is up. Where the shell's exit cannot be watched, wakes up every
+    /// [`EXIT_CHECK_INTERVAL`] to check it.
+    fn wait(&self) -> io::Result<Readiness> {
+        let until = match self.phase {
+            Phase::Running => self.deadline,
+            Phase::Draining { until } => until,
+        };
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return Ok(Readiness {
+                time_up: true,
+                ..Readiness::default()
+            });
+        };
         let mut fds = PollSet::default();
         let stdout = self
             .pipes
@@ -374,46 +462,21 @@ impl CommandRun {
             .fd(OutputStream::Stderr)
             .map(|fd| fds.add_input(fd));
         let client = self.client.map(|fd| fds.add_hangup_watch(fd));
-        let Some(wait) = self.deadline.checked_duration_since(Instant::now()) else {
-            return Ok(Readiness {
-                deadline_passed: true,
-                ..Readiness::default()
-            });
+        let wait = match (self.phase, &self.group.exit_watch) {
+            (Phase::Running, Some(exit)) => {
+                fds.add_input(exit.as_raw_fd());
+                left
+            }
+            (Phase::Running, None) => left.min(EXIT_CHECK_INTERVAL),
+            (Phase::Draining { .. }, _) => left,
         };
         fds.poll(wait)?;
         Ok(Readiness {
             stdout: stdout.is_some_and(|i| fds.is_ready(i)),
             stderr: stderr.is_some_and(|i| fds.is_ready(i)),
             client_gone: client.is_some_and(|i| fds.is_ready(i)),
-            deadline_passed: false,
+            time_up: false,
         })
-    }
-
-    /// After both pipes closed: waits for the shell to exit, still watching the deadline and the
-    /// client (a command may close its output and keep running). Without an exit watch it
-    /// checks at growing intervals (1 ms to 20 ms).
-    fn await_exit(&mut self) -> io::Result<Option<Stop>> {
-        let mut nap = Duration::from_millis(1);
-        loop {
-            if self.group.try_reap()?.is_some() {
-                return Ok(None);
-            }
-            let Some(left) = self.deadline.checked_duration_since(Instant::now()) else {
-                return Ok(Some(Stop::TimedOut));
-            };
-            let mut fds = PollSet::default();
-            let client = self.client.map(|fd| fds.add_hangup_watch(fd));
-            let exit = self
-                .group
-                .exit_watch
-                .as_ref()
-                .map(|fd| fds.add_input(fd.as_raw_fd()));
-            fds.poll(if exit.is_some() { left } else { nap.min(left) })?;
-            if client.is_some_and(|i| fds.is_ready(i)) {
-                return Ok(Some(Stop::ClientGone));
-            }
-            nap = (nap * 2).min(Duration::from_millis(20));
-        }
     }
 }
 
@@ -444,10 +507,10 @@ const HANGUP_EVENTS: libc::c_short = libc::POLLRDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const HANGUP_EVENTS: libc::c_short = 0;
 
-/// Up to three descriptors for one `poll(2)` call.
+/// Up to four descriptors for one `poll(2)` call: two pipes, the client, the exit watch.
 #[derive(Default)]
 struct PollSet {
-    fds: [Option<libc::pollfd>; 3],
+    fds: [Option<libc::pollfd>; 4],
     len: usize,
 }
 
@@ -479,17 +542,17 @@ impl PollSet {
 
     /// Waits up to `timeout` (rounded up to whole milliseconds) for any event.
     fn poll(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut raw: [libc::pollfd; 3] = [libc::pollfd {
+        let mut raw: [libc::pollfd; 4] = [libc::pollfd {
             fd: -1,
             events: 0,
             revents: 0,
-        }; 3];
+        }; 4];
         for (slot, fd) in raw.iter_mut().zip(self.fds.iter().flatten()) {
             *slot = *fd;
         }
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: `raw` is a live, exclusively borrowed array of `self.len` initialised pollfd
-        // structs (self.len <= 3), which is exactly what poll(2) reads and writes.
+        // structs (self.len <= 4), which is exactly what poll(2) reads and writes.
         let n = unsafe { libc::poll(raw.as_mut_ptr(), self.len as libc::nfds_t, millis) };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -561,6 +624,26 @@ mod tests {
         let (outcome, _) = run("exec >&- 2>&-; sleep 30", &limits);
         assert!(outcome.timed_out);
         assert_eq!(outcome.termination, Termination::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_background_job_holding_the_output_ends_with_the_shell() {
+        // Before the shell's exit was watched, this waited for the time limit.
+        let (outcome, out) = run("sleep 30 & echo started", &limits());
+        assert!(!outcome.timed_out, "{outcome:?}");
+        assert_eq!(outcome.termination, Termination::Exited(0));
+        assert_eq!(out.stdout, b"started\n");
+    }
+
+    #[test]
+    fn huge_limits_do_not_overflow_the_clock() {
+        let limits = CommandLimits {
+            timeout: Duration::MAX,
+            ..limits()
+        };
+        let (outcome, out) = run("echo ok", &limits);
+        assert_eq!(outcome.termination, Termination::Exited(0));
+        assert_eq!(out.stdout, b"ok\n");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use unstick_core::{DecodeError, Event, FrameDecoder, HeaderFrameEncoder, Profile
 use unstick_core::{FrameInfo, ReadError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, RunOutcome};
-use super::process::{Termination, run_command};
+use super::process::{Termination, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::wire::{self, ExitHeader, Greeting, LegacyReply, OutputHeader, RequestHeader};
 use crate::server::{HEADER_CAP, configure_stream, send_error, token_matches};
@@ -121,7 +121,7 @@ struct RequestInput {
 
 impl RequestInput {
     fn restart_deadline(&mut self, idle: Duration) {
-        self.deadline = Instant::now() + idle;
+        self.deadline = deadline_after(idle);
     }
 }
 
@@ -196,7 +196,7 @@ impl<'c> FramedSession<'c> {
             greeting,
             replayed: 0,
             stream: self.socket.try_clone()?,
-            deadline: Instant::now() + self.config.idle_timeout,
+            deadline: deadline_after(self.config.idle_timeout),
         };
         let mut buf = vec![0u8; REQUEST_BUFFER];
         let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
@@ -245,8 +245,9 @@ impl<'c> FramedSession<'c> {
     }
 }
 
-/// Reads one request frame: its header is checked (token, operation, size) as soon as it is in,
-/// and the body of a refused request is read and dropped so the next request starts in step.
+/// Reads one request frame: its header is checked (token, operation, size) as soon as it is in.
+/// A bad token is answered at once; the body of any other refused request is read and dropped so
+/// the next request starts in step.
 fn read_request<R>(reader: &mut FrameReader<'_, R, HEADER_CAP>, config: &ShellConfig) -> Request
 where
     R: embedded_io::Read<Error = io::Error>,
@@ -255,7 +256,11 @@ where
     loop {
         match reader.next_event() {
             Ok(None) => return Request::Closed,
-            Ok(Some(Event::Head(info))) => admission = admit(reader.decoder(), &info, config),
+            // A refusal that closes (a bad token) goes out at once: the body is not waited for.
+            Ok(Some(Event::Head(info))) => match admit(reader.decoder(), &info, config) {
+                Err(refusal) if refusal.closes => return Request::Refused(refusal),
+                checked => admission = checked,
+            },
             Ok(Some(Event::Body(chunk))) => {
                 if let Ok(command) = &mut admission {
                     command.extend_from_slice(chunk);
@@ -613,8 +618,13 @@ mod tests {
             token: Some("s3cret".into()),
             ..ShellConfig::default()
         };
-        let table: [(&str, Option<(&str, bool)>); 4] = [
+        let table: [(&str, Option<(&str, bool)>); 5] = [
             (r#"{"op":"exec","token":"s3cret","total_size":4}"#, None),
+            // Refused on its header alone, though the promised body never comes.
+            (
+                r#"{"op":"exec","token":"guess","total_size":1000000}"#,
+                Some(("unauthorized", true)),
+            ),
             (
                 r#"{"op":"exec","total_size":4}"#,
                 Some(("unauthorized", true)),
