@@ -332,7 +332,7 @@ fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
     let rows: Vec<(String, String, String)> = entries
         .iter()
         .map(|e| {
-            let mut name = escape_for_terminal(&e.name);
+            let mut name = e.display_name();
             if e.kind == "dir" {
                 name.push('/');
             } else if e.kind == "symlink" {

@@ -249,6 +249,8 @@ fn files_of_every_size_round_trip_byte_identical() {
     assert!(!root.join("d/f1.bin").exists());
     let err = failed(&unstick(&server, &["get", "d/f1.bin"], dir.path()));
     assert!(err.contains("not_found"), "{err}");
+    // A refused download leaves no empty partial download behind.
+    assert!(!dir.path().join(".f1.bin.unstick-part").exists());
 }
 
 #[test]
@@ -411,11 +413,24 @@ fn a_server_killed_mid_upload_leaves_no_file_and_the_upload_resumes() {
     eventually("bytes reach the disk", || {
         fs::metadata(root.join(".unstick-partial-k")).is_ok_and(|m| m.len() == 2 << 20)
     });
+    // A second upload of the same name meanwhile is staged in a temporary file.
+    let mut second = Raw::connect(&server);
+    second.header(&json!({"op": "put", "path": "k", "total_size": data.len()}).to_string());
+    second.body(&data[..1 << 20]);
+    let temporaries = || {
+        tree(&root)
+            .into_iter()
+            .filter(|n| n.starts_with(".unstick-tmp-"))
+            .count()
+    };
+    eventually("the second upload is staged", || temporaries() == 1);
     server.kill();
-    drop(raw);
+    drop((raw, second));
     assert!(!root.join("k").exists(), "nothing at the final name");
 
+    // The restarted server removes the dead temporary file and keeps the resumable partial.
     let server = Server::start(&root, &[]);
+    assert_eq!(temporaries(), 0);
     assert_eq!(partial_size(&server, "k", dir.path()), 2 << 20);
     let out = unstick(&server, &["put", "--resume", "k"], dir.path());
     ok(&out);
@@ -457,6 +472,8 @@ fn hostile_sizes_are_refused_before_any_file_is_opened() {
         raw.body(&[0u8; 100]);
         assert_eq!(raw.error_code(), code, "{header}");
     }
+    let names = if root.exists() { tree(&root) } else { vec![] };
+    assert!(names.is_empty(), "no file was opened: {names:?}");
     // N-1 bytes, then end of stream: nothing at the final name.
     let mut raw = Raw::connect(&server);
     raw.header(r#"{"filepath":"x","filename":"short","filesize":1000}"#);
@@ -492,7 +509,9 @@ fn every_traversal_form_is_refused_and_nothing_lands_outside_the_root() {
     std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret"), root.join("secret-link")).unwrap();
     let server = Server::start(&root, &[]);
+    let control_characters = "\u{1}".repeat(300);
     let evil = [
+        control_characters.as_str(),
         "../escape",
         "/tmp/escape",
         "a/../../escape",
@@ -782,4 +801,76 @@ fn tokens_are_required_when_set_and_idle_connections_are_dropped() {
     let mut idle = Raw::connect(&server);
     let mut byte = [0u8; 1];
     assert_eq!(idle.stream.read(&mut byte).unwrap(), 0);
+}
+
+#[test]
+fn a_delete_during_an_upload_never_lets_it_commit_another_uploads_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("n"), b"old").unwrap();
+    let server = Server::start(&root, &[]);
+    let first = pattern(200_000, 21);
+    let second = pattern(200_000, 22);
+    let mut upload = Raw::connect(&server);
+    upload.header(&json!({"op": "put", "path": "n", "total_size": first.len()}).to_string());
+    upload.body(&first[..100_000]);
+    eventually("the first upload is staged", || {
+        fs::metadata(root.join(".unstick-partial-n")).is_ok_and(|m| m.len() == 100_000)
+    });
+    let mut delete = Raw::connect(&server);
+    delete.header(r#"{"op":"delete","path":"n"}"#);
+    assert_eq!(delete.reply().unwrap().0["op"], "deleted");
+    // Another upload of the name starts while the first is still going.
+    let mut other = Raw::connect(&server);
+    other.header(&json!({"op": "put", "path": "n", "total_size": second.len()}).to_string());
+    other.body(&second[..50_000]);
+    eventually("the second upload is staged", || {
+        tree(&root).iter().any(|n| {
+            n.starts_with(".unstick-")
+                && fs::metadata(root.join(n)).is_ok_and(|m| m.len() == 50_000)
+        })
+    });
+    upload.body(&first[100_000..]);
+    upload.header(&json!({"op": "done", "file_xxh3": xxh3_hex(&first)}).to_string());
+    assert_eq!(upload.reply().unwrap().0["op"], "stored");
+    let stored = fs::read(root.join("n")).unwrap();
+    assert!(
+        stored == first,
+        "not the first upload, whole: {} bytes",
+        stored.len()
+    );
+    other.body(&second[50_000..]);
+    other.header(&json!({"op": "done", "file_xxh3": xxh3_hex(&second)}).to_string());
+    assert_eq!(other.reply().unwrap().0["op"], "stored");
+    assert!(fs::read(root.join("n")).unwrap() == second);
+    assert_eq!(tree(&root), ["n"]);
+}
+
+#[test]
+fn odd_entries_are_listed_escaped_and_refused_as_downloads() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("a directory")).unwrap();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"latin1 caf\xe9");
+    fs::write(root.join(not_utf8), b"x").unwrap();
+    let fifo = std::ffi::CString::new(root.join("fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no memory effects.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let server = Server::start(&root, &[]);
+    let listing = ok(&unstick(&server, &["ls"], dir.path()));
+    assert!(listing.contains("latin1 caf\\xe9 "), "{listing:?}");
+    assert_eq!(listing.lines().count(), 3, "{listing:?}");
+    for name in ["a directory", "fifo"] {
+        let err = failed(&unstick(&server, &["get", name, "out"], dir.path()));
+        assert!(err.contains("bad_path"), "{err}");
+    }
+    assert_eq!(
+        tree(dir.path())
+            .iter()
+            .filter(|n| !n.starts_with("root"))
+            .count(),
+        0
+    );
 }

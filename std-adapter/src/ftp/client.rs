@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +17,9 @@ use unstick_core::{
     ReadError, SizeField, WriteError,
 };
 
-use super::name::{RemotePath, escape_for_terminal};
+use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
+use super::tree::Create;
 use super::wire::{DigestTrailer, Message, Request, code};
 use crate::server::{FramedStream, HEADER_CAP};
 
@@ -152,14 +154,29 @@ pub struct GetReport {
 /// One entry of a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteEntry {
-    /// Name (as the server sent it: escape it before printing).
+    /// Name as the server sent it; print [`RemoteEntry::display_name`] instead.
     pub name: String,
+    /// Whether `name` is in escaped form because the real name is not UTF-8 (bytes that are
+    /// not UTF-8 as `\xNN`, backslashes doubled).
+    pub name_escaped: bool,
     /// `"file"`, `"dir"`, `"symlink"` or `"other"`.
     pub kind: String,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+}
+
+impl RemoteEntry {
+    /// The name as it is safe to print: control and bidi characters escaped, so that a name
+    /// chosen by someone else cannot drive the terminal.
+    pub fn display_name(&self) -> String {
+        if self.name_escaped {
+            escape_escaped_name_for_terminal(&self.name)
+        } else {
+            escape_for_terminal(&self.name)
+        }
+    }
 }
 
 /// What `stat` reports.
@@ -463,23 +480,11 @@ impl FileClient {
     ) -> Result<GetReport, ClientError> {
         let algorithm = self.options.algorithm;
         let part = partial_download_path(local);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part)
-            .map_err(self::local(&part))?;
-        let have = if resume {
-            file.metadata().map_err(self::local(&part))?.len()
+        let (have, mut hasher) = if resume {
+            self.hash_partial_download(&part, algorithm)?
         } else {
-            file.set_len(0).map_err(self::local(&part))?;
-            0
+            (0, BodyHasher::new(Algorithms::only(algorithm)))
         };
-        let mut hasher =
-            hash_prefix(&mut file, have, algorithm, &mut self.buf).map_err(self::local(&part))?;
-        file.seek(SeekFrom::Start(have))
-            .map_err(self::local(&part))?;
         let mut head = [0u8; HEADER_CAP];
         let token = self.options.token.clone();
         let mut request = Request {
@@ -502,6 +507,13 @@ impl FileClient {
                 "the file header does not match the request".into(),
             ));
         }
+        // Only now, with the file on its way, is the partial download created (or cut back to
+        // the prefix that was hashed).
+        let mut file =
+            open_partial_download(&part, Create::IfMissing).map_err(self::local(&part))?;
+        file.set_len(have)
+            .and_then(|_| file.seek(SeekFrom::Start(have)))
+            .map_err(self::local(&part))?;
         progress.start(size, have);
         let received = (|| {
             loop {
@@ -547,6 +559,30 @@ impl FileClient {
         })
     }
 
+    /// The length and running digest of the partial download at `part` (none: 0 bytes).
+    fn hash_partial_download(
+        &mut self,
+        part: &Path,
+        algorithm: Algorithm,
+    ) -> Result<(u64, BodyHasher), ClientError> {
+        let mut file = match open_partial_download(part, Create::Never) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok((0, BodyHasher::new(Algorithms::only(algorithm))));
+            }
+            Err(e) => {
+                return Err(ClientError::Local {
+                    path: part.to_owned(),
+                    source: e,
+                });
+            }
+        };
+        let have = file.metadata().map_err(self::local(part))?.len();
+        let hasher =
+            hash_prefix(&mut file, have, algorithm, &mut self.buf).map_err(self::local(part))?;
+        Ok((have, hasher))
+    }
+
     /// Lists the directory `dir` (`None` for the root).
     pub fn list(&mut self, dir: Option<&RemotePath>) -> Result<Vec<RemoteEntry>, ClientError> {
         self.send_request("ls", Some(dir.map_or("", |d| d.as_str())))?;
@@ -560,6 +596,7 @@ impl FileClient {
             match message.op.as_deref() {
                 Some("entry") => entries.push(RemoteEntry {
                     name: message.name.unwrap_or_default(),
+                    name_escaped: message.name_escaped.unwrap_or(false),
                     kind: message.kind.unwrap_or_default(),
                     size: message.size.unwrap_or(0),
                     mtime: message.mtime.unwrap_or(0),
@@ -583,6 +620,7 @@ impl FileClient {
         let reply = expect_reply(&mut reader, "stat")?;
         let entry = reply.exists.unwrap_or(false).then(|| RemoteEntry {
             name: path.file_name().to_owned(),
+            name_escaped: false,
             kind: reply.kind.clone().unwrap_or_default(),
             size: reply.size.unwrap_or(0),
             mtime: reply.mtime.unwrap_or(0),
@@ -606,6 +644,18 @@ fn write_failed<S: fmt::Debug>(e: WriteError<io::Error, S>) -> ClientError {
         WriteError::Io(e) => ClientError::Connection(e),
         other => ClientError::Protocol(other.to_string()),
     }
+}
+
+/// Opens the partial download `part` for reading and writing, never through a symbolic link
+/// (one planted under that name cannot redirect the download).
+fn open_partial_download(part: &Path, create: Create) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create == Create::IfMissing)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(part)
 }
 
 /// Where a download to `local` is staged: `.<name>.unstick-part` in the same directory.

@@ -1,5 +1,6 @@
 //! Remote file names: the only form in which a client's path reaches the file system.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Prefix of the server's own bookkeeping files (partial uploads, temporary files). Names with
@@ -146,20 +147,54 @@ impl fmt::Display for RemotePath {
 
 /// Writes `name` with control and bidirectional-formatting characters escaped, so that a name
 /// chosen by someone else cannot move the cursor, clear the screen or reorder what a terminal
-/// shows.
+/// shows. Backslashes are doubled, so the escapes cannot be confused with the name.
 pub fn escape_for_terminal(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
+    escape_characters(name, Backslash::Double)
+}
+
+/// Like [`escape_for_terminal`], for text that is already in [`name_text`]'s escaped form
+/// (backslashes doubled, bytes that are not UTF-8 as `\xNN`): its backslashes stay as they are.
+pub fn escape_escaped_name_for_terminal(text: &str) -> String {
+    escape_characters(text, Backslash::Keep)
+}
+
+/// What [`escape_characters`] does with a backslash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backslash {
+    Double,
+    Keep,
+}
+
+fn escape_characters(text: &str, backslash: Backslash) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
         if c.is_control() || bidi {
             out.extend(c.escape_default());
-        } else if c == '\\' {
+        } else if c == '\\' && backslash == Backslash::Double {
             out.push_str("\\\\");
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// The text form of a file-system name that may not be UTF-8: the name itself when it is
+/// (`escaped` false); otherwise (`escaped` true) every byte that is not part of valid UTF-8
+/// written as `\xNN` and every backslash as `\\`, so the text still tells names apart.
+pub fn name_text(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (Cow::Borrowed(text), false);
+    }
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    (Cow::Owned(out), true)
 }
 
 #[cfg(test)]
@@ -210,5 +245,25 @@ mod tests {
         assert_eq!(escape_for_terminal("x\ny"), "x\\ny");
         assert_eq!(escape_for_terminal("evil\u{202e}txt"), "evil\\u{202e}txt");
         assert_eq!(escape_for_terminal("ok 😀"), "ok 😀");
+        assert_eq!(escape_for_terminal("a\\xff"), "a\\\\xff");
+        assert_eq!(
+            escape_escaped_name_for_terminal("a\\xff\u{7}"),
+            "a\\xff\\u{7}"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_escaped_unambiguously() {
+        let table: &[(&[u8], &str, bool)] = &[
+            (b"plain \\ name", "plain \\ name", false),
+            ("😀".as_bytes(), "😀", false),
+            (b"bad\xffname", "bad\\xffname", true),
+            (b"\xc3\\", "\\xc3\\\\", true),
+            (b"\xe2\x82", "\\xe2\\x82", true),
+        ];
+        for (bytes, text, escaped) in table {
+            let (got, got_escaped) = name_text(bytes);
+            assert_eq!((got.as_ref(), got_escaped), (*text, *escaped), "{bytes:?}");
+        }
     }
 }

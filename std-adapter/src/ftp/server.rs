@@ -15,9 +15,9 @@ use unstick_core::{
     HeaderFrameEncoder, Profile, ReadError, WriteError,
 };
 
-use super::name::RemotePath;
+use super::name::{PathError, RemotePath, escape_for_terminal, name_text};
 use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
-use super::tree::{Dir, EntryKind, file_meta, partial_name, temp_name, try_lock};
+use super::tree::{Create, Dir, EntryKind, file_meta, partial_name, temp_name, try_lock};
 use super::wire::{
     Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, code, parse_algorithm,
 };
@@ -86,14 +86,14 @@ impl Refusal {
         self
     }
 
-    /// Maps a file-system error met while handling `what`.
+    /// Maps a file-system error met while handling `what`. The system's own words are added
+    /// where the code alone does not say enough (which limit, which failure).
     fn storage(e: &io::Error, what: &str) -> Self {
-        let raw = e.raw_os_error();
-        let (code, hint) = match raw {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => (
-                code::NO_SPACE,
-                "the server is out of space (or over a file-size limit); the partial data was removed",
-            ),
+        let (code, hint) = match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => {
+                let hint = "the server is out of space (or over a file-size limit); the partial data was removed";
+                return Refusal::new(code::NO_SPACE, format!("{what}: {hint} ({e})"));
+            }
             Some(libc::ELOOP) => (
                 code::BAD_PATH,
                 "a component is a symbolic link; links are never followed",
@@ -104,12 +104,19 @@ impl Refusal {
             ),
             Some(libc::EISDIR) => (code::BAD_PATH, "the name is a directory"),
             Some(libc::ENOTEMPTY) => (code::BAD_REQUEST, "the directory is not empty"),
+            _ if e.kind() == io::ErrorKind::InvalidInput => (
+                code::BAD_PATH,
+                "the name is not a regular file (a FIFO, socket or device)",
+            ),
             _ if e.kind() == io::ErrorKind::NotFound => {
                 (code::NOT_FOUND, "no such file or directory")
             }
-            _ => (code::STORAGE, "the server could not access its storage"),
+            _ => {
+                let hint = "the server could not access its storage";
+                return Refusal::new(code::STORAGE, format!("{what}: {hint} ({e})"));
+            }
         };
-        Refusal::new(code, format!("{what}: {hint} ({e})"))
+        Refusal::new(code, format!("{what}: {hint}"))
     }
 }
 
@@ -133,6 +140,11 @@ impl FileServer {
                 ),
             )
         })?;
+        match root.remove_stale_temporaries() {
+            Ok(0) => {}
+            Ok(n) => eprintln!("unstick ftp: removed {n} temporary files left by an earlier crash"),
+            Err(e) => eprintln!("unstick ftp: could not clean up old temporary files: {e}"),
+        }
         Ok(FileServer {
             root: Arc::new(root),
             limit: SessionLimit::new(config.max_connections),
@@ -287,7 +299,15 @@ fn reply<H: Serialize>(reader: &mut Reader<'_>, header: &H) -> Result<(), Refusa
 
 fn parse_path(text: Option<&str>) -> Result<RemotePath, Refusal> {
     let text = text.ok_or_else(|| Refusal::new(code::BAD_REQUEST, "the request has no `path`"))?;
-    RemotePath::parse(text).map_err(|e| Refusal::new(code::BAD_PATH, format!("`{text}`: {e}")))
+    RemotePath::parse(text).map_err(|e| bad_path(text, e))
+}
+
+/// Refuses `text` as a path. The text is echoed escaped: it may hold control characters.
+fn bad_path(text: &str, e: PathError) -> Refusal {
+    Refusal::new(
+        code::BAD_PATH,
+        format!("`{}`: {e}", escape_for_terminal(text)),
+    )
 }
 
 impl Session<'_> {
@@ -341,7 +361,10 @@ impl Session<'_> {
             }
             (Some(op), _) => Err(refuse_with_body(Refusal::new(
                 code::BAD_REQUEST,
-                format!("unknown op `{op}`; expected put, get, ls, stat or delete"),
+                format!(
+                    "unknown op `{}`; expected put, get, ls, stat or delete",
+                    escape_for_terminal(op)
+                ),
             ))),
             (None, false) => Err(refuse_with_body(Refusal::new(
                 code::BAD_REQUEST,
@@ -609,8 +632,7 @@ impl Session<'_> {
 
     fn list(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
         let text = message.path.as_deref().unwrap_or("");
-        let path = RemotePath::parse_dir(text)
-            .map_err(|e| Refusal::new(code::BAD_PATH, format!("`{text}`: {e}")))?;
+        let path = RemotePath::parse_dir(text).map_err(|e| bad_path(text, e))?;
         let dir = self
             .server
             .root
@@ -619,9 +641,11 @@ impl Session<'_> {
         let mut count = 0u64;
         let mut send_failed = false;
         let listed = dir.for_each_entry(|name, meta| {
+            let (name, escaped) = name_text(name);
             let entry = EntryReply {
                 op: "entry",
-                name,
+                name: &name,
+                name_escaped: escaped.then_some(true),
                 kind: meta.kind.as_str(),
                 size: meta.size,
                 mtime: meta.mtime,
@@ -701,7 +725,10 @@ impl Session<'_> {
             })?;
         dir.unlink(name, meta.kind == EntryKind::Dir)
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
-        let _ = dir.unlink(&partial_name(name), false);
+        // A partial upload goes too, unless an upload holds it: that upload owns the name.
+        if let Ok(Some(idle_partial)) = Staging::lock_partial(&dir, name, Create::Never) {
+            drop(idle_partial); // removes it
+        }
         let _ = dir.sync();
         eprintln!("unstick ftp: deleted {}", path.as_str());
         reply(
@@ -758,19 +785,24 @@ struct Staging<'d> {
 }
 
 impl<'d> Staging<'d> {
-    /// A unique temporary file in `dir`.
+    /// A unique temporary file in `dir`, locked so that a cleanup of stale temporary files
+    /// (at the start of another server on the same root) leaves it alone.
     fn temporary(dir: &'d Dir) -> io::Result<Staging<'d>> {
         loop {
             let name = temp_name();
             match dir.create_new(&name) {
                 Ok(file) => {
-                    return Ok(Staging {
+                    // Dropped on error, which removes the file.
+                    let staging = Staging {
                         dir,
                         file,
                         name,
                         resumable: false,
                         done: false,
-                    });
+                    };
+                    // A file we just created exclusively is locked by nobody else.
+                    try_lock(&staging.file)?;
+                    return Ok(staging);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -778,11 +810,13 @@ impl<'d> Staging<'d> {
         }
     }
 
-    /// Locks and opens the partial file of `name`; `None` when another upload holds it.
-    fn lock_partial(dir: &'d Dir, name: &str) -> io::Result<Option<Staging<'d>>> {
+    /// Locks and opens the partial file of `name` (creating it if `create` says so); `None`
+    /// when another upload holds it. Only the holder of this lock renames or removes the
+    /// partial, so while it is held the name stays bound to the file.
+    fn lock_partial(dir: &'d Dir, name: &str, create: Create) -> io::Result<Option<Staging<'d>>> {
         let partial = partial_name(name);
         for _ in 0..8 {
-            let file = dir.open_or_create(&partial)?;
+            let file = dir.open_rw(&partial, create)?;
             if !try_lock(&file)? {
                 return Ok(None);
             }
@@ -803,7 +837,7 @@ impl<'d> Staging<'d> {
     /// Staging for a new upload of `name`: its partial file, emptied, or a temporary file if
     /// another upload of the same name is running.
     fn fresh(dir: &'d Dir, name: &str) -> io::Result<Staging<'d>> {
-        match Self::lock_partial(dir, name)? {
+        match Self::lock_partial(dir, name, Create::IfMissing)? {
             Some(staging) => {
                 staging.file.set_len(0)?;
                 Ok(staging)
@@ -823,7 +857,7 @@ impl<'d> Staging<'d> {
         prefix: unstick_core::Checksum,
         buffer: usize,
     ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
-        let mut staging = Self::lock_partial(dir, name)
+        let mut staging = Self::lock_partial(dir, name, Create::IfMissing)
             .map_err(|e| Refusal::storage(&e, name))?
             .ok_or_else(|| {
                 Refusal::new(
@@ -873,6 +907,13 @@ impl<'d> Staging<'d> {
     /// syncs the directory.
     fn commit(mut self, final_name: &str) -> io::Result<()> {
         self.file.sync_all()?;
+        // Never rename whatever else now has the staging name (the lock makes that impossible
+        // for our own uploads; this guards against anyone else touching the root).
+        if !self.dir.is_same_file(&self.name, &self.file)? {
+            return Err(io::Error::other(
+                "the staging file was replaced by someone else during the upload",
+            ));
+        }
         self.dir.rename(&self.name, final_name)?;
         self.done = true;
         self.dir.sync()

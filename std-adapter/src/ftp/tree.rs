@@ -114,14 +114,13 @@ impl Dir {
         Ok(Dir { fd })
     }
 
-    fn open_at(&self, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
-        let c = cstring(name)?;
+    fn open_at(&self, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
         // SAFETY: `self.fd` is an open directory, `c` a valid C string; the returned descriptor
         // is checked before use.
         let fd = unsafe {
             libc::openat(
                 self.fd.as_raw_fd(),
-                c.as_ptr(),
+                name.as_ptr(),
                 flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
                 libc::c_uint::from(mode),
             )
@@ -136,10 +135,13 @@ impl Dir {
     /// Opens the subdirectory `name` (never through a symbolic link), creating it first when
     /// `create` is set.
     pub fn subdir(&self, name: &str, create: bool) -> io::Result<Dir> {
+        self.subdir_raw(&cstring(name)?, create)
+    }
+
+    fn subdir_raw(&self, name: &CStr, create: bool) -> io::Result<Dir> {
         if create {
-            let c = cstring(name)?;
             // SAFETY: valid directory descriptor and C string.
-            let rc = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) };
+            let rc = unsafe { libc::mkdirat(self.fd.as_raw_fd(), name.as_ptr(), 0o755) };
             if rc != 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::AlreadyExists {
@@ -176,53 +178,51 @@ impl Dir {
         })
     }
 
-    /// Opens the regular file `name` for reading. Symbolic links, FIFOs and devices are refused
-    /// (the open does not block on a FIFO).
+    /// Opens the regular file `name` for reading. A directory is `EISDIR`; symbolic links
+    /// (`ELOOP`), FIFOs and devices are refused (the open does not block on a FIFO).
     pub fn open_file(&self, name: &str) -> io::Result<File> {
-        let fd = self.open_at(name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-        let file = File::from(fd);
-        let meta = file_meta(&file)?;
-        if meta.kind != EntryKind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{name}` is not a regular file"),
-            ));
-        }
+        let fd = self.open_at(&cstring(name)?, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+        let file = regular_file(File::from(fd))?;
         // Back to blocking reads for a regular file.
         // SAFETY: valid descriptor; F_SETFL with plain flags has no memory effects.
-        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) };
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(file)
     }
 
     /// Creates `name` exclusively (it must not exist) for reading and writing.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
-        let fd = self.open_at(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let fd = self.open_at(&cstring(name)?, flags, 0o644)?;
         Ok(File::from(fd))
     }
 
-    /// Opens or creates the regular file `name` for reading and writing, without truncating it.
-    pub fn open_or_create(&self, name: &str) -> io::Result<File> {
-        let fd = self.open_at(name, libc::O_RDWR | libc::O_CREAT, 0o644)?;
-        let file = File::from(fd);
-        if file_meta(&file)?.kind != EntryKind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{name}` is not a regular file"),
-            ));
-        }
-        Ok(file)
+    /// Opens the regular file `name` for reading and writing, without truncating it; with
+    /// [`Create::IfMissing`] it is created when it does not exist.
+    pub fn open_rw(&self, name: &str, create: Create) -> io::Result<File> {
+        self.open_rw_raw(&cstring(name)?, create)
+    }
+
+    fn open_rw_raw(&self, name: &CStr, create: Create) -> io::Result<File> {
+        let flags = match create {
+            Create::IfMissing => libc::O_RDWR | libc::O_CREAT,
+            Create::Never => libc::O_RDWR,
+        };
+        // Non-blocking, so that a FIFO planted under the name cannot stall the open.
+        let fd = self.open_at(name, flags | libc::O_NONBLOCK, 0o644)?;
+        regular_file(File::from(fd))
     }
 
     /// `fstatat` of `name` itself (never following a link); `None` if it does not exist.
-    fn stat_raw(&self, name: &str) -> io::Result<Option<libc::stat>> {
-        let c = cstring(name)?;
+    fn stat_raw(&self, name: &CStr) -> io::Result<Option<libc::stat>> {
         // SAFETY: `stat` is plain data; zero is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid directory descriptor, C string and out-pointer.
         let rc = unsafe {
             libc::fstatat(
                 self.fd.as_raw_fd(),
-                c.as_ptr(),
+                name.as_ptr(),
                 &mut st,
                 libc::AT_SYMLINK_NOFOLLOW,
             )
@@ -241,11 +241,15 @@ impl Dir {
     /// Metadata of `name` itself (a symbolic link is reported as one, not followed); `None` if
     /// it does not exist.
     pub fn stat(&self, name: &str) -> io::Result<Option<EntryMeta>> {
-        Ok(self.stat_raw(name)?.map(|st| meta_of(&st)))
+        Ok(self.stat_raw(&cstring(name)?)?.map(|st| meta_of(&st)))
     }
 
     /// Whether `name` is the open `file` (same device and inode).
     pub fn is_same_file(&self, name: &str, file: &File) -> io::Result<bool> {
+        self.is_same_file_raw(&cstring(name)?, file)
+    }
+
+    fn is_same_file_raw(&self, name: &CStr, file: &File) -> io::Result<bool> {
         let Some(st) = self.stat_raw(name)? else {
             return Ok(false);
         };
@@ -267,10 +271,13 @@ impl Dir {
 
     /// Removes the file `name` (or the empty directory, with `dir`).
     pub fn unlink(&self, name: &str, dir: bool) -> io::Result<()> {
-        let c = cstring(name)?;
+        self.unlink_raw(&cstring(name)?, dir)
+    }
+
+    fn unlink_raw(&self, name: &CStr, dir: bool) -> io::Result<()> {
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         // SAFETY: valid directory descriptor and C string.
-        let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
+        let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), flags) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -282,14 +289,28 @@ impl Dir {
         File::from(self.fd.try_clone()?).sync_all()
     }
 
-    /// Calls `visit` with each entry's name and metadata, skipping `.`, `..` and the server's
-    /// reserved names. Names that are not UTF-8 are passed lossily converted.
+    /// Calls `visit` with each entry's name (its bytes: names need not be UTF-8) and metadata,
+    /// skipping `.`, `..` and the server's reserved names.
     pub fn for_each_entry(
         &self,
-        mut visit: impl FnMut(&str, EntryMeta) -> io::Result<()>,
+        mut visit: impl FnMut(&[u8], EntryMeta) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.for_each_raw_entry(|name, meta| {
+            let name = name.to_bytes();
+            if name.starts_with(RESERVED_PREFIX.as_bytes()) {
+                return Ok(());
+            }
+            visit(name, meta)
+        })
+    }
+
+    /// Calls `visit` with every entry but `.` and `..`, reserved names included.
+    fn for_each_raw_entry(
+        &self,
+        mut visit: impl FnMut(&CStr, EntryMeta) -> io::Result<()>,
     ) -> io::Result<()> {
         // A fresh open of "." has its own read position, so listings never share one.
-        let fd = self.open_at(".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let fd = self.open_at(c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
         // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes ownership of it
         // on success (closedir below closes it).
@@ -309,22 +330,98 @@ impl Dir {
             // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated and lives
             // until the next readdir call on this stream; we copy it out before that.
             let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-            let name = name.to_string_lossy().into_owned();
-            if name == "." || name == ".." || name.starts_with(RESERVED_PREFIX) {
+            if name == c"." || name == c".." {
                 continue;
             }
-            let Some(meta) = self.stat(&name)? else {
+            let Some(meta) = self.stat_raw(name)? else {
                 continue; // removed meanwhile
             };
-            visit(&name, meta)?;
+            visit(name, meta_of(&meta))?;
         })();
         // SAFETY: `stream` is valid and closed exactly once.
         unsafe { libc::closedir(stream) };
         result
     }
+
+    /// Removes the temporary files that uploads cut short by a crash left in this directory
+    /// and every directory below it (symbolic links are not followed). A temporary file still
+    /// locked by a running upload, e.g. of another server sharing the root, is left alone.
+    /// Returns how many files were removed.
+    pub fn remove_stale_temporaries(&self) -> io::Result<u64> {
+        let mut removed = 0;
+        // Paths below this directory, as components, still to be cleaned. Each directory is
+        // opened afresh from here, so at most two descriptors are open at a time.
+        let mut pending: Vec<Vec<CString>> = vec![Vec::new()];
+        while let Some(components) = pending.pop() {
+            let mut dir = self.duplicate()?;
+            for component in &components {
+                dir = dir.subdir_raw(component, false)?;
+            }
+            let mut temporaries = Vec::new();
+            dir.for_each_raw_entry(|name, meta| {
+                if meta.kind == EntryKind::Dir {
+                    let mut below = components.clone();
+                    below.push(name.to_owned());
+                    pending.push(below);
+                } else if meta.kind == EntryKind::File && is_temp_name(name.to_bytes()) {
+                    temporaries.push(name.to_owned());
+                }
+                Ok(())
+            })?;
+            for name in temporaries {
+                if dir.remove_if_unlocked(&name)? {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the file `name` if nobody holds its lock; `Ok(false)` when it is locked or
+    /// already gone.
+    fn remove_if_unlocked(&self, name: &CStr) -> io::Result<bool> {
+        let file = match self.open_rw_raw(name, Create::Never) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !try_lock(&file)? || !self.is_same_file_raw(name, &file)? {
+            return Ok(false);
+        }
+        self.unlink_raw(name, false)?;
+        Ok(true)
+    }
+}
+
+/// Whether to create a file that does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    /// Create it, empty.
+    IfMissing,
+    /// Fail with `NotFound`.
+    Never,
+}
+
+/// `file` if it is a regular file; a directory is `EISDIR`, anything else `InvalidInput`.
+fn regular_file(file: File) -> io::Result<File> {
+    match file_meta(&file)?.kind {
+        EntryKind::File => Ok(file),
+        EntryKind::Dir => Err(io::Error::from_raw_os_error(libc::EISDIR)),
+        EntryKind::Symlink | EntryKind::Other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket or device)",
+        )),
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Prefix of the temporary files uploads are staged in.
+const TEMP_PREFIX: &str = ".unstick-tmp-";
+
+fn is_temp_name(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX.as_bytes())
+}
 
 /// A fresh hidden name for a temporary file.
 pub fn temp_name() -> String {
@@ -333,10 +430,7 @@ pub fn temp_name() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!(
-        "{RESERVED_PREFIX}tmp-{}-{n}-{nanos:08x}",
-        std::process::id()
-    )
+    format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
 }
 
 /// The hidden name under which a resumable upload of `name` grows.
@@ -370,7 +464,9 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
     use std::io::{Read, Write};
+    use std::os::unix::ffi::OsStrExt;
 
     use super::*;
 
@@ -390,7 +486,7 @@ mod tests {
         assert!(root.walk_to_parent(&through_link, false).is_err());
         assert!(root.walk_to_parent(&through_link, true).is_err());
         assert!(root.open_file("file-link").is_err());
-        assert!(root.open_or_create("file-link").is_err());
+        assert!(root.open_rw("file-link", Create::IfMissing).is_err());
         assert_eq!(
             root.stat("file-link").unwrap().map(|m| m.kind),
             Some(EntryKind::Symlink)
@@ -417,17 +513,22 @@ mod tests {
         root.create_new(&temp_name()).unwrap();
         root.create_new(&partial_name("a")).unwrap();
         root.subdir("d", true).unwrap();
+        std::fs::write(dir.path().join(OsStr::from_bytes(b"not utf8 \xff")), b"x").unwrap();
         for _ in 0..2 {
             let mut names = Vec::new();
             root.for_each_entry(|name, meta| {
-                names.push((name.to_owned(), meta.kind));
+                names.push((name.to_vec(), meta.kind));
                 Ok(())
             })
             .unwrap();
             names.sort_by(|a, b| a.0.cmp(&b.0));
             assert_eq!(
                 names,
-                [("a".into(), EntryKind::File), ("d".into(), EntryKind::Dir)]
+                [
+                    (b"a".to_vec(), EntryKind::File),
+                    (b"d".to_vec(), EntryKind::Dir),
+                    (b"not utf8 \xff".to_vec(), EntryKind::File)
+                ]
             );
         }
     }
@@ -442,8 +543,8 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let root = Dir::open_root(dir.path()).unwrap();
-        let first = root.open_or_create("p").unwrap();
-        let second = root.open_or_create("p").unwrap();
+        let first = root.open_rw("p", Create::IfMissing).unwrap();
+        let second = root.open_rw("p", Create::Never).unwrap();
         assert!(try_lock(&first).unwrap());
         assert!(!try_lock(&second).unwrap());
         assert!(root.is_same_file("p", &second).unwrap());
@@ -451,5 +552,60 @@ mod tests {
         assert!(!root.is_same_file("p", &second).unwrap());
         drop(first);
         assert!(try_lock(&second).unwrap());
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_unless_locked_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root_path.join("a/b")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join(".unstick-tmp-1-0-0"), b"not ours").unwrap();
+        std::os::unix::fs::symlink(&outside, root_path.join("a/link")).unwrap();
+        let root = Dir::open_root(&root_path).unwrap();
+        for stale in [
+            "a/.unstick-tmp-9-1-0",
+            "a/b/.unstick-tmp-9-2-0",
+            ".unstick-tmp-9-3-0",
+        ] {
+            std::fs::write(root_path.join(stale), b"torn").unwrap();
+        }
+        let live_name = temp_name();
+        let live = root.create_new(&live_name).unwrap();
+        assert!(try_lock(&live).unwrap());
+        std::fs::write(root_path.join(partial_name("kept")), b"resumable").unwrap();
+        std::fs::write(root_path.join("a/b/file"), b"data").unwrap();
+
+        assert_eq!(root.remove_stale_temporaries().unwrap(), 3);
+        let mut left: Vec<String> = walkdir_names(&root_path);
+        left.sort();
+        let mut expected = vec![
+            "a".to_owned(),
+            "a/b".into(),
+            "a/b/file".into(),
+            "a/link".into(),
+            partial_name("kept"),
+            live_name,
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert!(outside.join(".unstick-tmp-1-0-0").exists());
+    }
+
+    fn walkdir_names(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pending = vec![root.to_owned()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(entry.path());
+                }
+                let rel = entry.path().strip_prefix(root).unwrap().to_owned();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        out
     }
 }

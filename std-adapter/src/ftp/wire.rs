@@ -41,6 +41,8 @@ pub struct Message {
     pub kind: Option<String>,
     /// A directory entry's name.
     pub name: Option<String>,
+    /// Whether `name` is in escaped form (the name is not UTF-8).
+    pub name_escaped: Option<bool>,
     /// Whether a stat target exists.
     pub exists: Option<bool>,
     /// Bytes of a resumable partial upload the server holds for a name.
@@ -173,8 +175,12 @@ pub struct StatReply<'a> {
 pub struct EntryReply<'a> {
     /// Always `"entry"`.
     pub op: &'static str,
-    /// Entry name (one component).
+    /// Entry name (one component). A name that is not UTF-8 is sent in escaped form: bytes
+    /// that are not UTF-8 as `\xNN`, backslashes doubled.
     pub name: &'a str,
+    /// `Some(true)` when `name` is in escaped form; omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_escaped: Option<bool>,
     /// Kind of entry.
     pub kind: &'a str,
     /// Size in bytes.
