@@ -337,13 +337,7 @@ impl FileClient {
 
     fn send_request(&mut self, op: &str, path: Option<&str>) -> Result<(), ClientError> {
         let mut head = [0u8; HEADER_CAP];
-        let request = Request {
-            op,
-            path,
-            token: self.options.token.as_deref(),
-            algorithm: Some(self.options.algorithm.member()),
-            ..Request::default()
-        };
+        let request = new_request(&self.options, op, path);
         write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)
     }
 
@@ -382,14 +376,7 @@ impl FileClient {
         let prefix_hex = hasher.clone().finish().get(algorithm).map(|c| c.to_hex());
         file.seek(SeekFrom::Start(offset))
             .map_err(self::local(local))?;
-        let token = self.options.token.clone();
-        let mut request = Request {
-            op: "put",
-            path: Some(remote.as_str()),
-            token: token.as_deref(),
-            ..Request::default()
-        };
-        request.algorithm = Some(algorithm.member());
+        let mut request = new_request(&self.options, "put", Some(remote.as_str()));
         if offset > 0 {
             request.offset = Some(offset);
             let hex = prefix_hex.as_ref().map(|h| h.as_str());
@@ -486,14 +473,7 @@ impl FileClient {
             (0, BodyHasher::new(Algorithms::only(algorithm)))
         };
         let mut head = [0u8; HEADER_CAP];
-        let token = self.options.token.clone();
-        let mut request = Request {
-            op: "get",
-            path: Some(remote.as_str()),
-            token: token.as_deref(),
-            ..Request::default()
-        };
-        request.algorithm = Some(algorithm.member());
+        let mut request = new_request(&self.options, "get", Some(remote.as_str()));
         request.offset = (have > 0).then_some(have);
         write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
@@ -636,6 +616,17 @@ impl FileClient {
         self.send_request("delete", Some(path.as_str()))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         expect_reply(&mut reader, "deleted").map(drop)
+    }
+}
+
+/// A request for `op` on `path` with the token and digest algorithm of `options`.
+fn new_request<'a>(options: &'a ClientOptions, op: &'a str, path: Option<&'a str>) -> Request<'a> {
+    Request {
+        op,
+        path,
+        token: options.token.as_deref(),
+        algorithm: Some(options.algorithm.member()),
+        ..Request::default()
     }
 }
 

@@ -11,7 +11,7 @@ use embedded_io_adapters::std::FromStd;
 use serde::Serialize;
 use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
 use unstick_core::{
-    Algorithm, Algorithms, BodyHasher, DecodeError, Event, FrameDecoder, FrameInfo,
+    Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, Event, FrameDecoder, FrameInfo,
     HeaderFrameEncoder, Profile, ReadError, WriteError,
 };
 
@@ -438,20 +438,7 @@ impl Session<'_> {
             Refusal::new(code::BAD_REQUEST, "`algorithm` must be \"xxh3\" or \"md5\"").closing()
         })?;
         let offset = message.offset.unwrap_or(0);
-        let max = self.config().max_file_size;
-        match offset.checked_add(info.body_len) {
-            Some(total) if total <= max => {}
-            _ => {
-                return Err(Refusal::new(
-                    code::TOO_LARGE,
-                    format!(
-                        "{}: the file would exceed the server's limit of {max} bytes",
-                        path.as_str()
-                    ),
-                )
-                .closing());
-            }
-        }
+        self.check_size(&path, offset, info.body_len)?;
         let name = path.file_name();
         let dir = self
             .server
@@ -467,22 +454,7 @@ impl Session<'_> {
                 .closing());
             }
         }
-        let buffer = self.config().buffer_size;
-        let (mut staging, mut hasher) = if offset == 0 {
-            let staging = Staging::fresh(&dir, name)
-                .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
-            (staging, BodyHasher::new(Algorithms::only(algorithm)))
-        } else {
-            let prefix = message.prefix_digest(algorithm).ok_or_else(|| {
-                Refusal::new(
-                    code::BAD_REQUEST,
-                    format!("a resumed put needs `prefix_{}`", algorithm.member()),
-                )
-                .closing()
-            })?;
-            Staging::resume(&dir, name, offset, algorithm, prefix, buffer)
-                .map_err(|r| r.closing())?
-        };
+        let (mut staging, mut hasher) = self.stage_put(&dir, &path, message, algorithm, offset)?;
         match receive_body(reader, &mut staging.file, &mut hasher) {
             BodyOutcome::Complete => {}
             BodyOutcome::Torn => {
@@ -500,32 +472,8 @@ impl Session<'_> {
                 return Err(Refusal::storage(&e, path.as_str()).closing());
             }
         }
-        // The trailer: {"op":"done","file_<alg>":"<hex>"}.
-        let trailer = match reader.next_event() {
-            Ok(Some(Event::Head(t))) => t,
-            Ok(_) => {
-                staging.keep_for_resume();
-                return Ok(Flow::Close);
-            }
-            Err(e) => {
-                staging.keep_for_resume();
-                return decode_refusal(e);
-            }
-        };
-        let done: Message = reader.decoder().header().unwrap_or_default();
-        if done.op.as_deref() != Some("done") || trailer.body_len != 0 {
-            return Err(Refusal::new(
-                code::BAD_FRAME,
-                "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
-            )
-            .closing());
-        }
-        expect_end(reader)?;
-        let Some(claimed) = done.file_digest(algorithm) else {
-            return Err(Refusal::new(
-                code::BAD_REQUEST,
-                format!("the trailer has no `file_{}` digest", algorithm.member()),
-            ));
+        let Some(claimed) = read_trailer(reader, &mut staging, algorithm)? else {
+            return Ok(Flow::Close);
         };
         let actual = hasher.finish().get(algorithm);
         if actual != Some(claimed) {
@@ -553,6 +501,49 @@ impl Session<'_> {
             &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
         )?;
         Ok(Flow::Continue)
+    }
+
+    /// Refuses, before any file is opened, an upload that would end above the size limit.
+    fn check_size(&self, path: &RemotePath, offset: u64, body_len: u64) -> Result<(), Refusal> {
+        let max = self.config().max_file_size;
+        match offset.checked_add(body_len) {
+            Some(total) if total <= max => Ok(()),
+            _ => Err(Refusal::new(
+                code::TOO_LARGE,
+                format!(
+                    "{}: the file would exceed the server's limit of {max} bytes",
+                    path.as_str()
+                ),
+            )
+            .closing()),
+        }
+    }
+
+    /// Where a put's body goes, and the hasher already over what is in place: a fresh
+    /// staging file at offset 0, else the name's partial upload after checking its prefix.
+    fn stage_put<'d>(
+        &self,
+        dir: &'d Dir,
+        path: &RemotePath,
+        message: &Message,
+        algorithm: Algorithm,
+        offset: u64,
+    ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
+        let name = path.file_name();
+        if offset == 0 {
+            let staging = Staging::fresh(dir, name)
+                .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+            return Ok((staging, BodyHasher::new(Algorithms::only(algorithm))));
+        }
+        let prefix = message.prefix_digest(algorithm).ok_or_else(|| {
+            Refusal::new(
+                code::BAD_REQUEST,
+                format!("a resumed put needs `prefix_{}`", algorithm.member()),
+            )
+            .closing()
+        })?;
+        let buffer = self.config().buffer_size;
+        Staging::resume(dir, name, offset, algorithm, prefix, buffer).map_err(Refusal::closing)
     }
 
     fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
@@ -742,6 +733,43 @@ impl Session<'_> {
     }
 }
 
+/// Reads a put's trailer, `{"op":"done","file_<algorithm>":"<hex>"}`, and returns the client's
+/// digest of the whole file; `None` when the connection ended first (the partial upload is then
+/// kept for a resume).
+fn read_trailer(
+    reader: &mut Reader<'_>,
+    staging: &mut Staging<'_>,
+    algorithm: Algorithm,
+) -> Result<Option<Checksum>, Refusal> {
+    let trailer = match reader.next_event() {
+        Ok(Some(Event::Head(t))) => t,
+        Ok(_) => {
+            staging.keep_for_resume();
+            return Ok(None);
+        }
+        Err(e) => {
+            staging.keep_for_resume();
+            return decode_refusal(e).map(|_| None);
+        }
+    };
+    let done: Message = reader.decoder().header().unwrap_or_default();
+    if done.op.as_deref() != Some("done") || trailer.body_len != 0 {
+        return Err(Refusal::new(
+            code::BAD_FRAME,
+            "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
+        )
+        .closing());
+    }
+    expect_end(reader)?;
+    let claimed = done.file_digest(algorithm).ok_or_else(|| {
+        Refusal::new(
+            code::BAD_REQUEST,
+            format!("the trailer has no `file_{}` digest", algorithm.member()),
+        )
+    })?;
+    Ok(Some(claimed))
+}
+
 /// How receiving a body ended.
 enum BodyOutcome {
     /// Every byte arrived and was written; any digest in the header matched.
@@ -854,7 +882,7 @@ impl<'d> Staging<'d> {
         name: &str,
         offset: u64,
         algorithm: Algorithm,
-        prefix: unstick_core::Checksum,
+        prefix: Checksum,
         buffer: usize,
     ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
         let mut staging = Self::lock_partial(dir, name, Create::IfMissing)
