@@ -19,6 +19,11 @@ const TOKEN_ENV: &str = "UNSTICK_TOKEN";
 /// command (as `ssh` does).
 const CONNECTION_FAILED: u8 = 255;
 
+/// Exit status of `connect` when its own output is a pipe nobody reads any more: what a shell
+/// reports for a process that `SIGPIPE` ended (128 + 13), so `connect -c yes | head -1` ends
+/// quietly.
+const OUTPUT_CLOSED: u8 = 128 + 13;
+
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ShellCommand {
@@ -180,19 +185,24 @@ fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {
 }
 
 fn connection_failed(e: &ShellClientError) -> ExitCode {
+    if let ShellClientError::Output(output) = e
+        && output.kind() == io::ErrorKind::BrokenPipe
+    {
+        return ExitCode::from(OUTPUT_CLOSED);
+    }
     eprintln!("unstick shell connect: {e}");
     ExitCode::from(CONNECTION_FAILED)
 }
 
 /// Reads commands, one per line, until the end of input, running each with `exec`; shows the
 /// seed's `>>>` prompt when stdin is a terminal. Blank lines are skipped. Returns the last
-/// command's status. A refused command is reported and the session goes on; a failed
-/// connection ends it.
+/// command's status. A refused command, or a line that is not UTF-8 (commands travel as UTF-8
+/// text), is reported and the session goes on; a failed connection ends it.
 fn run_lines(mut exec: impl FnMut(&str) -> Result<u8, ShellClientError>) -> ExitCode {
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();
     let mut status = 0;
-    let mut lines = stdin.lock().lines();
+    let mut lines = stdin.lock().split(b'\n');
     loop {
         if interactive {
             print!(">>>");
@@ -205,6 +215,11 @@ fn run_lines(mut exec: impl FnMut(&str) -> Result<u8, ShellClientError>) -> Exit
                 return ExitCode::FAILURE;
             }
             None => return ExitCode::from(status),
+        };
+        let Ok(line) = std::str::from_utf8(&line) else {
+            eprintln!("unstick shell connect: skipped a line that is not UTF-8 text");
+            status = CONNECTION_FAILED;
+            continue;
         };
         let command = line.trim();
         if command.is_empty() {

@@ -3,9 +3,15 @@
 
 mod shell_common;
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
-use shell_common::{ServerProcess, connect_cli, exec, pseudo_random, write_file};
+use shell_common::{
+    ServerProcess, UNSTICK, children_of, connect_cli, eventually, exec, pseudo_random,
+    wait_bounded, write_file,
+};
 use unstick_std::shell::Termination;
 
 #[test]
@@ -125,6 +131,47 @@ fn connect_reads_one_command_per_line_without_a_prompt() {
     assert_eq!(out.stdout, b"one\n");
     assert_eq!(out.stderr, b"two\n");
     assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_and_the_session_goes_on() {
+    let server = ServerProcess::start(&[]);
+    let out = connect_cli(&server.addr, &[], b"echo a\n\xff\xfe\necho b\n", &[]);
+    assert_eq!(out.stdout, b"a\nb\n", "{out:?}");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("not UTF-8"), "{message}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn connect_whose_output_reader_goes_away_ends_quietly() {
+    let server = ServerProcess::start(&[]);
+    let mut child = Command::new(UNSTICK)
+        .args(["shell", "connect", &server.addr, "-c", "yes"])
+        .env_remove("UNSTICK_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unstick shell connect");
+    // Like `| head -c 4`: read a little, then close the pipe.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 4];
+    stdout.read_exact(&mut first).expect("some output");
+    assert_eq!(&first, b"y\ny\n");
+    drop(stdout);
+    let out = wait_bounded(child);
+    assert_eq!(out.status.code(), Some(128 + 13), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server killed `yes` when the client went.
+    assert!(eventually(Duration::from_secs(10), || children_of(
+        server.pid()
+    )
+    .is_empty()));
 }
 
 #[test]

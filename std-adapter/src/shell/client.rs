@@ -42,6 +42,10 @@ pub enum ShellClientError {
     ConnectionClosed,
     /// The server's bytes are not the protocol this client speaks.
     Protocol(String),
+    /// The command's output could not be passed on: the sink failed (say, our stdout is a pipe
+    /// whose reader has gone). The reply was not read to its end, so the connection is out of
+    /// step and should be dropped.
+    Output(io::Error),
     /// The server refused the request with an error frame.
     Server {
         /// The server's stable error code (e.g. `unauthorized`, `busy`).
@@ -68,6 +72,7 @@ impl fmt::Display for ShellClientError {
                 f,
                 "unexpected reply from the server ({what}); is it an unstick shell server (or, with --legacy, a seed-style one)?"
             ),
+            ShellClientError::Output(e) => write!(f, "cannot pass on the command's output: {e}"),
             ShellClientError::Server { code, message } => {
                 write!(f, "server refused the request ({code}): {message}")
             }
@@ -78,7 +83,9 @@ impl fmt::Display for ShellClientError {
 impl std::error::Error for ShellClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ShellClientError::Connect { source, .. } | ShellClientError::Io(source) => Some(source),
+            ShellClientError::Connect { source, .. }
+            | ShellClientError::Io(source)
+            | ShellClientError::Output(source) => Some(source),
             _ => None,
         }
     }
@@ -172,7 +179,7 @@ impl ShellClient {
                 Some(Event::Body(chunk)) => {
                     if let Reply::Output(stream) = reply {
                         sink.write_output(stream, chunk)
-                            .map_err(ShellClientError::Io)?;
+                            .map_err(ShellClientError::Output)?;
                     }
                 }
                 Some(Event::End(_)) => match reply {
@@ -290,8 +297,10 @@ impl LegacyShellClient {
         loop {
             match reader.next_event()? {
                 None => return Err(ShellClientError::ConnectionClosed),
-                Some(Event::Body(chunk)) => out.write_all(chunk).map_err(ShellClientError::Io)?,
-                Some(Event::End(_)) => return out.flush().map_err(ShellClientError::Io),
+                Some(Event::Body(chunk)) => {
+                    out.write_all(chunk).map_err(ShellClientError::Output)?;
+                }
+                Some(Event::End(_)) => return out.flush().map_err(ShellClientError::Output),
                 Some(Event::Head(_) | Event::NeedMore) => {}
             }
         }
