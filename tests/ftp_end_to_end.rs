@@ -21,14 +21,24 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        let mut command = Server::command(root);
+        command.args(extra);
+        Server::spawn(command, root)
+    }
+
+    /// `unstick ftp serve` on a free loopback port, serving `root`.
+    fn command(root: &Path) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(["ftp", "serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
-            .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server");
+            .stderr(Stdio::null());
+        command
+    }
+
+    fn spawn(mut command: Command, root: &Path) -> Server {
+        let mut child = command.spawn().expect("start the server");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -733,11 +743,7 @@ fn disk_full_is_reported_and_the_temporary_file_removed() {
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("f"), b"previous").unwrap();
     // A file-size limit makes writes past 1 MiB fail, as a full disk does.
-    let mut cmd = Command::new(BIN);
-    cmd.args(["ftp", "serve", "--listen", "127.0.0.1:0", "--root"])
-        .arg(&root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut cmd = Server::command(&root);
     // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit,
     // which is async-signal-safe.
     unsafe {
@@ -750,16 +756,7 @@ fn disk_full_is_reported_and_the_temporary_file_removed() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server {
-        child,
-        addr: line.trim().to_owned(),
-        root: root.clone(),
-    };
+    let server = Server::spawn(cmd, &root);
     fs::write(dir.path().join("f"), pattern(3 << 20, 2)).unwrap();
     let err = failed(&unstick(&server, &["put", "f"], dir.path()));
     assert!(err.contains("no_space"), "{err}");
