@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -870,4 +871,73 @@ fn odd_entries_are_listed_escaped_and_refused_as_downloads() {
             .count(),
         0
     );
+}
+
+#[test]
+fn a_partial_upload_alone_can_be_deleted_and_a_resume_without_one_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let server = Server::start(&root, &[]);
+    let data = pattern(300_000, 31);
+    let mut raw = Raw::connect(&server);
+    raw.header(&json!({"op": "put", "path": "d/torn", "total_size": data.len()}).to_string());
+    raw.body(&data[..100_000]);
+    drop(raw);
+    eventually("the partial upload is recorded", || {
+        partial_size(&server, "d/torn", dir.path()) == 100_000
+    });
+    // Nothing at the final name, but the partial is what there is of it: delete drops it, and
+    // then the directory, which looked empty, can go too.
+    ok(&unstick(&server, &["delete", "d/torn"], dir.path()));
+    assert_eq!(tree(&root), ["d"]);
+    ok(&unstick(&server, &["delete", "d"], dir.path()));
+    let err = failed(&unstick(&server, &["delete", "d"], dir.path()));
+    assert!(err.contains("not_found"), "{err}");
+
+    // A resume of an upload the server holds nothing of is refused without leaving a file.
+    let mut raw = Raw::connect(&server);
+    let resumed = json!({"op": "put", "path": "r", "total_size": 10, "offset": 5,
+        "prefix_xxh3": xxh3_hex(&data[..5])});
+    raw.header(&resumed.to_string());
+    raw.body(&data[5..15]);
+    assert_eq!(raw.error_code(), "partial_mismatch");
+    assert!(tree(&root).is_empty(), "{:?}", tree(&root));
+}
+
+#[test]
+fn uploading_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("root"), &[]);
+    let fifo = std::ffi::CString::new(dir.path().join("pipe").into_os_string().into_vec()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no memory effects.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    for legacy in [false, true] {
+        let mut command = Command::new(BIN);
+        command
+            .args(["ftp", "put", "pipe", "--addr", &server.addr])
+            .args(legacy.then_some("--legacy"))
+            .current_dir(dir.path())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`put` of a FIFO hangs (legacy: {legacy})");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success());
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
 }

@@ -352,15 +352,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<PutReport, ClientError> {
         let algorithm = self.options.algorithm;
-        let mut file = File::open(local).map_err(self::local(local))?;
-        let meta = file.metadata().map_err(self::local(local))?;
-        if !meta.is_file() {
-            return Err(ClientError::Local {
-                path: local.to_owned(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            });
-        }
-        let size = meta.len();
+        let (mut file, size) = open_upload(local)?;
         let mut offset = 0;
         if resume {
             let partial = self.stat(remote)?.partial_size;
@@ -637,6 +629,28 @@ fn write_failed<S: fmt::Debug>(e: WriteError<io::Error, S>) -> ClientError {
     }
 }
 
+/// Opens the local file to upload and returns it with its size. Only a regular file will do;
+/// the open does not wait on a FIFO.
+fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(local)
+        .map_err(self::local(local))?;
+    let meta = file.metadata().map_err(self::local(local))?;
+    if !meta.is_file() {
+        return Err(ClientError::Local {
+            path: local.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file; only files can be uploaded",
+            ),
+        });
+    }
+    // O_NONBLOCK changes nothing for a regular file's reads.
+    Ok((file, meta.len()))
+}
+
 /// Opens the partial download `part` for reading and writing, never through a symbolic link
 /// (one planted under that name cannot redirect the download).
 fn open_partial_download(part: &Path, create: Create) -> io::Result<File> {
@@ -675,8 +689,7 @@ pub fn put_legacy(
     remote_name: &str,
     progress: &mut dyn Progress,
 ) -> Result<u64, ClientError> {
-    let mut file = File::open(local).map_err(self::local(local))?;
-    let size = file.metadata().map_err(self::local(local))?.len();
+    let (mut file, size) = open_upload(local)?;
     let folder = local
         .canonicalize()
         .ok()

@@ -707,18 +707,19 @@ impl Session<'_> {
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
         let meta = dir
             .stat(name)
-            .map_err(|e| Refusal::storage(&e, path.as_str()))?
-            .ok_or_else(|| {
-                Refusal::new(
-                    code::NOT_FOUND,
-                    format!("{}: no such file or directory", path.as_str()),
-                )
-            })?;
-        dir.unlink(name, meta.kind == EntryKind::Dir)
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
-        // A partial upload goes too, unless an upload holds it: that upload owns the name.
-        if let Ok(Some(idle_partial)) = Staging::lock_partial(&dir, name, Create::Never) {
-            drop(idle_partial); // removes it
+        if let Some(meta) = meta {
+            dir.unlink(name, meta.kind == EntryKind::Dir)
+                .map_err(|e| Refusal::storage(&e, path.as_str()))?;
+        }
+        // The partial upload of the name goes too (it is all there is of an upload that broke
+        // off), unless a running upload holds it: that upload owns the name.
+        let partial_removed = Staging::discard_idle_partial(&dir, name);
+        if meta.is_none() && !partial_removed {
+            return Err(Refusal::new(
+                code::NOT_FOUND,
+                format!("{}: no such file or directory", path.as_str()),
+            ));
         }
         let _ = dir.sync();
         eprintln!("unstick ftp: deleted {}", path.as_str());
@@ -885,14 +886,23 @@ impl<'d> Staging<'d> {
         prefix: Checksum,
         buffer: usize,
     ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
-        let mut staging = Self::lock_partial(dir, name, Create::IfMissing)
-            .map_err(|e| Refusal::storage(&e, name))?
-            .ok_or_else(|| {
-                Refusal::new(
-                    code::BUSY,
-                    format!("{name}: another upload of this name is in progress"),
-                )
-            })?;
+        let locked = match Self::lock_partial(dir, name, Create::Never) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Refusal::new(
+                    code::PARTIAL_MISMATCH,
+                    format!(
+                        "{name}: the server holds no partial upload of this name; upload from the start"
+                    ),
+                ));
+            }
+            other => other.map_err(|e| Refusal::storage(&e, name))?,
+        };
+        let mut staging = locked.ok_or_else(|| {
+            Refusal::new(
+                code::BUSY,
+                format!("{name}: another upload of this name is in progress"),
+            )
+        })?;
         let have = file_meta(&staging.file).map(|m| m.size).unwrap_or(0);
         if have < offset {
             staging.done = true; // keep what there is; the client asked for too much
@@ -921,6 +931,17 @@ impl<'d> Staging<'d> {
             .and_then(|_| staging.file.seek(SeekFrom::Start(offset)).map(drop))
             .map_err(|e| Refusal::storage(&e, name))?;
         Ok((staging, hasher))
+    }
+
+    /// Removes the partial upload of `name` unless a running upload holds it; whether it did.
+    fn discard_idle_partial(dir: &Dir, name: &str) -> bool {
+        match Staging::lock_partial(dir, name, Create::Never) {
+            Ok(Some(idle)) => {
+                drop(idle); // an uncommitted staging file removes itself
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Leaves a resumable partial in place (a torn upload); a temporary file is still removed.

@@ -345,33 +345,49 @@ impl Dir {
 
     /// Removes the temporary files that uploads cut short by a crash left in this directory
     /// and every directory below it (symbolic links are not followed). A temporary file still
-    /// locked by a running upload, e.g. of another server sharing the root, is left alone.
-    /// Returns how many files were removed.
+    /// locked by a running upload, e.g. of another server sharing the root, is left alone, and
+    /// so is a subdirectory that cannot be read. Returns how many files were removed.
     pub fn remove_stale_temporaries(&self) -> io::Result<u64> {
         let mut removed = 0;
         // Paths below this directory, as components, still to be cleaned. Each directory is
         // opened afresh from here, so at most two descriptors are open at a time.
-        let mut pending: Vec<Vec<CString>> = vec![Vec::new()];
+        let mut pending: Vec<Vec<CString>> = Vec::new();
+        removed += self.remove_temporaries_in(&[], &mut pending)?;
         while let Some(components) = pending.pop() {
-            let mut dir = self.duplicate()?;
-            for component in &components {
-                dir = dir.subdir_raw(component, false)?;
+            // A subdirectory removed or made unreadable meanwhile is skipped.
+            removed += self
+                .remove_temporaries_in(&components, &mut pending)
+                .unwrap_or(0);
+        }
+        Ok(removed)
+    }
+
+    /// Removes the unlocked temporary files in the directory at `components` below this one,
+    /// and queues its subdirectories in `pending`.
+    fn remove_temporaries_in(
+        &self,
+        components: &[CString],
+        pending: &mut Vec<Vec<CString>>,
+    ) -> io::Result<u64> {
+        let mut dir = self.duplicate()?;
+        for component in components {
+            dir = dir.subdir_raw(component, false)?;
+        }
+        let mut temporaries = Vec::new();
+        dir.for_each_raw_entry(|name, meta| {
+            if meta.kind == EntryKind::Dir {
+                let mut below = components.to_vec();
+                below.push(name.to_owned());
+                pending.push(below);
+            } else if meta.kind == EntryKind::File && is_temp_name(name.to_bytes()) {
+                temporaries.push(name.to_owned());
             }
-            let mut temporaries = Vec::new();
-            dir.for_each_raw_entry(|name, meta| {
-                if meta.kind == EntryKind::Dir {
-                    let mut below = components.clone();
-                    below.push(name.to_owned());
-                    pending.push(below);
-                } else if meta.kind == EntryKind::File && is_temp_name(name.to_bytes()) {
-                    temporaries.push(name.to_owned());
-                }
-                Ok(())
-            })?;
-            for name in temporaries {
-                if dir.remove_if_unlocked(&name)? {
-                    removed += 1;
-                }
+            Ok(())
+        })?;
+        let mut removed = 0;
+        for name in temporaries {
+            if dir.remove_if_unlocked(&name)? {
+                removed += 1;
             }
         }
         Ok(removed)
