@@ -12,7 +12,7 @@ use shell_common::{
     ServerProcess, UNSTICK, children_of, connect_cli, eventually, exec, pseudo_random,
     wait_bounded, write_file,
 };
-use unstick_std::shell::Termination;
+use unstick_std::shell::{ShellClientError, Termination};
 
 #[test]
 fn exit_codes_and_signals_become_the_clients_status() {
@@ -218,4 +218,26 @@ fn a_missing_server_is_a_clear_connection_error() {
     assert_eq!(out.status.code(), Some(255));
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("cannot connect"), "{message}");
+}
+
+#[test]
+fn a_command_that_cannot_start_is_refused_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workdir = dir.path().join("work");
+    std::fs::create_dir(&workdir).expect("mkdir");
+    let server = ServerProcess::start(&["--workdir", workdir.to_str().expect("utf-8 path")]);
+    let mut client = server.client(None);
+    std::fs::remove_dir(&workdir).expect("rmdir");
+    let refused = client.exec("echo never", &mut shell_common::Collected::default());
+    match refused {
+        Err(ShellClientError::Server { code, message }) => {
+            assert_eq!(code, "spawn_failed");
+            assert!(message.contains("could not start"), "{message}");
+        }
+        other => panic!("expected spawn_failed, got {other:?}"),
+    }
+    std::fs::create_dir(&workdir).expect("mkdir again");
+    let (report, out) = exec(&mut client, "echo back");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"back\n");
 }

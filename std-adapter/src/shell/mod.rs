@@ -42,7 +42,7 @@ mod session;
 pub mod wire;
 
 pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
-pub use process::{CapturedOutput, CommandLimits, OutputSink, OutputStream, Termination};
+pub use process::{CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, Termination};
 pub use server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ShellConfig, ShellServer, ShellServerError,

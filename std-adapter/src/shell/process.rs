@@ -8,6 +8,7 @@
 //! deadline. Output is handed to an [`OutputSink`] chunk by chunk as it arrives; nothing is
 //! accumulated here.
 
+use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -107,19 +108,49 @@ impl OutputSink for CapturedOutput {
     }
 }
 
+/// Why [`run_command`] has no [`RunOutcome`] to report.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// `sh` could not be started (say, the working directory is gone, or the system is out of
+    /// processes).
+    Spawn(io::Error),
+    /// Watching the running command failed; it has been killed and reaped.
+    Supervise(io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Spawn(e) => write!(f, "the server could not start the command: {e}"),
+            RunError::Supervise(e) => {
+                write!(f, "the server lost track of the command and killed it: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Spawn(e) | RunError::Supervise(e) => Some(e),
+        }
+    }
+}
+
 /// Runs `command` with `sh -c` in `workdir`, streaming its output to `sink`.
 ///
 /// `client` is the socket of the client that asked for the command: when it hangs up, the
-/// command is killed. Returns an error only when the command could not be started (or polling
-/// failed, in which case it has been killed and reaped).
+/// command is killed. Whatever happens, the command's process group is gone and its shell
+/// reaped when this returns.
 pub fn run_command(
     command: &str,
     workdir: &Path,
     limits: &CommandLimits,
     client: Option<BorrowedFd<'_>>,
     sink: &mut dyn OutputSink,
-) -> io::Result<RunOutcome> {
-    let (group, pipes) = ProcessGroup::spawn(command, workdir)?;
+) -> Result<RunOutcome, RunError> {
+    let (group, pipes) = ProcessGroup::spawn(command, workdir).map_err(RunError::Spawn)?;
     let mut run = CommandRun {
         group,
         pipes,
@@ -129,7 +160,7 @@ pub fn run_command(
         emitted: 0,
         phase: Phase::Running,
     };
-    run.drive(sink)
+    run.drive(sink).map_err(RunError::Supervise)
 }
 
 /// The shell, leader of its own process group. Dropping it kills the group and reaps the shell,
@@ -650,6 +681,7 @@ mod tests {
     fn spawn_failure_is_an_error() {
         let mut out = CapturedOutput::default();
         let missing = Path::new("/nonexistent/unstick/workdir");
-        assert!(run_command("true", missing, &limits(), None, &mut out).is_err());
+        let failure = run_command("true", missing, &limits(), None, &mut out);
+        assert!(matches!(failure, Err(RunError::Spawn(_))), "{failure:?}");
     }
 }

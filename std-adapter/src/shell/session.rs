@@ -18,7 +18,7 @@ use unstick_core::{DecodeError, Event, FrameDecoder, HeaderFrameEncoder, Profile
 use unstick_core::{FrameInfo, ReadError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, RunOutcome};
-use super::process::{Termination, deadline_after, run_command};
+use super::process::{RunError, Termination, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::wire::{self, ExitHeader, Greeting, LegacyReply, OutputHeader, RequestHeader};
 use crate::server::{HEADER_CAP, configure_stream, send_error, token_matches};
@@ -228,10 +228,7 @@ impl<'c> FramedSession<'c> {
         match outcome {
             Ok(outcome) if outcome.client_gone => Next::Close,
             Ok(outcome) => self.replies.send_exit(&outcome),
-            Err(e) => self.refuse(&Refusal::new(
-                "spawn_failed",
-                format!("the server could not start the command: {e}"),
-            )),
+            Err(e) => self.refuse(&Refusal::new(run_error_code(&e), e.to_string())),
         }
     }
 
@@ -340,6 +337,14 @@ fn command_text(command: Vec<u8>) -> Request {
             "bad_command",
             "the command is not valid UTF-8; send it as UTF-8 text",
         )),
+    }
+}
+
+/// The error code a failed run is reported with.
+fn run_error_code(e: &RunError) -> &'static str {
+    match e {
+        RunError::Spawn(_) => "spawn_failed",
+        _ => "run_failed",
     }
 }
 
@@ -488,7 +493,7 @@ impl SeedSession<'_> {
             Ok(outcome) if outcome.client_gone => return Ok(Next::Close),
             Ok(outcome) => outcome,
             Err(e) => {
-                let message = format!("unstick: the server could not start the command: {e}\n");
+                let message = format!("unstick: {e}\n");
                 self.reply(message.as_bytes(), false, false)?;
                 return Ok(Next::Continue);
             }
@@ -594,6 +599,7 @@ mod tests {
         wire.extend(frame(r#"{"op":"ls","total_size":3}"#, b"abc"));
         wire.extend(frame(r#"{"total_size":2}"#, b"ls"));
         wire.extend(frame(r#"{"op":"exec","total_size":2}"#, &[0xc3, 0x28]));
+        wire.extend(frame(r#"{"op":"exec","total_size":5}"#, b"ls\0-l"));
         wire.extend(frame(r#"{"op":"exec","total_size":20}"#, &[b'x'; 20]));
         wire.extend(frame(
             r#"{"op":"exec","total_size":8}"#,
@@ -601,14 +607,15 @@ mod tests {
         ));
         for step in [1, 2, 3, 7, 64, 4096] {
             let seen = requests(&wire, step, &config);
-            assert_eq!(seen.len(), 7, "step {step}: {seen:?}");
+            assert_eq!(seen.len(), 8, "step {step}: {seen:?}");
             assert_eq!(seen[0], Request::Exec("echo hi".into()));
             assert_eq!(refused(&seen[1]), ("unknown_op", false));
             assert_eq!(refused(&seen[2]), ("bad_header", false));
             assert_eq!(refused(&seen[3]), ("bad_command", false));
-            assert_eq!(refused(&seen[4]), ("command_too_long", false));
-            assert_eq!(seen[5], Request::Exec("echo 新".into()));
-            assert_eq!(seen[6], Request::Closed);
+            assert_eq!(refused(&seen[4]), ("bad_command", false));
+            assert_eq!(refused(&seen[5]), ("command_too_long", false));
+            assert_eq!(seen[6], Request::Exec("echo 新".into()));
+            assert_eq!(seen[7], Request::Closed);
         }
     }
 
@@ -618,7 +625,20 @@ mod tests {
             token: Some("s3cret".into()),
             ..ShellConfig::default()
         };
-        let table: [(&str, Option<(&str, bool)>); 5] = [
+        let table: [(&str, Option<(&str, bool)>); 8] = [
+            // A prefix, an extension and an empty token are all wrong.
+            (
+                r#"{"op":"exec","token":"s3cre","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"s3cretx","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
             (r#"{"op":"exec","token":"s3cret","total_size":4}"#, None),
             // Refused on its header alone, though the promised body never comes.
             (
