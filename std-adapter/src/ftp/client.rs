@@ -353,18 +353,13 @@ impl FileClient {
     ) -> Result<PutReport, ClientError> {
         let algorithm = self.options.algorithm;
         let (mut file, size) = open_upload(local)?;
-        let mut offset = 0;
-        if resume {
-            let partial = self.stat(remote)?.partial_size;
-            if partial > 0 && partial <= size {
-                offset = partial;
-            }
-        }
-        let mut hasher = if offset > 0 {
-            hash_prefix(&mut file, offset, algorithm, &mut self.buf).map_err(self::local(local))?
+        let offset = if resume {
+            self.resume_offset(remote, size)?
         } else {
-            BodyHasher::new(Algorithms::only(algorithm))
+            0
         };
+        let mut hasher =
+            hash_prefix(&mut file, offset, algorithm, &mut self.buf).map_err(self::local(local))?;
         let prefix_hex = hasher.clone().finish().get(algorithm).map(|c| c.to_hex());
         file.seek(SeekFrom::Start(offset))
             .map_err(self::local(local))?;
@@ -392,37 +387,13 @@ impl FileClient {
             &mut source,
             Algorithms::NONE,
             &mut self.buf,
-        );
-        let sent = match sent {
-            Ok(_) => {
-                let digest = hasher.finish().get(algorithm).ok_or_else(|| {
-                    ClientError::Protocol("digest not compiled into this build".into())
-                })?;
-                let hex = digest.to_hex();
-                let trailer = DigestTrailer::new("done", algorithm, hex.as_str(), None);
-                let mut head = [0u8; 256];
-                write_frame(&mut sink, &encoder(), &trailer, &[], &mut head)
-                    .map(|_| digest)
-                    .map_err(write_failed)
-            }
-            Err(WriteError::Source(e)) => {
-                return Err(ClientError::Local {
-                    path: local.to_owned(),
-                    source: e,
-                });
-            }
-            Err(WriteError::SourceEnded { missing }) => {
-                return Err(ClientError::Local {
-                    path: local.to_owned(),
-                    source: io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the file shrank while being sent ({missing} bytes missing)"),
-                    ),
-                });
-            }
-            Err(e) => Err(write_failed(e)),
-        };
+        )
+        .map_err(|e| upload_failed(local, e))
+        .and_then(|_| send_trailer(&mut sink, hasher, algorithm));
         progress.finish();
+        if let Err(e @ ClientError::Local { .. }) = sent {
+            return Err(e);
+        }
         // Whether the upload went out whole or broke off, the server's reply says why.
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         let replied = expect_reply(&mut reader, "stored");
@@ -445,6 +416,13 @@ impl FileClient {
             resumed_from: offset,
             digest,
         })
+    }
+
+    /// Where a resumed upload of a `size`-byte file starts: the length of the server's partial
+    /// upload of `remote`, or 0 when there is none that could be a prefix of this file.
+    fn resume_offset(&mut self, remote: &RemotePath, size: u64) -> Result<u64, ClientError> {
+        let partial = self.stat(remote)?.partial_size;
+        Ok(if partial <= size { partial } else { 0 })
     }
 
     /// Downloads `remote` to `local`, through a partial file next to it
@@ -629,6 +607,39 @@ fn write_failed<S: fmt::Debug>(e: WriteError<io::Error, S>) -> ClientError {
     }
 }
 
+/// Sends a put's trailer with the digest of the whole file, and returns that digest.
+fn send_trailer(
+    sink: &mut WatchedSink<'_>,
+    mut hasher: BodyHasher,
+    algorithm: Algorithm,
+) -> Result<Checksum, ClientError> {
+    let digest = hasher
+        .finish()
+        .get(algorithm)
+        .ok_or_else(|| ClientError::Protocol("digest not compiled into this build".into()))?;
+    let hex = digest.to_hex();
+    let trailer = DigestTrailer::new("done", algorithm, hex.as_str(), None);
+    let mut head = [0u8; 256];
+    write_frame(sink, &encoder(), &trailer, &[], &mut head).map_err(write_failed)?;
+    Ok(digest)
+}
+
+/// Maps a failure to send the file `local`: reading it locally, or the connection.
+fn upload_failed(local: &Path, e: WriteError<io::Error, io::Error>) -> ClientError {
+    let source = match e {
+        WriteError::Source(e) => e,
+        WriteError::SourceEnded { missing } => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the file shrank while being sent ({missing} bytes missing)"),
+        ),
+        other => return write_failed(other),
+    };
+    ClientError::Local {
+        path: local.to_owned(),
+        source,
+    }
+}
+
 /// Opens the local file to upload and returns it with its size. Only a regular file will do;
 /// the open does not wait on a FIFO.
 fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
@@ -721,16 +732,7 @@ pub fn put_legacy(
         &mut buf,
     );
     progress.finish();
-    match sent {
-        Ok(_) => {}
-        Err(WriteError::Source(e)) => {
-            return Err(ClientError::Local {
-                path: local.to_owned(),
-                source: e,
-            });
-        }
-        Err(e) => return Err(write_failed(e)),
-    }
+    sent.map_err(|e| upload_failed(local, e))?;
     // Done sending; wait for the server to close so the bytes are known to have been read.
     let stream = io.inner_mut();
     let _ = stream.shutdown(Shutdown::Write);
