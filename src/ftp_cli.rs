@@ -365,7 +365,7 @@ fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
         Some(entry) => {
             println!(
                 "{shown}: {} {} bytes, modified {}",
-                entry.kind,
+                escape_for_terminal(&entry.kind),
                 entry.size,
                 format_utc(entry.mtime)
             );

@@ -941,3 +941,55 @@ fn uploading_a_fifo_is_refused_at_once() {
         assert!(stderr.contains("not a regular file"), "{stderr}");
     }
 }
+
+#[test]
+fn the_client_escapes_what_a_hostile_server_says() {
+    // A fake server that answers every request with one hostile frame, then closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let replies = [
+        json!({"op": "stat", "exists": true, "kind": "file\u{1b}[2J", "size": 1, "mtime": 0,
+            "partial_size": 0}),
+        json!({"op": "error", "code": "busy\u{1b}]0;x\u{7}", "message": "go \u{1b}[31maway"}),
+    ];
+    let fake = std::thread::spawn(move || {
+        for reply in replies {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).unwrap();
+            let mut request = vec![0u8; i32::from_le_bytes(len) as usize];
+            stream.read_exact(&mut request).unwrap();
+            let text = reply.to_string();
+            stream
+                .write_all(&(text.len() as i32).to_le_bytes())
+                .unwrap();
+            stream.write_all(text.as_bytes()).unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for args in [["stat", "x"], ["ls", "d"]] {
+        let out = Command::new(BIN)
+            .arg("ftp")
+            .args(args)
+            .args(["--addr", &addr, "--timeout", "10"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let shown = [out.stdout, out.stderr].concat();
+        assert!(
+            !shown.contains(&0x1b),
+            "{}",
+            String::from_utf8_lossy(&shown)
+        );
+        assert!(
+            !shown.contains(&0x07),
+            "{}",
+            String::from_utf8_lossy(&shown)
+        );
+        assert!(String::from_utf8_lossy(&shown).contains("\\u{1b}"));
+    }
+    fake.join().unwrap();
+}

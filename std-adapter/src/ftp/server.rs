@@ -103,7 +103,10 @@ impl Refusal {
                 "a component is not a directory (or is a symbolic link, which is never followed)",
             ),
             Some(libc::EISDIR) => (code::BAD_PATH, "the name is a directory"),
-            Some(libc::ENOTEMPTY) => (code::BAD_REQUEST, "the directory is not empty"),
+            Some(libc::ENOTEMPTY | libc::EEXIST) => (
+                code::BAD_REQUEST,
+                "the directory is not empty (interrupted uploads held for resume count too; delete them by name)",
+            ),
             _ if e.kind() == io::ErrorKind::InvalidInput => (
                 code::BAD_PATH,
                 "the name is not a regular file (a FIFO, socket or device)",
