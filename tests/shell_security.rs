@@ -59,6 +59,18 @@ fn a_token_is_required_accepted_and_refused() {
 }
 
 #[test]
+fn a_wrong_token_on_a_command_too_big_to_buffer_is_still_explained() {
+    let server = ServerProcess::start(&["--token", "s3cret"]);
+    // The server refuses on the header and closes while the client is still sending.
+    let mut line = b": ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 8 << 20));
+    line.push(b'\n');
+    let out = connect_cli(&server.addr, &["--token", "guess"], &line, &[]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr_text(&out).contains("does not match"), "{out:?}");
+}
+
+#[test]
 fn the_server_token_can_come_from_the_environment() {
     let server = ServerProcess::start_with_env(&[], &[("UNSTICK_TOKEN", "from-env")]);
     let mut client = server.client(None);

@@ -10,7 +10,7 @@ use embedded_io_adapters::std::FromStd;
 use unstick_core::blocking::{FrameReader, write_frame};
 use unstick_core::{Event, FrameDecoder, Profile, ReadError, WriteError};
 
-use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
+use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
 use super::wire::{self, ErrorReply, ExecRequest, ExitHeader, ReplyOp};
 use crate::server::HEADER_CAP;
 
@@ -168,7 +168,19 @@ impl ShellClient {
         command: &str,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
-        self.send_request(command)?;
+        if let Err(failed) = self.send_request(command) {
+            // A server refuses a bad token on the header alone and closes without reading the
+            // rest; its error frame says why better than the broken pipe does.
+            return Err(match self.read_reply(&mut CapturedOutput::default()) {
+                Err(refusal @ ShellClientError::Server { .. }) => refusal,
+                _ => failed,
+            });
+        }
+        self.read_reply(sink)
+    }
+
+    /// Reads one command's replies: output frames to `sink`, up to the exit or error frame.
+    fn read_reply(&mut self, sink: &mut dyn OutputSink) -> Result<ExitReport, ShellClientError> {
         let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
         let mut reader = FrameReader::new(&mut self.stream, decoder, &mut self.read_buf);
         let mut reply = Reply::Pending;
