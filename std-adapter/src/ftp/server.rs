@@ -812,8 +812,28 @@ struct Staging<'d> {
     dir: &'d Dir,
     file: File,
     name: String,
-    resumable: bool,
-    done: bool,
+    kind: StagingKind,
+    on_drop: OnDrop,
+}
+
+/// Which file a [`Staging`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StagingKind {
+    /// The name's partial upload, `.unstick-partial-<name>`: locked while in use, kept when the
+    /// connection breaks so that the upload can resume.
+    Partial,
+    /// A unique `.unstick-tmp-*` file (the partial was held by another upload, or a seed
+    /// upload): never resumed.
+    Temporary,
+}
+
+/// What dropping a [`Staging`] does with its file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDrop {
+    /// Remove it: the upload failed.
+    Remove,
+    /// Leave it: it was committed (renamed away) or kept for a resume.
+    Leave,
 }
 
 impl<'d> Staging<'d> {
@@ -829,8 +849,8 @@ impl<'d> Staging<'d> {
                         dir,
                         file,
                         name,
-                        resumable: false,
-                        done: false,
+                        kind: StagingKind::Temporary,
+                        on_drop: OnDrop::Remove,
                     };
                     // A file we just created exclusively is locked by nobody else.
                     try_lock(&staging.file)?;
@@ -858,8 +878,8 @@ impl<'d> Staging<'d> {
                     dir,
                     file,
                     name: partial,
-                    resumable: true,
-                    done: false,
+                    kind: StagingKind::Partial,
+                    on_drop: OnDrop::Remove,
                 }));
             }
         }
@@ -908,7 +928,7 @@ impl<'d> Staging<'d> {
         })?;
         let have = file_meta(&staging.file).map(|m| m.size).unwrap_or(0);
         if have < offset {
-            staging.done = true; // keep what there is; the client asked for too much
+            staging.on_drop = OnDrop::Leave; // keep what there is; the client asked for too much
             return Err(Refusal::new(
                 code::PARTIAL_MISMATCH,
                 format!(
@@ -949,9 +969,9 @@ impl<'d> Staging<'d> {
 
     /// Leaves a resumable partial in place (a torn upload); a temporary file is still removed.
     fn keep_for_resume(&mut self) {
-        if self.resumable {
+        if self.kind == StagingKind::Partial {
             let _ = self.file.sync_data();
-            self.done = true;
+            self.on_drop = OnDrop::Leave;
         }
     }
 
@@ -967,14 +987,14 @@ impl<'d> Staging<'d> {
             ));
         }
         self.dir.rename(&self.name, final_name)?;
-        self.done = true;
+        self.on_drop = OnDrop::Leave;
         self.dir.sync()
     }
 }
 
 impl Drop for Staging<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        if self.on_drop == OnDrop::Remove {
             let _ = self.dir.unlink(&self.name, false);
         }
     }
