@@ -4,13 +4,12 @@
 mod shell_common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use shell_common::{
-    ServerProcess, UNSTICK, children_of, connect_cli, eventually, exec, pseudo_random,
-    wait_bounded, write_file,
+    ServerProcess, children_of, connect_cli, eventually, exec, pseudo_random, wait_bounded,
+    write_file,
 };
 use unstick_std::shell::{ShellClientError, Termination};
 
@@ -146,12 +145,7 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_session_goes_on() {
 #[test]
 fn connect_whose_output_reader_goes_away_ends_quietly() {
     let server = ServerProcess::start(&[]);
-    let mut child = Command::new(UNSTICK)
-        .args(["shell", "connect", &server.addr, "-c", "yes"])
-        .env_remove("UNSTICK_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = shell_common::connect_command(&server.addr, &["-c", "yes"])
         .spawn()
         .expect("spawn unstick shell connect");
     // Like `| head -c 4`: read a little, then close the pipe.

@@ -118,8 +118,8 @@ fn read_all(source: Option<&mut impl Read>) -> Vec<u8> {
     all
 }
 
-/// Runs `unstick shell connect ADDR ARGS...` with `stdin` as its input.
-pub fn connect_cli(addr: &str, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+/// `unstick shell connect ADDR ARGS...` with piped stdio and no token in its environment.
+pub fn connect_command(addr: &str, args: &[&str]) -> Command {
     let mut command = Command::new(UNSTICK);
     command
         .args(["shell", "connect", addr])
@@ -128,6 +128,12 @@ pub fn connect_cli(addr: &str, args: &[&str], stdin: &[u8], env: &[(&str, &str)]
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `unstick shell connect ADDR ARGS...` with `stdin` as its input.
+pub fn connect_cli(addr: &str, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut command = connect_command(addr, args);
     for (k, v) in env {
         command.env(k, v);
     }

@@ -265,7 +265,7 @@ where
             }
             Ok(Some(Event::End(_))) => {
                 return match admission {
-                    Ok(command) => command_text(command),
+                    Ok(command) => exec_request(&command),
                     Err(refusal) => Request::Refused(refusal),
                 };
             }
@@ -324,19 +324,11 @@ fn check_token(expected: Option<&str>, presented: Option<&str>) -> Result<(), Re
     }
 }
 
-fn command_text(command: Vec<u8>) -> Request {
-    if command.contains(&0) {
-        return Request::Refused(Refusal::new(
-            "bad_command",
-            "the command contains a NUL byte, which no shell command can hold",
-        ));
-    }
-    match String::from_utf8(command) {
-        Ok(text) => Request::Exec(text),
-        Err(_) => Request::Refused(Refusal::new(
-            "bad_command",
-            "the command is not valid UTF-8; send it as UTF-8 text",
-        )),
+/// The request to run `command`, or its refusal when no shell could run it.
+fn exec_request(command: &[u8]) -> Request {
+    match wire::command_text(command) {
+        Ok(text) => Request::Exec(text.to_owned()),
+        Err(e) => Request::Refused(Refusal::new("bad_command", e.to_string())),
     }
 }
 
@@ -469,10 +461,10 @@ impl SeedSession<'_> {
     }
 
     fn answer(&mut self, command: &[u8]) -> io::Result<Next> {
-        let text = match seed_command_text(command) {
+        let text = match wire::command_text(command) {
             Ok(text) => text,
-            Err(message) => {
-                self.reply(message.as_bytes(), false, false)?;
+            Err(e) => {
+                self.reply(format!("unstick: {e}\n").as_bytes(), false, false)?;
                 return Ok(Next::Continue);
             }
         };
@@ -523,19 +515,6 @@ impl SeedSession<'_> {
             LegacyReply::Raw => out.inner_mut().write_all(body),
         }
     }
-}
-
-/// A seed command as text, or the message that goes back instead.
-fn seed_command_text(command: &[u8]) -> Result<&str, String> {
-    if command.contains(&0) {
-        return Err(
-            "unstick: the command contains a NUL byte; seed-style clients send text, \
-                    framed clients must start with a length prefix\n"
-                .to_string(),
-        );
-    }
-    std::str::from_utf8(command)
-        .map_err(|_| "unstick: the command is not valid UTF-8; send it as UTF-8 text\n".into())
 }
 
 #[cfg(test)]

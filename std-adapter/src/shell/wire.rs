@@ -3,6 +3,8 @@
 //!
 //! Nothing here performs I/O.
 
+use core::fmt;
+
 use serde::{Deserialize, Serialize};
 use unstick_core::{Algorithm, HeaderFrameEncoder, Profile};
 
@@ -111,6 +113,38 @@ pub struct SeedReplyHeader<'a> {
     pub truncated: bool,
     /// The command ran out of time.
     pub timed_out: bool,
+}
+
+/// Why a command's bytes are not a command a shell can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadCommand {
+    /// It holds a NUL byte, which no argument of `sh -c` can.
+    ContainsNul,
+    /// It is not UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for BadCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BadCommand::ContainsNul => {
+                "the command contains a NUL byte, which no shell command can hold \
+                 (a framed request starts with its length prefix)"
+            }
+            BadCommand::NotUtf8 => "the command is not valid UTF-8; send it as UTF-8 text",
+        })
+    }
+}
+
+impl std::error::Error for BadCommand {}
+
+/// The text of a command, when a shell can run it.
+pub fn command_text(bytes: &[u8]) -> Result<&str, BadCommand> {
+    if bytes.contains(&0) {
+        return Err(BadCommand::ContainsNul);
+    }
+    std::str::from_utf8(bytes).map_err(|_| BadCommand::NotUtf8)
 }
 
 /// How a seed-mode reply is framed (`--legacy-reply`).
@@ -258,6 +292,20 @@ mod tests {
         assert_eq!(&buf[..4], (json.len() as i32).to_le_bytes());
         assert_eq!(&buf[4..4 + json.len()], json);
         assert_eq!(&buf[4 + json.len()..n], b"hi\n");
+    }
+
+    #[test]
+    fn command_text_table() {
+        let table: [(&[u8], Result<&str, BadCommand>); 5] = [
+            (b"ls -l", Ok("ls -l")),
+            (b"", Ok("")),
+            ("echo 新".as_bytes(), Ok("echo 新")),
+            (b"ls\0-l", Err(BadCommand::ContainsNul)),
+            (&[b'l', 0xc3, 0x28], Err(BadCommand::NotUtf8)),
+        ];
+        for (bytes, expected) in table {
+            assert_eq!(command_text(bytes), expected, "{bytes:?}");
+        }
     }
 
     #[test]
