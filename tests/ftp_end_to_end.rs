@@ -254,6 +254,20 @@ fn files_of_every_size_round_trip_byte_identical() {
     );
     // Aligned columns: name, size right-aligned, then the time, so every line is as long.
     assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{listing}");
+    // MD5 on request, both ways (the digest is named in the confirmation).
+    for args in [
+        ["put", "--md5", "f1048576.bin", "md5.bin"],
+        ["get", "--md5", "md5.bin", "back-md5.bin"],
+    ] {
+        let out = unstick(&server, &args, dir.path());
+        ok(&out);
+        assert!(String::from_utf8_lossy(&out.stderr).contains(" md5 "));
+    }
+    assert_eq!(
+        fs::read(dir.path().join("back-md5.bin")).unwrap(),
+        pattern(1 << 20, 2)
+    );
+    ok(&unstick(&server, &["delete", "md5.bin"], dir.path()));
     let stat = ok(&unstick(&server, &["stat", "d/f1.bin"], dir.path()));
     assert!(stat.contains("file 1 bytes"), "{stat}");
     ok(&unstick(&server, &["delete", "d/f1.bin"], dir.path()));

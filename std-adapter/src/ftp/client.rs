@@ -465,47 +465,23 @@ impl FileClient {
             .and_then(|_| file.seek(SeekFrom::Start(have)))
             .map_err(self::local(&part))?;
         progress.start(size, have);
-        let received = (|| {
-            loop {
-                match reader.next_event().map_err(read_failed)? {
-                    Some(Event::Body(chunk)) => {
-                        hasher.update(chunk);
-                        file.write_all(chunk).map_err(self::local(&part))?;
-                        progress.advance(chunk.len() as u64);
-                    }
-                    Some(Event::End(_)) => return Ok(()),
-                    _ => return Err(ClientError::Protocol("the file body broke off".into())),
-                }
-            }
-        })();
+        let received = receive_download(&mut reader, &mut file, &mut hasher, progress, &part);
         progress.finish();
         received?;
         let trailer = expect_reply(&mut reader, "done")?;
         let digest = hasher.finish().get(algorithm);
-        if digest.is_none() || trailer.file_digest(algorithm) != digest {
+        let Some(digest) = digest.filter(|d| trailer.file_digest(algorithm) == Some(*d)) else {
             drop(file);
             let _ = std::fs::remove_file(&part);
             return Err(ClientError::DigestMismatch {
                 path: local.to_owned(),
             });
-        }
-        file.sync_all().map_err(self::local(&part))?;
-        drop(file);
-        std::fs::rename(&part, local).map_err(self::local(local))?;
-        if let Some(parent) = local.parent() {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            if let Ok(dir) = File::open(parent) {
-                let _ = dir.sync_all();
-            }
-        }
+        };
+        commit_download(file, &part, local)?;
         Ok(GetReport {
             size,
             resumed_from: have,
-            digest: digest.unwrap_or(Checksum::Xxh3(0)),
+            digest,
         })
     }
 
@@ -660,6 +636,43 @@ fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
     }
     // O_NONBLOCK changes nothing for a regular file's reads.
     Ok((file, meta.len()))
+}
+
+/// Writes a download's body into `file` (the partial download `part`), hashing it.
+fn receive_download(
+    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
+    file: &mut File,
+    hasher: &mut BodyHasher,
+    progress: &mut dyn Progress,
+    part: &Path,
+) -> Result<(), ClientError> {
+    loop {
+        match reader.next_event().map_err(read_failed)? {
+            Some(Event::Body(chunk)) => {
+                hasher.update(chunk);
+                file.write_all(chunk).map_err(local(part))?;
+                progress.advance(chunk.len() as u64);
+            }
+            Some(Event::End(_)) => return Ok(()),
+            _ => return Err(ClientError::Protocol("the file body broke off".into())),
+        }
+    }
+}
+
+/// Syncs a verified download and renames it from `part` to `local`, then syncs the directory
+/// so that the rename survives a crash.
+fn commit_download(file: File, part: &Path, local: &Path) -> Result<(), ClientError> {
+    file.sync_all().map_err(self::local(part))?;
+    drop(file);
+    std::fs::rename(part, local).map_err(self::local(local))?;
+    let parent = match local.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Opens the partial download `part` for reading and writing, never through a symbolic link
