@@ -88,10 +88,10 @@ pub struct ConnectArgs {
     #[arg(short = 'c', long = "command")]
     command: Option<String>,
     /// Shared secret the server expects (default: $UNSTICK_TOKEN).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "legacy")]
     token: Option<String>,
     /// Talk to a seed-style Python server: raw command out, JSON-header reply in (stdout and
-    /// stderr arrive together, and no exit status).
+    /// stderr arrive together, no exit status, and no token: seed servers have none).
     #[arg(long)]
     legacy: bool,
 }

@@ -179,3 +179,17 @@ fn connect_legacy_runs_one_command_per_line_and_checks_a_real_md5() {
     want.extend_from_slice(b"two\n");
     assert_eq!(out.stdout, want);
 }
+
+#[test]
+fn connect_legacy_refuses_a_token_it_could_not_send() {
+    // Nothing listens there: the refusal comes before any connection.
+    let out = connect_cli(
+        "127.0.0.1:1",
+        &["--legacy", "--token", "s3cret", "-c", "true"],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("--token"), "{message}");
+}
