@@ -62,7 +62,8 @@ pub enum FtpCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Delete a remote file (or empty directory).
+    /// Delete a remote file (or empty directory), and any interrupted upload of it held for
+    /// resume.
     Delete {
         /// Remote path.
         path: String,

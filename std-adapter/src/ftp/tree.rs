@@ -449,7 +449,8 @@ pub fn temp_name() -> String {
     format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
 }
 
-/// The hidden name under which a resumable upload of `name` grows.
+/// The hidden name under which a resumable upload of `name` grows: `.unstick-partial-<name>`,
+/// or `.unstick-partial~<XXH3-128 of name>` when that would be longer than a component may be.
 pub fn partial_name(name: &str) -> String {
     let plain = format!("{RESERVED_PREFIX}partial-{name}");
     if plain.len() <= MAX_COMPONENT_LEN {
@@ -460,7 +461,8 @@ pub fn partial_name(name: &str) -> String {
         .get(unstick_core::Algorithm::Xxh3)
         .map(|c| c.to_hex().to_string())
         .unwrap_or_default();
-    format!("{RESERVED_PREFIX}partial-{hex}")
+    // `~` instead of `-`: no name, however chosen, has the same partial as a long name.
+    format!("{RESERVED_PREFIX}partial~{hex}")
 }
 
 /// Takes an exclusive, non-blocking lock on `file`; `Ok(false)` when someone else holds it.
@@ -556,6 +558,13 @@ mod tests {
         assert!(name.len() <= MAX_COMPONENT_LEN && name.starts_with(RESERVED_PREFIX));
         assert_ne!(partial_name(&long), partial_name(&"y".repeat(255)));
         assert_eq!(partial_name("a"), ".unstick-partial-a");
+        let hex = &name[".unstick-partial~".len()..];
+        assert_eq!(hex.len(), 32);
+        assert_ne!(
+            partial_name(hex),
+            name,
+            "a short name cannot take a long name's partial"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let root = Dir::open_root(dir.path()).unwrap();
