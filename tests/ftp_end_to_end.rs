@@ -878,6 +878,16 @@ fn odd_entries_are_listed_escaped_and_refused_as_downloads() {
         let err = failed(&unstick(&server, &["get", name, "out"], dir.path()));
         assert!(err.contains("bad_path"), "{err}");
     }
+    // Uploads onto a directory's name are refused from the header, seed ones included.
+    for header in [
+        json!({"op": "put", "path": "a directory", "total_size": 3}),
+        json!({"filepath": "x", "filename": "a directory", "filesize": 3}),
+    ] {
+        let mut raw = Raw::connect(&server);
+        raw.header(&header.to_string());
+        assert_eq!(raw.error_code(), "bad_path", "{header}");
+    }
+    assert!(root.join("a directory").is_dir());
     assert_eq!(
         tree(dir.path())
             .iter()

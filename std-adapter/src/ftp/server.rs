@@ -385,11 +385,7 @@ impl Session<'_> {
         message: &Message,
     ) -> Result<Flow, Refusal> {
         let path = parse_path(message.filename.as_deref()).map_err(Refusal::closing)?;
-        let dir = self
-            .server
-            .root
-            .walk_to_parent(&path, true)
-            .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+        let dir = self.upload_dir(&path)?;
         let mut staging =
             Staging::temporary(&dir).map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
         let mut hasher = BodyHasher::new(Algorithms::NONE);
@@ -443,20 +439,7 @@ impl Session<'_> {
         let offset = message.offset.unwrap_or(0);
         self.check_size(&path, offset, info.body_len)?;
         let name = path.file_name();
-        let dir = self
-            .server
-            .root
-            .walk_to_parent(&path, true)
-            .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
-        if let Ok(Some(meta)) = dir.stat(name) {
-            if meta.kind == EntryKind::Dir {
-                return Err(Refusal::new(
-                    code::BAD_PATH,
-                    format!("{}: is a directory", path.as_str()),
-                )
-                .closing());
-            }
-        }
+        let dir = self.upload_dir(&path)?;
         let (mut staging, mut hasher) = self.stage_put(&dir, &path, message, algorithm, offset)?;
         match receive_body(reader, &mut staging.file, &mut hasher) {
             BodyOutcome::Complete => {}
@@ -504,6 +487,26 @@ impl Session<'_> {
             &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
         )?;
         Ok(Flow::Continue)
+    }
+
+    /// The directory an upload of `path` lands in, missing parents created. A name that is a
+    /// directory is refused before the body is read.
+    fn upload_dir(&self, path: &RemotePath) -> Result<Dir, Refusal> {
+        let dir = self
+            .server
+            .root
+            .walk_to_parent(path, true)
+            .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
+        if let Ok(Some(meta)) = dir.stat(path.file_name()) {
+            if meta.kind == EntryKind::Dir {
+                return Err(Refusal::new(
+                    code::BAD_PATH,
+                    format!("{}: is a directory; give a file name", path.as_str()),
+                )
+                .closing());
+            }
+        }
+        Ok(dir)
     }
 
     /// Refuses, before any file is opened, an upload that would end above the size limit.
