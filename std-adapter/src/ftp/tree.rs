@@ -115,7 +115,7 @@ impl Dir {
     }
 
     fn open_at(&self, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
-        // SAFETY: `self.fd` is an open directory, `c` a valid C string; the returned descriptor
+        // SAFETY: `self.fd` is an open directory, `name` a valid C string; the returned descriptor
         // is checked before use.
         let fd = unsafe {
             libc::openat(
