@@ -4,7 +4,7 @@
 
 mod shell_common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -109,6 +109,42 @@ fn seed_client_reads_raw_replies() {
     assert_eq!(body(&replies[0]), b"hello\n");
     assert_eq!(body(&replies[1]), b"out\nerr\n");
     assert!(!body(&replies[2]).is_empty());
+}
+
+#[test]
+fn a_seed_command_longer_than_one_read_runs_whole() {
+    let server = ServerProcess::start(&[]);
+    // The seed's server would run the first 1024 bytes, then the rest, as two commands.
+    let long = format!("echo {}; echo end", "x".repeat(3000));
+    let replies = seed_client(&server.addr, "json", &[&long, "echo next"]);
+    let mut want = vec![b'x'; 3000];
+    want.extend_from_slice(b"\nend\n");
+    assert_eq!(body(&replies[0]), want);
+    assert_eq!(body(&replies[1]), b"next\n");
+}
+
+#[test]
+fn a_seed_command_over_the_limit_is_refused_and_none_of_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workdir = dir.path().to_str().expect("utf-8 path");
+    let server = ServerProcess::start(&["--workdir", workdir]);
+    let mut stream = shell_common::raw_connection(&server.addr);
+    let mut command = b"touch ran; : ".to_vec();
+    command.extend(std::iter::repeat_n(b'x', 200_000));
+    // The server stops reading past the limit, so the end of this may not be taken.
+    let _ = stream.write_all(&command);
+    let (header, reply) = shell_common::read_raw_frame(&mut stream).expect("a reply");
+    assert_eq!(header["total_size"], reply.len());
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("longer than"), "{text}");
+    assert!(
+        shell_common::read_raw_frame(&mut stream).is_none(),
+        "still open"
+    );
+    assert!(
+        !dir.path().join("ran").exists(),
+        "a piece of the command ran"
+    );
 }
 
 #[test]

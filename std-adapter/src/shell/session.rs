@@ -133,13 +133,16 @@ impl Read for RequestInput {
             self.replayed += n;
             return Ok(n);
         }
-        let left = self
-            .deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or(io::ErrorKind::TimedOut)?;
-        read_within(&self.stream, buf, left)
+        read_within(&self.stream, buf, time_left(self.deadline)?)
     }
+}
+
+/// The time until `deadline`, or a `TimedOut` error once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| io::ErrorKind::TimedOut.into())
 }
 
 /// Why a framed request is not run. Refusals that leave the stream out of step, or that concern
@@ -437,7 +440,17 @@ impl SeedSession<'_> {
         }
         let mut command = greeting;
         while !command.is_empty() {
-            if self.answer(&command)? == Next::Close {
+            let next = if self.collect_long_command(&mut command)? {
+                self.answer(&command)?
+            } else {
+                let message = format!(
+                    "unstick: the command is longer than the {}-byte limit\n",
+                    self.config.max_command_len
+                );
+                self.reply(message.as_bytes(), false, false)?;
+                Next::Close
+            };
+            if next == Next::Close {
                 break;
             }
             command = self.read_command()?;
@@ -446,8 +459,34 @@ impl SeedSession<'_> {
         Ok(())
     }
 
+    /// A command that filled the seed's 1024-byte read may go on: the rest is collected until
+    /// the client pauses for [`GREETING_PAUSE`] (a seed client sends a command, then waits for
+    /// its reply), so a long command never runs in pieces. `false` when it is over the length
+    /// limit (the rest is not read; the connection can only be closed).
+    fn collect_long_command(&mut self, command: &mut Vec<u8>) -> io::Result<bool> {
+        if command.len() < wire::SEED_COMMAND_READ {
+            return Ok(true);
+        }
+        let limit = self.config.max_command_len;
+        let deadline = deadline_after(self.config.idle_timeout);
+        let mut buf = vec![0u8; REQUEST_BUFFER];
+        while command.len() <= limit {
+            let Ok(left) = time_left(deadline) else {
+                break;
+            };
+            match read_within(&self.stream, &mut buf, left.min(GREETING_PAUSE)) {
+                Ok(0) => break,
+                Ok(n) => command.extend_from_slice(&buf[..n]),
+                Err(e) if is_timeout(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(command.len() <= limit)
+    }
+
     /// Reads the next command as the seed's server does: whatever one read of up to 1024 bytes
-    /// returns. Empty at the end of the stream or the idle deadline.
+    /// returns (see [`collect_long_command`](Self::collect_long_command) for longer ones). Empty
+    /// at the end of the stream or the idle deadline.
     fn read_command(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; wire::SEED_COMMAND_READ];
         match read_within(&self.stream, &mut buf, self.config.idle_timeout) {
