@@ -138,7 +138,9 @@ pub fn send_error<W: embedded_io::Write>(
         code,
         message,
     };
-    let mut head = vec![0u8; message.len() * 2 + code.len() + 128];
+    // JSON escaping grows a byte to at most six (`\u001f`); the rest is the prefix, the member
+    // names and the size member.
+    let mut head = vec![0u8; (message.len() + code.len()) * 6 + 128];
     let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
     write_frame(io, &encoder, &header, &[], &mut head)
 }
@@ -148,5 +150,49 @@ pub fn write_error_to_io<S: std::fmt::Debug>(e: WriteError<io::Error, S>) -> io:
     match e {
         WriteError::Io(e) => e,
         other => io::Error::other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unstick_core::{Event, FrameDecoder};
+
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        op: String,
+        code: String,
+        message: String,
+    }
+
+    #[test]
+    fn error_frames_hold_messages_of_any_escaping() {
+        // Every byte of this message becomes a six-byte `\u00XX` escape on the wire.
+        let message: String = (0..2000u32)
+            .map(|i| char::from(1 + (i % 7) as u8))
+            .collect();
+        let mut out = FromStd::new(Vec::new());
+        send_error(&mut out, "bad_path", &message).expect("error frame written");
+        let wire = out.into_inner();
+
+        let mut decoder = FrameDecoder::<16384>::header_frames(Profile::SEED);
+        let (used, event) = decoder.feed(&wire).expect("valid frame");
+        assert_eq!(used, wire.len());
+        assert!(matches!(event, Event::Head(info) if info.body_len == 0));
+        let mut scratch = vec![0u8; message.len()];
+        let reply: Reply = decoder.header_with_scratch(&mut scratch).expect("typed");
+        assert_eq!(
+            (reply.op.as_str(), reply.code.as_str()),
+            ("error", "bad_path")
+        );
+        assert_eq!(reply.message, message);
+    }
+
+    #[test]
+    fn tokens_match_only_exactly() {
+        assert!(token_matches("s3cret", "s3cret"));
+        for other in ["", "s3cre", "s3cret!", "S3cret", "s3creu"] {
+            assert!(!token_matches("s3cret", other), "{other:?}");
+        }
     }
 }
