@@ -51,13 +51,15 @@ pub(crate) fn serve_connection(stream: TcpStream, config: &ShellConfig) {
     if stream.set_write_timeout(Some(write_limit)).is_err() {
         return;
     }
-    let greeting = match read_greeting(&stream, config.idle_timeout) {
+    // The first request, greeting included, must be complete by this deadline.
+    let first_deadline = deadline_after(config.idle_timeout);
+    let greeting = match read_greeting(&stream, first_deadline) {
         Ok(Some(greeting)) => greeting,
         Ok(None) | Err(_) => return,
     };
     let result = match greeting {
         (Greeting::Seed, first) => SeedSession { config, stream }.run(first),
-        (_, first) => FramedSession::new(stream, config).and_then(|s| s.run(first)),
+        (_, first) => FramedSession::new(stream, config).and_then(|s| s.run(first, first_deadline)),
     };
     // The peer may already be gone; there is no one to tell about I/O errors.
     let _ = result;
@@ -65,9 +67,9 @@ pub(crate) fn serve_connection(stream: TcpStream, config: &ShellConfig) {
 
 /// Reads the first bytes of a connection until they say which kind of client it is.
 /// `Ok(None)` when the client closes before sending anything.
-fn read_greeting(stream: &TcpStream, idle: Duration) -> io::Result<Option<(Greeting, Vec<u8>)>> {
+fn read_greeting(stream: &TcpStream, deadline: Instant) -> io::Result<Option<(Greeting, Vec<u8>)>> {
     let mut first = vec![0u8; wire::SEED_COMMAND_READ];
-    let mut len = read_within(stream, &mut first, idle)?;
+    let mut len = read_within(stream, &mut first, time_left(deadline)?)?;
     if len == 0 {
         return Ok(None);
     }
@@ -194,12 +196,14 @@ impl<'c> FramedSession<'c> {
         })
     }
 
-    fn run(mut self, greeting: Vec<u8>) -> io::Result<()> {
+    /// Serves requests until the connection closes; the first must be complete by
+    /// `first_deadline`, each later one within the idle timeout from the end of the previous.
+    fn run(mut self, greeting: Vec<u8>, first_deadline: Instant) -> io::Result<()> {
         let input = RequestInput {
             greeting,
             replayed: 0,
             stream: self.socket.try_clone()?,
-            deadline: deadline_after(self.config.idle_timeout),
+            deadline: first_deadline,
         };
         let mut buf = vec![0u8; REQUEST_BUFFER];
         let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
