@@ -9,9 +9,10 @@
 //!   [`OutputSink`] with `poll(2)`, enforcing the time limit and the output cap, killing the
 //!   group when the client hangs up, and always reaping the shell.
 //! - [`ShellServer`]: binds (loopback only unless a token is set), caps concurrent sessions and
-//!   serves each connection on its own thread: framed sessions get streamed `stdout`/`stderr`
-//!   frames and an `exit` frame per command; seed sessions get one reply per command in the
-//!   configured [`LegacyReply`] format.
+//!   serves each connection on its own thread.
+//! - `session`: one connection from its first bytes on; it hands over to a `framed_session`
+//!   (streamed `stdout`/`stderr` frames and an `exit` frame per command) or a `seed_session`
+//!   (one reply per command in the configured [`LegacyReply`] format).
 //! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
 //!   Python servers.
 //!
@@ -36,7 +37,9 @@
 //! ```
 
 mod client;
+mod framed_session;
 pub mod process;
+mod seed_session;
 mod server;
 mod session;
 pub mod wire;

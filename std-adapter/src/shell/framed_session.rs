@@ -1,0 +1,478 @@
+//! A framed session: requests in header frames (`{"op":"exec",...}` + the command), each answered
+//! with streamed `stdout`/`stderr` frames and an `exit` frame, any number per connection.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use embedded_io_adapters::std::FromStd;
+use unstick_core::ReadError;
+use unstick_core::blocking::{FrameReader, write_frame};
+use unstick_core::{DecodeError, Event, FrameDecoder, FrameInfo, HeaderFrameEncoder, Profile};
+
+use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, RunError, RunOutcome, Termination};
+use super::process::{deadline_after, run_command};
+use super::server::ShellConfig;
+use super::session::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left};
+use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
+use crate::server::{HEADER_CAP, send_error, token_matches};
+
+/// The request side of a framed connection: the greeting bytes again, then the socket, every
+/// read bounded by the current request's deadline.
+struct RequestInput {
+    greeting: Vec<u8>,
+    replayed: usize,
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl RequestInput {
+    fn restart_deadline(&mut self, idle: Duration) {
+        self.deadline = deadline_after(idle);
+    }
+}
+
+impl Read for RequestInput {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(rest) = self.greeting.get(self.replayed..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.replayed += n;
+            return Ok(n);
+        }
+        read_within(&self.stream, buf, time_left(self.deadline)?)
+    }
+}
+
+/// Why a framed request is not run. Refusals that leave the stream out of step, or that concern
+/// the token, close the connection after the error frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+    closes: bool,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            closes: false,
+        }
+    }
+
+    fn closing(mut self) -> Refusal {
+        self.closes = true;
+        self
+    }
+}
+
+/// The outcome of reading one framed request.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    Exec(String),
+    Refused(Refusal),
+    Closed,
+}
+
+/// A connection speaking header frames.
+pub(super) struct FramedSession<'c> {
+    config: &'c ShellConfig,
+    socket: TcpStream,
+    replies: FrameReplies,
+}
+
+impl<'c> FramedSession<'c> {
+    pub(super) fn new(stream: TcpStream, config: &'c ShellConfig) -> io::Result<Self> {
+        let replies = FrameReplies::new(stream.try_clone()?);
+        Ok(FramedSession {
+            config,
+            socket: stream,
+            replies,
+        })
+    }
+
+    /// Serves requests until the connection closes; the first must be complete by
+    /// `first_deadline`, each later one within the idle timeout from the end of the previous.
+    pub(super) fn run(mut self, greeting: Vec<u8>, first_deadline: Instant) -> io::Result<()> {
+        let input = RequestInput {
+            greeting,
+            replayed: 0,
+            stream: self.socket.try_clone()?,
+            deadline: first_deadline,
+        };
+        let mut buf = vec![0u8; REQUEST_BUFFER];
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+        let mut reader = FrameReader::new(FromStd::new(input), decoder, &mut buf);
+        loop {
+            let next = match read_request(&mut reader, self.config) {
+                Request::Exec(command) => self.execute(&command),
+                Request::Refused(refusal) => self.refuse(&refusal),
+                Request::Closed => Next::Close,
+            };
+            if next == Next::Close {
+                let _ = self.socket.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            let idle = self.config.idle_timeout;
+            reader.get_mut().inner_mut().restart_deadline(idle);
+        }
+    }
+
+    fn execute(&mut self, command: &str) -> Next {
+        let config = self.config;
+        let outcome = run_command(
+            command,
+            &config.workdir,
+            &config.limits,
+            Some(self.socket.as_fd()),
+            &mut self.replies,
+        );
+        match outcome {
+            Ok(outcome) if outcome.client_gone => Next::Close,
+            Ok(outcome) => self.replies.send_exit(&outcome),
+            Err(e) => self.refuse(&Refusal::new(run_error_code(&e), e.to_string())),
+        }
+    }
+
+    fn refuse(&mut self, refusal: &Refusal) -> Next {
+        let sent = send_error(&mut self.replies.stream, refusal.code, &refusal.message);
+        if sent.is_err() || refusal.closes {
+            Next::Close
+        } else {
+            Next::Continue
+        }
+    }
+}
+
+/// Reads one request frame: its header is checked (token, operation, size) as soon as it is in.
+/// A bad token is answered at once; the body of any other refused request is read and dropped so
+/// the next request starts in step.
+fn read_request<R>(reader: &mut FrameReader<'_, R, HEADER_CAP>, config: &ShellConfig) -> Request
+where
+    R: embedded_io::Read<Error = io::Error>,
+{
+    let mut admission: Result<Vec<u8>, Refusal> = Ok(Vec::new());
+    loop {
+        match reader.next_event() {
+            Ok(None) => return Request::Closed,
+            // A refusal that closes (a bad token) goes out at once: the body is not waited for.
+            Ok(Some(Event::Head(info))) => match admit(reader.decoder(), &info, config) {
+                Err(refusal) if refusal.closes => return Request::Refused(refusal),
+                checked => admission = checked,
+            },
+            Ok(Some(Event::Body(chunk))) => {
+                if let Ok(command) = &mut admission {
+                    command.extend_from_slice(chunk);
+                }
+            }
+            Ok(Some(Event::End(_))) => {
+                return match admission {
+                    Ok(command) => exec_request(&command),
+                    Err(refusal) => Request::Refused(refusal),
+                };
+            }
+            Ok(Some(Event::NeedMore)) => {}
+            Err(e) => return read_failure(e, config),
+        }
+    }
+}
+
+/// Checks a request header; the `Ok` vector is ready to take the command.
+fn admit(
+    decoder: &mut FrameDecoder<HEADER_CAP>,
+    info: &FrameInfo,
+    config: &ShellConfig,
+) -> Result<Vec<u8>, Refusal> {
+    let header: RequestHeader = decoder.header().map_err(|e| {
+        Refusal::new(
+            "bad_header",
+            format!("request header needs a string \"op\" member (and \"token\" if set): {e}"),
+        )
+    })?;
+    check_token(config.token.as_deref(), header.token.as_deref())?;
+    if header.op != wire::OP_EXEC {
+        return Err(Refusal::new(
+            "unknown_op",
+            format!(
+                "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
+                header.op
+            ),
+        ));
+    }
+    if info.body_len > config.max_command_len as u64 {
+        return Err(Refusal::new(
+            "command_too_long",
+            format!(
+                "command of {} bytes is longer than the {}-byte limit",
+                info.body_len, config.max_command_len
+            ),
+        ));
+    }
+    Ok(Vec::with_capacity(info.body_len as usize))
+}
+
+fn check_token(expected: Option<&str>, presented: Option<&str>) -> Result<(), Refusal> {
+    match (expected, presented) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Refusal::new(
+            "unauthorized",
+            "this server requires a token: pass --token or set UNSTICK_TOKEN",
+        )
+        .closing()),
+        (Some(expected), Some(presented)) if token_matches(expected, presented) => Ok(()),
+        (Some(_), Some(_)) => {
+            Err(Refusal::new("unauthorized", "the token does not match the server's").closing())
+        }
+    }
+}
+
+/// The request to run `command`, or its refusal when no shell could run it.
+fn exec_request(command: &[u8]) -> Request {
+    match wire::command_text(command) {
+        Ok(text) => Request::Exec(text.to_owned()),
+        Err(e) => Request::Refused(Refusal::new("bad_command", e.to_string())),
+    }
+}
+
+/// The error code a failed run is reported with.
+fn run_error_code(e: &RunError) -> &'static str {
+    match e {
+        RunError::Spawn(_) => "spawn_failed",
+        _ => "run_failed",
+    }
+}
+
+fn read_failure(e: ReadError<io::Error>, config: &ShellConfig) -> Request {
+    let refusal = match e {
+        ReadError::Io(e) if is_timeout(&e) => Refusal::new(
+            "idle_timeout",
+            format!(
+                "no complete request within {:?}; closing the connection",
+                config.idle_timeout
+            ),
+        ),
+        ReadError::Io(_) => return Request::Closed,
+        ReadError::Decode(DecodeError::UnexpectedEof { .. }) => return Request::Closed,
+        ReadError::Decode(e) if e.is_recoverable() => {
+            return Request::Refused(Refusal::new("bad_frame", e.to_string()));
+        }
+        other => Refusal::new("bad_frame", other.to_string()),
+    };
+    Request::Refused(refusal.closing())
+}
+
+/// Writes a framed session's replies: output frames as output arrives, then the exit frame.
+struct FrameReplies {
+    stream: FromStd<TcpStream>,
+    output_encoder: HeaderFrameEncoder,
+    status_encoder: HeaderFrameEncoder,
+    head: Vec<u8>,
+}
+
+impl FrameReplies {
+    pub(super) fn new(stream: TcpStream) -> FrameReplies {
+        FrameReplies {
+            stream: FromStd::new(stream),
+            output_encoder: wire::OUTPUT_ENCODER,
+            status_encoder: wire::PLAIN_ENCODER,
+            head: vec![0u8; OUTPUT_CHUNK + REPLY_HEAD_ROOM],
+        }
+    }
+
+    fn send_exit(&mut self, outcome: &RunOutcome) -> Next {
+        let (code, signal) = match outcome.termination {
+            Termination::Exited(code) => (Some(code), None),
+            Termination::Signaled(signal) => (None, Some(signal)),
+        };
+        let header = ExitHeader {
+            op: wire::OP_EXIT,
+            code,
+            signal,
+            truncated: outcome.truncated,
+            timed_out: outcome.timed_out,
+        };
+        match write_frame(
+            &mut self.stream,
+            &self.status_encoder,
+            &header,
+            &[],
+            &mut self.head,
+        ) {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Close,
+        }
+    }
+}
+
+impl OutputSink for FrameReplies {
+    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
+        let op = match stream {
+            OutputStream::Stdout => wire::OP_STDOUT,
+            OutputStream::Stderr => wire::OP_STDERR,
+        };
+        let header = OutputHeader { op };
+        write_frame(
+            &mut self.stream,
+            &self.output_encoder,
+            &header,
+            bytes,
+            &mut self.head,
+        )
+        .map_err(crate::server::write_error_to_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that hands out its bytes `step` at a time, as a slow network would.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn frame(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut frame = (header.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(header.as_bytes());
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    /// Reads every request in `wire`, `step` bytes per read.
+    fn requests(wire: &[u8], step: usize, config: &ShellConfig) -> Vec<Request> {
+        let mut buf = vec![0u8; 64];
+        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+        let source = FromStd::new(Trickle { bytes: wire, step });
+        let mut reader = FrameReader::new(source, decoder, &mut buf);
+        let mut seen = Vec::new();
+        loop {
+            let request = read_request(&mut reader, config);
+            let end = matches!(&request, Request::Closed)
+                || matches!(&request, Request::Refused(r) if r.closes);
+            seen.push(request);
+            if end {
+                return seen;
+            }
+        }
+    }
+
+    fn refused(seen: &Request) -> (&'static str, bool) {
+        match seen {
+            Request::Refused(r) => (r.code, r.closes),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_are_read_in_any_chunking_and_refusals_keep_the_stream_in_step() {
+        let config = ShellConfig {
+            max_command_len: 16,
+            ..ShellConfig::default()
+        };
+        let mut wire = frame(r#"{"op":"exec","total_size":7}"#, b"echo hi");
+        wire.extend(frame(r#"{"op":"ls","total_size":3}"#, b"abc"));
+        wire.extend(frame(r#"{"total_size":2}"#, b"ls"));
+        wire.extend(frame(r#"{"op":"exec","total_size":2}"#, &[0xc3, 0x28]));
+        wire.extend(frame(r#"{"op":"exec","total_size":5}"#, b"ls\0-l"));
+        wire.extend(frame(r#"{"op":"exec","total_size":20}"#, &[b'x'; 20]));
+        wire.extend(frame(
+            r#"{"op":"exec","total_size":8}"#,
+            "echo 新".as_bytes(),
+        ));
+        for step in [1, 2, 3, 7, 64, 4096] {
+            let seen = requests(&wire, step, &config);
+            assert_eq!(seen.len(), 8, "step {step}: {seen:?}");
+            assert_eq!(seen[0], Request::Exec("echo hi".into()));
+            assert_eq!(refused(&seen[1]), ("unknown_op", false));
+            assert_eq!(refused(&seen[2]), ("bad_header", false));
+            assert_eq!(refused(&seen[3]), ("bad_command", false));
+            assert_eq!(refused(&seen[4]), ("bad_command", false));
+            assert_eq!(refused(&seen[5]), ("command_too_long", false));
+            assert_eq!(seen[6], Request::Exec("echo 新".into()));
+            assert_eq!(seen[7], Request::Closed);
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked_before_anything_else() {
+        let config = ShellConfig {
+            token: Some("s3cret".into()),
+            ..ShellConfig::default()
+        };
+        let table: [(&str, Option<(&str, bool)>); 8] = [
+            // A prefix, an extension and an empty token are all wrong.
+            (
+                r#"{"op":"exec","token":"s3cre","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"s3cretx","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (r#"{"op":"exec","token":"s3cret","total_size":4}"#, None),
+            // Refused on its header alone, though the promised body never comes.
+            (
+                r#"{"op":"exec","token":"guess","total_size":1000000}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"exec","token":"guess","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+            (
+                r#"{"op":"ls","token":"nope","total_size":4}"#,
+                Some(("unauthorized", true)),
+            ),
+        ];
+        for (header, expected) in table {
+            let seen = requests(&frame(header, b"true"), 5, &config);
+            match expected {
+                None => assert_eq!(seen[0], Request::Exec("true".into()), "{header}"),
+                Some(refusal) => assert_eq!(refused(&seen[0]), refusal, "{header}"),
+            }
+        }
+    }
+
+    #[test]
+    fn broken_framing_is_refused_and_closes() {
+        let config = ShellConfig::default();
+        let table: [&[u8]; 4] = [
+            &[0, 0, 0, 0x80],
+            &[0, 0, 0, 0],
+            b"\x05\x00\x00\x00{abc}",
+            b"\x19\x00\x00\x00{\"op\":\"exec\",\"total_size\":-1}",
+        ];
+        for wire in table {
+            let seen = requests(wire, 3, &config);
+            assert_eq!(refused(&seen[0]), ("bad_frame", true), "{wire:?}");
+        }
+        // A stream that ends inside a frame is a plain close, not an error to report.
+        let seen = requests(
+            &frame(r#"{"op":"exec","total_size":9}"#, b"ech"),
+            2,
+            &config,
+        );
+        assert_eq!(seen, [Request::Closed]);
+    }
+}
