@@ -206,7 +206,8 @@ fn admit(
         return Err(Refusal::new(
             "command_too_long",
             format!(
-                "command of {} bytes is longer than the {}-byte limit",
+                "command of {} bytes is longer than the {}-byte limit; send a long script as \
+                 a file and run that",
                 info.body_len, config.max_command_len
             ),
         ));
