@@ -71,6 +71,17 @@ fn a_wrong_token_on_a_command_too_big_to_buffer_is_still_explained() {
 }
 
 #[test]
+fn a_token_of_control_characters_travels_escaped() {
+    // Each of these bytes takes six in the JSON header (`\u0001`).
+    let token = "\u{1}".repeat(300);
+    let server = ServerProcess::start(&["--token", &token]);
+    let mut client = server.client(Some(&token));
+    let (report, out) = exec(&mut client, "echo in");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"in\n");
+}
+
+#[test]
 fn the_server_token_can_come_from_the_environment() {
     let server = ServerProcess::start_with_env(&[], &[("UNSTICK_TOKEN", "from-env")]);
     let mut client = server.client(None);

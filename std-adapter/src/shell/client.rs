@@ -168,15 +168,19 @@ impl ShellClient {
         command: &str,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
-        if let Err(failed) = self.send_request(command) {
+        match self.send_request(command) {
+            Ok(()) => self.read_reply(sink),
             // A server refuses a bad token on the header alone and closes without reading the
-            // rest; its error frame says why better than the broken pipe does.
-            return Err(match self.read_reply(&mut CapturedOutput::default()) {
-                Err(refusal @ ShellClientError::Server { .. }) => refusal,
-                _ => failed,
-            });
+            // rest; its error frame says why better than the broken pipe does. (Only a broken
+            // connection is worth reading: after a local failure no reply is coming.)
+            Err(broken @ ShellClientError::Io(_)) => {
+                Err(match self.read_reply(&mut CapturedOutput::default()) {
+                    Err(refusal @ ShellClientError::Server { .. }) => refusal,
+                    _ => broken,
+                })
+            }
+            Err(failed) => Err(failed),
         }
-        self.read_reply(sink)
     }
 
     /// Reads one command's replies: output frames to `sink`, up to the exit or error frame.
@@ -211,7 +215,8 @@ impl ShellClient {
             op: wire::OP_EXEC,
             token: self.token.as_deref(),
         };
-        let needed = command.len() + self.token.as_ref().map_or(0, String::len) * 2 + 256;
+        // A byte of the token takes at most six in JSON (a control character as `\u001f`).
+        let needed = command.len() + self.token.as_ref().map_or(0, String::len) * 6 + 256;
         if self.head.len() < needed {
             self.head.resize(needed, 0);
         }
