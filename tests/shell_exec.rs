@@ -235,3 +235,45 @@ fn a_command_that_cannot_start_is_refused_and_the_session_goes_on() {
     assert_eq!(report.termination, Termination::Exited(0));
     assert_eq!(out.stdout, b"back\n");
 }
+
+#[test]
+fn connect_shows_the_seed_prompt_when_stdin_is_a_terminal() {
+    let server = ServerProcess::start(&[]);
+    let peer =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/shell_tty_session.py");
+    let child = std::process::Command::new("python3")
+        .arg(peer)
+        .args([shell_common::UNSTICK, &server.addr, "echo one", "echo two"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = wait_bounded(child);
+    assert!(out.status.success(), "{out:?}");
+    let hex = String::from_utf8(out.stdout).expect("hex");
+    let hex = hex.trim();
+    let stdout: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert_eq!(stdout, b">>>one\n>>>two\n>>>");
+}
+
+#[test]
+fn both_ends_default_to_the_seeds_address() {
+    for subcommand in ["serve", "connect"] {
+        let child = std::process::Command::new(shell_common::UNSTICK)
+            .args(["shell", subcommand, "--help"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let out = wait_bounded(child);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("[default: 127.0.0.1:8080]"),
+            "{subcommand}: {help}"
+        );
+    }
+}
