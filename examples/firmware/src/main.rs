@@ -44,24 +44,18 @@ const SEED_FOLDER: &str = "C:\\Users\\Aaron\\Desktop\\新建文件夹";
 /// Header capacity of the decoder: the largest header this firmware accepts.
 const HEADER_CAP: usize = 256;
 
-/// Frame 1: a firmware image.
+/// The header members this firmware reads. One type serves all three frames: each typed header
+/// type costs its own deserializer (about 1 KB of code), so the members a frame may lack are
+/// `Option`s, checked per frame in `start_frame`.
 #[derive(Deserialize)]
-struct ImageHeader {
-    filename: String<32>,
-}
-
-/// Frame 2: a shell command's output.
-#[derive(Deserialize)]
-struct ReplyHeader {
-    file_name: String<32>,
-}
-
-/// Frame 3: the Python upload client's header.
-#[derive(Deserialize)]
-struct UploadHeader {
-    filepath: String<64>,
-    filename: String<32>,
-    filesize: u64,
+struct Header {
+    /// `filename` in the image and upload headers, `file_name` in the shell reply's.
+    #[serde(alias = "file_name")]
+    filename: String<64>,
+    /// Only in the upload header.
+    filepath: Option<String<64>>,
+    /// In the image and upload headers (the shell reply's size is `total_size`).
+    filesize: Option<u64>,
 }
 
 /// The frames the stream must hold, in order.
@@ -98,7 +92,7 @@ struct Tally {
 /// The frame being received.
 struct Frame {
     kind: Expected,
-    name: String<32>,
+    name: String<64>,
     received: u64,
 }
 
@@ -222,38 +216,31 @@ fn start_frame(
     let kind = *EXPECTED
         .get(index)
         .ok_or(Failure::Wrong("more frames than were sent"))?;
-    let name = match kind {
-        Expected::FlashImage => {
-            let header: ImageHeader = decoder.header().map_err(Failure::Header)?;
-            flash.begin(body_len).map_err(Failure::Flash)?;
-            header.filename
-        }
-        Expected::ShellReply => {
-            let header: ReplyHeader = decoder.header().map_err(Failure::Header)?;
-            header.file_name
-        }
+    let header: Header = decoder.header().map_err(Failure::Header)?;
+    match kind {
+        Expected::FlashImage => flash.begin(body_len).map_err(Failure::Flash)?,
+        Expected::ShellReply => {}
         Expected::SeedUpload => {
-            let header: UploadHeader = decoder.header().map_err(Failure::Header)?;
-            if header.filepath != SEED_FOLDER {
+            let filepath = header.filepath.unwrap_or_default();
+            if filepath != SEED_FOLDER {
                 return Err(Failure::Wrong(
                     "filepath did not unescape to the sent folder name",
                 ));
             }
-            if header.filesize != body_len {
+            if header.filesize != Some(body_len) {
                 return Err(Failure::Wrong(
                     "typed filesize differs from the frame's body length",
                 ));
             }
             Line::new()
                 .text("  frame 3 filepath: ")
-                .text(&header.filepath)
+                .text(&filepath)
                 .print();
-            header.filename
         }
-    };
+    }
     Ok(Frame {
         kind,
-        name,
+        name: header.filename,
         received: 0,
     })
 }
