@@ -39,15 +39,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs both servers with their defaults until one of them stops.
+/// Runs both servers with their defaults until one of them stops; a server that cannot start
+/// (its port taken, say) ends the whole command instead of leaving the other running alone.
 fn serve_both() -> ExitCode {
-    let shell = std::thread::spawn(|| shell_cli::run(shell_cli::ShellCommand::default_serve()));
-    let ftp = std::thread::spawn(|| ftp_cli::run(ftp_cli::FtpCommand::default_serve()));
-    let shell = shell.join().unwrap_or(ExitCode::FAILURE);
-    let ftp = ftp.join().unwrap_or(ExitCode::FAILURE);
-    if shell == ExitCode::SUCCESS && ftp == ExitCode::SUCCESS {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    let (stopped, first_stop) = std::sync::mpsc::channel();
+    let shell_stopped = stopped.clone();
+    std::thread::spawn(move || {
+        let _ = shell_stopped.send(shell_cli::run(shell_cli::ShellCommand::default_serve()));
+    });
+    std::thread::spawn(move || {
+        let _ = stopped.send(ftp_cli::run(ftp_cli::FtpCommand::default_serve()));
+    });
+    // Returning from main ends the other server's thread with the process.
+    first_stop.recv().unwrap_or(ExitCode::FAILURE)
 }

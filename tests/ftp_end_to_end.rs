@@ -1017,3 +1017,72 @@ fn the_client_escapes_what_a_hostile_server_says() {
     }
     fake.join().unwrap();
 }
+
+#[test]
+fn get_names_the_download_after_the_remote_path_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("2026")).unwrap();
+    fs::write(root.join("2026/q3.pdf"), b"quarter three").unwrap();
+    let server = Server::start(&root, &[]);
+    // No LOCAL: the remote path's last component, in the current directory.
+    ok(&unstick(&server, &["get", "2026/q3.pdf"], dir.path()));
+    assert_eq!(
+        fs::read(dir.path().join("q3.pdf")).unwrap(),
+        b"quarter three"
+    );
+    // LOCAL a directory: the same name inside it.
+    fs::create_dir(dir.path().join("into")).unwrap();
+    ok(&unstick(
+        &server,
+        &["get", "2026/q3.pdf", "into"],
+        dir.path(),
+    ));
+    assert_eq!(
+        fs::read(dir.path().join("into/q3.pdf")).unwrap(),
+        b"quarter three"
+    );
+    // LOCAL a file name: exactly there.
+    ok(&unstick(
+        &server,
+        &["get", "2026/q3.pdf", "renamed"],
+        dir.path(),
+    ));
+    assert_eq!(
+        fs::read(dir.path().join("renamed")).unwrap(),
+        b"quarter three"
+    );
+    // Nothing else was written next to them (no `2026/` directory, no partial download).
+    let mut local = tree(dir.path());
+    local.retain(|n| !n.starts_with("root"));
+    assert_eq!(local, ["into", "into/q3.pdf", "q3.pdf", "renamed"]);
+}
+
+#[test]
+fn serve_defaults_to_the_seeds_port_and_an_unstick_files_root() {
+    // The root is created in the current directory when missing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["ftp", "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let server = Server::spawn(command, &dir.path().join("unstick-files"));
+    assert!(server.root.is_dir(), "./unstick-files was not created");
+    fs::write(dir.path().join("f"), b"stored").unwrap();
+    ok(&unstick(&server, &["put", "f"], dir.path()));
+    assert_eq!(fs::read(server.root.join("f")).unwrap(), b"stored");
+    // Every subcommand's default address is the seed's port.
+    for subcommand in ["serve", "put", "get", "ls", "stat", "delete"] {
+        let help = Command::new(BIN)
+            .args(["ftp", subcommand, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains("[default: 127.0.0.1:8090]"),
+            "{subcommand}: {help}"
+        );
+    }
+}
