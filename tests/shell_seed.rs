@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use shell_common::{ServerProcess, connect_cli, wait_bounded};
+use shell_common::{ServerProcess, connect_cli, raw_connection, read_raw_frame, wait_bounded};
 
 fn peer(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -109,6 +109,36 @@ fn seed_client_reads_raw_replies() {
     assert_eq!(body(&replies[0]), b"hello\n");
     assert_eq!(body(&replies[1]), b"out\nerr\n");
     assert!(!body(&replies[2]).is_empty());
+}
+
+#[test]
+fn a_seed_command_a_shell_cannot_run_is_explained_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workdir = dir.path().to_str().expect("utf-8 path");
+    let server = ServerProcess::start(&["--workdir", workdir]);
+    let mut stream = raw_connection(&server.addr);
+    // Raw text as the seed's client sends it, each answered before the next is sent.
+    let refused: [(&[u8], &str); 2] = [
+        (b"touch bad \xff\xfe", "not valid UTF-8"),
+        (b"touch bad; echo a\0b", "NUL byte"),
+    ];
+    for (command, reason) in refused {
+        stream.write_all(command).expect("send");
+        let (header, body) = read_raw_frame(&mut stream).expect("a reply");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(reason), "{text:?}");
+        assert_eq!(header["total_size"], body.len());
+    }
+    stream.write_all(b"echo next").expect("send");
+    let (_, body) = read_raw_frame(&mut stream).expect("a reply");
+    assert_eq!(body, b"next\n");
+    // Nothing of the refused commands ran.
+    assert!(
+        std::fs::read_dir(dir.path())
+            .expect("workdir")
+            .next()
+            .is_none()
+    );
 }
 
 #[test]
