@@ -1114,3 +1114,56 @@ fn serve_refuses_a_non_loopback_address_without_a_token() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("without a token"), "{stderr}");
 }
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_and_nothing_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let server = Server::start(&root, &[]);
+    fs::write(dir.path().join("f"), pattern(3 << 20, 5)).unwrap();
+    // `put` with its stderr on a pseudo-terminal; everything drawn there is printed as hex.
+    let script = r#"
+import os, select, subprocess, sys
+master, slave = os.openpty()
+put = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=slave)
+os.close(slave)
+drawn = b''
+while True:
+    if not select.select([master], [], [], 20)[0]:
+        put.kill()
+        sys.exit('put drew nothing for 20 s')
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    drawn += chunk
+sys.stdout.write(drawn.hex())
+sys.exit(put.wait(timeout=20))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, BIN, "ftp", "put", "f", "--addr", &server.addr])
+        .current_dir(dir.path())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let drawn: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let drawn = String::from_utf8_lossy(&drawn);
+    assert!(drawn.contains("3.00 MiB"), "{drawn}");
+    assert!(drawn.contains("/s ETA"), "{drawn}");
+    // Not a terminal: only the one-line confirmation.
+    let out = unstick(&server, &["put", "f", "g"], dir.path());
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ETA") && !stderr.contains('\u{1b}'),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
