@@ -40,16 +40,21 @@ fn main() -> ExitCode {
 }
 
 /// Runs both servers with their defaults until one of them stops; a server that cannot start
-/// (its port taken, say) ends the whole command instead of leaving the other running alone.
+/// (its port taken, say) or that panics ends the whole command instead of leaving the other
+/// running alone.
 fn serve_both() -> ExitCode {
     let (stopped, first_stop) = std::sync::mpsc::channel();
-    let shell_stopped = stopped.clone();
-    std::thread::spawn(move || {
-        let _ = shell_stopped.send(shell_cli::run(shell_cli::ShellCommand::default_serve()));
-    });
-    std::thread::spawn(move || {
-        let _ = stopped.send(ftp_cli::run(ftp_cli::FtpCommand::default_serve()));
-    });
+    let servers: [fn() -> ExitCode; 2] = [
+        || shell_cli::run(shell_cli::ShellCommand::default_serve()),
+        || ftp_cli::run(ftp_cli::FtpCommand::default_serve()),
+    ];
+    for server in servers {
+        let stopped = stopped.clone();
+        std::thread::spawn(move || {
+            let code = std::panic::catch_unwind(server).unwrap_or(ExitCode::FAILURE);
+            let _ = stopped.send(code);
+        });
+    }
     // Returning from main ends the other server's thread with the process.
     first_stop.recv().unwrap_or(ExitCode::FAILURE)
 }
