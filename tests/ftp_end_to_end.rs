@@ -187,6 +187,24 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// Whether the server has let go of `name`'s partial upload (it holds an exclusive lock on it
+/// while the upload's connection is being served): only then may a resume take it over.
+fn partial_is_idle(root: &Path, name: &str) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = fs::File::open(root.join(format!(".unstick-partial-{name}"))) else {
+        return false;
+    };
+    // SAFETY: `file` is an open descriptor for the duration of both calls; flock has no memory
+    // effects.
+    unsafe {
+        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            return false;
+        }
+        libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+    }
+    true
+}
+
 fn partial_size(server: &Server, name: &str, cwd: &Path) -> u64 {
     let out = Command::new(BIN)
         .args(["ftp", "stat", name, "--addr", &server.addr])
@@ -369,8 +387,8 @@ fn torn_upload_leaves_nothing_then_resume_completes_and_verifies() {
     raw.header(&json!({"op": "put", "path": "big", "total_size": data.len()}).to_string());
     raw.body(&data[..1 << 20]);
     raw.stream.shutdown(Shutdown::Both).unwrap();
-    eventually("the partial upload is recorded", || {
-        partial_size(&server, "big", dir.path()) == 1 << 20
+    eventually("the partial upload is recorded and let go of", || {
+        partial_size(&server, "big", dir.path()) == 1 << 20 && partial_is_idle(&root, "big")
     });
     assert_eq!(fs::read(root.join("big")).unwrap(), b"old version");
 
@@ -392,8 +410,8 @@ fn resume_reports_the_offset_and_a_corrupted_partial_is_caught_not_extended() {
     raw.header(&json!({"op": "put", "path": "f", "total_size": data.len()}).to_string());
     raw.body(&data[..1 << 20]);
     drop(raw);
-    eventually("partial recorded", || {
-        partial_size(&server, "f", dir.path()) == 1 << 20
+    eventually("partial recorded and let go of", || {
+        partial_size(&server, "f", dir.path()) == 1 << 20 && partial_is_idle(&root, "f")
     });
     let out = unstick(&server, &["put", "-C", "f"], dir.path());
     ok(&out);
@@ -409,8 +427,8 @@ fn resume_reports_the_offset_and_a_corrupted_partial_is_caught_not_extended() {
     raw.header(&json!({"op": "put", "path": "g", "total_size": data.len()}).to_string());
     raw.body(&data[..1 << 20]);
     drop(raw);
-    eventually("partial recorded", || {
-        partial_size(&server, "g", dir.path()) == 1 << 20
+    eventually("partial recorded and let go of", || {
+        partial_size(&server, "g", dir.path()) == 1 << 20 && partial_is_idle(&root, "g")
     });
     let partial = root.join(".unstick-partial-g");
     let mut bytes = fs::read(&partial).unwrap();
@@ -906,13 +924,21 @@ fn a_partial_upload_alone_can_be_deleted_and_a_resume_without_one_starts_over() 
     let mut raw = Raw::connect(&server);
     raw.header(&json!({"op": "put", "path": "d/torn", "total_size": data.len()}).to_string());
     raw.body(&data[..100_000]);
-    drop(raw);
     eventually("the partial upload is recorded", || {
         partial_size(&server, "d/torn", dir.path()) == 100_000
     });
-    // Nothing at the final name, but the partial is what there is of it: delete drops it, and
-    // then the directory, which looked empty, can go too.
-    ok(&unstick(&server, &["delete", "d/torn"], dir.path()));
+    // While the upload runs, it owns the name: delete says so and leaves its partial alone.
+    let err = failed(&unstick(&server, &["delete", "d/torn"], dir.path()));
+    assert!(err.contains("busy") && err.contains("in progress"), "{err}");
+    drop(raw);
+    // Nothing at the final name, but the partial is what there is of it: once the server has
+    // seen the upload break off, delete drops it, and then the directory, which looked empty,
+    // can go too.
+    eventually("delete drops the broken-off upload's partial", || {
+        unstick(&server, &["delete", "d/torn"], dir.path())
+            .status
+            .success()
+    });
     assert_eq!(tree(&root), ["d"]);
     ok(&unstick(&server, &["delete", "d"], dir.path()));
     let err = failed(&unstick(&server, &["delete", "d"], dir.path()));

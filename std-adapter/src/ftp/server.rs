@@ -720,12 +720,23 @@ impl Session<'_> {
         }
         // The partial upload of the name goes too (it is all there is of an upload that broke
         // off), unless a running upload holds it: that upload owns the name.
-        let partial_removed = Staging::discard_idle_partial(&dir, name);
-        if meta.is_none() && !partial_removed {
-            return Err(Refusal::new(
-                code::NOT_FOUND,
-                format!("{}: no such file or directory", path.as_str()),
-            ));
+        match (meta, Staging::discard_idle_partial(&dir, name)) {
+            (Some(_), _) | (None, PartialUpload::Removed) => {}
+            (None, PartialUpload::InUse) => {
+                return Err(Refusal::new(
+                    code::BUSY,
+                    format!(
+                        "{}: an upload to this name is in progress; try again once it ends",
+                        path.as_str()
+                    ),
+                ));
+            }
+            (None, PartialUpload::Absent) => {
+                return Err(Refusal::new(
+                    code::NOT_FOUND,
+                    format!("{}: no such file or directory", path.as_str()),
+                ));
+            }
         }
         let _ = dir.sync();
         eprintln!("unstick ftp: deleted {}", path.as_str());
@@ -959,14 +970,15 @@ impl<'d> Staging<'d> {
         Ok((staging, hasher))
     }
 
-    /// Removes the partial upload of `name` unless a running upload holds it; whether it did.
-    fn discard_idle_partial(dir: &Dir, name: &str) -> bool {
+    /// Removes the partial upload of `name` unless a running upload holds it.
+    fn discard_idle_partial(dir: &Dir, name: &str) -> PartialUpload {
         match Staging::lock_partial(dir, name, Create::Never) {
             Ok(Some(idle)) => {
                 drop(idle); // an uncommitted staging file removes itself
-                true
+                PartialUpload::Removed
             }
-            _ => false,
+            Ok(None) => PartialUpload::InUse,
+            Err(_) => PartialUpload::Absent,
         }
     }
 
@@ -993,6 +1005,16 @@ impl<'d> Staging<'d> {
         self.on_drop = OnDrop::Leave;
         self.dir.sync()
     }
+}
+
+/// What became of a name's partial upload when the name was deleted.
+enum PartialUpload {
+    /// It was idle (left by an upload that broke off) and is gone.
+    Removed,
+    /// A running upload holds it; it stays.
+    InUse,
+    /// There is none (or it cannot be opened).
+    Absent,
 }
 
 impl Drop for Staging<'_> {
