@@ -136,7 +136,10 @@ fn commands_over_the_cap_are_told_the_server_is_busy_and_idle_connections_hold_n
     let (header, _) = read_raw_frame(&mut third).expect("busy frame");
     assert_eq!(header["op"], "error");
     assert_eq!(header["code"], "busy");
-    assert!(header["message"].as_str().unwrap().contains("retry"), "{header}");
+    assert!(
+        header["message"].as_str().unwrap().contains("retry"),
+        "{header}"
+    );
     for stream in &mut running {
         let (_, exit) = read_exec_reply(stream);
         assert_eq!(exit["code"], 0);
@@ -243,7 +246,9 @@ fn hostile_frames_get_error_frames_while_other_sessions_go_on() {
         let mut stream = raw_connection(&server.addr);
         stream.write_all(&[0xff, 0xff, 0xff, 0xff]).expect("send");
         let mut told = Vec::new();
-        stream.read_to_end(&mut told).expect("the refusal, then the end");
+        stream
+            .read_to_end(&mut told)
+            .expect("the refusal, then the end");
         String::from_utf8_lossy(&told).into_owned()
     };
     assert!(told.starts_with("unstick: "), "{told:?}");
