@@ -87,28 +87,24 @@ const SSH_OPENING: &[u8] = b"SSH-";
 /// Recognises the opening of HTTP (a request line with any method, the HTTP/2 preface), TLS (a
 /// handshake record) and SSH (an identification string) in the first bytes of a connection.
 ///
-/// `paused` says the client has stopped sending for a while: bytes that could still grow into
-/// an opening are then judged as they are. Without a pause, a first line that could still
-/// become an HTTP request line (`token SP target SP HTTP/digit`) is [`Recognition::Undecided`]
-/// until its line feed arrives.
+/// Bytes that are the start of one of the fixed openings (`POS`, `SS`, a lone `0x16`) stay
+/// [`Recognition::Undecided`] until more arrive, however long the client pauses: a request
+/// must not get in by arriving in pieces. `paused` says the client has stopped sending for a
+/// while; without it, a first line that could still become an HTTP request line with another
+/// method (`token SP target SP HTTP/digit`) is undecided too, until its line feed arrives.
 pub fn recognise(received: &[u8], paused: bool) -> Recognition {
-    let undecided = if paused {
-        Recognition::NotForeign
-    } else {
-        Recognition::Undecided
-    };
     let Some(&lead) = received.first() else {
-        return undecided;
+        return Recognition::Undecided;
     };
     // TLS: content type 22 (handshake), then major version 3.
     if lead == 0x16 {
         return match received.get(1) {
-            None => undecided,
+            None => Recognition::Undecided,
             Some(3) => Recognition::Foreign(ForeignProtocol::Tls),
             Some(_) => Recognition::NotForeign,
         };
     }
-    let mut may_grow = false;
+    let mut opening_started = false;
     for opening in HTTP_METHODS.iter().chain([&SSH_OPENING]) {
         let n = opening.len().min(received.len());
         if received[..n] == opening[..n] {
@@ -120,7 +116,7 @@ pub fn recognise(received: &[u8], paused: bool) -> Recognition {
                 };
                 return Recognition::Foreign(protocol);
             }
-            may_grow = true;
+            opening_started = true;
         }
     }
     let line = first_line(received);
@@ -128,8 +124,8 @@ pub fn recognise(received: &[u8], paused: bool) -> Recognition {
         return Recognition::Foreign(ForeignProtocol::Http);
     }
     let line_open = !received.contains(&b'\n');
-    if may_grow || (line_open && could_become_request_line(line)) {
-        undecided
+    if opening_started || (!paused && line_open && could_become_request_line(line)) {
+        Recognition::Undecided
     } else {
         Recognition::NotForeign
     }
@@ -204,10 +200,10 @@ mod tests {
     #[test]
     fn openings_table() {
         // (bytes, verdict while the client may send more, verdict once it paused)
-        let table: [(&[u8], Recognition, Recognition); 27] = [
-            (b"", Undecided, NotForeign),
-            (b"P", Undecided, NotForeign),
-            (b"POST", Undecided, NotForeign),
+        let table: [(&[u8], Recognition, Recognition); 28] = [
+            (b"", Undecided, Undecided),
+            (b"P", Undecided, Undecided),
+            (b"POST", Undecided, Undecided),
             (b"POST ", Foreign(Http), Foreign(Http)),
             (
                 b"POST / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -232,16 +228,17 @@ mod tests {
             (b"FOO /x HTT", Undecided, NotForeign),
             (b"FOO /x HTTP/", Undecided, NotForeign),
             (&[0x16, 0x03, 0x01, 0x02, 0x00], Foreign(Tls), Foreign(Tls)),
-            (&[0x16], Undecided, NotForeign),
+            (&[0x16], Undecided, Undecided),
             (&[0x16, 0x00, 0x00, 0x00], NotForeign, NotForeign),
             (b"SSH-2.0-OpenSSH_9.6\r\n", Foreign(Ssh), Foreign(Ssh)),
-            (b"SS", Undecided, NotForeign),
+            (b"SS", Undecided, Undecided),
             // Seed commands: no line feed, so they are judged when the client pauses.
             (b"ls -l", Undecided, NotForeign),
             (b"echo GET / HTTP/1.1", NotForeign, NotForeign),
             (b"ls -l\n", NotForeign, NotForeign),
             (b"ls -l | wc", NotForeign, NotForeign),
             (b"GETX", Undecided, NotForeign),
+            (b"PS", Undecided, NotForeign),
             (b"cat a b\n", NotForeign, NotForeign),
             // A framed request: its length prefix is binary.
             (b"\x1c\x00\x00\x00{\"op\":\"exec\"}", NotForeign, NotForeign),

@@ -363,6 +363,12 @@ impl<S: Service> Lobby<S> {
                         log_closed(&conn, "socket error");
                         continue;
                     }
+                    tracing::debug!(
+                        server = S::NAME,
+                        peer = %conn.peer,
+                        requests = conn.requests,
+                        "waiting for the next request"
+                    );
                     let deadline = deadline_after(self.config.idle_timeout);
                     let id = self.enter(conn, Phase::Request, deadline);
                     if self
@@ -560,6 +566,14 @@ impl<S: Service> Lobby<S> {
         if conn.stream.set_nonblocking(false).is_err() {
             return log_closed(&conn, "socket error");
         }
+        tracing::debug!(
+            server = S::NAME,
+            peer = %conn.peer,
+            client = ?conn.mode,
+            received = conn.received.len(),
+            in_progress = self.slots.active(),
+            "request ready: serving it"
+        );
         let service = Arc::clone(&self.service);
         let returns = self.returns_tx.clone();
         let wake = Arc::clone(&self.wake_tx);

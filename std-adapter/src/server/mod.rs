@@ -13,6 +13,7 @@ pub use shutdown::Shutdown;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
@@ -38,9 +39,19 @@ pub type FramedStream = FromStd<TcpStream>;
 /// Header capacity used by the servers and clients (bytes).
 pub const HEADER_CAP: usize = 8192;
 
+/// Connections the system queues for a server before it accepts them. A burst of connections
+/// beyond the queue waits for a SYN retransmission (a second or more), so the queue is made as
+/// long as the system allows (`net.core.somaxconn` caps it).
+const ACCEPT_QUEUE: libc::c_int = 4096;
+
 /// Binds `addr`, refusing a non-loopback address unless `authenticated` (a token is set).
 pub fn bind(addr: &str, authenticated: bool) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
+    // std listens with a queue of 128. Listening again on a listening socket only changes
+    // the queue's length.
+    // SAFETY: listen(2) takes a descriptor we own (alive for the call) and an integer; it
+    // touches no memory of ours.
+    unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() && !authenticated {
         return Err(io::Error::new(
