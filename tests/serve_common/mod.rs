@@ -203,6 +203,13 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
 }
 
+/// `kill(-pgid, signal)`: the signal to every process of group `pgid`; whether it was sent.
+pub fn send_signal_to_group(pgid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) has no memory effects; the group is one a test's command reported as
+    // its own, and a stale group id only makes it fail.
+    unsafe { libc::kill(-(pgid as libc::pid_t), signal) == 0 }
+}
+
 /// A `/proc/PID/status` field as a number (`Threads: 3`, `VmRSS: 1234 kB`).
 pub fn status_field(pid: u32, field: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
