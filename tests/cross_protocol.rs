@@ -132,14 +132,14 @@ fn tls_client_hello() -> Vec<u8> {
 /// `curl_post`, sent as a client that writes in small pieces with pauses would.
 fn curl_post_in_pieces(port: u16) -> Vec<Vec<u8>> {
     let whole = curl_post(port);
-    let text = String::from_utf8(whole).unwrap();
-    let host_at = text.find("Host:").unwrap();
-    let body_at = text.find("\r\n\r\n").unwrap() + 4;
+    let find = |what: &[u8]| whole.windows(what.len()).position(|w| w == what).unwrap();
+    let host_at = find(b"Host:");
+    let body_at = find(b"\r\n\r\n") + 4;
     vec![
-        b"PO".to_vec(),
-        text[2..host_at].as_bytes().to_vec(), // "ST / HTTP/1.1\r\n"
-        text[host_at..body_at].as_bytes().to_vec(),
-        text[body_at..].as_bytes().to_vec(),
+        whole[..2].to_vec(),        // "PO"
+        whole[2..host_at].to_vec(), // "ST / HTTP/1.1\r\n"
+        whole[host_at..body_at].to_vec(),
+        whole[body_at..].to_vec(),
     ]
 }
 

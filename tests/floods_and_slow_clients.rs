@@ -25,7 +25,7 @@ use shell_common::{Collected, children_of, exec_frame};
 use unstick_std::shell::{ShellClient, ShellClientError, Termination};
 
 /// The open-file limit the 2000-connection tests need (both ends live on this machine).
-const FDS_FOR_2000: u64 = 4500;
+const FDS_FOR_2000: libc::rlim_t = 4500;
 /// Bound for one client run while the server is flooded.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// Bound for opening a flood.

@@ -315,7 +315,7 @@ pub fn run_client(args: &[&str], cwd: Option<&Path>, limit: Duration) -> Output 
 
 /// Raises this process's open-file soft limit to its hard limit (children inherit it); the new
 /// soft limit.
-pub fn raise_fd_limit() -> u64 {
+pub fn raise_fd_limit() -> libc::rlim_t {
     // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit struct.
     unsafe {
         let mut limit = libc::rlimit {
@@ -334,7 +334,7 @@ pub fn raise_fd_limit() -> u64 {
                 limit.rlim_cur = limit.rlim_max;
             }
         }
-        limit.rlim_cur as u64
+        limit.rlim_cur
     }
 }
 
