@@ -12,6 +12,9 @@ use unstick_std::ftp::{
     ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, RemotePath,
     TerminalProgress, escape_for_terminal, is_partial_mismatch, put_legacy,
 };
+use unstick_std::server::Shutdown;
+
+use crate::serving::{LobbyArgs, parse_duration, parse_size};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
@@ -84,15 +87,19 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes (suffixes K, M, G, T: powers of 1024).
     #[arg(long, default_value = "1T", value_parser = parse_size)]
     max_file_size: u64,
-    /// Most connections served at once.
+    /// Requests served at once; more are refused as busy. Connections waiting between
+    /// requests do not count.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
-    /// Seconds a connection may stay silent before it is dropped.
-    #[arg(long, default_value_t = 60)]
-    idle_timeout: u64,
+    /// Time a connection may wait between requests, or stay silent during one (e.g. 60, 60s,
+    /// 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
     /// Token clients must present (or set UNSTICK_TOKEN).
     #[arg(long)]
     token: Option<String>,
+    #[command(flatten)]
+    lobby: LobbyArgs,
 }
 
 /// Options shared by the client commands.
@@ -139,8 +146,9 @@ impl FtpCommand {
             root: PathBuf::from("unstick-files"),
             max_file_size: 1 << 40,
             max_connections: 64,
-            idle_timeout: 60,
+            idle_timeout: Duration::from_secs(60),
             token: None,
+            lobby: LobbyArgs::default(),
         })
     }
 }
@@ -153,27 +161,10 @@ fn token_or_env(given: &Option<String>) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// Parses `123`, `10K`, `5M`, `2G`, `1T` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, shift) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 30),
-        Some((i, 'T' | 't')) => (&text[..i], 40),
-        _ => (text, 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (examples: 1048576, 512K, 10G)"))?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
 /// Runs a subcommand.
-pub fn run(cmd: FtpCommand) -> ExitCode {
+pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
     let result = match cmd {
-        FtpCommand::Serve(args) => serve(args),
+        FtpCommand::Serve(args) => serve(args, shutdown),
         FtpCommand::Put {
             local,
             remote,
@@ -200,27 +191,29 @@ pub fn run(cmd: FtpCommand) -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
     let token = token_or_env(&args.token);
     let listener = unstick_std::server::bind(&args.listen, token.is_some())
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = FileServer::new(FileServerConfig {
         root: args.root.clone(),
         max_file_size: args.max_file_size,
-        max_connections: args.max_connections.max(1),
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        lobby: args.lobby.config(args.max_connections, args.idle_timeout),
         token,
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;
     print_address(&listener)?;
-    eprintln!(
-        "unstick ftp: serving {} (max file size {} bytes, {} connections)",
-        args.root.display(),
-        args.max_file_size,
-        args.max_connections
+    tracing::info!(
+        server = "ftp",
+        root = %args.root.display(),
+        max_file_size = args.max_file_size,
+        max_connections = args.max_connections,
+        "serving"
     );
-    server.serve(listener).map_err(|e| e.to_string())
+    server
+        .serve_until(listener, shutdown)
+        .map_err(|e| e.to_string())
 }
 
 fn print_address(listener: &TcpListener) -> Result<(), String> {
@@ -439,12 +432,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_dates() {
-        assert_eq!(parse_size("512K"), Ok(512 * 1024));
-        assert_eq!(parse_size("3"), Ok(3));
-        assert_eq!(parse_size("1T"), Ok(1 << 40));
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999T").is_err());
+    fn dates() {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");

@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use unstick_std::server::Shutdown;
 
 mod ftp_cli;
+mod serving;
 mod shell_cli;
 
 #[derive(Parser)]
@@ -16,6 +18,25 @@ mod shell_cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How servers write their log to stderr: `human` (one timestamped line per event) or
+    /// `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Log only warnings and errors (refusals included).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log more detail (`-vv` for everything).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// The log's line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// `<time> <LEVEL> <message> key=value ...`
+    Human,
+    /// `{"timestamp":...,"level":...,"message":...,<fields>}`
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -30,31 +51,86 @@ enum Command {
     Serve,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Shell(cmd) => shell_cli::run(cmd),
-        Command::Ftp(cmd) => ftp_cli::run(cmd),
-        Command::Serve => serve_both(),
+impl Command {
+    fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve
+                | Command::Shell(shell_cli::ShellCommand::Serve(_))
+                | Command::Ftp(ftp_cli::FtpCommand::Serve(_))
+        )
     }
 }
 
-/// Runs both servers with their defaults until one of them stops; a server that cannot start
-/// (its port taken, say) or that panics ends the whole command instead of leaving the other
-/// running alone.
-fn serve_both() -> ExitCode {
-    let (stopped, first_stop) = std::sync::mpsc::channel();
-    let servers: [fn() -> ExitCode; 2] = [
-        || shell_cli::run(shell_cli::ShellCommand::default_serve()),
-        || ftp_cli::run(ftp_cli::FtpCommand::default_serve()),
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_log(&cli);
+    let shutdown = Shutdown::new();
+    if cli.command.is_server() {
+        serving::raise_descriptor_limit();
+        if let Err(e) = serving::stop_on_signals(shutdown.clone()) {
+            eprintln!("unstick: cannot handle SIGTERM and SIGINT: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match cli.command {
+        Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
+        Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
+        Command::Serve => serve_both(&shutdown),
+    }
+}
+
+/// Sends log events (the servers') to stderr in the chosen format and level.
+fn init_log(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => tracing::Level::WARN,
+        (false, 0) => tracing::Level::INFO,
+        (false, 1) => tracing::Level::DEBUG,
+        (false, _) => tracing::Level::TRACE,
+    };
+    let log = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Human => log.init(),
+        LogFormat::Json => log
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// Runs both servers with their defaults until both stop (a signal stops both); a server that
+/// cannot start (its port taken, say) or that panics ends the whole command instead of leaving
+/// the other running alone.
+fn serve_both(shutdown: &Shutdown) -> ExitCode {
+    let (stopped, stops) = std::sync::mpsc::channel();
+    let servers: [fn(&Shutdown) -> ExitCode; 2] = [
+        |shutdown| shell_cli::run(shell_cli::ShellCommand::default_serve(), shutdown),
+        |shutdown| ftp_cli::run(ftp_cli::FtpCommand::default_serve(), shutdown),
     ];
     for server in servers {
         let stopped = stopped.clone();
+        let shutdown = shutdown.clone();
         std::thread::spawn(move || {
-            let code = std::panic::catch_unwind(server).unwrap_or(ExitCode::FAILURE);
+            let code = std::panic::catch_unwind(|| server(&shutdown)).unwrap_or(ExitCode::FAILURE);
             let _ = stopped.send(code);
         });
     }
-    // Returning from main ends the other server's thread with the process.
-    first_stop.recv().unwrap_or(ExitCode::FAILURE)
+    let first = stops.recv().unwrap_or(ExitCode::FAILURE);
+    if !shutdown.is_requested() {
+        // One server ended by itself: a failure; returning from main ends the other.
+        return first;
+    }
+    // Stopping on a signal: let the other finish its own graceful stop.
+    let second = stops.recv().unwrap_or(ExitCode::FAILURE);
+    if first == ExitCode::SUCCESS {
+        second
+    } else {
+        first
+    }
 }

@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use unstick_std::server::Shutdown;
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ExitReport, LegacyReply, LegacyShellClient, OutputSink, OutputStream,
     ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
+
+use crate::serving::{LobbyArgs, parse_duration, parse_size};
 
 /// Environment variable holding the shared secret when `--token` is not given.
 const TOKEN_ENV: &str = "UNSTICK_TOKEN";
@@ -49,18 +52,22 @@ pub struct ServeArgs {
     /// Output cap per command, stdout and stderr together (e.g. 16M, 512K, 1000000).
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     max_output: u64,
-    /// Time a connection has to complete each request before it is dropped.
+    /// Time a connection may wait between requests, and has to complete one.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// Concurrent sessions served; more connections are refused as busy.
+    /// Commands running at once; more are refused as busy. Connections waiting between
+    /// commands do not count.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
     max_sessions: usize,
     /// Working directory of the commands.
     #[arg(long, default_value = ".")]
     workdir: PathBuf,
-    /// Reply format for seed-style clients (raw text commands): json, size or raw.
-    #[arg(long, default_value = "json", value_parser = parse_legacy_reply)]
-    legacy_reply: LegacyReply,
+    /// Also serve seed-style clients (raw text commands, no framing, no token), replying in
+    /// this format: json, size or raw. Off unless given.
+    #[arg(long, value_parser = parse_legacy_reply)]
+    legacy_reply: Option<LegacyReply>,
+    #[command(flatten)]
+    lobby: LobbyArgs,
 }
 
 impl Default for ServeArgs {
@@ -73,7 +80,8 @@ impl Default for ServeArgs {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             workdir: PathBuf::from("."),
-            legacy_reply: LegacyReply::Json,
+            legacy_reply: None,
+            lobby: LobbyArgs::default(),
         }
     }
 }
@@ -104,9 +112,9 @@ impl ShellCommand {
 }
 
 /// Runs a subcommand.
-pub fn run(cmd: ShellCommand) -> ExitCode {
+pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
     match cmd {
-        ShellCommand::Serve(args) => serve(args),
+        ShellCommand::Serve(args) => serve(args, shutdown),
         ShellCommand::Connect(args) if args.legacy => connect_legacy(&args),
         ShellCommand::Connect(args) => connect(args),
     }
@@ -116,12 +124,11 @@ fn token_or_env(token: Option<String>) -> Option<String> {
     token.or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
     let mut config = ShellConfig {
         workdir: args.workdir,
         token: token_or_env(args.token),
-        idle_timeout: args.idle_timeout,
-        max_sessions: args.max_sessions,
+        lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
         legacy_reply: args.legacy_reply,
         ..ShellConfig::default()
     };
@@ -138,8 +145,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("unstick shell serve: {e}");
         return ExitCode::FAILURE;
     }
-    server.serve();
-    ExitCode::SUCCESS
+    match server.serve_until(shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unstick shell serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints the bound address as the first line of stdout, for scripts that listen on port 0.
@@ -265,53 +277,6 @@ impl OutputSink for TerminalOutput {
     }
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m` or `h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 60, 60s, 500ms or 2m"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
-    };
-    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
-    if duration < Duration::from_millis(1) {
-        return Err("a duration must be at least 1ms".into());
-    }
-    Ok(duration)
-}
-
-/// Parses a byte count: a number with an optional binary unit `K`, `M` or `G` (`KiB` etc. also
-/// accepted).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write e.g. 1048576, 512K or 16M"))?;
-    let scale: u64 = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
-        "" => 1,
-        "K" | "k" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?}; use K, M or G")),
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 fn parse_legacy_reply(text: &str) -> Result<LegacyReply, String> {
     LegacyReply::from_name(text).ok_or_else(|| {
         let names: Vec<&str> = LegacyReply::ALL.iter().map(|f| f.name()).collect();
@@ -320,45 +285,4 @@ fn parse_legacy_reply(text: &str) -> Result<LegacyReply, String> {
             names.join(", ")
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        let table = [
-            ("60", Some(Duration::from_secs(60))),
-            ("60s", Some(Duration::from_secs(60))),
-            ("500ms", Some(Duration::from_millis(500))),
-            ("1.5s", Some(Duration::from_millis(1500))),
-            ("2m", Some(Duration::from_secs(120))),
-            ("1h", Some(Duration::from_secs(3600))),
-            ("0", None),
-            ("ten", None),
-            ("5d", None),
-            ("-1", None),
-        ];
-        for (text, expected) in table {
-            assert_eq!(parse_duration(text).ok(), expected, "{text}");
-        }
-    }
-
-    #[test]
-    fn sizes_parse_with_units() {
-        let table = [
-            ("1000", Some(1000)),
-            ("512K", Some(512 * 1024)),
-            ("16M", Some(16 << 20)),
-            ("16MiB", Some(16 << 20)),
-            ("1G", Some(1 << 30)),
-            ("99999999999999G", None),
-            ("12T", None),
-            ("", None),
-        ];
-        for (text, expected) in table {
-            assert_eq!(parse_size(text).ok(), expected, "{text}");
-        }
-    }
 }

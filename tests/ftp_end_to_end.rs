@@ -801,12 +801,22 @@ fn disk_full_is_reported_and_the_temporary_file_removed() {
 fn connections_over_the_limit_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("root"), &["--max-connections", "1"]);
-    let mut first = Raw::connect(&server);
-    first.header(r#"{"op":"stat","path":"x"}"#);
-    let (reply, _) = first.reply().unwrap();
+    // A connection between requests holds no slot.
+    let mut idle = Raw::connect(&server);
+    idle.header(r#"{"op":"stat","path":"x"}"#);
+    let (reply, _) = idle.reply().unwrap();
     assert_eq!(reply["op"], "stat");
+    ok(&unstick(&server, &["ls"], dir.path()));
+    // An upload in progress does.
+    let mut first = Raw::connect(&server);
+    first.header(r#"{"op":"put","path":"big","total_size":1000000}"#);
+    first.body(&[7u8; 1000]);
+    eventually("the upload holds the slot", || {
+        let out = unstick(&server, &["ls"], dir.path());
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("busy")
+    });
     let err = failed(&unstick(&server, &["ls"], dir.path()));
-    assert!(err.contains("busy"), "{err}");
+    assert!(err.contains("busy") && err.contains("retry"), "{err}");
     drop(first);
     eventually("the slot frees", || {
         unstick(&server, &["ls"], dir.path()).status.success()
@@ -817,7 +827,7 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
 fn tokens_are_required_when_set_and_idle_connections_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let server = Server::start(&root, &["--token", "s3cret", "--idle-timeout", "1"]);
+    let server = Server::start(&root, &["--token", "s3cret", "--login-grace", "1s"]);
     let err = failed(&unstick(&server, &["ls"], dir.path()));
     assert!(err.contains("unauthorized"), "{err}");
     ok(&unstick(&server, &["ls", "--token", "s3cret"], dir.path()));

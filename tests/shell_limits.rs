@@ -215,7 +215,7 @@ impl Dripper {
 #[test]
 fn slow_drip_connections_are_dropped_at_the_deadline_while_others_are_served() {
     // Enough session slots for all of them: the deadline, not the cap, is what is tested.
-    let server = ServerProcess::start(&["--idle-timeout", "2s", "--max-sessions", "300"]);
+    let server = ServerProcess::start(&["--login-grace", "2s", "--max-sessions", "300"]);
     let mut drippers: Vec<Dripper> = (0..200).map(|_| Dripper::open(&server.addr)).collect();
     for d in &mut drippers {
         d.drip();

@@ -3,10 +3,11 @@
 
 mod shell_common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
 use shell_common::{
     ServerProcess, UNSTICK, connect_cli, exec, exec_frame, header_frame, raw_connection,
@@ -112,25 +113,42 @@ fn a_non_loopback_address_needs_a_token() {
 }
 
 #[test]
-fn connections_over_the_session_cap_are_told_the_server_is_busy() {
+fn commands_over_the_cap_are_told_the_server_is_busy_and_idle_connections_hold_no_slot() {
     let server = ServerProcess::start(&["--max-sessions", "2"]);
-    let mut first = server.client(None);
-    let mut second = server.client(None);
-    // Both sessions are established once each has run a command.
-    exec(&mut first, "true");
-    exec(&mut second, "true");
+    // Connections that ran a command and went quiet hold no slot.
+    let mut idle: Vec<_> = (0..5).map(|_| server.client(None)).collect();
+    for client in &mut idle {
+        exec(client, "true");
+    }
+    // Two commands running take both slots.
+    let mut running: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = raw_connection(&server.addr);
+            stream.write_all(&exec_frame("sleep 2")).expect("send");
+            stream
+        })
+        .collect();
+    assert!(shell_common::eventually(Duration::from_secs(5), || {
+        shell_common::children_of(server.pid()).len() == 2
+    }));
     let mut third = raw_connection(&server.addr);
+    third.write_all(&exec_frame("true")).expect("send");
     let (header, _) = read_raw_frame(&mut third).expect("busy frame");
     assert_eq!(header["op"], "error");
     assert_eq!(header["code"], "busy");
-    drop(first);
-    // A slot frees up once a session ends.
-    let served = shell_common::eventually(std::time::Duration::from_secs(5), || {
-        let mut client = server.client(None);
-        let mut sink = shell_common::Collected::default();
-        client.exec("true", &mut sink).is_ok()
-    });
-    assert!(served);
+    assert!(
+        header["message"].as_str().unwrap().contains("retry"),
+        "{header}"
+    );
+    for stream in &mut running {
+        let (_, exit) = read_exec_reply(stream);
+        assert_eq!(exit["code"], 0);
+    }
+    // Slots free up as commands end, and the quiet connections are still served.
+    for client in &mut idle {
+        let (_, out) = exec(client, "echo again");
+        assert_eq!(out.stdout, b"again\n");
+    }
 }
 
 /// Sends `bytes` on a fresh connection and returns the first reply frame's header.
@@ -222,14 +240,19 @@ fn hostile_frames_get_error_frames_while_other_sessions_go_on() {
         assert_eq!(exit["code"], 0, "{what}");
     }
 
-    // Garbage without a NUL is a seed-style command: it gets a seed-style reply saying why.
-    let (header, body) = {
+    // Garbage without a NUL is taken for a seed-style command, and seed clients are not
+    // served unless the operator chose a reply format: a line says so, and the server closes.
+    let told = {
         let mut stream = raw_connection(&server.addr);
         stream.write_all(&[0xff, 0xff, 0xff, 0xff]).expect("send");
-        read_raw_frame(&mut stream).expect("seed reply")
+        let mut told = Vec::new();
+        stream
+            .read_to_end(&mut told)
+            .expect("the refusal, then the end");
+        String::from_utf8_lossy(&told).into_owned()
     };
-    assert_eq!(header["total_size"], body.len());
-    assert!(String::from_utf8_lossy(&body).contains("not valid UTF-8"));
+    assert!(told.starts_with("unstick: "), "{told:?}");
+    assert!(told.contains("--legacy-reply"), "{told:?}");
 
     let (report, out) = bystander.join().expect("bystander");
     assert_eq!(report.termination, Termination::Exited(0));

@@ -74,7 +74,7 @@ fn canonical_tempdir() -> (tempfile::TempDir, String) {
 #[test]
 fn seed_client_reads_json_header_replies_with_real_md5() {
     let (_dir, workdir) = canonical_tempdir();
-    let server = ServerProcess::start(&["--workdir", &workdir]);
+    let server = ServerProcess::start(&["--workdir", &workdir, "--legacy-reply", "json"]);
     let expected = seed_commands(&workdir);
     let commands: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
     let replies = seed_client(&server.addr, "json", &commands);
@@ -115,7 +115,7 @@ fn seed_client_reads_raw_replies() {
 fn a_seed_command_a_shell_cannot_run_is_explained_and_the_session_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().to_str().expect("utf-8 path");
-    let server = ServerProcess::start(&["--workdir", workdir]);
+    let server = ServerProcess::start(&["--workdir", workdir, "--legacy-reply", "json"]);
     let mut stream = raw_connection(&server.addr);
     // Raw text as the seed's client sends it, each answered before the next is sent.
     let refused: [(&[u8], &str); 2] = [
@@ -143,7 +143,7 @@ fn a_seed_command_a_shell_cannot_run_is_explained_and_the_session_goes_on() {
 
 #[test]
 fn a_seed_command_longer_than_one_read_runs_whole() {
-    let server = ServerProcess::start(&[]);
+    let server = ServerProcess::start(&["--legacy-reply", "json"]);
     // The seed's server would run the first 1024 bytes, then the rest, as two commands.
     let long = format!("echo {}; echo end", "x".repeat(3000));
     let replies = seed_client(&server.addr, "json", &[&long, "echo next"]);
@@ -157,7 +157,7 @@ fn a_seed_command_longer_than_one_read_runs_whole() {
 fn a_seed_command_over_the_limit_is_refused_and_none_of_it_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().to_str().expect("utf-8 path");
-    let server = ServerProcess::start(&["--workdir", workdir]);
+    let server = ServerProcess::start(&["--workdir", workdir, "--legacy-reply", "json"]);
     let mut stream = shell_common::raw_connection(&server.addr);
     let mut command = b"touch ran; : ".to_vec();
     command.extend(std::iter::repeat_n(b'x', 200_000));
@@ -179,7 +179,7 @@ fn a_seed_command_over_the_limit_is_refused_and_none_of_it_runs() {
 
 #[test]
 fn seed_client_is_refused_by_a_server_with_a_token() {
-    let server = ServerProcess::start(&["--token", "s3cret"]);
+    let server = ServerProcess::start(&["--token", "s3cret", "--legacy-reply", "json"]);
     let replies = seed_client(&server.addr, "json", &["echo should-not-run"]);
     let text = String::from_utf8(body(&replies[0])).expect("utf-8");
     assert!(text.contains("requires a token"), "{text}");

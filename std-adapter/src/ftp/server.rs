@@ -1,11 +1,11 @@
 //! The file server: one thread per connection, framed requests, atomic verified commits.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use embedded_io_adapters::std::FromStd;
 use serde::Serialize;
@@ -21,9 +21,16 @@ use super::tree::{Create, Dir, EntryKind, file_meta, partial_name, temp_name, tr
 use super::wire::{
     Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, code, parse_algorithm,
 };
+use crate::server::foreign::{self, Recognition};
+use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
-    FramedStream, HEADER_CAP, SessionLimit, configure_stream, send_error, token_matches,
+    Admission, ClientKind, Connection, HEADER_CAP, Handback, LobbyConfig, RequestStream, Service,
+    Shutdown, error_frame, send_error, token_matches,
 };
+
+/// How long the server waits for more of a first request that could still be another
+/// protocol's opening before judging it as it is.
+const GREETING_PAUSE: Duration = Duration::from_millis(200);
 
 /// How the file server runs.
 #[derive(Clone, Debug)]
@@ -32,10 +39,10 @@ pub struct FileServerConfig {
     pub root: PathBuf,
     /// Largest file accepted, in bytes.
     pub max_file_size: u64,
-    /// Most connections served at once; more are refused with a `busy` error.
-    pub max_connections: usize,
-    /// A connection idle (no byte read or written) this long is dropped.
-    pub idle_timeout: Duration,
+    /// How connections wait and how many requests are served at once (`max_active`; more are
+    /// refused with a `busy` error). While a request is served, a connection idle (no byte
+    /// read or written) for `idle_timeout` is dropped.
+    pub lobby: LobbyConfig,
     /// Token every request must carry; `None` for none (loopback only).
     pub token: Option<String>,
     /// Size of each connection's socket and file buffers.
@@ -47,20 +54,21 @@ impl Default for FileServerConfig {
         FileServerConfig {
             root: PathBuf::from("unstick-files"),
             max_file_size: 1 << 40,
-            max_connections: 64,
-            idle_timeout: Duration::from_secs(60),
+            lobby: LobbyConfig {
+                idle_timeout: Duration::from_secs(60),
+                ..LobbyConfig::default()
+            },
             token: None,
             buffer_size: TRANSFER_BUFFER,
         }
     }
 }
 
-/// The file server. Cheap to clone; clones share the root handle and connection limit.
+/// The file server. Cheap to clone; clones share the root handle.
 #[derive(Clone, Debug)]
 pub struct FileServer {
     root: Arc<Dir>,
     config: Arc<FileServerConfig>,
-    limit: SessionLimit,
 }
 
 /// A request the server turns down: an error frame, and whether the connection must close
@@ -123,7 +131,7 @@ impl Refusal {
     }
 }
 
-type Reader<'b> = FrameReader<'b, FramedStream, HEADER_CAP>;
+type Reader<'b> = FrameReader<'b, FromStd<RequestStream>, HEADER_CAP>;
 
 /// What a handler leaves the connection in.
 enum Flow {
@@ -145,12 +153,19 @@ impl FileServer {
         })?;
         match root.remove_stale_temporaries() {
             Ok(0) => {}
-            Ok(n) => eprintln!("unstick ftp: removed {n} temporary files left by an earlier crash"),
-            Err(e) => eprintln!("unstick ftp: could not clean up old temporary files: {e}"),
+            Ok(n) => tracing::info!(
+                server = "ftp",
+                removed = n,
+                "removed temporary files left by an earlier crash"
+            ),
+            Err(e) => tracing::warn!(
+                server = "ftp",
+                error = %e,
+                "could not clean up old temporary files"
+            ),
         }
         Ok(FileServer {
             root: Arc::new(root),
-            limit: SessionLimit::new(config.max_connections),
             config: Arc::new(config),
         })
     }
@@ -160,109 +175,122 @@ impl FileServer {
         &self.config
     }
 
-    /// Accepts connections forever, one thread each.
+    /// Serves `listener`'s connections until the process ends.
     pub fn serve(&self, listener: TcpListener) -> io::Result<()> {
+        self.serve_until(listener, &Shutdown::new())
+    }
+
+    /// Serves `listener`'s connections until `shutdown` is requested; then stops accepting,
+    /// lets the transfers in progress finish within the shutdown grace, cuts off the rest (an
+    /// upload cut off is kept for resume, like any torn upload; temporary files are removed)
+    /// and returns.
+    pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
         // server with SIGXFSZ.
         // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
         // effects.
         unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-        for stream in listener.incoming() {
-            let stream = match stream {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("unstick ftp: accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            let Some(slot) = self.limit.try_acquire() else {
-                refuse_busy(stream, self.config.max_connections);
-                continue;
-            };
-            let server = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("unstick-ftp".into())
-                .spawn(move || {
-                    let _slot = slot;
-                    server.handle(stream);
-                });
-            if let Err(e) = spawned {
-                eprintln!("unstick ftp: cannot start a connection thread: {e}");
-            }
-        }
-        Ok(())
+        let config = self.config.lobby;
+        lobby::serve(listener, Arc::new(self.clone()), config, shutdown)
     }
 
-    /// Serves one connection until the peer closes it or an error ends it.
-    pub fn handle(&self, stream: TcpStream) {
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        if let Err(e) = configure_stream(&stream, self.config.idle_timeout) {
-            eprintln!("unstick ftp: {peer}: {e}");
-            return;
-        }
+    /// Serves the request at the start of `conn.received` and hands the connection back.
+    fn serve_request(&self, mut conn: Connection<ClientKind>) -> Handback<ClientKind> {
+        let idle = Some(self.config.lobby.idle_timeout);
+        let prepared = conn
+            .stream
+            .set_read_timeout(idle)
+            .and_then(|()| conn.stream.set_write_timeout(idle))
+            .and_then(|()| conn.stream.try_clone());
+        let Ok(socket) = prepared else {
+            return Handback::Close(conn);
+        };
+        let received = std::mem::take(&mut conn.received);
+        let input = FromStd::new(RequestStream::new(received, socket, None));
         let mut buf = vec![0u8; self.config.buffer_size.max(64 * 1024)];
         let profile = Profile::SEED.with_max_body_len(self.config.max_file_size);
         let decoder = FrameDecoder::<HEADER_CAP>::header_frames(profile);
-        let mut reader = FrameReader::new(FromStd::new(stream), decoder, &mut buf);
+        let mut reader = FrameReader::new(input, decoder, &mut buf);
         let mut session = Session {
             server: self,
+            peer: conn.peer,
             out: Vec::new(),
         };
-        loop {
-            match session.next_request(&mut reader) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Close) => return,
-                Err(refusal) => {
-                    let sent = send_error(reader.get_mut(), refusal.code, &refusal.message);
-                    if refusal.close || sent.is_err() {
-                        linger_close(reader.get_mut().inner_mut());
-                        return;
-                    }
+        let close = match session.next_request(&mut reader) {
+            Ok(Flow::Continue) => false,
+            Ok(Flow::Close) => true,
+            Err(refusal) => {
+                tracing::warn!(
+                    server = "ftp",
+                    peer = %conn.peer,
+                    code = %refusal.code,
+                    reason = %refusal.message,
+                    "refused"
+                );
+                let sent = send_error(reader.get_mut(), refusal.code, &refusal.message);
+                refusal.close || sent.is_err()
+            }
+        };
+        conn.requests += 1;
+        let mut rest = reader.buffered().to_vec();
+        rest.extend_from_slice(reader.get_mut().inner_mut().unread());
+        conn.received = rest;
+        if close {
+            Handback::Close(conn)
+        } else {
+            Handback::Wait(conn)
+        }
+    }
+}
+
+impl Service for FileServer {
+    type Mode = ClientKind;
+
+    const NAME: &'static str = "ftp";
+
+    fn admit(&self, client: ClientKind, received: &[u8], paused: bool) -> Admission<ClientKind> {
+        if client == ClientKind::Unknown {
+            match foreign::recognise(received, paused) {
+                Recognition::Foreign(protocol) => {
+                    return Admission::Refuse {
+                        code: "foreign_protocol",
+                        reason: format!("the client opened with {protocol}, not the file protocol"),
+                        reply: protocol.reply("file"),
+                    };
                 }
+                Recognition::Undecided => {
+                    return Admission::Wait {
+                        pause: Some(GREETING_PAUSE),
+                    };
+                }
+                Recognition::NotForeign => {}
             }
         }
+        if framed_request_ready(received, HEADER_CAP) {
+            Admission::Serve(ClientKind::Framed)
+        } else {
+            Admission::Wait { pause: None }
+        }
+    }
+
+    fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
+        self.serve_request(conn)
+    }
+
+    fn busy_reply(&self, _client: ClientKind, message: &str) -> Vec<u8> {
+        error_frame(code::BUSY, message)
+    }
+
+    fn timeout_reply(&self, _client: ClientKind, _received: &[u8], message: &str) -> Vec<u8> {
+        error_frame(code::IDLE_TIMEOUT, message)
     }
 }
 
-/// Tells a connection over the limit why it is refused, and closes it.
-fn refuse_busy(stream: TcpStream, max: usize) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut io = FromStd::new(stream);
-    let message = format!("the server is at its limit of {max} connections; try again shortly");
-    let _ = send_error(&mut io, code::BUSY, &message);
-    linger_close(io.inner_mut());
-}
-
-/// Closes after an error reply without resetting the connection: stop sending, then read and
-/// drop what the client still sends for a short while, so the reply is not lost to a reset
-/// while the client is mid-upload.
-fn linger_close(stream: &mut TcpStream) {
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 16 * 1024];
-    let mut drained: u64 = 0;
-    while Instant::now() < deadline && drained < 64 << 20 {
-        match stream.read(&mut sink) {
-            Ok(0) => break,
-            Ok(n) => drained += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-            }
-            Err(_) => break,
-        }
-    }
-}
-
-/// Per-connection state.
+/// One request's state.
 struct Session<'s> {
     server: &'s FileServer,
+    /// The client's address, for the log.
+    peer: SocketAddr,
     /// Buffer for outgoing frames (downloads), allocated on first use.
     out: Vec<u8>,
 }
@@ -405,15 +433,16 @@ impl Session<'_> {
         staging
             .commit(path.file_name())
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
-        eprintln!(
-            "unstick ftp: stored {} ({} bytes, seed upload{})",
-            path.as_str(),
-            info.body_len,
-            if info.md5.is_some() {
-                ", md5 verified"
-            } else {
-                ", unverified"
-            }
+        let md5 = info.md5.map(|d| Checksum::Md5(d).to_hex());
+        tracing::info!(
+            server = "ftp",
+            peer = %self.peer,
+            path = path.as_str(),
+            size = info.body_len,
+            md5 = md5.as_ref().map(|h| h.as_str()),
+            verified = md5.is_some(),
+            seed_upload = true,
+            "file stored"
         );
         // The seed's client does not read a reply; ours is for clients that do.
         let _ = reply(
@@ -476,12 +505,16 @@ impl Session<'_> {
         staging
             .commit(name)
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
-        eprintln!(
-            "unstick ftp: stored {} ({size} bytes, {} verified)",
-            path.as_str(),
-            algorithm.member()
-        );
         let hex = claimed.to_hex();
+        log_digest(
+            self.peer,
+            "file stored",
+            path.as_str(),
+            size,
+            offset,
+            algorithm,
+            hex.as_str(),
+        );
         reply(
             reader,
             &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
@@ -611,7 +644,7 @@ impl Session<'_> {
             // The client went away or stalled: nothing to report to it.
             Err(WriteError::Io(_)) => return Ok(Flow::Close),
             Err(e) => {
-                eprintln!("unstick ftp: sending {} failed: {e}", path.as_str());
+                tracing::warn!(server = "ftp", peer = %self.peer, path = path.as_str(), error = %e, "sending a file failed");
                 return Ok(Flow::Close);
             }
         }
@@ -620,6 +653,15 @@ impl Session<'_> {
             .get(algorithm)
             .ok_or_else(|| Refusal::new(code::STORAGE, "digest unavailable in this build"))?;
         let hex = digest.to_hex();
+        log_digest(
+            self.peer,
+            "file sent",
+            path.as_str(),
+            meta.size,
+            offset,
+            algorithm,
+            hex.as_str(),
+        );
         reply(
             reader,
             &DigestTrailer::new("done", algorithm, hex.as_str(), None),
@@ -661,6 +703,7 @@ impl Session<'_> {
             // Entries may already be out: the error frame ends the listing instead of `end`.
             return Err(Refusal::storage(&e, text));
         }
+        tracing::info!(server = "ftp", peer = %self.peer, path = text, entries = count, "listed");
         reply(
             reader,
             &Ack {
@@ -689,6 +732,13 @@ impl Session<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
             Err(e) => return Err(Refusal::storage(&e, path.as_str())),
         };
+        tracing::info!(
+            server = "ftp",
+            peer = %self.peer,
+            path = path.as_str(),
+            exists = meta.is_some(),
+            "stat"
+        );
         reply(
             reader,
             &StatReply {
@@ -739,7 +789,7 @@ impl Session<'_> {
             }
         }
         let _ = dir.sync();
-        eprintln!("unstick ftp: deleted {}", path.as_str());
+        tracing::info!(server = "ftp", peer = %self.peer, path = path.as_str(), "file deleted");
         reply(
             reader,
             &Ack {
@@ -748,6 +798,26 @@ impl Session<'_> {
             },
         )?;
         Ok(Flow::Continue)
+    }
+}
+
+/// Logs a transfer with its digest (one field named for the algorithm: `xxh3=` or `md5=`).
+fn log_digest(
+    peer: SocketAddr,
+    event: &str,
+    path: &str,
+    size: u64,
+    resumed_from: u64,
+    algorithm: Algorithm,
+    hex: &str,
+) {
+    match algorithm {
+        Algorithm::Xxh3 => {
+            tracing::info!(server = "ftp", peer = %peer, path, size, resumed_from, xxh3 = hex, "{event}")
+        }
+        Algorithm::Md5 => {
+            tracing::info!(server = "ftp", peer = %peer, path, size, resumed_from, md5 = hex, "{event}")
+        }
     }
 }
 

@@ -225,4 +225,6 @@ pub mod code {
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// The body ended early or the connection broke mid-transfer.
     pub const INCOMPLETE: &str = "incomplete";
+    /// No complete request arrived in time.
+    pub const IDLE_TIMEOUT: &str = "idle_timeout";
 }

@@ -1,10 +1,10 @@
 //! A framed session: requests in header frames (`{"op":"exec",...}` + the command), each answered
 //! with streamed `stdout`/`stderr` frames and an `exit` frame, any number per connection.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use embedded_io_adapters::std::FromStd;
 use unstick_core::ReadError;
@@ -14,36 +14,11 @@ use unstick_core::{DecodeError, Event, FrameDecoder, FrameInfo, HeaderFrameEncod
 use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, RunError, RunOutcome, Termination};
 use super::process::{deadline_after, run_command};
 use super::server::ShellConfig;
-use super::session::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left};
+use super::session::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout};
 use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
-use crate::server::{HEADER_CAP, send_error, token_matches};
-
-/// The request side of a framed connection: the greeting bytes again, then the socket, every
-/// read bounded by the current request's deadline.
-struct RequestInput {
-    greeting: Vec<u8>,
-    replayed: usize,
-    stream: TcpStream,
-    deadline: Instant,
-}
-
-impl RequestInput {
-    fn restart_deadline(&mut self, idle: Duration) {
-        self.deadline = deadline_after(idle);
-    }
-}
-
-impl Read for RequestInput {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(rest) = self.greeting.get(self.replayed..).filter(|r| !r.is_empty()) {
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.replayed += n;
-            return Ok(n);
-        }
-        read_within(&self.stream, buf, time_left(self.deadline)?)
-    }
-}
+use crate::server::{
+    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, send_error, token_matches,
+};
 
 /// Why a framed request is not run. Refusals that leave the stream out of step, or that concern
 /// the token, close the connection after the error frame.
@@ -77,52 +52,67 @@ enum Request {
     Closed,
 }
 
-/// A connection speaking header frames.
+/// One request of a connection speaking header frames.
 pub(super) struct FramedSession<'c> {
     config: &'c ShellConfig,
+    peer: SocketAddr,
     socket: TcpStream,
     replies: FrameReplies,
 }
 
 impl<'c> FramedSession<'c> {
-    pub(super) fn new(stream: TcpStream, config: &'c ShellConfig) -> io::Result<Self> {
-        let replies = FrameReplies::new(stream.try_clone()?);
-        Ok(FramedSession {
-            config,
-            socket: stream,
-            replies,
-        })
-    }
-
-    /// Serves requests until the connection closes; the first must be complete by
-    /// `first_deadline`, each later one within the idle timeout from the end of the previous.
-    pub(super) fn run(mut self, greeting: Vec<u8>, first_deadline: Instant) -> io::Result<()> {
-        let input = RequestInput {
-            greeting,
-            replayed: 0,
-            stream: self.socket.try_clone()?,
-            deadline: first_deadline,
+    /// Serves the request at the start of `conn.received` (its header is in; the rest must
+    /// arrive within the idle timeout) and hands the connection back with what it sent beyond.
+    pub(super) fn serve_request(
+        mut conn: Connection<ClientKind>,
+        config: &ShellConfig,
+    ) -> Handback<ClientKind> {
+        // A client that stops reading output for this long is dropped (and its command
+        // killed), so a stalled reader cannot keep a command alive much past its time limit.
+        let write_limit = config.lobby.idle_timeout.min(config.limits.timeout);
+        let clones = conn
+            .stream
+            .set_write_timeout(Some(write_limit))
+            .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)))
+            .and_then(|(a, b)| Ok((a, b, conn.stream.try_clone()?)));
+        let Ok((input_socket, reply_socket, socket)) = clones else {
+            return Handback::Close(conn);
         };
+        let mut session = FramedSession {
+            config,
+            peer: conn.peer,
+            socket,
+            replies: FrameReplies::new(reply_socket),
+        };
+        let deadline = deadline_after(config.lobby.idle_timeout);
+        let received = std::mem::take(&mut conn.received);
+        let input = RequestStream::new(received, input_socket, Some(deadline));
         let mut buf = vec![0u8; REQUEST_BUFFER];
         let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
         let mut reader = FrameReader::new(FromStd::new(input), decoder, &mut buf);
-        loop {
-            let next = match read_request(&mut reader, self.config) {
-                Request::Exec(command) => self.execute(&command),
-                Request::Refused(refusal) => self.refuse(&refusal),
-                Request::Closed => Next::Close,
-            };
-            if next == Next::Close {
-                let _ = self.socket.shutdown(Shutdown::Both);
-                return Ok(());
+        let next = match read_request(&mut reader, config) {
+            Request::Exec(command) => {
+                conn.requests += 1;
+                session.execute(&command)
             }
-            let idle = self.config.idle_timeout;
-            reader.get_mut().inner_mut().restart_deadline(idle);
+            Request::Refused(refusal) => {
+                conn.requests += 1;
+                session.refuse(&refusal)
+            }
+            Request::Closed => Next::Close,
+        };
+        let mut rest = reader.buffered().to_vec();
+        rest.extend_from_slice(reader.get_mut().inner_mut().unread());
+        conn.received = rest;
+        match next {
+            Next::Continue => Handback::Wait(conn),
+            Next::Close => Handback::Close(conn),
         }
     }
 
     fn execute(&mut self, command: &str) -> Next {
         let config = self.config;
+        let started = Instant::now();
         let outcome = run_command(
             command,
             &config.workdir,
@@ -131,13 +121,26 @@ impl<'c> FramedSession<'c> {
             &mut self.replies,
         );
         match outcome {
-            Ok(outcome) if outcome.client_gone => Next::Close,
-            Ok(outcome) => self.replies.send_exit(&outcome),
+            Ok(outcome) => {
+                log_finished(self.peer, command, &outcome, started);
+                if outcome.client_gone {
+                    Next::Close
+                } else {
+                    self.replies.send_exit(&outcome)
+                }
+            }
             Err(e) => self.refuse(&Refusal::new(run_error_code(&e), e.to_string())),
         }
     }
 
     fn refuse(&mut self, refusal: &Refusal) -> Next {
+        tracing::warn!(
+            server = "shell",
+            peer = %self.peer,
+            code = %refusal.code,
+            reason = %refusal.message,
+            "refused"
+        );
         let sent = send_error(&mut self.replies.stream, refusal.code, &refusal.message);
         if sent.is_err() || refusal.closes {
             Next::Close
@@ -145,6 +148,32 @@ impl<'c> FramedSession<'c> {
             Next::Continue
         }
     }
+}
+
+/// Logs a command's end: how it ended, how long it ran, whether it was cut short.
+pub(super) fn log_finished(
+    peer: SocketAddr,
+    command: &str,
+    outcome: &RunOutcome,
+    started: Instant,
+) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (exit_code, signal) = match outcome.termination {
+        Termination::Exited(code) => (Some(code), None),
+        Termination::Signaled(signal) => (None, Some(signal)),
+    };
+    tracing::info!(
+        server = "shell",
+        peer = %peer,
+        command,
+        exit_code,
+        signal,
+        duration_ms,
+        timed_out = outcome.timed_out,
+        truncated = outcome.truncated,
+        client_gone = outcome.client_gone,
+        "command finished"
+    );
 }
 
 /// Reads one request frame: its header is checked (token, operation, size) as soon as it is in.
@@ -252,7 +281,7 @@ fn read_failure(e: ReadError<io::Error>, config: &ShellConfig) -> Request {
             "idle_timeout",
             format!(
                 "no complete request within {:?}; closing the connection",
-                config.idle_timeout
+                config.lobby.idle_timeout
             ),
         ),
         ReadError::Io(_) => return Request::Closed,
@@ -329,6 +358,7 @@ impl OutputSink for FrameReplies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// A source that hands out its bytes `step` at a time, as a slow network would.
     struct Trickle<'a> {

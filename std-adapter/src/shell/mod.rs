@@ -8,11 +8,13 @@
 //! - [`process`]: runs one command in its own process group and pumps both output pipes to an
 //!   [`OutputSink`] with `poll(2)`, enforcing the time limit and the output cap, killing the
 //!   group when the client hangs up, and always reaping the shell.
-//! - [`ShellServer`]: binds (loopback only unless a token is set), caps concurrent sessions and
-//!   serves each connection on its own thread.
-//! - `session`: one connection from its first bytes on; it hands over to a `framed_session`
-//!   (streamed `stdout`/`stderr` frames and an `exit` frame per command) or a `seed_session`
-//!   (one reply per command in the configured [`LegacyReply`] format).
+//! - [`ShellServer`]: binds (loopback only unless a token is set) and hands its connections to
+//!   the shared [lobby](crate::server::lobby), which holds them while they wait and gives each
+//!   ready request a slot and a worker thread.
+//! - `session`: the shell's side of the lobby: what a connection's first bytes are (another
+//!   protocol, refused; a framed client; a seed client, served only with a [`LegacyReply`]
+//!   format chosen), then one request at a time by a `framed_session` (streamed
+//!   `stdout`/`stderr` frames and an `exit` frame) or a `seed_session` (one reply per command).
 //! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
 //!   Python servers.
 //!
@@ -45,7 +47,10 @@ mod session;
 pub mod wire;
 
 pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
-pub use process::{CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, Termination};
+pub use process::{
+    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, Termination,
+    kill_all_commands,
+};
 pub use server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ShellConfig, ShellServer, ShellServerError,

@@ -8,16 +8,50 @@
 //! deadline. Output is handed to an [`OutputSink`] chunk by chunk as it arrives; nothing is
 //! accumulated here.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+pub(crate) use crate::server::deadline_after;
 
 /// Size of one read from a pipe, and so the largest output frame body.
 pub const OUTPUT_CHUNK: usize = 64 * 1024;
+
+/// The process groups of the commands running now, so that a server that stops can kill them
+/// all ([`kill_all_commands`]). A group is listed from its spawn until just before its shell is
+/// reaped, and it has been sent SIGKILL (or its shell has exited) by then: while listed, its id
+/// cannot belong to anyone else.
+static RUNNING_GROUPS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+fn running_groups() -> MutexGuard<'static, BTreeSet<libc::pid_t>> {
+    RUNNING_GROUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends SIGKILL to the process group of every command running in this process, and stops
+/// new commands from starting. For a server that is stopping: nothing a command started in its
+/// group outlives it.
+pub fn kill_all_commands() {
+    STOPPING.store(true, Ordering::SeqCst);
+    for &pgid in running_groups().iter() {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group
+        // is not yet reaped, so its id is still ours (see RUNNING_GROUPS).
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Set once [`kill_all_commands`] has run: no command starts after it.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Environment variables removed from the commands' environment (secrets of the server).
 const SCRUBBED_ENV: [&str; 1] = ["UNSTICK_TOKEN"];
@@ -186,7 +220,17 @@ impl ProcessGroup {
         for name in SCRUBBED_ENV {
             shell.env_remove(name);
         }
+        // Listed under the lock, so a concurrent kill_all_commands either sees the group or
+        // has set STOPPING first.
+        let mut groups = running_groups();
+        if STOPPING.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the server is stopping"));
+        }
         let mut child = shell.spawn()?;
+        if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+            groups.insert(pgid);
+        }
+        drop(groups);
         let pipes = OutputPipes {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
@@ -222,12 +266,21 @@ impl ProcessGroup {
         let status = match self.status {
             Some(status) => status,
             None => {
+                self.unlist();
                 let status = self.child.wait()?;
                 self.status = Some(status);
                 status
             }
         };
         Ok(Termination::from_status(status))
+    }
+
+    /// Takes the group off [`RUNNING_GROUPS`]; called only once it was killed or its shell has
+    /// exited, right before the shell is reaped.
+    fn unlist(&self) {
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            running_groups().remove(&pgid);
+        }
     }
 
     fn kill_and_reap(&mut self) -> io::Result<Termination> {
@@ -278,6 +331,7 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         if self.status.is_none() {
             self.kill();
+            self.unlist();
             let _ = self.child.wait();
         }
     }
@@ -336,16 +390,6 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// Longest pause between checks for the shell's exit where the platform cannot signal it.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
-
-/// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
-/// as good as forever instead of overflowing.
-pub(crate) fn deadline_after(limit: Duration) -> Instant {
-    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let now = Instant::now();
-    now.checked_add(limit.min(FOREVER))
-        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
-        .unwrap_or(now)
-}
 
 /// Where a command run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,54 +2,77 @@
 //! per command in the configured [`LegacyReply`] format.
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use embedded_io_adapters::std::FromStd;
 use unstick_core::Profile;
 use unstick_core::blocking::{write_frame, write_plain_frame};
 
+use super::framed_session::log_finished;
 use super::process::{CapturedOutput, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::session::{
     GREETING_PAUSE, Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left,
 };
 use super::wire::{self, LegacyReply};
+use crate::server::{ClientKind, Connection, Handback};
 
-/// A connection from a seed-style client: each read is one text command, answered with one
-/// reply in the configured [`LegacyReply`] format (stdout, then stderr).
+/// A command from a seed-style client: each read is one text command, answered with one reply
+/// in the configured [`LegacyReply`] format (stdout, then stderr).
 pub(super) struct SeedSession<'c> {
-    pub(super) config: &'c ShellConfig,
-    pub(super) stream: TcpStream,
+    config: &'c ShellConfig,
+    format: LegacyReply,
+    peer: SocketAddr,
+    stream: &'c TcpStream,
 }
 
 impl SeedSession<'_> {
-    pub(super) fn run(mut self, greeting: Vec<u8>) -> io::Result<()> {
-        if self.config.token.is_some() {
-            let refusal = "unstick: this server requires a token, which seed-style clients \
-                           cannot send; connect with `unstick shell connect --token ...`\n";
-            self.reply(refusal.as_bytes(), false, false)?;
-            return self.stream.shutdown(Shutdown::Both);
+    /// Runs the command in `conn.received` (the lobby saw it arrive) and hands the connection
+    /// back to wait for the next.
+    pub(super) fn serve_command(
+        mut conn: Connection<ClientKind>,
+        config: &ShellConfig,
+    ) -> Handback<ClientKind> {
+        let Some(format) = config.legacy_reply else {
+            return Handback::Close(conn);
+        };
+        let mut command = std::mem::take(&mut conn.received);
+        conn.requests += 1;
+        let mut session = SeedSession {
+            config,
+            format,
+            peer: conn.peer,
+            stream: &conn.stream,
+        };
+        let next = match session.serve(&mut command) {
+            Ok(next) => next,
+            Err(_) => Next::Close,
+        };
+        match next {
+            Next::Continue => Handback::Wait(conn),
+            Next::Close => Handback::Close(conn),
         }
-        let mut command = greeting;
-        while !command.is_empty() {
-            let next = if self.collect_long_command(&mut command)? {
-                self.answer(&command)?
-            } else {
-                let message = format!(
-                    "unstick: the command is longer than the {}-byte limit\n",
-                    self.config.max_command_len
-                );
-                self.reply(message.as_bytes(), false, false)?;
-                Next::Close
-            };
-            if next == Next::Close {
-                break;
-            }
-            command = self.read_command()?;
+    }
+
+    fn serve(&mut self, command: &mut Vec<u8>) -> io::Result<Next> {
+        if self.collect_long_command(command)? {
+            return self.answer(command);
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
-        Ok(())
+        let message = format!(
+            "unstick: the command is longer than the {}-byte limit\n",
+            self.config.max_command_len
+        );
+        tracing::warn!(
+            server = "shell",
+            peer = %self.peer,
+            code = %"command_too_long",
+            reason = %message.trim_end(),
+            "refused"
+        );
+        self.reply(message.as_bytes(), false, false)?;
+        Ok(Next::Close)
     }
 
     /// A command that filled the seed's 1024-byte read may go on: the rest is collected until
@@ -61,13 +84,13 @@ impl SeedSession<'_> {
             return Ok(true);
         }
         let limit = self.config.max_command_len;
-        let deadline = deadline_after(self.config.idle_timeout);
+        let deadline = deadline_after(self.config.lobby.idle_timeout);
         let mut buf = vec![0u8; REQUEST_BUFFER];
         while command.len() <= limit {
             let Ok(left) = time_left(deadline) else {
                 break;
             };
-            match read_within(&self.stream, &mut buf, left.min(GREETING_PAUSE)) {
+            match read_within(self.stream, &mut buf, left.min(GREETING_PAUSE)) {
                 Ok(0) => break,
                 Ok(n) => command.extend_from_slice(&buf[..n]),
                 Err(e) if is_timeout(&e) => break,
@@ -77,29 +100,16 @@ impl SeedSession<'_> {
         Ok(command.len() <= limit)
     }
 
-    /// Reads the next command as the seed's server does: whatever one read of up to 1024 bytes
-    /// returns (see [`collect_long_command`](Self::collect_long_command) for longer ones). Empty
-    /// at the end of the stream or the idle deadline.
-    fn read_command(&mut self) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; wire::SEED_COMMAND_READ];
-        match read_within(&self.stream, &mut buf, self.config.idle_timeout) {
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Err(e) if is_timeout(&e) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }
-
     fn answer(&mut self, command: &[u8]) -> io::Result<Next> {
         let text = match wire::command_text(command) {
             Ok(text) => text,
             Err(e) => {
+                tracing::warn!(server = "shell", peer = %self.peer, code = %"bad_command", reason = %e, "refused");
                 self.reply(format!("unstick: {e}\n").as_bytes(), false, false)?;
                 return Ok(Next::Continue);
             }
         };
+        let started = Instant::now();
         let mut output = CapturedOutput::default();
         let config = self.config;
         let limits = super::process::CommandLimits {
@@ -113,6 +123,9 @@ impl SeedSession<'_> {
             Some(self.stream.as_fd()),
             &mut output,
         );
+        if let Ok(outcome) = &outcome {
+            log_finished(self.peer, text, outcome, started);
+        }
         let outcome = match outcome {
             Ok(outcome) if outcome.client_gone => return Ok(Next::Close),
             Ok(outcome) => outcome,
@@ -129,22 +142,42 @@ impl SeedSession<'_> {
     }
 
     fn reply(&mut self, body: &[u8], truncated: bool, timed_out: bool) -> io::Result<()> {
-        let mut out = FromStd::new(&mut self.stream);
-        match self.config.legacy_reply {
-            LegacyReply::Json => {
-                let header = wire::SeedReplyHeader {
-                    file_name: "output",
-                    truncated,
-                    timed_out,
-                };
-                let encoder = wire::SEED_REPLY_ENCODER;
-                let mut head = [0u8; REPLY_HEAD_ROOM];
-                write_frame(&mut out, &encoder, &header, body, &mut head)
-                    .map_err(crate::server::write_error_to_io)
-            }
-            LegacyReply::Size => write_plain_frame(&mut out, &Profile::SEED, body)
-                .map_err(crate::server::write_error_to_io),
-            LegacyReply::Raw => out.inner_mut().write_all(body),
-        }
+        let mut stream = self.stream;
+        stream.write_all(&seed_reply(self.format, body, truncated, timed_out))
     }
+}
+
+/// A seed-mode reply holding `body`, in `format`.
+pub(super) fn seed_reply(
+    format: LegacyReply,
+    body: &[u8],
+    truncated: bool,
+    timed_out: bool,
+) -> Vec<u8> {
+    let mut out = FromStd::new(Vec::with_capacity(body.len() + REPLY_HEAD_ROOM));
+    // Writing to a vector cannot fail, and the head has room for the fixed header.
+    let _ = match format {
+        LegacyReply::Json => {
+            let header = wire::SeedReplyHeader {
+                file_name: "output",
+                truncated,
+                timed_out,
+            };
+            let mut head = [0u8; REPLY_HEAD_ROOM];
+            write_frame(
+                &mut out,
+                &wire::SEED_REPLY_ENCODER,
+                &header,
+                body,
+                &mut head,
+            )
+            .map_err(|_| ())
+        }
+        LegacyReply::Size => write_plain_frame(&mut out, &Profile::SEED, body).map_err(|_| ()),
+        LegacyReply::Raw => {
+            out.inner_mut().extend_from_slice(body);
+            Ok(())
+        }
+    };
+    out.into_inner()
 }

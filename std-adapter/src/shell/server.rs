@@ -1,21 +1,18 @@
-//! The shell server: its configuration, the listening socket and the accept loop. Each accepted
-//! connection gets a session slot and a thread; a connection over the cap is told the server is
-//! busy and closed.
+//! The shell server: its configuration and the listening socket. Its connections wait in the
+//! shared [lobby](crate::server::lobby) between requests; each request gets a slot and a
+//! worker thread for as long as it runs.
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use embedded_io_adapters::std::FromStd;
-
 use super::process::CommandLimits;
-use super::session::serve_connection;
+use super::session::ShellService;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN};
-use crate::server::{SessionLimit, send_error};
+use crate::server::{LobbyConfig, Shutdown, lobby};
 
 /// The address `unstick shell serve` listens on by default: the seed's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -23,9 +20,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default output cap per command (stdout and stderr together).
 pub const DEFAULT_MAX_OUTPUT: u64 = 16 * 1024 * 1024;
-/// Default time a connection has to complete each request.
+/// Default time a connection may wait between requests, and has to complete one.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default cap on concurrent sessions.
+/// Default cap on commands running at once.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 
 /// How the shell server runs commands and treats clients.
@@ -38,13 +35,11 @@ pub struct ShellConfig {
     pub token: Option<String>,
     /// Per-command time limit and output cap.
     pub limits: CommandLimits,
-    /// Time a connection has to complete each request (from the end of the previous one);
-    /// slower clients are dropped.
-    pub idle_timeout: Duration,
-    /// Concurrent sessions served; more connections are refused as busy.
-    pub max_sessions: usize,
-    /// Reply format for seed-style clients.
-    pub legacy_reply: LegacyReply,
+    /// How connections wait and how many requests run at once (`max_active` commands).
+    pub lobby: LobbyConfig,
+    /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
+    /// is off unless chosen: raw text is also what other protocols' clients send.
+    pub legacy_reply: Option<LegacyReply>,
     /// Longest command accepted, in bytes.
     pub max_command_len: usize,
 }
@@ -58,9 +53,13 @@ impl Default for ShellConfig {
                 timeout: DEFAULT_TIMEOUT,
                 max_output: DEFAULT_MAX_OUTPUT,
             },
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            legacy_reply: LegacyReply::Json,
+            lobby: LobbyConfig {
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                max_active: DEFAULT_MAX_SESSIONS,
+                max_active_per_address: DEFAULT_MAX_SESSIONS,
+                ..LobbyConfig::default()
+            },
+            legacy_reply: None,
             max_command_len: MAX_COMMAND_LEN,
         }
     }
@@ -131,7 +130,6 @@ impl std::error::Error for ShellServerError {
 pub struct ShellServer {
     listener: TcpListener,
     config: Arc<ShellConfig>,
-    sessions: SessionLimit,
 }
 
 impl ShellServer {
@@ -153,11 +151,9 @@ impl ShellServer {
         }
         config.workdir = checked_workdir(&config.workdir)?;
         let listener = crate::server::bind(addr, config.token.is_some()).map_err(bind_error)?;
-        let sessions = SessionLimit::new(config.max_sessions);
         Ok(ShellServer {
             listener,
             config: Arc::new(config),
-            sessions,
         })
     }
 
@@ -171,38 +167,19 @@ impl ShellServer {
         &self.config
     }
 
-    /// Accepts and serves connections, each on its own thread, until the process ends.
-    pub fn serve(self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.start_session(stream),
-                // Out of descriptors or a connection reset before accept: wait and go on.
-                Err(_) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
+    /// Serves connections until the process ends.
+    pub fn serve(self) -> io::Result<()> {
+        self.serve_until(&Shutdown::new())
     }
 
-    fn start_session(&self, stream: TcpStream) {
-        let Some(slot) = self.sessions.try_acquire() else {
-            refuse_busy(stream, self.config.max_sessions);
-            return;
-        };
-        let config = Arc::clone(&self.config);
-        // A failed spawn drops the closure, which frees the slot and closes the connection.
-        let _ = thread::Builder::new()
-            .name("unstick-shell-session".into())
-            .spawn(move || {
-                let _slot = slot;
-                serve_connection(stream, &config);
-            });
+    /// Serves connections until `shutdown` is requested; then stops accepting, lets the
+    /// commands running finish within the shutdown grace, kills the rest (their whole process
+    /// groups) and returns.
+    pub fn serve_until(self, shutdown: &Shutdown) -> io::Result<()> {
+        let lobby_config = self.config.lobby;
+        let service = Arc::new(ShellService::new(self.config));
+        lobby::serve(self.listener, service, lobby_config, shutdown)
     }
-}
-
-/// Tells a connection over the session cap that the server is busy.
-fn refuse_busy(stream: TcpStream, max: usize) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let message = format!("the server is already serving {max} sessions; try again later");
-    let _ = send_error(&mut FromStd::new(&stream), "busy", &message);
 }
 
 fn checked_workdir(path: &std::path::Path) -> Result<PathBuf, ShellServerError> {

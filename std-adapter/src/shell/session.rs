@@ -1,25 +1,30 @@
-//! One client connection, from its first bytes to its close.
+//! The shell server's side of the [lobby](crate::server::lobby): what a waiting connection's
+//! bytes are ([`ShellService::admit`]), and serving one request on a worker thread.
 //!
-//! The steps: read the greeting (the first bytes) and classify it; then serve either a
-//! [`FramedSession`] (requests and streamed replies in header frames, many commands per
-//! connection) or a [`SeedSession`] (one raw-text command per read, one reply each, in the
-//! seed's format). This module holds the steps and the socket reads both kinds share. Every read waits at most until the connection's request deadline, which
-//! restarts when a request is complete; a client that does not finish a request in time is
-//! dropped.
+//! A connection's first bytes say which kind of client it is (see [`wire::classify_greeting`]):
+//! a framed client, served by a [`FramedSession`] one request at a time, or a seed client (raw
+//! text commands), served by a [`SeedSession`] one command at a time, and only when the
+//! operator chose a seed reply format. Before either, bytes that open another protocol (an HTTP
+//! request line, a TLS ClientHello, ...) are refused, so that no browser page or stray client
+//! can have its bytes run as commands.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::framed_session::FramedSession;
-use super::process::deadline_after;
-use super::seed_session::SeedSession;
+use super::process::kill_all_commands;
+use super::seed_session::{SeedSession, seed_reply};
 use super::server::ShellConfig;
 use super::wire::{self, Greeting};
-use crate::server::configure_stream;
+use crate::server::foreign::{self, Recognition};
+use crate::server::lobby::framed_request_complete;
+use crate::server::{Admission, ClientKind, Connection, Handback, Service, error_frame};
 
-/// How long the server waits for more of a greeting shorter than four bytes before taking it as
-/// a short seed command (such as `ls`).
+/// How long the server waits for more of a greeting that could still grow into something else
+/// (a short seed command such as `ls`, or the start of a request line) before judging it as it
+/// is.
 pub const GREETING_PAUSE: Duration = Duration::from_millis(200);
 
 /// Size of the buffer framed requests are read through.
@@ -35,56 +40,123 @@ pub(super) enum Next {
     Close,
 }
 
-/// Serves one accepted connection until it closes. Never panics on client input.
-pub(crate) fn serve_connection(stream: TcpStream, config: &ShellConfig) {
-    if configure_stream(&stream, config.idle_timeout).is_err() {
-        return;
-    }
-    // A client that stops reading output for this long is dropped (and its command killed), so
-    // a stalled reader cannot keep a command alive much past its time limit.
-    let write_limit = config.idle_timeout.min(config.limits.timeout);
-    if stream.set_write_timeout(Some(write_limit)).is_err() {
-        return;
-    }
-    // The first request, greeting included, must be complete by this deadline.
-    let first_deadline = deadline_after(config.idle_timeout);
-    let greeting = match read_greeting(&stream, first_deadline) {
-        Ok(Some(greeting)) => greeting,
-        Ok(None) | Err(_) => return,
-    };
-    let result = match greeting {
-        (Greeting::Seed, first) => SeedSession { config, stream }.run(first),
-        (_, first) => FramedSession::new(stream, config).and_then(|s| s.run(first, first_deadline)),
-    };
-    // The peer may already be gone; there is no one to tell about I/O errors.
-    let _ = result;
+/// The shell protocol, as the lobby drives it.
+#[derive(Debug)]
+pub(crate) struct ShellService {
+    config: Arc<ShellConfig>,
 }
 
-/// Reads the first bytes of a connection until they say which kind of client it is.
-/// `Ok(None)` when the client closes before sending anything.
-fn read_greeting(stream: &TcpStream, deadline: Instant) -> io::Result<Option<(Greeting, Vec<u8>)>> {
-    let mut first = vec![0u8; wire::SEED_COMMAND_READ];
-    let mut len = read_within(stream, &mut first, time_left(deadline)?)?;
-    if len == 0 {
-        return Ok(None);
+impl ShellService {
+    pub(crate) fn new(config: Arc<ShellConfig>) -> ShellService {
+        ShellService { config }
     }
-    loop {
-        match wire::classify_greeting(&first[..len]) {
-            Greeting::Undecided => {}
-            decided => {
-                first.truncate(len);
-                return Ok(Some((decided, first)));
+
+    /// Judges a new connection's first bytes.
+    fn admit_greeting(&self, received: &[u8], paused: bool) -> Admission<ClientKind> {
+        match foreign::recognise(received, paused) {
+            Recognition::Foreign(protocol) => {
+                return Admission::Refuse {
+                    code: "foreign_protocol",
+                    reason: format!("the client opened with {protocol}, not the shell protocol"),
+                    reply: protocol.reply("shell"),
+                };
             }
-        }
-        match read_within(stream, &mut first[len..], GREETING_PAUSE) {
-            Ok(n) if n > 0 => len += n,
-            Ok(_) => return Ok(None),
-            Err(e) if is_timeout(&e) => {
-                first.truncate(len);
-                return Ok(Some((Greeting::Seed, first)));
+            Recognition::Undecided => {
+                return Admission::Wait {
+                    pause: Some(GREETING_PAUSE),
+                };
             }
-            Err(e) => return Err(e),
+            Recognition::NotForeign => {}
         }
+        match wire::classify_greeting(received) {
+            Greeting::Framed => admit_framed(received),
+            Greeting::Undecided if !paused => Admission::Wait {
+                pause: Some(GREETING_PAUSE),
+            },
+            Greeting::Seed | Greeting::Undecided => self.admit_seed(),
+        }
+    }
+
+    fn admit_seed(&self) -> Admission<ClientKind> {
+        let Some(format) = self.config.legacy_reply else {
+            return Admission::Refuse {
+                code: "seed_disabled",
+                reason: "raw text sent, and seed clients are not enabled".into(),
+                reply: b"unstick: this server takes framed requests only (use `unstick shell \
+                         connect`); its operator can serve seed-style clients with \
+                         --legacy-reply json|size|raw\n"
+                    .to_vec(),
+            };
+        };
+        if self.config.token.is_some() {
+            let refusal = "unstick: this server requires a token, which seed-style clients \
+                           cannot send; connect with `unstick shell connect --token ...`\n";
+            return Admission::Refuse {
+                code: "unauthorized",
+                reason: "a seed client cannot present the token".into(),
+                reply: seed_reply(format, refusal.as_bytes(), false, false),
+            };
+        }
+        Admission::Serve(ClientKind::Seed)
+    }
+}
+
+/// A framed request is served once it is all in (a command is short), so that a client that
+/// sends slowly holds no slot.
+fn admit_framed(received: &[u8]) -> Admission<ClientKind> {
+    if framed_request_complete(received) {
+        Admission::Serve(ClientKind::Framed)
+    } else {
+        Admission::Wait { pause: None }
+    }
+}
+
+impl Service for ShellService {
+    type Mode = ClientKind;
+
+    const NAME: &'static str = "shell";
+
+    fn admit(&self, kind: ClientKind, received: &[u8], paused: bool) -> Admission<ClientKind> {
+        match kind {
+            ClientKind::Unknown => self.admit_greeting(received, paused),
+            ClientKind::Framed => admit_framed(received),
+            ClientKind::Seed if received.is_empty() => Admission::Wait { pause: None },
+            ClientKind::Seed => Admission::Serve(ClientKind::Seed),
+        }
+    }
+
+    fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
+        match conn.mode {
+            ClientKind::Framed => FramedSession::serve_request(conn, &self.config),
+            ClientKind::Seed => SeedSession::serve_command(conn, &self.config),
+            ClientKind::Unknown => Handback::Close(conn),
+        }
+    }
+
+    fn busy_reply(&self, kind: ClientKind, message: &str) -> Vec<u8> {
+        match (kind, self.config.legacy_reply) {
+            (ClientKind::Seed, Some(format)) => seed_reply(
+                format,
+                format!("unstick: {message}\n").as_bytes(),
+                false,
+                false,
+            ),
+            _ => error_frame("busy", message),
+        }
+    }
+
+    fn timeout_reply(&self, kind: ClientKind, received: &[u8], message: &str) -> Vec<u8> {
+        let framed =
+            kind == ClientKind::Framed || wire::classify_greeting(received) == Greeting::Framed;
+        if framed {
+            error_frame("idle_timeout", message)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn stop_now(&self) {
+        kill_all_commands();
     }
 }
 

@@ -1,16 +1,35 @@
-//! What every unstick server shares: binding, connection slots, tokens, framed sockets and
-//! error frames.
+//! What every unstick server shares: binding, the [`lobby`] where connections wait between
+//! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
+//! tokens, framed sockets and error frames.
 
-use std::io;
+pub mod foreign;
+pub mod lobby;
+pub mod shutdown;
+pub mod slots;
+
+pub use lobby::{Admission, Connection, Handback, LobbyConfig, Service};
+pub use shutdown::Shutdown;
+
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 use serde::Serialize;
 use unstick_core::blocking::write_frame;
 use unstick_core::{HeaderFrameEncoder, Profile, WriteError};
+
+/// What a server knows of a client between its requests: what its first bytes said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Nothing yet: its first bytes will tell.
+    #[default]
+    Unknown,
+    /// It speaks header frames.
+    Framed,
+    /// It sends raw text commands, as the seed's shell clients do.
+    Seed,
+}
 
 /// A TCP stream seen through `embedded-io`, as the core's drivers take it.
 pub type FramedStream = FromStd<TcpStream>;
@@ -50,62 +69,83 @@ pub fn token_matches(expected: &str, presented: &str) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// A cap on concurrent sessions. [`try_acquire`](Self::try_acquire) hands out a [`SessionSlot`]
-/// that frees itself when dropped.
-#[derive(Clone, Debug)]
-pub struct SessionLimit {
-    active: Arc<AtomicUsize>,
-    max: usize,
-}
-
-/// One occupied session slot; dropping it frees the slot.
+/// A request's input: the bytes the lobby already received from the client, then the socket.
+/// Reads from the socket wait at most until `deadline`, when there is one (a `TimedOut` error
+/// after it), else the socket's own read timeout. Writes go to the socket.
 #[derive(Debug)]
-pub struct SessionSlot {
-    active: Arc<AtomicUsize>,
+pub struct RequestStream {
+    received: Vec<u8>,
+    replayed: usize,
+    socket: TcpStream,
+    deadline: Option<Instant>,
 }
 
-impl SessionLimit {
-    /// A limit of `max` concurrent sessions.
-    pub fn new(max: usize) -> Self {
-        SessionLimit {
-            active: Arc::new(AtomicUsize::new(0)),
-            max,
+impl RequestStream {
+    /// Reads `received` first, then `socket`.
+    pub fn new(received: Vec<u8>, socket: TcpStream, deadline: Option<Instant>) -> RequestStream {
+        RequestStream {
+            received,
+            replayed: 0,
+            socket,
+            deadline,
         }
     }
 
-    /// A slot, or `None` when `max` sessions are active.
-    pub fn try_acquire(&self) -> Option<SessionSlot> {
-        let mut current = self.active.load(Ordering::Relaxed);
+    /// The received bytes not read yet.
+    pub fn unread(&self) -> &[u8] {
+        self.received.get(self.replayed..).unwrap_or_default()
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+}
+
+impl Read for RequestStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.unread();
+        if !rest.is_empty() {
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.replayed += n;
+            return Ok(n);
+        }
+        if let Some(deadline) = self.deadline {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or(io::ErrorKind::TimedOut)?;
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        }
         loop {
-            if current >= self.max {
-                return None;
-            }
-            match self.active.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return Some(SessionSlot {
-                        active: Arc::clone(&self.active),
-                    });
-                }
-                Err(now) => current = now,
+            match self.socket.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
             }
         }
     }
+}
 
-    /// Sessions active now.
-    pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+impl Write for RequestStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush()
     }
 }
 
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
-    }
+/// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
+/// as good as forever instead of overflowing.
+pub(crate) fn deadline_after(limit: Duration) -> Instant {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(limit.min(FOREVER))
+        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(now)
 }
 
 /// Prepares an accepted socket: no Nagle delay (frames are written whole), and an idle timeout
@@ -143,6 +183,14 @@ pub fn send_error<W: embedded_io::Write>(
     let mut head = vec![0u8; (message.len() + code.len()) * 6 + 128];
     let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
     write_frame(io, &encoder, &header, &[], &mut head)
+}
+
+/// An error frame's bytes, for a reply written later (by the lobby, say).
+pub fn error_frame(code: &str, message: &str) -> Vec<u8> {
+    let mut out = FromStd::new(Vec::new());
+    // Writing to a vector cannot fail, and the head buffer is sized for any message.
+    let _ = send_error(&mut out, code, message);
+    out.into_inner()
 }
 
 /// Converts a core write error on a std stream into an `io::Error`.

@@ -1,0 +1,235 @@
+//! What every `serve` command shares: the options of the lobby where connections wait, stopping
+//! on SIGTERM/SIGINT, room for many connections, and the duration and size syntax of all
+//! options.
+
+use std::io;
+use std::thread;
+use std::time::Duration;
+
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use unstick_std::server::{LobbyConfig, Shutdown};
+use unstick_std::shell::kill_all_commands;
+
+/// Options of how a server holds connections, shared by `shell serve` and `ftp serve`.
+#[derive(Args, Debug, Clone)]
+pub struct LobbyArgs {
+    /// Time a new connection has to send its first request; silent and trickling connections
+    /// are closed after it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    login_grace: Duration,
+    /// Connections held open while they wait for their next request, in all; past it, the one
+    /// that waited longest is closed.
+    #[arg(long, default_value_t = 4096)]
+    max_waiting: usize,
+    /// The same, per client address.
+    #[arg(long, default_value_t = 256)]
+    max_waiting_per_address: usize,
+    /// Requests served at once for one client address (default: the server's whole limit).
+    #[arg(long)]
+    max_per_address: Option<usize>,
+    /// After SIGTERM or SIGINT: time the requests in progress have to finish before they are
+    /// cut off (a second signal stops at once).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+impl Default for LobbyArgs {
+    fn default() -> Self {
+        let defaults = LobbyConfig::default();
+        LobbyArgs {
+            login_grace: defaults.login_grace,
+            max_waiting: defaults.max_waiting,
+            max_waiting_per_address: defaults.max_waiting_per_address,
+            max_per_address: None,
+            shutdown_grace: defaults.shutdown_grace,
+        }
+    }
+}
+
+impl LobbyArgs {
+    /// The lobby configuration for a server serving `max_active` requests at once, with
+    /// connections waiting up to `idle_timeout` between requests.
+    pub fn config(&self, max_active: usize, idle_timeout: Duration) -> LobbyConfig {
+        let max_active = max_active.max(1);
+        LobbyConfig {
+            login_grace: self.login_grace,
+            idle_timeout,
+            max_active,
+            max_active_per_address: self
+                .max_per_address
+                .unwrap_or(max_active)
+                .clamp(1, max_active),
+            max_waiting: self.max_waiting.max(1),
+            max_waiting_per_address: self.max_waiting_per_address.max(1),
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+/// Installs the handlers for SIGTERM and SIGINT: the first asks `shutdown` for a graceful stop,
+/// a second kills every running command's process group and exits at once (status 128 + the
+/// signal, as a shell reports it).
+pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    thread::Builder::new()
+        .name("unstick-signals".into())
+        .spawn(move || {
+            let mut arriving = signals.forever();
+            if let Some(signal) = arriving.next() {
+                tracing::info!(
+                    signal = signal_name(signal),
+                    "stopping: no new connections; a second signal stops at once"
+                );
+                shutdown.request();
+            }
+            if let Some(signal) = arriving.next() {
+                tracing::warn!(
+                    signal = signal_name(signal),
+                    "second signal: killing every running command and stopping now"
+                );
+                kill_all_commands();
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit, so that a server can
+/// hold thousands of waiting connections (the soft limit is often 1024).
+pub fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit struct, which `limit` is, live and exclusively
+    // borrowed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit(2) reads one rlimit struct, which `limit` is.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    }
+}
+
+/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 60, 60s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
+    };
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
+    if duration < Duration::from_millis(1) {
+        return Err("a duration must be at least 1ms".into());
+    }
+    Ok(duration)
+}
+
+/// Parses a byte count: a number with an optional binary unit `K`, `M`, `G` or `T` (either
+/// case; `KiB`, `MB` and the like also accepted), powers of 1024.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. 1048576, 512K or 16M"))?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix("iB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(unit);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => return Err(format!("unknown unit {other:?}; use K, M, G or T")),
+    };
+    value
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let table = [
+            ("60", Some(Duration::from_secs(60))),
+            ("60s", Some(Duration::from_secs(60))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("1.5s", Some(Duration::from_millis(1500))),
+            ("2m", Some(Duration::from_secs(120))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("0", None),
+            ("ten", None),
+            ("5d", None),
+            ("-1", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_duration(text).ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        let table = [
+            ("1000", Some(1000)),
+            ("512K", Some(512 * 1024)),
+            ("512k", Some(512 * 1024)),
+            ("16M", Some(16 << 20)),
+            ("16m", Some(16 << 20)),
+            ("16MiB", Some(16 << 20)),
+            ("16MB", Some(16 << 20)),
+            ("1G", Some(1 << 30)),
+            ("1T", Some(1 << 40)),
+            ("99999999999999G", None),
+            ("12P", None),
+            ("", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_size(text).ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn per_address_limit_defaults_to_the_whole_server() {
+        let args = LobbyArgs::default();
+        let idle = Duration::from_secs(9);
+        assert_eq!(args.config(64, idle).max_active_per_address, 64);
+        assert_eq!(args.config(1, idle).max_active_per_address, 1);
+        let args = LobbyArgs {
+            max_per_address: Some(500),
+            ..LobbyArgs::default()
+        };
+        assert_eq!(args.config(8, idle).max_active_per_address, 8);
+    }
+}

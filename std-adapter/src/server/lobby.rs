@@ -1,0 +1,841 @@
+//! The lobby: where every connection of a server waits while no request of its is being
+//! served. One thread holds them all with `poll(2)`, so a waiting connection costs a socket and
+//! the bytes it has sent, never a thread or a request slot.
+//!
+//! A connection's life:
+//!
+//! 1. **Accepted** into the lobby. It has the *login grace* to send the opening of its first
+//!    request (trickling bytes does not extend it); the server's [`Service::admit`] looks at
+//!    the bytes as they come and says when a request is ready to serve, or refuses them (a
+//!    foreign protocol, a client kind the server does not serve).
+//! 2. **Served**: a ready request takes a [`Slot`](super::slots::Slot) and a worker thread,
+//!    which runs [`Service::serve`] for that one request and hands the connection back.
+//!    With no slot free, the client is told `busy` and when to retry.
+//! 3. **Waiting** again, up to the idle timeout, for its next request; bytes it already sent
+//!    (a pipelined request) are judged at once.
+//! 4. **Closing**: after a refusal or a last reply, the lobby stops sending and reads what the
+//!    client still sends for a moment, so the reply is not lost to a reset, then closes.
+//!
+//! Caps: at most `max_waiting` connections wait in all and `max_waiting_per_address` per client
+//! address; past either, the connection that has waited longest is closed to make room, so a
+//! flood of silent connections can delay no newcomer by more than its own size.
+//!
+//! A [`Shutdown`] request stops the accepting, closes the waiting connections, lets the
+//! requests in progress finish within the shutdown grace, then cuts off the rest
+//! ([`Service::stop_now`] and every request's socket shut down) and returns.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::shutdown::Shutdown;
+use unstick_core::{Event, FrameDecoder, Profile};
+
+use super::slots::{NoSlot, Slots};
+use super::{HEADER_CAP, deadline_after};
+
+/// Most bytes the lobby holds for one connection before its request must be judged ready or
+/// refused (a request's header is at most [`HEADER_CAP`](super::HEADER_CAP) bytes).
+pub const MAX_RECEIVED: usize = 16 * 1024;
+
+/// How long a closing connection's remaining input is read and dropped before the socket is
+/// closed.
+pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
+
+/// How long the requests still running after the shutdown grace have to end once their sockets
+/// are shut down.
+const CUT_OFF_WAIT: Duration = Duration::from_secs(5);
+
+/// Most connections accepted in one turn of the loop, so that the waiting ones are read too.
+const ACCEPT_BATCH: usize = 256;
+
+/// How the lobby treats connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LobbyConfig {
+    /// Time a new connection has to present its first request.
+    pub login_grace: Duration,
+    /// Time a connection may wait between requests.
+    pub idle_timeout: Duration,
+    /// Requests served at once.
+    pub max_active: usize,
+    /// Requests served at once for one client address.
+    pub max_active_per_address: usize,
+    /// Connections waiting at once.
+    pub max_waiting: usize,
+    /// Connections waiting at once from one client address.
+    pub max_waiting_per_address: usize,
+    /// Time the requests in progress have to finish after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LobbyConfig {
+    fn default() -> Self {
+        LobbyConfig {
+            login_grace: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            max_active: 64,
+            max_active_per_address: 64,
+            max_waiting: 4096,
+            max_waiting_per_address: 256,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A client connection and what the lobby knows of it.
+#[derive(Debug)]
+pub struct Connection<M> {
+    /// The socket (blocking while a worker serves it).
+    pub stream: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// What the service has learnt about the client (say, which protocol it speaks).
+    pub mode: M,
+    /// Bytes received and not yet consumed by a request.
+    pub received: Vec<u8>,
+    /// Requests served on this connection so far.
+    pub requests: u64,
+}
+
+/// What a service makes of a waiting connection's bytes.
+#[derive(Debug)]
+pub enum Admission<M> {
+    /// Not enough to tell: wait for more. With a pause, [`Service::admit`] is asked again with
+    /// `paused` set when no byte arrives for that long.
+    Wait {
+        /// How long a silence makes the bytes final.
+        pause: Option<Duration>,
+    },
+    /// A request starts here: serve it, with the connection in this mode.
+    Serve(M),
+    /// Refused: log `code` and `reason`, send `reply`, close.
+    Refuse {
+        /// A stable machine-readable code.
+        code: &'static str,
+        /// What was wrong, for the log.
+        reason: String,
+        /// Bytes to send the client before closing (may be empty).
+        reply: Vec<u8>,
+    },
+}
+
+/// What becomes of a connection after a request.
+#[derive(Debug)]
+pub enum Handback<M> {
+    /// Wait in the lobby for the next request.
+    Wait(Connection<M>),
+    /// Close it (after a short linger that keeps the last reply from being lost to a reset).
+    Close(Connection<M>),
+}
+
+/// A server's protocol, as the lobby drives it.
+pub trait Service: Send + Sync + 'static {
+    /// Per-connection state the service keeps across requests.
+    type Mode: Copy + Default + Send + fmt::Debug + 'static;
+
+    /// The server's name in log lines (`shell`, `ftp`).
+    const NAME: &'static str;
+
+    /// Looks at the bytes a waiting connection has sent (its mode says what came before).
+    /// Must not block: it runs on the lobby's thread.
+    fn admit(&self, mode: Self::Mode, received: &[u8], paused: bool) -> Admission<Self::Mode>;
+
+    /// Serves the request that starts at `conn.received`, on a worker thread, with the socket in
+    /// blocking mode.
+    fn serve(&self, conn: Connection<Self::Mode>) -> Handback<Self::Mode>;
+
+    /// The bytes that tell a client in `mode` that no slot is free (`message` says why and when
+    /// to retry).
+    fn busy_reply(&self, mode: Self::Mode, message: &str) -> Vec<u8>;
+
+    /// The bytes that tell a client in `mode`, which sent `received` but no complete request,
+    /// that its time ran out.
+    fn timeout_reply(&self, mode: Self::Mode, received: &[u8], message: &str) -> Vec<u8>;
+
+    /// Ends whatever the requests in progress started that outlives their sockets (say,
+    /// commands' process groups). Called when the shutdown grace runs out.
+    fn stop_now(&self) {}
+}
+
+/// Serves `listener`'s connections through `service` until `shutdown` is requested and the
+/// requests in progress have ended (or been cut off at the shutdown grace).
+pub fn serve<S: Service>(
+    listener: TcpListener,
+    service: Arc<S>,
+    config: LobbyConfig,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let (wake_rx, wake_tx) = UnixStream::pair()?;
+    wake_rx.set_nonblocking(true)?;
+    wake_tx.set_nonblocking(true)?;
+    shutdown.add_waker(wake_tx.try_clone()?);
+    let (returns_tx, returns) = mpsc::channel();
+    let mut lobby = Lobby {
+        slots: Slots::new(
+            config.max_active.max(1),
+            config.max_active_per_address.max(1),
+        ),
+        service,
+        config,
+        listener: Some(listener),
+        accept_paused_until: None,
+        waiting: HashMap::new(),
+        order: VecDeque::new(),
+        by_address: HashMap::new(),
+        next_id: 0,
+        wake_rx,
+        wake_tx,
+        returns_tx,
+        returns,
+        stop: None,
+    };
+    lobby.run(shutdown);
+    Ok(())
+}
+
+/// A connection in the lobby.
+struct Waiting<M> {
+    conn: Connection<M>,
+    phase: Phase,
+    /// When it must have presented a request (or, closing, when it is dropped).
+    deadline: Instant,
+    /// When a silence makes its bytes final (see [`Admission::Wait`]).
+    pause_until: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request.
+    Request,
+    /// Sending nothing more; what arrives is dropped until the client closes or the deadline.
+    Closing,
+}
+
+/// Where a stop stands.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// Requests in progress may finish until `until`.
+    Grace { until: Instant },
+    /// Their sockets were shut down; the lobby returns once they end or at `until`.
+    CutOff { until: Instant },
+}
+
+/// The waiting connections of one address, oldest first. Ids of connections that have left
+/// stay until they reach the front (or the queue is compacted).
+#[derive(Default)]
+struct AddressQueue {
+    waiting: usize,
+    ids: VecDeque<u64>,
+}
+
+struct Lobby<S: Service> {
+    service: Arc<S>,
+    config: LobbyConfig,
+    slots: Slots,
+    listener: Option<TcpListener>,
+    /// Set when accepting failed for want of descriptors with nothing left to evict.
+    accept_paused_until: Option<Instant>,
+    waiting: HashMap<u64, Waiting<S::Mode>>,
+    /// Ids in the order they entered the lobby (with stale ones, skipped when met).
+    order: VecDeque<u64>,
+    by_address: HashMap<IpAddr, AddressQueue>,
+    next_id: u64,
+    wake_rx: UnixStream,
+    wake_tx: UnixStream,
+    returns_tx: Sender<Handback<S::Mode>>,
+    returns: Receiver<Handback<S::Mode>>,
+    stop: Option<Stop>,
+}
+
+impl<S: Service> Lobby<S> {
+    fn run(&mut self, shutdown: &Shutdown) {
+        loop {
+            if shutdown.is_requested() && self.stop.is_none() {
+                self.begin_stop();
+            }
+            if let Some(stop) = self.stop
+                && self.stop_progress(stop)
+            {
+                return;
+            }
+            let ready = match self.poll() {
+                Ok(ready) => ready,
+                Err(e) => {
+                    tracing::error!(server = S::NAME, error = %e, "poll failed");
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            self.drain_wakeups();
+            self.take_returns();
+            if ready.listener {
+                self.accept_batch();
+            }
+            for id in ready.connections {
+                self.on_readable(id);
+            }
+            self.on_timers();
+        }
+    }
+
+    /// Waits for the wake-up socket, the listener (while accepting) and every waiting
+    /// connection, up to the nearest timer.
+    fn poll(&mut self) -> io::Result<Ready> {
+        let now = Instant::now();
+        let mut fds = Vec::with_capacity(self.waiting.len() + 2);
+        fds.push(pollfd(self.wake_rx.as_raw_fd()));
+        let listening = match (&self.listener, self.accept_paused_until) {
+            (Some(listener), None) => {
+                fds.push(pollfd(listener.as_raw_fd()));
+                true
+            }
+            _ => false,
+        };
+        let first_connection = fds.len();
+        let mut ids = Vec::with_capacity(self.waiting.len());
+        let mut next_timer: Option<Instant> = self.accept_paused_until;
+        let mut earliest = |t: Instant| next_timer = Some(next_timer.map_or(t, |n| n.min(t)));
+        for (&id, w) in &self.waiting {
+            fds.push(pollfd(w.conn.stream.as_raw_fd()));
+            ids.push(id);
+            earliest(w.deadline);
+            if let Some(pause) = w.pause_until {
+                earliest(pause);
+            }
+        }
+        match self.stop {
+            Some(Stop::Grace { until } | Stop::CutOff { until }) => earliest(until),
+            None => {}
+        }
+        let timeout = next_timer.map_or(-1, |t| {
+            let left = t.saturating_duration_since(now);
+            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+        });
+        let nfds = libc::nfds_t::try_from(fds.len()).map_err(io::Error::other)?;
+        // SAFETY: `fds` is a live, exclusively borrowed vector of `nfds` initialised pollfd
+        // structs, which is exactly what poll(2) reads and writes.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Ready::default());
+            }
+            return Err(e);
+        }
+        if let Some(until) = self.accept_paused_until
+            && Instant::now() >= until
+        {
+            self.accept_paused_until = None;
+        }
+        Ok(Ready {
+            listener: listening && fds[1].revents != 0,
+            connections: fds[first_connection..]
+                .iter()
+                .zip(ids)
+                .filter(|(fd, _)| fd.revents != 0)
+                .map(|(_, id)| id)
+                .collect(),
+        })
+    }
+
+    fn drain_wakeups(&mut self) {
+        let mut buf = [0u8; 256];
+        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Takes back the connections whose request has been served.
+    fn take_returns(&mut self) {
+        while let Ok(handback) = self.returns.try_recv() {
+            match handback {
+                Handback::Wait(conn) if self.stop.is_none() => {
+                    if conn.stream.set_nonblocking(true).is_err() {
+                        log_closed(&conn, "socket error");
+                        continue;
+                    }
+                    let deadline = deadline_after(self.config.idle_timeout);
+                    let id = self.enter(conn, Phase::Request, deadline);
+                    if self
+                        .waiting
+                        .get(&id)
+                        .is_some_and(|w| !w.conn.received.is_empty())
+                    {
+                        self.judge(id, false);
+                    }
+                }
+                Handback::Wait(conn) => log_closed(&conn, "server shutting down"),
+                Handback::Close(conn) => self.close_gracefully(conn),
+            }
+        }
+    }
+
+    /// Accepts what the listener has, up to a batch.
+    fn accept_batch(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit_new(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    // Make room by closing the connection that has waited longest; with
+                    // nothing to close, stop accepting for a moment.
+                    if !self.evict_oldest(None) {
+                        tracing::warn!(server = S::NAME, error = %e, "cannot accept: out of descriptors");
+                        self.accept_paused_until = Some(Instant::now() + Duration::from_millis(50));
+                        return;
+                    }
+                }
+                // A connection reset before it was accepted, and the like.
+                Err(e) => {
+                    tracing::debug!(server = S::NAME, error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit_new(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
+            return;
+        }
+        tracing::info!(server = S::NAME, peer = %peer, "connection opened");
+        let address = peer.ip();
+        let from_address = self.by_address.get(&address).map_or(0, |q| q.waiting);
+        if from_address >= self.config.max_waiting_per_address.max(1) {
+            self.evict_oldest(Some(address));
+        }
+        if self.waiting.len() >= self.config.max_waiting.max(1) {
+            self.evict_oldest(None);
+        }
+        let conn = Connection {
+            stream,
+            peer,
+            mode: S::Mode::default(),
+            received: Vec::new(),
+            requests: 0,
+        };
+        let deadline = deadline_after(self.config.login_grace);
+        self.enter(conn, Phase::Request, deadline);
+    }
+
+    fn enter(&mut self, conn: Connection<S::Mode>, phase: Phase, deadline: Instant) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let queue = self.by_address.entry(conn.peer.ip()).or_default();
+        queue.waiting += 1;
+        queue.ids.push_back(id);
+        if queue.ids.len() > 2 * queue.waiting + 16 {
+            let waiting = &self.waiting;
+            queue.ids.retain(|i| *i == id || waiting.contains_key(i));
+        }
+        self.order.push_back(id);
+        if self.order.len() > 2 * self.waiting.len() + 64 {
+            let waiting = &self.waiting;
+            self.order.retain(|i| *i == id || waiting.contains_key(i));
+        }
+        self.waiting.insert(
+            id,
+            Waiting {
+                conn,
+                phase,
+                deadline,
+                pause_until: None,
+            },
+        );
+        id
+    }
+
+    /// Takes a connection out of the lobby.
+    fn leave(&mut self, id: u64) -> Option<Waiting<S::Mode>> {
+        let w = self.waiting.remove(&id)?;
+        let address = w.conn.peer.ip();
+        if let Some(queue) = self.by_address.get_mut(&address) {
+            queue.waiting -= 1;
+            if queue.waiting == 0 {
+                self.by_address.remove(&address);
+            }
+        }
+        Some(w)
+    }
+
+    /// Closes the connection that has waited longest (of `address`, or of all); `false` when
+    /// there is none.
+    fn evict_oldest(&mut self, address: Option<IpAddr>) -> bool {
+        let oldest = match address {
+            Some(address) => {
+                let Some(queue) = self.by_address.get_mut(&address) else {
+                    return false;
+                };
+                pop_live(&mut queue.ids, &self.waiting)
+            }
+            None => pop_live(&mut self.order, &self.waiting),
+        };
+        let Some(w) = oldest.and_then(|id| self.leave(id)) else {
+            return false;
+        };
+        log_closed(
+            &w.conn,
+            "evicted: the connection that waited longest made room for a new one",
+        );
+        true
+    }
+
+    fn on_readable(&mut self, id: u64) {
+        let Some(w) = self.waiting.get_mut(&id) else {
+            return;
+        };
+        let phase = w.phase;
+        let ended = match read_available(w) {
+            Ok(Input::More) if phase == Phase::Request => return self.judge(id, false),
+            Ok(Input::More) => return,
+            // What a client sent before closing its side is still a request: a seed upload
+            // ends that way, and a half-closed connection can still take the reply.
+            Ok(Input::Ended) if phase == Phase::Request && !w.conn.received.is_empty() => {
+                self.judge(id, true);
+                "closed by the client before its request was complete"
+            }
+            Ok(Input::Ended) => "closed by the client",
+            Err(_) => "connection reset",
+        };
+        if let Some(w) = self.waiting.get(&id)
+            && w.phase == phase
+        {
+            let w = self.leave(id).expect("present");
+            if phase == Phase::Request {
+                log_closed(&w.conn, ended);
+            }
+        }
+    }
+
+    /// Asks the service what the connection's bytes are, and acts on it.
+    fn judge(&mut self, id: u64, paused: bool) {
+        let Some(w) = self.waiting.get_mut(&id) else {
+            return;
+        };
+        let full = w.conn.received.len() >= MAX_RECEIVED;
+        match self
+            .service
+            .admit(w.conn.mode, &w.conn.received, paused || full)
+        {
+            Admission::Wait { pause } => {
+                w.pause_until = pause.map(|p| Instant::now() + p);
+            }
+            Admission::Serve(mode) => {
+                let mut w = self.leave(id).expect("present");
+                w.conn.mode = mode;
+                self.start_request(w.conn);
+            }
+            Admission::Refuse {
+                code,
+                reason,
+                reply,
+            } => {
+                let w = self.leave(id).expect("present");
+                tracing::warn!(server = S::NAME, peer = %w.conn.peer, code = %code, reason = %reason, "refused");
+                send_nonblocking(&w.conn.stream, &reply);
+                self.close_gracefully(w.conn);
+            }
+        }
+    }
+
+    /// Gives a ready request a slot and a worker thread, or tells the client it is busy.
+    fn start_request(&mut self, conn: Connection<S::Mode>) {
+        let slot = match self.slots.try_acquire(conn.peer.ip(), &conn.stream) {
+            Ok(slot) => slot,
+            Err(no_slot) => return self.refuse_busy(conn, no_slot),
+        };
+        if conn.stream.set_nonblocking(false).is_err() {
+            return log_closed(&conn, "socket error");
+        }
+        let service = Arc::clone(&self.service);
+        let returns = self.returns_tx.clone();
+        let Ok(mut wake) = self.wake_tx.try_clone() else {
+            return log_closed(&conn, "out of descriptors");
+        };
+        let peer = conn.peer;
+        let spawned = thread::Builder::new()
+            .name(format!("unstick-{}", S::NAME))
+            .spawn(move || {
+                let handback = service.serve(conn);
+                // The slot is free before the connection can come back with another request.
+                drop(slot);
+                let _ = returns.send(handback);
+                let _ = wake.write(&[1]);
+            });
+        if let Err(e) = spawned {
+            // The closure, and with it the connection and the slot, is dropped.
+            tracing::warn!(server = S::NAME, peer = %peer, error = %e, "cannot start a worker thread; connection closed");
+        }
+    }
+
+    fn refuse_busy(&mut self, conn: Connection<S::Mode>, no_slot: NoSlot) {
+        let message = no_slot.to_string();
+        tracing::warn!(server = S::NAME, peer = %conn.peer, code = %"busy", reason = %message, "refused");
+        send_nonblocking(&conn.stream, &self.service.busy_reply(conn.mode, &message));
+        self.close_gracefully(conn);
+    }
+
+    /// Stops sending and lingers, reading and dropping what the client still sends, so that
+    /// the last reply is not lost to a reset; then closes.
+    fn close_gracefully(&mut self, conn: Connection<S::Mode>) {
+        log_closed(&conn, "closed by the server");
+        if self.stop.is_some()
+            || conn.stream.set_nonblocking(true).is_err()
+            || conn.stream.shutdown(SocketShutdown::Write).is_err()
+        {
+            return;
+        }
+        self.enter(conn, Phase::Closing, Instant::now() + CLOSING_LINGER);
+    }
+
+    /// Acts on the deadlines and pauses that have passed.
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut paused = Vec::new();
+        for (&id, w) in &self.waiting {
+            if w.deadline <= now {
+                expired.push(id);
+            } else if w.pause_until.is_some_and(|p| p <= now) {
+                paused.push(id);
+            }
+        }
+        for id in paused {
+            if let Some(w) = self.waiting.get_mut(&id) {
+                w.pause_until = None;
+            }
+            self.judge(id, true);
+        }
+        for id in expired {
+            let Some(w) = self.leave(id) else {
+                continue;
+            };
+            if w.phase == Phase::Closing {
+                continue;
+            }
+            let limit = if w.conn.requests == 0 {
+                ("login grace", self.config.login_grace)
+            } else {
+                ("idle timeout", self.config.idle_timeout)
+            };
+            if w.conn.received.is_empty() {
+                let reason = format!("silent for the {} of {:?}", limit.0, limit.1);
+                log_closed(&w.conn, &reason);
+                continue;
+            }
+            let message = format!(
+                "no complete request within the {} of {:?}; closing the connection",
+                limit.0, limit.1
+            );
+            tracing::warn!(server = S::NAME, peer = %w.conn.peer, code = %"idle_timeout", reason = %message, "refused");
+            let reply = self
+                .service
+                .timeout_reply(w.conn.mode, &w.conn.received, &message);
+            send_nonblocking(&w.conn.stream, &reply);
+            self.close_gracefully(w.conn);
+        }
+    }
+
+    /// Stops accepting and closes every waiting connection; the requests in progress get the
+    /// shutdown grace.
+    fn begin_stop(&mut self) {
+        self.listener = None;
+        let ids: Vec<u64> = self.waiting.keys().copied().collect();
+        for id in ids {
+            if let Some(w) = self.leave(id)
+                && w.phase == Phase::Request
+            {
+                log_closed(&w.conn, "server shutting down");
+            }
+        }
+        let grace = self.config.shutdown_grace;
+        tracing::info!(
+            server = S::NAME,
+            in_progress = self.slots.active(),
+            grace = ?grace,
+            "shutting down: no longer accepting; waiting for the requests in progress"
+        );
+        self.stop = Some(Stop::Grace {
+            until: deadline_after(grace),
+        });
+    }
+
+    /// Moves a stop along; `true` when the lobby is done.
+    fn stop_progress(&mut self, stop: Stop) -> bool {
+        let active = self.slots.active();
+        if active == 0 {
+            tracing::info!(server = S::NAME, "stopped");
+            return true;
+        }
+        let now = Instant::now();
+        match stop {
+            Stop::Grace { until } if now >= until => {
+                tracing::warn!(
+                    server = S::NAME,
+                    in_progress = active,
+                    "shutdown grace over: cutting off the requests in progress"
+                );
+                self.service.stop_now();
+                self.slots.cut_off_all();
+                self.stop = Some(Stop::CutOff {
+                    until: now + CUT_OFF_WAIT,
+                });
+                false
+            }
+            Stop::CutOff { until } if now >= until => {
+                tracing::error!(
+                    server = S::NAME,
+                    in_progress = active,
+                    "requests did not end after their sockets were shut down; stopping anyway"
+                );
+                self.service.stop_now();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What one `poll` call found ready.
+#[derive(Default)]
+struct Ready {
+    listener: bool,
+    connections: Vec<u64>,
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// What reading a waiting connection found.
+enum Input {
+    /// Bytes (or nothing yet); the connection is open.
+    More,
+    /// The client closed its sending side.
+    Ended,
+}
+
+/// Reads what a waiting connection has sent: kept while it makes up a request (up to
+/// [`MAX_RECEIVED`]), dropped while the connection closes.
+fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let room = match w.phase {
+            Phase::Request => MAX_RECEIVED.saturating_sub(w.conn.received.len()),
+            Phase::Closing => buf.len(),
+        };
+        if room == 0 {
+            return Ok(Input::More);
+        }
+        let take = room.min(buf.len());
+        match (&w.conn.stream).read(&mut buf[..take]) {
+            Ok(0) => return Ok(Input::Ended),
+            Ok(n) if w.phase == Phase::Request => w.conn.received.extend_from_slice(&buf[..n]),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Input::More),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The first id in `queue` that is still waiting, taken out of the queue.
+fn pop_live<M>(queue: &mut VecDeque<u64>, waiting: &HashMap<u64, Waiting<M>>) -> Option<u64> {
+    while let Some(id) = queue.pop_front() {
+        if waiting.contains_key(&id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// Writes a short reply to a non-blocking socket as far as it goes (a fresh socket's buffer
+/// takes any reply the lobby sends whole).
+fn send_nonblocking(stream: &TcpStream, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        let _ = (&*stream).write(bytes);
+    }
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+fn log_closed<M>(conn: &Connection<M>, reason: &str) {
+    tracing::info!(peer = %conn.peer, requests = conn.requests, reason, "connection closed");
+}
+
+/// Whether `received` holds a framed request's prefix and its whole header, or a prefix that
+/// can never start a valid frame (the worker then answers with an error frame): the point at
+/// which a header-frame request is ready to serve.
+pub fn framed_request_ready(received: &[u8], header_cap: usize) -> bool {
+    let Some(prefix) = received.first_chunk::<4>() else {
+        return false;
+    };
+    let len = i32::from_le_bytes(*prefix);
+    match usize::try_from(len) {
+        Ok(len) if (1..=header_cap).contains(&len) => received.len() >= 4 + len,
+        _ => true,
+    }
+}
+
+/// Whether `received` holds a whole header frame (or bytes no frame can start with, or more
+/// than the lobby holds): the point at which a request with a small body, such as a command, is
+/// ready to serve. Its worker then never waits for a client that sends slowly.
+pub fn framed_request_complete(received: &[u8]) -> bool {
+    if received.len() >= MAX_RECEIVED {
+        return true;
+    }
+    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+    let mut input = received;
+    loop {
+        match decoder.feed(input) {
+            Ok((_, Event::End(_))) | Err(_) => return true,
+            Ok((_, Event::NeedMore)) => return false,
+            Ok((used, _)) => input = &input[used..],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_requests_are_ready_once_their_header_is_in() {
+        let frame = b"\x0b\x00\x00\x00{\"op\":\"x\"}body";
+        for cut in 0..4 + 11 {
+            assert!(!framed_request_ready(&frame[..cut], 100), "{cut}");
+        }
+        assert!(framed_request_ready(&frame[..15], 100));
+        assert!(framed_request_ready(frame, 100));
+        for cut in 0..frame.len() + 4 {
+            let mut whole = b"\x1b\x00\x00\x00{\"op\":\"x\",\"total_size\":4}body".to_vec();
+            let len = whole.len();
+            whole.truncate(cut);
+            assert_eq!(framed_request_complete(&whole), cut >= len, "{cut}");
+        }
+        // Prefixes no frame can have: the worker refuses them with an error frame.
+        for bad in [
+            &[0, 0, 0, 0][..],
+            &[0xff, 0xff, 0xff, 0xff],
+            &[0x65, 0, 0, 0],
+        ] {
+            assert!(framed_request_ready(bad, 100), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! A graceful stop shared by every server in a process: [`Shutdown::request`] (called, say,
+//! from a SIGTERM handler) wakes each server's lobby, which stops accepting, lets the requests
+//! in progress finish within its grace period, then cuts the rest off and returns from `serve`.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A handle to request a graceful stop of the servers that were given a clone of it. Cheap to
+/// clone; all clones are the same switch.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requested: AtomicBool,
+    /// One end of each serving lobby's wake-up socket pair.
+    wakers: Mutex<Vec<UnixStream>>,
+}
+
+impl Shutdown {
+    /// A switch that is off until [`request`](Self::request) is called.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Asks every server holding a clone to stop gracefully. Safe to call more than once and
+    /// from any thread.
+    pub fn request(&self) {
+        self.inner.requested.store(true, Ordering::SeqCst);
+        let wakers = self
+            .inner
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for mut waker in wakers.iter() {
+            // A full socket buffer means a wake-up is already pending.
+            let _ = waker.write(&[1]);
+        }
+    }
+
+    /// Whether a stop has been requested.
+    pub fn is_requested(&self) -> bool {
+        self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// Registers a socket to write a byte to when a stop is requested (wakes a `poll(2)`).
+    pub(crate) fn add_waker(&self, waker: UnixStream) {
+        self.inner
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(waker);
+        // A request that came before the registration is not lost: callers check
+        // `is_requested` after registering.
+    }
+}
