@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use serve_common::{
-    Held, Raw, Seen, Served, eventually, frames_in, hold_connections, long_header, raise_fd_limit,
-    run_client,
+    Held, Raw, Seen, Served, eventually, frames_in, hold_connections, hold_connections_paced,
+    long_header, raise_fd_limit, run_client,
 };
 use shell_common::{Collected, children_of, exec_frame};
 use unstick_std::shell::{ShellClient, ShellClientError, Termination};
@@ -29,7 +29,7 @@ const FDS_FOR_2000: libc::rlim_t = 4500;
 /// Bound for one client run while the server is flooded.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// Bound for opening a flood.
-const FLOOD_OPEN_LIMIT: Duration = Duration::from_secs(20);
+const FLOOD_OPEN_LIMIT: Duration = Duration::from_secs(30);
 /// Server threads allowed while thousands of connections wait.
 const MAX_THREADS: u64 = 20;
 /// Server resident memory allowed while thousands of connections wait, in KiB.
@@ -135,7 +135,7 @@ fn two_thousand_silent_connections_do_not_keep_a_shell_client_out() {
         return;
     }
     let server = Served::shell(&["--max-waiting-per-address", "4096", "--login-grace", "60s"]);
-    let mut held = hold_connections(&server.addr, 2000, FLOOD_OPEN_LIMIT);
+    let mut held = hold_connections_paced(&server, 2000, FLOOD_OPEN_LIMIT);
     let mut peak = Peak::default();
     peak.sample(&server);
     let out = run_client_while(
@@ -161,7 +161,7 @@ fn two_thousand_trickling_connections_do_not_keep_a_shell_client_out() {
     }
     let server = Served::shell(&["--max-waiting-per-address", "4096", "--login-grace", "60s"]);
     let script = long_header("exec");
-    let mut held = hold_connections(&server.addr, 2000, FLOOD_OPEN_LIMIT);
+    let mut held = hold_connections_paced(&server, 2000, FLOOD_OPEN_LIMIT);
     // Every connection sends a byte of its header about every 100 ms, before and while the
     // client runs.
     for _ in 0..5 {
@@ -201,7 +201,7 @@ fn two_thousand_silent_connections_do_not_keep_an_upload_out() {
         &["--max-waiting-per-address", "4096", "--login-grace", "60s"],
     );
     fs::write(dir.path().join("six.txt"), b"hello\n").expect("write");
-    let mut held = hold_connections(&server.addr, 2000, FLOOD_OPEN_LIMIT);
+    let mut held = hold_connections_paced(&server, 2000, FLOOD_OPEN_LIMIT);
     let mut peak = Peak::default();
     peak.sample(&server);
     let out = run_client_while(

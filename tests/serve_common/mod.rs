@@ -446,6 +446,28 @@ pub fn hold_connections(addr: &str, count: usize, limit: Duration) -> Vec<Held> 
     held
 }
 
+/// Like [`hold_connections`], for a server expected to keep every connection: after each 100,
+/// waits (up to 2 s) for the server to have accepted them (its open descriptors), so a burst
+/// never overflows the listen backlog and stalls a connect for a SYN retransmission.
+pub fn hold_connections_paced(server: &Served, count: usize, limit: Duration) -> Vec<Held> {
+    let fds = || {
+        fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let base = fds();
+    let deadline = Instant::now() + limit;
+    let mut held = Vec::with_capacity(count);
+    while held.len() < count {
+        let batch = (count - held.len()).min(100);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        held.extend(hold_connections(&server.addr, batch, remaining));
+        let target = base + held.len();
+        eventually(Duration::from_secs(2), || fds() >= target);
+    }
+    held
+}
+
 /// A framed request header that takes a long time to send a byte at a time: a prefix and a
 /// JSON header padded to about 1,000 bytes (an exec for the shell, a stat for the file server).
 pub fn long_header(op: &str) -> Vec<u8> {
