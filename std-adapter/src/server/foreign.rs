@@ -135,6 +135,15 @@ pub fn recognise(received: &[u8], paused: bool) -> Recognition {
     }
 }
 
+/// Whether any line of `text` is an HTTP request line. A raw-text command holding one is the
+/// rest of an HTTP request whose opening arrived apart (after a pause), not a command.
+pub fn holds_http_request_line(text: &[u8]) -> bool {
+    text.split(|&b| b == b'\n').any(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        is_http_request_line(line)
+    })
+}
+
 /// The bytes up to the first line feed (without it and a carriage return before it), or all of
 /// them.
 fn first_line(received: &[u8]) -> &[u8] {
@@ -244,6 +253,17 @@ mod tests {
             assert_eq!(recognise(bytes, false), open, "{shown:?}");
             assert_eq!(recognise(bytes, true), paused, "{shown:?} after a pause");
         }
+    }
+
+    #[test]
+    fn request_lines_are_found_anywhere_in_a_text() {
+        assert!(holds_http_request_line(
+            b"ST / HTTP/1.1\r\nHost: x\r\n\r\ntouch x\n"
+        ));
+        assert!(holds_http_request_line(b"ls\nGET /x HTTP/1.0\n"));
+        assert!(!holds_http_request_line(
+            b"ls -l\necho HTTP/1.1\ncurl -s http://x/"
+        ));
     }
 
     #[test]

@@ -39,6 +39,7 @@ use super::shutdown::Shutdown;
 use unstick_core::{Event, FrameDecoder, Profile};
 
 use super::slots::{NoSlot, Slots};
+use super::workers::Workers;
 use super::{HEADER_CAP, deadline_after};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
@@ -192,7 +193,8 @@ pub fn serve<S: Service>(
         by_address: HashMap::new(),
         next_id: 0,
         wake_rx,
-        wake_tx,
+        wake_tx: Arc::new(wake_tx),
+        workers: Workers::new(format!("unstick-{}", S::NAME)),
         returns_tx,
         returns,
         stop: None,
@@ -249,7 +251,8 @@ struct Lobby<S: Service> {
     by_address: HashMap<IpAddr, AddressQueue>,
     next_id: u64,
     wake_rx: UnixStream,
-    wake_tx: UnixStream,
+    wake_tx: Arc<UnixStream>,
+    workers: Workers,
     returns_tx: Sender<Handback<S::Mode>>,
     returns: Receiver<Handback<S::Mode>>,
     stop: Option<Stop>,
@@ -559,20 +562,16 @@ impl<S: Service> Lobby<S> {
         }
         let service = Arc::clone(&self.service);
         let returns = self.returns_tx.clone();
-        let Ok(mut wake) = self.wake_tx.try_clone() else {
-            return log_closed(&conn, "out of descriptors");
-        };
+        let wake = Arc::clone(&self.wake_tx);
         let peer = conn.peer;
-        let spawned = thread::Builder::new()
-            .name(format!("unstick-{}", S::NAME))
-            .spawn(move || {
-                let handback = service.serve(conn);
-                // The slot is free before the connection can come back with another request.
-                drop(slot);
-                let _ = returns.send(handback);
-                let _ = wake.write(&[1]);
-            });
-        if let Err(e) = spawned {
+        let started = self.workers.run(Box::new(move || {
+            let handback = service.serve(conn);
+            // The slot is free before the connection can come back with another request.
+            drop(slot);
+            let _ = returns.send(handback);
+            let _ = (&*wake).write(&[1]);
+        }));
+        if let Err(e) = started {
             // The closure, and with it the connection and the slot, is dropped.
             tracing::warn!(server = S::NAME, peer = %peer, error = %e, "cannot start a worker thread; connection closed");
         }
@@ -814,6 +813,220 @@ pub fn framed_request_complete(received: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ClientKind;
+    use std::io::BufRead;
+
+    /// A line protocol: a request is a line; the reply is `ok <line>`. The line `sleep` takes
+    /// 600 ms to serve.
+    struct Lines;
+
+    impl Service for Lines {
+        type Mode = ClientKind;
+        const NAME: &'static str = "lines";
+
+        fn admit(&self, _: ClientKind, received: &[u8], _: bool) -> Admission<ClientKind> {
+            if received.starts_with(b"GET ") {
+                return Admission::Refuse {
+                    code: "foreign_protocol",
+                    reason: "HTTP".into(),
+                    reply: b"no\n".to_vec(),
+                };
+            }
+            match received.contains(&b'\n') {
+                true => Admission::Serve(ClientKind::Framed),
+                false => Admission::Wait { pause: None },
+            }
+        }
+
+        fn serve(&self, mut conn: Connection<ClientKind>) -> Handback<ClientKind> {
+            let end = conn.received.iter().position(|&b| b == b'\n').unwrap();
+            let line: Vec<u8> = conn.received.drain(..=end).collect();
+            if line == b"sleep\n" {
+                thread::sleep(Duration::from_millis(600));
+            }
+            conn.requests += 1;
+            let mut reply = b"ok ".to_vec();
+            reply.extend_from_slice(&line);
+            match (&conn.stream).write_all(&reply) {
+                Ok(()) => Handback::Wait(conn),
+                Err(_) => Handback::Close(conn),
+            }
+        }
+
+        fn busy_reply(&self, _: ClientKind, _: &str) -> Vec<u8> {
+            b"busy\n".to_vec()
+        }
+
+        fn timeout_reply(&self, _: ClientKind, _: &[u8], _: &str) -> Vec<u8> {
+            b"timeout\n".to_vec()
+        }
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        shutdown: Shutdown,
+        done: mpsc::Receiver<()>,
+    }
+
+    fn start(config: LobbyConfig) -> Running {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let (done_tx, done) = mpsc::channel();
+        let stop = shutdown.clone();
+        thread::spawn(move || {
+            serve(listener, Arc::new(Lines), config, &stop).unwrap();
+            let _ = done_tx.send(());
+        });
+        Running {
+            addr,
+            shutdown,
+            done,
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> io::BufReader<TcpStream> {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        io::BufReader::new(stream)
+    }
+
+    fn line(reader: &mut io::BufReader<TcpStream>) -> String {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn send(reader: &mut io::BufReader<TcpStream>, bytes: &[u8]) {
+        reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn pipelined_requests_are_served_in_order_across_handbacks() {
+        let lobby = start(LobbyConfig::default());
+        let mut client = connect(lobby.addr);
+        send(&mut client, b"a\nb\nc");
+        assert_eq!(line(&mut client), "ok a\n");
+        assert_eq!(line(&mut client), "ok b\n");
+        send(&mut client, b"\n");
+        assert_eq!(line(&mut client), "ok c\n");
+        let mut web = connect(lobby.addr);
+        send(&mut web, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(line(&mut web), "no\n");
+        assert_eq!(line(&mut web), "", "closed after the refusal");
+    }
+
+    #[test]
+    fn the_longest_waiting_connection_of_an_address_makes_room() {
+        let lobby = start(LobbyConfig {
+            max_waiting_per_address: 3,
+            ..LobbyConfig::default()
+        });
+        let mut silent: Vec<_> = (0..5).map(|_| connect(lobby.addr)).collect();
+        // Each connection is in before the next one is made: a request proves it.
+        let mut newcomer = connect(lobby.addr);
+        send(&mut newcomer, b"hi\n");
+        assert_eq!(line(&mut newcomer), "ok hi\n");
+        // Six connections, room for three: the three oldest were closed.
+        for (i, conn) in silent.iter_mut().enumerate() {
+            conn.get_ref()
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut byte = [0u8; 1];
+            let closed = match conn.get_mut().read(&mut byte) {
+                Ok(n) => n == 0,
+                Err(e) => !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ),
+            };
+            assert_eq!(closed, i < 3, "connection {i}");
+        }
+    }
+
+    #[test]
+    fn the_login_grace_ends_silent_and_trickling_connections() {
+        let lobby = start(LobbyConfig {
+            login_grace: Duration::from_millis(300),
+            ..LobbyConfig::default()
+        });
+        let mut silent = connect(lobby.addr);
+        let mut trickling = connect(lobby.addr);
+        for _ in 0..6 {
+            send(&mut trickling, b"x");
+            thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(line(&mut trickling), "timeout\n");
+        assert_eq!(line(&mut silent), "", "closed without a word");
+        // A connection that was served waits for the idle timeout instead.
+        let mut served = connect(lobby.addr);
+        send(&mut served, b"a\n");
+        assert_eq!(line(&mut served), "ok a\n");
+        thread::sleep(Duration::from_millis(500));
+        send(&mut served, b"b\n");
+        assert_eq!(line(&mut served), "ok b\n");
+    }
+
+    #[test]
+    fn a_request_over_the_slots_is_told_busy_and_waiting_holds_none() {
+        let lobby = start(LobbyConfig {
+            max_active: 1,
+            ..LobbyConfig::default()
+        });
+        let mut idle = connect(lobby.addr);
+        send(&mut idle, b"a\n");
+        assert_eq!(line(&mut idle), "ok a\n");
+        let mut sleeper = connect(lobby.addr);
+        send(&mut sleeper, b"sleep\n");
+        thread::sleep(Duration::from_millis(200));
+        let mut late = connect(lobby.addr);
+        send(&mut late, b"b\n");
+        assert_eq!(line(&mut late), "busy\n");
+        assert_eq!(line(&mut sleeper), "ok sleep\n");
+        send(&mut idle, b"c\n");
+        assert_eq!(line(&mut idle), "ok c\n");
+    }
+
+    #[test]
+    fn a_stop_lets_requests_in_progress_finish_and_refuses_newcomers() {
+        let lobby = start(LobbyConfig::default());
+        let mut waiting = connect(lobby.addr);
+        send(&mut waiting, b"a\n");
+        assert_eq!(line(&mut waiting), "ok a\n");
+        let mut sleeper = connect(lobby.addr);
+        send(&mut sleeper, b"sleep\n");
+        thread::sleep(Duration::from_millis(200));
+        lobby.shutdown.request();
+        assert_eq!(line(&mut waiting), "", "waiting connections are closed");
+        assert_eq!(line(&mut sleeper), "ok sleep\n");
+        lobby
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .expect("serve returns once the request has ended");
+        assert!(TcpStream::connect(lobby.addr).is_err(), "still accepting");
+    }
+
+    #[test]
+    fn a_stop_cuts_off_what_outlasts_the_grace() {
+        let lobby = start(LobbyConfig {
+            shutdown_grace: Duration::from_millis(100),
+            ..LobbyConfig::default()
+        });
+        let mut sleeper = connect(lobby.addr);
+        send(&mut sleeper, b"sleep\n");
+        thread::sleep(Duration::from_millis(100));
+        let asked = Instant::now();
+        lobby.shutdown.request();
+        lobby
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .expect("serve returns");
+        // The request's socket was shut down at the grace, before the request would have ended.
+        assert_eq!(line(&mut sleeper), "");
+        assert!(asked.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn framed_requests_are_ready_once_their_header_is_in() {

@@ -6,6 +6,7 @@ pub mod foreign;
 pub mod lobby;
 pub mod shutdown;
 pub mod slots;
+mod workers;
 
 pub use lobby::{Admission, Connection, Handback, LobbyConfig, Service};
 pub use shutdown::Shutdown;

@@ -121,9 +121,25 @@ fn connect(addr: &str) -> Result<TcpStream, ShellClientError> {
     Ok(stream)
 }
 
+/// Whether the server has closed `stream` (or sent something unasked, which only comes before
+/// a close, such as an `idle_timeout` error frame), without waiting.
+fn server_has_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        Ok(_) => true,
+    };
+    closed || stream.set_nonblocking(false).is_err()
+}
+
 /// A connection to an unstick shell server; runs any number of commands, one at a time.
 pub struct ShellClient {
     stream: FromStd<TcpStream>,
+    /// Where to reconnect when the server has closed a connection that waited too long.
+    addr: Option<String>,
     token: Option<String>,
     read_buf: Vec<u8>,
     head: Vec<u8>,
@@ -148,14 +164,21 @@ enum Reply {
 
 impl ShellClient {
     /// Connects to the server at `addr`, presenting `token` with every request.
+    ///
+    /// A server closes connections that wait too long between commands; before each command,
+    /// a client made this way notices that and connects again (the server had read nothing of
+    /// the command, so nothing runs twice).
     pub fn connect(addr: &str, token: Option<String>) -> Result<ShellClient, ShellClientError> {
-        Ok(ShellClient::from_stream(connect(addr)?, token))
+        let mut client = ShellClient::from_stream(connect(addr)?, token);
+        client.addr = Some(addr.to_string());
+        Ok(client)
     }
 
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream, token: Option<String>) -> ShellClient {
         ShellClient {
             stream: FromStd::new(stream),
+            addr: None,
             token,
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
             head: vec![0u8; 1024],
@@ -168,6 +191,11 @@ impl ShellClient {
         command: &str,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
+        if let Some(addr) = &self.addr
+            && server_has_closed(self.stream.inner())
+        {
+            self.stream = FromStd::new(connect(addr)?);
+        }
         match self.send_request(command) {
             Ok(()) => self.read_reply(sink),
             // A server refuses a bad token on the header alone and closes without reading the

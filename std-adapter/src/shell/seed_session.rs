@@ -17,6 +17,7 @@ use super::session::{
     GREETING_PAUSE, Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left,
 };
 use super::wire::{self, LegacyReply};
+use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::{ClientKind, Connection, Handback};
 
 /// A command from a seed-style client: each read is one text command, answered with one reply
@@ -58,6 +59,18 @@ impl SeedSession<'_> {
 
     fn serve(&mut self, command: &mut Vec<u8>) -> io::Result<Next> {
         if self.collect_long_command(command)? {
+            if foreign::holds_http_request_line(command) {
+                tracing::warn!(
+                    server = "shell",
+                    peer = %self.peer,
+                    code = %"foreign_protocol",
+                    reason = "a raw-text command holds an HTTP request line",
+                    "refused"
+                );
+                let mut stream = self.stream;
+                stream.write_all(&ForeignProtocol::Http.reply("shell"))?;
+                return Ok(Next::Close);
+            }
             return self.answer(command);
         }
         let message = format!(

@@ -18,7 +18,7 @@ use super::process::kill_all_commands;
 use super::seed_session::{SeedSession, seed_reply};
 use super::server::ShellConfig;
 use super::wire::{self, Greeting};
-use crate::server::foreign::{self, Recognition};
+use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, Handback, Service, error_frame};
 
@@ -73,11 +73,11 @@ impl ShellService {
             Greeting::Undecided if !paused => Admission::Wait {
                 pause: Some(GREETING_PAUSE),
             },
-            Greeting::Seed | Greeting::Undecided => self.admit_seed(),
+            Greeting::Seed | Greeting::Undecided => self.admit_seed(received),
         }
     }
 
-    fn admit_seed(&self) -> Admission<ClientKind> {
+    fn admit_seed(&self, received: &[u8]) -> Admission<ClientKind> {
         let Some(format) = self.config.legacy_reply else {
             return Admission::Refuse {
                 code: "seed_disabled",
@@ -97,7 +97,7 @@ impl ShellService {
                 reply: seed_reply(format, refusal.as_bytes(), false, false),
             };
         }
-        Admission::Serve(ClientKind::Seed)
+        self.admit(ClientKind::Seed, received, true)
     }
 }
 
@@ -121,6 +121,12 @@ impl Service for ShellService {
             ClientKind::Unknown => self.admit_greeting(received, paused),
             ClientKind::Framed => admit_framed(received),
             ClientKind::Seed if received.is_empty() => Admission::Wait { pause: None },
+            // The rest of an HTTP request whose opening came apart from it is no command.
+            ClientKind::Seed if foreign::holds_http_request_line(received) => Admission::Refuse {
+                code: "foreign_protocol",
+                reason: "a raw-text command holds an HTTP request line".into(),
+                reply: ForeignProtocol::Http.reply("shell"),
+            },
             ClientKind::Seed => Admission::Serve(ClientKind::Seed),
         }
     }
