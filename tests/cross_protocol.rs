@@ -341,6 +341,17 @@ fn assert_nothing_ran(dir: &Path, results: &[(Attack, Answer)], server: &Served)
         .collect();
     assert!(ran.is_empty(), "{ran:?}; server log:\n{}", server.log());
     assert_eq!(names_in(dir), Vec::<String>::new(), "the directory changed");
+    // Not even a harmless piece of an attack ran (`PO`, say, before the pause).
+    let commands: Vec<String> = server
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("command finished"))
+        .collect();
+    assert!(
+        commands.is_empty(),
+        "parts of the attacks ran as commands:\n{}",
+        commands.join("\n")
+    );
 }
 
 fn assert_serves_a_shell_client(server: &Served) {
