@@ -430,9 +430,9 @@ fn a_request_with_no_free_slot_is_refused_busy_with_a_retry_hint() {
 }
 
 #[test]
-fn the_per_address_cap_defaults_to_half_the_sessions() {
-    // --max-sessions 4: two requests at once per address.
-    let server = Served::shell(&["--max-sessions", "4"]);
+fn the_per_address_cap_holds_below_the_sessions() {
+    // --max-sessions 4, --max-per-address 2: a third request at once from one address is busy.
+    let server = Served::shell(&["--max-sessions", "4", "--max-per-address", "2"]);
     let first = start_sleeper(&server, 2);
     let second = start_sleeper(&server, 2);
     assert_refused_busy(&server);
