@@ -24,11 +24,12 @@
 //! requests in progress finish within the shutdown grace, then cuts off the rest
 //! ([`Service::stop_now`] and every request's socket shut down) and returns.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use super::shutdown::Shutdown;
 use unstick_core::{Event, FrameDecoder, Profile};
 
+use super::readiness::Readiness;
 use super::slots::{NoSlot, Slots};
 use super::workers::Workers;
 use super::{HEADER_CAP, deadline_after};
@@ -53,6 +55,10 @@ pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
 /// How long the requests still running after the shutdown grace have to end once their sockets
 /// are shut down.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(5);
+
+/// The readiness keys of the wake-up socket and the listener (connections use their ids).
+const WAKE_KEY: u64 = u64::MAX;
+const LISTENER_KEY: u64 = u64::MAX - 1;
 
 /// Most connections accepted in one turn of the loop, so that the waiting ones are read too.
 const ACCEPT_BATCH: usize = 256;
@@ -179,6 +185,9 @@ pub fn serve<S: Service>(
     wake_tx.set_nonblocking(true)?;
     shutdown.add_waker(wake_tx.try_clone()?);
     let (returns_tx, returns) = mpsc::channel();
+    let mut readiness = Readiness::new()?;
+    readiness.watch(wake_rx.as_raw_fd(), WAKE_KEY)?;
+    readiness.watch(listener.as_raw_fd(), LISTENER_KEY)?;
     let mut lobby = Lobby {
         slots: Slots::new(
             config.max_active.max(1),
@@ -194,6 +203,9 @@ pub fn serve<S: Service>(
         next_id: 0,
         wake_rx,
         wake_tx: Arc::new(wake_tx),
+        readiness,
+        timers: BinaryHeap::new(),
+        ready_keys: Vec::new(),
         workers: Workers::new(format!("unstick-{}", S::NAME)),
         returns_tx,
         returns,
@@ -252,6 +264,11 @@ struct Lobby<S: Service> {
     next_id: u64,
     wake_rx: UnixStream,
     wake_tx: Arc<UnixStream>,
+    readiness: Readiness,
+    /// Deadlines and pauses of waiting connections, soonest first.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// The keys the last wait found ready (kept to reuse its allocation).
+    ready_keys: Vec<u64>,
     workers: Workers,
     returns_tx: Sender<Handback<S::Mode>>,
     returns: Receiver<Handback<S::Mode>>,
@@ -292,61 +309,40 @@ impl<S: Service> Lobby<S> {
     /// Waits for the wake-up socket, the listener (while accepting) and every waiting
     /// connection, up to the nearest timer.
     fn poll(&mut self) -> io::Result<Ready> {
-        let now = Instant::now();
-        let mut fds = Vec::with_capacity(self.waiting.len() + 2);
-        fds.push(pollfd(self.wake_rx.as_raw_fd()));
-        let listening = match (&self.listener, self.accept_paused_until) {
-            (Some(listener), None) => {
-                fds.push(pollfd(listener.as_raw_fd()));
-                true
-            }
-            _ => false,
-        };
-        let first_connection = fds.len();
-        let mut ids = Vec::with_capacity(self.waiting.len());
         let mut next_timer: Option<Instant> = self.accept_paused_until;
         let mut earliest = |t: Instant| next_timer = Some(next_timer.map_or(t, |n| n.min(t)));
-        for (&id, w) in &self.waiting {
-            fds.push(pollfd(w.conn.stream.as_raw_fd()));
-            ids.push(id);
-            earliest(w.deadline);
-            if let Some(pause) = w.pause_until {
-                earliest(pause);
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self.timer_is_set(at, id) {
+                earliest(at);
+                break;
             }
+            self.timers.pop();
         }
         match self.stop {
             Some(Stop::Grace { until } | Stop::CutOff { until }) => earliest(until),
             None => {}
         }
-        let timeout = next_timer.map_or(-1, |t| {
-            let left = t.saturating_duration_since(now);
-            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-        });
-        let nfds = libc::nfds_t::try_from(fds.len()).map_err(io::Error::other)?;
-        // SAFETY: `fds` is a live, exclusively borrowed vector of `nfds` initialised pollfd
-        // structs, which is exactly what poll(2) reads and writes.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(Ready::default());
-            }
-            return Err(e);
-        }
+        let timeout = next_timer.map(|t| t.saturating_duration_since(Instant::now()));
+        let mut keys = std::mem::take(&mut self.ready_keys);
+        let waited = self.readiness.wait(timeout, &mut keys);
         if let Some(until) = self.accept_paused_until
             && Instant::now() >= until
         {
             self.accept_paused_until = None;
+            if let Some(listener) = &self.listener {
+                let _ = self.readiness.watch(listener.as_raw_fd(), LISTENER_KEY);
+            }
         }
-        Ok(Ready {
-            listener: listening && fds[1].revents != 0,
-            connections: fds[first_connection..]
+        let ready = Ready {
+            listener: keys.contains(&LISTENER_KEY),
+            connections: keys
                 .iter()
-                .zip(ids)
-                .filter(|(fd, _)| fd.revents != 0)
-                .map(|(_, id)| id)
+                .copied()
+                .filter(|&key| key != LISTENER_KEY && key != WAKE_KEY)
                 .collect(),
-        })
+        };
+        self.ready_keys = keys;
+        waited.map(|()| ready)
     }
 
     fn drain_wakeups(&mut self) {
@@ -391,6 +387,7 @@ impl<S: Service> Lobby<S> {
             let Some(listener) = &self.listener else {
                 return;
             };
+            let listener_fd = listener.as_raw_fd();
             match listener.accept() {
                 Ok((stream, peer)) => self.admit_new(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -400,6 +397,7 @@ impl<S: Service> Lobby<S> {
                     // nothing to close, stop accepting for a moment.
                     if !self.evict_oldest(None) {
                         tracing::warn!(server = S::NAME, error = %e, "cannot accept: out of descriptors");
+                        self.readiness.unwatch(listener_fd);
                         self.accept_paused_until = Some(Instant::now() + Duration::from_millis(50));
                         return;
                     }
@@ -437,9 +435,31 @@ impl<S: Service> Lobby<S> {
         self.enter(conn, Phase::Request, deadline);
     }
 
+    /// Whether the timer `(at, id)` is still a waiting connection's deadline or pause.
+    fn timer_is_set(&self, at: Instant, id: u64) -> bool {
+        self.waiting
+            .get(&id)
+            .is_some_and(|w| w.deadline == at || w.pause_until == Some(at))
+    }
+
+    /// Sets a timer for connection `id` at `at` (its deadline or pause; timers of connections
+    /// that left, or of pauses since replaced, are skipped when met).
+    fn set_timer(&mut self, at: Instant, id: u64) {
+        if self.timers.len() > 4 * self.waiting.len() + 64 {
+            let waiting = &self.waiting;
+            self.timers.retain(|&Reverse((at, id))| {
+                waiting
+                    .get(&id)
+                    .is_some_and(|w| w.deadline == at || w.pause_until == Some(at))
+            });
+        }
+        self.timers.push(Reverse((at, id)));
+    }
+
     fn enter(&mut self, conn: Connection<S::Mode>, phase: Phase, deadline: Instant) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        self.set_timer(deadline, id);
         let queue = self.by_address.entry(conn.peer.ip()).or_default();
         queue.waiting += 1;
         queue.ids.push_back(id);
@@ -451,6 +471,10 @@ impl<S: Service> Lobby<S> {
         if self.order.len() > 2 * self.waiting.len() + 64 {
             let waiting = &self.waiting;
             self.order.retain(|i| *i == id || waiting.contains_key(i));
+        }
+        if let Err(e) = self.readiness.watch(conn.stream.as_raw_fd(), id) {
+            // Unwatched, it still ends at its deadline.
+            tracing::warn!(server = S::NAME, peer = %conn.peer, error = %e, "cannot watch a connection");
         }
         self.waiting.insert(
             id,
@@ -467,6 +491,7 @@ impl<S: Service> Lobby<S> {
     /// Takes a connection out of the lobby.
     fn leave(&mut self, id: u64) -> Option<Waiting<S::Mode>> {
         let w = self.waiting.remove(&id)?;
+        self.readiness.unwatch(w.conn.stream.as_raw_fd());
         let address = w.conn.peer.ip();
         if let Some(queue) = self.by_address.get_mut(&address) {
             queue.waiting -= 1;
@@ -538,6 +563,9 @@ impl<S: Service> Lobby<S> {
         {
             Admission::Wait { pause } => {
                 w.pause_until = pause.map(|p| Instant::now() + p);
+                if let Some(at) = w.pause_until {
+                    self.set_timer(at, id);
+                }
             }
             Admission::Serve(mode) => {
                 let mut w = self.leave(id).expect("present");
@@ -616,11 +644,15 @@ impl<S: Service> Lobby<S> {
         let now = Instant::now();
         let mut expired = Vec::new();
         let mut paused = Vec::new();
-        for (&id, w) in &self.waiting {
-            if w.deadline <= now {
-                expired.push(id);
-            } else if w.pause_until.is_some_and(|p| p <= now) {
-                paused.push(id);
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match self.waiting.get(&id) {
+                Some(w) if w.deadline == at => expired.push(id),
+                Some(w) if w.pause_until == Some(at) => paused.push(id),
+                _ => {}
             }
         }
         for id in paused {
@@ -662,7 +694,9 @@ impl<S: Service> Lobby<S> {
     /// Stops accepting and closes every waiting connection; the requests in progress get the
     /// shutdown grace.
     fn begin_stop(&mut self) {
-        self.listener = None;
+        if let Some(listener) = self.listener.take() {
+            self.readiness.unwatch(listener.as_raw_fd());
+        }
         let ids: Vec<u64> = self.waiting.keys().copied().collect();
         for id in ids {
             if let Some(w) = self.leave(id)
@@ -724,14 +758,6 @@ impl<S: Service> Lobby<S> {
 struct Ready {
     listener: bool,
     connections: Vec<u64>,
-}
-
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
 }
 
 /// What reading a waiting connection found.

@@ -4,6 +4,7 @@
 
 pub mod foreign;
 pub mod lobby;
+mod readiness;
 pub mod shutdown;
 pub mod slots;
 mod workers;
