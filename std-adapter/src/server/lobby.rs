@@ -32,6 +32,7 @@ use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpS
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ use super::shutdown::Shutdown;
 use unstick_core::{Event, FrameDecoder, Profile};
 
 use super::readiness::Readiness;
-use super::slots::{NoSlot, Slots};
+use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
 use super::{HEADER_CAP, deadline_after};
 
@@ -204,6 +205,8 @@ pub fn serve<S: Service>(
         wake_rx,
         wake_tx: Arc::new(wake_tx),
         readiness,
+        lingering: Arc::new(AtomicUsize::new(0)),
+        shutdown: shutdown.clone(),
         timers: BinaryHeap::new(),
         ready_keys: Vec::new(),
         workers: Workers::new(format!("unstick-{}", S::NAME)),
@@ -265,6 +268,9 @@ struct Lobby<S: Service> {
     wake_rx: UnixStream,
     wake_tx: Arc<UnixStream>,
     readiness: Readiness,
+    /// Workers waiting for a connection's next request themselves (see [`Serving`]).
+    lingering: Arc<AtomicUsize>,
+    shutdown: Shutdown,
     /// Deadlines and pauses of waiting connections, soonest first.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The keys the last wait found ready (kept to reuse its allocation).
@@ -602,14 +608,18 @@ impl<S: Service> Lobby<S> {
             in_progress = self.slots.active(),
             "request ready: serving it"
         );
-        let service = Arc::clone(&self.service);
+        let serving = Serving {
+            service: Arc::clone(&self.service),
+            slots: self.slots.clone(),
+            lingering: Arc::clone(&self.lingering),
+            max_lingering: self.config.max_active.max(1),
+            shutdown: self.shutdown.clone(),
+        };
         let returns = self.returns_tx.clone();
         let wake = Arc::clone(&self.wake_tx);
         let peer = conn.peer;
         let started = self.workers.run(Box::new(move || {
-            let handback = service.serve(conn);
-            // The slot is free before the connection can come back with another request.
-            drop(slot);
+            let handback = serving.serve(conn, slot);
             let _ = returns.send(handback);
             let _ = (&*wake).write(&[1]);
         }));
@@ -719,8 +729,10 @@ impl<S: Service> Lobby<S> {
 
     /// Moves a stop along; `true` when the lobby is done.
     fn stop_progress(&mut self, stop: Stop) -> bool {
+        // Lingering workers first: one that stops lingering holds its slot by then.
+        let lingering = self.lingering.load(Ordering::SeqCst);
         let active = self.slots.active();
-        if active == 0 {
+        if lingering == 0 && active == 0 {
             tracing::info!(server = S::NAME, "stopped");
             return true;
         }
@@ -750,6 +762,90 @@ impl<S: Service> Lobby<S> {
             }
             _ => false,
         }
+    }
+}
+
+/// How long a worker that served a request waits for the same connection's next one before
+/// handing the connection back to the lobby: a client sending requests one after another is
+/// served without a trip through the lobby's thread (two thread wake-ups per request).
+const WORKER_LINGER: Duration = Duration::from_millis(50);
+
+/// What a worker thread needs to serve a connection's requests.
+struct Serving<S: Service> {
+    service: Arc<S>,
+    slots: Slots,
+    /// Workers in [`WORKER_LINGER`] now, at most `max_lingering` (so threads stay bounded).
+    lingering: Arc<AtomicUsize>,
+    max_lingering: usize,
+    shutdown: Shutdown,
+}
+
+impl<S: Service> Serving<S> {
+    /// Serves the request `slot` was taken for, then the connection's next ones while they
+    /// come at once; hands the connection back for the lobby.
+    fn serve(&self, mut conn: Connection<S::Mode>, mut slot: Slot) -> Handback<S::Mode> {
+        loop {
+            let handback = self.service.serve(conn);
+            // The slot is free before the connection can come back with another request.
+            drop(slot);
+            conn = match handback {
+                Handback::Wait(conn) => conn,
+                close => return close,
+            };
+            slot = match self.next_request(&mut conn) {
+                Some(slot) => slot,
+                None => return Handback::Wait(conn),
+            };
+        }
+    }
+
+    /// A slot for the connection's next request, when it is ready within [`WORKER_LINGER`]
+    /// (what arrives is kept in `conn.received` either way).
+    ///
+    /// The worker counts as lingering until it holds the slot, and looks for a stop after
+    /// reading: so a stopping lobby that sees no lingering worker and no request in progress
+    /// can be sure none will start.
+    fn next_request(&self, conn: &mut Connection<S::Mode>) -> Option<Slot> {
+        let others = self.lingering.fetch_add(1, Ordering::SeqCst);
+        let slot = self.next_request_lingering(conn, others < self.max_lingering);
+        self.lingering.fetch_sub(1, Ordering::SeqCst);
+        slot
+    }
+
+    fn next_request_lingering(
+        &self,
+        conn: &mut Connection<S::Mode>,
+        may_wait: bool,
+    ) -> Option<Slot> {
+        if conn.received.is_empty() && !(may_wait && read_soon(conn)) {
+            return None;
+        }
+        if self.shutdown.is_requested() {
+            return None;
+        }
+        match self.service.admit(conn.mode, &conn.received, false) {
+            Admission::Serve(mode) => {
+                conn.mode = mode;
+                self.slots.try_acquire(conn.peer.ip(), &conn.stream).ok()
+            }
+            // Waiting and refusing are the lobby's work.
+            Admission::Wait { .. } | Admission::Refuse { .. } => None,
+        }
+    }
+}
+
+/// One read of what the client sends within [`WORKER_LINGER`], added to `conn.received`.
+fn read_soon<M>(conn: &mut Connection<M>) -> bool {
+    let mut buf = [0u8; 4096];
+    if conn.stream.set_read_timeout(Some(WORKER_LINGER)).is_err() {
+        return false;
+    }
+    match (&conn.stream).read(&mut buf) {
+        Ok(n) if n > 0 => {
+            conn.received.extend_from_slice(&buf[..n]);
+            true
+        }
+        _ => false,
     }
 }
 
