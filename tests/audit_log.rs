@@ -3,6 +3,7 @@
 //! and never a token or a file's contents.
 
 mod serve_common;
+mod shell_common;
 
 use std::fs;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! marker's absence from the server's directory shows that nothing ran.
 
 mod serve_common;
+mod shell_common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,7 @@
 //! What the issue-7 end-to-end tests share: any `unstick` server as a child process whose stderr
 //! (the audit log) is captured, signals, bounded waits, held connections for floods, raw frames
-//! for the file server, and views of `/proc`.
+//! for the file server, and views of `/proc` (with `shell_common`, which every user of this
+//! module declares too).
 #![allow(dead_code)]
 
 use std::fs;
@@ -15,6 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use crate::shell_common::{eventually, status_kib as status_field};
 
 /// The binary under test.
 pub const UNSTICK: &str = env!("CARGO_BIN_EXE_unstick");
@@ -210,16 +213,6 @@ pub fn send_signal_to_group(pgid: u32, signal: libc::c_int) -> bool {
     unsafe { libc::kill(-(pgid as libc::pid_t), signal) == 0 }
 }
 
-/// A `/proc/PID/status` field as a number (`Threads: 3`, `VmRSS: 1234 kB`).
-pub fn status_field(pid: u32, field: &str) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
-}
-
 /// Whether process `pid` exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -229,20 +222,6 @@ pub fn is_alive(pid: u32) -> bool {
         .rfind(')')
         .and_then(|i| stat[i + 1..].trim_start().chars().next());
     !matches!(state, Some('Z' | 'X') | None)
-}
-
-/// Polls `condition` every 20 ms for up to `limit`; whether it became true.
-pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A client process, killed and reaped on drop.
