@@ -1,11 +1,13 @@
 //! The `unstick` command-line tool.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use unstick_std::server::Shutdown;
 
 mod ftp_cli;
+mod log_queue;
 mod serving;
 mod shell_cli;
 
@@ -73,14 +75,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match cli.command {
+    let code = match cli.command {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
         Command::Serve => serve_both(&shutdown),
-    }
+    };
+    log_queue::flush(LOG_FLUSH_LIMIT);
+    code
 }
 
-/// Sends log events (the servers') to stderr in the chosen format and level.
+/// How long the end of the process waits for its last log lines to reach stderr.
+pub const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
+
+/// Sends log events (the servers') to stderr in the chosen format and level, through a queue
+/// so that a slow stderr never holds up a server.
 fn init_log(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => tracing::Level::WARN,
@@ -88,8 +96,12 @@ fn init_log(cli: &Cli) {
         (false, 1) => tracing::Level::DEBUG,
         (false, _) => tracing::Level::TRACE,
     };
+    let Ok(queue) = log_queue::LogQueue::to_stderr() else {
+        eprintln!("unstick: cannot start the log thread; logging nothing");
+        return;
+    };
     let log = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(queue)
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);

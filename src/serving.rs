@@ -90,6 +90,7 @@ pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
                     "second signal: killing every running command and stopping now"
                 );
                 kill_all_commands();
+                crate::log_queue::flush(crate::LOG_FLUSH_LIMIT);
                 std::process::exit(128 + signal);
             }
         })?;

@@ -1,4 +1,5 @@
-//! The file server: one thread per connection, framed requests, atomic verified commits.
+//! The file server: framed requests served one at a time from the shared lobby, atomic
+//! verified commits.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};

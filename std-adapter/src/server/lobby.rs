@@ -1,6 +1,7 @@
 //! The lobby: where every connection of a server waits while no request of its is being
-//! served. One thread holds them all with `poll(2)`, so a waiting connection costs a socket and
-//! the bytes it has sent, never a thread or a request slot.
+//! served. One thread holds them all (with `epoll(7)` on Linux, `poll(2)` elsewhere), so a
+//! waiting connection costs a socket and the bytes it has sent, never a thread or a request
+//! slot.
 //!
 //! A connection's life:
 //!
@@ -8,7 +9,7 @@
 //!    request (trickling bytes does not extend it); the server's [`Service::admit`] looks at
 //!    the bytes as they come and says when a request is ready to serve, or refuses them (a
 //!    foreign protocol, a client kind the server does not serve).
-//! 2. **Served**: a ready request takes a [`Slot`](super::slots::Slot) and a worker thread,
+//! 2. **Served**: a ready request takes a [`Slot`] and a worker thread,
 //!    which runs [`Service::serve`] for that one request and hands the connection back.
 //!    With no slot free, the client is told `busy` and when to retry.
 //! 3. **Waiting** again, up to the idle timeout, for its next request; bytes it already sent
@@ -46,7 +47,7 @@ use super::workers::Workers;
 use super::{HEADER_CAP, deadline_after};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
-/// refused (a request's header is at most [`HEADER_CAP`](super::HEADER_CAP) bytes).
+/// refused (a request's header is at most [`HEADER_CAP`] bytes).
 pub const MAX_RECEIVED: usize = 16 * 1024;
 
 /// How long a closing connection's remaining input is read and dropped before the socket is
@@ -184,7 +185,7 @@ pub fn serve<S: Service>(
     let (wake_rx, wake_tx) = UnixStream::pair()?;
     wake_rx.set_nonblocking(true)?;
     wake_tx.set_nonblocking(true)?;
-    shutdown.add_waker(wake_tx.try_clone()?);
+    let _registration = shutdown.add_waker(wake_tx.try_clone()?);
     let (returns_tx, returns) = mpsc::channel();
     let mut readiness = Readiness::new()?;
     readiness.watch(wake_rx.as_raw_fd(), WAKE_KEY)?;
@@ -539,7 +540,7 @@ impl<S: Service> Lobby<S> {
             Ok(Input::More) if phase == Phase::Request => return self.judge(id, false),
             Ok(Input::More) => return,
             // What a client sent before closing its side is still a request: a seed upload
-            // ends that way, and a half-closed connection can still take the reply.
+            // ends that way (a shell command is killed at once, as its client is gone).
             Ok(Input::Ended) if phase == Phase::Request && !w.conn.received.is_empty() => {
                 self.judge(id, true);
                 "closed by the client before its request was complete"
@@ -733,6 +734,8 @@ impl<S: Service> Lobby<S> {
         let lingering = self.lingering.load(Ordering::SeqCst);
         let active = self.slots.active();
         if lingering == 0 && active == 0 {
+            // Whatever a request started that could outlive it goes too.
+            self.service.stop_now();
             tracing::info!(server = S::NAME, "stopped");
             return true;
         }
@@ -864,11 +867,20 @@ enum Input {
     Ended,
 }
 
+/// Most bytes read from a closing connection in one turn: a client that keeps sending cannot
+/// keep the lobby reading.
+const CLOSING_READ_PER_TURN: usize = 64 * 1024;
+
 /// Reads what a waiting connection has sent: kept while it makes up a request (up to
-/// [`MAX_RECEIVED`]), dropped while the connection closes.
+/// [`MAX_RECEIVED`]), dropped while the connection closes (up to [`CLOSING_READ_PER_TURN`] a
+/// turn; the rest waits for the next).
 fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
     let mut buf = [0u8; 4096];
+    let mut dropped = 0;
     loop {
+        if w.phase == Phase::Closing && dropped >= CLOSING_READ_PER_TURN {
+            return Ok(Input::More);
+        }
         let room = match w.phase {
             Phase::Request => MAX_RECEIVED.saturating_sub(w.conn.received.len()),
             Phase::Closing => buf.len(),
@@ -880,7 +892,7 @@ fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
         match (&w.conn.stream).read(&mut buf[..take]) {
             Ok(0) => return Ok(Input::Ended),
             Ok(n) if w.phase == Phase::Request => w.conn.received.extend_from_slice(&buf[..n]),
-            Ok(_) => {}
+            Ok(n) => dropped += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Input::More),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -1,10 +1,10 @@
 //! A graceful stop shared by every server in a process: [`Shutdown::request`] (called, say,
-//! from a SIGTERM handler) wakes each server's lobby, which stops accepting, lets the requests
+//! from a thread that waits for SIGTERM; it is not async-signal-safe) wakes each server's lobby, which stops accepting, lets the requests
 //! in progress finish within its grace period, then cuts the rest off and returns from `serve`.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A handle to request a graceful stop of the servers that were given a clone of it. Cheap to
@@ -17,8 +17,26 @@ pub struct Shutdown {
 #[derive(Debug, Default)]
 struct Inner {
     requested: AtomicBool,
-    /// One end of each serving lobby's wake-up socket pair.
-    wakers: Mutex<Vec<UnixStream>>,
+    /// One end of each serving lobby's wake-up socket pair, by registration number.
+    wakers: Mutex<Vec<(u64, UnixStream)>>,
+    next_waker: AtomicU64,
+}
+
+/// A registered wake-up socket; dropping it unregisters it.
+pub(crate) struct WakerRegistration {
+    shutdown: Shutdown,
+    id: u64,
+}
+
+impl Drop for WakerRegistration {
+    fn drop(&mut self) {
+        self.shutdown
+            .inner
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Shutdown {
@@ -36,9 +54,9 @@ impl Shutdown {
             .wakers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for mut waker in wakers.iter() {
+        for (_, waker) in wakers.iter() {
             // A full socket buffer means a wake-up is already pending.
-            let _ = waker.write(&[1]);
+            let _ = (&*waker).write(&[1]);
         }
     }
 
@@ -47,14 +65,19 @@ impl Shutdown {
         self.inner.requested.load(Ordering::SeqCst)
     }
 
-    /// Registers a socket to write a byte to when a stop is requested (wakes a `poll(2)`).
-    pub(crate) fn add_waker(&self, waker: UnixStream) {
+    /// Registers a socket to write a byte to when a stop is requested (wakes a lobby), for as
+    /// long as the registration is kept. A request that came before the registration is not
+    /// lost: callers check `is_requested` after registering.
+    pub(crate) fn add_waker(&self, waker: UnixStream) -> WakerRegistration {
+        let id = self.inner.next_waker.fetch_add(1, Ordering::Relaxed);
         self.inner
             .wakers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(waker);
-        // A request that came before the registration is not lost: callers check
-        // `is_requested` after registering.
+            .push((id, waker));
+        WakerRegistration {
+            shutdown: self.clone(),
+            id,
+        }
     }
 }

@@ -19,8 +19,9 @@ pub struct Slots {
 struct Held {
     next_id: u64,
     by_address: HashMap<IpAddr, usize>,
-    /// The socket of each request in progress, so that a stop can cut them off.
-    sockets: HashMap<u64, TcpStream>,
+    /// Each request in progress, with its socket where it could be duplicated, so that a stop
+    /// can cut them off.
+    sockets: HashMap<u64, Option<TcpStream>>,
 }
 
 /// One request in progress; dropping it frees the slot.
@@ -90,11 +91,9 @@ impl Slots {
         }
         let id = held.next_id;
         held.next_id += 1;
-        // Without a clone of the socket, a stop could not cut this request off; it would still
-        // end at its own time limits.
-        if let Ok(clone) = stream.try_clone() {
-            held.sockets.insert(id, clone);
-        }
+        // Without a clone of the socket (out of descriptors), a stop cannot cut this request
+        // off; it still counts, and still ends at its own time limits.
+        held.sockets.insert(id, stream.try_clone().ok());
         *held.by_address.entry(address).or_default() += 1;
         Ok(Slot {
             slots: self.clone(),
@@ -111,7 +110,7 @@ impl Slots {
     /// Shuts down the socket of every request in progress: their reads and writes fail, so
     /// each ends at once (a running command is killed, an upload torn).
     pub fn cut_off_all(&self) {
-        for socket in self.held().sockets.values() {
+        for socket in self.held().sockets.values().flatten() {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }

@@ -1,6 +1,8 @@
 //! The threads that serve requests. A thread that finished a request waits a while for the next
-//! one instead of exiting, so a busy server does not pay for a new thread per request; there are
-//! never more threads than requests served at once (the slots bound those).
+//! one instead of exiting, so a busy server does not pay for a new thread per request. A thread
+//! serves a request (the slots bound those), lingers for its connection's next one (bounded by
+//! the lobby to as many again), or idles here: at most twice the slots, plus idle threads that
+//! exit after 30 s.
 
 use std::collections::VecDeque;
 use std::io;

@@ -12,7 +12,7 @@ use unstick_core::blocking::{FrameReader, write_frame};
 use unstick_core::{DecodeError, Event, FrameDecoder, FrameInfo, HeaderFrameEncoder, Profile};
 
 use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, RunError, RunOutcome, Termination};
-use super::process::{deadline_after, run_command};
+use super::process::{RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::session::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout};
 use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
@@ -55,6 +55,7 @@ enum Request {
 /// One request of a connection speaking header frames.
 pub(super) struct FramedSession<'c> {
     config: &'c ShellConfig,
+    running: &'c RunningCommands,
     peer: SocketAddr,
     socket: TcpStream,
     replies: FrameReplies,
@@ -65,7 +66,8 @@ impl<'c> FramedSession<'c> {
     /// arrive within the idle timeout) and hands the connection back with what it sent beyond.
     pub(super) fn serve_request(
         mut conn: Connection<ClientKind>,
-        config: &ShellConfig,
+        config: &'c ShellConfig,
+        running: &'c RunningCommands,
     ) -> Handback<ClientKind> {
         // A client that stops reading output for this long is dropped (and its command
         // killed), so a stalled reader cannot keep a command alive much past its time limit.
@@ -80,6 +82,7 @@ impl<'c> FramedSession<'c> {
         };
         let mut session = FramedSession {
             config,
+            running,
             peer: conn.peer,
             socket,
             replies: FrameReplies::new(reply_socket),
@@ -118,6 +121,7 @@ impl<'c> FramedSession<'c> {
             &config.workdir,
             &config.limits,
             Some(self.socket.as_fd()),
+            self.running,
             &mut self.replies,
         );
         match outcome {

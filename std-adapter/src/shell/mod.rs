@@ -48,8 +48,8 @@ pub mod wire;
 
 pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
 pub use process::{
-    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, Termination,
-    kill_all_commands,
+    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunningCommands,
+    Termination, kill_all_commands,
 };
 pub use server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,

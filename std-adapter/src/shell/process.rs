@@ -16,7 +16,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::server::deadline_after;
@@ -24,34 +24,76 @@ pub(crate) use crate::server::deadline_after;
 /// Size of one read from a pipe, and so the largest output frame body.
 pub const OUTPUT_CHUNK: usize = 64 * 1024;
 
-/// The process groups of the commands running now, so that a server that stops can kill them
-/// all ([`kill_all_commands`]). A group is listed from its spawn until just before its shell is
-/// reaped, and it has been sent SIGKILL (or its shell has exited) by then: while listed, its id
-/// cannot belong to anyone else.
-static RUNNING_GROUPS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
-
-fn running_groups() -> MutexGuard<'static, BTreeSet<libc::pid_t>> {
-    RUNNING_GROUPS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+/// The process groups of the commands one server is running, so that a server that stops can
+/// kill them all. A group is listed from its spawn until just before its shell is reaped, and
+/// it has been sent SIGKILL (or its shell has exited) by then: while listed, its id cannot
+/// belong to anyone else.
+#[derive(Debug, Default)]
+pub struct RunningCommands {
+    groups: Mutex<BTreeSet<libc::pid_t>>,
+    /// Set by [`kill_all`](Self::kill_all): no command starts after it.
+    stopping: AtomicBool,
 }
 
-/// Sends SIGKILL to the process group of every command running in this process, and stops
-/// new commands from starting. For a server that is stopping: nothing a command started in its
-/// group outlives it.
-pub fn kill_all_commands() {
-    STOPPING.store(true, Ordering::SeqCst);
-    for &pgid in running_groups().iter() {
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group
-        // is not yet reaped, so its id is still ours (see RUNNING_GROUPS).
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
+/// Every [`RunningCommands`] made with [`RunningCommands::new`], for [`kill_all_commands`].
+static ALL_RUNNING: Mutex<Vec<Weak<RunningCommands>>> = Mutex::new(Vec::new());
+
+impl RunningCommands {
+    /// A registry that [`kill_all_commands`] reaches too.
+    pub fn new() -> Arc<RunningCommands> {
+        let running = Arc::new(RunningCommands::default());
+        let mut all = ALL_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|r| r.strong_count() > 0);
+        all.push(Arc::downgrade(&running));
+        running
+    }
+
+    fn groups(&self) -> MutexGuard<'_, BTreeSet<libc::pid_t>> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends SIGKILL to the process group of every command running here, and stops new ones
+    /// from starting: for a server that is stopping, nothing a command started in its group
+    /// outlives it.
+    pub fn kill_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for &pgid in self.groups().iter() {
+            // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed
+            // group is not yet reaped, so its id is still ours.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
         }
+    }
+
+    /// Lists a group that was just spawned; `false` (and the group killed) when a stop came
+    /// first.
+    fn list(&self, pgid: libc::pid_t) -> bool {
+        let mut groups = self.groups();
+        if self.stopping.load(Ordering::SeqCst) {
+            // SAFETY: as in kill_all; the shell was spawned by our caller and is not reaped.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            return false;
+        }
+        groups.insert(pgid);
+        true
+    }
+
+    fn unlist(&self, pgid: libc::pid_t) {
+        self.groups().remove(&pgid);
     }
 }
 
-/// Set once [`kill_all_commands`] has run: no command starts after it.
-static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Kills the commands of every server in this process (see [`RunningCommands::kill_all`]): for
+/// a process that must stop at once.
+pub fn kill_all_commands() {
+    let all = ALL_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+    for running in all.iter().filter_map(Weak::upgrade) {
+        running.kill_all();
+    }
+}
 
 /// Environment variables removed from the commands' environment (secrets of the server).
 const SCRUBBED_ENV: [&str; 1] = ["UNSTICK_TOKEN"];
@@ -175,16 +217,17 @@ impl std::error::Error for RunError {
 /// Runs `command` with `sh -c` in `workdir`, streaming its output to `sink`.
 ///
 /// `client` is the socket of the client that asked for the command: when it hangs up, the
-/// command is killed. Whatever happens, the command's process group is gone and its shell
+/// command is killed. The command's group is listed in `running` while it runs. Whatever happens, the command's process group is gone and its shell
 /// reaped when this returns.
 pub fn run_command(
     command: &str,
     workdir: &Path,
     limits: &CommandLimits,
     client: Option<BorrowedFd<'_>>,
+    running: &RunningCommands,
     sink: &mut dyn OutputSink,
 ) -> Result<RunOutcome, RunError> {
-    let (group, pipes) = ProcessGroup::spawn(command, workdir).map_err(RunError::Spawn)?;
+    let (group, pipes) = ProcessGroup::spawn(command, workdir, running).map_err(RunError::Spawn)?;
     let mut run = CommandRun {
         group,
         pipes,
@@ -199,15 +242,20 @@ pub fn run_command(
 
 /// The shell, leader of its own process group. Dropping it kills the group and reaps the shell,
 /// so no path leaves a running group or a zombie behind.
-struct ProcessGroup {
+struct ProcessGroup<'r> {
     child: Child,
+    running: &'r RunningCommands,
     status: Option<ExitStatus>,
     /// Readable once the shell has exited, where the platform offers that (Linux pidfd).
     exit_watch: Option<OwnedFd>,
 }
 
-impl ProcessGroup {
-    fn spawn(command: &str, workdir: &Path) -> io::Result<(ProcessGroup, OutputPipes)> {
+impl<'r> ProcessGroup<'r> {
+    fn spawn(
+        command: &str,
+        workdir: &Path,
+        running: &'r RunningCommands,
+    ) -> io::Result<(ProcessGroup<'r>, OutputPipes)> {
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
@@ -220,17 +268,15 @@ impl ProcessGroup {
         for name in SCRUBBED_ENV {
             shell.env_remove(name);
         }
-        // Listed under the lock, so a concurrent kill_all_commands either sees the group or
-        // has set STOPPING first.
-        let mut groups = running_groups();
-        if STOPPING.load(Ordering::SeqCst) {
+        let mut child = shell.spawn()?;
+        // Listed after the spawn (which may take a while: no lock is held across it). A stop
+        // that came between kills the group here; the shell is reaped below either way.
+        let listed = libc::pid_t::try_from(child.id()).is_ok_and(|pgid| running.list(pgid));
+        if !listed {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(io::Error::other("the server is stopping"));
         }
-        let mut child = shell.spawn()?;
-        if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-            groups.insert(pgid);
-        }
-        drop(groups);
         let pipes = OutputPipes {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
@@ -238,6 +284,7 @@ impl ProcessGroup {
         let exit_watch = exit_watch(child.id());
         let group = ProcessGroup {
             child,
+            running,
             status: None,
             exit_watch,
         };
@@ -275,11 +322,11 @@ impl ProcessGroup {
         Ok(Termination::from_status(status))
     }
 
-    /// Takes the group off [`RUNNING_GROUPS`]; called only once it was killed or its shell has
+    /// Takes the group off its [`RunningCommands`]; called only once it was killed or its shell has
     /// exited, right before the shell is reaped.
     fn unlist(&self) {
         if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            running_groups().remove(&pgid);
+            self.running.unlist(pgid);
         }
     }
 
@@ -327,7 +374,7 @@ fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
     info.si_pid
 }
 
-impl Drop for ProcessGroup {
+impl Drop for ProcessGroup<'_> {
     fn drop(&mut self) {
         if self.status.is_none() {
             self.kill();
@@ -414,8 +461,8 @@ struct Readiness {
 }
 
 /// One command in flight.
-struct CommandRun {
-    group: ProcessGroup,
+struct CommandRun<'r> {
+    group: ProcessGroup<'r>,
     pipes: OutputPipes,
     client: Option<RawFd>,
     deadline: Instant,
@@ -432,7 +479,7 @@ enum Stop {
     ClientGone,
 }
 
-impl CommandRun {
+impl CommandRun<'_> {
     /// Supervises the command to its end, then makes sure its group is gone and the shell
     /// reaped.
     fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
@@ -657,7 +704,9 @@ mod tests {
 
     fn run(command: &str, limits: &CommandLimits) -> (RunOutcome, CapturedOutput) {
         let mut out = CapturedOutput::default();
-        let outcome = run_command(command, Path::new("/"), limits, None, &mut out).unwrap();
+        let running = RunningCommands::default();
+        let outcome =
+            run_command(command, Path::new("/"), limits, None, &running, &mut out).unwrap();
         (outcome, out)
     }
 
@@ -725,7 +774,8 @@ mod tests {
     fn spawn_failure_is_an_error() {
         let mut out = CapturedOutput::default();
         let missing = Path::new("/nonexistent/unstick/workdir");
-        let failure = run_command("true", missing, &limits(), None, &mut out);
+        let running = RunningCommands::default();
+        let failure = run_command("true", missing, &limits(), None, &running, &mut out);
         assert!(matches!(failure, Err(RunError::Spawn(_))), "{failure:?}");
     }
 }

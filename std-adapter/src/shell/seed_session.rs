@@ -11,7 +11,7 @@ use unstick_core::Profile;
 use unstick_core::blocking::{write_frame, write_plain_frame};
 
 use super::framed_session::log_finished;
-use super::process::{CapturedOutput, deadline_after, run_command};
+use super::process::{CapturedOutput, RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::session::{
     GREETING_PAUSE, Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left,
@@ -24,6 +24,7 @@ use crate::server::{ClientKind, Connection, Handback};
 /// in the configured [`LegacyReply`] format (stdout, then stderr).
 pub(super) struct SeedSession<'c> {
     config: &'c ShellConfig,
+    running: &'c RunningCommands,
     format: LegacyReply,
     peer: SocketAddr,
     stream: &'c TcpStream,
@@ -35,14 +36,22 @@ impl SeedSession<'_> {
     pub(super) fn serve_command(
         mut conn: Connection<ClientKind>,
         config: &ShellConfig,
+        running: &RunningCommands,
     ) -> Handback<ClientKind> {
         let Some(format) = config.legacy_reply else {
             return Handback::Close(conn);
         };
+        // A client that stops reading its reply for this long is dropped, so it cannot hold
+        // its slot (or its thread) longer.
+        let write_limit = config.lobby.idle_timeout.min(config.limits.timeout);
+        if conn.stream.set_write_timeout(Some(write_limit)).is_err() {
+            return Handback::Close(conn);
+        }
         let mut command = std::mem::take(&mut conn.received);
         conn.requests += 1;
         let mut session = SeedSession {
             config,
+            running,
             format,
             peer: conn.peer,
             stream: &conn.stream,
@@ -134,6 +143,7 @@ impl SeedSession<'_> {
             &config.workdir,
             &limits,
             Some(self.stream.as_fd()),
+            self.running,
             &mut output,
         );
         if let Ok(outcome) = &outcome {

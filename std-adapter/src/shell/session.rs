@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::framed_session::FramedSession;
-use super::process::kill_all_commands;
+use super::process::RunningCommands;
 use super::seed_session::{SeedSession, seed_reply};
 use super::server::ShellConfig;
 use super::wire::{self, Greeting};
@@ -44,11 +44,16 @@ pub(super) enum Next {
 #[derive(Debug)]
 pub(crate) struct ShellService {
     config: Arc<ShellConfig>,
+    /// The commands running now, killed when a stop runs out of grace.
+    running: Arc<RunningCommands>,
 }
 
 impl ShellService {
     pub(crate) fn new(config: Arc<ShellConfig>) -> ShellService {
-        ShellService { config }
+        ShellService {
+            config,
+            running: RunningCommands::new(),
+        }
     }
 
     /// Judges a new connection's first bytes.
@@ -133,8 +138,8 @@ impl Service for ShellService {
 
     fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
         match conn.mode {
-            ClientKind::Framed => FramedSession::serve_request(conn, &self.config),
-            ClientKind::Seed => SeedSession::serve_command(conn, &self.config),
+            ClientKind::Framed => FramedSession::serve_request(conn, &self.config, &self.running),
+            ClientKind::Seed => SeedSession::serve_command(conn, &self.config, &self.running),
             ClientKind::Unknown => Handback::Close(conn),
         }
     }
@@ -162,7 +167,7 @@ impl Service for ShellService {
     }
 
     fn stop_now(&self) {
-        kill_all_commands();
+        self.running.kill_all();
     }
 }
 
