@@ -558,3 +558,39 @@ fn durations_take_units_and_plain_seconds_on_both_servers() {
         );
     }
 }
+
+#[test]
+fn a_stderr_nobody_reads_does_not_stall_the_server() {
+    // The log goes to a pipe that is never read: once it is full, a server that wrote its log
+    // lines in place would stop serving.
+    let mut child = std::process::Command::new(serve_common::UNSTICK)
+        .args(["shell", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("address line");
+    let addr = line.trim().to_string();
+    // Each connection logs two lines of about 100 bytes: 1,500 of them are far more than a
+    // pipe holds.
+    for _ in 0..1500 {
+        drop(TcpStream::connect(&addr).expect("connect"));
+    }
+    let served = run_client(
+        &["shell", "connect", &addr, "-c", "echo served"],
+        None,
+        Duration::from_secs(20),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&served.stdout),
+        "served\n",
+        "{served:?}"
+    );
+}
