@@ -85,6 +85,20 @@ fn many_commands_share_one_connection() {
 }
 
 #[test]
+fn a_client_whose_waiting_connection_was_closed_connects_again() {
+    let server = ServerProcess::start(&["--login-grace", "300ms", "--idle-timeout", "300ms"]);
+    let mut client = server.client(None);
+    // Longer than the login grace: the server closes the connection before the first command.
+    thread::sleep(Duration::from_millis(800));
+    let (_, out) = exec(&mut client, "echo first");
+    assert_eq!(out.stdout, b"first\n");
+    // And longer than the idle timeout between commands.
+    thread::sleep(Duration::from_millis(800));
+    let (_, out) = exec(&mut client, "echo second");
+    assert_eq!(out.stdout, b"second\n");
+}
+
+#[test]
 fn output_streams_while_the_command_runs() {
     let server = ServerProcess::start(&[]);
     let mut client = server.client(None);
