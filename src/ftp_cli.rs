@@ -15,6 +15,7 @@ use unstick_std::ftp::{
 use unstick_std::server::Shutdown;
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::token_or_env;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
@@ -122,7 +123,7 @@ pub struct ClientArgs {
 impl ClientArgs {
     fn options(&self) -> ClientOptions {
         ClientOptions {
-            token: token_or_env(&self.token),
+            token: token_or_env(self.token.as_deref()),
             algorithm: if self.md5 {
                 Algorithm::Md5
             } else {
@@ -151,14 +152,6 @@ impl FtpCommand {
             lobby: LobbyArgs::default(),
         })
     }
-}
-
-/// The token given on the command line, else `UNSTICK_TOKEN`.
-fn token_or_env(given: &Option<String>) -> Option<String> {
-    given
-        .clone()
-        .or_else(|| std::env::var("UNSTICK_TOKEN").ok())
-        .filter(|t| !t.is_empty())
 }
 
 /// Runs a subcommand.
@@ -192,7 +185,7 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
-    let token = token_or_env(&args.token);
+    let token = token_or_env(args.token.as_deref());
     let listener = unstick_std::server::bind(&args.listen, token.is_some())
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = FileServer::new(FileServerConfig {

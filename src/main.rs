@@ -84,6 +84,17 @@ fn main() -> ExitCode {
     code
 }
 
+/// Environment variable holding the shared secret when `--token` is not given.
+const TOKEN_ENV: &str = "UNSTICK_TOKEN";
+
+/// The token given on the command line, else `UNSTICK_TOKEN` when set and not empty. A `--token`
+/// given empty stays empty, for the server to refuse.
+fn token_or_env(given: Option<&str>) -> Option<String> {
+    given
+        .map(str::to_owned)
+        .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
+}
+
 /// How long the end of the process waits for its last log lines to reach stderr.
 pub const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
 

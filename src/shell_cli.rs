@@ -14,9 +14,7 @@ use unstick_std::shell::{
 };
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
-
-/// Environment variable holding the shared secret when `--token` is not given.
-const TOKEN_ENV: &str = "UNSTICK_TOKEN";
+use crate::token_or_env;
 
 /// Exit status of `connect` when the connection or the protocol fails, or the server refuses a
 /// command (as `ssh` does).
@@ -120,14 +118,10 @@ pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
     }
 }
 
-fn token_or_env(token: Option<String>) -> Option<String> {
-    token.or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
-}
-
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
     let mut config = ShellConfig {
         workdir: args.workdir,
-        token: token_or_env(args.token),
+        token: token_or_env(args.token.as_deref()),
         lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
         legacy_reply: args.legacy_reply,
         ..ShellConfig::default()
@@ -162,7 +156,7 @@ fn announce_address(server: &ShellServer) -> io::Result<()> {
 }
 
 fn connect(args: ConnectArgs) -> ExitCode {
-    let mut client = match ShellClient::connect(&args.addr, token_or_env(args.token)) {
+    let mut client = match ShellClient::connect(&args.addr, token_or_env(args.token.as_deref())) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };

@@ -25,13 +25,9 @@ use super::wire::{
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
-    Admission, ClientKind, Connection, HEADER_CAP, Handback, LobbyConfig, RequestStream, Service,
-    Shutdown, error_frame, send_error, token_matches,
+    Admission, ClientKind, Connection, GREETING_PAUSE, HEADER_CAP, Handback, LobbyConfig,
+    RequestStream, Service, Shutdown, error_frame, send_error, token_matches,
 };
-
-/// How long the server waits for more of a first request that could still be another
-/// protocol's opening before judging it as it is.
-const GREETING_PAUSE: Duration = Duration::from_millis(200);
 
 /// How the file server runs.
 #[derive(Clone, Debug)]
@@ -141,8 +137,14 @@ enum Flow {
 }
 
 impl FileServer {
-    /// Opens (creating it if needed) the root directory.
+    /// Opens (creating it if needed) the root directory. An empty token is refused.
     pub fn new(config: FileServerConfig) -> io::Result<FileServer> {
+        if config.token.as_deref() == Some("") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the token is empty; choose a long random secret",
+            ));
+        }
         let root = Dir::open_root(&config.root).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -184,8 +186,12 @@ impl FileServer {
     /// Serves `listener`'s connections until `shutdown` is requested; then stops accepting,
     /// lets the transfers in progress finish within the shutdown grace, cuts off the rest (an
     /// upload cut off is kept for resume, like any torn upload; temporary files are removed)
-    /// and returns.
+    /// and returns. A listener on a non-loopback address is refused unless a token is set.
     pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() && self.config.token.is_none() {
+            return Err(crate::server::insecure_listen(local));
+        }
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
         // server with SIGXFSZ.
         // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
@@ -1093,5 +1099,30 @@ impl Drop for Staging<'_> {
         if self.on_drop == OnDrop::Remove {
             let _ = self.dir.unlink(&self.name, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(root: &std::path::Path, token: Option<&str>) -> FileServerConfig {
+        FileServerConfig {
+            root: root.to_path_buf(),
+            token: token.map(str::to_owned),
+            ..FileServerConfig::default()
+        }
+    }
+
+    #[test]
+    fn beyond_loopback_a_token_is_required_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = FileServer::new(config(dir.path(), Some(""))).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::InvalidInput);
+        let server = FileServer::new(config(dir.path(), None)).unwrap();
+        let open = TcpListener::bind("0.0.0.0:0").unwrap();
+        let refused = server.serve_until(open, &Shutdown::new()).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("without a token"), "{refused}");
     }
 }

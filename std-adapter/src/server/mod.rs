@@ -22,6 +22,11 @@ use serde::Serialize;
 use unstick_core::blocking::write_frame;
 use unstick_core::{HeaderFrameEncoder, Profile, WriteError};
 
+/// How long a server waits for more of a connection's first bytes that could still grow into
+/// something else (another protocol's opening, a short seed command such as `ls`) before
+/// judging them as they are.
+pub const GREETING_PAUSE: Duration = Duration::from_millis(200);
+
 /// What a server knows of a client between its requests: what its first bytes said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ClientKind {
@@ -55,14 +60,19 @@ pub fn bind(addr: &str, authenticated: bool) -> io::Result<TcpListener> {
     unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() && !authenticated {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "refusing to listen on {local} without a token: anyone who can reach it could use the server; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
-            ),
-        ));
+        return Err(insecure_listen(local));
     }
     Ok(listener)
+}
+
+/// The error for a server listening beyond loopback without a token.
+pub(crate) fn insecure_listen(local: SocketAddr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing to listen on {local} without a token: anyone who can reach it could use the server; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
+        ),
+    )
 }
 
 /// Whether `addr` is a loopback address.

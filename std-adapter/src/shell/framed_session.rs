@@ -11,10 +11,10 @@ use unstick_core::ReadError;
 use unstick_core::blocking::{FrameReader, write_frame};
 use unstick_core::{DecodeError, Event, FrameDecoder, FrameInfo, HeaderFrameEncoder, Profile};
 
+use super::connection::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout};
 use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, RunError, RunOutcome, Termination};
 use super::process::{RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
-use super::session::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout};
 use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
 use crate::server::{
     ClientKind, Connection, HEADER_CAP, Handback, RequestStream, send_error, token_matches,

@@ -39,6 +39,7 @@
 //! ```
 
 mod client;
+mod connection;
 mod framed_session;
 pub mod process;
 mod seed_session;
@@ -47,6 +48,7 @@ mod session;
 pub mod wire;
 
 pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
+pub use connection::GREETING_PAUSE;
 pub use process::{
     CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunningCommands,
     Termination, kill_all_commands,
@@ -55,5 +57,4 @@ pub use server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ShellConfig, ShellServer, ShellServerError,
 };
-pub use session::GREETING_PAUSE;
 pub use wire::LegacyReply;

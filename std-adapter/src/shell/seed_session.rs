@@ -10,12 +10,12 @@ use embedded_io_adapters::std::FromStd;
 use unstick_core::Profile;
 use unstick_core::blocking::{write_frame, write_plain_frame};
 
+use super::connection::{
+    GREETING_PAUSE, Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left,
+};
 use super::framed_session::log_finished;
 use super::process::{CapturedOutput, RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
-use super::session::{
-    GREETING_PAUSE, Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout, read_within, time_left,
-};
 use super::wire::{self, LegacyReply};
 use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::{ClientKind, Connection, Handback};

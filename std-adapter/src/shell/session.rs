@@ -8,11 +8,9 @@
 //! request line, a TLS ClientHello, ...) are refused, so that no browser page or stray client
 //! can have its bytes run as commands.
 
-use std::io::{self, Read};
-use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use super::connection::GREETING_PAUSE;
 use super::framed_session::FramedSession;
 use super::process::RunningCommands;
 use super::seed_session::{SeedSession, seed_reply};
@@ -21,24 +19,6 @@ use super::wire::{self, Greeting};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, Handback, Service, error_frame};
-
-/// How long the server waits for more of a greeting that could still grow into something else
-/// (a short seed command such as `ls`, or the start of a request line) before judging it as it
-/// is.
-pub const GREETING_PAUSE: Duration = Duration::from_millis(200);
-
-/// Size of the buffer framed requests are read through.
-pub(super) const REQUEST_BUFFER: usize = 16 * 1024;
-
-/// Room for a reply frame's head in front of its body.
-pub(super) const REPLY_HEAD_ROOM: usize = 512;
-
-/// Whether a session goes on after a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Next {
-    Continue,
-    Close,
-}
 
 /// The shell protocol, as the lobby drives it.
 #[derive(Debug)]
@@ -169,35 +149,4 @@ impl Service for ShellService {
     fn stop_now(&self) {
         self.running.kill_all();
     }
-}
-
-/// One read that waits at most `limit`.
-pub(super) fn read_within(
-    stream: &TcpStream,
-    buf: &mut [u8],
-    limit: Duration,
-) -> io::Result<usize> {
-    stream.set_read_timeout(Some(limit.max(Duration::from_millis(1))))?;
-    let mut reader = stream;
-    loop {
-        match reader.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            result => return result,
-        }
-    }
-}
-
-pub(super) fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// The time until `deadline`, or a `TimedOut` error once it has passed.
-pub(super) fn time_left(deadline: Instant) -> io::Result<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| io::ErrorKind::TimedOut.into())
 }
