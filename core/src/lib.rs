@@ -81,6 +81,10 @@
 //!
 //! With a feature off, a declared digest of that kind is reported as
 //! [`Verdict::Unsupported`] instead of being checked.
+//!
+//! - `protocols` (off by default): what the shell and file protocols share, the error codes
+//!   (`ErrorCode`, with their stable wire strings) and the error frame (`ErrorFrame`), which
+//!   encodes and decodes. A firmware that only frames bytes links none of it.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -91,6 +95,8 @@ mod decoder;
 mod digest;
 mod encoder;
 mod error;
+#[cfg(feature = "protocols")]
+mod error_frame;
 pub mod json;
 mod profile;
 mod window;
@@ -99,6 +105,8 @@ pub use decoder::{Event, Format, FrameDecoder, FrameEnd, FrameInfo, Verdict};
 pub use digest::{Algorithm, Algorithms, BodyHasher, Checksum, Digests, HexDigest, digest_of};
 pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
 pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
+#[cfg(feature = "protocols")]
+pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR, UnknownErrorCode};
 pub use profile::{ByteOrder, PrefixWidth, Profile};
 
 /// Re-exported so applications name the same `heapless` version in their header types.

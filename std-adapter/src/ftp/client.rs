@@ -20,8 +20,8 @@ use unstick_core::{
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::Create;
-use super::wire::{DigestTrailer, Message, Request, code};
-use crate::server::{FramedStream, HEADER_CAP};
+use super::wire::{DigestTrailer, Message, Request};
+use crate::server::{ErrorCode, FramedStream, HEADER_CAP, PLAIN_ENCODER};
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -214,10 +214,6 @@ fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientErro
     Ok(stream)
 }
 
-fn encoder() -> HeaderFrameEncoder {
-    HeaderFrameEncoder::new(Profile::SEED).checksum(None)
-}
-
 fn decoder() -> FrameDecoder<HEADER_CAP> {
     FrameDecoder::header_frames(Profile::SEED)
 }
@@ -338,7 +334,7 @@ impl FileClient {
     fn send_request(&mut self, op: &str, path: Option<&str>) -> Result<(), ClientError> {
         let mut head = [0u8; HEADER_CAP];
         let request = new_request(&self.options, op, path);
-        write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)
+        write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head).map_err(write_failed)
     }
 
     /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same
@@ -381,7 +377,7 @@ impl FileClient {
         let mut sink = WatchedSink { io: &mut self.io };
         let sent = write_frame_from(
             &mut sink,
-            &encoder(),
+            &PLAIN_ENCODER,
             &request,
             size - offset,
             &mut source,
@@ -445,7 +441,8 @@ impl FileClient {
         let mut head = [0u8; HEADER_CAP];
         let mut request = new_request(&self.options, "get", Some(remote.as_str()));
         request.offset = (have > 0).then_some(have);
-        write_frame(&mut self.io, &encoder(), &request, &[], &mut head).map_err(write_failed)?;
+        write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head)
+            .map_err(write_failed)?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         let (head, body_len) = next_message(&mut reader)?;
         let size = head.size.unwrap_or(0);
@@ -596,7 +593,7 @@ fn send_trailer(
     let hex = digest.to_hex();
     let trailer = DigestTrailer::new("done", algorithm, hex.as_str(), None);
     let mut head = [0u8; 256];
-    write_frame(sink, &encoder(), &trailer, &[], &mut head).map_err(write_failed)?;
+    write_frame(sink, &PLAIN_ENCODER, &trailer, &[], &mut head).map_err(write_failed)?;
     Ok(digest)
 }
 
@@ -760,5 +757,5 @@ pub fn put_legacy(
 
 /// Whether `e` is the server refusing a resume because its partial upload does not match.
 pub fn is_partial_mismatch(e: &ClientError) -> bool {
-    e.server_code() == Some(code::PARTIAL_MISMATCH)
+    e.server_code() == Some(ErrorCode::PartialMismatch.as_str())
 }

@@ -40,4 +40,3 @@ pub use name::{PathError, RemotePath, escape_for_terminal};
 pub use progress::TerminalProgress;
 pub use server::{FileServer, FileServerConfig};
 pub use transfer::{NoProgress, Progress, TRANSFER_BUFFER};
-pub use wire::code;

@@ -13,20 +13,19 @@ use serde::Serialize;
 use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
 use unstick_core::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, Event, FrameDecoder, FrameInfo,
-    HeaderFrameEncoder, Profile, ReadError, WriteError,
+    Profile, ReadError, WriteError,
 };
 
 use super::name::{PathError, RemotePath, escape_for_terminal, name_text};
 use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::{Create, Dir, EntryKind, file_meta, partial_name, temp_name, try_lock};
-use super::wire::{
-    Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, code, parse_algorithm,
-};
+use super::wire::{Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, parse_algorithm};
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
-    Admission, ClientKind, Connection, GREETING_PAUSE, HEADER_CAP, Handback, LobbyConfig,
-    RequestStream, Service, Shutdown, error_frame, send_error, token_matches,
+    Admission, ClientKind, Connection, ErrorCode, GREETING_PAUSE, HEADER_CAP, Handback,
+    LobbyConfig, PLAIN_ENCODER, Refusal, RequestStream, Service, Shutdown, error_frame, send_error,
+    token_matches,
 };
 
 /// How the file server runs.
@@ -68,60 +67,38 @@ pub struct FileServer {
     config: Arc<FileServerConfig>,
 }
 
-/// A request the server turns down: an error frame, and whether the connection must close
-/// because the stream is no longer at a frame boundary.
-#[derive(Debug)]
-struct Refusal {
-    code: &'static str,
-    message: String,
-    close: bool,
-}
-
 impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-            close: false,
-        }
-    }
-
-    fn closing(mut self) -> Self {
-        self.close = true;
-        self
-    }
-
     /// Maps a file-system error met while handling `what`. The system's own words are added
     /// where the code alone does not say enough (which limit, which failure).
     fn storage(e: &io::Error, what: &str) -> Self {
         let (code, hint) = match e.raw_os_error() {
             Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => {
                 let hint = "the server is out of space (or over a file-size limit); the partial data was removed";
-                return Refusal::new(code::NO_SPACE, format!("{what}: {hint} ({e})"));
+                return Refusal::new(ErrorCode::NoSpace, format!("{what}: {hint} ({e})"));
             }
             Some(libc::ELOOP) => (
-                code::BAD_PATH,
+                ErrorCode::BadPath,
                 "a component is a symbolic link; links are never followed",
             ),
             Some(libc::ENOTDIR) => (
-                code::BAD_PATH,
+                ErrorCode::BadPath,
                 "a component is not a directory (or is a symbolic link, which is never followed)",
             ),
-            Some(libc::EISDIR) => (code::BAD_PATH, "the name is a directory"),
+            Some(libc::EISDIR) => (ErrorCode::BadPath, "the name is a directory"),
             Some(libc::ENOTEMPTY | libc::EEXIST) => (
-                code::BAD_REQUEST,
+                ErrorCode::BadRequest,
                 "the directory is not empty (interrupted uploads held for resume count too; delete them by name)",
             ),
             _ if e.kind() == io::ErrorKind::InvalidInput => (
-                code::BAD_PATH,
+                ErrorCode::BadPath,
                 "the name is not a regular file (a FIFO, socket or device)",
             ),
             _ if e.kind() == io::ErrorKind::NotFound => {
-                (code::NOT_FOUND, "no such file or directory")
+                (ErrorCode::NotFound, "no such file or directory")
             }
             _ => {
                 let hint = "the server could not access its storage";
-                return Refusal::new(code::STORAGE, format!("{what}: {hint} ({e})"));
+                return Refusal::new(ErrorCode::StorageError, format!("{what}: {hint} ({e})"));
             }
         };
         Refusal::new(code, format!("{what}: {hint}"))
@@ -227,15 +204,9 @@ impl FileServer {
             Ok(Flow::Continue) => false,
             Ok(Flow::Close) => true,
             Err(refusal) => {
-                tracing::warn!(
-                    server = "ftp",
-                    peer = %conn.peer,
-                    code = %refusal.code,
-                    reason = %refusal.message,
-                    "refused"
-                );
+                refusal.log("ftp", conn.peer);
                 let sent = send_error(reader.get_mut(), refusal.code, &refusal.message);
-                refusal.close || sent.is_err()
+                refusal.closes || sent.is_err()
             }
         };
         conn.requests += 1;
@@ -260,7 +231,7 @@ impl Service for FileServer {
             match foreign::recognise(received, paused) {
                 Recognition::Foreign(protocol) => {
                     return Admission::Refuse {
-                        code: "foreign_protocol",
+                        code: ErrorCode::ForeignProtocol,
                         reason: format!("the client opened with {protocol}, not the file protocol"),
                         reply: protocol.reply("file"),
                     };
@@ -285,11 +256,11 @@ impl Service for FileServer {
     }
 
     fn busy_reply(&self, _client: ClientKind, message: &str) -> Vec<u8> {
-        error_frame(code::BUSY, message)
+        error_frame(ErrorCode::Busy, message)
     }
 
     fn timeout_reply(&self, _client: ClientKind, _received: &[u8], message: &str) -> Vec<u8> {
-        error_frame(code::IDLE_TIMEOUT, message)
+        error_frame(ErrorCode::IdleTimeout, message)
     }
 }
 
@@ -307,10 +278,10 @@ fn decode_refusal(e: ReadError<io::Error>) -> Result<Flow, Refusal> {
         ReadError::Io(_) => Ok(Flow::Close),
         ReadError::Decode(DecodeError::UnexpectedEof { .. }) => Ok(Flow::Close),
         ReadError::Decode(e @ DecodeError::BodyTooLarge { .. }) => {
-            Err(Refusal::new(code::TOO_LARGE, e.to_string()).closing())
+            Err(Refusal::new(ErrorCode::TooLarge, e.to_string()).closing())
         }
-        ReadError::Decode(e) => Err(Refusal::new(code::BAD_FRAME, e.to_string()).closing()),
-        other => Err(Refusal::new(code::BAD_FRAME, other.to_string()).closing()),
+        ReadError::Decode(e) => Err(Refusal::new(ErrorCode::BadFrame, e.to_string()).closing()),
+        other => Err(Refusal::new(ErrorCode::BadFrame, other.to_string()).closing()),
     }
 }
 
@@ -319,10 +290,12 @@ fn expect_end(reader: &mut Reader<'_>) -> Result<(), Refusal> {
     match reader.next_event() {
         Ok(Some(Event::End(_))) => Ok(()),
         Ok(_) => {
-            Err(Refusal::new(code::BAD_FRAME, "this request must have an empty body").closing())
+            Err(Refusal::new(ErrorCode::BadFrame, "this request must have an empty body").closing())
         }
         Err(e) => match decode_refusal(e) {
-            Ok(_) => Err(Refusal::new(code::INCOMPLETE, "connection ended mid-frame").closing()),
+            Ok(_) => {
+                Err(Refusal::new(ErrorCode::Incomplete, "connection ended mid-frame").closing())
+            }
             Err(r) => Err(r),
         },
     }
@@ -330,20 +303,20 @@ fn expect_end(reader: &mut Reader<'_>) -> Result<(), Refusal> {
 
 fn reply<H: Serialize>(reader: &mut Reader<'_>, header: &H) -> Result<(), Refusal> {
     let mut head = [0u8; 4096];
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
-    write_frame(reader.get_mut(), &encoder, header, &[], &mut head)
-        .map_err(|_| Refusal::new(code::INCOMPLETE, "could not send the reply").closing())
+    write_frame(reader.get_mut(), &PLAIN_ENCODER, header, &[], &mut head)
+        .map_err(|_| Refusal::new(ErrorCode::Incomplete, "could not send the reply").closing())
 }
 
 fn parse_path(text: Option<&str>) -> Result<RemotePath, Refusal> {
-    let text = text.ok_or_else(|| Refusal::new(code::BAD_REQUEST, "the request has no `path`"))?;
+    let text =
+        text.ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "the request has no `path`"))?;
     RemotePath::parse(text).map_err(|e| bad_path(text, e))
 }
 
 /// Refuses `text` as a path. The text is echoed escaped: it may hold control characters.
 fn bad_path(text: &str, e: PathError) -> Refusal {
     Refusal::new(
-        code::BAD_PATH,
+        ErrorCode::BadPath,
         format!("`{}`: {e}", escape_for_terminal(text)),
     )
 }
@@ -358,7 +331,9 @@ impl Session<'_> {
             Ok(None) => return Ok(Flow::Close),
             Ok(Some(Event::Head(info))) => info,
             Ok(Some(_)) => {
-                return Err(Refusal::new(code::BAD_FRAME, "expected a request header").closing());
+                return Err(
+                    Refusal::new(ErrorCode::BadFrame, "expected a request header").closing(),
+                );
             }
             Err(e) => return decode_refusal(e),
         };
@@ -366,7 +341,7 @@ impl Session<'_> {
         let message: Message = match reader.decoder().header() {
             Ok(m) => m,
             Err(e) => {
-                let r = Refusal::new(code::BAD_REQUEST, format!("{e}"));
+                let r = Refusal::new(ErrorCode::BadRequest, format!("{e}"));
                 return Err(if has_body { r.closing() } else { r });
             }
         };
@@ -375,7 +350,7 @@ impl Session<'_> {
             let presented = message.token.as_deref().unwrap_or("");
             if !token_matches(expected, presented) {
                 return Err(refuse_with_body(Refusal::new(
-                    code::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
                     "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
                 )));
             }
@@ -385,9 +360,11 @@ impl Session<'_> {
             (Some("put"), _) => self.put(reader, &info, &message),
             (Some(op @ ("get" | "ls" | "stat" | "delete")), _) => {
                 if has_body {
-                    return Err(
-                        Refusal::new(code::BAD_REQUEST, format!("`{op}` takes no body")).closing(),
-                    );
+                    return Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        format!("`{op}` takes no body"),
+                    )
+                    .closing());
                 }
                 expect_end(reader)?;
                 match op {
@@ -398,14 +375,14 @@ impl Session<'_> {
                 }
             }
             (Some(op), _) => Err(refuse_with_body(Refusal::new(
-                code::BAD_REQUEST,
+                ErrorCode::BadRequest,
                 format!(
                     "unknown op `{}`; expected put, get, ls, stat or delete",
                     escape_for_terminal(op)
                 ),
             ))),
             (None, false) => Err(refuse_with_body(Refusal::new(
-                code::BAD_REQUEST,
+                ErrorCode::BadRequest,
                 "the header has neither `op` nor the seed's `filename`",
             ))),
         }
@@ -429,7 +406,7 @@ impl Session<'_> {
             BodyOutcome::Torn => return Ok(Flow::Close),
             BodyOutcome::Mismatch(e) => {
                 return Err(Refusal::new(
-                    code::CHECKSUM_MISMATCH,
+                    ErrorCode::ChecksumMismatch,
                     format!("{}: {e}; the previous file is untouched", path.as_str()),
                 ));
             }
@@ -470,7 +447,11 @@ impl Session<'_> {
     ) -> Result<Flow, Refusal> {
         let path = parse_path(message.path.as_deref()).map_err(Refusal::closing)?;
         let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
-            Refusal::new(code::BAD_REQUEST, "`algorithm` must be \"xxh3\" or \"md5\"").closing()
+            Refusal::new(
+                ErrorCode::BadRequest,
+                "`algorithm` must be \"xxh3\" or \"md5\"",
+            )
+            .closing()
         })?;
         let offset = message.offset.unwrap_or(0);
         self.check_size(&path, offset, info.body_len)?;
@@ -485,7 +466,7 @@ impl Session<'_> {
             }
             BodyOutcome::Mismatch(e) => {
                 return Err(Refusal::new(
-                    code::CHECKSUM_MISMATCH,
+                    ErrorCode::ChecksumMismatch,
                     format!("{}: {e}; the previous file is untouched", path.as_str()),
                 )
                 .closing());
@@ -500,7 +481,7 @@ impl Session<'_> {
         let actual = hasher.finish().get(algorithm);
         if actual != Some(claimed) {
             return Err(Refusal::new(
-                code::CHECKSUM_MISMATCH,
+                ErrorCode::ChecksumMismatch,
                 format!(
                     "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
                     path.as_str(),
@@ -540,7 +521,7 @@ impl Session<'_> {
         if let Ok(Some(meta)) = dir.stat(path.file_name()) {
             if meta.kind == EntryKind::Dir {
                 return Err(Refusal::new(
-                    code::BAD_PATH,
+                    ErrorCode::BadPath,
                     format!("{}: is a directory; give a file name", path.as_str()),
                 )
                 .closing());
@@ -555,7 +536,7 @@ impl Session<'_> {
         match offset.checked_add(body_len) {
             Some(total) if total <= max => Ok(()),
             _ => Err(Refusal::new(
-                code::TOO_LARGE,
+                ErrorCode::TooLarge,
                 format!(
                     "{}: the file would exceed the server's limit of {max} bytes",
                     path.as_str()
@@ -583,7 +564,7 @@ impl Session<'_> {
         }
         let prefix = message.prefix_digest(algorithm).ok_or_else(|| {
             Refusal::new(
-                code::BAD_REQUEST,
+                ErrorCode::BadRequest,
                 format!("a resumed put needs `prefix_{}`", algorithm.member()),
             )
             .closing()
@@ -595,7 +576,10 @@ impl Session<'_> {
     fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
         let path = parse_path(message.path.as_deref())?;
         let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
-            Refusal::new(code::BAD_REQUEST, "`algorithm` must be \"xxh3\" or \"md5\"")
+            Refusal::new(
+                ErrorCode::BadRequest,
+                "`algorithm` must be \"xxh3\" or \"md5\"",
+            )
         })?;
         let dir = self
             .server
@@ -609,7 +593,7 @@ impl Session<'_> {
         let offset = message.offset.unwrap_or(0);
         if offset > meta.size {
             return Err(Refusal::new(
-                code::BAD_REQUEST,
+                ErrorCode::BadRequest,
                 format!(
                     "{}: resume offset {offset} is beyond the end of the file ({} bytes); download it again from the start",
                     path.as_str(),
@@ -630,7 +614,6 @@ impl Session<'_> {
             offset,
             mtime: meta.mtime,
         };
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
         let mut progress = NoProgress;
         let mut source = HashingSource {
             file: &mut file,
@@ -639,7 +622,7 @@ impl Session<'_> {
         };
         let sent = write_frame_from(
             reader.get_mut(),
-            &encoder,
+            &PLAIN_ENCODER,
             &head,
             meta.size - offset,
             &mut source,
@@ -655,10 +638,9 @@ impl Session<'_> {
                 return Ok(Flow::Close);
             }
         }
-        let digest = hasher
-            .finish()
-            .get(algorithm)
-            .ok_or_else(|| Refusal::new(code::STORAGE, "digest unavailable in this build"))?;
+        let digest = hasher.finish().get(algorithm).ok_or_else(|| {
+            Refusal::new(ErrorCode::StorageError, "digest unavailable in this build")
+        })?;
         let hex = digest.to_hex();
         log_digest(
             self.peer,
@@ -781,7 +763,7 @@ impl Session<'_> {
             (Some(_), _) | (None, PartialUpload::Removed) => {}
             (None, PartialUpload::InUse) => {
                 return Err(Refusal::new(
-                    code::BUSY,
+                    ErrorCode::Busy,
                     format!(
                         "{}: an upload to this name is in progress; try again once it ends",
                         path.as_str()
@@ -790,7 +772,7 @@ impl Session<'_> {
             }
             (None, PartialUpload::Absent) => {
                 return Err(Refusal::new(
-                    code::NOT_FOUND,
+                    ErrorCode::NotFound,
                     format!("{}: no such file or directory", path.as_str()),
                 ));
             }
@@ -850,7 +832,7 @@ fn read_trailer(
     let done: Message = reader.decoder().header().unwrap_or_default();
     if done.op.as_deref() != Some("done") || trailer.body_len != 0 {
         return Err(Refusal::new(
-            code::BAD_FRAME,
+            ErrorCode::BadFrame,
             "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
         )
         .closing());
@@ -858,7 +840,7 @@ fn read_trailer(
     expect_end(reader)?;
     let claimed = done.file_digest(algorithm).ok_or_else(|| {
         Refusal::new(
-            code::BAD_REQUEST,
+            ErrorCode::BadRequest,
             format!("the trailer has no `file_{}` digest", algorithm.member()),
         )
     })?;
@@ -1003,7 +985,7 @@ impl<'d> Staging<'d> {
         let locked = match Self::lock_partial(dir, name, Create::Never) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Refusal::new(
-                    code::PARTIAL_MISMATCH,
+                    ErrorCode::PartialMismatch,
                     format!(
                         "{name}: the server holds no partial upload of this name; upload from the start"
                     ),
@@ -1013,7 +995,7 @@ impl<'d> Staging<'d> {
         };
         let mut staging = locked.ok_or_else(|| {
             Refusal::new(
-                code::BUSY,
+                ErrorCode::Busy,
                 format!("{name}: another upload of this name is in progress"),
             )
         })?;
@@ -1021,7 +1003,7 @@ impl<'d> Staging<'d> {
         if have < offset {
             staging.on_drop = OnDrop::Leave; // keep what there is; the client asked for too much
             return Err(Refusal::new(
-                code::PARTIAL_MISMATCH,
+                ErrorCode::PartialMismatch,
                 format!(
                     "{name}: the server holds {have} bytes of this upload, fewer than the resume offset {offset}"
                 ),
@@ -1033,7 +1015,7 @@ impl<'d> Staging<'d> {
         if hasher.clone().finish().get(algorithm) != Some(prefix) {
             // Corrupted (or from another file): dropping the staging removes it.
             return Err(Refusal::new(
-                code::PARTIAL_MISMATCH,
+                ErrorCode::PartialMismatch,
                 format!(
                     "{name}: the server's partial upload does not match the first {offset} bytes of the client's file; it was discarded, upload again from the start"
                 ),

@@ -198,33 +198,3 @@ pub struct Ack {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
-
-/// Stable error codes sent in error frames.
-pub mod code {
-    /// The request is malformed (missing member, wrong type, unknown op).
-    pub const BAD_REQUEST: &str = "bad_request";
-    /// The framing itself is broken; the server closes the connection.
-    pub const BAD_FRAME: &str = "bad_frame";
-    /// The path is refused (traversal, reserved name, symlink).
-    pub const BAD_PATH: &str = "bad_path";
-    /// No such file or directory.
-    pub const NOT_FOUND: &str = "not_found";
-    /// The file is larger than the server accepts.
-    pub const TOO_LARGE: &str = "too_large";
-    /// The data does not match its digest; nothing was committed.
-    pub const CHECKSUM_MISMATCH: &str = "checksum_mismatch";
-    /// The partial upload to resume does not match the client's prefix (it was discarded).
-    pub const PARTIAL_MISMATCH: &str = "partial_mismatch";
-    /// The server ran out of space (or hit a file-size limit); the temporary file was removed.
-    pub const NO_SPACE: &str = "no_space";
-    /// Any other storage failure.
-    pub const STORAGE: &str = "storage_error";
-    /// Too many connections, or the name is being uploaded by another client.
-    pub const BUSY: &str = "busy";
-    /// Missing or wrong token.
-    pub const UNAUTHORIZED: &str = "unauthorized";
-    /// The body ended early or the connection broke mid-transfer.
-    pub const INCOMPLETE: &str = "incomplete";
-    /// No complete request arrived in time.
-    pub const IDLE_TIMEOUT: &str = "idle_timeout";
-}

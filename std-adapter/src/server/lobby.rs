@@ -44,7 +44,7 @@ use unstick_core::{Event, FrameDecoder, Profile};
 use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
-use super::{HEADER_CAP, deadline_after};
+use super::{ErrorCode, HEADER_CAP, deadline_after};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
 /// refused (a request's header is at most [`HEADER_CAP`] bytes).
@@ -126,8 +126,8 @@ pub enum Admission<M> {
     Serve(M),
     /// Refused: log `code` and `reason`, send `reply`, close.
     Refuse {
-        /// A stable machine-readable code.
-        code: &'static str,
+        /// Why, for the log.
+        code: ErrorCode,
         /// What was wrong, for the log.
         reason: String,
         /// Bytes to send the client before closing (may be empty).
@@ -632,7 +632,7 @@ impl<S: Service> Lobby<S> {
 
     fn refuse_busy(&mut self, conn: Connection<S::Mode>, no_slot: NoSlot) {
         let message = no_slot.to_string();
-        tracing::warn!(server = S::NAME, peer = %conn.peer, code = %"busy", reason = %message, "refused");
+        tracing::warn!(server = S::NAME, peer = %conn.peer, code = %ErrorCode::Busy, reason = %message, "refused");
         send_nonblocking(&conn.stream, &self.service.busy_reply(conn.mode, &message));
         self.close_gracefully(conn);
     }
@@ -693,7 +693,7 @@ impl<S: Service> Lobby<S> {
                 "no complete request within the {} of {:?}; closing the connection",
                 limit.0, limit.1
             );
-            tracing::warn!(server = S::NAME, peer = %w.conn.peer, code = %"idle_timeout", reason = %message, "refused");
+            tracing::warn!(server = S::NAME, peer = %w.conn.peer, code = %ErrorCode::IdleTimeout, reason = %message, "refused");
             let reply = self
                 .service
                 .timeout_reply(w.conn.mode, &w.conn.received, &message);
@@ -975,7 +975,7 @@ mod tests {
         fn admit(&self, _: ClientKind, received: &[u8], _: bool) -> Admission<ClientKind> {
             if received.starts_with(b"GET ") {
                 return Admission::Refuse {
-                    code: "foreign_protocol",
+                    code: ErrorCode::ForeignProtocol,
                     reason: "HTTP".into(),
                     reply: b"no\n".to_vec(),
                 };

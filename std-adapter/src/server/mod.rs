@@ -18,9 +18,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
-use serde::Serialize;
+pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
-use unstick_core::{HeaderFrameEncoder, Profile, WriteError};
+use unstick_core::{ErrorFrame, HeaderFrameEncoder, Profile, WriteError};
 
 /// How long a server waits for more of a connection's first bytes that could still grow into
 /// something else (another protocol's opening, a short seed command such as `ls`) before
@@ -41,6 +41,9 @@ pub enum ClientKind {
 
 /// A TCP stream seen through `embedded-io`, as the core's drivers take it.
 pub type FramedStream = FromStd<TcpStream>;
+
+/// Encodes frames without a body digest (requests' heads, replies without a body, errors).
+pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
 
 /// Header capacity used by the servers and clients (bytes).
 pub const HEADER_CAP: usize = 8192;
@@ -179,37 +182,64 @@ pub fn configure_stream(stream: &TcpStream, idle: Duration) -> io::Result<()> {
     stream.set_write_timeout(Some(idle))
 }
 
-/// The header of an error frame: `{"op":"error","code":...,"message":...}` with an empty body.
-#[derive(Serialize, Debug)]
-pub struct ErrorHeader<'a> {
-    /// Always `"error"`.
-    pub op: &'a str,
-    /// A stable machine-readable code, e.g. `"bad_frame"`, `"unauthorized"`, `"busy"`.
-    pub code: &'a str,
-    /// A sentence for the user.
-    pub message: &'a str,
-}
-
-/// Sends an error frame.
+/// Sends an error frame (`{"op":"error","code":...,"message":...}`, no body).
 pub fn send_error<W: embedded_io::Write>(
     io: &mut W,
-    code: &str,
+    code: ErrorCode,
     message: &str,
 ) -> Result<(), WriteError<W::Error>> {
-    let header = ErrorHeader {
-        op: "error",
-        code,
-        message,
-    };
     // JSON escaping grows a byte to at most six (`\u001f`); the rest is the prefix, the member
     // names and the size member.
-    let mut head = vec![0u8; (message.len() + code.len()) * 6 + 128];
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
-    write_frame(io, &encoder, &header, &[], &mut head)
+    let mut head = vec![0u8; (message.len() + code.as_str().len()) * 6 + 128];
+    write_frame(
+        io,
+        &PLAIN_ENCODER,
+        &ErrorFrame::new(code, message),
+        &[],
+        &mut head,
+    )
+}
+
+/// A request a server turns down: the error frame's code and message, and whether the
+/// connection closes after it (when the stream is no longer at a frame boundary, or the token
+/// was wrong).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+    pub(crate) closes: bool,
+}
+
+impl Refusal {
+    /// A refusal after which the connection goes on.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            closes: false,
+        }
+    }
+
+    /// The same refusal, closing the connection.
+    pub(crate) fn closing(mut self) -> Refusal {
+        self.closes = true;
+        self
+    }
+
+    /// Logs the refusal of a request from `peer` to `server`.
+    pub(crate) fn log(&self, server: &str, peer: SocketAddr) {
+        tracing::warn!(
+            server,
+            peer = %peer,
+            code = %self.code,
+            reason = %self.message,
+            "refused"
+        );
+    }
 }
 
 /// An error frame's bytes, for a reply written later (by the lobby, say).
-pub fn error_frame(code: &str, message: &str) -> Vec<u8> {
+pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
     let mut out = FromStd::new(Vec::new());
     // Writing to a vector cannot fail, and the head buffer is sized for any message.
     let _ = send_error(&mut out, code, message);
@@ -243,7 +273,7 @@ mod tests {
             .map(|i| char::from(1 + (i % 7) as u8))
             .collect();
         let mut out = FromStd::new(Vec::new());
-        send_error(&mut out, "bad_path", &message).expect("error frame written");
+        send_error(&mut out, ErrorCode::BadPath, &message).expect("error frame written");
         let wire = out.into_inner();
 
         let mut decoder = FrameDecoder::<16384>::header_frames(Profile::SEED);

@@ -8,10 +8,10 @@ use std::net::TcpStream;
 
 use embedded_io_adapters::std::FromStd;
 use unstick_core::blocking::{FrameReader, write_frame};
-use unstick_core::{Event, FrameDecoder, Profile, ReadError, WriteError};
+use unstick_core::{ErrorFrame, Event, FrameDecoder, Profile, ReadError, WriteError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
-use super::wire::{self, ErrorReply, ExecRequest, ExitHeader, ReplyOp};
+use super::wire::{self, ExecRequest, ExitHeader, ReplyOp};
 use crate::server::HEADER_CAP;
 
 /// How a remote command ended, as the server reported it.
@@ -159,7 +159,7 @@ enum Reply {
     Pending,
     Output(OutputStream),
     Exit(ExitReport),
-    Refused(ErrorReply),
+    Refused(ErrorFrame<String>),
 }
 
 impl ShellClient {
@@ -228,7 +228,7 @@ impl ShellClient {
                 }
                 Some(Event::End(_)) => match reply {
                     Reply::Exit(report) => return Ok(report),
-                    Reply::Refused(ErrorReply { code, message }) => {
+                    Reply::Refused(ErrorFrame { code, message }) => {
                         return Err(ShellClientError::Server { code, message });
                     }
                     Reply::Pending | Reply::Output(_) => {}

@@ -17,32 +17,9 @@ use super::process::{RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
 use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
 use crate::server::{
-    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, send_error, token_matches,
+    ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, Refusal, RequestStream, send_error,
+    token_matches,
 };
-
-/// Why a framed request is not run. Refusals that leave the stream out of step, or that concern
-/// the token, close the connection after the error frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Refusal {
-    code: &'static str,
-    message: String,
-    closes: bool,
-}
-
-impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-            closes: false,
-        }
-    }
-
-    fn closing(mut self) -> Refusal {
-        self.closes = true;
-        self
-    }
-}
 
 /// The outcome of reading one framed request.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,13 +115,7 @@ impl<'c> FramedSession<'c> {
     }
 
     fn refuse(&mut self, refusal: &Refusal) -> Next {
-        tracing::warn!(
-            server = "shell",
-            peer = %self.peer,
-            code = %refusal.code,
-            reason = %refusal.message,
-            "refused"
-        );
+        refusal.log("shell", self.peer);
         let sent = send_error(&mut self.replies.stream, refusal.code, &refusal.message);
         if sent.is_err() || refusal.closes {
             Next::Close
@@ -221,14 +192,14 @@ fn admit(
 ) -> Result<Vec<u8>, Refusal> {
     let header: RequestHeader = decoder.header().map_err(|e| {
         Refusal::new(
-            "bad_header",
+            ErrorCode::BadHeader,
             format!("request header needs a string \"op\" member (and \"token\" if set): {e}"),
         )
     })?;
     check_token(config.token.as_deref(), header.token.as_deref())?;
     if header.op != wire::OP_EXEC {
         return Err(Refusal::new(
-            "unknown_op",
+            ErrorCode::UnknownOp,
             format!(
                 "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
                 header.op
@@ -237,7 +208,7 @@ fn admit(
     }
     if info.body_len > config.max_command_len as u64 {
         return Err(Refusal::new(
-            "command_too_long",
+            ErrorCode::CommandTooLong,
             format!(
                 "command of {} bytes is longer than the {}-byte limit; send a long script as \
                  a file and run that",
@@ -252,14 +223,16 @@ fn check_token(expected: Option<&str>, presented: Option<&str>) -> Result<(), Re
     match (expected, presented) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(Refusal::new(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this server requires a token: pass --token or set UNSTICK_TOKEN",
         )
         .closing()),
         (Some(expected), Some(presented)) if token_matches(expected, presented) => Ok(()),
-        (Some(_), Some(_)) => {
-            Err(Refusal::new("unauthorized", "the token does not match the server's").closing())
-        }
+        (Some(_), Some(_)) => Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "the token does not match the server's",
+        )
+        .closing()),
     }
 }
 
@@ -267,22 +240,22 @@ fn check_token(expected: Option<&str>, presented: Option<&str>) -> Result<(), Re
 fn exec_request(command: &[u8]) -> Request {
     match wire::command_text(command) {
         Ok(text) => Request::Exec(text.to_owned()),
-        Err(e) => Request::Refused(Refusal::new("bad_command", e.to_string())),
+        Err(e) => Request::Refused(Refusal::new(ErrorCode::BadCommand, e.to_string())),
     }
 }
 
 /// The error code a failed run is reported with.
-fn run_error_code(e: &RunError) -> &'static str {
+fn run_error_code(e: &RunError) -> ErrorCode {
     match e {
-        RunError::Spawn(_) => "spawn_failed",
-        _ => "run_failed",
+        RunError::Spawn(_) => ErrorCode::SpawnFailed,
+        _ => ErrorCode::RunFailed,
     }
 }
 
 fn read_failure(e: ReadError<io::Error>, config: &ShellConfig) -> Request {
     let refusal = match e {
         ReadError::Io(e) if is_timeout(&e) => Refusal::new(
-            "idle_timeout",
+            ErrorCode::IdleTimeout,
             format!(
                 "no complete request within {:?}; closing the connection",
                 config.lobby.idle_timeout
@@ -291,9 +264,9 @@ fn read_failure(e: ReadError<io::Error>, config: &ShellConfig) -> Request {
         ReadError::Io(_) => return Request::Closed,
         ReadError::Decode(DecodeError::UnexpectedEof { .. }) => return Request::Closed,
         ReadError::Decode(e) if e.is_recoverable() => {
-            return Request::Refused(Refusal::new("bad_frame", e.to_string()));
+            return Request::Refused(Refusal::new(ErrorCode::BadFrame, e.to_string()));
         }
-        other => Refusal::new("bad_frame", other.to_string()),
+        other => Refusal::new(ErrorCode::BadFrame, other.to_string()),
     };
     Request::Refused(refusal.closing())
 }
@@ -406,7 +379,7 @@ mod tests {
 
     fn refused(seen: &Request) -> (&'static str, bool) {
         match seen {
-            Request::Refused(r) => (r.code, r.closes),
+            Request::Refused(r) => (r.code.as_str(), r.closes),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

@@ -18,7 +18,7 @@ use super::process::{CapturedOutput, RunningCommands, deadline_after, run_comman
 use super::server::ShellConfig;
 use super::wire::{self, LegacyReply};
 use crate::server::foreign::{self, ForeignProtocol};
-use crate::server::{ClientKind, Connection, Handback};
+use crate::server::{ClientKind, Connection, ErrorCode, Handback};
 
 /// A command from a seed-style client: each read is one text command, answered with one reply
 /// in the configured [`LegacyReply`] format (stdout, then stderr).
@@ -72,7 +72,7 @@ impl SeedSession<'_> {
                 tracing::warn!(
                     server = "shell",
                     peer = %self.peer,
-                    code = %"foreign_protocol",
+                    code = %ErrorCode::ForeignProtocol,
                     reason = "a raw-text command holds an HTTP request line",
                     "refused"
                 );
@@ -89,7 +89,7 @@ impl SeedSession<'_> {
         tracing::warn!(
             server = "shell",
             peer = %self.peer,
-            code = %"command_too_long",
+            code = %ErrorCode::CommandTooLong,
             reason = %message.trim_end(),
             "refused"
         );
@@ -126,7 +126,7 @@ impl SeedSession<'_> {
         let text = match wire::command_text(command) {
             Ok(text) => text,
             Err(e) => {
-                tracing::warn!(server = "shell", peer = %self.peer, code = %"bad_command", reason = %e, "refused");
+                tracing::warn!(server = "shell", peer = %self.peer, code = %ErrorCode::BadCommand, reason = %e, "refused");
                 self.reply(format!("unstick: {e}\n").as_bytes(), false, false)?;
                 return Ok(Next::Continue);
             }

@@ -18,7 +18,7 @@ use super::server::ShellConfig;
 use super::wire::{self, Greeting};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::framed_request_complete;
-use crate::server::{Admission, ClientKind, Connection, Handback, Service, error_frame};
+use crate::server::{Admission, ClientKind, Connection, ErrorCode, Handback, Service, error_frame};
 
 /// The shell protocol, as the lobby drives it.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ impl ShellService {
         match foreign::recognise(received, paused) {
             Recognition::Foreign(protocol) => {
                 return Admission::Refuse {
-                    code: "foreign_protocol",
+                    code: ErrorCode::ForeignProtocol,
                     reason: format!("the client opened with {protocol}, not the shell protocol"),
                     reply: protocol.reply("shell"),
                 };
@@ -65,7 +65,7 @@ impl ShellService {
     fn admit_seed(&self, received: &[u8]) -> Admission<ClientKind> {
         let Some(format) = self.config.legacy_reply else {
             return Admission::Refuse {
-                code: "seed_disabled",
+                code: ErrorCode::SeedDisabled,
                 reason: "raw text sent, and seed clients are not enabled".into(),
                 reply: b"unstick: this server takes framed requests only (use `unstick shell \
                          connect`); its operator can serve seed-style clients with \
@@ -77,7 +77,7 @@ impl ShellService {
             let refusal = "unstick: this server requires a token, which seed-style clients \
                            cannot send; connect with `unstick shell connect --token ...`\n";
             return Admission::Refuse {
-                code: "unauthorized",
+                code: ErrorCode::Unauthorized,
                 reason: "a seed client cannot present the token".into(),
                 reply: seed_reply(format, refusal.as_bytes(), false, false),
             };
@@ -108,7 +108,7 @@ impl Service for ShellService {
             ClientKind::Seed if received.is_empty() => Admission::Wait { pause: None },
             // The rest of an HTTP request whose opening came apart from it is no command.
             ClientKind::Seed if foreign::holds_http_request_line(received) => Admission::Refuse {
-                code: "foreign_protocol",
+                code: ErrorCode::ForeignProtocol,
                 reason: "a raw-text command holds an HTTP request line".into(),
                 reply: ForeignProtocol::Http.reply("shell"),
             },
@@ -132,7 +132,7 @@ impl Service for ShellService {
                 false,
                 false,
             ),
-            _ => error_frame("busy", message),
+            _ => error_frame(ErrorCode::Busy, message),
         }
     }
 
@@ -140,7 +140,7 @@ impl Service for ShellService {
         let framed =
             kind == ClientKind::Framed || wire::classify_greeting(received) == Greeting::Framed;
         if framed {
-            error_frame("idle_timeout", message)
+            error_frame(ErrorCode::IdleTimeout, message)
         } else {
             Vec::new()
         }

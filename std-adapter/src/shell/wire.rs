@@ -17,7 +17,7 @@ pub const OP_STDERR: &str = "stderr";
 /// `"op"` of the last reply frame of a command.
 pub const OP_EXIT: &str = "exit";
 /// `"op"` of an error reply.
-pub const OP_ERROR: &str = "error";
+pub use unstick_core::OP_ERROR;
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
 /// (`MAX_ARG_STRLEN`, counting the terminating NUL), and the command is one argument of `sh -c`.
@@ -31,7 +31,7 @@ pub const OUTPUT_ENCODER: HeaderFrameEncoder =
     HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
 
 /// Encodes frames with empty bodies (requests' heads, exit and error frames): no digest.
-pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+pub use crate::server::PLAIN_ENCODER;
 
 /// Encodes seed-mode `json` replies: the body's real MD5, as the seed's header promised.
 pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
@@ -91,15 +91,6 @@ pub struct ExitHeader<'a> {
 pub struct ReplyOp {
     /// The reply's operation.
     pub op: String,
-}
-
-/// An error reply's members (`{"op":"error","code":...,"message":...}`).
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct ErrorReply {
-    /// Stable machine-readable code.
-    pub code: String,
-    /// A sentence for the user.
-    pub message: String,
 }
 
 /// Header of a seed-mode reply in the `json` format: the seed's
