@@ -28,6 +28,7 @@ mod client;
 mod name;
 mod progress;
 mod server;
+mod staging;
 mod transfer;
 mod tree;
 mod wire;

@@ -17,15 +17,16 @@ use unstick_core::{
 };
 
 use super::name::{PathError, RemotePath, escape_for_terminal, name_text};
+use super::staging::{PartialUpload, Staging};
 use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
-use super::tree::{Create, Dir, EntryKind, file_meta, partial_name, temp_name, try_lock};
+use super::tree::{Dir, EntryKind, file_meta, partial_name};
 use super::wire::{Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, parse_algorithm};
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
     Admission, ClientKind, Connection, ErrorCode, GREETING_PAUSE, HEADER_CAP, Handback,
-    LobbyConfig, PLAIN_ENCODER, Refusal, RequestStream, Service, Shutdown, error_frame, send_error,
-    token_matches,
+    LobbyConfig, Next, PLAIN_ENCODER, Refusal, RequestStream, Service, Shutdown, error_frame,
+    send_error, token_matches,
 };
 
 /// How the file server runs.
@@ -70,7 +71,7 @@ pub struct FileServer {
 impl Refusal {
     /// Maps a file-system error met while handling `what`. The system's own words are added
     /// where the code alone does not say enough (which limit, which failure).
-    fn storage(e: &io::Error, what: &str) -> Self {
+    pub(super) fn storage(e: &io::Error, what: &str) -> Self {
         let (code, hint) = match e.raw_os_error() {
             Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => {
                 let hint = "the server is out of space (or over a file-size limit); the partial data was removed";
@@ -106,12 +107,6 @@ impl Refusal {
 }
 
 type Reader<'b> = FrameReader<'b, FromStd<RequestStream>, HEADER_CAP>;
-
-/// What a handler leaves the connection in.
-enum Flow {
-    Continue,
-    Close,
-}
 
 impl FileServer {
     /// Opens (creating it if needed) the root directory. An empty token is refused.
@@ -201,8 +196,8 @@ impl FileServer {
             out: Vec::new(),
         };
         let close = match session.next_request(&mut reader) {
-            Ok(Flow::Continue) => false,
-            Ok(Flow::Close) => true,
+            Ok(Next::Continue) => false,
+            Ok(Next::Close) => true,
             Err(refusal) => {
                 refusal.log("ftp", conn.peer);
                 let sent = send_error(reader.get_mut(), refusal.code, &refusal.message);
@@ -273,10 +268,10 @@ struct Session<'s> {
     out: Vec<u8>,
 }
 
-fn decode_refusal(e: ReadError<io::Error>) -> Result<Flow, Refusal> {
+fn decode_refusal(e: ReadError<io::Error>) -> Result<Next, Refusal> {
     match e {
-        ReadError::Io(_) => Ok(Flow::Close),
-        ReadError::Decode(DecodeError::UnexpectedEof { .. }) => Ok(Flow::Close),
+        ReadError::Io(_) => Ok(Next::Close),
+        ReadError::Decode(DecodeError::UnexpectedEof { .. }) => Ok(Next::Close),
         ReadError::Decode(e @ DecodeError::BodyTooLarge { .. }) => {
             Err(Refusal::new(ErrorCode::TooLarge, e.to_string()).closing())
         }
@@ -326,9 +321,9 @@ impl Session<'_> {
         &self.server.config
     }
 
-    fn next_request(&mut self, reader: &mut Reader<'_>) -> Result<Flow, Refusal> {
+    fn next_request(&mut self, reader: &mut Reader<'_>) -> Result<Next, Refusal> {
         let info = match reader.next_event() {
-            Ok(None) => return Ok(Flow::Close),
+            Ok(None) => return Ok(Next::Close),
             Ok(Some(Event::Head(info))) => info,
             Ok(Some(_)) => {
                 return Err(
@@ -395,7 +390,7 @@ impl Session<'_> {
         reader: &mut Reader<'_>,
         info: &FrameInfo,
         message: &Message,
-    ) -> Result<Flow, Refusal> {
+    ) -> Result<Next, Refusal> {
         let path = parse_path(message.filename.as_deref()).map_err(Refusal::closing)?;
         let dir = self.upload_dir(&path)?;
         let mut staging =
@@ -403,7 +398,7 @@ impl Session<'_> {
         let mut hasher = BodyHasher::new(Algorithms::NONE);
         match receive_body(reader, &mut staging.file, &mut hasher) {
             BodyOutcome::Complete => {}
-            BodyOutcome::Torn => return Ok(Flow::Close),
+            BodyOutcome::Torn => return Ok(Next::Close),
             BodyOutcome::Mismatch(e) => {
                 return Err(Refusal::new(
                     ErrorCode::ChecksumMismatch,
@@ -436,7 +431,7 @@ impl Session<'_> {
                 count: None,
             },
         );
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 
     fn put(
@@ -444,7 +439,7 @@ impl Session<'_> {
         reader: &mut Reader<'_>,
         info: &FrameInfo,
         message: &Message,
-    ) -> Result<Flow, Refusal> {
+    ) -> Result<Next, Refusal> {
         let path = parse_path(message.path.as_deref()).map_err(Refusal::closing)?;
         let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
             Refusal::new(
@@ -462,7 +457,7 @@ impl Session<'_> {
             BodyOutcome::Complete => {}
             BodyOutcome::Torn => {
                 staging.keep_for_resume();
-                return Ok(Flow::Close);
+                return Ok(Next::Close);
             }
             BodyOutcome::Mismatch(e) => {
                 return Err(Refusal::new(
@@ -476,7 +471,7 @@ impl Session<'_> {
             }
         }
         let Some(claimed) = read_trailer(reader, &mut staging, algorithm)? else {
-            return Ok(Flow::Close);
+            return Ok(Next::Close);
         };
         let actual = hasher.finish().get(algorithm);
         if actual != Some(claimed) {
@@ -507,7 +502,7 @@ impl Session<'_> {
             reader,
             &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
         )?;
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 
     /// The directory an upload of `path` lands in, missing parents created. A name that is a
@@ -573,7 +568,7 @@ impl Session<'_> {
         Staging::resume(dir, name, offset, algorithm, prefix, buffer).map_err(Refusal::closing)
     }
 
-    fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+    fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
         let path = parse_path(message.path.as_deref())?;
         let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
             Refusal::new(
@@ -632,10 +627,10 @@ impl Session<'_> {
         match sent {
             Ok(_) => {}
             // The client went away or stalled: nothing to report to it.
-            Err(WriteError::Io(_)) => return Ok(Flow::Close),
+            Err(WriteError::Io(_)) => return Ok(Next::Close),
             Err(e) => {
                 tracing::warn!(server = "ftp", peer = %self.peer, path = path.as_str(), error = %e, "sending a file failed");
-                return Ok(Flow::Close);
+                return Ok(Next::Close);
             }
         }
         let digest = hasher.finish().get(algorithm).ok_or_else(|| {
@@ -655,10 +650,10 @@ impl Session<'_> {
             reader,
             &DigestTrailer::new("done", algorithm, hex.as_str(), None),
         )?;
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 
-    fn list(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+    fn list(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
         let text = message.path.as_deref().unwrap_or("");
         let path = RemotePath::parse_dir(text).map_err(|e| bad_path(text, e))?;
         let dir = self
@@ -686,7 +681,7 @@ impl Session<'_> {
             Ok(())
         });
         if send_failed {
-            return Ok(Flow::Close);
+            return Ok(Next::Close);
         }
         if let Err(e) = listed {
             // Entries may already be out: the error frame ends the listing instead of `end`.
@@ -700,10 +695,10 @@ impl Session<'_> {
                 count: Some(count),
             },
         )?;
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 
-    fn stat(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+    fn stat(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
         let path = parse_path(message.path.as_deref())?;
         let name = path.file_name();
         let (meta, partial) = match self.server.root.walk_to_parent(&path, false) {
@@ -739,10 +734,10 @@ impl Session<'_> {
                 partial_size: partial,
             },
         )?;
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 
-    fn delete(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Flow, Refusal> {
+    fn delete(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
         let path = parse_path(message.path.as_deref())?;
         let name = path.file_name();
         let dir = self
@@ -786,7 +781,7 @@ impl Session<'_> {
                 count: None,
             },
         )?;
-        Ok(Flow::Continue)
+        Ok(Next::Continue)
     }
 }
 
@@ -875,211 +870,6 @@ fn receive_body(reader: &mut Reader<'_>, file: &mut File, hasher: &mut BodyHashe
                 return BodyOutcome::Mismatch(e);
             }
             Err(_) => return BodyOutcome::Torn,
-        }
-    }
-}
-
-/// A file being written before it takes its final name: either the name's resumable partial
-/// (locked while in use) or a unique temporary file. Removed on drop unless committed or kept.
-struct Staging<'d> {
-    dir: &'d Dir,
-    file: File,
-    name: String,
-    kind: StagingKind,
-    on_drop: OnDrop,
-}
-
-/// Which file a [`Staging`] is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum StagingKind {
-    /// The name's partial upload, `.unstick-partial-<name>`: locked while in use, kept when the
-    /// connection breaks so that the upload can resume.
-    Partial,
-    /// A unique `.unstick-tmp-*` file (the partial was held by another upload, or a seed
-    /// upload): never resumed.
-    Temporary,
-}
-
-/// What dropping a [`Staging`] does with its file.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnDrop {
-    /// Remove it: the upload failed.
-    Remove,
-    /// Leave it: it was committed (renamed away) or kept for a resume.
-    Leave,
-}
-
-impl<'d> Staging<'d> {
-    /// A unique temporary file in `dir`, locked so that a cleanup of stale temporary files
-    /// (at the start of another server on the same root) leaves it alone.
-    fn temporary(dir: &'d Dir) -> io::Result<Staging<'d>> {
-        loop {
-            let name = temp_name();
-            match dir.create_new(&name) {
-                Ok(file) => {
-                    // Dropped on error, which removes the file.
-                    let staging = Staging {
-                        dir,
-                        file,
-                        name,
-                        kind: StagingKind::Temporary,
-                        on_drop: OnDrop::Remove,
-                    };
-                    // A file we just created exclusively is locked by nobody else.
-                    try_lock(&staging.file)?;
-                    return Ok(staging);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Locks and opens the partial file of `name` (creating it if `create` says so); `None`
-    /// when another upload holds it. Only the holder of this lock renames or removes the
-    /// partial, so while it is held the name stays bound to the file.
-    fn lock_partial(dir: &'d Dir, name: &str, create: Create) -> io::Result<Option<Staging<'d>>> {
-        let partial = partial_name(name);
-        for _ in 0..8 {
-            let file = dir.open_rw(&partial, create)?;
-            if !try_lock(&file)? {
-                return Ok(None);
-            }
-            // The file may have been committed (renamed away) between our open and our lock.
-            if dir.is_same_file(&partial, &file)? {
-                return Ok(Some(Staging {
-                    dir,
-                    file,
-                    name: partial,
-                    kind: StagingKind::Partial,
-                    on_drop: OnDrop::Remove,
-                }));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Staging for a new upload of `name`: its partial file, emptied, or a temporary file if
-    /// another upload of the same name is running.
-    fn fresh(dir: &'d Dir, name: &str) -> io::Result<Staging<'d>> {
-        match Self::lock_partial(dir, name, Create::IfMissing)? {
-            Some(staging) => {
-                staging.file.set_len(0)?;
-                Ok(staging)
-            }
-            None => Self::temporary(dir),
-        }
-    }
-
-    /// Staging that continues the partial upload of `name` at `offset`, after checking that
-    /// its first `offset` bytes have the client's digest. A partial that does not match is
-    /// discarded, never extended.
-    fn resume(
-        dir: &'d Dir,
-        name: &str,
-        offset: u64,
-        algorithm: Algorithm,
-        prefix: Checksum,
-        buffer: usize,
-    ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
-        let locked = match Self::lock_partial(dir, name, Create::Never) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Refusal::new(
-                    ErrorCode::PartialMismatch,
-                    format!(
-                        "{name}: the server holds no partial upload of this name; upload from the start"
-                    ),
-                ));
-            }
-            other => other.map_err(|e| Refusal::storage(&e, name))?,
-        };
-        let mut staging = locked.ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::Busy,
-                format!("{name}: another upload of this name is in progress"),
-            )
-        })?;
-        let have = file_meta(&staging.file).map(|m| m.size).unwrap_or(0);
-        if have < offset {
-            staging.on_drop = OnDrop::Leave; // keep what there is; the client asked for too much
-            return Err(Refusal::new(
-                ErrorCode::PartialMismatch,
-                format!(
-                    "{name}: the server holds {have} bytes of this upload, fewer than the resume offset {offset}"
-                ),
-            ));
-        }
-        let mut buf = vec![0u8; buffer.clamp(64 * 1024, 4 << 20)];
-        let hasher = hash_prefix(&mut staging.file, offset, algorithm, &mut buf)
-            .map_err(|e| Refusal::storage(&e, name))?;
-        if hasher.clone().finish().get(algorithm) != Some(prefix) {
-            // Corrupted (or from another file): dropping the staging removes it.
-            return Err(Refusal::new(
-                ErrorCode::PartialMismatch,
-                format!(
-                    "{name}: the server's partial upload does not match the first {offset} bytes of the client's file; it was discarded, upload again from the start"
-                ),
-            ));
-        }
-        staging
-            .file
-            .set_len(offset)
-            .and_then(|_| staging.file.seek(SeekFrom::Start(offset)).map(drop))
-            .map_err(|e| Refusal::storage(&e, name))?;
-        Ok((staging, hasher))
-    }
-
-    /// Removes the partial upload of `name` unless a running upload holds it.
-    fn discard_idle_partial(dir: &Dir, name: &str) -> PartialUpload {
-        match Staging::lock_partial(dir, name, Create::Never) {
-            Ok(Some(idle)) => {
-                drop(idle); // an uncommitted staging file removes itself
-                PartialUpload::Removed
-            }
-            Ok(None) => PartialUpload::InUse,
-            Err(_) => PartialUpload::Absent,
-        }
-    }
-
-    /// Leaves a resumable partial in place (a torn upload); a temporary file is still removed.
-    fn keep_for_resume(&mut self) {
-        if self.kind == StagingKind::Partial {
-            let _ = self.file.sync_data();
-            self.on_drop = OnDrop::Leave;
-        }
-    }
-
-    /// Syncs the data, renames it to `final_name` (replacing any previous file atomically) and
-    /// syncs the directory.
-    fn commit(mut self, final_name: &str) -> io::Result<()> {
-        self.file.sync_all()?;
-        // Never rename whatever else now has the staging name (the lock makes that impossible
-        // for our own uploads; this guards against anyone else touching the root).
-        if !self.dir.is_same_file(&self.name, &self.file)? {
-            return Err(io::Error::other(
-                "the staging file was replaced by someone else during the upload",
-            ));
-        }
-        self.dir.rename(&self.name, final_name)?;
-        self.on_drop = OnDrop::Leave;
-        self.dir.sync()
-    }
-}
-
-/// What became of a name's partial upload when the name was deleted.
-enum PartialUpload {
-    /// It was idle (left by an upload that broke off) and is gone.
-    Removed,
-    /// A running upload holds it; it stays.
-    InUse,
-    /// There is none (or it cannot be opened).
-    Absent,
-}
-
-impl Drop for Staging<'_> {
-    fn drop(&mut self) {
-        if self.on_drop == OnDrop::Remove {
-            let _ = self.dir.unlink(&self.name, false);
         }
     }
 }

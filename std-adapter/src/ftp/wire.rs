@@ -198,3 +198,137 @@ pub struct Ack {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::PLAIN_ENCODER;
+    use unstick_core::{ErrorCode, ErrorFrame};
+
+    /// The frame `header` encodes to: `[i32 LE length][json]` (no body).
+    fn frame<H: Serialize>(header: &H) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let n = PLAIN_ENCODER.encode_frame(header, b"", &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn expected(json: &str) -> Vec<u8> {
+        let mut bytes = (json.len() as i32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes
+    }
+
+    /// Golden bytes of every header the file protocol sends (docs/PROTOCOL.md, "File server").
+    #[test]
+    fn messages_encode_to_their_golden_bytes() {
+        let x = "f4d0497cf9394caab34d1a3ab2bece70";
+        let table: [(Vec<u8>, &str); 12] = [
+            (
+                frame(&Request {
+                    op: "put",
+                    path: Some("dir/name"),
+                    algorithm: Some("xxh3"),
+                    ..Request::default()
+                }),
+                r#"{"op":"put","path":"dir/name","algorithm":"xxh3","total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    op: "put",
+                    path: Some("big.iso"),
+                    token: Some("s3cret"),
+                    offset: Some(4096),
+                    algorithm: Some("xxh3"),
+                    prefix_xxh3: Some(x),
+                    ..Request::default()
+                }),
+                r#"{"op":"put","path":"big.iso","token":"s3cret","offset":4096,"algorithm":"xxh3","prefix_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
+            ),
+            (
+                frame(&DigestTrailer::new("done", Algorithm::Xxh3, x, None)),
+                r#"{"op":"done","file_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
+            ),
+            (
+                frame(&DigestTrailer::new("stored", Algorithm::Md5, x, Some(3))),
+                r#"{"op":"stored","file_md5":"f4d0497cf9394caab34d1a3ab2bece70","size":3,"total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    op: "get",
+                    path: Some("a/b"),
+                    offset: Some(0),
+                    ..Request::default()
+                }),
+                r#"{"op":"get","path":"a/b","offset":0,"total_size":0}"#,
+            ),
+            (
+                frame(&FileHead {
+                    op: "file",
+                    size: 10,
+                    offset: 2,
+                    mtime: 1_700_000_000,
+                }),
+                r#"{"op":"file","size":10,"offset":2,"mtime":1700000000,"total_size":0}"#,
+            ),
+            (
+                frame(&EntryReply {
+                    op: "entry",
+                    name: "名前",
+                    name_escaped: None,
+                    kind: "file",
+                    size: 5,
+                    mtime: 0,
+                }),
+                r#"{"op":"entry","name":"名前","kind":"file","size":5,"mtime":0,"total_size":0}"#,
+            ),
+            (
+                frame(&Ack {
+                    op: "end",
+                    count: Some(1),
+                }),
+                r#"{"op":"end","count":1,"total_size":0}"#,
+            ),
+            (
+                frame(&StatReply {
+                    op: "stat",
+                    exists: false,
+                    kind: None,
+                    size: None,
+                    mtime: None,
+                    partial_size: 7,
+                }),
+                r#"{"op":"stat","exists":false,"partial_size":7,"total_size":0}"#,
+            ),
+            (
+                frame(&Ack {
+                    op: "deleted",
+                    count: None,
+                }),
+                r#"{"op":"deleted","total_size":0}"#,
+            ),
+            (
+                frame(&ErrorFrame::new(
+                    ErrorCode::NotFound,
+                    "a: no such file or directory",
+                )),
+                r#"{"op":"error","code":"not_found","message":"a: no such file or directory","total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    op: "ls",
+                    path: Some(""),
+                    ..Request::default()
+                }),
+                r#"{"op":"ls","path":"","total_size":0}"#,
+            ),
+        ];
+        for (bytes, json) in table {
+            assert_eq!(
+                String::from_utf8_lossy(&bytes[4..]),
+                json,
+                "header text of {json}"
+            );
+            assert_eq!(bytes, expected(json), "{json}");
+        }
+    }
+}

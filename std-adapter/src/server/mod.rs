@@ -200,6 +200,15 @@ pub fn send_error<W: embedded_io::Write>(
     )
 }
 
+/// Whether a connection goes on after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// It waits for the next request.
+    Continue,
+    /// It closes.
+    Close,
+}
+
 /// A request a server turns down: the error frame's code and message, and whether the
 /// connection closes after it (when the stream is no longer at a frame boundary, or the token
 /// was wrong).

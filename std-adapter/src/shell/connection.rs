@@ -1,5 +1,5 @@
 //! What the shell's sessions share about a client's connection: the sizes of their buffers,
-//! reads bounded in time, and whether the connection goes on after a step.
+//! reads bounded in time, and whether the connection goes on after a step ([`Next`]).
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -13,12 +13,7 @@ pub(super) const REQUEST_BUFFER: usize = 16 * 1024;
 /// Room for a reply frame's head in front of its body.
 pub(super) const REPLY_HEAD_ROOM: usize = 512;
 
-/// Whether a session goes on after a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Next {
-    Continue,
-    Close,
-}
+pub(super) use crate::server::Next;
 
 /// One read that waits at most `limit`.
 pub(super) fn read_within(
