@@ -54,6 +54,10 @@ pub const MAX_RECEIVED: usize = 16 * 1024;
 /// closed.
 pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
 
+/// How long a ready request waits for a slot before the client is told `busy`: a burst that
+/// outruns the slots for a moment is served, not refused.
+pub const SLOT_WAIT: Duration = Duration::from_secs(1);
+
 /// How long the requests still running after the shutdown grace have to end once their sockets
 /// are shut down.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(5);
@@ -208,6 +212,7 @@ pub fn serve<S: Service>(
         readiness,
         lingering: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.clone(),
+        queued: VecDeque::new(),
         timers: BinaryHeap::new(),
         ready_keys: Vec::new(),
         workers: Workers::new(format!("unstick-{}", S::NAME)),
@@ -233,6 +238,8 @@ struct Waiting<M> {
 enum Phase {
     /// Waiting for (the rest of) a request.
     Request,
+    /// Its request is ready and waits for a free slot (until the deadline; then `busy`).
+    Queued,
     /// Sending nothing more; what arrives is dropped until the client closes or the deadline.
     Closing,
 }
@@ -272,6 +279,8 @@ struct Lobby<S: Service> {
     /// Workers waiting for a connection's next request themselves (see [`Serving`]).
     lingering: Arc<AtomicUsize>,
     shutdown: Shutdown,
+    /// Ids of ready requests waiting for a slot, oldest first.
+    queued: VecDeque<u64>,
     /// Deadlines and pauses of waiting connections, soonest first.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The keys the last wait found ready (kept to reuse its allocation).
@@ -385,6 +394,10 @@ impl<S: Service> Lobby<S> {
                 Handback::Wait(conn) => log_closed(&conn, "server shutting down"),
                 Handback::Close(conn) => self.close_gracefully(conn),
             }
+        }
+        // Each return freed a slot.
+        if !self.queued.is_empty() {
+            self.start_queued();
         }
     }
 
@@ -538,6 +551,7 @@ impl<S: Service> Lobby<S> {
         let phase = w.phase;
         let ended = match read_available(w) {
             Ok(Input::More) if phase == Phase::Request => return self.judge(id, false),
+            // A queued request's further bytes (a pipelined request) wait with it.
             Ok(Input::More) => return,
             // What a client sent before closing its side is still a request: a seed upload
             // ends that way (a shell command is killed at once, as its client is gone).
@@ -552,7 +566,7 @@ impl<S: Service> Lobby<S> {
             && w.phase == phase
         {
             let w = self.leave(id).expect("present");
-            if phase == Phase::Request {
+            if phase != Phase::Closing {
                 log_closed(&w.conn, ended);
             }
         }
@@ -592,14 +606,52 @@ impl<S: Service> Lobby<S> {
         }
     }
 
-    /// Gives a ready request a slot and a worker thread, or tells the client it is busy.
+    /// Gives a ready request a slot and a worker thread, or, with none free, queues it for
+    /// [`SLOT_WAIT`].
     fn start_request(&mut self, conn: Connection<S::Mode>) {
+        if let Err((conn, _)) = self.try_start(conn) {
+            let id = self.enter(conn, Phase::Queued, deadline_after(SLOT_WAIT));
+            self.queued.push_back(id);
+        }
+    }
+
+    /// Starts the queued requests that find a slot now, oldest first.
+    fn start_queued(&mut self) {
+        let mut still_queued = VecDeque::new();
+        while let Some(id) = self.queued.pop_front() {
+            let Some(w) = self.waiting.get(&id).filter(|w| w.phase == Phase::Queued) else {
+                continue;
+            };
+            if self.slots.active() >= self.config.max_active.max(1) {
+                still_queued.push_back(id);
+                continue;
+            }
+            let deadline = w.deadline;
+            let w = self.leave(id).expect("present");
+            match self.try_start(w.conn) {
+                Ok(()) => {}
+                // Its address is at its own limit: it waits on, and others go first.
+                Err((conn, _)) => {
+                    let id = self.enter(conn, Phase::Queued, deadline);
+                    still_queued.push_back(id);
+                }
+            }
+        }
+        self.queued = still_queued;
+    }
+
+    /// Gives a ready request a slot and a worker thread; hands it back when no slot is free.
+    fn try_start(
+        &mut self,
+        conn: Connection<S::Mode>,
+    ) -> Result<(), (Connection<S::Mode>, NoSlot)> {
         let slot = match self.slots.try_acquire(conn.peer.ip(), &conn.stream) {
             Ok(slot) => slot,
-            Err(no_slot) => return self.refuse_busy(conn, no_slot),
+            Err(no_slot) => return Err((conn, no_slot)),
         };
         if conn.stream.set_nonblocking(false).is_err() {
-            return log_closed(&conn, "socket error");
+            log_closed(&conn, "socket error");
+            return Ok(());
         }
         tracing::debug!(
             server = S::NAME,
@@ -628,6 +680,7 @@ impl<S: Service> Lobby<S> {
             // The closure, and with it the connection and the slot, is dropped.
             tracing::warn!(server = S::NAME, peer = %peer, error = %e, "cannot start a worker thread; connection closed");
         }
+        Ok(())
     }
 
     fn refuse_busy(&mut self, conn: Connection<S::Mode>, no_slot: NoSlot) {
@@ -676,8 +729,16 @@ impl<S: Service> Lobby<S> {
             let Some(w) = self.leave(id) else {
                 continue;
             };
-            if w.phase == Phase::Closing {
-                continue;
+            match w.phase {
+                Phase::Closing => continue,
+                Phase::Queued => {
+                    match self.try_start(w.conn) {
+                        Ok(()) => {}
+                        Err((conn, no_slot)) => self.refuse_busy(conn, no_slot),
+                    }
+                    continue;
+                }
+                Phase::Request => {}
             }
             let limit = if w.conn.requests == 0 {
                 ("login grace", self.config.login_grace)
@@ -711,7 +772,7 @@ impl<S: Service> Lobby<S> {
         let ids: Vec<u64> = self.waiting.keys().copied().collect();
         for id in ids {
             if let Some(w) = self.leave(id)
-                && w.phase == Phase::Request
+                && w.phase != Phase::Closing
             {
                 log_closed(&w.conn, "server shutting down");
             }
@@ -882,7 +943,7 @@ fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
             return Ok(Input::More);
         }
         let room = match w.phase {
-            Phase::Request => MAX_RECEIVED.saturating_sub(w.conn.received.len()),
+            Phase::Request | Phase::Queued => MAX_RECEIVED.saturating_sub(w.conn.received.len()),
             Phase::Closing => buf.len(),
         };
         if room == 0 {
@@ -891,7 +952,7 @@ fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
         let take = room.min(buf.len());
         match (&w.conn.stream).read(&mut buf[..take]) {
             Ok(0) => return Ok(Input::Ended),
-            Ok(n) if w.phase == Phase::Request => w.conn.received.extend_from_slice(&buf[..n]),
+            Ok(n) if w.phase != Phase::Closing => w.conn.received.extend_from_slice(&buf[..n]),
             Ok(n) => dropped += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Input::More),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -965,7 +1026,7 @@ mod tests {
     use std::io::BufRead;
 
     /// A line protocol: a request is a line; the reply is `ok <line>`. The line `sleep` takes
-    /// 600 ms to serve.
+    /// 600 ms to serve, `slow` twice [`SLOT_WAIT`].
     struct Lines;
 
     impl Service for Lines {
@@ -989,8 +1050,10 @@ mod tests {
         fn serve(&self, mut conn: Connection<ClientKind>) -> Handback<ClientKind> {
             let end = conn.received.iter().position(|&b| b == b'\n').unwrap();
             let line: Vec<u8> = conn.received.drain(..=end).collect();
-            if line == b"sleep\n" {
-                thread::sleep(Duration::from_millis(600));
+            match line.as_slice() {
+                b"sleep\n" => thread::sleep(Duration::from_millis(600)),
+                b"slow\n" => thread::sleep(2 * SLOT_WAIT),
+                _ => {}
             }
             conn.requests += 1;
             let mut reply = b"ok ".to_vec();
@@ -1118,23 +1181,33 @@ mod tests {
     }
 
     #[test]
-    fn a_request_over_the_slots_is_told_busy_and_waiting_holds_none() {
+    fn a_request_over_the_slots_waits_for_one_then_is_told_busy() {
         let lobby = start(LobbyConfig {
             max_active: 1,
             ..LobbyConfig::default()
         });
+        // Waiting between requests holds no slot.
         let mut idle = connect(lobby.addr);
         send(&mut idle, b"a\n");
         assert_eq!(line(&mut idle), "ok a\n");
+        // A request that finds the slot taken for a moment waits for it.
         let mut sleeper = connect(lobby.addr);
         send(&mut sleeper, b"sleep\n");
-        thread::sleep(Duration::from_millis(200));
-        let mut late = connect(lobby.addr);
-        send(&mut late, b"b\n");
-        assert_eq!(line(&mut late), "busy\n");
+        thread::sleep(Duration::from_millis(100));
+        let mut patient = connect(lobby.addr);
+        send(&mut patient, b"b\n");
         assert_eq!(line(&mut sleeper), "ok sleep\n");
-        send(&mut idle, b"c\n");
-        assert_eq!(line(&mut idle), "ok c\n");
+        assert_eq!(line(&mut patient), "ok b\n");
+        // One that would wait longer than SLOT_WAIT is told the server is busy.
+        let mut slow = connect(lobby.addr);
+        send(&mut slow, b"slow\n");
+        thread::sleep(Duration::from_millis(100));
+        let mut late = connect(lobby.addr);
+        send(&mut late, b"c\n");
+        assert_eq!(line(&mut late), "busy\n");
+        assert_eq!(line(&mut slow), "ok slow\n");
+        send(&mut idle, b"d\n");
+        assert_eq!(line(&mut idle), "ok d\n");
     }
 
     #[test]
