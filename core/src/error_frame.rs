@@ -4,149 +4,62 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::str::FromStr;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
-/// Why a request was refused, as both protocols put it on the wire (`"code"`), and as servers
-/// log their refusals. The wire strings never change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// Broken framing: a negative or oversized header length, a header that is not JSON, a bad
-    /// size member, or a body that does not match its header's digest.
-    BadFrame,
-    /// A shell request header without a string `"op"` (or with a mistyped `"token"`).
-    BadHeader,
-    /// A file request with a missing or mistyped member, or an unknown op.
-    BadRequest,
-    /// A shell request with an op other than `exec`.
-    UnknownOp,
-    /// A command that is not UTF-8 or holds a NUL byte.
-    BadCommand,
-    /// A command longer than the server takes.
-    CommandTooLong,
-    /// The server could not start the command's shell.
-    SpawnFailed,
-    /// The server lost track of a running command and killed it.
-    RunFailed,
-    /// The token is missing or wrong.
-    Unauthorized,
-    /// No complete request arrived in time.
-    IdleTimeout,
-    /// No slot is free (or a name is being uploaded by someone else): retry.
-    Busy,
-    /// A path refused: traversal, reserved, a symbolic link, not a directory or regular file.
-    BadPath,
-    /// No such file or directory.
-    NotFound,
-    /// Above the server's file-size limit.
-    TooLarge,
-    /// The data does not match its digest; nothing was committed.
-    ChecksumMismatch,
-    /// The server's partial upload does not match the resumed prefix.
-    PartialMismatch,
-    /// The server is out of space (or over a file-size limit).
-    NoSpace,
-    /// Another failure of the server's storage.
-    StorageError,
-    /// The connection ended in the middle of a request.
-    Incomplete,
-    /// The connection opened with another protocol (HTTP, TLS, SSH); answered in that
-    /// protocol's terms or not at all, and logged with this code.
-    ForeignProtocol,
-    /// Raw text sent to a shell server that does not serve seed-style clients (logged).
-    SeedDisabled,
-}
+use crate::wire_enum::{UnknownWireName, wire_enum};
 
-impl ErrorCode {
-    /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 21] = [
-        ErrorCode::BadFrame,
-        ErrorCode::BadHeader,
-        ErrorCode::BadRequest,
-        ErrorCode::UnknownOp,
-        ErrorCode::BadCommand,
-        ErrorCode::CommandTooLong,
-        ErrorCode::SpawnFailed,
-        ErrorCode::RunFailed,
-        ErrorCode::Unauthorized,
-        ErrorCode::IdleTimeout,
-        ErrorCode::Busy,
-        ErrorCode::BadPath,
-        ErrorCode::NotFound,
-        ErrorCode::TooLarge,
-        ErrorCode::ChecksumMismatch,
-        ErrorCode::PartialMismatch,
-        ErrorCode::NoSpace,
-        ErrorCode::StorageError,
-        ErrorCode::Incomplete,
-        ErrorCode::ForeignProtocol,
-        ErrorCode::SeedDisabled,
-    ];
-
-    /// The code's wire string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::BadHeader => "bad_header",
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::UnknownOp => "unknown_op",
-            ErrorCode::BadCommand => "bad_command",
-            ErrorCode::CommandTooLong => "command_too_long",
-            ErrorCode::SpawnFailed => "spawn_failed",
-            ErrorCode::RunFailed => "run_failed",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::IdleTimeout => "idle_timeout",
-            ErrorCode::Busy => "busy",
-            ErrorCode::BadPath => "bad_path",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::ChecksumMismatch => "checksum_mismatch",
-            ErrorCode::PartialMismatch => "partial_mismatch",
-            ErrorCode::NoSpace => "no_space",
-            ErrorCode::StorageError => "storage_error",
-            ErrorCode::Incomplete => "incomplete",
-            ErrorCode::ForeignProtocol => "foreign_protocol",
-            ErrorCode::SeedDisabled => "seed_disabled",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A wire string that names no [`ErrorCode`] (a newer peer's, say).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnknownErrorCode;
-
-impl fmt::Display for UnknownErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not an unstick error code")
-    }
-}
-
-impl core::error::Error for UnknownErrorCode {}
-
-impl FromStr for ErrorCode {
-    type Err = UnknownErrorCode;
-
-    fn from_str(text: &str) -> Result<ErrorCode, UnknownErrorCode> {
-        ErrorCode::ALL
-            .into_iter()
-            .find(|code| code.as_str() == text)
-            .ok_or(UnknownErrorCode)
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+wire_enum! {
+    /// Why a request was refused, as both protocols put it on the wire (`"code"`), and as
+    /// servers log their refusals. The wire strings never change.
+    #[non_exhaustive]
+    pub enum ErrorCode {
+        /// Broken framing: a negative or oversized header length, a header that is not JSON, a bad
+        /// size member, or a body that does not match its header's digest.
+        BadFrame = "bad_frame",
+        /// A shell request header without a string `"op"` (or with a mistyped `"token"`).
+        BadHeader = "bad_header",
+        /// A file request with a missing or mistyped member, or an unknown op.
+        BadRequest = "bad_request",
+        /// A shell request with an op other than `exec`.
+        UnknownOp = "unknown_op",
+        /// A command that is not UTF-8 or holds a NUL byte.
+        BadCommand = "bad_command",
+        /// A command longer than the server takes.
+        CommandTooLong = "command_too_long",
+        /// The server could not start the command's shell.
+        SpawnFailed = "spawn_failed",
+        /// The server lost track of a running command and killed it.
+        RunFailed = "run_failed",
+        /// The token is missing or wrong.
+        Unauthorized = "unauthorized",
+        /// No complete request arrived in time.
+        IdleTimeout = "idle_timeout",
+        /// No slot is free (or a name is being uploaded by someone else): retry.
+        Busy = "busy",
+        /// A path refused: traversal, reserved, a symbolic link, not a directory or regular file.
+        BadPath = "bad_path",
+        /// No such file or directory.
+        NotFound = "not_found",
+        /// Above the server's file-size limit.
+        TooLarge = "too_large",
+        /// The data does not match its digest; nothing was committed.
+        ChecksumMismatch = "checksum_mismatch",
+        /// The server's partial upload does not match the resumed prefix.
+        PartialMismatch = "partial_mismatch",
+        /// The server is out of space (or over a file-size limit).
+        NoSpace = "no_space",
+        /// Another failure of the server's storage.
+        StorageError = "storage_error",
+        /// The connection ended in the middle of a request.
+        Incomplete = "incomplete",
+        /// The connection opened with another protocol (HTTP, TLS, SSH); answered in that
+        /// protocol's terms or not at all, and logged with this code.
+        ForeignProtocol = "foreign_protocol",
+        /// Raw text sent to a shell server that does not serve seed-style clients (logged).
+        SeedDisabled = "seed_disabled",
     }
 }
 
@@ -180,7 +93,7 @@ impl<'a> ErrorFrame<&'a str> {
 
 impl<S: AsRef<str>> ErrorFrame<S> {
     /// The code, when it is one this build knows.
-    pub fn error_code(&self) -> Result<ErrorCode, UnknownErrorCode> {
+    pub fn error_code(&self) -> Result<ErrorCode, UnknownWireName> {
         self.code.as_ref().parse()
     }
 }
@@ -287,10 +200,10 @@ mod tests {
 
     #[test]
     fn every_code_reads_back_from_its_wire_string() {
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             assert_eq!(code.as_str().parse(), Ok(code));
         }
-        assert_eq!("no_such_code".parse::<ErrorCode>(), Err(UnknownErrorCode));
+        assert_eq!("no_such_code".parse::<ErrorCode>(), Err(UnknownWireName));
     }
 
     /// Golden bytes of `busy`, as both servers send it (docs/PROTOCOL.md).
@@ -325,6 +238,6 @@ mod tests {
         }
         let json = br#"{"code":"new_code","op":"error","message":"m","total_size":0}"#;
         let (frame, _) = serde_json_core::from_slice::<ErrorFrame<&str>>(json).unwrap();
-        assert_eq!(frame.error_code(), Err(UnknownErrorCode));
+        assert_eq!(frame.error_code(), Err(UnknownWireName));
     }
 }

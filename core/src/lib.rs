@@ -82,9 +82,10 @@
 //! With a feature off, a declared digest of that kind is reported as
 //! [`Verdict::Unsupported`] instead of being checked.
 //!
-//! - `protocols` (off by default): what the shell and file protocols share, the error codes
-//!   (`ErrorCode`, with their stable wire strings) and the error frame (`ErrorFrame`), which
-//!   encodes and decodes. A firmware that only frames bytes links none of it.
+//! - `protocols` (off by default): the vocabulary of the shell and file protocols: their ops
+//!   (`ShellOp`, `FileOp`), the error codes (`ErrorCode`) with their stable wire strings, and
+//!   the error frame (`ErrorFrame`), which encodes and decodes. A firmware that only frames
+//!   bytes links none of it.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -98,16 +99,24 @@ mod error;
 #[cfg(feature = "protocols")]
 mod error_frame;
 pub mod json;
+#[cfg(feature = "protocols")]
+mod ops;
 mod profile;
 mod window;
+#[cfg(feature = "protocols")]
+mod wire_enum;
 
 pub use decoder::{Event, Format, FrameDecoder, FrameEnd, FrameInfo, Verdict};
 pub use digest::{Algorithm, Algorithms, BodyHasher, Checksum, Digests, HexDigest, digest_of};
 pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
 pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
 #[cfg(feature = "protocols")]
-pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR, UnknownErrorCode};
+pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR};
+#[cfg(feature = "protocols")]
+pub use ops::{FileOp, ShellOp};
 pub use profile::{ByteOrder, PrefixWidth, Profile};
+#[cfg(feature = "protocols")]
+pub use wire_enum::UnknownWireName;
 
 /// Re-exported so applications name the same `heapless` version in their header types.
 pub use heapless;

@@ -20,7 +20,7 @@ use unstick_core::{
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::Create;
-use super::wire::{DigestTrailer, Message, Request};
+use super::wire::{DigestTrailer, FileOp, Message, Request};
 use crate::server::{ErrorCode, FramedStream, HEADER_CAP, PLAIN_ENCODER};
 
 /// Why a client operation failed.
@@ -243,7 +243,7 @@ fn next_message(
         .decoder()
         .header()
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    if message.op.as_deref() == Some("error") {
+    if message.op.as_deref() == Some(FileOp::Error.as_str()) {
         return Err(ClientError::Server {
             code: message.code.unwrap_or_else(|| "unknown".into()),
             message: message.message.unwrap_or_default(),
@@ -255,10 +255,10 @@ fn next_message(
 /// Reads a reply with no body and checks its `op`.
 fn expect_reply(
     reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-    op: &str,
+    op: FileOp,
 ) -> Result<Message, ClientError> {
     let (message, body_len) = next_message(reader)?;
-    if message.op.as_deref() != Some(op) || body_len != 0 {
+    if message.op.as_deref() != Some(op.as_str()) || body_len != 0 {
         return Err(ClientError::Protocol(format!(
             "expected `{op}`, got {:?}",
             message.op
@@ -331,7 +331,7 @@ impl FileClient {
         })
     }
 
-    fn send_request(&mut self, op: &str, path: Option<&str>) -> Result<(), ClientError> {
+    fn send_request(&mut self, op: FileOp, path: Option<&str>) -> Result<(), ClientError> {
         let mut head = [0u8; HEADER_CAP];
         let request = new_request(&self.options, op, path);
         write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head).map_err(write_failed)
@@ -359,7 +359,7 @@ impl FileClient {
         let prefix_hex = hasher.clone().finish().get(algorithm).map(|c| c.to_hex());
         file.seek(SeekFrom::Start(offset))
             .map_err(self::local(local))?;
-        let mut request = new_request(&self.options, "put", Some(remote.as_str()));
+        let mut request = new_request(&self.options, FileOp::Put, Some(remote.as_str()));
         if offset > 0 {
             request.offset = Some(offset);
             let hex = prefix_hex.as_ref().map(|h| h.as_str());
@@ -392,7 +392,7 @@ impl FileClient {
         }
         // Whether the upload went out whole or broke off, the server's reply says why.
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let replied = expect_reply(&mut reader, "stored");
+        let replied = expect_reply(&mut reader, FileOp::Stored);
         let digest = match (sent, replied) {
             (Ok(digest), Ok(reply)) => {
                 if reply.file_digest(algorithm) != Some(digest) {
@@ -439,14 +439,14 @@ impl FileClient {
             (0, BodyHasher::new(Algorithms::only(algorithm)))
         };
         let mut head = [0u8; HEADER_CAP];
-        let mut request = new_request(&self.options, "get", Some(remote.as_str()));
+        let mut request = new_request(&self.options, FileOp::Get, Some(remote.as_str()));
         request.offset = (have > 0).then_some(have);
         write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head)
             .map_err(write_failed)?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         let (head, body_len) = next_message(&mut reader)?;
         let size = head.size.unwrap_or(0);
-        if head.op.as_deref() != Some("file")
+        if head.op.as_deref() != Some(FileOp::File.as_str())
             || head.offset.unwrap_or(0) != have
             || size.checked_sub(have) != Some(body_len)
         {
@@ -465,7 +465,7 @@ impl FileClient {
         let received = receive_download(&mut reader, &mut file, &mut hasher, progress, &part);
         progress.finish();
         received?;
-        let trailer = expect_reply(&mut reader, "done")?;
+        let trailer = expect_reply(&mut reader, FileOp::Done)?;
         let digest = hasher.finish().get(algorithm);
         let Some(digest) = digest.filter(|d| trailer.file_digest(algorithm) == Some(*d)) else {
             drop(file);
@@ -508,7 +508,7 @@ impl FileClient {
 
     /// Lists the directory `dir` (`None` for the root).
     pub fn list(&mut self, dir: Option<&RemotePath>) -> Result<Vec<RemoteEntry>, ClientError> {
-        self.send_request("ls", Some(dir.map_or("", |d| d.as_str())))?;
+        self.send_request(FileOp::Ls, Some(dir.map_or("", |d| d.as_str())))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         let mut entries = Vec::new();
         loop {
@@ -516,18 +516,19 @@ impl FileClient {
             if body_len != 0 || !matches!(reader.next_event(), Ok(Some(Event::End(_)))) {
                 return Err(ClientError::Protocol("listing frames have no body".into()));
             }
-            match message.op.as_deref() {
-                Some("entry") => entries.push(RemoteEntry {
+            match message.op.as_deref().map(str::parse) {
+                Some(Ok(FileOp::Entry)) => entries.push(RemoteEntry {
                     name: message.name.unwrap_or_default(),
                     name_escaped: message.name_escaped.unwrap_or(false),
                     kind: message.kind.unwrap_or_default(),
                     size: message.size.unwrap_or(0),
                     mtime: message.mtime.unwrap_or(0),
                 }),
-                Some("end") => break,
-                other => {
+                Some(Ok(FileOp::End)) => break,
+                _ => {
                     return Err(ClientError::Protocol(format!(
-                        "unexpected `{other:?}` in a listing"
+                        "unexpected `{:?}` in a listing",
+                        message.op
                     )));
                 }
             }
@@ -538,9 +539,9 @@ impl FileClient {
 
     /// What the server holds under `path`.
     pub fn stat(&mut self, path: &RemotePath) -> Result<RemoteStat, ClientError> {
-        self.send_request("stat", Some(path.as_str()))?;
+        self.send_request(FileOp::Stat, Some(path.as_str()))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let reply = expect_reply(&mut reader, "stat")?;
+        let reply = expect_reply(&mut reader, FileOp::Stat)?;
         let entry = reply.exists.unwrap_or(false).then(|| RemoteEntry {
             name: path.file_name().to_owned(),
             name_escaped: false,
@@ -556,20 +557,19 @@ impl FileClient {
 
     /// Deletes the file (or empty directory) `path`.
     pub fn delete(&mut self, path: &RemotePath) -> Result<(), ClientError> {
-        self.send_request("delete", Some(path.as_str()))?;
+        self.send_request(FileOp::Delete, Some(path.as_str()))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        expect_reply(&mut reader, "deleted").map(drop)
+        expect_reply(&mut reader, FileOp::Deleted).map(drop)
     }
 }
 
 /// A request for `op` on `path` with the token and digest algorithm of `options`.
-fn new_request<'a>(options: &'a ClientOptions, op: &'a str, path: Option<&'a str>) -> Request<'a> {
+fn new_request<'a>(options: &'a ClientOptions, op: FileOp, path: Option<&'a str>) -> Request<'a> {
     Request {
-        op,
         path,
         token: options.token.as_deref(),
         algorithm: Some(options.algorithm.member()),
-        ..Request::default()
+        ..Request::new(op)
     }
 }
 
@@ -591,7 +591,7 @@ fn send_trailer(
         .get(algorithm)
         .ok_or_else(|| ClientError::Protocol("digest not compiled into this build".into()))?;
     let hex = digest.to_hex();
-    let trailer = DigestTrailer::new("done", algorithm, hex.as_str(), None);
+    let trailer = DigestTrailer::new(FileOp::Done, algorithm, hex.as_str(), None);
     let mut head = [0u8; 256];
     write_frame(sink, &PLAIN_ENCODER, &trailer, &[], &mut head).map_err(write_failed)?;
     Ok(digest)

@@ -20,7 +20,9 @@ use super::name::{PathError, RemotePath, escape_for_terminal, name_text};
 use super::staging::{PartialUpload, Staging};
 use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::{Dir, EntryKind, file_meta, partial_name};
-use super::wire::{Ack, DigestTrailer, EntryReply, FileHead, Message, StatReply, parse_algorithm};
+use super::wire::{
+    Ack, DigestTrailer, EntryReply, FileHead, FileOp, Message, StatReply, parse_algorithm,
+};
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
@@ -350,10 +352,14 @@ impl Session<'_> {
                 )));
             }
         }
-        match (message.op.as_deref(), message.filename.is_some()) {
+        let op = message
+            .op
+            .as_deref()
+            .map(|text| (text, text.parse::<FileOp>()));
+        match (op, message.filename.is_some()) {
             (None, true) => self.legacy_upload(reader, &info, &message),
-            (Some("put"), _) => self.put(reader, &info, &message),
-            (Some(op @ ("get" | "ls" | "stat" | "delete")), _) => {
+            (Some((_, Ok(FileOp::Put))), _) => self.put(reader, &info, &message),
+            (Some((_, Ok(op @ (FileOp::Get | FileOp::Ls | FileOp::Stat | FileOp::Delete)))), _) => {
                 if has_body {
                     return Err(Refusal::new(
                         ErrorCode::BadRequest,
@@ -363,13 +369,13 @@ impl Session<'_> {
                 }
                 expect_end(reader)?;
                 match op {
-                    "get" => self.get(reader, &message),
-                    "ls" => self.list(reader, &message),
-                    "stat" => self.stat(reader, &message),
+                    FileOp::Get => self.get(reader, &message),
+                    FileOp::Ls => self.list(reader, &message),
+                    FileOp::Stat => self.stat(reader, &message),
                     _ => self.delete(reader, &message),
                 }
             }
-            (Some(op), _) => Err(refuse_with_body(Refusal::new(
+            (Some((op, _)), _) => Err(refuse_with_body(Refusal::new(
                 ErrorCode::BadRequest,
                 format!(
                     "unknown op `{}`; expected put, get, ls, stat or delete",
@@ -427,7 +433,7 @@ impl Session<'_> {
         let _ = reply(
             reader,
             &Ack {
-                op: "stored",
+                op: FileOp::Stored,
                 count: None,
             },
         );
@@ -500,7 +506,7 @@ impl Session<'_> {
         );
         reply(
             reader,
-            &DigestTrailer::new("stored", algorithm, hex.as_str(), Some(size)),
+            &DigestTrailer::new(FileOp::Stored, algorithm, hex.as_str(), Some(size)),
         )?;
         Ok(Next::Continue)
     }
@@ -604,7 +610,7 @@ impl Session<'_> {
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
         let head = FileHead {
-            op: "file",
+            op: FileOp::File,
             size: meta.size,
             offset,
             mtime: meta.mtime,
@@ -648,7 +654,7 @@ impl Session<'_> {
         );
         reply(
             reader,
-            &DigestTrailer::new("done", algorithm, hex.as_str(), None),
+            &DigestTrailer::new(FileOp::Done, algorithm, hex.as_str(), None),
         )?;
         Ok(Next::Continue)
     }
@@ -666,7 +672,7 @@ impl Session<'_> {
         let listed = dir.for_each_entry(|name, meta| {
             let (name, escaped) = name_text(name);
             let entry = EntryReply {
-                op: "entry",
+                op: FileOp::Entry,
                 name: &name,
                 name_escaped: escaped.then_some(true),
                 kind: meta.kind.as_str(),
@@ -691,7 +697,7 @@ impl Session<'_> {
         reply(
             reader,
             &Ack {
-                op: "end",
+                op: FileOp::End,
                 count: Some(count),
             },
         )?;
@@ -726,7 +732,7 @@ impl Session<'_> {
         reply(
             reader,
             &StatReply {
-                op: "stat",
+                op: FileOp::Stat,
                 exists: meta.is_some(),
                 kind: meta.map(|m| m.kind.as_str()),
                 size: meta.map(|m| m.size),
@@ -777,7 +783,7 @@ impl Session<'_> {
         reply(
             reader,
             &Ack {
-                op: "deleted",
+                op: FileOp::Deleted,
                 count: None,
             },
         )?;
@@ -825,7 +831,7 @@ fn read_trailer(
         }
     };
     let done: Message = reader.decoder().header().unwrap_or_default();
-    if done.op.as_deref() != Some("done") || trailer.body_len != 0 {
+    if done.op.as_deref().map(str::parse) != Some(Ok(FileOp::Done)) || trailer.body_len != 0 {
         return Err(Refusal::new(
             ErrorCode::BadFrame,
             "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",

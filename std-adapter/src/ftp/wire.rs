@@ -1,6 +1,7 @@
 //! The file protocol's headers: what each frame carries (see `docs/PROTOCOL.md`).
 
 use serde::{Deserialize, Serialize};
+pub use unstick_core::FileOp;
 use unstick_core::{Algorithm, Checksum};
 
 /// Every header member either side reads, all optional: the receiver decides which it needs
@@ -81,10 +82,10 @@ pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
 }
 
 /// A request from the client: `op` plus what that op needs. Members left `None` are omitted.
-#[derive(Serialize, Default, Debug)]
+#[derive(Serialize, Debug)]
 pub struct Request<'a> {
     /// The operation.
-    pub op: &'a str,
+    pub op: FileOp,
     /// Path relative to the server root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<&'a str>,
@@ -105,11 +106,26 @@ pub struct Request<'a> {
     pub prefix_md5: Option<&'a str>,
 }
 
+impl<'a> Request<'a> {
+    /// A request for `op` with no other member set.
+    pub fn new(op: FileOp) -> Request<'a> {
+        Request {
+            op,
+            path: None,
+            token: None,
+            offset: None,
+            algorithm: None,
+            prefix_xxh3: None,
+            prefix_md5: None,
+        }
+    }
+}
+
 /// A frame that carries a whole-file digest after a body: `{"op":"done","file_xxh3":...}`.
 #[derive(Serialize, Debug)]
 pub struct DigestTrailer<'a> {
     /// `"done"` after a body, `"stored"` in the server's reply to a put.
-    pub op: &'a str,
+    pub op: FileOp,
     /// XXH3-128 of the whole file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_xxh3: Option<&'a str>,
@@ -123,7 +139,7 @@ pub struct DigestTrailer<'a> {
 
 impl<'a> DigestTrailer<'a> {
     /// A trailer of kind `op` carrying `hex` as the `algorithm` digest.
-    pub fn new(op: &'a str, algorithm: Algorithm, hex: &'a str, size: Option<u64>) -> Self {
+    pub fn new(op: FileOp, algorithm: Algorithm, hex: &'a str, size: Option<u64>) -> Self {
         let (file_xxh3, file_md5) = match algorithm {
             Algorithm::Xxh3 => (Some(hex), None),
             Algorithm::Md5 => (None, Some(hex)),
@@ -141,7 +157,7 @@ impl<'a> DigestTrailer<'a> {
 #[derive(Serialize, Debug)]
 pub struct FileHead {
     /// Always `"file"`.
-    pub op: &'static str,
+    pub op: FileOp,
     /// Whole file size.
     pub size: u64,
     /// Where the body starts in the file.
@@ -154,7 +170,7 @@ pub struct FileHead {
 #[derive(Serialize, Debug)]
 pub struct StatReply<'a> {
     /// Always `"stat"`.
-    pub op: &'static str,
+    pub op: FileOp,
     /// Whether the name exists.
     pub exists: bool,
     /// Kind of entry, when it exists.
@@ -174,7 +190,7 @@ pub struct StatReply<'a> {
 #[derive(Serialize, Debug)]
 pub struct EntryReply<'a> {
     /// Always `"entry"`.
-    pub op: &'static str,
+    pub op: FileOp,
     /// Entry name (one component). A name that is not UTF-8 is sent in escaped form: bytes
     /// that are not UTF-8 as `\xNN`, backslashes doubled.
     pub name: &'a str,
@@ -193,7 +209,7 @@ pub struct EntryReply<'a> {
 #[derive(Serialize, Debug)]
 pub struct Ack {
     /// Reply kind.
-    pub op: &'static str,
+    pub op: FileOp,
     /// Entries listed (for `end`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -225,45 +241,47 @@ mod tests {
         let table: [(Vec<u8>, &str); 12] = [
             (
                 frame(&Request {
-                    op: "put",
                     path: Some("dir/name"),
                     algorithm: Some("xxh3"),
-                    ..Request::default()
+                    ..Request::new(FileOp::Put)
                 }),
                 r#"{"op":"put","path":"dir/name","algorithm":"xxh3","total_size":0}"#,
             ),
             (
                 frame(&Request {
-                    op: "put",
                     path: Some("big.iso"),
                     token: Some("s3cret"),
                     offset: Some(4096),
                     algorithm: Some("xxh3"),
                     prefix_xxh3: Some(x),
-                    ..Request::default()
+                    ..Request::new(FileOp::Put)
                 }),
                 r#"{"op":"put","path":"big.iso","token":"s3cret","offset":4096,"algorithm":"xxh3","prefix_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
             ),
             (
-                frame(&DigestTrailer::new("done", Algorithm::Xxh3, x, None)),
+                frame(&DigestTrailer::new(FileOp::Done, Algorithm::Xxh3, x, None)),
                 r#"{"op":"done","file_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
             ),
             (
-                frame(&DigestTrailer::new("stored", Algorithm::Md5, x, Some(3))),
+                frame(&DigestTrailer::new(
+                    FileOp::Stored,
+                    Algorithm::Md5,
+                    x,
+                    Some(3),
+                )),
                 r#"{"op":"stored","file_md5":"f4d0497cf9394caab34d1a3ab2bece70","size":3,"total_size":0}"#,
             ),
             (
                 frame(&Request {
-                    op: "get",
                     path: Some("a/b"),
                     offset: Some(0),
-                    ..Request::default()
+                    ..Request::new(FileOp::Get)
                 }),
                 r#"{"op":"get","path":"a/b","offset":0,"total_size":0}"#,
             ),
             (
                 frame(&FileHead {
-                    op: "file",
+                    op: FileOp::File,
                     size: 10,
                     offset: 2,
                     mtime: 1_700_000_000,
@@ -272,7 +290,7 @@ mod tests {
             ),
             (
                 frame(&EntryReply {
-                    op: "entry",
+                    op: FileOp::Entry,
                     name: "名前",
                     name_escaped: None,
                     kind: "file",
@@ -283,14 +301,14 @@ mod tests {
             ),
             (
                 frame(&Ack {
-                    op: "end",
+                    op: FileOp::End,
                     count: Some(1),
                 }),
                 r#"{"op":"end","count":1,"total_size":0}"#,
             ),
             (
                 frame(&StatReply {
-                    op: "stat",
+                    op: FileOp::Stat,
                     exists: false,
                     kind: None,
                     size: None,
@@ -301,7 +319,7 @@ mod tests {
             ),
             (
                 frame(&Ack {
-                    op: "deleted",
+                    op: FileOp::Deleted,
                     count: None,
                 }),
                 r#"{"op":"deleted","total_size":0}"#,
@@ -315,9 +333,8 @@ mod tests {
             ),
             (
                 frame(&Request {
-                    op: "ls",
                     path: Some(""),
-                    ..Request::default()
+                    ..Request::new(FileOp::Ls)
                 }),
                 r#"{"op":"ls","path":"","total_size":0}"#,
             ),

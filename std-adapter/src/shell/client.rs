@@ -11,7 +11,7 @@ use unstick_core::blocking::{FrameReader, write_frame};
 use unstick_core::{ErrorFrame, Event, FrameDecoder, Profile, ReadError, WriteError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
-use super::wire::{self, ExecRequest, ExitHeader, ReplyOp};
+use super::wire::{self, ExecRequest, ExitHeader, ReplyOp, ShellOp};
 use crate::server::HEADER_CAP;
 
 /// How a remote command ended, as the server reported it.
@@ -240,7 +240,7 @@ impl ShellClient {
 
     fn send_request(&mut self, command: &str) -> Result<(), ShellClientError> {
         let request = ExecRequest {
-            op: wire::OP_EXEC,
+            op: ShellOp::Exec,
             token: self.token.as_deref(),
         };
         // A byte of the token takes at most six in JSON (a control character as `\u001f`).
@@ -263,23 +263,23 @@ impl ShellClient {
 fn read_reply_header(decoder: &mut FrameDecoder<HEADER_CAP>) -> Result<Reply, ShellClientError> {
     let shape = |e: unstick_core::HeaderError| ShellClientError::Protocol(e.to_string());
     let ReplyOp { op } = decoder.header().map_err(shape)?;
-    Ok(match op.as_str() {
-        wire::OP_STDOUT => Reply::Output(OutputStream::Stdout),
-        wire::OP_STDERR => Reply::Output(OutputStream::Stderr),
-        wire::OP_EXIT => {
-            let exit: ExitHeader<'_> = decoder.header().map_err(shape)?;
+    Ok(match op {
+        ShellOp::Stdout => Reply::Output(OutputStream::Stdout),
+        ShellOp::Stderr => Reply::Output(OutputStream::Stderr),
+        ShellOp::Exit => {
+            let exit: ExitHeader = decoder.header().map_err(shape)?;
             Reply::Exit(exit_report(&exit)?)
         }
-        wire::OP_ERROR => Reply::Refused(decoder.header().map_err(shape)?),
-        other => {
-            return Err(ShellClientError::Protocol(format!(
-                "reply with unknown op {other:?}"
-            )));
+        ShellOp::Error => Reply::Refused(decoder.header().map_err(shape)?),
+        ShellOp::Exec => {
+            return Err(ShellClientError::Protocol(
+                "a request (\"op\":\"exec\") where a reply was expected".into(),
+            ));
         }
     })
 }
 
-fn exit_report(exit: &ExitHeader<'_>) -> Result<ExitReport, ShellClientError> {
+fn exit_report(exit: &ExitHeader) -> Result<ExitReport, ShellClientError> {
     let termination = match (exit.code, exit.signal) {
         (Some(code), None) => Termination::Exited(code),
         (None, Some(signal)) => Termination::Signaled(signal),

@@ -15,7 +15,7 @@ use super::connection::{Next, REPLY_HEAD_ROOM, REQUEST_BUFFER, is_timeout};
 use super::process::{OUTPUT_CHUNK, OutputSink, OutputStream, RunError, RunOutcome, Termination};
 use super::process::{RunningCommands, deadline_after, run_command};
 use super::server::ShellConfig;
-use super::wire::{self, ExitHeader, OutputHeader, RequestHeader};
+use super::wire::{self, ExitHeader, OutputHeader, RequestHeader, ShellOp};
 use crate::server::{
     ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, Refusal, RequestStream, send_error,
     token_matches,
@@ -197,7 +197,7 @@ fn admit(
         )
     })?;
     check_token(config.token.as_deref(), header.token.as_deref())?;
-    if header.op != wire::OP_EXEC {
+    if header.op.parse() != Ok(ShellOp::Exec) {
         return Err(Refusal::new(
             ErrorCode::UnknownOp,
             format!(
@@ -295,7 +295,7 @@ impl FrameReplies {
             Termination::Signaled(signal) => (None, Some(signal)),
         };
         let header = ExitHeader {
-            op: wire::OP_EXIT,
+            op: ShellOp::Exit,
             code,
             signal,
             truncated: outcome.truncated,
@@ -317,8 +317,8 @@ impl FrameReplies {
 impl OutputSink for FrameReplies {
     fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
         let op = match stream {
-            OutputStream::Stdout => wire::OP_STDOUT,
-            OutputStream::Stderr => wire::OP_STDERR,
+            OutputStream::Stdout => ShellOp::Stdout,
+            OutputStream::Stderr => ShellOp::Stderr,
         };
         let header = OutputHeader { op };
         write_frame(

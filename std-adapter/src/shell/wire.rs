@@ -8,16 +8,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use unstick_core::{Algorithm, HeaderFrameEncoder, Profile};
 
-/// `"op"` of a request that runs a command.
-pub const OP_EXEC: &str = "exec";
-/// `"op"` of a reply frame carrying standard output.
-pub const OP_STDOUT: &str = "stdout";
-/// `"op"` of a reply frame carrying standard error.
-pub const OP_STDERR: &str = "stderr";
-/// `"op"` of the last reply frame of a command.
-pub const OP_EXIT: &str = "exit";
-/// `"op"` of an error reply.
-pub use unstick_core::OP_ERROR;
+pub use unstick_core::ShellOp;
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
 /// (`MAX_ARG_STRLEN`, counting the terminating NUL), and the command is one argument of `sh -c`.
@@ -41,8 +32,8 @@ pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
 /// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one).
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecRequest<'a> {
-    /// Always [`OP_EXEC`].
-    pub op: &'a str,
+    /// Always [`ShellOp::Exec`].
+    pub op: ShellOp,
     /// The shared secret, when the server requires one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<&'a str>,
@@ -51,7 +42,7 @@ pub struct ExecRequest<'a> {
 /// What the server reads from any request header: the operation and the token.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RequestHeader {
-    /// The operation; only [`OP_EXEC`] is served.
+    /// The operation, as sent; only `exec` ([`ShellOp::Exec`]) is served.
     pub op: String,
     /// The token presented, if any.
     #[serde(default)]
@@ -60,18 +51,17 @@ pub struct RequestHeader {
 
 /// Header of an output frame: `{"op":"stdout"|"stderr","total_size":n,"xxh3":...}`.
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputHeader<'a> {
-    /// [`OP_STDOUT`] or [`OP_STDERR`].
-    pub op: &'a str,
+pub struct OutputHeader {
+    /// [`ShellOp::Stdout`] or [`ShellOp::Stderr`].
+    pub op: ShellOp,
 }
 
 /// Header of the exit frame: the exit code, or the signal that ended the command, and whether
 /// the output was cut or the command ran out of time.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitHeader<'a> {
-    /// Always [`OP_EXIT`].
-    #[serde(borrow)]
-    pub op: &'a str,
+pub struct ExitHeader {
+    /// Always [`ShellOp::Exit`].
+    pub op: ShellOp,
     /// The exit code, when the command exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
@@ -90,7 +80,7 @@ pub struct ExitHeader<'a> {
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ReplyOp {
     /// The reply's operation.
-    pub op: String,
+    pub op: ShellOp,
 }
 
 /// Header of a seed-mode reply in the `json` format: the seed's
@@ -234,7 +224,9 @@ mod tests {
     #[test]
     fn reply_frames_golden_bytes() {
         let mut buf = [0u8; 256];
-        let output = OutputHeader { op: OP_STDOUT };
+        let output = OutputHeader {
+            op: ShellOp::Stdout,
+        };
         let n = OUTPUT_ENCODER
             .encode_frame(&output, b"hi\n", &mut buf)
             .unwrap();
@@ -243,7 +235,7 @@ mod tests {
         assert_eq!(&buf[..n], expected);
 
         let exit = ExitHeader {
-            op: OP_EXIT,
+            op: ShellOp::Exit,
             code: None,
             signal: Some(9),
             truncated: false,
@@ -255,7 +247,7 @@ mod tests {
         assert_eq!(&buf[..n], expected);
 
         let request = ExecRequest {
-            op: OP_EXEC,
+            op: ShellOp::Exec,
             token: None,
         };
         let n = PLAIN_ENCODER

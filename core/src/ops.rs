@@ -1,0 +1,71 @@
+//! The operations of the two unstick protocols: the `"op"` member of every header.
+
+use crate::wire_enum::wire_enum;
+
+wire_enum! {
+    /// The remote shell's `"op"`s (docs/PROTOCOL.md, "Remote shell").
+    pub enum ShellOp {
+        /// A request: run the frame's body as a command.
+        Exec = "exec",
+        /// A reply: a chunk of the command's standard output.
+        Stdout = "stdout",
+        /// A reply: a chunk of the command's standard error.
+        Stderr = "stderr",
+        /// A reply: how the command ended (its last reply).
+        Exit = "exit",
+        /// A reply: the request was refused (see [`ErrorFrame`](crate::ErrorFrame)).
+        Error = "error",
+    }
+}
+
+wire_enum! {
+    /// The file server's `"op"`s (docs/PROTOCOL.md, "File server").
+    pub enum FileOp {
+        /// A request: store the frame's body under a path (a `done` trailer follows).
+        Put = "put",
+        /// The trailer of a `put` (the whole file's digest), and the last reply of a `get`.
+        Done = "done",
+        /// A request: send a file.
+        Get = "get",
+        /// A request: list a directory.
+        Ls = "ls",
+        /// A request, and its reply: a path's kind, size and time.
+        Stat = "stat",
+        /// A request: remove a file or an empty directory.
+        Delete = "delete",
+        /// A reply: the upload is committed.
+        Stored = "stored",
+        /// A reply: the head of a file's bytes.
+        File = "file",
+        /// A reply: one entry of a listing.
+        Entry = "entry",
+        /// A reply: the end of a listing.
+        End = "end",
+        /// A reply: the path is gone.
+        Deleted = "deleted",
+        /// A reply: the request was refused (see [`ErrorFrame`](crate::ErrorFrame)).
+        Error = "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire_enum::UnknownWireName;
+
+    #[test]
+    fn ops_read_back_from_their_wire_strings_and_as_json() {
+        for &op in ShellOp::ALL {
+            assert_eq!(op.as_str().parse(), Ok(op));
+        }
+        for &op in FileOp::ALL {
+            assert_eq!(op.as_str().parse(), Ok(op));
+            let mut json = [0u8; 32];
+            let n = serde_json_core::to_slice(&op, &mut json).unwrap();
+            let (back, _) = serde_json_core::from_slice::<FileOp>(&json[..n]).unwrap();
+            assert_eq!(back, op);
+        }
+        assert_eq!("rm".parse::<FileOp>(), Err(UnknownWireName));
+        assert!(serde_json_core::from_slice::<ShellOp>(br#""ls""#).is_err());
+    }
+}
