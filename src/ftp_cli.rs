@@ -88,7 +88,8 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes (suffixes K, M, G, T: powers of 1024).
     #[arg(long, default_value = "1T", value_parser = parse_size)]
     max_file_size: u64,
-    /// Requests served at once; more are refused as busy. Connections waiting between
+    /// Requests served at once; more wait up to a second for one to end, then are refused as
+    /// busy. Connections waiting between
     /// requests do not count.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,

@@ -1,10 +1,10 @@
 //! Log lines go to stderr through a queue and a thread of their own, so that a stderr that
 //! blocks (a pipe nobody reads, a paused terminal, a stalled collector) never stalls a server's
-//! connection thread. When the queue is full, lines are dropped and counted, and the count is
-//! reported once stderr takes lines again.
+//! connection thread. When the queue is full (8,192 lines or 8 MiB), lines are dropped and
+//! counted, and the count is reported once stderr takes lines again, or at the end.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread;
@@ -14,6 +14,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Lines held while stderr is slow; beyond them, lines are dropped.
 const QUEUE_LINES: usize = 8192;
+
+/// Bytes held while stderr is slow (a line can be long: a command is logged whole); beyond
+/// them, lines are dropped.
+const QUEUE_BYTES: usize = 8 << 20;
 
 /// Makes a writer per log event; each event's bytes are queued whole when it is written.
 #[derive(Clone)]
@@ -27,6 +31,8 @@ pub struct LogQueue {
 struct Counts {
     queued: AtomicU64,
     dropped: AtomicU64,
+    /// Bytes queued and not yet written.
+    held: AtomicUsize,
     /// Lines written to stderr, and a signal for each.
     written: Mutex<u64>,
     wrote: Condvar,
@@ -73,6 +79,9 @@ pub fn flush(limit: Duration) {
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
+    drop(written);
+    // Lines dropped after the last one written are reported here, or never.
+    report_dropped(&mut io::stderr().lock(), &queue.counts);
 }
 
 fn write_lines(queued: &Receiver<Vec<u8>>, counts: &Counts) {
@@ -93,6 +102,17 @@ fn write_lines(queued: &Receiver<Vec<u8>>, counts: &Counts) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) += 1;
         counts.wrote.notify_all();
+    }
+}
+
+/// Writes how many lines were dropped since the last report, if any.
+fn report_dropped(out: &mut impl Write, counts: &Counts) {
+    let lost = counts.dropped.swap(0, Ordering::Relaxed);
+    if lost > 0 {
+        let _ = writeln!(
+            out,
+            "unstick: {lost} log lines dropped: stderr was not keeping up"
+        );
     }
 }
 
@@ -120,12 +140,21 @@ impl Drop for QueuedLine<'_> {
         }
         let line = std::mem::take(&mut self.line);
         let counts = &self.queue.counts;
+        let len = line.len();
+        if counts.held.fetch_add(len, Ordering::SeqCst) + len > QUEUE_BYTES {
+            counts.held.fetch_sub(len, Ordering::SeqCst);
+            counts.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match self.queue.lines.try_send(line) {
-            Ok(()) => counts.queued.fetch_add(1, Ordering::SeqCst),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                counts.dropped.fetch_add(1, Ordering::Relaxed)
+            Ok(()) => {
+                counts.queued.fetch_add(1, Ordering::SeqCst);
             }
-        };
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                counts.held.fetch_sub(len, Ordering::SeqCst);
+                counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

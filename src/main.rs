@@ -146,8 +146,11 @@ fn serve_both(shutdown: &Shutdown) -> ExitCode {
     }
     let first = stops.recv().unwrap_or(ExitCode::FAILURE);
     if !shutdown.is_requested() {
-        // One server ended by itself: a failure; returning from main ends the other.
-        return first;
+        // One server ended by itself (it could not start, or it failed): stop the other too,
+        // gracefully, so that none of its commands outlives the process.
+        shutdown.request();
+        let _ = stops.recv();
+        return ExitCode::FAILURE;
     }
     // Stopping on a signal: let the other finish its own graceful stop.
     let second = stops.recv().unwrap_or(ExitCode::FAILURE);

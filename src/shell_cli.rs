@@ -53,7 +53,8 @@ pub struct ServeArgs {
     /// Time a connection may wait between requests, and has to complete one.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// Commands running at once; more are refused as busy. Connections waiting between
+    /// Commands running at once; more wait up to a second for one to end, then are refused as
+    /// busy. Connections waiting between
     /// commands do not count.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
     max_sessions: usize,

@@ -38,8 +38,8 @@ pub struct FileServerConfig {
     pub root: PathBuf,
     /// Largest file accepted, in bytes.
     pub max_file_size: u64,
-    /// How connections wait and how many requests are served at once (`max_active`; more are
-    /// refused with a `busy` error). While a request is served, a connection idle (no byte
+    /// How connections wait and how many requests are served at once (`max_active`; more wait
+    /// up to a second for a slot, then get a `busy` error). While a request is served, a connection idle (no byte
     /// read or written) for `idle_timeout` is dropped.
     pub lobby: LobbyConfig,
     /// Token every request must carry; `None` for none (loopback only).

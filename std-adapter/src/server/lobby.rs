@@ -11,7 +11,8 @@
 //!    foreign protocol, a client kind the server does not serve).
 //! 2. **Served**: a ready request takes a [`Slot`] and a worker thread,
 //!    which runs [`Service::serve`] for that one request and hands the connection back.
-//!    With no slot free, the client is told `busy` and when to retry.
+//!    With no slot free, it queues for one (first come, first served) for [`SLOT_WAIT`], then
+//!    the client is told `busy` and when to retry.
 //! 3. **Waiting** again, up to the idle timeout, for its next request; bytes it already sent
 //!    (a pipelined request) are judged at once.
 //! 4. **Closing**: after a refusal or a last reply, the lobby stops sending and reads what the
@@ -213,6 +214,7 @@ pub fn serve<S: Service>(
         lingering: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.clone(),
         queued: VecDeque::new(),
+        queued_count: Arc::new(AtomicUsize::new(0)),
         timers: BinaryHeap::new(),
         ready_keys: Vec::new(),
         workers: Workers::new(format!("unstick-{}", S::NAME)),
@@ -281,6 +283,9 @@ struct Lobby<S: Service> {
     shutdown: Shutdown,
     /// Ids of ready requests waiting for a slot, oldest first.
     queued: VecDeque<u64>,
+    /// Its length, for workers: while requests are queued, a worker hands its connection's next
+    /// request to the lobby instead of taking a slot ahead of them.
+    queued_count: Arc<AtomicUsize>,
     /// Deadlines and pauses of waiting connections, soonest first.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The keys the last wait found ready (kept to reuse its allocation).
@@ -492,7 +497,11 @@ impl<S: Service> Lobby<S> {
             let waiting = &self.waiting;
             self.order.retain(|i| *i == id || waiting.contains_key(i));
         }
-        if let Err(e) = self.readiness.watch(conn.stream.as_raw_fd(), id) {
+        // A queued request is not read: its further bytes (a body, a pipelined request, the end
+        // of its input) stay in the socket for its worker.
+        if phase != Phase::Queued
+            && let Err(e) = self.readiness.watch(conn.stream.as_raw_fd(), id)
+        {
             // Unwatched, it still ends at its deadline.
             tracing::warn!(server = S::NAME, peer = %conn.peer, error = %e, "cannot watch a connection");
         }
@@ -609,10 +618,19 @@ impl<S: Service> Lobby<S> {
     /// Gives a ready request a slot and a worker thread, or, with none free, queues it for
     /// [`SLOT_WAIT`].
     fn start_request(&mut self, conn: Connection<S::Mode>) {
-        if let Err((conn, _)) = self.try_start(conn) {
-            let id = self.enter(conn, Phase::Queued, deadline_after(SLOT_WAIT));
-            self.queued.push_back(id);
-        }
+        // First come, first served: behind a queue, a request queues too.
+        let conn = if self.queued.is_empty() {
+            match self.try_start(conn) {
+                Ok(()) => return,
+                Err((conn, _)) => conn,
+            }
+        } else {
+            conn
+        };
+        let id = self.enter(conn, Phase::Queued, deadline_after(SLOT_WAIT));
+        self.queued.push_back(id);
+        self.queued_count.store(self.queued.len(), Ordering::SeqCst);
+        self.start_queued();
     }
 
     /// Starts the queued requests that find a slot now, oldest first.
@@ -638,6 +656,7 @@ impl<S: Service> Lobby<S> {
             }
         }
         self.queued = still_queued;
+        self.queued_count.store(self.queued.len(), Ordering::SeqCst);
     }
 
     /// Gives a ready request a slot and a worker thread; hands it back when no slot is free.
@@ -667,6 +686,7 @@ impl<S: Service> Lobby<S> {
             lingering: Arc::clone(&self.lingering),
             max_lingering: self.config.max_active.max(1),
             shutdown: self.shutdown.clone(),
+            queued: Arc::clone(&self.queued_count),
         };
         let returns = self.returns_tx.clone();
         let wake = Arc::clone(&self.wake_tx);
@@ -771,9 +791,17 @@ impl<S: Service> Lobby<S> {
         }
         let ids: Vec<u64> = self.waiting.keys().copied().collect();
         for id in ids {
-            if let Some(w) = self.leave(id)
-                && w.phase != Phase::Closing
-            {
+            let Some(w) = self.leave(id) else {
+                continue;
+            };
+            if w.phase == Phase::Queued {
+                let message = "the server is shutting down; retry in a moment";
+                send_nonblocking(
+                    &w.conn.stream,
+                    &self.service.busy_reply(w.conn.mode, message),
+                );
+            }
+            if w.phase != Phase::Closing {
                 log_closed(&w.conn, "server shutting down");
             }
         }
@@ -842,6 +870,8 @@ struct Serving<S: Service> {
     lingering: Arc<AtomicUsize>,
     max_lingering: usize,
     shutdown: Shutdown,
+    /// Requests queued in the lobby for a slot (they go first).
+    queued: Arc<AtomicUsize>,
 }
 
 impl<S: Service> Serving<S> {
@@ -884,7 +914,7 @@ impl<S: Service> Serving<S> {
         if conn.received.is_empty() && !(may_wait && read_soon(conn)) {
             return None;
         }
-        if self.shutdown.is_requested() {
+        if self.shutdown.is_requested() || self.queued.load(Ordering::SeqCst) > 0 {
             return None;
         }
         match self.service.admit(conn.mode, &conn.received, false) {
@@ -1208,6 +1238,41 @@ mod tests {
         assert_eq!(line(&mut slow), "ok slow\n");
         send(&mut idle, b"d\n");
         assert_eq!(line(&mut idle), "ok d\n");
+    }
+
+    #[test]
+    fn a_queued_request_is_served_even_after_its_client_closed_its_side() {
+        let lobby = start(LobbyConfig {
+            max_active: 1,
+            ..LobbyConfig::default()
+        });
+        let mut sleeper = connect(lobby.addr);
+        send(&mut sleeper, b"sleep\n");
+        thread::sleep(Duration::from_millis(100));
+        // Sent, then the sending side closed (as a seed upload does), while the slot is taken.
+        let mut closed = connect(lobby.addr);
+        send(&mut closed, b"b\n");
+        closed.get_ref().shutdown(SocketShutdown::Write).unwrap();
+        assert_eq!(line(&mut sleeper), "ok sleep\n");
+        assert_eq!(line(&mut closed), "ok b\n");
+    }
+
+    #[test]
+    fn a_queued_request_goes_before_a_busy_connections_next_one() {
+        let lobby = start(LobbyConfig {
+            max_active: 1,
+            ..LobbyConfig::default()
+        });
+        // A sends two 600 ms requests back to back; B asks while the first runs.
+        let mut a = connect(lobby.addr);
+        send(&mut a, b"sleep\nsleep\n");
+        thread::sleep(Duration::from_millis(100));
+        let mut b = connect(lobby.addr);
+        send(&mut b, b"b\n");
+        // B is served when A's first request ends (not told busy after A's second).
+        assert_eq!(line(&mut b), "ok b\n");
+        assert_eq!(line(&mut a), "ok sleep\n");
+        assert_eq!(line(&mut a), "ok sleep\n");
     }
 
     #[test]

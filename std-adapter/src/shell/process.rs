@@ -28,7 +28,7 @@ pub const OUTPUT_CHUNK: usize = 64 * 1024;
 /// kill them all. A group is listed from its spawn until just before its shell is reaped, and
 /// it has been sent SIGKILL (or its shell has exited) by then: while listed, its id cannot
 /// belong to anyone else.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunningCommands {
     groups: Mutex<BTreeSet<libc::pid_t>>,
     /// Set by [`kill_all`](Self::kill_all): no command starts after it.
@@ -39,9 +39,12 @@ pub struct RunningCommands {
 static ALL_RUNNING: Mutex<Vec<Weak<RunningCommands>>> = Mutex::new(Vec::new());
 
 impl RunningCommands {
-    /// A registry that [`kill_all_commands`] reaches too.
+    /// A registry, which [`kill_all_commands`] reaches too.
     pub fn new() -> Arc<RunningCommands> {
-        let running = Arc::new(RunningCommands::default());
+        let running = Arc::new(RunningCommands {
+            groups: Mutex::new(BTreeSet::new()),
+            stopping: AtomicBool::new(false),
+        });
         let mut all = ALL_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|r| r.strong_count() > 0);
         all.push(Arc::downgrade(&running));
@@ -704,7 +707,7 @@ mod tests {
 
     fn run(command: &str, limits: &CommandLimits) -> (RunOutcome, CapturedOutput) {
         let mut out = CapturedOutput::default();
-        let running = RunningCommands::default();
+        let running = RunningCommands::new();
         let outcome =
             run_command(command, Path::new("/"), limits, None, &running, &mut out).unwrap();
         (outcome, out)
@@ -774,7 +777,7 @@ mod tests {
     fn spawn_failure_is_an_error() {
         let mut out = CapturedOutput::default();
         let missing = Path::new("/nonexistent/unstick/workdir");
-        let running = RunningCommands::default();
+        let running = RunningCommands::new();
         let failure = run_command("true", missing, &limits(), None, &running, &mut out);
         assert!(matches!(failure, Err(RunError::Spawn(_))), "{failure:?}");
     }
