@@ -10,6 +10,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::wire_enum::{UnknownWireName, wire_enum};
+use crate::{HeaderFrameEncoder, Profile};
 
 wire_enum! {
     /// Why a request was refused, as both protocols put it on the wire (`"code"`), and as
@@ -62,6 +63,10 @@ wire_enum! {
         SeedDisabled = "seed_disabled",
     }
 }
+
+/// Encodes frames that carry no body digest: error frames, and every other header without a
+/// body (requests' heads, exit frames, the file server's replies).
+pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
 
 /// The `"op"` of an error frame.
 pub const OP_ERROR: &str = "error";

@@ -83,9 +83,10 @@
 //! [`Verdict::Unsupported`] instead of being checked.
 //!
 //! - `protocols` (off by default): the vocabulary of the shell and file protocols: their ops
-//!   (`ShellOp`, `FileOp`), the error codes (`ErrorCode`) with their stable wire strings, and
-//!   the error frame (`ErrorFrame`), which encodes and decodes. A firmware that only frames
-//!   bytes links none of it.
+//!   (`ShellOp`, `FileOp`), the error codes (`ErrorCode`) with their stable wire strings, the
+//!   error frame (`ErrorFrame`), which encodes and decodes, and the remote shell's headers,
+//!   greeting rule and seed reply formats (`shell`). A firmware that only frames bytes links
+//!   none of it.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -102,6 +103,8 @@ pub mod json;
 #[cfg(feature = "protocols")]
 mod ops;
 mod profile;
+#[cfg(feature = "protocols")]
+pub mod shell;
 mod window;
 #[cfg(feature = "protocols")]
 mod wire_enum;
@@ -111,7 +114,7 @@ pub use digest::{Algorithm, Algorithms, BodyHasher, Checksum, Digests, HexDigest
 pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
 pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
 #[cfg(feature = "protocols")]
-pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR};
+pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR, PLAIN_ENCODER};
 #[cfg(feature = "protocols")]
 pub use ops::{FileOp, ShellOp};
 pub use profile::{ByteOrder, PrefixWidth, Profile};

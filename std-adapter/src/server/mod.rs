@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use embedded_io_adapters::std::FromStd;
 pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
-use unstick_core::{ErrorFrame, HeaderFrameEncoder, Profile, WriteError};
+use unstick_core::{ErrorFrame, WriteError};
 
 /// How long a server waits for more of a connection's first bytes that could still grow into
 /// something else (another protocol's opening, a short seed command such as `ls`) before
@@ -42,8 +42,7 @@ pub enum ClientKind {
 /// A TCP stream seen through `embedded-io`, as the core's drivers take it.
 pub type FramedStream = FromStd<TcpStream>;
 
-/// Encodes frames without a body digest (requests' heads, replies without a body, errors).
-pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+pub use unstick_core::PLAIN_ENCODER;
 
 /// Header capacity used by the servers and clients (bytes).
 pub const HEADER_CAP: usize = 8192;
@@ -266,7 +265,7 @@ pub fn write_error_to_io<S: std::fmt::Debug>(e: WriteError<io::Error, S>) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use unstick_core::{Event, FrameDecoder};
+    use unstick_core::{Event, FrameDecoder, Profile};
 
     #[derive(serde::Deserialize)]
     struct Reply {

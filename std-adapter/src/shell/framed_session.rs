@@ -190,7 +190,7 @@ fn admit(
     info: &FrameInfo,
     config: &ShellConfig,
 ) -> Result<Vec<u8>, Refusal> {
-    let header: RequestHeader = decoder.header().map_err(|e| {
+    let header: RequestHeader<String> = decoder.header().map_err(|e| {
         Refusal::new(
             ErrorCode::BadHeader,
             format!("request header needs a string \"op\" member (and \"token\" if set): {e}"),
