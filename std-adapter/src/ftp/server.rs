@@ -230,7 +230,7 @@ impl Service for FileServer {
                     return Admission::Refuse {
                         code: ErrorCode::ForeignProtocol,
                         reason: format!("the client opened with {protocol}, not the file protocol"),
-                        reply: protocol.reply("file"),
+                        reply: foreign::reply(protocol, "file"),
                     };
                 }
                 Recognition::Undecided => {

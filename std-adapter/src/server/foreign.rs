@@ -1,275 +1,39 @@
-//! Recognising another protocol's opening bytes, so that a browser's `fetch()`, `curl`, a
-//! WebSocket handshake or a TLS client aimed at an unstick port is refused on its first bytes
-//! instead of being read as a command or a frame.
-//!
-//! Nothing here performs I/O.
+//! Another protocol's opening bytes: recognised by `unstick-core`'s
+//! [`foreign`](unstick_core::foreign) module, answered here.
 
-use core::fmt;
+pub use unstick_core::foreign::*;
 
-/// A protocol other than unstick's, recognised by its opening bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ForeignProtocol {
-    /// An HTTP/1.x request line (any method, WebSocket handshakes included) or the HTTP/2
-    /// connection preface.
-    Http,
-    /// A TLS record carrying a handshake message (a ClientHello).
-    Tls,
-    /// An SSH identification string.
-    Ssh,
-}
-
-impl ForeignProtocol {
-    /// The protocol's usual name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ForeignProtocol::Http => "HTTP",
-            ForeignProtocol::Tls => "TLS",
-            ForeignProtocol::Ssh => "SSH",
+/// What to answer a client of `protocol` before closing: an HTTP client gets a plain
+/// `400 Bad Request` that says what the port is (curl shows it); the others get nothing.
+pub fn reply(protocol: ForeignProtocol, service: &str) -> Vec<u8> {
+    match protocol {
+        ForeignProtocol::Http => {
+            let body = format!(
+                "This port serves the unstick {service} protocol, not HTTP. \
+                 Use the unstick client.\n"
+            );
+            format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
         }
+        ForeignProtocol::Tls | ForeignProtocol::Ssh => Vec::new(),
     }
-
-    /// What to answer before closing: an HTTP client gets a plain `400 Bad Request` that says
-    /// what the port is (curl shows it); the others get nothing.
-    pub fn reply(self, service: &str) -> Vec<u8> {
-        match self {
-            ForeignProtocol::Http => {
-                let body = format!(
-                    "This port serves the unstick {service} protocol, not HTTP. \
-                     Use the unstick client.\n"
-                );
-                format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .into_bytes()
-            }
-            ForeignProtocol::Tls | ForeignProtocol::Ssh => Vec::new(),
-        }
-    }
-}
-
-impl fmt::Display for ForeignProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What the first bytes of a connection say about a foreign protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recognition {
-    /// They open this foreign protocol.
-    Foreign(ForeignProtocol),
-    /// They cannot open any protocol this module knows.
-    NotForeign,
-    /// Too few bytes to tell: they are the start of an opening this module knows.
-    Undecided,
-}
-
-/// HTTP methods a client sends without being told to (browsers send only `GET`, `HEAD` and
-/// `POST` without a preflight, which is an `OPTIONS`), as request-line openings.
-const HTTP_METHODS: [&[u8]; 10] = [
-    b"GET ",
-    b"HEAD ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-    b"PRI * HTTP/2",
-];
-
-/// The opening of an SSH identification string (RFC 4253, section 4.2).
-const SSH_OPENING: &[u8] = b"SSH-";
-
-/// Recognises the opening of HTTP (a request line with any method, the HTTP/2 preface), TLS (a
-/// handshake record) and SSH (an identification string) in the first bytes of a connection.
-///
-/// Bytes that are the start of one of the fixed openings (`POS`, `SS`, a lone `0x16`) stay
-/// [`Recognition::Undecided`] until more arrive, however long the client pauses: a request
-/// must not get in by arriving in pieces. `paused` says the client has stopped sending for a
-/// while; without it, a first line that could still become an HTTP request line with another
-/// method (`token SP target SP HTTP/digit`) is undecided too, until its line feed arrives.
-pub fn recognise(received: &[u8], paused: bool) -> Recognition {
-    let Some(&lead) = received.first() else {
-        return Recognition::Undecided;
-    };
-    // TLS: content type 22 (handshake), then major version 3.
-    if lead == 0x16 {
-        return match received.get(1) {
-            None => Recognition::Undecided,
-            Some(3) => Recognition::Foreign(ForeignProtocol::Tls),
-            Some(_) => Recognition::NotForeign,
-        };
-    }
-    let mut opening_started = false;
-    for opening in HTTP_METHODS.iter().chain([&SSH_OPENING]) {
-        let n = opening.len().min(received.len());
-        if received[..n] == opening[..n] {
-            if n == opening.len() {
-                let protocol = if *opening == SSH_OPENING {
-                    ForeignProtocol::Ssh
-                } else {
-                    ForeignProtocol::Http
-                };
-                return Recognition::Foreign(protocol);
-            }
-            opening_started = true;
-        }
-    }
-    let line = first_line(received);
-    if is_http_request_line(line) {
-        return Recognition::Foreign(ForeignProtocol::Http);
-    }
-    let line_open = !received.contains(&b'\n');
-    if opening_started || (!paused && line_open && could_become_request_line(line)) {
-        Recognition::Undecided
-    } else {
-        Recognition::NotForeign
-    }
-}
-
-/// Whether any line of `text` is an HTTP request line. A raw-text command holding one is the
-/// rest of an HTTP request whose opening arrived apart (after a pause), not a command.
-pub fn holds_http_request_line(text: &[u8]) -> bool {
-    text.split(|&b| b == b'\n').any(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        is_http_request_line(line)
-    })
-}
-
-/// The bytes up to the first line feed (without it and a carriage return before it), or all of
-/// them.
-fn first_line(received: &[u8]) -> &[u8] {
-    let line = match received.iter().position(|&b| b == b'\n') {
-        Some(end) => &received[..end],
-        None => received,
-    };
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn is_tchar(b: &u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
-}
-
-/// Whether more bytes (without a line feed) could make `line` a request line.
-fn could_become_request_line(line: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-    let version_may_grow = |v: &[u8]| {
-        let n = v.len().min(5);
-        v[..n] == b"HTTP/"[..n] && (v.len() <= 5 || v[5].is_ascii_digit())
-    };
-    match parts.as_slice() {
-        [method] => method.iter().all(is_tchar),
-        [method, _target] => !method.is_empty() && method.iter().all(is_tchar),
-        [method, target, version] => {
-            !method.is_empty()
-                && method.iter().all(is_tchar)
-                && !target.is_empty()
-                && version_may_grow(version)
-        }
-        _ => false,
-    }
-}
-
-/// Whether `line` is `token SP target SP HTTP/digit...`, the form of every HTTP/1.x request line
-/// (RFC 9112, section 3), whatever the method.
-fn is_http_request_line(line: &[u8]) -> bool {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    !method.is_empty()
-        && method.iter().all(is_tchar)
-        && !target.is_empty()
-        && version
-            .strip_prefix(b"HTTP/")
-            .is_some_and(|v| v.first().is_some_and(u8::is_ascii_digit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ForeignProtocol::*;
-    use Recognition::*;
-
-    #[test]
-    fn openings_table() {
-        // (bytes, verdict while the client may send more, verdict once it paused)
-        let table: [(&[u8], Recognition, Recognition); 28] = [
-            (b"", Undecided, Undecided),
-            (b"P", Undecided, Undecided),
-            (b"POST", Undecided, Undecided),
-            (b"POST ", Foreign(Http), Foreign(Http)),
-            (
-                b"POST / HTTP/1.1\r\nHost: x\r\n\r\n",
-                Foreign(Http),
-                Foreign(Http),
-            ),
-            (
-                b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n",
-                Foreign(Http),
-                Foreign(Http),
-            ),
-            (b"OPTIONS * HTTP/1.1\r\n", Foreign(Http), Foreign(Http)),
-            (
-                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-                Foreign(Http),
-                Foreign(Http),
-            ),
-            (b"FOO /x HTTP/1.1\r\n", Foreign(Http), Foreign(Http)),
-            (b"FOO /x HTTP/1.1", Foreign(Http), Foreign(Http)),
-            (b"get / HTTP/1.0\n", Foreign(Http), Foreign(Http)),
-            // A custom method's request line, still arriving.
-            (b"FOO /x HTT", Undecided, NotForeign),
-            (b"FOO /x HTTP/", Undecided, NotForeign),
-            (&[0x16, 0x03, 0x01, 0x02, 0x00], Foreign(Tls), Foreign(Tls)),
-            (&[0x16], Undecided, Undecided),
-            (&[0x16, 0x00, 0x00, 0x00], NotForeign, NotForeign),
-            (b"SSH-2.0-OpenSSH_9.6\r\n", Foreign(Ssh), Foreign(Ssh)),
-            (b"SS", Undecided, Undecided),
-            // Seed commands: no line feed, so they are judged when the client pauses.
-            (b"ls -l", Undecided, NotForeign),
-            (b"echo GET / HTTP/1.1", NotForeign, NotForeign),
-            (b"ls -l\n", NotForeign, NotForeign),
-            (b"ls -l | wc", NotForeign, NotForeign),
-            (b"GETX", Undecided, NotForeign),
-            (b"PS", Undecided, NotForeign),
-            (b"cat a b\n", NotForeign, NotForeign),
-            // A framed request: its length prefix is binary.
-            (b"\x1c\x00\x00\x00{\"op\":\"exec\"}", NotForeign, NotForeign),
-            (b"A\x00\x00\x00{\"op\":\"ls\"}", NotForeign, NotForeign),
-            ("echo 新".as_bytes(), Undecided, NotForeign),
-        ];
-        for (bytes, open, paused) in table {
-            let shown = String::from_utf8_lossy(bytes);
-            assert_eq!(recognise(bytes, false), open, "{shown:?}");
-            assert_eq!(recognise(bytes, true), paused, "{shown:?} after a pause");
-        }
-    }
-
-    #[test]
-    fn request_lines_are_found_anywhere_in_a_text() {
-        assert!(holds_http_request_line(
-            b"ST / HTTP/1.1\r\nHost: x\r\n\r\ntouch x\n"
-        ));
-        assert!(holds_http_request_line(b"ls\nGET /x HTTP/1.0\n"));
-        assert!(!holds_http_request_line(
-            b"ls -l\necho HTTP/1.1\ncurl -s http://x/"
-        ));
-    }
 
     #[test]
     fn http_refusal_is_a_complete_response() {
-        let reply = String::from_utf8(Http.reply("shell")).unwrap();
+        let reply = String::from_utf8(reply(ForeignProtocol::Http, "shell")).unwrap();
         let (head, body) = reply.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
         assert!(body.contains("unstick shell protocol"));
-        assert!(Tls.reply("shell").is_empty());
+        assert!(super::reply(ForeignProtocol::Tls, "shell").is_empty());
     }
 }

@@ -77,7 +77,7 @@ impl SeedSession<'_> {
                     "refused"
                 );
                 let mut stream = self.stream;
-                stream.write_all(&ForeignProtocol::Http.reply("shell"))?;
+                stream.write_all(&foreign::reply(ForeignProtocol::Http, "shell"))?;
                 return Ok(Next::Close);
             }
             return self.answer(command);

@@ -43,7 +43,7 @@ impl ShellService {
                 return Admission::Refuse {
                     code: ErrorCode::ForeignProtocol,
                     reason: format!("the client opened with {protocol}, not the shell protocol"),
-                    reply: protocol.reply("shell"),
+                    reply: foreign::reply(protocol, "shell"),
                 };
             }
             Recognition::Undecided => {
@@ -110,7 +110,7 @@ impl Service for ShellService {
             ClientKind::Seed if foreign::holds_http_request_line(received) => Admission::Refuse {
                 code: ErrorCode::ForeignProtocol,
                 reason: "a raw-text command holds an HTTP request line".into(),
-                reply: ForeignProtocol::Http.reply("shell"),
+                reply: foreign::reply(ForeignProtocol::Http, "shell"),
             },
             ClientKind::Seed => Admission::Serve(ClientKind::Seed),
         }
