@@ -85,7 +85,8 @@
 //! - `protocols` (off by default): the vocabulary of the shell and file protocols: their ops
 //!   (`ShellOp`, `FileOp`), the error codes (`ErrorCode`) with their stable wire strings, the
 //!   error frame (`ErrorFrame`), which encodes and decodes, the remote shell's headers,
-//!   greeting rule and seed reply formats (`shell`), and the recognition of other protocols'
+//!   greeting rule and seed reply formats (`shell`), the file server's request and reply
+//!   headers (`files`), and the recognition of other protocols'
 //!   opening bytes that both servers refuse (`foreign`). A firmware that only frames bytes links
 //!   none of it.
 #![no_std]
@@ -100,6 +101,8 @@ mod encoder;
 mod error;
 #[cfg(feature = "protocols")]
 mod error_frame;
+#[cfg(feature = "protocols")]
+pub mod files;
 #[cfg(feature = "protocols")]
 pub mod foreign;
 pub mod json;

@@ -1,0 +1,288 @@
+//! What the file server's protocol puts on the wire, as the sender writes it: the request
+//! headers, the digest trailer and every reply (docs/PROTOCOL.md, "File server"). Strings are
+//! borrowed; nothing here performs I/O or allocates.
+
+use serde::Serialize;
+
+use crate::{Algorithm, FileOp};
+
+/// Parses an `"algorithm"` member; absent means XXH3.
+pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
+    match text {
+        None | Some("xxh3") => Some(Algorithm::Xxh3),
+        Some("md5") => Some(Algorithm::Md5),
+        Some(_) => None,
+    }
+}
+
+/// A request from the client: `op` plus what that op needs. Members left `None` are omitted.
+#[derive(Serialize, Debug)]
+pub struct Request<'a> {
+    /// The operation.
+    pub op: FileOp,
+    /// Path relative to the server root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'a str>,
+    /// Token, when the server needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+    /// Resume offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Digest algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<&'a str>,
+    /// XXH3 of the resumed prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_xxh3: Option<&'a str>,
+    /// MD5 of the resumed prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_md5: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// A request for `op` with no other member set.
+    pub fn new(op: FileOp) -> Request<'a> {
+        Request {
+            op,
+            path: None,
+            token: None,
+            offset: None,
+            algorithm: None,
+            prefix_xxh3: None,
+            prefix_md5: None,
+        }
+    }
+}
+
+/// A frame that carries a whole-file digest after a body: `{"op":"done","file_xxh3":...}`.
+#[derive(Serialize, Debug)]
+pub struct DigestTrailer<'a> {
+    /// `"done"` after a body, `"stored"` in the server's reply to a put.
+    pub op: FileOp,
+    /// XXH3-128 of the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_xxh3: Option<&'a str>,
+    /// MD5 of the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_md5: Option<&'a str>,
+    /// File size (in `stored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl<'a> DigestTrailer<'a> {
+    /// A trailer of kind `op` carrying `hex` as the `algorithm` digest.
+    pub fn new(op: FileOp, algorithm: Algorithm, hex: &'a str, size: Option<u64>) -> Self {
+        let (file_xxh3, file_md5) = match algorithm {
+            Algorithm::Xxh3 => (Some(hex), None),
+            Algorithm::Md5 => (None, Some(hex)),
+        };
+        DigestTrailer {
+            op,
+            file_xxh3,
+            file_md5,
+            size,
+        }
+    }
+}
+
+/// The head of a download: `{"op":"file","size":S,"offset":k,"mtime":T}` + `S - k` body bytes.
+#[derive(Serialize, Debug)]
+pub struct FileHead {
+    /// Always `"file"`.
+    pub op: FileOp,
+    /// Whole file size.
+    pub size: u64,
+    /// Where the body starts in the file.
+    pub offset: u64,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+/// A `stat` reply.
+#[derive(Serialize, Debug)]
+pub struct StatReply<'a> {
+    /// Always `"stat"`.
+    pub op: FileOp,
+    /// Whether the name exists.
+    pub exists: bool,
+    /// Kind of entry, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    /// Size, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Modification time, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Bytes held in a resumable partial upload of this name (0 when none).
+    pub partial_size: u64,
+}
+
+/// One entry of an `ls` reply.
+#[derive(Serialize, Debug)]
+pub struct EntryReply<'a> {
+    /// Always `"entry"`.
+    pub op: FileOp,
+    /// Entry name (one component). A name that is not UTF-8 is sent in escaped form: bytes
+    /// that are not UTF-8 as `\xNN`, backslashes doubled.
+    pub name: &'a str,
+    /// `Some(true)` when `name` is in escaped form; omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_escaped: Option<bool>,
+    /// Kind of entry.
+    pub kind: &'a str,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+/// A reply with nothing but its kind and an optional count: `end`, `deleted`.
+#[derive(Serialize, Debug)]
+pub struct Ack {
+    /// Reply kind.
+    pub op: FileOp,
+    /// Entries listed (for `end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::{ErrorCode, ErrorFrame, PLAIN_ENCODER};
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// The frame `header` encodes to: `[i32 LE length][json]` (no body).
+    fn frame<H: Serialize>(header: &H) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let n = PLAIN_ENCODER.encode_frame(header, b"", &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn expected(json: &str) -> Vec<u8> {
+        let mut bytes = (json.len() as i32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes
+    }
+
+    /// Golden bytes of every header the file protocol sends (docs/PROTOCOL.md, "File server").
+    #[test]
+    fn messages_encode_to_their_golden_bytes() {
+        let x = "f4d0497cf9394caab34d1a3ab2bece70";
+        let table: [(Vec<u8>, &str); 12] = [
+            (
+                frame(&Request {
+                    path: Some("dir/name"),
+                    algorithm: Some("xxh3"),
+                    ..Request::new(FileOp::Put)
+                }),
+                r#"{"op":"put","path":"dir/name","algorithm":"xxh3","total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    path: Some("big.iso"),
+                    token: Some("s3cret"),
+                    offset: Some(4096),
+                    algorithm: Some("xxh3"),
+                    prefix_xxh3: Some(x),
+                    ..Request::new(FileOp::Put)
+                }),
+                r#"{"op":"put","path":"big.iso","token":"s3cret","offset":4096,"algorithm":"xxh3","prefix_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
+            ),
+            (
+                frame(&DigestTrailer::new(FileOp::Done, Algorithm::Xxh3, x, None)),
+                r#"{"op":"done","file_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
+            ),
+            (
+                frame(&DigestTrailer::new(
+                    FileOp::Stored,
+                    Algorithm::Md5,
+                    x,
+                    Some(3),
+                )),
+                r#"{"op":"stored","file_md5":"f4d0497cf9394caab34d1a3ab2bece70","size":3,"total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    path: Some("a/b"),
+                    offset: Some(0),
+                    ..Request::new(FileOp::Get)
+                }),
+                r#"{"op":"get","path":"a/b","offset":0,"total_size":0}"#,
+            ),
+            (
+                frame(&FileHead {
+                    op: FileOp::File,
+                    size: 10,
+                    offset: 2,
+                    mtime: 1_700_000_000,
+                }),
+                r#"{"op":"file","size":10,"offset":2,"mtime":1700000000,"total_size":0}"#,
+            ),
+            (
+                frame(&EntryReply {
+                    op: FileOp::Entry,
+                    name: "名前",
+                    name_escaped: None,
+                    kind: "file",
+                    size: 5,
+                    mtime: 0,
+                }),
+                r#"{"op":"entry","name":"名前","kind":"file","size":5,"mtime":0,"total_size":0}"#,
+            ),
+            (
+                frame(&Ack {
+                    op: FileOp::End,
+                    count: Some(1),
+                }),
+                r#"{"op":"end","count":1,"total_size":0}"#,
+            ),
+            (
+                frame(&StatReply {
+                    op: FileOp::Stat,
+                    exists: false,
+                    kind: None,
+                    size: None,
+                    mtime: None,
+                    partial_size: 7,
+                }),
+                r#"{"op":"stat","exists":false,"partial_size":7,"total_size":0}"#,
+            ),
+            (
+                frame(&Ack {
+                    op: FileOp::Deleted,
+                    count: None,
+                }),
+                r#"{"op":"deleted","total_size":0}"#,
+            ),
+            (
+                frame(&ErrorFrame::new(
+                    ErrorCode::NotFound,
+                    "a: no such file or directory",
+                )),
+                r#"{"op":"error","code":"not_found","message":"a: no such file or directory","total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    path: Some(""),
+                    ..Request::new(FileOp::Ls)
+                }),
+                r#"{"op":"ls","path":"","total_size":0}"#,
+            ),
+        ];
+        for (bytes, json) in table {
+            assert_eq!(
+                String::from_utf8_lossy(&bytes[4..]),
+                json,
+                "header text of {json}"
+            );
+            assert_eq!(bytes, expected(json), "{json}");
+        }
+    }
+}
