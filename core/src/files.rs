@@ -2,9 +2,9 @@
 //! headers, the digest trailer and every reply (docs/PROTOCOL.md, "File server"). Strings are
 //! borrowed; nothing here performs I/O or allocates.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{Algorithm, FileOp};
+use crate::{Algorithm, Checksum, FileOp};
 
 /// Parses an `"algorithm"` member; absent means XXH3.
 pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
@@ -15,34 +15,55 @@ pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
     }
 }
 
+/// What a server reads first from any request: its op (absent from the seed's upload header),
+/// its token, and the seed upload's file name. `S` is an owned string type (`heapless::String`,
+/// or `String` with an allocator).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead<S> {
+    /// The op as sent (it may name no [`FileOp`]).
+    #[serde(default = "none")]
+    pub op: Option<S>,
+    /// The token presented, if any.
+    #[serde(default = "none")]
+    pub token: Option<S>,
+    /// The seed upload's file name (its header has no `op`).
+    #[serde(default = "none")]
+    pub filename: Option<S>,
+}
+
+fn none<S>() -> Option<S> {
+    None
+}
+
 /// A request from the client: `op` plus what that op needs. Members left `None` are omitted.
-#[derive(Serialize, Debug)]
-pub struct Request<'a> {
+/// `S` is `&str` to send, an owned string type to receive.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Request<S> {
     /// The operation.
     pub op: FileOp,
     /// Path relative to the server root.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub path: Option<S>,
     /// Token, when the server needs one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub token: Option<S>,
     /// Resume offset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
     /// Digest algorithm.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<S>,
     /// XXH3 of the resumed prefix.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix_xxh3: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub prefix_xxh3: Option<S>,
     /// MD5 of the resumed prefix.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix_md5: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub prefix_md5: Option<S>,
 }
 
-impl<'a> Request<'a> {
+impl<S> Request<S> {
     /// A request for `op` with no other member set.
-    pub fn new(op: FileOp) -> Request<'a> {
+    pub fn new(op: FileOp) -> Request<S> {
         Request {
             op,
             path: None,
@@ -55,25 +76,42 @@ impl<'a> Request<'a> {
     }
 }
 
+impl<S: AsRef<str>> Request<S> {
+    /// The digest of the resumed prefix carried for `algorithm`.
+    pub fn prefix_digest(&self, algorithm: Algorithm) -> Option<Checksum> {
+        let hex = match algorithm {
+            Algorithm::Xxh3 => self.prefix_xxh3.as_ref(),
+            Algorithm::Md5 => self.prefix_md5.as_ref(),
+        }?;
+        Checksum::from_hex(algorithm, hex.as_ref().as_bytes())
+    }
+
+    /// The digest algorithm asked for (absent means XXH3); `None` when it names none.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        parse_algorithm(self.algorithm.as_ref().map(AsRef::as_ref))
+    }
+}
+
 /// A frame that carries a whole-file digest after a body: `{"op":"done","file_xxh3":...}`.
-#[derive(Serialize, Debug)]
-pub struct DigestTrailer<'a> {
+/// `S` is `&str` to send, an owned string type to receive.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DigestTrailer<S> {
     /// `"done"` after a body, `"stored"` in the server's reply to a put.
     pub op: FileOp,
     /// XXH3-128 of the whole file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_xxh3: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub file_xxh3: Option<S>,
     /// MD5 of the whole file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_md5: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub file_md5: Option<S>,
     /// File size (in `stored`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }
 
-impl<'a> DigestTrailer<'a> {
+impl<S> DigestTrailer<S> {
     /// A trailer of kind `op` carrying `hex` as the `algorithm` digest.
-    pub fn new(op: FileOp, algorithm: Algorithm, hex: &'a str, size: Option<u64>) -> Self {
+    pub fn new(op: FileOp, algorithm: Algorithm, hex: S, size: Option<u64>) -> Self {
         let (file_xxh3, file_md5) = match algorithm {
             Algorithm::Xxh3 => (Some(hex), None),
             Algorithm::Md5 => (None, Some(hex)),
@@ -84,6 +122,17 @@ impl<'a> DigestTrailer<'a> {
             file_md5,
             size,
         }
+    }
+}
+
+impl<S: AsRef<str>> DigestTrailer<S> {
+    /// The digest of the whole file carried for `algorithm`.
+    pub fn file_digest(&self, algorithm: Algorithm) -> Option<Checksum> {
+        let hex = match algorithm {
+            Algorithm::Xxh3 => self.file_xxh3.as_ref(),
+            Algorithm::Md5 => self.file_md5.as_ref(),
+        }?;
+        Checksum::from_hex(algorithm, hex.as_ref().as_bytes())
     }
 }
 
@@ -284,5 +333,54 @@ mod tests {
             );
             assert_eq!(bytes, expected(json), "{json}");
         }
+    }
+
+    /// The types that are sent are the types that are read: a request and a trailer round trip
+    /// through the decoder, escapes included.
+    #[test]
+    fn requests_and_trailers_read_back_as_they_were_sent() {
+        use crate::{Event, FrameDecoder, Profile};
+        type Owned = heapless::String<64>;
+        let sent = Request {
+            path: Some("dir/a \"quoted\" name"),
+            token: Some("s3cret"),
+            offset: Some(7),
+            algorithm: Some("md5"),
+            prefix_md5: Some("764efa883dda1e11db47671c4a3bbd9e"),
+            ..Request::new(FileOp::Put)
+        };
+        let bytes = frame(&sent);
+        let mut decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
+        assert!(matches!(decoder.feed(&bytes), Ok((_, Event::Head(_)))));
+        let head: RequestHead<Owned> = decoder.header().unwrap();
+        assert_eq!(head.op.as_deref(), Some("put"));
+        assert_eq!(head.token.as_deref(), Some("s3cret"));
+        assert_eq!(head.filename, None);
+        let read: Request<Owned> = decoder.header().unwrap();
+        assert_eq!(read.path.as_deref(), Some("dir/a \"quoted\" name"));
+        assert_eq!(read.offset, Some(7));
+        assert_eq!(read.algorithm(), Some(Algorithm::Md5));
+        assert_eq!(
+            read.prefix_digest(Algorithm::Md5).map(|d| d.to_hex()),
+            Some(
+                Checksum::from_hex(Algorithm::Md5, b"764efa883dda1e11db47671c4a3bbd9e")
+                    .unwrap()
+                    .to_hex()
+            )
+        );
+
+        let trailer = DigestTrailer::new(
+            FileOp::Done,
+            Algorithm::Md5,
+            "764efa883dda1e11db47671c4a3bbd9e",
+            None,
+        );
+        let bytes = frame(&trailer);
+        let mut decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
+        assert!(matches!(decoder.feed(&bytes), Ok((_, Event::Head(_)))));
+        let read: DigestTrailer<Owned> = decoder.header().unwrap();
+        assert_eq!(read.op, FileOp::Done);
+        assert!(read.file_digest(Algorithm::Md5).is_some());
+        assert_eq!(read.file_digest(Algorithm::Xxh3), None);
     }
 }

@@ -564,7 +564,11 @@ impl FileClient {
 }
 
 /// A request for `op` on `path` with the token and digest algorithm of `options`.
-fn new_request<'a>(options: &'a ClientOptions, op: FileOp, path: Option<&'a str>) -> Request<'a> {
+fn new_request<'a>(
+    options: &'a ClientOptions,
+    op: FileOp,
+    path: Option<&'a str>,
+) -> Request<&'a str> {
     Request {
         path,
         token: options.token.as_deref(),

@@ -21,7 +21,7 @@ use super::staging::{PartialUpload, Staging};
 use super::transfer::{HashingSource, NoProgress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::{Dir, EntryKind, file_meta, partial_name};
 use super::wire::{
-    Ack, DigestTrailer, EntryReply, FileHead, FileOp, Message, StatReply, parse_algorithm,
+    Ack, DigestTrailer, EntryReply, FileHead, FileOp, Request, RequestHead, StatReply,
 };
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
@@ -335,8 +335,8 @@ impl Session<'_> {
             Err(e) => return decode_refusal(e),
         };
         let has_body = info.body_len > 0;
-        let message: Message = match reader.decoder().header() {
-            Ok(m) => m,
+        let head: RequestHead<String> = match reader.decoder().header() {
+            Ok(head) => head,
             Err(e) => {
                 let r = Refusal::new(ErrorCode::BadRequest, format!("{e}"));
                 return Err(if has_body { r.closing() } else { r });
@@ -344,7 +344,7 @@ impl Session<'_> {
         };
         let refuse_with_body = |r: Refusal| if has_body { r.closing() } else { r };
         if let Some(expected) = &self.config().token {
-            let presented = message.token.as_deref().unwrap_or("");
+            let presented = head.token.as_deref().unwrap_or("");
             if !token_matches(expected, presented) {
                 return Err(refuse_with_body(Refusal::new(
                     ErrorCode::Unauthorized,
@@ -352,40 +352,61 @@ impl Session<'_> {
                 )));
             }
         }
-        let op = message
+        let op = head
             .op
             .as_deref()
             .map(|text| (text, text.parse::<FileOp>()));
-        match (op, message.filename.is_some()) {
-            (None, true) => self.legacy_upload(reader, &info, &message),
-            (Some((_, Ok(FileOp::Put))), _) => self.put(reader, &info, &message),
-            (Some((_, Ok(op @ (FileOp::Get | FileOp::Ls | FileOp::Stat | FileOp::Delete)))), _) => {
-                if has_body {
-                    return Err(Refusal::new(
-                        ErrorCode::BadRequest,
-                        format!("`{op}` takes no body"),
-                    )
-                    .closing());
-                }
-                expect_end(reader)?;
-                match op {
-                    FileOp::Get => self.get(reader, &message),
-                    FileOp::Ls => self.list(reader, &message),
-                    FileOp::Stat => self.stat(reader, &message),
-                    _ => self.delete(reader, &message),
-                }
+        let request_op = match (op, head.filename.as_deref()) {
+            (None, Some(filename)) => return self.legacy_upload(reader, &info, filename),
+            (
+                Some((
+                    _,
+                    Ok(
+                        op @ (FileOp::Put
+                        | FileOp::Get
+                        | FileOp::Ls
+                        | FileOp::Stat
+                        | FileOp::Delete),
+                    ),
+                )),
+                _,
+            ) => op,
+            (Some((op, _)), _) => {
+                return Err(refuse_with_body(Refusal::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "unknown op `{}`; expected put, get, ls, stat or delete",
+                        escape_for_terminal(op)
+                    ),
+                )));
             }
-            (Some((op, _)), _) => Err(refuse_with_body(Refusal::new(
+            (None, None) => {
+                return Err(refuse_with_body(Refusal::new(
+                    ErrorCode::BadRequest,
+                    "the header has neither `op` nor the seed's `filename`",
+                )));
+            }
+        };
+        let request: Request<String> = reader
+            .decoder()
+            .header()
+            .map_err(|e| refuse_with_body(Refusal::new(ErrorCode::BadRequest, format!("{e}"))))?;
+        if request_op == FileOp::Put {
+            return self.put(reader, &info, &request);
+        }
+        if has_body {
+            return Err(Refusal::new(
                 ErrorCode::BadRequest,
-                format!(
-                    "unknown op `{}`; expected put, get, ls, stat or delete",
-                    escape_for_terminal(op)
-                ),
-            ))),
-            (None, false) => Err(refuse_with_body(Refusal::new(
-                ErrorCode::BadRequest,
-                "the header has neither `op` nor the seed's `filename`",
-            ))),
+                format!("`{request_op}` takes no body"),
+            )
+            .closing());
+        }
+        expect_end(reader)?;
+        match request_op {
+            FileOp::Get => self.get(reader, &request),
+            FileOp::Ls => self.list(reader, &request),
+            FileOp::Stat => self.stat(reader, &request),
+            _ => self.delete(reader, &request),
         }
     }
 
@@ -395,9 +416,9 @@ impl Session<'_> {
         &mut self,
         reader: &mut Reader<'_>,
         info: &FrameInfo,
-        message: &Message,
+        filename: &str,
     ) -> Result<Next, Refusal> {
-        let path = parse_path(message.filename.as_deref()).map_err(Refusal::closing)?;
+        let path = parse_path(Some(filename)).map_err(Refusal::closing)?;
         let dir = self.upload_dir(&path)?;
         let mut staging =
             Staging::temporary(&dir).map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
@@ -444,21 +465,21 @@ impl Session<'_> {
         &mut self,
         reader: &mut Reader<'_>,
         info: &FrameInfo,
-        message: &Message,
+        request: &Request<String>,
     ) -> Result<Next, Refusal> {
-        let path = parse_path(message.path.as_deref()).map_err(Refusal::closing)?;
-        let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
+        let path = parse_path(request.path.as_deref()).map_err(Refusal::closing)?;
+        let algorithm = request.algorithm().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::BadRequest,
                 "`algorithm` must be \"xxh3\" or \"md5\"",
             )
             .closing()
         })?;
-        let offset = message.offset.unwrap_or(0);
+        let offset = request.offset.unwrap_or(0);
         self.check_size(&path, offset, info.body_len)?;
         let name = path.file_name();
         let dir = self.upload_dir(&path)?;
-        let (mut staging, mut hasher) = self.stage_put(&dir, &path, message, algorithm, offset)?;
+        let (mut staging, mut hasher) = self.stage_put(&dir, &path, request, algorithm, offset)?;
         match receive_body(reader, &mut staging.file, &mut hasher) {
             BodyOutcome::Complete => {}
             BodyOutcome::Torn => {
@@ -553,7 +574,7 @@ impl Session<'_> {
         &self,
         dir: &'d Dir,
         path: &RemotePath,
-        message: &Message,
+        request: &Request<String>,
         algorithm: Algorithm,
         offset: u64,
     ) -> Result<(Staging<'d>, BodyHasher), Refusal> {
@@ -563,7 +584,7 @@ impl Session<'_> {
                 .map_err(|e| Refusal::storage(&e, path.as_str()).closing())?;
             return Ok((staging, BodyHasher::new(Algorithms::only(algorithm))));
         }
-        let prefix = message.prefix_digest(algorithm).ok_or_else(|| {
+        let prefix = request.prefix_digest(algorithm).ok_or_else(|| {
             Refusal::new(
                 ErrorCode::BadRequest,
                 format!("a resumed put needs `prefix_{}`", algorithm.member()),
@@ -574,9 +595,9 @@ impl Session<'_> {
         Staging::resume(dir, name, offset, algorithm, prefix, buffer).map_err(Refusal::closing)
     }
 
-    fn get(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
-        let path = parse_path(message.path.as_deref())?;
-        let algorithm = parse_algorithm(message.algorithm.as_deref()).ok_or_else(|| {
+    fn get(&mut self, reader: &mut Reader<'_>, request: &Request<String>) -> Result<Next, Refusal> {
+        let path = parse_path(request.path.as_deref())?;
+        let algorithm = request.algorithm().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::BadRequest,
                 "`algorithm` must be \"xxh3\" or \"md5\"",
@@ -591,7 +612,7 @@ impl Session<'_> {
             .open_file(path.file_name())
             .map_err(|e| Refusal::storage(&e, path.as_str()))?;
         let meta = file_meta(&file).map_err(|e| Refusal::storage(&e, path.as_str()))?;
-        let offset = message.offset.unwrap_or(0);
+        let offset = request.offset.unwrap_or(0);
         if offset > meta.size {
             return Err(Refusal::new(
                 ErrorCode::BadRequest,
@@ -659,8 +680,12 @@ impl Session<'_> {
         Ok(Next::Continue)
     }
 
-    fn list(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
-        let text = message.path.as_deref().unwrap_or("");
+    fn list(
+        &mut self,
+        reader: &mut Reader<'_>,
+        request: &Request<String>,
+    ) -> Result<Next, Refusal> {
+        let text = request.path.as_deref().unwrap_or("");
         let path = RemotePath::parse_dir(text).map_err(|e| bad_path(text, e))?;
         let dir = self
             .server
@@ -704,8 +729,12 @@ impl Session<'_> {
         Ok(Next::Continue)
     }
 
-    fn stat(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
-        let path = parse_path(message.path.as_deref())?;
+    fn stat(
+        &mut self,
+        reader: &mut Reader<'_>,
+        request: &Request<String>,
+    ) -> Result<Next, Refusal> {
+        let path = parse_path(request.path.as_deref())?;
         let name = path.file_name();
         let (meta, partial) = match self.server.root.walk_to_parent(&path, false) {
             Ok(dir) => {
@@ -743,8 +772,12 @@ impl Session<'_> {
         Ok(Next::Continue)
     }
 
-    fn delete(&mut self, reader: &mut Reader<'_>, message: &Message) -> Result<Next, Refusal> {
-        let path = parse_path(message.path.as_deref())?;
+    fn delete(
+        &mut self,
+        reader: &mut Reader<'_>,
+        request: &Request<String>,
+    ) -> Result<Next, Refusal> {
+        let path = parse_path(request.path.as_deref())?;
         let name = path.file_name();
         let dir = self
             .server
@@ -830,14 +863,14 @@ fn read_trailer(
             return decode_refusal(e).map(|_| None);
         }
     };
-    let done: Message = reader.decoder().header().unwrap_or_default();
-    if done.op.as_deref().map(str::parse) != Some(Ok(FileOp::Done)) || trailer.body_len != 0 {
+    let done: Option<DigestTrailer<String>> = reader.decoder().header().ok();
+    let Some(done) = done.filter(|d| d.op == FileOp::Done && trailer.body_len == 0) else {
         return Err(Refusal::new(
             ErrorCode::BadFrame,
             "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
         )
         .closing());
-    }
+    };
     expect_end(reader)?;
     let claimed = done.file_digest(algorithm).ok_or_else(|| {
         Refusal::new(

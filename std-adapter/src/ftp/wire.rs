@@ -1,33 +1,22 @@
 //! The file protocol's headers: the ones sent are `unstick-core`'s
-//! [`files`](unstick_core::files) messages; [`Message`] reads any of them.
+//! [`files`](unstick_core::files) messages; the client reads replies through [`Message`].
 
 use serde::Deserialize;
 pub use unstick_core::FileOp;
 pub use unstick_core::files::*;
 use unstick_core::{Algorithm, Checksum};
 
-/// Every header member either side reads, all optional: the receiver decides which it needs
-/// from `op`. Unknown members are ignored.
+/// Every reply member the client reads, all optional: it decides which it needs from `op`.
+/// Unknown members are ignored. (The server reads requests as `unstick-core`'s typed
+/// [`RequestHead`] and [`Request`].)
 #[derive(Deserialize, Default, Debug, Clone)]
 #[serde(default)]
 pub struct Message {
     /// The operation or reply kind (`put`, `get`, `ls`, `stat`, `delete`, `done`, `stored`,
-    /// `file`, `entry`, `end`, `deleted`, `error`). Absent in the seed's upload header.
+    /// `file`, `entry`, `end`, `deleted`, `error`).
     pub op: Option<String>,
-    /// The shared secret, when the server has one.
-    pub token: Option<String>,
-    /// A path relative to the server root.
-    pub path: Option<String>,
-    /// The seed client's file name (its upload header has no `op`).
-    pub filename: Option<String>,
     /// Where a resumed transfer starts.
     pub offset: Option<u64>,
-    /// Digest algorithm for a transfer: `"xxh3"` (default) or `"md5"`.
-    pub algorithm: Option<String>,
-    /// XXH3-128 of the first `offset` bytes (resumed `put`).
-    pub prefix_xxh3: Option<String>,
-    /// MD5 of the first `offset` bytes (resumed `put`).
-    pub prefix_md5: Option<String>,
     /// XXH3-128 of the whole file, in a trailer or a reply.
     pub file_xxh3: Option<String>,
     /// MD5 of the whole file, in a trailer or a reply.
@@ -50,8 +39,6 @@ pub struct Message {
     pub exists: Option<bool>,
     /// Bytes of a resumable partial upload the server holds for a name.
     pub partial_size: Option<u64>,
-    /// Number of entries in a listing.
-    pub count: Option<u64>,
 }
 
 impl Message {
@@ -60,15 +47,6 @@ impl Message {
         let hex = match algorithm {
             Algorithm::Xxh3 => self.file_xxh3.as_deref(),
             Algorithm::Md5 => self.file_md5.as_deref(),
-        }?;
-        Checksum::from_hex(algorithm, hex.as_bytes())
-    }
-
-    /// The digest of the resumed prefix carried for `algorithm`.
-    pub fn prefix_digest(&self, algorithm: Algorithm) -> Option<Checksum> {
-        let hex = match algorithm {
-            Algorithm::Xxh3 => self.prefix_xxh3.as_deref(),
-            Algorithm::Md5 => self.prefix_md5.as_deref(),
         }?;
         Checksum::from_hex(algorithm, hex.as_bytes())
     }
