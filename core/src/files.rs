@@ -136,8 +136,16 @@ impl<S: AsRef<str>> DigestTrailer<S> {
     }
 }
 
+/// What a client reads first from any reply: its op (an `error` is then read as an
+/// [`ErrorFrame`](crate::ErrorFrame), anything else as that op's reply type).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyHead {
+    /// The reply's kind.
+    pub op: FileOp,
+}
+
 /// The head of a download: `{"op":"file","size":S,"offset":k,"mtime":T}` + `S - k` body bytes.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileHead {
     /// Always `"file"`.
     pub op: FileOp,
@@ -149,52 +157,54 @@ pub struct FileHead {
     pub mtime: i64,
 }
 
-/// A `stat` reply.
-#[derive(Serialize, Debug)]
-pub struct StatReply<'a> {
+/// A `stat` reply. `S` is `&str` to send, an owned string type to receive.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct StatReply<S> {
     /// Always `"stat"`.
     pub op: FileOp,
     /// Whether the name exists.
     pub exists: bool,
     /// Kind of entry, when it exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<&'a str>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<S>,
     /// Size, when it exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Modification time, when it exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
     /// Bytes held in a resumable partial upload of this name (0 when none).
+    #[serde(default)]
     pub partial_size: u64,
 }
 
-/// One entry of an `ls` reply.
-#[derive(Serialize, Debug)]
-pub struct EntryReply<'a> {
+/// One entry of an `ls` reply. `S` is `&str` to send, an owned string type to receive.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct EntryReply<S> {
     /// Always `"entry"`.
     pub op: FileOp,
     /// Entry name (one component). A name that is not UTF-8 is sent in escaped form: bytes
     /// that are not UTF-8 as `\xNN`, backslashes doubled.
-    pub name: &'a str,
+    pub name: S,
     /// `Some(true)` when `name` is in escaped form; omitted otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_escaped: Option<bool>,
     /// Kind of entry.
-    pub kind: &'a str,
+    pub kind: S,
     /// Size in bytes.
     pub size: u64,
     /// Modification time.
     pub mtime: i64,
 }
 
-/// A reply with nothing but its kind and an optional count: `end`, `deleted`.
-#[derive(Serialize, Debug)]
+/// A reply with nothing but its kind and an optional count: `end`, `deleted`, and `stored`
+/// after a seed upload.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ack {
     /// Reply kind.
     pub op: FileOp,
     /// Entries listed (for `end`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
 
@@ -293,7 +303,7 @@ mod tests {
                 r#"{"op":"end","count":1,"total_size":0}"#,
             ),
             (
-                frame(&StatReply {
+                frame(&StatReply::<&str> {
                     op: FileOp::Stat,
                     exists: false,
                     kind: None,

@@ -13,15 +13,18 @@ use std::time::Duration;
 use embedded_io_adapters::std::FromStd;
 use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
 use unstick_core::{
-    Algorithm, Algorithms, BodyHasher, Checksum, Event, FrameDecoder, HeaderFrameEncoder, Profile,
-    ReadError, SizeField, WriteError,
+    Algorithm, Algorithms, BodyHasher, Checksum, ErrorFrame, Event, FrameDecoder,
+    HeaderFrameEncoder, Profile, ReadError, SizeField, WriteError,
 };
 
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
 use super::tree::Create;
-use super::wire::{DigestTrailer, FileOp, Message, Request};
+use super::wire::{
+    Ack, DigestTrailer, EntryReply, FileHead, FileOp, ReplyHead, Request, StatReply,
+};
 use crate::server::{ErrorCode, FramedStream, HEADER_CAP, PLAIN_ENCODER};
+use serde::de::DeserializeOwned;
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -225,10 +228,11 @@ fn read_failed(e: ReadError<io::Error>) -> ClientError {
     }
 }
 
-/// The next frame head and its header; an `error` reply becomes [`ClientError::Server`].
-fn next_message(
+/// The next frame head and its op; an `error` reply becomes [`ClientError::Server`]. The
+/// reply's own type is then read from `reader.decoder()`.
+fn next_reply(
     reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-) -> Result<(Message, u64), ClientError> {
+) -> Result<(FileOp, u64), ClientError> {
     let info = match reader.next_event().map_err(read_failed)? {
         Some(Event::Head(info)) => info,
         Some(_) => return Err(ClientError::Protocol("expected a frame header".into())),
@@ -239,33 +243,41 @@ fn next_message(
             )));
         }
     };
-    let message: Message = reader
-        .decoder()
-        .header()
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    if message.op.as_deref() == Some(FileOp::Error.as_str()) {
+    let ReplyHead { op } = reply_header(reader)?;
+    if op == FileOp::Error {
+        let refusal: ErrorFrame<String> = reply_header(reader)?;
         return Err(ClientError::Server {
-            code: message.code.unwrap_or_else(|| "unknown".into()),
-            message: message.message.unwrap_or_default(),
+            code: refusal.code,
+            message: refusal.message,
         });
     }
-    Ok((message, info.body_len))
+    Ok((op, info.body_len))
 }
 
-/// Reads a reply with no body and checks its `op`.
-fn expect_reply(
+/// The current reply's header as `T`.
+fn reply_header<T: DeserializeOwned>(
+    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
+) -> Result<T, ClientError> {
+    reader
+        .decoder()
+        .header()
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// Reads a reply of kind `op`, with no body, as `T`.
+fn expect_reply<T: DeserializeOwned>(
     reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
     op: FileOp,
-) -> Result<Message, ClientError> {
-    let (message, body_len) = next_message(reader)?;
-    if message.op.as_deref() != Some(op.as_str()) || body_len != 0 {
+) -> Result<T, ClientError> {
+    let (got, body_len) = next_reply(reader)?;
+    if got != op || body_len != 0 {
         return Err(ClientError::Protocol(format!(
-            "expected `{op}`, got {:?}",
-            message.op
+            "expected `{op}`, got `{got}`"
         )));
     }
+    let reply = reply_header(reader)?;
     match reader.next_event().map_err(read_failed)? {
-        Some(Event::End(_)) => Ok(message),
+        Some(Event::End(_)) => Ok(reply),
         _ => Err(ClientError::Protocol("reply frame did not end".into())),
     }
 }
@@ -392,7 +404,7 @@ impl FileClient {
         }
         // Whether the upload went out whole or broke off, the server's reply says why.
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let replied = expect_reply(&mut reader, FileOp::Stored);
+        let replied: Result<DigestTrailer<String>, _> = expect_reply(&mut reader, FileOp::Stored);
         let digest = match (sent, replied) {
             (Ok(digest), Ok(reply)) => {
                 if reply.file_digest(algorithm) != Some(digest) {
@@ -444,12 +456,10 @@ impl FileClient {
         write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head)
             .map_err(write_failed)?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let (head, body_len) = next_message(&mut reader)?;
-        let size = head.size.unwrap_or(0);
-        if head.op.as_deref() != Some(FileOp::File.as_str())
-            || head.offset.unwrap_or(0) != have
-            || size.checked_sub(have) != Some(body_len)
-        {
+        let (op, body_len) = next_reply(&mut reader)?;
+        let head: FileHead = reply_header(&mut reader)?;
+        let size = head.size;
+        if op != FileOp::File || head.offset != have || size.checked_sub(have) != Some(body_len) {
             return Err(ClientError::Protocol(
                 "the file header does not match the request".into(),
             ));
@@ -465,7 +475,7 @@ impl FileClient {
         let received = receive_download(&mut reader, &mut file, &mut hasher, progress, &part);
         progress.finish();
         received?;
-        let trailer = expect_reply(&mut reader, FileOp::Done)?;
+        let trailer: DigestTrailer<String> = expect_reply(&mut reader, FileOp::Done)?;
         let digest = hasher.finish().get(algorithm);
         let Some(digest) = digest.filter(|d| trailer.file_digest(algorithm) == Some(*d)) else {
             drop(file);
@@ -512,26 +522,29 @@ impl FileClient {
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
         let mut entries = Vec::new();
         loop {
-            let (message, body_len) = next_message(&mut reader)?;
+            let (op, body_len) = next_reply(&mut reader)?;
+            let entry = match op {
+                FileOp::Entry => Some(reply_header::<EntryReply<String>>(&mut reader)?),
+                FileOp::End => None,
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected `{other}` in a listing"
+                    )));
+                }
+            };
             if body_len != 0 || !matches!(reader.next_event(), Ok(Some(Event::End(_)))) {
                 return Err(ClientError::Protocol("listing frames have no body".into()));
             }
-            match message.op.as_deref().map(str::parse) {
-                Some(Ok(FileOp::Entry)) => entries.push(RemoteEntry {
-                    name: message.name.unwrap_or_default(),
-                    name_escaped: message.name_escaped.unwrap_or(false),
-                    kind: message.kind.unwrap_or_default(),
-                    size: message.size.unwrap_or(0),
-                    mtime: message.mtime.unwrap_or(0),
-                }),
-                Some(Ok(FileOp::End)) => break,
-                _ => {
-                    return Err(ClientError::Protocol(format!(
-                        "unexpected `{:?}` in a listing",
-                        message.op
-                    )));
-                }
-            }
+            let Some(entry) = entry else {
+                break;
+            };
+            entries.push(RemoteEntry {
+                name: entry.name,
+                name_escaped: entry.name_escaped.unwrap_or(false),
+                kind: entry.kind,
+                size: entry.size,
+                mtime: entry.mtime,
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -541,8 +554,8 @@ impl FileClient {
     pub fn stat(&mut self, path: &RemotePath) -> Result<RemoteStat, ClientError> {
         self.send_request(FileOp::Stat, Some(path.as_str()))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let reply = expect_reply(&mut reader, FileOp::Stat)?;
-        let entry = reply.exists.unwrap_or(false).then(|| RemoteEntry {
+        let reply: StatReply<String> = expect_reply(&mut reader, FileOp::Stat)?;
+        let entry = reply.exists.then(|| RemoteEntry {
             name: path.file_name().to_owned(),
             name_escaped: false,
             kind: reply.kind.clone().unwrap_or_default(),
@@ -551,7 +564,7 @@ impl FileClient {
         });
         Ok(RemoteStat {
             entry,
-            partial_size: reply.partial_size.unwrap_or(0),
+            partial_size: reply.partial_size,
         })
     }
 
@@ -559,7 +572,7 @@ impl FileClient {
     pub fn delete(&mut self, path: &RemotePath) -> Result<(), ClientError> {
         self.send_request(FileOp::Delete, Some(path.as_str()))?;
         let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        expect_reply(&mut reader, FileOp::Deleted).map(drop)
+        expect_reply::<Ack>(&mut reader, FileOp::Deleted).map(drop)
     }
 }
 

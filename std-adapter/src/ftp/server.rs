@@ -698,7 +698,7 @@ impl Session<'_> {
             let (name, escaped) = name_text(name);
             let entry = EntryReply {
                 op: FileOp::Entry,
-                name: &name,
+                name: name.as_ref(),
                 name_escaped: escaped.then_some(true),
                 kind: meta.kind.as_str(),
                 size: meta.size,
