@@ -2,7 +2,13 @@
 //!
 //! [`unstick_core`] on std TCP sockets, through `embedded-io-adapters`' std adapter, and the two
 //! tools built on it: a remote shell ([`shell`]) and a file server ([`ftp`]), each with its
-//! client.
+//! client. The protocols' vocabulary (ops, headers, error codes) is the core's `protocols`
+//! feature; this crate adds sockets, files and processes.
+//!
+//! What both servers share is in [`server`]: the lobby where every connection waits between
+//! requests (one thread, `epoll`), request slots and their queue, a graceful stop, the refusal
+//! of other protocols' openings, and error frames. Servers log through `tracing`; the binary
+//! decides where the lines go.
 #![deny(missing_docs)]
 
 pub mod ftp;

@@ -8,7 +8,7 @@
 //! What the server promises:
 //!
 //! - **Streaming:** bodies go from socket to file (and back) through one fixed buffer per
-//!   connection ([`TRANSFER_BUFFER`] by default); no file is ever held in memory.
+//!   request in progress ([`TRANSFER_BUFFER`] by default); no file is ever held in memory.
 //! - **Verified, atomic commits:** an upload is written to a hidden file in the target
 //!   directory, synced, checked against the client's digest (XXH3-128, or MD5 when asked), and
 //!   only then renamed over the final name, and the directory synced. A mismatch, a torn
@@ -21,8 +21,9 @@
 //!   component at a time from a directory handle with `O_NOFOLLOW`, so neither `..` nor a
 //!   symbolic link nor a race with a rename can lead outside. Symbolic links are never
 //!   followed.
-//! - **Limits:** file size (refused from the header, before any file is created), concurrent
-//!   connections, idle time.
+//! - **Limits:** file size (refused from the header, before any file is created), requests in
+//!   progress (connections waiting between requests hold no slot; see [`crate::server`]), idle
+//!   time.
 
 mod client;
 mod name;
