@@ -4,7 +4,7 @@
 
 pub mod foreign;
 pub mod lobby;
-mod readiness;
+pub(crate) mod readiness;
 pub mod shutdown;
 pub mod slots;
 mod workers;

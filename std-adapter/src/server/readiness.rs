@@ -14,8 +14,24 @@ pub(crate) struct Readiness {
     watched: std::collections::HashMap<u64, RawFd>,
 }
 
+/// What a `poll(2)`/`epoll_wait(2)` return value says: how many descriptors are ready, an
+/// interruption by a signal being a wake-up with none.
+pub(crate) fn waited(n: libc::c_int) -> io::Result<usize> {
+    match usize::try_from(n) {
+        Ok(ready) => Ok(ready),
+        Err(_) => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Milliseconds for a wait of `timeout` (rounded up; `None` waits without end).
-fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
+pub(crate) fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
     timeout.map_or(-1, |t| {
         t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
     })
@@ -81,15 +97,8 @@ impl Readiness {
                 timeout_millis(timeout),
             )
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        ready.extend(events[..n as usize].iter().map(|e| e.u64));
+        let n = waited(n)?;
+        ready.extend(events[..n].iter().map(|e| e.u64));
         Ok(())
     }
 }
@@ -136,13 +145,8 @@ impl Readiness {
         // SAFETY: `fds` is a live, exclusively borrowed vector of `nfds` pollfd structs, which
         // is what poll(2) reads and writes.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_millis(timeout)) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+        if waited(n)? == 0 {
+            return Ok(());
         }
         ready.extend(
             keys.iter()

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::server::deadline_after;
+use crate::server::readiness::{timeout_millis, waited};
 
 /// Size of one read from a pipe, and so the largest output frame body.
 pub const OUTPUT_CHUNK: usize = 64 * 1024;
@@ -675,17 +676,12 @@ impl PollSet {
         for (slot, fd) in raw.iter_mut().zip(self.fds.iter().flatten()) {
             *slot = *fd;
         }
-        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let millis = timeout_millis(Some(timeout));
         // SAFETY: `raw` is a live, exclusively borrowed array of `self.len` initialised pollfd
         // structs (self.len <= 4), which is exactly what poll(2) reads and writes.
         let n = unsafe { libc::poll(raw.as_mut_ptr(), self.len as libc::nfds_t, millis) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+        if waited(n)? == 0 {
+            return Ok(());
         }
         for (fd, polled) in self.fds.iter_mut().flatten().zip(raw) {
             fd.revents = polled.revents;
