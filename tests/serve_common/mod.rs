@@ -25,6 +25,22 @@ pub const UNSTICK: &str = env!("CARGO_BIN_EXE_unstick");
 /// How long a server may take to print its address.
 const START_LIMIT: Duration = Duration::from_secs(20);
 
+/// `unstick ARGS...` in `cwd` (if given), stdin closed, stdout and stderr piped, no token from
+/// the environment.
+pub fn unstick_command(args: &[&str], cwd: Option<&Path>) -> Command {
+    let mut command = Command::new(UNSTICK);
+    command
+        .args(args)
+        .env_remove("UNSTICK_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    command
+}
+
 /// An `unstick` server process: its address, its captured stderr; killed and reaped on drop.
 pub struct Served {
     child: Child,
@@ -74,16 +90,7 @@ impl Served {
 
     /// `unstick ARGS...` with stdout and stderr captured, without waiting for anything.
     pub fn spawn(args: &[&str], cwd: Option<&Path>) -> Served {
-        let mut command = Command::new(UNSTICK);
-        command
-            .args(args)
-            .env_remove("UNSTICK_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(cwd) = cwd {
-            command.current_dir(cwd);
-        }
+        let mut command = unstick_command(args, cwd);
         let mut child = command.spawn().expect("spawn unstick");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -230,16 +237,7 @@ pub struct ClientProcess(pub Option<Child>);
 impl ClientProcess {
     /// `unstick ARGS...` with stdin closed and stdout and stderr piped.
     pub fn spawn(args: &[&str], cwd: Option<&Path>) -> ClientProcess {
-        let mut command = Command::new(UNSTICK);
-        command
-            .args(args)
-            .env_remove("UNSTICK_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(cwd) = cwd {
-            command.current_dir(cwd);
-        }
+        let mut command = unstick_command(args, cwd);
         ClientProcess(Some(command.spawn().expect("spawn unstick client")))
     }
 
