@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Algorithm, Checksum, FileOp};
 
+pub mod path;
+
+pub use path::{PathError, check_dir, check_path};
+
 /// Parses an `"algorithm"` member; absent means XXH3.
 pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
     match text {

@@ -110,6 +110,8 @@ pub mod json;
 mod ops;
 mod profile;
 #[cfg(feature = "protocols")]
+pub mod session;
+#[cfg(feature = "protocols")]
 pub mod shell;
 mod window;
 #[cfg(feature = "protocols")]

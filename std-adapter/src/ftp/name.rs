@@ -3,15 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// Prefix of the server's own bookkeeping files (partial uploads, temporary files). Names with
-/// a component starting with it are refused, so clients cannot read or overwrite them.
-pub const RESERVED_PREFIX: &str = ".unstick-";
-
-/// Longest remote path accepted, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
-
-/// Longest single component accepted, in bytes (the usual `NAME_MAX`).
-pub const MAX_COMPONENT_LEN: usize = 255;
+pub use unstick_core::files::path::{MAX_COMPONENT_LEN, PathError, RESERVED_PREFIX};
 
 /// A validated path relative to the server root: one or more `/`-separated components, none of
 /// them empty, `.`, `..` or reserved, with no NUL, backslash, control character or drive letter.
@@ -23,87 +15,10 @@ pub struct RemotePath {
     text: String,
 }
 
-/// Why a remote path was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PathError {
-    /// The path is empty.
-    Empty,
-    /// The path starts with `/`.
-    Absolute,
-    /// The path starts with a drive letter such as `C:`.
-    DriveLetter,
-    /// The path contains a backslash (a Windows separator, refused rather than guessed at).
-    Backslash,
-    /// The path contains a NUL byte.
-    Nul,
-    /// The path contains a control character (newline, escape, ...).
-    ControlCharacter,
-    /// A component is `..`.
-    ParentComponent,
-    /// A component is empty (`a//b`, or a trailing `/`) or `.`.
-    EmptyComponent,
-    /// A component starts with the server's reserved prefix `.unstick-`.
-    Reserved,
-    /// The path or one of its components is too long.
-    TooLong,
-}
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
-            PathError::Empty => "the path is empty",
-            PathError::Absolute => "absolute paths are refused; give a path relative to the root",
-            PathError::DriveLetter => "drive letters are refused; give a path relative to the root",
-            PathError::Backslash => "backslashes are refused; separate directories with `/`",
-            PathError::Nul => "the path contains a NUL byte",
-            PathError::ControlCharacter => "the path contains a control character",
-            PathError::ParentComponent => "`..` components are refused",
-            PathError::EmptyComponent => {
-                "empty and `.` components are refused (`a//b`, `a/./b`, `a/`)"
-            }
-            PathError::Reserved => "names starting with `.unstick-` are reserved for the server",
-            PathError::TooLong => "the path is too long (4096 bytes, 255 per component at most)",
-        };
-        f.write_str(text)
-    }
-}
-
-impl std::error::Error for PathError {}
-
 impl RemotePath {
     /// Validates `text` as a path relative to the root.
     pub fn parse(text: &str) -> Result<RemotePath, PathError> {
-        if text.is_empty() {
-            return Err(PathError::Empty);
-        }
-        if text.len() > MAX_PATH_LEN {
-            return Err(PathError::TooLong);
-        }
-        if text.starts_with('/') {
-            return Err(PathError::Absolute);
-        }
-        let bytes = text.as_bytes();
-        if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
-            return Err(PathError::DriveLetter);
-        }
-        for c in text.chars() {
-            match c {
-                '\0' => return Err(PathError::Nul),
-                '\\' => return Err(PathError::Backslash),
-                c if c.is_control() => return Err(PathError::ControlCharacter),
-                _ => {}
-            }
-        }
-        for component in text.split('/') {
-            match component {
-                "" | "." => return Err(PathError::EmptyComponent),
-                ".." => return Err(PathError::ParentComponent),
-                c if c.starts_with(RESERVED_PREFIX) => return Err(PathError::Reserved),
-                c if c.len() > MAX_COMPONENT_LEN => return Err(PathError::TooLong),
-                _ => {}
-            }
-        }
+        unstick_core::files::check_path(text)?;
         Ok(RemotePath {
             text: text.to_owned(),
         })
@@ -112,11 +27,11 @@ impl RemotePath {
     /// Parses a directory argument where the root itself is allowed: `""`, `"."` and `"/"`
     /// mean the root (`None`).
     pub fn parse_dir(text: &str) -> Result<Option<RemotePath>, PathError> {
-        let trimmed = text.strip_suffix('/').unwrap_or(text);
-        match trimmed {
-            "" | "." => Ok(None),
-            other => RemotePath::parse(other).map(Some),
-        }
+        Ok(
+            unstick_core::files::check_dir(text)?.map(|text| RemotePath {
+                text: text.to_owned(),
+            }),
+        )
     }
 
     /// The path as text.
