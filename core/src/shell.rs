@@ -103,6 +103,89 @@ pub struct SeedReplyHeader<'a> {
     pub timed_out: bool,
 }
 
+/// Which output stream a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// The op of an output frame carrying this stream.
+    pub const fn op(self) -> ShellOp {
+        match self {
+            OutputStream::Stdout => ShellOp::Stdout,
+            OutputStream::Stderr => ShellOp::Stderr,
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Termination {
+    /// It exited with this code.
+    Exited(i32),
+    /// This signal killed it.
+    Signaled(i32),
+}
+
+impl Termination {
+    /// The status a shell would report in `$?`: the exit code, or 128 + the signal number.
+    pub fn shell_status(self) -> u8 {
+        match self {
+            Termination::Exited(code) => (code & 0xff) as u8,
+            Termination::Signaled(signal) => (128 + (signal & 0x7f)) as u8,
+        }
+    }
+}
+
+/// How a command ended, as the exit frame reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExitReport {
+    /// Exit code or signal.
+    pub termination: Termination,
+    /// Output beyond the server's cap was dropped and the command killed.
+    pub truncated: bool,
+    /// The command ran past the server's time limit and was killed.
+    pub timed_out: bool,
+}
+
+impl ExitReport {
+    /// The exit frame's header for this report.
+    pub fn header(&self) -> ExitHeader {
+        let (code, signal) = match self.termination {
+            Termination::Exited(code) => (Some(code), None),
+            Termination::Signaled(signal) => (None, Some(signal)),
+        };
+        ExitHeader {
+            op: ShellOp::Exit,
+            code,
+            signal,
+            truncated: self.truncated,
+            timed_out: self.timed_out,
+        }
+    }
+}
+
+impl ExitHeader {
+    /// The report an exit frame carries; `None` when it has neither `code` nor `signal`, or
+    /// both.
+    pub fn report(&self) -> Option<ExitReport> {
+        let termination = match (self.code, self.signal) {
+            (Some(code), None) => Termination::Exited(code),
+            (None, Some(signal)) => Termination::Signaled(signal),
+            _ => return None,
+        };
+        Some(ExitReport {
+            termination,
+            truncated: self.truncated,
+            timed_out: self.timed_out,
+        })
+    }
+}
+
 /// Why a command's bytes are not a command a shell can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

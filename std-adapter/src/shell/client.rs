@@ -14,16 +14,7 @@ use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, Ter
 use super::wire::{self, ExecRequest, ExitHeader, ReplyOp, ShellOp};
 use crate::server::HEADER_CAP;
 
-/// How a remote command ended, as the server reported it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ExitReport {
-    /// Exit code or signal.
-    pub termination: Termination,
-    /// Output beyond the server's cap was dropped.
-    pub truncated: bool,
-    /// The command ran past the server's time limit and was killed.
-    pub timed_out: bool,
-}
+pub use unstick_core::shell::ExitReport;
 
 /// Why a client call failed.
 #[derive(Debug)]

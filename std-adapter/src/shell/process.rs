@@ -102,40 +102,15 @@ pub fn kill_all_commands() {
 /// Environment variables removed from the commands' environment (secrets of the server).
 const SCRUBBED_ENV: [&str; 1] = ["UNSTICK_TOKEN"];
 
-/// Which output stream a chunk came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+pub use unstick_core::shell::{OutputStream, Termination};
 
-/// How a command ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Termination {
-    /// It exited with this code.
-    Exited(i32),
-    /// This signal killed it.
-    Signaled(i32),
-}
-
-impl Termination {
-    /// The status a shell would report in `$?`: the exit code, or 128 + the signal number.
-    pub fn shell_status(self) -> u8 {
-        match self {
-            Termination::Exited(code) => (code & 0xff) as u8,
-            Termination::Signaled(signal) => (128 + (signal & 0x7f)) as u8,
-        }
-    }
-
-    fn from_status(status: ExitStatus) -> Termination {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Termination::Exited(code),
-            (None, Some(signal)) => Termination::Signaled(signal),
-            // wait(2) only reports terminated children; this is unreachable in practice.
-            (None, None) => Termination::Exited(-1),
-        }
+/// How a finished child's status reads as a [`Termination`].
+fn termination_of(status: ExitStatus) -> Termination {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Termination::Exited(code),
+        (None, Some(signal)) => Termination::Signaled(signal),
+        // wait(2) only reports terminated children; this is unreachable in practice.
+        (None, None) => Termination::Exited(-1),
     }
 }
 
@@ -323,7 +298,7 @@ impl<'r> ProcessGroup<'r> {
                 status
             }
         };
-        Ok(Termination::from_status(status))
+        Ok(termination_of(status))
     }
 
     /// Takes the group off its [`RunningCommands`]; called only once it was killed or its shell has
