@@ -35,6 +35,41 @@ impl fmt::Display for ForeignProtocol {
     }
 }
 
+/// Writes what a server answers an opening of `protocol` with into `out` and returns its
+/// length: for HTTP, a complete `400 Bad Request` response whose text names `service`, the
+/// unstick protocol the port serves (a browser shows it, `curl` prints it); for TLS and SSH,
+/// nothing (neither can show text before its own handshake). A buffer too small for the
+/// response gets none of it (256 bytes hold it for a service name of up to 40 bytes).
+pub fn encode_reply(protocol: ForeignProtocol, service: &str, out: &mut [u8]) -> usize {
+    use core::fmt::Write;
+
+    if protocol != ForeignProtocol::Http {
+        return 0;
+    }
+    let mut body = heapless::String::<160>::new();
+    let body_fits = writeln!(
+        body,
+        "This port serves the unstick {service} protocol, not HTTP. Use the unstick client."
+    )
+    .is_ok();
+    let mut response = heapless::String::<320>::new();
+    let fits = body_fits
+        && write!(
+            response,
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .is_ok();
+    match out.get_mut(..response.len()) {
+        Some(room) if fits => {
+            room.copy_from_slice(response.as_bytes());
+            response.len()
+        }
+        _ => 0,
+    }
+}
+
 /// What the first bytes of a connection say about a foreign protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recognition {
@@ -177,6 +212,23 @@ mod tests {
     use super::*;
     use ForeignProtocol::*;
     use Recognition::*;
+
+    #[test]
+    fn http_gets_a_whole_400_response_and_the_others_nothing() {
+        let mut out = [0u8; 256];
+        let n = encode_reply(Http, "file", &mut out);
+        let text = core::str::from_utf8(&out[..n]).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        assert!(head.contains("Connection: close"));
+        assert!(body.contains("unstick file protocol"));
+        let length = head.split("Content-Length: ").nth(1).unwrap();
+        let length: usize = length.split("\r\n").next().unwrap().parse().unwrap();
+        assert_eq!(length, body.len());
+        assert_eq!(encode_reply(Http, "file", &mut out[..n - 1]), 0);
+        assert_eq!(encode_reply(Tls, "file", &mut out), 0);
+        assert_eq!(encode_reply(Ssh, "file", &mut out), 0);
+    }
 
     #[test]
     fn openings_table() {

@@ -12,6 +12,13 @@ use crate::{Algorithm, HeaderFrameEncoder, Profile};
 
 pub use crate::ShellOp;
 
+mod server;
+
+pub use server::{
+    Dialect, RunFailure, ShellAction, ShellRules, ShellServerSession, TOKEN_CAP,
+    encode_seed_reply_head,
+};
+
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
 /// (`MAX_ARG_STRLEN`, counting the terminating NUL), and the command is one argument of `sh -c`.
 pub const MAX_COMMAND_LEN: usize = 128 * 1024 - 1;

@@ -14,10 +14,12 @@
 mod bounded_text;
 mod outbox;
 mod refusal;
+mod token;
 
 pub use bounded_text::BoundedText;
 pub use outbox::{Outbox, Transmit};
 pub use refusal::{MESSAGE_CAP, Refusal};
+pub use token::token_matches;
 
 use core::fmt;
 

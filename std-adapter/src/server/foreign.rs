@@ -6,21 +6,10 @@ pub use unstick_core::foreign::*;
 /// What to answer a client of `protocol` before closing: an HTTP client gets a plain
 /// `400 Bad Request` that says what the port is (curl shows it); the others get nothing.
 pub fn reply(protocol: ForeignProtocol, service: &str) -> Vec<u8> {
-    match protocol {
-        ForeignProtocol::Http => {
-            let body = format!(
-                "This port serves the unstick {service} protocol, not HTTP. \
-                 Use the unstick client.\n"
-            );
-            format!(
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes()
-        }
-        ForeignProtocol::Tls | ForeignProtocol::Ssh => Vec::new(),
-    }
+    let mut out = vec![0u8; 512];
+    let n = unstick_core::foreign::encode_reply(protocol, service, &mut out);
+    out.truncate(n);
+    out
 }
 
 #[cfg(test)]

@@ -246,6 +246,21 @@ impl Refusal {
     }
 }
 
+/// Logs the refusal of a request from `peer` to `server`.
+pub(crate) fn log_refusal(
+    server: &str,
+    peer: SocketAddr,
+    refusal: &unstick_core::session::Refusal,
+) {
+    tracing::warn!(
+        server,
+        peer = %peer,
+        code = %refusal.code,
+        reason = %refusal.message,
+        "refused"
+    );
+}
+
 /// An error frame's bytes, for a reply written later (by the lobby, say).
 pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
     let mut out = FromStd::new(Vec::new());

@@ -1,5 +1,5 @@
 //! What the shell's sessions share about a client's connection: the sizes of their buffers,
-//! reads bounded in time, and whether the connection goes on after a step ([`Next`]).
+//! reads bounded in time, and a pause read as the end of a seed command.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -9,11 +9,6 @@ pub use crate::server::GREETING_PAUSE;
 
 /// Size of the buffer framed requests are read through.
 pub(super) const REQUEST_BUFFER: usize = 16 * 1024;
-
-/// Room for a reply frame's head in front of its body.
-pub(super) const REPLY_HEAD_ROOM: usize = 512;
-
-pub(super) use crate::server::Next;
 
 /// One read that waits at most `limit`.
 pub(super) fn read_within(

@@ -13,8 +13,10 @@
 //!   ready request a slot and a worker thread.
 //! - `session`: the shell's side of the lobby: what a connection's first bytes are (another
 //!   protocol, refused; a framed client; a seed client, served only with a [`LegacyReply`]
-//!   format chosen), then one request at a time by a `framed_session` (streamed
-//!   `stdout`/`stderr` frames and an `exit` frame) or a `seed_session` (one reply per command).
+//!   format chosen), then one request at a time by `request`, which hosts the core's
+//!   [`ShellServerSession`](unstick_core::shell::ShellServerSession): the session decides what
+//!   is valid and what is answered (streamed `stdout`/`stderr` frames and an `exit` frame, or
+//!   one reply per seed command); the host reads the socket and runs the command.
 //! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
 //!   Python servers.
 //!
@@ -40,9 +42,8 @@
 
 mod client;
 mod connection;
-mod framed_session;
 pub mod process;
-mod seed_session;
+mod request;
 mod server;
 mod session;
 pub mod wire;

@@ -11,14 +11,23 @@
 use std::sync::Arc;
 
 use super::connection::GREETING_PAUSE;
-use super::framed_session::FramedSession;
 use super::process::RunningCommands;
-use super::seed_session::{SeedSession, seed_reply};
+use super::request::serve_request;
 use super::server::ShellConfig;
 use super::wire::{self, Greeting};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, ErrorCode, Handback, Service, error_frame};
+
+/// A seed-mode reply holding `body`, in `format`.
+fn seed_reply(format: wire::LegacyReply, body: &[u8]) -> Vec<u8> {
+    let mut head = [0u8; 256];
+    // The head of any format fits in 256 bytes.
+    let n = wire::encode_seed_reply_head(format, body, false, false, &mut head).unwrap_or(0);
+    let mut reply = head[..n].to_vec();
+    reply.extend_from_slice(body);
+    reply
+}
 
 /// The shell protocol, as the lobby drives it.
 #[derive(Debug)]
@@ -79,7 +88,7 @@ impl ShellService {
             return Admission::Refuse {
                 code: ErrorCode::Unauthorized,
                 reason: "a seed client cannot present the token".into(),
-                reply: seed_reply(format, refusal.as_bytes(), false, false),
+                reply: seed_reply(format, refusal.as_bytes()),
             };
         }
         self.admit(ClientKind::Seed, received, true)
@@ -117,21 +126,14 @@ impl Service for ShellService {
     }
 
     fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
-        match conn.mode {
-            ClientKind::Framed => FramedSession::serve_request(conn, &self.config, &self.running),
-            ClientKind::Seed => SeedSession::serve_command(conn, &self.config, &self.running),
-            ClientKind::Unknown => Handback::Close(conn),
-        }
+        serve_request(conn, &self.config, &self.running)
     }
 
     fn busy_reply(&self, kind: ClientKind, message: &str) -> Vec<u8> {
         match (kind, self.config.legacy_reply) {
-            (ClientKind::Seed, Some(format)) => seed_reply(
-                format,
-                format!("unstick: {message}\n").as_bytes(),
-                false,
-                false,
-            ),
+            (ClientKind::Seed, Some(format)) => {
+                seed_reply(format, format!("unstick: {message}\n").as_bytes())
+            }
             _ => error_frame(ErrorCode::Busy, message),
         }
     }

@@ -1,0 +1,27 @@
+//! Comparing a presented token with the server's.
+
+/// Whether `presented` equals `expected`, compared in time that does not depend on where they
+/// differ (only on their lengths), so that timing does not reveal a token's prefix.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= u64::from(x ^ y);
+    }
+    core::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_same_token_matches() {
+        assert!(token_matches("s3cret", "s3cret"));
+        for wrong in ["", "s3cre", "s3cretx", "S3cret", "s3cre\0"] {
+            assert!(!token_matches("s3cret", wrong), "{wrong:?}");
+        }
+    }
+}

@@ -1,0 +1,932 @@
+//! The remote shell's server side as a sans-IO session: which request is valid, what is refused
+//! and how, which reply follows which request, in both the framed and the seed dialects.
+
+use core::fmt;
+
+use super::{
+    ExitReport, LegacyReply, OUTPUT_ENCODER, OutputHeader, OutputStream, SEED_COMMAND_READ,
+    SEED_REPLY_ENCODER, SeedReplyHeader, ShellOp, command_text,
+};
+use crate::foreign::{self, ForeignProtocol};
+use crate::session::{BoundedText, Outbox, Refusal, SessionError, Transmit, token_matches};
+use crate::{
+    DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
+};
+
+/// Longest token a shell server compares, in bytes; a longer one is a wrong token.
+pub const TOKEN_CAP: usize = 512;
+
+/// Room for a frame head or a refusal in a session's outbox.
+const OUTBOX: usize = 4096;
+
+/// What a shell server accepts: the rules a [`ShellServerSession`] applies to every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShellRules<'a> {
+    /// The token every framed request must carry; `None` for none.
+    pub token: Option<&'a str>,
+    /// Longest command run, in bytes (the command buffer's length caps it too).
+    pub max_command_len: usize,
+    /// How seed clients' replies are framed; `None` when seed clients are not served.
+    pub legacy_reply: Option<LegacyReply>,
+}
+
+impl Default for ShellRules<'_> {
+    fn default() -> Self {
+        ShellRules {
+            token: None,
+            max_command_len: super::MAX_COMMAND_LEN,
+            legacy_reply: None,
+        }
+    }
+}
+
+/// Which dialect a connection speaks (its first bytes say; see
+/// [`classify_greeting`](super::classify_greeting)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// Header frames: `{"op":"exec"}` + command, answered by output frames and an exit frame.
+    Framed,
+    /// Raw text commands, answered in the [`LegacyReply`] format.
+    Seed(LegacyReply),
+}
+
+/// What the host should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellAction<'s> {
+    /// Run `command`, then report its output ([`ShellServerSession::handle_output`], framed
+    /// clients) and its end ([`ShellServerSession::handle_exit`] or
+    /// [`ShellServerSession::handle_seed_output`]), or its failure
+    /// ([`ShellServerSession::handle_run_failed`]).
+    Run {
+        /// The command, checked to be runnable text.
+        command: &'s str,
+    },
+    /// A seed command filled the seed's 1024-byte read and may go on: read more, feed it to
+    /// [`handle_input`](ShellServerSession::handle_input), and call
+    /// [`handle_pause`](ShellServerSession::handle_pause) once the client pauses (or closes).
+    AwaitPause,
+    /// Send what the outbox holds, then close the connection.
+    Close,
+}
+
+/// Why a command could not be run to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunFailure {
+    /// The shell could not be started.
+    Spawn,
+    /// The host lost track of the running command and killed it.
+    Lost,
+}
+
+/// Where a session is in the current request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading a framed request; `Refusing` drops the body of a refused one.
+    Reading(Body),
+    /// Collecting a seed command; `true` once its first read was taken.
+    Collecting { first_read_done: bool },
+    /// The command is ready or running.
+    Running,
+    /// The connection is to be closed.
+    Closing,
+}
+
+/// What becomes of a framed request's body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// No head yet.
+    AwaitingHead,
+    /// The command, kept in the command buffer.
+    Command,
+    /// Read and dropped: the request was refused for this reason.
+    Refused(ErrorCode),
+}
+
+/// The server side of one shell connection, sans-IO.
+///
+/// Feed it what the socket gives ([`handle_input`](Self::handle_input)); after every call,
+/// send what [`poll_transmit`](Self::poll_transmit) hands out until it returns `None`, then
+/// look at [`poll_action`](Self::poll_action). The command is collected in the caller's
+/// buffer, so the longest command is the shorter of the buffer and
+/// [`ShellRules::max_command_len`].
+///
+/// ```
+/// use unstick_core::session::Transmit;
+/// use unstick_core::shell::{
+///     Dialect, ExitReport, ShellAction, ShellRules, ShellServerSession, Termination,
+/// };
+///
+/// let mut command = [0u8; 64];
+/// let mut session = ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
+/// let request = b"\x1d\x00\x00\x00{\"op\":\"exec\",\"total_size\":5}uname";
+/// assert_eq!(session.handle_input(request), request.len());
+/// assert_eq!(session.poll_action(), Some(ShellAction::Run { command: "uname" }));
+/// session.handle_output(unstick_core::shell::OutputStream::Stdout, b"Linux\n").unwrap();
+/// let mut out = [0u8; 256];
+/// assert!(matches!(session.poll_transmit(&mut out), Some(Transmit::Bytes(_))));
+/// assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Body(6))); // send "Linux\n"
+/// let report = ExitReport { termination: Termination::Exited(0), truncated: false, timed_out: false };
+/// session.handle_exit(report).unwrap();
+/// assert!(matches!(session.poll_transmit(&mut out), Some(Transmit::Bytes(_))));
+/// assert_eq!(session.poll_action(), None); // waiting for the next request
+/// assert_eq!(session.answered(), 1);
+/// ```
+#[derive(Debug)]
+pub struct ShellServerSession<'a, const CAP: usize = 1024> {
+    rules: ShellRules<'a>,
+    dialect: Dialect,
+    decoder: FrameDecoder<CAP>,
+    command: &'a mut [u8],
+    command_len: usize,
+    /// A seed command went past the limit (its excess was not kept).
+    overflowed: bool,
+    state: State,
+    outbox: Outbox<OUTBOX>,
+    /// The refusal of the request whose body is being dropped, sent at its end.
+    pending: Option<Refusal>,
+    /// The refusal sent last, until the host takes it for its log.
+    refusal: Option<Refusal>,
+    answered: u64,
+}
+
+impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
+    /// A session for a connection speaking `dialect`, collecting commands in `command`.
+    pub fn new(rules: ShellRules<'a>, dialect: Dialect, command: &'a mut [u8]) -> Self {
+        let state = match dialect {
+            Dialect::Framed => State::Reading(Body::AwaitingHead),
+            Dialect::Seed(_) => State::Collecting {
+                first_read_done: false,
+            },
+        };
+        ShellServerSession {
+            rules,
+            dialect,
+            decoder: FrameDecoder::header_frames(Profile::SEED),
+            command,
+            command_len: 0,
+            overflowed: false,
+            state,
+            outbox: Outbox::new(),
+            pending: None,
+            refusal: None,
+            answered: 0,
+        }
+    }
+
+    /// The longest command this session runs.
+    pub fn max_command_len(&self) -> usize {
+        self.rules.max_command_len.min(self.command.len())
+    }
+
+    /// Requests answered so far: run to their end, or refused.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// The refusal sent last, for the host's log; taking it leaves `None`.
+    pub fn take_refusal(&mut self) -> Option<Refusal> {
+        self.refusal.take()
+    }
+
+    /// Whether the session is between requests with nothing left to send: the host may stop
+    /// here and come back with the connection's next bytes.
+    pub fn is_idle(&self) -> bool {
+        self.outbox.is_empty()
+            && match self.state {
+                State::Reading(Body::AwaitingHead) => self.decoder.is_at_boundary(),
+                State::Collecting { first_read_done } => !first_read_done,
+                State::Running | State::Closing | State::Reading(_) => false,
+            }
+    }
+
+    /// The next bytes to send; see [`Outbox::poll_transmit`].
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        self.outbox.poll_transmit(out)
+    }
+
+    /// What the host should do next; `None` while the session needs more input.
+    pub fn poll_action(&self) -> Option<ShellAction<'_>> {
+        match self.state {
+            State::Running => Some(ShellAction::Run {
+                // Checked when the command became ready.
+                command: command_text(&self.command[..self.command_len]).unwrap_or(""),
+            }),
+            State::Closing => Some(ShellAction::Close),
+            State::Collecting {
+                first_read_done: true,
+            } => Some(ShellAction::AwaitPause),
+            State::Reading(_) | State::Collecting { .. } => None,
+        }
+    }
+
+    /// Takes received bytes and returns how many it consumed. It stops early once it has
+    /// something to send or an action for the host: send, act, then feed it the rest. A seed
+    /// client's bytes are one read of its socket per call (the seed's `recv(1024)` is the
+    /// unit of a command).
+    pub fn handle_input(&mut self, input: &[u8]) -> usize {
+        if !self.outbox.is_empty() {
+            return 0;
+        }
+        match self.state {
+            State::Reading(_) => self.read_framed(input),
+            State::Collecting { first_read_done } => self.collect_seed(input, first_read_done),
+            State::Running | State::Closing => 0,
+        }
+    }
+
+    /// The client closed its side, or the connection broke: nothing more comes.
+    pub fn handle_eof(&mut self) {
+        match self.state {
+            State::Collecting {
+                first_read_done: true,
+            } => self.handle_pause(),
+            _ => self.state = State::Closing,
+        }
+    }
+
+    /// No complete request arrived within the host's time limit of `limit_secs` seconds.
+    pub fn handle_idle_timeout(&mut self, limit_secs: u64) {
+        if self.state == State::Running || self.state == State::Closing {
+            return;
+        }
+        let refusal = Refusal::new(
+            ErrorCode::IdleTimeout,
+            format_args!("no complete request within {limit_secs} s; closing the connection"),
+        )
+        .closing();
+        match self.dialect {
+            Dialect::Framed => self.refuse(refusal),
+            // A seed client is not sent a frame it did not ask for.
+            Dialect::Seed(_) => {
+                self.refusal = Some(refusal);
+                self.state = State::Closing;
+            }
+        }
+    }
+
+    /// A seed client paused: the command collected so far is whole.
+    pub fn handle_pause(&mut self) {
+        if let State::Collecting {
+            first_read_done: true,
+        } = self.state
+        {
+            self.seed_command_complete();
+        }
+    }
+
+    /// A chunk of the running command's output (framed clients). Send it after the head the
+    /// outbox then holds ([`Transmit::Body`]).
+    pub fn handle_output(
+        &mut self,
+        stream: OutputStream,
+        bytes: &[u8],
+    ) -> Result<(), SessionError> {
+        if self.state != State::Running || self.dialect != Dialect::Framed {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let header = OutputHeader { op: stream.op() };
+        self.outbox
+            .push_frame_for(&OUTPUT_ENCODER, &header, bytes)
+            .map_err(|_| SessionError::OutboxFull)
+    }
+
+    /// The command ended (framed clients): its exit frame is queued.
+    pub fn handle_exit(&mut self, report: ExitReport) -> Result<(), SessionError> {
+        if self.state != State::Running || self.dialect != Dialect::Framed {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        self.finish_request();
+        self.outbox
+            .push_frame(&PLAIN_ENCODER, &report.header())
+            .map_err(|_| SessionError::OutboxFull)
+    }
+
+    /// The command ended (seed clients): `output` is its stdout followed by its stderr, all of
+    /// it (the seed's reply announces its size first). Send it after the head the outbox then
+    /// holds ([`Transmit::Body`]).
+    pub fn handle_seed_output(
+        &mut self,
+        output: &[u8],
+        report: ExitReport,
+    ) -> Result<(), SessionError> {
+        let Dialect::Seed(format) = self.dialect else {
+            return Err(SessionError::OutOfOrder);
+        };
+        if self.state != State::Running {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        self.finish_request();
+        let mut head = [0u8; 256];
+        let n = encode_seed_reply_head(
+            format,
+            output,
+            report.truncated,
+            report.timed_out,
+            &mut head,
+        )
+        .map_err(|_| SessionError::OutboxFull)?;
+        self.outbox
+            .push_bytes(&head[..n])
+            .map_err(|_| SessionError::OutboxFull)?;
+        self.outbox.push_body(output.len());
+        Ok(())
+    }
+
+    /// The command could not be run to its end; `detail` says why, for the client.
+    pub fn handle_run_failed(
+        &mut self,
+        failure: RunFailure,
+        detail: impl fmt::Display,
+    ) -> Result<(), SessionError> {
+        if self.state != State::Running {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        let code = match failure {
+            RunFailure::Spawn => ErrorCode::SpawnFailed,
+            RunFailure::Lost => ErrorCode::RunFailed,
+        };
+        self.refuse(Refusal::new(code, detail));
+        Ok(())
+    }
+
+    /// The client went away while its command ran: nothing more is sent.
+    pub fn handle_client_gone(&mut self) {
+        self.state = State::Closing;
+    }
+
+    fn finish_request(&mut self) {
+        self.answered += 1;
+        self.command_len = 0;
+        self.overflowed = false;
+        self.state = match self.dialect {
+            Dialect::Framed => State::Reading(Body::AwaitingHead),
+            Dialect::Seed(_) => State::Collecting {
+                first_read_done: false,
+            },
+        };
+    }
+
+    /// Answers the current request with `refusal`, in the client's dialect.
+    fn refuse(&mut self, refusal: Refusal) {
+        let closes = refusal.closes;
+        let queued = match self.dialect {
+            Dialect::Framed => self.outbox.push_frame(
+                &PLAIN_ENCODER,
+                &ErrorFrame::new(refusal.code, &refusal.message),
+            ),
+            Dialect::Seed(format) => self.queue_seed_message(format, &refusal.message),
+        };
+        self.refusal = Some(refusal);
+        self.finish_request();
+        if closes || queued.is_err() {
+            self.state = State::Closing;
+        }
+    }
+
+    /// Queues a seed reply whose body is `unstick: <message>\n`.
+    fn queue_seed_message(
+        &mut self,
+        format: LegacyReply,
+        message: &str,
+    ) -> Result<(), EncodeError> {
+        let mut body = heapless::String::<{ crate::session::MESSAGE_CAP + 16 }>::new();
+        let _ = body.push_str("unstick: ");
+        let _ = body.push_str(message);
+        let _ = body.push('\n');
+        let mut head = [0u8; 256];
+        let n = encode_seed_reply_head(format, body.as_bytes(), false, false, &mut head)?;
+        self.outbox.push_bytes(&head[..n])?;
+        self.outbox.push_bytes(body.as_bytes())
+    }
+
+    fn read_framed(&mut self, input: &[u8]) -> usize {
+        let mut used = 0;
+        while self.outbox.is_empty() && matches!(self.state, State::Reading(_)) {
+            let (n, event) = match self.decoder.feed(&input[used..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.framing_failed(e);
+                    return used;
+                }
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return used,
+                Event::Head(info) => self.admit_head(info.body_len),
+                Event::Body(chunk) => {
+                    if self.state == State::Reading(Body::Command) {
+                        let end = self.command_len + chunk.len();
+                        self.command[self.command_len..end].copy_from_slice(chunk);
+                        self.command_len = end;
+                    }
+                }
+                Event::End(_) => self.request_complete(),
+            }
+        }
+        used
+    }
+
+    fn framing_failed(&mut self, e: DecodeError) {
+        // A body that fails its digest was read whole: the stream is still in step.
+        let refusal = Refusal::new(ErrorCode::BadFrame, e).closing_if(!e.is_recoverable());
+        self.refuse(refusal);
+    }
+
+    /// Checks a request's head: the token (a refusal that closes at once, without waiting for
+    /// the body), the op and the command's length (refused once the body has been dropped).
+    fn admit_head(&mut self, body_len: u64) {
+        let header = self
+            .decoder
+            .header::<super::RequestHeader<BoundedText<TOKEN_CAP>>>();
+        let header = match header {
+            Ok(header) => header,
+            Err(e) => {
+                self.state = State::Reading(Body::Refused(ErrorCode::BadHeader));
+                self.pending = Some(Refusal::new(
+                    ErrorCode::BadHeader,
+                    format_args!(
+                        "request header needs a string \"op\" member (and \"token\" if set): {e}"
+                    ),
+                ));
+                return;
+            }
+        };
+        if let Some(expected) = self.rules.token {
+            let presented = header.token.as_ref().map(|t| t.get());
+            let message = match presented {
+                None => Some("this server requires a token: pass --token or set UNSTICK_TOKEN"),
+                Some(Some(presented)) if token_matches(expected, presented) => None,
+                Some(_) => Some("the token does not match the server's"),
+            };
+            if let Some(message) = message {
+                self.refuse(Refusal::new(ErrorCode::Unauthorized, message).closing());
+                return;
+            }
+        }
+        let op = header.op.get().unwrap_or("");
+        let refusal = if op.parse() != Ok(ShellOp::Exec) {
+            Some(Refusal::new(
+                ErrorCode::UnknownOp,
+                format_args!(
+                    "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
+                    Shortened(op)
+                ),
+            ))
+        } else if body_len > self.max_command_len() as u64 {
+            Some(Refusal::new(
+                ErrorCode::CommandTooLong,
+                format_args!(
+                    "command of {body_len} bytes is longer than the {}-byte limit; send a long \
+                     script as a file and run that",
+                    self.max_command_len()
+                ),
+            ))
+        } else {
+            None
+        };
+        self.command_len = 0;
+        self.state = match refusal {
+            Some(refusal) => {
+                let code = refusal.code;
+                self.pending = Some(refusal);
+                State::Reading(Body::Refused(code))
+            }
+            None => State::Reading(Body::Command),
+        };
+    }
+
+    fn request_complete(&mut self) {
+        match self.state {
+            State::Reading(Body::Command) => {
+                match command_text(&self.command[..self.command_len]) {
+                    Ok(_) => self.state = State::Running,
+                    Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
+                }
+            }
+            State::Reading(Body::Refused(code)) => {
+                let refusal = self
+                    .pending
+                    .take()
+                    .unwrap_or_else(|| Refusal::new(code, "the request was refused"));
+                self.refuse(refusal);
+            }
+            _ => {}
+        }
+    }
+
+    fn collect_seed(&mut self, input: &[u8], first_read_done: bool) -> usize {
+        let room = self.max_command_len() - self.command_len;
+        let kept = input.len().min(room);
+        self.command[self.command_len..self.command_len + kept].copy_from_slice(&input[..kept]);
+        self.command_len += kept;
+        self.overflowed |= kept < input.len();
+        let whole_read = !first_read_done && input.len() < SEED_COMMAND_READ;
+        if whole_read || self.overflowed {
+            self.seed_command_complete();
+        } else {
+            self.state = State::Collecting {
+                first_read_done: true,
+            };
+        }
+        input.len()
+    }
+
+    fn seed_command_complete(&mut self) {
+        let command = &self.command[..self.command_len];
+        if self.overflowed {
+            let refusal = Refusal::new(
+                ErrorCode::CommandTooLong,
+                format_args!(
+                    "the command is longer than the {}-byte limit",
+                    self.max_command_len()
+                ),
+            )
+            .closing();
+            self.refuse(refusal);
+        } else if foreign::holds_http_request_line(command) {
+            let mut reply = [0u8; 256];
+            let n = foreign::encode_reply(ForeignProtocol::Http, "shell", &mut reply);
+            let _ = self.outbox.push_bytes(&reply[..n]);
+            self.refusal = Some(
+                Refusal::new(
+                    ErrorCode::ForeignProtocol,
+                    "a raw-text command holds an HTTP request line",
+                )
+                .closing(),
+            );
+            self.finish_request();
+            self.state = State::Closing;
+        } else if let Err(e) = command_text(command) {
+            self.refuse(Refusal::new(ErrorCode::BadCommand, e));
+        } else {
+            self.state = State::Running;
+        }
+    }
+}
+
+/// Shows at most 64 bytes of peer text in a message, cut at a character boundary.
+struct Shortened<'t>(&'t str);
+
+impl fmt::Debug for Shortened<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut cut = self.0.len().min(64);
+        while !self.0.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        fmt::Debug::fmt(&self.0[..cut], f)
+    }
+}
+
+/// Writes the head of a seed-mode reply holding `body` in `format` into `out` and returns its
+/// length: the `json` header frame's prefix and header (with the body's MD5), the `size`
+/// format's length prefix, or nothing for `raw`. The body follows it on the wire.
+pub fn encode_seed_reply_head(
+    format: LegacyReply,
+    body: &[u8],
+    truncated: bool,
+    timed_out: bool,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    match format {
+        LegacyReply::Json => {
+            let header = SeedReplyHeader {
+                file_name: "output",
+                truncated,
+                timed_out,
+            };
+            SEED_REPLY_ENCODER.encode_head_for(&header, body, out)
+        }
+        LegacyReply::Size => crate::encode_plain_head(&Profile::SEED, body.len() as u64, out),
+        LegacyReply::Raw => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::shell::Termination;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// What the session decided for one request.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Run(String),
+        Refused(&'static str, bool),
+        Closed,
+    }
+
+    fn frame(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut frame = (header.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(header.as_bytes());
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    const DONE: ExitReport = ExitReport {
+        termination: Termination::Exited(0),
+        truncated: false,
+        timed_out: false,
+    };
+
+    /// Drives a session over `wire`, `step` bytes per read, answering every command with an
+    /// empty exit; returns the decisions and the bytes sent. Bounded: every step consumes input
+    /// or ends a request.
+    fn serve(
+        rules: ShellRules<'_>,
+        dialect: Dialect,
+        wire: &[u8],
+        step: usize,
+    ) -> (Vec<Seen>, Vec<u8>) {
+        let mut command = [0u8; 64];
+        let mut session = ShellServerSession::<1024>::new(rules, dialect, &mut command);
+        let (mut seen, mut sent) = (Vec::new(), Vec::new());
+        let mut out = [0u8; 4096];
+        let mut at = 0;
+        for _ in 0..100_000 {
+            while let Some(t) = session.poll_transmit(&mut out) {
+                if let Transmit::Bytes(n) = t {
+                    sent.extend_from_slice(&out[..n]);
+                }
+            }
+            if let Some(r) = session.take_refusal() {
+                seen.push(Seen::Refused(r.code.as_str(), r.closes));
+            }
+            match session.poll_action() {
+                Some(ShellAction::Run { command }) => {
+                    seen.push(Seen::Run(command.to_string()));
+                    match dialect {
+                        Dialect::Framed => session.handle_exit(DONE).unwrap(),
+                        Dialect::Seed(_) => session.handle_seed_output(b"", DONE).unwrap(),
+                    }
+                }
+                Some(ShellAction::Close) => {
+                    seen.push(Seen::Closed);
+                    return (seen, sent);
+                }
+                Some(ShellAction::AwaitPause) if at == wire.len() => session.handle_pause(),
+                Some(ShellAction::AwaitPause) | None => {
+                    if at == wire.len() {
+                        session.handle_eof();
+                        continue;
+                    }
+                    let end = (at + step).min(wire.len());
+                    let used = session.handle_input(&wire[at..end]);
+                    at += used;
+                }
+            }
+        }
+        panic!("the session did not finish");
+    }
+
+    #[test]
+    fn requests_in_any_chunking_are_run_or_refused_and_the_stream_stays_in_step() {
+        let rules = ShellRules {
+            max_command_len: 16,
+            ..ShellRules::default()
+        };
+        let mut wire = frame(r#"{"op":"exec","total_size":7}"#, b"echo hi");
+        wire.extend(frame(r#"{"op":"ls","total_size":3}"#, b"abc"));
+        wire.extend(frame(r#"{"total_size":2}"#, b"ls"));
+        wire.extend(frame(r#"{"op":"exec","total_size":2}"#, &[0xc3, 0x28]));
+        wire.extend(frame(r#"{"op":"exec","total_size":5}"#, b"ls\0-l"));
+        wire.extend(frame(r#"{"op":"exec","total_size":20}"#, &[b'x'; 20]));
+        wire.extend(frame(
+            r#"{"op":"exec","total_size":4,"xxh3":"00000000000000000000000000000000"}"#,
+            b"true",
+        ));
+        wire.extend(frame(
+            r#"{"op":"exec","total_size":8}"#,
+            "echo 新".as_bytes(),
+        ));
+        for step in [1, 2, 3, 7, 64, 4096] {
+            let (seen, _) = serve(rules, Dialect::Framed, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Run("echo hi".into()),
+                    Seen::Refused("unknown_op", false),
+                    Seen::Refused("bad_header", false),
+                    Seen::Refused("bad_command", false),
+                    Seen::Refused("bad_command", false),
+                    Seen::Refused("command_too_long", false),
+                    Seen::Refused("bad_frame", false),
+                    Seen::Run("echo 新".into()),
+                    Seen::Closed,
+                ],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_are_output_frames_then_the_exit_frame() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
+        let wire = frame(r#"{"op":"exec","total_size":7}"#, b"echo hi");
+        assert_eq!(session.handle_input(&wire), wire.len());
+        session
+            .handle_output(OutputStream::Stdout, b"hi\n")
+            .unwrap();
+        assert_eq!(
+            session.handle_output(OutputStream::Stderr, b"x"),
+            Err(SessionError::OutboxFull)
+        );
+        let mut out = [0u8; 256];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("a head")
+        };
+        assert_eq!(
+            &out[..n],
+            b"\x48\x00\x00\x00{\"op\":\"stdout\",\"total_size\":3,\"xxh3\":\"f4d0497cf9394caab34d1a3ab2bece70\"}"
+        );
+        assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Body(3)));
+        let killed = ExitReport {
+            termination: Termination::Signaled(9),
+            ..DONE
+        };
+        session.handle_exit(killed).unwrap();
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("the exit frame")
+        };
+        assert_eq!(
+            &out[..n],
+            b"\x4b\x00\x00\x00{\"op\":\"exit\",\"signal\":9,\"truncated\":false,\"timed_out\":false,\"total_size\":0}"
+        );
+        assert!(session.is_idle());
+        assert_eq!(session.handle_exit(DONE), Err(SessionError::OutOfOrder));
+    }
+
+    #[test]
+    fn tokens_are_checked_before_anything_else_and_close_at_once() {
+        let rules = ShellRules {
+            token: Some("s3cret"),
+            ..ShellRules::default()
+        };
+        let long = std::format!(
+            r#"{{"op":"exec","token":"{}","total_size":4}}"#,
+            "s".repeat(600)
+        );
+        let table: [(&str, Option<&str>); 9] = [
+            (r#"{"op":"exec","token":"s3cre","total_size":4}"#, None),
+            (r#"{"op":"exec","token":"s3cretx","total_size":4}"#, None),
+            (r#"{"op":"exec","token":"","total_size":4}"#, None),
+            (
+                r#"{"op":"exec","token":"s3cret","total_size":4}"#,
+                Some("true"),
+            ),
+            (
+                r#"{"op":"exec","token":"s\u0033cret","total_size":4}"#,
+                Some("true"),
+            ),
+            // Refused on its header alone, though the promised body never comes.
+            (
+                r#"{"op":"exec","token":"guess","total_size":1000000}"#,
+                None,
+            ),
+            (r#"{"op":"exec","total_size":4}"#, None),
+            (r#"{"op":"ls","token":"nope","total_size":4}"#, None),
+            (&long, None),
+        ];
+        for (header, runs) in table {
+            for step in [1, 5, 4096] {
+                let (seen, _) = serve(rules, Dialect::Framed, &frame(header, b"true"), step);
+                match runs {
+                    Some(command) => assert_eq!(seen[0], Seen::Run(command.into()), "{header}"),
+                    None => assert_eq!(
+                        seen,
+                        [Seen::Refused("unauthorized", true), Seen::Closed],
+                        "{header}"
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn broken_framing_is_refused_and_closes_and_a_torn_request_just_closes() {
+        let table: [&[u8]; 4] = [
+            &[0, 0, 0, 0x80],
+            &[0, 0, 0, 0],
+            b"\x05\x00\x00\x00{abc}",
+            b"\x19\x00\x00\x00{\"op\":\"exec\",\"total_size\":-1}",
+        ];
+        for wire in table {
+            let (seen, sent) = serve(ShellRules::default(), Dialect::Framed, wire, 3);
+            assert_eq!(
+                seen,
+                [Seen::Refused("bad_frame", true), Seen::Closed],
+                "{wire:?}"
+            );
+            assert!(sent.windows(9).any(|w| w == b"bad_frame"));
+        }
+        let torn = frame(r#"{"op":"exec","total_size":9}"#, b"ech");
+        let (seen, sent) = serve(ShellRules::default(), Dialect::Framed, &torn, 2);
+        assert_eq!(seen, [Seen::Closed]);
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn seed_commands_are_one_read_or_collected_until_a_pause() {
+        let rules = ShellRules {
+            max_command_len: 2000,
+            legacy_reply: Some(LegacyReply::Size),
+            ..ShellRules::default()
+        };
+        let mut command = [0u8; 2048];
+        let mut session =
+            ShellServerSession::<256>::new(rules, Dialect::Seed(LegacyReply::Size), &mut command);
+        assert!(session.is_idle());
+        session.handle_input(b"ls -l");
+        assert_eq!(
+            session.poll_action(),
+            Some(ShellAction::Run { command: "ls -l" })
+        );
+        session.handle_seed_output(b"out", DONE).unwrap();
+        let mut out = [0u8; 64];
+        assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Bytes(4)));
+        assert_eq!(&out[..4], &3i32.to_le_bytes());
+        assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Body(3)));
+        assert!(session.is_idle());
+        // A read that fills the seed's 1024 bytes goes on until the client pauses.
+        let long = [b'a'; 1500];
+        session.handle_input(&long[..1024]);
+        assert_eq!(session.poll_action(), Some(ShellAction::AwaitPause));
+        session.handle_input(&long[1024..]);
+        assert_eq!(session.poll_action(), Some(ShellAction::AwaitPause));
+        session.handle_pause();
+        let Some(ShellAction::Run { command }) = session.poll_action() else {
+            panic!("the whole command runs")
+        };
+        assert_eq!(command.len(), 1500);
+    }
+
+    #[test]
+    fn seed_refusals_are_answered_in_the_seed_format() {
+        let rules = ShellRules {
+            max_command_len: 1100,
+            legacy_reply: Some(LegacyReply::Raw),
+            ..ShellRules::default()
+        };
+        let dialect = Dialect::Seed(LegacyReply::Raw);
+        let (seen, sent) = serve(rules, dialect, b"ls\xff", 4096);
+        assert_eq!(seen, [Seen::Refused("bad_command", false), Seen::Closed]);
+        assert!(sent.starts_with(b"unstick: the command is not valid UTF-8"));
+        let (seen, sent) = serve(rules, dialect, &[b'a'; 1200], 1024);
+        assert_eq!(
+            seen,
+            [Seen::Refused("command_too_long", true), Seen::Closed]
+        );
+        assert_eq!(
+            sent,
+            b"unstick: the command is longer than the 64-byte limit\n"
+        );
+        let (seen, sent) = serve(rules, dialect, b"x\r\nGET / HTTP/1.1\r\n", 4096);
+        assert_eq!(
+            seen,
+            [Seen::Refused("foreign_protocol", true), Seen::Closed]
+        );
+        assert!(sent.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    }
+
+    #[test]
+    fn an_idle_framed_client_gets_an_error_frame_and_a_seed_client_nothing() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
+        session.handle_input(b"\x1d\x00");
+        session.handle_idle_timeout(300);
+        let mut out = [0u8; 256];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("an error frame")
+        };
+        assert!(out[..n].windows(12).any(|w| w == b"idle_timeout"));
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+        let mut session = ShellServerSession::<256>::new(
+            ShellRules::default(),
+            Dialect::Seed(LegacyReply::Json),
+            &mut command,
+        );
+        session.handle_idle_timeout(300);
+        assert_eq!(session.poll_transmit(&mut out), None);
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+    }
+}

@@ -1,0 +1,316 @@
+//! Serving one request of a shell connection: the core's [`ShellServerSession`] decides, this
+//! host reads the socket, runs the command and writes what the session hands out.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use unstick_core::session::Transmit;
+use unstick_core::shell::{
+    Dialect, ExitReport, RunFailure, ShellAction, ShellRules, ShellServerSession,
+};
+
+use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, read_within, time_left};
+use super::process::{
+    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunOutcome, RunningCommands,
+    Termination, deadline_after, run_command,
+};
+use super::server::ShellConfig;
+use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+
+/// Room for the frame heads the session writes; any head fits.
+const TRANSMIT_BUFFER: usize = 4096;
+
+/// Serves the request at the start of `conn.received` (the lobby saw it ready) and hands the
+/// connection back with what the client sent beyond it.
+pub(super) fn serve_request(
+    mut conn: Connection<ClientKind>,
+    config: &ShellConfig,
+    running: &RunningCommands,
+) -> Handback<ClientKind> {
+    let dialect = match (conn.mode, config.legacy_reply) {
+        (ClientKind::Framed, _) => Dialect::Framed,
+        (ClientKind::Seed, Some(format)) => Dialect::Seed(format),
+        _ => return Handback::Close(conn),
+    };
+    // A client that stops reading output for this long is dropped (and its command killed), so
+    // a stalled reader cannot keep a command alive much past its time limit.
+    let write_limit = config.lobby.idle_timeout.min(config.limits.timeout);
+    let prepared = conn
+        .stream
+        .set_write_timeout(Some(write_limit))
+        .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)));
+    let Ok((input_socket, output_socket)) = prepared else {
+        return Handback::Close(conn);
+    };
+    let rules = ShellRules {
+        token: config.token.as_deref(),
+        max_command_len: config.max_command_len,
+        legacy_reply: config.legacy_reply,
+    };
+    let mut command = COMMAND_BUFFER.take();
+    command.resize(
+        config
+            .max_command_len
+            .min(unstick_core::shell::MAX_COMMAND_LEN),
+        0,
+    );
+    let session = ShellServerSession::<HEADER_CAP>::new(rules, dialect, &mut command);
+    let received = std::mem::take(&mut conn.received);
+    // A seed client's first read is what the lobby received, taken whole as one command.
+    let (received, seed_first_read) = match dialect {
+        Dialect::Framed => (received, None),
+        Dialect::Seed(_) => (Vec::new(), Some(received)),
+    };
+    let deadline = deadline_after(config.lobby.idle_timeout);
+    let mut host = RequestHost {
+        session,
+        config,
+        running,
+        peer: conn.peer,
+        output: Output {
+            socket: output_socket,
+            buf: vec![0u8; TRANSMIT_BUFFER],
+        },
+        input: RequestStream::new(received, input_socket, Some(deadline)),
+        dialect,
+        read_buf: vec![0u8; REQUEST_BUFFER],
+        unread: 0..0,
+        seed_first_read,
+    };
+    let close = host.serve().is_err();
+    let mut rest = host.read_buf[host.unread.clone()].to_vec();
+    rest.extend_from_slice(host.input.unread());
+    drop(host);
+    COMMAND_BUFFER.set(command);
+    conn.received = rest;
+    conn.requests += 1;
+    if close {
+        Handback::Close(conn)
+    } else {
+        Handback::Wait(conn)
+    }
+}
+
+std::thread_local! {
+    /// A worker's command buffer, kept between requests.
+    static COMMAND_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The connection is to be closed.
+struct Closed;
+
+/// Where the session's bytes go.
+struct Output {
+    socket: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Output {
+    /// Sends everything the session has queued; `body` is the body the last call handed over.
+    fn flush(
+        &mut self,
+        session: &mut ShellServerSession<'_, HEADER_CAP>,
+        body: &[u8],
+    ) -> io::Result<()> {
+        while let Some(transmit) = session.poll_transmit(&mut self.buf) {
+            match transmit {
+                Transmit::Bytes(n) => self.socket.write_all(&self.buf[..n])?,
+                Transmit::Body(n) => self.socket.write_all(&body[..n.min(body.len())])?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RequestHost<'h, 'c> {
+    session: ShellServerSession<'h, HEADER_CAP>,
+    config: &'c ShellConfig,
+    running: &'c RunningCommands,
+    peer: SocketAddr,
+    output: Output,
+    input: RequestStream,
+    dialect: Dialect,
+    read_buf: Vec<u8>,
+    /// Bytes of `read_buf` read but not yet taken by the session.
+    unread: std::ops::Range<usize>,
+    /// A seed client's first read (what the lobby received), until the session has it.
+    seed_first_read: Option<Vec<u8>>,
+}
+
+impl RequestHost<'_, '_> {
+    /// Serves one request; `Err` when the connection is to be closed.
+    fn serve(&mut self) -> Result<(), Closed> {
+        loop {
+            self.flush(&[])?;
+            match self.session.poll_action() {
+                Some(ShellAction::Run { command }) => {
+                    let command = command.to_owned();
+                    self.run(&command)?;
+                }
+                Some(ShellAction::Close) => return Err(Closed),
+                Some(ShellAction::AwaitPause) => self.read_until_pause()?,
+                None if self.session.answered() > 0 && self.session.is_idle() => return Ok(()),
+                None => self.read_more()?,
+            }
+        }
+    }
+
+    fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
+        let sent = self.output.flush(&mut self.session, body);
+        if let Some(refusal) = self.session.take_refusal() {
+            log_refusal("shell", self.peer, &refusal);
+        }
+        sent.map_err(|_| Closed)
+    }
+
+    /// Feeds the session what was read and not taken yet, or reads more.
+    fn read_more(&mut self) -> Result<(), Closed> {
+        if let Some(first) = self.seed_first_read.take() {
+            self.session.handle_input(&first);
+            return Ok(());
+        }
+        if self.unread.is_empty() {
+            match self.input.read(&mut self.read_buf) {
+                Ok(0) => self.session.handle_eof(),
+                Ok(n) => self.unread = 0..n,
+                Err(e) if is_timeout(&e) => self
+                    .session
+                    .handle_idle_timeout(self.config.lobby.idle_timeout.as_secs()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Closed),
+            }
+            return Ok(());
+        }
+        let used = self
+            .session
+            .handle_input(&self.read_buf[self.unread.clone()]);
+        self.unread.start += used;
+        Ok(())
+    }
+
+    /// A seed command that filled the seed's read may go on until the client pauses.
+    fn read_until_pause(&mut self) -> Result<(), Closed> {
+        let socket = self.input.socket();
+        let deadline = deadline_after(self.config.lobby.idle_timeout);
+        let Ok(left) = time_left(deadline) else {
+            self.session.handle_pause();
+            return Ok(());
+        };
+        match read_within(socket, &mut self.read_buf, left.min(GREETING_PAUSE)) {
+            Ok(0) => self.session.handle_pause(),
+            Ok(n) => {
+                self.session.handle_input(&self.read_buf[..n]);
+            }
+            Err(e) if is_timeout(&e) => self.session.handle_pause(),
+            Err(_) => return Err(Closed),
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, command: &str) -> Result<(), Closed> {
+        let started = Instant::now();
+        let socket = self.output.socket.try_clone().map_err(|_| Closed)?;
+        let outcome = match self.dialect {
+            Dialect::Framed => {
+                let mut sink = SessionSink { host: self };
+                let limits = sink.host.config.limits;
+                run_command(
+                    command,
+                    &sink.host.config.workdir,
+                    &limits,
+                    Some(socket.as_fd()),
+                    sink.host.running,
+                    &mut sink,
+                )
+                .map(|outcome| (outcome, CapturedOutput::default()))
+            }
+            Dialect::Seed(_) => {
+                let mut output = CapturedOutput::default();
+                let limits = CommandLimits {
+                    max_output: self.config.limits.max_output.min(i32::MAX as u64),
+                    ..self.config.limits
+                };
+                run_command(
+                    command,
+                    &self.config.workdir,
+                    &limits,
+                    Some(socket.as_fd()),
+                    self.running,
+                    &mut output,
+                )
+                .map(|outcome| (outcome, output))
+            }
+        };
+        let (outcome, output) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                let failure = match e {
+                    RunError::Spawn(_) => RunFailure::Spawn,
+                    _ => RunFailure::Lost,
+                };
+                let _ = self.session.handle_run_failed(failure, &e);
+                return Ok(());
+            }
+        };
+        log_finished(self.peer, command, &outcome, started);
+        if outcome.client_gone {
+            self.session.handle_client_gone();
+            return Err(Closed);
+        }
+        let report = ExitReport {
+            termination: outcome.termination,
+            truncated: outcome.truncated,
+            timed_out: outcome.timed_out,
+        };
+        match self.dialect {
+            Dialect::Framed => {
+                let _ = self.session.handle_exit(report);
+                Ok(())
+            }
+            Dialect::Seed(_) => {
+                let mut body = output.stdout;
+                body.extend_from_slice(&output.stderr);
+                let _ = self.session.handle_seed_output(&body, report);
+                self.flush(&body)
+            }
+        }
+    }
+}
+
+/// Passes a framed command's output through the session to the client as it is produced.
+struct SessionSink<'s, 'h, 'c> {
+    host: &'s mut RequestHost<'h, 'c>,
+}
+
+impl OutputSink for SessionSink<'_, '_, '_> {
+    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
+        self.host
+            .session
+            .handle_output(stream, bytes)
+            .map_err(io::Error::other)?;
+        self.host.output.flush(&mut self.host.session, bytes)
+    }
+}
+
+/// Logs a command's end: how it ended, how long it ran, whether it was cut short.
+fn log_finished(peer: SocketAddr, command: &str, outcome: &RunOutcome, started: Instant) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (exit_code, signal) = match outcome.termination {
+        Termination::Exited(code) => (Some(code), None),
+        Termination::Signaled(signal) => (None, Some(signal)),
+    };
+    tracing::info!(
+        server = "shell",
+        peer = %peer,
+        command,
+        exit_code,
+        signal,
+        duration_ms,
+        timed_out = outcome.timed_out,
+        truncated = outcome.truncated,
+        client_gone = outcome.client_gone,
+        "command finished"
+    );
+}
