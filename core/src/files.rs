@@ -10,6 +10,13 @@ pub mod path;
 
 pub use path::{PathError, check_dir, check_path};
 
+mod server;
+
+pub use server::{
+    Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
+    PartialState, Received, StageKind, Staged, StatFound,
+};
+
 /// Parses an `"algorithm"` member; absent means XXH3.
 pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
     match text {

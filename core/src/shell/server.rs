@@ -118,8 +118,11 @@ enum Body {
 ///
 /// let mut command = [0u8; 64];
 /// let mut session = ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
-/// let request = b"\x1d\x00\x00\x00{\"op\":\"exec\",\"total_size\":5}uname";
-/// assert_eq!(session.handle_input(request), request.len());
+/// let header = br#"{"op":"exec","total_size":5}"#;
+/// let mut request = (header.len() as i32).to_le_bytes().to_vec();
+/// request.extend_from_slice(header);
+/// request.extend_from_slice(b"uname");
+/// assert_eq!(session.handle_input(&request), request.len());
 /// assert_eq!(session.poll_action(), Some(ShellAction::Run { command: "uname" }));
 /// session.handle_output(unstick_core::shell::OutputStream::Stdout, b"Linux\n").unwrap();
 /// let mut out = [0u8; 256];

@@ -28,8 +28,10 @@
 mod client;
 mod name;
 mod progress;
+mod request;
 mod server;
 mod staging;
+mod storage;
 mod transfer;
 mod tree;
 mod wire;

@@ -17,41 +17,7 @@ pub struct Dir {
     fd: OwnedFd,
 }
 
-/// What kind of entry a name refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link (never followed).
-    Symlink,
-    /// Anything else (FIFO, socket, device).
-    Other,
-}
-
-impl EntryKind {
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::File => "file",
-            EntryKind::Dir => "dir",
-            EntryKind::Symlink => "symlink",
-            EntryKind::Other => "other",
-        }
-    }
-}
-
-/// Size, time and kind of an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EntryMeta {
-    /// Kind of entry.
-    pub kind: EntryKind,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, seconds since the Unix epoch.
-    pub mtime: i64,
-}
+pub use unstick_core::files::{EntryKind, EntryMeta};
 
 fn cstring(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
@@ -172,7 +138,8 @@ impl Dir {
         }
     }
 
-    fn duplicate(&self) -> io::Result<Dir> {
+    /// Another handle of the same directory.
+    pub fn duplicate(&self) -> io::Result<Dir> {
         Ok(Dir {
             fd: self.fd.try_clone()?,
         })

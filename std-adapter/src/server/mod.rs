@@ -82,17 +82,7 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
-/// Compares a presented token with the expected one in time independent of where they differ.
-pub fn token_matches(expected: &str, presented: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), presented.as_bytes());
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0xff);
-        diff |= u64::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
-}
+pub use unstick_core::session::token_matches;
 
 /// A request's input: the bytes the lobby already received from the client, then the socket.
 /// Reads from the socket wait at most until `deadline`, when there is one (a `TimedOut` error
@@ -199,53 +189,6 @@ pub fn send_error<W: embedded_io::Write>(
     )
 }
 
-/// Whether a connection goes on after a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Next {
-    /// It waits for the next request.
-    Continue,
-    /// It closes.
-    Close,
-}
-
-/// A request a server turns down: the error frame's code and message, and whether the
-/// connection closes after it (when the stream is no longer at a frame boundary, or the token
-/// was wrong).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) code: ErrorCode,
-    pub(crate) message: String,
-    pub(crate) closes: bool,
-}
-
-impl Refusal {
-    /// A refusal after which the connection goes on.
-    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-            closes: false,
-        }
-    }
-
-    /// The same refusal, closing the connection.
-    pub(crate) fn closing(mut self) -> Refusal {
-        self.closes = true;
-        self
-    }
-
-    /// Logs the refusal of a request from `peer` to `server`.
-    pub(crate) fn log(&self, server: &str, peer: SocketAddr) {
-        tracing::warn!(
-            server,
-            peer = %peer,
-            code = %self.code,
-            reason = %self.message,
-            "refused"
-        );
-    }
-}
-
 /// Logs the refusal of a request from `peer` to `server`.
 pub(crate) fn log_refusal(
     server: &str,
@@ -310,13 +253,5 @@ mod tests {
             ("error", "bad_path")
         );
         assert_eq!(reply.message, message);
-    }
-
-    #[test]
-    fn tokens_match_only_exactly() {
-        assert!(token_matches("s3cret", "s3cret"));
-        for other in ["", "s3cre", "s3cret!", "S3cret", "s3creu"] {
-            assert!(!token_matches("s3cret", other), "{other:?}");
-        }
     }
 }

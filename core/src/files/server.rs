@@ -1,0 +1,1267 @@
+//! The file server's side of the protocol as a sans-IO session: which request is valid, what is
+//! refused and how, the order of replies, resume and digest decisions. The host owns the files.
+
+// A refusal travels inline (there is no allocator to box it into), once per request at most.
+#![allow(clippy::result_large_err)]
+
+use core::fmt;
+
+use super::path::{MAX_PATH_LEN, check_dir, check_path};
+use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
+use crate::session::{BoundedText, Outbox, Refusal, SessionError, Transmit, token_matches};
+use crate::{
+    Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
+    FrameDecoder, PLAIN_ENCODER, Profile,
+};
+
+/// Longest token compared, in bytes; a longer one is a wrong token.
+pub const TOKEN_CAP: usize = 512;
+
+/// Room for the frame heads and replies a session queues (a listing entry with a long escaped
+/// name, a refusal whose message is all escapes).
+const OUTBOX: usize = 4096;
+
+/// What a file server accepts: the rules a [`FileServerSession`] applies to every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRules<'a> {
+    /// The token every request must carry; `None` for none.
+    pub token: Option<&'a str>,
+    /// Largest file stored, in bytes (a resumed upload's offset counts).
+    pub max_file_size: u64,
+}
+
+/// What kind of entry a name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+impl EntryKind {
+    /// The name used on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Other => "other",
+        }
+    }
+}
+
+/// Kind, size and modification time of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Kind.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+/// What the host found for a `stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatFound {
+    /// The entry, when the name exists.
+    pub entry: Option<EntryMeta>,
+    /// Bytes held in the name's partial upload (0 when none).
+    pub partial_size: u64,
+}
+
+/// What became of a name's partial upload when the host tried to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartialState {
+    /// It was idle (left by an upload that broke off) and is gone.
+    Removed,
+    /// A running upload holds it; it stays.
+    InUse,
+    /// There is none.
+    Absent,
+}
+
+/// What the host did for a `delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deleted {
+    /// Whether an entry was at the name (and was removed).
+    pub entry_removed: bool,
+    /// What became of the name's partial upload.
+    pub partial: PartialState,
+}
+
+/// Where an upload's bytes go before they take the final name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    /// The name's resumable partial upload, emptied (or a temporary file when another upload
+    /// holds the partial).
+    Fresh,
+    /// The name's partial upload, to be continued: report its length.
+    Resume,
+    /// A temporary file that is never resumed (a seed upload).
+    Temporary,
+}
+
+/// What the host found when it staged an upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staged {
+    /// Staging is ready (a fresh or temporary file, or the locked partial of `len` bytes for a
+    /// [`StageKind::Resume`]).
+    Ready {
+        /// Bytes already in the staging file.
+        len: u64,
+    },
+    /// There is no partial upload of the name to resume.
+    NoPartial,
+    /// Another running upload holds the name's partial.
+    PartialBusy,
+}
+
+/// What the host should do next. Paths are checked ([`check_path`]) and relative to the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction<'s> {
+    /// Look up `path` and its partial upload; answer with
+    /// [`handle_stat`](FileServerSession::handle_stat).
+    Stat {
+        /// The name.
+        path: &'s str,
+    },
+    /// List the directory `path` (`None`: the root): one
+    /// [`handle_entry`](FileServerSession::handle_entry) per entry (hidden bookkeeping files
+    /// left out), then [`handle_done`](FileServerSession::handle_done).
+    List {
+        /// The directory.
+        path: Option<&'s str>,
+    },
+    /// Remove the entry at `path` (a file, a link itself or an empty directory) and the name's
+    /// idle partial upload; answer with [`handle_deleted`](FileServerSession::handle_deleted).
+    Delete {
+        /// The name.
+        path: &'s str,
+    },
+    /// Open the regular file at `path` for reading; answer with
+    /// [`handle_opened`](FileServerSession::handle_opened).
+    OpenFile {
+        /// The name.
+        path: &'s str,
+    },
+    /// Stage an upload of `path` (missing parent directories created; a name that is a
+    /// directory refused); answer with [`handle_staged`](FileServerSession::handle_staged).
+    Stage {
+        /// The final name.
+        path: &'s str,
+        /// Which staging file.
+        kind: StageKind,
+    },
+    /// Read `len` bytes from `offset` of the open file (a download, or the staging file whose
+    /// prefix is checked) and hand them over in chunks with
+    /// [`handle_file_data`](FileServerSession::handle_file_data).
+    ReadFile {
+        /// Where to start.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// Cut the staging file to `len` bytes and write on from there (a resume whose prefix
+    /// matched); then [`handle_done`](FileServerSession::handle_done).
+    Truncate {
+        /// The length kept.
+        len: u64,
+    },
+    /// Write this upload's body: the chunks come out of
+    /// [`handle_input`](FileServerSession::handle_input) as [`Received::Body`]; report a failed
+    /// write with [`handle_write_failed`](FileServerSession::handle_write_failed).
+    ReceiveBody,
+    /// Sync the staging file, rename it over `path`, sync the directory; then
+    /// [`handle_done`](FileServerSession::handle_done).
+    Commit {
+        /// The final name.
+        path: &'s str,
+    },
+    /// Leave the staging file for a resume (a torn upload, or a resume that asked for more
+    /// than it holds); then [`handle_done`](FileServerSession::handle_done). A staging file
+    /// not committed or kept is removed when its request ends.
+    KeepPartial,
+    /// Send what the outbox holds, then close the connection.
+    Close,
+}
+
+/// What [`FileServerSession::handle_input`] found in the bytes it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received<'i> {
+    /// Nothing for the host.
+    Nothing,
+    /// Upload bytes to write to the staging file, a slice of the input.
+    Body(&'i [u8]),
+}
+
+/// What the host logs of a request that went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completed {
+    /// An upload was committed.
+    Stored {
+        /// File size.
+        size: u64,
+        /// Bytes that were resumed rather than sent.
+        resumed_from: u64,
+        /// The whole file's digest; `None` for a seed upload whose header had no MD5.
+        digest: Option<Checksum>,
+        /// Whether this was a seed upload.
+        seed: bool,
+    },
+    /// A file was sent.
+    Sent {
+        /// File size.
+        size: u64,
+        /// Where the body started.
+        resumed_from: u64,
+        /// The whole file's digest.
+        digest: Checksum,
+    },
+    /// A directory was listed.
+    Listed {
+        /// Entries sent.
+        entries: u64,
+    },
+    /// A name was looked up.
+    Stat {
+        /// Whether it exists.
+        exists: bool,
+    },
+    /// A name was deleted.
+    Deleted,
+}
+
+/// The request in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Put,
+    SeedPut,
+    Get,
+    Ls,
+    Stat,
+    Delete,
+}
+
+/// Where a session is in the current request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for a request head.
+    Idle,
+    /// A request without a body is in; waiting for its frame to end.
+    AwaitingEnd,
+    /// The host acts; `action` says on what.
+    Acting(Step),
+    /// Upload bytes are coming.
+    Receiving,
+    /// The upload's body is in; waiting for the `done` trailer's head.
+    AwaitingTrailer,
+    /// The trailer head is in; waiting for its frame to end.
+    AwaitingTrailerEnd,
+    /// The connection is to be closed.
+    Closing,
+}
+
+/// What the host is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Stat,
+    List,
+    Delete,
+    Open,
+    /// Reading a download's prefix (hash only) or body (hash and send).
+    Read {
+        body: bool,
+    },
+    Stage,
+    /// Hashing a resumed upload's staged prefix.
+    CheckPrefix,
+    Truncate,
+    Commit,
+    Keep,
+}
+
+/// The server side of one file-protocol connection, sans-IO.
+///
+/// Feed it what the socket gives ([`handle_input`](Self::handle_input)); after every call,
+/// send what [`poll_transmit`](Self::poll_transmit) hands out until it returns `None`, then
+/// carry out [`poll_action`](Self::poll_action) and report its result with the `handle_*`
+/// call the action names.
+///
+/// ```
+/// use unstick_core::files::{FileAction, FileRules, FileServerSession, StatFound};
+/// use unstick_core::session::Transmit;
+///
+/// let rules = FileRules { token: None, max_file_size: 1 << 20 };
+/// let mut session = FileServerSession::<1024>::new(rules);
+/// let header = br#"{"op":"stat","path":"a.txt","total_size":0}"#;
+/// let mut request = (header.len() as i32).to_le_bytes().to_vec();
+/// request.extend_from_slice(header);
+/// let (used, _) = session.handle_input(&request);
+/// assert_eq!(used, request.len());
+/// session.handle_input(&[]); // the frame's end
+/// assert_eq!(session.poll_action(), Some(FileAction::Stat { path: "a.txt" }));
+/// session.handle_stat(Ok(StatFound { entry: None, partial_size: 0 })).unwrap();
+/// let mut out = [0u8; 256];
+/// let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else { unreachable!() };
+/// assert!(out[..n].ends_with(b"{\"op\":\"stat\",\"exists\":false,\"partial_size\":0,\"total_size\":0}"));
+/// assert_eq!(session.poll_action(), None); // ready for the next request
+/// ```
+#[derive(Debug)]
+pub struct FileServerSession<'a, const CAP: usize = 8192> {
+    rules: FileRules<'a>,
+    decoder: FrameDecoder<CAP>,
+    outbox: Outbox<OUTBOX>,
+    state: State,
+    op: Op,
+    /// The request's path (empty for the root of a listing).
+    path: heapless::String<MAX_PATH_LEN>,
+    algorithm: Algorithm,
+    offset: u64,
+    /// The client's digest of a resumed upload's prefix.
+    prefix: Option<Checksum>,
+    /// A download's size, or an upload's size once known.
+    size: u64,
+    /// A download's modification time.
+    mtime: i64,
+    /// The digest both ends agreed on, once known.
+    digest: Option<Checksum>,
+    /// A download's trailer goes out once its body has.
+    trailer_pending: bool,
+    /// The connection closes once the staging file is kept.
+    close_after: bool,
+    /// Bytes of the current read still to come from the host.
+    to_read: u64,
+    hasher: BodyHasher,
+    /// The MD5 a seed upload's header declared, when it is a digest.
+    seed_md5: Option<Checksum>,
+    entries: u64,
+    /// The refusal sent once the staging file is discarded.
+    pending: Option<Refusal>,
+    refusal: Option<Refusal>,
+    completed: Option<Completed>,
+    answered: u64,
+}
+
+impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
+    /// A session applying `rules`.
+    pub fn new(rules: FileRules<'a>) -> Self {
+        let profile = Profile::SEED.with_max_body_len(rules.max_file_size);
+        FileServerSession {
+            rules,
+            decoder: FrameDecoder::header_frames(profile),
+            outbox: Outbox::new(),
+            state: State::Idle,
+            op: Op::Stat,
+            path: heapless::String::new(),
+            algorithm: Algorithm::Xxh3,
+            offset: 0,
+            prefix: None,
+            size: 0,
+            mtime: 0,
+            digest: None,
+            trailer_pending: false,
+            close_after: false,
+            to_read: 0,
+            hasher: BodyHasher::new(Algorithms::NONE),
+            seed_md5: None,
+            entries: 0,
+            pending: None,
+            refusal: None,
+            completed: None,
+            answered: 0,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// The current (or last) request's path, for the host's log.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The refusal sent last, for the host's log; taking it leaves `None`.
+    pub fn take_refusal(&mut self) -> Option<Refusal> {
+        self.refusal.take()
+    }
+
+    /// The request that went through last, for the host's log; taking it leaves `None`.
+    pub fn take_completed(&mut self) -> Option<Completed> {
+        self.completed.take()
+    }
+
+    /// Whether the session is between requests with nothing left to send.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Idle && self.outbox.is_empty() && self.decoder.is_at_boundary()
+    }
+
+    /// The next bytes to send; see [`Outbox::poll_transmit`].
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        if let Some(transmit) = self.outbox.poll_transmit(out) {
+            return Some(transmit);
+        }
+        if self.trailer_pending {
+            self.trailer_pending = false;
+            self.send_download_trailer();
+            return self.outbox.poll_transmit(out);
+        }
+        None
+    }
+
+    /// What the host should do next; `None` while the session needs more input.
+    pub fn poll_action(&self) -> Option<FileAction<'_>> {
+        let path = self.path.as_str();
+        let action = match self.state {
+            State::Acting(step) => match step {
+                Step::Stat => FileAction::Stat { path },
+                Step::List => FileAction::List {
+                    path: (!path.is_empty()).then_some(path),
+                },
+                Step::Delete => FileAction::Delete { path },
+                Step::Open => FileAction::OpenFile { path },
+                Step::Read { body } => FileAction::ReadFile {
+                    offset: if body {
+                        self.size - self.to_read
+                    } else {
+                        self.offset - self.to_read
+                    },
+                    len: self.to_read,
+                },
+                Step::Stage => FileAction::Stage {
+                    path,
+                    kind: match (self.op, self.offset) {
+                        (Op::SeedPut, _) => StageKind::Temporary,
+                        (_, 0) => StageKind::Fresh,
+                        _ => StageKind::Resume,
+                    },
+                },
+                Step::CheckPrefix => FileAction::ReadFile {
+                    offset: self.offset - self.to_read,
+                    len: self.to_read,
+                },
+                Step::Truncate => FileAction::Truncate { len: self.offset },
+                Step::Commit => FileAction::Commit { path },
+                Step::Keep => FileAction::KeepPartial,
+            },
+            State::Receiving => FileAction::ReceiveBody,
+            State::Closing => FileAction::Close,
+            State::Idle
+            | State::AwaitingEnd
+            | State::AwaitingTrailer
+            | State::AwaitingTrailerEnd => return None,
+        };
+        Some(action)
+    }
+
+    /// Takes received bytes; returns how many it consumed and any upload bytes among them. It
+    /// stops early once it has something to send, an action for the host, or body bytes: send,
+    /// act or write, then feed it the rest.
+    pub fn handle_input<'i>(&mut self, input: &'i [u8]) -> (usize, Received<'i>) {
+        let mut used = 0;
+        loop {
+            let reading = matches!(
+                self.state,
+                State::Idle
+                    | State::AwaitingEnd
+                    | State::Receiving
+                    | State::AwaitingTrailer
+                    | State::AwaitingTrailerEnd
+            );
+            if !reading || !self.outbox.is_empty() {
+                return (used, Received::Nothing);
+            }
+            let (n, event) = match self.decoder.feed(&input[used..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.framing_failed(e);
+                    return (used, Received::Nothing);
+                }
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return (used, Received::Nothing),
+                Event::Head(info) => self.on_head(info.body_len, info.md5),
+                Event::Body(chunk) => {
+                    if self.state == State::Receiving {
+                        self.hasher.update(chunk);
+                        return (used, Received::Body(chunk));
+                    }
+                }
+                Event::End(_) => self.on_end(),
+            }
+        }
+    }
+
+    /// The connection ended, broke or went idle: nothing more comes. A torn upload is kept for
+    /// a resume.
+    pub fn handle_eof(&mut self) {
+        match self.state {
+            State::Receiving | State::AwaitingTrailer | State::AwaitingTrailerEnd
+                if self.op == Op::Put =>
+            {
+                self.pending = None;
+                self.close_after = true;
+                self.state = State::Acting(Step::Keep);
+            }
+            _ => self.state = State::Closing,
+        }
+    }
+
+    /// The result of [`FileAction::Stat`].
+    pub fn handle_stat(&mut self, found: Result<StatFound, Refusal>) -> Result<(), SessionError> {
+        self.expect(Step::Stat)?;
+        match found {
+            Err(refusal) => self.refuse(refusal),
+            Ok(found) => {
+                let reply = StatReply {
+                    op: FileOp::Stat,
+                    exists: found.entry.is_some(),
+                    kind: found.entry.map(|m| m.kind.as_str()),
+                    size: found.entry.map(|m| m.size),
+                    mtime: found.entry.map(|m| m.mtime),
+                    partial_size: found.partial_size,
+                };
+                self.completed = Some(Completed::Stat {
+                    exists: found.entry.is_some(),
+                });
+                self.reply(&reply);
+            }
+        }
+        Ok(())
+    }
+
+    /// One entry of a [`FileAction::List`]: `name` is one component, in escaped form (bytes
+    /// that are not UTF-8 as `\xNN`, backslashes doubled) when `escaped`.
+    pub fn handle_entry(
+        &mut self,
+        name: &str,
+        escaped: bool,
+        meta: EntryMeta,
+    ) -> Result<(), SessionError> {
+        self.expect(Step::List)?;
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        let entry = EntryReply {
+            op: FileOp::Entry,
+            name,
+            name_escaped: escaped.then_some(true),
+            kind: meta.kind.as_str(),
+            size: meta.size,
+            mtime: meta.mtime,
+        };
+        self.outbox
+            .push_frame(&PLAIN_ENCODER, &entry)
+            .map_err(|_| SessionError::OutboxFull)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// The result of [`FileAction::Delete`].
+    pub fn handle_deleted(
+        &mut self,
+        deleted: Result<Deleted, Refusal>,
+    ) -> Result<(), SessionError> {
+        self.expect(Step::Delete)?;
+        let path = Quoted(&self.path);
+        let deleted = match deleted {
+            Err(refusal) => return self.refuse_now(refusal),
+            Ok(deleted) => deleted,
+        };
+        match (deleted.entry_removed, deleted.partial) {
+            (true, _) | (false, PartialState::Removed) => {
+                self.completed = Some(Completed::Deleted);
+                self.reply(&Ack {
+                    op: FileOp::Deleted,
+                    count: None,
+                });
+                Ok(())
+            }
+            (false, PartialState::InUse) => {
+                let refusal = Refusal::new(
+                    ErrorCode::Busy,
+                    format_args!(
+                        "{path}: an upload to this name is in progress; try again once it ends"
+                    ),
+                );
+                self.refuse_now(refusal)
+            }
+            (false, PartialState::Absent) => self.refuse_now(Refusal::new(
+                ErrorCode::NotFound,
+                format_args!("{path}: no such file or directory"),
+            )),
+        }
+    }
+
+    /// The result of [`FileAction::OpenFile`]: the file's size and time.
+    pub fn handle_opened(
+        &mut self,
+        opened: Result<EntryMeta, Refusal>,
+    ) -> Result<(), SessionError> {
+        self.expect(Step::Open)?;
+        let meta = match opened {
+            Err(refusal) => return self.refuse_now(refusal),
+            Ok(meta) => meta,
+        };
+        if self.offset > meta.size {
+            let refusal = Refusal::new(
+                ErrorCode::BadRequest,
+                format_args!(
+                    "{}: resume offset {} is beyond the end of the file ({} bytes); download it again from the start",
+                    Quoted(&self.path),
+                    self.offset,
+                    meta.size
+                ),
+            );
+            return self.refuse_now(refusal);
+        }
+        self.size = meta.size;
+        self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
+        // The part the client already has is hashed too, so the trailer covers the whole file.
+        self.to_read = self.offset;
+        self.mtime = meta.mtime;
+        self.state = State::Acting(Step::Read { body: false });
+        self.after_read();
+        Ok(())
+    }
+}
+
+/// The request's fields a server reads, from any request header. Strings a request may carry
+/// are kept up to the protocol's limits; a longer one is refused precisely.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RequestView {
+    op: Option<BoundedText<16>>,
+    token: Option<BoundedText<TOKEN_CAP>>,
+    filename: Option<BoundedText<MAX_PATH_LEN>>,
+    path: Option<BoundedText<MAX_PATH_LEN>>,
+    offset: Option<u64>,
+    algorithm: Option<BoundedText<8>>,
+    prefix_xxh3: Option<BoundedText<32>>,
+    prefix_md5: Option<BoundedText<32>>,
+}
+
+/// The trailer's fields: `{"op":"done","file_xxh3"|"file_md5":...}`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct TrailerView {
+    op: Option<BoundedText<16>>,
+    file_xxh3: Option<BoundedText<32>>,
+    file_md5: Option<BoundedText<32>>,
+}
+
+fn digest_member(
+    algorithm: Algorithm,
+    xxh3: &Option<BoundedText<32>>,
+    md5: &Option<BoundedText<32>>,
+) -> Option<Checksum> {
+    let text = match algorithm {
+        Algorithm::Xxh3 => xxh3.as_ref(),
+        Algorithm::Md5 => md5.as_ref(),
+    }?;
+    Checksum::from_hex(algorithm, text.get()?.as_bytes())
+}
+
+/// Peer text in a message, with control characters escaped so that it cannot drive a terminal.
+struct Quoted<'t>(&'t str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<const CAP: usize> FileServerSession<'_, CAP> {
+    /// The result of [`FileAction::Stage`].
+    pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
+        self.expect(Step::Stage)?;
+        let path = Quoted(&self.path);
+        let refusal = match staged {
+            Err(refusal) => refusal,
+            Ok(Staged::NoPartial) => Refusal::new(
+                ErrorCode::PartialMismatch,
+                format_args!(
+                    "{path}: the server holds no partial upload of this name; upload from the start"
+                ),
+            ),
+            Ok(Staged::PartialBusy) => Refusal::new(
+                ErrorCode::Busy,
+                format_args!("{path}: another upload of this name is in progress"),
+            ),
+            Ok(Staged::Ready { len }) if self.offset > 0 && len < self.offset => {
+                // What there is stays for a later resume; the client asked for too much.
+                self.pending = Some(
+                    Refusal::new(
+                        ErrorCode::PartialMismatch,
+                        format_args!(
+                            "{path}: the server holds {len} bytes of this upload, fewer than the resume offset {}",
+                            self.offset
+                        ),
+                    )
+                    .closing(),
+                );
+                self.state = State::Acting(Step::Keep);
+                return Ok(());
+            }
+            Ok(Staged::Ready { .. }) if self.offset > 0 => {
+                self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
+                self.to_read = self.offset;
+                self.state = State::Acting(Step::CheckPrefix);
+                self.after_prefix_check();
+                return Ok(());
+            }
+            Ok(Staged::Ready { .. }) => {
+                self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
+                self.state = State::Receiving;
+                return Ok(());
+            }
+        };
+        self.refuse_now(refusal.closing())
+    }
+
+    /// A chunk of what a [`FileAction::ReadFile`] asked for, in order. During a download, send
+    /// it after the bytes the outbox then holds ([`Transmit::Body`]).
+    pub fn handle_file_data(&mut self, chunk: &[u8]) -> Result<(), SessionError> {
+        let body = match self.state {
+            State::Acting(Step::Read { body }) => body,
+            State::Acting(Step::CheckPrefix) => false,
+            _ => return Err(SessionError::OutOfOrder),
+        };
+        if chunk.len() as u64 > self.to_read {
+            return Err(SessionError::OutOfOrder);
+        }
+        if body && !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        self.hasher.update(chunk);
+        self.to_read -= chunk.len() as u64;
+        if body {
+            self.outbox.push_body(chunk.len());
+        }
+        match self.state {
+            State::Acting(Step::CheckPrefix) => self.after_prefix_check(),
+            _ => self.after_read(),
+        }
+        Ok(())
+    }
+
+    /// A [`FileAction::ReadFile`] failed (or the file ended early): `refusal` says why.
+    pub fn handle_read_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
+        match self.state {
+            // Before the download's head: the client can still be told.
+            State::Acting(Step::Read { body: false }) => self.refuse_now(refusal),
+            // Mid-body: a frame cannot be cut short, so the connection is.
+            State::Acting(Step::Read { body: true }) => {
+                self.refusal = Some(refusal);
+                self.state = State::Closing;
+                Ok(())
+            }
+            State::Acting(Step::CheckPrefix) => self.refuse_now(refusal.closing()),
+            _ => Err(SessionError::OutOfOrder),
+        }
+    }
+
+    /// Writing upload bytes to the staging file failed: `refusal` says why.
+    pub fn handle_write_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
+        if self.state != State::Receiving {
+            return Err(SessionError::OutOfOrder);
+        }
+        // The rest of the body is not read: the stream is out of step.
+        self.refuse_now(refusal.closing())
+    }
+
+    /// The result of an action that returns nothing: [`FileAction::List`] (after its entries),
+    /// [`FileAction::Truncate`], [`FileAction::Commit`], [`FileAction::KeepPartial`].
+    pub fn handle_done(&mut self, result: Result<(), Refusal>) -> Result<(), SessionError> {
+        let State::Acting(step) = self.state else {
+            return Err(SessionError::OutOfOrder);
+        };
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        match (step, result) {
+            (Step::List, Ok(())) => {
+                self.completed = Some(Completed::Listed {
+                    entries: self.entries,
+                });
+                self.reply(&Ack {
+                    op: FileOp::End,
+                    count: Some(self.entries),
+                });
+            }
+            // Entries may be out already: the error frame ends the listing instead of `end`.
+            (Step::List, Err(refusal)) => self.refuse(refusal),
+            (Step::Truncate, Ok(())) => self.state = State::Receiving,
+            (Step::Truncate, Err(refusal)) => self.refuse(refusal.closing()),
+            (Step::Commit, Ok(())) => self.stored(),
+            (Step::Commit, Err(refusal)) => self.refuse(refusal),
+            (Step::Keep, _) => match self.pending.take() {
+                Some(refusal) => self.refuse(refusal),
+                None => {
+                    self.finish_request();
+                    self.state = State::Closing;
+                }
+            },
+            _ => return Err(SessionError::OutOfOrder),
+        }
+        if self.close_after && self.state == State::Idle {
+            self.state = State::Closing;
+        }
+        Ok(())
+    }
+
+    fn expect(&self, step: Step) -> Result<(), SessionError> {
+        if self.state != State::Acting(step) {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        Ok(())
+    }
+
+    fn reset_request(&mut self) {
+        self.path.clear();
+        self.algorithm = Algorithm::Xxh3;
+        self.offset = 0;
+        self.prefix = None;
+        self.size = 0;
+        self.mtime = 0;
+        self.digest = None;
+        self.to_read = 0;
+        self.seed_md5 = None;
+        self.entries = 0;
+        self.pending = None;
+        self.close_after = false;
+    }
+
+    fn finish_request(&mut self) {
+        self.answered += 1;
+        self.state = State::Idle;
+    }
+
+    /// Queues a reply that ends the request.
+    fn reply<H: serde::Serialize>(&mut self, header: &H) {
+        let queued = self.outbox.push_frame(&PLAIN_ENCODER, header);
+        self.finish_request();
+        if queued.is_err() {
+            self.state = State::Closing;
+        }
+    }
+
+    /// Answers the request with `refusal` (an error frame) and ends it.
+    fn refuse(&mut self, refusal: Refusal) {
+        let queued = self.outbox.push_frame(
+            &PLAIN_ENCODER,
+            &ErrorFrame::new(refusal.code, &refusal.message),
+        );
+        let closes = refusal.closes || queued.is_err();
+        self.refusal = Some(refusal);
+        self.finish_request();
+        if closes {
+            self.state = State::Closing;
+        }
+    }
+
+    fn refuse_now(&mut self, refusal: Refusal) -> Result<(), SessionError> {
+        self.refuse(refusal);
+        Ok(())
+    }
+
+    /// Refuses a request whose head was just read: at once when it closes the connection,
+    /// else once its (empty) frame has ended, so that the stream stays in step.
+    fn refuse_head(&mut self, refusal: Refusal, has_body: bool) {
+        if has_body || refusal.closes {
+            self.refuse(refusal.closing_if(has_body));
+        } else {
+            self.pending = Some(refusal);
+            self.state = State::AwaitingEnd;
+        }
+    }
+
+    fn framing_failed(&mut self, e: DecodeError) {
+        let path = Quoted(&self.path);
+        let refusal = match e {
+            DecodeError::BodyTooLarge { .. } => Refusal::new(ErrorCode::TooLarge, e).closing(),
+            DecodeError::ChecksumMismatch { .. } if self.state == State::Receiving => {
+                // Read whole: a seed upload's stream is still in step; a put's trailer is not
+                // worth waiting for.
+                Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    format_args!("{path}: {e}; the previous file is untouched"),
+                )
+                .closing_if(self.op == Op::Put)
+            }
+            _ if self.op == Op::Put && self.state == State::AwaitingTrailer => {
+                // The body is whole and staged: keep it for a resume.
+                self.pending = Some(Refusal::new(ErrorCode::BadFrame, e).closing());
+                self.state = State::Acting(Step::Keep);
+                return;
+            }
+            _ => Refusal::new(ErrorCode::BadFrame, e).closing(),
+        };
+        self.refuse(refusal);
+    }
+
+    fn on_head(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
+        match self.state {
+            State::Idle => self.on_request(body_len, md5),
+            State::AwaitingTrailer => self.on_trailer(body_len),
+            // A frame's head comes only after the previous frame's end.
+            _ => self.refuse(Refusal::new(ErrorCode::BadFrame, "a frame out of order").closing()),
+        }
+    }
+
+    fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
+        self.reset_request();
+        let has_body = body_len > 0;
+        let view = match self.decoder.header::<RequestView>() {
+            Ok(view) => view,
+            Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
+        };
+        if let Some(expected) = self.rules.token {
+            let presented = view.token.as_ref().map_or(Some(""), BoundedText::get);
+            if !presented.is_some_and(|presented| token_matches(expected, presented)) {
+                let refusal = Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
+                );
+                return self.refuse_head(refusal, has_body);
+            }
+        }
+        let op = match (&view.op, &view.filename) {
+            (None, Some(filename)) => {
+                self.op = Op::SeedPut;
+                self.seed_md5 = md5.map(Checksum::Md5);
+                self.size = body_len;
+                let refusal = match self.take_path(Some(filename)) {
+                    Ok(()) => {
+                        self.state = State::Acting(Step::Stage);
+                        return;
+                    }
+                    Err(refusal) => refusal,
+                };
+                return self.refuse(refusal.closing());
+            }
+            (None, None) => {
+                let refusal = Refusal::new(
+                    ErrorCode::BadRequest,
+                    "the header has neither `op` nor the seed's `filename`",
+                );
+                return self.refuse_head(refusal, has_body);
+            }
+            (Some(op), _) => match op.get().map(str::parse::<FileOp>) {
+                Some(Ok(FileOp::Put)) => Op::Put,
+                Some(Ok(FileOp::Get)) => Op::Get,
+                Some(Ok(FileOp::Ls)) => Op::Ls,
+                Some(Ok(FileOp::Stat)) => Op::Stat,
+                Some(Ok(FileOp::Delete)) => Op::Delete,
+                _ => {
+                    let refusal = Refusal::new(
+                        ErrorCode::BadRequest,
+                        format_args!(
+                            "unknown op `{}`; expected put, get, ls, stat or delete",
+                            Quoted(op.get().unwrap_or("(too long)"))
+                        ),
+                    );
+                    return self.refuse_head(refusal, has_body);
+                }
+            },
+        };
+        self.op = op;
+        self.offset = view.offset.unwrap_or(0);
+        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
+            None => super::parse_algorithm(None),
+            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
+        };
+        if op == Op::Put {
+            let checked = self.check_put(&view, algorithm, body_len);
+            match checked {
+                Ok(()) => self.state = State::Acting(Step::Stage),
+                Err(refusal) => self.refuse(refusal.closing()),
+            }
+            return;
+        }
+        if has_body {
+            let name = match op {
+                Op::Get => "get",
+                Op::Ls => "ls",
+                Op::Stat => "stat",
+                _ => "delete",
+            };
+            let refusal = Refusal::new(
+                ErrorCode::BadRequest,
+                format_args!("`{name}` takes no body"),
+            );
+            return self.refuse(refusal.closing());
+        }
+        // Checked once the frame has ended, so that a refusal leaves the stream in step.
+        let checked = match op {
+            Op::Ls => {
+                let text = view.path.as_ref().map_or(Some(""), BoundedText::get);
+                match text.map(|t| (t, check_dir(t))) {
+                    Some((_, Ok(dir))) => {
+                        let _ = self.path.push_str(dir.unwrap_or(""));
+                        Ok(())
+                    }
+                    Some((text, Err(e))) => Err(bad_path(text, e)),
+                    None => Err(too_long_path()),
+                }
+            }
+            _ => self.take_path(view.path.as_ref()),
+        };
+        let checked = checked.and_then(|()| match (op, algorithm) {
+            (Op::Get, None) => Err(bad_algorithm()),
+            (_, Some(algorithm)) => {
+                self.algorithm = algorithm;
+                Ok(())
+            }
+            (_, None) => Ok(()),
+        });
+        if let Err(refusal) = checked {
+            self.pending = Some(refusal);
+        }
+        self.state = State::AwaitingEnd;
+    }
+
+    fn check_put(
+        &mut self,
+        view: &RequestView,
+        algorithm: Option<Algorithm>,
+        body_len: u64,
+    ) -> Result<(), Refusal> {
+        self.take_path(view.path.as_ref())?;
+        self.algorithm = algorithm.ok_or_else(bad_algorithm)?;
+        let max = self.rules.max_file_size;
+        match self.offset.checked_add(body_len) {
+            Some(total) if total <= max => self.size = total,
+            _ => {
+                return Err(Refusal::new(
+                    ErrorCode::TooLarge,
+                    format_args!(
+                        "{}: the file would exceed the server's limit of {max} bytes",
+                        Quoted(&self.path)
+                    ),
+                ));
+            }
+        }
+        if self.offset > 0 {
+            self.prefix = digest_member(self.algorithm, &view.prefix_xxh3, &view.prefix_md5);
+            if self.prefix.is_none() {
+                return Err(Refusal::new(
+                    ErrorCode::BadRequest,
+                    format_args!("a resumed put needs `prefix_{}`", self.algorithm.member()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and keeps the request's path.
+    fn take_path(&mut self, text: Option<&BoundedText<MAX_PATH_LEN>>) -> Result<(), Refusal> {
+        let text =
+            text.ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "the request has no `path`"))?;
+        let text = text.get().ok_or_else(too_long_path)?;
+        check_path(text).map_err(|e| bad_path(text, e))?;
+        self.path.clear();
+        let _ = self.path.push_str(text);
+        Ok(())
+    }
+
+    fn on_end(&mut self) {
+        match self.state {
+            State::AwaitingEnd => {
+                if let Some(refusal) = self.pending.take() {
+                    return self.refuse(refusal);
+                }
+                self.state = State::Acting(match self.op {
+                    Op::Get => Step::Open,
+                    Op::Ls => Step::List,
+                    Op::Stat => Step::Stat,
+                    _ => Step::Delete,
+                });
+            }
+            State::Receiving if self.op == Op::Put => self.state = State::AwaitingTrailer,
+            State::Receiving => {
+                self.digest = self.seed_md5;
+                self.state = State::Acting(Step::Commit);
+            }
+            State::AwaitingTrailerEnd => {
+                if let Some(refusal) = self.pending.take() {
+                    return self.refuse(refusal);
+                }
+                let actual = self.hasher.finish().get(self.algorithm);
+                if actual.is_none() || actual != self.digest {
+                    let refusal = Refusal::new(
+                        ErrorCode::ChecksumMismatch,
+                        format_args!(
+                            "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
+                            Quoted(&self.path),
+                            self.algorithm.member()
+                        ),
+                    );
+                    return self.refuse(refusal);
+                }
+                self.state = State::Acting(Step::Commit);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_trailer(&mut self, body_len: u64) {
+        let view = self.decoder.header::<TrailerView>().unwrap_or_default();
+        let is_done = view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
+        if !is_done || body_len != 0 {
+            let refusal = Refusal::new(
+                ErrorCode::BadFrame,
+                "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
+            );
+            return self.refuse(refusal.closing());
+        }
+        self.digest = digest_member(self.algorithm, &view.file_xxh3, &view.file_md5);
+        if self.digest.is_none() {
+            self.pending = Some(Refusal::new(
+                ErrorCode::BadRequest,
+                format_args!(
+                    "the trailer has no `file_{}` digest",
+                    self.algorithm.member()
+                ),
+            ));
+        }
+        self.state = State::AwaitingTrailerEnd;
+    }
+
+    /// Moves a download on once the requested bytes are read: from the prefix to the head and
+    /// body, from the body to the trailer.
+    fn after_read(&mut self) {
+        if self.to_read > 0 {
+            return;
+        }
+        match self.state {
+            State::Acting(Step::Read { body: false }) => {
+                let head = FileHead {
+                    op: FileOp::File,
+                    size: self.size,
+                    offset: self.offset,
+                    mtime: self.mtime,
+                };
+                let body_len = self.size - self.offset;
+                if self
+                    .outbox
+                    .push_head(&PLAIN_ENCODER, &head, body_len, None)
+                    .is_err()
+                {
+                    self.state = State::Closing;
+                    return;
+                }
+                self.to_read = body_len;
+                self.state = State::Acting(Step::Read { body: true });
+                if body_len == 0 {
+                    self.trailer_pending = true;
+                    self.state = State::Idle;
+                }
+            }
+            State::Acting(Step::Read { body: true }) => {
+                self.trailer_pending = true;
+                // The request ends once the trailer is out; nothing more is asked of the host.
+                self.state = State::Idle;
+            }
+            _ => {}
+        }
+    }
+
+    fn send_download_trailer(&mut self) {
+        let Some(digest) = self.hasher.finish().get(self.algorithm) else {
+            self.refuse(
+                Refusal::new(ErrorCode::StorageError, "digest unavailable in this build").closing(),
+            );
+            return;
+        };
+        let hex = digest.to_hex();
+        let trailer = DigestTrailer::new(FileOp::Done, self.algorithm, hex.as_str(), None);
+        self.completed = Some(Completed::Sent {
+            size: self.size,
+            resumed_from: self.offset,
+            digest,
+        });
+        self.reply(&trailer);
+    }
+
+    /// Moves a resumed upload on once its staged prefix is hashed.
+    fn after_prefix_check(&mut self) {
+        if self.to_read > 0 {
+            return;
+        }
+        let actual = self.hasher.clone().finish().get(self.algorithm);
+        if actual.is_some() && actual == self.prefix {
+            self.state = State::Acting(Step::Truncate);
+            return;
+        }
+        // Corrupted (or from another file): the staging file is removed with the request.
+        let refusal = Refusal::new(
+            ErrorCode::PartialMismatch,
+            format_args!(
+                "{}: the server's partial upload does not match the first {} bytes of the client's file; it was discarded, upload again from the start",
+                Quoted(&self.path),
+                self.offset
+            ),
+        );
+        self.refuse(refusal.closing());
+    }
+
+    fn stored(&mut self) {
+        self.completed = Some(Completed::Stored {
+            size: self.size,
+            resumed_from: self.offset,
+            digest: self.digest,
+            seed: self.op == Op::SeedPut,
+        });
+        match (self.op, self.digest) {
+            (Op::Put, Some(digest)) => {
+                let hex = digest.to_hex();
+                let reply = DigestTrailer::new(
+                    FileOp::Stored,
+                    self.algorithm,
+                    hex.as_str(),
+                    Some(self.size),
+                );
+                self.reply(&reply);
+            }
+            _ => self.reply(&Ack {
+                op: FileOp::Stored,
+                count: None,
+            }),
+        }
+    }
+}
+
+fn bad_path(text: &str, e: super::PathError) -> Refusal {
+    Refusal::new(ErrorCode::BadPath, format_args!("`{}`: {e}", Quoted(text)))
+}
+
+fn too_long_path() -> Refusal {
+    Refusal::new(ErrorCode::BadPath, super::PathError::TooLong)
+}
+
+fn bad_algorithm() -> Refusal {
+    Refusal::new(
+        ErrorCode::BadRequest,
+        "`algorithm` must be \"xxh3\" or \"md5\"",
+    )
+}

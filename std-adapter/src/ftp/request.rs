@@ -1,0 +1,497 @@
+//! Serving one request of a file-protocol connection: the core's [`FileServerSession`] decides
+//! what is valid, what is answered and what to do; this host carries it out on the root
+//! directory and the socket.
+
+// Results carry the core's `Refusal` inline, as the session takes them.
+#![allow(clippy::result_large_err)]
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use unstick_core::files::{
+    Completed, Deleted, EntryKind, FileAction, FileRules, FileServerSession, Received, StageKind,
+    Staged, StatFound,
+};
+use unstick_core::session::{Refusal, Transmit};
+use unstick_core::{Algorithm, Checksum, ErrorCode};
+
+use super::name::{RemotePath, name_text};
+use super::server::FileServer;
+use super::staging::Staging;
+use super::storage::storage_refusal;
+use super::tree::{file_meta, partial_name};
+use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+
+/// Room for the frame heads the session writes; any head fits.
+const TRANSMIT_BUFFER: usize = 4096;
+
+/// Serves the request at the start of `conn.received` and hands the connection back with what
+/// the client sent beyond it.
+pub(super) fn serve_request(
+    server: &FileServer,
+    mut conn: Connection<ClientKind>,
+) -> Handback<ClientKind> {
+    let config = server.config();
+    let idle = Some(config.lobby.idle_timeout);
+    let prepared = conn
+        .stream
+        .set_read_timeout(idle)
+        .and_then(|()| conn.stream.set_write_timeout(idle))
+        .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)));
+    let Ok((input_socket, output_socket)) = prepared else {
+        return Handback::Close(conn);
+    };
+    let rules = FileRules {
+        token: config.token.as_deref(),
+        max_file_size: config.max_file_size,
+    };
+    let buffer = config.buffer_size.max(64 * 1024);
+    let received = std::mem::take(&mut conn.received);
+    let mut host = RequestHost {
+        server,
+        peer: conn.peer,
+        session: FileServerSession::new(rules),
+        input: RequestStream::new(received, input_socket, None),
+        output: output_socket,
+        read_buf: vec![0u8; buffer],
+        unread: 0..0,
+        fed_empty: false,
+        transmit_buf: vec![0u8; TRANSMIT_BUFFER],
+        file_buf: Vec::new(),
+        open: None,
+        staging: None,
+        answered: 0,
+    };
+    let close = host.serve().is_err();
+    let mut rest = host.read_buf[host.unread.clone()].to_vec();
+    rest.extend_from_slice(host.input.unread());
+    drop(host);
+    conn.received = rest;
+    conn.requests += 1;
+    if close {
+        Handback::Close(conn)
+    } else {
+        Handback::Wait(conn)
+    }
+}
+
+/// The connection is to be closed.
+struct Closed;
+
+struct RequestHost<'s> {
+    server: &'s FileServer,
+    peer: SocketAddr,
+    session: FileServerSession<'s, HEADER_CAP>,
+    input: RequestStream,
+    output: TcpStream,
+    read_buf: Vec<u8>,
+    /// Bytes of `read_buf` read but not yet taken by the session.
+    unread: std::ops::Range<usize>,
+    /// The session was fed an empty slice since the last read (a frame's end needs no bytes).
+    fed_empty: bool,
+    transmit_buf: Vec<u8>,
+    /// File data on its way to the client, allocated on first use.
+    file_buf: Vec<u8>,
+    /// The file being downloaded.
+    open: Option<File>,
+    /// Where an upload's bytes go; removed when its request ends unless committed or kept.
+    staging: Option<Staging>,
+    answered: u64,
+}
+
+impl RequestHost<'_> {
+    fn serve(&mut self) -> Result<(), Closed> {
+        loop {
+            self.flush(&[])?;
+            let action = self.session.poll_action();
+            let Some(action) = action else {
+                if self.session.answered() > 0 && self.session.is_idle() {
+                    return Ok(());
+                }
+                self.read_more()?;
+                continue;
+            };
+            match action {
+                FileAction::Stat { path } => {
+                    let found = self.stat(&remote(path)?);
+                    self.done(|s| s.handle_stat(found))?;
+                }
+                FileAction::List { path } => {
+                    let path = path.map(remote).transpose()?;
+                    self.list(path.as_ref())?;
+                }
+                FileAction::Delete { path } => {
+                    let deleted = self.delete(&remote(path)?);
+                    self.done(|s| s.handle_deleted(deleted))?;
+                }
+                FileAction::OpenFile { path } => {
+                    let opened = self.open_file(&remote(path)?);
+                    self.done(|s| s.handle_opened(opened))?;
+                }
+                FileAction::ReadFile { offset, len } => self.read_file(offset, len)?,
+                FileAction::Stage { path, kind } => {
+                    let staged = self.stage(&remote(path)?, kind);
+                    self.done(|s| s.handle_staged(staged))?;
+                }
+                FileAction::Truncate { len } => {
+                    let cut = match self.staging.as_mut() {
+                        Some(staging) => staging.truncate(len),
+                        None => Err(io::Error::other("no upload is staged")),
+                    };
+                    let what = self.session.path().to_owned();
+                    let cut = cut.map_err(|e| storage_refusal(&e, &what));
+                    self.done(|s| s.handle_done(cut))?;
+                }
+                FileAction::ReceiveBody => self.read_more()?,
+                FileAction::Commit { path } => {
+                    let path = remote(path)?;
+                    let committed = match self.staging.take() {
+                        Some(staging) => staging.commit(path.file_name()),
+                        None => Err(io::Error::other("no upload is staged")),
+                    };
+                    let committed = committed.map_err(|e| storage_refusal(&e, path.as_str()));
+                    self.done(|s| s.handle_done(committed))?;
+                }
+                FileAction::KeepPartial => {
+                    if let Some(staging) = self.staging.as_mut() {
+                        staging.keep_for_resume();
+                    }
+                    self.done(|s| s.handle_done(Ok(())))?;
+                }
+                FileAction::Close => return Err(Closed),
+            }
+        }
+    }
+
+    /// Reports an action's result to the session. A result it does not take is a bug here,
+    /// answered by closing the connection.
+    fn done(
+        &mut self,
+        report: impl FnOnce(
+            &mut FileServerSession<'_, HEADER_CAP>,
+        ) -> Result<(), unstick_core::session::SessionError>,
+    ) -> Result<(), Closed> {
+        report(&mut self.session).map_err(|_| Closed)
+    }
+
+    /// Sends what the session has queued (`body` is the chunk the last call handed over), logs
+    /// what it refused or completed, and lets go of the files of a request that ended.
+    fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
+        let mut sent = Ok(());
+        while let Some(transmit) = self.session.poll_transmit(&mut self.transmit_buf) {
+            sent = match transmit {
+                Transmit::Bytes(n) => self.output.write_all(&self.transmit_buf[..n]),
+                Transmit::Body(n) => self.output.write_all(&body[..n.min(body.len())]),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+        if let Some(refusal) = self.session.take_refusal() {
+            log_refusal("ftp", self.peer, &refusal);
+        }
+        if let Some(completed) = self.session.take_completed() {
+            log_completed(self.peer, self.session.path(), completed);
+        }
+        if self.session.answered() != self.answered {
+            self.answered = self.session.answered();
+            self.staging = None;
+            self.open = None;
+        }
+        sent.map_err(|_| Closed)
+    }
+
+    /// Feeds the session what was read and not taken yet, or reads more. Upload bytes it hands
+    /// back are written to the staging file.
+    fn read_more(&mut self) -> Result<(), Closed> {
+        if self.unread.is_empty() {
+            if !self.fed_empty {
+                // A frame without a body ends without another byte.
+                self.fed_empty = true;
+                self.session.handle_input(&[]);
+                return Ok(());
+            }
+            match self.input.read(&mut self.read_buf) {
+                Ok(0) => self.session.handle_eof(),
+                Ok(n) => {
+                    self.unread = 0..n;
+                    self.fed_empty = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A timeout or a broken connection: a torn upload is kept for resume.
+                Err(_) => self.session.handle_eof(),
+            }
+            return Ok(());
+        }
+        let (used, received) = self
+            .session
+            .handle_input(&self.read_buf[self.unread.clone()]);
+        self.unread.start += used;
+        if let Received::Body(chunk) = received {
+            let written = match self.staging.as_mut() {
+                Some(staging) => staging.file.write_all(chunk),
+                None => Err(io::Error::other("no upload is staged")),
+            };
+            if let Err(e) = written {
+                let refusal = storage_refusal(&e, self.session.path());
+                self.session
+                    .handle_write_failed(refusal)
+                    .map_err(|_| Closed)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_file(&mut self, offset: u64, len: u64) -> Result<(), Closed> {
+        let buffer = self.server.config().buffer_size.max(64 * 1024);
+        if self.file_buf.len() < buffer {
+            self.file_buf.resize(buffer, 0);
+        }
+        let file = match (self.open.as_mut(), self.staging.as_mut()) {
+            (Some(file), _) => Some(file),
+            (None, Some(staging)) => Some(&mut staging.file),
+            (None, None) => None,
+        };
+        let want = self
+            .file_buf
+            .len()
+            .min(usize::try_from(len).unwrap_or(usize::MAX));
+        let read = match file {
+            Some(file) => read_at(file, offset, &mut self.file_buf[..want]),
+            None => Err(io::Error::other("no file is open")),
+        };
+        match read {
+            Ok(n) if n > 0 => {
+                self.session
+                    .handle_file_data(&self.file_buf[..n])
+                    .map_err(|_| Closed)?;
+                let chunk = std::mem::take(&mut self.file_buf);
+                let sent = self.flush(&chunk[..n]);
+                self.file_buf = chunk;
+                sent
+            }
+            Ok(_) => {
+                let refusal = Refusal::new(
+                    ErrorCode::StorageError,
+                    format_args!(
+                        "{}: the file became shorter while it was read",
+                        self.session.path()
+                    ),
+                );
+                self.done(|s| s.handle_read_failed(refusal))
+            }
+            Err(e) => {
+                let refusal = storage_refusal(&e, self.session.path());
+                self.done(|s| s.handle_read_failed(refusal))
+            }
+        }
+    }
+
+    fn stat(&self, path: &RemotePath) -> Result<StatFound, Refusal> {
+        let name = path.file_name();
+        match self.server.root().walk_to_parent(path, false) {
+            Ok(dir) => {
+                let entry = dir
+                    .stat(name)
+                    .map_err(|e| storage_refusal(&e, path.as_str()))?;
+                let partial_size = dir
+                    .stat(&partial_name(name))
+                    .ok()
+                    .flatten()
+                    .map_or(0, |m| m.size);
+                Ok(StatFound {
+                    entry,
+                    partial_size,
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(StatFound {
+                entry: None,
+                partial_size: 0,
+            }),
+            Err(e) => Err(storage_refusal(&e, path.as_str())),
+        }
+    }
+
+    fn list(&mut self, path: Option<&RemotePath>) -> Result<(), Closed> {
+        let text = path.map_or("", RemotePath::as_str).to_owned();
+        let dir = match self.server.root().walk_to_dir(path) {
+            Ok(dir) => dir,
+            Err(e) => {
+                let refusal = storage_refusal(&e, &text);
+                return self.done(|s| s.handle_done(Err(refusal)));
+            }
+        };
+        let mut send_failed = false;
+        let listed = dir.for_each_entry(|name, meta| {
+            let (name, escaped) = name_text(name);
+            let sent = self
+                .session
+                .handle_entry(&name, escaped, meta)
+                .map_err(|_| Closed)
+                .and_then(|()| self.flush(&[]));
+            if sent.is_err() {
+                send_failed = true;
+                return Err(io::Error::other("client went away"));
+            }
+            Ok(())
+        });
+        if send_failed {
+            return Err(Closed);
+        }
+        let listed = listed.map_err(|e| storage_refusal(&e, &text));
+        self.done(|s| s.handle_done(listed))
+    }
+
+    fn delete(&self, path: &RemotePath) -> Result<Deleted, Refusal> {
+        let name = path.file_name();
+        let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
+        let dir = self
+            .server
+            .root()
+            .walk_to_parent(path, false)
+            .map_err(refuse)?;
+        let meta = dir.stat(name).map_err(refuse)?;
+        if let Some(meta) = meta {
+            dir.unlink(name, meta.kind == EntryKind::Dir)
+                .map_err(refuse)?;
+        }
+        // The partial upload of the name goes too (it is all there is of an upload that broke
+        // off), unless a running upload holds it: that upload owns the name.
+        let partial = Staging::discard_idle_partial(&dir, name);
+        let _ = dir.sync();
+        Ok(Deleted {
+            entry_removed: meta.is_some(),
+            partial,
+        })
+    }
+
+    fn open_file(&mut self, path: &RemotePath) -> Result<unstick_core::files::EntryMeta, Refusal> {
+        let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
+        let dir = self
+            .server
+            .root()
+            .walk_to_parent(path, false)
+            .map_err(refuse)?;
+        let file = dir.open_file(path.file_name()).map_err(refuse)?;
+        let meta = file_meta(&file).map_err(refuse)?;
+        self.open = Some(file);
+        Ok(meta)
+    }
+
+    /// Stages an upload of `path`: its directory (missing parents created; a name that is a
+    /// directory refused before the body is read), then the staging file.
+    fn stage(&mut self, path: &RemotePath, kind: StageKind) -> Result<Staged, Refusal> {
+        let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
+        let dir = self
+            .server
+            .root()
+            .walk_to_parent(path, true)
+            .map_err(refuse)?;
+        let name = path.file_name();
+        if let Ok(Some(meta)) = dir.stat(name)
+            && meta.kind == EntryKind::Dir
+        {
+            return Err(Refusal::new(
+                ErrorCode::BadPath,
+                format_args!("{}: is a directory; give a file name", path.as_str()),
+            ));
+        }
+        let staging = match kind {
+            StageKind::Fresh => Staging::fresh(dir, name).map_err(refuse)?,
+            StageKind::Temporary => Staging::temporary(dir).map_err(refuse)?,
+            StageKind::Resume => match Staging::partial(&dir, name) {
+                Ok(Some(staging)) => staging,
+                Ok(None) => return Ok(Staged::PartialBusy),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Staged::NoPartial),
+                Err(e) => return Err(refuse(e)),
+            },
+        };
+        let len = staging.len().map_err(refuse)?;
+        self.staging = Some(staging);
+        Ok(Staged::Ready { len })
+    }
+}
+
+/// A path the session has checked, as the file tree takes it. The session checks with the
+/// same rules, so a failure here would be a bug, answered by closing the connection.
+fn remote(path: &str) -> Result<RemotePath, Closed> {
+    RemotePath::parse(path).map_err(|_| Closed)
+}
+
+/// Reads up to `buf.len()` bytes at `offset`.
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    file.seek(SeekFrom::Start(offset))?;
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Logs a request that went through.
+fn log_completed(peer: SocketAddr, path: &str, completed: Completed) {
+    match completed {
+        Completed::Stored {
+            size,
+            resumed_from,
+            digest,
+            seed: false,
+        } => log_digest(peer, "file stored", path, size, resumed_from, digest),
+        Completed::Stored {
+            size,
+            digest,
+            seed: true,
+            ..
+        } => {
+            let md5 = digest.map(|d| d.to_hex());
+            tracing::info!(
+                server = "ftp",
+                peer = %peer,
+                path,
+                size,
+                md5 = md5.as_ref().map(|h| h.as_str()),
+                verified = md5.is_some(),
+                seed_upload = true,
+                "file stored"
+            );
+        }
+        Completed::Sent {
+            size,
+            resumed_from,
+            digest,
+        } => log_digest(peer, "file sent", path, size, resumed_from, Some(digest)),
+        Completed::Listed { entries } => {
+            tracing::info!(server = "ftp", peer = %peer, path, entries, "listed");
+        }
+        Completed::Stat { exists } => {
+            tracing::info!(server = "ftp", peer = %peer, path, exists, "stat");
+        }
+        Completed::Deleted => tracing::info!(server = "ftp", peer = %peer, path, "file deleted"),
+    }
+}
+
+/// Logs a transfer with its digest (one field named for the algorithm: `xxh3=` or `md5=`).
+fn log_digest(
+    peer: SocketAddr,
+    event: &str,
+    path: &str,
+    size: u64,
+    resumed_from: u64,
+    digest: Option<Checksum>,
+) {
+    let Some(digest) = digest else {
+        return;
+    };
+    let hex = digest.to_hex();
+    let hex = hex.as_str();
+    match digest.algorithm() {
+        Algorithm::Xxh3 => {
+            tracing::info!(server = "ftp", peer = %peer, path, size, resumed_from, xxh3 = hex, "{event}")
+        }
+        Algorithm::Md5 => {
+            tracing::info!(server = "ftp", peer = %peer, path, size, resumed_from, md5 = hex, "{event}")
+        }
+    }
+}
