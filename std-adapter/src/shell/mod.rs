@@ -16,7 +16,10 @@
 //!   format chosen), then one request at a time by a `framed_session` (streamed
 //!   `stdout`/`stderr` frames and an `exit` frame) or a `seed_session` (one reply per command).
 //! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
-//!   Python servers.
+//!   Python servers, each a socket around `unstick-core`'s sans-IO session
+//!   ([`ShellClientSession`](unstick_core::shell::ShellClientSession),
+//!   [`SeedClientSession`](unstick_core::shell::SeedClientSession)), which makes the protocol's
+//!   decisions; reconnecting stays here.
 //!
 //! The protocol is described in `docs/PROTOCOL.md` (section "Remote shell").
 //!
