@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Algorithm, HeaderFrameEncoder, Profile};
 
+mod client;
+pub use client::{
+    CODE_CAP, ExecError, RefusalCode, SeedClientSession, SeedReply, ShellClientSession,
+    ShellProtocolError, ShellReply,
+};
+
 pub use crate::ShellOp;
 
 mod server;

@@ -1,17 +1,23 @@
 //! Clients: [`ShellClient`] speaks the framed protocol to an unstick shell server;
 //! [`LegacyShellClient`] speaks the seed's protocol (raw command out, one JSON-header frame in)
 //! to the seed's Python servers.
+//!
+//! Both are hosts of `unstick-core`'s sans-IO sessions ([`ShellClientSession`],
+//! [`SeedClientSession`]), which make every protocol decision: what a request looks like, which
+//! replies are valid and which one ends a command, what a refusal says, whether a seed reply's
+//! MD5 holds. What stays here is the socket: blocking reads and writes, and reconnecting when
+//! the server has closed an idle connection.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
-use embedded_io_adapters::std::FromStd;
-use unstick_core::blocking::{FrameReader, write_frame};
-use unstick_core::{ErrorFrame, Event, FrameDecoder, Profile, ReadError, WriteError};
+use unstick_core::session::Transmit;
+use unstick_core::shell::{
+    ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
+};
 
-use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink, OutputStream, Termination};
-use super::wire::{self, ExecRequest, ExitHeader, ReplyOp, ShellOp};
+use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
 
 pub use unstick_core::shell::ExitReport;
@@ -82,22 +88,10 @@ impl std::error::Error for ShellClientError {
     }
 }
 
-impl From<ReadError<io::Error>> for ShellClientError {
-    fn from(e: ReadError<io::Error>) -> Self {
+impl From<ShellProtocolError> for ShellClientError {
+    fn from(e: ShellProtocolError) -> Self {
         match e {
-            ReadError::Io(e) => ShellClientError::Io(e),
-            ReadError::Decode(unstick_core::DecodeError::UnexpectedEof { .. }) => {
-                ShellClientError::ConnectionClosed
-            }
-            other => ShellClientError::Protocol(other.to_string()),
-        }
-    }
-}
-
-impl<S: fmt::Debug> From<WriteError<io::Error, S>> for ShellClientError {
-    fn from(e: WriteError<io::Error, S>) -> Self {
-        match e {
-            WriteError::Io(e) => ShellClientError::Io(e),
+            ShellProtocolError::ConnectionClosed => ShellClientError::ConnectionClosed,
             other => ShellClientError::Protocol(other.to_string()),
         }
     }
@@ -126,31 +120,53 @@ fn server_has_closed(stream: &TcpStream) -> bool {
     closed || stream.set_nonblocking(false).is_err()
 }
 
+/// Reads what the server sent into `buf`; 0 at the end of the stream.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, ShellClientError> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => return result.map_err(ShellClientError::Io),
+        }
+    }
+}
+
+/// Sends what a session asks for: its bytes from `scratch`, the body from `body`. Gathered into
+/// `out` and written at once, so a request leaves in as few segments as it fits.
+fn send_transmits(
+    stream: &mut TcpStream,
+    mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ShellClientError> {
+    let mut scratch = [0u8; 1024];
+    out.clear();
+    while let Some(transmit) = poll(&mut scratch) {
+        match transmit {
+            Transmit::Bytes(n) => out.extend_from_slice(&scratch[..n]),
+            Transmit::Body(n) => out.extend_from_slice(&body[..n.min(body.len())]),
+        }
+    }
+    stream.write_all(out).map_err(ShellClientError::Io)
+}
+
 /// A connection to an unstick shell server; runs any number of commands, one at a time.
 pub struct ShellClient {
-    stream: FromStd<TcpStream>,
+    stream: TcpStream,
     /// Where to reconnect when the server has closed a connection that waited too long.
     addr: Option<String>,
     token: Option<String>,
+    session: Box<ShellClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
-    head: Vec<u8>,
+    send_buf: Vec<u8>,
 }
 
 impl fmt::Debug for ShellClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShellClient")
-            .field("peer", &self.stream.inner().peer_addr().ok())
+            .field("peer", &self.stream.peer_addr().ok())
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .finish()
     }
-}
-
-/// What the reply frame being read is.
-enum Reply {
-    Pending,
-    Output(OutputStream),
-    Exit(ExitReport),
-    Refused(ErrorFrame<String>),
 }
 
 impl ShellClient {
@@ -168,11 +184,12 @@ impl ShellClient {
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream, token: Option<String>) -> ShellClient {
         ShellClient {
-            stream: FromStd::new(stream),
+            stream,
             addr: None,
             token,
+            session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
-            head: vec![0u8; 1024],
+            send_buf: Vec::new(),
         }
     }
 
@@ -183,108 +200,73 @@ impl ShellClient {
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
         if let Some(addr) = &self.addr
-            && server_has_closed(self.stream.inner())
+            && server_has_closed(&self.stream)
         {
-            self.stream = FromStd::new(connect(addr)?);
+            self.stream = connect(addr)?;
+            self.session.reset();
         }
-        match self.send_request(command) {
+        // An earlier command that failed midway left its reply unread: start afresh.
+        if !self.session.is_idle() {
+            self.session.reset();
+        }
+        self.session
+            .exec(command, self.token.as_deref())
+            .map_err(|e| match e {
+                // A token too long for any request header: nothing was sent.
+                ExecError::HeadTooLarge { .. } => {
+                    ShellClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e))
+                }
+                other => ShellClientError::Io(io::Error::other(other)),
+            })?;
+        let session = &mut self.session;
+        let sent = send_transmits(
+            &mut self.stream,
+            |buf| session.poll_transmit(buf),
+            command.as_bytes(),
+            &mut self.send_buf,
+        );
+        match sent {
             Ok(()) => self.read_reply(sink),
             // A server refuses a bad token on the header alone and closes without reading the
-            // rest; its error frame says why better than the broken pipe does. (Only a broken
-            // connection is worth reading: after a local failure no reply is coming.)
-            Err(broken @ ShellClientError::Io(_)) => {
-                Err(match self.read_reply(&mut CapturedOutput::default()) {
-                    Err(refusal @ ShellClientError::Server { .. }) => refusal,
-                    _ => broken,
-                })
-            }
-            Err(failed) => Err(failed),
+            // rest; its error frame says why better than the broken pipe does.
+            Err(broken) => Err(match self.read_reply(&mut CapturedOutput::default()) {
+                Err(refusal @ ShellClientError::Server { .. }) => refusal,
+                _ => broken,
+            }),
         }
     }
 
-    /// Reads one command's replies: output frames to `sink`, up to the exit or error frame.
+    /// Reads one command's replies: output to `sink`, up to the exit or error frame.
     fn read_reply(&mut self, sink: &mut dyn OutputSink) -> Result<ExitReport, ShellClientError> {
-        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
-        let mut reader = FrameReader::new(&mut self.stream, decoder, &mut self.read_buf);
-        let mut reply = Reply::Pending;
+        let (mut start, mut end) = (0, 0);
         loop {
-            match reader.next_event()? {
-                None => return Err(ShellClientError::ConnectionClosed),
-                Some(Event::Head(_)) => reply = read_reply_header(reader.decoder())?,
-                Some(Event::Body(chunk)) => {
-                    if let Reply::Output(stream) = reply {
-                        sink.write_output(stream, chunk)
-                            .map_err(ShellClientError::Output)?;
+            let (used, reply) = self.session.handle_input(&self.read_buf[start..end])?;
+            start += used;
+            match reply {
+                Some(ShellReply::Output { stream, bytes }) => sink
+                    .write_output(stream, bytes)
+                    .map_err(ShellClientError::Output)?,
+                Some(ShellReply::Exit(report)) => return Ok(report),
+                Some(ShellReply::Refused { code, message }) => {
+                    return Err(ShellClientError::Server {
+                        code: code.to_string(),
+                        message: message
+                            .get()
+                            .unwrap_or("(an explanation too long to keep)")
+                            .to_string(),
+                    });
+                }
+                // All the input was taken: read more.
+                None => {
+                    (start, end) = (0, read_some(&mut self.stream, &mut self.read_buf)?);
+                    if end == 0 {
+                        self.session.handle_eof()?;
+                        return Err(ShellClientError::ConnectionClosed);
                     }
                 }
-                Some(Event::End(_)) => match reply {
-                    Reply::Exit(report) => return Ok(report),
-                    Reply::Refused(ErrorFrame { code, message }) => {
-                        return Err(ShellClientError::Server { code, message });
-                    }
-                    Reply::Pending | Reply::Output(_) => {}
-                },
-                Some(Event::NeedMore) => {}
             }
         }
     }
-
-    fn send_request(&mut self, command: &str) -> Result<(), ShellClientError> {
-        let request = ExecRequest {
-            op: ShellOp::Exec,
-            token: self.token.as_deref(),
-        };
-        // A byte of the token takes at most six in JSON (a control character as `\u001f`).
-        let needed = command.len() + self.token.as_ref().map_or(0, String::len) * 6 + 256;
-        if self.head.len() < needed {
-            self.head.resize(needed, 0);
-        }
-        write_frame(
-            &mut self.stream,
-            &wire::PLAIN_ENCODER,
-            &request,
-            command.as_bytes(),
-            &mut self.head,
-        )?;
-        Ok(())
-    }
-}
-
-/// Reads which reply a frame is from its header.
-fn read_reply_header(decoder: &mut FrameDecoder<HEADER_CAP>) -> Result<Reply, ShellClientError> {
-    let shape = |e: unstick_core::HeaderError| ShellClientError::Protocol(e.to_string());
-    let ReplyOp { op } = decoder.header().map_err(shape)?;
-    Ok(match op {
-        ShellOp::Stdout => Reply::Output(OutputStream::Stdout),
-        ShellOp::Stderr => Reply::Output(OutputStream::Stderr),
-        ShellOp::Exit => {
-            let exit: ExitHeader = decoder.header().map_err(shape)?;
-            Reply::Exit(exit_report(&exit)?)
-        }
-        ShellOp::Error => Reply::Refused(decoder.header().map_err(shape)?),
-        ShellOp::Exec => {
-            return Err(ShellClientError::Protocol(
-                "a request (\"op\":\"exec\") where a reply was expected".into(),
-            ));
-        }
-    })
-}
-
-fn exit_report(exit: &ExitHeader) -> Result<ExitReport, ShellClientError> {
-    let termination = match (exit.code, exit.signal) {
-        (Some(code), None) => Termination::Exited(code),
-        (None, Some(signal)) => Termination::Signaled(signal),
-        _ => {
-            return Err(ShellClientError::Protocol(
-                "exit frame needs exactly one of \"code\" and \"signal\"".into(),
-            ));
-        }
-    };
-    Ok(ExitReport {
-        termination,
-        truncated: exit.truncated,
-        timed_out: exit.timed_out,
-    })
 }
 
 /// A connection to a seed-style Python shell server: sends the command as raw text and reads
@@ -292,14 +274,16 @@ fn exit_report(exit: &ExitHeader) -> Result<ExitReport, ShellClientError> {
 /// stdout and stderr together). A real `"md5"` in the header is verified; the seed's placeholder
 /// is accepted.
 pub struct LegacyShellClient {
-    stream: FromStd<TcpStream>,
+    stream: TcpStream,
+    session: Box<SeedClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
+    send_buf: Vec<u8>,
 }
 
 impl fmt::Debug for LegacyShellClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LegacyShellClient")
-            .field("peer", &self.stream.inner().peer_addr().ok())
+            .field("peer", &self.stream.peer_addr().ok())
             .finish()
     }
 }
@@ -313,31 +297,51 @@ impl LegacyShellClient {
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream) -> LegacyShellClient {
         LegacyShellClient {
-            stream: FromStd::new(stream),
+            stream,
+            session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK],
+            send_buf: Vec::new(),
         }
     }
 
     /// Runs `command` and writes the output to `out`. An empty command is not sent (the seed's
     /// server would wait for it forever). The seed's server reads at most 1024 bytes per command.
     pub fn exec(&mut self, command: &str, out: &mut dyn Write) -> Result<(), ShellClientError> {
-        if command.is_empty() {
+        // An earlier command that failed midway left its reply unread: start afresh.
+        if !self.session.is_idle() {
+            self.session.reset();
+        }
+        self.session
+            .send(command)
+            .map_err(|e| ShellClientError::Io(io::Error::other(e)))?;
+        if self.session.is_idle() {
             return Ok(());
         }
-        self.stream
-            .inner_mut()
-            .write_all(command.as_bytes())
-            .map_err(ShellClientError::Io)?;
-        let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
-        let mut reader = FrameReader::new(&mut self.stream, decoder, &mut self.read_buf);
+        let session = &mut self.session;
+        send_transmits(
+            &mut self.stream,
+            |buf| session.poll_transmit(buf),
+            command.as_bytes(),
+            &mut self.send_buf,
+        )?;
+        let (mut start, mut end) = (0, 0);
         loop {
-            match reader.next_event()? {
-                None => return Err(ShellClientError::ConnectionClosed),
-                Some(Event::Body(chunk)) => {
-                    out.write_all(chunk).map_err(ShellClientError::Output)?;
+            let (used, reply) = self.session.handle_input(&self.read_buf[start..end])?;
+            start += used;
+            match reply {
+                Some(SeedReply::Output(bytes)) => {
+                    out.write_all(bytes).map_err(ShellClientError::Output)?;
                 }
-                Some(Event::End(_)) => return out.flush().map_err(ShellClientError::Output),
-                Some(Event::Head(_) | Event::NeedMore) => {}
+                Some(SeedReply::End { .. }) => {
+                    return out.flush().map_err(ShellClientError::Output);
+                }
+                None => {
+                    (start, end) = (0, read_some(&mut self.stream, &mut self.read_buf)?);
+                    if end == 0 {
+                        self.session.handle_eof()?;
+                        return Err(ShellClientError::ConnectionClosed);
+                    }
+                }
             }
         }
     }

@@ -18,7 +18,10 @@
 //!   is valid and what is answered (streamed `stdout`/`stderr` frames and an `exit` frame, or
 //!   one reply per seed command); the host reads the socket and runs the command.
 //! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
-//!   Python servers.
+//!   Python servers, each a socket around `unstick-core`'s sans-IO session
+//!   ([`ShellClientSession`](unstick_core::shell::ShellClientSession),
+//!   [`SeedClientSession`](unstick_core::shell::SeedClientSession)), which makes the protocol's
+//!   decisions; reconnecting stays here.
 //!
 //! The protocol is described in `docs/PROTOCOL.md` (section "Remote shell").
 //!

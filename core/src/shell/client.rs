@@ -1,0 +1,1271 @@
+//! The remote shell's client side as sans-IO sessions: [`ShellClientSession`] speaks the framed
+//! protocol to an unstick shell server, [`SeedClientSession`] the seed's protocol (raw command
+//! out, one JSON-header frame in) to the seed's Python servers.
+//!
+//! A session decides everything the protocol decides: what a request looks like on the wire,
+//! which reply frames are valid, which one ends a command, what a refusal says, whether a
+//! seed reply's MD5 holds. Its host keeps the socket: it sends what
+//! [`poll_transmit`](ShellClientSession::poll_transmit) asks for, feeds what it reads to
+//! [`handle_input`](ShellClientSession::handle_input), and reports the end of the stream with
+//! [`handle_eof`](ShellClientSession::handle_eof). Reconnecting is the host's business too: it
+//! calls [`reset`](ShellClientSession::reset) for a new connection.
+
+use core::fmt;
+
+use serde::Deserialize;
+
+use super::{ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
+use crate::session::{BoundedText, MESSAGE_CAP, Outbox, SessionError, Transmit};
+use crate::{DecodeError, ErrorCode, Event, FrameDecoder, HeaderError, PLAIN_ENCODER, Profile};
+use crate::{FrameEnd, Verdict};
+
+/// Longest error code a [`RefusalCode::Unknown`] keeps, in bytes (every code this build knows
+/// is far shorter).
+pub const CODE_CAP: usize = 64;
+
+/// The code of a refusal, as the server's error frame gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefusalCode {
+    /// A code this build knows.
+    Known(ErrorCode),
+    /// A code this build does not know (a newer server's), kept as its wire string.
+    Unknown(BoundedText<CODE_CAP>),
+}
+
+impl RefusalCode {
+    fn from_wire(code: &BoundedText<CODE_CAP>) -> RefusalCode {
+        match code.get().map(str::parse::<ErrorCode>) {
+            Some(Ok(known)) => RefusalCode::Known(known),
+            _ => RefusalCode::Unknown(code.clone()),
+        }
+    }
+
+    /// The code's wire string; `None` for an unknown code longer than [`CODE_CAP`] bytes.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            RefusalCode::Known(code) => Some(code.as_str()),
+            RefusalCode::Unknown(text) => text.get(),
+        }
+    }
+}
+
+impl fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            self.as_str()
+                .unwrap_or("(an unknown code too long to keep)"),
+        )
+    }
+}
+
+/// What a [`ShellClientSession`] has read from the server: one event per
+/// [`handle_input`](ShellClientSession::handle_input) call at most.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no allocator to box a refusal with; one reply per command carries it"
+)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShellReply<'i> {
+    /// A chunk of the command's output, as it was produced: a slice of the input, not a copy.
+    Output {
+        /// Which stream it came from.
+        stream: OutputStream,
+        /// The bytes.
+        bytes: &'i [u8],
+    },
+    /// The command ended; the session is idle again.
+    Exit(ExitReport),
+    /// The server refused the request with an error frame; the session is idle again (the
+    /// server may close the connection after some refusals, see docs/PROTOCOL.md).
+    Refused {
+        /// Why, as the server named it.
+        code: RefusalCode,
+        /// The server's explanation; not kept if longer than [`MESSAGE_CAP`] bytes (an unstick
+        /// server's never is).
+        message: BoundedText<MESSAGE_CAP>,
+    },
+}
+
+/// What a [`SeedClientSession`] has read from the seed-style server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedReply<'i> {
+    /// A chunk of the reply's body (stdout and stderr together): a slice of the input.
+    Output(&'i [u8]),
+    /// The reply is complete; the session is idle again.
+    End {
+        /// What became of the header's `"md5"`: [`Verdict::Verified`] for a real digest that
+        /// matched (one that does not match is an error), [`Verdict::NotADigest`] for the
+        /// seed's placeholder, [`Verdict::Absent`] without one.
+        md5: Verdict,
+    },
+}
+
+/// The server's bytes broke the protocol. The connection is out of step: after one of these a
+/// session returns the same error from every call until [`reset`](ShellClientSession::reset),
+/// and the host should drop the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShellProtocolError {
+    /// The bytes are not header frames, or a body does not match its header's digest (an
+    /// output frame's `xxh3`, a seed reply's `md5`; the chunks already handed out were part
+    /// of it).
+    Framing(DecodeError),
+    /// A reply header lacks a member the protocol needs, has one of the wrong type, or names
+    /// an op this build does not know.
+    BadHeader(HeaderError),
+    /// A request (`"op":"exec"`) where a reply was expected.
+    RequestAsReply,
+    /// An exit frame without exactly one of `"code"` and `"signal"`.
+    ExitStatus,
+    /// The server sent bytes while no command was in flight.
+    Unsolicited,
+    /// The server closed the connection before the command finished.
+    ConnectionClosed,
+}
+
+impl fmt::Display for ShellProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShellProtocolError::Framing(e) => fmt::Display::fmt(e, f),
+            ShellProtocolError::BadHeader(e) => fmt::Display::fmt(e, f),
+            ShellProtocolError::RequestAsReply => {
+                f.write_str("a request (\"op\":\"exec\") where a reply was expected")
+            }
+            ShellProtocolError::ExitStatus => {
+                f.write_str("exit frame needs exactly one of \"code\" and \"signal\"")
+            }
+            ShellProtocolError::Unsolicited => {
+                f.write_str("the server sent a reply while no command was in flight")
+            }
+            ShellProtocolError::ConnectionClosed => {
+                f.write_str("the server closed the connection before the command finished")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ShellProtocolError {}
+
+/// Why [`ShellClientSession::exec`] did not queue a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// A command is in flight (or the session failed and needs a
+    /// [`reset`](ShellClientSession::reset)): [`SessionError::OutOfOrder`].
+    Session(SessionError),
+    /// The request's header does not fit the session's `CAP` bytes: the token is too long.
+    HeadTooLarge {
+        /// The session's capacity (`CAP`).
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::Session(e) => fmt::Display::fmt(e, f),
+            ExecError::HeadTooLarge { capacity } => write!(
+                f,
+                "the request header does not fit in {capacity} bytes: the token is too long"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ExecError {}
+
+impl From<SessionError> for ExecError {
+    fn from(e: SessionError) -> Self {
+        ExecError::Session(e)
+    }
+}
+
+/// Where a [`ShellClientSession`] is.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no allocator to box a refusal with; the session holds one either way"
+)]
+#[derive(Clone, Debug)]
+enum State {
+    /// No command in flight.
+    Idle,
+    /// A command is in flight; the next reply frame has not started.
+    Awaiting,
+    /// Inside an output frame.
+    Output(OutputStream),
+    /// The exit frame's head is in; its end finishes the command.
+    Exit(ExitReport),
+    /// An error frame's head is in; its end finishes the command.
+    Refused {
+        code: RefusalCode,
+        message: BoundedText<MESSAGE_CAP>,
+    },
+    /// The server broke the protocol; the stream is out of step.
+    Failed(ShellProtocolError),
+}
+
+/// The members of an error frame the client reads (its `"op"` was read before).
+#[derive(Deserialize)]
+struct ErrorReply {
+    code: BoundedText<CODE_CAP>,
+    message: BoundedText<MESSAGE_CAP>,
+}
+
+/// The client side of the remote shell's framed protocol, sans-IO: one command at a time on a
+/// connection, any number of them.
+///
+/// `CAP` bounds a reply header the session reads (with room to unescape its strings) and the
+/// request header it writes (so a token up to about `CAP - 60` bytes fits). A server's
+/// headers are short; its refusal messages are at most [`MESSAGE_CAP`] bytes.
+///
+/// The calling order, per command:
+///
+/// 1. [`exec`](Self::exec) queues the request;
+/// 2. drain [`poll_transmit`](Self::poll_transmit) until `None`, sending
+///    [`Transmit::Bytes`] from your buffer and [`Transmit::Body`] from the command itself
+///    (the command is not copied);
+/// 3. feed what the socket gives to [`handle_input`](Self::handle_input), which returns how
+///    much it consumed and at most one [`ShellReply`], until it returns
+///    [`ShellReply::Exit`] or [`ShellReply::Refused`]. A call that returns no reply has
+///    consumed all its input. At the end of the stream, call [`handle_eof`](Self::handle_eof).
+///
+/// No input makes it panic or allocate; it performs no I/O and reads no clock.
+///
+/// ```
+/// use unstick_core::session::Transmit;
+/// use unstick_core::shell::{ExitHeader, OutputHeader, PLAIN_ENCODER, ShellClientSession};
+/// use unstick_core::shell::{ShellOp, ShellReply, Termination};
+///
+/// let mut session = ShellClientSession::<1024>::new();
+/// session.exec("echo hi", None).unwrap();
+///
+/// // What to send: the request's head, then the command from where it is.
+/// let mut sent = Vec::new();
+/// let mut buf = [0u8; 256];
+/// while let Some(transmit) = session.poll_transmit(&mut buf) {
+///     match transmit {
+///         Transmit::Bytes(n) => sent.extend_from_slice(&buf[..n]),
+///         Transmit::Body(n) => sent.extend_from_slice(&"echo hi".as_bytes()[..n]),
+///     }
+/// }
+/// assert_eq!(&sent[4..], br#"{"op":"exec","total_size":7}echo hi"#);
+///
+/// // What the server answers: an output frame and the exit frame, here in one read.
+/// let mut wire = [0u8; 256];
+/// let output = OutputHeader { op: ShellOp::Stdout };
+/// let a = PLAIN_ENCODER.encode_frame(&output, b"hi\n", &mut wire).unwrap();
+/// let exit = ExitHeader { op: ShellOp::Exit, code: Some(0), signal: None, truncated: false, timed_out: false };
+/// let b = PLAIN_ENCODER.encode_frame(&exit, b"", &mut wire[a..]).unwrap();
+///
+/// let mut input = &wire[..a + b];
+/// let mut stdout = Vec::new();
+/// let report = loop {
+///     let (used, reply) = session.handle_input(input).unwrap();
+///     input = &input[used..];
+///     match reply {
+///         Some(ShellReply::Output { bytes, .. }) => stdout.extend_from_slice(bytes),
+///         Some(ShellReply::Exit(report)) => break report,
+///         Some(ShellReply::Refused { code, .. }) => panic!("refused: {code}"),
+///         None => unreachable!("the whole reply is in"),
+///     }
+/// };
+/// assert_eq!(stdout, b"hi\n");
+/// assert_eq!(report.termination, Termination::Exited(0));
+/// assert!(session.is_idle());
+/// ```
+#[derive(Debug)]
+pub struct ShellClientSession<const CAP: usize = 1024> {
+    decoder: FrameDecoder<CAP>,
+    outbox: Outbox<CAP>,
+    state: State,
+}
+
+impl<const CAP: usize> Default for ShellClientSession<CAP> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const CAP: usize> ShellClientSession<CAP> {
+    /// A session for a new connection, with no command in flight.
+    pub fn new() -> Self {
+        ShellClientSession {
+            decoder: FrameDecoder::header_frames(Profile::SEED),
+            outbox: Outbox::new(),
+            state: State::Idle,
+        }
+    }
+
+    /// Forgets everything: a command in flight, bytes not yet sent, an error. For a new
+    /// connection (after a reconnect, or to start over after an error).
+    pub fn reset(&mut self) {
+        self.decoder.reset();
+        self.outbox = Outbox::new();
+        self.state = State::Idle;
+    }
+
+    /// Whether no command is in flight (and no error is pending): [`exec`](Self::exec) may be
+    /// called.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// Queues the request to run `command`, presenting `token` if given:
+    /// `{"op":"exec","total_size":N[,"token":"..."]}`, then the command as the body, which is
+    /// not copied: [`poll_transmit`](Self::poll_transmit) announces it as
+    /// [`Transmit::Body`]`(command.len())` for the host to send from `command`.
+    ///
+    /// Fails, queueing nothing, while a command is in flight or after an error
+    /// ([`SessionError::OutOfOrder`]), or when the header does not fit in `CAP` bytes.
+    pub fn exec(&mut self, command: &str, token: Option<&str>) -> Result<(), ExecError> {
+        if !self.is_idle() {
+            return Err(ExecError::Session(SessionError::OutOfOrder));
+        }
+        let request = ExecRequest {
+            op: ShellOp::Exec,
+            token,
+        };
+        // Every encoding error here means the head does not fit: the header is an object
+        // without reserved members, and no digest is asked for.
+        self.outbox
+            .push_head(&PLAIN_ENCODER, &request, command.len() as u64, None)
+            .map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
+        self.outbox.push_body(command.len());
+        self.state = State::Awaiting;
+        Ok(())
+    }
+
+    /// The next thing to send (see [`Outbox::poll_transmit`]): request bytes copied into
+    /// `buf`, then the command's length; `None` when nothing is waiting.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        self.outbox.poll_transmit(buf)
+    }
+
+    /// Feeds bytes the server sent. Returns how many were consumed (pass the rest next time)
+    /// and at most one reply. Without a reply, all of `input` was consumed. After
+    /// [`ShellReply::Exit`] or [`ShellReply::Refused`] it consumes nothing more: the rest of
+    /// `input`, if any, was not asked for.
+    pub fn handle_input<'i>(
+        &mut self,
+        input: &'i [u8],
+    ) -> Result<(usize, Option<ShellReply<'i>>), ShellProtocolError> {
+        match &self.state {
+            State::Failed(e) => return Err(e.clone()),
+            State::Idle if input.is_empty() => return Ok((0, None)),
+            State::Idle => return Err(self.fail(ShellProtocolError::Unsolicited)),
+            _ => {}
+        }
+        let mut used = 0;
+        loop {
+            let rest = input.get(used..).unwrap_or_default();
+            let (n, event) = match self.decoder.feed(rest) {
+                Ok(step) => step,
+                Err(e) => return Err(self.fail(ShellProtocolError::Framing(e))),
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return Ok((used, None)),
+                Event::Head(_) => match self.read_head() {
+                    Ok(state) => self.state = state,
+                    Err(e) => return Err(self.fail(e)),
+                },
+                Event::Body(bytes) => {
+                    if let State::Output(stream) = self.state {
+                        return Ok((used, Some(ShellReply::Output { stream, bytes })));
+                    }
+                    // The body of an exit or error frame (empty from any unstick server)
+                    // carries nothing: skipped.
+                }
+                Event::End(_) => match core::mem::replace(&mut self.state, State::Awaiting) {
+                    State::Exit(report) => {
+                        self.finish_command();
+                        return Ok((used, Some(ShellReply::Exit(report))));
+                    }
+                    State::Refused { code, message } => {
+                        self.finish_command();
+                        return Ok((used, Some(ShellReply::Refused { code, message })));
+                    }
+                    // An output frame ended; more replies follow.
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// The server closed the connection (a read returned 0 bytes). Fine between commands; in
+    /// the middle of one, [`ShellProtocolError::ConnectionClosed`].
+    pub fn handle_eof(&mut self) -> Result<(), ShellProtocolError> {
+        match &self.state {
+            State::Idle => Ok(()),
+            State::Failed(e) => Err(e.clone()),
+            _ => Err(self.fail(ShellProtocolError::ConnectionClosed)),
+        }
+    }
+
+    /// Reads which reply the frame whose head just arrived is.
+    fn read_head(&mut self) -> Result<State, ShellProtocolError> {
+        let ReplyOp { op } = self
+            .decoder
+            .header()
+            .map_err(ShellProtocolError::BadHeader)?;
+        Ok(match op {
+            ShellOp::Stdout => State::Output(OutputStream::Stdout),
+            ShellOp::Stderr => State::Output(OutputStream::Stderr),
+            ShellOp::Exit => {
+                let exit: ExitHeader = self
+                    .decoder
+                    .header()
+                    .map_err(ShellProtocolError::BadHeader)?;
+                State::Exit(exit.report().ok_or(ShellProtocolError::ExitStatus)?)
+            }
+            ShellOp::Error => {
+                let ErrorReply { code, message } = self
+                    .decoder
+                    .header()
+                    .map_err(ShellProtocolError::BadHeader)?;
+                State::Refused {
+                    code: RefusalCode::from_wire(&code),
+                    message,
+                }
+            }
+            ShellOp::Exec => return Err(ShellProtocolError::RequestAsReply),
+        })
+    }
+
+    /// The command is over: whatever of its request was not sent yet (the server answered
+    /// without reading it, as it does a bad token) is dropped.
+    fn finish_command(&mut self) {
+        self.state = State::Idle;
+        if !self.outbox.is_empty() {
+            self.outbox = Outbox::new();
+        }
+    }
+
+    fn fail(&mut self, e: ShellProtocolError) -> ShellProtocolError {
+        self.state = State::Failed(e.clone());
+        e
+    }
+}
+
+/// Where a [`SeedClientSession`] is.
+#[derive(Clone, Debug)]
+enum SeedState {
+    Idle,
+    Awaiting,
+    Failed(ShellProtocolError),
+}
+
+/// The client side of the seed's shell protocol, sans-IO, for the seed's Python servers (and
+/// `unstick shell serve --legacy-reply json`): the command goes out as raw text, the reply
+/// comes back as one header frame (`{"file_name":...,"total_size":N,"md5":...}` and the
+/// output, stdout and stderr together). A real `"md5"` is verified; the seed's placeholder
+/// (`"fdsaf2143254f"`) is accepted as "no digest".
+///
+/// The calling order is [`ShellClientSession`]'s, with [`send`](Self::send) in place of
+/// `exec`; the seed's server reads at most 1024 bytes per command.
+#[derive(Debug)]
+pub struct SeedClientSession<const CAP: usize = 1024> {
+    decoder: FrameDecoder<CAP>,
+    outbox: Outbox<0>,
+    state: SeedState,
+}
+
+impl<const CAP: usize> Default for SeedClientSession<CAP> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const CAP: usize> SeedClientSession<CAP> {
+    /// A session for a new connection.
+    pub fn new() -> Self {
+        SeedClientSession {
+            decoder: FrameDecoder::header_frames(Profile::SEED),
+            outbox: Outbox::new(),
+            state: SeedState::Idle,
+        }
+    }
+
+    /// Forgets a command in flight and any error, for a new connection.
+    pub fn reset(&mut self) {
+        self.decoder.reset();
+        self.outbox = Outbox::new();
+        self.state = SeedState::Idle;
+    }
+
+    /// Whether no command is in flight (and no error is pending).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, SeedState::Idle)
+    }
+
+    /// Announces `command` to send as it is: [`poll_transmit`](Self::poll_transmit) returns
+    /// [`Transmit::Body`]`(command.len())`, and the host sends it from `command`. An empty
+    /// command is not sent (the seed's server would wait for it forever) and needs no reply:
+    /// the session stays idle.
+    ///
+    /// Fails with [`SessionError::OutOfOrder`] while a command is in flight or after an error.
+    pub fn send(&mut self, command: &str) -> Result<(), SessionError> {
+        if !self.is_idle() {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !command.is_empty() {
+            self.outbox.push_body(command.len());
+            self.state = SeedState::Awaiting;
+        }
+        Ok(())
+    }
+
+    /// The next thing to send: the command's length, once; `buf` is not written to.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        self.outbox.poll_transmit(buf)
+    }
+
+    /// Feeds bytes the server sent; returns how many were consumed and at most one reply, as
+    /// [`ShellClientSession::handle_input`] does.
+    pub fn handle_input<'i>(
+        &mut self,
+        input: &'i [u8],
+    ) -> Result<(usize, Option<SeedReply<'i>>), ShellProtocolError> {
+        match &self.state {
+            SeedState::Failed(e) => return Err(e.clone()),
+            SeedState::Idle if input.is_empty() => return Ok((0, None)),
+            SeedState::Idle => return Err(self.fail(ShellProtocolError::Unsolicited)),
+            SeedState::Awaiting => {}
+        }
+        let mut used = 0;
+        loop {
+            let rest = input.get(used..).unwrap_or_default();
+            let (n, event) = match self.decoder.feed(rest) {
+                Ok(step) => step,
+                Err(e) => return Err(self.fail(ShellProtocolError::Framing(e))),
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return Ok((used, None)),
+                // The header says nothing the client needs beyond the body's length and
+                // digest, which the decoder reads.
+                Event::Head(_) => {}
+                Event::Body(bytes) => return Ok((used, Some(SeedReply::Output(bytes)))),
+                Event::End(FrameEnd { md5, .. }) => {
+                    self.state = SeedState::Idle;
+                    self.outbox = Outbox::new();
+                    return Ok((used, Some(SeedReply::End { md5 })));
+                }
+            }
+        }
+    }
+
+    /// The server closed the connection. Fine between commands; in the middle of one,
+    /// [`ShellProtocolError::ConnectionClosed`].
+    pub fn handle_eof(&mut self) -> Result<(), ShellProtocolError> {
+        match &self.state {
+            SeedState::Idle => Ok(()),
+            SeedState::Failed(e) => Err(e.clone()),
+            SeedState::Awaiting => Err(self.fail(ShellProtocolError::ConnectionClosed)),
+        }
+    }
+
+    fn fail(&mut self, e: ShellProtocolError) -> ShellProtocolError {
+        self.state = SeedState::Failed(e.clone());
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::shell::{
+        OUTPUT_ENCODER, OutputHeader, SEED_REPLY_ENCODER, SeedReplyHeader, Termination,
+    };
+    use crate::{Algorithm, ErrorFrame, HeaderFrameEncoder};
+
+    const CHUNKINGS: [usize; 6] = [1, 2, 3, 7, 64, 4096];
+
+    /// Everything a session was asked to send for `command`, head and body.
+    fn sent<const CAP: usize>(session: &mut ShellClientSession<CAP>, command: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 5];
+        while let Some(t) = session.poll_transmit(&mut buf) {
+            match t {
+                Transmit::Bytes(n) => out.extend_from_slice(&buf[..n]),
+                Transmit::Body(n) => out.extend_from_slice(&command.as_bytes()[..n]),
+            }
+        }
+        out
+    }
+
+    fn output_encoder() -> HeaderFrameEncoder {
+        if Algorithm::Xxh3.is_supported() {
+            OUTPUT_ENCODER
+        } else {
+            PLAIN_ENCODER
+        }
+    }
+
+    fn output_frame(wire: &mut Vec<u8>, stream: OutputStream, body: &[u8]) {
+        let mut buf = std::vec![0u8; body.len() + 256];
+        let header = OutputHeader { op: stream.op() };
+        let n = output_encoder()
+            .encode_frame(&header, body, &mut buf)
+            .unwrap();
+        wire.extend_from_slice(&buf[..n]);
+    }
+
+    fn json_frame(wire: &mut Vec<u8>, json: &str) {
+        wire.extend_from_slice(&(json.len() as i32).to_le_bytes());
+        wire.extend_from_slice(json.as_bytes());
+    }
+
+    fn exit_frame(wire: &mut Vec<u8>, report: ExitReport) {
+        let mut buf = [0u8; 256];
+        let n = PLAIN_ENCODER
+            .encode_frame(&report.header(), b"", &mut buf)
+            .unwrap();
+        wire.extend_from_slice(&buf[..n]);
+    }
+
+    fn error_frame(wire: &mut Vec<u8>, code: &str, message: &str) {
+        let mut buf = [0u8; 1024];
+        let frame = ErrorFrame { code, message };
+        let n = PLAIN_ENCODER.encode_frame(&frame, b"", &mut buf).unwrap();
+        wire.extend_from_slice(&buf[..n]);
+    }
+
+    /// What a host saw of one command's replies.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Seen {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        end: Result<ShellReplyEnd, ShellProtocolError>,
+        consumed: usize,
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum ShellReplyEnd {
+        Exit(ExitReport),
+        Refused(RefusalCode, Option<String>),
+        /// The input ran out first.
+        Pending,
+    }
+
+    /// Feeds `wire` to `session` in pieces of `chunk` bytes, as a host would, up to the end of
+    /// the command.
+    fn feed<const CAP: usize>(
+        session: &mut ShellClientSession<CAP>,
+        wire: &[u8],
+        chunk: usize,
+    ) -> Seen {
+        let mut seen = Seen {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            end: Ok(ShellReplyEnd::Pending),
+            consumed: 0,
+        };
+        for piece in wire.chunks(chunk) {
+            let mut input = piece;
+            loop {
+                let (used, reply) = match session.handle_input(input) {
+                    Ok(step) => step,
+                    Err(e) => {
+                        seen.end = Err(e);
+                        return seen;
+                    }
+                };
+                assert!(used <= input.len());
+                seen.consumed += used;
+                input = &input[used..];
+                match reply {
+                    None => {
+                        assert!(input.is_empty(), "no reply, yet input left");
+                        break;
+                    }
+                    Some(ShellReply::Output { stream, bytes }) => match stream {
+                        OutputStream::Stdout => seen.stdout.extend_from_slice(bytes),
+                        OutputStream::Stderr => seen.stderr.extend_from_slice(bytes),
+                    },
+                    Some(ShellReply::Exit(report)) => {
+                        seen.end = Ok(ShellReplyEnd::Exit(report));
+                        return seen;
+                    }
+                    Some(ShellReply::Refused { code, message }) => {
+                        let message = message.get().map(String::from);
+                        seen.end = Ok(ShellReplyEnd::Refused(code, message));
+                        return seen;
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    fn exited(code: i32) -> ExitReport {
+        ExitReport {
+            termination: Termination::Exited(code),
+            truncated: false,
+            timed_out: false,
+        }
+    }
+
+    /// Golden bytes of requests, as the std client has always sent them.
+    #[test]
+    fn exec_requests_golden_bytes() {
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("ls", None).unwrap();
+        assert_eq!(
+            sent(&mut session, "ls"),
+            b"\x1c\x00\x00\x00{\"op\":\"exec\",\"total_size\":2}ls"
+        );
+
+        let mut session = ShellClientSession::<1024>::new();
+        session
+            .exec("echo hi; kill -9 $$", Some("s3\"cret"))
+            .unwrap();
+        let json = br#"{"op":"exec","token":"s3\"cret","total_size":19}"#;
+        let mut expected = (json.len() as i32).to_le_bytes().to_vec();
+        expected.extend_from_slice(json);
+        expected.extend_from_slice(b"echo hi; kill -9 $$");
+        assert_eq!(sent(&mut session, "echo hi; kill -9 $$"), expected);
+
+        // The same bytes as the encoder writes for a whole frame.
+        for (command, token) in [("", None), ("ls -l 新", Some("t")), ("x", Some(""))] {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec(command, token).unwrap();
+            let request = ExecRequest {
+                op: ShellOp::Exec,
+                token,
+            };
+            let mut buf = [0u8; 256];
+            let n = PLAIN_ENCODER
+                .encode_frame(&request, command.as_bytes(), &mut buf)
+                .unwrap();
+            assert_eq!(sent(&mut session, command), &buf[..n]);
+        }
+    }
+
+    #[test]
+    fn the_body_is_announced_not_copied() {
+        let command = "x".repeat(100_000);
+        let mut session = ShellClientSession::<128>::new();
+        session.exec(&command, None).unwrap();
+        let mut buf = [0u8; 128];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut buf) else {
+            panic!("the head comes first");
+        };
+        assert_eq!(&buf[4..n], br#"{"op":"exec","total_size":100000}"#);
+        assert_eq!(
+            session.poll_transmit(&mut buf),
+            Some(Transmit::Body(100_000))
+        );
+        assert_eq!(session.poll_transmit(&mut buf), None);
+    }
+
+    #[test]
+    fn exec_refuses_a_second_command_and_a_token_too_long() {
+        let mut session = ShellClientSession::<128>::new();
+        let token = "t".repeat(100);
+        assert_eq!(
+            session.exec("ls", Some(&token)),
+            Err(ExecError::HeadTooLarge { capacity: 128 })
+        );
+        assert!(session.is_idle());
+        assert_eq!(session.poll_transmit(&mut [0u8; 128]), None);
+
+        session.exec("ls", Some("short")).unwrap();
+        assert!(!session.is_idle());
+        assert_eq!(
+            session.exec("pwd", None),
+            Err(ExecError::Session(SessionError::OutOfOrder))
+        );
+        // The first request is intact.
+        let bytes = sent(&mut session, "ls");
+        assert!(bytes.ends_with(br#""token":"short","total_size":2}ls"#));
+    }
+
+    /// Two commands' replies, each decoded the same under every chunking.
+    #[test]
+    fn replies_decode_alike_under_every_chunking() {
+        let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut first = Vec::new();
+        output_frame(&mut first, OutputStream::Stdout, b"hello\n");
+        output_frame(&mut first, OutputStream::Stderr, b"oops\n");
+        output_frame(&mut first, OutputStream::Stdout, b"");
+        output_frame(&mut first, OutputStream::Stdout, &big);
+        let report = ExitReport {
+            termination: Termination::Exited(3),
+            truncated: true,
+            timed_out: false,
+        };
+        exit_frame(&mut first, report);
+        let mut second = Vec::new();
+        output_frame(&mut second, OutputStream::Stderr, "新\n".as_bytes());
+        let killed = ExitReport {
+            termination: Termination::Signaled(9),
+            truncated: false,
+            timed_out: true,
+        };
+        exit_frame(&mut second, killed);
+
+        let mut expected_stdout = b"hello\n".to_vec();
+        expected_stdout.extend_from_slice(&big);
+        for chunk in CHUNKINGS {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec("first", None).unwrap();
+            sent(&mut session, "first");
+            let seen = feed(&mut session, &first, chunk);
+            assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(report)), "chunk {chunk}");
+            assert_eq!(seen.stdout, expected_stdout);
+            assert_eq!(seen.stderr, b"oops\n");
+            assert_eq!(seen.consumed, first.len());
+            assert!(session.is_idle());
+            assert_eq!(session.handle_eof(), Ok(()));
+
+            session.exec("second", Some("tok")).unwrap();
+            sent(&mut session, "second");
+            let seen = feed(&mut session, &second, chunk);
+            assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(killed)), "chunk {chunk}");
+            assert_eq!(seen.stderr, "新\n".as_bytes());
+            assert!(seen.stdout.is_empty());
+        }
+    }
+
+    #[test]
+    fn refusals_decode_alike_under_every_chunking_and_end_the_command() {
+        let cases: [(&str, &str, RefusalCode); 3] = [
+            (
+                "unauthorized",
+                "the token does not match the server's",
+                RefusalCode::Known(ErrorCode::Unauthorized),
+            ),
+            (
+                "busy",
+                "retry in a \"second\"\n\u{1}",
+                RefusalCode::Known(ErrorCode::Busy),
+            ),
+            (
+                "new_code",
+                "a newer server's refusal",
+                RefusalCode::Unknown(BoundedText::from_text("new_code")),
+            ),
+        ];
+        for (code, message, expected) in cases {
+            let mut wire = Vec::new();
+            error_frame(&mut wire, code, message);
+            for chunk in CHUNKINGS {
+                let mut session = ShellClientSession::<1024>::new();
+                session.exec("ls", Some("wrong")).unwrap();
+                let seen = feed(&mut session, &wire, chunk);
+                assert_eq!(
+                    seen.end,
+                    Ok(ShellReplyEnd::Refused(
+                        expected.clone(),
+                        Some(message.to_string())
+                    )),
+                    "chunk {chunk}"
+                );
+                assert!(session.is_idle());
+                // The unsent request was dropped with the command.
+                assert_eq!(session.poll_transmit(&mut [0u8; 64]), None);
+                session.exec("pwd", None).unwrap();
+            }
+        }
+        assert_eq!(RefusalCode::Known(ErrorCode::Busy).to_string(), "busy");
+        let long = "c".repeat(CODE_CAP + 1);
+        let mut wire = Vec::new();
+        error_frame(&mut wire, &long, "m");
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("ls", None).unwrap();
+        let Ok(ShellReplyEnd::Refused(code, _)) = feed(&mut session, &wire, 4096).end else {
+            panic!("a refusal");
+        };
+        assert_eq!(code.as_str(), None);
+        assert!(code.to_string().contains("unknown code"));
+    }
+
+    #[test]
+    fn output_then_refusal_as_after_a_lost_command() {
+        let mut wire = Vec::new();
+        output_frame(&mut wire, OutputStream::Stdout, b"partial");
+        error_frame(&mut wire, "run_failed", "lost track");
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("ls", None).unwrap();
+        let seen = feed(&mut session, &wire, 3);
+        assert_eq!(seen.stdout, b"partial");
+        assert!(matches!(
+            seen.end,
+            Ok(ShellReplyEnd::Refused(
+                RefusalCode::Known(ErrorCode::RunFailed),
+                _
+            ))
+        ));
+    }
+
+    #[test]
+    fn nothing_after_the_exit_frame_is_consumed() {
+        let mut wire = Vec::new();
+        exit_frame(&mut wire, exited(0));
+        let exit_len = wire.len();
+        output_frame(&mut wire, OutputStream::Stdout, b"late");
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("true", None).unwrap();
+        let (used, reply) = session.handle_input(&wire).unwrap();
+        assert_eq!(used, exit_len);
+        assert_eq!(reply, Some(ShellReply::Exit(exited(0))));
+        assert_eq!(session.handle_input(&[]), Ok((0, None)));
+        assert_eq!(
+            session.handle_input(&wire[used..]),
+            Err(ShellProtocolError::Unsolicited)
+        );
+    }
+
+    /// Feeds `wire` after an `exec` and returns the error it ends in.
+    fn error_of(wire: &[u8]) -> ShellProtocolError {
+        let mut first = None;
+        for chunk in CHUNKINGS {
+            let mut session = ShellClientSession::<256>::new();
+            session.exec("ls", None).unwrap();
+            let e = feed(&mut session, wire, chunk).end.unwrap_err();
+            // The error sticks until a reset.
+            assert_eq!(session.handle_input(b"x").unwrap_err(), e);
+            assert_eq!(session.handle_eof().unwrap_err(), e);
+            assert!(!session.is_idle());
+            assert_eq!(
+                session.exec("ls", None),
+                Err(ExecError::Session(SessionError::OutOfOrder))
+            );
+            session.reset();
+            assert!(session.is_idle());
+            session.exec("ls", None).unwrap();
+            assert_eq!(first.get_or_insert_with(|| e.clone()), &e, "chunk {chunk}");
+        }
+        first.unwrap()
+    }
+
+    #[test]
+    fn every_protocol_error() {
+        // Broken framing.
+        let e = error_of(&[0xff, 0xff, 0xff, 0xff, b'{']);
+        assert_eq!(
+            e,
+            ShellProtocolError::Framing(DecodeError::NegativeLength { len: -1 })
+        );
+        let mut wire = Vec::new();
+        json_frame(&mut wire, "not json");
+        assert!(matches!(
+            error_of(&wire),
+            ShellProtocolError::Framing(DecodeError::HeaderNotJson(_))
+        ));
+        let mut wire = Vec::new();
+        json_frame(
+            &mut wire,
+            &std::format!(r#"{{"op":"{}"}}"#, "x".repeat(300)),
+        );
+        assert!(matches!(
+            error_of(&wire),
+            ShellProtocolError::Framing(DecodeError::HeaderTooLarge { .. })
+        ));
+
+        // A request where a reply was expected.
+        let mut wire = Vec::new();
+        json_frame(&mut wire, r#"{"op":"exec","total_size":0}"#);
+        let e = error_of(&wire);
+        assert_eq!(e, ShellProtocolError::RequestAsReply);
+        assert!(e.to_string().contains("\"op\":\"exec\""));
+
+        // Exit frames without exactly one of code and signal.
+        for json in [
+            r#"{"op":"exit","total_size":0}"#,
+            r#"{"op":"exit","code":0,"signal":9,"total_size":0}"#,
+        ] {
+            let mut wire = Vec::new();
+            json_frame(&mut wire, json);
+            let e = error_of(&wire);
+            assert_eq!(e, ShellProtocolError::ExitStatus, "{json}");
+            assert!(e.to_string().contains("exactly one of"));
+        }
+
+        // Headers the protocol does not know or cannot read.
+        for json in [
+            r#"{"op":"ls","total_size":0}"#,
+            r#"{"total_size":0}"#,
+            r#"{"op":7,"total_size":0}"#,
+            r#"{"op":"exit","code":"zero","total_size":0}"#,
+            r#"{"op":"error","code":"busy","total_size":0}"#,
+            r#"{"op":"error","code":4,"message":"m","total_size":0}"#,
+        ] {
+            let mut wire = Vec::new();
+            json_frame(&mut wire, json);
+            assert!(
+                matches!(error_of(&wire), ShellProtocolError::BadHeader(_)),
+                "{json}"
+            );
+        }
+
+        // The server closed mid-command.
+        let mut wire = Vec::new();
+        output_frame(&mut wire, OutputStream::Stdout, b"hello");
+        for cut in [0, 3, 20, wire.len() - 1, wire.len()] {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec("ls", None).unwrap();
+            feed(&mut session, &wire[..cut], 4096);
+            let e = session.handle_eof().unwrap_err();
+            assert_eq!(e, ShellProtocolError::ConnectionClosed);
+            assert!(e.to_string().contains("closed the connection"));
+        }
+
+        // A reply while no command is in flight.
+        let mut session = ShellClientSession::<1024>::new();
+        assert_eq!(session.handle_eof(), Ok(()));
+        assert_eq!(
+            session.handle_input(&wire),
+            Err(ShellProtocolError::Unsolicited)
+        );
+        assert!(!session.is_idle());
+    }
+
+    #[cfg(feature = "xxh3")]
+    #[test]
+    fn an_output_frame_that_does_not_match_its_xxh3_is_an_error() {
+        let mut wire = Vec::new();
+        output_frame(&mut wire, OutputStream::Stdout, b"hello");
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        let e = error_of(&wire);
+        assert_eq!(
+            e,
+            ShellProtocolError::Framing(DecodeError::ChecksumMismatch {
+                algorithm: Algorithm::Xxh3
+            })
+        );
+        assert!(e.to_string().contains("corrupted"));
+    }
+
+    #[test]
+    fn the_body_of_an_exit_frame_is_skipped() {
+        let mut wire = Vec::new();
+        json_frame(
+            &mut wire,
+            r#"{"op":"exit","code":1,"total_size":4,"extra":[1,{"a":null}]}"#,
+        );
+        wire.extend_from_slice(b"junk");
+        for chunk in CHUNKINGS {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec("false", None).unwrap();
+            let seen = feed(&mut session, &wire, chunk);
+            assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(exited(1))));
+            assert!(seen.stdout.is_empty() && seen.stderr.is_empty());
+        }
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_bytes() {
+        // A deterministic walk over byte strings built from frame-like pieces.
+        let pieces: [&[u8]; 8] = [
+            b"\x0e\x00\x00\x00",
+            br#"{"op":"stdout"}"#,
+            br#"{"op":"exit","code":1}"#,
+            b"\xff\xff\xff\xff",
+            b"\x00",
+            br#"{"op":"error","code":"busy","message":"\u0001"}"#,
+            b"\x22\x00\x00\x00",
+            b"zz",
+        ];
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..2000 {
+            let mut wire = Vec::new();
+            for _ in 0..6 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                wire.extend_from_slice(pieces[(state % 8) as usize]);
+            }
+            let mut session = ShellClientSession::<64>::new();
+            session.exec("ls", None).unwrap();
+            let _ = feed(&mut session, &wire, (state % 9 + 1) as usize);
+            let _ = session.handle_eof();
+        }
+    }
+
+    #[test]
+    fn errors_read_as_sentences() {
+        let cases = [
+            ShellProtocolError::Framing(DecodeError::EmptyHeader),
+            ShellProtocolError::BadHeader(HeaderError::NoHeader),
+            ShellProtocolError::RequestAsReply,
+            ShellProtocolError::ExitStatus,
+            ShellProtocolError::Unsolicited,
+            ShellProtocolError::ConnectionClosed,
+        ];
+        for e in cases {
+            assert!(e.to_string().len() > 10, "{e:?}");
+        }
+        let e = ExecError::HeadTooLarge { capacity: 8 };
+        assert!(e.to_string().contains("token is too long"));
+        assert_eq!(
+            ExecError::from(SessionError::OutOfOrder).to_string(),
+            SessionError::OutOfOrder.to_string()
+        );
+    }
+
+    // The seed's protocol.
+
+    fn seed_sent<const CAP: usize>(session: &mut SeedClientSession<CAP>) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        while let Some(t) = session.poll_transmit(&mut [0u8; 16]) {
+            out.push(t);
+        }
+        out
+    }
+
+    fn seed_feed<const CAP: usize>(
+        session: &mut SeedClientSession<CAP>,
+        wire: &[u8],
+        chunk: usize,
+    ) -> Result<(Vec<u8>, Option<Verdict>, usize), ShellProtocolError> {
+        let (mut body, mut consumed) = (Vec::new(), 0);
+        for piece in wire.chunks(chunk) {
+            let mut input = piece;
+            loop {
+                let (used, reply) = session.handle_input(input)?;
+                consumed += used;
+                input = &input[used..];
+                match reply {
+                    None => break,
+                    Some(SeedReply::Output(bytes)) => body.extend_from_slice(bytes),
+                    Some(SeedReply::End { md5 }) => return Ok((body, Some(md5), consumed)),
+                }
+            }
+        }
+        Ok((body, None, consumed))
+    }
+
+    #[test]
+    fn seed_commands_go_out_raw_and_an_empty_one_not_at_all() {
+        let mut session = SeedClientSession::<256>::new();
+        session.send("").unwrap();
+        assert!(session.is_idle());
+        assert!(seed_sent(&mut session).is_empty());
+
+        session.send("ls -l").unwrap();
+        assert!(!session.is_idle());
+        assert_eq!(session.send("pwd"), Err(SessionError::OutOfOrder));
+        assert_eq!(seed_sent(&mut session), [Transmit::Body(5)]);
+    }
+
+    #[test]
+    fn seed_replies_decode_alike_under_every_chunking() {
+        let body: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut real = Vec::new();
+        if Algorithm::Md5.is_supported() {
+            let mut buf = std::vec![0u8; body.len() + 256];
+            let header = SeedReplyHeader {
+                file_name: "output",
+                truncated: false,
+                timed_out: false,
+            };
+            let n = SEED_REPLY_ENCODER
+                .encode_frame(&header, &body, &mut buf)
+                .unwrap();
+            real.extend_from_slice(&buf[..n]);
+        }
+        // The seed's server: a placeholder where the digest goes.
+        let mut placeholder = Vec::new();
+        json_frame(
+            &mut placeholder,
+            &std::format!(
+                r#"{{"file_name":"output","total_size":{},"md5":"fdsaf2143254f"}}"#,
+                body.len()
+            ),
+        );
+        placeholder.extend_from_slice(&body);
+        let mut bare = Vec::new();
+        json_frame(&mut bare, r#"{"total_size":0}"#);
+
+        let cases = [
+            (&real, body.as_slice(), Verdict::Verified),
+            (&placeholder, body.as_slice(), Verdict::NotADigest),
+            (&bare, b"".as_slice(), Verdict::Absent),
+        ];
+        for (wire, expected, verdict) in cases {
+            if wire.is_empty() {
+                continue;
+            }
+            for chunk in CHUNKINGS {
+                let mut session = SeedClientSession::<256>::new();
+                session.send("ls").unwrap();
+                let (got, end, consumed) = seed_feed(&mut session, wire, chunk).unwrap();
+                assert_eq!(got, expected, "chunk {chunk}");
+                assert_eq!(end, Some(verdict), "chunk {chunk}");
+                assert_eq!(consumed, wire.len());
+                assert!(session.is_idle());
+                assert_eq!(session.handle_eof(), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn seed_reply_errors() {
+        // A real md5 that does not match.
+        if Algorithm::Md5.is_supported() {
+            let mut wire = Vec::new();
+            json_frame(
+                &mut wire,
+                r#"{"file_name":"output","total_size":3,"md5":"764efa883dda1e11db47671c4a3bbd9e"}"#,
+            );
+            wire.extend_from_slice(b"hi\n");
+            let mut session = SeedClientSession::<256>::new();
+            session.send("echo hi").unwrap();
+            assert!(seed_feed(&mut session, &wire, 4096).unwrap().1 == Some(Verdict::Verified));
+            let last = wire.len() - 1;
+            wire[last] = b'!';
+            session.send("echo hi").unwrap();
+            let e = seed_feed(&mut session, &wire, 4096).unwrap_err();
+            assert_eq!(
+                e,
+                ShellProtocolError::Framing(DecodeError::ChecksumMismatch {
+                    algorithm: Algorithm::Md5
+                })
+            );
+            assert_eq!(session.send("ls"), Err(SessionError::OutOfOrder));
+            session.reset();
+            session.send("ls").unwrap();
+        }
+
+        // Not a frame at all: the seed's first server answers with bare output.
+        let mut session = SeedClientSession::<256>::new();
+        session.send("ls").unwrap();
+        assert!(matches!(
+            seed_feed(&mut session, b"README.md\n", 4096),
+            Err(ShellProtocolError::Framing(_))
+        ));
+
+        // Closed mid-reply, or before it.
+        let mut wire = Vec::new();
+        json_frame(&mut wire, r#"{"total_size":10}"#);
+        for cut in [0, 2, wire.len()] {
+            let mut session = SeedClientSession::<256>::new();
+            session.send("ls").unwrap();
+            seed_feed(&mut session, &wire[..cut], 1).unwrap();
+            assert_eq!(
+                session.handle_eof(),
+                Err(ShellProtocolError::ConnectionClosed)
+            );
+        }
+
+        // Bytes nobody asked for.
+        let mut session = SeedClientSession::<256>::new();
+        assert_eq!(session.handle_input(b""), Ok((0, None)));
+        assert_eq!(
+            session.handle_input(b"x"),
+            Err(ShellProtocolError::Unsolicited)
+        );
+        assert_eq!(
+            session.handle_input(b""),
+            Err(ShellProtocolError::Unsolicited)
+        );
+    }
+}
