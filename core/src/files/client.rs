@@ -1096,7 +1096,9 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                     size: entry.size,
                     mtime: entry.mtime,
                 };
-                self.state = State::List { count: count + 1 };
+                self.state = State::List {
+                    count: count.saturating_add(1),
+                };
                 Ok(Some(ClientEvent::Entry(entry)))
             }
             (State::List { count }, FileOp::End) => {
