@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Algorithm, Checksum, FileOp};
 
+pub mod client;
 pub mod path;
 
 pub use path::{PathError, check_dir, check_path};

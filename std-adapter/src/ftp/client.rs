@@ -1,30 +1,39 @@
 //! The file client: put, get, ls, stat and delete against an unstick file server, and a legacy
 //! upload to the seed's Python server.
+//!
+//! Every protocol decision (which request, which replies in which order, where an upload
+//! resumes, every digest) is `unstick-core`'s [`FileClientSession`]; this module only drives it
+//! over a socket and local files: it sends what the session hands out, reads the file ranges it
+//! asks for, writes downloads through a partial file and renames them into place, and reports
+//! progress.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use embedded_io_adapters::std::FromStd;
-use unstick_core::blocking::{FrameReader, write_frame, write_frame_from};
-use unstick_core::{
-    Algorithm, Algorithms, BodyHasher, Checksum, ErrorFrame, Event, FrameDecoder,
-    HeaderFrameEncoder, Profile, ReadError, SizeField, WriteError,
+use unstick_core::Algorithm;
+use unstick_core::Checksum;
+use unstick_core::FileOp;
+use unstick_core::files::client::{
+    ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
 };
+use unstick_core::session::Transmit;
 
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
-use super::transfer::{HashingSource, Progress, TRANSFER_BUFFER, hash_prefix};
+use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
-use super::wire::{
-    Ack, DigestTrailer, EntryReply, FileHead, FileOp, ReplyHead, Request, StatReply,
-};
-use crate::server::{ErrorCode, FramedStream, HEADER_CAP, PLAIN_ENCODER};
-use serde::de::DeserializeOwned;
+use crate::server::{ErrorCode, HEADER_CAP};
+
+/// Room for a request head: a path of up to 4,096 bytes (quotes escaped) plus a token.
+const REQUEST_CAP: usize = 16 * 1024;
+
+/// The protocol session every connection drives.
+type Session = FileClientSession<HEADER_CAP, REQUEST_CAP>;
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -193,15 +202,21 @@ pub struct RemoteStat {
 
 /// A connection to a file server.
 pub struct FileClient {
-    io: FramedStream,
+    stream: TcpStream,
     options: ClientOptions,
+    session: Box<Session>,
+    /// Local file reads.
     buf: Vec<u8>,
+    /// Bytes read from the server; `rx[rx_start..rx_end]` are not fed to the session yet.
+    rx: Vec<u8>,
+    rx_start: usize,
+    rx_end: usize,
 }
 
 impl fmt::Debug for FileClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileClient")
-            .field("peer", &self.io.inner().peer_addr().ok())
+            .field("peer", &self.stream.peer_addr().ok())
             .finish_non_exhaustive()
     }
 }
@@ -217,136 +232,238 @@ fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientErro
     Ok(stream)
 }
 
-fn decoder() -> FrameDecoder<HEADER_CAP> {
-    FrameDecoder::header_frames(Profile::SEED)
+/// The token and algorithm of `options`, as every request carries them.
+fn request_options(options: &ClientOptions) -> RequestOptions<'_> {
+    RequestOptions {
+        token: options.token.as_deref(),
+        algorithm: options.algorithm,
+    }
 }
 
-fn read_failed(e: ReadError<io::Error>) -> ClientError {
+/// A session error as the client reports it; `download` names the local target of a download,
+/// whose digest errors are [`ClientError::DigestMismatch`].
+fn protocol_failed(e: FileProtocolError, download: Option<&Path>) -> ClientError {
     match e {
-        ReadError::Io(e) => ClientError::Connection(e),
+        FileProtocolError::Closed | FileProtocolError::Truncated { .. } => {
+            ClientError::Connection(io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()))
+        }
+        FileProtocolError::DigestMismatch {
+            op: FileOp::Done, ..
+        }
+        | FileProtocolError::MissingDigest {
+            op: FileOp::Done, ..
+        } if download.is_some() => ClientError::DigestMismatch {
+            path: download.map(Path::to_owned).unwrap_or_default(),
+        },
         other => ClientError::Protocol(other.to_string()),
     }
 }
 
-/// The next frame head and its op; an `error` reply becomes [`ClientError::Server`]. The
-/// reply's own type is then read from `reader.decoder()`.
-fn next_reply(
-    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-) -> Result<(FileOp, u64), ClientError> {
-    let info = match reader.next_event().map_err(read_failed)? {
-        Some(Event::Head(info)) => info,
-        Some(_) => return Err(ClientError::Protocol("expected a frame header".into())),
-        None => {
-            return Err(ClientError::Connection(io::Error::new(
+/// An event the operation in flight cannot produce (the session rules them out).
+fn unexpected(event: &ClientEvent<'_>) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply: {event:?}"))
+}
+
+/// Why sending stopped.
+enum Stop {
+    /// The server sent something (or closed) mid-upload: its reply says why.
+    EarlyReply,
+    /// Writing to the socket failed.
+    Io(io::Error),
+    /// Anything else, final.
+    Failed(ClientError),
+}
+
+impl From<Stop> for ClientError {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::EarlyReply => ClientError::Connection(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server answered or closed before the upload finished",
+            )),
+            Stop::Io(e) => ClientError::Connection(e),
+            Stop::Failed(e) => e,
+        }
+    }
+}
+
+/// Whether the server has sent something (or closed), checked without waiting. Mid-upload
+/// that can only be a refusal.
+fn readable_now(stream: &TcpStream) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero timeout,
+    // so the call does not block.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+/// Sends everything the session has queued; `body` is the chunk last handed to it. With
+/// `watch`, an early reply from the server stops the sending before each write.
+fn flush(
+    stream: &mut TcpStream,
+    session: &mut Session,
+    body: &[u8],
+    watch: bool,
+) -> Result<(), Stop> {
+    let mut out = [0u8; 4096];
+    while let Some(transmit) = session.poll_transmit(&mut out) {
+        let bytes = match transmit {
+            Transmit::Bytes(n) => &out[..n],
+            Transmit::Body(n) => body.get(..n).ok_or_else(|| {
+                Stop::Failed(ClientError::Protocol(
+                    "the session announced a body it was not given".into(),
+                ))
+            })?,
+        };
+        if watch && readable_now(stream) {
+            return Err(Stop::EarlyReply);
+        }
+        stream.write_all(bytes).map_err(Stop::Io)?;
+    }
+    Ok(())
+}
+
+/// Reads the next piece of `file` into `buf` (at most `len` bytes).
+fn read_chunk<'b>(file: &mut File, buf: &'b mut [u8], len: u64) -> io::Result<&'b [u8]> {
+    let want = buf.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+    loop {
+        match file.read(&mut buf[..want]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => return Ok(&buf[..n]),
+        }
+    }
+}
+
+/// Carries out the session's `ReadLocal` actions from `file` (read sequentially from where it
+/// is at `pos`), sending the chunks meant for sending, until the session wants no more local
+/// data. Reports progress from the first chunk sent.
+fn transfer_local(
+    stream: &mut TcpStream,
+    session: &mut Session,
+    file: &mut File,
+    local: &Path,
+    buf: &mut [u8],
+    watch: bool,
+    progress: &mut dyn Progress,
+) -> Result<(), Stop> {
+    let mut pos = 0u64;
+    let mut started = false;
+    flush(stream, session, &[], watch)?;
+    while let Some(ClientAction::ReadLocal { offset, len, send }) = session.poll_action() {
+        let local_failed = |source| {
+            Stop::Failed(ClientError::Local {
+                path: local.to_owned(),
+                source,
+            })
+        };
+        if send && !started {
+            // The body runs to the end of the file.
+            progress.start(offset + len, offset);
+            started = true;
+        }
+        if pos != offset {
+            file.seek(SeekFrom::Start(offset)).map_err(local_failed)?;
+            pos = offset;
+        }
+        let chunk = read_chunk(file, buf, len).map_err(local_failed)?;
+        if chunk.is_empty() {
+            let message = if send {
+                format!("the file shrank while being sent ({len} bytes missing)")
+            } else {
+                "file is shorter than the resume offset".to_owned()
+            };
+            return Err(local_failed(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "the server closed the connection without replying",
+                message,
             )));
         }
-    };
-    let ReplyHead { op } = reply_header(reader)?;
-    if op == FileOp::Error {
-        let refusal: ErrorFrame<String> = reply_header(reader)?;
-        return Err(ClientError::Server {
-            code: refusal.code,
-            message: refusal.message,
-        });
-    }
-    Ok((op, info.body_len))
-}
-
-/// The current reply's header as `T`.
-fn reply_header<T: DeserializeOwned>(
-    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-) -> Result<T, ClientError> {
-    reader
-        .decoder()
-        .header()
-        .map_err(|e| ClientError::Protocol(e.to_string()))
-}
-
-/// Reads a reply of kind `op`, with no body, as `T`.
-fn expect_reply<T: DeserializeOwned>(
-    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-    op: FileOp,
-) -> Result<T, ClientError> {
-    let (got, body_len) = next_reply(reader)?;
-    if got != op || body_len != 0 {
-        return Err(ClientError::Protocol(format!(
-            "expected `{op}`, got `{got}`"
-        )));
-    }
-    let reply = reply_header(reader)?;
-    match reader.next_event().map_err(read_failed)? {
-        Some(Event::End(_)) => Ok(reply),
-        _ => Err(ClientError::Protocol("reply frame did not end".into())),
-    }
-}
-
-/// A socket writer that notices an early reply: before each write it checks (without waiting)
-/// whether the server has sent something, which mid-upload can only be a refusal, and stops.
-struct WatchedSink<'a> {
-    io: &'a mut FramedStream,
-}
-
-impl embedded_io::ErrorType for WatchedSink<'_> {
-    type Error = io::Error;
-}
-
-/// What a [`WatchedSink`] returns when the server sent something (or closed) mid-upload.
-#[derive(Debug)]
-struct EarlyReply;
-
-impl fmt::Display for EarlyReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the server answered or closed before the upload finished")
-    }
-}
-
-impl std::error::Error for EarlyReply {}
-
-fn is_early_reply(e: &ClientError) -> bool {
-    match e {
-        ClientError::Connection(e) => e.get_ref().is_some_and(|inner| inner.is::<EarlyReply>()),
-        _ => false,
-    }
-}
-
-impl embedded_io::Write for WatchedSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
-        let mut pfd = libc::pollfd {
-            fd: self.io.inner().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero
-        // timeout, so the call does not block.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if ready > 0 && pfd.revents & libc::POLLIN != 0 {
-            return Err(io::Error::other(EarlyReply));
+        pos += chunk.len() as u64;
+        session
+            .handle_local_data(chunk)
+            .map_err(|e| Stop::Failed(protocol_failed(e, None)))?;
+        if send {
+            progress.advance(chunk.len() as u64);
         }
-        embedded_io::Write::write(self.io, buf)
+        flush(stream, session, chunk, watch)?;
     }
-
-    fn flush(&mut self) -> Result<(), io::Error> {
-        embedded_io::Write::flush(self.io)
-    }
+    Ok(())
 }
 
 impl FileClient {
     /// Connects to the server at `addr`.
     pub fn connect(addr: &str, options: ClientOptions) -> Result<FileClient, ClientError> {
         let stream = connect_stream(addr, options.timeout)?;
+        let size = options.buffer_size.max(64 * 1024);
         Ok(FileClient {
-            io: FromStd::new(stream),
-            buf: vec![0u8; options.buffer_size.max(64 * 1024)],
+            stream,
+            session: Box::default(),
+            buf: vec![0u8; size],
+            rx: vec![0u8; size],
+            rx_start: 0,
+            rx_end: 0,
             options,
         })
     }
 
-    fn send_request(&mut self, op: FileOp, path: Option<&str>) -> Result<(), ClientError> {
-        let mut head = [0u8; HEADER_CAP];
-        let request = new_request(&self.options, op, path);
-        write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head).map_err(write_failed)
+    /// Sends the request the session has queued.
+    fn send_request(&mut self) -> Result<(), ClientError> {
+        flush(&mut self.stream, &mut self.session, &[], false).map_err(ClientError::from)
+    }
+
+    /// Reads replies and feeds them to the session, handing each event to `on_event` until it
+    /// returns a value. A refusal is [`ClientError::Server`]; `download` as in
+    /// [`protocol_failed`].
+    fn pump<T>(
+        &mut self,
+        download: Option<&Path>,
+        mut on_event: impl FnMut(ClientEvent<'_>) -> Result<Option<T>, ClientError>,
+    ) -> Result<T, ClientError> {
+        loop {
+            let input = &self.rx[self.rx_start..self.rx_end];
+            let (used, event) = self
+                .session
+                .handle_input(input)
+                .map_err(|e| protocol_failed(e, download))?;
+            self.rx_start += used;
+            if let Some(event) = event {
+                if let ClientEvent::Refused(refusal) = event {
+                    return Err(ClientError::Server {
+                        code: refusal.code.as_str().to_owned(),
+                        message: refusal.message.as_str().to_owned(),
+                    });
+                }
+                if let Some(done) = on_event(event)? {
+                    return Ok(done);
+                }
+                continue;
+            }
+            self.rx_start = 0;
+            self.rx_end = 0;
+            let n = loop {
+                match self.stream.read(&mut self.rx) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ClientError::Connection(e)),
+                    Ok(n) => break n,
+                }
+            };
+            if n == 0 {
+                let closed = self
+                    .session
+                    .handle_eof()
+                    .map_err(|e| protocol_failed(e, download))?;
+                return match closed {
+                    Some(event) => on_event(event)?
+                        .ok_or_else(|| protocol_failed(FileProtocolError::Closed, download)),
+                    None => Err(protocol_failed(FileProtocolError::Closed, download)),
+                };
+            }
+            self.rx_end = n;
+        }
     }
 
     /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same
@@ -359,78 +476,56 @@ impl FileClient {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<PutReport, ClientError> {
-        let algorithm = self.options.algorithm;
         let (mut file, size) = open_upload(local)?;
-        let offset = if resume {
-            self.resume_offset(remote, size)?
-        } else {
-            0
-        };
-        let mut hasher =
-            hash_prefix(&mut file, offset, algorithm, &mut self.buf).map_err(self::local(local))?;
-        let prefix_hex = hasher.clone().finish().get(algorithm).map(|c| c.to_hex());
-        file.seek(SeekFrom::Start(offset))
-            .map_err(self::local(local))?;
-        let mut request = new_request(&self.options, FileOp::Put, Some(remote.as_str()));
-        if offset > 0 {
-            request.offset = Some(offset);
-            let hex = prefix_hex.as_ref().map(|h| h.as_str());
-            match algorithm {
-                Algorithm::Xxh3 => request.prefix_xxh3 = hex,
-                Algorithm::Md5 => request.prefix_md5 = hex,
-            }
+        self.session
+            .put(
+                remote.as_str(),
+                size,
+                request_options(&self.options),
+                resume,
+            )
+            .map_err(|e| protocol_failed(e, None))?;
+        if resume {
+            // The server's stat decides where the upload starts.
+            self.send_request()?;
+            self.pump(None, |event| match event {
+                ClientEvent::UploadFrom { .. } => Ok(Some(())),
+                other => Err(unexpected(&other)),
+            })?;
         }
-        progress.start(size, offset);
-        let mut source = HashingSource {
-            file: &mut file,
-            hasher: &mut hasher,
-            progress,
-        };
-        let mut sink = WatchedSink { io: &mut self.io };
-        let sent = write_frame_from(
-            &mut sink,
-            &PLAIN_ENCODER,
-            &request,
-            size - offset,
-            &mut source,
-            Algorithms::NONE,
+        let sent = transfer_local(
+            &mut self.stream,
+            &mut self.session,
+            &mut file,
+            local,
             &mut self.buf,
-        )
-        .map_err(|e| upload_failed(local, e))
-        .and_then(|_| send_trailer(&mut sink, hasher, algorithm));
+            true,
+            progress,
+        );
         progress.finish();
-        if let Err(e @ ClientError::Local { .. }) = sent {
+        if let Err(Stop::Failed(e)) = sent {
             return Err(e);
         }
         // Whether the upload went out whole or broke off, the server's reply says why.
-        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let replied: Result<DigestTrailer<String>, _> = expect_reply(&mut reader, FileOp::Stored);
-        let digest = match (sent, replied) {
-            (Ok(digest), Ok(reply)) => {
-                if reply.file_digest(algorithm) != Some(digest) {
-                    return Err(ClientError::Protocol(
-                        "the server stored a file with another digest".into(),
-                    ));
-                }
-                digest
-            }
-            (_, Err(e @ ClientError::Server { .. })) => return Err(e),
-            // Stopped because the server closed: say what reading its reply found.
-            (Err(sent), Err(replied)) if is_early_reply(&sent) => return Err(replied),
-            (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
-        };
-        Ok(PutReport {
-            size,
-            resumed_from: offset,
-            digest,
-        })
-    }
-
-    /// Where a resumed upload of a `size`-byte file starts: the length of the server's partial
-    /// upload of `remote`, or 0 when there is none that could be a prefix of this file.
-    fn resume_offset(&mut self, remote: &RemotePath, size: u64) -> Result<u64, ClientError> {
-        let partial = self.stat(remote)?.partial_size;
-        Ok(if partial <= size { partial } else { 0 })
+        let replied = self.pump(None, |event| match event {
+            ClientEvent::Stored {
+                size,
+                resumed_from,
+                digest,
+            } => Ok(Some(PutReport {
+                size,
+                resumed_from,
+                digest,
+            })),
+            other => Err(unexpected(&other)),
+        });
+        match (sent, replied) {
+            (Ok(()), replied) => replied,
+            (_, Err(e @ ClientError::Server { .. })) => Err(e),
+            // Stopped because the server answered or closed: say what reading its reply found.
+            (Err(Stop::EarlyReply), Err(replied)) => Err(replied),
+            (Err(stop), _) => Err(stop.into()),
+        }
     }
 
     /// Downloads `remote` to `local`, through a partial file next to it
@@ -443,191 +538,203 @@ impl FileClient {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<GetReport, ClientError> {
-        let algorithm = self.options.algorithm;
         let part = partial_download_path(local);
-        let (have, mut hasher) = if resume {
-            self.hash_partial_download(&part, algorithm)?
+        let (have, prefix) = if resume {
+            match open_partial_download(&part, Create::Never) {
+                Ok(file) => {
+                    let have = file.metadata().map_err(self::local(&part))?.len();
+                    (have, Some(file))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => (0, None),
+                Err(e) => {
+                    return Err(ClientError::Local {
+                        path: part.clone(),
+                        source: e,
+                    });
+                }
+            }
         } else {
-            (0, BodyHasher::new(Algorithms::only(algorithm)))
+            (0, None)
         };
-        let mut head = [0u8; HEADER_CAP];
-        let mut request = new_request(&self.options, FileOp::Get, Some(remote.as_str()));
-        request.offset = (have > 0).then_some(have);
-        write_frame(&mut self.io, &PLAIN_ENCODER, &request, &[], &mut head)
-            .map_err(write_failed)?;
-        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let (op, body_len) = next_reply(&mut reader)?;
-        let head: FileHead = reply_header(&mut reader)?;
-        let size = head.size;
-        if op != FileOp::File || head.offset != have || size.checked_sub(have) != Some(body_len) {
-            return Err(ClientError::Protocol(
-                "the file header does not match the request".into(),
-            ));
+        self.session
+            .get(remote.as_str(), request_options(&self.options), have)
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        if let Some(mut prefix) = prefix {
+            // The local prefix goes into the digest the server's trailer is checked against.
+            transfer_local(
+                &mut self.stream,
+                &mut self.session,
+                &mut prefix,
+                &part,
+                &mut self.buf,
+                false,
+                &mut super::transfer::NoProgress,
+            )?;
         }
-        // Only now, with the file on its way, is the partial download created (or cut back to
-        // the prefix that was hashed).
-        let mut file =
-            open_partial_download(&part, Create::IfMissing).map_err(self::local(&part))?;
-        file.set_len(have)
-            .and_then(|_| file.seek(SeekFrom::Start(have)))
-            .map_err(self::local(&part))?;
-        progress.start(size, have);
-        let received = receive_download(&mut reader, &mut file, &mut hasher, progress, &part);
+        let mut file: Option<File> = None;
+        let received = self.pump(Some(local), |event| match event {
+            ClientEvent::FileHead { size, offset, .. } => {
+                // Only now, with the file on its way, is the partial download created (or cut
+                // back to the prefix that was hashed).
+                let mut opened =
+                    open_partial_download(&part, Create::IfMissing).map_err(self::local(&part))?;
+                opened
+                    .set_len(offset)
+                    .and_then(|_| opened.seek(SeekFrom::Start(offset)))
+                    .map_err(self::local(&part))?;
+                progress.start(size, offset);
+                file = Some(opened);
+                Ok(None)
+            }
+            ClientEvent::Body(chunk) => {
+                let Some(file) = file.as_mut() else {
+                    return Err(unexpected(&ClientEvent::Body(chunk)));
+                };
+                file.write_all(chunk).map_err(self::local(&part))?;
+                progress.advance(chunk.len() as u64);
+                Ok(None)
+            }
+            ClientEvent::Fetched {
+                size,
+                resumed_from,
+                digest,
+            } => Ok(Some(GetReport {
+                size,
+                resumed_from,
+                digest,
+            })),
+            other => Err(unexpected(&other)),
+        });
         progress.finish();
-        received?;
-        let trailer: DigestTrailer<String> = expect_reply(&mut reader, FileOp::Done)?;
-        let digest = hasher.finish().get(algorithm);
-        let Some(digest) = digest.filter(|d| trailer.file_digest(algorithm) == Some(*d)) else {
-            drop(file);
-            let _ = std::fs::remove_file(&part);
-            return Err(ClientError::DigestMismatch {
-                path: local.to_owned(),
-            });
-        };
-        commit_download(file, &part, local)?;
-        Ok(GetReport {
-            size,
-            resumed_from: have,
-            digest,
-        })
-    }
-
-    /// The length and running digest of the partial download at `part` (none: 0 bytes).
-    fn hash_partial_download(
-        &mut self,
-        part: &Path,
-        algorithm: Algorithm,
-    ) -> Result<(u64, BodyHasher), ClientError> {
-        let mut file = match open_partial_download(part, Create::Never) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok((0, BodyHasher::new(Algorithms::only(algorithm))));
+        match (received, file) {
+            (Ok(report), Some(file)) => {
+                commit_download(file, &part, local)?;
+                Ok(report)
             }
-            Err(e) => {
-                return Err(ClientError::Local {
-                    path: part.to_owned(),
-                    source: e,
-                });
+            (Err(e @ ClientError::DigestMismatch { .. }), file) => {
+                drop(file);
+                let _ = std::fs::remove_file(&part);
+                Err(e)
             }
-        };
-        let have = file.metadata().map_err(self::local(part))?.len();
-        let hasher =
-            hash_prefix(&mut file, have, algorithm, &mut self.buf).map_err(self::local(part))?;
-        Ok((have, hasher))
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(ClientError::Protocol(
+                "the download ended without a file".into(),
+            )),
+        }
     }
 
     /// Lists the directory `dir` (`None` for the root).
     pub fn list(&mut self, dir: Option<&RemotePath>) -> Result<Vec<RemoteEntry>, ClientError> {
-        self.send_request(FileOp::Ls, Some(dir.map_or("", |d| d.as_str())))?;
-        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
+        self.session
+            .list(
+                dir.map_or("", |d| d.as_str()),
+                request_options(&self.options),
+            )
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
         let mut entries = Vec::new();
-        loop {
-            let (op, body_len) = next_reply(&mut reader)?;
-            let entry = match op {
-                FileOp::Entry => Some(reply_header::<EntryReply<String>>(&mut reader)?),
-                FileOp::End => None,
-                other => {
-                    return Err(ClientError::Protocol(format!(
-                        "unexpected `{other}` in a listing"
-                    )));
-                }
-            };
-            if body_len != 0 || !matches!(reader.next_event(), Ok(Some(Event::End(_)))) {
-                return Err(ClientError::Protocol("listing frames have no body".into()));
+        self.pump(None, |event| match event {
+            ClientEvent::Entry(entry) => {
+                entries.push(RemoteEntry {
+                    name: entry.name.as_str().to_owned(),
+                    name_escaped: entry.name_escaped,
+                    kind: entry.kind.as_str().to_owned(),
+                    size: entry.size,
+                    mtime: entry.mtime,
+                });
+                Ok(None)
             }
-            let Some(entry) = entry else {
-                break;
-            };
-            entries.push(RemoteEntry {
-                name: entry.name,
-                name_escaped: entry.name_escaped.unwrap_or(false),
-                kind: entry.kind,
-                size: entry.size,
-                mtime: entry.mtime,
-            });
-        }
+            ClientEvent::Listed { .. } => Ok(Some(())),
+            other => Err(unexpected(&other)),
+        })?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
 
     /// What the server holds under `path`.
     pub fn stat(&mut self, path: &RemotePath) -> Result<RemoteStat, ClientError> {
-        self.send_request(FileOp::Stat, Some(path.as_str()))?;
-        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        let reply: StatReply<String> = expect_reply(&mut reader, FileOp::Stat)?;
-        let entry = reply.exists.then(|| RemoteEntry {
+        self.session
+            .stat(path.as_str(), request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        let stat = self.pump(None, |event| match event {
+            ClientEvent::Stat(stat) => Ok(Some(stat)),
+            other => Err(unexpected(&other)),
+        })?;
+        let entry = stat.exists.then(|| RemoteEntry {
             name: path.file_name().to_owned(),
             name_escaped: false,
-            kind: reply.kind.clone().unwrap_or_default(),
-            size: reply.size.unwrap_or(0),
-            mtime: reply.mtime.unwrap_or(0),
+            kind: stat.kind.as_str().to_owned(),
+            size: stat.size.unwrap_or(0),
+            mtime: stat.mtime.unwrap_or(0),
         });
         Ok(RemoteStat {
             entry,
-            partial_size: reply.partial_size,
+            partial_size: stat.partial_size,
         })
     }
 
     /// Deletes the file (or empty directory) `path`.
     pub fn delete(&mut self, path: &RemotePath) -> Result<(), ClientError> {
-        self.send_request(FileOp::Delete, Some(path.as_str()))?;
-        let mut reader = FrameReader::new(&mut self.io, decoder(), &mut self.buf);
-        expect_reply::<Ack>(&mut reader, FileOp::Deleted).map(drop)
+        self.session
+            .delete(path.as_str(), request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        self.pump(None, |event| match event {
+            ClientEvent::Deleted => Ok(Some(())),
+            other => Err(unexpected(&other)),
+        })
     }
 }
 
-/// A request for `op` on `path` with the token and digest algorithm of `options`.
-fn new_request<'a>(
-    options: &'a ClientOptions,
-    op: FileOp,
-    path: Option<&'a str>,
-) -> Request<&'a str> {
-    Request {
-        path,
-        token: options.token.as_deref(),
-        algorithm: Some(options.algorithm.member()),
-        ..Request::new(op)
+/// Uploads `local` to a server that speaks the seed's protocol: header
+/// `{"filepath","filename","filesize"}`, then the bytes, then close. The seed's server sends no
+/// reply, so nothing is verified; returns the bytes sent.
+pub fn put_legacy(
+    addr: &str,
+    local: &Path,
+    remote_name: &str,
+    progress: &mut dyn Progress,
+) -> Result<u64, ClientError> {
+    let (mut file, size) = open_upload(local)?;
+    let folder = local
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|p| p.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let mut stream = connect_stream(addr, Duration::from_secs(60))?;
+    let mut session = Box::<Session>::default();
+    session
+        .seed_put(&folder, remote_name, size)
+        .map_err(|e| protocol_failed(e, None))?;
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    if size == 0 {
+        progress.start(0, 0);
     }
-}
-
-fn write_failed<S: fmt::Debug>(e: WriteError<io::Error, S>) -> ClientError {
-    match e {
-        WriteError::Io(e) => ClientError::Connection(e),
-        other => ClientError::Protocol(other.to_string()),
+    let sent = transfer_local(
+        &mut stream,
+        &mut session,
+        &mut file,
+        local,
+        &mut buf,
+        false,
+        progress,
+    );
+    progress.finish();
+    sent?;
+    // Done sending; wait for the server to close so the bytes are known to have been read.
+    if session.poll_action() == Some(ClientAction::CloseSend) {
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+        let _ = session.handle_eof();
     }
-}
-
-/// Sends a put's trailer with the digest of the whole file, and returns that digest.
-fn send_trailer(
-    sink: &mut WatchedSink<'_>,
-    mut hasher: BodyHasher,
-    algorithm: Algorithm,
-) -> Result<Checksum, ClientError> {
-    let digest = hasher
-        .finish()
-        .get(algorithm)
-        .ok_or_else(|| ClientError::Protocol("digest not compiled into this build".into()))?;
-    let hex = digest.to_hex();
-    let trailer = DigestTrailer::new(FileOp::Done, algorithm, hex.as_str(), None);
-    let mut head = [0u8; 256];
-    write_frame(sink, &PLAIN_ENCODER, &trailer, &[], &mut head).map_err(write_failed)?;
-    Ok(digest)
-}
-
-/// Maps a failure to send the file `local`: reading it locally, or the connection.
-fn upload_failed(local: &Path, e: WriteError<io::Error, io::Error>) -> ClientError {
-    let source = match e {
-        WriteError::Source(e) => e,
-        WriteError::SourceEnded { missing } => io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("the file shrank while being sent ({missing} bytes missing)"),
-        ),
-        other => return write_failed(other),
-    };
-    ClientError::Local {
-        path: local.to_owned(),
-        source,
-    }
+    Ok(size)
 }
 
 /// Opens the local file to upload and returns it with its size. Only a regular file will do;
@@ -650,27 +757,6 @@ fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
     }
     // O_NONBLOCK changes nothing for a regular file's reads.
     Ok((file, meta.len()))
-}
-
-/// Writes a download's body into `file` (the partial download `part`), hashing it.
-fn receive_download(
-    reader: &mut FrameReader<'_, &mut FramedStream, HEADER_CAP>,
-    file: &mut File,
-    hasher: &mut BodyHasher,
-    progress: &mut dyn Progress,
-    part: &Path,
-) -> Result<(), ClientError> {
-    loop {
-        match reader.next_event().map_err(read_failed)? {
-            Some(Event::Body(chunk)) => {
-                hasher.update(chunk);
-                file.write_all(chunk).map_err(local(part))?;
-                progress.advance(chunk.len() as u64);
-            }
-            Some(Event::End(_)) => return Ok(()),
-            _ => return Err(ClientError::Protocol("the file body broke off".into())),
-        }
-    }
 }
 
 /// Syncs a verified download and renames it from `part` to `local`, then syncs the directory
@@ -708,68 +794,6 @@ pub fn partial_download_path(local: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "download".into());
     local.with_file_name(format!(".{name}.unstick-part"))
-}
-
-/// The seed's upload header: the client's folder, the file name, and (added by the encoder)
-/// `filesize`.
-#[derive(serde::Serialize)]
-struct LegacyHeader<'a> {
-    filepath: &'a str,
-    filename: &'a str,
-}
-
-/// Uploads `local` to a server that speaks the seed's protocol: header
-/// `{"filepath","filename","filesize"}`, then the bytes, then close. The seed's server sends no
-/// reply, so nothing is verified; returns the bytes sent.
-pub fn put_legacy(
-    addr: &str,
-    local: &Path,
-    remote_name: &str,
-    progress: &mut dyn Progress,
-) -> Result<u64, ClientError> {
-    let (mut file, size) = open_upload(local)?;
-    let folder = local
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(|p| p.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    let stream = connect_stream(addr, Duration::from_secs(60))?;
-    let mut io = FromStd::new(stream);
-    let header = LegacyHeader {
-        filepath: &folder,
-        filename: remote_name,
-    };
-    let encoder = HeaderFrameEncoder::new(Profile::SEED)
-        .checksum(None)
-        .size_field(SizeField::Filesize);
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
-    let mut hasher = BodyHasher::new(Algorithms::NONE);
-    progress.start(size, 0);
-    let sent = write_frame_from(
-        &mut io,
-        &encoder,
-        &header,
-        size,
-        &mut HashingSource {
-            file: &mut file,
-            hasher: &mut hasher,
-            progress,
-        },
-        Algorithms::NONE,
-        &mut buf,
-    );
-    progress.finish();
-    sent.map_err(|e| upload_failed(local, e))?;
-    // Done sending; wait for the server to close so the bytes are known to have been read.
-    let stream = io.inner_mut();
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut sink = [0u8; 4096];
-    while let Ok(n) = io::Read::read(stream, &mut sink) {
-        if n == 0 {
-            break;
-        }
-    }
-    Ok(size)
 }
 
 /// Whether `e` is the server refusing a resume because its partial upload does not match.
