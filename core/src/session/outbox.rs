@@ -63,7 +63,6 @@ impl<const N: usize> Outbox<N> {
 
     /// Queues the head of a frame for `body`, with the encoder's digest of it, and announces
     /// the body.
-    #[allow(dead_code)] // for sessions that send bodies they hold whole
     pub(crate) fn push_frame_for<H: Serialize + ?Sized>(
         &mut self,
         encoder: &HeaderFrameEncoder,
@@ -87,7 +86,6 @@ impl<const N: usize> Outbox<N> {
     }
 
     /// Queues raw bytes (a reply in another protocol's terms, a plain frame's prefix).
-    #[allow(dead_code)] // for sessions that answer in another protocol's terms
     pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.compact();
         let room = &mut self.buf[self.end..];

@@ -34,7 +34,6 @@ mod staging;
 mod storage;
 mod transfer;
 mod tree;
-mod wire;
 
 pub use client::{
     ClientError, ClientOptions, FileClient, GetReport, PutReport, RemoteEntry, RemoteStat,
