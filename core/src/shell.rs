@@ -21,8 +21,8 @@ pub use crate::ShellOp;
 mod server;
 
 pub use server::{
-    Dialect, RunFailure, ShellAction, ShellRules, ShellServerSession, TOKEN_CAP,
-    encode_seed_reply_head,
+    Dialect, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY,
+    ShellAction, ShellRules, ShellServerSession, TOKEN_CAP, encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB

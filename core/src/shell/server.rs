@@ -582,6 +582,123 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 }
 
+/// What a shell server makes of a new connection's first bytes (see [`judge_opening`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// Too few bytes to tell: wait for more, or for the client to pause (a pause decides).
+    Undecided,
+    /// A framed client.
+    Framed,
+    /// A seed client, answered in this format.
+    Seed(LegacyReply),
+    /// Refused before anything is read into it: log `code` and `reason`, send `reply` (see
+    /// [`OpeningReply::encode`]) and close.
+    Refused {
+        /// The code the refusal is logged with.
+        code: ErrorCode,
+        /// Why, for the log.
+        reason: &'static str,
+        /// What the client is sent.
+        reply: OpeningReply,
+    },
+}
+
+/// What a client refused at its opening is sent before the connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpeningReply {
+    /// Another protocol's terms ([`foreign::encode_reply`]).
+    Foreign(ForeignProtocol),
+    /// One line of text: raw text was sent and seed clients are not served.
+    SeedDisabled,
+    /// A seed reply in this format: the server needs a token, which a seed client cannot send.
+    SeedNeedsToken(LegacyReply),
+}
+
+/// The line a raw-text client gets when seed clients are not served.
+pub const SEED_DISABLED_REPLY: &str = "unstick: this server takes framed requests only (use \
+    `unstick shell connect`); its operator can serve seed-style clients with --legacy-reply \
+    json|size|raw\n";
+
+/// The body of the seed reply a seed client gets from a server with a token.
+pub const SEED_NEEDS_TOKEN_REPLY: &str = "unstick: this server requires a token, which seed-style \
+    clients cannot send; connect with `unstick shell connect --token ...`\n";
+
+impl OpeningReply {
+    /// Writes the reply into `out` and returns its length (0 when `out` is too small, or when
+    /// the protocol is one that cannot show text).
+    pub fn encode(self, out: &mut [u8]) -> usize {
+        let text = match self {
+            OpeningReply::Foreign(protocol) => {
+                return foreign::encode_reply(protocol, "shell", out);
+            }
+            OpeningReply::SeedDisabled => {
+                return copy_into(SEED_DISABLED_REPLY.as_bytes(), out);
+            }
+            OpeningReply::SeedNeedsToken(format) => (format, SEED_NEEDS_TOKEN_REPLY.as_bytes()),
+        };
+        let (format, body) = text;
+        let Ok(head) = encode_seed_reply_head(format, body, false, false, out) else {
+            return 0;
+        };
+        match copy_into(body, &mut out[head..]) {
+            0 => 0,
+            n => head + n,
+        }
+    }
+}
+
+fn copy_into(bytes: &[u8], out: &mut [u8]) -> usize {
+    match out.get_mut(..bytes.len()) {
+        Some(room) => {
+            room.copy_from_slice(bytes);
+            bytes.len()
+        }
+        None => 0,
+    }
+}
+
+/// Judges a new connection's first bytes, as a shell server applying `rules` does: another
+/// protocol's opening is refused (its fixed openings wait for more bytes however long the
+/// client pauses); then a framed client is told from a seed client
+/// ([`classify_greeting`](super::classify_greeting)), a short text taken as a seed command once
+/// the client has `paused`; a seed client is served only with a reply format chosen and no
+/// token set.
+pub fn judge_opening(received: &[u8], paused: bool, rules: &ShellRules<'_>) -> Opening {
+    match foreign::recognise(received, paused) {
+        foreign::Recognition::Foreign(protocol) => {
+            return Opening::Refused {
+                code: ErrorCode::ForeignProtocol,
+                reason: match protocol {
+                    ForeignProtocol::Http => "the client opened with HTTP, not the shell protocol",
+                    ForeignProtocol::Tls => "the client opened with TLS, not the shell protocol",
+                    ForeignProtocol::Ssh => "the client opened with SSH, not the shell protocol",
+                },
+                reply: OpeningReply::Foreign(protocol),
+            };
+        }
+        foreign::Recognition::Undecided => return Opening::Undecided,
+        foreign::Recognition::NotForeign => {}
+    }
+    match super::classify_greeting(received) {
+        super::Greeting::Framed => return Opening::Framed,
+        super::Greeting::Undecided if !paused => return Opening::Undecided,
+        super::Greeting::Seed | super::Greeting::Undecided => {}
+    }
+    match (rules.legacy_reply, rules.token) {
+        (None, _) => Opening::Refused {
+            code: ErrorCode::SeedDisabled,
+            reason: "raw text sent, and seed clients are not enabled",
+            reply: OpeningReply::SeedDisabled,
+        },
+        (Some(format), Some(_)) => Opening::Refused {
+            code: ErrorCode::Unauthorized,
+            reason: "a seed client cannot present the token",
+            reply: OpeningReply::SeedNeedsToken(format),
+        },
+        (Some(format), None) => Opening::Seed(format),
+    }
+}
+
 /// Shows at most 64 bytes of peer text in a message, cut at a character boundary.
 struct Shortened<'t>(&'t str);
 
@@ -908,6 +1025,67 @@ mod tests {
             [Seen::Refused("foreign_protocol", true), Seen::Closed]
         );
         assert!(sent.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    }
+
+    #[test]
+    fn openings_are_judged_foreign_first_then_framed_or_seed() {
+        let seed = ShellRules {
+            legacy_reply: Some(LegacyReply::Json),
+            ..ShellRules::default()
+        };
+        let seed_with_token = ShellRules {
+            token: Some("t"),
+            ..seed
+        };
+        let closed = ShellRules::default();
+        let refused = |opening: Opening| match opening {
+            Opening::Refused { code, reply, .. } => Some((code, reply)),
+            _ => None,
+        };
+        assert_eq!(judge_opening(b"", true, &seed), Opening::Undecided);
+        assert_eq!(
+            judge_opening(b"\x1d\x00\x00\x00{", false, &closed),
+            Opening::Framed
+        );
+        assert_eq!(judge_opening(b"ls", false, &seed), Opening::Undecided);
+        assert_eq!(
+            judge_opening(b"ls", true, &seed),
+            Opening::Seed(LegacyReply::Json)
+        );
+        assert_eq!(
+            judge_opening(b"uname -a\n", false, &seed),
+            Opening::Seed(LegacyReply::Json)
+        );
+        assert_eq!(
+            refused(judge_opening(b"POST / HTTP/1.1\r\n", false, &seed)),
+            Some((
+                ErrorCode::ForeignProtocol,
+                OpeningReply::Foreign(ForeignProtocol::Http)
+            ))
+        );
+        // The start of a fixed opening waits however long the client pauses.
+        assert_eq!(judge_opening(b"PO", true, &seed), Opening::Undecided);
+        assert_eq!(
+            refused(judge_opening(b"uname -a\n", false, &closed)),
+            Some((ErrorCode::SeedDisabled, OpeningReply::SeedDisabled))
+        );
+        assert_eq!(
+            refused(judge_opening(b"uname -a\n", false, &seed_with_token)),
+            Some((
+                ErrorCode::Unauthorized,
+                OpeningReply::SeedNeedsToken(LegacyReply::Json)
+            ))
+        );
+        let mut out = [0u8; 512];
+        let n = OpeningReply::SeedDisabled.encode(&mut out);
+        assert_eq!(&out[..n], SEED_DISABLED_REPLY.as_bytes());
+        let n = OpeningReply::SeedNeedsToken(LegacyReply::Size).encode(&mut out);
+        assert_eq!(
+            &out[..4],
+            &(SEED_NEEDS_TOKEN_REPLY.len() as i32).to_le_bytes()
+        );
+        assert_eq!(&out[4..n], SEED_NEEDS_TOKEN_REPLY.as_bytes());
+        assert_eq!(OpeningReply::SeedDisabled.encode(&mut out[..8]), 0);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use super::connection::GREETING_PAUSE;
 use super::process::RunningCommands;
 use super::request::serve_request;
 use super::server::ShellConfig;
-use super::wire::{self, Greeting};
-use crate::server::foreign::{self, ForeignProtocol, Recognition};
+use super::wire::{self, Greeting, Opening, ShellRules};
+use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, ErrorCode, Handback, Service, error_frame};
 
@@ -45,53 +45,34 @@ impl ShellService {
         }
     }
 
-    /// Judges a new connection's first bytes.
-    fn admit_greeting(&self, received: &[u8], paused: bool) -> Admission<ClientKind> {
-        match foreign::recognise(received, paused) {
-            Recognition::Foreign(protocol) => {
-                return Admission::Refuse {
-                    code: ErrorCode::ForeignProtocol,
-                    reason: format!("the client opened with {protocol}, not the shell protocol"),
-                    reply: foreign::reply(protocol, "shell"),
-                };
-            }
-            Recognition::Undecided => {
-                return Admission::Wait {
-                    pause: Some(GREETING_PAUSE),
-                };
-            }
-            Recognition::NotForeign => {}
-        }
-        match wire::classify_greeting(received) {
-            Greeting::Framed => admit_framed(received),
-            Greeting::Undecided if !paused => Admission::Wait {
+    /// Judges a new connection's first bytes by the core's rules.
+    fn admit_opening(&self, received: &[u8], paused: bool) -> Admission<ClientKind> {
+        let rules = ShellRules {
+            token: self.config.token.as_deref(),
+            max_command_len: self.config.max_command_len,
+            legacy_reply: self.config.legacy_reply,
+        };
+        match wire::judge_opening(received, paused, &rules) {
+            Opening::Undecided => Admission::Wait {
                 pause: Some(GREETING_PAUSE),
             },
-            Greeting::Seed | Greeting::Undecided => self.admit_seed(received),
+            Opening::Framed => admit_framed(received),
+            Opening::Seed(_) => self.admit(ClientKind::Seed, received, true),
+            Opening::Refused {
+                code,
+                reason,
+                reply,
+            } => {
+                let mut bytes = vec![0u8; 1024];
+                let n = reply.encode(&mut bytes);
+                bytes.truncate(n);
+                Admission::Refuse {
+                    code,
+                    reason: reason.into(),
+                    reply: bytes,
+                }
+            }
         }
-    }
-
-    fn admit_seed(&self, received: &[u8]) -> Admission<ClientKind> {
-        let Some(format) = self.config.legacy_reply else {
-            return Admission::Refuse {
-                code: ErrorCode::SeedDisabled,
-                reason: "raw text sent, and seed clients are not enabled".into(),
-                reply: b"unstick: this server takes framed requests only (use `unstick shell \
-                         connect`); its operator can serve seed-style clients with \
-                         --legacy-reply json|size|raw\n"
-                    .to_vec(),
-            };
-        };
-        if self.config.token.is_some() {
-            let refusal = "unstick: this server requires a token, which seed-style clients \
-                           cannot send; connect with `unstick shell connect --token ...`\n";
-            return Admission::Refuse {
-                code: ErrorCode::Unauthorized,
-                reason: "a seed client cannot present the token".into(),
-                reply: seed_reply(format, refusal.as_bytes()),
-            };
-        }
-        self.admit(ClientKind::Seed, received, true)
     }
 }
 
@@ -112,7 +93,7 @@ impl Service for ShellService {
 
     fn admit(&self, kind: ClientKind, received: &[u8], paused: bool) -> Admission<ClientKind> {
         match kind {
-            ClientKind::Unknown => self.admit_greeting(received, paused),
+            ClientKind::Unknown => self.admit_opening(received, paused),
             ClientKind::Framed => admit_framed(received),
             ClientKind::Seed if received.is_empty() => Admission::Wait { pause: None },
             // The rest of an HTTP request whose opening came apart from it is no command.
