@@ -26,6 +26,7 @@
 //!   time.
 
 mod client;
+mod config;
 mod name;
 mod progress;
 mod request;
@@ -39,7 +40,8 @@ pub use client::{
     ClientError, ClientOptions, FileClient, GetReport, PutReport, RemoteEntry, RemoteStat,
     is_partial_mismatch, partial_download_path, put_legacy,
 };
+pub use config::FileServerConfig;
 pub use name::{PathError, RemotePath, escape_for_terminal};
 pub use progress::TerminalProgress;
-pub use server::{FileServer, FileServerConfig};
+pub use server::FileServer;
 pub use transfer::{NoProgress, Progress, TRANSFER_BUFFER};

@@ -16,11 +16,11 @@ use unstick_core::files::{
 use unstick_core::session::{Refusal, Transmit};
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
+use super::config::FileServerConfig;
 use super::name::{RemotePath, name_text};
-use super::server::FileServer;
 use super::staging::Staging;
 use super::storage::storage_refusal;
-use super::tree::{file_meta, partial_name};
+use super::tree::{Dir, file_meta, partial_name};
 use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
 
 /// Room for the frame heads the session writes; any head fits.
@@ -29,10 +29,10 @@ const TRANSMIT_BUFFER: usize = 4096;
 /// Serves the request at the start of `conn.received` and hands the connection back with what
 /// the client sent beyond it.
 pub(super) fn serve_request(
-    server: &FileServer,
+    config: &FileServerConfig,
+    root: &Dir,
     mut conn: Connection<ClientKind>,
 ) -> Handback<ClientKind> {
-    let config = server.config();
     let idle = Some(config.lobby.idle_timeout);
     let prepared = conn
         .stream
@@ -49,7 +49,8 @@ pub(super) fn serve_request(
     let buffer = config.buffer_size.max(64 * 1024);
     let received = std::mem::take(&mut conn.received);
     let mut host = RequestHost {
-        server,
+        config,
+        root,
         peer: conn.peer,
         session: FileServerSession::new(rules),
         input: RequestStream::new(received, input_socket, None),
@@ -80,7 +81,8 @@ pub(super) fn serve_request(
 struct Closed;
 
 struct RequestHost<'s> {
-    server: &'s FileServer,
+    config: &'s FileServerConfig,
+    root: &'s Dir,
     peer: SocketAddr,
     session: FileServerSession<'s, HEADER_CAP>,
     input: RequestStream,
@@ -244,7 +246,7 @@ impl RequestHost<'_> {
     }
 
     fn read_file(&mut self, offset: u64, len: u64) -> Result<(), Closed> {
-        let buffer = self.server.config().buffer_size.max(64 * 1024);
+        let buffer = self.config.buffer_size.max(64 * 1024);
         if self.file_buf.len() < buffer {
             self.file_buf.resize(buffer, 0);
         }
@@ -290,7 +292,7 @@ impl RequestHost<'_> {
 
     fn stat(&self, path: &RemotePath) -> Result<StatFound, Refusal> {
         let name = path.file_name();
-        match self.server.root().walk_to_parent(path, false) {
+        match self.root.walk_to_parent(path, false) {
             Ok(dir) => {
                 let entry = dir
                     .stat(name)
@@ -315,7 +317,7 @@ impl RequestHost<'_> {
 
     fn list(&mut self, path: Option<&RemotePath>) -> Result<(), Closed> {
         let text = path.map_or("", RemotePath::as_str).to_owned();
-        let dir = match self.server.root().walk_to_dir(path) {
+        let dir = match self.root.walk_to_dir(path) {
             Ok(dir) => dir,
             Err(e) => {
                 let refusal = storage_refusal(&e, &text);
@@ -346,11 +348,7 @@ impl RequestHost<'_> {
     fn delete(&self, path: &RemotePath) -> Result<Deleted, Refusal> {
         let name = path.file_name();
         let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
-        let dir = self
-            .server
-            .root()
-            .walk_to_parent(path, false)
-            .map_err(refuse)?;
+        let dir = self.root.walk_to_parent(path, false).map_err(refuse)?;
         let meta = dir.stat(name).map_err(refuse)?;
         if let Some(meta) = meta {
             dir.unlink(name, meta.kind == EntryKind::Dir)
@@ -368,11 +366,7 @@ impl RequestHost<'_> {
 
     fn open_file(&mut self, path: &RemotePath) -> Result<unstick_core::files::EntryMeta, Refusal> {
         let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
-        let dir = self
-            .server
-            .root()
-            .walk_to_parent(path, false)
-            .map_err(refuse)?;
+        let dir = self.root.walk_to_parent(path, false).map_err(refuse)?;
         let file = dir.open_file(path.file_name()).map_err(refuse)?;
         let meta = file_meta(&file).map_err(refuse)?;
         self.open = Some(file);
@@ -383,11 +377,7 @@ impl RequestHost<'_> {
     /// directory refused before the body is read), then the staging file.
     fn stage(&mut self, path: &RemotePath, kind: StageKind) -> Result<Staged, Refusal> {
         let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
-        let dir = self
-            .server
-            .root()
-            .walk_to_parent(path, true)
-            .map_err(refuse)?;
+        let dir = self.root.walk_to_parent(path, true).map_err(refuse)?;
         let name = path.file_name();
         if let Ok(Some(meta)) = dir.stat(name)
             && meta.kind == EntryKind::Dir

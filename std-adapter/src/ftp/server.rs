@@ -4,51 +4,17 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::config::FileServerConfig;
 use super::request::serve_request;
-use super::transfer::TRANSFER_BUFFER;
 use super::tree::Dir;
 use crate::server::foreign::{self, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
-    Admission, ClientKind, Connection, ErrorCode, GREETING_PAUSE, HEADER_CAP, Handback,
-    LobbyConfig, Service, Shutdown, error_frame,
+    Admission, ClientKind, Connection, ErrorCode, GREETING_PAUSE, HEADER_CAP, Handback, Service,
+    Shutdown, error_frame,
 };
-
-/// How the file server runs.
-#[derive(Clone, Debug)]
-pub struct FileServerConfig {
-    /// Directory served; created if missing.
-    pub root: PathBuf,
-    /// Largest file accepted, in bytes.
-    pub max_file_size: u64,
-    /// How connections wait and how many requests are served at once (`max_active`; more wait
-    /// up to a second for a slot, then get a `busy` error). While a request is served, a connection idle (no byte
-    /// read or written) for `idle_timeout` is dropped.
-    pub lobby: LobbyConfig,
-    /// Token every request must carry; `None` for none (loopback only).
-    pub token: Option<String>,
-    /// Size of each connection's socket and file buffers.
-    pub buffer_size: usize,
-}
-
-impl Default for FileServerConfig {
-    fn default() -> Self {
-        FileServerConfig {
-            root: PathBuf::from("unstick-files"),
-            max_file_size: 1 << 40,
-            lobby: LobbyConfig {
-                idle_timeout: Duration::from_secs(60),
-                ..LobbyConfig::default()
-            },
-            token: None,
-            buffer_size: TRANSFER_BUFFER,
-        }
-    }
-}
 
 /// The file server. Cheap to clone; clones share the root handle.
 #[derive(Clone, Debug)]
@@ -121,11 +87,6 @@ impl FileServer {
         let config = self.config.lobby;
         lobby::serve(listener, Arc::new(self.clone()), config, shutdown)
     }
-
-    /// The root directory's handle.
-    pub(super) fn root(&self) -> &Dir {
-        &self.root
-    }
 }
 
 impl Service for FileServer {
@@ -159,7 +120,7 @@ impl Service for FileServer {
     }
 
     fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
-        serve_request(self, conn)
+        serve_request(&self.config, &self.root, conn)
     }
 
     fn busy_reply(&self, _client: ClientKind, message: &str) -> Vec<u8> {

@@ -44,6 +44,7 @@
 //! ```
 
 mod client;
+mod config;
 mod connection;
 pub mod process;
 mod request;
@@ -52,13 +53,14 @@ mod session;
 pub mod wire;
 
 pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
+pub use config::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_TIMEOUT, ShellConfig,
+};
 pub use connection::GREETING_PAUSE;
 pub use process::{
     CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunningCommands,
     Termination, kill_all_commands,
 };
-pub use server::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ShellConfig, ShellServer, ShellServerError,
-};
+pub use server::{ShellServer, ShellServerError};
 pub use wire::LegacyReply;

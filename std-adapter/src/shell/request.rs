@@ -11,12 +11,12 @@ use unstick_core::shell::{
     Dialect, ExitReport, RunFailure, ShellAction, ShellRules, ShellServerSession,
 };
 
+use super::config::ShellConfig;
 use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, read_within, time_left};
 use super::process::{
     CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunOutcome, RunningCommands,
     Termination, deadline_after, run_command,
 };
-use super::server::ShellConfig;
 use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
 
 /// Room for the frame heads the session writes; any head fits.

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
+use super::config::ShellConfig;
 use super::connection::GREETING_PAUSE;
 use super::process::RunningCommands;
 use super::request::serve_request;
-use super::server::ShellConfig;
 use super::wire::{self, Greeting, Opening, ShellRules};
 use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::lobby::framed_request_complete;

@@ -1,0 +1,39 @@
+//! How the file server runs: its configuration and defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::transfer::TRANSFER_BUFFER;
+use crate::server::LobbyConfig;
+
+/// How the file server runs.
+#[derive(Clone, Debug)]
+pub struct FileServerConfig {
+    /// Directory served; created if missing.
+    pub root: PathBuf,
+    /// Largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// How connections wait and how many requests are served at once (`max_active`; more wait
+    /// up to a second for a slot, then get a `busy` error). While a request is served, a connection idle (no byte
+    /// read or written) for `idle_timeout` is dropped.
+    pub lobby: LobbyConfig,
+    /// Token every request must carry; `None` for none (loopback only).
+    pub token: Option<String>,
+    /// Size of each connection's socket and file buffers.
+    pub buffer_size: usize,
+}
+
+impl Default for FileServerConfig {
+    fn default() -> Self {
+        FileServerConfig {
+            root: PathBuf::from("unstick-files"),
+            max_file_size: 1 << 40,
+            lobby: LobbyConfig {
+                idle_timeout: Duration::from_secs(60),
+                ..LobbyConfig::default()
+            },
+            token: None,
+            buffer_size: TRANSFER_BUFFER,
+        }
+    }
+}

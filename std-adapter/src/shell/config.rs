@@ -1,0 +1,59 @@
+//! How the shell server runs: its configuration and defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::process::CommandLimits;
+use super::wire::{LegacyReply, MAX_COMMAND_LEN};
+use crate::server::LobbyConfig;
+
+/// The address `unstick shell serve` listens on by default: the seed's.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default per-command time limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default output cap per command (stdout and stderr together).
+pub const DEFAULT_MAX_OUTPUT: u64 = 16 * 1024 * 1024;
+/// Default time a connection may wait between requests, and has to complete one.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default cap on commands running at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+/// How the shell server runs commands and treats clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellConfig {
+    /// Working directory of every command.
+    pub workdir: PathBuf,
+    /// Shared secret every framed request must carry; `None` serves anyone who can connect
+    /// (allowed on loopback only).
+    pub token: Option<String>,
+    /// Per-command time limit and output cap.
+    pub limits: CommandLimits,
+    /// How connections wait and how many requests run at once (`max_active` commands).
+    pub lobby: LobbyConfig,
+    /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
+    /// is off unless chosen: raw text is also what other protocols' clients send.
+    pub legacy_reply: Option<LegacyReply>,
+    /// Longest command accepted, in bytes.
+    pub max_command_len: usize,
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        ShellConfig {
+            workdir: PathBuf::from("."),
+            token: None,
+            limits: CommandLimits {
+                timeout: DEFAULT_TIMEOUT,
+                max_output: DEFAULT_MAX_OUTPUT,
+            },
+            lobby: LobbyConfig {
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                max_active: DEFAULT_MAX_SESSIONS,
+                max_active_per_address: DEFAULT_MAX_SESSIONS,
+                ..LobbyConfig::default()
+            },
+            legacy_reply: None,
+            max_command_len: MAX_COMMAND_LEN,
+        }
+    }
+}
