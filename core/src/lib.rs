@@ -82,13 +82,26 @@
 //! With a feature off, a declared digest of that kind is reported as
 //! [`Verdict::Unsupported`] instead of being checked.
 //!
-//! - `protocols` (off by default): the vocabulary of the shell and file protocols: their ops
-//!   (`ShellOp`, `FileOp`), the error codes (`ErrorCode`) with their stable wire strings, the
-//!   error frame (`ErrorFrame`), which encodes and decodes, the remote shell's headers,
-//!   greeting rule and seed reply formats (`shell`), the file server's request and reply
-//!   headers (`files`), and the recognition of other protocols'
-//!   opening bytes that both servers refuse (`foreign`). A firmware that only frames bytes links
-//!   none of it.
+//! - `protocols` (off by default): the shell and file protocols, as sans-IO sessions and the
+//!   vocabulary they speak.
+//!   - [`session`]: what every session shares: the outbox that hands out bytes to send
+//!     ([`session::Transmit`]), the one refusal type ([`session::Refusal`]), the token check.
+//!   - [`shell`]: the remote shell's headers, greeting rule and seed reply formats, its server
+//!     session ([`shell::ShellServerSession`]: framed and seed clients, every refusal) and its
+//!     client sessions ([`shell::ShellClientSession`], [`shell::SeedClientSession`]).
+//!   - [`files`]: the file protocol's headers and path rules, its server session
+//!     ([`files::FileServerSession`]: put with resume, get, ls, stat, delete, seed uploads; the
+//!     host carries out the file actions it asks for) and its client session
+//!     ([`files::client::FileClientSession`]).
+//!   - `ShellOp`, `FileOp`, the error codes (`ErrorCode`) with their stable wire strings, the
+//!     error frame (`ErrorFrame`), and [`foreign`]: other protocols' openings, which both
+//!     servers refuse.
+//!
+//!   Sessions are driven like quinn-proto's connections: the host feeds received bytes and the
+//!   results of the actions it carried out (`handle_*`), and drains bytes to send
+//!   (`poll_transmit`) and actions (`poll_action`). They never read a clock, perform I/O or
+//!   allocate; bodies pass through as slices, never copied. `unstick-std` hosts them on TCP
+//!   sockets, files and processes. A firmware that only frames bytes links none of it.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
