@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::transfer::TRANSFER_BUFFER;
+use unstick_core::files::FileRules;
+
 use crate::server::LobbyConfig;
 
 /// How the file server runs.
@@ -34,6 +36,16 @@ impl Default for FileServerConfig {
             },
             token: None,
             buffer_size: TRANSFER_BUFFER,
+        }
+    }
+}
+
+impl FileServerConfig {
+    /// The rules the core's file session applies for this configuration.
+    pub fn rules(&self) -> FileRules<'_> {
+        FileRules {
+            token: self.token.as_deref(),
+            max_file_size: self.max_file_size,
         }
     }
 }

@@ -10,10 +10,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use unstick_core::files::{
-    Completed, Deleted, EntryKind, FileAction, FileRules, FileServerSession, Received, StageKind,
-    Staged, StatFound,
+    Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
+    StatFound,
 };
-use unstick_core::session::{Refusal, Transmit};
+use unstick_core::session::Refusal;
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
 use super::config::FileServerConfig;
@@ -21,7 +21,9 @@ use super::name::{RemotePath, name_text};
 use super::staging::Staging;
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
-use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+use crate::server::{
+    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
+};
 
 /// Room for the frame heads the session writes; any head fits.
 const TRANSMIT_BUFFER: usize = 4096;
@@ -42,10 +44,7 @@ pub(super) fn serve_request(
     let Ok((input_socket, output_socket)) = prepared else {
         return Handback::Close(conn);
     };
-    let rules = FileRules {
-        token: config.token.as_deref(),
-        max_file_size: config.max_file_size,
-    };
+    let rules = config.rules();
     let buffer = config.buffer_size.max(64 * 1024);
     let received = std::mem::take(&mut conn.received);
     let mut host = RequestHost {
@@ -180,16 +179,10 @@ impl RequestHost<'_> {
     /// Sends what the session has queued (`body` is the chunk the last call handed over), logs
     /// what it refused or completed, and lets go of the files of a request that ended.
     fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
-        let mut sent = Ok(());
-        while let Some(transmit) = self.session.poll_transmit(&mut self.transmit_buf) {
-            sent = match transmit {
-                Transmit::Bytes(n) => self.output.write_all(&self.transmit_buf[..n]),
-                Transmit::Body(n) => self.output.write_all(&body[..n.min(body.len())]),
-            };
-            if sent.is_err() {
-                break;
-            }
-        }
+        let session = &mut self.session;
+        let sent = send_transmits(&mut self.output, &mut self.transmit_buf, body, |buf| {
+            session.poll_transmit(buf)
+        });
         if let Some(refusal) = self.session.take_refusal() {
             log_refusal("ftp", self.peer, &refusal);
         }

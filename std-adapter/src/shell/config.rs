@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::process::CommandLimits;
-use super::wire::{LegacyReply, MAX_COMMAND_LEN};
+use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
 use crate::server::LobbyConfig;
 
 /// The address `unstick shell serve` listens on by default: the seed's.
@@ -54,6 +54,17 @@ impl Default for ShellConfig {
             },
             legacy_reply: None,
             max_command_len: MAX_COMMAND_LEN,
+        }
+    }
+}
+
+impl ShellConfig {
+    /// The rules the core's shell sessions apply for this configuration.
+    pub fn rules(&self) -> ShellRules<'_> {
+        ShellRules {
+            token: self.token.as_deref(),
+            max_command_len: self.max_command_len,
+            legacy_reply: self.legacy_reply,
         }
     }
 }

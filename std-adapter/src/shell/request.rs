@@ -1,15 +1,12 @@
 //! Serving one request of a shell connection: the core's [`ShellServerSession`] decides, this
 //! host reads the socket, runs the command and writes what the session hands out.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use unstick_core::session::Transmit;
-use unstick_core::shell::{
-    Dialect, ExitReport, RunFailure, ShellAction, ShellRules, ShellServerSession,
-};
+use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
 use super::config::ShellConfig;
 use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, read_within, time_left};
@@ -17,7 +14,9 @@ use super::process::{
     CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunOutcome, RunningCommands,
     Termination, deadline_after, run_command,
 };
-use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+use crate::server::{
+    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
+};
 
 /// Room for the frame heads the session writes; any head fits.
 const TRANSMIT_BUFFER: usize = 4096;
@@ -44,11 +43,7 @@ pub(super) fn serve_request(
     let Ok((input_socket, output_socket)) = prepared else {
         return Handback::Close(conn);
     };
-    let rules = ShellRules {
-        token: config.token.as_deref(),
-        max_command_len: config.max_command_len,
-        legacy_reply: config.legacy_reply,
-    };
+    let rules = config.rules();
     let mut command = COMMAND_BUFFER.take();
     command.resize(
         config
@@ -114,13 +109,9 @@ impl Output {
         session: &mut ShellServerSession<'_, HEADER_CAP>,
         body: &[u8],
     ) -> io::Result<()> {
-        while let Some(transmit) = session.poll_transmit(&mut self.buf) {
-            match transmit {
-                Transmit::Bytes(n) => self.socket.write_all(&self.buf[..n])?,
-                Transmit::Body(n) => self.socket.write_all(&body[..n.min(body.len())])?,
-            }
-        }
-        Ok(())
+        send_transmits(&mut self.socket, &mut self.buf, body, |buf| {
+            session.poll_transmit(buf)
+        })
     }
 }
 

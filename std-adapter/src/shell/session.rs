@@ -14,7 +14,7 @@ use super::config::ShellConfig;
 use super::connection::GREETING_PAUSE;
 use super::process::RunningCommands;
 use super::request::serve_request;
-use super::wire::{self, Greeting, Opening, ShellRules};
+use super::wire::{self, Greeting, Opening};
 use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, ErrorCode, Handback, Service, error_frame};
@@ -47,11 +47,7 @@ impl ShellService {
 
     /// Judges a new connection's first bytes by the core's rules.
     fn admit_opening(&self, received: &[u8], paused: bool) -> Admission<ClientKind> {
-        let rules = ShellRules {
-            token: self.config.token.as_deref(),
-            max_command_len: self.config.max_command_len,
-            legacy_reply: self.config.legacy_reply,
-        };
+        let rules = self.config.rules();
         match wire::judge_opening(received, paused, &rules) {
             Opening::Undecided => Admission::Wait {
                 pause: Some(GREETING_PAUSE),
