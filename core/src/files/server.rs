@@ -400,7 +400,10 @@ impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
 
     /// Whether the session is between requests with nothing left to send.
     pub fn is_idle(&self) -> bool {
-        self.state == State::Idle && self.outbox.is_empty() && self.decoder.is_at_boundary()
+        self.state == State::Idle
+            && self.outbox.is_empty()
+            && !self.trailer_pending
+            && self.decoder.is_at_boundary()
     }
 
     /// The next bytes to send; see [`Outbox::poll_transmit`].
@@ -475,7 +478,7 @@ impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
                     | State::AwaitingTrailer
                     | State::AwaitingTrailerEnd
             );
-            if !reading || !self.outbox.is_empty() {
+            if !reading || !self.outbox.is_empty() || self.trailer_pending {
                 return (used, Received::Nothing);
             }
             let (n, event) = match self.decoder.feed(&input[used..]) {
