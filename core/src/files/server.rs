@@ -1268,3 +1268,284 @@ fn bad_algorithm() -> Refusal {
         "`algorithm` must be \"xxh3\" or \"md5\"",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::{HeaderFrameEncoder, digest_of};
+    use std::string::String;
+    use std::vec::Vec;
+
+    fn frame(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut frame = (header.len() as i32).to_le_bytes().to_vec();
+        frame.extend_from_slice(header.as_bytes());
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    /// What the session did with one request.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Refused(&'static str, bool),
+        Acted(String),
+        Closed,
+    }
+
+    /// Drives a session over `wire`, `step` bytes at a time, with a host that finds nothing
+    /// (no file exists, staging always works, every put's body is written); returns what it
+    /// saw and the bytes it sent. Bounded.
+    fn serve(rules: FileRules<'_>, wire: &[u8], step: usize) -> (Vec<Seen>, Vec<u8>) {
+        let mut session = FileServerSession::<1024>::new(rules);
+        let (mut seen, mut sent) = (Vec::new(), Vec::new());
+        let mut out = [0u8; 4096];
+        let mut at = 0;
+        let mut fed_empty = false;
+        for _ in 0..100_000 {
+            while let Some(t) = session.poll_transmit(&mut out) {
+                if let Transmit::Bytes(n) = t {
+                    sent.extend_from_slice(&out[..n]);
+                }
+            }
+            if let Some(r) = session.take_refusal() {
+                seen.push(Seen::Refused(r.code.as_str(), r.closes));
+            }
+            let action = session.poll_action().map(|a| std::format!("{a:?}"));
+            if let Some(action) = &action {
+                if !action.starts_with("ReceiveBody") && action != "Close" {
+                    seen.push(Seen::Acted(action.clone()));
+                }
+            }
+            match session.poll_action() {
+                Some(FileAction::Close) => {
+                    seen.push(Seen::Closed);
+                    return (seen, sent);
+                }
+                Some(FileAction::Stat { .. }) => session
+                    .handle_stat(Ok(StatFound {
+                        entry: None,
+                        partial_size: 0,
+                    }))
+                    .unwrap(),
+                Some(FileAction::List { .. }) => session.handle_done(Ok(())).unwrap(),
+                Some(FileAction::Delete { .. }) => session
+                    .handle_deleted(Ok(Deleted {
+                        entry_removed: false,
+                        partial: PartialState::Absent,
+                    }))
+                    .unwrap(),
+                Some(FileAction::OpenFile { path }) => {
+                    let refusal = Refusal::new(ErrorCode::NotFound, path);
+                    session.handle_opened(Err(refusal)).unwrap()
+                }
+                Some(FileAction::Stage { .. }) => {
+                    session.handle_staged(Ok(Staged::Ready { len: 0 })).unwrap()
+                }
+                Some(FileAction::Commit { .. }) | Some(FileAction::KeepPartial) => {
+                    session.handle_done(Ok(())).unwrap()
+                }
+                Some(other) if !matches!(other, FileAction::ReceiveBody) => {
+                    panic!("unexpected {other:?}")
+                }
+                _ => {
+                    if at == wire.len() {
+                        if fed_empty {
+                            session.handle_eof();
+                        } else {
+                            fed_empty = true;
+                            session.handle_input(&[]);
+                        }
+                        continue;
+                    }
+                    let end = (at + step).min(wire.len());
+                    let (used, _) = session.handle_input(&wire[at..end]);
+                    at += used;
+                    fed_empty = false;
+                }
+            }
+        }
+        panic!("the session did not finish");
+    }
+
+    const OPEN: FileRules<'static> = FileRules {
+        token: None,
+        max_file_size: 100,
+    };
+
+    #[test]
+    fn refusals_keep_the_stream_in_step_or_close_it_in_any_chunking() {
+        let table: [(&str, &[u8], &'static str, bool); 12] = [
+            (r#"{"op":"rm","path":"a"}"#, b"", "bad_request", false),
+            (r#"{"op":"stat"}"#, b"", "bad_request", false),
+            (r#"{"op":"stat","path":"../etc"}"#, b"", "bad_path", false),
+            (
+                r#"{"op":"stat","path":".unstick-partial-x"}"#,
+                b"",
+                "bad_path",
+                false,
+            ),
+            (r#"{"op":"ls","path":"/"}"#, b"", "", false),
+            (r#"{"op":"ls","path":"a/../b"}"#, b"", "bad_path", false),
+            (
+                r#"{"op":"get","path":"a","algorithm":"sha1"}"#,
+                b"",
+                "bad_request",
+                false,
+            ),
+            (r#"{"op":"get","path":"a"}"#, b"", "not_found", false),
+            (r#"{"op":"delete","path":"a"}"#, b"", "not_found", false),
+            (
+                r#"{"op":"stat","path":"a","offset":-1}"#,
+                b"",
+                "bad_request",
+                false,
+            ),
+            (
+                r#"{"op":"get","path":"a","total_size":2}"#,
+                b"xx",
+                "bad_request",
+                true,
+            ),
+            (r#"{"path":"a","total_size":1}"#, b"x", "bad_request", true),
+        ];
+        for (header, body, code, closes) in table {
+            for step in [1, 2, 3, 7, 64, 4096] {
+                let mut wire = frame(header, body);
+                // The stream goes on after a refusal that does not close.
+                wire.extend(frame(r#"{"op":"stat","path":"next"}"#, b""));
+                let (seen, _) = serve(OPEN, &wire, step);
+                let refused: Vec<_> = seen
+                    .iter()
+                    .filter_map(|s| match s {
+                        Seen::Refused(code, closes) => Some((*code, *closes)),
+                        _ => None,
+                    })
+                    .collect();
+                let expected: Vec<_> = (!code.is_empty())
+                    .then_some((code, closes))
+                    .into_iter()
+                    .collect();
+                assert_eq!(refused, expected, "{header} step {step}");
+                let stat_next = seen.contains(&Seen::Acted("Stat { path: \"next\" }".into()));
+                assert_eq!(stat_next, !closes, "{header} step {step}: {seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked_first_and_a_wrong_one_with_a_body_closes() {
+        let rules = FileRules {
+            token: Some("s3cret"),
+            ..OPEN
+        };
+        for (header, body, closes) in [
+            (r#"{"op":"stat","path":"a"}"#, &b""[..], false),
+            (r#"{"op":"stat","path":"a","token":"s3cre"}"#, b"", false),
+            (
+                r#"{"op":"put","path":"a","token":"x","total_size":3}"#,
+                b"abc",
+                true,
+            ),
+            (r#"{"filename":"a","filesize":3}"#, b"abc", true),
+        ] {
+            let (seen, _) = serve(rules, &frame(header, body), 5);
+            assert_eq!(seen[0], Seen::Refused("unauthorized", closes), "{header}");
+        }
+        let (seen, _) = serve(
+            rules,
+            &frame(r#"{"op":"stat","path":"a","token":"s3cret"}"#, b""),
+            5,
+        );
+        assert_eq!(seen[0], Seen::Acted("Stat { path: \"a\" }".into()));
+    }
+
+    #[test]
+    fn a_put_is_staged_checked_against_its_trailer_and_committed_with_golden_replies() {
+        let body = b"hello world";
+        let digest = digest_of(Algorithms::XXH3, body)
+            .get(Algorithm::Xxh3)
+            .unwrap();
+        let hex = digest.to_hex();
+        let mut wire = frame(
+            r#"{"op":"put","path":"d/f.txt","algorithm":"xxh3","total_size":11}"#,
+            body,
+        );
+        let good = std::format!(r#"{{"op":"done","file_xxh3":"{}"}}"#, hex.as_str());
+        wire.extend(frame(&good, b""));
+        for step in [1, 3, 64, 4096] {
+            let (seen, sent) = serve(OPEN, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Acted("Stage { path: \"d/f.txt\", kind: Fresh }".into()),
+                    Seen::Acted("Commit { path: \"d/f.txt\" }".into()),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+            let reply = std::format!(
+                r#"{{"op":"stored","file_xxh3":"{}","size":11,"total_size":0}}"#,
+                hex.as_str()
+            );
+            assert_eq!(sent, frame(&reply, b""));
+        }
+        // A trailer that disagrees commits nothing; the connection goes on.
+        let mut wire = frame(r#"{"op":"put","path":"f","total_size":11}"#, body);
+        wire.extend(frame(
+            r#"{"op":"done","file_xxh3":"00000000000000000000000000000000"}"#,
+            b"",
+        ));
+        let (seen, _) = serve(OPEN, &wire, 7);
+        assert_eq!(seen[1], Seen::Refused("checksum_mismatch", false));
+        assert!(
+            !seen
+                .iter()
+                .any(|s| matches!(s, Seen::Acted(a) if a.starts_with("Commit")))
+        );
+        // Too large: refused from the head, before staging.
+        let wire = frame(
+            r#"{"op":"put","path":"f","offset":95,"total_size":11}"#,
+            body,
+        );
+        let (seen, _) = serve(OPEN, &wire, 7);
+        assert_eq!(seen[0], Seen::Refused("too_large", true));
+        let wire = frame(r#"{"op":"put","path":"f","total_size":101}"#, &[0; 101]);
+        let (seen, _) = serve(OPEN, &wire, 7);
+        assert_eq!(seen[0], Seen::Refused("too_large", true));
+    }
+
+    #[test]
+    fn a_torn_put_is_kept_for_resume_and_a_seed_upload_needs_no_trailer() {
+        let wire = frame(r#"{"op":"put","path":"f","total_size":11}"#, b"hello");
+        let (seen, _) = serve(OPEN, &wire, 4);
+        assert_eq!(seen.last(), Some(&Seen::Closed));
+        assert!(seen.contains(&Seen::Acted("KeepPartial".into())));
+        let seed = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+        #[derive(serde::Serialize)]
+        struct SeedHead<'a> {
+            filepath: &'a str,
+            filename: &'a str,
+        }
+        let mut buf = [0u8; 256];
+        let head = SeedHead {
+            filepath: "C:\\x",
+            filename: "config",
+        };
+        let n = seed.encode_frame(&head, b"12345", &mut buf).unwrap();
+        let (seen, sent) = serve(OPEN, &buf[..n], 3);
+        assert_eq!(
+            seen,
+            [
+                Seen::Acted("Stage { path: \"config\", kind: Temporary }".into()),
+                Seen::Acted("Commit { path: \"config\" }".into()),
+                Seen::Closed
+            ]
+        );
+        assert_eq!(sent, frame(r#"{"op":"stored","total_size":0}"#, b""));
+        // A seed upload whose body fails its MD5 is refused; nothing is committed.
+        buf[n - 1] ^= 1;
+        let (seen, _) = serve(OPEN, &buf[..n], 3);
+        assert_eq!(seen[1], Seen::Refused("checksum_mismatch", false));
+    }
+}
