@@ -214,8 +214,10 @@ pub enum ClientEvent<'i> {
         /// The digest both sides agree on.
         digest: Checksum,
     },
-    /// The server refused the request (an error frame). The operation is over; after a refused
-    /// upload the server closes the connection.
+    /// The server refused the request (an error frame). The operation is over. The server
+    /// closes the connection after a refusal it sends before a body has been read whole (an
+    /// upload refused at its head or mid-body), after `unauthorized`, and after broken framing;
+    /// after other refusals (a trailer that does not match, say) the connection goes on.
     Refused(ServerRefusal),
     /// A seed upload is over: all bytes were sent and the server closed the connection. The
     /// operation is over (nothing was verified: the seed's server confirms nothing).

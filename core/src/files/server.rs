@@ -941,10 +941,12 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         if let Some(expected) = self.rules.token {
             let presented = view.token.as_ref().map_or(Some(""), BoundedText::get);
             if !presented.is_some_and(|presented| token_matches(expected, presented)) {
+                // Closing makes a guesser pay a connection per guess, as the shell server does.
                 let refusal = Refusal::new(
                     ErrorCode::Unauthorized,
                     "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
-                );
+                )
+                .closing();
                 return self.refuse_head(refusal, has_body);
             }
         }
@@ -1434,14 +1436,14 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_checked_first_and_a_wrong_one_with_a_body_closes() {
+    fn tokens_are_checked_first_and_a_wrong_one_closes() {
         let rules = FileRules {
             token: Some("s3cret"),
             ..OPEN
         };
         for (header, body, closes) in [
-            (r#"{"op":"stat","path":"a"}"#, &b""[..], false),
-            (r#"{"op":"stat","path":"a","token":"s3cre"}"#, b"", false),
+            (r#"{"op":"stat","path":"a"}"#, &b""[..], true),
+            (r#"{"op":"stat","path":"a","token":"s3cre"}"#, b"", true),
             (
                 r#"{"op":"put","path":"a","token":"x","total_size":3}"#,
                 b"abc",
