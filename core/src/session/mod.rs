@@ -9,7 +9,9 @@
 //!
 //! The calling order is the same for every session: after each `handle_*` call, drain
 //! `poll_transmit` until it returns `None`, then look at `poll_action`. A `handle_*` call made
-//! while bytes are still waiting to be sent may fail with [`SessionError::OutboxFull`].
+//! while bytes are still waiting to be sent may fail with [`SessionError::OutboxFull`]. A frame
+//! without a body ends without another byte arriving: once the received bytes are used up, call
+//! `handle_input(&[])` once more before waiting on the socket.
 
 mod bounded_text;
 mod outbox;
