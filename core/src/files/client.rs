@@ -231,7 +231,9 @@ pub enum ClientEvent<'i> {
 /// [`InFlight`](FileProtocolError::InFlight), [`UnsupportedAlgorithm`] and
 /// [`RequestTooLarge`](FileProtocolError::RequestTooLarge) raised when starting an operation
 /// (which leave the session unchanged), the connection is out of step afterwards: close it;
-/// the session then answers every call with [`Poisoned`](FileProtocolError::Poisoned).
+/// the session then answers `handle_input` and every new operation with
+/// [`Poisoned`](FileProtocolError::Poisoned) (local data is refused as out of order, and the end
+/// of the stream is no news).
 ///
 /// [`UnsupportedAlgorithm`]: FileProtocolError::UnsupportedAlgorithm
 #[derive(Clone, Debug, PartialEq, Eq)]
