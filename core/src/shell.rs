@@ -22,7 +22,7 @@ mod server;
 
 pub use server::{
     Dialect, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY,
-    ShellAction, ShellRules, ShellServerSession, TOKEN_CAP, encode_seed_reply_head, judge_opening,
+    ShellAction, ShellRules, ShellServerSession, encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB

@@ -12,5 +12,6 @@
 #![deny(missing_docs)]
 
 pub mod ftp;
+pub mod link;
 pub mod server;
 pub mod shell;

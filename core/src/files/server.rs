@@ -8,14 +8,13 @@ use core::fmt;
 
 use super::path::{MAX_PATH_LEN, check_dir, check_path};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
-use crate::session::{BoundedText, Outbox, Refusal, SessionError, Transmit, token_matches};
+use crate::session::{
+    BoundedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, token_matches,
+};
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
     FrameDecoder, PLAIN_ENCODER, Profile,
 };
-
-/// Longest token compared, in bytes; a longer one is a wrong token.
-pub const TOKEN_CAP: usize = 512;
 
 /// Room for the frame heads and replies a session queues (a listing entry with a long escaped
 /// name, a refusal whose message is all escapes).
@@ -637,14 +636,22 @@ impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
     }
 }
 
-/// The request's fields a server reads, from any request header. Strings a request may carry
-/// are kept up to the protocol's limits; a longer one is refused precisely.
+/// What a server reads first from any request header: its op, its token and a seed upload's
+/// file name. The rest is read only once the token is good, so that an unauthenticated peer
+/// meets nothing but the token check.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct RequestView {
+struct HeadView {
     op: Option<BoundedText<16>>,
     token: Option<BoundedText<TOKEN_CAP>>,
     filename: Option<BoundedText<MAX_PATH_LEN>>,
+}
+
+/// The members of a request the server reads once its op is known. Strings are kept up to the
+/// protocol's limits; a longer one is refused precisely.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RequestView {
     path: Option<BoundedText<MAX_PATH_LEN>>,
     offset: Option<u64>,
     algorithm: Option<BoundedText<8>>,
@@ -673,15 +680,19 @@ fn digest_member(
     Checksum::from_hex(algorithm, text.get()?.as_bytes())
 }
 
-/// Peer text in a message, with control characters escaped so that it cannot drive a terminal.
+/// Peer text in a message, escaped so that it cannot drive a terminal or a log reader: control
+/// characters and bidirectional-formatting characters as `\u{..}`, backslashes doubled.
 struct Quoted<'t>(&'t str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
+            let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c == '\\' {
+                f.write_str("\\\\")?;
+            } else if c.is_control() || bidi {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
             } else {
                 f.write_char(c)?;
             }
@@ -934,7 +945,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         self.reset_request();
         let has_body = body_len > 0;
-        let view = match self.decoder.header::<RequestView>() {
+        let view = match self.decoder.header::<HeadView>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
@@ -990,6 +1001,10 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             },
         };
         self.op = op;
+        let view = match self.decoder.header::<RequestView>() {
+            Ok(view) => view,
+            Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
+        };
         self.offset = view.offset.unwrap_or(0);
         let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
             None => super::parse_algorithm(None),
@@ -1433,6 +1448,32 @@ mod tests {
                 assert_eq!(stat_next, !closes, "{header} step {step}: {seen:?}");
             }
         }
+    }
+
+    #[test]
+    fn peer_text_in_messages_cannot_drive_a_terminal() {
+        let shown = std::format!("{}", Quoted("a\\b\u{1b}[2J\u{202e}txt.exe 新"));
+        assert_eq!(shown, "a\\\\b\\u{1b}[2J\\u{202e}txt.exe 新");
+    }
+
+    #[test]
+    fn a_bad_member_of_an_unauthenticated_request_meets_the_token_check_first() {
+        let rules = FileRules {
+            token: Some("s3cret"),
+            ..OPEN
+        };
+        let (seen, _) = serve(rules, &frame(r#"{"op":"stat","path":1}"#, b""), 3);
+        assert_eq!(seen[0], Seen::Refused("unauthorized", true));
+        // A seed upload's other members are not read at all.
+        let (seen, _) = serve(
+            OPEN,
+            &frame(r#"{"filename":"a","offset":"x","filesize":1}"#, b"z"),
+            3,
+        );
+        assert_eq!(
+            seen[0],
+            Seen::Acted("Stage { path: \"a\", kind: Temporary }".into())
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod token;
 pub use bounded_text::BoundedText;
 pub use outbox::{Outbox, Transmit};
 pub use refusal::{MESSAGE_CAP, Refusal};
-pub use token::token_matches;
+pub use token::{TOKEN_CAP, token_matches};
 
 use core::fmt;
 

@@ -1,5 +1,9 @@
 //! Comparing a presented token with the server's.
 
+/// Longest token a server takes, in bytes. A server refuses to start with a longer one, and a
+/// longer one presented is a wrong token.
+pub const TOKEN_CAP: usize = 512;
+
 /// Whether `presented` equals `expected`, compared in time that does not depend on where they
 /// differ (only on their lengths), so that timing does not reveal a token's prefix.
 pub fn token_matches(expected: &str, presented: &str) -> bool {

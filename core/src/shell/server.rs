@@ -8,13 +8,12 @@ use super::{
     SEED_REPLY_ENCODER, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
-use crate::session::{BoundedText, Outbox, Refusal, SessionError, Transmit, token_matches};
+use crate::session::{
+    BoundedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, token_matches,
+};
 use crate::{
     DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
 };
-
-/// Longest token a shell server compares, in bytes; a longer one is a wrong token.
-pub const TOKEN_CAP: usize = 512;
 
 /// Room for a frame head or a refusal in a session's outbox.
 const OUTBOX: usize = 4096;
@@ -330,19 +329,21 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         if !self.outbox.is_empty() {
             return Err(SessionError::OutboxFull);
         }
-        self.finish_request();
         let mut head = [0u8; 256];
-        let n = encode_seed_reply_head(
+        let queued = encode_seed_reply_head(
             format,
             output,
             report.truncated,
             report.timed_out,
             &mut head,
         )
-        .map_err(|_| SessionError::OutboxFull)?;
-        self.outbox
-            .push_bytes(&head[..n])
-            .map_err(|_| SessionError::OutboxFull)?;
+        .and_then(|n| self.outbox.push_bytes(&head[..n]));
+        self.finish_request();
+        if queued.is_err() {
+            // The client would wait for a reply that cannot come: end the connection instead.
+            self.state = State::Closing;
+            return Err(SessionError::OutboxFull);
+        }
         self.outbox.push_body(output.len());
         Ok(())
     }

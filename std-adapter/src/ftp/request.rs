@@ -390,7 +390,17 @@ impl RequestHost<'_> {
                 Err(e) => return Err(refuse(e)),
             },
         };
-        let len = staging.len().map_err(refuse)?;
+        let mut staging = staging;
+        let len = match staging.len() {
+            Ok(len) => len,
+            Err(e) => {
+                // A partial to be resumed stays for a later try.
+                if kind == StageKind::Resume {
+                    staging.keep_for_resume();
+                }
+                return Err(refuse(e));
+            }
+        };
         self.staging = Some(staging);
         Ok(Staged::Ready { len })
     }

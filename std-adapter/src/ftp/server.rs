@@ -6,6 +6,8 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use unstick_core::session::TOKEN_CAP;
+
 use super::config::FileServerConfig;
 use super::request::serve_request;
 use super::tree::Dir;
@@ -24,13 +26,18 @@ pub struct FileServer {
 }
 
 impl FileServer {
-    /// Opens (creating it if needed) the root directory. An empty token is refused.
+    /// Opens (creating it if needed) the root directory. An empty token is refused, and so is
+    /// one longer than [`TOKEN_CAP`] bytes.
     pub fn new(config: FileServerConfig) -> io::Result<FileServer> {
-        if config.token.as_deref() == Some("") {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the token is empty; choose a long random secret",
-            ));
+        let token_problem = match config.token.as_deref().map(str::len) {
+            Some(0) => Some("the token is empty; choose a long random secret".to_owned()),
+            Some(len) if len > TOKEN_CAP => Some(format!(
+                "the token is {len} bytes long; use at most {TOKEN_CAP} (64 random characters are plenty)"
+            )),
+            _ => None,
+        };
+        if let Some(problem) = token_problem {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
         }
         let root = Dir::open_root(&config.root).map_err(|e| {
             io::Error::new(
@@ -149,6 +156,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = FileServer::new(config(dir.path(), Some(""))).unwrap_err();
         assert_eq!(empty.kind(), io::ErrorKind::InvalidInput);
+        // Sessions compare at most TOKEN_CAP bytes: a longer token would lock everyone out.
+        let long = "t".repeat(TOKEN_CAP + 1);
+        let too_long = FileServer::new(config(dir.path(), Some(&long))).unwrap_err();
+        assert!(too_long.to_string().contains("bytes long"), "{too_long}");
+        let longest = "t".repeat(TOKEN_CAP);
+        assert!(FileServer::new(config(dir.path(), Some(&longest))).is_ok());
         let server = FileServer::new(config(dir.path(), None)).unwrap();
         let open = TcpListener::bind("0.0.0.0:0").unwrap();
         let refused = server.serve_until(open, &Shutdown::new()).unwrap_err();

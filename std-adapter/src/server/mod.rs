@@ -210,7 +210,11 @@ pub(crate) fn send_transmits(
                 }
             }
             Some(Transmit::Body(n)) => {
-                write_both(socket, &scratch[..filled], &body[..n.min(body.len())])?;
+                // A head that promised more than there is would put the stream out of step.
+                let body = body.get(..n).ok_or_else(|| {
+                    io::Error::other("a frame's body is shorter than its head announced")
+                })?;
+                write_both(socket, &scratch[..filled], body)?;
                 filled = 0;
             }
             None => return socket.write_all(&scratch[..filled]),

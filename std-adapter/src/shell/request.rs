@@ -73,6 +73,7 @@ pub(super) fn serve_request(
         read_buf: vec![0u8; REQUEST_BUFFER],
         unread: 0..0,
         seed_first_read,
+        collect_deadline: None,
     };
     let close = host.serve().is_err();
     let mut rest = host.read_buf[host.unread.clone()].to_vec();
@@ -128,6 +129,8 @@ struct RequestHost<'h, 'c> {
     unread: std::ops::Range<usize>,
     /// A seed client's first read (what the lobby received), until the session has it.
     seed_first_read: Option<Vec<u8>>,
+    /// When collecting a long seed command must end, once it has started.
+    collect_deadline: Option<Instant>,
 }
 
 impl RequestHost<'_, '_> {
@@ -181,14 +184,17 @@ impl RequestHost<'_, '_> {
         Ok(())
     }
 
-    /// A seed command that filled the seed's read may go on until the client pauses.
+    /// A seed command that filled the seed's read may go on until the client pauses, and for
+    /// no longer than the idle timeout in all.
     fn read_until_pause(&mut self) -> Result<(), Closed> {
-        let socket = self.input.socket();
-        let deadline = deadline_after(self.config.lobby.idle_timeout);
+        let deadline = *self
+            .collect_deadline
+            .get_or_insert_with(|| deadline_after(self.config.lobby.idle_timeout));
         let Ok(left) = time_left(deadline) else {
             self.session.handle_pause();
             return Ok(());
         };
+        let socket = self.input.socket();
         match read_within(socket, &mut self.read_buf, left.min(GREETING_PAUSE)) {
             Ok(0) => self.session.handle_pause(),
             Ok(n) => {
@@ -304,4 +310,59 @@ fn log_finished(peer: SocketAddr, command: &str, outcome: &RunOutcome, started: 
         client_gone = outcome.client_gone,
         "command finished"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use crate::shell::{LegacyReply, ShellConfig, ShellServer};
+
+    #[test]
+    fn a_trickled_seed_command_is_cut_off_by_the_idle_timeout() {
+        let mut config = ShellConfig {
+            workdir: std::env::temp_dir(),
+            legacy_reply: Some(LegacyReply::Size),
+            ..ShellConfig::default()
+        };
+        config.lobby.idle_timeout = Duration::from_secs(1);
+        let server = ShellServer::bind("127.0.0.1:0", config).unwrap();
+        let addr = server.local_addr().unwrap();
+        std::thread::spawn(move || server.serve());
+        let mut client = TcpStream::connect(addr).unwrap();
+        // A first read that fills the seed's 1024 bytes, so the command may go on...
+        let mut first = b"true".to_vec();
+        first.resize(1024, b' ');
+        client.write_all(&first).unwrap();
+        // ...and a byte every 100 ms, under the 200 ms pause, for 8 s: 8 idle timeouts.
+        let trickling = Arc::new(AtomicBool::new(true));
+        let trickle = std::thread::spawn({
+            let mut client = client.try_clone().unwrap();
+            let trickling = Arc::clone(&trickling);
+            move || {
+                for _ in 0..80 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if client.write_all(b" ").is_err() {
+                        break;
+                    }
+                }
+                trickling.store(false, Ordering::SeqCst);
+            }
+        });
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut prefix = [0u8; 4];
+        client.read_exact(&mut prefix).unwrap();
+        assert!(
+            trickling.load(Ordering::SeqCst),
+            "the command was collected for as long as the client trickled"
+        );
+        drop(client);
+        trickle.join().unwrap();
+    }
 }

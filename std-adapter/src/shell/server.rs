@@ -8,6 +8,8 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use unstick_core::session::TOKEN_CAP;
+
 use super::config::ShellConfig;
 use super::session::ShellService;
 use crate::server::{Shutdown, lobby};
@@ -23,6 +25,11 @@ pub enum ShellServerError {
     },
     /// The token is empty.
     EmptyToken,
+    /// The token is longer than sessions compare ([`TOKEN_CAP`] bytes).
+    TokenTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The working directory is missing or not a directory.
     Workdir {
         /// The directory asked for.
@@ -49,6 +56,10 @@ impl fmt::Display for ShellServerError {
             ShellServerError::EmptyToken => {
                 f.write_str("the token is empty; choose a long random secret")
             }
+            ShellServerError::TokenTooLong { len } => write!(
+                f,
+                "the token is {len} bytes long; use at most {TOKEN_CAP} (64 random characters are plenty)"
+            ),
             ShellServerError::Workdir { path, source } => write!(
                 f,
                 "working directory {} is not usable: {source}",
@@ -83,8 +94,10 @@ impl ShellServer {
     /// Checks `config` and binds `addr`. A non-loopback address needs a token; this is checked
     /// before anything is bound.
     pub fn bind(addr: &str, mut config: ShellConfig) -> Result<ShellServer, ShellServerError> {
-        if config.token.as_deref() == Some("") {
-            return Err(ShellServerError::EmptyToken);
+        match config.token.as_deref().map(str::len) {
+            Some(0) => return Err(ShellServerError::EmptyToken),
+            Some(len) if len > TOKEN_CAP => return Err(ShellServerError::TokenTooLong { len }),
+            _ => {}
         }
         let bind_error = |source| ShellServerError::Bind {
             addr: addr.to_string(),

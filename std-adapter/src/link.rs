@@ -1,0 +1,341 @@
+//! The byte streams a client reaches a server over: a TCP connection, or a serial line to a
+//! device (`serial:/dev/ttyACM0@115200`).
+//!
+//! A serial line has no connections: a device cannot tell one client's bytes from the next
+//! one's, and bytes can be lost or flipped on the way. So a [`Link`] over a serial line starts
+//! every use with a quiet gap ([`QUIET_GAP`] without a byte, which tells the device to drop
+//! anything half received), and the protocols carry a digest on every frame with data (see
+//! `docs/PROTOCOL.md`, "Serial lines").
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+
+/// What an address names: `HOST:PORT`, or `serial:PATH[@BAUD]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address, `HOST:PORT`.
+    Tcp(String),
+    /// A serial port.
+    Serial {
+        /// The device, such as `/dev/ttyACM0`.
+        path: String,
+        /// Bits per second.
+        baud: u32,
+    },
+}
+
+/// The prefix of a serial address.
+pub const SERIAL_PREFIX: &str = "serial:";
+
+/// The speed of a serial address that names none.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// How long a serial line must stay silent before a request: a device drops what it had of a
+/// request after a gap of 100 ms, so this one is longer.
+pub const QUIET_GAP: Duration = Duration::from_millis(150);
+
+/// The longest a client waits for a serial line to fall quiet before it gives up.
+const QUIET_LIMIT: Duration = Duration::from_secs(3);
+
+impl Endpoint {
+    /// Reads an address: `serial:PATH` or `serial:PATH@BAUD` names a serial port, anything
+    /// else a TCP address.
+    pub fn parse(addr: &str) -> Result<Endpoint, String> {
+        let Some(rest) = addr.strip_prefix(SERIAL_PREFIX) else {
+            return Ok(Endpoint::Tcp(addr.to_owned()));
+        };
+        let (path, baud) = match rest.rsplit_once('@') {
+            Some((path, baud)) => {
+                let baud = baud.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(|| {
+                    format!("`{baud}` in `{addr}` is not a speed; write serial:PATH@115200")
+                })?;
+                (path, baud)
+            }
+            None => (rest, DEFAULT_BAUD),
+        };
+        if path.is_empty() {
+            return Err(format!(
+                "`{addr}` names no port; write serial:/dev/ttyACM0@115200"
+            ));
+        }
+        Ok(Endpoint::Serial {
+            path: path.to_owned(),
+            baud,
+        })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => f.write_str(addr),
+            Endpoint::Serial { path, baud } => write!(f, "{SERIAL_PREFIX}{path}@{baud}"),
+        }
+    }
+}
+
+/// An open byte stream to a server.
+pub struct Link {
+    kind: Kind,
+}
+
+enum Kind {
+    Tcp(TcpStream),
+    Serial(Box<serialport::TTYPort>),
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Tcp(stream) => f
+                .debug_struct("Link")
+                .field("peer", &stream.peer_addr().ok())
+                .finish(),
+            Kind::Serial(port) => f.debug_struct("Link").field("port", &port.name()).finish(),
+        }
+    }
+}
+
+impl Link {
+    /// Opens `endpoint`: a TCP connection (no Nagle delay), or the serial port in raw mode,
+    /// held exclusively, then quiet for [`QUIET_GAP`]. Reads and writes wait at most `timeout`.
+    pub fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Link> {
+        match endpoint {
+            Endpoint::Tcp(addr) => {
+                let stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(timeout))?;
+                stream.set_write_timeout(Some(timeout))?;
+                Ok(Link::tcp(stream))
+            }
+            Endpoint::Serial { path, baud } => {
+                let port = serialport::new(path, *baud)
+                    .timeout(timeout)
+                    .open_native()
+                    .map_err(io::Error::from)?;
+                let mut link = Link {
+                    kind: Kind::Serial(Box::new(port)),
+                };
+                link.resync()?;
+                Ok(link)
+            }
+        }
+    }
+
+    /// A link over an established TCP connection.
+    pub fn tcp(stream: TcpStream) -> Link {
+        Link {
+            kind: Kind::Tcp(stream),
+        }
+    }
+
+    /// Whether this is a serial line.
+    pub fn is_serial(&self) -> bool {
+        matches!(self.kind, Kind::Serial(_))
+    }
+
+    /// The TCP connection, when this is one.
+    pub fn tcp_stream(&self) -> Option<&TcpStream> {
+        match &self.kind {
+            Kind::Tcp(stream) => Some(stream),
+            Kind::Serial(_) => None,
+        }
+    }
+
+    /// Gets a serial line back in step: discards whatever arrives until the line has been
+    /// silent for [`QUIET_GAP`], so that the device has dropped any request it had half of,
+    /// and no late reply is taken for the next one's. Nothing to do on TCP.
+    pub fn resync(&mut self) -> io::Result<()> {
+        let Kind::Serial(port) = &mut self.kind else {
+            return Ok(());
+        };
+        let timeout = port.timeout();
+        let started = Instant::now();
+        let mut last_byte = Instant::now();
+        let mut sink = [0u8; 256];
+        port.set_timeout(Duration::from_millis(10))
+            .map_err(io::Error::from)?;
+        let outcome = loop {
+            if last_byte.elapsed() >= QUIET_GAP {
+                break Ok(());
+            }
+            if started.elapsed() >= QUIET_LIMIT {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the serial line does not fall quiet: is something else writing to it?",
+                ));
+            }
+            match port.read(&mut sink) {
+                Ok(0) => {}
+                Ok(_) => last_byte = Instant::now(),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        port.set_timeout(timeout).map_err(io::Error::from)?;
+        outcome
+    }
+
+    /// Sets how long a read waits.
+    pub fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
+            Kind::Serial(port) => port.set_timeout(timeout).map_err(io::Error::from),
+        }
+    }
+
+    /// Whether bytes (or the end of the stream) are waiting to be read, without waiting.
+    pub fn readable_now(&self) -> bool {
+        let fd = match &self.kind {
+            Kind::Tcp(stream) => stream.as_raw_fd(),
+            Kind::Serial(port) => port.as_raw_fd(),
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero
+        // timeout, so the call does not block.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+        ready > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
+    }
+
+    /// Whether the server has closed a TCP connection (or sent something unasked, which only
+    /// comes before a close), without waiting. A serial line never closes.
+    pub fn peer_has_closed(&self) -> bool {
+        let Kind::Tcp(stream) = &self.kind else {
+            return false;
+        };
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match stream.peek(&mut byte) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        };
+        closed || stream.set_nonblocking(false).is_err()
+    }
+
+    /// Tells a TCP peer that nothing more comes (the seed's upload ends so); a serial line has
+    /// no such signal.
+    pub fn finish_sending(&self) {
+        if let Kind::Tcp(stream) = &self.kind {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.read(buf),
+            Kind::Serial(port) => port.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.write(buf),
+            Kind::Serial(port) => port.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.flush(),
+            Kind::Serial(port) => port.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_name_tcp_or_a_serial_port() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:8080"),
+            Ok(Endpoint::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("serial:/dev/ttyACM0"),
+            Ok(Endpoint::Serial {
+                path: "/dev/ttyACM0".into(),
+                baud: DEFAULT_BAUD
+            })
+        );
+        let at_speed = Endpoint::parse("serial:/dev/pts/3@9600").unwrap();
+        assert_eq!(at_speed.to_string(), "serial:/dev/pts/3@9600");
+        for bad in [
+            "serial:",
+            "serial:@9600",
+            "serial:/dev/x@fast",
+            "serial:/dev/x@0",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pty_is_a_serial_line_that_falls_quiet_and_carries_bytes() {
+        // A pseudo-terminal pair stands in for a device's UART.
+        let mut master = 0;
+        let mut slave = 0;
+        // SAFETY: openpty writes two descriptors into the integers we pass; the name and
+        // settings pointers may be null.
+        let opened = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(opened, 0);
+        // SAFETY: ttyname returns a pointer to a static NUL-terminated string or null.
+        let name = unsafe { std::ffi::CStr::from_ptr(libc::ttyname(slave)) }
+            .to_str()
+            .unwrap()
+            .to_owned();
+        // SAFETY: `master` is a descriptor openpty just gave us, owned from here on.
+        let mut device = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
+        let endpoint = Endpoint::Serial {
+            path: name,
+            baud: DEFAULT_BAUD,
+        };
+        let mut link = Link::open(&endpoint, Duration::from_secs(2)).unwrap();
+        assert!(link.is_serial());
+        link.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        device.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        device.write_all(b"pong").unwrap();
+        let mut got = [0u8; 4];
+        link.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
+        // Stale bytes are dropped by a resync.
+        device.write_all(b"stale").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        link.resync().unwrap();
+        assert!(!link.readable_now());
+        // SAFETY: `slave` is ours and no longer needed (the link opened the port by name).
+        unsafe { libc::close(slave) };
+    }
+}
