@@ -107,7 +107,8 @@ pub struct ServeArgs {
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address.
+    /// Server address: HOST:PORT, or a device's serial line as serial:PATH[@BAUD] (e.g.
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(long, default_value = DEFAULT_ADDR)]
     addr: String,
     /// Token, if the server requires one (or set UNSTICK_TOKEN).

@@ -88,7 +88,8 @@ impl Default for ServeArgs {
 /// Options of `unstick shell connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Server address.
+    /// Server address: HOST:PORT, or a device's serial line as serial:PATH[@BAUD] (e.g.
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(default_value = DEFAULT_LISTEN)]
     addr: String,
     /// Run this one command, write its output byte for byte and exit with its status.

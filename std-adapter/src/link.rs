@@ -103,17 +103,20 @@ impl fmt::Debug for Link {
 
 impl Link {
     /// Opens `endpoint`: a TCP connection (no Nagle delay), or the serial port in raw mode,
-    /// held exclusively, then quiet for [`QUIET_GAP`]. Reads and writes wait at most `timeout`.
-    pub fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Link> {
+    /// held exclusively, then quiet for [`QUIET_GAP`]. Reads and writes wait at most `timeout`
+    /// (`None`: as long as it takes).
+    pub fn open(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Link> {
         match endpoint {
             Endpoint::Tcp(addr) => {
                 let stream = TcpStream::connect(addr)?;
                 stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(timeout))?;
-                stream.set_write_timeout(Some(timeout))?;
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
                 Ok(Link::tcp(stream))
             }
             Endpoint::Serial { path, baud } => {
+                // A serial port always has a timeout; a day stands for none.
+                let timeout = timeout.unwrap_or(Duration::from_secs(24 * 3600));
                 let port = serialport::new(path, *baud)
                     .timeout(timeout)
                     .open_native()
@@ -320,7 +323,7 @@ mod tests {
             path: name,
             baud: DEFAULT_BAUD,
         };
-        let mut link = Link::open(&endpoint, Duration::from_secs(2)).unwrap();
+        let mut link = Link::open(&endpoint, Some(Duration::from_secs(2))).unwrap();
         assert!(link.is_serial());
         link.write_all(b"ping").unwrap();
         let mut got = [0u8; 4];

@@ -10,8 +10,6 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,6 +25,7 @@ use unstick_core::session::Transmit;
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
+use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
 
 /// Room for a request head: a path of up to 4,096 bytes (quotes escaped) plus a token.
@@ -202,7 +201,7 @@ pub struct RemoteStat {
 
 /// A connection to a file server.
 pub struct FileClient {
-    stream: TcpStream,
+    stream: Link,
     options: ClientOptions,
     session: Box<Session>,
     /// Local file reads.
@@ -216,20 +215,20 @@ pub struct FileClient {
 impl fmt::Debug for FileClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileClient")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("link", &self.stream)
             .finish_non_exhaustive()
     }
 }
 
-fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let stream = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
+/// Opens `addr`: `HOST:PORT`, or a serial line `serial:PATH[@BAUD]`.
+fn connect_stream(addr: &str, timeout: Duration) -> Result<Link, ClientError> {
+    let connect_error = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,
-    })?;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    Ok(stream)
+    };
+    let endpoint = Endpoint::parse(addr)
+        .map_err(|e| connect_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    Link::open(&endpoint, Some(timeout)).map_err(connect_error)
 }
 
 /// The token and algorithm of `options`, as every request carries them.
@@ -289,22 +288,14 @@ impl From<Stop> for ClientError {
 
 /// Whether the server has sent something (or closed), checked without waiting. Mid-upload
 /// that can only be a refusal.
-fn readable_now(stream: &TcpStream) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero timeout,
-    // so the call does not block.
-    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-    ready > 0 && pfd.revents & libc::POLLIN != 0
+fn readable_now(stream: &Link) -> bool {
+    stream.readable_now()
 }
 
 /// Sends everything the session has queued; `body` is the chunk last handed to it. With
 /// `watch`, an early reply from the server stops the sending before each write.
 fn flush(
-    stream: &mut TcpStream,
+    stream: &mut Link,
     session: &mut Session,
     body: &[u8],
     watch: bool,
@@ -343,7 +334,7 @@ fn read_chunk<'b>(file: &mut File, buf: &'b mut [u8], len: u64) -> io::Result<&'
 /// is at `pos`), sending the chunks meant for sending, until the session wants no more local
 /// data. Reports progress from the first chunk sent.
 fn transfer_local(
-    stream: &mut TcpStream,
+    stream: &mut Link,
     session: &mut Session,
     file: &mut File,
     local: &Path,
@@ -725,7 +716,7 @@ pub fn put_legacy(
     sent?;
     // Done sending; wait for the server to close so the bytes are known to have been read.
     if session.poll_action() == Some(ClientAction::CloseSend) {
-        let _ = stream.shutdown(Shutdown::Write);
+        stream.finish_sending();
         let mut sink = [0u8; 4096];
         while let Ok(n) = stream.read(&mut sink) {
             if n == 0 {

@@ -17,6 +17,8 @@ use unstick_core::shell::{
     ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
 };
 
+use crate::link::{Endpoint, Link};
+
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
 
@@ -97,31 +99,20 @@ impl From<ShellProtocolError> for ShellClientError {
     }
 }
 
-fn connect(addr: &str) -> Result<TcpStream, ShellClientError> {
-    let stream = TcpStream::connect(addr).map_err(|source| ShellClientError::Connect {
+/// Opens `addr`: `HOST:PORT`, or a serial line `serial:PATH[@BAUD]`. Reads wait as long as a
+/// command runs.
+fn connect(addr: &str) -> Result<Link, ShellClientError> {
+    let connect_error = |source| ShellClientError::Connect {
         addr: addr.to_string(),
         source,
-    })?;
-    stream.set_nodelay(true).map_err(ShellClientError::Io)?;
-    Ok(stream)
-}
-
-/// Whether the server has closed `stream` (or sent something unasked, which only comes before
-/// a close, such as an `idle_timeout` error frame), without waiting.
-fn server_has_closed(stream: &TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return true;
-    }
-    let mut byte = [0u8; 1];
-    let closed = match stream.peek(&mut byte) {
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-        Ok(_) => true,
     };
-    closed || stream.set_nonblocking(false).is_err()
+    let endpoint = Endpoint::parse(addr)
+        .map_err(|e| connect_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    Link::open(&endpoint, None).map_err(connect_error)
 }
 
 /// Reads what the server sent into `buf`; 0 at the end of the stream.
-fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, ShellClientError> {
+fn read_some(stream: &mut Link, buf: &mut [u8]) -> Result<usize, ShellClientError> {
     loop {
         match stream.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -133,7 +124,7 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, ShellClien
 /// Sends what a session asks for: its bytes from `scratch`, the body from `body`. Gathered into
 /// `out` and written at once, so a request leaves in as few segments as it fits.
 fn send_transmits(
-    stream: &mut TcpStream,
+    stream: &mut Link,
     mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
     body: &[u8],
     out: &mut Vec<u8>,
@@ -151,7 +142,7 @@ fn send_transmits(
 
 /// A connection to an unstick shell server; runs any number of commands, one at a time.
 pub struct ShellClient {
-    stream: TcpStream,
+    stream: Link,
     /// Where to reconnect when the server has closed a connection that waited too long.
     addr: Option<String>,
     token: Option<String>,
@@ -163,7 +154,7 @@ pub struct ShellClient {
 impl fmt::Debug for ShellClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShellClient")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("link", &self.stream)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -176,13 +167,18 @@ impl ShellClient {
     /// a client made this way notices that and connects again (the server had read nothing of
     /// the command, so nothing runs twice).
     pub fn connect(addr: &str, token: Option<String>) -> Result<ShellClient, ShellClientError> {
-        let mut client = ShellClient::from_stream(connect(addr)?, token);
+        let mut client = ShellClient::over(connect(addr)?, token);
         client.addr = Some(addr.to_string());
         Ok(client)
     }
 
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream, token: Option<String>) -> ShellClient {
+        ShellClient::over(Link::tcp(stream), token)
+    }
+
+    /// A client over an open [`Link`] (a TCP connection or a serial line).
+    pub fn over(stream: Link, token: Option<String>) -> ShellClient {
         ShellClient {
             stream,
             addr: None,
@@ -200,14 +196,16 @@ impl ShellClient {
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
         if let Some(addr) = &self.addr
-            && server_has_closed(&self.stream)
+            && self.stream.peer_has_closed()
         {
             self.stream = connect(addr)?;
             self.session.reset();
         }
-        // An earlier command that failed midway left its reply unread: start afresh.
+        // An earlier command that failed midway left its reply unread: start afresh (on a
+        // serial line, once the line has fallen quiet).
         if !self.session.is_idle() {
             self.session.reset();
+            self.stream.resync().map_err(ShellClientError::Io)?;
         }
         self.session
             .exec(command, self.token.as_deref())
@@ -274,7 +272,7 @@ impl ShellClient {
 /// stdout and stderr together). A real `"md5"` in the header is verified; the seed's placeholder
 /// is accepted.
 pub struct LegacyShellClient {
-    stream: TcpStream,
+    stream: Link,
     session: Box<SeedClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
     send_buf: Vec<u8>,
@@ -283,7 +281,7 @@ pub struct LegacyShellClient {
 impl fmt::Debug for LegacyShellClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LegacyShellClient")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("link", &self.stream)
             .finish()
     }
 }
@@ -291,11 +289,16 @@ impl fmt::Debug for LegacyShellClient {
 impl LegacyShellClient {
     /// Connects to the seed-style server at `addr`.
     pub fn connect(addr: &str) -> Result<LegacyShellClient, ShellClientError> {
-        Ok(LegacyShellClient::from_stream(connect(addr)?))
+        Ok(LegacyShellClient::over(connect(addr)?))
     }
 
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream) -> LegacyShellClient {
+        LegacyShellClient::over(Link::tcp(stream))
+    }
+
+    /// A client over an open [`Link`].
+    pub fn over(stream: Link) -> LegacyShellClient {
         LegacyShellClient {
             stream,
             session: Box::default(),
