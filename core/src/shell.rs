@@ -36,6 +36,11 @@ pub const SEED_COMMAND_READ: usize = 1024;
 pub const OUTPUT_ENCODER: HeaderFrameEncoder =
     HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
 
+/// Encodes exec requests: the command's XXH3 rides in the header, so that a command corrupted on
+/// the way (a serial line flips a bit) is refused by the server instead of run.
+pub const EXEC_ENCODER: HeaderFrameEncoder =
+    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+
 /// Encodes frames with empty bodies (requests' heads, exit and error frames): no digest.
 pub use crate::PLAIN_ENCODER;
 

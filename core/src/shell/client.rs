@@ -14,10 +14,10 @@ use core::fmt;
 
 use serde::Deserialize;
 
-use super::{ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
+use super::{EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
 use crate::session::{BoundedText, MESSAGE_CAP, Outbox, SessionError, Transmit};
+use crate::{Algorithm, FrameEnd, Verdict};
 use crate::{DecodeError, ErrorCode, Event, FrameDecoder, HeaderError, PLAIN_ENCODER, Profile};
-use crate::{FrameEnd, Verdict};
 
 /// Longest error code a [`RefusalCode::Unknown`] keeps, in bytes (every code this build knows
 /// is far shorter).
@@ -248,7 +248,9 @@ struct ErrorReply {
 ///         Transmit::Body(n) => sent.extend_from_slice(&"echo hi".as_bytes()[..n]),
 ///     }
 /// }
-/// assert_eq!(&sent[4..], br#"{"op":"exec","total_size":7}echo hi"#);
+/// // The command's XXH3 rides in the header, so the server refuses a corrupted command.
+/// assert!(sent[4..].starts_with(br#"{"op":"exec","total_size":7,"xxh3":""#));
+/// assert!(sent.ends_with(b"}echo hi"));
 ///
 /// // What the server answers: an output frame and the exit frame, here in one read.
 /// let mut wire = [0u8; 256];
@@ -325,12 +327,18 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             op: ShellOp::Exec,
             token,
         };
-        // Every encoding error here means the head does not fit: the header is an object
-        // without reserved members, and no digest is asked for.
-        self.outbox
-            .push_head(&PLAIN_ENCODER, &request, command.len() as u64, None)
-            .map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
-        self.outbox.push_body(command.len());
+        // The command's digest rides along when this build computes XXH3. Every other
+        // encoding error means the head does not fit: the header is an object without
+        // reserved members.
+        let queued = if Algorithm::Xxh3.is_supported() {
+            self.outbox
+                .push_frame_for(&EXEC_ENCODER, &request, command.as_bytes())
+        } else {
+            self.outbox
+                .push_head(&PLAIN_ENCODER, &request, command.len() as u64, None)
+                .map(|()| self.outbox.push_body(command.len()))
+        };
+        queued.map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
         self.state = State::Awaiting;
         Ok(())
     }
@@ -711,25 +719,33 @@ mod tests {
         }
     }
 
-    /// Golden bytes of requests, as the std client has always sent them.
+    /// Golden bytes of requests: the command's XXH3 rides in the header.
     #[test]
     fn exec_requests_golden_bytes() {
         let mut session = ShellClientSession::<1024>::new();
         session.exec("ls", None).unwrap();
         assert_eq!(
             sent(&mut session, "ls"),
-            b"\x1c\x00\x00\x00{\"op\":\"exec\",\"total_size\":2}ls"
+            b"\x46\x00\x00\x00{\"op\":\"exec\",\"total_size\":2,\"xxh3\":\"384ff6d26c6b0c60850dada5a04671b1\"}ls"
+        );
+
+        // docs/PROTOCOL.md's example, byte for byte.
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("echo hi; kill -9 $$", None).unwrap();
+        assert_eq!(
+            sent(&mut session, "echo hi; kill -9 $$"),
+            b"\x47\x00\x00\x00{\"op\":\"exec\",\"total_size\":19,\"xxh3\":\"d8d54f4e406162c7febfaeb13832f159\"}echo hi; kill -9 $$"
         );
 
         let mut session = ShellClientSession::<1024>::new();
         session
             .exec("echo hi; kill -9 $$", Some("s3\"cret"))
             .unwrap();
-        let json = br#"{"op":"exec","token":"s3\"cret","total_size":19}"#;
-        let mut expected = (json.len() as i32).to_le_bytes().to_vec();
-        expected.extend_from_slice(json);
-        expected.extend_from_slice(b"echo hi; kill -9 $$");
-        assert_eq!(sent(&mut session, "echo hi; kill -9 $$"), expected);
+        let bytes = sent(&mut session, "echo hi; kill -9 $$");
+        assert!(
+            bytes[4..].starts_with(br#"{"op":"exec","token":"s3\"cret","total_size":19,"xxh3":""#)
+        );
+        assert!(bytes.ends_with(b"\"}echo hi; kill -9 $$"));
 
         // The same bytes as the encoder writes for a whole frame.
         for (command, token) in [("", None), ("ls -l 新", Some("t")), ("x", Some(""))] {
@@ -740,7 +756,7 @@ mod tests {
                 token,
             };
             let mut buf = [0u8; 256];
-            let n = PLAIN_ENCODER
+            let n = EXEC_ENCODER
                 .encode_frame(&request, command.as_bytes(), &mut buf)
                 .unwrap();
             assert_eq!(sent(&mut session, command), &buf[..n]);
@@ -750,13 +766,13 @@ mod tests {
     #[test]
     fn the_body_is_announced_not_copied() {
         let command = "x".repeat(100_000);
-        let mut session = ShellClientSession::<128>::new();
+        let mut session = ShellClientSession::<256>::new();
         session.exec(&command, None).unwrap();
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 256];
         let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut buf) else {
             panic!("the head comes first");
         };
-        assert_eq!(&buf[4..n], br#"{"op":"exec","total_size":100000}"#);
+        assert!(buf[4..n].starts_with(br#"{"op":"exec","total_size":100000,"xxh3":""#));
         assert_eq!(
             session.poll_transmit(&mut buf),
             Some(Transmit::Body(100_000))
@@ -783,7 +799,9 @@ mod tests {
         );
         // The first request is intact.
         let bytes = sent(&mut session, "ls");
-        assert!(bytes.ends_with(br#""token":"short","total_size":2}ls"#));
+        assert!(bytes.ends_with(
+            br#""token":"short","total_size":2,"xxh3":"384ff6d26c6b0c60850dada5a04671b1"}ls"#
+        ));
     }
 
     /// Two commands' replies, each decoded the same under every chunking.
@@ -1083,7 +1101,7 @@ mod tests {
                 state ^= state << 5;
                 wire.extend_from_slice(pieces[(state % 8) as usize]);
             }
-            let mut session = ShellClientSession::<64>::new();
+            let mut session = ShellClientSession::<128>::new();
             session.exec("ls", None).unwrap();
             let _ = feed(&mut session, &wire, (state % 9 + 1) as usize);
             let _ = session.handle_eof();

@@ -294,12 +294,7 @@ fn readable_now(stream: &Link) -> bool {
 
 /// Sends everything the session has queued; `body` is the chunk last handed to it. With
 /// `watch`, an early reply from the server stops the sending before each write.
-fn flush(
-    stream: &mut Link,
-    session: &mut Session,
-    body: &[u8],
-    watch: bool,
-) -> Result<(), Stop> {
+fn flush(stream: &mut Link, session: &mut Session, body: &[u8], watch: bool) -> Result<(), Stop> {
     let mut out = [0u8; 4096];
     while let Some(transmit) = session.poll_transmit(&mut out) {
         let bytes = match transmit {
