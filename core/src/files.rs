@@ -71,6 +71,10 @@ pub struct Request<S> {
     /// MD5 of the resumed prefix.
     #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub prefix_md5: Option<S>,
+    /// XXH3-128 of `path` as text, so that a path corrupted on the way (a serial line flips a
+    /// bit) is refused instead of acted on. Servers check it when it is there.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub path_xxh3: Option<S>,
 }
 
 impl<S> Request<S> {
@@ -84,6 +88,7 @@ impl<S> Request<S> {
             algorithm: None,
             prefix_xxh3: None,
             prefix_md5: None,
+            path_xxh3: None,
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::{
     Event, FileOp, FrameDecoder, FrameInfo, HeaderError, HeaderFrameEncoder, PLAIN_ENCODER,
     Profile, SizeField,
 };
+use crate::{HexDigest, digest_of};
 
 /// Longest entry name kept, in bytes: a component is at most 255 bytes, and an escaped name
 /// (`\xNN` per byte that is not UTF-8) at most four times that.
@@ -586,10 +587,8 @@ fn trailer_digest(
 /// while let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) {
 ///     sent.extend_from_slice(&out[..n]);
 /// }
-/// assert_eq!(
-///     &sent[4..],
-///     br#"{"op":"stat","path":"dir/a.txt","algorithm":"xxh3","total_size":0}"#
-/// );
+/// // The path's XXH3 rides along, so a server refuses a path corrupted on the way.
+/// assert!(sent[4..].starts_with(br#"{"op":"stat","path":"dir/a.txt","algorithm":"xxh3","path_xxh3":""#));
 /// assert_eq!(session.poll_action(), None); // nothing local to do: wait for the reply
 ///
 /// let reply = StatReply {
@@ -731,8 +730,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             self.state = State::PutStat { size };
         } else {
             let head = put_request(path, options, 0, None);
-            self.outbox
-                .push_head(&PLAIN_ENCODER, &head, size, None)
+            push_request(&mut self.outbox, &head, size)
                 .map_err(FileProtocolError::RequestTooLarge)?;
             self.state = Self::sending(0, size);
         }
@@ -1002,10 +1000,8 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
         Ok(())
     }
 
-    fn queue<H: Serialize>(&mut self, header: &H) -> Result<(), FileProtocolError> {
-        self.outbox
-            .push_frame(&PLAIN_ENCODER, header)
-            .map_err(FileProtocolError::RequestTooLarge)
+    fn queue(&mut self, request: &Request<&str>) -> Result<(), FileProtocolError> {
+        push_request(&mut self.outbox, request, 0).map_err(FileProtocolError::RequestTooLarge)
     }
 
     /// The state of an upload whose body `offset..size` is still to go.
@@ -1034,10 +1030,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             algorithm: self.algorithm,
         };
         let head = put_request(path, options, offset, Some(hex.as_str()));
-        match self
-            .outbox
-            .push_head(&PLAIN_ENCODER, &head, size - offset, None)
-        {
+        match push_request(&mut self.outbox, &head, size - offset) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(FileProtocolError::RequestTooLarge(e))),
         }
@@ -1173,8 +1166,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                         algorithm: self.algorithm,
                     };
                     let head = put_request(path, options, 0, None);
-                    self.outbox
-                        .push_head(&PLAIN_ENCODER, &head, size, None)
+                    push_request(&mut self.outbox, &head, size)
                         .map_err(FileProtocolError::RequestTooLarge)?;
                     Self::sending(0, size)
                 };
@@ -1297,6 +1289,25 @@ fn request<'a>(op: FileOp, path: &'a str, options: RequestOptions<'a>) -> Reques
     }
 }
 
+/// Queues `request`'s head for a body of `body_len` bytes, with its path's digest added (when
+/// this build computes XXH3).
+fn push_request<const OUT: usize>(
+    outbox: &mut Outbox<OUT>,
+    request: &Request<&str>,
+    body_len: u64,
+) -> Result<(), EncodeError> {
+    let hex = request
+        .path
+        .filter(|_| Algorithm::Xxh3.is_supported())
+        .and_then(|path| digest_of(Algorithms::XXH3, path.as_bytes()).get(Algorithm::Xxh3))
+        .map(|digest| digest.to_hex());
+    let request = Request {
+        path_xxh3: hex.as_ref().map(HexDigest::as_str),
+        ..request.clone()
+    };
+    outbox.push_head(&PLAIN_ENCODER, &request, body_len, None)
+}
+
 /// A `put` of `path`, resumed at `offset` with the prefix's digest when `offset > 0`.
 fn put_request<'a>(
     path: &'a str,
@@ -1339,6 +1350,18 @@ mod tests {
         bytes.extend_from_slice(json.as_bytes());
         bytes.extend_from_slice(body);
         bytes
+    }
+
+    /// A request's JSON with the `path_xxh3` the client adds before `total_size`.
+    fn req(json: &str) -> String {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let path = value["path"].as_str().unwrap();
+        let digest = hex(Algorithm::Xxh3, path.as_bytes());
+        json.replacen(
+            r#","total_size""#,
+            &format!(r#","path_xxh3":"{digest}","total_size""#),
+            1,
+        )
     }
 
     fn hex(algorithm: Algorithm, data: &[u8]) -> String {
@@ -1486,7 +1509,7 @@ mod tests {
         assert_eq!(
             sent(&mut s, b""),
             raw(
-                r#"{"op":"stat","path":"dir/a","algorithm":"xxh3","total_size":0}"#,
+                &req(r#"{"op":"stat","path":"dir/a","algorithm":"xxh3","total_size":0}"#),
                 b""
             )
         );
@@ -1499,7 +1522,9 @@ mod tests {
         assert_eq!(
             sent(&mut s, b""),
             raw(
-                r#"{"op":"delete","path":"a \"b\"","token":"s3cret","algorithm":"md5","total_size":0}"#,
+                &req(
+                    r#"{"op":"delete","path":"a \"b\"","token":"s3cret","algorithm":"md5","total_size":0}"#
+                ),
                 b""
             )
         );
@@ -1508,7 +1533,7 @@ mod tests {
         assert_eq!(
             sent(&mut s, b""),
             raw(
-                r#"{"op":"ls","path":"","algorithm":"xxh3","total_size":0}"#,
+                &req(r#"{"op":"ls","path":"","algorithm":"xxh3","total_size":0}"#),
                 b""
             )
         );
@@ -1517,7 +1542,7 @@ mod tests {
         assert_eq!(
             sent(&mut s, b""),
             raw(
-                r#"{"op":"get","path":"a/b","algorithm":"xxh3","total_size":0}"#,
+                &req(r#"{"op":"get","path":"a/b","algorithm":"xxh3","total_size":0}"#),
                 b""
             )
         );
@@ -1527,7 +1552,9 @@ mod tests {
         assert_eq!(
             sent(&mut s, b""),
             raw(
-                r#"{"op":"get","path":"a/b","token":"s3cret","offset":4096,"algorithm":"md5","total_size":0}"#,
+                &req(
+                    r#"{"op":"get","path":"a/b","token":"s3cret","offset":4096,"algorithm":"md5","total_size":0}"#
+                ),
                 b""
             )
         );
@@ -1547,7 +1574,7 @@ mod tests {
         let mut wire = sent(&mut s, b"");
         wire.extend(serve_local(&mut s, data, 5));
         let mut expected = raw(
-            r#"{"op":"put","path":"dir/name","algorithm":"xxh3","total_size":12}"#,
+            &req(r#"{"op":"put","path":"dir/name","algorithm":"xxh3","total_size":12}"#),
             data,
         );
         let trailer = format!(
@@ -1563,7 +1590,7 @@ mod tests {
         s.put("e", 0, with_token, false).unwrap();
         assert_eq!(s.poll_action(), None);
         let mut expected = raw(
-            r#"{"op":"put","path":"e","token":"s3cret","algorithm":"md5","total_size":0}"#,
+            &req(r#"{"op":"put","path":"e","token":"s3cret","algorithm":"md5","total_size":0}"#),
             b"",
         );
         expected.extend(raw(
@@ -1610,7 +1637,9 @@ mod tests {
                 assert_eq!(
                     sent(&mut s, b""),
                     raw(
-                        r#"{"op":"stat","path":"big","token":"t","algorithm":"xxh3","total_size":0}"#,
+                        &req(
+                            r#"{"op":"stat","path":"big","token":"t","algorithm":"xxh3","total_size":0}"#
+                        ),
                         b""
                     )
                 );
@@ -1642,16 +1671,18 @@ mod tests {
                 let o = offset as usize;
                 let mut expected = if offset > 0 {
                     raw(
-                        &format!(
+                        &req(&format!(
                             r#"{{"op":"put","path":"big","token":"t","offset":{o},"algorithm":"xxh3","prefix_xxh3":"{}","total_size":{}}}"#,
                             hex(Algorithm::Xxh3, &data[..o]),
                             100 - o
-                        ),
+                        )),
                         &data[o..],
                     )
                 } else {
                     raw(
-                        r#"{"op":"put","path":"big","token":"t","algorithm":"xxh3","total_size":100}"#,
+                        &req(
+                            r#"{"op":"put","path":"big","token":"t","algorithm":"xxh3","total_size":100}"#,
+                        ),
                         &data,
                     )
                 };

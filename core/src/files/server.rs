@@ -657,6 +657,27 @@ struct RequestView {
     algorithm: Option<BoundedText<8>>,
     prefix_xxh3: Option<BoundedText<32>>,
     prefix_md5: Option<BoundedText<32>>,
+    path_xxh3: Option<BoundedText<32>>,
+}
+
+impl RequestView {
+    /// Whether `path` disagrees with `path_xxh3` (the line corrupted one of them). A request
+    /// without the digest, or a build without XXH3, checks nothing.
+    fn path_corrupted(&self) -> bool {
+        let (Some(path), Some(claimed)) = (&self.path, &self.path_xxh3) else {
+            return false;
+        };
+        if !Algorithm::Xxh3.is_supported() {
+            return false;
+        }
+        let claimed = claimed
+            .get()
+            .and_then(|hex| Checksum::from_hex(Algorithm::Xxh3, hex.as_bytes()));
+        let actual = path
+            .get()
+            .and_then(|p| crate::digest_of(Algorithms::XXH3, p.as_bytes()).get(Algorithm::Xxh3));
+        claimed.is_none() || claimed != actual
+    }
 }
 
 /// The trailer's fields: `{"op":"done","file_xxh3"|"file_md5":...}`.
@@ -1005,6 +1026,13 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
+        if view.path_corrupted() {
+            let refusal = Refusal::new(
+                ErrorCode::ChecksumMismatch,
+                "the path does not match its `path_xxh3` digest (corrupted on the way?); nothing was done",
+            );
+            return self.refuse_head(refusal, has_body);
+        }
         self.offset = view.offset.unwrap_or(0);
         let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
             None => super::parse_algorithm(None),
@@ -1448,6 +1476,31 @@ mod tests {
                 assert_eq!(stat_next, !closes, "{header} step {step}: {seen:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_path_that_disagrees_with_its_digest_is_refused_before_any_action() {
+        let hex = digest_of(Algorithms::XXH3, b"a.txt")
+            .get(Algorithm::Xxh3)
+            .unwrap()
+            .to_hex();
+        let good = std::format!(
+            r#"{{"op":"delete","path":"a.txt","path_xxh3":"{}"}}"#,
+            hex.as_str()
+        );
+        let (seen, _) = serve(OPEN, &frame(&good, b""), 4);
+        assert_eq!(seen[0], Seen::Acted("Delete { path: \"a.txt\" }".into()));
+        // One bit flipped in the path on the way: `a.txt` arrives as `a.tzt`.
+        let flipped = good.replace("a.txt", "a.tzt");
+        let (seen, _) = serve(OPEN, &frame(&flipped, b""), 4);
+        assert_eq!(seen[0], Seen::Refused("checksum_mismatch", false));
+        assert!(!seen.iter().any(|s| matches!(s, Seen::Acted(_))));
+        let upload = std::format!(
+            r#"{{"op":"put","path":"a.tzt","path_xxh3":"{}","total_size":1}}"#,
+            hex.as_str()
+        );
+        let (seen, _) = serve(OPEN, &frame(&upload, b"x"), 4);
+        assert_eq!(seen[0], Seen::Refused("checksum_mismatch", true));
     }
 
     #[test]
