@@ -107,7 +107,7 @@ pub struct ServeArgs {
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address: HOST:PORT, or a device's serial line as serial:PATH[@BAUD] (e.g.
+    /// Server address: HOST:PORT, or a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(long, default_value = DEFAULT_ADDR)]
     addr: String,

@@ -88,7 +88,7 @@ impl Default for ServeArgs {
 /// Options of `unstick shell connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Server address: HOST:PORT, or a device's serial line as serial:PATH[@BAUD] (e.g.
+    /// Server address: HOST:PORT, or a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(default_value = DEFAULT_LISTEN)]
     addr: String,

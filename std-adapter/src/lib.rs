@@ -2,8 +2,9 @@
 //!
 //! [`unstick_core`] on std TCP sockets, through `embedded-io-adapters`' std adapter, and the two
 //! tools built on it: a remote shell ([`shell`]) and a file server ([`ftp`]), each with its
-//! client. The protocols' vocabulary (ops, headers, error codes) is the core's `protocols`
-//! feature; this crate adds sockets, files and processes.
+//! client. The protocols themselves are the core's `protocols` feature: sans-IO sessions that
+//! make every protocol decision. This crate hosts them on sockets, files and processes, and
+//! reaches a server over TCP or a device over a serial line ([`link`]).
 //!
 //! What both servers share is in [`server`]: the lobby where every connection waits between
 //! requests (one thread, `epoll`), request slots and their queue, a graceful stop, the refusal
