@@ -13,7 +13,7 @@ use unstick_core::files::{
 };
 use unstick_core::session::Refusal;
 
-use crate::link::{Link, REQUEST_IDLE_MS};
+use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
 use crate::{HEADER_CAP, Outcome, flush};
 
@@ -29,7 +29,7 @@ enum Source {
 /// Serves the request whose head (prefix and header) is `head`; `upload_size` is what the head
 /// announced for an upload (`offset` plus the body's length), checked against the free space
 /// before a byte of it is written.
-pub fn serve<U: Read + ReadReady + Write>(
+pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &mut Store<'_>,
     head: &[u8],
@@ -62,7 +62,7 @@ struct Host<'h> {
 }
 
 impl Host<'_> {
-    fn serve<U: Read + ReadReady + Write>(
+    fn serve<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
         store: &mut Store<'_>,
@@ -132,7 +132,11 @@ impl Host<'_> {
 
     /// Feeds the session the head, then what the line gives; upload bytes it hands back are
     /// written to the staging extent. A silence of [`REQUEST_IDLE_MS`] tears the request.
-    fn feed<U: Read + ReadReady + Write>(&mut self, link: &mut Link<'_, U>, store: &mut Store<'_>) {
+    fn feed<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &mut Store<'_>,
+    ) {
         if !self.head.is_empty() {
             let (used, received) = self.session.handle_input(self.head);
             self.head = &self.head[used..];
@@ -170,7 +174,7 @@ impl Host<'_> {
         }
     }
 
-    fn list<U: Read + ReadReady + Write>(
+    fn list<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
         store: &Store<'_>,
@@ -193,7 +197,7 @@ impl Host<'_> {
         self.session.handle_done(Ok(()))
     }
 
-    fn read_file<U: Read + ReadReady + Write>(
+    fn read_file<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
         store: &Store<'_>,
@@ -257,12 +261,7 @@ fn open(store: &Store<'_>, path: &str) -> Result<(usize, EntryMeta), Refusal> {
         .ok_or_else(|| refusal(StoreError::NotFound, path))
 }
 
-fn stage(
-    store: &mut Store<'_>,
-    path: &str,
-    kind: StageKind,
-    size: u64,
-) -> Result<Staged, Refusal> {
+fn stage(store: &mut Store<'_>, path: &str, kind: StageKind, size: u64) -> Result<Staged, Refusal> {
     let staged = match kind {
         StageKind::Fresh => store.stage_fresh(path, size, true).map(|()| Some(0)),
         StageKind::Temporary => store.stage_fresh(path, size, false).map(|()| Some(0)),
@@ -284,7 +283,9 @@ fn refusal(e: StoreError, path: &str) -> Refusal {
                  {NAME_CAP} bytes, no directories"
             ),
         ),
-        StoreError::NotFound => Refusal::new(ErrorCode::NotFound, format_args!("{path}: no such file")),
+        StoreError::NotFound => {
+            Refusal::new(ErrorCode::NotFound, format_args!("{path}: no such file"))
+        }
         StoreError::NoSpace { needed, free } => Refusal::new(
             ErrorCode::NoSpace,
             format_args!(

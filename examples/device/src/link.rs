@@ -14,6 +14,16 @@ pub const QUIET_MS: u32 = 100;
 /// Longest silence inside a request before it counts as torn (the client went away).
 pub const REQUEST_IDLE_MS: u32 = 1_000;
 
+/// Polls of the line before a wait for input goes to sleep.
+const SPIN_POLLS: u32 = 2_000;
+
+/// A byte stream that can idle until input may be there.
+pub trait WaitForInput {
+    /// Returns when a byte may have arrived, or after some other event (at most a millisecond
+    /// later: the clock's tick wakes it too).
+    fn wait_for_input(&mut self);
+}
+
 /// A UART and the bytes read from it that no session has taken yet.
 pub struct Link<'b, U> {
     uart: U,
@@ -23,7 +33,7 @@ pub struct Link<'b, U> {
     now_ms: fn() -> u32,
 }
 
-impl<'b, U: Read + ReadReady + Write> Link<'b, U> {
+impl<'b, U: Read + ReadReady + Write + WaitForInput> Link<'b, U> {
     /// The stream of `uart`, read through `buf`, with time from `now_ms`.
     pub fn new(uart: U, buf: &'b mut [u8], now_ms: fn() -> u32) -> Self {
         Link {
@@ -57,6 +67,7 @@ impl<'b, U: Read + ReadReady + Write> Link<'b, U> {
             return true;
         }
         let since = self.now_ms();
+        let mut polls = 0u32;
         loop {
             if let Ok(true) = self.uart.read_ready() {
                 let n = self.uart.read(self.buf).unwrap_or(0);
@@ -64,10 +75,16 @@ impl<'b, U: Read + ReadReady + Write> Link<'b, U> {
                 self.end = n;
                 return true;
             }
-            match timeout_ms {
-                Some(limit) if self.now_ms().wrapping_sub(since) >= limit => return false,
-                Some(_) => {}
-                None => crate::clock::sleep_until_tick(),
+            if let Some(limit) = timeout_ms
+                && self.now_ms().wrapping_sub(since) >= limit
+            {
+                return false;
+            }
+            // Bytes of a request follow each other closely: poll a while before sleeping.
+            if polls < SPIN_POLLS {
+                polls += 1;
+            } else {
+                self.uart.wait_for_input();
             }
         }
     }

@@ -23,14 +23,14 @@ mod shell;
 mod store;
 mod uart;
 
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception};
 use embedded_io::{Read, ReadReady, Write};
 use unstick_core::session::{BoundedText, Transmit};
 use unstick_core::{Event, FrameDecoder, Profile};
 
-use crate::link::{Link, REQUEST_IDLE_MS};
+use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, Store};
-use crate::uart::{UART0_BASE, Uart};
+use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 
 /// Header capacity of the sessions' decoders: the longest request header taken. The CLI's are
 /// well under 300 bytes (a resumed `put` with a long path is the longest).
@@ -58,6 +58,7 @@ fn main() -> ! {
     // SAFETY: UART0 of the mps2-an386 is a CMSDK APB UART at this address, and this is the
     // only place that takes it.
     let uart = unsafe { Uart::new(UART0_BASE) };
+    uart.enable_rx_interrupt(UART0_RX_IRQ);
     let mut link = Link::new(uart, READ_BUF, clock::now_ms);
     let mut store = Store::new(STORE);
     loop {
@@ -82,7 +83,10 @@ fn main() -> ! {
 
 /// Reads a request's head into `head`: the 4-byte prefix and, when its length is one a session
 /// takes, the header. Returns its length; `None` when the line went quiet inside it.
-fn read_head<U: Read + ReadReady + Write>(link: &mut Link<'_, U>, head: &mut [u8]) -> Option<usize> {
+fn read_head<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    head: &mut [u8],
+) -> Option<usize> {
     let mut len = 0;
     let mut want = 4;
     while len < want {
@@ -144,7 +148,7 @@ fn peek(head: &[u8]) -> Peek {
 
 /// Sends what a session has queued: `poll` is its `poll_transmit`, `body` the body its last
 /// `handle_*` call was given.
-pub fn flush<U: Read + ReadReady + Write>(
+pub fn flush<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     body: &[u8],
     mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
@@ -155,6 +159,16 @@ pub fn flush<U: Read + ReadReady + Write>(
             Transmit::Bytes(n) => link.send(&scratch[..n]),
             Transmit::Body(n) => link.send(&body[..n.min(body.len())]),
         }
+    }
+}
+
+/// The one external interrupt enabled, UART0's receive interrupt, only wakes the core from
+/// `wfi`: clear it and return (the main loop reads the byte).
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if irqn == i16::try_from(UART0_RX_IRQ).unwrap_or(-1) {
+        // SAFETY: UART0 is a CMSDK APB UART at this address.
+        unsafe { Uart::clear_rx_interrupt(UART0_BASE) };
     }
 }
 

@@ -20,7 +20,7 @@ use unstick_core::shell::{
     Dialect, ExitReport, OutputStream, ShellAction, ShellRules, ShellServerSession, Termination,
 };
 
-use crate::link::{Link, REQUEST_IDLE_MS};
+use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::{HEADER_CAP, Outcome, flush};
 
@@ -31,7 +31,7 @@ pub const MAX_COMMAND: usize = 256;
 type Line = heapless::String<160>;
 
 /// Serves the `exec` request whose head (prefix and header) is `head`.
-pub fn serve<U: Read + ReadReady + Write>(
+pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &Store<'_>,
     mut head: &[u8],
