@@ -156,15 +156,11 @@ impl Host<'_> {
             return;
         }
         let (used, received) = self.session.handle_input(link.unread());
-        if let Received::Body(chunk) = received
-            && let Err(e) = store.write(chunk)
-        {
-            let refusal = refusal(e, self.session.path());
-            let _ = self.session.handle_write_failed(refusal);
-        }
+        self.received(store, received);
         link.consume(used);
     }
 
+    /// Writes the upload bytes the session handed back, if any.
     fn received(&mut self, store: &mut Store<'_>, received: Received<'_>) {
         if let Received::Body(chunk) = received
             && let Err(e) = store.write(chunk)
