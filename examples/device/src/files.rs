@@ -1,0 +1,303 @@
+//! Serving one file-protocol request: the core's `FileServerSession` decides what is valid, what
+//! is answered and when to commit; this host carries its actions out on the [`Store`] and the
+//! link, the way `unstick-std`'s file server does on a directory and a socket.
+
+// The session takes `Refusal`s inline, as results.
+#![allow(clippy::result_large_err)]
+
+use embedded_io::{Read, ReadReady, Write};
+use unstick_core::ErrorCode;
+use unstick_core::files::{
+    Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession, PartialState,
+    Received, StageKind, Staged, StatFound,
+};
+use unstick_core::session::Refusal;
+
+use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
+use crate::{HEADER_CAP, Outcome, flush};
+
+/// What the host reads the file data of a `ReadFile` from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The file of this index in the store's table (a download).
+    File(usize),
+    /// The staged upload (a resume's prefix check).
+    Staging,
+}
+
+/// Serves the request whose head (prefix and header) is `head`; `upload_size` is what the head
+/// announced for an upload (`offset` plus the body's length), checked against the free space
+/// before a byte of it is written.
+pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    store: &mut Store<'_>,
+    head: &[u8],
+    upload_size: u64,
+) -> Outcome {
+    let rules = FileRules {
+        token: None,
+        max_file_size: CAPACITY as u64,
+    };
+    let mut host = Host {
+        session: FileServerSession::new(rules),
+        head,
+        fed_empty: false,
+        source: None,
+        upload_size,
+    };
+    let outcome = host.serve(link, store);
+    store.end_request();
+    outcome
+}
+
+struct Host<'h> {
+    session: FileServerSession<'static, HEADER_CAP>,
+    /// The request's head, until the session has taken it.
+    head: &'h [u8],
+    /// The session was fed an empty slice since the last bytes (a frame's end needs none).
+    fed_empty: bool,
+    source: Option<Source>,
+    upload_size: u64,
+}
+
+impl Host<'_> {
+    fn serve<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &mut Store<'_>,
+    ) -> Outcome {
+        loop {
+            flush(link, &[], |out| self.session.poll_transmit(out));
+            let Some(action) = self.session.poll_action() else {
+                if self.session.answered() > 0 && self.session.is_idle() {
+                    return Outcome::Answered;
+                }
+                self.feed(link, store);
+                continue;
+            };
+            let reported = match action {
+                FileAction::Stat { path } => {
+                    let found = stat(store, path);
+                    self.session.handle_stat(Ok(found))
+                }
+                FileAction::List { path } => {
+                    let subdirectory = path.is_some();
+                    self.list(link, store, subdirectory)
+                }
+                FileAction::Delete { path } => {
+                    let deleted = delete(store, path);
+                    self.session.handle_deleted(deleted)
+                }
+                FileAction::OpenFile { path } => {
+                    let opened = open(store, path);
+                    self.source = opened.as_ref().ok().map(|(i, _)| Source::File(*i));
+                    self.session.handle_opened(opened.map(|(_, meta)| meta))
+                }
+                FileAction::ReadFile { offset, len } => self.read_file(link, store, offset, len),
+                FileAction::Stage { path, kind } => {
+                    let staged = stage(store, path, kind, self.upload_size);
+                    if staged.is_ok() {
+                        self.source = Some(Source::Staging);
+                    }
+                    self.session.handle_staged(staged)
+                }
+                FileAction::Truncate { len } => {
+                    let cut = store
+                        .truncate(usize::try_from(len).unwrap_or(usize::MAX))
+                        .map_err(|e| refusal(e, self.session.path()));
+                    self.session.handle_done(cut)
+                }
+                FileAction::ReceiveBody => {
+                    self.feed(link, store);
+                    Ok(())
+                }
+                FileAction::Commit { path } => {
+                    let mtime = link.now_ms() / 1000;
+                    let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
+                    self.session.handle_done(committed)
+                }
+                FileAction::KeepPartial => {
+                    store.keep();
+                    self.session.handle_done(Ok(()))
+                }
+                FileAction::Close => return Outcome::Closed,
+            };
+            if reported.is_err() {
+                // A result the session does not take is a bug of this host: start over.
+                return Outcome::Closed;
+            }
+        }
+    }
+
+    /// Feeds the session the head, then what the line gives; upload bytes it hands back are
+    /// written to the staging extent. A silence of [`REQUEST_IDLE_MS`] tears the request.
+    fn feed<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &mut Store<'_>,
+    ) {
+        if !self.head.is_empty() {
+            let (used, received) = self.session.handle_input(self.head);
+            self.head = &self.head[used..];
+            self.fed_empty = false;
+            self.received(store, received);
+            return;
+        }
+        if link.unread().is_empty() {
+            if !self.fed_empty {
+                self.fed_empty = true;
+                self.session.handle_input(&[]);
+            } else if link.fill(Some(REQUEST_IDLE_MS)) {
+                self.fed_empty = false;
+            } else {
+                self.session.handle_eof();
+            }
+            return;
+        }
+        let (used, received) = self.session.handle_input(link.unread());
+        self.received(store, received);
+        link.consume(used);
+    }
+
+    /// Writes the upload bytes the session handed back, if any.
+    fn received(&mut self, store: &mut Store<'_>, received: Received<'_>) {
+        if let Received::Body(chunk) = received
+            && let Err(e) = store.write(chunk)
+        {
+            let refusal = refusal(e, self.session.path());
+            let _ = self.session.handle_write_failed(refusal);
+        }
+    }
+
+    fn list<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &Store<'_>,
+        subdirectory: bool,
+    ) -> Result<(), unstick_core::session::SessionError> {
+        if subdirectory {
+            let refusal = Refusal::new(
+                ErrorCode::NotFound,
+                format_args!(
+                    "{}: no such directory (this device's store is flat)",
+                    self.session.path()
+                ),
+            );
+            return self.session.handle_done(Err(refusal));
+        }
+        for file in store.files() {
+            self.session.handle_entry(&file.name, false, meta(file))?;
+            flush(link, &[], |out| self.session.poll_transmit(out));
+        }
+        self.session.handle_done(Ok(()))
+    }
+
+    fn read_file<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &Store<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), unstick_core::session::SessionError> {
+        let bytes = match self.source {
+            Some(Source::File(i)) => store.files().nth(i).map(|f| store.contents(f)),
+            Some(Source::Staging) => Some(store.staged_bytes()),
+            None => None,
+        };
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?));
+        let Some(chunk) = bytes.zip(range).and_then(|(bytes, range)| bytes.get(range)) else {
+            let refusal = Refusal::new(
+                ErrorCode::StorageError,
+                format_args!("{}: the stored data ended early", self.session.path()),
+            );
+            return self.session.handle_read_failed(refusal);
+        };
+        self.session.handle_file_data(chunk)?;
+        flush(link, chunk, |out| self.session.poll_transmit(out));
+        Ok(())
+    }
+}
+
+fn meta(file: &crate::store::File) -> EntryMeta {
+    EntryMeta {
+        kind: EntryKind::File,
+        size: file.len as u64,
+        mtime: i64::from(file.mtime),
+    }
+}
+
+fn stat(store: &Store<'_>, path: &str) -> StatFound {
+    StatFound {
+        entry: store.file(path).map(meta),
+        partial_size: store.partial_size(path) as u64,
+    }
+}
+
+fn delete(store: &mut Store<'_>, path: &str) -> Result<Deleted, Refusal> {
+    let (entry_removed, partial) = store.delete(path);
+    Ok(Deleted {
+        entry_removed,
+        partial: match partial {
+            PartialGone::Removed => PartialState::Removed,
+            PartialGone::Absent => PartialState::Absent,
+        },
+    })
+}
+
+fn open(store: &Store<'_>, path: &str) -> Result<(usize, EntryMeta), Refusal> {
+    store
+        .files()
+        .enumerate()
+        .find(|(_, f)| f.name == path)
+        .map(|(i, f)| (i, meta(f)))
+        .ok_or_else(|| refusal(StoreError::NotFound, path))
+}
+
+fn stage(store: &mut Store<'_>, path: &str, kind: StageKind, size: u64) -> Result<Staged, Refusal> {
+    let staged = match kind {
+        StageKind::Fresh => store.stage_fresh(path, size, true).map(|()| Some(0)),
+        StageKind::Temporary => store.stage_fresh(path, size, false).map(|()| Some(0)),
+        StageKind::Resume => store.stage_resume(path, size),
+    };
+    match staged.map_err(|e| refusal(e, path))? {
+        Some(len) => Ok(Staged::Ready { len: len as u64 }),
+        None => Ok(Staged::NoPartial),
+    }
+}
+
+/// The refusal the client is sent for a store error about `path`.
+fn refusal(e: StoreError, path: &str) -> Refusal {
+    match e {
+        StoreError::BadName => Refusal::new(
+            ErrorCode::BadPath,
+            format_args!(
+                "`{path}`: this device's store is flat: a name is one component of at most \
+                 {NAME_CAP} bytes, no directories"
+            ),
+        ),
+        StoreError::NotFound => {
+            Refusal::new(ErrorCode::NotFound, format_args!("{path}: no such file"))
+        }
+        StoreError::NoSpace { needed, free } => Refusal::new(
+            ErrorCode::NoSpace,
+            format_args!(
+                "{path}: no space on the device: {needed} bytes do not fit in the {free} bytes \
+                 free of its {CAPACITY}-byte store; nothing was written"
+            ),
+        ),
+        StoreError::TableFull => Refusal::new(
+            ErrorCode::NoSpace,
+            format_args!(
+                "{path}: the device's store holds {MAX_FILES} files, its most; delete one first"
+            ),
+        ),
+        StoreError::NotStaged => Refusal::new(
+            ErrorCode::StorageError,
+            format_args!("{path}: no upload is staged"),
+        ),
+    }
+}

@@ -1,0 +1,207 @@
+//! Serving one shell request: the core's `ShellServerSession` (framed dialect) checks it and
+//! frames the replies; this host runs the command as a built-in of the device.
+//!
+//! | command | output | exit status |
+//! |---|---|---|
+//! | `echo ARGS...` | the arguments, one space apart, and a newline | 0 |
+//! | `uptime` | milliseconds since boot | 0 |
+//! | `free` | bytes of the file store used, held by a partial upload, free | 0 |
+//! | `ls` | each stored file: size and name | 0 |
+//! | `crc FILE` | the CRC-32 (IEEE, as `zlib.crc32`) of a stored file, and its size | 0; 1 with a message on stderr when there is no such file |
+//! | `help` | the list of commands | 0 |
+//! | anything else | `NAME: command not found` on stderr | 127 |
+//!
+//! Arguments are split at whitespace; there is no quoting. An empty command succeeds silently.
+
+use core::fmt::Write as _;
+
+use embedded_io::{Read, ReadReady, Write};
+use unstick_core::shell::{
+    Dialect, ExitReport, OutputStream, ShellAction, ShellRules, ShellServerSession, Termination,
+};
+
+use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::store::{CAPACITY, Store};
+use crate::{HEADER_CAP, Outcome, flush};
+
+/// Longest command taken, in bytes.
+pub const MAX_COMMAND: usize = 256;
+
+/// A line of output, formatted before it is sent.
+type Line = heapless::String<160>;
+
+/// Serves the `exec` request whose head (prefix and header) is `head`.
+pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    store: &Store<'_>,
+    mut head: &[u8],
+) -> Outcome {
+    let mut command_buf = [0u8; MAX_COMMAND];
+    let rules = ShellRules {
+        token: None,
+        max_command_len: MAX_COMMAND,
+        legacy_reply: None,
+    };
+    let mut session =
+        ShellServerSession::<HEADER_CAP>::new(rules, Dialect::Framed, &mut command_buf);
+    let mut fed_empty = false;
+    loop {
+        flush(link, &[], |out| session.poll_transmit(out));
+        match session.poll_action() {
+            Some(ShellAction::Run { command }) => {
+                let mut text = [0u8; MAX_COMMAND];
+                let len = command.len();
+                text[..len].copy_from_slice(command.as_bytes());
+                let command = core::str::from_utf8(&text[..len]).unwrap_or("");
+                let status = run(command, store, link.now_ms(), &mut |stream, bytes| {
+                    if session.handle_output(stream, bytes).is_ok() {
+                        flush(link, bytes, |out| session.poll_transmit(out));
+                    }
+                });
+                let report = ExitReport {
+                    termination: Termination::Exited(status),
+                    truncated: false,
+                    timed_out: false,
+                };
+                if session.handle_exit(report).is_err() {
+                    return Outcome::Closed;
+                }
+            }
+            Some(ShellAction::AwaitPause) => session.handle_pause(),
+            Some(ShellAction::Close) => return Outcome::Closed,
+            None if session.answered() > 0 && session.is_idle() => return Outcome::Answered,
+            None if !head.is_empty() => {
+                let used = session.handle_input(head);
+                head = &head[used..];
+                fed_empty = false;
+            }
+            None if !link.unread().is_empty() => {
+                let used = session.handle_input(link.unread());
+                link.consume(used);
+                fed_empty = false;
+            }
+            None if !fed_empty => {
+                // A frame without a body ends without another byte.
+                fed_empty = true;
+                session.handle_input(&[]);
+            }
+            None => {
+                if link.fill(Some(REQUEST_IDLE_MS)) {
+                    fed_empty = false;
+                } else {
+                    session.handle_eof();
+                }
+            }
+        }
+    }
+}
+
+/// Runs a built-in, writing its output through `out`; returns its exit status.
+fn run(
+    command: &str,
+    store: &Store<'_>,
+    now_ms: u32,
+    out: &mut dyn FnMut(OutputStream, &[u8]),
+) -> i32 {
+    let mut words = command.split_ascii_whitespace();
+    let Some(name) = words.next() else {
+        return 0;
+    };
+    let mut line = Line::new();
+    match name {
+        "echo" => {
+            for (i, word) in words.enumerate() {
+                if i > 0 {
+                    out(OutputStream::Stdout, b" ");
+                }
+                out(OutputStream::Stdout, word.as_bytes());
+            }
+            out(OutputStream::Stdout, b"\n");
+            0
+        }
+        "uptime" => {
+            let _ = writeln!(line, "{now_ms} ms since boot");
+            out(OutputStream::Stdout, line.as_bytes());
+            0
+        }
+        "free" => {
+            let used = store.used();
+            let staged = store.staged();
+            let _ = writeln!(
+                line,
+                "{used} bytes used, {staged} held by a partial upload, {} free of {CAPACITY}",
+                store.free() - staged
+            );
+            out(OutputStream::Stdout, line.as_bytes());
+            0
+        }
+        "ls" => {
+            for file in store.files() {
+                line.clear();
+                let _ = writeln!(line, "{:>8} {}", file.len, file.name);
+                out(OutputStream::Stdout, line.as_bytes());
+            }
+            0
+        }
+        "crc" => match (words.next(), words.next()) {
+            (Some(path), None) => match store.file(path) {
+                Some(file) => {
+                    let crc = crc32(store.contents(file));
+                    let _ = writeln!(line, "{crc:08x} {} {path}", file.len);
+                    out(OutputStream::Stdout, line.as_bytes());
+                    0
+                }
+                None => {
+                    let _ = writeln!(line, "crc: {path}: no such file");
+                    out(OutputStream::Stderr, line.as_bytes());
+                    1
+                }
+            },
+            _ => {
+                out(OutputStream::Stderr, b"usage: crc FILE\n");
+                1
+            }
+        },
+        "help" => {
+            out(
+                OutputStream::Stdout,
+                b"built-in commands: echo ARGS, uptime, free, ls, crc FILE, help\n",
+            );
+            0
+        }
+        _ => {
+            out(OutputStream::Stderr, name.as_bytes());
+            out(OutputStream::Stderr, b": command not found (try `help`)\n");
+            127
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib and `cksum -a crc32b` compute it), a nibble at a time.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 16] = {
+        let mut table = [0u32; 16];
+        let mut i = 0;
+        while i < 16 {
+            let mut crc = i as u32;
+            let mut bit = 0;
+            while bit < 4 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+                bit += 1;
+            }
+            table[i] = crc;
+            i += 1;
+        }
+        table
+    };
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc = (crc >> 4) ^ TABLE[((crc ^ u32::from(byte)) & 0xf) as usize];
+        crc = (crc >> 4) ^ TABLE[((crc ^ u32::from(byte >> 4)) & 0xf) as usize];
+    }
+    !crc
+}
