@@ -57,21 +57,15 @@ struct Device {
 }
 
 impl Device {
+    /// Boots the firmware with its UART bridged to a TCP port (the address is `HOST:PORT`).
     fn boot() -> Device {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let qemu = Command::new("qemu-system-arm")
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-            .args(["-monitor", "none", "-serial"])
-            .arg(format!("tcp:{addr},server=on,wait=off"))
-            .arg("-kernel")
-            .arg(firmware())
-            .stdin(Stdio::null())
+        let qemu = qemu_with_serial(&format!("tcp:{addr},server=on,wait=off"))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("start qemu-system-arm");
         let mut device = Device { qemu, addr };
@@ -83,6 +77,36 @@ impl Device {
             assert!(Instant::now() < deadline, "QEMU's serial port never opened");
             thread::sleep(Duration::from_millis(50));
         }
+        device.wait_ready();
+        device
+    }
+
+    /// Boots the firmware with its UART on a pseudo-terminal, reached as a serial line (the
+    /// address is `serial:/dev/pts/N`), as a real board's USB serial port is.
+    fn boot_on_a_pty() -> Device {
+        let mut qemu = qemu_with_serial("pty")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start qemu-system-arm");
+        // QEMU names the pty on stdout: `char device redirected to /dev/pts/N (label serial0)`.
+        let stdout = qemu.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(path) = line.split_whitespace().find(|w| w.starts_with("/dev/pts/")) {
+                    let _ = tx.send(path.to_owned());
+                }
+            }
+        });
+        let Ok(path) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = qemu.kill();
+            panic!("QEMU did not name its pty");
+        };
+        let device = Device {
+            qemu,
+            addr: format!("serial:{path}@115200"),
+        };
         device.wait_ready();
         device
     }
@@ -143,6 +167,19 @@ impl Drop for Device {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
     }
+}
+
+/// `qemu-system-arm` running the firmware on the mps2-an386 board, its UART0 on `serial`.
+fn qemu_with_serial(serial: &str) -> Command {
+    let mut command = Command::new("qemu-system-arm");
+    command
+        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+        .args(["-monitor", "none", "-serial", serial])
+        .arg("-kernel")
+        .arg(firmware())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
 }
 
 /// Runs `command` to its end, killing it after `limit`; its output either way.
@@ -429,4 +466,45 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     assert!(ls.contains("big.bin") && ls.contains("cut.bin"), "{ls}");
 
     println!("device test took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_cli_drives_the_emulated_device_over_a_serial_line() {
+    if let Some(reason) = missing_prerequisite() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let device = Device::boot_on_a_pty();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path();
+    for (name, len) in [("none.bin", 0), ("one.bin", 1), ("some.bin", 20 * 1024)] {
+        let data = pattern(len, len as u64 + 11);
+        std::fs::write(cwd.join(name), &data).unwrap();
+        ok(
+            &device.ftp(&["put", name, name], cwd),
+            "put over the serial line",
+        );
+        let back = format!("{name}.back");
+        ok(
+            &device.ftp(&["get", name, &back], cwd),
+            "get over the serial line",
+        );
+        assert_eq!(std::fs::read(cwd.join(&back)).unwrap(), data, "{name}");
+    }
+    let names: Vec<String> = listing(&device, cwd).into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"some.bin".to_string()), "{names:?}");
+    ok(
+        &device.ftp(&["delete", "one.bin"], cwd),
+        "delete over the serial line",
+    );
+    let out = device.shell("crc some.bin");
+    let expected = format!("{:08x}", crc32(&pattern(20 * 1024, 20 * 1024 + 11)));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&expected),
+        "crc: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = device.shell("no-such-command");
+    assert_eq!(out.status.code(), Some(127));
+    assert!(!out.stderr.is_empty());
 }
