@@ -171,12 +171,17 @@ impl Drop for Device {
 
 /// `qemu-system-arm` running the firmware on the mps2-an386 board, its UART0 on `serial`.
 fn qemu_with_serial(serial: &str) -> Command {
+    qemu_running(&firmware(), serial)
+}
+
+/// `qemu-system-arm` running `elf` on the mps2-an386 board, its UART0 on `serial`.
+fn qemu_running(elf: &Path, serial: &str) -> Command {
     let mut command = Command::new("qemu-system-arm");
     command
         .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
         .args(["-monitor", "none", "-serial", serial])
         .arg("-kernel")
-        .arg(firmware())
+        .arg(elf)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     command
@@ -507,4 +512,58 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
     let out = device.shell("no-such-command");
     assert_eq!(out.status.code(), Some(127));
     assert!(!out.stderr.is_empty());
+}
+
+/// The decode-only firmware (`examples/decoder-m4`), measured for its size, also works: it
+/// answers `+` for a frame whose body matches its MD5 and `-` for one that does not.
+#[test]
+fn the_decode_only_firmware_verifies_frames_on_the_chip() {
+    let elf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/decoder-m4/target/thumbv7em-none-eabihf/release/unstick-decoder-m4");
+    if let Some(reason) = missing_prerequisite() {
+        println!("skipped: {reason}");
+        return;
+    }
+    if !elf.is_file() {
+        println!("skipped: {} is not built (see .ci/run)", elf.display());
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let qemu = qemu_running(&elf, &format!("tcp:{addr},server=on,wait=off"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start qemu-system-arm");
+    let _device = Device {
+        qemu,
+        addr: addr.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        if let Ok(stream) = TcpStream::connect(&addr) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "QEMU's serial port never opened");
+        thread::sleep(Duration::from_millis(50));
+    };
+    // MD5("hello world") = 5eb63bbbe01eeed093cb22bb8f5acdc3.
+    let frame = |md5: &str| {
+        let header = format!(r#"{{"file_name":"a.txt","total_size":11,"md5":"{md5}"}}"#);
+        let mut bytes = (header.len() as i32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(b"hello world");
+        bytes
+    };
+    let mut wire = frame("5eb63bbbe01eeed093cb22bb8f5acdc3");
+    wire.extend(frame("00000000000000000000000000000000"));
+    stream.write_all(&wire).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut verdicts = [0u8; 2];
+    stream.read_exact(&mut verdicts).unwrap();
+    assert_eq!(&verdicts, b"+-");
 }

@@ -1,0 +1,99 @@
+//! unstick-decoder-m4: the least a firmware links to receive unstick frames on a Cortex-M4.
+//!
+//! It reads the seed's header frames (`[i32 LE length][JSON header][body]`) from UART0 of
+//! QEMU's `mps2-an386`, verifies each body's `"md5"` as it streams by, reads one typed member of
+//! each header (`"file_name"`), and answers every frame with one byte: `+` when the body
+//! matched its digest (or declared none), `-` when it did not. No allocator, no protocol
+//! sessions, no XXH3: it is built to measure what the core's decoder costs on the chip (README,
+//! "unstick-core on microcontrollers").
+#![no_std]
+#![no_main]
+
+use core::ptr;
+
+use cortex_m_rt::entry;
+use unstick_core::{DecodeError, Event, FrameDecoder, Profile};
+
+/// UART0 of the mps2-an386 (a CMSDK APB UART).
+const UART0: usize = 0x4000_4000;
+const DATA: usize = 0x0;
+const STATE: usize = 0x4;
+const CTRL: usize = 0x8;
+const BAUDDIV: usize = 0x10;
+const TX_FULL: u32 = 1;
+const RX_FULL: u32 = 2;
+
+/// The one header member this firmware reads.
+#[derive(serde::Deserialize)]
+struct Header {
+    #[serde(default)]
+    file_name: heapless::String<32>,
+}
+
+fn register(offset: usize) -> *mut u32 {
+    (UART0 + offset) as *mut u32
+}
+
+fn read_byte() -> u8 {
+    // SAFETY: UART0's registers are at these addresses on this board; volatile accesses of
+    // aligned 32-bit registers, by this one thread.
+    unsafe {
+        while ptr::read_volatile(register(STATE)) & RX_FULL == 0 {}
+        ptr::read_volatile(register(DATA)) as u8
+    }
+}
+
+fn write_byte(byte: u8) {
+    // SAFETY: as in `read_byte`.
+    unsafe {
+        while ptr::read_volatile(register(STATE)) & TX_FULL != 0 {}
+        ptr::write_volatile(register(DATA), u32::from(byte));
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    // SAFETY: as in `read_byte`; enables TX and RX with a divider QEMU accepts.
+    unsafe {
+        ptr::write_volatile(register(BAUDDIV), 16);
+        ptr::write_volatile(register(CTRL), 0b11);
+    }
+    let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let mut named = 0u32;
+    loop {
+        let byte = [read_byte()];
+        let mut input = &byte[..];
+        loop {
+            match decoder.feed(input) {
+                Ok((used, event)) => {
+                    input = &input[used..];
+                    match event {
+                        Event::Head(_) => {
+                            if decoder
+                                .header::<Header>()
+                                .is_ok_and(|h| !h.file_name.is_empty())
+                            {
+                                named = named.wrapping_add(1);
+                            }
+                        }
+                        Event::End(_) => write_byte(b'+'),
+                        Event::Body(_) => {}
+                        Event::NeedMore => break,
+                    }
+                }
+                Err(DecodeError::ChecksumMismatch { .. }) => write_byte(b'-'),
+                Err(_) => {
+                    write_byte(b'!');
+                    decoder.reset();
+                    break;
+                }
+            }
+        }
+        core::hint::black_box(named);
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
