@@ -8,6 +8,8 @@
 //! CI always runs this. Elsewhere it is skipped, with the reason printed, when either is missing:
 //! build the firmware with the command in `.ci/run` (step "device firmware").
 
+mod serial_bridge;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -566,4 +568,120 @@ fn the_decode_only_firmware_verifies_frames_on_the_chip() {
     let mut verdicts = [0u8; 2];
     stream.read_exact(&mut verdicts).unwrap();
     assert_eq!(&verdicts, b"+-");
+}
+
+/// `unstick ARGS` with a time limit, from `cwd`.
+fn unstick_in(cwd: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(cwd);
+    run_bounded(command, limit)
+}
+
+/// Through a line that flips and drops bytes, the device never commits a wrong byte, every
+/// failure says why, and once the line is clean the device serves again without a reset.
+#[test]
+fn a_noisy_line_to_the_device_never_commits_a_wrong_byte() {
+    if let Some(reason) = missing_prerequisite() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let device = Device::boot();
+    // The bridge keeps its connection to QEMU's UART: the device resynchronises by itself.
+    let line = serial_bridge::SerialBridge::to(&device.addr, false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path();
+    let data = pattern(4096, 99);
+    fs::write(cwd.join("data"), &data).unwrap();
+    line.flip_every
+        .store(1500, std::sync::atomic::Ordering::SeqCst);
+    line.drop_every
+        .store(2500, std::sync::atomic::Ordering::SeqCst);
+    let mut failed = 0;
+    for round in 0..6 {
+        let name = format!("n{round}.bin");
+        let out = unstick_in(
+            cwd,
+            &[
+                "ftp",
+                "put",
+                "--addr",
+                &line.addr,
+                "--timeout",
+                "3",
+                "data",
+                &name,
+            ],
+            CALL_LIMIT,
+        );
+        if !out.status.success() {
+            failed += 1;
+            assert!(!out.stderr.is_empty(), "round {round}: a failure says why");
+        }
+    }
+    assert!(failed > 0, "the noise went unnoticed");
+    line.flip_every
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    line.drop_every
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    // The device answers again, with no reset: probe until a request is answered.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let out = unstick_in(
+            cwd,
+            &[
+                "ftp",
+                "stat",
+                "probe",
+                "--addr",
+                &line.addr,
+                "--timeout",
+                "2",
+            ],
+            Duration::from_secs(6),
+        );
+        if String::from_utf8_lossy(&out.stderr).contains("no such file") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the device never answered again");
+    }
+    // Whatever the device stored is exactly what was sent.
+    let mut stored = 0;
+    for round in 0..6 {
+        let name = format!("n{round}.bin");
+        let back = format!("{name}.back");
+        let out = unstick_in(
+            cwd,
+            &[
+                "ftp",
+                "get",
+                "--addr",
+                &line.addr,
+                "--timeout",
+                "10",
+                &name,
+                &back,
+            ],
+            CALL_LIMIT,
+        );
+        if out.status.success() {
+            stored += 1;
+            assert_eq!(fs::read(cwd.join(&back)).unwrap(), data, "{name}");
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("no such file"), "{name}: {err}");
+        }
+    }
+    assert!(
+        stored + failed >= 6,
+        "an upload reported as done was not stored"
+    );
+    // And a clean upload goes through.
+    ok(
+        &unstick_in(
+            cwd,
+            &["ftp", "put", "--addr", &line.addr, "data", "clean.bin"],
+            CALL_LIMIT,
+        ),
+        "put on a clean line",
+    );
 }
