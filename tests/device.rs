@@ -514,6 +514,16 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
     let out = device.shell("no-such-command");
     assert_eq!(out.status.code(), Some(127));
     assert!(!out.stderr.is_empty());
+    // The painted stack's high-water mark, read back over the link, after every kind of
+    // request has been served: a figure for the README, and a bound that catches a blow-up.
+    let stack = ok(&device.shell("stack"), "stack");
+    let used: usize = stack
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("stack: {stack}"));
+    println!("device stack high-water mark: {used} bytes");
+    assert!((1024..256 * 1024).contains(&used), "{stack}");
 }
 
 /// The decode-only firmware (`examples/decoder-m4`), measured for its size, also works: it

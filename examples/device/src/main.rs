@@ -20,6 +20,7 @@ mod clock;
 mod files;
 mod link;
 mod shell;
+mod stack;
 mod store;
 mod uart;
 
@@ -54,6 +55,7 @@ fn main() -> ! {
     static mut READ_BUF: [u8; READ_BUFFER] = [0; READ_BUFFER];
     static mut HEAD: [u8; 4 + HEADER_CAP] = [0; 4 + HEADER_CAP];
 
+    stack::paint();
     clock::start();
     // SAFETY: UART0 of the mps2-an386 is a CMSDK APB UART at this address, and this is the
     // only place that takes it.

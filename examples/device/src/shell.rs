@@ -162,10 +162,19 @@ fn run(
                 1
             }
         },
+        "stack" => {
+            let _ = writeln!(
+                line,
+                "{} bytes of stack used at most",
+                crate::stack::high_water()
+            );
+            out(OutputStream::Stdout, line.as_bytes());
+            0
+        }
         "help" => {
             out(
                 OutputStream::Stdout,
-                b"built-in commands: echo ARGS, uptime, free, ls, crc FILE, help\n",
+                b"built-in commands: echo ARGS, uptime, free, ls, crc FILE, stack, help\n",
             );
             0
         }
