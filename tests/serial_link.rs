@@ -1,6 +1,6 @@
 //! The clients over a serial line: a pseudo-terminal stands in for a device's UART, and a
 //! bridge carries its bytes to a real server over loopback TCP. It behaves as a device does
-//! (docs/PROTOCOL.md, "Serial lines"): once the line has been quiet for 100 ms both ways, it
+//! (docs/PROTOCOL.md, "Serial lines"): once the line has been quiet for 300 ms both ways, it
 //! drops the TCP connection, and with it whatever the server had of a request. The same bridge
 //! can flip and drop bytes on the way, as a noisy line does: nothing wrong is ever stored or
 //! run, and the link recovers.

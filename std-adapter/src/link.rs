@@ -35,9 +35,9 @@ pub const SERIAL_PREFIX: &str = "serial:";
 /// The speed of a serial address that names none.
 pub const DEFAULT_BAUD: u32 = 115_200;
 
-/// How long a serial line must stay silent before a request: a device drops what it had of a
-/// request after a gap of 100 ms, so this one is longer.
-pub const QUIET_GAP: Duration = Duration::from_millis(150);
+/// How long a serial line must stay silent before a request: a device takes a request that
+/// has been silent for 300 ms as torn and drops it, so this gap is longer.
+pub const QUIET_GAP: Duration = Duration::from_millis(400);
 
 /// The longest a client waits for a serial line to fall quiet before it gives up.
 const QUIET_LIMIT: Duration = Duration::from_secs(3);

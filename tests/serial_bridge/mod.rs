@@ -27,7 +27,7 @@ pub struct SerialBridge {
 
 impl SerialBridge {
     /// A pty bridged to `server`. With `drop_on_gap`, the bridge drops its TCP connection once
-    /// the line has been quiet for 100 ms both ways, as a device drops a half request (for a
+    /// the line has been quiet for 300 ms both ways, as a device drops a half request (for a
     /// server that is not a device); without it, the far end resynchronises by itself.
     pub fn to(server: &str, drop_on_gap: bool) -> SerialBridge {
         let (mut master, mut slave) = (0, 0);
@@ -97,7 +97,7 @@ struct Faults {
 }
 
 /// How long the line stays quiet before the far end drops a half-received request.
-const DEVICE_GAP: Duration = Duration::from_millis(100);
+const DEVICE_GAP: Duration = Duration::from_millis(300);
 
 /// Carries bytes between the pty and the server until told to stop: a new TCP connection for
 /// the first byte after the last one was dropped, by the server or by a quiet gap.

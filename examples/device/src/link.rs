@@ -12,7 +12,7 @@ use embedded_io::{Read, ReadReady, Write};
 pub const QUIET_MS: u32 = 100;
 
 /// Longest silence inside a request before it counts as torn (the client went away).
-pub const REQUEST_IDLE_MS: u32 = 1_000;
+pub const REQUEST_IDLE_MS: u32 = 300;
 
 /// Polls of the line before a wait for input goes to sleep.
 const SPIN_POLLS: u32 = 2_000;
