@@ -259,10 +259,13 @@ fn put(
         return Ok(());
     }
     let mut client = args.connect().map_err(|e| e.to_string())?;
-    let report = match client.put(local, &remote, resume, &mut progress) {
+    let first = client.put(local, &remote, resume, &mut progress);
+    let report = match first {
         Err(e) if resume && is_partial_mismatch(&e) => {
             eprintln!("unstick ftp: {e}");
             eprintln!("unstick ftp: uploading the whole file again");
+            // A serial port is held by one client at a time: let go of it first.
+            drop(client);
             let mut client = args.connect().map_err(|e| e.to_string())?;
             client.put(local, &remote, false, &mut progress)
         }

@@ -422,7 +422,7 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         raw.write_all(&cut[..8_000]).unwrap();
         // Dropped here: the rest never comes.
     }
-    // The device tears the request after a second of silence and keeps what it got. A request
+    // The device tears the request after 300 ms of silence and keeps what it got. A request
     // sent before then would be taken as more of the upload's body (the resume's prefix digest
     // would then refuse the corrupted partial), so wait that out first.
     thread::sleep(Duration::from_millis(2_500));

@@ -35,9 +35,14 @@ pub const SERIAL_PREFIX: &str = "serial:";
 /// The speed of a serial address that names none.
 pub const DEFAULT_BAUD: u32 = 115_200;
 
-/// How long a serial line must stay silent before a request: a device takes a request that
-/// has been silent for 300 ms as torn and drops it, so this gap is longer.
-pub const QUIET_GAP: Duration = Duration::from_millis(400);
+/// How long a serial line must stay silent before a request. A device takes a request whose
+/// bytes stop for 300 ms as torn, then discards input until 100 ms of quiet: this gap outlasts
+/// both, with room to spare.
+pub const QUIET_GAP: Duration = Duration::from_millis(600);
+
+/// How long a client waits for a device's next byte when it asked for no limit: a device sends
+/// nothing for a request whose bytes were lost on the line, so a wait must end.
+pub const SERIAL_REPLY_LIMIT: Duration = Duration::from_secs(30);
 
 /// The longest a client waits for a serial line to fall quiet before it gives up.
 const QUIET_LIMIT: Duration = Duration::from_secs(3);
@@ -104,7 +109,8 @@ impl fmt::Debug for Link {
 impl Link {
     /// Opens `endpoint`: a TCP connection (no Nagle delay), or the serial port in raw mode,
     /// held exclusively, then quiet for [`QUIET_GAP`]. Reads and writes wait at most `timeout`
-    /// (`None`: as long as it takes).
+    /// (`None`: as long as it takes on TCP, [`SERIAL_REPLY_LIMIT`] between bytes on a serial
+    /// line).
     pub fn open(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Link> {
         match endpoint {
             Endpoint::Tcp(addr) => {
@@ -115,8 +121,7 @@ impl Link {
                 Ok(Link::tcp(stream))
             }
             Endpoint::Serial { path, baud } => {
-                // A serial port always has a timeout; a day stands for none.
-                let timeout = timeout.unwrap_or(Duration::from_secs(24 * 3600));
+                let timeout = timeout.unwrap_or(SERIAL_REPLY_LIMIT);
                 let port = serialport::new(path, *baud)
                     .timeout(timeout)
                     .open_native()
@@ -312,8 +317,13 @@ mod tests {
             )
         };
         assert_eq!(opened, 0);
-        // SAFETY: ttyname returns a pointer to a static NUL-terminated string or null.
-        let name = unsafe { std::ffi::CStr::from_ptr(libc::ttyname(slave)) }
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: ptsname_r writes at most `name.len()` bytes, NUL included, into our buffer
+        // (ttyname would answer from one static buffer, shared by every test thread).
+        let failed = unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) };
+        assert_eq!(failed, 0);
+        // SAFETY: on success the buffer holds a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
             .to_str()
             .unwrap()
             .to_owned();

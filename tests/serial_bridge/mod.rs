@@ -53,11 +53,7 @@ impl SerialBridge {
             libc::cfmakeraw(&mut mode);
             libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &mode);
         }
-        // SAFETY: ttyname returns a static NUL-terminated string for a terminal descriptor.
-        let name = unsafe { std::ffi::CStr::from_ptr(libc::ttyname(slave.as_raw_fd())) }
-            .to_str()
-            .expect("a UTF-8 pty name")
-            .to_owned();
+        let name = pty_name(&master);
         let stop = Arc::new(AtomicBool::new(false));
         let flip_every = Arc::new(AtomicUsize::new(0));
         let drop_every = Arc::new(AtomicUsize::new(0));
@@ -113,14 +109,25 @@ fn relay(
     let mut buf = [0u8; 64 * 1024];
     let mut counted = 0usize;
     let mut last_traffic = Instant::now();
+    let mut tainted = false;
+    // Replies go to the pty without blocking: a client that left without reading one must not
+    // stall the bridge (its bytes are dropped, as a line drops what nobody reads).
+    // SAFETY: fcntl on a descriptor we own, with plain integer flags.
+    unsafe {
+        let flags = libc::fcntl(pty.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(pty.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
     while !stop.load(Ordering::SeqCst) {
         // A client holds the port exclusively (TIOCEXCL). The kernel clears that when the
         // port's last user closes it, but this test keeps the pty open on its side, so a
         // client that exits without closing (an error path) would lock out the next one.
         // SAFETY: TIOCNXCL on a terminal descriptor we own takes no argument.
         unsafe { libc::ioctl(slave_fd, libc::TIOCNXCL) };
-        if drop_on_gap && tcp.is_some() && last_traffic.elapsed() >= DEVICE_GAP {
+        // Only a line that lost or flipped bytes leaves a half request behind; a clean one may
+        // be quiet because the server is working.
+        if drop_on_gap && tainted && tcp.is_some() && last_traffic.elapsed() >= DEVICE_GAP {
             tcp = None;
+            tainted = false;
         }
         let mut fds = [
             libc::pollfd {
@@ -150,13 +157,12 @@ fn relay(
             for &byte in &buf[..n] {
                 counted += 1;
                 if drop > 0 && counted % drop == 0 {
+                    tainted = true;
                     continue;
                 }
-                kept.push(if flip > 0 && counted % flip == 0 {
-                    byte ^ 0x10
-                } else {
-                    byte
-                });
+                let flipped = flip > 0 && counted % flip == 0;
+                tainted |= flipped;
+                kept.push(if flipped { byte ^ 0x10 } else { byte });
             }
             if tcp.is_none() {
                 tcp = TcpStream::connect(server).ok();
@@ -174,11 +180,40 @@ fn relay(
                 Ok(0) => tcp = None,
                 Ok(n) => {
                     last_traffic = Instant::now();
-                    let _ = pty.write_all(&buf[..n]);
+                    write_some(&mut pty, &buf[..n]);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => tcp = None,
             }
         }
     }
+}
+
+/// Writes `bytes` to the non-blocking pty, waiting briefly for room; what finds none within a
+/// second is dropped.
+fn write_some(pty: &mut File, mut bytes: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !bytes.is_empty() && Instant::now() < deadline {
+        match pty.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The name of the pty whose master is `master` (`ptsname_r`: tests make ptys on several
+/// threads at once, and `ttyname` answers from one static buffer).
+pub fn pty_name(master: &impl AsRawFd) -> String {
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: ptsname_r writes at most `name.len()` bytes, NUL included, into our buffer.
+    let failed = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    assert_eq!(failed, 0, "ptsname_r failed");
+    // SAFETY: on success the buffer holds a NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_str()
+        .expect("a UTF-8 pty name")
+        .to_owned()
 }

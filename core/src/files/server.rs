@@ -667,7 +667,8 @@ impl RequestView {
         let (Some(path), Some(claimed)) = (&self.path, &self.path_xxh3) else {
             return false;
         };
-        if !Algorithm::Xxh3.is_supported() {
+        // A path too long to keep is refused as such by the path check.
+        if !Algorithm::Xxh3.is_supported() || path.is_too_long() {
             return false;
         }
         let claimed = claimed

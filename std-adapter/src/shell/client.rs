@@ -149,6 +149,8 @@ pub struct ShellClient {
     session: Box<ShellClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
     send_buf: Vec<u8>,
+    /// The last command failed on a serial line: resync before the next.
+    unsettled: bool,
 }
 
 impl fmt::Debug for ShellClient {
@@ -186,11 +188,24 @@ impl ShellClient {
             session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
             send_buf: Vec::new(),
+            unsettled: false,
         }
     }
 
     /// Runs `command` on the server, passing its stdout and stderr to `sink` as they arrive.
     pub fn exec(
+        &mut self,
+        command: &str,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExitReport, ShellClientError> {
+        let result = self.exec_once(command, sink);
+        if result.is_err() {
+            self.unsettled = self.stream.is_serial();
+        }
+        result
+    }
+
+    fn exec_once(
         &mut self,
         command: &str,
         sink: &mut dyn OutputSink,
@@ -201,11 +216,12 @@ impl ShellClient {
             self.stream = connect(addr)?;
             self.session.reset();
         }
-        // An earlier command that failed midway left its reply unread: start afresh (on a
-        // serial line, once the line has fallen quiet).
-        if !self.session.is_idle() {
+        // An earlier command that failed (midway, or refused by a device that then drops what
+        // it had) left the line unsettled: start afresh, on a serial line once it is quiet.
+        if !self.session.is_idle() || self.unsettled {
             self.session.reset();
             self.stream.resync().map_err(ShellClientError::Io)?;
+            self.unsettled = false;
         }
         self.session
             .exec(command, self.token.as_deref())
