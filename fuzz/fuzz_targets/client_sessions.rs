@@ -24,9 +24,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use md5::Digest;
 use unstick_core::Algorithm;
-use unstick_core::Checksum;
 use unstick_core::Verdict;
 use unstick_core::files::client::{
     ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
@@ -35,6 +33,7 @@ use unstick_core::session::{SessionError, Transmit};
 use unstick_core::shell::{
     ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
 };
+use unstick_fuzz::scripted::{Peer, Script, digest, split};
 
 const TOKEN: &str = "s3cret";
 const OUT: usize = 1024;
@@ -66,51 +65,6 @@ fuzz_target!(|bytes: &[u8]| {
     }
 });
 
-/// The host's choices, then the server's bytes.
-fn split(rest: &[u8]) -> (&[u8], &[u8]) {
-    let Some((&n, rest)) = rest.split_first() else {
-        return (&[], &[]);
-    };
-    rest.split_at(usize::from(n).min(rest.len()))
-}
-
-/// The host's choices, 0 once they run out.
-struct Script<'a> {
-    choices: &'a [u8],
-    at: usize,
-}
-
-impl Script<'_> {
-    fn next(&mut self) -> u8 {
-        let c = self.choices.get(self.at).copied().unwrap_or(0);
-        self.at += 1;
-        c
-    }
-}
-
-/// The server's bytes, handed over in reads whose lengths the script picks.
-struct Peer<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Peer<'a> {
-    fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
-
-    /// The next read: as many bytes as the choice says (0: all that is left).
-    fn read(&self, choice: u8) -> &'a [u8] {
-        let rest = &self.bytes[self.at..];
-        let n = if choice == 0 {
-            rest.len()
-        } else {
-            usize::from(choice).min(rest.len())
-        };
-        &rest[..n]
-    }
-}
-
 /// A step budget: a few steps per byte of input.
 fn budget(script: &Script<'_>, peer: &Peer<'_>) -> usize {
     64 + 16 * (script.choices.len() + peer.bytes.len())
@@ -124,7 +78,7 @@ fn drain(
     body: &[u8],
 ) -> usize {
     let mut out = [0u8; OUT];
-    let len = match script.next() {
+    let len = match script.choose() {
         0 => OUT,
         c => usize::from(c),
     };
@@ -160,14 +114,6 @@ fn check_slice(bytes: &[u8], input: &[u8], used: usize) {
     );
 }
 
-/// The test's own digest of `bytes`.
-fn digest(algorithm: Algorithm, bytes: &[u8]) -> Checksum {
-    match algorithm {
-        Algorithm::Xxh3 => Checksum::Xxh3(xxhash_rust::xxh3::xxh3_128(bytes)),
-        Algorithm::Md5 => Checksum::Md5(md5::Md5::digest(bytes).into()),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The shell clients.
 
@@ -186,7 +132,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                 assert_eq!(session.handle_eof(), Ok(()));
                 return;
             }
-            let choice = script.next();
+            let choice = script.choose();
             let command = COMMANDS[usize::from(choice) % COMMANDS.len()];
             let token = match (choice >> 2) % 3 {
                 _ if config & 4 == 0 => None,
@@ -217,7 +163,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
             assert_eq!(session.handle_eof(), Err(e));
             return;
         }
-        let input = peer.read(script.next());
+        let input = peer.read(script.choose());
         match session.handle_input(input) {
             Ok((used, reply)) => {
                 assert!(used <= input.len(), "consumed {used} of {}", input.len());
@@ -261,7 +207,7 @@ fn seed(script: &mut Script<'_>, peer: &mut Peer<'_>) {
                 assert_eq!(session.handle_eof(), Ok(()));
                 return;
             }
-            let command = COMMANDS[usize::from(script.next()) % COMMANDS.len()];
+            let command = COMMANDS[usize::from(script.choose()) % COMMANDS.len()];
             session.send(command).unwrap();
             let body = drain(|o| session.poll_transmit(o), script, command.as_bytes());
             assert_eq!(body, command.len(), "the command did not go out whole");
@@ -278,7 +224,7 @@ fn seed(script: &mut Script<'_>, peer: &mut Peer<'_>) {
             assert_eq!(e, ShellProtocolError::ConnectionClosed);
             return;
         }
-        let input = peer.read(script.next());
+        let input = peer.read(script.choose());
         match session.handle_input(input) {
             Ok((used, reply)) => {
                 assert!(used <= input.len(), "consumed {used} of {}", input.len());
@@ -381,13 +327,13 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                     end <= local_len,
                     "a local read of {offset}..{end} of {local_len}"
                 );
-                let choice = script.next();
+                let choice = script.choose();
                 if choice == 255 && !peer.is_done() {
                     // The server's bytes come first (say, a refusal during the upload).
                     if send {
                         moved |= feed(&mut session, script, peer, &mut op, &mut received);
                     } else {
-                        let input = peer.read(script.next());
+                        let input = peer.read(script.choose());
                         assert_eq!(
                             session.handle_input(input),
                             Err(SessionError::OutOfOrder.into())
@@ -424,7 +370,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                     // The server closed the connection: the run is over.
                     return;
                 }
-                let input = peer.read(script.next());
+                let input = peer.read(script.choose());
                 assert_eq!(session.handle_input(input), Ok((input.len(), None)));
                 peer.at += input.len();
             }
@@ -480,9 +426,9 @@ fn start(
     script: &mut Script<'_>,
     options: RequestOptions<'_>,
 ) -> Op {
-    let choice = script.next();
+    let choice = script.choose();
     let path = PATHS[usize::from(choice >> 4) % PATHS.len()];
-    let size = u64::from(script.next()) % (PATTERN.len() as u64 + 1);
+    let size = u64::from(script.choose()) % (PATTERN.len() as u64 + 1);
     let (op, started) = match choice % 7 {
         0 => (Op::Stat, session.stat(path, options)),
         1 => (Op::List { entries: 0 }, session.list(path, options)),
@@ -520,7 +466,7 @@ fn feed(
     received: &mut Vec<u8>,
 ) -> bool {
     let start = peer.at;
-    let input = peer.read(script.next());
+    let input = peer.read(script.choose());
     let mut rest = input;
     let mut moved = false;
     loop {

@@ -26,7 +26,6 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use md5::Digest;
 use unstick_core::files::{
     Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
     PartialState, Received, StageKind, Staged, StatFound,
@@ -37,6 +36,7 @@ use unstick_core::shell::{
     ShellServerSession, Termination,
 };
 use unstick_core::{Algorithm, Checksum, ErrorCode, Event, FrameDecoder, Profile};
+use unstick_fuzz::scripted::{Peer, Script, digest, split};
 
 const TOKEN: &str = "s3cret";
 const OUT: usize = 4096;
@@ -67,55 +67,6 @@ fuzz_target!(|bytes: &[u8]| {
         files(config, &mut script, peer);
     }
 });
-
-/// The host's choices, then the client's bytes.
-fn split(rest: &[u8]) -> (&[u8], &[u8]) {
-    let Some((&n, rest)) = rest.split_first() else {
-        return (&[], &[]);
-    };
-    rest.split_at(usize::from(n).min(rest.len()))
-}
-
-/// The host's choices, 0 once they run out.
-struct Script<'a> {
-    choices: &'a [u8],
-    at: usize,
-}
-
-impl Script<'_> {
-    fn next(&mut self) -> u8 {
-        let c = self.choices.get(self.at).copied().unwrap_or(0);
-        self.at += 1;
-        c
-    }
-
-    fn len(&self) -> usize {
-        self.choices.len()
-    }
-}
-
-/// The client's bytes, handed over in reads whose lengths the script picks.
-struct Peer<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Peer<'a> {
-    fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
-
-    /// The next read: as many bytes as the choice says (0: all that is left), at least one.
-    fn read(&self, choice: u8) -> &'a [u8] {
-        let rest = &self.bytes[self.at..];
-        let n = if choice == 0 {
-            rest.len()
-        } else {
-            usize::from(choice).min(rest.len())
-        };
-        &rest[..n]
-    }
-}
 
 /// Everything a session sent, checked to decode as header frames when it should.
 struct Sent {
@@ -152,7 +103,7 @@ fn drain(
     sent: &mut Sent,
 ) -> bool {
     let mut out = [0u8; OUT];
-    let len = match script.next() {
+    let len = match script.choose() {
         0 => OUT,
         c => usize::from(c),
     };
@@ -270,10 +221,10 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
             }
             Some(ShellAction::Run { command }) => {
                 assert!(command.len() <= max, "a command over the limit runs");
-                match script.next() % 5 {
+                match script.choose() % 5 {
                     0 | 1 if framed => {
-                        for i in 0..script.next() % 4 {
-                            let len = usize::from(script.next()) % 300 + 1;
+                        for i in 0..script.choose() % 4 {
+                            let len = usize::from(script.choose()) % 300 + 1;
                             let body = &PATTERN[i as usize..][..len];
                             let stream = if i % 2 == 0 {
                                 OutputStream::Stdout
@@ -287,7 +238,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                         session.handle_exit(DONE).unwrap();
                     }
                     0 | 1 => {
-                        let len = usize::from(script.next()) % 300;
+                        let len = usize::from(script.choose()) % 300;
                         let body = &PATTERN[..len];
                         session.handle_seed_output(body, DONE).unwrap();
                         drain(|o| session.poll_transmit(o), script, body, &mut sent);
@@ -305,18 +256,18 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 }
                 moved = true;
             }
-            Some(ShellAction::AwaitPause) if !peer.is_done() && script.next() & 1 == 0 => {
+            Some(ShellAction::AwaitPause) if !peer.is_done() && script.choose() & 1 == 0 => {
                 moved |= shell_read(&mut session, script, &mut peer);
             }
             Some(ShellAction::AwaitPause) => {
-                if peer.is_done() && script.next() & 1 == 1 {
+                if peer.is_done() && script.choose() & 1 == 1 {
                     session.handle_eof();
                 } else {
                     session.handle_pause();
                 }
             }
             None if peer.is_done() => {
-                if script.next() & 1 == 0 {
+                if script.choose() & 1 == 0 {
                     session.handle_eof();
                 } else {
                     session.handle_idle_timeout(300);
@@ -343,7 +294,7 @@ fn shell_read(
     script: &mut Script<'_>,
     peer: &mut Peer<'_>,
 ) -> bool {
-    let read = peer.read(script.next());
+    let read = peer.read(script.choose());
     let used = session.handle_input(read);
     assert!(used <= read.len(), "consumed {used} of {}", read.len());
     peer.at += used;
@@ -426,14 +377,6 @@ fn file_meta(bytes: &[u8]) -> EntryMeta {
         kind: EntryKind::File,
         size: bytes.len() as u64,
         mtime: MTIME,
-    }
-}
-
-/// The test's own digest of `bytes`.
-fn digest(algorithm: Algorithm, bytes: &[u8]) -> Checksum {
-    match algorithm {
-        Algorithm::Xxh3 => Checksum::Xxh3(xxhash_rust::xxh3::xxh3_128(bytes)),
-        Algorithm::Md5 => Checksum::Md5(md5::Md5::digest(bytes).into()),
     }
 }
 
@@ -567,7 +510,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                     if peer.is_done() {
                         session.handle_eof();
                     } else {
-                        unread = peer.read(script.next());
+                        unread = peer.read(script.choose());
                         peer.at += unread.len();
                         fed_empty = false;
                     }
@@ -587,7 +530,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                             consumed.as_ptr_range().end,
                             "upload bytes that are not the last consumed"
                         );
-                        if script.next() == 255 {
+                        if script.choose() == 255 {
                             session
                                 .handle_write_failed(refusal(ErrorCode::StorageError))
                                 .unwrap();
@@ -607,7 +550,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 return;
             }
             Some(FileAction::Stat { path }) => {
-                let found = if script.next() == 255 {
+                let found = if script.choose() == 255 {
                     Err(refusal(ErrorCode::StorageError))
                 } else {
                     Ok(StatFound {
@@ -629,7 +572,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                             .map(str::to_string),
                     })
                     .collect();
-                let extra = usize::from(script.next() % 4);
+                let extra = usize::from(script.choose() % 4);
                 let escaped_names = ["bad\\xff", "x\\\\y"];
                 for (i, name) in names
                     .iter()
@@ -642,7 +585,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                     drain(|o| session.poll_transmit(o), script, &[], &mut sent);
                     check_answered(&mut answered, session.answered());
                 }
-                let listed = if script.next() == 255 {
+                let listed = if script.choose() == 255 {
                     Err(refusal(ErrorCode::StorageError))
                 } else {
                     Ok(())
@@ -650,7 +593,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 session.handle_done(listed).unwrap();
             }
             Some(FileAction::Delete { path }) => {
-                let deleted = match script.next() {
+                let deleted = match script.choose() {
                     255 => Err(refusal(ErrorCode::StorageError)),
                     choice => {
                         let path = path.to_string();
@@ -673,7 +616,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
             }
             Some(FileAction::OpenFile { path }) => {
                 let opened = match store.files.get(path) {
-                    _ if script.next() == 255 => Err(refusal(ErrorCode::StorageError)),
+                    _ if script.choose() == 255 => Err(refusal(ErrorCode::StorageError)),
                     Some(file) => {
                         open = Some(file.clone());
                         Ok(file_meta(file))
@@ -683,7 +626,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 session.handle_opened(opened).unwrap();
             }
             Some(FileAction::Stage { path, kind }) => {
-                let staged = match (script.next(), kind) {
+                let staged = match (script.choose(), kind) {
                     (255, _) => Err(refusal(ErrorCode::StorageError)),
                     (254, StageKind::Fresh | StageKind::Resume) => Ok(Staged::PartialBusy),
                     (_, StageKind::Resume) => match store.partials.get(path) {
@@ -724,7 +667,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                     source.len()
                 );
                 let (offset, len) = (offset as usize, len as usize);
-                match script.next() {
+                match script.choose() {
                     255 => session
                         .handle_read_failed(refusal(ErrorCode::StorageError))
                         .unwrap(),
@@ -757,7 +700,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                     );
                 }
                 staged.bytes.truncate(len as usize);
-                let cut = if script.next() == 255 {
+                let cut = if script.choose() == 255 {
                     Err(refusal(ErrorCode::StorageError))
                 } else {
                     Ok(())
@@ -776,7 +719,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                         "a commit of a put whose trailer digest is not that of the bytes written"
                     );
                 }
-                if script.next() == 255 {
+                if script.choose() == 255 {
                     session
                         .handle_done(Err(refusal(ErrorCode::StorageError)))
                         .unwrap();

@@ -10,6 +10,8 @@
 //! - how the input is cut into pieces changes nothing: the transcript of a stream fed in pieces
 //!   equals the transcript of the same stream fed whole.
 
+pub mod scripted;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
