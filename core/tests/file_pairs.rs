@@ -19,7 +19,7 @@ use unstick_core::files::{
     Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
     PartialState, Received, StageKind, Staged, StatFound,
 };
-use unstick_core::session::{Refusal, Transmit};
+use unstick_core::session::Refusal;
 use unstick_core::{Algorithm, Algorithms, BodyHasher, Checksum, ErrorCode, FileOp};
 
 /// How much the client's host reads of its local file at a time.
@@ -327,20 +327,10 @@ impl<'w> FilePair<'w> {
     }
 
     fn server_flush(&mut self, body: &[u8]) -> bool {
-        let mut sent = false;
-        while let Some(t) = self.server.poll_transmit(&mut self.buf) {
-            sent = true;
-            match t {
-                Transmit::Bytes(n) => self.s2c.write(&self.buf[..n]),
-                Transmit::Body(n) => {
-                    assert!(
-                        n <= body.len(),
-                        "the server announced a body it was not given"
-                    );
-                    self.s2c.write_body(&body[..n]);
-                }
-            }
-        }
+        let session = &mut self.server;
+        let sent = self
+            .s2c
+            .send_transmits(&mut self.buf, body, |buf| session.poll_transmit(buf));
         if let Some(refusal) = self.server.take_refusal() {
             self.refusals.push(refusal);
         }
@@ -531,21 +521,9 @@ impl<'w> FilePair<'w> {
     // ---- the client's host ----
 
     fn client_flush(&mut self, body: &[u8]) -> bool {
-        let mut sent = false;
-        while let Some(t) = self.client.poll_transmit(&mut self.buf) {
-            sent = true;
-            match t {
-                Transmit::Bytes(n) => self.c2s.write(&self.buf[..n]),
-                Transmit::Body(n) => {
-                    assert!(
-                        n <= body.len(),
-                        "the client announced a body it was not given"
-                    );
-                    self.c2s.write_body(&body[..n]);
-                }
-            }
-        }
-        sent
+        let session = &mut self.client;
+        self.c2s
+            .send_transmits(&mut self.buf, body, |buf| session.poll_transmit(buf))
     }
 
     fn client_step(&mut self) -> bool {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use pairs::{Budget, Cuts, Pipe, Read, all_cuts, generated, steps_for};
 use unstick_core::Verdict;
-use unstick_core::session::{Refusal, Transmit};
+use unstick_core::session::Refusal;
 use unstick_core::shell::{
     Dialect, ExitReport, LegacyReply, OutputStream, RunFailure, SEED_COMMAND_READ,
     SeedClientSession, SeedReply, ShellAction, ShellClientSession, ShellProtocolError, ShellReply,
@@ -199,20 +199,10 @@ impl<'a> ShellPair<'a> {
 
     /// Sends what the server session queued; `body` is what its last call handed over.
     fn server_flush(&mut self, body: &[u8]) -> bool {
-        let mut sent = false;
-        while let Some(t) = self.server.poll_transmit(&mut self.buf) {
-            sent = true;
-            match t {
-                Transmit::Bytes(n) => self.s2c.write(&self.buf[..n]),
-                Transmit::Body(n) => {
-                    assert!(
-                        n <= body.len(),
-                        "the server announced a body it was not given"
-                    );
-                    self.s2c.write_body(&body[..n]);
-                }
-            }
-        }
+        let session = &mut self.server;
+        let sent = self
+            .s2c
+            .send_transmits(&mut self.buf, body, |buf| session.poll_transmit(buf));
         if let Some(refusal) = self.server.take_refusal() {
             self.refusals.push(refusal);
         }
@@ -338,21 +328,13 @@ impl<'a> ShellPair<'a> {
     // ---- the client's host ----
 
     fn client_flush(&mut self) -> bool {
-        let mut sent = false;
-        loop {
-            let t = match &mut self.client {
-                Client::Framed(c) => c.poll_transmit(&mut self.buf),
-                Client::Seed(c) => c.poll_transmit(&mut self.buf),
+        let client = &mut self.client;
+        self.c2s
+            .send_transmits(&mut self.buf, &self.command, |buf| match client {
+                Client::Framed(c) => c.poll_transmit(buf),
+                Client::Seed(c) => c.poll_transmit(buf),
                 Client::Raw => None,
-            };
-            let Some(t) = t else { break };
-            sent = true;
-            match t {
-                Transmit::Bytes(n) => self.c2s.write(&self.buf[..n]),
-                Transmit::Body(n) => self.c2s.write_body(&self.command[..n]),
-            }
-        }
-        sent
+            })
     }
 
     fn client_step(&mut self) -> bool {

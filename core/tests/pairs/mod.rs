@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use unstick_core::session::Transmit;
+
 /// How a pipe cuts the bytes in flight into the reads its reader gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cuts {
@@ -175,6 +177,32 @@ impl Pipe {
         }
         self.body_written += bytes.len() as u64;
         self.write(&bytes);
+    }
+
+    /// Sends everything a session hands out from `poll` (its `poll_transmit`), `buf` being
+    /// the host's buffer and `body` what the session's last call was handed; whether anything
+    /// went out.
+    pub fn send_transmits(
+        &mut self,
+        buf: &mut [u8],
+        body: &[u8],
+        mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
+    ) -> bool {
+        let mut sent = false;
+        while let Some(t) = poll(buf) {
+            sent = true;
+            match t {
+                Transmit::Bytes(n) => self.write(&buf[..n]),
+                Transmit::Body(n) => {
+                    assert!(
+                        n <= body.len(),
+                        "a session announced a body it was not given"
+                    );
+                    self.write_body(&body[..n]);
+                }
+            }
+        }
+        sent
     }
 
     /// The writer shuts down its side: the reader sees the end once it has read everything.
