@@ -15,11 +15,13 @@
 
 mod bounded_text;
 mod outbox;
+mod peer_text;
 mod refusal;
 mod token;
 
 pub use bounded_text::BoundedText;
 pub use outbox::{Outbox, Transmit};
+pub use peer_text::PeerText;
 pub use refusal::{MESSAGE_CAP, Refusal};
 pub use token::{TOKEN_CAP, token_matches};
 

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use unstick_core::session::PeerText;
+
 pub use unstick_core::files::path::{MAX_COMPONENT_LEN, PathError, RESERVED_PREFIX};
 
 /// A validated path relative to the server root: one or more `/`-separated components, none of
@@ -64,35 +66,13 @@ impl fmt::Display for RemotePath {
 /// chosen by someone else cannot move the cursor, clear the screen or reorder what a terminal
 /// shows. Backslashes are doubled, so the escapes cannot be confused with the name.
 pub fn escape_for_terminal(name: &str) -> String {
-    escape_characters(name, Backslash::Double)
+    PeerText::new(name).to_string()
 }
 
 /// Like [`escape_for_terminal`], for text that is already in [`name_text`]'s escaped form
 /// (backslashes doubled, bytes that are not UTF-8 as `\xNN`): its backslashes stay as they are.
 pub fn escape_escaped_name_for_terminal(text: &str) -> String {
-    escape_characters(text, Backslash::Keep)
-}
-
-/// What [`escape_characters`] does with a backslash.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Backslash {
-    Double,
-    Keep,
-}
-
-fn escape_characters(text: &str, backslash: Backslash) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if c.is_control() || bidi {
-            out.extend(c.escape_default());
-        } else if c == '\\' && backslash == Backslash::Double {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    PeerText::keeping_backslashes(text).to_string()
 }
 
 /// The text form of a file-system name that may not be UTF-8: the name itself when it is
