@@ -15,6 +15,7 @@ use unstick_std::ftp::{
 use unstick_std::server::Shutdown;
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8090";
@@ -102,12 +103,15 @@ pub struct ServeArgs {
     token: Option<String>,
     #[command(flatten)]
     lobby: LobbyArgs,
+    #[command(flatten)]
+    tls: TlsServeArgs,
 }
 
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address: HOST:PORT, or a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
+    /// Server address: HOST:PORT, tls://HOST:PORT for a server started with --tls, or a
+    /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(long, default_value = DEFAULT_ADDR)]
     addr: String,
@@ -120,6 +124,8 @@ pub struct ClientArgs {
     /// Seconds to wait for a silent server.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 impl ClientArgs {
@@ -132,6 +138,7 @@ impl ClientArgs {
                 Algorithm::Xxh3
             },
             timeout: Duration::from_secs(self.timeout.max(1)),
+            tls: self.tls.client_tls(),
             ..ClientOptions::default()
         }
     }
@@ -143,7 +150,7 @@ impl ClientArgs {
 
 impl FtpCommand {
     /// The server with its default options, for `unstick serve`.
-    pub fn default_serve() -> Self {
+    pub fn default_serve(tls: TlsServeArgs) -> Self {
         FtpCommand::Serve(ServeArgs {
             listen: DEFAULT_ADDR.into(),
             root: PathBuf::from("unstick-files"),
@@ -152,6 +159,7 @@ impl FtpCommand {
             idle_timeout: Duration::from_secs(60),
             token: None,
             lobby: LobbyArgs::default(),
+            tls,
         })
     }
 }
@@ -188,17 +196,20 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
     let token = token_or_env(args.token.as_deref());
-    let listener = unstick_std::server::bind(&args.listen, token.is_some())
+    let transport = args.tls.transport(&args.listen)?;
+    let listener = unstick_std::server::bind(&args.listen, token.is_some(), &transport)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = FileServer::new(FileServerConfig {
         root: args.root.clone(),
         max_file_size: args.max_file_size,
         lobby: args.lobby.config(args.max_connections, args.idle_timeout),
         token,
+        transport,
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;
     print_address(&listener)?;
+    tls_cli::announce(&server.config().transport, "ftp").map_err(|e| e.to_string())?;
     tracing::info!(
         server = "ftp",
         root = %args.root.display(),

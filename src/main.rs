@@ -10,6 +10,7 @@ mod ftp_cli;
 mod log_queue;
 mod serving;
 mod shell_cli;
+mod tls_cli;
 
 #[derive(Parser)]
 #[command(
@@ -50,14 +51,14 @@ enum Command {
     #[command(subcommand)]
     Ftp(ftp_cli::FtpCommand),
     /// Run the shell server and the file server together, each with its defaults.
-    Serve,
+    Serve(tls_cli::TlsServeArgs),
 }
 
 impl Command {
     fn is_server(&self) -> bool {
         matches!(
             self,
-            Command::Serve
+            Command::Serve(_)
                 | Command::Shell(shell_cli::ShellCommand::Serve(_))
                 | Command::Ftp(ftp_cli::FtpCommand::Serve(_))
         )
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
-        Command::Serve => serve_both(&shutdown),
+        Command::Serve(tls) => serve_both(tls, &shutdown),
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
     code
@@ -130,17 +131,19 @@ fn init_log(cli: &Cli) {
 /// Runs both servers with their defaults until both stop (a signal stops both); a server that
 /// cannot start (its port taken, say) or that panics ends the whole command instead of leaving
 /// the other running alone.
-fn serve_both(shutdown: &Shutdown) -> ExitCode {
+fn serve_both(tls: tls_cli::TlsServeArgs, shutdown: &Shutdown) -> ExitCode {
     let (stopped, stops) = std::sync::mpsc::channel();
-    let servers: [fn(&Shutdown) -> ExitCode; 2] = [
-        |shutdown| shell_cli::run(shell_cli::ShellCommand::default_serve(), shutdown),
-        |shutdown| ftp_cli::run(ftp_cli::FtpCommand::default_serve(), shutdown),
+    let servers: [fn(tls_cli::TlsServeArgs, &Shutdown) -> ExitCode; 2] = [
+        |tls, shutdown| shell_cli::run(shell_cli::ShellCommand::default_serve(tls), shutdown),
+        |tls, shutdown| ftp_cli::run(ftp_cli::FtpCommand::default_serve(tls), shutdown),
     ];
     for server in servers {
         let stopped = stopped.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         std::thread::spawn(move || {
-            let code = std::panic::catch_unwind(|| server(&shutdown)).unwrap_or(ExitCode::FAILURE);
+            let code =
+                std::panic::catch_unwind(|| server(tls, &shutdown)).unwrap_or(ExitCode::FAILURE);
             let _ = stopped.send(code);
         });
     }

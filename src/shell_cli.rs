@@ -14,6 +14,7 @@ use unstick_std::shell::{
 };
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
 /// Exit status of `connect` when the connection or the protocol fails, or the server refuses a
@@ -67,6 +68,8 @@ pub struct ServeArgs {
     legacy_reply: Option<LegacyReply>,
     #[command(flatten)]
     lobby: LobbyArgs,
+    #[command(flatten)]
+    tls: TlsServeArgs,
 }
 
 impl Default for ServeArgs {
@@ -81,6 +84,7 @@ impl Default for ServeArgs {
             workdir: PathBuf::from("."),
             legacy_reply: None,
             lobby: LobbyArgs::default(),
+            tls: TlsServeArgs::default(),
         }
     }
 }
@@ -88,7 +92,8 @@ impl Default for ServeArgs {
 /// Options of `unstick shell connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Server address: HOST:PORT, or a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
+    /// Server address: HOST:PORT, tls://HOST:PORT for a server started with --tls, or a
+    /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
     #[arg(default_value = DEFAULT_LISTEN)]
     addr: String,
@@ -102,12 +107,17 @@ pub struct ConnectArgs {
     /// stderr arrive together, no exit status, and no token: seed servers have none).
     #[arg(long)]
     legacy: bool,
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 impl ShellCommand {
     /// The server with its default options, for `unstick serve`.
-    pub fn default_serve() -> Self {
-        ShellCommand::Serve(ServeArgs::default())
+    pub fn default_serve(tls: TlsServeArgs) -> Self {
+        ShellCommand::Serve(ServeArgs {
+            tls,
+            ..ServeArgs::default()
+        })
     }
 }
 
@@ -121,7 +131,15 @@ pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
+    let transport = match args.tls.transport(&args.listen) {
+        Ok(transport) => transport,
+        Err(e) => {
+            eprintln!("unstick shell serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = ShellConfig {
+        transport,
         workdir: args.workdir,
         token: token_or_env(args.token.as_deref()),
         lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
@@ -137,7 +155,9 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = announce_address(&server) {
+    if let Err(e) = announce_address(&server)
+        .and_then(|()| tls_cli::announce(&server.config().transport, "shell"))
+    {
         eprintln!("unstick shell serve: {e}");
         return ExitCode::FAILURE;
     }
@@ -158,7 +178,8 @@ fn announce_address(server: &ShellServer) -> io::Result<()> {
 }
 
 fn connect(args: ConnectArgs) -> ExitCode {
-    let mut client = match ShellClient::connect(&args.addr, token_or_env(args.token.as_deref())) {
+    let token = token_or_env(args.token.as_deref());
+    let mut client = match ShellClient::connect_with(&args.addr, token, args.tls.client_tls()) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };

@@ -37,14 +37,27 @@ impl fmt::Display for ForeignProtocol {
 
 /// Writes what a server answers an opening of `protocol` with into `out` and returns its
 /// length: for HTTP, a complete `400 Bad Request` response whose text names `service`, the
-/// unstick protocol the port serves (a browser shows it, `curl` prints it); for TLS and SSH,
-/// nothing (neither can show text before its own handshake). A buffer too small for the
-/// response gets none of it (256 bytes hold it for a service name of up to 40 bytes).
+/// unstick protocol the port serves (a browser shows it, `curl` prints it); for TLS, an error
+/// frame ([`ErrorCode::ForeignProtocol`](crate::ErrorCode::ForeignProtocol)) saying the port
+/// is plaintext, which an unstick TLS client recognises as "not TLS" and a person reads in a
+/// capture; for SSH, nothing. A buffer too small for the response gets none of it (256 bytes
+/// hold it for a service name of up to 40 bytes).
 pub fn encode_reply(protocol: ForeignProtocol, service: &str, out: &mut [u8]) -> usize {
     use core::fmt::Write;
 
-    if protocol != ForeignProtocol::Http {
-        return 0;
+    match protocol {
+        ForeignProtocol::Http => {}
+        ForeignProtocol::Tls => {
+            let frame = crate::ErrorFrame::new(
+                crate::ErrorCode::ForeignProtocol,
+                "this port speaks plaintext unstick, not TLS: connect without tls://, or start \
+                 the server with --tls",
+            );
+            return crate::PLAIN_ENCODER
+                .encode_frame(&frame, b"", out)
+                .unwrap_or(0);
+        }
+        ForeignProtocol::Ssh => return 0,
     }
     let mut body = heapless::String::<160>::new();
     let body_fits = writeln!(
@@ -226,7 +239,14 @@ mod tests {
         let length: usize = length.split("\r\n").next().unwrap().parse().unwrap();
         assert_eq!(length, body.len());
         assert_eq!(encode_reply(Http, "file", &mut out[..n - 1]), 0);
-        assert_eq!(encode_reply(Tls, "file", &mut out), 0);
+        // A TLS client gets an error frame saying the port is plaintext.
+        let n = encode_reply(Tls, "file", &mut out);
+        let frame = core::str::from_utf8(&out[4..n]).unwrap();
+        assert!(
+            frame.contains("\"code\":\"foreign_protocol\"") && frame.contains("not TLS"),
+            "{frame}"
+        );
+        assert_eq!(encode_reply(Tls, "file", &mut out[..n - 1]), 0);
         assert_eq!(encode_reply(Ssh, "file", &mut out), 0);
     }
 

@@ -16,3 +16,4 @@ pub mod ftp;
 pub mod link;
 pub mod server;
 pub mod shell;
+pub mod tls;

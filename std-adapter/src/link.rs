@@ -1,5 +1,5 @@
-//! The byte streams a client reaches a server over: a TCP connection, or a serial line to a
-//! device (`serial:/dev/ttyACM0@115200`).
+//! The byte streams a client reaches a server over: a TCP connection, TLS over TCP
+//! (`tls://HOST:PORT`), or a serial line to a device (`serial:/dev/ttyACM0@115200`).
 //!
 //! A serial line has no connections: a device cannot tell one client's bytes from the next
 //! one's, and bytes can be lost or flipped on the way. So a [`Link`] over a serial line starts
@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
-/// What an address names: `HOST:PORT`, or `serial:PATH[@BAUD]`.
+use crate::tls::{ClientTls, TlsStream};
+
+/// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// A TCP address, `HOST:PORT`.
     Tcp(String),
+    /// A TLS server's TCP address, `HOST:PORT`.
+    Tls(String),
     /// A serial port.
     Serial {
         /// The device, such as `/dev/ttyACM0`.
@@ -28,6 +32,12 @@ pub enum Endpoint {
         baud: u32,
     },
 }
+
+/// The prefix of a TLS address.
+pub const TLS_PREFIX: &str = "tls://";
+
+/// How long a TLS handshake may take when the link itself waits without limit.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The prefix of a serial address.
 pub const SERIAL_PREFIX: &str = "serial:";
@@ -48,9 +58,15 @@ pub const SERIAL_REPLY_LIMIT: Duration = Duration::from_secs(30);
 const QUIET_LIMIT: Duration = Duration::from_secs(3);
 
 impl Endpoint {
-    /// Reads an address: `serial:PATH` or `serial:PATH@BAUD` names a serial port, anything
-    /// else a TCP address.
+    /// Reads an address: `serial:PATH` or `serial:PATH@BAUD` names a serial port,
+    /// `tls://HOST:PORT` a TLS server, anything else a TCP address.
     pub fn parse(addr: &str) -> Result<Endpoint, String> {
+        if let Some(rest) = addr.strip_prefix(TLS_PREFIX) {
+            if rest.is_empty() {
+                return Err(format!("`{addr}` names no server; write tls://HOST:PORT"));
+            }
+            return Ok(Endpoint::Tls(rest.to_owned()));
+        }
         let Some(rest) = addr.strip_prefix(SERIAL_PREFIX) else {
             return Ok(Endpoint::Tcp(addr.to_owned()));
         };
@@ -79,6 +95,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp(addr) => f.write_str(addr),
+            Endpoint::Tls(addr) => write!(f, "{TLS_PREFIX}{addr}"),
             Endpoint::Serial { path, baud } => write!(f, "{SERIAL_PREFIX}{path}@{baud}"),
         }
     }
@@ -91,6 +108,7 @@ pub struct Link {
 
 enum Kind {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Serial(Box<serialport::TTYPort>),
 }
 
@@ -101,17 +119,25 @@ impl fmt::Debug for Link {
                 .debug_struct("Link")
                 .field("peer", &stream.peer_addr().ok())
                 .finish(),
+            Kind::Tls(stream) => f
+                .debug_struct("Link")
+                .field("tls_peer", &stream.sock.peer_addr().ok())
+                .finish(),
             Kind::Serial(port) => f.debug_struct("Link").field("port", &port.name()).finish(),
         }
     }
 }
 
 impl Link {
-    /// Opens `endpoint`: a TCP connection (no Nagle delay), or the serial port in raw mode,
-    /// held exclusively, then quiet for [`QUIET_GAP`]. Reads and writes wait at most `timeout`
-    /// (`None`: as long as it takes on TCP, [`SERIAL_REPLY_LIMIT`] between bytes on a serial
-    /// line).
-    pub fn open(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Link> {
+    /// Opens `endpoint`: a TCP connection (no Nagle delay), TLS over one (trusting the server
+    /// as `tls` says), or the serial port in raw mode, held exclusively, then quiet for
+    /// [`QUIET_GAP`]. Reads and writes wait at most `timeout` (`None`: as long as it takes on
+    /// TCP, [`SERIAL_REPLY_LIMIT`] between bytes on a serial line).
+    pub fn open(
+        endpoint: &Endpoint,
+        timeout: Option<Duration>,
+        tls: &ClientTls,
+    ) -> io::Result<Link> {
         match endpoint {
             Endpoint::Tcp(addr) => {
                 let stream = TcpStream::connect(addr)?;
@@ -119,6 +145,19 @@ impl Link {
                 stream.set_read_timeout(timeout)?;
                 stream.set_write_timeout(timeout)?;
                 Ok(Link::tcp(stream))
+            }
+            Endpoint::Tls(addr) => {
+                let stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
+                let handshake = timeout.unwrap_or(HANDSHAKE_LIMIT).min(HANDSHAKE_LIMIT);
+                stream.set_read_timeout(Some(handshake))?;
+                stream.set_write_timeout(Some(handshake))?;
+                let stream = tls.connect(addr, stream)?;
+                stream.sock.set_read_timeout(timeout)?;
+                stream.sock.set_write_timeout(timeout)?;
+                Ok(Link {
+                    kind: Kind::Tls(Box::new(stream)),
+                })
             }
             Endpoint::Serial { path, baud } => {
                 let timeout = timeout.unwrap_or(SERIAL_REPLY_LIMIT);
@@ -147,10 +186,11 @@ impl Link {
         matches!(self.kind, Kind::Serial(_))
     }
 
-    /// The TCP connection, when this is one.
+    /// The TCP connection, when this is one (under TLS, the socket TLS runs over).
     pub fn tcp_stream(&self) -> Option<&TcpStream> {
         match &self.kind {
             Kind::Tcp(stream) => Some(stream),
+            Kind::Tls(stream) => Some(&stream.sock),
             Kind::Serial(_) => None,
         }
     }
@@ -199,6 +239,7 @@ impl Link {
     pub fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
+            Kind::Tls(stream) => stream.sock.set_read_timeout(Some(timeout)),
             Kind::Serial(port) => port.set_timeout(timeout).map_err(io::Error::from),
         }
     }
@@ -207,6 +248,9 @@ impl Link {
     pub fn readable_now(&self) -> bool {
         let fd = match &self.kind {
             Kind::Tcp(stream) => stream.as_raw_fd(),
+            // The server sends no session tickets, so bytes on the socket are a reply (or a
+            // close).
+            Kind::Tls(stream) => stream.sock.as_raw_fd(),
             Kind::Serial(port) => port.as_raw_fd(),
         };
         let mut pfd = libc::pollfd {
@@ -223,8 +267,10 @@ impl Link {
     /// Whether the server has closed a TCP connection (or sent something unasked, which only
     /// comes before a close), without waiting. A serial line never closes.
     pub fn peer_has_closed(&self) -> bool {
-        let Kind::Tcp(stream) = &self.kind else {
-            return false;
+        let stream = match &self.kind {
+            Kind::Tcp(stream) => stream,
+            Kind::Tls(stream) => &stream.sock,
+            Kind::Serial(_) => return false,
         };
         if stream.set_nonblocking(true).is_err() {
             return true;
@@ -239,9 +285,17 @@ impl Link {
 
     /// Tells a TCP peer that nothing more comes (the seed's upload ends so); a serial line has
     /// no such signal.
-    pub fn finish_sending(&self) {
-        if let Kind::Tcp(stream) = &self.kind {
-            let _ = stream.shutdown(Shutdown::Write);
+    pub fn finish_sending(&mut self) {
+        match &mut self.kind {
+            Kind::Tcp(stream) => {
+                let _ = stream.shutdown(Shutdown::Write);
+            }
+            Kind::Tls(stream) => {
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+                let _ = stream.sock.shutdown(Shutdown::Write);
+            }
+            Kind::Serial(_) => {}
         }
     }
 }
@@ -250,6 +304,7 @@ impl Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.read(buf),
+            Kind::Tls(stream) => stream.read(buf).map_err(crate::tls::explain_read_error),
             Kind::Serial(port) => port.read(buf),
         }
     }
@@ -259,6 +314,7 @@ impl Write for Link {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.write(buf),
+            Kind::Tls(stream) => stream.write(buf),
             Kind::Serial(port) => port.write(buf),
         }
     }
@@ -266,6 +322,7 @@ impl Write for Link {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.flush(),
+            Kind::Tls(stream) => stream.flush(),
             Kind::Serial(port) => port.flush(),
         }
     }
@@ -333,7 +390,12 @@ mod tests {
             path: name,
             baud: DEFAULT_BAUD,
         };
-        let mut link = Link::open(&endpoint, Some(Duration::from_secs(2))).unwrap();
+        let mut link = Link::open(
+            &endpoint,
+            Some(Duration::from_secs(2)),
+            &ClientTls::default(),
+        )
+        .unwrap();
         assert!(link.is_serial());
         link.write_all(b"ping").unwrap();
         let mut got = [0u8; 4];

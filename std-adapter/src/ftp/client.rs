@@ -27,6 +27,7 @@ use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
 use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
+use crate::tls::{ClientTls, TlsConnectError};
 
 /// Room for a request head: a path of up to 4,096 bytes (quotes escaped) plus a token.
 const REQUEST_CAP: usize = 16 * 1024;
@@ -74,10 +75,14 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect { addr, source } => write!(
-                f,
-                "cannot connect to {addr}: {source} (is `unstick ftp serve` running there?)"
-            ),
+            ClientError::Connect { addr, source } => {
+                write!(f, "cannot connect to {addr}: {source}")?;
+                // A TLS failure says what to do itself; the server is running.
+                if source.get_ref().is_none_or(|e| !e.is::<TlsConnectError>()) {
+                    f.write_str(" (is `unstick ftp serve` running there?)")?;
+                }
+                Ok(())
+            }
             ClientError::Connection(e) => write!(f, "connection to the server failed: {e}"),
             // The server's words are shown escaped: a hostile server cannot drive the terminal.
             ClientError::Server { code, message } => write!(
@@ -127,6 +132,8 @@ pub struct ClientOptions {
     pub buffer_size: usize,
     /// Give up on a server silent for this long.
     pub timeout: Duration,
+    /// How a `tls://` server is trusted.
+    pub tls: ClientTls,
 }
 
 impl Default for ClientOptions {
@@ -136,6 +143,7 @@ impl Default for ClientOptions {
             algorithm: Algorithm::Xxh3,
             buffer_size: TRANSFER_BUFFER,
             timeout: Duration::from_secs(60),
+            tls: ClientTls::default(),
         }
     }
 }
@@ -221,14 +229,14 @@ impl fmt::Debug for FileClient {
 }
 
 /// Opens `addr`: `HOST:PORT`, or a serial line `serial:PATH[@BAUD]`.
-fn connect_stream(addr: &str, timeout: Duration) -> Result<Link, ClientError> {
+fn connect_stream(addr: &str, timeout: Duration, tls: &ClientTls) -> Result<Link, ClientError> {
     let connect_error = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,
     };
     let endpoint = Endpoint::parse(addr)
         .map_err(|e| connect_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    Link::open(&endpoint, Some(timeout)).map_err(connect_error)
+    Link::open(&endpoint, Some(timeout), tls).map_err(connect_error)
 }
 
 /// The token and algorithm of `options`, as every request carries them.
@@ -383,7 +391,7 @@ fn transfer_local(
 impl FileClient {
     /// Connects to the server at `addr`.
     pub fn connect(addr: &str, options: ClientOptions) -> Result<FileClient, ClientError> {
-        let stream = connect_stream(addr, options.timeout)?;
+        let stream = connect_stream(addr, options.timeout, &options.tls)?;
         let size = options.buffer_size.max(64 * 1024);
         Ok(FileClient {
             stream,
@@ -689,7 +697,7 @@ pub fn put_legacy(
         .ok()
         .and_then(|p| p.parent().map(|p| p.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let mut stream = connect_stream(addr, Duration::from_secs(60))?;
+    let mut stream = connect_stream(addr, Duration::from_secs(60), &ClientTls::default())?;
     let mut session = Box::<Session>::default();
     session
         .seed_put(&folder, remote_name, size)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::transfer::TRANSFER_BUFFER;
 use unstick_core::files::FileRules;
 
-use crate::server::LobbyConfig;
+use crate::server::{LobbyConfig, Transport};
 
 /// How the file server runs.
 #[derive(Clone, Debug)]
@@ -23,6 +23,8 @@ pub struct FileServerConfig {
     pub token: Option<String>,
     /// Size of each connection's socket and file buffers.
     pub buffer_size: usize,
+    /// TLS, and whether plaintext may leave loopback.
+    pub transport: Transport,
 }
 
 impl Default for FileServerConfig {
@@ -36,6 +38,7 @@ impl Default for FileServerConfig {
             },
             token: None,
             buffer_size: TRANSFER_BUFFER,
+            transport: Transport::default(),
         }
     }
 }

@@ -83,16 +83,16 @@ impl FileServer {
     /// and returns. A listener on a non-loopback address is refused unless a token is set.
     pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
         let local = listener.local_addr()?;
-        if !local.ip().is_loopback() && self.config.token.is_none() {
-            return Err(crate::server::insecure_listen(local));
-        }
+        let transport = &self.config.transport;
+        transport.check_listen(local, self.config.token.is_some())?;
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
         // server with SIGXFSZ.
         // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
         // effects.
         unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
         let config = self.config.lobby;
-        lobby::serve(listener, Arc::new(self.clone()), config, shutdown)
+        let entrance = transport.entrance(listener, &config, "ftp")?;
+        lobby::serve(entrance, Arc::new(self.clone()), config, shutdown)
     }
 }
 

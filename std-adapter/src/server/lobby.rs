@@ -46,6 +46,7 @@ use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
 use super::{ErrorCode, HEADER_CAP, deadline_after};
+pub use crate::tls::front::Handoff;
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
 /// refused (a request's header is at most [`HEADER_CAP`] bytes).
@@ -178,15 +179,36 @@ pub trait Service: Send + Sync + 'static {
     fn stop_now(&self) {}
 }
 
-/// Serves `listener`'s connections through `service` until `shutdown` is requested and the
-/// requests in progress have ended (or been cut off at the shutdown grace).
+/// Where a lobby's connections come from.
+#[derive(Debug)]
+pub enum Entrance {
+    /// Accepted from a listening socket.
+    Listener(TcpListener),
+    /// Handed over by a TLS front, which owns the listening socket.
+    Front(Handoff),
+}
+
+impl Entrance {
+    /// The descriptor that turns readable when a connection is waiting.
+    fn fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Entrance::Listener(listener) => listener.as_raw_fd(),
+            Entrance::Front(handoff) => handoff.signal.as_raw_fd(),
+        }
+    }
+}
+
+/// Serves the connections that come through `entrance` with `service` until `shutdown` is
+/// requested and the requests in progress have ended (or been cut off at the shutdown grace).
 pub fn serve<S: Service>(
-    listener: TcpListener,
+    entrance: Entrance,
     service: Arc<S>,
     config: LobbyConfig,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
+    if let Entrance::Listener(listener) = &entrance {
+        listener.set_nonblocking(true)?;
+    }
     let (wake_rx, wake_tx) = UnixStream::pair()?;
     wake_rx.set_nonblocking(true)?;
     wake_tx.set_nonblocking(true)?;
@@ -194,7 +216,7 @@ pub fn serve<S: Service>(
     let (returns_tx, returns) = mpsc::channel();
     let mut readiness = Readiness::new()?;
     readiness.watch(wake_rx.as_raw_fd(), WAKE_KEY)?;
-    readiness.watch(listener.as_raw_fd(), LISTENER_KEY)?;
+    readiness.watch(entrance.fd(), LISTENER_KEY)?;
     let mut lobby = Lobby {
         slots: Slots::new(
             config.max_active.max(1),
@@ -202,7 +224,7 @@ pub fn serve<S: Service>(
         ),
         service,
         config,
-        listener: Some(listener),
+        entrance: Some(entrance),
         accept_paused_until: None,
         waiting: HashMap::new(),
         order: VecDeque::new(),
@@ -267,7 +289,7 @@ struct Lobby<S: Service> {
     service: Arc<S>,
     config: LobbyConfig,
     slots: Slots,
-    listener: Option<TcpListener>,
+    entrance: Option<Entrance>,
     /// Set when accepting failed for want of descriptors with nothing left to evict.
     accept_paused_until: Option<Instant>,
     waiting: HashMap<u64, Waiting<S::Mode>>,
@@ -350,8 +372,8 @@ impl<S: Service> Lobby<S> {
             && Instant::now() >= until
         {
             self.accept_paused_until = None;
-            if let Some(listener) = &self.listener {
-                let _ = self.readiness.watch(listener.as_raw_fd(), LISTENER_KEY);
+            if let Some(entrance) = &self.entrance {
+                let _ = self.readiness.watch(entrance.fd(), LISTENER_KEY);
             }
         }
         let ready = Ready {
@@ -406,10 +428,19 @@ impl<S: Service> Lobby<S> {
         }
     }
 
-    /// Accepts what the listener has, up to a batch.
+    /// Accepts what the listener has (or takes what the TLS front hands over), up to a batch.
     fn accept_batch(&mut self) {
+        if let Some(Entrance::Front(handoff)) = &self.entrance {
+            let mut signals = [0u8; 256];
+            while matches!((&handoff.signal).read(&mut signals), Ok(n) if n > 0) {}
+            let handed: Vec<_> = handoff.connections.try_iter().collect();
+            for (stream, peer) in handed {
+                self.admit_new(stream, peer);
+            }
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = &self.listener else {
+            let Some(Entrance::Listener(listener)) = &self.entrance else {
                 return;
             };
             let listener_fd = listener.as_raw_fd();
@@ -786,8 +817,8 @@ impl<S: Service> Lobby<S> {
     /// Stops accepting and closes every waiting connection; the requests in progress get the
     /// shutdown grace.
     fn begin_stop(&mut self) {
-        if let Some(listener) = self.listener.take() {
-            self.readiness.unwatch(listener.as_raw_fd());
+        if let Some(entrance) = self.entrance.take() {
+            self.readiness.unwatch(entrance.fd());
         }
         let ids: Vec<u64> = self.waiting.keys().copied().collect();
         for id in ids {
@@ -1116,7 +1147,7 @@ mod tests {
         let (done_tx, done) = mpsc::channel();
         let stop = shutdown.clone();
         thread::spawn(move || {
-            serve(listener, Arc::new(Lines), config, &stop).unwrap();
+            serve(Entrance::Listener(listener), Arc::new(Lines), config, &stop).unwrap();
             let _ = done_tx.send(());
         });
         Running {

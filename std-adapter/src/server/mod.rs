@@ -9,7 +9,7 @@ pub mod shutdown;
 pub mod slots;
 mod workers;
 
-pub use lobby::{Admission, Connection, Handback, LobbyConfig, Service};
+pub use lobby::{Admission, Connection, Entrance, Handback, LobbyConfig, Service};
 pub use shutdown::Shutdown;
 
 use std::io::{self, Read, Write};
@@ -18,6 +18,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
+
+use crate::tls::ServerTls;
+use crate::tls::front::{self, FrontLimits};
 pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
 use unstick_core::session::Transmit;
@@ -53,18 +56,90 @@ pub const HEADER_CAP: usize = 8192;
 /// long as the system allows (`net.core.somaxconn` caps it).
 const ACCEPT_QUEUE: libc::c_int = 4096;
 
-/// Binds `addr`, refusing a non-loopback address unless `authenticated` (a token is set).
-pub fn bind(addr: &str, authenticated: bool) -> io::Result<TcpListener> {
+/// How a server's connections are secured on the wire.
+#[derive(Clone, Debug, Default)]
+pub struct Transport {
+    /// Serve TLS with this; plaintext without.
+    pub tls: Option<ServerTls>,
+    /// Allow plaintext beyond loopback (for clients that cannot speak TLS, such as the seed's
+    /// scripts). A token is still required there.
+    pub insecure_plaintext: bool,
+}
+
+impl PartialEq for Transport {
+    fn eq(&self, other: &Transport) -> bool {
+        self.insecure_plaintext == other.insecure_plaintext
+            && self.tls.as_ref().map(ServerTls::fingerprint)
+                == other.tls.as_ref().map(ServerTls::fingerprint)
+    }
+}
+
+impl Eq for Transport {}
+
+impl Transport {
+    /// Refuses to serve on `local` beyond loopback without a token, or in plaintext unless
+    /// the operator allowed it.
+    pub fn check_listen(&self, local: SocketAddr, authenticated: bool) -> io::Result<()> {
+        if local.ip().is_loopback() {
+            return Ok(());
+        }
+        if !authenticated {
+            return Err(insecure_listen(local));
+        }
+        if self.tls.is_none() && !self.insecure_plaintext {
+            return Err(plaintext_listen(local));
+        }
+        Ok(())
+    }
+
+    /// The lobby's entrance: `listener` itself, or a TLS front on it for the server `name`.
+    pub(crate) fn entrance(
+        &self,
+        listener: TcpListener,
+        lobby: &LobbyConfig,
+        name: &'static str,
+    ) -> io::Result<Entrance> {
+        let Some(tls) = &self.tls else {
+            return Ok(Entrance::Listener(listener));
+        };
+        let limits = FrontLimits {
+            handshake_time: lobby.login_grace.min(TLS_HANDSHAKE_TIME),
+            max_handshakes: lobby.max_waiting.clamp(1, MAX_TLS_HANDSHAKES),
+        };
+        front::start(listener, tls.config(), limits, name).map(Entrance::Front)
+    }
+}
+
+/// Longest time a client has for its TLS handshake (less when the login grace is shorter).
+const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
+/// Most TLS handshakes in progress at once (each has a thread).
+const MAX_TLS_HANDSHAKES: usize = 512;
+
+/// The error for a server listening beyond loopback in plaintext.
+pub(crate) fn plaintext_listen(local: SocketAddr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing to listen on {local} in plaintext: the token and everything it protects would cross the network unencrypted; add --tls, or --insecure-plaintext for clients that cannot speak TLS (such as the seed's scripts)"
+        ),
+    )
+}
+
+/// Binds `addr`, refusing a non-loopback address unless `authenticated` (a token is set) and
+/// `transport` allows it.
+pub fn bind(addr: &str, authenticated: bool, transport: &Transport) -> io::Result<TcpListener> {
+    // Judged before binding, so that a refused address is never listened on, even briefly.
+    for resolved in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
+        transport.check_listen(resolved, authenticated)?;
+    }
     let listener = TcpListener::bind(addr)?;
     // std listens with a queue of 128. Listening again on a listening socket only changes
     // the queue's length.
     // SAFETY: listen(2) takes a descriptor we own (alive for the call) and an integer; it
     // touches no memory of ours.
     unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
-    let local = listener.local_addr()?;
-    if !local.ip().is_loopback() && !authenticated {
-        return Err(insecure_listen(local));
-    }
+    transport.check_listen(listener.local_addr()?, authenticated)?;
     Ok(listener)
 }
 

@@ -18,6 +18,7 @@ use unstick_core::shell::{
 };
 
 use crate::link::{Endpoint, Link};
+use crate::tls::{ClientTls, TlsConnectError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
@@ -58,10 +59,12 @@ impl fmt::Display for ShellClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ShellClientError::Connect { addr, source } => {
-                write!(
-                    f,
-                    "cannot connect to {addr}: {source}; is the server running?"
-                )
+                write!(f, "cannot connect to {addr}: {source}")?;
+                // A TLS failure says what to do itself; the server is running.
+                if source.get_ref().is_none_or(|e| !e.is::<TlsConnectError>()) {
+                    f.write_str("; is the server running?")?;
+                }
+                Ok(())
             }
             ShellClientError::Io(e) => write!(f, "connection failed: {e}"),
             ShellClientError::ConnectionClosed => {
@@ -101,14 +104,14 @@ impl From<ShellProtocolError> for ShellClientError {
 
 /// Opens `addr`: `HOST:PORT`, or a serial line `serial:PATH[@BAUD]`. Reads wait as long as a
 /// command runs.
-fn connect(addr: &str) -> Result<Link, ShellClientError> {
+fn connect(addr: &str, tls: &ClientTls) -> Result<Link, ShellClientError> {
     let connect_error = |source| ShellClientError::Connect {
         addr: addr.to_string(),
         source,
     };
     let endpoint = Endpoint::parse(addr)
         .map_err(|e| connect_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    Link::open(&endpoint, None).map_err(connect_error)
+    Link::open(&endpoint, None, tls).map_err(connect_error)
 }
 
 /// Reads what the server sent into `buf`; 0 at the end of the stream.
@@ -145,6 +148,8 @@ pub struct ShellClient {
     stream: Link,
     /// Where to reconnect when the server has closed a connection that waited too long.
     addr: Option<String>,
+    /// How a `tls://` server is trusted, for reconnecting.
+    tls: ClientTls,
     token: Option<String>,
     session: Box<ShellClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
@@ -169,8 +174,18 @@ impl ShellClient {
     /// a client made this way notices that and connects again (the server had read nothing of
     /// the command, so nothing runs twice).
     pub fn connect(addr: &str, token: Option<String>) -> Result<ShellClient, ShellClientError> {
-        let mut client = ShellClient::over(connect(addr)?, token);
+        ShellClient::connect_with(addr, token, ClientTls::default())
+    }
+
+    /// As [`ShellClient::connect`], trusting a `tls://` server as `tls` says.
+    pub fn connect_with(
+        addr: &str,
+        token: Option<String>,
+        tls: ClientTls,
+    ) -> Result<ShellClient, ShellClientError> {
+        let mut client = ShellClient::over(connect(addr, &tls)?, token);
         client.addr = Some(addr.to_string());
+        client.tls = tls;
         Ok(client)
     }
 
@@ -184,6 +199,7 @@ impl ShellClient {
         ShellClient {
             stream,
             addr: None,
+            tls: ClientTls::default(),
             token,
             session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
@@ -213,7 +229,7 @@ impl ShellClient {
         if let Some(addr) = &self.addr
             && self.stream.peer_has_closed()
         {
-            self.stream = connect(addr)?;
+            self.stream = connect(addr, &self.tls)?;
             self.session.reset();
         }
         // An earlier command that failed (midway, or refused by a device that then drops what
@@ -305,7 +321,10 @@ impl fmt::Debug for LegacyShellClient {
 impl LegacyShellClient {
     /// Connects to the seed-style server at `addr`.
     pub fn connect(addr: &str) -> Result<LegacyShellClient, ShellClientError> {
-        Ok(LegacyShellClient::over(connect(addr)?))
+        Ok(LegacyShellClient::over(connect(
+            addr,
+            &ClientTls::default(),
+        )?))
     }
 
     /// A client over an established connection.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::process::CommandLimits;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
-use crate::server::LobbyConfig;
+use crate::server::{LobbyConfig, Transport};
 
 /// The address `unstick shell serve` listens on by default: the seed's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -35,6 +35,8 @@ pub struct ShellConfig {
     pub legacy_reply: Option<LegacyReply>,
     /// Longest command accepted, in bytes.
     pub max_command_len: usize,
+    /// TLS, and whether plaintext may leave loopback.
+    pub transport: Transport,
 }
 
 impl Default for ShellConfig {
@@ -54,6 +56,7 @@ impl Default for ShellConfig {
             },
             legacy_reply: None,
             max_command_len: MAX_COMMAND_LEN,
+            transport: Transport::default(),
         }
     }
 }

@@ -23,6 +23,11 @@ pub enum ShellServerError {
         /// The address asked for.
         addr: String,
     },
+    /// A non-loopback listen in plaintext, without `--insecure-plaintext`.
+    PlaintextListen {
+        /// The address asked for.
+        addr: String,
+    },
     /// The token is empty.
     EmptyToken,
     /// The token is longer than sessions compare ([`TOKEN_CAP`] bytes).
@@ -52,6 +57,10 @@ impl fmt::Display for ShellServerError {
             ShellServerError::InsecureListen { addr } => write!(
                 f,
                 "refusing to listen on {addr} without a token: anyone who can reach it could run commands; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
+            ),
+            ShellServerError::PlaintextListen { addr } => write!(
+                f,
+                "refusing to listen on {addr} in plaintext: the token, commands and their output would cross the network unencrypted; add --tls, or --insecure-plaintext for clients that cannot speak TLS (such as the seed's scripts)"
             ),
             ShellServerError::EmptyToken => {
                 f.write_str("the token is empty; choose a long random secret")
@@ -110,7 +119,16 @@ impl ShellServer {
             });
         }
         config.workdir = checked_workdir(&config.workdir)?;
-        let listener = crate::server::bind(addr, config.token.is_some()).map_err(bind_error)?;
+        if config.transport.tls.is_none()
+            && !config.transport.insecure_plaintext
+            && resolved.iter().any(|a| !a.ip().is_loopback())
+        {
+            return Err(ShellServerError::PlaintextListen {
+                addr: addr.to_string(),
+            });
+        }
+        let listener = crate::server::bind(addr, config.token.is_some(), &config.transport)
+            .map_err(bind_error)?;
         Ok(ShellServer {
             listener,
             config: Arc::new(config),
@@ -137,8 +155,12 @@ impl ShellServer {
     /// groups) and returns.
     pub fn serve_until(self, shutdown: &Shutdown) -> io::Result<()> {
         let lobby_config = self.config.lobby;
+        let entrance = self
+            .config
+            .transport
+            .entrance(self.listener, &lobby_config, "shell")?;
         let service = Arc::new(ShellService::new(self.config));
-        lobby::serve(self.listener, service, lobby_config, shutdown)
+        lobby::serve(entrance, service, lobby_config, shutdown)
     }
 }
 

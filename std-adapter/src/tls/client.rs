@@ -1,0 +1,449 @@
+//! The client's side: which server certificates it trusts (first use, a pin, or a CA), and the
+//! handshake over a connected socket, with failures told in terms of what to do.
+
+use std::fmt;
+use std::io;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+
+use super::known_hosts::{self, Known};
+use super::{Fingerprint, identity, provider};
+
+/// A TLS connection to a server.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// How a client trusts servers, and what it shows them of itself.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// Accept only the certificate with this fingerprint (known hosts are not consulted).
+    pub pin: Option<Fingerprint>,
+    /// Accept certificates issued by the CAs in this PEM file for the server's name (known
+    /// hosts are not consulted; a pin, if given too, must match as well).
+    pub ca: Option<PathBuf>,
+    /// The known-hosts file for trust on first use (default: [`known_hosts::default_path`]).
+    pub known_hosts: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM files), for servers that ask for one.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// How the certificate of one server is judged.
+#[derive(Debug)]
+enum Trust {
+    /// Issued by a CA (and, with a pin, that certificate).
+    Ca {
+        verifier: Arc<WebPkiServerVerifier>,
+        pin: Option<Fingerprint>,
+    },
+    /// Exactly this certificate.
+    Pinned(Fingerprint),
+    /// The known-hosts file's entry, or none yet (trusted on first use).
+    FirstUse { file: PathBuf, known: Known },
+}
+
+/// A server certificate verifier for one connection: it keeps the fingerprint it saw, so
+/// that a refusal can say what was presented.
+#[derive(Debug)]
+struct ServerTrust {
+    trust: Trust,
+    provider: Arc<CryptoProvider>,
+    seen: Mutex<Option<Fingerprint>>,
+}
+
+impl ServerCertVerifier for ServerTrust {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = Fingerprint::of(end_entity);
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(presented);
+        let mismatch = || {
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )
+        };
+        match &self.trust {
+            Trust::Ca { verifier, pin } => {
+                verifier.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                )?;
+                if pin.is_some_and(|pin| pin != presented) {
+                    return Err(mismatch());
+                }
+            }
+            Trust::Pinned(pin) if *pin != presented => return Err(mismatch()),
+            Trust::FirstUse {
+                known: Known::Trusted { fingerprint, .. },
+                ..
+            } if *fingerprint != presented => return Err(mismatch()),
+            Trust::Pinned(_) | Trust::FirstUse { .. } => {}
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Why a TLS connection could not be set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsConnectError {
+    /// The client's own files (CA, certificate, key, known hosts) could not be used.
+    Setup(String),
+    /// The server's certificate differs from the one the known-hosts file trusts for it.
+    ChangedKey {
+        /// The address as given.
+        address: String,
+        /// What the server presented.
+        presented: Fingerprint,
+        /// What the file trusts.
+        trusted: Fingerprint,
+        /// The file.
+        file: PathBuf,
+        /// The line of the entry.
+        line: usize,
+    },
+    /// The server's certificate is not the pinned one.
+    PinMismatch {
+        /// What the server presented.
+        presented: Fingerprint,
+        /// The pin.
+        pinned: Fingerprint,
+    },
+    /// The server's certificate failed the CA check (expired, another name, another CA, ...).
+    BadCertificate(String),
+    /// The server answered, but not in TLS: a plaintext server.
+    NotTls,
+    /// The handshake failed otherwise (the server refused it, the connection broke, ...).
+    Handshake(String),
+}
+
+impl fmt::Display for TlsConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsConnectError::Setup(e) => f.write_str(e),
+            TlsConnectError::ChangedKey {
+                address,
+                presented,
+                trusted,
+                file,
+                line,
+            } => write!(
+                f,
+                "THE SERVER'S KEY HAS CHANGED: {address} presented certificate {presented}, but \
+                 line {line} of {} trusts {trusted} for it. Someone may be impersonating the \
+                 server; nothing was sent. If its key was replaced on purpose, delete line \
+                 {line} of that file and connect again",
+                file.display()
+            ),
+            TlsConnectError::PinMismatch { presented, pinned } => write!(
+                f,
+                "the server presented certificate {presented}, not the pinned {pinned}; nothing \
+                 was sent"
+            ),
+            TlsConnectError::BadCertificate(e) => {
+                write!(
+                    f,
+                    "the server's certificate is not valid: {e}; nothing was sent"
+                )
+            }
+            TlsConnectError::NotTls => f.write_str(
+                "the server does not speak TLS (it answered in plaintext): connect without \
+                 tls://, or start the server with --tls",
+            ),
+            TlsConnectError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsConnectError {}
+
+impl From<TlsConnectError> for io::Error {
+    fn from(e: TlsConnectError) -> io::Error {
+        let kind = match e {
+            TlsConnectError::Setup(_) => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::ConnectionRefused,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl ClientTls {
+    /// Sets up TLS on `socket`, connected to `address` (`HOST:PORT` as the user gave it: the
+    /// known-hosts key, and the name a CA-issued certificate must hold), and completes the
+    /// handshake. A server met for the first time is recorded in the known-hosts file, and a
+    /// line on stderr shows its fingerprint.
+    pub fn connect(
+        &self,
+        address: &str,
+        mut socket: TcpStream,
+    ) -> Result<TlsStream, TlsConnectError> {
+        let provider = provider();
+        let trust = self.trust(address, &provider)?;
+        let verifier = Arc::new(ServerTrust {
+            trust,
+            provider: Arc::clone(&provider),
+            seen: Mutex::new(None),
+        });
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsConnectError::Setup(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone());
+        let config = match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = identity::read_chain(cert)
+                    .map_err(|e| TlsConnectError::Setup(e.to_string()))?;
+                let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    TlsConnectError::Setup(format!(
+                        "{}: no private key in PEM form ({e})",
+                        key.display()
+                    ))
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| TlsConnectError::Setup(format!("client certificate: {e}")))?
+            }
+        };
+        let name = ServerName::try_from(host_of(address).to_owned()).map_err(|_| {
+            TlsConnectError::Setup(format!("`{address}` has no host name or address for TLS"))
+        })?;
+        let mut conn = ClientConnection::new(Arc::new(config), name)
+            .map_err(|e| TlsConnectError::Setup(e.to_string()))?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut socket) {
+                let seen = *verifier.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                return Err(handshake_error(&verifier.trust, address, seen, &e));
+            }
+        }
+        if let Trust::FirstUse {
+            file,
+            known: Known::Unknown,
+        } = &verifier.trust
+        {
+            let seen = verifier
+                .seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .ok_or_else(|| TlsConnectError::Handshake("no server certificate".into()))?;
+            known_hosts::record(file, address, seen).map_err(|e| {
+                TlsConnectError::Setup(format!(
+                    "cannot record the server in {}: {e}",
+                    file.display()
+                ))
+            })?;
+            eprintln!(
+                "unstick: first contact with {address}: trusting its certificate {seen} from now \
+                 on (recorded in {}; compare it with what the server printed at start)",
+                file.display()
+            );
+        }
+        Ok(StreamOwned::new(conn, socket))
+    }
+
+    fn trust(
+        &self,
+        address: &str,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Trust, TlsConnectError> {
+        if let Some(ca) = &self.ca {
+            let mut roots = RootCertStore::empty();
+            for cert in
+                identity::read_chain(ca).map_err(|e| TlsConnectError::Setup(e.to_string()))?
+            {
+                roots.add(cert).map_err(|e| {
+                    TlsConnectError::Setup(format!(
+                        "{}: not a usable CA certificate ({e})",
+                        ca.display()
+                    ))
+                })?;
+            }
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                    .build()
+                    .map_err(|e| TlsConnectError::Setup(format!("{}: {e}", ca.display())))?;
+            return Ok(Trust::Ca {
+                verifier,
+                pin: self.pin,
+            });
+        }
+        if let Some(pin) = self.pin {
+            return Ok(Trust::Pinned(pin));
+        }
+        let file = self
+            .known_hosts
+            .clone()
+            .or_else(known_hosts::default_path)
+            .ok_or_else(|| {
+                TlsConnectError::Setup(
+                    "no config directory is known for this user (is $HOME set?); give \
+                     --fingerprint SHA256:... or --known-hosts FILE"
+                        .into(),
+                )
+            })?;
+        let known = known_hosts::lookup(&file, address)
+            .map_err(|e| TlsConnectError::Setup(e.to_string()))?;
+        Ok(Trust::FirstUse { file, known })
+    }
+}
+
+/// Says what a failed read means when it is a server's refusal of this client's certificate:
+/// in TLS 1.3 that comes after the client's side of the handshake, with the first reply.
+pub(crate) fn explain_read_error(e: io::Error) -> io::Error {
+    let Some(rustls::Error::AlertReceived(alert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e;
+    };
+    use rustls::AlertDescription as Alert;
+    let message = match alert {
+        Alert::CertificateRequired => {
+            "the server asks for a client certificate: give --cert FILE --key FILE".to_owned()
+        }
+        Alert::BadCertificate
+        | Alert::UnknownCA
+        | Alert::CertificateUnknown
+        | Alert::CertificateExpired
+        | Alert::CertificateRevoked
+        | Alert::UnsupportedCertificate
+        | Alert::AccessDenied => format!(
+            "the server refused this client's certificate ({alert:?}): use one issued by a CA \
+             the server trusts (its --client-ca)"
+        ),
+        _ => return e,
+    };
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        TlsConnectError::Handshake(message),
+    )
+}
+
+/// The host of `HOST:PORT` (brackets of an IPv6 address removed).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Says what a failed handshake means.
+fn handshake_error(
+    trust: &Trust,
+    address: &str,
+    seen: Option<Fingerprint>,
+    e: &io::Error,
+) -> TlsConnectError {
+    let tls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match (tls_error, trust, seen) {
+        (
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            Trust::FirstUse {
+                file,
+                known: Known::Trusted { fingerprint, line },
+            },
+            Some(presented),
+        ) => TlsConnectError::ChangedKey {
+            address: address.to_owned(),
+            presented,
+            trusted: *fingerprint,
+            file: file.clone(),
+            line: *line,
+        },
+        (
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            Trust::Pinned(pinned)
+            | Trust::Ca {
+                pin: Some(pinned), ..
+            },
+            Some(presented),
+        ) => TlsConnectError::PinMismatch {
+            presented,
+            pinned: *pinned,
+        },
+        (Some(rustls::Error::InvalidCertificate(reason)), _, _) => {
+            TlsConnectError::BadCertificate(format!("{reason:?}"))
+        }
+        (Some(rustls::Error::InvalidMessage(_)), _, None) => TlsConnectError::NotTls,
+        (
+            Some(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)),
+            _,
+            _,
+        ) => TlsConnectError::Handshake(
+            "the server asks for a client certificate: give --cert FILE --key FILE".into(),
+        ),
+        (Some(other), _, _) => TlsConnectError::Handshake(other.to_string()),
+        (None, _, None) if e.kind() == io::ErrorKind::UnexpectedEof => TlsConnectError::Handshake(
+            "the server closed the connection before the handshake ended: it may not speak TLS \
+             (connect without tls://)"
+                .into(),
+        ),
+        (None, _, _) => TlsConnectError::Handshake(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_out_of_addresses() {
+        assert_eq!(host_of("example.com:7001"), "example.com");
+        assert_eq!(host_of("127.0.0.1:7001"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7001"), "::1");
+    }
+}

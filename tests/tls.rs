@@ -1,0 +1,678 @@
+//! TLS end to end, with the real binary: both tools over TLS, trust on first use, pins, CAs,
+//! client certificates, the plaintext/TLS mismatches on both ends, the non-loopback rule, and
+//! `openssl s_client` (a client no one here wrote) against the printed fingerprint.
+
+mod serve_common;
+mod shell_common;
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use serve_common::{Served, unstick_command};
+use unstick_std::tls::{ClientTls, Fingerprint};
+
+/// How long a server may take to print its fingerprint line after its address.
+const LINE_LIMIT: Duration = Duration::from_secs(20);
+
+/// A server started with TLS, and the fingerprint it printed.
+struct TlsServed {
+    served: Served,
+    fingerprint: Fingerprint,
+}
+
+impl TlsServed {
+    /// `unstick ARGS...` (a server with --tls), reading the `tls SHA256:...` line after the
+    /// address.
+    fn start(args: &[&str]) -> TlsServed {
+        let mut served = Served::start(args, None);
+        let line = served
+            .next_stdout_line(LINE_LIMIT)
+            .expect("a TLS server prints its fingerprint after its address");
+        let fingerprint = line
+            .strip_prefix("tls ")
+            .unwrap_or_else(|| panic!("not a fingerprint line: {line}"))
+            .parse()
+            .expect("the printed fingerprint parses");
+        TlsServed {
+            served,
+            fingerprint,
+        }
+    }
+
+    fn addr(&self) -> &str {
+        &self.served.addr
+    }
+
+    fn tls_addr(&self) -> String {
+        format!("tls://{}", self.served.addr)
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Runs `unstick ARGS...` in `cwd` to its end (bounded by the CLI's own timeouts).
+fn unstick(args: &[&str], cwd: &Path) -> Output {
+    let child = unstick_command(args, Some(cwd)).spawn().expect("spawn");
+    shell_common::wait_bounded(child)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({}): {}{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+#[track_caller]
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "succeeded where it should fail: {}",
+        stdout(out)
+    );
+    stderr(out)
+}
+
+/// `ftp ARGS... --addr ADDR EXTRA...`.
+fn ftp(args: &[&str], addr: &str, extra: &[&str], cwd: &Path) -> Output {
+    let mut all = vec!["ftp"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--addr", addr]);
+    all.extend_from_slice(extra);
+    unstick(&all, cwd)
+}
+
+/// `shell connect ADDR -c COMMAND EXTRA...`.
+fn shell(addr: &str, command: &str, extra: &[&str], cwd: &Path) -> Output {
+    let mut all = vec!["shell", "connect", addr, "-c", command];
+    all.extend_from_slice(extra);
+    unstick(&all, cwd)
+}
+
+#[test]
+fn both_tools_work_over_tls_trusting_the_server_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let state = cwd.join("state");
+    let known = cwd.join("known_hosts");
+    let kh = ["--known-hosts", path(&known)];
+    let shell_server = TlsServed::start(&[
+        "shell",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--state-dir",
+        path(&state),
+        "--token",
+        "sesame",
+    ]);
+    // The generated key is this user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join("tls-key.pem")), 0o600);
+    }
+    let addr = shell_server.tls_addr();
+    let with_token = [kh[0], kh[1], "--token", "sesame"];
+
+    // First contact: trusted, recorded with the fingerprint the server printed, and said so.
+    let out = shell(&addr, "echo out; echo err >&2; exit 3", &with_token, cwd);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert!(stderr(&out).contains("err\n"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("first contact"), "{}", stderr(&out));
+    let recorded = fs::read_to_string(&known).unwrap();
+    assert_eq!(
+        recorded,
+        format!("{} {}\n", shell_server.addr(), shell_server.fingerprint)
+    );
+    // Known now: no notice, same answer.
+    let out = shell(&addr, "echo again", &with_token, cwd);
+    assert_eq!(ok(&out), "again\n");
+    assert!(!stderr(&out).contains("first contact"), "{}", stderr(&out));
+    // The token is still enforced inside TLS.
+    let out = shell(&addr, "echo nope", &[kh[0], kh[1], "--token", "wrong"], cwd);
+    assert!(failed(&out).contains("unauthorized"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    // Lines on stdin, one connection, several commands.
+    let mut child = unstick_command(&["shell", "connect", &addr, kh[0], kh[1]], Some(cwd))
+        .env("UNSTICK_TOKEN", "sesame")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo one\necho two\n")
+        .unwrap();
+    let out = shell_common::wait_bounded(child);
+    assert!(
+        stdout(&out).contains("one\n") && stdout(&out).contains("two\n"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The file server in the same state directory serves the same certificate.
+    let root = cwd.join("root");
+    let files = TlsServed::start(&[
+        "ftp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        path(&root),
+        "--tls",
+        "--state-dir",
+        path(&state),
+    ]);
+    assert_eq!(files.fingerprint, shell_server.fingerprint);
+    let addr = files.tls_addr();
+    let data = shell_common::pseudo_random(3 << 20, 7);
+    fs::write(cwd.join("big.bin"), &data).unwrap();
+    fs::write(cwd.join("empty.bin"), b"").unwrap();
+    ok(&ftp(&["put", "big.bin"], &addr, &kh, cwd));
+    ok(&ftp(&["put", "empty.bin"], &addr, &kh, cwd));
+    assert_eq!(fs::read(root.join("big.bin")).unwrap(), data);
+    ok(&ftp(&["get", "big.bin", "back.bin"], &addr, &kh, cwd));
+    assert!(fs::read(cwd.join("back.bin")).unwrap() == data);
+    let listing = ok(&ftp(&["ls"], &addr, &kh, cwd));
+    assert!(
+        listing.contains("big.bin") && listing.contains("3145728"),
+        "{listing}"
+    );
+    let stat = ok(&ftp(&["stat", "empty.bin"], &addr, &kh, cwd));
+    assert!(stat.contains("0 bytes"), "{stat}");
+    ok(&ftp(&["delete", "empty.bin"], &addr, &kh, cwd));
+    assert!(!root.join("empty.bin").exists());
+
+    // An upload torn mid-body over TLS is kept, and `put --resume` finishes it.
+    let torn = shell_common::pseudo_random(2 << 20, 9);
+    fs::write(cwd.join("torn.bin"), &torn).unwrap();
+    {
+        let socket = TcpStream::connect(files.addr()).unwrap();
+        let trust = ClientTls {
+            pin: Some(files.fingerprint),
+            ..ClientTls::default()
+        };
+        let mut tls = trust.connect(files.addr(), socket).expect("handshake");
+        let header = format!(
+            r#"{{"op":"put","path":"torn.bin","total_size":{}}}"#,
+            torn.len()
+        );
+        tls.write_all(&(header.len() as i32).to_le_bytes()).unwrap();
+        tls.write_all(header.as_bytes()).unwrap();
+        tls.write_all(&torn[..1 << 20]).unwrap();
+        tls.flush().unwrap();
+        // Dropped without a close_notify: the connection breaks off mid-body.
+    }
+    let resumed = shell_common::eventually(Duration::from_secs(10), || {
+        let out = ftp(&["put", "--resume", "torn.bin"], &addr, &kh, cwd);
+        out.status.success() && stderr(&out).contains("resumed at byte 1048576")
+    });
+    assert!(resumed, "the torn upload was not resumed at 1 MiB");
+    assert!(fs::read(root.join("torn.bin")).unwrap() == torn);
+}
+
+#[test]
+fn a_changed_key_is_refused_naming_the_file_and_line_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let server = TlsServed::start(&[
+        "shell",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--state-dir",
+        path(&cwd.join("state")),
+    ]);
+    let known = cwd.join("known_hosts");
+    let other = Fingerprint::of(b"another server's certificate");
+    fs::write(&known, format!("# servers\n{} {other}\n", server.addr())).unwrap();
+    let marker = cwd.join("ran");
+    let out = shell(
+        &server.tls_addr(),
+        &format!("touch {}", path(&marker)),
+        &["--known-hosts", path(&known)],
+        cwd,
+    );
+    let message = failed(&out);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(message.contains("KEY HAS CHANGED"), "{message}");
+    assert!(
+        message.contains(&format!("line 2 of {}", known.display())),
+        "{message}"
+    );
+    assert!(
+        message.contains(&server.fingerprint.to_string()) && message.contains(&other.to_string()),
+        "{message}"
+    );
+    assert!(!marker.exists(), "the command ran despite the changed key");
+    // The file is left as it was, and the server saw the client's refusal.
+    assert!(
+        fs::read_to_string(&known)
+            .unwrap()
+            .contains(&other.to_string())
+    );
+    assert!(
+        server
+            .served
+            .wait_log_line(Duration::from_secs(10), |l| l
+                .contains("TLS handshake failed"))
+            .is_some(),
+        "{}",
+        server.served.log()
+    );
+}
+
+#[test]
+fn a_pinned_fingerprint_is_all_that_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let root = cwd.join("root");
+    let server = TlsServed::start(&[
+        "ftp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        path(&root),
+        "--tls",
+        "--state-dir",
+        path(&cwd.join("state")),
+    ]);
+    let known = cwd.join("known_hosts");
+    let pin = server.fingerprint.to_string();
+    let extra = ["--fingerprint", &pin, "--known-hosts", path(&known)];
+    ok(&ftp(&["ls"], &server.tls_addr(), &extra, cwd));
+    // A pin consults and records nothing.
+    assert!(!known.exists());
+    // openssl's form (colons, no prefix) is accepted too.
+    let colons: Vec<&str> = (7..pin.len()).step_by(2).map(|i| &pin[i..i + 2]).collect();
+    let colons = colons.join(":");
+    ok(&ftp(
+        &["ls"],
+        &server.tls_addr(),
+        &["--fingerprint", &colons],
+        cwd,
+    ));
+    let wrong = Fingerprint::of(b"not it").to_string();
+    let message = failed(&ftp(
+        &["ls"],
+        &server.tls_addr(),
+        &["--fingerprint", &wrong],
+        cwd,
+    ));
+    assert!(message.contains("not the pinned"), "{message}");
+    let message = failed(&ftp(
+        &["ls"],
+        &server.tls_addr(),
+        &["--fingerprint", "SHA256:12ab"],
+        cwd,
+    ));
+    assert!(message.contains("64 hex digits"), "{message}");
+}
+
+/// A certificate authority for tests.
+struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Authority {
+    fn new(name: &str) -> Authority {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Authority {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Writes the CA's certificate to `dir/NAME.pem`.
+    fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let file = dir.join(format!("{name}.pem"));
+        fs::write(&file, &self.pem).unwrap();
+        file
+    }
+
+    /// Issues a certificate for `names` (a server's with `server`, else a client's), valid
+    /// until `not_after` (year), into `dir/NAME-cert.pem` and `dir/NAME-key.pem`.
+    fn issue(
+        &self,
+        dir: &Path,
+        name: &str,
+        names: &[&str],
+        server: bool,
+        not_after: i32,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert_file = dir.join(format!("{name}-cert.pem"));
+        let key_file = dir.join(format!("{name}-key.pem"));
+        fs::write(&cert_file, cert.pem()).unwrap();
+        fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+}
+
+/// A shell server serving `cert`/`key`, with more `args`.
+fn shell_with_cert(cert: &Path, key: &Path, args: &[&str]) -> TlsServed {
+    let mut all = vec![
+        "shell",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--cert",
+        path(cert),
+        "--key",
+        path(key),
+    ];
+    all.extend_from_slice(args);
+    TlsServed::start(&all)
+}
+
+#[test]
+fn ca_issued_certificates_are_checked_for_authority_name_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let ca = Authority::new("unstick test CA");
+    let ca_file = ca.write(cwd, "ca");
+    let stranger_file = Authority::new("another CA").write(cwd, "stranger");
+
+    let (cert, key) = ca.issue(cwd, "server", &["localhost"], true, 4000);
+    let server = shell_with_cert(&cert, &key, &[]);
+    let by_name = format!("tls://localhost:{}", server.served.port());
+    let ca_arg = ["--ca", path(&ca_file)];
+    assert_eq!(
+        ok(&shell(&by_name, "echo by name", &ca_arg, cwd)),
+        "by name\n"
+    );
+    // The certificate names localhost, not 127.0.0.1.
+    let message = failed(&shell(&server.tls_addr(), "echo by address", &ca_arg, cwd));
+    assert!(
+        message.contains("not valid") && message.contains("NotValidForName"),
+        "{message}"
+    );
+    // Another CA vouches for nothing here.
+    let message = failed(&shell(
+        &by_name,
+        "echo other ca",
+        &["--ca", path(&stranger_file)],
+        cwd,
+    ));
+    assert!(message.contains("not valid"), "{message}");
+    // A CA and a pin together: both must hold.
+    let pin = server.fingerprint.to_string();
+    let both = ["--ca", path(&ca_file), "--fingerprint", &pin];
+    assert_eq!(ok(&shell(&by_name, "echo both", &both, cwd)), "both\n");
+    let wrong = Fingerprint::of(b"x").to_string();
+    let both = ["--ca", path(&ca_file), "--fingerprint", &wrong];
+    assert!(failed(&shell(&by_name, "echo both", &both, cwd)).contains("not the pinned"));
+
+    // Expired.
+    let (old_cert, old_key) = ca.issue(cwd, "old", &["localhost"], true, 2001);
+    let expired = shell_with_cert(&old_cert, &old_key, &[]);
+    let by_name = format!("tls://localhost:{}", expired.served.port());
+    let message = failed(&shell(&by_name, "echo expired", &ca_arg, cwd));
+    assert!(message.contains("Expired"), "{message}");
+}
+
+#[test]
+fn client_certificates_are_required_when_the_server_names_a_client_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let ca = Authority::new("unstick clients");
+    let ca_file = ca.write(cwd, "clients");
+    let (client_cert, client_key) = ca.issue(cwd, "alice", &[], false, 4000);
+    let (stray_cert, stray_key) =
+        Authority::new("elsewhere").issue(cwd, "mallory", &[], false, 4000);
+    let server = TlsServed::start(&[
+        "shell",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--state-dir",
+        path(&cwd.join("state")),
+        "--client-ca",
+        path(&ca_file),
+    ]);
+    let pin = server.fingerprint.to_string();
+    let addr = server.tls_addr();
+    let message = failed(&shell(
+        &addr,
+        "echo anonymous",
+        &["--fingerprint", &pin],
+        cwd,
+    ));
+    assert!(message.contains("client certificate"), "{message}");
+    let alice = [
+        "--fingerprint",
+        &pin,
+        "--cert",
+        path(&client_cert),
+        "--key",
+        path(&client_key),
+    ];
+    assert_eq!(ok(&shell(&addr, "echo alice", &alice, cwd)), "alice\n");
+    let mallory = [
+        "--fingerprint",
+        &pin,
+        "--cert",
+        path(&stray_cert),
+        "--key",
+        path(&stray_key),
+    ];
+    let out = shell(&addr, "echo mallory", &mallory, cwd);
+    failed(&out);
+    assert_eq!(stdout(&out), "");
+    assert!(
+        server
+            .served
+            .wait_log_line(Duration::from_secs(10), |l| l
+                .contains("TLS handshake failed"))
+            .is_some(),
+        "{}",
+        server.served.log()
+    );
+}
+
+#[test]
+fn plaintext_and_tls_clients_on_the_wrong_port_are_told_the_fix_on_both_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let root = cwd.join("root");
+    let tls_server = TlsServed::start(&[
+        "ftp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        path(&root),
+        "--tls",
+        "--state-dir",
+        path(&cwd.join("state")),
+    ]);
+    let message = failed(&ftp(&["ls"], tls_server.addr(), &[], cwd));
+    assert!(
+        message.contains("speaks TLS") && message.contains("tls://"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(
+        tls_server
+            .served
+            .wait_log_line(Duration::from_secs(10), |l| l
+                .contains("plaintext client on a TLS port"))
+            .is_some(),
+        "{}",
+        tls_server.served.log()
+    );
+
+    let plain = Served::shell(&[]);
+    let message = failed(&shell(
+        &format!("tls://{}", plain.addr),
+        "echo x",
+        &["--known-hosts", path(&cwd.join("kh"))],
+        cwd,
+    ));
+    assert!(
+        message.contains("does not speak TLS") && message.contains("without tls://"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(
+        plain
+            .wait_log_line(Duration::from_secs(10), |l| l.contains("opened with TLS"))
+            .is_some(),
+        "{}",
+        plain.log()
+    );
+    assert!(!cwd.join("kh").exists(), "a plaintext server was recorded");
+}
+
+#[test]
+fn a_non_loopback_listen_needs_tls_and_a_token_unless_plaintext_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let state = cwd.join("state");
+    // TEST-NET-1: never an address of this machine, so nothing listens beyond loopback; a
+    // start that passes the rule fails to bind instead.
+    let far = "192.0.2.1:0";
+    let root = cwd.join("root");
+    for server in [
+        vec!["shell", "serve", "--listen", far],
+        vec!["ftp", "serve", "--listen", far, "--root", path(&root)],
+    ] {
+        let run = |extra: &[&str]| {
+            let mut args = server.clone();
+            args.extend_from_slice(extra);
+            let out = unstick(&args, cwd);
+            assert!(!out.status.success());
+            stderr(&out)
+        };
+        let message = run(&["--token", "t"]);
+        assert!(
+            message.contains("in plaintext") && message.contains("--tls"),
+            "{message}"
+        );
+        let message = run(&["--tls", "--state-dir", path(&state)]);
+        assert!(message.contains("without a token"), "{message}");
+        for allowed in [
+            vec!["--token", "t", "--insecure-plaintext"],
+            vec!["--token", "t", "--tls", "--state-dir", path(&state)],
+        ] {
+            let message = run(&allowed);
+            assert!(
+                !message.contains("refusing") && message.contains("cannot listen"),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn openssl_s_client_shows_the_certificate_whose_fingerprint_the_server_printed() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        println!("skipped: `openssl` is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServed::start(&[
+        "shell",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        "--state-dir",
+        path(&dir.path().join("state")),
+    ]);
+    let s_client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            server.addr(),
+            "-servername",
+            "localhost",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = shell_common::wait_bounded(s_client);
+    let text = stdout(&out);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate shown: {text}{}", stderr(&out)));
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    let pem = format!("{}\n", &text[begin..end]);
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let shown = shell_common::wait_bounded(x509);
+    let shown = stdout(&shown);
+    let hex = shown
+        .trim()
+        .split_once('=')
+        .unwrap_or_else(|| panic!("{shown}"))
+        .1;
+    assert_eq!(
+        hex.parse::<Fingerprint>().unwrap(),
+        server.fingerprint,
+        "{shown}"
+    );
+    // The handshake completed with a TLS 1.3 suite.
+    assert!(text.contains("TLSv1.3"), "{text}");
+}
