@@ -1,6 +1,9 @@
 //! End-to-end tests of `unstick ftp`: the real binary over loopback, plus raw frames and Python
 //! peers written like the seed's scripts.
 
+mod serve_common;
+mod shell_common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -10,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use serve_common::partial_is_idle;
 
 const BIN: &str = env!("CARGO_BIN_EXE_unstick");
 
@@ -185,24 +189,6 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out waiting for: {what}");
-}
-
-/// Whether the server has let go of `name`'s partial upload (it holds an exclusive lock on it
-/// while the upload's connection is being served): only then may a resume take it over.
-fn partial_is_idle(root: &Path, name: &str) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = fs::File::open(root.join(format!(".unstick-partial-{name}"))) else {
-        return false;
-    };
-    // SAFETY: `file` is an open descriptor for the duration of both calls; flock has no memory
-    // effects.
-    unsafe {
-        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 {
-            return false;
-        }
-        libc::flock(file.as_raw_fd(), libc::LOCK_UN);
-    }
-    true
 }
 
 fn partial_size(server: &Server, name: &str, cwd: &Path) -> u64 {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
-use serve_common::{Served, unstick_command};
+use serve_common::{Served, partial_is_idle, unstick_command};
 use unstick_std::tls::{ClientTls, Fingerprint};
 
 /// How long a server may take to print its fingerprint line after its address.
@@ -232,11 +232,19 @@ fn both_tools_work_over_tls_trusting_the_server_on_first_use() {
         tls.flush().unwrap();
         // Dropped without a close_notify: the connection breaks off mid-body.
     }
-    let resumed = shell_common::eventually(Duration::from_secs(10), || {
-        let out = ftp(&["put", "--resume", "torn.bin"], &addr, &kh, cwd);
-        out.status.success() && stderr(&out).contains("resumed at byte 1048576")
+    let kept = shell_common::eventually(Duration::from_secs(10), || {
+        let out = ftp(&["stat", "torn.bin"], &addr, &kh, cwd);
+        (stdout(&out) + &stderr(&out)).contains("interrupted upload of 1048576 bytes")
+            && partial_is_idle(&root, "torn.bin")
     });
-    assert!(resumed, "the torn upload was not resumed at 1 MiB");
+    assert!(kept, "the torn upload was not kept");
+    let out = ftp(&["put", "--resume", "torn.bin"], &addr, &kh, cwd);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("resumed at byte 1048576"),
+        "{}",
+        stderr(&out)
+    );
     assert!(fs::read(root.join("torn.bin")).unwrap() == torn);
 }
 

@@ -539,3 +539,21 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Whether the server has let go of `name`'s partial upload (it holds an exclusive lock on it
+/// while the upload's connection is served): only then may a resume take it over.
+pub fn partial_is_idle(root: &Path, name: &str) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = fs::File::open(root.join(format!(".unstick-partial-{name}"))) else {
+        return false;
+    };
+    // SAFETY: `file` is an open descriptor for the duration of both calls; flock has no memory
+    // effects.
+    unsafe {
+        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            return false;
+        }
+        libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+    }
+    true
+}
