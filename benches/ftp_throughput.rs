@@ -1,7 +1,7 @@
 //! File server throughput: 1 GiB `put` and `get` over loopback against a raw TCP copy of the
-//! same bytes into a synced file (same buffer size, same run), the server's peak RSS during the
-//! upload, and the same upload between Python peers written like the seed's (1024-byte
-//! buffers).
+//! same bytes into a synced file (same buffer size, same run), the same over TLS against
+//! plaintext, a TLS handshake's time, the server's peak RSS during the upload, and the same
+//! upload between Python peers written like the seed's (1024-byte buffers).
 //!
 //! Run: `cargo bench --bench ftp_throughput` (`FTP_BENCH_MIB` sets the size, default 1024;
 //! `FTP_BENCH_ROUNDS` the rounds, default 3, best of each reported). The files live in a
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use unstick_core::Algorithm;
 use unstick_std::ftp::{ClientOptions, FileClient, NoProgress, RemotePath, TRANSFER_BUFFER};
+use unstick_std::tls::{ClientTls, Fingerprint};
 
 const BIN: &str = env!("CARGO_BIN_EXE_unstick");
 
@@ -46,7 +47,10 @@ fn main() {
     let mut raw = f64::MAX;
     let mut put = f64::MAX;
     let mut get = f64::MAX;
+    let mut tls_put = f64::MAX;
+    let mut tls_get = f64::MAX;
     let mut peak_rss_kib = 0;
+    let state = dir.path().join("state");
     let rounds: u32 = std::env::var("FTP_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -54,9 +58,10 @@ fn main() {
     let scratch = dir.path().join("raw.bin");
     let back = dir.path().join("back.bin");
     for round in 0..rounds {
-        let server = Server::start(&root);
-        for step in 0..3 {
-            match (round + step) % 3 {
+        let server = Server::start(&root, None);
+        let tls_server = Server::start(&root, Some(&state));
+        for step in 0..5 {
+            match (round + step) % 5 {
                 0 => {
                     raw = raw.min(raw_copy(&source, &scratch));
                     let _ = fs::remove_file(&scratch);
@@ -66,6 +71,17 @@ fn main() {
                     put = put.min(secs);
                     peak_rss_kib = peak_rss_kib.max(rss);
                     let _ = fs::remove_file(root.join("bench.bin"));
+                }
+                2 => {
+                    tls_put = tls_put.min(timed_put(&tls_server, &source, Algorithm::Xxh3).0);
+                    let _ = fs::remove_file(root.join("bench.bin"));
+                }
+                3 => {
+                    tls_get = tls_get.min(timed_get(&tls_server, &back));
+                    if round == 0 {
+                        assert!(same_contents(&source, &back), "download over TLS differs");
+                    }
+                    let _ = fs::remove_file(&back);
                 }
                 _ => {
                     get = get.min(timed_get(&server, &back));
@@ -77,9 +93,12 @@ fn main() {
             }
         }
     }
-    let server = Server::start(&root);
+    let server = Server::start(&root, None);
     let (md5_put, _) = timed_put(&server, &source, Algorithm::Md5);
     drop(server);
+    let tls_server = Server::start(&root, Some(&state));
+    let (tcp_connect, handshake) = handshake_times(&tls_server);
+    drop(tls_server);
     let _ = fs::remove_file(root.join("bench.bin"));
 
     let python = python_seed_upload(&source, &dir.path().join("py"));
@@ -108,6 +127,23 @@ fn main() {
         ),
         None => println!("| Python seed-style peers | skipped (python3 not found) | | |"),
     }
+    println!();
+    println!("| over TLS (rustls, ring) | time | rate | vs the same over plaintext |");
+    println!("|---|---|---|---|");
+    for (what, secs, plain) in [("`put`", tls_put, put), ("`get`", tls_get, get)] {
+        println!(
+            "| {what} | {secs:.2} s | {:.2} GB/s | {:.2}x |",
+            gb(secs),
+            plain / secs
+        );
+    }
+    println!();
+    println!(
+        "TLS handshake (connect and handshake, median of {HANDSHAKES}): {:.2} ms, against {:.3} ms for a plain TCP connect ({:.2} ms for the handshake itself)",
+        handshake * 1e3,
+        tcp_connect * 1e3,
+        (handshake - tcp_connect) * 1e3
+    );
     println!();
     println!(
         "server peak RSS (VmHWM) during the upload: {:.1} MiB",
@@ -175,26 +211,46 @@ fn raw_copy(source: &Path, dest: &Path) -> f64 {
 
 struct Server {
     child: Child,
+    /// The address clients use (`tls://...` for a TLS server).
     addr: String,
+    /// A TLS server's fingerprint, which clients pin.
+    pin: Option<Fingerprint>,
 }
 
 impl Server {
-    fn start(root: &Path) -> Server {
-        let mut child = Command::new(BIN)
+    /// A file server on `root`, with TLS (its identity in `tls_state`) when given.
+    fn start(root: &Path, tls_state: Option<&Path>) -> Server {
+        let mut command = Command::new(BIN);
+        command
             .args(["ftp", "serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
+            .arg(root);
+        if let Some(state) = tls_state {
+            command.args(["--tls", "--state-dir"]).arg(state);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines.next().unwrap().unwrap().trim().to_owned();
+        let pin = tls_state.map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            line.trim().strip_prefix("tls ").unwrap().parse().unwrap()
+        });
         Server {
             child,
-            addr: line.trim().to_owned(),
+            addr: match pin {
+                Some(_) => format!("tls://{addr}"),
+                None => addr,
+            },
+            pin,
         }
+    }
+
+    /// The server's TCP address, without a `tls://`.
+    fn socket_addr(&self) -> &str {
+        self.addr.strip_prefix("tls://").unwrap_or(&self.addr)
     }
 
     /// Peak resident set size of the server process so far, in KiB.
@@ -216,18 +272,56 @@ impl Drop for Server {
     }
 }
 
-fn options(algorithm: Algorithm) -> ClientOptions {
+fn options(server: &Server, algorithm: Algorithm) -> ClientOptions {
     ClientOptions {
         algorithm,
         timeout: Duration::from_secs(120),
+        tls: trust(server),
         ..ClientOptions::default()
     }
+}
+
+/// Trust in `server`'s pinned certificate.
+fn trust(server: &Server) -> ClientTls {
+    ClientTls {
+        pin: server.pin,
+        ..ClientTls::default()
+    }
+}
+
+/// Connections timed for a handshake's cost.
+const HANDSHAKES: usize = 100;
+
+/// The median time of a plain TCP connect, and of a connect with a TLS handshake, to `server`
+/// (a TLS server), in seconds.
+fn handshake_times(server: &Server) -> (f64, f64) {
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let addr = server.socket_addr();
+    let trust = trust(server);
+    let mut plain = Vec::with_capacity(HANDSHAKES);
+    let mut tls = Vec::with_capacity(HANDSHAKES);
+    for _ in 0..HANDSHAKES {
+        let start = Instant::now();
+        let socket = TcpStream::connect(addr).unwrap();
+        plain.push(start.elapsed().as_secs_f64());
+        drop(socket);
+        let start = Instant::now();
+        let socket = TcpStream::connect(addr).unwrap();
+        socket.set_nodelay(true).unwrap();
+        let stream = trust.connect(addr, socket).expect("handshake");
+        tls.push(start.elapsed().as_secs_f64());
+        drop(stream);
+    }
+    (median(plain), median(tls))
 }
 
 fn timed_put(server: &Server, source: &Path, algorithm: Algorithm) -> (f64, u64) {
     let remote = RemotePath::parse("bench.bin").unwrap();
     let start = Instant::now();
-    let mut client = FileClient::connect(&server.addr, options(algorithm)).unwrap();
+    let mut client = FileClient::connect(&server.addr, options(server, algorithm)).unwrap();
     client
         .put(source, &remote, false, &mut NoProgress)
         .expect("put");
@@ -237,7 +331,7 @@ fn timed_put(server: &Server, source: &Path, algorithm: Algorithm) -> (f64, u64)
 fn timed_get(server: &Server, dest: &Path) -> f64 {
     let remote = RemotePath::parse("source.bin").unwrap();
     let start = Instant::now();
-    let mut client = FileClient::connect(&server.addr, options(Algorithm::Xxh3)).unwrap();
+    let mut client = FileClient::connect(&server.addr, options(server, Algorithm::Xxh3)).unwrap();
     client
         .get(&remote, dest, false, &mut NoProgress)
         .expect("get");

@@ -1,5 +1,6 @@
 //! Round-trip latency of `true` through the remote shell, against the floor of spawning
-//! `sh -c true` locally, and against a server written like the seed's Python one.
+//! `sh -c true` locally, over plaintext and over TLS (one persistent connection each), and
+//! against a server written like the seed's Python one.
 //!
 //! ```sh
 //! cargo bench --bench shell_latency                 # 400 rounds
@@ -10,7 +11,7 @@
 //! them alike. Clients keep one connection for all rounds.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use unstick_std::shell::{
     CapturedOutput, LegacyShellClient, ShellClient, ShellConfig, ShellServer, Termination,
 };
+use unstick_std::tls::{ClientTls, ServerTls, ServerTlsOptions};
 
 const DEFAULT_ROUNDS: usize = 400;
 const WARM_UP_ROUNDS: usize = 20;
@@ -48,12 +50,13 @@ impl Contender for LocalSpawn {
 
 /// unstick: a framed client over loopback to an in-process server.
 struct Unstick {
+    name: &'static str,
     client: ShellClient,
 }
 
 impl Contender for Unstick {
     fn name(&self) -> &str {
-        "unstick shell (framed)"
+        self.name
     }
 
     fn run_true(&mut self) {
@@ -118,12 +121,30 @@ fn seed_python(name: &'static str, extra: &[&str]) -> Option<SeedPython> {
     })
 }
 
-fn unstick() -> Unstick {
-    let server = ShellServer::bind("127.0.0.1:0", ShellConfig::default()).expect("bind");
+/// An in-process server and a client of it, over TLS when `tls_state` (where the server's
+/// generated identity goes) is given.
+fn unstick(tls_state: Option<&Path>) -> Unstick {
+    let mut config = ShellConfig::default();
+    let mut trust = ClientTls::default();
+    if let Some(state) = tls_state {
+        let options = ServerTlsOptions {
+            state_dir: Some(state.to_owned()),
+            ..ServerTlsOptions::default()
+        };
+        let tls = ServerTls::load(&options, &["localhost".to_owned()]).expect("TLS identity");
+        trust.pin = Some(tls.fingerprint());
+        config.transport.tls = Some(tls);
+    }
+    let server = ShellServer::bind("127.0.0.1:0", config).expect("bind");
     let addr = server.local_addr().expect("addr").to_string();
     thread::spawn(move || server.serve());
+    let (name, addr) = match tls_state {
+        Some(_) => ("unstick shell (framed), TLS", format!("tls://{addr}")),
+        None => ("unstick shell (framed)", addr),
+    };
     Unstick {
-        client: ShellClient::connect(&addr, None).expect("connect"),
+        name,
+        client: ShellClient::connect_with(&addr, None, trust).expect("connect"),
     }
 }
 
@@ -154,7 +175,12 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(DEFAULT_ROUNDS);
-    let mut contenders: Vec<Box<dyn Contender>> = vec![Box::new(LocalSpawn), Box::new(unstick())];
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut contenders: Vec<Box<dyn Contender>> = vec![
+        Box::new(LocalSpawn),
+        Box::new(unstick(None)),
+        Box::new(unstick(Some(state.path()))),
+    ];
     let seed_servers = [
         ("seed-style Python server", &[][..]),
         ("seed-style Python server, TCP_NODELAY", &["--nodelay"][..]),
@@ -196,4 +222,8 @@ fn main() {
             s.median / floor
         );
     }
+    println!(
+        "TLS against plaintext, on one persistent connection each: {:.2}x (median)",
+        summaries[2].median / summaries[1].median
+    );
 }

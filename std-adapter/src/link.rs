@@ -121,7 +121,7 @@ impl fmt::Debug for Link {
                 .finish(),
             Kind::Tls(stream) => f
                 .debug_struct("Link")
-                .field("tls_peer", &stream.sock.peer_addr().ok())
+                .field("tls_peer", &stream.sock.get_ref().peer_addr().ok())
                 .finish(),
             Kind::Serial(port) => f.debug_struct("Link").field("port", &port.name()).finish(),
         }
@@ -153,8 +153,8 @@ impl Link {
                 stream.set_read_timeout(Some(handshake))?;
                 stream.set_write_timeout(Some(handshake))?;
                 let stream = tls.connect(addr, stream)?;
-                stream.sock.set_read_timeout(timeout)?;
-                stream.sock.set_write_timeout(timeout)?;
+                stream.sock.get_ref().set_read_timeout(timeout)?;
+                stream.sock.get_ref().set_write_timeout(timeout)?;
                 Ok(Link {
                     kind: Kind::Tls(Box::new(stream)),
                 })
@@ -190,7 +190,7 @@ impl Link {
     pub fn tcp_stream(&self) -> Option<&TcpStream> {
         match &self.kind {
             Kind::Tcp(stream) => Some(stream),
-            Kind::Tls(stream) => Some(&stream.sock),
+            Kind::Tls(stream) => Some(stream.sock.get_ref()),
             Kind::Serial(_) => None,
         }
     }
@@ -239,7 +239,7 @@ impl Link {
     pub fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
-            Kind::Tls(stream) => stream.sock.set_read_timeout(Some(timeout)),
+            Kind::Tls(stream) => stream.sock.get_ref().set_read_timeout(Some(timeout)),
             Kind::Serial(port) => port.set_timeout(timeout).map_err(io::Error::from),
         }
     }
@@ -248,9 +248,10 @@ impl Link {
     pub fn readable_now(&self) -> bool {
         let fd = match &self.kind {
             Kind::Tcp(stream) => stream.as_raw_fd(),
-            // The server sends no session tickets, so bytes on the socket are a reply (or a
-            // close).
-            Kind::Tls(stream) => stream.sock.as_raw_fd(),
+            // The server sends no session tickets, so bytes on the socket (or read ahead from
+            // it) are a reply, or a close.
+            Kind::Tls(stream) if stream.sock.buffered() > 0 => return true,
+            Kind::Tls(stream) => stream.sock.get_ref().as_raw_fd(),
             Kind::Serial(port) => port.as_raw_fd(),
         };
         let mut pfd = libc::pollfd {
@@ -269,7 +270,9 @@ impl Link {
     pub fn peer_has_closed(&self) -> bool {
         let stream = match &self.kind {
             Kind::Tcp(stream) => stream,
-            Kind::Tls(stream) => &stream.sock,
+            // Bytes already read ahead came unasked too.
+            Kind::Tls(stream) if stream.sock.buffered() > 0 => return true,
+            Kind::Tls(stream) => stream.sock.get_ref(),
             Kind::Serial(_) => return false,
         };
         if stream.set_nonblocking(true).is_err() {
@@ -293,7 +296,7 @@ impl Link {
             Kind::Tls(stream) => {
                 stream.conn.send_close_notify();
                 let _ = stream.flush();
-                let _ = stream.sock.shutdown(Shutdown::Write);
+                let _ = stream.sock.get_ref().shutdown(Shutdown::Write);
             }
             Kind::Serial(_) => {}
         }

@@ -15,10 +15,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
 
 use super::known_hosts::{self, Known};
+use super::read_ahead::ReadAhead;
 use super::{Fingerprint, identity, provider};
 
 /// A TLS connection to a server.
-pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub type TlsStream = StreamOwned<ClientConnection, ReadAhead<TcpStream>>;
 
 /// How a client trusts servers, and what it shows them of itself.
 #[derive(Clone, Debug, Default)]
@@ -286,7 +287,7 @@ impl ClientTls {
                 file.display()
             );
         }
-        Ok(StreamOwned::new(conn, socket))
+        Ok(StreamOwned::new(conn, ReadAhead::new(socket)))
     }
 
     fn trust(

@@ -19,14 +19,18 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::read_ahead::ReadAhead;
 use crate::server::readiness::{timeout_millis, waited};
 use crate::server::{ErrorCode, error_frame};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Bytes read from either side at a time.
-const CHUNK: usize = 64 * 1024;
+/// Bytes read from the lobby's side at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// Decrypted bytes gathered for the lobby before they are written to it.
+const BATCH: usize = 256 * 1024;
 
 /// How long the front keeps a closed connection's TLS side open for the client's last bytes,
 /// so that its final reply is not lost to a reset.
@@ -285,6 +289,7 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
     // The lobby closed its side; close_notify is queued.
     let mut lobby_done = false;
     let mut linger_until: Option<Instant> = None;
+    let mut wire = ReadAhead::new(socket);
     // Application data that came with the handshake's last flight.
     drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
     loop {
@@ -324,31 +329,36 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
             pollfd(socket.as_raw_fd(), socket_events),
             pollfd(near.as_raw_fd(), near_events),
         ];
-        let left = linger_until.map(|until| until.saturating_duration_since(Instant::now()));
+        let mut left = linger_until.map(|until| until.saturating_duration_since(Instant::now()));
         if left.is_some_and(|left| left.is_zero()) {
             return Ok(());
         }
+        // Bytes read ahead are ready without the socket.
+        let ahead = read_client && wire.buffered() > 0;
+        if ahead {
+            left = Some(Duration::ZERO);
+        }
         poll(&mut fds, left)?;
-        if read_client && fds[0].revents != 0 {
-            match tls.read_tls(&mut &*socket) {
-                Ok(0) => client_done = true,
-                Ok(_) => {
-                    let state = match tls.process_new_packets() {
-                        Ok(state) => state,
-                        Err(e) => {
-                            let _ = flush_tls(&mut tls, socket);
-                            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                        }
-                    };
-                    drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
-                    client_done |= state.peer_has_closed();
+        if read_client && (ahead || fds[0].revents != 0) {
+            // Records until the socket is dry or a batch for the lobby is ready.
+            while !client_done && to_near.len() < BATCH {
+                match tls.read_tls(&mut wire) {
+                    Ok(0) => client_done = true,
+                    Ok(_) => {
+                        let state = match tls.process_new_packets() {
+                            Ok(state) => state,
+                            Err(e) => {
+                                let _ = flush_tls(&mut tls, socket);
+                                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                            }
+                        };
+                        drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
+                        client_done |= state.peer_has_closed();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => client_done = true,
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => client_done = true,
             }
         }
         if read_lobby && fds[1].revents != 0 {

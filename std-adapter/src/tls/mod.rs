@@ -17,6 +17,7 @@ pub mod fingerprint;
 pub mod front;
 pub mod identity;
 pub mod known_hosts;
+pub mod read_ahead;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,9 +31,23 @@ pub use client::{ClientTls, TlsConnectError, TlsStream};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, Origin, TlsSetupError};
 
-/// The crypto provider every TLS connection here uses.
+/// The crypto provider every TLS connection here uses: ring's, with AES-128-GCM preferred (a
+/// third faster than AES-256-GCM on bulk transfers with AES instructions, and as safe for
+/// this use).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        use rustls::CipherSuite::{
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            TLS13_AES_128_GCM_SHA256,
+        };
+        match suite.suite() {
+            TLS13_AES_128_GCM_SHA256 => 0,
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 1,
+            _ => 2,
+        }
+    });
+    Arc::new(provider)
 }
 
 /// Where a server's TLS identity comes from, and whom it asks for client certificates.
