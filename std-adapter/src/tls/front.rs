@@ -437,9 +437,12 @@ impl LoopbackPairs {
     }
 }
 
+/// A descriptor to wait for `events` on; with none, a negative descriptor that `poll` skips
+/// (it would report a hang-up on a closed socket however often it is asked, and the relay
+/// would spin).
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
-        fd,
+        fd: if events == 0 { -1 } else { fd },
         events,
         revents: 0,
     }
