@@ -46,6 +46,45 @@ impl TlsServed {
         }
     }
 
+    /// `unstick shell serve` on loopback with TLS, its identity in `state`, and `args`.
+    fn shell(state: &Path, args: &[&str]) -> TlsServed {
+        let mut all = vec![
+            "shell",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--state-dir",
+            path(state),
+        ];
+        all.extend_from_slice(args);
+        TlsServed::start(&all)
+    }
+
+    /// `unstick ftp serve` on loopback with TLS, serving `root`, its identity in `state`.
+    fn ftp(root: &Path, state: &Path) -> TlsServed {
+        TlsServed::start(&[
+            "ftp",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            path(root),
+            "--tls",
+            "--state-dir",
+            path(state),
+        ])
+    }
+
+    /// Fails unless the server logs a line holding `text` within ten seconds.
+    #[track_caller]
+    fn assert_logged(&self, text: &str) {
+        let found = self
+            .served
+            .wait_log_line(Duration::from_secs(10), |l| l.contains(text));
+        assert!(found.is_some(), "no `{text}` in: {}", self.served.log());
+    }
+
     fn addr(&self) -> &str {
         &self.served.addr
     }
@@ -252,15 +291,7 @@ fn both_tools_work_over_tls_trusting_the_server_on_first_use() {
 fn a_changed_key_is_refused_naming_the_file_and_line_and_nothing_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
-    let server = TlsServed::start(&[
-        "shell",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls",
-        "--state-dir",
-        path(&cwd.join("state")),
-    ]);
+    let server = TlsServed::shell(&cwd.join("state"), &[]);
     let known = cwd.join("known_hosts");
     let other = Fingerprint::of(b"another server's certificate");
     fs::write(&known, format!("# servers\n{} {other}\n", server.addr())).unwrap();
@@ -289,15 +320,7 @@ fn a_changed_key_is_refused_naming_the_file_and_line_and_nothing_is_sent() {
             .unwrap()
             .contains(&other.to_string())
     );
-    assert!(
-        server
-            .served
-            .wait_log_line(Duration::from_secs(10), |l| l
-                .contains("TLS handshake failed"))
-            .is_some(),
-        "{}",
-        server.served.log()
-    );
+    server.assert_logged("TLS handshake failed");
 }
 
 #[test]
@@ -305,17 +328,7 @@ fn a_pinned_fingerprint_is_all_that_is_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let root = cwd.join("root");
-    let server = TlsServed::start(&[
-        "ftp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--root",
-        path(&root),
-        "--tls",
-        "--state-dir",
-        path(&cwd.join("state")),
-    ]);
+    let server = TlsServed::ftp(&root, &cwd.join("state"));
     let known = cwd.join("known_hosts");
     let pin = server.fingerprint.to_string();
     let extra = ["--fingerprint", &pin, "--known-hosts", path(&known)];
@@ -477,17 +490,7 @@ fn client_certificates_are_required_when_the_server_names_a_client_ca() {
     let (client_cert, client_key) = ca.issue(cwd, "alice", &[], false, 4000);
     let (stray_cert, stray_key) =
         Authority::new("elsewhere").issue(cwd, "mallory", &[], false, 4000);
-    let server = TlsServed::start(&[
-        "shell",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls",
-        "--state-dir",
-        path(&cwd.join("state")),
-        "--client-ca",
-        path(&ca_file),
-    ]);
+    let server = TlsServed::shell(&cwd.join("state"), &["--client-ca", path(&ca_file)]);
     let pin = server.fingerprint.to_string();
     let addr = server.tls_addr();
     let message = failed(&shell(
@@ -517,15 +520,7 @@ fn client_certificates_are_required_when_the_server_names_a_client_ca() {
     let out = shell(&addr, "echo mallory", &mallory, cwd);
     failed(&out);
     assert_eq!(stdout(&out), "");
-    assert!(
-        server
-            .served
-            .wait_log_line(Duration::from_secs(10), |l| l
-                .contains("TLS handshake failed"))
-            .is_some(),
-        "{}",
-        server.served.log()
-    );
+    server.assert_logged("TLS handshake failed");
 }
 
 #[test]
@@ -533,32 +528,14 @@ fn plaintext_and_tls_clients_on_the_wrong_port_are_told_the_fix_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let root = cwd.join("root");
-    let tls_server = TlsServed::start(&[
-        "ftp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--root",
-        path(&root),
-        "--tls",
-        "--state-dir",
-        path(&cwd.join("state")),
-    ]);
+    let tls_server = TlsServed::ftp(&root, &cwd.join("state"));
     let message = failed(&ftp(&["ls"], tls_server.addr(), &[], cwd));
     assert!(
         message.contains("speaks TLS") && message.contains("tls://"),
         "{message}"
     );
     assert_eq!(message.trim().lines().count(), 1, "{message}");
-    assert!(
-        tls_server
-            .served
-            .wait_log_line(Duration::from_secs(10), |l| l
-                .contains("plaintext client on a TLS port"))
-            .is_some(),
-        "{}",
-        tls_server.served.log()
-    );
+    tls_server.assert_logged("plaintext client on a TLS port");
 
     let plain = Served::shell(&[]);
     let message = failed(&shell(
