@@ -111,6 +111,8 @@ fn main() -> ! {
     }
 }
 
+/// Required of every `no_std` binary, but never linked in: with `panic = "immediate-abort"`
+/// (`.cargo/config.toml`) a panic traps where it happens instead of calling it.
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
