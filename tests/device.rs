@@ -527,7 +527,12 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
 }
 
 /// The decode-only firmware (`examples/decoder-m4`), measured for its size, also works: it
-/// answers `+` for a frame whose body matches its MD5 and `-` for one that does not.
+/// answers `+` for a frame whose body matches its MD5, `-` for one that does not and `!` for a
+/// header that is not JSON, and reads escaped header strings. Then its peak stack is measured
+/// without a byte of code in the firmware: QEMU loads a painted block (0xCC) below the top of
+/// RAM, where the stack grows down from, before the core starts, and after the frames QEMU's
+/// machine protocol (QMP) saves that RAM to a file; the stack reached down to the lowest word
+/// that is no longer paint.
 #[test]
 fn the_decode_only_firmware_verifies_frames_on_the_chip() {
     let elf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -545,7 +550,24 @@ fn the_decode_only_firmware_verifies_frames_on_the_chip() {
         .expect("a free port")
         .port();
     let addr = format!("127.0.0.1:{port}");
+    let qmp_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paint = dir.path().join("paint.bin");
+    fs::write(&paint, vec![PAINT; PAINTED]).unwrap();
     let qemu = qemu_running(&elf, &format!("tcp:{addr},server=on,wait=off"))
+        .args([
+            "-qmp",
+            &format!("tcp:127.0.0.1:{qmp_port},server=on,wait=off"),
+        ])
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            paint.display(),
+            RAM_END - PAINTED
+        ))
         .stdout(Stdio::null())
         .spawn()
         .expect("start qemu-system-arm");
@@ -562,23 +584,75 @@ fn the_decode_only_firmware_verifies_frames_on_the_chip() {
         thread::sleep(Duration::from_millis(50));
     };
     // MD5("hello world") = 5eb63bbbe01eeed093cb22bb8f5acdc3.
-    let frame = |md5: &str| {
-        let header = format!(r#"{{"file_name":"a.txt","total_size":11,"md5":"{md5}"}}"#);
+    let frame = |name: &str, md5: &str| {
+        let header = format!(r#"{{"file_name":"{name}","total_size":11,"md5":"{md5}"}}"#);
         let mut bytes = (header.len() as i32).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(b"hello world");
         bytes
     };
-    let mut wire = frame("5eb63bbbe01eeed093cb22bb8f5acdc3");
-    wire.extend(frame("00000000000000000000000000000000"));
+    let mut wire = frame("a.txt", "5eb63bbbe01eeed093cb22bb8f5acdc3");
+    wire.extend(frame("a.txt", "00000000000000000000000000000000"));
+    // A header that is not JSON: refused (`!`), and the firmware starts over with the next frame.
+    wire.extend(3i32.to_le_bytes());
+    wire.extend(b"{x}");
+    // Escapes in the typed member: a `\u` rewritten by the scanner, `\"` unescaped by
+    // serde-json-core.
+    wire.extend(frame(
+        r#"caf\u00e9 \"q\""#,
+        "5eb63bbbe01eeed093cb22bb8f5acdc3",
+    ));
     stream.write_all(&wire).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut verdicts = [0u8; 2];
+    let mut verdicts = [0u8; 4];
     stream.read_exact(&mut verdicts).unwrap();
-    assert_eq!(&verdicts, b"+-");
+    assert_eq!(&verdicts, b"+-!+");
+
+    // The RAM below the stack's top, as it is now, through QMP (one JSON object per line).
+    let qmp = TcpStream::connect(("127.0.0.1", qmp_port)).expect("QMP port");
+    qmp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut replies = std::io::BufReader::new(qmp.try_clone().unwrap());
+    let mut qmp_writer = qmp;
+    let mut reply = |request: Option<String>| {
+        if let Some(request) = request {
+            qmp_writer.write_all(request.as_bytes()).unwrap();
+        }
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut replies, &mut line).unwrap();
+        line
+    };
+    let greeting = reply(None);
+    assert!(greeting.contains("QMP"), "{greeting}");
+    let ok = reply(Some("{\"execute\":\"qmp_capabilities\"}\n".into()));
+    assert!(ok.contains("return"), "{ok}");
+    let dump = dir.path().join("stack.bin");
+    let ok = reply(Some(format!(
+        "{{\"execute\":\"pmemsave\",\"arguments\":{{\"val\":{},\"size\":{},\"filename\":\"{}\"}}}}\n",
+        RAM_END - PAINTED,
+        PAINTED,
+        dump.display()
+    )));
+    assert!(ok.contains("return"), "{ok}");
+    let ram = fs::read(&dump).unwrap();
+    assert_eq!(ram.len(), PAINTED);
+    let untouched = ram
+        .chunks_exact(4)
+        .take_while(|word| word.iter().all(|&b| b == PAINT))
+        .count()
+        * 4;
+    let used = PAINTED - untouched;
+    println!("decode-only firmware: peak stack {used} bytes");
+    // Some stack was used, and it stayed inside the painted block (so the figure is whole).
+    assert!((64..PAINTED).contains(&used), "{used}");
 }
+
+/// The end of the mps2-an386's RAM (its `memory.x`), where cortex-m-rt starts the stack.
+const RAM_END: usize = 0x2040_0000;
+/// How much RAM below that the decode-only test paints, and with what.
+const PAINTED: usize = 64 * 1024;
+const PAINT: u8 = 0xCC;
 
 /// `unstick ARGS` with a time limit, from `cwd`.
 fn unstick_in(cwd: &Path, args: &[&str], limit: Duration) -> Output {

@@ -212,11 +212,17 @@ impl Scanner<'_> {
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                 .unwrap_or(rest.len());
-            if self.w != self.r {
-                self.buf.copy_within(self.r..self.r + run, self.w);
+            if self.w == self.r {
+                self.r += run;
+                self.w += run;
+            } else {
+                // Byte by byte, front to back (the write position trails the read position):
+                // runs are short and follow an escape, and a generic `copy_within` would link
+                // a whole `memmove` into a firmware for this one use.
+                for _ in 0..run {
+                    self.copy_byte();
+                }
             }
-            self.r += run;
-            self.w += run;
             let Some(b) = self.peek() else {
                 return Err(self.err(JsonProblem::Truncated));
             };

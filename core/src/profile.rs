@@ -101,9 +101,13 @@ impl Profile {
                 }
             }
         }
-        // Sign-extend from the prefix width.
-        let shift = 64 - 8 * n as u32;
-        (i64::from_le_bytes(raw) << shift) >> shift
+        // Sign-extend from the prefix width, one fixed width per arm (a shift by a width read at
+        // run time is a call into compiler-builtins on 32-bit chips).
+        match self.width {
+            PrefixWidth::Two => i64::from(i16::from_le_bytes([raw[0], raw[1]])),
+            PrefixWidth::Four => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
+            PrefixWidth::Eight => i64::from_le_bytes(raw),
+        }
     }
 
     /// Writes `len` as a prefix into `out[..width.len()]`, refusing lengths the prefix cannot hold.

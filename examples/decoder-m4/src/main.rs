@@ -30,6 +30,24 @@ struct Header {
     file_name: heapless::String<32>,
 }
 
+/// External interrupts of the mps2-an386's NVIC (AN386; QEMU models the same 32). The firmware
+/// polls and enables none.
+const IRQS: usize = 32;
+
+unsafe extern "C" {
+    /// cortex-m-rt's handler for any exception or interrupt without its own (`link.x`).
+    fn DefaultHandler();
+}
+
+/// The interrupt half of the vector table (cortex-m-rt's `device` feature: the application or its
+/// PAC supplies it), sized for this chip instead of cortex-m-rt's generic 240 entries.
+// SAFETY: cortex-m-rt's `link.x` places `.vector_table.interrupts` right after the 16 exception
+// vectors and expects exactly one `__INTERRUPTS` there, an array of handler addresses; nothing
+// else in this program defines that symbol or section.
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+static __INTERRUPTS: [unsafe extern "C" fn(); IRQS] = [DefaultHandler; IRQS];
+
 fn register(offset: usize) -> *mut u32 {
     (UART0 + offset) as *mut u32
 }
@@ -93,6 +111,8 @@ fn main() -> ! {
     }
 }
 
+/// Required of every `no_std` binary, but never linked in: with `panic = "immediate-abort"`
+/// (`.cargo/config.toml`) a panic traps where it happens instead of calling it.
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
