@@ -26,11 +26,12 @@ use crate::server::{ErrorCode, error_frame};
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Bytes read from the lobby's side at a time.
-const CHUNK: usize = 256 * 1024;
+/// Bytes read from either side at a time. With [`BATCH`], what a connection's buffers can hold
+/// once it has been busy: a waiting TLS connection costs about a quarter of a MiB at most.
+const CHUNK: usize = 64 * 1024;
 
 /// Decrypted bytes gathered for the lobby before they are written to it.
-const BATCH: usize = 256 * 1024;
+const BATCH: usize = 128 * 1024;
 
 /// How long the front keeps a closed connection's TLS side open for the client's last bytes,
 /// so that its final reply is not lost to a reset.
@@ -289,7 +290,7 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
     // The lobby closed its side; close_notify is queued.
     let mut lobby_done = false;
     let mut linger_until: Option<Instant> = None;
-    let mut wire = ReadAhead::new(socket);
+    let mut wire = ReadAhead::with_capacity(socket, CHUNK);
     // Application data that came with the handshake's last flight.
     drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
     loop {
@@ -304,6 +305,7 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
         }
         if to_near_at == to_near.len() {
             to_near.clear();
+            to_near.shrink_to(CHUNK);
             to_near_at = 0;
             if client_done && !near_write_shut {
                 let _ = near.shutdown(SocketShutdown::Write);

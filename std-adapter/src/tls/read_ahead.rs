@@ -19,9 +19,14 @@ pub struct ReadAhead<S> {
 impl<S> ReadAhead<S> {
     /// `inner` with an empty buffer of [`READ_AHEAD`] bytes.
     pub fn new(inner: S) -> ReadAhead<S> {
+        ReadAhead::with_capacity(inner, READ_AHEAD)
+    }
+
+    /// `inner` with an empty buffer of `capacity` bytes.
+    pub fn with_capacity(inner: S, capacity: usize) -> ReadAhead<S> {
         ReadAhead {
             inner,
-            buf: vec![0u8; READ_AHEAD].into_boxed_slice(),
+            buf: vec![0u8; capacity.max(1)].into_boxed_slice(),
             start: 0,
             end: 0,
         }
