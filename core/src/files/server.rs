@@ -7,7 +7,8 @@
 use super::path::{MAX_PATH_LEN, check_dir, check_path};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
 use crate::session::{
-    BoundedText, Outbox, PeerText, Refusal, SessionError, TOKEN_CAP, Transmit, token_matches,
+    BoundedText, EscapedText, Outbox, PeerText, Refusal, SessionError, Transmit, Unescape,
+    escaped_token_matches,
 };
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
@@ -636,21 +637,25 @@ impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
 
 /// What a server reads first from any request header: its op, its token and a seed upload's
 /// file name. The rest is read only once the token is good, so that an unauthenticated peer
-/// meets nothing but the token check.
+/// meets nothing but the token check. Long strings stay in the decoder's header buffer
+/// ([`EscapedText`]) until the session unescapes them where it keeps them.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct HeadView {
+struct HeadView<'h> {
     op: Option<BoundedText<16>>,
-    token: Option<BoundedText<TOKEN_CAP>>,
-    filename: Option<BoundedText<MAX_PATH_LEN>>,
+    #[serde(borrow)]
+    token: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    filename: Option<EscapedText<'h>>,
 }
 
 /// The members of a request the server reads once its op is known. Strings are kept up to the
 /// protocol's limits; a longer one is refused precisely.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct RequestView {
-    path: Option<BoundedText<MAX_PATH_LEN>>,
+struct RequestView<'h> {
+    #[serde(borrow)]
+    path: Option<EscapedText<'h>>,
     offset: Option<u64>,
     algorithm: Option<BoundedText<8>>,
     prefix_xxh3: Option<BoundedText<32>>,
@@ -658,24 +663,49 @@ struct RequestView {
     path_xxh3: Option<BoundedText<32>>,
 }
 
-impl RequestView {
-    /// Whether `path` disagrees with `path_xxh3` (the line corrupted one of them). A request
-    /// without the digest, or a build without XXH3, checks nothing.
-    fn path_corrupted(&self) -> bool {
-        let (Some(path), Some(claimed)) = (&self.path, &self.path_xxh3) else {
+impl RequestView<'_> {
+    /// Whether `path` (the `path` member, unescaped) disagrees with `path_xxh3` (the line
+    /// corrupted one of them). A request without the digest, or a build without XXH3, checks
+    /// nothing.
+    fn path_corrupted(&self, path: &str) -> bool {
+        let Some(claimed) = &self.path_xxh3 else {
             return false;
         };
-        // A path too long to keep is refused as such by the path check.
-        if !Algorithm::Xxh3.is_supported() || path.is_too_long() {
+        if !Algorithm::Xxh3.is_supported() {
             return false;
         }
         let claimed = claimed
             .get()
             .and_then(|hex| Checksum::from_hex(Algorithm::Xxh3, hex.as_bytes()));
-        let actual = path
-            .get()
-            .and_then(|p| crate::digest_of(Algorithms::XXH3, p.as_bytes()).get(Algorithm::Xxh3));
+        let actual = crate::digest_of(Algorithms::XXH3, path.as_bytes()).get(Algorithm::Xxh3);
         claimed.is_none() || claimed != actual
+    }
+}
+
+/// What became of a request's path member (`path`, or a seed upload's `filename`) when it was
+/// unescaped into the session's `path`, before any check of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PathMember {
+    /// The request has none.
+    Absent,
+    /// In the session's `path`, unchecked.
+    Kept,
+    /// Longer than [`MAX_PATH_LEN`]; not kept.
+    TooLong,
+    /// With an escape JSON does not have; not kept.
+    Invalid,
+}
+
+/// Unescapes a path member into `path`.
+fn keep_path(
+    member: Option<EscapedText<'_>>,
+    path: &mut heapless::String<MAX_PATH_LEN>,
+) -> PathMember {
+    match member.map(|text| text.unescape_into(path)) {
+        None => PathMember::Absent,
+        Some(Ok(())) => PathMember::Kept,
+        Some(Err(Unescape::TooLong)) => PathMember::TooLong,
+        Some(Err(Unescape::Invalid)) => PathMember::Invalid,
     }
 }
 
@@ -944,13 +974,12 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         self.reset_request();
         let has_body = body_len > 0;
-        let view = match self.decoder.header::<HeadView>() {
+        let view = match self.decoder.header::<HeadView<'_>>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
         if let Some(expected) = self.rules.token {
-            let presented = view.token.as_ref().map_or(Some(""), BoundedText::get);
-            if !presented.is_some_and(|presented| token_matches(expected, presented)) {
+            if !escaped_token_matches(expected, view.token) {
                 // Closing makes a guesser pay a connection per guess, as the shell server does.
                 let refusal = Refusal::new(
                     ErrorCode::Unauthorized,
@@ -960,12 +989,13 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
                 return self.refuse_head(refusal, has_body);
             }
         }
-        let op = match (&view.op, &view.filename) {
+        let op = match (&view.op, view.filename) {
             (None, Some(filename)) => {
                 self.op = Op::SeedPut;
                 self.seed_md5 = md5.map(Checksum::Md5);
                 self.size = body_len;
-                let refusal = match self.take_path(Some(filename)) {
+                let member = keep_path(Some(filename), &mut self.path);
+                let refusal = match self.take_path(member) {
                     Ok(()) => {
                         self.state = State::Acting(Step::Stage);
                         return;
@@ -1000,24 +1030,31 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             },
         };
         self.op = op;
-        let view = match self.decoder.header::<RequestView>() {
+        let view = match self.decoder.header::<RequestView<'_>>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
-        if view.path_corrupted() {
+        // The path is unescaped once, into the session's own field, and checked there; it is
+        // cleared again if the request is refused before it is taken.
+        let path = keep_path(view.path, &mut self.path);
+        let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
+        let offset = view.offset.unwrap_or(0);
+        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
+            None => super::parse_algorithm(None),
+            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
+        };
+        let prefix = algorithm.and_then(|a| digest_member(a, &view.prefix_xxh3, &view.prefix_md5));
+        if corrupted {
+            self.path.clear();
             let refusal = Refusal::new(
                 ErrorCode::ChecksumMismatch,
                 "the path does not match its `path_xxh3` digest (corrupted on the way?); nothing was done",
             );
             return self.refuse_head(refusal, has_body);
         }
-        self.offset = view.offset.unwrap_or(0);
-        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
-            None => super::parse_algorithm(None),
-            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
-        };
+        self.offset = offset;
         if op == Op::Put {
-            let checked = self.check_put(&view, algorithm, body_len);
+            let checked = self.check_put(path, algorithm, prefix, body_len);
             match checked {
                 Ok(()) => self.state = State::Acting(Step::Stage),
                 Err(refusal) => self.refuse(refusal.closing()),
@@ -1025,6 +1062,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             return;
         }
         if has_body {
+            self.path.clear();
             let name = match op {
                 Op::Get => "get",
                 Op::Ls => "ls",
@@ -1038,19 +1076,10 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             return self.refuse(refusal.closing());
         }
         // Checked once the frame has ended, so that a refusal leaves the stream in step.
-        let checked = match op {
-            Op::Ls => {
-                let text = view.path.as_ref().map_or(Some(""), BoundedText::get);
-                match text.map(|t| (t, check_dir(t))) {
-                    Some((_, Ok(dir))) => {
-                        let _ = self.path.push_str(dir.unwrap_or(""));
-                        Ok(())
-                    }
-                    Some((text, Err(e))) => Err(bad_path(text, e)),
-                    None => Err(too_long_path()),
-                }
-            }
-            _ => self.take_path(view.path.as_ref()),
+        let checked = match (op, path) {
+            (Op::Ls, PathMember::Absent) => Ok(()),
+            (Op::Ls, PathMember::Kept) => self.take_dir(),
+            _ => self.take_path(path),
         };
         let checked = checked.and_then(|()| match (op, algorithm) {
             (Op::Get, None) => Err(bad_algorithm()),
@@ -1068,11 +1097,12 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
 
     fn check_put(
         &mut self,
-        view: &RequestView,
+        path: PathMember,
         algorithm: Option<Algorithm>,
+        prefix: Option<Checksum>,
         body_len: u64,
     ) -> Result<(), Refusal> {
-        self.take_path(view.path.as_ref())?;
+        self.take_path(path)?;
         self.algorithm = algorithm.ok_or_else(bad_algorithm)?;
         let max = self.rules.max_file_size;
         match self.offset.checked_add(body_len) {
@@ -1088,7 +1118,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             }
         }
         if self.offset > 0 {
-            self.prefix = digest_member(self.algorithm, &view.prefix_xxh3, &view.prefix_md5);
+            self.prefix = prefix;
             if self.prefix.is_none() {
                 return Err(Refusal::new(
                     ErrorCode::BadRequest,
@@ -1099,15 +1129,41 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         Ok(())
     }
 
-    /// Checks and keeps the request's path.
-    fn take_path(&mut self, text: Option<&BoundedText<MAX_PATH_LEN>>) -> Result<(), Refusal> {
-        let text =
-            text.ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "the request has no `path`"))?;
-        let text = text.get().ok_or_else(too_long_path)?;
-        check_path(text).map_err(|e| bad_path(text, e))?;
-        self.path.clear();
-        let _ = self.path.push_str(text);
-        Ok(())
+    /// Checks the request's path, unescaped into `self.path` as `member` says, and keeps it;
+    /// a refused one is cleared.
+    fn take_path(&mut self, member: PathMember) -> Result<(), Refusal> {
+        let checked = match member {
+            PathMember::Kept => check_path(&self.path).map_err(|e| bad_path(&self.path, e)),
+            PathMember::Absent => Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "the request has no `path`",
+            )),
+            PathMember::TooLong => Err(too_long_path()),
+            PathMember::Invalid => Err(invalid_path_escape()),
+        };
+        if checked.is_err() {
+            self.path.clear();
+        }
+        checked
+    }
+
+    /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
+    /// trailing `/` (empty for the root); a refused one is cleared.
+    fn take_dir(&mut self) -> Result<(), Refusal> {
+        let checked = match check_dir(&self.path) {
+            Ok(dir) => Ok(dir.map_or(0, str::len)),
+            Err(e) => Err(bad_path(&self.path, e)),
+        };
+        match checked {
+            Ok(len) => {
+                self.path.truncate(len);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.path.clear();
+                Err(refusal)
+            }
+        }
     }
 
     fn on_end(&mut self) {
@@ -1286,6 +1342,14 @@ fn bad_path(text: &str, e: super::PathError) -> Refusal {
 
 fn too_long_path() -> Refusal {
     Refusal::new(ErrorCode::BadPath, super::PathError::TooLong)
+}
+
+/// A path member whose escapes are not JSON's (the decoder's header check lets none through).
+fn invalid_path_escape() -> Refusal {
+    Refusal::new(
+        ErrorCode::BadRequest,
+        "the header's path holds an invalid string escape",
+    )
 }
 
 fn bad_algorithm() -> Refusal {
@@ -1529,6 +1593,42 @@ mod tests {
             5,
         );
         assert_eq!(seen[0], Seen::Acted("Stat { path: \"a\" }".into()));
+    }
+
+    #[test]
+    fn escaped_members_are_unescaped_into_the_session_and_a_refused_path_is_not_kept() {
+        let rules = FileRules {
+            token: Some("s\"3"),
+            ..OPEN
+        };
+        // A token, a path and a listed directory, each with escapes the decoder keeps.
+        let (seen, _) = serve(
+            rules,
+            &frame(r#"{"op":"stat","path":"a\"b\u00e9","token":"s\"3"}"#, b""),
+            5,
+        );
+        assert_eq!(seen[0], Seen::Acted(r#"Stat { path: "a\"bé" }"#.into()));
+        let (seen, _) = serve(OPEN, &frame(r#"{"op":"ls","path":"d\"/"}"#, b""), 5);
+        assert_eq!(seen[0], Seen::Acted(r#"List { path: Some("d\"") }"#.into()));
+        let (seen, _) = serve(OPEN, &frame(r#"{"op":"ls","path":"./"}"#, b""), 5);
+        assert_eq!(seen[0], Seen::Acted("List { path: None }".into()));
+        // A path one byte too long for the session is refused as too long.
+        let long = std::format!(
+            r#"{{"op":"stat","path":"{}x"}}"#,
+            "d/".repeat(MAX_PATH_LEN / 2)
+        );
+        let mut session = FileServerSession::<8192>::new(OPEN);
+        session.handle_input(&frame(&long, b""));
+        session.handle_input(&[]);
+        assert_eq!(session.path(), "");
+        let refusal = session.take_refusal().unwrap();
+        assert_eq!((refusal.code, refusal.closes), (ErrorCode::BadPath, false));
+        // A refused path leaves nothing behind for the host's log.
+        let mut session = FileServerSession::<1024>::new(OPEN);
+        session.handle_input(&frame(r#"{"op":"stat","path":"a/../b\n"}"#, b""));
+        session.handle_input(&[]);
+        assert_eq!(session.path(), "");
+        assert_eq!(session.take_refusal().unwrap().code, ErrorCode::BadPath);
     }
 
     #[test]
