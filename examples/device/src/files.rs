@@ -28,7 +28,9 @@ enum Source {
 
 /// Serves the request whose head (prefix and header) is `head`; `upload_size` is what the head
 /// announced for an upload (`offset` plus the body's length), checked against the free space
-/// before a byte of it is written.
+/// before a byte of it is written. Out of line, so that the session's room on the stack is
+/// taken only while it serves (never together with the shell's).
+#[inline(never)]
 pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &mut Store<'_>,
