@@ -291,6 +291,11 @@ enum Step {
 /// carry out [`poll_action`](Self::poll_action) and report its result with the `handle_*`
 /// call the action names.
 ///
+/// `CAP` is the longest request header taken, in bytes. `PATH` is the room kept for the
+/// request's path: [`MAX_PATH_LEN`], or less when headers are short: a path is never longer
+/// than the header that carries it, so `PATH` may be as small as `CAP` (a firmware with 1 KiB
+/// headers keeps 1 KiB for the path, not 4). A smaller `PATH` does not compile.
+///
 /// ```
 /// use unstick_core::files::{FileAction, FileRules, FileServerSession, StatFound};
 /// use unstick_core::session::Transmit;
@@ -311,14 +316,14 @@ enum Step {
 /// assert_eq!(session.poll_action(), None); // ready for the next request
 /// ```
 #[derive(Debug)]
-pub struct FileServerSession<'a, const CAP: usize = 8192> {
+pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MAX_PATH_LEN> {
     rules: FileRules<'a>,
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<OUTBOX>,
     state: State,
     op: Op,
     /// The request's path (empty for the root of a listing).
-    path: heapless::String<MAX_PATH_LEN>,
+    path: heapless::String<PATH>,
     algorithm: Algorithm,
     offset: u64,
     /// The client's digest of a resumed upload's prefix.
@@ -346,9 +351,15 @@ pub struct FileServerSession<'a, const CAP: usize = 8192> {
     answered: u64,
 }
 
-impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
+impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     /// A session applying `rules`.
     pub fn new(rules: FileRules<'a>) -> Self {
+        const {
+            assert!(
+                PATH >= MAX_PATH_LEN || PATH >= CAP,
+                "PATH must hold any path a header of CAP bytes can carry, up to MAX_PATH_LEN"
+            );
+        }
         let profile = Profile::SEED.with_max_body_len(rules.max_file_size);
         FileServerSession {
             rules,
@@ -690,16 +701,17 @@ enum PathMember {
     Absent,
     /// In the session's `path`, unchecked.
     Kept,
-    /// Longer than [`MAX_PATH_LEN`]; not kept.
+    /// Longer than the session keeps (never shorter than [`MAX_PATH_LEN`] or the header);
+    /// not kept.
     TooLong,
     /// With an escape JSON does not have; not kept.
     Invalid,
 }
 
 /// Unescapes a path member into `path`.
-fn keep_path(
+fn keep_path<const PATH: usize>(
     member: Option<EscapedText<'_>>,
-    path: &mut heapless::String<MAX_PATH_LEN>,
+    path: &mut heapless::String<PATH>,
 ) -> PathMember {
     match member.map(|text| text.unescape_into(path)) {
         None => PathMember::Absent,
@@ -730,7 +742,7 @@ fn digest_member(
     Checksum::from_hex(algorithm, text.get()?.as_bytes())
 }
 
-impl<const CAP: usize> FileServerSession<'_, CAP> {
+impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// The result of [`FileAction::Stage`].
     pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
         self.expect(Step::Stage)?;
@@ -1629,6 +1641,20 @@ mod tests {
         session.handle_input(&[]);
         assert_eq!(session.path(), "");
         assert_eq!(session.take_refusal().unwrap().code, ErrorCode::BadPath);
+    }
+
+    #[test]
+    fn a_path_as_long_as_the_header_allows_fits_a_session_whose_path_room_is_the_header_cap() {
+        let path = "p".repeat(256 - r#"{"op":"stat","path":""}"#.len());
+        let header = std::format!(r#"{{"op":"stat","path":"{path}"}}"#);
+        assert_eq!(header.len(), 256);
+        let mut session = FileServerSession::<256, 256>::new(OPEN);
+        session.handle_input(&frame(&header, b""));
+        session.handle_input(&[]);
+        assert_eq!(
+            session.poll_action(),
+            Some(FileAction::Stat { path: &path })
+        );
     }
 
     #[test]

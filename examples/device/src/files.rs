@@ -54,7 +54,9 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
 }
 
 struct Host<'h> {
-    session: FileServerSession<'static, HEADER_CAP>,
+    /// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any
+    /// path this session can be sent (the core's default room is 4 KiB).
+    session: FileServerSession<'static, HEADER_CAP, HEADER_CAP>,
     /// The request's head, until the session has taken it.
     head: &'h [u8],
     /// The session was fed an empty slice since the last bytes (a frame's end needs none).
