@@ -950,6 +950,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
+    #[inline(never)]
     fn framing_failed(&mut self, e: DecodeError) {
         let path = PeerText::new(&self.path);
         let refusal = match e {
@@ -983,6 +984,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
+    #[inline(never)]
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         self.reset_request();
         let has_body = body_len > 0;
@@ -1178,6 +1180,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
+    #[inline(never)]
     fn on_end(&mut self) {
         match self.state {
             State::AwaitingEnd => {
@@ -1218,6 +1221,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
+    #[inline(never)]
     fn on_trailer(&mut self, body_len: u64) {
         let view = self.decoder.header::<TrailerView>().unwrap_or_default();
         let is_done = view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
