@@ -7,7 +7,8 @@
 use super::path::{MAX_PATH_LEN, check_dir, check_path};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
 use crate::session::{
-    BoundedText, Outbox, PeerText, Refusal, SessionError, TOKEN_CAP, Transmit, token_matches,
+    BoundedText, EscapedText, Outbox, PeerText, Refusal, SessionError, Transmit, Unescape,
+    escaped_token_matches,
 };
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
@@ -290,6 +291,11 @@ enum Step {
 /// carry out [`poll_action`](Self::poll_action) and report its result with the `handle_*`
 /// call the action names.
 ///
+/// `CAP` is the longest request header taken, in bytes. `PATH` is the room kept for the
+/// request's path: [`MAX_PATH_LEN`], or less when headers are short: a path is never longer
+/// than the header that carries it, so `PATH` may be as small as `CAP` (a firmware with 1 KiB
+/// headers keeps 1 KiB for the path, not 4). A smaller `PATH` does not compile.
+///
 /// ```
 /// use unstick_core::files::{FileAction, FileRules, FileServerSession, StatFound};
 /// use unstick_core::session::Transmit;
@@ -310,14 +316,14 @@ enum Step {
 /// assert_eq!(session.poll_action(), None); // ready for the next request
 /// ```
 #[derive(Debug)]
-pub struct FileServerSession<'a, const CAP: usize = 8192> {
+pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MAX_PATH_LEN> {
     rules: FileRules<'a>,
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<OUTBOX>,
     state: State,
     op: Op,
     /// The request's path (empty for the root of a listing).
-    path: heapless::String<MAX_PATH_LEN>,
+    path: heapless::String<PATH>,
     algorithm: Algorithm,
     offset: u64,
     /// The client's digest of a resumed upload's prefix.
@@ -345,9 +351,15 @@ pub struct FileServerSession<'a, const CAP: usize = 8192> {
     answered: u64,
 }
 
-impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
+impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     /// A session applying `rules`.
     pub fn new(rules: FileRules<'a>) -> Self {
+        const {
+            assert!(
+                PATH >= MAX_PATH_LEN || PATH >= CAP,
+                "PATH must hold any path a header of CAP bytes can carry, up to MAX_PATH_LEN"
+            );
+        }
         let profile = Profile::SEED.with_max_body_len(rules.max_file_size);
         FileServerSession {
             rules,
@@ -636,21 +648,25 @@ impl<'a, const CAP: usize> FileServerSession<'a, CAP> {
 
 /// What a server reads first from any request header: its op, its token and a seed upload's
 /// file name. The rest is read only once the token is good, so that an unauthenticated peer
-/// meets nothing but the token check.
+/// meets nothing but the token check. Long strings stay in the decoder's header buffer
+/// ([`EscapedText`]) until the session unescapes them where it keeps them.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct HeadView {
+struct HeadView<'h> {
     op: Option<BoundedText<16>>,
-    token: Option<BoundedText<TOKEN_CAP>>,
-    filename: Option<BoundedText<MAX_PATH_LEN>>,
+    #[serde(borrow)]
+    token: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    filename: Option<EscapedText<'h>>,
 }
 
 /// The members of a request the server reads once its op is known. Strings are kept up to the
 /// protocol's limits; a longer one is refused precisely.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct RequestView {
-    path: Option<BoundedText<MAX_PATH_LEN>>,
+struct RequestView<'h> {
+    #[serde(borrow)]
+    path: Option<EscapedText<'h>>,
     offset: Option<u64>,
     algorithm: Option<BoundedText<8>>,
     prefix_xxh3: Option<BoundedText<32>>,
@@ -658,24 +674,50 @@ struct RequestView {
     path_xxh3: Option<BoundedText<32>>,
 }
 
-impl RequestView {
-    /// Whether `path` disagrees with `path_xxh3` (the line corrupted one of them). A request
-    /// without the digest, or a build without XXH3, checks nothing.
-    fn path_corrupted(&self) -> bool {
-        let (Some(path), Some(claimed)) = (&self.path, &self.path_xxh3) else {
+impl RequestView<'_> {
+    /// Whether `path` (the `path` member, unescaped) disagrees with `path_xxh3` (the line
+    /// corrupted one of them). A request without the digest, or a build without XXH3, checks
+    /// nothing.
+    fn path_corrupted(&self, path: &str) -> bool {
+        let Some(claimed) = &self.path_xxh3 else {
             return false;
         };
-        // A path too long to keep is refused as such by the path check.
-        if !Algorithm::Xxh3.is_supported() || path.is_too_long() {
+        if !Algorithm::Xxh3.is_supported() {
             return false;
         }
         let claimed = claimed
             .get()
             .and_then(|hex| Checksum::from_hex(Algorithm::Xxh3, hex.as_bytes()));
-        let actual = path
-            .get()
-            .and_then(|p| crate::digest_of(Algorithms::XXH3, p.as_bytes()).get(Algorithm::Xxh3));
+        let actual = crate::digest_of(Algorithms::XXH3, path.as_bytes()).get(Algorithm::Xxh3);
         claimed.is_none() || claimed != actual
+    }
+}
+
+/// What became of a request's path member (`path`, or a seed upload's `filename`) when it was
+/// unescaped into the session's `path`, before any check of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PathMember {
+    /// The request has none.
+    Absent,
+    /// In the session's `path`, unchecked.
+    Kept,
+    /// Longer than the session keeps (never shorter than [`MAX_PATH_LEN`] or the header);
+    /// not kept.
+    TooLong,
+    /// With an escape JSON does not have; not kept.
+    Invalid,
+}
+
+/// Unescapes a path member into `path`.
+fn keep_path<const PATH: usize>(
+    member: Option<EscapedText<'_>>,
+    path: &mut heapless::String<PATH>,
+) -> PathMember {
+    match member.map(|text| text.unescape_into(path)) {
+        None => PathMember::Absent,
+        Some(Ok(())) => PathMember::Kept,
+        Some(Err(Unescape::TooLong)) => PathMember::TooLong,
+        Some(Err(Unescape::Invalid)) => PathMember::Invalid,
     }
 }
 
@@ -700,7 +742,7 @@ fn digest_member(
     Checksum::from_hex(algorithm, text.get()?.as_bytes())
 }
 
-impl<const CAP: usize> FileServerSession<'_, CAP> {
+impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// The result of [`FileAction::Stage`].
     pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
         self.expect(Step::Stage)?;
@@ -908,6 +950,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         }
     }
 
+    #[inline(never)]
     fn framing_failed(&mut self, e: DecodeError) {
         let path = PeerText::new(&self.path);
         let refusal = match e {
@@ -941,16 +984,16 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         }
     }
 
+    #[inline(never)]
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         self.reset_request();
         let has_body = body_len > 0;
-        let view = match self.decoder.header::<HeadView>() {
+        let view = match self.decoder.header::<HeadView<'_>>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
         if let Some(expected) = self.rules.token {
-            let presented = view.token.as_ref().map_or(Some(""), BoundedText::get);
-            if !presented.is_some_and(|presented| token_matches(expected, presented)) {
+            if !escaped_token_matches(expected, view.token) {
                 // Closing makes a guesser pay a connection per guess, as the shell server does.
                 let refusal = Refusal::new(
                     ErrorCode::Unauthorized,
@@ -960,12 +1003,13 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
                 return self.refuse_head(refusal, has_body);
             }
         }
-        let op = match (&view.op, &view.filename) {
+        let op = match (&view.op, view.filename) {
             (None, Some(filename)) => {
                 self.op = Op::SeedPut;
                 self.seed_md5 = md5.map(Checksum::Md5);
                 self.size = body_len;
-                let refusal = match self.take_path(Some(filename)) {
+                let member = keep_path(Some(filename), &mut self.path);
+                let refusal = match self.take_path(member) {
                     Ok(()) => {
                         self.state = State::Acting(Step::Stage);
                         return;
@@ -1000,24 +1044,31 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             },
         };
         self.op = op;
-        let view = match self.decoder.header::<RequestView>() {
+        let view = match self.decoder.header::<RequestView<'_>>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
-        if view.path_corrupted() {
+        // The path is unescaped once, into the session's own field, and checked there; it is
+        // cleared again if the request is refused before it is taken.
+        let path = keep_path(view.path, &mut self.path);
+        let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
+        let offset = view.offset.unwrap_or(0);
+        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
+            None => super::parse_algorithm(None),
+            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
+        };
+        let prefix = algorithm.and_then(|a| digest_member(a, &view.prefix_xxh3, &view.prefix_md5));
+        if corrupted {
+            self.path.clear();
             let refusal = Refusal::new(
                 ErrorCode::ChecksumMismatch,
                 "the path does not match its `path_xxh3` digest (corrupted on the way?); nothing was done",
             );
             return self.refuse_head(refusal, has_body);
         }
-        self.offset = view.offset.unwrap_or(0);
-        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
-            None => super::parse_algorithm(None),
-            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
-        };
+        self.offset = offset;
         if op == Op::Put {
-            let checked = self.check_put(&view, algorithm, body_len);
+            let checked = self.check_put(path, algorithm, prefix, body_len);
             match checked {
                 Ok(()) => self.state = State::Acting(Step::Stage),
                 Err(refusal) => self.refuse(refusal.closing()),
@@ -1025,6 +1076,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             return;
         }
         if has_body {
+            self.path.clear();
             let name = match op {
                 Op::Get => "get",
                 Op::Ls => "ls",
@@ -1038,19 +1090,10 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             return self.refuse(refusal.closing());
         }
         // Checked once the frame has ended, so that a refusal leaves the stream in step.
-        let checked = match op {
-            Op::Ls => {
-                let text = view.path.as_ref().map_or(Some(""), BoundedText::get);
-                match text.map(|t| (t, check_dir(t))) {
-                    Some((_, Ok(dir))) => {
-                        let _ = self.path.push_str(dir.unwrap_or(""));
-                        Ok(())
-                    }
-                    Some((text, Err(e))) => Err(bad_path(text, e)),
-                    None => Err(too_long_path()),
-                }
-            }
-            _ => self.take_path(view.path.as_ref()),
+        let checked = match (op, path) {
+            (Op::Ls, PathMember::Absent) => Ok(()),
+            (Op::Ls, PathMember::Kept) => self.take_dir(),
+            _ => self.take_path(path),
         };
         let checked = checked.and_then(|()| match (op, algorithm) {
             (Op::Get, None) => Err(bad_algorithm()),
@@ -1068,11 +1111,12 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
 
     fn check_put(
         &mut self,
-        view: &RequestView,
+        path: PathMember,
         algorithm: Option<Algorithm>,
+        prefix: Option<Checksum>,
         body_len: u64,
     ) -> Result<(), Refusal> {
-        self.take_path(view.path.as_ref())?;
+        self.take_path(path)?;
         self.algorithm = algorithm.ok_or_else(bad_algorithm)?;
         let max = self.rules.max_file_size;
         match self.offset.checked_add(body_len) {
@@ -1088,7 +1132,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
             }
         }
         if self.offset > 0 {
-            self.prefix = digest_member(self.algorithm, &view.prefix_xxh3, &view.prefix_md5);
+            self.prefix = prefix;
             if self.prefix.is_none() {
                 return Err(Refusal::new(
                     ErrorCode::BadRequest,
@@ -1099,17 +1143,44 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         Ok(())
     }
 
-    /// Checks and keeps the request's path.
-    fn take_path(&mut self, text: Option<&BoundedText<MAX_PATH_LEN>>) -> Result<(), Refusal> {
-        let text =
-            text.ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "the request has no `path`"))?;
-        let text = text.get().ok_or_else(too_long_path)?;
-        check_path(text).map_err(|e| bad_path(text, e))?;
-        self.path.clear();
-        let _ = self.path.push_str(text);
-        Ok(())
+    /// Checks the request's path, unescaped into `self.path` as `member` says, and keeps it;
+    /// a refused one is cleared.
+    fn take_path(&mut self, member: PathMember) -> Result<(), Refusal> {
+        let checked = match member {
+            PathMember::Kept => check_path(&self.path).map_err(|e| bad_path(&self.path, e)),
+            PathMember::Absent => Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "the request has no `path`",
+            )),
+            PathMember::TooLong => Err(too_long_path()),
+            PathMember::Invalid => Err(invalid_path_escape()),
+        };
+        if checked.is_err() {
+            self.path.clear();
+        }
+        checked
     }
 
+    /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
+    /// trailing `/` (empty for the root); a refused one is cleared.
+    fn take_dir(&mut self) -> Result<(), Refusal> {
+        let checked = match check_dir(&self.path) {
+            Ok(dir) => Ok(dir.map_or(0, str::len)),
+            Err(e) => Err(bad_path(&self.path, e)),
+        };
+        match checked {
+            Ok(len) => {
+                self.path.truncate(len);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.path.clear();
+                Err(refusal)
+            }
+        }
+    }
+
+    #[inline(never)]
     fn on_end(&mut self) {
         match self.state {
             State::AwaitingEnd => {
@@ -1150,6 +1221,7 @@ impl<const CAP: usize> FileServerSession<'_, CAP> {
         }
     }
 
+    #[inline(never)]
     fn on_trailer(&mut self, body_len: u64) {
         let view = self.decoder.header::<TrailerView>().unwrap_or_default();
         let is_done = view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
@@ -1286,6 +1358,14 @@ fn bad_path(text: &str, e: super::PathError) -> Refusal {
 
 fn too_long_path() -> Refusal {
     Refusal::new(ErrorCode::BadPath, super::PathError::TooLong)
+}
+
+/// A path member whose escapes are not JSON's (the decoder's header check lets none through).
+fn invalid_path_escape() -> Refusal {
+    Refusal::new(
+        ErrorCode::BadRequest,
+        "the header's path holds an invalid string escape",
+    )
 }
 
 fn bad_algorithm() -> Refusal {
@@ -1529,6 +1609,56 @@ mod tests {
             5,
         );
         assert_eq!(seen[0], Seen::Acted("Stat { path: \"a\" }".into()));
+    }
+
+    #[test]
+    fn escaped_members_are_unescaped_into_the_session_and_a_refused_path_is_not_kept() {
+        let rules = FileRules {
+            token: Some("s\"3"),
+            ..OPEN
+        };
+        // A token, a path and a listed directory, each with escapes the decoder keeps.
+        let (seen, _) = serve(
+            rules,
+            &frame(r#"{"op":"stat","path":"a\"b\u00e9","token":"s\"3"}"#, b""),
+            5,
+        );
+        assert_eq!(seen[0], Seen::Acted(r#"Stat { path: "a\"bé" }"#.into()));
+        let (seen, _) = serve(OPEN, &frame(r#"{"op":"ls","path":"d\"/"}"#, b""), 5);
+        assert_eq!(seen[0], Seen::Acted(r#"List { path: Some("d\"") }"#.into()));
+        let (seen, _) = serve(OPEN, &frame(r#"{"op":"ls","path":"./"}"#, b""), 5);
+        assert_eq!(seen[0], Seen::Acted("List { path: None }".into()));
+        // A path one byte too long for the session is refused as too long.
+        let long = std::format!(
+            r#"{{"op":"stat","path":"{}x"}}"#,
+            "d/".repeat(MAX_PATH_LEN / 2)
+        );
+        let mut session = FileServerSession::<8192>::new(OPEN);
+        session.handle_input(&frame(&long, b""));
+        session.handle_input(&[]);
+        assert_eq!(session.path(), "");
+        let refusal = session.take_refusal().unwrap();
+        assert_eq!((refusal.code, refusal.closes), (ErrorCode::BadPath, false));
+        // A refused path leaves nothing behind for the host's log.
+        let mut session = FileServerSession::<1024>::new(OPEN);
+        session.handle_input(&frame(r#"{"op":"stat","path":"a/../b\n"}"#, b""));
+        session.handle_input(&[]);
+        assert_eq!(session.path(), "");
+        assert_eq!(session.take_refusal().unwrap().code, ErrorCode::BadPath);
+    }
+
+    #[test]
+    fn a_path_as_long_as_the_header_allows_fits_a_session_whose_path_room_is_the_header_cap() {
+        let path = "p".repeat(256 - r#"{"op":"stat","path":""}"#.len());
+        let header = std::format!(r#"{{"op":"stat","path":"{path}"}}"#);
+        assert_eq!(header.len(), 256);
+        let mut session = FileServerSession::<256, 256>::new(OPEN);
+        session.handle_input(&frame(&header, b""));
+        session.handle_input(&[]);
+        assert_eq!(
+            session.poll_action(),
+            Some(FileAction::Stat { path: &path })
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@ impl<const N: usize> BoundedText<N> {
         self.too_long
     }
 
+    /// Text already kept, or (`too_long`) none.
+    pub(crate) fn from_parts(text: heapless::String<N>, too_long: bool) -> Self {
+        BoundedText { text, too_long }
+    }
+
     /// `text`, or a too-long marker when it does not fit.
     pub fn from_text(text: &str) -> Self {
         let mut kept = heapless::String::new();

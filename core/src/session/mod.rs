@@ -14,15 +14,18 @@
 //! `handle_input(&[])` once more before waiting on the socket.
 
 mod bounded_text;
+mod escaped_text;
 mod outbox;
 mod peer_text;
 mod refusal;
 mod token;
 
 pub use bounded_text::BoundedText;
+pub(crate) use escaped_text::{EscapedText, Unescape};
 pub use outbox::{Outbox, Transmit};
 pub use peer_text::PeerText;
 pub use refusal::{MESSAGE_CAP, Refusal};
+pub(crate) use token::escaped_token_matches;
 pub use token::{TOKEN_CAP, token_matches};
 
 use core::fmt;

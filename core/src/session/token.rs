@@ -1,5 +1,7 @@
 //! Comparing a presented token with the server's.
 
+use super::EscapedText;
+
 /// Longest token a server takes, in bytes. A server refuses to start with a longer one, and a
 /// longer one presented is a wrong token.
 pub const TOKEN_CAP: usize = 512;
@@ -15,6 +17,16 @@ pub fn token_matches(expected: &str, presented: &str) -> bool {
         diff |= u64::from(x ^ y);
     }
     core::hint::black_box(diff) == 0
+}
+
+/// Whether the token presented in a header (`None`: none, which is the empty token) is
+/// `expected`, as [`token_matches`] compares them; a token too long to keep is a wrong one. Out
+/// of line, so that only a server with a token makes room for one on the stack.
+#[inline(never)]
+pub(crate) fn escaped_token_matches(expected: &str, presented: Option<EscapedText<'_>>) -> bool {
+    let mut text = heapless::String::<TOKEN_CAP>::new();
+    let kept = presented.is_none_or(|presented| presented.unescape_into(&mut text).is_ok());
+    kept && token_matches(expected, &text)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::session::{
-    BoundedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, token_matches,
+    EscapedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, escaped_token_matches,
 };
 use crate::{
     DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
@@ -456,7 +456,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     fn admit_head(&mut self, body_len: u64) {
         let header = self
             .decoder
-            .header::<super::RequestHeader<BoundedText<TOKEN_CAP>>>();
+            .header::<super::RequestHeader<EscapedText<'_>>>();
         let header = match header {
             Ok(header) => header,
             Err(e) => {
@@ -471,10 +471,9 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             }
         };
         if let Some(expected) = self.rules.token {
-            let presented = header.token.as_ref().map(|t| t.get());
-            let message = match presented {
+            let message = match header.token {
                 None => Some("this server requires a token: pass --token or set UNSTICK_TOKEN"),
-                Some(Some(presented)) if token_matches(expected, presented) => None,
+                Some(presented) if escaped_token_matches(expected, Some(presented)) => None,
                 Some(_) => Some("the token does not match the server's"),
             };
             if let Some(message) = message {
@@ -482,15 +481,9 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 return;
             }
         }
-        let op = header.op.get().unwrap_or("");
-        let refusal = if op.parse() != Ok(ShellOp::Exec) {
-            Some(Refusal::new(
-                ErrorCode::UnknownOp,
-                format_args!(
-                    "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
-                    Shortened(op)
-                ),
-            ))
+        let op = header.op.to_bounded::<16>();
+        let refusal = if op.get().unwrap_or("").parse() != Ok(ShellOp::Exec) {
+            Some(unknown_op(header.op))
         } else if body_len > self.max_command_len() as u64 {
             Some(Refusal::new(
                 ErrorCode::CommandTooLong,
@@ -698,6 +691,20 @@ pub fn judge_opening(received: &[u8], paused: bool, rules: &ShellRules<'_>) -> O
         },
         (Some(format), None) => Opening::Seed(format),
     }
+}
+
+/// The refusal of an op other than `exec`. Out of line: only such a request makes room on the
+/// stack for the op's text (up to [`TOKEN_CAP`] bytes, as a token's).
+#[inline(never)]
+fn unknown_op(op: EscapedText<'_>) -> Refusal {
+    let op = op.to_bounded::<TOKEN_CAP>();
+    Refusal::new(
+        ErrorCode::UnknownOp,
+        format_args!(
+            "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
+            Shortened(op.get().unwrap_or(""))
+        ),
+    )
 }
 
 /// Shows at most 64 bytes of peer text in a message, cut at a character boundary.

@@ -28,7 +28,9 @@ enum Source {
 
 /// Serves the request whose head (prefix and header) is `head`; `upload_size` is what the head
 /// announced for an upload (`offset` plus the body's length), checked against the free space
-/// before a byte of it is written.
+/// before a byte of it is written. Out of line, so that the session's room on the stack is
+/// taken only while it serves (never together with the shell's).
+#[inline(never)]
 pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &mut Store<'_>,
@@ -52,7 +54,9 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
 }
 
 struct Host<'h> {
-    session: FileServerSession<'static, HEADER_CAP>,
+    /// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any
+    /// path this session can be sent (the core's default room is 4 KiB).
+    session: FileServerSession<'static, HEADER_CAP, HEADER_CAP>,
     /// The request's head, until the session has taken it.
     head: &'h [u8],
     /// The session was fed an empty slice since the last bytes (a frame's end needs none).
@@ -76,57 +80,77 @@ impl Host<'_> {
                 self.feed(link, store);
                 continue;
             };
-            let reported = match action {
-                FileAction::Stat { path } => {
-                    let found = stat(store, path);
-                    self.session.handle_stat(Ok(found))
-                }
-                FileAction::List { path } => {
-                    let subdirectory = path.is_some();
-                    self.list(link, store, subdirectory)
-                }
-                FileAction::Delete { path } => {
-                    let deleted = delete(store, path);
-                    self.session.handle_deleted(deleted)
-                }
-                FileAction::OpenFile { path } => {
-                    let opened = open(store, path);
-                    self.source = opened.as_ref().ok().map(|(i, _)| Source::File(*i));
-                    self.session.handle_opened(opened.map(|(_, meta)| meta))
-                }
-                FileAction::ReadFile { offset, len } => self.read_file(link, store, offset, len),
-                FileAction::Stage { path, kind } => {
-                    let staged = stage(store, path, kind, self.upload_size);
-                    if staged.is_ok() {
-                        self.source = Some(Source::Staging);
-                    }
-                    self.session.handle_staged(staged)
-                }
-                FileAction::Truncate { len } => {
-                    let cut = store
-                        .truncate(usize::try_from(len).unwrap_or(usize::MAX))
-                        .map_err(|e| refusal(e, self.session.path()));
-                    self.session.handle_done(cut)
-                }
+            match action {
+                FileAction::Close => return Outcome::Closed,
+                // Upload bytes are fed here, as requests are, not in `act`'s frame.
                 FileAction::ReceiveBody => {
                     self.feed(link, store);
-                    Ok(())
+                    continue;
                 }
-                FileAction::Commit { path } => {
-                    let mtime = link.now_ms() / 1000;
-                    let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
-                    self.session.handle_done(committed)
-                }
-                FileAction::KeepPartial => {
-                    store.keep();
-                    self.session.handle_done(Ok(()))
-                }
-                FileAction::Close => return Outcome::Closed,
-            };
-            if reported.is_err() {
+                _ => {}
+            }
+            if self.act(link, store).is_err() {
                 // A result the session does not take is a bug of this host: start over.
                 return Outcome::Closed;
             }
+        }
+    }
+
+    /// Carries out the session's next action and reports its result. Out of line: the
+    /// refusals and results it builds take room on the stack only while it acts, not while
+    /// the session reads a request.
+    #[inline(never)]
+    fn act<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        store: &mut Store<'_>,
+    ) -> Result<(), unstick_core::session::SessionError> {
+        let Some(action) = self.session.poll_action() else {
+            return Ok(());
+        };
+        match action {
+            FileAction::Stat { path } => {
+                let found = stat(store, path);
+                self.session.handle_stat(Ok(found))
+            }
+            FileAction::List { path } => {
+                let subdirectory = path.is_some();
+                self.list(link, store, subdirectory)
+            }
+            FileAction::Delete { path } => {
+                let deleted = delete(store, path);
+                self.session.handle_deleted(deleted)
+            }
+            FileAction::OpenFile { path } => {
+                let opened = open(store, path);
+                self.source = opened.as_ref().ok().map(|(i, _)| Source::File(*i));
+                self.session.handle_opened(opened.map(|(_, meta)| meta))
+            }
+            FileAction::ReadFile { offset, len } => self.read_file(link, store, offset, len),
+            FileAction::Stage { path, kind } => {
+                let staged = stage(store, path, kind, self.upload_size);
+                if staged.is_ok() {
+                    self.source = Some(Source::Staging);
+                }
+                self.session.handle_staged(staged)
+            }
+            FileAction::Truncate { len } => {
+                let cut = store
+                    .truncate(usize::try_from(len).unwrap_or(usize::MAX))
+                    .map_err(|e| refusal(e, self.session.path()));
+                self.session.handle_done(cut)
+            }
+            FileAction::Commit { path } => {
+                let mtime = link.now_ms() / 1000;
+                let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
+                self.session.handle_done(committed)
+            }
+            FileAction::KeepPartial => {
+                store.keep();
+                self.session.handle_done(Ok(()))
+            }
+            // Taken by `serve`.
+            FileAction::ReceiveBody | FileAction::Close => Ok(()),
         }
     }
 

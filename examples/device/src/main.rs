@@ -128,7 +128,9 @@ struct RouteView {
     offset: Option<u64>,
 }
 
-/// Decodes a request's head on its own, to route it.
+/// Decodes a request's head on its own, to route it. Out of line, as each protocol's `serve`
+/// is, so that its decoder is off the stack before a session is on it.
+#[inline(never)]
 fn peek(head: &[u8]) -> Peek {
     let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
     let Ok((_, Event::Head(info))) = decoder.feed(head) else {

@@ -30,7 +30,10 @@ pub const MAX_COMMAND: usize = 256;
 /// A line of output, formatted before it is sent.
 type Line = heapless::String<160>;
 
-/// Serves the `exec` request whose head (prefix and header) is `head`.
+/// Serves the `exec` request whose head (prefix and header) is `head`. Out of line, so that
+/// the session's room on the stack is taken only while it serves (never together with the
+/// file server's).
+#[inline(never)]
 pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &Store<'_>,

@@ -1,0 +1,88 @@
+//! A string member of a received header, borrowed from the header rather than copied out.
+
+use serde::Deserialize;
+use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+
+use super::BoundedText;
+
+/// A string member as it stands in a received header: its JSON text between the quotes,
+/// escapes and all, borrowed from the decoder's header buffer. A session unescapes it once,
+/// straight into the field that keeps it ([`unescape_into`](Self::unescape_into)), so that a
+/// long member (a path of up to 4 KiB) is never copied through the deserializer's layers on
+/// the stack.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct EscapedText<'h>(#[serde(borrow)] EscapedStr<'h>);
+
+/// Why [`EscapedText::unescape_into`] kept nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unescape {
+    /// The text is longer than the room given.
+    TooLong,
+    /// The text holds an escape JSON does not have (the decoder's header check lets none
+    /// through; kept for a header that did not pass it).
+    Invalid,
+}
+
+impl EscapedText<'_> {
+    /// Writes the unescaped text into `out`, which it clears first; on an error `out` is left
+    /// empty.
+    pub(crate) fn unescape_into<const N: usize>(
+        &self,
+        out: &mut heapless::String<N>,
+    ) -> Result<(), Unescape> {
+        out.clear();
+        let kept = self.0.fragments().try_for_each(|fragment| {
+            let pushed = match fragment.map_err(|_| Unescape::Invalid)? {
+                EscapedStringFragment::NotEscaped(text) => out.push_str(text),
+                EscapedStringFragment::Escaped(c) => out.push(c),
+            };
+            pushed.map_err(|_| Unescape::TooLong)
+        });
+        if kept.is_err() {
+            out.clear();
+        }
+        kept
+    }
+
+    /// The unescaped text kept in `N` bytes, as a [`BoundedText`] would have read it (an
+    /// invalid escape reads as too long: the text is not kept either way).
+    pub(crate) fn to_bounded<const N: usize>(self) -> BoundedText<N> {
+        let mut text = heapless::String::new();
+        let too_long = self.unescape_into(&mut text).is_err();
+        BoundedText::from_parts(text, too_long)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Header<'h> {
+        #[serde(borrow)]
+        name: EscapedText<'h>,
+        other: Option<BoundedText<8>>,
+    }
+
+    #[test]
+    fn text_is_borrowed_and_unescaped_into_the_room_given() {
+        let mut scratch = [0u8; 16];
+        let json = br#"{"name":"a\"b\\c\n\u0001","other":"x\ty"}"#;
+        let (h, _) = serde_json_core::from_slice_escaped::<Header<'_>>(json, &mut scratch).unwrap();
+        let mut out = heapless::String::<16>::new();
+        h.name.unescape_into(&mut out).unwrap();
+        assert_eq!(out, "a\"b\\c\n\u{1}");
+        assert_eq!(h.other.unwrap().get(), Some("x\ty"));
+        let mut short = heapless::String::<4>::new();
+        assert_eq!(h.name.unescape_into(&mut short), Err(Unescape::TooLong));
+        assert!(short.is_empty());
+        assert_eq!(h.name.to_bounded::<7>().get(), Some("a\"b\\c\n\u{1}"));
+        assert!(h.name.to_bounded::<6>().is_too_long());
+        let (h, _) = serde_json_core::from_slice::<Header<'_>>(br#"{"name":"plain"}"#).unwrap();
+        assert_eq!(h.name.to_bounded::<5>().get(), Some("plain"));
+        let bad = EscapedText(EscapedStr(r"a\x"));
+        assert_eq!(bad.unescape_into(&mut out), Err(Unescape::Invalid));
+        assert!(serde_json_core::from_slice::<Header<'_>>(br#"{"name":4}"#).is_err());
+    }
+}
