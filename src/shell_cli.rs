@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use unstick_std::server::Shutdown;
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ExitReport, LegacyReply, LegacyShellClient, OutputSink, OutputStream,
-    ShellClient, ShellClientError, ShellConfig, ShellServer,
+    DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, OutputSink,
+    OutputStream, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// this format: json, size or raw. Off unless given.
     #[arg(long, value_parser = parse_legacy_reply)]
     legacy_reply: Option<LegacyReply>,
+    /// Encoding of the output seed-style clients get: gbk (what the seed's clients decode,
+    /// written on Chinese Windows; a character GBK lacks becomes ?) or as-is.
+    #[arg(long, default_value = "as-is", requires = "legacy_reply")]
+    legacy_encoding: LegacyEncoding,
     #[command(flatten)]
     lobby: LobbyArgs,
     #[command(flatten)]
@@ -83,6 +87,7 @@ impl Default for ServeArgs {
             max_sessions: DEFAULT_MAX_SESSIONS,
             workdir: PathBuf::from("."),
             legacy_reply: None,
+            legacy_encoding: LegacyEncoding::default(),
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
         }
@@ -144,6 +149,7 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
         token: token_or_env(args.token.as_deref()),
         lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
         legacy_reply: args.legacy_reply,
+        legacy_encoding: args.legacy_encoding,
         ..ShellConfig::default()
     };
     config.limits.timeout = args.timeout;

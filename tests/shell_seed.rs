@@ -259,3 +259,27 @@ fn connect_legacy_refuses_a_token_it_could_not_send() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("--token"), "{message}");
 }
+
+#[test]
+fn the_seed_client_decoding_gbk_reads_chinese_output_with_legacy_encoding_gbk() {
+    let (_dir, workdir) = canonical_tempdir();
+    let command = "echo 新建文件夹; printf 'a\\360\\237\\230\\200b'";
+    // As is, the output is UTF-8: the seed's client fails on it, as it does on the seed's
+    // server run anywhere but Chinese Windows.
+    let server = ServerProcess::start(&["--workdir", &workdir, "--legacy-reply", "json"]);
+    let replies = seed_client(&server.addr, "json", &[command]);
+    let shown = replies[0]["gbk"].as_str().unwrap();
+    assert!(shown.starts_with("UnicodeDecodeError"), "{shown}");
+    // With --legacy-encoding gbk it reads the text; what GBK lacks (an emoji) is a `?`.
+    let server = ServerProcess::start(&[
+        "--workdir",
+        &workdir,
+        "--legacy-reply",
+        "json",
+        "--legacy-encoding",
+        "gbk",
+    ]);
+    let replies = seed_client(&server.addr, "json", &[command]);
+    assert_eq!(replies[0]["gbk"], "新建文件夹\na?b");
+    assert_eq!(replies[0]["md5_ok"], true);
+}

@@ -33,6 +33,14 @@ def recv_body(phone, total_size):
     return res
 
 
+def as_gbk(body):
+    # What the seed's second client prints: the reply decoded as GBK.
+    try:
+        return body.decode('gbk')
+    except UnicodeDecodeError as e:
+        return 'UnicodeDecodeError: ' + str(e)
+
+
 def ask_json(phone):
     header_size = struct.unpack('i', recv_exactly(phone, 4))[0]
     header_dict = json.loads(recv_exactly(phone, header_size).decode('utf-8'))
@@ -41,6 +49,7 @@ def ask_json(phone):
         'header': header_dict,
         'body': body.hex(),
         'md5_ok': hashlib.md5(body).hexdigest() == header_dict.get('md5'),
+        'gbk': as_gbk(body),
     }
 
 

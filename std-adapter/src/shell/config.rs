@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::encoding::LegacyEncoding;
 use super::process::CommandLimits;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
 use crate::server::{LobbyConfig, Transport};
@@ -33,6 +34,8 @@ pub struct ShellConfig {
     /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
     /// is off unless chosen: raw text is also what other protocols' clients send.
     pub legacy_reply: Option<LegacyReply>,
+    /// The encoding seed clients get command output in.
+    pub legacy_encoding: LegacyEncoding,
     /// Longest command accepted, in bytes.
     pub max_command_len: usize,
     /// TLS, and whether plaintext may leave loopback.
@@ -55,6 +58,7 @@ impl Default for ShellConfig {
                 ..LobbyConfig::default()
             },
             legacy_reply: None,
+            legacy_encoding: LegacyEncoding::default(),
             max_command_len: MAX_COMMAND_LEN,
             transport: Transport::default(),
         }

@@ -46,6 +46,7 @@
 mod client;
 mod config;
 mod connection;
+mod encoding;
 pub mod process;
 mod request;
 mod server;
@@ -58,6 +59,7 @@ pub use config::{
     DEFAULT_TIMEOUT, ShellConfig,
 };
 pub use connection::GREETING_PAUSE;
+pub use encoding::LegacyEncoding;
 pub use process::{
     CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunningCommands,
     Termination, kill_all_commands,

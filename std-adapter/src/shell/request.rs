@@ -269,6 +269,7 @@ impl RequestHost<'_, '_> {
             Dialect::Seed(_) => {
                 let mut body = output.stdout;
                 body.extend_from_slice(&output.stderr);
+                let body = self.config.legacy_encoding.encode(body);
                 let _ = self.session.handle_seed_output(&body, report);
                 self.flush(&body)
             }
