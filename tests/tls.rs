@@ -551,7 +551,9 @@ fn plaintext_and_tls_clients_on_the_wrong_port_are_told_the_fix_on_both_ends() {
     assert_eq!(message.trim().lines().count(), 1, "{message}");
     assert!(
         plain
-            .wait_log_line(Duration::from_secs(10), |l| l.contains("opened with TLS"))
+            .wait_log_line(Duration::from_secs(10), |l| l.contains(
+                "opened with TLS, not the shell protocol: start the server with --tls"
+            ))
             .is_some(),
         "{}",
         plain.log()

@@ -664,7 +664,10 @@ pub fn judge_opening(received: &[u8], paused: bool, rules: &ShellRules<'_>) -> O
                 code: ErrorCode::ForeignProtocol,
                 reason: match protocol {
                     ForeignProtocol::Http => "the client opened with HTTP, not the shell protocol",
-                    ForeignProtocol::Tls => "the client opened with TLS, not the shell protocol",
+                    ForeignProtocol::Tls => {
+                        "the client opened with TLS, not the shell protocol: start the server \
+                         with --tls, or connect without tls://"
+                    }
                     ForeignProtocol::Ssh => "the client opened with SSH, not the shell protocol",
                 },
                 reply: OpeningReply::Foreign(protocol),

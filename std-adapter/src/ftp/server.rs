@@ -11,7 +11,7 @@ use unstick_core::session::TOKEN_CAP;
 use super::config::FileServerConfig;
 use super::request::serve_request;
 use super::tree::Dir;
-use crate::server::foreign::{self, Recognition};
+use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
     Admission, ClientKind, Connection, ErrorCode, GREETING_PAUSE, HEADER_CAP, Handback, Service,
@@ -107,7 +107,14 @@ impl Service for FileServer {
                 Recognition::Foreign(protocol) => {
                     return Admission::Refuse {
                         code: ErrorCode::ForeignProtocol,
-                        reason: format!("the client opened with {protocol}, not the file protocol"),
+                        reason: match protocol {
+                            ForeignProtocol::Tls => "the client opened with TLS, not the file \
+                                protocol: start the server with --tls, or connect without tls://"
+                                .to_owned(),
+                            other => {
+                                format!("the client opened with {other}, not the file protocol")
+                            }
+                        },
                         reply: foreign::reply(protocol, "file"),
                     };
                 }
