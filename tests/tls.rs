@@ -663,3 +663,105 @@ fn openssl_s_client_shows_the_certificate_whose_fingerprint_the_server_printed()
     // The handshake completed with a TLS 1.3 suite.
     assert!(text.contains("TLSv1.3"), "{text}");
 }
+
+#[test]
+fn a_flood_of_silent_connections_does_not_lock_a_client_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let server = TlsServed::shell(
+        &cwd.join("state"),
+        &["--max-waiting", "16", "--max-waiting-per-address", "8"],
+    );
+    // Three times the handshakes the server holds, from this address, none saying a word.
+    let silent: Vec<TcpStream> = (0..48)
+        .map(|_| TcpStream::connect(server.addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let pin = server.fingerprint.to_string();
+    let out = shell(&server.tls_addr(), "echo in", &["--fingerprint", &pin], cwd);
+    assert_eq!(ok(&out), "in\n");
+    server.assert_logged("evicted: the TLS handshake waiting longest");
+    drop(silent);
+}
+
+#[test]
+fn http_on_a_tls_port_gets_a_readable_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServed::shell(&dir.path().join("state"), &[]);
+    let mut raw = TcpStream::connect(server.addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    let _ = std::io::Read::read_to_string(&mut raw, &mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    server.assert_logged("an HTTP client on a TLS port");
+}
+
+#[test]
+fn a_client_that_stops_reading_is_let_go_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServed::shell(&dir.path().join("state"), &["--idle-timeout", "1s"]);
+    // The front's threads are named after it: one accepts, one per connection relays.
+    let relays = || {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.served.pid())).unwrap();
+        tasks
+            .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "unstick-shell-t")
+            .count()
+            .saturating_sub(1)
+    };
+    assert_eq!(relays(), 0);
+    let trust = ClientTls {
+        pin: Some(server.fingerprint),
+        ..ClientTls::default()
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let socket = TcpStream::connect(server.addr()).unwrap();
+        let mut tls = trust.connect(server.addr(), socket).expect("handshake");
+        tls.write_all(&shell_common::exec_frame("head -c 50000000 /dev/zero"))
+            .unwrap();
+        tls.flush().unwrap();
+        // Never read.
+        stalled.push(tls);
+    }
+    assert_eq!(relays(), 4, "each stalled client has its relay");
+    // The lobby gives up on writing after its idle timeout and the front after as long again:
+    // every relay thread is gone, though the clients are still connected.
+    let released = shell_common::eventually(Duration::from_secs(20), || relays() == 0);
+    assert!(released, "{} relay threads left", relays());
+    drop(stalled);
+}
+
+#[test]
+fn a_stopping_server_passes_on_the_last_replies_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let server = TlsServed::shell(&cwd.join("state"), &[]);
+    let pin = server.fingerprint.to_string();
+    let client = unstick_command(
+        &[
+            "shell",
+            "connect",
+            &server.tls_addr(),
+            "--fingerprint",
+            &pin,
+            "-c",
+            "sleep 1; head -c 6000000 /dev/zero | tr '\\0' x; echo END",
+        ],
+        Some(cwd),
+    )
+    .spawn()
+    .unwrap();
+    server
+        .served
+        .wait_log_line(Duration::from_secs(10), |l| l.contains("connection opened"))
+        .expect("the client connected");
+    std::thread::sleep(Duration::from_millis(300));
+    server.served.signal(libc::SIGTERM);
+    let out = shell_common::wait_bounded(client);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(text.len(), 6_000_004, "{}", stderr(&out));
+    assert!(text.ends_with("xEND\n"));
+}

@@ -209,6 +209,11 @@ pub fn serve<S: Service>(
     if let Entrance::Listener(listener) = &entrance {
         listener.set_nonblocking(true)?;
     }
+    // A TLS front's relays pass on the last replies after the lobby is done with them.
+    let relays = match &entrance {
+        Entrance::Front(handoff) => Some(handoff.relays()),
+        Entrance::Listener(_) => None,
+    };
     let (wake_rx, wake_tx) = UnixStream::pair()?;
     wake_rx.set_nonblocking(true)?;
     wake_tx.set_nonblocking(true)?;
@@ -245,6 +250,9 @@ pub fn serve<S: Service>(
         stop: None,
     };
     lobby.run(shutdown);
+    if let Some(relays) = relays {
+        relays.wait(CUT_OFF_WAIT);
+    }
     Ok(())
 }
 
@@ -435,7 +443,7 @@ impl<S: Service> Lobby<S> {
             while matches!((&handoff.signal).read(&mut signals), Ok(n) if n > 0) {}
             let handed: Vec<_> = handoff.connections.try_iter().collect();
             for (stream, peer) in handed {
-                self.admit_new(stream, peer);
+                self.admit_new(stream, peer, true);
             }
             return;
         }
@@ -445,7 +453,7 @@ impl<S: Service> Lobby<S> {
             };
             let listener_fd = listener.as_raw_fd();
             match listener.accept() {
-                Ok((stream, peer)) => self.admit_new(stream, peer),
+                Ok((stream, peer)) => self.admit_new(stream, peer, false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_out_of_descriptors(&e) => {
@@ -467,8 +475,10 @@ impl<S: Service> Lobby<S> {
         }
     }
 
-    fn admit_new(&mut self, stream: TcpStream, peer: SocketAddr) {
-        if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
+    /// Takes a new connection in. A connection the TLS front hands over (`handed`) is one end of
+    /// a socket pair, with no Nagle delay to turn off.
+    fn admit_new(&mut self, stream: TcpStream, peer: SocketAddr, handed: bool) {
+        if stream.set_nonblocking(true).is_err() || (!handed && stream.set_nodelay(true).is_err()) {
             return;
         }
         tracing::info!(server = S::NAME, peer = %peer, "connection opened");

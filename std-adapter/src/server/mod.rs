@@ -105,6 +105,8 @@ impl Transport {
         let limits = FrontLimits {
             handshake_time: lobby.login_grace.min(TLS_HANDSHAKE_TIME),
             max_handshakes: lobby.max_waiting.clamp(1, MAX_TLS_HANDSHAKES),
+            max_handshakes_per_address: lobby.max_waiting_per_address.clamp(1, MAX_TLS_HANDSHAKES),
+            stall_time: lobby.idle_timeout,
         };
         front::start(listener, tls.config(), limits, name).map(Entrance::Front)
     }

@@ -1,27 +1,33 @@
 //! A server's TLS front: it owns the listening socket, completes each client's handshake on a
-//! thread of its own, and hands the lobby a plaintext loopback connection with the client's
-//! real address, relaying bytes between the two for as long as both are open.
+//! thread of its own, and hands the lobby a plaintext connection (one end of a socket pair)
+//! with the client's real address, relaying bytes between the two for as long as both are
+//! open.
 //!
 //! The lobby and the request code behind it stay what they are for plaintext clients, so a TLS
-//! connection gets the same limits, timeouts, logging and shutdown. A connection whose first
-//! byte cannot start a TLS handshake is a plaintext client on a TLS port: it gets an error
-//! frame saying so, and is closed.
+//! connection gets the same request limits, timeouts and logging. The front adds its own
+//! bounds for what happens before and after: handshakes in progress are capped in all and per
+//! address, the oldest making room for a newcomer as in the lobby; a client that stops taking
+//! bytes is dropped after the lobby's idle timeout; and a stopping server waits for its relays
+//! to pass on the last replies. A connection whose first bytes cannot start a TLS handshake is
+//! a plaintext client on a TLS port: it gets an error frame saying so (an HTTP client, a `400`),
+//! and is closed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
 use super::read_ahead::ReadAhead;
+use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::readiness::{timeout_millis, waited};
-use crate::server::{ErrorCode, error_frame};
+use crate::server::{ErrorCode, GREETING_PAUSE, error_frame};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -34,37 +40,167 @@ const CHUNK: usize = 64 * 1024;
 const BATCH: usize = 128 * 1024;
 
 /// How long the front keeps a closed connection's TLS side open for the client's last bytes,
-/// so that its final reply is not lost to a reset.
+/// so that its final reply is not lost to a reset; also how long it drains a refused client.
 const CLOSING_LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes read and dropped from a refused plaintext client.
+const CLOSING_DRAIN: usize = 1 << 20;
+
+/// How long a client that stopped taking bytes keeps its connection once the lobby has
+/// closed its side.
+const CLOSING_STALL: Duration = Duration::from_secs(10);
 
 /// Stack of a relay thread (rustls and the handshake's cryptography need little).
 const RELAY_STACK: usize = 256 * 1024;
 
-/// How the front treats connections before they reach the lobby.
+/// How the front treats connections before and after the lobby's part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrontLimits {
     /// Time a client has to complete its handshake.
     pub handshake_time: Duration,
-    /// Handshakes in progress at once; connections beyond are closed at once.
+    /// Handshakes in progress at once; a newcomer beyond closes the one waiting longest.
     pub max_handshakes: usize,
+    /// The same, per client address.
+    pub max_handshakes_per_address: usize,
+    /// Time a client may take no bytes while the relay has some for it (the lobby's idle
+    /// timeout, its own write timeout).
+    pub stall_time: Duration,
 }
 
-/// Connections the front hands the lobby: each a plaintext loopback stream and the client's
-/// real address. `signal` turns readable when one is waiting.
+/// Connections the front hands the lobby: each one end of a socket pair and the client's real
+/// address. `signal` turns readable when one is waiting.
 #[derive(Debug)]
 pub struct Handoff {
     /// The connections.
     pub connections: Receiver<(TcpStream, SocketAddr)>,
     /// Readable when a connection is waiting (drain it, then take them all).
     pub signal: UnixStream,
+    relays: Arc<Relays>,
+}
+
+impl Handoff {
+    /// A handle to wait for the relays with after the hand-off itself is gone.
+    pub fn relays(&self) -> RelayWaiter {
+        RelayWaiter(Arc::clone(&self.relays))
+    }
+}
+
+/// Waits for a front's relays (see [`Handoff::relays`]).
+#[derive(Debug)]
+pub struct RelayWaiter(Arc<Relays>);
+
+impl RelayWaiter {
+    /// Waits up to `limit` for every relay to have passed on its last bytes and closed.
+    pub fn wait(&self, limit: Duration) {
+        self.0.wait_until_none(limit);
+    }
+}
+
+/// The relays running, to wait for at a stop.
+#[derive(Debug, Default)]
+struct Relays {
+    running: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Relays {
+    fn wait_until_none(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            running = self
+                .ended
+                .wait_timeout(running, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Counts a relay as running while it lives.
+struct RelayRunning<'r>(&'r Relays);
+
+impl<'r> RelayRunning<'r> {
+    fn start(relays: &'r Relays) -> RelayRunning<'r> {
+        *relays
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        RelayRunning(relays)
+    }
+}
+
+impl Drop for RelayRunning<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) -= 1;
+        self.0.ended.notify_all();
+    }
+}
+
+/// A handshake in progress: who, and a handle to cut it short with.
+struct Pending {
+    id: u64,
+    address: IpAddr,
+    socket: TcpStream,
+}
+
+/// The handshakes in progress, oldest first.
+#[derive(Default)]
+struct PendingHandshakes {
+    queue: VecDeque<Pending>,
+    next_id: u64,
+}
+
+impl PendingHandshakes {
+    /// Registers a handshake from `address` (its socket a clone of the client's), first closing
+    /// the oldest one from that address, or in all, when a limit is reached. Its id.
+    fn enter(&mut self, address: IpAddr, socket: TcpStream, limits: &FrontLimits) -> u64 {
+        let from_address = self.queue.iter().filter(|p| p.address == address).count();
+        if from_address >= limits.max_handshakes_per_address.max(1) {
+            if let Some(i) = self.queue.iter().position(|p| p.address == address) {
+                self.evict(i);
+            }
+        }
+        if self.queue.len() >= limits.max_handshakes.max(1) {
+            self.evict(0);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.queue.push_back(Pending {
+            id,
+            address,
+            socket,
+        });
+        id
+    }
+
+    /// Closes the handshake at `index`: its thread's next wait ends with an error.
+    fn evict(&mut self, index: usize) {
+        if let Some(oldest) = self.queue.remove(index) {
+            tracing::info!(peer = %oldest.address, "evicted: the TLS handshake waiting longest made room for a new one");
+            let _ = oldest.socket.shutdown(SocketShutdown::Both);
+        }
+    }
+
+    fn leave(&mut self, id: u64) {
+        self.queue.retain(|p| p.id != id);
+    }
 }
 
 /// What the relays share.
 struct Front {
     config: Arc<ServerConfig>,
     limits: FrontLimits,
-    pairs: LoopbackPairs,
-    handshakes: AtomicUsize,
+    pending: Mutex<PendingHandshakes>,
+    relays: Arc<Relays>,
     handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, UnixStream)>,
     server: &'static str,
 }
@@ -82,11 +218,12 @@ pub fn start(
     signal.set_nonblocking(true)?;
     signal_tx.set_nonblocking(true)?;
     let (connections_tx, connections) = mpsc::channel();
+    let relays = Arc::new(Relays::default());
     let front = Arc::new(Front {
         config,
         limits,
-        pairs: LoopbackPairs::new()?,
-        handshakes: AtomicUsize::new(0),
+        pending: Mutex::new(PendingHandshakes::default()),
+        relays: Arc::clone(&relays),
         handoff: Mutex::new((connections_tx, signal_tx.try_clone()?)),
         server,
     });
@@ -96,6 +233,7 @@ pub fn start(
     Ok(Handoff {
         connections,
         signal,
+        relays,
     })
 }
 
@@ -129,29 +267,40 @@ fn accept_loop(listener: &TcpListener, lobby: &UnixStream, front: &Arc<Front>) {
     }
 }
 
-/// Starts a connection's handshake on a thread of its own, within the limit.
+/// Starts a connection's handshake on a thread of its own, making room if needed.
 fn admit(front: &Arc<Front>, stream: TcpStream, peer: SocketAddr) {
-    let limit = front.limits.max_handshakes.max(1);
-    if front.handshakes.fetch_add(1, Ordering::SeqCst) >= limit {
-        front.handshakes.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!(server = front.server, peer = %peer, limit, "refused: too many TLS handshakes in progress");
+    let Ok(handle) = stream.try_clone() else {
         return;
-    }
+    };
+    let id = front
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .enter(peer.ip(), handle, &front.limits);
     let relay_front = Arc::clone(front);
     let started = thread::Builder::new()
         .name(format!("unstick-{}-tls", front.server))
         .stack_size(RELAY_STACK)
-        .spawn(move || serve_connection(&relay_front, stream, peer));
+        .spawn(move || serve_connection(&relay_front, id, stream, peer));
     if let Err(e) = started {
-        front.handshakes.fetch_sub(1, Ordering::SeqCst);
+        front.leave_pending(id);
         tracing::warn!(server = front.server, peer = %peer, error = %e, "cannot start a TLS thread; connection closed");
     }
 }
 
+impl Front {
+    fn leave_pending(&self, id: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .leave(id);
+    }
+}
+
 /// One client: its handshake, then the relay.
-fn serve_connection(front: &Front, socket: TcpStream, peer: SocketAddr) {
+fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr) {
     let handshaken = handshake(front, &socket, peer);
-    front.handshakes.fetch_sub(1, Ordering::SeqCst);
+    front.leave_pending(id);
     let tls = match handshaken {
         Ok(Some(tls)) => tls,
         Ok(None) => return,
@@ -160,13 +309,14 @@ fn serve_connection(front: &Front, socket: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let (near, far) = match front.pairs.pair() {
+    let (near, far) = match lobby_pair() {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(server = front.server, peer = %peer, error = %e, "cannot reach the lobby; connection closed");
             return;
         }
     };
+    let _running = RelayRunning::start(&front.relays);
     {
         let handoff = front.handoff.lock().unwrap_or_else(PoisonError::into_inner);
         if handoff.0.send((far, peer)).is_err() {
@@ -175,9 +325,21 @@ fn serve_connection(front: &Front, socket: TcpStream, peer: SocketAddr) {
         }
         let _ = (&handoff.1).write(&[1]);
     }
-    if let Err(e) = relay(tls, &socket, &near) {
+    if let Err(e) = relay(tls, &socket, &near, front.limits.stall_time) {
         tracing::debug!(server = front.server, peer = %peer, error = %e, "TLS connection ended");
     }
+}
+
+/// A connected pair of stream sockets: the near end for the relay, the far end for the lobby,
+/// which takes every connection as a `TcpStream`. The far end is a Unix-domain socket: the
+/// calls the lobby and the request code make on it (reads and writes, time-outs,
+/// non-blocking mode, shutdown, cloning, polling) are those of any stream socket; the one that
+/// is TCP's own (`set_nodelay`) fails on it, and the lobby does without for handed-over
+/// connections. No listening socket is involved, so no other process can get in between.
+fn lobby_pair() -> io::Result<(UnixStream, TcpStream)> {
+    let (near, far) = UnixStream::pair()?;
+    let far = TcpStream::from(std::os::fd::OwnedFd::from(far));
+    Ok((near, far))
 }
 
 /// Completes the handshake within the time limit. `Ok(None)`: the client went away or spoke
@@ -190,26 +352,11 @@ fn handshake(
     let deadline = Instant::now() + front.limits.handshake_time;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     socket.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut first = [0u8; 1];
-    loop {
-        match socket.peek(&mut first) {
-            Ok(0) => return Ok(None),
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_for(socket, libc::POLLIN, deadline)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Ok(None),
-        }
-    }
-    if first[0] != TLS_HANDSHAKE_RECORD {
-        tracing::warn!(server = front.server, peer = %peer, code = %ErrorCode::ForeignProtocol, "refused: a plaintext client on a TLS port");
-        let reply = error_frame(
-            ErrorCode::ForeignProtocol,
-            "this server speaks TLS: connect to tls://HOST:PORT (the client's tls:// address form)",
-        );
-        let _ = (&*socket).write(&reply);
-        let _ = socket.shutdown(SocketShutdown::Write);
+    let Some(opening) = peek_opening(socket, deadline)? else {
+        return Ok(None);
+    };
+    if opening.first() != Some(&TLS_HANDSHAKE_RECORD) {
+        refuse_plaintext(front, socket, peer, &opening);
         return Ok(None);
     }
     let mut tls = ServerConnection::new(Arc::clone(&front.config)).map_err(|e| e.to_string())?;
@@ -251,6 +398,75 @@ fn handshake(
     }
 }
 
+/// The connection's first bytes, without taking them: one for a TLS record; for anything
+/// else, as many as arrive within [`GREETING_PAUSE`] (up to 16), to tell an HTTP request from
+/// other plaintext. `None` when the client closed first.
+fn peek_opening(socket: &TcpStream, deadline: Instant) -> Result<Option<Vec<u8>>, String> {
+    let mut opening = [0u8; 16];
+    let mut judged_at: Option<Instant> = None;
+    loop {
+        match socket.peek(&mut opening) {
+            Ok(0) => return Ok(None),
+            Ok(n) if opening[0] == TLS_HANDSHAKE_RECORD || n == opening.len() => {
+                return Ok(Some(opening[..n].to_vec()));
+            }
+            Ok(n) => {
+                let at = *judged_at.get_or_insert_with(|| Instant::now() + GREETING_PAUSE);
+                if Instant::now() >= at {
+                    return Ok(Some(opening[..n].to_vec()));
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(socket, libc::POLLIN, deadline)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Answers a plaintext client on a TLS port (an HTTP client with a `400`, any other with an
+/// error frame), then drains what it sends for a moment so that the answer is not lost to a
+/// reset, and closes.
+fn refuse_plaintext(front: &Front, socket: &TcpStream, peer: SocketAddr, opening: &[u8]) {
+    let service = if front.server == "ftp" {
+        "file"
+    } else {
+        front.server
+    };
+    let reply = match foreign::recognise(opening, true) {
+        Recognition::Foreign(ForeignProtocol::Http) => {
+            tracing::warn!(server = front.server, peer = %peer, code = %ErrorCode::ForeignProtocol, "refused: an HTTP client on a TLS port");
+            foreign::reply(ForeignProtocol::Http, service)
+        }
+        _ => {
+            tracing::warn!(server = front.server, peer = %peer, code = %ErrorCode::ForeignProtocol, "refused: a plaintext client on a TLS port");
+            error_frame(
+                ErrorCode::ForeignProtocol,
+                "this server speaks TLS: connect to tls://HOST:PORT (the client's tls:// address form)",
+            )
+        }
+    };
+    let _ = socket.set_nonblocking(false);
+    let _ = socket.set_write_timeout(Some(CLOSING_LINGER));
+    let _ = (&*socket).write_all(&reply);
+    let _ = socket.shutdown(SocketShutdown::Write);
+    let until = Instant::now() + CLOSING_LINGER;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < CLOSING_DRAIN {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*socket).read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
 /// Waits until `socket` is ready for `events`, or fails at `deadline`.
 fn wait_for(socket: &TcpStream, events: libc::c_short, deadline: Instant) -> Result<(), String> {
     let left = deadline.saturating_duration_since(Instant::now());
@@ -259,27 +475,37 @@ fn wait_for(socket: &TcpStream, events: libc::c_short, deadline: Instant) -> Res
     }
     let mut fds = [pollfd(socket.as_raw_fd(), events)];
     poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// Writes what rustls has to send, as far as the socket takes it now.
-fn flush_tls(tls: &mut ServerConnection, socket: &TcpStream) -> io::Result<()> {
-    while tls.wants_write() {
-        match tls.write_tls(&mut &*socket) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    if fds[0].revents & libc::POLLNVAL != 0 {
+        return Err("the connection was closed".into());
     }
     Ok(())
 }
 
-/// Relays between the client's TLS connection and the lobby's loopback end until both are
-/// done: the client's bytes, decrypted, to `near`; `near`'s, encrypted, to the client.
-fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io::Result<()> {
+/// Writes what rustls has to send, as far as the socket takes it now. Whether anything went.
+fn flush_tls(tls: &mut ServerConnection, socket: &TcpStream) -> io::Result<bool> {
+    let mut sent = false;
+    while tls.wants_write() {
+        match tls.write_tls(&mut &*socket) {
+            Ok(n) => sent |= n > 0,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
+}
+
+/// Relays between the client's TLS connection and the lobby's end until both are done: the
+/// client's bytes, decrypted, to `near`; `near`'s, encrypted, to the client. A client that
+/// takes no bytes for `stall_time` while some wait for it (for [`CLOSING_STALL`] once the
+/// lobby has closed its side) is dropped.
+fn relay(
+    mut tls: ServerConnection,
+    socket: &TcpStream,
+    near: &UnixStream,
+    stall_time: Duration,
+) -> io::Result<()> {
     near.set_nonblocking(true)?;
-    near.set_nodelay(true)?;
     let mut buf = vec![0u8; CHUNK];
     // Decrypted bytes not yet written to `near`.
     let mut to_near: Vec<u8> = Vec::with_capacity(CHUNK);
@@ -290,11 +516,15 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
     // The lobby closed its side; close_notify is queued.
     let mut lobby_done = false;
     let mut linger_until: Option<Instant> = None;
+    // When the client last took bytes (or had none waiting).
+    let mut last_progress = Instant::now();
     let mut wire = ReadAhead::with_capacity(socket, CHUNK);
     // Application data that came with the handshake's last flight.
     drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
     loop {
-        flush_tls(&mut tls, socket)?;
+        if flush_tls(&mut tls, socket)? || !tls.wants_write() {
+            last_progress = Instant::now();
+        }
         while to_near_at < to_near.len() {
             match (&*near).write(&to_near[to_near_at..]) {
                 Ok(n) => to_near_at += n,
@@ -321,6 +551,26 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
                 return Ok(());
             }
         }
+        let stall_limit = if lobby_done {
+            CLOSING_STALL.min(stall_time)
+        } else {
+            stall_time
+        };
+        let stalled_at = tls.wants_write().then(|| last_progress + stall_limit);
+        let wake_at = match (linger_until, stalled_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let now = Instant::now();
+        if wake_at.is_some_and(|at| at <= now) {
+            if stalled_at.is_some_and(|at| at <= now) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no bytes for too long",
+                ));
+            }
+            return Ok(());
+        }
         let read_client = !client_done && to_near.is_empty();
         let read_lobby = !lobby_done && !tls.wants_write();
         let socket_events = if read_client { libc::POLLIN } else { 0 }
@@ -331,10 +581,7 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
             pollfd(socket.as_raw_fd(), socket_events),
             pollfd(near.as_raw_fd(), near_events),
         ];
-        let mut left = linger_until.map(|until| until.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|left| left.is_zero()) {
-            return Ok(());
-        }
+        let mut left = wake_at.map(|at| at.saturating_duration_since(now));
         // Bytes read ahead are ready without the socket.
         let ahead = read_client && wire.buffered() > 0;
         if ahead {
@@ -403,42 +650,6 @@ fn drain_plaintext(tls: &mut ServerConnection, out: &mut Vec<u8>, buf: &mut [u8]
     }
 }
 
-/// Pairs of connected loopback sockets, made through a listener of the front's own.
-struct LoopbackPairs {
-    listener: TcpListener,
-    addr: SocketAddr,
-    making: Mutex<()>,
-}
-
-impl LoopbackPairs {
-    fn new() -> io::Result<LoopbackPairs> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        Ok(LoopbackPairs {
-            listener,
-            addr,
-            making: Mutex::new(()),
-        })
-    }
-
-    /// A connected pair: the near end (the front's) and the far end (the lobby's). A stranger
-    /// that connected to the listener is dropped.
-    fn pair(&self) -> io::Result<(TcpStream, TcpStream)> {
-        let _one_at_a_time = self.making.lock().unwrap_or_else(PoisonError::into_inner);
-        let near = TcpStream::connect(self.addr)?;
-        let near_addr = near.local_addr()?;
-        for _ in 0..64 {
-            let (far, from) = self.listener.accept()?;
-            if from == near_addr {
-                return Ok((near, far));
-            }
-        }
-        Err(io::Error::other(
-            "the front's loopback listener is flooded by strangers",
-        ))
-    }
-}
-
 /// A descriptor to wait for `events` on; with none, a negative descriptor that `poll` skips
 /// (it would report a hang-up on a closed socket however often it is asked, and the relay
 /// would spin).
@@ -462,4 +673,62 @@ fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
         )
     };
     waited(n).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(total: usize, per_address: usize) -> FrontLimits {
+        FrontLimits {
+            handshake_time: Duration::from_secs(1),
+            max_handshakes: total,
+            max_handshakes_per_address: per_address,
+            stall_time: Duration::from_secs(1),
+        }
+    }
+
+    /// A connected socket whose peer is kept, and that peer.
+    fn connection(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        (served, client)
+    }
+
+    /// Whether `client` sees its connection closed by the server.
+    fn closed(client: &TcpStream) -> bool {
+        client
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        match (&*client).read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            Ok(_) => false,
+        }
+    }
+
+    #[test]
+    fn the_oldest_handshake_makes_room_in_all_and_per_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut pending = PendingHandshakes::default();
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let two: IpAddr = "10.0.0.2".parse().unwrap();
+        let (a, a_client) = connection(&listener);
+        let (b, b_client) = connection(&listener);
+        let (c, c_client) = connection(&listener);
+        let (d, d_client) = connection(&listener);
+        // Per address: a second handshake from `one` closes the first.
+        pending.enter(one, a, &limits(3, 1));
+        pending.enter(two, b, &limits(3, 1));
+        pending.enter(one, c, &limits(3, 1));
+        assert!(closed(&a_client));
+        // In all: a fourth over three closes the oldest left (`two`'s).
+        pending.enter("10.0.0.3".parse().unwrap(), d, &limits(2, 1));
+        assert!(closed(&b_client));
+        assert!(!closed(&c_client) && !closed(&d_client));
+        assert_eq!(pending.queue.len(), 2);
+    }
 }
