@@ -765,3 +765,68 @@ fn a_stopping_server_passes_on_the_last_replies_over_tls() {
     assert_eq!(text.len(), 6_000_004, "{}", stderr(&out));
     assert!(text.ends_with("xEND\n"));
 }
+
+#[test]
+fn a_state_directory_or_key_others_could_touch_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let serve = |state: &Path| {
+        unstick(
+            &[
+                "shell",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls",
+                "--state-dir",
+                path(state),
+            ],
+            cwd,
+        )
+    };
+    let open = cwd.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let message = failed(&serve(&open));
+    assert!(message.contains("chmod 700"), "{message}");
+    assert!(!open.join("tls-key.pem").exists());
+
+    // A generated identity whose key was made readable to all.
+    let state = cwd.join("state");
+    let generated = TlsServed::shell(&state, &[]);
+    drop(generated);
+    let key = state.join("tls-key.pem");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let message = failed(&serve(&state));
+    assert!(message.contains("chmod 600"), "{message}");
+    // Half of an identity: say which file to delete.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(state.join("tls-cert.pem")).unwrap();
+    let message = failed(&serve(&state));
+    assert!(
+        message.contains("delete") && message.contains("tls-key.pem"),
+        "{message}"
+    );
+}
+
+#[test]
+fn tls_options_on_a_plaintext_address_are_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let plain = Served::shell(&[]);
+    let marker = cwd.join("ran");
+    let pin = Fingerprint::of(b"x").to_string();
+    let out = shell(
+        &plain.addr,
+        &format!("touch {}", path(&marker)),
+        &["--fingerprint", &pin],
+        cwd,
+    );
+    let message = failed(&out);
+    assert!(
+        message.contains(&format!("did you mean tls://{}", plain.addr)),
+        "{message}"
+    );
+    assert!(!marker.exists());
+}

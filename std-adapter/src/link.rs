@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
-use crate::tls::{ClientTls, TlsStream};
+use crate::tls::{ClientTls, TlsConnectError, TlsStream};
 
 /// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +138,14 @@ impl Link {
         timeout: Option<Duration>,
         tls: &ClientTls,
     ) -> io::Result<Link> {
+        if tls.is_configured() && !matches!(endpoint, Endpoint::Tls(_)) {
+            // Trust settings for a plaintext connection would give a false sense of security.
+            return Err(TlsConnectError::Setup(format!(
+                "--fingerprint, --ca, --known-hosts, --cert and --key apply to TLS servers; did \
+                 you mean {TLS_PREFIX}{endpoint}?"
+            ))
+            .into());
+        }
         match endpoint {
             Endpoint::Tcp(addr) => {
                 let stream = TcpStream::connect(addr)?;
@@ -307,7 +315,12 @@ impl Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.read(buf),
-            Kind::Tls(stream) => stream.read(buf).map_err(crate::tls::explain_read_error),
+            Kind::Tls(stream) => match stream.read(buf) {
+                // The server closed without a close_notify: the protocol's own framing tells
+                // whether anything is missing, and says so in its terms.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                read => read.map_err(crate::tls::explain_read_error),
+            },
             Kind::Serial(port) => port.read(buf),
         }
     }

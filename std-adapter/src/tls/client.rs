@@ -217,6 +217,14 @@ impl From<TlsConnectError> for io::Error {
 }
 
 impl ClientTls {
+    /// Whether any trust or identity option is set (they mean nothing without TLS).
+    pub fn is_configured(&self) -> bool {
+        self.pin.is_some()
+            || self.ca.is_some()
+            || self.known_hosts.is_some()
+            || self.identity.is_some()
+    }
+
     /// Sets up TLS on `socket`, connected to `address` (`HOST:PORT` as the user gave it: the
     /// known-hosts key, and the name a CA-issued certificate must hold), and completes the
     /// handshake. A server met for the first time is recorded in the known-hosts file, and a
@@ -428,6 +436,16 @@ fn handshake_error(
             "the server asks for a client certificate: give --cert FILE --key FILE".into(),
         ),
         (Some(other), _, _) => TlsConnectError::Handshake(other.to_string()),
+        (None, _, _)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            TlsConnectError::Handshake(
+                "the server did not complete a TLS handshake in time: is it a TLS server?".into(),
+            )
+        }
         (None, _, None) if e.kind() == io::ErrorKind::UnexpectedEof => TlsConnectError::Handshake(
             "the server closed the connection before the handshake ended: it may not speak TLS \
              (connect without tls://)"

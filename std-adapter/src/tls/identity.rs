@@ -136,14 +136,17 @@ impl Identity {
         let _one_at_a_time = GENERATING.lock().unwrap_or_else(PoisonError::into_inner);
         let cert = state_dir.join(CERT_FILE);
         let key = state_dir.join(KEY_FILE);
-        if cert.exists() || key.exists() {
-            return Identity::from_pem_files(&cert, &key);
-        }
         let file_error = |path: &Path| {
             let path = path.to_owned();
             move |source| TlsSetupError::File { path, source }
         };
-        create_private_dir(state_dir).map_err(file_error(state_dir))?;
+        if !state_dir.exists() {
+            create_private_dir(state_dir).map_err(file_error(state_dir))?;
+        }
+        check_private(state_dir, 0o022, "chmod 700")?;
+        if cert.exists() || key.exists() {
+            return Identity::read_generated(&cert, &key);
+        }
         let key_pair =
             rcgen::KeyPair::generate().map_err(|e| TlsSetupError::Generate(e.to_string()))?;
         let mut params = rcgen::CertificateParams::new(names.to_vec())
@@ -154,8 +157,15 @@ impl Identity {
         let certificate = params
             .self_signed(&key_pair)
             .map_err(|e| TlsSetupError::Generate(e.to_string()))?;
-        // The key first: a certificate without its key is of no use.
-        write_private(&key, key_pair.serialize_pem().as_bytes()).map_err(file_error(&key))?;
+        // The key first: a certificate without its key is of no use. A key that appeared
+        // meanwhile was written by another server process starting at the same moment: its
+        // identity is the one to use.
+        match write_private(&key, key_pair.serialize_pem().as_bytes()) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Identity::read_generated(&cert, &key);
+            }
+            written => written.map_err(file_error(&key))?,
+        }
         write_private(&cert, certificate.pem().as_bytes()).map_err(file_error(&cert))?;
         let key_der = PrivateKeyDer::from_pem_slice(key_pair.serialize_pem().as_bytes())
             .map_err(|e| TlsSetupError::Generate(e.to_string()))?;
@@ -165,6 +175,70 @@ impl Identity {
             origin: Origin::Generated { cert },
         })
     }
+}
+
+impl Identity {
+    /// Reads an identity generated into a state directory earlier (or by another process just
+    /// now: a key whose certificate is not there yet is waited for, briefly). The key must be
+    /// this user's alone.
+    fn read_generated(cert: &Path, key: &Path) -> Result<Identity, TlsSetupError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while key.exists() && !cert.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if key.exists() != cert.exists() {
+            let present = if key.exists() { key } else { cert };
+            return Err(TlsSetupError::Pem {
+                path: present.to_owned(),
+                problem: format!(
+                    "its partner file {} is missing; delete {} to generate a new identity",
+                    if key.exists() { cert } else { key }.display(),
+                    present.display()
+                ),
+            });
+        }
+        check_private(key, 0o077, "chmod 600")?;
+        Identity::from_pem_files(cert, key)
+    }
+}
+
+/// Refuses `path` when it is not this user's, or when its mode has any of `loose` (bits
+/// others could use to read or replace what is in it), naming the command that fixes it.
+#[cfg(unix)]
+fn check_private(path: &Path, loose: u32, fix: &str) -> Result<(), TlsSetupError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).map_err(|source| TlsSetupError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let problem = if meta.uid() != me {
+        Some(format!(
+            "belongs to another user (uid {}); the server's key must be its own",
+            meta.uid()
+        ))
+    } else if meta.mode() & loose != 0 {
+        Some(format!(
+            "has mode {:o}, which lets others read or replace the server's key; {fix} {}",
+            meta.mode() & 0o7777,
+            path.display()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(TlsSetupError::Pem {
+            path: path.to_owned(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path, _: u32, _: &str) -> Result<(), TlsSetupError> {
+    Ok(())
 }
 
 /// The default state directory: `unstick` under the user's data directory

@@ -33,7 +33,12 @@ pub fn lookup(path: &Path, address: &str) -> io::Result<Known> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Known::Unknown),
-        Err(e) => return Err(e),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("known hosts file {}: {e}", path.display()),
+            ));
+        }
     };
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
