@@ -165,3 +165,43 @@ fn spawn_failure_is_an_error() {
     let failure = run_in("echo", &missing, &limits());
     assert!(matches!(failure, Err(RunError::Spawn(_))), "{failure:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn another_shell_can_be_chosen() {
+    let shell: Shell = "bash".parse().unwrap();
+    let spec = CommandSpec {
+        shell: &shell,
+        command: "echo ${BASH_VERSION:+bash}",
+        workdir: Path::new("/"),
+    };
+    let mut out = CapturedOutput::default();
+    let running = RunningCommands::new();
+    let outcome = run_command(&spec, &limits(), None, &running, &mut out).unwrap();
+    assert_eq!(outcome.termination, Termination::Exited(0));
+    assert_eq!(out.stdout, b"bash\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_missing_shell_is_named_in_the_error() {
+    let shell: Shell = "/nonexistent/unstick-sh".parse().unwrap();
+    let spec = CommandSpec {
+        shell: &shell,
+        command: "true",
+        workdir: Path::new("/"),
+    };
+    let running = RunningCommands::new();
+    let failure = run_command(
+        &spec,
+        &limits(),
+        None,
+        &running,
+        &mut CapturedOutput::default(),
+    );
+    let Err(RunError::Spawn(e)) = failure else {
+        panic!("{failure:?}");
+    };
+    assert!(e.to_string().contains("/nonexistent/unstick-sh"), "{e}");
+    assert!(e.to_string().contains("--shell"), "{e}");
+}
