@@ -10,7 +10,7 @@ use unstick_std::server::Shutdown;
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, OutputSink,
-    OutputStream, ShellClient, ShellClientError, ShellConfig, ShellServer,
+    OutputStream, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::serving::{LobbyArgs, parse_duration, parse_size};
@@ -29,7 +29,8 @@ const OUTPUT_CLOSED: u8 = 128 + 13;
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ShellCommand {
-    /// Run the shell server: `sh -c` for every command a client sends.
+    /// Run the shell server: `sh -c` (`cmd.exe /c` on Windows, or --shell) for every command a
+    /// client sends.
     Serve(ServeArgs),
     /// Run commands on a shell server: interactively, one per input line, or one with `-c`.
     Connect(ConnectArgs),
@@ -62,14 +63,21 @@ pub struct ServeArgs {
     /// Working directory of the commands.
     #[arg(long, default_value = ".")]
     workdir: PathBuf,
+    /// The shell commands run through: sh, bash, cmd, powershell, pwsh, or a path to one
+    /// (default: sh on Unix, cmd.exe on Windows, as the seed's shell=True). cmd gets
+    /// `/c "COMMAND"`, powershell and pwsh `-NoProfile -NonInteractive -EncodedCommand`, any
+    /// other `-c COMMAND`.
+    #[arg(long)]
+    shell: Option<Shell>,
     /// Also serve seed-style clients (raw text commands, no framing, no token), replying in
     /// this format: json, size or raw. Off unless given.
     #[arg(long, value_parser = parse_legacy_reply)]
     legacy_reply: Option<LegacyReply>,
     /// Encoding of the output seed-style clients get: gbk (what the seed's clients decode,
-    /// written on Chinese Windows; a character GBK lacks becomes ?) or as-is.
-    #[arg(long, default_value = "as-is", requires = "legacy_reply")]
-    legacy_encoding: LegacyEncoding,
+    /// written on Chinese Windows; a character GBK lacks becomes ?) or as-is. Default: as-is,
+    /// except on Windows whose code page is UTF-8 (65001), where it is gbk.
+    #[arg(long, requires = "legacy_reply")]
+    legacy_encoding: Option<LegacyEncoding>,
     #[command(flatten)]
     lobby: LobbyArgs,
     #[command(flatten)]
@@ -86,8 +94,9 @@ impl Default for ServeArgs {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             workdir: PathBuf::from("."),
+            shell: None,
             legacy_reply: None,
-            legacy_encoding: LegacyEncoding::default(),
+            legacy_encoding: None,
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
         }
@@ -143,14 +152,16 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let defaults = ShellConfig::default();
     let mut config = ShellConfig {
         transport,
+        shell: args.shell.unwrap_or(defaults.shell),
         workdir: args.workdir,
         token: token_or_env(args.token.as_deref()),
         lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
         legacy_reply: args.legacy_reply,
-        legacy_encoding: args.legacy_encoding,
-        ..ShellConfig::default()
+        legacy_encoding: args.legacy_encoding.unwrap_or(defaults.legacy_encoding),
+        ..defaults
     };
     config.limits.timeout = args.timeout;
     config.limits.max_output = args.max_output;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::encoding::LegacyEncoding;
+use super::interpreter::Shell;
 use super::process::CommandLimits;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
 use crate::server::{LobbyConfig, Transport};
@@ -22,6 +23,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 64;
 /// How the shell server runs commands and treats clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShellConfig {
+    /// The shell every command runs through (`sh -c` on Unix, `cmd.exe /c` on Windows).
+    pub shell: Shell,
     /// Working directory of every command.
     pub workdir: PathBuf,
     /// Shared secret every framed request must carry; `None` serves anyone who can connect
@@ -34,7 +37,8 @@ pub struct ShellConfig {
     /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
     /// is off unless chosen: raw text is also what other protocols' clients send.
     pub legacy_reply: Option<LegacyReply>,
-    /// The encoding seed clients get command output in.
+    /// The encoding seed clients get command output in (by default
+    /// [`LegacyEncoding::system_default`]).
     pub legacy_encoding: LegacyEncoding,
     /// Longest command accepted, in bytes.
     pub max_command_len: usize,
@@ -45,6 +49,7 @@ pub struct ShellConfig {
 impl Default for ShellConfig {
     fn default() -> Self {
         ShellConfig {
+            shell: Shell::default(),
             workdir: PathBuf::from("."),
             token: None,
             limits: CommandLimits {
@@ -58,7 +63,7 @@ impl Default for ShellConfig {
                 ..LobbyConfig::default()
             },
             legacy_reply: None,
-            legacy_encoding: LegacyEncoding::default(),
+            legacy_encoding: LegacyEncoding::system_default(),
             max_command_len: MAX_COMMAND_LEN,
             transport: Transport::default(),
         }

@@ -5,6 +5,12 @@
 //! (Linux, macOS) can turn their output into GBK for them: text GBK can show is converted
 //! exactly; a character it cannot (an emoji, say) becomes `?`; bytes that are not UTF-8 (a
 //! file already in GBK, binary data) pass through unchanged.
+//!
+//! On Windows the commands' output is in the console's code page already (`cmd.exe` and most
+//! console programs write in it when their output is a pipe), so on Chinese Windows it is GBK
+//! as it is: the default there is [`LegacyEncoding::AsIs`], as everywhere, except where the code
+//! page is UTF-8 (65001), where converting to GBK is what the seed's clients need (see
+//! [`LegacyEncoding::system_default`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +26,20 @@ pub enum LegacyEncoding {
 }
 
 impl LegacyEncoding {
+    /// What seed clients get unless told otherwise: [`AsIs`](Self::AsIs), except on Windows
+    /// whose code page is UTF-8 (65001), where the commands write UTF-8 and the seed's clients
+    /// need [`Gbk`](Self::Gbk). The code page is the console's the server runs in (which its
+    /// commands share), or the system's OEM code page without a console (which the console
+    /// each command then gets starts with). On Chinese Windows (936, GBK) and any other code
+    /// page, output is passed as it is: GBK is what the seed's clients decode, and other code
+    /// pages cannot be converted faithfully.
+    pub fn system_default() -> LegacyEncoding {
+        match system_code_page() {
+            Some(UTF8_CODE_PAGE) => LegacyEncoding::Gbk,
+            _ => LegacyEncoding::AsIs,
+        }
+    }
+
     /// `output`, in this encoding.
     pub fn encode(self, output: Vec<u8>) -> Vec<u8> {
         match self {
@@ -53,6 +73,32 @@ fn to_gbk(output: &[u8]) -> Vec<u8> {
         out.extend_from_slice(chunk.invalid());
     }
     out
+}
+
+/// Windows' number for UTF-8 as a code page.
+const UTF8_CODE_PAGE: u32 = 65001;
+
+/// The code page commands write their output in, on Windows.
+#[cfg(windows)]
+fn system_code_page() -> Option<u32> {
+    use windows_sys::Win32::Globalization::GetOEMCP;
+    use windows_sys::Win32::System::Console::GetConsoleOutputCP;
+    // SAFETY: both calls take nothing and return a number; GetConsoleOutputCP returns 0 when
+    // this process has no console.
+    let console = unsafe { GetConsoleOutputCP() };
+    // SAFETY: as above.
+    let code_page = if console != 0 {
+        console
+    } else {
+        unsafe { GetOEMCP() }
+    };
+    Some(code_page)
+}
+
+/// Unix commands write UTF-8 text, or whatever their locale says: there is no code page.
+#[cfg(not(windows))]
+fn system_code_page() -> Option<u32> {
+    None
 }
 
 impl FromStr for LegacyEncoding {

@@ -1,13 +1,15 @@
-//! The remote shell: a server that runs `sh -c` commands for its clients and streams their
-//! output back in frames, and the clients that talk to it.
+//! The remote shell: a server that runs commands for its clients through a shell (`sh -c` on
+//! Unix, `cmd.exe /c` on Windows, or the [`Shell`] chosen) and streams their output back in
+//! frames, and the clients that talk to it.
 //!
 //! ## Architecture
 //!
 //! - [`wire`]: the headers on the wire and the rule that tells a framed client from a seed
 //!   client by its first bytes (no I/O).
-//! - [`process`]: runs one command in its own process group and pumps both output pipes to an
-//!   [`OutputSink`] with `poll(2)`, enforcing the time limit and the output cap, killing the
-//!   group when the client hangs up, and always reaping the shell.
+//! - [`process`]: runs one command in a process tree of its own (a process group on Unix, a Job
+//!   Object on Windows) and pumps both output pipes to an [`OutputSink`], enforcing the time
+//!   limit and the output cap, killing the tree when the client hangs up, and always reaping the
+//!   shell.
 //! - [`ShellServer`]: binds (loopback only unless a token is set) and hands its connections to
 //!   the shared [lobby](crate::server::lobby), which holds them while they wait and gives each
 //!   ready request a slot and a worker thread.
@@ -47,6 +49,7 @@ mod client;
 mod config;
 mod connection;
 mod encoding;
+mod interpreter;
 pub mod process;
 mod request;
 mod server;
@@ -60,9 +63,10 @@ pub use config::{
 };
 pub use connection::GREETING_PAUSE;
 pub use encoding::LegacyEncoding;
+pub use interpreter::{Shell, ShellKind};
 pub use process::{
-    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunningCommands,
-    Termination, kill_all_commands,
+    CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,
+    RunningCommands, Termination, kill_all_commands,
 };
 pub use server::{ShellServer, ShellServerError};
 pub use wire::LegacyReply;

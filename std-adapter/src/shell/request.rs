@@ -3,7 +3,6 @@
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
@@ -11,8 +10,8 @@ use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellSer
 use super::config::ShellConfig;
 use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, read_within, time_left};
 use super::process::{
-    CapturedOutput, CommandLimits, OutputSink, OutputStream, RunError, RunOutcome, RunningCommands,
-    Termination, deadline_after, run_command,
+    CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError, RunOutcome,
+    RunningCommands, Termination, deadline_after, run_command,
 };
 use crate::server::{
     ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
@@ -209,19 +208,18 @@ impl RequestHost<'_, '_> {
     fn run(&mut self, command: &str) -> Result<(), Closed> {
         let started = Instant::now();
         let socket = self.output.socket.try_clone().map_err(|_| Closed)?;
+        let config = self.config;
+        let spec = CommandSpec {
+            shell: &config.shell,
+            command,
+            workdir: &config.workdir,
+        };
         let outcome = match self.dialect {
             Dialect::Framed => {
                 let mut sink = SessionSink { host: self };
-                let limits = sink.host.config.limits;
-                run_command(
-                    command,
-                    &sink.host.config.workdir,
-                    &limits,
-                    Some(socket.as_fd()),
-                    sink.host.running,
-                    &mut sink,
-                )
-                .map(|outcome| (outcome, CapturedOutput::default()))
+                let running = sink.host.running;
+                run_command(&spec, &config.limits, Some(&socket), running, &mut sink)
+                    .map(|outcome| (outcome, CapturedOutput::default()))
             }
             Dialect::Seed(_) => {
                 let mut output = CapturedOutput::default();
@@ -229,15 +227,8 @@ impl RequestHost<'_, '_> {
                     max_output: self.config.limits.max_output.min(i32::MAX as u64),
                     ..self.config.limits
                 };
-                run_command(
-                    command,
-                    &self.config.workdir,
-                    &limits,
-                    Some(socket.as_fd()),
-                    self.running,
-                    &mut output,
-                )
-                .map(|outcome| (outcome, output))
+                run_command(&spec, &limits, Some(&socket), self.running, &mut output)
+                    .map(|outcome| (outcome, output))
             }
         };
         let (outcome, output) = match outcome {

@@ -1,108 +1,40 @@
-//! Running one command: `sh -c` in its own process group, both output pipes drained as they
-//! fill, the whole group killed on timeout, on the output cap, when the client goes away, and
-//! when the shell exits (so no process the command started in its group outlives it), and the
-//! shell always reaped.
+//! Unix: the shell leads a process group of its own, which is what is killed (SIGKILL to the
+//! group); it is reaped only after that, so the group id cannot be reused by a stranger while
+//! it may still be signalled.
 //!
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
-//! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux) and the
-//! deadline. Output is handed to an [`OutputSink`] chunk by chunk as it arrives; nothing is
-//! accumulated here.
+//! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
+//! kqueue on macOS, a check every 20 ms elsewhere) and the deadline. Output is handed to an
+//! [`OutputSink`] chunk by chunk as it arrives; nothing is accumulated here.
 
-use std::collections::BTreeSet;
-use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::server::deadline_after;
+use super::{
+    CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
+    OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
+};
 use crate::server::readiness::{timeout_millis, waited};
 
-/// Size of one read from a pipe, and so the largest output frame body.
-pub const OUTPUT_CHUNK: usize = 64 * 1024;
-
-/// The process groups of the commands one server is running, so that a server that stops can
-/// kill them all. A group is listed from its spawn until just before its shell is reaped, and
-/// it has been sent SIGKILL (or its shell has exited) by then: while listed, its id cannot
-/// belong to anyone else.
+/// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
-pub struct RunningCommands {
-    groups: Mutex<BTreeSet<libc::pid_t>>,
-    /// Set by [`kill_all`](Self::kill_all): no command starts after it.
-    stopping: AtomicBool,
-}
+pub(super) struct TreeHandle(libc::pid_t);
 
-/// Every [`RunningCommands`] made with [`RunningCommands::new`], for [`kill_all_commands`].
-static ALL_RUNNING: Mutex<Vec<Weak<RunningCommands>>> = Mutex::new(Vec::new());
-
-impl RunningCommands {
-    /// A registry, which [`kill_all_commands`] reaches too.
-    pub fn new() -> Arc<RunningCommands> {
-        let running = Arc::new(RunningCommands {
-            groups: Mutex::new(BTreeSet::new()),
-            stopping: AtomicBool::new(false),
-        });
-        let mut all = ALL_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
-        all.retain(|r| r.strong_count() > 0);
-        all.push(Arc::downgrade(&running));
-        running
-    }
-
-    fn groups(&self) -> MutexGuard<'_, BTreeSet<libc::pid_t>> {
-        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sends SIGKILL to the process group of every command running here, and stops new ones
-    /// from starting: for a server that is stopping, nothing a command started in its group
-    /// outlives it.
-    pub fn kill_all(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for &pgid in self.groups().iter() {
-            // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed
-            // group is not yet reaped, so its id is still ours.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+impl TreeHandle {
+    /// Sends SIGKILL to the group.
+    pub(super) fn kill(&self) {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group's
+        // leader is not yet reaped, so its id is still ours, and a group that is already gone
+        // yields ESRCH, which is fine to ignore.
+        unsafe {
+            libc::kill(-self.0, libc::SIGKILL);
         }
     }
-
-    /// Lists a group that was just spawned; `false` (and the group killed) when a stop came
-    /// first.
-    fn list(&self, pgid: libc::pid_t) -> bool {
-        let mut groups = self.groups();
-        if self.stopping.load(Ordering::SeqCst) {
-            // SAFETY: as in kill_all; the shell was spawned by our caller and is not reaped.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-            return false;
-        }
-        groups.insert(pgid);
-        true
-    }
-
-    fn unlist(&self, pgid: libc::pid_t) {
-        self.groups().remove(&pgid);
-    }
 }
-
-/// Kills the commands of every server in this process (see [`RunningCommands::kill_all`]): for
-/// a process that must stop at once.
-pub fn kill_all_commands() {
-    let all = ALL_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
-    for running in all.iter().filter_map(Weak::upgrade) {
-        running.kill_all();
-    }
-}
-
-/// Environment variables removed from the commands' environment (secrets of the server).
-const SCRUBBED_ENV: [&str; 1] = ["UNSTICK_TOKEN"];
-
-pub use unstick_core::shell::{OutputStream, Termination};
 
 /// How a finished child's status reads as a [`Termination`].
 fn termination_of(status: ExitStatus) -> Termination {
@@ -114,106 +46,21 @@ fn termination_of(status: ExitStatus) -> Termination {
     }
 }
 
-/// Limits applied to one command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CommandLimits {
-    /// Wall-clock time the command may run before its process group is killed.
-    pub timeout: Duration,
-    /// Output bytes (stdout and stderr together) passed on before the rest is cut and the
-    /// process group killed.
-    pub max_output: u64,
-}
-
-/// What happened to a command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunOutcome {
-    /// How the shell ended.
-    pub termination: Termination,
-    /// Output was cut at [`CommandLimits::max_output`].
-    pub truncated: bool,
-    /// The command ran out of time.
-    pub timed_out: bool,
-    /// The client hung up, or its socket failed, while the command ran.
-    pub client_gone: bool,
-}
-
-/// Receives a command's output as it is produced.
-pub trait OutputSink {
-    /// Takes the next chunk of `stream`. An error means the receiver is gone: the command is
-    /// killed.
-    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()>;
-}
-
-/// Output collected in memory, stdout and stderr apart.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CapturedOutput {
-    /// Everything written to standard output.
-    pub stdout: Vec<u8>,
-    /// Everything written to standard error.
-    pub stderr: Vec<u8>,
-}
-
-impl OutputSink for CapturedOutput {
-    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
-        match stream {
-            OutputStream::Stdout => self.stdout.extend_from_slice(bytes),
-            OutputStream::Stderr => self.stderr.extend_from_slice(bytes),
-        }
-        Ok(())
-    }
-}
-
-/// Why [`run_command`] has no [`RunOutcome`] to report.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum RunError {
-    /// `sh` could not be started (say, the working directory is gone, or the system is out of
-    /// processes).
-    Spawn(io::Error),
-    /// Watching the running command failed; it has been killed and reaped.
-    Supervise(io::Error),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Spawn(e) => write!(f, "the server could not start the command: {e}"),
-            RunError::Supervise(e) => {
-                write!(f, "the server lost track of the command and killed it: {e}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RunError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Spawn(e) | RunError::Supervise(e) => Some(e),
-        }
-    }
-}
-
-/// Runs `command` with `sh -c` in `workdir`, streaming its output to `sink`.
-///
-/// `client` is the socket of the client that asked for the command: when it hangs up, the
-/// command is killed. The command's group is listed in `running` while it runs. Whatever happens, the command's process group is gone and its shell
-/// reaped when this returns.
-pub fn run_command(
-    command: &str,
-    workdir: &Path,
+/// Runs `spec` in its own process group (see [`super::run_command`]).
+pub(super) fn run_command(
+    spec: &CommandSpec<'_>,
     limits: &CommandLimits,
-    client: Option<BorrowedFd<'_>>,
+    client: Option<&TcpStream>,
     running: &RunningCommands,
     sink: &mut dyn OutputSink,
 ) -> Result<RunOutcome, RunError> {
-    let (group, pipes) = ProcessGroup::spawn(command, workdir, running).map_err(RunError::Spawn)?;
+    let (group, pipes) = ProcessGroup::spawn(spec, running).map_err(RunError::Spawn)?;
     let mut run = CommandRun {
         group,
         pipes,
-        client: client.map(|fd| fd.as_raw_fd()),
+        client: client.map(AsRawFd::as_raw_fd),
         deadline: deadline_after(limits.timeout),
-        max_output: limits.max_output,
-        emitted: 0,
+        budget: OutputBudget::new(limits.max_output),
         phase: Phase::Running,
     };
     run.drive(sink).map_err(RunError::Supervise)
@@ -224,38 +71,32 @@ pub fn run_command(
 struct ProcessGroup<'r> {
     child: Child,
     running: &'r RunningCommands,
+    /// The group's place in `running`, until it is taken off.
+    listing: Option<Listing>,
     status: Option<ExitStatus>,
-    /// Readable once the shell has exited, where the platform offers that (Linux pidfd).
+    /// Readable once the shell has exited, where the platform offers that (a pidfd on Linux, a
+    /// kqueue on macOS).
     exit_watch: Option<OwnedFd>,
 }
 
 impl<'r> ProcessGroup<'r> {
     fn spawn(
-        command: &str,
-        workdir: &Path,
+        spec: &CommandSpec<'_>,
         running: &'r RunningCommands,
     ) -> io::Result<(ProcessGroup<'r>, OutputPipes)> {
-        let mut shell = Command::new("sh");
-        shell
-            .arg("-c")
-            .arg(command)
-            .current_dir(workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        for name in SCRUBBED_ENV {
-            shell.env_remove(name);
-        }
-        let mut child = shell.spawn()?;
+        let mut shell = spec.process();
+        shell.process_group(0);
+        let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
         // Listed after the spawn (which may take a while: no lock is held across it). A stop
         // that came between kills the group here; the shell is reaped below either way.
-        let listed = libc::pid_t::try_from(child.id()).is_ok_and(|pgid| running.list(pgid));
-        if !listed {
+        let listing = libc::pid_t::try_from(child.id())
+            .ok()
+            .and_then(|pgid| running.list(TreeHandle(pgid)));
+        let Some(listing) = listing else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(io::Error::other("the server is stopping"));
-        }
+        };
         let pipes = OutputPipes {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
@@ -264,6 +105,7 @@ impl<'r> ProcessGroup<'r> {
         let group = ProcessGroup {
             child,
             running,
+            listing: Some(listing),
             status: None,
             exit_watch,
         };
@@ -277,13 +119,8 @@ impl<'r> ProcessGroup<'r> {
         if self.status.is_some() {
             return;
         }
-        let Ok(pgid) = libc::pid_t::try_from(self.child.id()) else {
-            return;
-        };
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a group that is
-        // already gone yields ESRCH, which is fine to ignore.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            TreeHandle(pgid).kill();
         }
     }
 
@@ -301,11 +138,11 @@ impl<'r> ProcessGroup<'r> {
         Ok(termination_of(status))
     }
 
-    /// Takes the group off its [`RunningCommands`]; called only once it was killed or its shell has
-    /// exited, right before the shell is reaped.
-    fn unlist(&self) {
-        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            self.running.unlist(pgid);
+    /// Takes the group off its [`RunningCommands`]; called only once it was killed or its shell
+    /// has exited, right before the shell is reaped.
+    fn unlist(&mut self) {
+        if let Some(listing) = self.listing.take() {
+            self.running.unlist(listing);
         }
     }
 
@@ -347,10 +184,15 @@ fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
     unsafe { info.si_pid() }
 }
 
-/// The pid `waitid(2)` reported.
+/// The pid `waitid(2)` reported (where the kernel leaves the pid out, as some macOS releases
+/// did, the signal number tells a reported child from no change).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    info.si_pid
+    if info.si_pid == 0 && info.si_signo == libc::SIGCHLD {
+        -1
+    } else {
+        info.si_pid
+    }
 }
 
 impl Drop for ProcessGroup<'_> {
@@ -408,12 +250,6 @@ impl OutputPipes {
     }
 }
 
-/// How long the output pipes are still read after the shell has exited and the rest of its
-/// process group was killed: enough for the killed processes to die and what they wrote to be
-/// read, short enough that a process outside the group holding a pipe open (a `setsid` daemon
-/// that kept the command's output) cannot stall the reply.
-pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
-
 /// Longest pause between checks for the shell's exit where the platform cannot signal it.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -445,17 +281,8 @@ struct CommandRun<'r> {
     pipes: OutputPipes,
     client: Option<RawFd>,
     deadline: Instant,
-    max_output: u64,
-    emitted: u64,
+    budget: OutputBudget,
     phase: Phase,
-}
-
-/// How a command run stops early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
-    TimedOut,
-    Truncated,
-    ClientGone,
 }
 
 impl CommandRun<'_> {
@@ -470,12 +297,7 @@ impl CommandRun<'_> {
             }
         };
         let termination = self.group.kill_and_reap()?;
-        Ok(RunOutcome {
-            termination,
-            truncated: stop == Some(Stop::Truncated),
-            timed_out: stop == Some(Stop::TimedOut),
-            client_gone: stop == Some(Stop::ClientGone),
-        })
+        Ok(RunOutcome::new(termination, stop))
     }
 
     /// Forwards output while the shell runs, notices its exit (then kills what is left of its
@@ -528,15 +350,7 @@ impl CommandRun<'_> {
         if n == 0 {
             return Ok(None);
         }
-        let room = self.max_output.saturating_sub(self.emitted);
-        let take = usize::try_from(room).map_or(n, |room| room.min(n));
-        if take > 0 {
-            if sink.write_output(stream, &buf[..take]).is_err() {
-                return Ok(Some(Stop::ClientGone));
-            }
-            self.emitted += take as u64;
-        }
-        Ok((take < n).then_some(Stop::Truncated))
+        Ok(self.budget.forward(stream, &buf[..n], sink))
     }
 
     /// Blocks until a pipe is readable, the client hangs up, the shell exits (while running),
@@ -596,7 +410,43 @@ fn exit_watch(pid: u32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-#[cfg(not(target_os = "linux"))]
+/// A kqueue that becomes readable when process `pid` exits (`EVFILT_PROC`, `NOTE_EXIT`): what
+/// macOS offers instead of a pidfd. `None` when it cannot be made (the shell's exit is then
+/// checked every [`EXIT_CHECK_INTERVAL`]). A shell that exited before the watch was set is seen
+/// by [`ProcessGroup::has_exited`], which is asked before every wait.
+#[cfg(target_vendor = "apple")]
+fn exit_watch(pid: u32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: kqueue(2) takes nothing and returns a new descriptor or -1. A kqueue is not
+    // inherited by children, so no command gets a copy.
+    let kq = unsafe { libc::kqueue() };
+    if kq < 0 {
+        return None;
+    }
+    // SAFETY: `kq` was just created for us and nothing else owns it.
+    let kq = unsafe { OwnedFd::from_raw_fd(kq) };
+    // SAFETY: an all-zero kevent is a valid value (integers and a null pointer).
+    let mut change: libc::kevent = unsafe { std::mem::zeroed() };
+    change.ident = usize::try_from(pid).ok()?;
+    change.filter = libc::EVFILT_PROC;
+    change.flags = libc::EV_ADD | libc::EV_ONESHOT;
+    change.fflags = libc::NOTE_EXIT;
+    // SAFETY: `change` is one live kevent, which is all kevent(2) reads with a change count of
+    // 1; with an event count of 0 and no timeout it writes nothing and does not block.
+    let rc = unsafe {
+        libc::kevent(
+            kq.as_raw_fd(),
+            &change,
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    (rc == 0).then_some(kq)
+}
+
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 fn exit_watch(_pid: u32) -> Option<OwnedFd> {
     None
 }
@@ -662,94 +512,5 @@ impl PollSet {
             fd.revents = polled.revents;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> CommandLimits {
-        CommandLimits {
-            timeout: Duration::from_secs(20),
-            max_output: 1 << 20,
-        }
-    }
-
-    fn run(command: &str, limits: &CommandLimits) -> (RunOutcome, CapturedOutput) {
-        let mut out = CapturedOutput::default();
-        let running = RunningCommands::new();
-        let outcome =
-            run_command(command, Path::new("/"), limits, None, &running, &mut out).unwrap();
-        (outcome, out)
-    }
-
-    #[test]
-    fn exit_codes_and_streams_are_reported() {
-        let (outcome, out) = run("echo out; echo err >&2; exit 7", &limits());
-        assert_eq!(outcome.termination, Termination::Exited(7));
-        assert_eq!(out.stdout, b"out\n");
-        assert_eq!(out.stderr, b"err\n");
-        assert!(!outcome.truncated && !outcome.timed_out && !outcome.client_gone);
-    }
-
-    #[test]
-    fn signals_are_reported_as_signals() {
-        let (outcome, _) = run("kill -9 $$", &limits());
-        assert_eq!(outcome.termination, Termination::Signaled(9));
-        assert_eq!(outcome.termination.shell_status(), 137);
-    }
-
-    #[test]
-    fn output_is_cut_at_the_cap() {
-        let limits = CommandLimits {
-            max_output: 100_000,
-            ..limits()
-        };
-        let (outcome, out) = run("yes", &limits);
-        assert!(outcome.truncated);
-        assert_eq!(outcome.termination, Termination::Signaled(libc::SIGKILL));
-        assert_eq!(out.stdout.len(), 100_000);
-        assert!(out.stdout.chunks(2).all(|c| c == b"y\n"));
-    }
-
-    #[test]
-    fn a_command_that_closes_its_output_is_still_timed() {
-        let limits = CommandLimits {
-            timeout: Duration::from_millis(300),
-            ..limits()
-        };
-        let (outcome, _) = run("exec >&- 2>&-; sleep 30", &limits);
-        assert!(outcome.timed_out);
-        assert_eq!(outcome.termination, Termination::Signaled(libc::SIGKILL));
-    }
-
-    #[test]
-    fn a_background_job_holding_the_output_ends_with_the_shell() {
-        // Before the shell's exit was watched, this waited for the time limit.
-        let (outcome, out) = run("sleep 30 & echo started", &limits());
-        assert!(!outcome.timed_out, "{outcome:?}");
-        assert_eq!(outcome.termination, Termination::Exited(0));
-        assert_eq!(out.stdout, b"started\n");
-    }
-
-    #[test]
-    fn huge_limits_do_not_overflow_the_clock() {
-        let limits = CommandLimits {
-            timeout: Duration::MAX,
-            ..limits()
-        };
-        let (outcome, out) = run("echo ok", &limits);
-        assert_eq!(outcome.termination, Termination::Exited(0));
-        assert_eq!(out.stdout, b"ok\n");
-    }
-
-    #[test]
-    fn spawn_failure_is_an_error() {
-        let mut out = CapturedOutput::default();
-        let missing = Path::new("/nonexistent/unstick/workdir");
-        let running = RunningCommands::new();
-        let failure = run_command("true", missing, &limits(), None, &running, &mut out);
-        assert!(matches!(failure, Err(RunError::Spawn(_))), "{failure:?}");
     }
 }

@@ -1,0 +1,538 @@
+//! Windows: the shell runs in a Job Object of its own, which is what is killed
+//! (`TerminateJobObject`). The shell is created suspended and put in the job before its first
+//! instruction, so every process it starts is in the job too (a job's processes cannot leave it
+//! unless the job allows breakaway, which this one does not); the job is made with
+//! `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`, so even a server that dies leaves no command behind.
+//! The shell's process handle is held until it is reaped, so its id is never a stranger's.
+//!
+//! Windows has no `poll(2)` over anonymous pipes: a thread per pipe reads it and hands the chunks
+//! over a bounded channel (a slow client still holds the command back, as on Unix), and the
+//! supervising thread waits on that channel, checking the shell's exit and the client's socket
+//! every [`EXIT_CHECK_INTERVAL`].
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::os::windows::io::{AsRawHandle, AsRawSocket, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::process::CommandExt;
+use std::process::{Child, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE, WAIT_FAILED};
+use windows_sys::Win32::Networking::WinSock::{
+    POLLERR, POLLHUP, POLLNVAL, POLLRDNORM, SOCKET, SOCKET_ERROR, WSAPOLLFD, WSAPoll,
+};
+use windows_sys::Win32::System::Console::GetConsoleOutputCP;
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+    SetInformationJobObject, TerminateJobObject,
+};
+use windows_sys::Win32::System::Threading::{
+    CREATE_NO_WINDOW, CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME,
+    WaitForSingleObject,
+};
+
+use super::{
+    CommandLimits, CommandSpec, DRAIN_GRACE, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputBudget,
+    OutputSink, OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination,
+    deadline_after,
+};
+
+/// Longest pause between checks for the shell's exit and the client's hang-up.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The exit code `TerminateJobObject` gives the processes of a killed job: what `sh` reports
+/// for a command SIGKILL ended (128 + 9). A shell that ends with it after the server killed its
+/// job is reported as killed by SIGKILL, as on Unix.
+const KILLED_EXIT_CODE: u32 = 128 + KILL_SIGNAL as u32;
+
+/// Chunks in flight between the pipe readers and the supervisor: with one chunk in each
+/// reader's hands, at most four [`OUTPUT_CHUNK`]s per command are held while a client reads
+/// slowly.
+const CHANNEL_CHUNKS: usize = 2;
+
+/// A Job Object holding one command's processes.
+#[derive(Debug)]
+struct Job {
+    handle: OwnedHandle,
+    /// Set once the server has terminated the job.
+    killed: AtomicBool,
+}
+
+impl Job {
+    /// A new, empty job whose processes die when its last handle is closed.
+    fn new() -> io::Result<Job> {
+        // SAFETY: both pointers may be null (default security, no name); the call returns a new
+        // handle or null.
+        let raw = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+        if raw.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a handle just created for us that nothing else owns.
+        let handle = unsafe { OwnedHandle::from_raw_handle(raw as RawHandle) };
+        let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: `limits` is a live JOBOBJECT_EXTENDED_LIMIT_INFORMATION, the type this class
+        // reads, and the length given is its size; the job handle is open.
+        let ok = unsafe {
+            SetInformationJobObject(
+                handle.as_raw_handle() as HANDLE,
+                JobObjectExtendedLimitInformation,
+                (&raw const limits).cast(),
+                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Job {
+            handle,
+            killed: AtomicBool::new(false),
+        })
+    }
+
+    fn raw(&self) -> HANDLE {
+        self.handle.as_raw_handle() as HANDLE
+    }
+
+    /// Puts `child` (created suspended) in the job.
+    fn assign(&self, child: &Child) -> io::Result<()> {
+        // SAFETY: both handles are open: the job's is owned by `self`, the process's by `child`.
+        let ok = unsafe { AssignProcessToJobObject(self.raw(), child.as_raw_handle() as HANDLE) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Terminates every process in the job.
+    fn kill(&self) -> io::Result<()> {
+        self.killed.store(true, Ordering::SeqCst);
+        // SAFETY: the job's handle is open for as long as `self` lives.
+        let ok = unsafe { TerminateJobObject(self.raw(), KILLED_EXIT_CODE) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// A command's job, as [`RunningCommands`] keeps it. The registry holds the job's handle open
+/// itself, so killing a listed job never reaches a closed (or reused) handle.
+#[derive(Debug)]
+pub(super) struct TreeHandle(Arc<Job>);
+
+impl TreeHandle {
+    /// Terminates the job. A failure leaves the command to its own supervisor, which kills it
+    /// when the server stops (the job dies with its last handle at the latest).
+    pub(super) fn kill(&self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// Whether this process has a console: commands then share it, as the seed's `shell=True` did
+/// (same code page, same Ctrl+C). A server without one (a service, a program started detached)
+/// gives each command a console without a window, so no window flashes up per command.
+fn has_console() -> bool {
+    // SAFETY: GetConsoleOutputCP takes nothing and returns 0 when there is no console.
+    unsafe { GetConsoleOutputCP() != 0 }
+}
+
+/// Runs `spec` in a Job Object of its own (see [`super::run_command`]).
+pub(super) fn run_command(
+    spec: &CommandSpec<'_>,
+    limits: &CommandLimits,
+    client: Option<&TcpStream>,
+    running: &RunningCommands,
+    sink: &mut dyn OutputSink,
+) -> Result<RunOutcome, RunError> {
+    let (tree, events) = ProcessTree::spawn(spec, running).map_err(RunError::Spawn)?;
+    let mut run = CommandRun {
+        tree,
+        events,
+        open: [true, true],
+        client,
+        deadline: deadline_after(limits.timeout),
+        budget: OutputBudget::new(limits.max_output),
+        phase: Phase::Running,
+    };
+    run.drive(sink).map_err(RunError::Supervise)
+}
+
+/// What a pipe reader reports.
+enum Event {
+    /// One read's bytes.
+    Output(OutputStream, Vec<u8>),
+    /// The pipe reached its end.
+    Closed(OutputStream),
+    /// Reading the pipe failed.
+    Failed(io::Error),
+}
+
+/// The shell and its job. Dropping it kills the job and reaps the shell, so no path leaves a
+/// running command behind.
+struct ProcessTree<'r> {
+    child: Child,
+    job: Arc<Job>,
+    running: &'r RunningCommands,
+    /// The job's place in `running`, until it is taken off.
+    listing: Option<Listing>,
+    status: Option<ExitStatus>,
+}
+
+impl<'r> ProcessTree<'r> {
+    /// Starts the shell suspended, puts it in a new job, lists the job, lets the shell run and
+    /// starts a reader on each of its pipes.
+    fn spawn(
+        spec: &CommandSpec<'_>,
+        running: &'r RunningCommands,
+    ) -> io::Result<(ProcessTree<'r>, Receiver<Event>)> {
+        let job = Job::new()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create a Job Object: {e}")))?;
+        let mut shell = spec.process();
+        let window = if has_console() { 0 } else { CREATE_NO_WINDOW };
+        shell.creation_flags(CREATE_SUSPENDED | window);
+        let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
+        // Nothing has run in the shell yet: once it is in the job, so is all it starts.
+        if let Err(e) = job.assign(&child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot put the command in a Job Object: {e}"),
+            ));
+        }
+        let job = Arc::new(job);
+        let Some(listing) = running.list(TreeHandle(Arc::clone(&job))) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("the server is stopping"));
+        };
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let tree = ProcessTree {
+            child,
+            job,
+            running,
+            listing: Some(listing),
+            status: None,
+        };
+        // From here on, a failure drops `tree`, which kills the job and reaps the shell.
+        resume_process(tree.child.id())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start the shell: {e}")))?;
+        let (sender, events) = mpsc::sync_channel(CHANNEL_CHUNKS);
+        if let Some(pipe) = stdout {
+            start_reader(OutputStream::Stdout, pipe, sender.clone())?;
+        }
+        if let Some(pipe) = stderr {
+            start_reader(OutputStream::Stderr, pipe, sender)?;
+        }
+        Ok((tree, events))
+    }
+
+    /// Terminates every process in the job (the shell and all it started). The shell's handle
+    /// stays open until it is reaped.
+    fn kill(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        if self.job.kill().is_err() {
+            // The job could not be terminated: the shell at least must end, or `reap` would
+            // wait for it; the rest dies when the job's last handle closes.
+            let _ = self.child.kill();
+        }
+    }
+
+    /// Waits for the shell to end.
+    fn reap(&mut self) -> io::Result<Termination> {
+        let status = match self.status {
+            Some(status) => status,
+            None => {
+                self.unlist();
+                let status = self.child.wait()?;
+                self.status = Some(status);
+                status
+            }
+        };
+        Ok(self.termination_of(status))
+    }
+
+    /// How the shell's exit reads: a shell whose job the server killed, ended with the kill's
+    /// code, is reported as SIGKILL ended it, as on Unix; any other code as an exit (an
+    /// NTSTATUS such as 0xC0000005, access violation, as the negative number it is as `i32`).
+    fn termination_of(&self, status: ExitStatus) -> Termination {
+        let code = status.code().unwrap_or(-1);
+        if self.job.killed.load(Ordering::SeqCst) && code as u32 == KILLED_EXIT_CODE {
+            Termination::Signaled(KILL_SIGNAL)
+        } else {
+            Termination::Exited(code)
+        }
+    }
+
+    fn unlist(&mut self) {
+        if let Some(listing) = self.listing.take() {
+            self.running.unlist(listing);
+        }
+    }
+
+    fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        self.kill();
+        self.reap()
+    }
+
+    /// Whether the shell has exited (its handle stays open: nothing is reaped).
+    fn has_exited(&mut self) -> io::Result<bool> {
+        if self.status.is_some() {
+            return Ok(true);
+        }
+        Ok(self.child.try_wait()?.is_some())
+    }
+
+    /// Waits up to `timeout` for the shell to exit.
+    fn wait_for_exit(&self, timeout: Duration) -> io::Result<()> {
+        let millis = u32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u32::MAX - 1);
+        // SAFETY: the process handle is open for as long as `self.child` lives.
+        let rc = unsafe { WaitForSingleObject(self.child.as_raw_handle() as HANDLE, millis) };
+        if rc == WAIT_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessTree<'_> {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.kill();
+            self.unlist();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A handle that is closed when dropped, for the few this module opens itself and does not
+/// give away.
+struct Closing(HANDLE);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened by this module, is owned by this value alone and is
+        // closed once, here.
+        unsafe {
+            CloseHandle(self.0);
+        }
+    }
+}
+
+/// Lets a process created suspended run: resumes its threads (a new process has one). std does
+/// not hand out the thread handle `CreateProcessW` returned, so the thread is found by its
+/// process id in a Toolhelp snapshot; the process handle the caller holds keeps the id from
+/// being reused meanwhile.
+fn resume_process(pid: u32) -> io::Result<()> {
+    // SAFETY: the call takes two integers and returns a new handle or INVALID_HANDLE_VALUE.
+    let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+    if snapshot == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    let snapshot = Closing(snapshot);
+    let mut entry = THREADENTRY32 {
+        dwSize: size_of::<THREADENTRY32>() as u32,
+        ..THREADENTRY32::default()
+    };
+    let mut resumed = 0;
+    // SAFETY: the snapshot is open and `entry` is a live THREADENTRY32 whose dwSize is set, as
+    // Thread32First and Thread32Next require; they write only into it.
+    let mut more = unsafe { Thread32First(snapshot.0, &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == pid {
+            resume_thread(entry.th32ThreadID)?;
+            resumed += 1;
+        }
+        // SAFETY: as for Thread32First.
+        more = unsafe { Thread32Next(snapshot.0, &mut entry) } != 0;
+    }
+    if resumed == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "its suspended thread was not found",
+        ));
+    }
+    Ok(())
+}
+
+fn resume_thread(id: u32) -> io::Result<()> {
+    // SAFETY: the call takes integers and returns a new handle or null.
+    let thread = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, id) };
+    if thread.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let thread = Closing(thread);
+    // SAFETY: the thread handle is open, with THREAD_SUSPEND_RESUME access.
+    if unsafe { ResumeThread(thread.0) } == u32::MAX {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads `pipe` to its end on a thread of its own, handing each read to `events`. The thread
+/// ends at the pipe's end (the job's death closes it) or when nobody listens any more.
+fn start_reader(
+    stream: OutputStream,
+    mut pipe: impl Read + Send + 'static,
+    events: SyncSender<Event>,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("unstick-shell-pipe".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut buf = vec![0u8; OUTPUT_CHUNK];
+            loop {
+                let event = match pipe.read(&mut buf) {
+                    Ok(0) => Event::Closed(stream),
+                    Ok(n) => Event::Output(stream, buf[..n].to_vec()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Event::Failed(e),
+                };
+                let last = !matches!(event, Event::Output(..));
+                if events.send(event).is_err() || last {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Whether the client behind `socket` has hung up (or its socket failed). Data it sent ahead
+/// (a pipelined request) is left unread; a hang-up behind such data is seen when the command
+/// ends, as on Unix systems without `POLLRDHUP`.
+fn client_gone(socket: &TcpStream) -> io::Result<bool> {
+    let mut watch = WSAPOLLFD {
+        fd: socket.as_raw_socket() as SOCKET,
+        events: POLLRDNORM,
+        revents: 0,
+    };
+    // SAFETY: `watch` is one live WSAPOLLFD, which is all WSAPoll reads and writes with a count
+    // of 1; a timeout of 0 returns at once.
+    let n = unsafe { WSAPoll(&mut watch, 1, 0) };
+    if n == SOCKET_ERROR {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    if watch.revents & (POLLHUP | POLLERR | POLLNVAL) != 0 {
+        return Ok(true);
+    }
+    // Readable: the end of the stream, or data.
+    Ok(match socket.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    })
+}
+
+/// Where a command run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The shell is running: output is forwarded until it exits or the deadline passes.
+    Running,
+    /// The shell has exited and its job was killed: what is left in the pipes is read until
+    /// they close or `until` passes.
+    Draining {
+        /// End of the drain (the grace period, or the deadline if sooner).
+        until: Instant,
+    },
+}
+
+/// One command in flight.
+struct CommandRun<'r, 'c> {
+    tree: ProcessTree<'r>,
+    events: Receiver<Event>,
+    /// Whether stdout and stderr are still open.
+    open: [bool; 2],
+    client: Option<&'c TcpStream>,
+    deadline: Instant,
+    budget: OutputBudget,
+    phase: Phase,
+}
+
+impl CommandRun<'_, '_> {
+    /// Supervises the command to its end, then makes sure its job is gone and the shell reaped.
+    fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
+        let stop = match self.supervise(sink) {
+            Ok(stop) => stop,
+            Err(e) => {
+                self.tree.kill_and_reap()?;
+                return Err(e);
+            }
+        };
+        let termination = self.tree.kill_and_reap()?;
+        Ok(RunOutcome::new(termination, stop))
+    }
+
+    fn all_closed(&self) -> bool {
+        self.open == [false, false]
+    }
+
+    fn close(&mut self, stream: OutputStream) {
+        match stream {
+            OutputStream::Stdout => self.open[0] = false,
+            OutputStream::Stderr => self.open[1] = false,
+        }
+    }
+
+    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
+    /// job and drains the pipes), and stops early on the deadline, the output cap or a hang-up,
+    /// as the Unix supervisor does.
+    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
+        loop {
+            if self.phase == Phase::Running && self.tree.has_exited()? {
+                self.tree.kill_and_reap()?;
+                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
+                self.phase = Phase::Draining { until };
+            }
+            if matches!(self.phase, Phase::Draining { .. }) && self.all_closed() {
+                return Ok(None);
+            }
+            if let Some(client) = self.client
+                && client_gone(client)?
+            {
+                return Ok(Some(Stop::ClientGone));
+            }
+            let until = match self.phase {
+                Phase::Running => self.deadline,
+                Phase::Draining { until } => until,
+            };
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return Ok(match self.phase {
+                    Phase::Running => Some(Stop::TimedOut),
+                    Phase::Draining { .. } => None,
+                });
+            };
+            let wait = left.min(EXIT_CHECK_INTERVAL);
+            if self.all_closed() {
+                // Running, with nothing left to read: wait for the exit itself.
+                self.tree.wait_for_exit(wait)?;
+                continue;
+            }
+            match self.events.recv_timeout(wait) {
+                Ok(Event::Output(stream, bytes)) => {
+                    if let Some(stop) = self.budget.forward(stream, &bytes, sink) {
+                        return Ok(Some(stop));
+                    }
+                }
+                Ok(Event::Closed(stream)) => self.close(stream),
+                Ok(Event::Failed(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Every reader has ended (each says so first; this is a safeguard).
+                Err(RecvTimeoutError::Disconnected) => self.open = [false, false],
+            }
+        }
+    }
+}
