@@ -9,8 +9,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,8 +18,9 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConfig, ServerConnection};
 
 use super::read_ahead::ReadAhead;
-use crate::server::readiness::{timeout_millis, waited};
+use crate::poll::{self, Events, PollFd, Pollable, READABLE, WRITABLE};
 use crate::server::{ErrorCode, error_frame};
+use crate::wake::{self, WakeSignal, Waker};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -56,7 +55,7 @@ pub struct Handoff {
     /// The connections.
     pub connections: Receiver<(TcpStream, SocketAddr)>,
     /// Readable when a connection is waiting (drain it, then take them all).
-    pub signal: UnixStream,
+    pub(crate) signal: WakeSignal,
 }
 
 /// What the relays share.
@@ -65,7 +64,7 @@ struct Front {
     limits: FrontLimits,
     pairs: LoopbackPairs,
     handshakes: AtomicUsize,
-    handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, UnixStream)>,
+    handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, Waker)>,
     server: &'static str,
 }
 
@@ -78,9 +77,7 @@ pub fn start(
     server: &'static str,
 ) -> io::Result<Handoff> {
     listener.set_nonblocking(true)?;
-    let (signal, signal_tx) = UnixStream::pair()?;
-    signal.set_nonblocking(true)?;
-    signal_tx.set_nonblocking(true)?;
+    let (signal, signal_tx) = wake::pair()?;
     let (connections_tx, connections) = mpsc::channel();
     let front = Arc::new(Front {
         config,
@@ -100,17 +97,17 @@ pub fn start(
 }
 
 /// Accepts connections until the lobby goes (its end of the signal socket closes).
-fn accept_loop(listener: &TcpListener, lobby: &UnixStream, front: &Arc<Front>) {
+fn accept_loop(listener: &TcpListener, lobby: &Waker, front: &Arc<Front>) {
     loop {
         let mut fds = [
-            pollfd(listener.as_raw_fd(), libc::POLLIN),
-            pollfd(lobby.as_raw_fd(), libc::POLLIN),
+            PollFd::new(listener.raw_socket(), READABLE),
+            PollFd::new(lobby.raw_socket(), READABLE),
         ];
-        if poll(&mut fds, None).is_err() {
+        if poll::poll(&mut fds, None).is_err() {
             thread::sleep(Duration::from_millis(50));
             continue;
         }
-        if fds[1].revents != 0 {
+        if fds[1].found() != 0 {
             return;
         }
         loop {
@@ -173,7 +170,7 @@ fn serve_connection(front: &Front, socket: TcpStream, peer: SocketAddr) {
             // The server is stopping.
             return;
         }
-        let _ = (&handoff.1).write(&[1]);
+        handoff.1.wake();
     }
     if let Err(e) = relay(tls, &socket, &near) {
         tracing::debug!(server = front.server, peer = %peer, error = %e, "TLS connection ended");
@@ -196,7 +193,7 @@ fn handshake(
             Ok(0) => return Ok(None),
             Ok(_) => break,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_for(socket, libc::POLLIN, deadline)?;
+                wait_for(socket, READABLE, deadline)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Ok(None),
@@ -218,18 +215,18 @@ fn handshake(
         flush_tls(&mut tls, socket).map_err(|e| e.to_string())?;
         if !tls.is_handshaking() {
             if tls.wants_write() {
-                wait_for(socket, libc::POLLOUT, deadline)?;
+                wait_for(socket, WRITABLE, deadline)?;
                 continue;
             }
             return Ok(Some(tls));
         }
         let events = if tls.wants_write() {
-            libc::POLLOUT
+            WRITABLE
         } else {
-            libc::POLLIN
+            READABLE
         };
         wait_for(socket, events, deadline)?;
-        if events == libc::POLLOUT {
+        if events == WRITABLE {
             continue;
         }
         match tls.read_tls(&mut &*socket) {
@@ -252,13 +249,13 @@ fn handshake(
 }
 
 /// Waits until `socket` is ready for `events`, or fails at `deadline`.
-fn wait_for(socket: &TcpStream, events: libc::c_short, deadline: Instant) -> Result<(), String> {
+fn wait_for(socket: &TcpStream, events: Events, deadline: Instant) -> Result<(), String> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err("no TLS handshake in time".into());
     }
-    let mut fds = [pollfd(socket.as_raw_fd(), events)];
-    poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
+    let mut fds = [PollFd::new(socket.raw_socket(), events)];
+    poll::poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -323,13 +320,13 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
         }
         let read_client = !client_done && to_near.is_empty();
         let read_lobby = !lobby_done && !tls.wants_write();
-        let socket_events = if read_client { libc::POLLIN } else { 0 }
-            | if tls.wants_write() { libc::POLLOUT } else { 0 };
-        let near_events = if read_lobby { libc::POLLIN } else { 0 }
-            | if to_near.is_empty() { 0 } else { libc::POLLOUT };
+        let socket_events =
+            if read_client { READABLE } else { 0 } | if tls.wants_write() { WRITABLE } else { 0 };
+        let near_events =
+            if read_lobby { READABLE } else { 0 } | if to_near.is_empty() { 0 } else { WRITABLE };
         let mut fds = [
-            pollfd(socket.as_raw_fd(), socket_events),
-            pollfd(near.as_raw_fd(), near_events),
+            PollFd::new(socket.raw_socket(), socket_events),
+            PollFd::new(near.raw_socket(), near_events),
         ];
         let mut left = linger_until.map(|until| until.saturating_duration_since(Instant::now()));
         if left.is_some_and(|left| left.is_zero()) {
@@ -340,8 +337,8 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
         if ahead {
             left = Some(Duration::ZERO);
         }
-        poll(&mut fds, left)?;
-        if read_client && (ahead || fds[0].revents != 0) {
+        poll::poll(&mut fds, left)?;
+        if read_client && (ahead || fds[0].found() != 0) {
             // Records until the socket is dry or a batch for the lobby is ready.
             while !client_done && to_near.len() < BATCH {
                 match tls.read_tls(&mut wire) {
@@ -363,7 +360,7 @@ fn relay(mut tls: ServerConnection, socket: &TcpStream, near: &TcpStream) -> io:
                 }
             }
         }
-        if read_lobby && fds[1].revents != 0 {
+        if read_lobby && fds[1].found() != 0 {
             match (&*near).read(&mut buf) {
                 Ok(0) => {
                     lobby_done = true;
@@ -437,29 +434,4 @@ impl LoopbackPairs {
             "the front's loopback listener is flooded by strangers",
         ))
     }
-}
-
-/// A descriptor to wait for `events` on; with none, a negative descriptor that `poll` skips
-/// (it would report a hang-up on a closed socket however often it is asked, and the relay
-/// would spin).
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd: if events == 0 { -1 } else { fd },
-        events,
-        revents: 0,
-    }
-}
-
-/// Waits for `fds` (`None`: without end); interruptions return early with nothing ready.
-fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
-    // SAFETY: `fds` is a live, exclusively borrowed slice of pollfd structs, and its length is
-    // what is passed.
-    let n = unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout_millis(timeout),
-        )
-    };
-    waited(n).map(|_| ())
 }
