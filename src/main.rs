@@ -10,6 +10,7 @@ mod ftp_cli;
 mod log_queue;
 mod serving;
 mod shell_cli;
+mod stop_signals;
 mod tls_cli;
 
 #[derive(Parser)]
@@ -70,9 +71,10 @@ fn main() -> ExitCode {
     init_log(&cli);
     let shutdown = Shutdown::new();
     if cli.command.is_server() {
+        #[cfg(unix)]
         serving::raise_descriptor_limit();
         if let Err(e) = serving::stop_on_signals(shutdown.clone()) {
-            eprintln!("unstick: cannot handle SIGTERM and SIGINT: {e}");
+            eprintln!("unstick: cannot handle the signals that stop a server: {e}");
             return ExitCode::FAILURE;
         }
     }

@@ -1,16 +1,16 @@
 //! What every `serve` command shares: the options of the lobby where connections wait, stopping
-//! on SIGTERM/SIGINT, room for many connections, and the duration and size syntax of all
-//! options.
+//! on SIGTERM/SIGINT (Ctrl-C/Ctrl-Break on Windows), room for many connections, and the
+//! duration and size syntax of all options.
 
 use std::io;
 use std::thread;
 use std::time::Duration;
 
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use unstick_std::server::{LobbyConfig, Shutdown};
 use unstick_std::shell::kill_all_commands;
+
+use crate::stop_signals::StopSignals;
 
 /// Options of how a server holds connections, shared by `shell serve` and `ftp serve`.
 #[derive(Args, Debug, Clone)]
@@ -68,45 +68,40 @@ impl LobbyArgs {
     }
 }
 
-/// Installs the handlers for SIGTERM and SIGINT: the first asks `shutdown` for a graceful stop,
-/// a second kills every running command's process group and exits at once (status 128 + the
-/// signal, as a shell reports it).
+/// Installs the handlers for SIGTERM and SIGINT (on Windows, Ctrl-C, Ctrl-Break and the
+/// console closing): the first asks `shutdown` for a graceful stop, a second kills every
+/// running command and exits at once (with the status the signal would have given, 128 + the
+/// signal on Unix).
 pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let mut signals = StopSignals::install()?;
     thread::Builder::new()
         .name("unstick-signals".into())
         .spawn(move || {
-            let mut arriving = signals.forever();
+            let mut arriving = signals.arriving();
             if let Some(signal) = arriving.next() {
                 tracing::info!(
-                    signal = signal_name(signal),
+                    signal = signal.name,
                     "stopping: no new connections; a second signal stops at once"
                 );
                 shutdown.request();
             }
             if let Some(signal) = arriving.next() {
                 tracing::warn!(
-                    signal = signal_name(signal),
+                    signal = signal.name,
                     "second signal: killing every running command and stopping now"
                 );
                 kill_all_commands();
                 crate::log_queue::flush(crate::LOG_FLUSH_LIMIT);
-                std::process::exit(128 + signal);
+                std::process::exit(signal.exit_code);
             }
         })?;
     Ok(())
 }
 
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        SIGTERM => "SIGTERM",
-        SIGINT => "SIGINT",
-        _ => "signal",
-    }
-}
-
 /// Raises this process's soft limit on open descriptors to its hard limit, so that a server can
-/// hold thousands of waiting connections (the soft limit is often 1024).
+/// hold thousands of waiting connections (the soft limit is often 1024). Windows has no such
+/// limit on sockets.
+#[cfg(unix)]
 pub fn raise_descriptor_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -7,13 +7,16 @@
 //! reaches a server over TCP or a device over a serial line ([`link`]).
 //!
 //! What both servers share is in [`server`]: the lobby where every connection waits between
-//! requests (one thread, `epoll`), request slots and their queue, a graceful stop, the refusal
-//! of other protocols' openings, and error frames. Servers log through `tracing`; the binary
+//! requests (one thread, `epoll` on Linux, `poll` on other Unixes, `WSAPoll` on Windows),
+//! request slots and their queue, a graceful stop, the refusal of other protocols' openings,
+//! and error frames. Servers log through `tracing`; the binary
 //! decides where the lines go.
 #![deny(missing_docs)]
 
 pub mod ftp;
 pub mod link;
+pub(crate) mod poll;
 pub mod server;
 pub mod shell;
 pub mod tls;
+pub(crate) mod wake;

@@ -10,11 +10,11 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
+use crate::poll::{self, HUNG_UP, PollFd, Pollable, READABLE};
 use crate::tls::{ClientTls, TlsConnectError, TlsStream};
 
 /// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
@@ -109,8 +109,15 @@ pub struct Link {
 enum Kind {
     Tcp(TcpStream),
     Tls(Box<TlsStream>),
-    Serial(Box<serialport::TTYPort>),
+    Serial(Box<SerialPortNative>),
 }
+
+/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
+#[cfg(unix)]
+type SerialPortNative = serialport::TTYPort;
+/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
+#[cfg(windows)]
+type SerialPortNative = serialport::COMPort;
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -254,23 +261,17 @@ impl Link {
 
     /// Whether bytes (or the end of the stream) are waiting to be read, without waiting.
     pub fn readable_now(&self) -> bool {
-        let fd = match &self.kind {
-            Kind::Tcp(stream) => stream.as_raw_fd(),
+        let socket = match &self.kind {
+            Kind::Tcp(stream) => stream.raw_socket(),
             // The server sends no session tickets, so bytes on the socket (or read ahead from
             // it) are a reply, or a close.
             Kind::Tls(stream) if stream.sock.buffered() > 0 => return true,
-            Kind::Tls(stream) => stream.sock.get_ref().as_raw_fd(),
-            Kind::Serial(port) => port.as_raw_fd(),
+            Kind::Tls(stream) => stream.sock.get_ref().raw_socket(),
+            Kind::Serial(port) => return serial_readable_now(port),
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call; count is 1; zero
-        // timeout, so the call does not block.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-        ready > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
+        let mut fds = [PollFd::new(socket, READABLE)];
+        let ready = poll::poll(&mut fds, Some(Duration::ZERO)).unwrap_or(0);
+        ready > 0 && fds[0].found() & (READABLE | HUNG_UP) != 0
     }
 
     /// Whether the server has closed a TCP connection (or sent something unasked, which only
@@ -309,6 +310,22 @@ impl Link {
             Kind::Serial(_) => {}
         }
     }
+}
+
+/// Whether a serial port has bytes waiting, without waiting: `poll(2)` on the terminal.
+#[cfg(unix)]
+fn serial_readable_now(port: &SerialPortNative) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fds = [PollFd::new(port.as_raw_fd(), READABLE)];
+    let ready = poll::poll(&mut fds, Some(Duration::ZERO)).unwrap_or(0);
+    ready > 0 && fds[0].found() & (READABLE | HUNG_UP) != 0
+}
+
+/// Whether a serial port has bytes waiting, without waiting: a COM port is no socket, so its
+/// input queue is asked for its length (`ClearCommError`).
+#[cfg(windows)]
+fn serial_readable_now(port: &SerialPortNative) -> bool {
+    port.bytes_to_read().is_ok_and(|waiting| waiting > 0)
 }
 
 impl Read for Link {
@@ -373,6 +390,9 @@ mod tests {
         }
     }
 
+    /// Linux only: Windows has no pseudo-terminal to stand in for a COM port, and the libc
+    /// crate has no `ptsname_r` for macOS.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_pty_is_a_serial_line_that_falls_quiet_and_carries_bytes() {
         // A pseudo-terminal pair stands in for a device's UART.

@@ -86,10 +86,13 @@ impl FileServer {
         let transport = &self.config.transport;
         transport.check_listen(local, self.config.token.is_some())?;
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
-        // server with SIGXFSZ.
-        // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
-        // effects.
-        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        // server with SIGXFSZ. (Windows has neither.)
+        #[cfg(unix)]
+        {
+            // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
+            // effects.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        }
         let config = self.config.lobby;
         let entrance = transport.entrance(listener, &config, "ftp")?;
         lobby::serve(entrance, Arc::new(self.clone()), config, shutdown)

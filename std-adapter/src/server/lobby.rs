@@ -31,8 +31,6 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -46,7 +44,9 @@ use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
 use super::{ErrorCode, HEADER_CAP, deadline_after};
+use crate::poll::{Pollable, RawSocket};
 pub use crate::tls::front::Handoff;
+use crate::wake::{self, WakeSignal, Waker};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
 /// refused (a request's header is at most [`HEADER_CAP`] bytes).
@@ -189,11 +189,11 @@ pub enum Entrance {
 }
 
 impl Entrance {
-    /// The descriptor that turns readable when a connection is waiting.
-    fn fd(&self) -> std::os::fd::RawFd {
+    /// The socket that turns readable when a connection is waiting.
+    fn fd(&self) -> RawSocket {
         match self {
-            Entrance::Listener(listener) => listener.as_raw_fd(),
-            Entrance::Front(handoff) => handoff.signal.as_raw_fd(),
+            Entrance::Listener(listener) => listener.raw_socket(),
+            Entrance::Front(handoff) => handoff.signal.raw_socket(),
         }
     }
 }
@@ -214,13 +214,11 @@ pub fn serve<S: Service>(
         Entrance::Front(handoff) => Some(handoff.relays()),
         Entrance::Listener(_) => None,
     };
-    let (wake_rx, wake_tx) = UnixStream::pair()?;
-    wake_rx.set_nonblocking(true)?;
-    wake_tx.set_nonblocking(true)?;
+    let (wake_rx, wake_tx) = wake::pair()?;
     let _registration = shutdown.add_waker(wake_tx.try_clone()?);
     let (returns_tx, returns) = mpsc::channel();
     let mut readiness = Readiness::new()?;
-    readiness.watch(wake_rx.as_raw_fd(), WAKE_KEY)?;
+    readiness.watch(wake_rx.raw_socket(), WAKE_KEY)?;
     readiness.watch(entrance.fd(), LISTENER_KEY)?;
     let mut lobby = Lobby {
         slots: Slots::new(
@@ -305,8 +303,8 @@ struct Lobby<S: Service> {
     order: VecDeque<u64>,
     by_address: HashMap<IpAddr, AddressQueue>,
     next_id: u64,
-    wake_rx: UnixStream,
-    wake_tx: Arc<UnixStream>,
+    wake_rx: WakeSignal,
+    wake_tx: Arc<Waker>,
     readiness: Readiness,
     /// Workers waiting for a connection's next request themselves (see [`Serving`]).
     lingering: Arc<AtomicUsize>,
@@ -397,8 +395,7 @@ impl<S: Service> Lobby<S> {
     }
 
     fn drain_wakeups(&mut self) {
-        let mut buf = [0u8; 256];
-        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+        self.wake_rx.drain();
     }
 
     /// Takes back the connections whose request has been served.
@@ -439,8 +436,7 @@ impl<S: Service> Lobby<S> {
     /// Accepts what the listener has (or takes what the TLS front hands over), up to a batch.
     fn accept_batch(&mut self) {
         if let Some(Entrance::Front(handoff)) = &self.entrance {
-            let mut signals = [0u8; 256];
-            while matches!((&handoff.signal).read(&mut signals), Ok(n) if n > 0) {}
+            handoff.signal.drain();
             let handed: Vec<_> = handoff.connections.try_iter().collect();
             for (stream, peer) in handed {
                 self.admit_new(stream, peer, true);
@@ -451,7 +447,7 @@ impl<S: Service> Lobby<S> {
             let Some(Entrance::Listener(listener)) = &self.entrance else {
                 return;
             };
-            let listener_fd = listener.as_raw_fd();
+            let listener_fd = listener.raw_socket();
             match listener.accept() {
                 Ok((stream, peer)) => self.admit_new(stream, peer, false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -541,7 +537,7 @@ impl<S: Service> Lobby<S> {
         // A queued request is not read: its further bytes (a body, a pipelined request, the end
         // of its input) stay in the socket for its worker.
         if phase != Phase::Queued
-            && let Err(e) = self.readiness.watch(conn.stream.as_raw_fd(), id)
+            && let Err(e) = self.readiness.watch(conn.stream.raw_socket(), id)
         {
             // Unwatched, it still ends at its deadline.
             tracing::warn!(server = S::NAME, peer = %conn.peer, error = %e, "cannot watch a connection");
@@ -561,7 +557,7 @@ impl<S: Service> Lobby<S> {
     /// Takes a connection out of the lobby.
     fn leave(&mut self, id: u64) -> Option<Waiting<S::Mode>> {
         let w = self.waiting.remove(&id)?;
-        self.readiness.unwatch(w.conn.stream.as_raw_fd());
+        self.readiness.unwatch(w.conn.stream.raw_socket());
         let address = w.conn.peer.ip();
         if let Some(queue) = self.by_address.get_mut(&address) {
             queue.waiting -= 1;
@@ -735,7 +731,7 @@ impl<S: Service> Lobby<S> {
         let started = self.workers.run(Box::new(move || {
             let handback = serving.serve(conn, slot);
             let _ = returns.send(handback);
-            let _ = (&*wake).write(&[1]);
+            wake.wake();
         }));
         if let Err(e) = started {
             // The closure, and with it the connection and the slot, is dropped.
@@ -1050,8 +1046,17 @@ fn send_nonblocking(stream: &TcpStream, bytes: &[u8]) {
     }
 }
 
+/// Whether accepting failed for want of descriptors (of this process or of the system).
+#[cfg(unix)]
 fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Whether accepting failed for want of sockets or of the memory they take.
+#[cfg(windows)]
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    use windows_sys::Win32::Networking::WinSock::{WSAEMFILE, WSAENOBUFS};
+    matches!(e.raw_os_error(), Some(WSAEMFILE | WSAENOBUFS))
 }
 
 fn log_closed<M>(conn: &Connection<M>, reason: &str) {

@@ -14,7 +14,6 @@ pub use shutdown::Shutdown;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
@@ -54,6 +53,7 @@ pub const HEADER_CAP: usize = 8192;
 /// Connections the system queues for a server before it accepts them. A burst of connections
 /// beyond the queue waits for a SYN retransmission (a second or more), so the queue is made as
 /// long as the system allows (`net.core.somaxconn` caps it).
+#[cfg(unix)]
 const ACCEPT_QUEUE: libc::c_int = 4096;
 
 /// How a server's connections are secured on the wire.
@@ -136,13 +136,22 @@ pub fn bind(addr: &str, authenticated: bool, transport: &Transport) -> io::Resul
         transport.check_listen(resolved, authenticated)?;
     }
     let listener = TcpListener::bind(addr)?;
-    // std listens with a queue of 128. Listening again on a listening socket only changes
-    // the queue's length.
+    // Windows keeps the queue of a socket's first listen (a second one succeeds and changes
+    // nothing), so there it stays std's 128.
+    #[cfg(unix)]
+    lengthen_accept_queue(&listener);
+    transport.check_listen(listener.local_addr()?, authenticated)?;
+    Ok(listener)
+}
+
+/// Makes `listener`'s queue of connections not yet accepted [`ACCEPT_QUEUE`] long (std listens
+/// with a queue of 128). Listening again on a listening socket only changes the queue's length.
+#[cfg(unix)]
+fn lengthen_accept_queue(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
     // SAFETY: listen(2) takes a descriptor we own (alive for the call) and an integer; it
     // touches no memory of ours.
     unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
-    transport.check_listen(listener.local_addr()?, authenticated)?;
-    Ok(listener)
 }
 
 /// The error for a server listening beyond loopback without a token.

@@ -1,40 +1,22 @@
 //! Which of many sockets have something to read: `epoll(7)` on Linux, where a wait costs the
-//! same however many sockets are watched, `poll(2)` elsewhere. Each socket is watched under a
-//! key of the caller's choosing, and level-triggered: a socket stays ready until it is read dry.
+//! same however many sockets are watched, `poll(2)` elsewhere (`WSAPoll` on Windows). Each
+//! socket is watched under a key of the caller's choosing, and level-triggered: a socket stays
+//! ready until it is read dry.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::time::Duration;
+
+use crate::poll::RawSocket;
+// The shell's process code waits with these too (they live with the other waiting helpers).
+#[cfg(unix)]
+pub(crate) use crate::poll::{timeout_millis, waited};
 
 /// Watches sockets for input.
 pub(crate) struct Readiness {
     #[cfg(target_os = "linux")]
     epoll: std::os::fd::OwnedFd,
     #[cfg(not(target_os = "linux"))]
-    watched: std::collections::HashMap<u64, RawFd>,
-}
-
-/// What a `poll(2)`/`epoll_wait(2)` return value says: how many descriptors are ready, an
-/// interruption by a signal being a wake-up with none.
-pub(crate) fn waited(n: libc::c_int) -> io::Result<usize> {
-    match usize::try_from(n) {
-        Ok(ready) => Ok(ready),
-        Err(_) => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Milliseconds for a wait of `timeout` (rounded up; `None` waits without end).
-pub(crate) fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
-    timeout.map_or(-1, |t| {
-        t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
-    })
+    watched: std::collections::HashMap<u64, RawSocket>,
 }
 
 #[cfg(target_os = "linux")]
@@ -51,7 +33,7 @@ impl Readiness {
         Ok(Readiness { epoll })
     }
 
-    fn control(&self, op: libc::c_int, fd: RawFd, key: u64) -> io::Result<()> {
+    fn control(&self, op: libc::c_int, fd: RawSocket, key: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let mut event = libc::epoll_event {
             events: libc::EPOLLIN as u32,
@@ -67,13 +49,13 @@ impl Readiness {
     }
 
     /// Watches `fd` under `key`.
-    pub(crate) fn watch(&mut self, fd: RawFd, key: u64) -> io::Result<()> {
+    pub(crate) fn watch(&mut self, fd: RawSocket, key: u64) -> io::Result<()> {
         self.control(libc::EPOLL_CTL_ADD, fd, key)
     }
 
     /// Stops watching `fd` (before it is closed or handed on: a duplicate of it elsewhere
     /// would keep it watched).
-    pub(crate) fn unwatch(&mut self, fd: RawFd) {
+    pub(crate) fn unwatch(&mut self, fd: RawSocket) {
         let _ = self.control(libc::EPOLL_CTL_DEL, fd, 0);
     }
 
@@ -112,13 +94,13 @@ impl Readiness {
     }
 
     /// Watches `fd` under `key`.
-    pub(crate) fn watch(&mut self, fd: RawFd, key: u64) -> io::Result<()> {
+    pub(crate) fn watch(&mut self, fd: RawSocket, key: u64) -> io::Result<()> {
         self.watched.insert(key, fd);
         Ok(())
     }
 
     /// Stops watching `fd`.
-    pub(crate) fn unwatch(&mut self, fd: RawFd) {
+    pub(crate) fn unwatch(&mut self, fd: RawSocket) {
         self.watched.retain(|_, watched| *watched != fd);
     }
 
@@ -128,30 +110,20 @@ impl Readiness {
         timeout: Option<Duration>,
         ready: &mut Vec<u64>,
     ) -> io::Result<()> {
-        let (keys, mut fds): (Vec<u64>, Vec<libc::pollfd>) = self
+        use crate::poll::{PollFd, READABLE, poll};
+        let (keys, mut fds): (Vec<u64>, Vec<PollFd>) = self
             .watched
             .iter()
-            .map(|(&key, &fd)| {
-                let pollfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                (key, pollfd)
-            })
+            .map(|(&key, &fd)| (key, PollFd::new(fd, READABLE)))
             .unzip();
         ready.clear();
-        let nfds = libc::nfds_t::try_from(fds.len()).map_err(io::Error::other)?;
-        // SAFETY: `fds` is a live, exclusively borrowed vector of `nfds` pollfd structs, which
-        // is what poll(2) reads and writes.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_millis(timeout)) };
-        if waited(n)? == 0 {
+        if poll(&mut fds, timeout)? == 0 {
             return Ok(());
         }
         ready.extend(
             keys.iter()
                 .zip(&fds)
-                .filter(|(_, fd)| fd.revents != 0)
+                .filter(|(_, fd)| fd.found() != 0)
                 .map(|(key, _)| *key),
         );
         Ok(())
@@ -161,17 +133,24 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::poll::Pollable;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected pair of loopback TCP sockets.
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (near, listener.accept().unwrap().0)
+    }
 
     #[test]
     fn ready_sockets_are_reported_by_key_until_unwatched() {
         let mut readiness = Readiness::new().unwrap();
-        let (a, mut a_peer) = UnixStream::pair().unwrap();
-        let (b, _b_peer) = UnixStream::pair().unwrap();
-        readiness.watch(a.as_raw_fd(), 7).unwrap();
-        readiness.watch(b.as_raw_fd(), 9).unwrap();
+        let (a, mut a_peer) = pair();
+        let (b, _b_peer) = pair();
+        readiness.watch(a.raw_socket(), 7).unwrap();
+        readiness.watch(b.raw_socket(), 9).unwrap();
         let mut ready = Vec::new();
         readiness
             .wait(Some(Duration::from_millis(10)), &mut ready)
@@ -182,7 +161,7 @@ mod tests {
             .wait(Some(Duration::from_secs(5)), &mut ready)
             .unwrap();
         assert_eq!(ready, [7]);
-        readiness.unwatch(a.as_raw_fd());
+        readiness.unwatch(a.raw_socket());
         readiness
             .wait(Some(Duration::from_millis(10)), &mut ready)
             .unwrap();

@@ -2,10 +2,10 @@
 //! from a thread that waits for SIGTERM; it is not async-signal-safe) wakes each server's lobby, which stops accepting, lets the requests
 //! in progress finish within its grace period, then cuts the rest off and returns from `serve`.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::wake::Waker;
 
 /// A handle to request a graceful stop of the servers that were given a clone of it. Cheap to
 /// clone; all clones are the same switch.
@@ -18,7 +18,7 @@ pub struct Shutdown {
 struct Inner {
     requested: AtomicBool,
     /// One end of each serving lobby's wake-up socket pair, by registration number.
-    wakers: Mutex<Vec<(u64, UnixStream)>>,
+    wakers: Mutex<Vec<(u64, Waker)>>,
     next_waker: AtomicU64,
 }
 
@@ -55,8 +55,7 @@ impl Shutdown {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for (_, waker) in wakers.iter() {
-            // A full socket buffer means a wake-up is already pending.
-            let _ = (&*waker).write(&[1]);
+            waker.wake();
         }
     }
 
@@ -68,7 +67,7 @@ impl Shutdown {
     /// Registers a socket to write a byte to when a stop is requested (wakes a lobby), for as
     /// long as the registration is kept. A request that came before the registration is not
     /// lost: callers check `is_requested` after registering.
-    pub(crate) fn add_waker(&self, waker: UnixStream) -> WakerRegistration {
+    pub(crate) fn add_waker(&self, waker: Waker) -> WakerRegistration {
         let id = self.inner.next_waker.fetch_add(1, Ordering::Relaxed);
         self.inner
             .wakers

@@ -15,8 +15,6 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -25,9 +23,10 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConfig, ServerConnection};
 
 use super::read_ahead::ReadAhead;
+use crate::poll::{self, Events, PollFd, Pollable, READABLE, WRITABLE};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
-use crate::server::readiness::{timeout_millis, waited};
 use crate::server::{ErrorCode, GREETING_PAUSE, error_frame};
+use crate::wake::{self, WakeSignal, Waker};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -74,7 +73,7 @@ pub struct Handoff {
     /// The connections.
     pub connections: Receiver<(TcpStream, SocketAddr)>,
     /// Readable when a connection is waiting (drain it, then take them all).
-    pub signal: UnixStream,
+    pub(crate) signal: WakeSignal,
     relays: Arc<Relays>,
 }
 
@@ -201,7 +200,7 @@ struct Front {
     limits: FrontLimits,
     pending: Mutex<PendingHandshakes>,
     relays: Arc<Relays>,
-    handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, UnixStream)>,
+    handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, Waker)>,
     server: &'static str,
 }
 
@@ -214,9 +213,7 @@ pub fn start(
     server: &'static str,
 ) -> io::Result<Handoff> {
     listener.set_nonblocking(true)?;
-    let (signal, signal_tx) = UnixStream::pair()?;
-    signal.set_nonblocking(true)?;
-    signal_tx.set_nonblocking(true)?;
+    let (signal, signal_tx) = wake::pair()?;
     let (connections_tx, connections) = mpsc::channel();
     let relays = Arc::new(Relays::default());
     let front = Arc::new(Front {
@@ -238,17 +235,17 @@ pub fn start(
 }
 
 /// Accepts connections until the lobby goes (its end of the signal socket closes).
-fn accept_loop(listener: &TcpListener, lobby: &UnixStream, front: &Arc<Front>) {
+fn accept_loop(listener: &TcpListener, lobby: &Waker, front: &Arc<Front>) {
     loop {
         let mut fds = [
-            pollfd(listener.as_raw_fd(), libc::POLLIN),
-            pollfd(lobby.as_raw_fd(), libc::POLLIN),
+            PollFd::new(listener.raw_socket(), READABLE),
+            PollFd::new(lobby.raw_socket(), READABLE),
         ];
-        if poll(&mut fds, None).is_err() {
+        if poll::poll(&mut fds, None).is_err() {
             thread::sleep(Duration::from_millis(50));
             continue;
         }
-        if fds[1].revents != 0 {
+        if fds[1].found() != 0 {
             return;
         }
         loop {
@@ -323,7 +320,7 @@ fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr)
             // The server is stopping.
             return;
         }
-        let _ = (&handoff.1).write(&[1]);
+        handoff.1.wake();
     }
     if let Err(e) = relay(tls, &socket, &near, front.limits.stall_time) {
         tracing::debug!(server = front.server, peer = %peer, error = %e, "TLS connection ended");
@@ -336,11 +333,39 @@ fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr)
 /// non-blocking mode, shutdown, cloning, polling) are those of any stream socket; the one that
 /// is TCP's own (`set_nodelay`) fails on it, and the lobby does without for handed-over
 /// connections. No listening socket is involved, so no other process can get in between.
-fn lobby_pair() -> io::Result<(UnixStream, TcpStream)> {
-    let (near, far) = UnixStream::pair()?;
+#[cfg(unix)]
+fn lobby_pair() -> io::Result<(Near, TcpStream)> {
+    let (near, far) = Near::pair()?;
     let far = TcpStream::from(std::os::fd::OwnedFd::from(far));
     Ok((near, far))
 }
+
+/// On Windows, which has no `socketpair`, two loopback TCP sockets connected through a
+/// listener of their own, closed once they are (a stranger that connected meanwhile is
+/// dropped; the listener lives for one connect, so no lock is held across it).
+#[cfg(windows)]
+fn lobby_pair() -> io::Result<(Near, TcpStream)> {
+    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let near = TcpStream::connect(listener.local_addr()?)?;
+    let near_addr = near.local_addr()?;
+    for _ in 0..64 {
+        let (far, from) = listener.accept()?;
+        if from == near_addr {
+            near.set_nodelay(true)?;
+            far.set_nodelay(true)?;
+            return Ok((near, far));
+        }
+    }
+    Err(io::Error::other(
+        "the lobby pair's loopback listener is flooded by strangers",
+    ))
+}
+
+/// The relay's end of the lobby pair.
+#[cfg(unix)]
+type Near = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+type Near = TcpStream;
 
 /// Completes the handshake within the time limit. `Ok(None)`: the client went away or spoke
 /// plaintext (answered and logged).
@@ -365,18 +390,18 @@ fn handshake(
         flush_tls(&mut tls, socket).map_err(|e| e.to_string())?;
         if !tls.is_handshaking() {
             if tls.wants_write() {
-                wait_for(socket, libc::POLLOUT, deadline)?;
+                wait_for(socket, WRITABLE, deadline)?;
                 continue;
             }
             return Ok(Some(tls));
         }
         let events = if tls.wants_write() {
-            libc::POLLOUT
+            WRITABLE
         } else {
-            libc::POLLIN
+            READABLE
         };
         wait_for(socket, events, deadline)?;
-        if events == libc::POLLOUT {
+        if events == WRITABLE {
             continue;
         }
         match tls.read_tls(&mut &*socket) {
@@ -418,7 +443,7 @@ fn peek_opening(socket: &TcpStream, deadline: Instant) -> Result<Option<Vec<u8>>
                 thread::sleep(Duration::from_millis(10));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_for(socket, libc::POLLIN, deadline)?;
+                wait_for(socket, READABLE, deadline)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Ok(None),
@@ -468,16 +493,13 @@ fn refuse_plaintext(front: &Front, socket: &TcpStream, peer: SocketAddr, opening
 }
 
 /// Waits until `socket` is ready for `events`, or fails at `deadline`.
-fn wait_for(socket: &TcpStream, events: libc::c_short, deadline: Instant) -> Result<(), String> {
+fn wait_for(socket: &TcpStream, events: Events, deadline: Instant) -> Result<(), String> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err("no TLS handshake in time".into());
     }
-    let mut fds = [pollfd(socket.as_raw_fd(), events)];
-    poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
-    if fds[0].revents & libc::POLLNVAL != 0 {
-        return Err("the connection was closed".into());
-    }
+    let mut fds = [PollFd::new(socket.raw_socket(), events)];
+    poll::poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -502,7 +524,7 @@ fn flush_tls(tls: &mut ServerConnection, socket: &TcpStream) -> io::Result<bool>
 fn relay(
     mut tls: ServerConnection,
     socket: &TcpStream,
-    near: &UnixStream,
+    near: &Near,
     stall_time: Duration,
 ) -> io::Result<()> {
     near.set_nonblocking(true)?;
@@ -573,13 +595,13 @@ fn relay(
         }
         let read_client = !client_done && to_near.is_empty();
         let read_lobby = !lobby_done && !tls.wants_write();
-        let socket_events = if read_client { libc::POLLIN } else { 0 }
-            | if tls.wants_write() { libc::POLLOUT } else { 0 };
-        let near_events = if read_lobby { libc::POLLIN } else { 0 }
-            | if to_near.is_empty() { 0 } else { libc::POLLOUT };
+        let socket_events =
+            if read_client { READABLE } else { 0 } | if tls.wants_write() { WRITABLE } else { 0 };
+        let near_events =
+            if read_lobby { READABLE } else { 0 } | if to_near.is_empty() { 0 } else { WRITABLE };
         let mut fds = [
-            pollfd(socket.as_raw_fd(), socket_events),
-            pollfd(near.as_raw_fd(), near_events),
+            PollFd::new(socket.raw_socket(), socket_events),
+            PollFd::new(near.raw_socket(), near_events),
         ];
         let mut left = wake_at.map(|at| at.saturating_duration_since(now));
         // Bytes read ahead are ready without the socket.
@@ -587,8 +609,8 @@ fn relay(
         if ahead {
             left = Some(Duration::ZERO);
         }
-        poll(&mut fds, left)?;
-        if read_client && (ahead || fds[0].revents != 0) {
+        poll::poll(&mut fds, left)?;
+        if read_client && (ahead || fds[0].found() != 0) {
             // Records until the socket is dry or a batch for the lobby is ready.
             while !client_done && to_near.len() < BATCH {
                 match tls.read_tls(&mut wire) {
@@ -610,7 +632,7 @@ fn relay(
                 }
             }
         }
-        if read_lobby && fds[1].revents != 0 {
+        if read_lobby && fds[1].found() != 0 {
             match (&*near).read(&mut buf) {
                 Ok(0) => {
                     lobby_done = true;
@@ -648,31 +670,6 @@ fn drain_plaintext(tls: &mut ServerConnection, out: &mut Vec<u8>, buf: &mut [u8]
             }
         }
     }
-}
-
-/// A descriptor to wait for `events` on; with none, a negative descriptor that `poll` skips
-/// (it would report a hang-up on a closed socket however often it is asked, and the relay
-/// would spin).
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd: if events == 0 { -1 } else { fd },
-        events,
-        revents: 0,
-    }
-}
-
-/// Waits for `fds` (`None`: without end); interruptions return early with nothing ready.
-fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
-    // SAFETY: `fds` is a live, exclusively borrowed slice of pollfd structs, and its length is
-    // what is passed.
-    let n = unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout_millis(timeout),
-        )
-    };
-    waited(n).map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+/* Check-only stand-in: see ../check.sh. */
+#pragma once
+#define assert(x) ((void)0)
