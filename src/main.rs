@@ -84,6 +84,9 @@ fn main() -> ExitCode {
         Command::Serve(tls) => serve_both(tls, &shutdown),
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
+    if let Some(status) = serving::stopped_at_once() {
+        std::process::exit(status);
+    }
     code
 }
 

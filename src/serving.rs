@@ -68,6 +68,16 @@ impl LobbyArgs {
     }
 }
 
+/// The status of a server stopped at once by a second signal, once that has come.
+static STOPPED_AT_ONCE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// The status the process must end with when a second signal stopped it at once, even if the
+/// servers' graceful stop ended first (the signal thread exits with it, but `main` may get
+/// there before).
+pub fn stopped_at_once() -> Option<i32> {
+    STOPPED_AT_ONCE.get().copied()
+}
+
 /// Installs the handlers for SIGTERM and SIGINT (on Windows, Ctrl-C, Ctrl-Break and the
 /// console closing): the first asks `shutdown` for a graceful stop, a second kills every
 /// running command and exits at once (with the status the signal would have given, 128 + the
@@ -90,6 +100,9 @@ pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
                     signal = signal.name,
                     "second signal: killing every running command and stopping now"
                 );
+                // Said before the kill: the graceful stop it lets finish must not end `main`
+                // with a success.
+                let _ = STOPPED_AT_ONCE.set(signal.exit_code);
                 kill_all_commands();
                 crate::log_queue::flush(crate::LOG_FLUSH_LIMIT);
                 std::process::exit(signal.exit_code);
