@@ -335,7 +335,22 @@ fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr)
 /// connections. No listening socket is involved, so no other process can get in between.
 #[cfg(unix)]
 fn lobby_pair() -> io::Result<(Near, TcpStream)> {
+    use std::os::fd::AsRawFd;
     let (near, far) = Near::pair()?;
+    // Room for a few batches in flight, so that the relay and the request's thread take turns
+    // less often than the default buffer (about 200 KiB) makes them.
+    let size: libc::c_int = 1 << 20;
+    // SAFETY: setsockopt(2) on a socket this function owns, reading one c_int whose size is
+    // passed; a failure only leaves the default buffer.
+    unsafe {
+        libc::setsockopt(
+            near.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     let far = TcpStream::from(std::os::fd::OwnedFd::from(far));
     Ok((near, far))
 }
@@ -530,8 +545,7 @@ fn relay(
     near.set_nonblocking(true)?;
     let mut buf = vec![0u8; CHUNK];
     // Decrypted bytes not yet written to `near`.
-    let mut to_near: Vec<u8> = Vec::with_capacity(CHUNK);
-    let mut to_near_at = 0;
+    let mut to_near = Plaintext::new(BATCH + CHUNK);
     // The client has nothing more to send (close_notify or end of stream).
     let mut client_done = false;
     let mut near_write_shut = false;
@@ -542,27 +556,26 @@ fn relay(
     let mut last_progress = Instant::now();
     let mut wire = ReadAhead::with_capacity(socket, CHUNK);
     // Application data that came with the handshake's last flight.
-    drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
+    to_near.fill_from(&mut tls, &mut client_done);
     loop {
         if flush_tls(&mut tls, socket)? || !tls.wants_write() {
             last_progress = Instant::now();
         }
-        while to_near_at < to_near.len() {
-            match (&*near).write(&to_near[to_near_at..]) {
-                Ok(n) => to_near_at += n,
+        while !to_near.is_empty() {
+            match (&*near).write(to_near.unsent()) {
+                Ok(n) => to_near.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        if to_near_at == to_near.len() {
-            to_near.clear();
-            to_near.shrink_to(CHUNK);
-            to_near_at = 0;
-            if client_done && !near_write_shut {
-                let _ = near.shutdown(SocketShutdown::Write);
-                near_write_shut = true;
-            }
+        if to_near.is_empty() {
+            // What rustls decrypted beyond the last batch.
+            to_near.fill_from(&mut tls, &mut client_done);
+        }
+        if to_near.is_empty() && client_done && !near_write_shut {
+            let _ = near.shutdown(SocketShutdown::Write);
+            near_write_shut = true;
         }
         if lobby_done && !tls.wants_write() {
             if linger_until.is_none() {
@@ -623,7 +636,7 @@ fn relay(
                                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                             }
                         };
-                        drain_plaintext(&mut tls, &mut to_near, &mut buf, &mut client_done);
+                        to_near.fill_from(&mut tls, &mut client_done);
                         client_done |= state.peer_has_closed();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -653,20 +666,60 @@ fn relay(
     }
 }
 
-/// Moves the plaintext rustls holds into `out`; notes a clean or unclean end of the client's
-/// data.
-fn drain_plaintext(tls: &mut ServerConnection, out: &mut Vec<u8>, buf: &mut [u8], done: &mut bool) {
-    loop {
-        match tls.reader().read(buf) {
-            Ok(0) => {
-                *done = true;
-                return;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(_) => {
-                *done = true;
-                return;
+/// Decrypted bytes on their way to the lobby: one buffer, allocated once, that rustls copies
+/// plaintext straight into and the socket pair is written from.
+struct Plaintext {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Plaintext {
+    fn new(capacity: usize) -> Plaintext {
+        Plaintext {
+            buf: vec![0u8; capacity].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The bytes not yet written.
+    fn unsent(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` bytes as written.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Moves the plaintext rustls holds in, as far as there is room; notes a clean or unclean
+    /// end of the client's data in `done`.
+    fn fill_from(&mut self, tls: &mut ServerConnection, done: &mut bool) {
+        while self.end < self.buf.len() {
+            match tls.reader().read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    *done = true;
+                    return;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    *done = true;
+                    return;
+                }
             }
         }
     }
