@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use unstick_core::Algorithm;
 use unstick_std::ftp::{
     ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, RemotePath,
-    TerminalProgress, escape_for_terminal, is_partial_mismatch, put_legacy,
+    TerminalProgress, check_local_name, escape_for_terminal, is_partial_mismatch, put_legacy,
 };
 use unstick_std::server::Shutdown;
 
@@ -247,6 +247,20 @@ fn local_file_name(local: &Path) -> Result<String, String> {
         })
 }
 
+/// The local name `get` derives from the remote path's last component, when the user gave no
+/// file name: refused if this system would read it as something else (on Windows `CON` is the
+/// console and `a:b` a stream of `a`).
+fn local_name(remote: &RemotePath) -> Result<&str, String> {
+    let name = remote.file_name();
+    check_local_name(name).map_err(|e| {
+        format!(
+            "`{}` cannot be a local file name here: {e}; give a local path",
+            escape_for_terminal(name)
+        )
+    })?;
+    Ok(name)
+}
+
 fn put(
     local: &Path,
     remote: Option<String>,
@@ -304,9 +318,9 @@ fn get(
     // The local name comes from the user, or from the remote path they typed: never from the
     // server.
     let target = match local {
-        Some(path) if path.is_dir() => path.join(remote.file_name()),
+        Some(path) if path.is_dir() => path.join(local_name(&remote)?),
         Some(path) => path,
-        None => PathBuf::from(remote.file_name()),
+        None => PathBuf::from(local_name(&remote)?),
     };
     let mut client = args.connect().map_err(|e| e.to_string())?;
     let mut progress = TerminalProgress::new(remote.file_name());

@@ -9,7 +9,10 @@ use crate::{Algorithm, Checksum, FileOp};
 pub mod client;
 pub mod path;
 
-pub use path::{PathError, check_dir, check_path};
+pub use path::{
+    NameRules, PathError, check_component_with, check_dir, check_dir_with, check_path,
+    check_path_with,
+};
 
 mod server;
 

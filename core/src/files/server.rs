@@ -4,7 +4,7 @@
 // A refusal travels inline (there is no allocator to box it into), once per request at most.
 #![allow(clippy::result_large_err)]
 
-use super::path::{MAX_PATH_LEN, check_dir, check_path};
+use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
 use crate::session::{
     BoundedText, EscapedText, Outbox, PeerText, Refusal, SessionError, Transmit, Unescape,
@@ -120,7 +120,8 @@ pub enum Staged {
     PartialBusy,
 }
 
-/// What the host should do next. Paths are checked ([`check_path`]) and relative to the root.
+/// What the host should do next. Paths are checked ([`check_path`](super::check_path), and the
+/// session's [`NameRules`]) and relative to the root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileAction<'s> {
     /// Look up `path` and its partial upload; answer with
@@ -318,6 +319,7 @@ enum Step {
 #[derive(Debug)]
 pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MAX_PATH_LEN> {
     rules: FileRules<'a>,
+    names: NameRules,
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<OUTBOX>,
     state: State,
@@ -352,6 +354,13 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
 }
 
 impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
+    /// This session, refusing also the names `names` says are traps on the host's file system
+    /// (by default only the portable rules apply).
+    pub fn with_name_rules(mut self, names: NameRules) -> Self {
+        self.names = names;
+        self
+    }
+
     /// A session applying `rules`.
     pub fn new(rules: FileRules<'a>) -> Self {
         const {
@@ -363,6 +372,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         let profile = Profile::SEED.with_max_body_len(rules.max_file_size);
         FileServerSession {
             rules,
+            names: NameRules::Portable,
             decoder: FrameDecoder::header_frames(profile),
             outbox: Outbox::new(),
             state: State::Idle,
@@ -1147,7 +1157,9 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// a refused one is cleared.
     fn take_path(&mut self, member: PathMember) -> Result<(), Refusal> {
         let checked = match member {
-            PathMember::Kept => check_path(&self.path).map_err(|e| bad_path(&self.path, e)),
+            PathMember::Kept => {
+                check_path_with(&self.path, self.names).map_err(|e| bad_path(&self.path, e))
+            }
             PathMember::Absent => Err(Refusal::new(
                 ErrorCode::BadRequest,
                 "the request has no `path`",
@@ -1164,7 +1176,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
     /// trailing `/` (empty for the root); a refused one is cleared.
     fn take_dir(&mut self) -> Result<(), Refusal> {
-        let checked = match check_dir(&self.path) {
+        let checked = match check_dir_with(&self.path, self.names) {
             Ok(dir) => Ok(dir.map_or(0, str::len)),
             Err(e) => Err(bad_path(&self.path, e)),
         };
@@ -1403,7 +1415,17 @@ mod tests {
     /// (no file exists, staging always works, every put's body is written); returns what it
     /// saw and the bytes it sent. Bounded.
     fn serve(rules: FileRules<'_>, wire: &[u8], step: usize) -> (Vec<Seen>, Vec<u8>) {
-        let mut session = FileServerSession::<1024>::new(rules);
+        serve_with(rules, NameRules::Portable, wire, step)
+    }
+
+    /// [`serve`] with a session applying `names`.
+    fn serve_with(
+        rules: FileRules<'_>,
+        names: NameRules,
+        wire: &[u8],
+        step: usize,
+    ) -> (Vec<Seen>, Vec<u8>) {
+        let mut session = FileServerSession::<1024>::new(rules).with_name_rules(names);
         let (mut seen, mut sent) = (Vec::new(), Vec::new());
         let mut out = [0u8; 4096];
         let mut at = 0;
@@ -1562,6 +1584,21 @@ mod tests {
         );
         let (seen, _) = serve(OPEN, &frame(&upload, b"x"), 4);
         assert_eq!(seen[0], Seen::Refused("checksum_mismatch", true));
+    }
+
+    #[test]
+    fn windows_name_rules_refuse_device_names_and_streams_as_bad_paths() {
+        for header in [
+            r#"{"op":"stat","path":"d/nul.txt","total_size":0}"#,
+            r#"{"op":"get","path":"file:stream","total_size":0}"#,
+            r#"{"op":"ls","path":"CON/","total_size":0}"#,
+        ] {
+            let (seen, _) = serve_with(OPEN, NameRules::Windows, &frame(header, b""), 5);
+            assert_eq!(seen[0], Seen::Refused("bad_path", false), "{header}");
+            // The portable rules take them.
+            let (seen, _) = serve(OPEN, &frame(header, b""), 5);
+            assert!(matches!(seen[0], Seen::Acted(_)), "{header}: {:?}", seen[0]);
+        }
     }
 
     #[test]

@@ -8,9 +8,8 @@
 //! progress.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use unstick_core::files::client::{
 };
 use unstick_core::session::Transmit;
 
+use super::local::{open_for_upload, open_partial_download, replace_with_download};
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
@@ -734,11 +734,7 @@ pub fn put_legacy(
 /// Opens the local file to upload and returns it with its size. Only a regular file will do;
 /// the open does not wait on a FIFO.
 fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(local)
-        .map_err(self::local(local))?;
+    let file = open_for_upload(local).map_err(self::local(local))?;
     let meta = file.metadata().map_err(self::local(local))?;
     if !meta.is_file() {
         return Err(ClientError::Local {
@@ -749,7 +745,6 @@ fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
             ),
         });
     }
-    // O_NONBLOCK changes nothing for a regular file's reads.
     Ok((file, meta.len()))
 }
 
@@ -758,27 +753,7 @@ fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
 fn commit_download(file: File, part: &Path, local: &Path) -> Result<(), ClientError> {
     file.sync_all().map_err(self::local(part))?;
     drop(file);
-    std::fs::rename(part, local).map_err(self::local(local))?;
-    let parent = match local.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if let Ok(dir) = File::open(parent) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-/// Opens the partial download `part` for reading and writing, never through a symbolic link
-/// (one planted under that name cannot redirect the download).
-fn open_partial_download(part: &Path, create: Create) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create == Create::IfMissing)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(part)
+    replace_with_download(part, local).map_err(self::local(local))
 }
 
 /// Where a download to `local` is staged: `.<name>.unstick-part` in the same directory.

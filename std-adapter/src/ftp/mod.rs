@@ -27,6 +27,7 @@
 
 mod client;
 mod config;
+mod local;
 mod name;
 mod progress;
 mod request;
@@ -41,7 +42,7 @@ pub use client::{
     is_partial_mismatch, partial_download_path, put_legacy,
 };
 pub use config::FileServerConfig;
-pub use name::{PathError, RemotePath, escape_for_terminal};
+pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};
 pub use progress::TerminalProgress;
 pub use server::FileServer;
 pub use transfer::{NoProgress, Progress, TRANSFER_BUFFER};

@@ -6,6 +6,30 @@ use std::fmt;
 use unstick_core::session::PeerText;
 
 pub use unstick_core::files::path::{MAX_COMPONENT_LEN, PathError, RESERVED_PREFIX};
+use unstick_core::files::{NameRules, check_component_with, check_dir_with, check_path_with};
+
+/// The names this build's server refuses beyond the portable rules: those that are traps on
+/// the file system it stores files on. Windows: device names, streams, trailing dots and
+/// spaces, short names, the reserved prefix in any case. macOS (case-insensitive by default):
+/// the reserved prefix in any case. Elsewhere: none, so a Linux server keeps `aux.c` or `a:b`.
+pub const SERVER_NAME_RULES: NameRules = if cfg!(windows) {
+    NameRules::Windows
+} else if cfg!(target_vendor = "apple") {
+    NameRules::CaseInsensitive
+} else {
+    NameRules::Portable
+};
+
+/// Checks a local file name the client derives from a remote path (`get NAME` without a local
+/// path): on Windows a remote `CON` or `a:b` must not become a device or a stream here.
+pub fn check_local_name(name: &str) -> Result<(), PathError> {
+    let rules = if cfg!(windows) {
+        NameRules::Windows
+    } else {
+        NameRules::Portable
+    };
+    check_component_with(name, rules)
+}
 
 /// A validated path relative to the server root: one or more `/`-separated components, none of
 /// them empty, `.`, `..` or reserved, with no NUL, backslash, control character or drive letter.
@@ -26,14 +50,26 @@ impl RemotePath {
         })
     }
 
+    /// Validates `text` as a path relative to the root, also under `rules` (a server applies
+    /// [`SERVER_NAME_RULES`]; a client leaves the remote file system's rules to the server).
+    pub fn parse_with(text: &str, rules: NameRules) -> Result<RemotePath, PathError> {
+        check_path_with(text, rules)?;
+        Ok(RemotePath {
+            text: text.to_owned(),
+        })
+    }
+
     /// Parses a directory argument where the root itself is allowed: `""`, `"."` and `"/"`
     /// mean the root (`None`).
     pub fn parse_dir(text: &str) -> Result<Option<RemotePath>, PathError> {
-        Ok(
-            unstick_core::files::check_dir(text)?.map(|text| RemotePath {
-                text: text.to_owned(),
-            }),
-        )
+        Self::parse_dir_with(text, NameRules::Portable)
+    }
+
+    /// [`RemotePath::parse_dir`], also under `rules`.
+    pub fn parse_dir_with(text: &str, rules: NameRules) -> Result<Option<RemotePath>, PathError> {
+        Ok(check_dir_with(text, rules)?.map(|text| RemotePath {
+            text: text.to_owned(),
+        }))
     }
 
     /// The path as text.
@@ -132,6 +168,30 @@ mod tests {
         assert_eq!(RemotePath::parse_dir("."), Ok(None));
         assert_eq!(RemotePath::parse_dir("/"), Ok(None));
         assert_eq!(RemotePath::parse_dir("d/").unwrap().unwrap().as_str(), "d");
+    }
+
+    #[test]
+    fn servers_apply_their_file_system_rules_and_clients_check_local_names() {
+        assert_eq!(
+            RemotePath::parse_with("d/nul.txt", NameRules::Windows),
+            Err(PathError::DeviceName)
+        );
+        assert_eq!(
+            RemotePath::parse_dir_with("dir/a:b/", NameRules::Windows),
+            Err(PathError::Stream)
+        );
+        // A client's remote paths are the server's business: `aux.c` may be fine there.
+        assert!(RemotePath::parse("aux.c").is_ok());
+        let on_windows = check_local_name("aux.c");
+        if cfg!(windows) {
+            assert_eq!(on_windows, Err(PathError::DeviceName));
+            assert_eq!(SERVER_NAME_RULES, NameRules::Windows);
+        } else {
+            assert_eq!(on_windows, Ok(()));
+        }
+        if cfg!(target_os = "linux") {
+            assert_eq!(SERVER_NAME_RULES, NameRules::Portable);
+        }
     }
 
     #[test]

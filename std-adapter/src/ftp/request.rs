@@ -17,7 +17,7 @@ use unstick_core::session::Refusal;
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
 use super::config::FileServerConfig;
-use super::name::{RemotePath, name_text};
+use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
 use super::staging::Staging;
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
@@ -51,7 +51,7 @@ pub(super) fn serve_request(
         config,
         root,
         peer: conn.peer,
-        session: FileServerSession::new(rules),
+        session: FileServerSession::new(rules).with_name_rules(SERVER_NAME_RULES),
         input: RequestStream::new(received, input_socket, None),
         output: output_socket,
         read_buf: vec![0u8; buffer],
@@ -409,7 +409,7 @@ impl RequestHost<'_> {
 /// A path the session has checked, as the file tree takes it. The session checks with the
 /// same rules, so a failure here would be a bug, answered by closing the connection.
 fn remote(path: &str) -> Result<RemotePath, Closed> {
-    RemotePath::parse(path).map_err(|_| Closed)
+    RemotePath::parse_with(path, SERVER_NAME_RULES).map_err(|_| Closed)
 }
 
 /// Reads up to `buf.len()` bytes at `offset`.

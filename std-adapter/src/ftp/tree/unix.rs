@@ -1,23 +1,20 @@
-//! The server's view of its root: directory handles walked one component at a time with
-//! no-follow opens, so there is no window between checking a name and opening it.
+//! The root jail on Unix (Linux, macOS, the BSDs): `openat`/`mkdirat`/`renameat`/`unlinkat`/
+//! `fstatat` relative to directory descriptors, every open with `O_NOFOLLOW`, and `flock` for the
+//! locks on partial uploads.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::name::{MAX_COMPONENT_LEN, RESERVED_PREFIX, RemotePath};
+use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, RemotePath, is_temp_name};
 
 /// A directory handle. Every name given to its methods is a single component.
 #[derive(Debug)]
 pub struct Dir {
     fd: OwnedFd,
 }
-
-pub use unstick_core::files::{EntryKind, EntryMeta};
 
 fn cstring(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
@@ -376,15 +373,6 @@ impl Dir {
     }
 }
 
-/// Whether to create a file that does not exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Create {
-    /// Create it, empty.
-    IfMissing,
-    /// Fail with `NotFound`.
-    Never,
-}
-
 /// `file` if it is a regular file; a directory is `EISDIR`, anything else `InvalidInput`.
 fn regular_file(file: File) -> io::Result<File> {
     match file_meta(&file)?.kind {
@@ -395,41 +383,6 @@ fn regular_file(file: File) -> io::Result<File> {
             "not a regular file (a FIFO, socket or device)",
         )),
     }
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Prefix of the temporary files uploads are staged in.
-const TEMP_PREFIX: &str = ".unstick-tmp-";
-
-fn is_temp_name(name: &[u8]) -> bool {
-    name.starts_with(TEMP_PREFIX.as_bytes())
-}
-
-/// A fresh hidden name for a temporary file.
-pub fn temp_name() -> String {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
-}
-
-/// The hidden name under which a resumable upload of `name` grows: `.unstick-partial-<name>`,
-/// or `.unstick-partial~<XXH3-128 of name>` when that would be longer than a component may be.
-pub fn partial_name(name: &str) -> String {
-    let plain = format!("{RESERVED_PREFIX}partial-{name}");
-    if plain.len() <= MAX_COMPONENT_LEN {
-        return plain;
-    }
-    let digest = unstick_core::digest_of(unstick_core::Algorithms::XXH3, name.as_bytes());
-    let hex = digest
-        .get(unstick_core::Algorithm::Xxh3)
-        .map(|c| c.to_hex().to_string())
-        .unwrap_or_default();
-    // `~` instead of `-`: no name, however chosen, has the same partial as a long name.
-    format!("{RESERVED_PREFIX}partial~{hex}")
 }
 
 /// Takes an exclusive, non-blocking lock on `file`; `Ok(false)` when someone else holds it.
@@ -453,6 +406,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::ffi::OsStrExt;
 
+    use super::super::{MAX_COMPONENT_LEN, partial_name, temp_name};
     use super::*;
 
     #[test]
