@@ -6,7 +6,7 @@
 //!
 //! What is shared lives here: the limits, the outcome, where output goes, the registry of
 //! running commands that a stopping server kills. How a tree is started, watched and killed is
-//! each platform's: [`unix`] (one thread, `poll(2)` over the pipes, the client's socket and the
+//! each platform's: `unix` (one thread, `poll(2)` over the pipes, the client's socket and the
 //! shell's exit) and `windows` (a Job Object, a reader thread per pipe).
 
 use std::fmt;
