@@ -5,6 +5,7 @@
 //! `NtCreateFile` relative to directory handles on Windows (`windows.rs`). What does not depend
 //! on the system (the names of the server's own files) is here.
 
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,29 @@ pub use unix::{Dir, file_meta, try_lock};
 mod windows;
 #[cfg(windows)]
 pub use windows::{Dir, file_meta, try_lock};
+
+/// Walking paths, the same on every system: one component at a time, each opened relative to
+/// its parent by the system's `Dir::subdir`.
+impl Dir {
+    /// Walks from this directory to the directory holding `path`'s last component.
+    pub fn walk_to_parent(&self, path: &RemotePath, create: bool) -> io::Result<Dir> {
+        let mut dir = self.duplicate()?;
+        for component in path.parents() {
+            dir = dir.subdir(component, create)?;
+        }
+        Ok(dir)
+    }
+
+    /// Walks from this directory to the directory `path` (`None` is this directory).
+    pub fn walk_to_dir(&self, path: Option<&RemotePath>) -> io::Result<Dir> {
+        match path {
+            None => self.duplicate(),
+            Some(path) => self
+                .walk_to_parent(path, false)?
+                .subdir(path.file_name(), false),
+        }
+    }
+}
 
 /// Whether to create a file that does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, RemotePath, is_temp_name};
+use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name};
 
 /// A directory handle. Every name given to its methods is a single component.
 #[derive(Debug)]
@@ -114,25 +114,6 @@ impl Dir {
         }
         let fd = self.open_at(name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
         Ok(Dir { fd })
-    }
-
-    /// Walks from this directory to the directory holding `path`'s last component.
-    pub fn walk_to_parent(&self, path: &RemotePath, create: bool) -> io::Result<Dir> {
-        let mut dir = self.duplicate()?;
-        for component in path.parents() {
-            dir = dir.subdir(component, create)?;
-        }
-        Ok(dir)
-    }
-
-    /// Walks from this directory to the directory `path` (`None` is this directory).
-    pub fn walk_to_dir(&self, path: Option<&RemotePath>) -> io::Result<Dir> {
-        match path {
-            None => self.duplicate(),
-            Some(path) => self
-                .walk_to_parent(path, false)?
-                .subdir(path.file_name(), false),
-        }
     }
 
     /// Another handle of the same directory.
@@ -406,7 +387,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::ffi::OsStrExt;
 
-    use super::super::{MAX_COMPONENT_LEN, partial_name, temp_name};
+    use super::super::{MAX_COMPONENT_LEN, RemotePath, partial_name, temp_name};
     use super::*;
 
     #[test]

@@ -54,7 +54,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, RemotePath, is_temp_name};
+use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name};
 
 /// `FILE_RENAME_FLAG_REPLACE_IF_EXISTS` and `FILE_RENAME_FLAG_POSIX_SEMANTICS` (winbase.h):
 /// replace the target even while it is open (a download in progress keeps the old file).
@@ -260,25 +260,6 @@ impl Dir {
             Links::Refuse,
         )?;
         Ok(Dir { handle })
-    }
-
-    /// Walks from this directory to the directory holding `path`'s last component.
-    pub fn walk_to_parent(&self, path: &RemotePath, create: bool) -> io::Result<Dir> {
-        let mut dir = self.duplicate()?;
-        for component in path.parents() {
-            dir = dir.subdir(component, create)?;
-        }
-        Ok(dir)
-    }
-
-    /// Walks from this directory to the directory `path` (`None` is this directory).
-    pub fn walk_to_dir(&self, path: Option<&RemotePath>) -> io::Result<Dir> {
-        match path {
-            None => self.duplicate(),
-            Some(path) => self
-                .walk_to_parent(path, false)?
-                .subdir(path.file_name(), false),
-        }
     }
 
     /// Another handle of the same directory.
