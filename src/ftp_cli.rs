@@ -121,9 +121,9 @@ pub struct ClientArgs {
     /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
     #[arg(long)]
     md5: bool,
-    /// Seconds to wait for a silent server.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
+    /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
 }
@@ -137,7 +137,7 @@ impl ClientArgs {
             } else {
                 Algorithm::Xxh3
             },
-            timeout: Duration::from_secs(self.timeout.max(1)),
+            timeout: self.timeout,
             tls: self.tls.client_tls(),
             ..ClientOptions::default()
         }

@@ -1189,3 +1189,24 @@ sys.exit(put.wait(timeout=20))
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_silent_server_is_reported_as_not_answering_within_the_timeout() {
+    // Accepts, reads nothing, answers nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["ftp", "ls", "--addr", &addr, "--timeout", "300ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("did not answer in time"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the 300 ms limit was not applied"
+    );
+    drop(silent);
+}

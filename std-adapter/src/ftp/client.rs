@@ -83,6 +83,17 @@ impl fmt::Display for ClientError {
                 }
                 Ok(())
             }
+            ClientError::Connection(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                f.write_str(
+                    "the server did not answer in time (the client's --timeout, 60 s unless \
+                     given)",
+                )
+            }
             ClientError::Connection(e) => write!(f, "connection to the server failed: {e}"),
             // The server's words are shown escaped: a hostile server cannot drive the terminal.
             ClientError::Server { code, message } => write!(
