@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use unstick_core::files::{
     Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
@@ -36,14 +36,14 @@ pub(super) fn serve_request(
     mut conn: Connection<ClientKind>,
 ) -> Handback<ClientKind> {
     let idle = Some(config.lobby.idle_timeout);
-    let prepared = conn
-        .stream
+    let socket = conn.stream.tcp();
+    if socket
         .set_read_timeout(idle)
-        .and_then(|()| conn.stream.set_write_timeout(idle))
-        .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)));
-    let Ok((input_socket, output_socket)) = prepared else {
+        .and_then(|()| socket.set_write_timeout(idle))
+        .is_err()
+    {
         return Handback::Close(conn);
-    };
+    }
     let rules = config.rules();
     let buffer = config.buffer_size.max(64 * 1024);
     let received = std::mem::take(&mut conn.received);
@@ -52,8 +52,7 @@ pub(super) fn serve_request(
         root,
         peer: conn.peer,
         session: FileServerSession::new(rules).with_name_rules(SERVER_NAME_RULES),
-        input: RequestStream::new(received, input_socket, None),
-        output: output_socket,
+        stream: RequestStream::new(received, &mut conn.stream, None),
         read_buf: vec![0u8; buffer],
         unread: 0..0,
         fed_empty: false,
@@ -65,7 +64,7 @@ pub(super) fn serve_request(
     };
     let close = host.serve().is_err();
     let mut rest = host.read_buf[host.unread.clone()].to_vec();
-    rest.extend_from_slice(host.input.unread());
+    rest.extend_from_slice(host.stream.unread());
     drop(host);
     conn.received = rest;
     conn.requests += 1;
@@ -84,8 +83,7 @@ struct RequestHost<'s> {
     root: &'s Dir,
     peer: SocketAddr,
     session: FileServerSession<'s, HEADER_CAP>,
-    input: RequestStream,
-    output: TcpStream,
+    stream: RequestStream<'s>,
     read_buf: Vec<u8>,
     /// Bytes of `read_buf` read but not yet taken by the session.
     unread: std::ops::Range<usize>,
@@ -180,7 +178,7 @@ impl RequestHost<'_> {
     /// what it refused or completed, and lets go of the files of a request that ended.
     fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
         let session = &mut self.session;
-        let sent = send_transmits(&mut self.output, &mut self.transmit_buf, body, |buf| {
+        let sent = send_transmits(&mut self.stream, &mut self.transmit_buf, body, |buf| {
             session.poll_transmit(buf)
         });
         if let Some(refusal) = self.session.take_refusal() {
@@ -207,7 +205,7 @@ impl RequestHost<'_> {
                 self.session.handle_input(&[]);
                 return Ok(());
             }
-            match self.input.read(&mut self.read_buf) {
+            match self.stream.read(&mut self.read_buf) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => {
                     self.unread = 0..n;

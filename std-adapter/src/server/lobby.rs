@@ -30,7 +30,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use super::shutdown::Shutdown;
 use unstick_core::{Event, FrameDecoder, Profile};
 
+use super::client_socket::ClientSocket;
 use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
@@ -108,7 +109,7 @@ impl Default for LobbyConfig {
 #[derive(Debug)]
 pub struct Connection<M> {
     /// The socket (blocking while a worker serves it).
-    pub stream: TcpStream,
+    pub stream: ClientSocket,
     /// The client's address.
     pub peer: SocketAddr,
     /// What the service has learnt about the client (say, which protocol it speaks).
@@ -209,11 +210,6 @@ pub fn serve<S: Service>(
     if let Entrance::Listener(listener) = &entrance {
         listener.set_nonblocking(true)?;
     }
-    // A TLS front's relays pass on the last replies after the lobby is done with them.
-    let relays = match &entrance {
-        Entrance::Front(handoff) => Some(handoff.relays()),
-        Entrance::Listener(_) => None,
-    };
     let (wake_rx, wake_tx) = wake::pair()?;
     let _registration = shutdown.add_waker(wake_tx.try_clone()?);
     let (returns_tx, returns) = mpsc::channel();
@@ -248,9 +244,6 @@ pub fn serve<S: Service>(
         stop: None,
     };
     lobby.run(shutdown);
-    if let Some(relays) = relays {
-        relays.wait(CUT_OFF_WAIT);
-    }
     Ok(())
 }
 
@@ -402,7 +395,7 @@ impl<S: Service> Lobby<S> {
     fn take_returns(&mut self) {
         while let Ok(handback) = self.returns.try_recv() {
             match handback {
-                Handback::Wait(conn) if self.stop.is_none() => {
+                Handback::Wait(mut conn) if self.stop.is_none() => {
                     if conn.stream.set_nonblocking(true).is_err() {
                         log_closed(&conn, "socket error");
                         continue;
@@ -414,8 +407,12 @@ impl<S: Service> Lobby<S> {
                         "waiting for the next request"
                     );
                     let deadline = deadline_after(self.config.idle_timeout);
+                    // What TLS decrypted beyond the last request is in no socket to poll.
+                    let buffered = conn.stream.has_buffered_input();
                     let id = self.enter(conn, Phase::Request, deadline);
-                    if self
+                    if buffered {
+                        self.on_readable(id);
+                    } else if self
                         .waiting
                         .get(&id)
                         .is_some_and(|w| !w.conn.received.is_empty())
@@ -439,7 +436,7 @@ impl<S: Service> Lobby<S> {
             handoff.signal.drain();
             let handed: Vec<_> = handoff.connections.try_iter().collect();
             for (stream, peer) in handed {
-                self.admit_new(stream, peer, true);
+                self.admit_new(stream, peer);
             }
             return;
         }
@@ -449,7 +446,7 @@ impl<S: Service> Lobby<S> {
             };
             let listener_fd = listener.raw_socket();
             match listener.accept() {
-                Ok((stream, peer)) => self.admit_new(stream, peer, false),
+                Ok((stream, peer)) => self.admit_new(ClientSocket::Plain(stream), peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_out_of_descriptors(&e) => {
@@ -471,10 +468,9 @@ impl<S: Service> Lobby<S> {
         }
     }
 
-    /// Takes a new connection in. A connection the TLS front hands over (`handed`) is one end of
-    /// a socket pair, with no Nagle delay to turn off.
-    fn admit_new(&mut self, stream: TcpStream, peer: SocketAddr, handed: bool) {
-        if stream.set_nonblocking(true).is_err() || (!handed && stream.set_nodelay(true).is_err()) {
+    /// Takes a new connection in.
+    fn admit_new(&mut self, mut stream: ClientSocket, peer: SocketAddr) {
+        if stream.set_nonblocking(true).is_err() || stream.tcp().set_nodelay(true).is_err() {
             return;
         }
         tracing::info!(server = S::NAME, peer = %peer, "connection opened");
@@ -486,6 +482,8 @@ impl<S: Service> Lobby<S> {
         if self.waiting.len() >= self.config.max_waiting.max(1) {
             self.evict_oldest(None);
         }
+        // A TLS client's first request can come with its handshake, read with it.
+        let buffered = stream.has_buffered_input();
         let conn = Connection {
             stream,
             peer,
@@ -494,7 +492,10 @@ impl<S: Service> Lobby<S> {
             requests: 0,
         };
         let deadline = deadline_after(self.config.login_grace);
-        self.enter(conn, Phase::Request, deadline);
+        let id = self.enter(conn, Phase::Request, deadline);
+        if buffered {
+            self.on_readable(id);
+        }
     }
 
     /// Whether the timer `(at, id)` is still a waiting connection's deadline or pause.
@@ -537,7 +538,7 @@ impl<S: Service> Lobby<S> {
         // A queued request is not read: its further bytes (a body, a pipelined request, the end
         // of its input) stay in the socket for its worker.
         if phase != Phase::Queued
-            && let Err(e) = self.readiness.watch(conn.stream.raw_socket(), id)
+            && let Err(e) = self.readiness.watch(conn.stream.tcp().raw_socket(), id)
         {
             // Unwatched, it still ends at its deadline.
             tracing::warn!(server = S::NAME, peer = %conn.peer, error = %e, "cannot watch a connection");
@@ -557,7 +558,7 @@ impl<S: Service> Lobby<S> {
     /// Takes a connection out of the lobby.
     fn leave(&mut self, id: u64) -> Option<Waiting<S::Mode>> {
         let w = self.waiting.remove(&id)?;
-        self.readiness.unwatch(w.conn.stream.raw_socket());
+        self.readiness.unwatch(w.conn.stream.tcp().raw_socket());
         let address = w.conn.peer.ip();
         if let Some(queue) = self.by_address.get_mut(&address) {
             queue.waiting -= 1;
@@ -644,9 +645,9 @@ impl<S: Service> Lobby<S> {
                 reason,
                 reply,
             } => {
-                let w = self.leave(id).expect("present");
+                let mut w = self.leave(id).expect("present");
                 tracing::warn!(server = S::NAME, peer = %w.conn.peer, code = %code, reason = %reason, "refused");
-                send_nonblocking(&w.conn.stream, &reply);
+                send_nonblocking(&mut w.conn.stream, &reply);
                 self.close_gracefully(w.conn);
             }
         }
@@ -699,9 +700,9 @@ impl<S: Service> Lobby<S> {
     /// Gives a ready request a slot and a worker thread; hands it back when no slot is free.
     fn try_start(
         &mut self,
-        conn: Connection<S::Mode>,
+        mut conn: Connection<S::Mode>,
     ) -> Result<(), (Connection<S::Mode>, NoSlot)> {
-        let slot = match self.slots.try_acquire(conn.peer.ip(), &conn.stream) {
+        let slot = match self.slots.try_acquire(conn.peer.ip(), conn.stream.tcp()) {
             Ok(slot) => slot,
             Err(no_slot) => return Err((conn, no_slot)),
         };
@@ -740,20 +741,23 @@ impl<S: Service> Lobby<S> {
         Ok(())
     }
 
-    fn refuse_busy(&mut self, conn: Connection<S::Mode>, no_slot: NoSlot) {
+    fn refuse_busy(&mut self, mut conn: Connection<S::Mode>, no_slot: NoSlot) {
         let message = no_slot.to_string();
         tracing::warn!(server = S::NAME, peer = %conn.peer, code = %ErrorCode::Busy, reason = %message, "refused");
-        send_nonblocking(&conn.stream, &self.service.busy_reply(conn.mode, &message));
+        send_nonblocking(
+            &mut conn.stream,
+            &self.service.busy_reply(conn.mode, &message),
+        );
         self.close_gracefully(conn);
     }
 
     /// Stops sending and lingers, reading and dropping what the client still sends, so that
     /// the last reply is not lost to a reset; then closes.
-    fn close_gracefully(&mut self, conn: Connection<S::Mode>) {
+    fn close_gracefully(&mut self, mut conn: Connection<S::Mode>) {
         log_closed(&conn, "closed by the server");
         if self.stop.is_some()
             || conn.stream.set_nonblocking(true).is_err()
-            || conn.stream.shutdown(SocketShutdown::Write).is_err()
+            || conn.stream.shutdown_write().is_err()
         {
             return;
         }
@@ -783,7 +787,7 @@ impl<S: Service> Lobby<S> {
             self.judge(id, true);
         }
         for id in expired {
-            let Some(w) = self.leave(id) else {
+            let Some(mut w) = self.leave(id) else {
                 continue;
             };
             match w.phase {
@@ -815,7 +819,7 @@ impl<S: Service> Lobby<S> {
             let reply = self
                 .service
                 .timeout_reply(w.conn.mode, &w.conn.received, &message);
-            send_nonblocking(&w.conn.stream, &reply);
+            send_nonblocking(&mut w.conn.stream, &reply);
             self.close_gracefully(w.conn);
         }
     }
@@ -828,13 +832,13 @@ impl<S: Service> Lobby<S> {
         }
         let ids: Vec<u64> = self.waiting.keys().copied().collect();
         for id in ids {
-            let Some(w) = self.leave(id) else {
+            let Some(mut w) = self.leave(id) else {
                 continue;
             };
             if w.phase == Phase::Queued {
                 let message = "the server is shutting down; retry in a moment";
                 send_nonblocking(
-                    &w.conn.stream,
+                    &mut w.conn.stream,
                     &self.service.busy_reply(w.conn.mode, message),
                 );
             }
@@ -957,7 +961,9 @@ impl<S: Service> Serving<S> {
         match self.service.admit(conn.mode, &conn.received, false) {
             Admission::Serve(mode) => {
                 conn.mode = mode;
-                self.slots.try_acquire(conn.peer.ip(), &conn.stream).ok()
+                self.slots
+                    .try_acquire(conn.peer.ip(), conn.stream.tcp())
+                    .ok()
             }
             // Waiting and refusing are the lobby's work.
             Admission::Wait { .. } | Admission::Refuse { .. } => None,
@@ -968,10 +974,15 @@ impl<S: Service> Serving<S> {
 /// One read of what the client sends within [`WORKER_LINGER`], added to `conn.received`.
 fn read_soon<M>(conn: &mut Connection<M>) -> bool {
     let mut buf = [0u8; 4096];
-    if conn.stream.set_read_timeout(Some(WORKER_LINGER)).is_err() {
+    if conn
+        .stream
+        .tcp()
+        .set_read_timeout(Some(WORKER_LINGER))
+        .is_err()
+    {
         return false;
     }
-    match (&conn.stream).read(&mut buf) {
+    match conn.stream.read(&mut buf) {
         Ok(n) if n > 0 => {
             conn.received.extend_from_slice(&buf[..n]);
             true
@@ -1017,7 +1028,12 @@ fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
             return Ok(Input::More);
         }
         let take = room.min(buf.len());
-        match (&w.conn.stream).read(&mut buf[..take]) {
+        // A closing connection's bytes are dropped unread: TLS records need no decrypting.
+        let read = match w.phase {
+            Phase::Closing => w.conn.stream.tcp().read(&mut buf[..take]),
+            Phase::Request | Phase::Queued => w.conn.stream.read(&mut buf[..take]),
+        };
+        match read {
             Ok(0) => return Ok(Input::Ended),
             Ok(n) if w.phase != Phase::Closing => w.conn.received.extend_from_slice(&buf[..n]),
             Ok(n) => dropped += n,
@@ -1040,9 +1056,9 @@ fn pop_live<M>(queue: &mut VecDeque<u64>, waiting: &HashMap<u64, Waiting<M>>) ->
 
 /// Writes a short reply to a non-blocking socket as far as it goes (a fresh socket's buffer
 /// takes any reply the lobby sends whole).
-fn send_nonblocking(stream: &TcpStream, bytes: &[u8]) {
+fn send_nonblocking(stream: &mut ClientSocket, bytes: &[u8]) {
     if !bytes.is_empty() {
-        let _ = (&*stream).write(bytes);
+        let _ = stream.write(bytes);
     }
 }
 
@@ -1100,6 +1116,7 @@ mod tests {
     use super::*;
     use crate::server::ClientKind;
     use std::io::BufRead;
+    use std::net::{Shutdown as SocketShutdown, TcpStream};
 
     /// A line protocol: a request is a line; the reply is `ok <line>`. The line `sleep` takes
     /// 600 ms to serve, `slow` twice [`SLOT_WAIT`].
@@ -1134,7 +1151,7 @@ mod tests {
             conn.requests += 1;
             let mut reply = b"ok ".to_vec();
             reply.extend_from_slice(&line);
-            match (&conn.stream).write_all(&reply) {
+            match conn.stream.write_all(&reply) {
                 Ok(()) => Handback::Wait(conn),
                 Err(_) => Handback::Close(conn),
             }

@@ -2,6 +2,7 @@
 //! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
 //! tokens, framed sockets and error frames.
 
+mod client_socket;
 pub mod foreign;
 pub mod lobby;
 pub(crate) mod readiness;
@@ -9,6 +10,7 @@ pub mod shutdown;
 pub mod slots;
 mod workers;
 
+pub use client_socket::ClientSocket;
 pub use lobby::{Admission, Connection, Entrance, Handback, LobbyConfig, Service};
 pub use shutdown::Shutdown;
 
@@ -106,7 +108,6 @@ impl Transport {
             handshake_time: lobby.login_grace.min(TLS_HANDSHAKE_TIME),
             max_handshakes: lobby.max_waiting.clamp(1, MAX_TLS_HANDSHAKES),
             max_handshakes_per_address: lobby.max_waiting_per_address.clamp(1, MAX_TLS_HANDSHAKES),
-            stall_time: lobby.idle_timeout,
         };
         front::start(listener, tls.config(), limits, name).map(Entrance::Front)
     }
@@ -171,20 +172,25 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 
 pub use unstick_core::session::token_matches;
 
-/// A request's input: the bytes the lobby already received from the client, then the socket.
-/// Reads from the socket wait at most until `deadline`, when there is one (a `TimedOut` error
-/// after it), else the socket's own read timeout. Writes go to the socket.
+/// A request's stream: its input is the bytes the lobby already received from the client, then
+/// the client's socket; its output goes to the socket. Reads from the socket wait at most until
+/// `deadline`, when there is one (a `TimedOut` error after it), else the socket's own read
+/// timeout.
 #[derive(Debug)]
-pub struct RequestStream {
+pub struct RequestStream<'s> {
     received: Vec<u8>,
     replayed: usize,
-    socket: TcpStream,
+    socket: &'s mut ClientSocket,
     deadline: Option<Instant>,
 }
 
-impl RequestStream {
+impl<'s> RequestStream<'s> {
     /// Reads `received` first, then `socket`.
-    pub fn new(received: Vec<u8>, socket: TcpStream, deadline: Option<Instant>) -> RequestStream {
+    pub fn new(
+        received: Vec<u8>,
+        socket: &'s mut ClientSocket,
+        deadline: Option<Instant>,
+    ) -> RequestStream<'s> {
         RequestStream {
             received,
             replayed: 0,
@@ -198,13 +204,24 @@ impl RequestStream {
         self.received.get(self.replayed..).unwrap_or_default()
     }
 
-    /// The socket.
-    pub fn socket(&self) -> &TcpStream {
-        &self.socket
+    /// The client's TCP socket.
+    pub fn tcp(&self) -> &TcpStream {
+        self.socket.tcp()
+    }
+
+    /// One read from the socket (after the received bytes) that waits at most `limit`.
+    pub fn read_within(&mut self, buf: &mut [u8], limit: Duration) -> io::Result<usize> {
+        if !self.unread().is_empty() {
+            return self.read(buf);
+        }
+        self.socket
+            .tcp()
+            .set_read_timeout(Some(limit.max(Duration::from_millis(1))))?;
+        read_retrying(self.socket, buf)
     }
 }
 
-impl Read for RequestStream {
+impl Read for RequestStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let rest = self.unread();
         if !rest.is_empty() {
@@ -219,24 +236,34 @@ impl Read for RequestStream {
                 .filter(|d| !d.is_zero())
                 .ok_or(io::ErrorKind::TimedOut)?;
             self.socket
+                .tcp()
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         }
-        loop {
-            match self.socket.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => return result,
-            }
-        }
+        read_retrying(self.socket, buf)
     }
 }
 
-impl Write for RequestStream {
+impl Write for RequestStream<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.socket.write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.socket.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.socket.flush()
+    }
+}
+
+/// One read, retried when a signal interrupts it.
+fn read_retrying(socket: &mut ClientSocket, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match socket.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
     }
 }
 
@@ -280,7 +307,7 @@ pub fn send_error<W: embedded_io::Write>(
 /// into `scratch`, gathered, and a body announced as [`Transmit::Body`] taken from `body` and
 /// written in the same system call as the bytes before it, so that a frame leaves whole.
 pub(crate) fn send_transmits(
-    socket: &mut TcpStream,
+    socket: &mut impl Write,
     scratch: &mut [u8],
     body: &[u8],
     mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
@@ -309,7 +336,7 @@ pub(crate) fn send_transmits(
 }
 
 /// Writes `head` then `body` with as few system calls as the socket takes.
-fn write_both(socket: &mut TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+fn write_both(socket: &mut impl Write, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
     while !head.is_empty() {
         let n = match socket.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -2,13 +2,13 @@
 //! host reads the socket, runs the command and writes what the session hands out.
 
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
 use super::config::ShellConfig;
-use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, read_within, time_left};
+use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, time_left};
 use super::process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError, RunOutcome,
     RunningCommands, Termination, deadline_after, run_command,
@@ -35,13 +35,14 @@ pub(super) fn serve_request(
     // A client that stops reading output for this long is dropped (and its command killed), so
     // a stalled reader cannot keep a command alive much past its time limit.
     let write_limit = config.lobby.idle_timeout.min(config.limits.timeout);
-    let prepared = conn
+    if conn
         .stream
+        .tcp()
         .set_write_timeout(Some(write_limit))
-        .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)));
-    let Ok((input_socket, output_socket)) = prepared else {
+        .is_err()
+    {
         return Handback::Close(conn);
-    };
+    }
     let rules = config.rules();
     let mut command = COMMAND_BUFFER.take();
     command.resize(
@@ -63,11 +64,8 @@ pub(super) fn serve_request(
         config,
         running,
         peer: conn.peer,
-        output: Output {
-            socket: output_socket,
-            buf: vec![0u8; TRANSMIT_BUFFER],
-        },
-        input: RequestStream::new(received, input_socket, Some(deadline)),
+        transmit_buf: vec![0u8; TRANSMIT_BUFFER],
+        stream: RequestStream::new(received, &mut conn.stream, Some(deadline)),
         dialect,
         read_buf: vec![0u8; REQUEST_BUFFER],
         unread: 0..0,
@@ -76,7 +74,7 @@ pub(super) fn serve_request(
     };
     let close = host.serve().is_err();
     let mut rest = host.read_buf[host.unread.clone()].to_vec();
-    rest.extend_from_slice(host.input.unread());
+    rest.extend_from_slice(host.stream.unread());
     drop(host);
     COMMAND_BUFFER.set(command);
     conn.received = rest;
@@ -96,23 +94,15 @@ std::thread_local! {
 /// The connection is to be closed.
 struct Closed;
 
-/// Where the session's bytes go.
-struct Output {
-    socket: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Output {
-    /// Sends everything the session has queued; `body` is the body the last call handed over.
-    fn flush(
-        &mut self,
-        session: &mut ShellServerSession<'_, HEADER_CAP>,
-        body: &[u8],
-    ) -> io::Result<()> {
-        send_transmits(&mut self.socket, &mut self.buf, body, |buf| {
-            session.poll_transmit(buf)
-        })
-    }
+/// Sends everything `session` has queued to `stream`, through `scratch`; `body` is the body
+/// the session's last call handed over.
+fn send_queued(
+    stream: &mut RequestStream<'_>,
+    scratch: &mut [u8],
+    session: &mut ShellServerSession<'_, HEADER_CAP>,
+    body: &[u8],
+) -> io::Result<()> {
+    send_transmits(stream, scratch, body, |buf| session.poll_transmit(buf))
 }
 
 struct RequestHost<'h, 'c> {
@@ -120,8 +110,9 @@ struct RequestHost<'h, 'c> {
     config: &'c ShellConfig,
     running: &'c RunningCommands,
     peer: SocketAddr,
-    output: Output,
-    input: RequestStream,
+    /// Room for the frame heads the session writes.
+    transmit_buf: Vec<u8>,
+    stream: RequestStream<'h>,
     dialect: Dialect,
     read_buf: Vec<u8>,
     /// Bytes of `read_buf` read but not yet taken by the session.
@@ -151,7 +142,12 @@ impl RequestHost<'_, '_> {
     }
 
     fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
-        let sent = self.output.flush(&mut self.session, body);
+        let sent = send_queued(
+            &mut self.stream,
+            &mut self.transmit_buf,
+            &mut self.session,
+            body,
+        );
         if let Some(refusal) = self.session.take_refusal() {
             log_refusal("shell", self.peer, &refusal);
         }
@@ -165,7 +161,7 @@ impl RequestHost<'_, '_> {
             return Ok(());
         }
         if self.unread.is_empty() {
-            match self.input.read(&mut self.read_buf) {
+            match self.stream.read(&mut self.read_buf) {
                 Ok(0) => self.session.handle_eof(),
                 Ok(n) => self.unread = 0..n,
                 Err(e) if is_timeout(&e) => self
@@ -193,8 +189,10 @@ impl RequestHost<'_, '_> {
             self.session.handle_pause();
             return Ok(());
         };
-        let socket = self.input.socket();
-        match read_within(socket, &mut self.read_buf, left.min(GREETING_PAUSE)) {
+        match self
+            .stream
+            .read_within(&mut self.read_buf, left.min(GREETING_PAUSE))
+        {
             Ok(0) => self.session.handle_pause(),
             Ok(n) => {
                 self.session.handle_input(&self.read_buf[..n]);
@@ -207,7 +205,8 @@ impl RequestHost<'_, '_> {
 
     fn run(&mut self, command: &str) -> Result<(), Closed> {
         let started = Instant::now();
-        let socket = self.output.socket.try_clone().map_err(|_| Closed)?;
+        // Watched for the client hanging up while the command runs.
+        let socket = self.stream.tcp().try_clone().map_err(|_| Closed)?;
         let config = self.config;
         let spec = CommandSpec {
             shell: &config.shell,
@@ -279,7 +278,13 @@ impl OutputSink for SessionSink<'_, '_, '_> {
             .session
             .handle_output(stream, bytes)
             .map_err(io::Error::other)?;
-        self.host.output.flush(&mut self.host.session, bytes)
+        let host = &mut *self.host;
+        send_queued(
+            &mut host.stream,
+            &mut host.transmit_buf,
+            &mut host.session,
+            bytes,
+        )
     }
 }
 

@@ -1,58 +1,44 @@
 //! A server's TLS front: it owns the listening socket, completes each client's handshake on a
-//! thread of its own, and hands the lobby a plaintext connection (one end of a socket pair)
-//! with the client's real address, relaying bytes between the two for as long as both are
-//! open.
+//! thread of its own, and hands the lobby the connection ([`ClientSocket::Tls`]) with the
+//! client's real address. From then on the lobby and the request code read and write it as
+//! they do a plaintext client's, so a TLS connection gets the same request limits, timeouts and
+//! logging, and its bytes cross no other thread.
 //!
-//! The lobby and the request code behind it stay what they are for plaintext clients, so a TLS
-//! connection gets the same request limits, timeouts and logging. The front adds its own
-//! bounds for what happens before and after: handshakes in progress are capped in all and per
-//! address, the oldest making room for a newcomer as in the lobby; a client that stops taking
-//! bytes is dropped after the lobby's idle timeout; and a stopping server waits for its relays
-//! to pass on the last replies. A connection whose first bytes cannot start a TLS handshake is
-//! a plaintext client on a TLS port: it gets an error frame saying so (an HTTP client, a `400`),
-//! and is closed.
+//! The front bounds what happens before: handshakes in progress are capped in all and per
+//! address, the oldest making room for a newcomer as in the lobby, and each has a time limit.
+//! A connection whose first bytes cannot start a TLS handshake is a plaintext client on a TLS
+//! port: it gets an error frame saying so (an HTTP client, a `400`), and is closed.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
-use super::read_ahead::ReadAhead;
+use super::server_stream::TlsServerStream;
 use crate::poll::{self, Events, PollFd, Pollable, READABLE, WRITABLE};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
-use crate::server::{ErrorCode, GREETING_PAUSE, error_frame};
+use crate::server::{ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
 use crate::wake::{self, WakeSignal, Waker};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Bytes read from either side at a time. With [`BATCH`], what a connection's buffers can hold
-/// once it has been busy: a waiting TLS connection costs about a quarter of a MiB at most.
-const CHUNK: usize = 64 * 1024;
-
-/// Decrypted bytes gathered for the lobby before they are written to it.
-const BATCH: usize = 128 * 1024;
-
-/// How long the front keeps a closed connection's TLS side open for the client's last bytes,
-/// so that its final reply is not lost to a reset; also how long it drains a refused client.
+/// How long the front drains a refused plaintext client, so that its answer is not lost to a
+/// reset.
 const CLOSING_LINGER: Duration = Duration::from_secs(2);
 
 /// Most bytes read and dropped from a refused plaintext client.
 const CLOSING_DRAIN: usize = 1 << 20;
 
-/// How long a client that stopped taking bytes keeps its connection once the lobby has
-/// closed its side.
-const CLOSING_STALL: Duration = Duration::from_secs(10);
+/// Stack of a handshake's thread (rustls and the handshake's cryptography need little).
+const HANDSHAKE_STACK: usize = 256 * 1024;
 
-/// Stack of a relay thread (rustls and the handshake's cryptography need little).
-const RELAY_STACK: usize = 256 * 1024;
-
-/// How the front treats connections before and after the lobby's part.
+/// How the front treats connections before the lobby's part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrontLimits {
     /// Time a client has to complete its handshake.
@@ -61,87 +47,16 @@ pub struct FrontLimits {
     pub max_handshakes: usize,
     /// The same, per client address.
     pub max_handshakes_per_address: usize,
-    /// Time a client may take no bytes while the relay has some for it (the lobby's idle
-    /// timeout, its own write timeout).
-    pub stall_time: Duration,
 }
 
-/// Connections the front hands the lobby: each one end of a socket pair and the client's real
-/// address. `signal` turns readable when one is waiting.
+/// Connections the front hands the lobby, each with the client's address. `signal` turns
+/// readable when one is waiting.
 #[derive(Debug)]
 pub struct Handoff {
     /// The connections.
-    pub connections: Receiver<(TcpStream, SocketAddr)>,
+    pub connections: Receiver<(ClientSocket, SocketAddr)>,
     /// Readable when a connection is waiting (drain it, then take them all).
     pub(crate) signal: WakeSignal,
-    relays: Arc<Relays>,
-}
-
-impl Handoff {
-    /// A handle to wait for the relays with after the hand-off itself is gone.
-    pub fn relays(&self) -> RelayWaiter {
-        RelayWaiter(Arc::clone(&self.relays))
-    }
-}
-
-/// Waits for a front's relays (see [`Handoff::relays`]).
-#[derive(Debug)]
-pub struct RelayWaiter(Arc<Relays>);
-
-impl RelayWaiter {
-    /// Waits up to `limit` for every relay to have passed on its last bytes and closed.
-    pub fn wait(&self, limit: Duration) {
-        self.0.wait_until_none(limit);
-    }
-}
-
-/// The relays running, to wait for at a stop.
-#[derive(Debug, Default)]
-struct Relays {
-    running: Mutex<usize>,
-    ended: Condvar,
-}
-
-impl Relays {
-    fn wait_until_none(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        while *running > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            running = self
-                .ended
-                .wait_timeout(running, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-}
-
-/// Counts a relay as running while it lives.
-struct RelayRunning<'r>(&'r Relays);
-
-impl<'r> RelayRunning<'r> {
-    fn start(relays: &'r Relays) -> RelayRunning<'r> {
-        *relays
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) += 1;
-        RelayRunning(relays)
-    }
-}
-
-impl Drop for RelayRunning<'_> {
-    fn drop(&mut self) {
-        *self
-            .0
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) -= 1;
-        self.0.ended.notify_all();
-    }
 }
 
 /// A handshake in progress: who, and a handle to cut it short with.
@@ -194,13 +109,12 @@ impl PendingHandshakes {
     }
 }
 
-/// What the relays share.
+/// What the handshake threads share.
 struct Front {
     config: Arc<ServerConfig>,
     limits: FrontLimits,
     pending: Mutex<PendingHandshakes>,
-    relays: Arc<Relays>,
-    handoff: Mutex<(Sender<(TcpStream, SocketAddr)>, Waker)>,
+    handoff: Mutex<(Sender<(ClientSocket, SocketAddr)>, Waker)>,
     server: &'static str,
 }
 
@@ -215,12 +129,10 @@ pub fn start(
     listener.set_nonblocking(true)?;
     let (signal, signal_tx) = wake::pair()?;
     let (connections_tx, connections) = mpsc::channel();
-    let relays = Arc::new(Relays::default());
     let front = Arc::new(Front {
         config,
         limits,
         pending: Mutex::new(PendingHandshakes::default()),
-        relays: Arc::clone(&relays),
         handoff: Mutex::new((connections_tx, signal_tx.try_clone()?)),
         server,
     });
@@ -230,7 +142,6 @@ pub fn start(
     Ok(Handoff {
         connections,
         signal,
-        relays,
     })
 }
 
@@ -274,11 +185,11 @@ fn admit(front: &Arc<Front>, stream: TcpStream, peer: SocketAddr) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .enter(peer.ip(), handle, &front.limits);
-    let relay_front = Arc::clone(front);
+    let handshake_front = Arc::clone(front);
     let started = thread::Builder::new()
         .name(format!("unstick-{}-tls", front.server))
-        .stack_size(RELAY_STACK)
-        .spawn(move || serve_connection(&relay_front, id, stream, peer));
+        .stack_size(HANDSHAKE_STACK)
+        .spawn(move || serve_connection(&handshake_front, id, stream, peer));
     if let Err(e) = started {
         front.leave_pending(id);
         tracing::warn!(server = front.server, peer = %peer, error = %e, "cannot start a TLS thread; connection closed");
@@ -294,7 +205,7 @@ impl Front {
     }
 }
 
-/// One client: its handshake, then the relay.
+/// One client's handshake; the connection then goes to the lobby.
 fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr) {
     let handshaken = handshake(front, &socket, peer);
     front.leave_pending(id);
@@ -306,81 +217,13 @@ fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr)
             return;
         }
     };
-    let (near, far) = match lobby_pair() {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::warn!(server = front.server, peer = %peer, error = %e, "cannot reach the lobby; connection closed");
-            return;
-        }
-    };
-    let _running = RelayRunning::start(&front.relays);
-    {
-        let handoff = front.handoff.lock().unwrap_or_else(PoisonError::into_inner);
-        if handoff.0.send((far, peer)).is_err() {
-            // The server is stopping.
-            return;
-        }
+    let connection = ClientSocket::Tls(Box::new(TlsServerStream::new(tls, socket)));
+    let handoff = front.handoff.lock().unwrap_or_else(PoisonError::into_inner);
+    // A send fails only once the lobby has stopped; the connection is then closed.
+    if handoff.0.send((connection, peer)).is_ok() {
         handoff.1.wake();
     }
-    if let Err(e) = relay(tls, &socket, &near, front.limits.stall_time) {
-        tracing::debug!(server = front.server, peer = %peer, error = %e, "TLS connection ended");
-    }
 }
-
-/// A connected pair of stream sockets: the near end for the relay, the far end for the lobby,
-/// which takes every connection as a `TcpStream`. The far end is a Unix-domain socket: the
-/// calls the lobby and the request code make on it (reads and writes, time-outs,
-/// non-blocking mode, shutdown, cloning, polling) are those of any stream socket; the one that
-/// is TCP's own (`set_nodelay`) fails on it, and the lobby does without for handed-over
-/// connections. No listening socket is involved, so no other process can get in between.
-#[cfg(unix)]
-fn lobby_pair() -> io::Result<(Near, TcpStream)> {
-    use std::os::fd::AsRawFd;
-    let (near, far) = Near::pair()?;
-    // Room for a few batches in flight, so that the relay and the request's thread take turns
-    // less often than the default buffer (about 200 KiB) makes them.
-    let size: libc::c_int = 1 << 20;
-    // SAFETY: setsockopt(2) on a socket this function owns, reading one c_int whose size is
-    // passed; a failure only leaves the default buffer.
-    unsafe {
-        libc::setsockopt(
-            near.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    let far = TcpStream::from(std::os::fd::OwnedFd::from(far));
-    Ok((near, far))
-}
-
-/// On Windows, which has no `socketpair`, two loopback TCP sockets connected through a
-/// listener of their own, closed once they are (a stranger that connected meanwhile is
-/// dropped; the listener lives for one connect, so no lock is held across it).
-#[cfg(windows)]
-fn lobby_pair() -> io::Result<(Near, TcpStream)> {
-    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
-    let near = TcpStream::connect(listener.local_addr()?)?;
-    let near_addr = near.local_addr()?;
-    for _ in 0..64 {
-        let (far, from) = listener.accept()?;
-        if from == near_addr {
-            near.set_nodelay(true)?;
-            far.set_nodelay(true)?;
-            return Ok((near, far));
-        }
-    }
-    Err(io::Error::other(
-        "the lobby pair's loopback listener is flooded by strangers",
-    ))
-}
-
-/// The relay's end of the lobby pair.
-#[cfg(unix)]
-type Near = std::os::unix::net::UnixStream;
-#[cfg(windows)]
-type Near = TcpStream;
 
 /// Completes the handshake within the time limit. `Ok(None)`: the client went away or spoke
 /// plaintext (answered and logged).
@@ -532,199 +375,6 @@ fn flush_tls(tls: &mut ServerConnection, socket: &TcpStream) -> io::Result<bool>
     Ok(sent)
 }
 
-/// Relays between the client's TLS connection and the lobby's end until both are done: the
-/// client's bytes, decrypted, to `near`; `near`'s, encrypted, to the client. A client that
-/// takes no bytes for `stall_time` while some wait for it (for [`CLOSING_STALL`] once the
-/// lobby has closed its side) is dropped.
-fn relay(
-    mut tls: ServerConnection,
-    socket: &TcpStream,
-    near: &Near,
-    stall_time: Duration,
-) -> io::Result<()> {
-    near.set_nonblocking(true)?;
-    let mut buf = vec![0u8; CHUNK];
-    // Decrypted bytes not yet written to `near`.
-    let mut to_near = Plaintext::new(BATCH + CHUNK);
-    // The client has nothing more to send (close_notify or end of stream).
-    let mut client_done = false;
-    let mut near_write_shut = false;
-    // The lobby closed its side; close_notify is queued.
-    let mut lobby_done = false;
-    let mut linger_until: Option<Instant> = None;
-    // When the client last took bytes (or had none waiting).
-    let mut last_progress = Instant::now();
-    let mut wire = ReadAhead::with_capacity(socket, CHUNK);
-    // Application data that came with the handshake's last flight.
-    to_near.fill_from(&mut tls, &mut client_done);
-    loop {
-        if flush_tls(&mut tls, socket)? || !tls.wants_write() {
-            last_progress = Instant::now();
-        }
-        while !to_near.is_empty() {
-            match (&*near).write(to_near.unsent()) {
-                Ok(n) => to_near.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if to_near.is_empty() {
-            // What rustls decrypted beyond the last batch.
-            to_near.fill_from(&mut tls, &mut client_done);
-        }
-        if to_near.is_empty() && client_done && !near_write_shut {
-            let _ = near.shutdown(SocketShutdown::Write);
-            near_write_shut = true;
-        }
-        if lobby_done && !tls.wants_write() {
-            if linger_until.is_none() {
-                let _ = socket.shutdown(SocketShutdown::Write);
-                linger_until = Some(Instant::now() + CLOSING_LINGER);
-            }
-            if client_done {
-                return Ok(());
-            }
-        }
-        let stall_limit = if lobby_done {
-            CLOSING_STALL.min(stall_time)
-        } else {
-            stall_time
-        };
-        let stalled_at = tls.wants_write().then(|| last_progress + stall_limit);
-        let wake_at = match (linger_until, stalled_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let now = Instant::now();
-        if wake_at.is_some_and(|at| at <= now) {
-            if stalled_at.is_some_and(|at| at <= now) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client took no bytes for too long",
-                ));
-            }
-            return Ok(());
-        }
-        let read_client = !client_done && to_near.is_empty();
-        let read_lobby = !lobby_done && !tls.wants_write();
-        let socket_events =
-            if read_client { READABLE } else { 0 } | if tls.wants_write() { WRITABLE } else { 0 };
-        let near_events =
-            if read_lobby { READABLE } else { 0 } | if to_near.is_empty() { 0 } else { WRITABLE };
-        let mut fds = [
-            PollFd::new(socket.raw_socket(), socket_events),
-            PollFd::new(near.raw_socket(), near_events),
-        ];
-        let mut left = wake_at.map(|at| at.saturating_duration_since(now));
-        // Bytes read ahead are ready without the socket.
-        let ahead = read_client && wire.buffered() > 0;
-        if ahead {
-            left = Some(Duration::ZERO);
-        }
-        poll::poll(&mut fds, left)?;
-        if read_client && (ahead || fds[0].found() != 0) {
-            // Records until the socket is dry or a batch for the lobby is ready.
-            while !client_done && to_near.len() < BATCH {
-                match tls.read_tls(&mut wire) {
-                    Ok(0) => client_done = true,
-                    Ok(_) => {
-                        let state = match tls.process_new_packets() {
-                            Ok(state) => state,
-                            Err(e) => {
-                                let _ = flush_tls(&mut tls, socket);
-                                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                            }
-                        };
-                        to_near.fill_from(&mut tls, &mut client_done);
-                        client_done |= state.peer_has_closed();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => client_done = true,
-                }
-            }
-        }
-        if read_lobby && fds[1].found() != 0 {
-            match (&*near).read(&mut buf) {
-                Ok(0) => {
-                    lobby_done = true;
-                    tls.send_close_notify();
-                }
-                Ok(n) => tls.writer().write_all(&buf[..n])?,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => {
-                    lobby_done = true;
-                    tls.send_close_notify();
-                }
-            }
-        }
-    }
-}
-
-/// Decrypted bytes on their way to the lobby: one buffer, allocated once, that rustls copies
-/// plaintext straight into and the socket pair is written from.
-struct Plaintext {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl Plaintext {
-    fn new(capacity: usize) -> Plaintext {
-        Plaintext {
-            buf: vec![0u8; capacity].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// The bytes not yet written.
-    fn unsent(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    /// Marks `n` bytes as written.
-    fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Moves the plaintext rustls holds in, as far as there is room; notes a clean or unclean
-    /// end of the client's data in `done`.
-    fn fill_from(&mut self, tls: &mut ServerConnection, done: &mut bool) {
-        while self.end < self.buf.len() {
-            match tls.reader().read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    *done = true;
-                    return;
-                }
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    *done = true;
-                    return;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,7 +384,6 @@ mod tests {
             handshake_time: Duration::from_secs(1),
             max_handshakes: total,
             max_handshakes_per_address: per_address,
-            stall_time: Duration::from_secs(1),
         }
     }
 

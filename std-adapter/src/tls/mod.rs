@@ -3,8 +3,9 @@
 //!
 //! - A server gets its [`Identity`] from PEM files, or generates one on first start into its
 //!   state directory and prints the certificate's [`Fingerprint`]; [`ServerTls`] is what it
-//!   serves with. Its [`front`] terminates TLS and hands the lobby plaintext loopback
-//!   connections, so limits, timeouts and logs are those of plaintext clients.
+//!   serves with. Its [`front`] completes handshakes and hands the lobby each connection as a
+//!   [`TlsServerStream`], read and written like a plaintext one, so limits, timeouts and logs
+//!   are those of plaintext clients.
 //! - A client trusts a server on first use (the [`known_hosts`] file), by a pinned fingerprint,
 //!   or by a CA file ([`ClientTls`]).
 //!
@@ -18,6 +19,7 @@ pub mod front;
 pub mod identity;
 pub mod known_hosts;
 pub mod read_ahead;
+mod server_stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub(crate) use client::explain_read_error;
 pub use client::{ClientTls, TlsConnectError, TlsStream};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, Origin, TlsSetupError};
+pub use server_stream::TlsServerStream;
 
 /// The crypto provider every TLS connection here uses: ring's, with AES-128-GCM preferred (a
 /// third faster than AES-256-GCM on bulk transfers with AES instructions, and as safe for

@@ -7,13 +7,17 @@ use std::io::{self, IoSlice, Read, Write};
 /// Bytes one read of the socket may bring in.
 pub const READ_AHEAD: usize = 256 * 1024;
 
-/// `inner`, read through a buffer; writes go straight through.
+/// `inner`, read through a buffer; writes go straight through. The buffer is allocated on the
+/// first read that uses it, and can be given back while the stream waits
+/// ([`read_direct`](ReadAhead::read_direct)).
 #[derive(Debug)]
 pub struct ReadAhead<S> {
     inner: S,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
+    capacity: usize,
     start: usize,
     end: usize,
+    direct: bool,
 }
 
 impl<S> ReadAhead<S> {
@@ -26,9 +30,11 @@ impl<S> ReadAhead<S> {
     pub fn with_capacity(inner: S, capacity: usize) -> ReadAhead<S> {
         ReadAhead {
             inner,
-            buf: vec![0u8; capacity.max(1)].into_boxed_slice(),
+            buf: Vec::new(),
+            capacity: capacity.max(1),
             start: 0,
             end: 0,
+            direct: false,
         }
     }
 
@@ -41,13 +47,31 @@ impl<S> ReadAhead<S> {
     pub fn buffered(&self) -> usize {
         self.end - self.start
     }
+
+    /// With `direct`, reads go straight to the socket once the bytes read ahead are handed out,
+    /// and the buffer is freed then: for a connection that waits between requests, where
+    /// reading ahead would only hold memory. Without, reads fill the buffer again.
+    pub fn read_direct(&mut self, direct: bool) {
+        self.direct = direct;
+        self.free_if_drained();
+    }
+
+    fn free_if_drained(&mut self) {
+        if self.direct && self.start == self.end && !self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
 }
 
 impl<S: Read> Read for ReadAhead<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.start == self.end {
-            if out.len() >= self.buf.len() {
+            self.free_if_drained();
+            if self.direct || out.len() >= self.capacity {
                 return self.inner.read(out);
+            }
+            if self.buf.is_empty() {
+                self.buf = vec![0u8; self.capacity];
             }
             let n = self.inner.read(&mut self.buf)?;
             self.start = 0;
@@ -93,5 +117,27 @@ mod tests {
         }
         assert_eq!(back, data);
         assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn direct_reads_hand_out_what_was_read_ahead_first_then_free_the_buffer() {
+        let data: Vec<u8> = (0..10_000).map(|i| (i % 251) as u8).collect();
+        let mut reader = ReadAhead::with_capacity(&data[..], 4096);
+        let mut first = [0u8; 100];
+        assert_eq!(reader.read(&mut first).unwrap(), 100);
+        assert_eq!(reader.buffered(), 3996);
+        reader.read_direct(true);
+        assert_eq!(reader.buf.len(), 4096, "kept while it holds bytes");
+        let mut back = first.to_vec();
+        let mut chunk = [0u8; 1000];
+        loop {
+            let n = reader.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            back.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(back, data);
+        assert!(reader.buf.is_empty(), "freed once drained");
     }
 }
