@@ -9,12 +9,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_core::Algorithm;
 use unstick_std::ftp::{
-    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, RemotePath,
+    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress, RemotePath,
     TerminalProgress, check_local_name, escape_for_terminal, is_partial_mismatch, put_legacy,
 };
 use unstick_std::server::Shutdown;
 
-use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::client_settings::{ClientSettings, FTP_PORT, Tool, report_connected};
+use crate::console;
+use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
@@ -80,7 +82,8 @@ pub enum FtpCommand {
 /// Options of `unstick ftp serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on (non-loopback needs a token).
+    /// Address to listen on, HOST[:PORT] (port 8090 when none is given); a non-loopback
+    /// address needs a token.
     #[arg(long, default_value = DEFAULT_ADDR)]
     listen: String,
     /// Directory to serve (created if missing).
@@ -110,12 +113,14 @@ pub struct ServeArgs {
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address: HOST:PORT, tls://HOST:PORT for a server started with --tls, or a
+    /// Server address: HOST[:PORT] (port 8090 when none is given; a name or an IP address,
+    /// IPv6 in brackets as [::1]:8090), tls://HOST[:PORT] for a server started with --tls, or a
     /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
-    #[arg(long, default_value = DEFAULT_ADDR)]
-    addr: String,
-    /// Token, if the server requires one (or set UNSTICK_TOKEN).
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_FTP_ADDR,
+    /// else the config file's, else 127.0.0.1:8090.
+    #[arg(long, value_name = "ADDR")]
+    addr: Option<String>,
+    /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long)]
     token: Option<String>,
     /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
@@ -129,9 +134,23 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    fn options(&self) -> ClientOptions {
-        ClientOptions {
-            token: token_or_env(self.token.as_deref()),
+    /// The server address and token, from the command line, the environment or the config
+    /// file.
+    fn settings(&self) -> Result<ClientSettings, String> {
+        ClientSettings::resolve(Tool::Ftp, self.addr.as_deref(), self.token.as_deref())
+    }
+
+    /// The server address, for the seed's upload protocol (which has no token).
+    fn address(&self) -> Result<String, String> {
+        self.settings().map(|settings| settings.addr())
+    }
+
+    /// Connects to the server (as `--verbose` asks, saying where and how long it took).
+    fn connect(&self) -> Result<FileClient, String> {
+        let settings = self.settings()?;
+        let started = settings.resolve_host()?;
+        let options = ClientOptions {
+            token: settings.token.clone(),
             algorithm: if self.md5 {
                 Algorithm::Md5
             } else {
@@ -140,11 +159,38 @@ impl ClientArgs {
             timeout: self.timeout,
             tls: self.tls.client_tls(),
             ..ClientOptions::default()
+        };
+        let client = FileClient::connect(&settings.addr(), options).map_err(|e| e.to_string())?;
+        report_connected(client.link(), started);
+        Ok(client)
+    }
+}
+
+/// A progress bar on stderr when it is a terminal, unless `--quiet`.
+struct ProgressBar(Option<TerminalProgress>);
+
+/// The progress bar of a transfer labelled `label`.
+fn progress_bar(label: &str) -> ProgressBar {
+    ProgressBar(console::shows_notes().then(|| TerminalProgress::new(label)))
+}
+
+impl Progress for ProgressBar {
+    fn start(&mut self, total: u64, done: u64) {
+        if let Some(bar) = &mut self.0 {
+            bar.start(total, done);
         }
     }
 
-    fn connect(&self) -> Result<FileClient, ClientError> {
-        FileClient::connect(&self.addr, self.options())
+    fn advance(&mut self, n: u64) {
+        if let Some(bar) = &mut self.0 {
+            bar.advance(n);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = &mut self.0 {
+            bar.finish();
+        }
     }
 }
 
@@ -166,6 +212,7 @@ impl FtpCommand {
 
 /// Runs a subcommand.
 pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
+    let started = std::time::Instant::now();
     let result = match cmd {
         FtpCommand::Serve(args) => serve(args, shutdown),
         FtpCommand::Put {
@@ -185,6 +232,10 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
         FtpCommand::Stat { path, client } => stat(&path, &client),
         FtpCommand::Delete { path, client } => delete(&path, &client),
     };
+    console::detail(format_args!(
+        "finished in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -194,7 +245,8 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
+fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
+    args.listen = listen_address(&args.listen, FTP_PORT)?;
     let token = token_or_env(args.token.as_deref());
     let transport = args.tls.transport(&args.listen)?;
     let listener = unstick_std::server::bind(&args.listen, token.is_some(), &transport)
@@ -273,17 +325,17 @@ fn put(
         None => local_file_name(local)?,
     };
     let remote = remote_path(&remote_text)?;
-    let mut progress = TerminalProgress::new(remote.file_name());
+    let mut progress = progress_bar(remote.file_name());
     if legacy {
-        let sent = put_legacy(&args.addr, local, remote.as_str(), &mut progress)
+        let sent = put_legacy(&args.address()?, local, remote.as_str(), &mut progress)
             .map_err(|e| e.to_string())?;
-        eprintln!(
+        console::note(format_args!(
             "sent {} ({sent} bytes) with the seed's protocol; that server does not confirm or verify",
             escape_for_terminal(remote.as_str())
-        );
+        ));
         return Ok(());
     }
-    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let mut client = args.connect()?;
     let first = client.put(local, &remote, resume, &mut progress);
     let report = match first {
         Err(e) if resume && is_partial_mismatch(&e) => {
@@ -291,20 +343,20 @@ fn put(
             eprintln!("unstick ftp: uploading the whole file again");
             // A serial port is held by one client at a time: let go of it first.
             drop(client);
-            let mut client = args.connect().map_err(|e| e.to_string())?;
+            let mut client = args.connect()?;
             client.put(local, &remote, false, &mut progress)
         }
         other => other,
     }
     .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
-    eprintln!(
+    console::note(format_args!(
         "stored {} ({} bytes, {} {} verified{resumed})",
         escape_for_terminal(remote.as_str()),
         report.size,
         report.digest.algorithm(),
         report.digest.to_hex()
-    );
+    ));
     Ok(())
 }
 
@@ -322,19 +374,19 @@ fn get(
         Some(path) => path,
         None => PathBuf::from(local_name(&remote)?),
     };
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    let mut progress = TerminalProgress::new(remote.file_name());
+    let mut client = args.connect()?;
+    let mut progress = progress_bar(remote.file_name());
     let report = client
         .get(&remote, &target, resume, &mut progress)
         .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
-    eprintln!(
+    console::note(format_args!(
         "wrote {} ({} bytes, {} {} verified{resumed})",
         target.display(),
         report.size,
         report.digest.algorithm(),
         report.digest.to_hex()
-    );
+    ));
     Ok(())
 }
 
@@ -344,7 +396,7 @@ fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
         Some(text) => RemotePath::parse_dir(text)
             .map_err(|e| format!("remote directory `{}`: {e}", escape_for_terminal(text)))?,
     };
-    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let mut client = args.connect()?;
     let entries = client.list(dir.as_ref()).map_err(|e| e.to_string())?;
     let rows: Vec<(String, String, String)> = entries
         .iter()
@@ -375,7 +427,7 @@ fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
 
 fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
     let remote = remote_path(path)?;
-    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let mut client = args.connect()?;
     let stat = client.stat(&remote).map_err(|e| e.to_string())?;
     let shown = escape_for_terminal(remote.as_str());
     match stat.entry {
@@ -404,9 +456,12 @@ fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
 
 fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
     let remote = remote_path(path)?;
-    let mut client = args.connect().map_err(|e| e.to_string())?;
+    let mut client = args.connect()?;
     client.delete(&remote).map_err(|e| e.to_string())?;
-    eprintln!("deleted {}", escape_for_terminal(remote.as_str()));
+    console::note(format_args!(
+        "deleted {}",
+        escape_for_terminal(remote.as_str())
+    ));
     Ok(())
 }
 

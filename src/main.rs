@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use unstick_std::server::Shutdown;
 
+mod client_settings;
+mod config_file;
+mod console;
 mod ftp_cli;
 mod log_queue;
 mod serving;
@@ -26,12 +29,19 @@ struct Cli {
     /// `json` (one JSON object per line).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    /// Log only warnings and errors (refusals included).
+    /// Servers: log only warnings and errors (refusals included). Clients: no progress bars
+    /// and no notes (`stored ...`), only warnings and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Log more detail (`-vv` for everything).
+    /// Servers: log more detail (`-vv` for everything). Clients: say which config file, server
+    /// address and token source are used, the addresses the server's name resolves to, the
+    /// one that answered, a TLS server's certificate and the time taken.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Client defaults (server addresses, token) from this file instead of $UNSTICK_CONFIG or
+    /// unstick/config.toml under the user's config directory (see the README).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The log's line format.
@@ -69,6 +79,12 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_log(&cli);
+    console::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => console::Verbosity::Quiet,
+        (false, 0) => console::Verbosity::Normal,
+        (false, _) => console::Verbosity::Verbose,
+    });
+    client_settings::set_config_flag(cli.config.clone());
     let shutdown = Shutdown::new();
     if cli.command.is_server() {
         #[cfg(unix)]

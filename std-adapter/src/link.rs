@@ -9,14 +9,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
 use crate::address::{AddressError, HostPort};
 use crate::poll::{self, HUNG_UP, PollFd, Pollable, READABLE};
-use crate::tls::{ClientTls, TlsConnectError, TlsStream};
+use crate::tls::{ClientTls, Fingerprint, TlsConnectError, TlsStream};
 
 /// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
 ///
@@ -239,6 +239,21 @@ impl Link {
             Kind::Tls(stream) => Some(stream.sock.get_ref()),
             Kind::Serial(_) => None,
         }
+    }
+
+    /// The server's socket address, on TCP and TLS (the one of the resolved addresses that
+    /// answered).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp_stream().and_then(|stream| stream.peer_addr().ok())
+    }
+
+    /// The fingerprint of the certificate a TLS server presented.
+    pub fn tls_fingerprint(&self) -> Option<Fingerprint> {
+        let Kind::Tls(stream) = &self.kind else {
+            return None;
+        };
+        let chain = stream.conn.peer_certificates()?;
+        chain.first().map(|leaf| Fingerprint::of(leaf.as_ref()))
     }
 
     /// Gets a serial line back in step: discards whatever arrives until the line has been

@@ -415,6 +415,11 @@ impl FileClient {
         })
     }
 
+    /// The connection to the server (its peer address, a TLS server's certificate).
+    pub fn link(&self) -> &Link {
+        &self.stream
+    }
+
     /// Sends the request the session has queued.
     fn send_request(&mut self) -> Result<(), ClientError> {
         flush(&mut self.stream, &mut self.session, &[], false).map_err(ClientError::from)
