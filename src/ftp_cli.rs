@@ -194,19 +194,24 @@ impl Progress for ProgressBar {
     }
 }
 
-impl FtpCommand {
-    /// The server with its default options, for `unstick serve`.
-    pub fn default_serve(tls: TlsServeArgs) -> Self {
-        FtpCommand::Serve(ServeArgs {
-            listen: DEFAULT_ADDR.into(),
-            root: PathBuf::from("unstick-files"),
+impl ServeArgs {
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    pub fn for_serve_both(
+        listen: String,
+        token: Option<String>,
+        root: PathBuf,
+        tls: TlsServeArgs,
+    ) -> Self {
+        ServeArgs {
+            listen,
+            root,
             max_file_size: 1 << 40,
             max_connections: 64,
             idle_timeout: Duration::from_secs(60),
-            token: None,
+            token,
             lobby: LobbyArgs::default(),
             tls,
-        })
+        }
     }
 }
 
@@ -245,7 +250,23 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
     }
 }
 
-fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
+fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
+    let bound = bind(args)?;
+    print_address(&bound.listener)?;
+    tls_cli::announce(&bound.server.config().transport, "ftp serve").map_err(|e| e.to_string())?;
+    bound.serve(shutdown)
+}
+
+/// A file server bound to its address, not serving yet.
+#[derive(Debug)]
+pub struct BoundFileServer {
+    server: FileServer,
+    listener: TcpListener,
+}
+
+/// The file server `args` describe, bound to its address (its root created) but not serving
+/// yet.
+pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
     args.listen = listen_address(&args.listen, FTP_PORT)?;
     let token = token_or_env(args.token.as_deref());
     let transport = args.tls.transport(&args.listen)?;
@@ -260,8 +281,6 @@ fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    print_address(&listener)?;
-    tls_cli::announce(&server.config().transport, "ftp").map_err(|e| e.to_string())?;
     tracing::info!(
         server = "ftp",
         root = %args.root.display(),
@@ -269,9 +288,26 @@ fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
         max_connections = args.max_connections,
         "serving"
     );
-    server
-        .serve_until(listener, shutdown)
-        .map_err(|e| e.to_string())
+    Ok(BoundFileServer { server, listener })
+}
+
+impl BoundFileServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Its TLS (or plaintext) transport.
+    pub fn transport(&self) -> &unstick_std::server::Transport {
+        &self.server.config().transport
+    }
+
+    /// Serves until `shutdown`.
+    pub fn serve(self, shutdown: &Shutdown) -> Result<(), String> {
+        self.server
+            .serve_until(self.listener, shutdown)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn print_address(listener: &TcpListener) -> Result<(), String> {

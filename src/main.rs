@@ -11,6 +11,7 @@ mod config_file;
 mod console;
 mod ftp_cli;
 mod log_queue;
+mod serve_both;
 mod serving;
 mod shell_cli;
 mod stop_signals;
@@ -61,8 +62,9 @@ enum Command {
     /// File server: put, get, ls, stat and delete files under a server root.
     #[command(subcommand)]
     Ftp(ftp_cli::FtpCommand),
-    /// Run the shell server and the file server together, each with its defaults.
-    Serve(tls_cli::TlsServeArgs),
+    /// Run the shell server and the file server together (on 127.0.0.1:8080 and :8090 by
+    /// default); prints `shell ADDR` and `ftp ADDR` once both listen.
+    Serve(serve_both::ServeBothArgs),
 }
 
 impl Command {
@@ -97,7 +99,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
-        Command::Serve(tls) => serve_both(tls, &shutdown),
+        Command::Serve(args) => serve_both::run(args, &shutdown),
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
     if let Some(status) = serving::stopped_at_once() {
@@ -146,41 +148,5 @@ fn init_log(cli: &Cli) {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
-    }
-}
-
-/// Runs both servers with their defaults until both stop (a signal stops both); a server that
-/// cannot start (its port taken, say) or that panics ends the whole command instead of leaving
-/// the other running alone.
-fn serve_both(tls: tls_cli::TlsServeArgs, shutdown: &Shutdown) -> ExitCode {
-    let (stopped, stops) = std::sync::mpsc::channel();
-    let servers: [fn(tls_cli::TlsServeArgs, &Shutdown) -> ExitCode; 2] = [
-        |tls, shutdown| shell_cli::run(shell_cli::ShellCommand::default_serve(tls), shutdown),
-        |tls, shutdown| ftp_cli::run(ftp_cli::FtpCommand::default_serve(tls), shutdown),
-    ];
-    for server in servers {
-        let stopped = stopped.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        std::thread::spawn(move || {
-            let code =
-                std::panic::catch_unwind(|| server(tls, &shutdown)).unwrap_or(ExitCode::FAILURE);
-            let _ = stopped.send(code);
-        });
-    }
-    let first = stops.recv().unwrap_or(ExitCode::FAILURE);
-    if !shutdown.is_requested() {
-        // One server ended by itself (it could not start, or it failed): stop the other too,
-        // gracefully, so that none of its commands outlives the process.
-        shutdown.request();
-        let _ = stops.recv();
-        return ExitCode::FAILURE;
-    }
-    // Stopping on a signal: let the other finish its own graceful stop.
-    let second = stops.recv().unwrap_or(ExitCode::FAILURE);
-    if first == ExitCode::SUCCESS {
-        second
-    } else {
-        first
     }
 }

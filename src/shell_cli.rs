@@ -132,13 +132,21 @@ pub struct ConnectArgs {
     tls: TlsClientArgs,
 }
 
-impl ShellCommand {
-    /// The server with its default options, for `unstick serve`.
-    pub fn default_serve(tls: TlsServeArgs) -> Self {
-        ShellCommand::Serve(ServeArgs {
+impl ServeArgs {
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    pub fn for_serve_both(
+        listen: String,
+        token: Option<String>,
+        workdir: PathBuf,
+        tls: TlsServeArgs,
+    ) -> Self {
+        ServeArgs {
+            listen,
+            token,
+            workdir,
             tls,
             ..ServeArgs::default()
-        })
+        }
     }
 }
 
@@ -151,21 +159,27 @@ pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
     }
 }
 
-fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
-    args.listen = match listen_address(&args.listen, SHELL_PORT) {
-        Ok(listen) => listen,
+fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
+    let server = match bind(args) {
+        Ok(server) => server,
         Err(e) => {
             eprintln!("unstick shell serve: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let transport = match args.tls.transport(&args.listen) {
-        Ok(transport) => transport,
-        Err(e) => {
-            eprintln!("unstick shell serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    if let Err(e) = announce_address(&server)
+        .and_then(|()| tls_cli::announce(&server.config().transport, "shell serve"))
+    {
+        eprintln!("unstick shell serve: {e}");
+        return ExitCode::FAILURE;
+    }
+    serve_bound(server, shutdown)
+}
+
+/// The shell server `args` describe, bound to its address but not serving yet.
+pub fn bind(mut args: ServeArgs) -> Result<ShellServer, String> {
+    args.listen = listen_address(&args.listen, SHELL_PORT)?;
+    let transport = args.tls.transport(&args.listen)?;
     let defaults = ShellConfig::default();
     let mut config = ShellConfig {
         transport,
@@ -179,19 +193,11 @@ fn serve(mut args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
     };
     config.limits.timeout = args.timeout;
     config.limits.max_output = args.max_output;
-    let server = match ShellServer::bind(&args.listen, config) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("unstick shell serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = announce_address(&server)
-        .and_then(|()| tls_cli::announce(&server.config().transport, "shell"))
-    {
-        eprintln!("unstick shell serve: {e}");
-        return ExitCode::FAILURE;
-    }
+    ShellServer::bind(&args.listen, config).map_err(|e| e.to_string())
+}
+
+/// Serves a bound shell server until `shutdown`.
+pub fn serve_bound(server: ShellServer, shutdown: &Shutdown) -> ExitCode {
     match server.serve_until(shutdown) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
