@@ -14,6 +14,7 @@ mod log_queue;
 mod serve_both;
 mod serving;
 mod shell_cli;
+mod shell_integration;
 mod stop_signals;
 mod tls_cli;
 
@@ -65,6 +66,11 @@ enum Command {
     /// Run the shell server and the file server together (on 127.0.0.1:8080 and :8090 by
     /// default); prints `shell ADDR` and `ftp ADDR` once both listen.
     Serve(serve_both::ServeBothArgs),
+    /// Print a tab-completion script for bash, zsh, fish or PowerShell (see the README for
+    /// where to put it).
+    Completions(shell_integration::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(shell_integration::ManArgs),
 }
 
 impl Command {
@@ -100,6 +106,12 @@ fn main() -> ExitCode {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
         Command::Serve(args) => serve_both::run(args, &shutdown),
+        Command::Completions(args) => {
+            shell_integration::completions(&args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => {
+            shell_integration::man(&args, <Cli as clap::CommandFactory>::command())
+        }
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
     if let Some(status) = serving::stopped_at_once() {
