@@ -48,3 +48,11 @@ pub fn detail(line: fmt::Arguments<'_>) {
         eprintln!("unstick: {line}");
     }
 }
+
+/// `n` and the noun for it, singular for one: `1 byte`, `2 bytes`.
+pub fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}

@@ -366,8 +366,9 @@ fn put(
         let sent = put_legacy(&args.address()?, local, remote.as_str(), &mut progress)
             .map_err(|e| e.to_string())?;
         console::note(format_args!(
-            "sent {} ({sent} bytes) with the seed's protocol; that server does not confirm or verify",
-            escape_for_terminal(remote.as_str())
+            "sent {} ({}) with the seed's protocol; that server does not confirm or verify",
+            escape_for_terminal(remote.as_str()),
+            console::count(sent, "byte")
         ));
         return Ok(());
     }
@@ -387,9 +388,9 @@ fn put(
     .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
     console::note(format_args!(
-        "stored {} ({} bytes, {} {} verified{resumed})",
+        "stored {} ({}, {} {} verified{resumed})",
         escape_for_terminal(remote.as_str()),
-        report.size,
+        console::count(report.size, "byte"),
         report.digest.algorithm(),
         report.digest.to_hex()
     ));
@@ -417,9 +418,9 @@ fn get(
         .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
     console::note(format_args!(
-        "wrote {} ({} bytes, {} {} verified{resumed})",
+        "wrote {} ({}, {} {} verified{resumed})",
         target.display(),
-        report.size,
+        console::count(report.size, "byte"),
         report.digest.algorithm(),
         report.digest.to_hex()
     ));
@@ -469,22 +470,22 @@ fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
     match stat.entry {
         Some(entry) => {
             println!(
-                "{shown}: {} {} bytes, modified {}",
+                "{shown}: {} {}, modified {}",
                 escape_for_terminal(&entry.kind),
-                entry.size,
+                console::count(entry.size, "byte"),
                 format_utc(entry.mtime)
             );
             if stat.partial_size > 0 {
                 println!(
-                    "{shown}: {} bytes of an interrupted upload held for resume",
-                    stat.partial_size
+                    "{shown}: {} of an interrupted upload held for resume",
+                    console::count(stat.partial_size, "byte")
                 );
             }
             Ok(())
         }
         None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} bytes is held for `put --resume`)",
-            stat.partial_size
+            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+            console::count(stat.partial_size, "byte")
         )),
         None => Err(format!("{shown}: no such file or directory")),
     }
