@@ -63,8 +63,9 @@ enum Command {
     /// File server: put, get, ls, stat and delete files under a server root.
     #[command(subcommand)]
     Ftp(ftp_cli::FtpCommand),
-    /// Run the shell server and the file server together (on 127.0.0.1:8080 and :8090 by
-    /// default); prints `shell ADDR` and `ftp ADDR` once both listen.
+    /// Run the shell server and the file server together (127.0.0.1:8080 and :8090).
+    ///
+    /// Both are bound before `shell ADDR` and `ftp ADDR` are printed on stdout.
     Serve(serve_both::ServeBothArgs),
     /// Print a tab-completion script for bash, zsh, fish or PowerShell (see the README for
     /// where to put it).

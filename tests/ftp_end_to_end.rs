@@ -273,7 +273,7 @@ fn files_of_every_size_round_trip_byte_identical() {
     );
     ok(&unstick(&server, &["delete", "md5.bin"], dir.path()));
     let stat = ok(&unstick(&server, &["stat", "d/f1.bin"], dir.path()));
-    assert!(stat.contains("file 1 bytes"), "{stat}");
+    assert!(stat.contains("file 1 byte,"), "{stat}");
     ok(&unstick(&server, &["delete", "d/f1.bin"], dir.path()));
     assert!(!root.join("d/f1.bin").exists());
     let err = failed(&unstick(&server, &["get", "d/f1.bin"], dir.path()));
