@@ -108,18 +108,9 @@ impl ClientSettings {
         addr: Option<&str>,
         token: Option<&str>,
     ) -> Result<ClientSettings, String> {
-        let flag = CONFIG_FLAG.get().cloned().flatten();
-        let config = ConfigFile::load(flag.as_deref()).map_err(|e| e.to_string())?;
-        match &config.path {
-            Some(path) => console::detail(format_args!("config file {}", path.display())),
-            None => console::detail(format_args!(
-                "no config file ({} does not exist)",
-                config_file::default_path()
-                    .map_or_else(|| "none".into(), |p| p.display().to_string())
-            )),
-        }
+        let config = loaded_config()?;
         let file_origin = || Origin::ConfigFile(config.path.clone().unwrap_or_default());
-        let section = tool.defaults(&config);
+        let section = tool.defaults(config);
         let (addr_text, addr_origin) = if let Some(addr) = addr {
             (addr.to_owned(), Origin::Flag)
         } else if let Some(addr) = env_value(tool.addr_env()) {
@@ -147,7 +138,7 @@ impl ClientSettings {
             console::detail(format_args!("token from ${TOKEN_ENV}"));
             Some(token)
         } else {
-            token_from_file(tool, &config)?
+            token_from_file(tool, config)?
         };
         Ok(ClientSettings { endpoint, token })
     }
@@ -188,6 +179,27 @@ pub fn report_connected(link: &Link, started: Instant) {
     if let Some(fingerprint) = link.tls_fingerprint() {
         console::detail(format_args!("TLS server certificate {fingerprint}"));
     }
+}
+
+/// The config file, read once per process (a command that connects twice warns once).
+fn loaded_config() -> Result<&'static ConfigFile, String> {
+    static LOADED: OnceLock<Result<ConfigFile, String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let flag = CONFIG_FLAG.get().cloned().flatten();
+            let config = ConfigFile::load(flag.as_deref()).map_err(|e| e.to_string())?;
+            match &config.path {
+                Some(path) => console::detail(format_args!("config file {}", path.display())),
+                None => console::detail(format_args!(
+                    "no config file ({} does not exist)",
+                    config_file::default_path()
+                        .map_or_else(|| "none".into(), |p| p.display().to_string())
+                )),
+            }
+            Ok(config)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// An environment variable's value, when set and not empty.
