@@ -5,6 +5,9 @@
 //! Names are not resolved here: the text is only checked and put in the one form
 //! `std::net::ToSocketAddrs` reads (`HOST:PORT`, an IPv6 address in brackets), so that
 //! connecting resolves the name and tries every address it has, in turn.
+//!
+//! No text makes [`HostPort::parse`] panic: anything it cannot read is an [`AddressError`] that
+//! names the part at fault.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -264,5 +267,26 @@ mod tests {
         assert!(no_port.contains("host:PORT"), "{no_port}");
         let zero = HostPort::parse("host:0", None).unwrap();
         assert!(zero.check_connectable().is_err());
+    }
+
+    #[test]
+    fn no_address_text_panics() {
+        // Every string of up to four of these pieces: brackets, colons, zones, schemes,
+        // multi-byte characters.
+        let pieces = [
+            "", "[", "]", ":", "::", "%", "a", "1", "\u{e9}", "://", "@", " ", "serial:", "tls://",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let text = format!("{a}{b}{c}{d}");
+                        let _ = HostPort::parse(&text, Some(1));
+                        let _ = HostPort::parse(&text, None);
+                        let _ = crate::link::Endpoint::parse_with_default_port(&text, 1);
+                    }
+                }
+            }
+        }
     }
 }
