@@ -82,7 +82,7 @@ pub enum FtpCommand {
 /// Options of `unstick ftp serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on, HOST[:PORT] (port 8090 when none is given); a non-loopback
+    /// Address to listen on, `HOST[:PORT]` (port 8090 when none is given); a non-loopback
     /// address needs a token.
     #[arg(long, default_value = DEFAULT_ADDR)]
     listen: String,
@@ -113,8 +113,8 @@ pub struct ServeArgs {
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address: HOST[:PORT] (port 8090 when none is given; a name or an IP address,
-    /// IPv6 in brackets as [::1]:8090), tls://HOST[:PORT] for a server started with --tls, or a
+    /// Server address: `HOST[:PORT]` (port 8090 when none is given; a name or an IP address,
+    /// IPv6 in brackets as `[::1]:8090`), `tls://HOST[:PORT]` for a server started with --tls, or a
     /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_FTP_ADDR,
     /// else the config file's, else 127.0.0.1:8090.

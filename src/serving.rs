@@ -133,7 +133,7 @@ pub fn raise_descriptor_limit() {
     }
 }
 
-/// A server's listen address as `--listen` takes it, HOST[:PORT] (an IPv6 address in
+/// A server's listen address as `--listen` takes it, `HOST[:PORT]` (an IPv6 address in
 /// brackets), in the form binding reads: a missing port is `default_port`, port 0 any free one.
 pub fn listen_address(text: &str, default_port: u16) -> Result<String, String> {
     HostPort::parse(text, Some(default_port))

@@ -40,7 +40,7 @@ pub enum ShellCommand {
 /// Options of `unstick shell serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on, HOST[:PORT] (port 8080 when none is given); a non-loopback
+    /// Address to listen on, `HOST[:PORT]` (port 8080 when none is given); a non-loopback
     /// address needs a token.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -108,8 +108,8 @@ impl Default for ServeArgs {
 /// Options of `unstick shell connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Server address: HOST[:PORT] (port 8080 when none is given; a name or an IP address,
-    /// IPv6 in brackets as [::1]:8080), tls://HOST[:PORT] for a server started with --tls, or
+    /// Server address: `HOST[:PORT]` (port 8080 when none is given; a name or an IP address,
+    /// IPv6 in brackets as `[::1]:8080`), `tls://HOST[:PORT]` for a server started with --tls, or
     /// a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
     /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_SHELL_ADDR,
     /// else the config file's, else 127.0.0.1:8080.
