@@ -146,9 +146,9 @@ impl ClientArgs {
     }
 
     /// Connects to the server (as `--verbose` asks, saying where and how long it took).
-    fn connect(&self) -> Result<FileClient, String> {
-        let settings = self.settings()?;
-        let started = settings.resolve_host()?;
+    fn connect(&self) -> Result<FileClient, ClientError> {
+        let settings = self.settings().map_err(ClientError::Settings)?;
+        let started = settings.resolve_host().map_err(ClientError::Settings)?;
         let options = ClientOptions {
             token: settings.token.clone(),
             algorithm: if self.md5 {
@@ -160,7 +160,7 @@ impl ClientArgs {
             tls: self.tls.client_tls(),
             ..ClientOptions::default()
         };
-        let client = FileClient::connect(&settings.addr(), options).map_err(|e| e.to_string())?;
+        let client = FileClient::connect(&settings.addr(), options)?;
         report_connected(client.link(), started);
         Ok(client)
     }
@@ -372,7 +372,7 @@ fn put(
         ));
         return Ok(());
     }
-    let mut client = args.connect()?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
     let first = client.put(local, &remote, resume, &mut progress);
     let report = match first {
         Err(e) if resume && is_partial_mismatch(&e) => {
@@ -380,7 +380,7 @@ fn put(
             eprintln!("unstick ftp: uploading the whole file again");
             // A serial port is held by one client at a time: let go of it first.
             drop(client);
-            let mut client = args.connect()?;
+            let mut client = args.connect().map_err(|e| e.to_string())?;
             client.put(local, &remote, false, &mut progress)
         }
         other => other,
@@ -411,7 +411,7 @@ fn get(
         Some(path) => path,
         None => PathBuf::from(local_name(&remote)?),
     };
-    let mut client = args.connect()?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
     let mut progress = progress_bar(remote.file_name());
     let report = client
         .get(&remote, &target, resume, &mut progress)
@@ -433,7 +433,7 @@ fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
         Some(text) => RemotePath::parse_dir(text)
             .map_err(|e| format!("remote directory `{}`: {e}", escape_for_terminal(text)))?,
     };
-    let mut client = args.connect()?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
     let entries = client.list(dir.as_ref()).map_err(|e| e.to_string())?;
     let rows: Vec<(String, String, String)> = entries
         .iter()
@@ -464,7 +464,7 @@ fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
 
 fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
     let remote = remote_path(path)?;
-    let mut client = args.connect()?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
     let stat = client.stat(&remote).map_err(|e| e.to_string())?;
     let shown = escape_for_terminal(remote.as_str());
     match stat.entry {
@@ -493,7 +493,7 @@ fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
 
 fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
     let remote = remote_path(path)?;
-    let mut client = args.connect()?;
+    let mut client = args.connect().map_err(|e| e.to_string())?;
     client.delete(&remote).map_err(|e| e.to_string())?;
     console::note(format_args!(
         "deleted {}",
