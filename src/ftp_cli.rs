@@ -9,12 +9,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_core::Algorithm;
 use unstick_std::ftp::{
-    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, RemotePath,
+    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress, RemotePath,
     TerminalProgress, check_local_name, escape_for_terminal, is_partial_mismatch, put_legacy,
 };
 use unstick_std::server::Shutdown;
 
-use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::client_settings::{ClientSettings, FTP_PORT, Tool, report_connected};
+use crate::console;
+use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
@@ -80,7 +82,8 @@ pub enum FtpCommand {
 /// Options of `unstick ftp serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on (non-loopback needs a token).
+    /// Address to listen on, `HOST[:PORT]` (port 8090 when none is given); a non-loopback
+    /// address needs a token.
     #[arg(long, default_value = DEFAULT_ADDR)]
     listen: String,
     /// Directory to serve (created if missing).
@@ -110,12 +113,14 @@ pub struct ServeArgs {
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Server address: HOST:PORT, tls://HOST:PORT for a server started with --tls, or a
+    /// Server address: `HOST[:PORT]` (port 8090 when none is given; a name or an IP address,
+    /// IPv6 in brackets as `[::1]:8090`), `tls://HOST[:PORT]` for a server started with --tls, or a
     /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
-    #[arg(long, default_value = DEFAULT_ADDR)]
-    addr: String,
-    /// Token, if the server requires one (or set UNSTICK_TOKEN).
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_FTP_ADDR,
+    /// else the config file's, else 127.0.0.1:8090.
+    #[arg(long, value_name = "ADDR")]
+    addr: Option<String>,
+    /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long)]
     token: Option<String>,
     /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
@@ -129,9 +134,23 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    fn options(&self) -> ClientOptions {
-        ClientOptions {
-            token: token_or_env(self.token.as_deref()),
+    /// The server address and token, from the command line, the environment or the config
+    /// file.
+    fn settings(&self) -> Result<ClientSettings, String> {
+        ClientSettings::resolve(Tool::Ftp, self.addr.as_deref(), self.token.as_deref())
+    }
+
+    /// The server address, for the seed's upload protocol (which has no token).
+    fn address(&self) -> Result<String, String> {
+        self.settings().map(|settings| settings.addr())
+    }
+
+    /// Connects to the server (as `--verbose` asks, saying where and how long it took).
+    fn connect(&self) -> Result<FileClient, ClientError> {
+        let settings = self.settings().map_err(ClientError::Settings)?;
+        let started = settings.resolve_host().map_err(ClientError::Settings)?;
+        let options = ClientOptions {
+            token: settings.token.clone(),
             algorithm: if self.md5 {
                 Algorithm::Md5
             } else {
@@ -140,32 +159,65 @@ impl ClientArgs {
             timeout: self.timeout,
             tls: self.tls.client_tls(),
             ..ClientOptions::default()
-        }
-    }
-
-    fn connect(&self) -> Result<FileClient, ClientError> {
-        FileClient::connect(&self.addr, self.options())
+        };
+        let client = FileClient::connect(&settings.addr(), options)?;
+        report_connected(client.link(), started);
+        Ok(client)
     }
 }
 
-impl FtpCommand {
-    /// The server with its default options, for `unstick serve`.
-    pub fn default_serve(tls: TlsServeArgs) -> Self {
-        FtpCommand::Serve(ServeArgs {
-            listen: DEFAULT_ADDR.into(),
-            root: PathBuf::from("unstick-files"),
+/// A progress bar on stderr when it is a terminal, unless `--quiet`.
+struct ProgressBar(Option<TerminalProgress>);
+
+/// The progress bar of a transfer labelled `label`.
+fn progress_bar(label: &str) -> ProgressBar {
+    ProgressBar(console::shows_notes().then(|| TerminalProgress::new(label)))
+}
+
+impl Progress for ProgressBar {
+    fn start(&mut self, total: u64, done: u64) {
+        if let Some(bar) = &mut self.0 {
+            bar.start(total, done);
+        }
+    }
+
+    fn advance(&mut self, n: u64) {
+        if let Some(bar) = &mut self.0 {
+            bar.advance(n);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = &mut self.0 {
+            bar.finish();
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    pub fn for_serve_both(
+        listen: String,
+        token: Option<String>,
+        root: PathBuf,
+        tls: TlsServeArgs,
+    ) -> Self {
+        ServeArgs {
+            listen,
+            root,
             max_file_size: 1 << 40,
             max_connections: 64,
             idle_timeout: Duration::from_secs(60),
-            token: None,
+            token,
             lobby: LobbyArgs::default(),
             tls,
-        })
+        }
     }
 }
 
 /// Runs a subcommand.
 pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
+    let started = std::time::Instant::now();
     let result = match cmd {
         FtpCommand::Serve(args) => serve(args, shutdown),
         FtpCommand::Put {
@@ -185,6 +237,10 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
         FtpCommand::Stat { path, client } => stat(&path, &client),
         FtpCommand::Delete { path, client } => delete(&path, &client),
     };
+    console::detail(format_args!(
+        "finished in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -195,6 +251,23 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
+    let bound = bind(args)?;
+    print_address(&bound.listener)?;
+    tls_cli::announce(&bound.server.config().transport, "ftp serve").map_err(|e| e.to_string())?;
+    bound.serve(shutdown)
+}
+
+/// A file server bound to its address, not serving yet.
+#[derive(Debug)]
+pub struct BoundFileServer {
+    server: FileServer,
+    listener: TcpListener,
+}
+
+/// The file server `args` describe, bound to its address (its root created) but not serving
+/// yet.
+pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
+    args.listen = listen_address(&args.listen, FTP_PORT)?;
     let token = token_or_env(args.token.as_deref());
     let transport = args.tls.transport(&args.listen)?;
     let listener = unstick_std::server::bind(&args.listen, token.is_some(), &transport)
@@ -208,8 +281,6 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    print_address(&listener)?;
-    tls_cli::announce(&server.config().transport, "ftp").map_err(|e| e.to_string())?;
     tracing::info!(
         server = "ftp",
         root = %args.root.display(),
@@ -217,9 +288,26 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
         max_connections = args.max_connections,
         "serving"
     );
-    server
-        .serve_until(listener, shutdown)
-        .map_err(|e| e.to_string())
+    Ok(BoundFileServer { server, listener })
+}
+
+impl BoundFileServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Its TLS (or plaintext) transport.
+    pub fn transport(&self) -> &unstick_std::server::Transport {
+        &self.server.config().transport
+    }
+
+    /// Serves until `shutdown`.
+    pub fn serve(self, shutdown: &Shutdown) -> Result<(), String> {
+        self.server
+            .serve_until(self.listener, shutdown)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn print_address(listener: &TcpListener) -> Result<(), String> {
@@ -273,14 +361,15 @@ fn put(
         None => local_file_name(local)?,
     };
     let remote = remote_path(&remote_text)?;
-    let mut progress = TerminalProgress::new(remote.file_name());
+    let mut progress = progress_bar(remote.file_name());
     if legacy {
-        let sent = put_legacy(&args.addr, local, remote.as_str(), &mut progress)
+        let sent = put_legacy(&args.address()?, local, remote.as_str(), &mut progress)
             .map_err(|e| e.to_string())?;
-        eprintln!(
-            "sent {} ({sent} bytes) with the seed's protocol; that server does not confirm or verify",
-            escape_for_terminal(remote.as_str())
-        );
+        console::note(format_args!(
+            "sent {} ({}) with the seed's protocol; that server does not confirm or verify",
+            escape_for_terminal(remote.as_str()),
+            console::count(sent, "byte")
+        ));
         return Ok(());
     }
     let mut client = args.connect().map_err(|e| e.to_string())?;
@@ -298,13 +387,13 @@ fn put(
     }
     .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
-    eprintln!(
-        "stored {} ({} bytes, {} {} verified{resumed})",
+    console::note(format_args!(
+        "stored {} ({}, {} {} verified{resumed})",
         escape_for_terminal(remote.as_str()),
-        report.size,
+        console::count(report.size, "byte"),
         report.digest.algorithm(),
         report.digest.to_hex()
-    );
+    ));
     Ok(())
 }
 
@@ -323,18 +412,18 @@ fn get(
         None => PathBuf::from(local_name(&remote)?),
     };
     let mut client = args.connect().map_err(|e| e.to_string())?;
-    let mut progress = TerminalProgress::new(remote.file_name());
+    let mut progress = progress_bar(remote.file_name());
     let report = client
         .get(&remote, &target, resume, &mut progress)
         .map_err(interrupted_hint)?;
     let resumed = resumed_note(report.resumed_from);
-    eprintln!(
-        "wrote {} ({} bytes, {} {} verified{resumed})",
+    console::note(format_args!(
+        "wrote {} ({}, {} {} verified{resumed})",
         target.display(),
-        report.size,
+        console::count(report.size, "byte"),
         report.digest.algorithm(),
         report.digest.to_hex()
-    );
+    ));
     Ok(())
 }
 
@@ -381,22 +470,22 @@ fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
     match stat.entry {
         Some(entry) => {
             println!(
-                "{shown}: {} {} bytes, modified {}",
+                "{shown}: {} {}, modified {}",
                 escape_for_terminal(&entry.kind),
-                entry.size,
+                console::count(entry.size, "byte"),
                 format_utc(entry.mtime)
             );
             if stat.partial_size > 0 {
                 println!(
-                    "{shown}: {} bytes of an interrupted upload held for resume",
-                    stat.partial_size
+                    "{shown}: {} of an interrupted upload held for resume",
+                    console::count(stat.partial_size, "byte")
                 );
             }
             Ok(())
         }
         None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} bytes is held for `put --resume`)",
-            stat.partial_size
+            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+            console::count(stat.partial_size, "byte")
         )),
         None => Err(format!("{shown}: no such file or directory")),
     }
@@ -406,7 +495,10 @@ fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
     let remote = remote_path(path)?;
     let mut client = args.connect().map_err(|e| e.to_string())?;
     client.delete(&remote).map_err(|e| e.to_string())?;
-    eprintln!("deleted {}", escape_for_terminal(remote.as_str()));
+    console::note(format_args!(
+        "deleted {}",
+        escape_for_terminal(remote.as_str())
+    ));
     Ok(())
 }
 

@@ -6,10 +6,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use unstick_std::server::Shutdown;
 
+mod client_settings;
+mod config_file;
+mod console;
 mod ftp_cli;
 mod log_queue;
+mod serve_both;
 mod serving;
 mod shell_cli;
+mod shell_integration;
 mod stop_signals;
 mod tls_cli;
 
@@ -26,12 +31,19 @@ struct Cli {
     /// `json` (one JSON object per line).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    /// Log only warnings and errors (refusals included).
+    /// Servers: log only warnings and errors (refusals included). Clients: no progress bars
+    /// and no notes (`stored ...`), only warnings and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Log more detail (`-vv` for everything).
+    /// Servers: log more detail (`-vv` for everything). Clients: say which config file, server
+    /// address and token source are used, the addresses the server's name resolves to, the
+    /// one that answered, a TLS server's certificate and the time taken.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Client defaults (server addresses, token) from this file instead of $UNSTICK_CONFIG or
+    /// unstick/config.toml under the user's config directory (see the README).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The log's line format.
@@ -51,8 +63,15 @@ enum Command {
     /// File server: put, get, ls, stat and delete files under a server root.
     #[command(subcommand)]
     Ftp(ftp_cli::FtpCommand),
-    /// Run the shell server and the file server together, each with its defaults.
-    Serve(tls_cli::TlsServeArgs),
+    /// Run the shell server and the file server together (127.0.0.1:8080 and :8090).
+    ///
+    /// Both are bound before `shell ADDR` and `ftp ADDR` are printed on stdout.
+    Serve(serve_both::ServeBothArgs),
+    /// Print a tab-completion script for bash, zsh, fish or PowerShell (see the README for
+    /// where to put it).
+    Completions(shell_integration::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(shell_integration::ManArgs),
 }
 
 impl Command {
@@ -69,6 +88,12 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_log(&cli);
+    console::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => console::Verbosity::Quiet,
+        (false, 0) => console::Verbosity::Normal,
+        (false, _) => console::Verbosity::Verbose,
+    });
+    client_settings::set_config_flag(cli.config.clone());
     let shutdown = Shutdown::new();
     if cli.command.is_server() {
         #[cfg(unix)]
@@ -81,7 +106,13 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
-        Command::Serve(tls) => serve_both(tls, &shutdown),
+        Command::Serve(args) => serve_both::run(args, &shutdown),
+        Command::Completions(args) => {
+            shell_integration::completions(&args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => {
+            shell_integration::man(&args, <Cli as clap::CommandFactory>::command())
+        }
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
     if let Some(status) = serving::stopped_at_once() {
@@ -130,41 +161,5 @@ fn init_log(cli: &Cli) {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
-    }
-}
-
-/// Runs both servers with their defaults until both stop (a signal stops both); a server that
-/// cannot start (its port taken, say) or that panics ends the whole command instead of leaving
-/// the other running alone.
-fn serve_both(tls: tls_cli::TlsServeArgs, shutdown: &Shutdown) -> ExitCode {
-    let (stopped, stops) = std::sync::mpsc::channel();
-    let servers: [fn(tls_cli::TlsServeArgs, &Shutdown) -> ExitCode; 2] = [
-        |tls, shutdown| shell_cli::run(shell_cli::ShellCommand::default_serve(tls), shutdown),
-        |tls, shutdown| ftp_cli::run(ftp_cli::FtpCommand::default_serve(tls), shutdown),
-    ];
-    for server in servers {
-        let stopped = stopped.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        std::thread::spawn(move || {
-            let code =
-                std::panic::catch_unwind(|| server(tls, &shutdown)).unwrap_or(ExitCode::FAILURE);
-            let _ = stopped.send(code);
-        });
-    }
-    let first = stops.recv().unwrap_or(ExitCode::FAILURE);
-    if !shutdown.is_requested() {
-        // One server ended by itself (it could not start, or it failed): stop the other too,
-        // gracefully, so that none of its commands outlives the process.
-        shutdown.request();
-        let _ = stops.recv();
-        return ExitCode::FAILURE;
-    }
-    // Stopping on a signal: let the other finish its own graceful stop.
-    let second = stops.recv().unwrap_or(ExitCode::FAILURE);
-    if first == ExitCode::SUCCESS {
-        second
-    } else {
-        first
     }
 }

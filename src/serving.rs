@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Args;
+use unstick_std::address::HostPort;
 use unstick_std::server::{LobbyConfig, Shutdown};
 use unstick_std::shell::kill_all_commands;
 
@@ -130,6 +131,14 @@ pub fn raise_descriptor_limit() {
         // SAFETY: setrlimit(2) reads one rlimit struct, which `limit` is.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
+}
+
+/// A server's listen address as `--listen` takes it, `HOST[:PORT]` (an IPv6 address in
+/// brackets), in the form binding reads: a missing port is `default_port`, port 0 any free one.
+pub fn listen_address(text: &str, default_port: u16) -> Result<String, String> {
+    HostPort::parse(text, Some(default_port))
+        .map(|address| address.to_string())
+        .map_err(|e| format!("--listen: {e}"))
 }
 
 /// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m` or `h`.

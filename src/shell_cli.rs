@@ -13,7 +13,8 @@ use unstick_std::shell::{
     OutputStream, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
-use crate::serving::{LobbyArgs, parse_duration, parse_size};
+use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected};
+use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
@@ -39,7 +40,8 @@ pub enum ShellCommand {
 /// Options of `unstick shell serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on; a non-loopback address needs a token.
+    /// Address to listen on, `HOST[:PORT]` (port 8080 when none is given); a non-loopback
+    /// address needs a token.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
     /// Shared secret every request must carry (default: $UNSTICK_TOKEN).
@@ -106,15 +108,20 @@ impl Default for ServeArgs {
 /// Options of `unstick shell connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Server address: HOST:PORT, tls://HOST:PORT for a server started with --tls, or a
-    /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given).
-    #[arg(default_value = DEFAULT_LISTEN)]
-    addr: String,
+    /// Server address: `HOST[:PORT]` (port 8080 when none is given; a name or an IP address,
+    /// IPv6 in brackets as `[::1]:8080`), `tls://HOST[:PORT]` for a server started with --tls, or
+    /// a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_SHELL_ADDR,
+    /// else the config file's, else 127.0.0.1:8080.
+    #[arg(value_name = "ADDR", conflicts_with = "addr_flag")]
+    addr: Option<String>,
+    /// The server address, as `unstick ftp` takes it: the same as ADDR.
+    #[arg(long = "addr", value_name = "ADDR")]
+    addr_flag: Option<String>,
     /// Run this one command, write its output byte for byte and exit with its status.
     #[arg(short = 'c', long = "command")]
     command: Option<String>,
-    /// Shared secret the server expects (default: $UNSTICK_TOKEN).
+    /// Shared secret the server expects (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long, conflicts_with = "legacy")]
     token: Option<String>,
     /// Talk to a seed-style Python server: raw command out, JSON-header reply in (stdout and
@@ -125,13 +132,21 @@ pub struct ConnectArgs {
     tls: TlsClientArgs,
 }
 
-impl ShellCommand {
-    /// The server with its default options, for `unstick serve`.
-    pub fn default_serve(tls: TlsServeArgs) -> Self {
-        ShellCommand::Serve(ServeArgs {
+impl ServeArgs {
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    pub fn for_serve_both(
+        listen: String,
+        token: Option<String>,
+        workdir: PathBuf,
+        tls: TlsServeArgs,
+    ) -> Self {
+        ServeArgs {
+            listen,
+            token,
+            workdir,
             tls,
             ..ServeArgs::default()
-        })
+        }
     }
 }
 
@@ -145,13 +160,26 @@ pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
-    let transport = match args.tls.transport(&args.listen) {
-        Ok(transport) => transport,
+    let server = match bind(args) {
+        Ok(server) => server,
         Err(e) => {
             eprintln!("unstick shell serve: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = announce_address(&server)
+        .and_then(|()| tls_cli::announce(&server.config().transport, "shell serve"))
+    {
+        eprintln!("unstick shell serve: {e}");
+        return ExitCode::FAILURE;
+    }
+    serve_bound(server, shutdown)
+}
+
+/// The shell server `args` describe, bound to its address but not serving yet.
+pub fn bind(mut args: ServeArgs) -> Result<ShellServer, String> {
+    args.listen = listen_address(&args.listen, SHELL_PORT)?;
+    let transport = args.tls.transport(&args.listen)?;
     let defaults = ShellConfig::default();
     let mut config = ShellConfig {
         transport,
@@ -165,19 +193,11 @@ fn serve(args: ServeArgs, shutdown: &Shutdown) -> ExitCode {
     };
     config.limits.timeout = args.timeout;
     config.limits.max_output = args.max_output;
-    let server = match ShellServer::bind(&args.listen, config) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("unstick shell serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = announce_address(&server)
-        .and_then(|()| tls_cli::announce(&server.config().transport, "shell"))
-    {
-        eprintln!("unstick shell serve: {e}");
-        return ExitCode::FAILURE;
-    }
+    ShellServer::bind(&args.listen, config).map_err(|e| e.to_string())
+}
+
+/// Serves a bound shell server until `shutdown`.
+pub fn serve_bound(server: ShellServer, shutdown: &Shutdown) -> ExitCode {
     match server.serve_until(shutdown) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -194,12 +214,36 @@ fn announce_address(server: &ShellServer) -> io::Result<()> {
     out.flush()
 }
 
+impl ConnectArgs {
+    /// The server address and token, from the command line, the environment or the config
+    /// file.
+    fn settings(&self) -> Result<ClientSettings, String> {
+        let addr = self.addr.as_deref().or(self.addr_flag.as_deref());
+        ClientSettings::resolve(Tool::Shell, addr, self.token.as_deref())
+    }
+}
+
 fn connect(args: ConnectArgs) -> ExitCode {
-    let token = token_or_env(args.token.as_deref());
-    let mut client = match ShellClient::connect_with(&args.addr, token, args.tls.client_tls()) {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("unstick shell connect: {e}");
+            return ExitCode::from(CONNECTION_FAILED);
+        }
+    };
+    let started = match settings.resolve_host() {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("unstick shell connect: {e}");
+            return ExitCode::from(CONNECTION_FAILED);
+        }
+    };
+    let addr = settings.addr();
+    let mut client = match ShellClient::connect_with(&addr, settings.token, args.tls.client_tls()) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
+    report_connected(client.link(), started);
     match args.command {
         Some(command) => status_of(run_one(&mut client, &command)),
         None => run_lines(|line| run_one(&mut client, line)),
@@ -283,7 +327,14 @@ fn run_lines(mut exec: impl FnMut(&str) -> Result<u8, ShellClientError>) -> Exit
 }
 
 fn connect_legacy(args: &ConnectArgs) -> ExitCode {
-    let mut client = match LegacyShellClient::connect(&args.addr) {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("unstick shell connect: {e}");
+            return ExitCode::from(CONNECTION_FAILED);
+        }
+    };
+    let mut client = match LegacyShellClient::connect(&settings.addr()) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };

@@ -82,19 +82,27 @@ pub fn announce(transport: &Transport, server: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "tls {}", tls.fingerprint())?;
     out.flush()?;
+    note_origin(transport, server);
+    Ok(())
+}
+
+/// Says on stderr where a TLS server's certificate comes from (generated, or which file).
+pub fn note_origin(transport: &Transport, server: &str) {
+    let Some(tls) = &transport.tls else {
+        return;
+    };
     match tls.origin() {
         Origin::Generated { cert } => eprintln!(
-            "unstick {server} serve: generated a TLS certificate, {} (in {}); clients trust it on first contact, or pin it with --fingerprint",
+            "unstick {server}: generated a TLS certificate, {} (in {}); clients trust it on first contact, or pin it with --fingerprint",
             tls.fingerprint(),
             cert.display()
         ),
         Origin::Files { cert } => eprintln!(
-            "unstick {server} serve: TLS certificate {} (from {})",
+            "unstick {server}: TLS certificate {} (from {})",
             tls.fingerprint(),
             cert.display()
         ),
     }
-    Ok(())
 }
 
 /// TLS options of a client; they apply to `tls://HOST:PORT` addresses.

@@ -273,7 +273,7 @@ fn files_of_every_size_round_trip_byte_identical() {
     );
     ok(&unstick(&server, &["delete", "md5.bin"], dir.path()));
     let stat = ok(&unstick(&server, &["stat", "d/f1.bin"], dir.path()));
-    assert!(stat.contains("file 1 bytes"), "{stat}");
+    assert!(stat.contains("file 1 byte,"), "{stat}");
     ok(&unstick(&server, &["delete", "d/f1.bin"], dir.path()));
     assert!(!root.join("d/f1.bin").exists());
     let err = failed(&unstick(&server, &["get", "d/f1.bin"], dir.path()));
@@ -1102,10 +1102,7 @@ fn serve_defaults_to_the_seeds_port_and_an_unstick_files_root() {
             .output()
             .unwrap();
         let help = String::from_utf8_lossy(&help.stdout);
-        assert!(
-            help.contains("[default: 127.0.0.1:8090]"),
-            "{subcommand}: {help}"
-        );
+        assert!(help.contains("127.0.0.1:8090"), "{subcommand}: {help}");
     }
 }
 

@@ -8,7 +8,7 @@ mod shell_common;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
@@ -333,19 +333,16 @@ fn stalled_uploads_past_the_grace_leave_no_file_and_no_temporary() {
 
 #[test]
 fn unstick_serve_exits_0_on_sigterm() {
-    for port in [8080, 8090] {
-        if TcpListener::bind(("127.0.0.1", port)).is_err() {
-            println!("skipped: port {port} is taken, and `unstick serve` listens on it");
-            return;
-        }
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Served::spawn(&["serve"], Some(dir.path()));
-    for _ in 0..2 {
+    let mut server = Served::spawn(
+        &["serve", "--shell-port", "0", "--ftp-port", "0"],
+        Some(dir.path()),
+    );
+    for label in ["shell 127.0.0.1:", "ftp 127.0.0.1:"] {
         let line = server.next_stdout_line(Duration::from_secs(20));
         assert!(
-            line.as_deref().is_some_and(|l| l.starts_with("127.0.0.1:")),
-            "`unstick serve` did not print both addresses: {line:?}; log:\n{}",
+            line.as_deref().is_some_and(|l| l.starts_with(label)),
+            "`unstick serve` did not print `{label}...`: {line:?}; log:\n{}",
             server.log()
         );
     }

@@ -1,28 +1,20 @@
-//! `unstick serve`: both servers in one process, and a port that is taken ends the command
-//! instead of leaving one server running alone.
+//! `unstick serve`: both servers in one process, with the options both take; the address lines
+//! are labelled and printed only once both servers listen, and a port that is taken ends the
+//! command instead of leaving one server running alone.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_unstick");
 
-#[test]
-fn serve_stops_when_one_of_its_servers_cannot_listen() {
-    // The file server's port is occupied, by this listener or by whoever already holds it.
-    let _held = TcpListener::bind("127.0.0.1:8090");
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Waits up to 20 s for `child` to exit; its stdout and stderr.
+fn exit_of(mut child: Child) -> (std::process::ExitStatus, String, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -30,9 +22,106 @@ fn serve_stops_when_one_of_its_servers_cannot_listen() {
             panic!("`unstick serve` kept running with one of its servers down");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
     let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `unstick serve ARGS...` in a new temporary directory.
+fn serve(args: &[&str], dir: &std::path::Path) -> Child {
+    Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env_remove("UNSTICK_TOKEN")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn serve_stops_and_prints_no_address_when_one_of_its_servers_cannot_listen() {
+    // The file server's port is taken; the shell server's is free.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let child = serve(&["--shell-port", "0", "--ftp-port", &port], dir.path());
+    let (status, stdout, stderr) = exit_of(child);
     assert!(!status.success());
-    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(stderr.contains("file server: cannot listen"), "{stderr}");
+    assert_eq!(
+        stdout, "",
+        "an address was printed for a server that did not start"
+    );
+}
+
+#[test]
+fn serve_takes_both_servers_options_and_labels_its_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let root = dir.path().join("files");
+    let mut child = serve(
+        &[
+            "--listen",
+            "localhost",
+            "--shell-port",
+            "0",
+            "--ftp-port",
+            "0",
+            "--root",
+            root.to_str().unwrap(),
+            "--workdir",
+            work.to_str().unwrap(),
+            "--token",
+            "sesame",
+        ],
+        dir.path(),
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap();
+    let (shell, ftp) = (next(), next());
+    let shell = shell.strip_prefix("shell ").expect(&shell).to_owned();
+    let ftp = ftp.strip_prefix("ftp ").expect(&ftp).to_owned();
+    // The shell runs in --workdir and wants the token.
+    let pwd = Command::new(BIN)
+        .args(["shell", "connect", "--addr", &shell, "--token", "sesame"])
+        .args(["-c", "pwd"])
+        .output()
+        .unwrap();
+    assert!(pwd.status.success(), "{pwd:?}");
+    let pwd = String::from_utf8_lossy(&pwd.stdout);
+    assert!(pwd.trim().ends_with("/work"), "{pwd}");
+    let refused = Command::new(BIN)
+        .args(["shell", "connect", &shell, "--token", "wrong", "-c", "true"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    // The file server serves --root.
+    std::fs::write(dir.path().join("f.txt"), b"filed").unwrap();
+    let put = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["ftp", "put", "f.txt", "--addr", &ftp, "--token", "sesame"])
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{put:?}");
+    assert_eq!(std::fs::read(root.join("f.txt")).unwrap(), b"filed");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_refuses_a_port_in_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = serve(&["--listen", "127.0.0.1:8080"], dir.path());
+    let (status, stdout, stderr) = exit_of(child);
+    assert!(!status.success());
+    assert!(stderr.contains("--shell-port"), "{stderr}");
+    assert_eq!(stdout, "");
 }

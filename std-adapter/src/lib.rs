@@ -4,7 +4,8 @@
 //! tools built on it: a remote shell ([`shell`]) and a file server ([`ftp`]), each with its
 //! client. The protocols themselves are the core's `protocols` feature: sans-IO sessions that
 //! make every protocol decision. This crate hosts them on sockets, files and processes, and
-//! reaches a server over TCP or a device over a serial line ([`link`]).
+//! reaches a server over TCP or a device over a serial line ([`link`]), at an address written as
+//! [`address`] reads it.
 //!
 //! What both servers share is in [`server`]: the lobby where every connection waits between
 //! requests (one thread, `epoll` on Linux, `poll` on other Unixes, `WSAPoll` on Windows),
@@ -13,6 +14,7 @@
 //! decides where the lines go.
 #![deny(missing_docs)]
 
+pub mod address;
 pub mod ftp;
 pub mod link;
 pub(crate) mod poll;

@@ -9,15 +9,19 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
+use crate::address::{AddressError, HostPort};
 use crate::poll::{self, HUNG_UP, PollFd, Pollable, READABLE};
-use crate::tls::{ClientTls, TlsConnectError, TlsStream};
+use crate::tls::{ClientTls, Fingerprint, TlsConnectError, TlsStream};
 
 /// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
+///
+/// The TCP and TLS variants hold the address in the form [`HostPort`] writes (`HOST:PORT`,
+/// an IPv6 host in brackets) when made by [`Endpoint::parse`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// A TCP address, `HOST:PORT`.
@@ -58,31 +62,58 @@ pub const SERIAL_REPLY_LIMIT: Duration = Duration::from_secs(30);
 const QUIET_LIMIT: Duration = Duration::from_secs(3);
 
 impl Endpoint {
+    /// Reads an address whose port must be given: see [`Endpoint::parse_with_default_port`].
+    pub fn parse(addr: &str) -> Result<Endpoint, AddressError> {
+        Endpoint::parse_address(addr, None)
+    }
+
     /// Reads an address: `serial:PATH` or `serial:PATH@BAUD` names a serial port,
-    /// `tls://HOST:PORT` a TLS server, anything else a TCP address.
-    pub fn parse(addr: &str) -> Result<Endpoint, String> {
+    /// `tls://HOST[:PORT]` a TLS server, anything else a TCP server as `HOST[:PORT]` (see
+    /// [`HostPort::parse`]: a name or an IP address, an IPv6 address in brackets). A missing
+    /// port is `default_port`. The TCP and TLS addresses are kept as `HOST:PORT`, which
+    /// [`Link::open`] resolves, trying every address the name has.
+    pub fn parse_with_default_port(
+        addr: &str,
+        default_port: u16,
+    ) -> Result<Endpoint, AddressError> {
+        Endpoint::parse_address(addr, Some(default_port))
+    }
+
+    fn parse_address(addr: &str, default_port: Option<u16>) -> Result<Endpoint, AddressError> {
+        let host_port = |text: &str| {
+            let host_port = HostPort::parse(text, default_port)?;
+            host_port.check_connectable()?;
+            Ok::<_, AddressError>(host_port.to_string())
+        };
         if let Some(rest) = addr.strip_prefix(TLS_PREFIX) {
-            if rest.is_empty() {
-                return Err(format!("`{addr}` names no server; write tls://HOST:PORT"));
+            if rest.trim().is_empty() {
+                return Err(AddressError::NoTlsHost {
+                    addr: addr.to_owned(),
+                });
             }
-            return Ok(Endpoint::Tls(rest.to_owned()));
+            return Ok(Endpoint::Tls(host_port(rest)?));
         }
         let Some(rest) = addr.strip_prefix(SERIAL_PREFIX) else {
-            return Ok(Endpoint::Tcp(addr.to_owned()));
+            return Ok(Endpoint::Tcp(host_port(addr)?));
         };
         let (path, baud) = match rest.rsplit_once('@') {
-            Some((path, baud)) => {
-                let baud = baud.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(|| {
-                    format!("`{baud}` in `{addr}` is not a speed; write serial:PATH@115200")
-                })?;
+            Some((path, baud_text)) => {
+                let baud = baud_text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&b| b > 0)
+                    .ok_or_else(|| AddressError::BadBaud {
+                        baud: baud_text.to_owned(),
+                        addr: addr.to_owned(),
+                    })?;
                 (path, baud)
             }
             None => (rest, DEFAULT_BAUD),
         };
         if path.is_empty() {
-            return Err(format!(
-                "`{addr}` names no port; write serial:/dev/ttyACM0@115200"
-            ));
+            return Err(AddressError::NoSerialPort {
+                addr: addr.to_owned(),
+            });
         }
         Ok(Endpoint::Serial {
             path: path.to_owned(),
@@ -208,6 +239,21 @@ impl Link {
             Kind::Tls(stream) => Some(stream.sock.get_ref()),
             Kind::Serial(_) => None,
         }
+    }
+
+    /// The server's socket address, on TCP and TLS (the one of the resolved addresses that
+    /// answered).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp_stream().and_then(|stream| stream.peer_addr().ok())
+    }
+
+    /// The fingerprint of the certificate a TLS server presented.
+    pub fn tls_fingerprint(&self) -> Option<Fingerprint> {
+        let Kind::Tls(stream) = &self.kind else {
+            return None;
+        };
+        let chain = stream.conn.peer_certificates()?;
+        chain.first().map(|leaf| Fingerprint::of(leaf.as_ref()))
     }
 
     /// Gets a serial line back in step: discards whatever arrives until the line has been
@@ -380,7 +426,19 @@ mod tests {
         );
         let at_speed = Endpoint::parse("serial:/dev/pts/3@9600").unwrap();
         assert_eq!(at_speed.to_string(), "serial:/dev/pts/3@9600");
+        assert_eq!(
+            Endpoint::parse_with_default_port("tls://files.example", 8090),
+            Ok(Endpoint::Tls("files.example:8090".into()))
+        );
+        assert_eq!(
+            Endpoint::parse_with_default_port("::1", 8080),
+            Ok(Endpoint::Tcp("[::1]:8080".into()))
+        );
+        assert!(Endpoint::parse("localhost").is_err());
         for bad in [
+            "tls://",
+            "127.0.0.1:0",
+            "host:port",
             "serial:",
             "serial:@9600",
             "serial:/dev/x@fast",

@@ -70,6 +70,10 @@ pub enum ClientError {
         /// Where the file would have gone.
         path: PathBuf,
     },
+    /// The client's own settings cannot be used (an address that is not one, a config file
+    /// with a bad entry, a name that does not resolve); nothing was sent. The message says
+    /// which setting and why.
+    Settings(String),
 }
 
 impl fmt::Display for ClientError {
@@ -109,6 +113,7 @@ impl fmt::Display for ClientError {
                 "{}: the downloaded data does not match the server's digest (corrupted in transit, a bad partial download, or the file changed); nothing was kept, download it again",
                 path.display()
             ),
+            ClientError::Settings(m) => f.write_str(m),
         }
     }
 }
@@ -413,6 +418,11 @@ impl FileClient {
             rx_end: 0,
             options,
         })
+    }
+
+    /// The connection to the server (its peer address, a TLS server's certificate).
+    pub fn link(&self) -> &Link {
+        &self.stream
     }
 
     /// Sends the request the session has queued.

@@ -49,15 +49,21 @@ pub enum NoSlot {
 
 impl fmt::Display for NoSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let requests = |max: usize| match max {
+            1 => "1 request".to_owned(),
+            _ => format!("{max} requests"),
+        };
+        match *self {
             NoSlot::Full { max } => write!(
                 f,
-                "the server is serving its limit of {max} requests at once; retry in a second"
+                "the server is serving its limit of {} at once; retry in a second",
+                requests(max)
             ),
             NoSlot::AddressFull { max } => write!(
                 f,
-                "your address has its limit of {max} requests in progress; retry in a second, \
-                 once one of them ends"
+                "your address has its limit of {} in progress; retry in a second, once one \
+                 ends",
+                requests(max)
             ),
         }
     }
@@ -132,6 +138,19 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_count_in_words() {
+        assert_eq!(
+            NoSlot::Full { max: 1 }.to_string(),
+            "the server is serving its limit of 1 request at once; retry in a second"
+        );
+        assert!(
+            NoSlot::AddressFull { max: 2 }
+                .to_string()
+                .contains("limit of 2 requests in progress")
+        );
+    }
     use std::net::TcpListener;
 
     #[test]

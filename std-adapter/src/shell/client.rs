@@ -189,6 +189,11 @@ impl ShellClient {
         Ok(client)
     }
 
+    /// The connection to the server (its peer address, a TLS server's certificate).
+    pub fn link(&self) -> &Link {
+        &self.stream
+    }
+
     /// A client over an established connection.
     pub fn from_stream(stream: TcpStream, token: Option<String>) -> ShellClient {
         ShellClient::over(Link::tcp(stream), token)

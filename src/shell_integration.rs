@@ -1,0 +1,63 @@
+//! `unstick completions SHELL` and `unstick man`: tab completion scripts and manual pages,
+//! generated from the same clap definitions that parse the command line, so they never fall
+//! behind it.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Command};
+use clap_complete::Shell;
+
+/// Options of `unstick completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for: bash, zsh, fish, powershell (or elvish).
+    #[arg(value_enum)]
+    shell: Shell,
+}
+
+/// Options of `unstick man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write a page per command (unstick.1, unstick-shell-connect.1, ...) into this directory
+    /// instead of the main page to stdout.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Writes the completion script for `args.shell` to stdout.
+pub fn completions(args: &CompletionsArgs, mut command: Command) -> ExitCode {
+    let name = command.get_name().to_owned();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, name, &mut script);
+    finish(io::stdout().lock().write_all(&script), "completions")
+}
+
+/// Writes the manual page of `unstick` to stdout, or every command's page into `args.dir`.
+pub fn man(args: &ManArgs, command: Command) -> ExitCode {
+    let written = match &args.dir {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(command, dir))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .and_then(|()| io::stdout().lock().write_all(&page))
+        }
+    };
+    finish(written, "man")
+}
+
+fn finish(written: io::Result<()>, what: &str) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        // `unstick man | head` is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unstick {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
