@@ -189,7 +189,8 @@ pub struct RemoteEntry {
     /// Whether `name` is in escaped form because the real name is not UTF-8 (bytes that are
     /// not UTF-8 as `\xNN`, backslashes doubled).
     pub name_escaped: bool,
-    /// `"file"`, `"dir"`, `"symlink"` or `"other"`.
+    /// `"file"`, `"dir"`, `"symlink"`, `"other"`, or `"partial"` for an interrupted (or
+    /// running) upload held for resume under this name, `size` being the bytes held.
     pub kind: String,
     /// Size in bytes.
     pub size: u64,
@@ -677,6 +678,32 @@ impl FileClient {
         Ok(RemoteStat {
             entry,
             partial_size: stat.partial_size,
+        })
+    }
+
+    /// Creates the directory `path`; with `parents`, its missing parents too, and an existing
+    /// directory is no error.
+    pub fn mkdir(&mut self, path: &RemotePath, parents: bool) -> Result<(), ClientError> {
+        self.session
+            .mkdir(path.as_str(), parents, request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        self.pump(None, |event| match event {
+            ClientEvent::Made => Ok(Some(())),
+            other => Err(unexpected(&other)),
+        })
+    }
+
+    /// Renames `from` to `to` on the server (a file at `to` is replaced; a directory at `to`
+    /// is refused: name the entry inside it).
+    pub fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), ClientError> {
+        self.session
+            .rename(from.as_str(), to.as_str(), request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        self.pump(None, |event| match event {
+            ClientEvent::Renamed => Ok(Some(())),
+            other => Err(unexpected(&other)),
         })
     }
 
