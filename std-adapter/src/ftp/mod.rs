@@ -38,8 +38,8 @@ mod transfer;
 mod tree;
 
 pub use client::{
-    ClientError, ClientOptions, FileClient, GetReport, PutReport, RemoteEntry, RemoteStat,
-    is_partial_mismatch, partial_download_path, put_legacy,
+    ClientError, ClientOptions, Existing, FileClient, GetReport, PutReport, RemoteEntry,
+    RemoteStat, is_partial_mismatch, partial_download_path, put_legacy,
 };
 pub use config::FileServerConfig;
 pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};
