@@ -185,6 +185,14 @@ pub(super) fn plan_put(args: &[PathBuf], to: Option<String>) -> Result<PutPlan, 
     let stdin_source = rest.len() == 1 && rest[0].as_os_str() == STDIO;
     let local_file = fs::metadata(last).is_ok_and(|m| m.is_file());
     if local_file && !text.ends_with('/') && !stdin_source {
+        if let [first] = rest {
+            eprintln!(
+                "note: {} is a local file, so both are uploaded; to upload {} under that name, use --to {}",
+                last.display(),
+                first.display(),
+                last.display()
+            );
+        }
         return Ok(PutPlan {
             sources: args.to_vec(),
             dest: None,
