@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! End-to-end tests of the file commands people bring from scp, rsync and a shell (issue 12):
 //! several files and trees per `put`/`get`, `-` for standard input and output, `mkdir`, `mv`,
 //! `rm -r`, `ls -l`/`-h` and partial uploads in listings, `put --resume` skipping a complete
