@@ -1,5 +1,5 @@
 //! The file protocol's client as a sans-IO session: every protocol decision of a `put`, `get`,
-//! `ls`, `stat`, `delete` and seed upload, with no I/O, no clock and no allocation
+//! `ls`, `stat`, `delete`, `mkdir`, `rename` and seed upload, with no I/O, no clock and no allocation
 //! (docs/PROTOCOL.md, "File server").
 //!
 //! The host owns the socket and the local file. It starts one operation at a time with a method

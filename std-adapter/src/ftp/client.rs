@@ -1,4 +1,4 @@
-//! The file client: put, get, ls, stat and delete against an unstick file server, and a legacy
+//! The file client: put, get, ls, stat, delete, mkdir and rename against an unstick file server, and a legacy
 //! upload to the seed's Python server.
 //!
 //! Every protocol decision (which request, which replies in which order, where an upload
