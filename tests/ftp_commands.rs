@@ -239,6 +239,19 @@ fn trees_go_up_and_down_with_r_and_rm_r_removes_them() {
         big
     );
 
+    // An upload over an existing name that broke off: the name is listed twice (file and
+    // partial) and `rm -r` takes both with one delete.
+    let mut raw = Raw::connect(&s.server.addr);
+    raw.header(r#"{"op":"put","path":"tree/top.txt","total_size":10}"#);
+    raw.body(b"abc");
+    drop(raw);
+    let idle = shell_common::eventually(Duration::from_secs(10), || {
+        serve_common::partial_is_idle(&s.root.join("tree"), "top.txt")
+    });
+    assert!(idle, "the torn upload was not kept");
+    let (listing, _) = s.ok(&["ls", "tree"]);
+    assert!(listing.contains("top.txt [partial upload]"), "{listing}");
+
     // A non-empty directory needs -r; with it, everything below goes, depth first.
     let err = s.refused(&["rm", "tree"]);
     assert!(err.contains("not empty") && err.contains("use -r"), "{err}");

@@ -801,7 +801,13 @@ pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Re
 fn delete_tree(conn: &mut Connection<'_>, dir: &RemotePath) -> Result<u64, String> {
     let entries = conn.run(|c| c.list(Some(dir))).map_err(|e| e.to_string())?;
     let mut removed = 0;
+    // A file and its partial upload are listed as two entries of one name, and one delete
+    // takes both.
+    let mut deleted: Vec<&str> = Vec::new();
     for entry in &entries {
+        if deleted.contains(&entry.name.as_str()) {
+            continue;
+        }
         if entry.name_escaped {
             return Err(format!(
                 "{}/{}: the name is not UTF-8 on the server and cannot be named in a request; the directory stays",
@@ -815,12 +821,9 @@ fn delete_tree(conn: &mut Connection<'_>, dir: &RemotePath) -> Result<u64, Strin
             removed += delete_tree(conn, &child)? + 1;
             continue;
         }
-        match conn.run(|c| c.delete(&child)) {
-            Ok(()) => removed += 1,
-            // A file and its partial upload are listed twice and go with one delete.
-            Err(e) if e.server_code() == Some("not_found") && entry.kind == "partial" => {}
-            Err(e) => return Err(e.to_string()),
-        }
+        conn.run(|c| c.delete(&child)).map_err(|e| e.to_string())?;
+        removed += 1;
+        deleted.push(&entry.name);
     }
     conn.run(|c| c.delete(dir)).map_err(|e| e.to_string())?;
     Ok(removed)

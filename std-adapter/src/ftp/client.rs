@@ -696,7 +696,8 @@ impl FileClient {
             ClientEvent::Listed { .. } => Ok(Some(())),
             other => Err(unexpected(&other)),
         })?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        // By name; a name listed twice (a file and its partial upload) by kind.
+        entries.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.kind.cmp(&b.kind)));
         Ok(entries)
     }
 
