@@ -174,6 +174,14 @@ fn several_files_go_where_scp_would_put_them() {
     let err = s.refused(&["get", "dir/a.txt", "missing.txt", "back"]);
     assert!(err.contains("missing.txt: no such file"), "{err}");
     assert!(err.contains("1 of 2 downloads failed"), "{err}");
+    // `.` is the root on the server; a local name ending with `/` must be a directory.
+    s.ok(&["put", "small.txt", "."]);
+    s.ok(&["mv", "dir/small.txt", "."]);
+    assert_eq!(fs::read(s.root.join("small.txt")).unwrap(), b"small");
+    assert!(!s.root.join("dir/small.txt").exists());
+    let err = s.refused(&["get", "small.txt", "newdir/"]);
+    assert!(err.contains("newdir/: no such local directory"), "{err}");
+    assert!(!s.local.join("newdir").exists());
     // A directory without -r is refused with the way out.
     let err = s.refused(&["get", "dir"]);
     assert!(err.contains("use -r"), "{err}");

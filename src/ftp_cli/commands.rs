@@ -225,7 +225,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
     let into_dir = match plan.dest.as_deref() {
         _ if several => true,
         None => true,
-        Some(text) if text.ends_with('/') => true,
+        Some(text) if text.ends_with('/') || text == "." => true,
         Some(text) => {
             let dest = remote_path(text)?;
             let stat = conn.run(|c| c.stat(&dest)).map_err(|e| e.to_string())?;
@@ -423,10 +423,12 @@ impl SpooledStdin {
             .map_or(0, |d| d.subsec_nanos());
         let path =
             std::env::temp_dir().join(format!("unstick-stdin-{}-{nanos:08x}", std::process::id()));
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        // What comes through a pipe may be private: only its owner may read the spool.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
             .open(&path)
             .map_err(|e| format!("{}: cannot spool standard input: {e}", path.display()))?;
         let spool = SpooledStdin { file, path };
@@ -502,6 +504,9 @@ pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> 
         return get_stdout(remote, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
+    if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
+        return Err(format!("{text}: no such local directory"));
+    }
     if remotes.len() > 1 && local_dir.is_none() {
         return Err(format!(
             "{}: not a local directory; with several remote files the last argument is the directory they go to",
@@ -854,7 +859,7 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
         return Err("give FROM and TO".into());
     };
     let mut conn = Connection::new(args);
-    let into_dir = if sources.len() > 1 || dest.ends_with('/') {
+    let into_dir = if sources.len() > 1 || dest.ends_with('/') || dest == "." {
         true
     } else {
         let to = remote_path(dest)?;
