@@ -1,16 +1,19 @@
-//! `unstick ftp ...`: the file server and its client commands.
+//! `unstick ftp ...`: the file server and its client commands (the commands themselves are in
+//! [`commands`]).
+
+mod commands;
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use unstick_core::Algorithm;
 use unstick_std::ftp::{
-    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress, RemotePath,
-    TerminalProgress, check_local_name, escape_for_terminal, is_partial_mismatch, put_legacy,
+    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress,
+    TerminalProgress,
 };
 use unstick_std::server::Shutdown;
 
@@ -27,13 +30,29 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 pub enum FtpCommand {
     /// Serve files under a root directory.
     Serve(ServeArgs),
-    /// Upload LOCAL as REMOTE (default: LOCAL's file name).
+    /// Upload files: `put LOCAL [REMOTE]`, `put LOCAL... DIR` (as scp), `put - REMOTE` from
+    /// standard input.
+    ///
+    /// REMOTE that is a remote directory, or ends with `/`, receives LOCAL under its own name.
+    /// With two arguments or more the last is the destination, unless it is an existing local
+    /// file: then all are uploaded to the root (`put *.txt`). --to names the destination
+    /// explicitly.
+    #[command(
+        after_help = "Examples:\n  unstick ftp put a.txt b.txt docs/\n  unstick ftp put *.txt\n  unstick ftp put -r photos backup/\n  tar c dir | unstick ftp put - dir.tar"
+    )]
     Put {
-        /// Local file to upload.
-        local: PathBuf,
-        /// Remote path, relative to the server root.
-        remote: Option<String>,
-        /// Continue an interrupted upload of this file instead of starting over.
+        /// Local files (or directories with -r); `-` reads standard input. The last argument
+        /// may be the remote destination (see above).
+        #[arg(required = true, num_args = 1.., value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// The remote destination; every positional argument is then a local source.
+        #[arg(long, short = 't', value_name = "REMOTE")]
+        to: Option<String>,
+        /// Upload directories with everything below them (links are not followed).
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        /// Continue an interrupted upload instead of starting over; a file the server already
+        /// holds whole (same size and digest) is skipped.
         #[arg(long, short = 'C')]
         resume: bool,
         /// Speak the seed's upload protocol (`{"filepath","filename","filesize"}`, no reply):
@@ -43,37 +62,87 @@ pub enum FtpCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Download REMOTE to LOCAL (default: REMOTE's file name in the current directory).
+    /// Download files: `get REMOTE [LOCAL]`, `get REMOTE... DIR`, `get REMOTE -` to standard
+    /// output.
+    #[command(
+        after_help = "Examples:\n  unstick ftp get a.txt\n  unstick ftp get a.txt b.txt downloads/\n  unstick ftp get -r photos .\n  unstick ftp get dir.tar - | tar x"
+    )]
     Get {
-        /// Remote path, relative to the server root.
-        remote: String,
-        /// Local file (or existing directory) to write.
-        local: Option<PathBuf>,
+        /// Remote paths, then the local file or directory (default: each remote file's name in
+        /// the current directory); `-` writes standard output.
+        #[arg(required = true, num_args = 1.., value_name = "PATH")]
+        paths: Vec<String>,
+        /// Download directories with everything below them.
+        #[arg(long, short = 'r')]
+        recursive: bool,
         /// Continue an interrupted download instead of starting over.
         #[arg(long, short = 'C')]
         resume: bool,
+        /// Never replace a local file that exists (it is skipped with a note); by default a
+        /// verified download replaces it, as scp does.
+        #[arg(long, short = 'n')]
+        no_clobber: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List a remote directory (default: the root): name, size, modification time.
+    /// List a remote directory (default: the root): name, size, modification time; partial
+    /// uploads are marked.
+    // `-h` is human sizes here, as for `ls`; help is `--help`.
+    #[command(mut_arg("md5", |a| a.hide(true)), disable_help_flag = true)]
     Ls {
         /// Remote directory.
         dir: Option<String>,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+        /// Long format, as `ls -l`: kind, size, time, name.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Sizes in K, M, G (powers of 1024).
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Show a remote file's kind, size and modification time.
+    #[command(mut_arg("md5", |a| a.hide(true)))]
     Stat {
         /// Remote path.
         path: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Delete a remote file (or empty directory), and any interrupted upload of it held for
-    /// resume.
+    /// Delete remote files (or empty directories, or with -r whole directories), and any
+    /// interrupted upload of them held for resume.
+    #[command(visible_alias = "rm", mut_arg("md5", |a| a.hide(true)))]
     Delete {
-        /// Remote path.
-        path: String,
+        /// Remote paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Delete directories with everything below them.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create remote directories.
+    #[command(mut_arg("md5", |a| a.hide(true)))]
+    Mkdir {
+        /// Remote directories.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Create missing parents too; an existing directory is no error.
+        #[arg(long, short = 'p')]
+        parents: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Rename or move remote files and directories: `mv FROM TO`, `mv FROM... DIR`.
+    #[command(visible_alias = "rename", mut_arg("md5", |a| a.hide(true)))]
+    Mv {
+        /// Remote paths, then the new name (or a remote directory to move them into).
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
+        paths: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -167,10 +236,10 @@ impl ClientArgs {
 }
 
 /// A progress bar on stderr when it is a terminal, unless `--quiet`.
-struct ProgressBar(Option<TerminalProgress>);
+pub(crate) struct ProgressBar(Option<TerminalProgress>);
 
 /// The progress bar of a transfer labelled `label`.
-fn progress_bar(label: &str) -> ProgressBar {
+pub(crate) fn progress_bar(label: &str) -> ProgressBar {
     ProgressBar(console::shows_notes().then(|| TerminalProgress::new(label)))
 }
 
@@ -221,21 +290,62 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
     let result = match cmd {
         FtpCommand::Serve(args) => serve(args, shutdown),
         FtpCommand::Put {
-            local,
-            remote,
+            paths,
+            to,
+            recursive,
             resume,
             legacy,
             client,
-        } => put(&local, remote, resume, legacy, &client),
+        } => commands::plan_put(&paths, to).and_then(|plan| {
+            let options = commands::PutOptions {
+                recursive,
+                resume,
+                legacy,
+            };
+            commands::put(plan, &options, &client)
+        }),
         FtpCommand::Get {
-            remote,
-            local,
+            paths,
+            recursive,
             resume,
+            no_clobber,
             client,
-        } => get(&remote, local, resume, &client),
-        FtpCommand::Ls { dir, client } => ls(dir.as_deref(), &client),
-        FtpCommand::Stat { path, client } => stat(&path, &client),
-        FtpCommand::Delete { path, client } => delete(&path, &client),
+        } => {
+            let options = commands::GetOptions {
+                recursive,
+                resume,
+                no_clobber,
+            };
+            commands::get(&paths, &options, &client)
+        }
+        FtpCommand::Ls {
+            dir,
+            long,
+            human,
+            client,
+            ..
+        } => no_digest("ls", &client).and_then(|()| {
+            let style = commands::ListStyle { long, human };
+            commands::ls(dir.as_deref(), &style, &client)
+        }),
+        FtpCommand::Stat { path, client } => {
+            no_digest("stat", &client).and_then(|()| commands::stat(&path, &client))
+        }
+        FtpCommand::Delete {
+            paths,
+            recursive,
+            client,
+        } => {
+            no_digest("delete", &client).and_then(|()| commands::delete(&paths, recursive, &client))
+        }
+        FtpCommand::Mkdir {
+            paths,
+            parents,
+            client,
+        } => no_digest("mkdir", &client).and_then(|()| commands::mkdir(&paths, parents, &client)),
+        FtpCommand::Mv { paths, client } => {
+            no_digest("mv", &client).and_then(|()| commands::mv(&paths, &client))
+        }
     };
     console::detail(format_args!(
         "finished in {:.3} s",
@@ -248,6 +358,17 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--md5` chooses a transfer's digest: hidden on commands that transfer nothing, and refused
+/// there rather than silently ignored.
+fn no_digest(command: &str, args: &ClientArgs) -> Result<(), String> {
+    if args.md5 {
+        return Err(format!(
+            "--md5 chooses the digest of a transfer; `{command}` transfers no file (use it with put or get)"
+        ));
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {
@@ -316,190 +437,6 @@ fn print_address(listener: &TcpListener) -> Result<(), String> {
     writeln!(out, "{addr}")
         .and_then(|_| out.flush())
         .map_err(|e| e.to_string())
-}
-
-fn remote_path(text: &str) -> Result<RemotePath, String> {
-    RemotePath::parse(text).map_err(|e| format!("remote path `{}`: {e}", escape_for_terminal(text)))
-}
-
-fn local_file_name(local: &Path) -> Result<String, String> {
-    local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            format!(
-                "{}: cannot derive a remote name; give REMOTE",
-                local.display()
-            )
-        })
-}
-
-/// The local name `get` derives from the remote path's last component, when the user gave no
-/// file name: refused if this system would read it as something else (on Windows `CON` is the
-/// console and `a:b` a stream of `a`).
-fn local_name(remote: &RemotePath) -> Result<&str, String> {
-    let name = remote.file_name();
-    check_local_name(name).map_err(|e| {
-        format!(
-            "`{}` cannot be a local file name here: {e}; give a local path",
-            escape_for_terminal(name)
-        )
-    })?;
-    Ok(name)
-}
-
-fn put(
-    local: &Path,
-    remote: Option<String>,
-    resume: bool,
-    legacy: bool,
-    args: &ClientArgs,
-) -> Result<(), String> {
-    let remote_text = match remote {
-        Some(r) => r,
-        None => local_file_name(local)?,
-    };
-    let remote = remote_path(&remote_text)?;
-    let mut progress = progress_bar(remote.file_name());
-    if legacy {
-        let sent = put_legacy(&args.address()?, local, remote.as_str(), &mut progress)
-            .map_err(|e| e.to_string())?;
-        console::note(format_args!(
-            "sent {} ({}) with the seed's protocol; that server does not confirm or verify",
-            escape_for_terminal(remote.as_str()),
-            console::count(sent, "byte")
-        ));
-        return Ok(());
-    }
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    let first = client.put(local, &remote, resume, &mut progress);
-    let report = match first {
-        Err(e) if resume && is_partial_mismatch(&e) => {
-            eprintln!("unstick ftp: {e}");
-            eprintln!("unstick ftp: uploading the whole file again");
-            // A serial port is held by one client at a time: let go of it first.
-            drop(client);
-            let mut client = args.connect().map_err(|e| e.to_string())?;
-            client.put(local, &remote, false, &mut progress)
-        }
-        other => other,
-    }
-    .map_err(interrupted_hint)?;
-    let resumed = resumed_note(report.resumed_from);
-    console::note(format_args!(
-        "stored {} ({}, {} {} verified{resumed})",
-        escape_for_terminal(remote.as_str()),
-        console::count(report.size, "byte"),
-        report.digest.algorithm(),
-        report.digest.to_hex()
-    ));
-    Ok(())
-}
-
-fn get(
-    remote: &str,
-    local: Option<PathBuf>,
-    resume: bool,
-    args: &ClientArgs,
-) -> Result<(), String> {
-    let remote = remote_path(remote)?;
-    // The local name comes from the user, or from the remote path they typed: never from the
-    // server.
-    let target = match local {
-        Some(path) if path.is_dir() => path.join(local_name(&remote)?),
-        Some(path) => path,
-        None => PathBuf::from(local_name(&remote)?),
-    };
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    let mut progress = progress_bar(remote.file_name());
-    let report = client
-        .get(&remote, &target, resume, &mut progress)
-        .map_err(interrupted_hint)?;
-    let resumed = resumed_note(report.resumed_from);
-    console::note(format_args!(
-        "wrote {} ({}, {} {} verified{resumed})",
-        target.display(),
-        console::count(report.size, "byte"),
-        report.digest.algorithm(),
-        report.digest.to_hex()
-    ));
-    Ok(())
-}
-
-fn ls(dir: Option<&str>, args: &ClientArgs) -> Result<(), String> {
-    let dir = match dir {
-        None => None,
-        Some(text) => RemotePath::parse_dir(text)
-            .map_err(|e| format!("remote directory `{}`: {e}", escape_for_terminal(text)))?,
-    };
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    let entries = client.list(dir.as_ref()).map_err(|e| e.to_string())?;
-    let rows: Vec<(String, String, String)> = entries
-        .iter()
-        .map(|e| {
-            let mut name = e.display_name();
-            if e.kind == "dir" {
-                name.push('/');
-            } else if e.kind == "symlink" {
-                name.push('@');
-            }
-            (name, e.size.to_string(), format_utc(e.mtime))
-        })
-        .collect();
-    let name_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    let size_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    let mut out = std::io::stdout().lock();
-    for (name, size, mtime) in &rows {
-        let pad = name_width - name.chars().count();
-        writeln!(
-            out,
-            "{name}{}  {size:>size_width$}  {mtime}",
-            " ".repeat(pad)
-        )
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
-    let remote = remote_path(path)?;
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    let stat = client.stat(&remote).map_err(|e| e.to_string())?;
-    let shown = escape_for_terminal(remote.as_str());
-    match stat.entry {
-        Some(entry) => {
-            println!(
-                "{shown}: {} {}, modified {}",
-                escape_for_terminal(&entry.kind),
-                console::count(entry.size, "byte"),
-                format_utc(entry.mtime)
-            );
-            if stat.partial_size > 0 {
-                println!(
-                    "{shown}: {} of an interrupted upload held for resume",
-                    console::count(stat.partial_size, "byte")
-                );
-            }
-            Ok(())
-        }
-        None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
-            console::count(stat.partial_size, "byte")
-        )),
-        None => Err(format!("{shown}: no such file or directory")),
-    }
-}
-
-fn delete(path: &str, args: &ClientArgs) -> Result<(), String> {
-    let remote = remote_path(path)?;
-    let mut client = args.connect().map_err(|e| e.to_string())?;
-    client.delete(&remote).map_err(|e| e.to_string())?;
-    console::note(format_args!(
-        "deleted {}",
-        escape_for_terminal(remote.as_str())
-    ));
-    Ok(())
 }
 
 /// The error, plus how to continue when the connection broke mid-transfer.

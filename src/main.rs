@@ -60,7 +60,7 @@ enum Command {
     /// Remote shell: run commands on a server, output streamed back in frames.
     #[command(subcommand)]
     Shell(shell_cli::ShellCommand),
-    /// File server: put, get, ls, stat and delete files under a server root.
+    /// File server: put, get, ls, stat, mkdir, mv and rm files under a server root.
     #[command(subcommand)]
     Ftp(ftp_cli::FtpCommand),
     /// Run the shell server and the file server together (127.0.0.1:8080 and :8090).

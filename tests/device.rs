@@ -403,6 +403,11 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     }
     let again = failed(&device.ftp(&["delete", "one.bin"], cwd), "delete twice");
     assert!(again.contains("not_found"), "{again}");
+    // The store is flat: mkdir and mv are refused with a sentence, and the line goes on.
+    for args in [&["mkdir", "d"][..], &["mv", "big.bin", "moved.bin"]] {
+        let refused = failed(&device.ftp(args, cwd), &args.join(" "));
+        assert!(refused.contains("store is flat"), "{refused}");
+    }
     assert_eq!(
         listing(&device, cwd),
         [("big.bin".to_owned(), big.len() as u64)]

@@ -44,6 +44,8 @@ wire_enum! {
         BadPath = "bad_path",
         /// No such file or directory.
         NotFound = "not_found",
+        /// The name exists already (a `mkdir` without `parents`, a rename onto a directory).
+        Exists = "exists",
         /// Above the server's file-size limit.
         TooLarge = "too_large",
         /// The data does not match its digest; nothing was committed.

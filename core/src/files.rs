@@ -78,6 +78,15 @@ pub struct Request<S> {
     /// bit) is refused instead of acted on. Servers check it when it is there.
     #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub path_xxh3: Option<S>,
+    /// The new name of a `rename`, relative to the server root.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub to: Option<S>,
+    /// XXH3-128 of `to` as text, checked like `path_xxh3`.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub to_xxh3: Option<S>,
+    /// A `mkdir` that also creates missing parents and accepts an existing directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parents: Option<bool>,
 }
 
 impl<S> Request<S> {
@@ -92,6 +101,9 @@ impl<S> Request<S> {
             prefix_xxh3: None,
             prefix_md5: None,
             path_xxh3: None,
+            to: None,
+            to_xxh3: None,
+            parents: None,
         }
     }
 }

@@ -90,8 +90,8 @@
 //!     session ([`shell::ShellServerSession`]: framed and seed clients, every refusal) and its
 //!     client sessions ([`shell::ShellClientSession`], [`shell::SeedClientSession`]).
 //!   - [`files`]: the file protocol's headers and path rules, its server session
-//!     ([`files::FileServerSession`]: put with resume, get, ls, stat, delete, seed uploads; the
-//!     host carries out the file actions it asks for) and its client session
+//!     ([`files::FileServerSession`]: put with resume, get, ls, stat, delete, mkdir, rename,
+//!     seed uploads; the host carries out the file actions it asks for) and its client session
 //!     ([`files::client::FileClientSession`]).
 //!   - `ShellOp`, `FileOp`, the error codes (`ErrorCode`) with their stable wire strings, the
 //!     error frame (`ErrorFrame`), and [`foreign`]: other protocols' openings, which both

@@ -33,6 +33,14 @@ wire_enum! {
         Stat = "stat",
         /// A request: remove a file or an empty directory.
         Delete = "delete",
+        /// A request: create a directory (with `"parents":true`, its missing parents too).
+        Mkdir = "mkdir",
+        /// A request: rename `path` to `to`.
+        Rename = "rename",
+        /// A reply: the directory exists now.
+        Made = "made",
+        /// A reply: the path has its new name.
+        Renamed = "renamed",
         /// A reply: the upload is committed.
         Stored = "stored",
         /// A reply: the head of a file's bytes.

@@ -99,6 +99,30 @@ impl World {
 
     /// Checks that the directories above `path` exist (creating them if `create`) and that
     /// none is a file.
+    /// A directory made as a host would: parents walked (created with `parents`), an existing
+    /// name refused unless it is a directory and `parents` is set.
+    fn mkdir(&mut self, path: &str, parents: bool) -> Result<(), Refusal> {
+        self.walk(path, parents)?;
+        if self.dirs.contains(path) && parents {
+            return Ok(());
+        }
+        if self.dirs.contains(path) || self.files.contains_key(path) {
+            return Err(refusal(ErrorCode::Exists, path, "exists already"));
+        }
+        self.dirs.insert(path.to_owned());
+        Ok(())
+    }
+
+    /// A file renamed (directories are not moved by this world).
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Refusal> {
+        self.walk(to, false)?;
+        let Some(file) = self.files.remove(from) else {
+            return Err(refusal(ErrorCode::NotFound, from, "no such file"));
+        };
+        self.files.insert(to.to_owned(), file);
+        Ok(())
+    }
+
     fn walk(&mut self, path: &str, create: bool) -> Result<(), Refusal> {
         let mut above = Vec::new();
         let mut dir = parent(path);
@@ -201,6 +225,8 @@ enum Ev {
     Entry(Box<EntryInfo>),
     Listed(u64),
     Deleted,
+    Made,
+    Renamed,
     UploadFrom(u64),
     Stored {
         size: u64,
@@ -363,6 +389,8 @@ impl<'w> FilePair<'w> {
             FileAction::ReceiveBody => "receive",
             FileAction::Commit { .. } => "commit",
             FileAction::KeepPartial => "keep",
+            FileAction::MakeDir { .. } => "mkdir",
+            FileAction::Rename { .. } => "rename",
             FileAction::Close => "close",
         };
         if self.actions.last() != Some(&name) || !matches!(name, "read" | "receive") {
@@ -449,6 +477,16 @@ impl<'w> FilePair<'w> {
                     self.staging = None;
                 }
                 self.server.handle_done(Ok(())).unwrap();
+            }
+            FileAction::MakeDir { path, parents } => {
+                let path = path.to_owned();
+                let made = self.world.mkdir(&path, parents);
+                self.server.handle_done(made).unwrap();
+            }
+            FileAction::Rename { from, to } => {
+                let (from, to) = (from.to_owned(), to.to_owned());
+                let renamed = self.world.rename(&from, &to);
+                self.server.handle_done(renamed).unwrap();
             }
             FileAction::Close => {
                 self.server_closed = true;
@@ -588,6 +626,8 @@ impl<'w> FilePair<'w> {
                     ClientEvent::Entry(info) => Some(Ev::Entry(Box::new(info))),
                     ClientEvent::Listed { count } => Some(Ev::Listed(count)),
                     ClientEvent::Deleted => Some(Ev::Deleted),
+                    ClientEvent::Made => Some(Ev::Made),
+                    ClientEvent::Renamed => Some(Ev::Renamed),
                     ClientEvent::UploadFrom { offset } => Some(Ev::UploadFrom(offset)),
                     ClientEvent::Stored {
                         size,
@@ -699,6 +739,18 @@ impl<'w> FilePair<'w> {
 
     fn delete(&mut self, path: &str, options: RequestOptions<'_>) -> Vec<Ev> {
         self.op(&format!("delete {path}"), 0, |c| c.delete(path, options))
+    }
+
+    fn mkdir(&mut self, path: &str, parents: bool, options: RequestOptions<'_>) -> Vec<Ev> {
+        self.op(&format!("mkdir {path}"), 0, |c| {
+            c.mkdir(path, parents, options)
+        })
+    }
+
+    fn rename(&mut self, from: &str, to: &str, options: RequestOptions<'_>) -> Vec<Ev> {
+        self.op(&format!("rename {from} {to}"), 0, |c| {
+            c.rename(from, to, options)
+        })
     }
 
     fn seed_put(&mut self, folder: &str, filename: &str, data: &[u8]) -> Vec<Ev> {
@@ -887,9 +939,22 @@ fn put_get_ls_stat_delete_round_trip_on_one_connection() {
         assert_eq!(pair.delete("a/b", XXH3), [Ev::Deleted]);
         assert_eq!(listing(&pair.list("a", XXH3)), [entry("empty", "file", 0)]);
 
+        assert_eq!(pair.mkdir("m/n", false, XXH3), refused("not_found"));
+        assert_eq!(pair.mkdir("m/n", true, XXH3), [Ev::Made]);
+        assert_eq!(pair.mkdir("m/n", true, XXH3), [Ev::Made]);
+        assert_eq!(pair.mkdir("m/n", false, XXH3), refused("exists"));
+        assert_eq!(pair.mkdir("../m", true, XXH3), refused("bad_path"));
+        assert_eq!(pair.rename("a/empty", "m/n/moved", XXH3), [Ev::Renamed]);
+        assert_eq!(pair.rename("a/empty", "m/x", XXH3), refused("not_found"));
+        assert_eq!(
+            pair.rename("m/n/moved", "../out", XXH3),
+            refused("bad_path")
+        );
+        assert_eq!(pair.rename("m/n/moved", "a/empty", XXH3), [Ev::Renamed]);
+
         // Nothing above closed the connection.
         assert!(pair.logged().iter().all(|&(_, closes)| !closes));
-        assert_eq!(pair.server.answered(), 25, "{cuts:?}");
+        assert_eq!(pair.server.answered(), 34, "{cuts:?}");
         pair.hang_up();
         drop(pair);
         assert_eq!(world.files.len(), 1);

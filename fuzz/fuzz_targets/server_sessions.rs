@@ -350,6 +350,8 @@ enum FileAsk {
     Receive,
     Commit,
     Keep,
+    MakeDir,
+    Rename,
     Close,
 }
 
@@ -366,6 +368,8 @@ fn file_ask(session: &FileServerSession<'_, HEADER_CAP>) -> FileAsk {
         Some(FileAction::ReceiveBody) => FileAsk::Receive,
         Some(FileAction::Commit { .. }) => FileAsk::Commit,
         Some(FileAction::KeepPartial) => FileAsk::Keep,
+        Some(FileAction::MakeDir { .. }) => FileAsk::MakeDir,
+        Some(FileAction::Rename { .. }) => FileAsk::Rename,
         Some(FileAction::Close) => FileAsk::Close,
     }
 }
@@ -759,6 +763,28 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 }
                 session.handle_done(Ok(())).unwrap();
             }
+            Some(FileAction::MakeDir { path, .. }) => {
+                assert!(unstick_core::files::check_path(path).is_ok(), "{path:?}");
+                let made = if script.choose() == 255 {
+                    Err(refusal(ErrorCode::Exists))
+                } else {
+                    Ok(())
+                };
+                session.handle_done(made).unwrap();
+            }
+            Some(FileAction::Rename { from, to }) => {
+                // Both names obey the rules every other path does.
+                assert!(unstick_core::files::check_path(from).is_ok(), "{from:?}");
+                assert!(unstick_core::files::check_path(to).is_ok(), "{to:?}");
+                let renamed = match store.files.remove(from) {
+                    Some(bytes) => {
+                        store.files.insert(to.to_string(), bytes);
+                        Ok(())
+                    }
+                    None => Err(refusal(ErrorCode::NotFound)),
+                };
+                session.handle_done(renamed).unwrap();
+            }
         }
         moved |= drain(|o| session.poll_transmit(o), script, &[], &mut sent);
         check_refusal(session.take_refusal());
@@ -830,7 +856,12 @@ fn file_misuse(session: &mut FileServerSession<'_, HEADER_CAP>) {
     }
     if !matches!(
         ask,
-        FileAsk::List | FileAsk::Truncate | FileAsk::Commit | FileAsk::Keep
+        FileAsk::List
+            | FileAsk::Truncate
+            | FileAsk::Commit
+            | FileAsk::Keep
+            | FileAsk::MakeDir
+            | FileAsk::Rename
     ) {
         assert_eq!(session.handle_done(Ok(())), out_of_order);
     }

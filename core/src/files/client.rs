@@ -1,5 +1,5 @@
 //! The file protocol's client as a sans-IO session: every protocol decision of a `put`, `get`,
-//! `ls`, `stat`, `delete` and seed upload, with no I/O, no clock and no allocation
+//! `ls`, `stat`, `delete`, `mkdir`, `rename` and seed upload, with no I/O, no clock and no allocation
 //! (docs/PROTOCOL.md, "File server").
 //!
 //! The host owns the socket and the local file. It starts one operation at a time with a method
@@ -176,6 +176,10 @@ pub enum ClientEvent<'i> {
     },
     /// The path was deleted. The operation is over.
     Deleted,
+    /// The directory exists now. The operation is over.
+    Made,
+    /// The path has its new name. The operation is over.
+    Renamed,
     /// A resumed upload read the server's `stat`: it starts at `offset` (0: from the start).
     /// Carry out [`poll_action`](FileClientSession::poll_action) before feeding more input.
     UploadFrom {
@@ -428,6 +432,8 @@ enum State {
     Failed,
     Stat,
     Delete,
+    MakeDir,
+    Rename,
     List {
         count: u64,
     },
@@ -685,6 +691,39 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
         options: RequestOptions<'_>,
     ) -> Result<(), FileProtocolError> {
         self.simple(FileOp::Delete, path, options, State::Delete)
+    }
+
+    /// Starts `mkdir` of `path`: the reply is [`ClientEvent::Made`]. With `parents`, missing
+    /// parents are created too and an existing directory is no error.
+    pub fn mkdir(
+        &mut self,
+        path: &str,
+        parents: bool,
+        options: RequestOptions<'_>,
+    ) -> Result<(), FileProtocolError> {
+        self.check_start(None)?;
+        let mut request = request(FileOp::Mkdir, path, options);
+        request.parents = parents.then_some(true);
+        self.queue(&request)?;
+        self.begin_unhashed();
+        self.state = State::MakeDir;
+        Ok(())
+    }
+
+    /// Starts `rename` of `from` to `to`: the reply is [`ClientEvent::Renamed`].
+    pub fn rename(
+        &mut self,
+        from: &str,
+        to: &str,
+        options: RequestOptions<'_>,
+    ) -> Result<(), FileProtocolError> {
+        self.check_start(None)?;
+        let mut request = request(FileOp::Rename, from, options);
+        request.to = Some(to);
+        self.queue(&request)?;
+        self.begin_unhashed();
+        self.state = State::Rename;
+        Ok(())
     }
 
     /// Starts `ls` of the directory `dir` (`""` for the root): [`ClientEvent::Entry`] per
@@ -1083,6 +1122,19 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                 Ok(Some(ClientEvent::Deleted))
             }
             (State::Delete, _) => Err(unexpected("`deleted`")),
+            (State::MakeDir, FileOp::Made) | (State::Rename, FileOp::Renamed) => {
+                let _: Ack = self.typed(op)?;
+                self.end_frame(op, info)?;
+                let event = if self.state == State::MakeDir {
+                    ClientEvent::Made
+                } else {
+                    ClientEvent::Renamed
+                };
+                self.state = State::Idle;
+                Ok(Some(event))
+            }
+            (State::MakeDir, _) => Err(unexpected("`made`")),
+            (State::Rename, _) => Err(unexpected("`renamed`")),
             (State::List { count }, FileOp::Entry) => {
                 let entry: EntryReply<BoundedText<NAME_CAP>> = self.typed(op)?;
                 self.end_frame(op, info)?;
@@ -1296,13 +1348,15 @@ fn push_request<const OUT: usize>(
     request: &Request<&str>,
     body_len: u64,
 ) -> Result<(), EncodeError> {
-    let hex = request
-        .path
-        .filter(|_| Algorithm::Xxh3.is_supported())
-        .and_then(|path| digest_of(Algorithms::XXH3, path.as_bytes()).get(Algorithm::Xxh3))
-        .map(|digest| digest.to_hex());
+    let digest = |text: Option<&str>| {
+        text.filter(|_| Algorithm::Xxh3.is_supported())
+            .and_then(|text| digest_of(Algorithms::XXH3, text.as_bytes()).get(Algorithm::Xxh3))
+            .map(|digest| digest.to_hex())
+    };
+    let (hex, to_hex) = (digest(request.path), digest(request.to));
     let request = Request {
         path_xxh3: hex.as_ref().map(HexDigest::as_str),
+        to_xxh3: to_hex.as_ref().map(HexDigest::as_str),
         ..request.clone()
     };
     outbox.push_head(&PLAIN_ENCODER, &request, body_len, None)
@@ -1420,6 +1474,8 @@ mod tests {
             ClientEvent::Entry(e) => ClientEvent::Entry(e),
             ClientEvent::Listed { count } => ClientEvent::Listed { count },
             ClientEvent::Deleted => ClientEvent::Deleted,
+            ClientEvent::Made => ClientEvent::Made,
+            ClientEvent::Renamed => ClientEvent::Renamed,
             ClientEvent::UploadFrom { offset } => ClientEvent::UploadFrom { offset },
             ClientEvent::Stored {
                 size,
@@ -1500,6 +1556,38 @@ mod tests {
         let mut t = heapless::String::new();
         t.push_str(s).unwrap();
         t
+    }
+
+    #[test]
+    fn mkdir_and_rename_send_golden_requests_and_read_their_replies() {
+        let mut s = Session::new();
+        s.mkdir("a/b", true, opts()).unwrap();
+        assert_eq!(
+            sent(&mut s, b""),
+            raw(
+                &req(r#"{"op":"mkdir","path":"a/b","algorithm":"xxh3","parents":true,"total_size":0}"#)
+                    .replacen(r#","parents":true,"path_xxh3""#, r#","path_xxh3""#, 1)
+                    .replacen(r#","total_size""#, r#","parents":true,"total_size""#, 1),
+                b""
+            )
+        );
+        let seen = feed(&mut s, &raw(r#"{"op":"made","total_size":0}"#, b""), 3).unwrap();
+        assert_eq!(seen, [Seen::Event(ClientEvent::Made)]);
+        assert!(s.is_idle());
+        s.rename("a", "b/c", opts()).unwrap();
+        let expected = format!(
+            r#"{{"op":"rename","path":"a","algorithm":"xxh3","path_xxh3":"{}","to":"b/c","to_xxh3":"{}","total_size":0}}"#,
+            hex(Algorithm::Xxh3, b"a"),
+            hex(Algorithm::Xxh3, b"b/c")
+        );
+        assert_eq!(sent(&mut s, b""), raw(&expected, b""));
+        // A reply for another op is out of step.
+        assert!(feed(&mut s, &raw(r#"{"op":"made","total_size":0}"#, b""), 64).is_err());
+        let mut s = Session::new();
+        s.rename("a", "b", opts()).unwrap();
+        sent(&mut s, b"");
+        let seen = feed(&mut s, &raw(r#"{"op":"renamed","total_size":0}"#, b""), 64).unwrap();
+        assert_eq!(seen, [Seen::Event(ClientEvent::Renamed)]);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum EntryKind {
     Symlink,
     /// Anything else (FIFO, socket, device).
     Other,
+    /// Not an entry of its own: the interrupted (or running) upload of the name, held for
+    /// resume. Listed so that a listing shows what `stat` shows; its size is the bytes held.
+    Partial,
 }
 
 impl EntryKind {
@@ -49,6 +52,7 @@ impl EntryKind {
             EntryKind::Dir => "dir",
             EntryKind::Symlink => "symlink",
             EntryKind::Other => "other",
+            EntryKind::Partial => "partial",
         }
     }
 }
@@ -186,6 +190,25 @@ pub enum FileAction<'s> {
     /// than it holds); then [`handle_done`](FileServerSession::handle_done). A staging file
     /// not committed or kept is removed when its request ends.
     KeepPartial,
+    /// Create the directory `path`; with `parents`, create its missing parents too and take
+    /// an existing directory as success (without, an existing name is refused). Answer with
+    /// [`handle_done`](FileServerSession::handle_done). A host that keeps no directories
+    /// refuses it there.
+    MakeDir {
+        /// The new directory.
+        path: &'s str,
+        /// Whether missing parents are created and an existing directory is fine.
+        parents: bool,
+    },
+    /// Rename the entry `from` (a file, a directory, a link itself) to `to`, replacing a file
+    /// at `to` but never a directory; the parents of `to` must exist. Answer with
+    /// [`handle_done`](FileServerSession::handle_done). Both paths are checked alike.
+    Rename {
+        /// The current name.
+        from: &'s str,
+        /// The new name.
+        to: &'s str,
+    },
     /// Send what the outbox holds, then close the connection.
     Close,
 }
@@ -234,6 +257,10 @@ pub enum Completed {
     },
     /// A name was deleted.
     Deleted,
+    /// A directory was created (or, with `parents`, already existed).
+    MadeDir,
+    /// A name was renamed.
+    Renamed,
 }
 
 /// The request in progress.
@@ -245,6 +272,8 @@ enum Op {
     Ls,
     Stat,
     Delete,
+    Mkdir,
+    Rename,
 }
 
 /// Where a session is in the current request.
@@ -283,6 +312,8 @@ enum Step {
     Truncate,
     Commit,
     Keep,
+    MakeDir,
+    Rename,
 }
 
 /// The server side of one file-protocol connection, sans-IO.
@@ -324,8 +355,13 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
     outbox: Outbox<OUTBOX>,
     state: State,
     op: Op,
-    /// The request's path (empty for the root of a listing).
+    /// The request's path (empty for the root of a listing), followed, for a rename, by its
+    /// new name from byte `to_at` on.
     path: heapless::String<PATH>,
+    /// Where a rename's new name starts in `path`.
+    to_at: Option<usize>,
+    /// A `mkdir` with `"parents":true`.
+    parents: bool,
     algorithm: Algorithm,
     offset: u64,
     /// The client's digest of a resumed upload's prefix.
@@ -378,6 +414,8 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
             state: State::Idle,
             op: Op::Stat,
             path: heapless::String::new(),
+            to_at: None,
+            parents: false,
             algorithm: Algorithm::Xxh3,
             offset: 0,
             prefix: None,
@@ -402,9 +440,17 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         self.answered
     }
 
-    /// The current (or last) request's path, for the host's log.
+    /// The current (or last) request's path, for the host's log (a rename's old name).
     pub fn path(&self) -> &str {
-        &self.path
+        match self.to_at {
+            Some(at) => &self.path[..at],
+            None => &self.path,
+        }
+    }
+
+    /// A rename's new name, for the host's log.
+    pub fn rename_to(&self) -> Option<&str> {
+        self.to_at.map(|at| &self.path[at..])
     }
 
     /// The refusal sent last, for the host's log; taking it leaves `None`.
@@ -440,7 +486,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
 
     /// What the host should do next; `None` while the session needs more input.
     pub fn poll_action(&self) -> Option<FileAction<'_>> {
-        let path = self.path.as_str();
+        let path = self.path();
         let action = match self.state {
             State::Acting(step) => match step {
                 Step::Stat => FileAction::Stat { path },
@@ -472,6 +518,14 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                 Step::Truncate => FileAction::Truncate { len: self.offset },
                 Step::Commit => FileAction::Commit { path },
                 Step::Keep => FileAction::KeepPartial,
+                Step::MakeDir => FileAction::MakeDir {
+                    path,
+                    parents: self.parents,
+                },
+                Step::Rename => FileAction::Rename {
+                    from: path,
+                    to: self.rename_to().unwrap_or_default(),
+                },
             },
             State::Receiving => FileAction::ReceiveBody,
             State::Closing => FileAction::Close,
@@ -682,6 +736,10 @@ struct RequestView<'h> {
     prefix_xxh3: Option<BoundedText<32>>,
     prefix_md5: Option<BoundedText<32>>,
     path_xxh3: Option<BoundedText<32>>,
+    #[serde(borrow)]
+    to: Option<EscapedText<'h>>,
+    to_xxh3: Option<BoundedText<32>>,
+    parents: Option<bool>,
 }
 
 impl RequestView<'_> {
@@ -689,7 +747,15 @@ impl RequestView<'_> {
     /// corrupted one of them). A request without the digest, or a build without XXH3, checks
     /// nothing.
     fn path_corrupted(&self, path: &str) -> bool {
-        let Some(claimed) = &self.path_xxh3 else {
+        text_corrupted(self.path_xxh3.as_ref(), path)
+    }
+}
+
+/// Whether `text` disagrees with the XXH3 digest `claimed` (absent: nothing is checked, nor in
+/// a build without XXH3).
+fn text_corrupted(claimed: Option<&BoundedText<32>>, text: &str) -> bool {
+    {
+        let Some(claimed) = claimed else {
             return false;
         };
         if !Algorithm::Xxh3.is_supported() {
@@ -698,7 +764,7 @@ impl RequestView<'_> {
         let claimed = claimed
             .get()
             .and_then(|hex| Checksum::from_hex(Algorithm::Xxh3, hex.as_bytes()));
-        let actual = crate::digest_of(Algorithms::XXH3, path.as_bytes()).get(Algorithm::Xxh3);
+        let actual = crate::digest_of(Algorithms::XXH3, text.as_bytes()).get(Algorithm::Xxh3);
         claimed.is_none() || claimed != actual
     }
 }
@@ -728,6 +794,32 @@ fn keep_path<const PATH: usize>(
         Some(Ok(())) => PathMember::Kept,
         Some(Err(Unescape::TooLong)) => PathMember::TooLong,
         Some(Err(Unescape::Invalid)) => PathMember::Invalid,
+    }
+}
+
+/// Unescapes a rename's `to` member after the old name in `path` and checks it against its
+/// digest; returns where it starts (`None`: the request has none).
+fn keep_rename_target<const PATH: usize>(
+    member: Option<EscapedText<'_>>,
+    claimed: Option<&BoundedText<32>>,
+    path: &mut heapless::String<PATH>,
+) -> Result<Option<usize>, Refusal> {
+    let at = path.len();
+    let Some(member) = member else {
+        return Ok(None);
+    };
+    match member.unescape_append(path) {
+        Err(Unescape::TooLong) => Err(too_long_path()),
+        Err(Unescape::Invalid) => Err(invalid_path_escape()),
+        Ok(()) if text_corrupted(claimed, &path[at..]) => {
+            path.truncate(at);
+            Err(Refusal::new(
+                ErrorCode::ChecksumMismatch,
+                "the new name does not match its `to_xxh3` digest (corrupted on the way?); nothing was done",
+            ))
+        }
+        // An empty new name is checked (and refused) as a path.
+        Ok(()) => Ok(Some(at)),
     }
 }
 
@@ -852,7 +944,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     }
 
     /// The result of an action that returns nothing: [`FileAction::List`] (after its entries),
-    /// [`FileAction::Truncate`], [`FileAction::Commit`], [`FileAction::KeepPartial`].
+    /// [`FileAction::Truncate`], [`FileAction::Commit`], [`FileAction::KeepPartial`],
+    /// [`FileAction::MakeDir`], [`FileAction::Rename`].
     pub fn handle_done(&mut self, result: Result<(), Refusal>) -> Result<(), SessionError> {
         let State::Acting(step) = self.state else {
             return Err(SessionError::OutOfOrder);
@@ -876,6 +969,21 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             (Step::Truncate, Err(refusal)) => self.refuse(refusal.closing()),
             (Step::Commit, Ok(())) => self.stored(),
             (Step::Commit, Err(refusal)) => self.refuse(refusal),
+            (Step::MakeDir, Ok(())) => {
+                self.completed = Some(Completed::MadeDir);
+                self.reply(&Ack {
+                    op: FileOp::Made,
+                    count: None,
+                });
+            }
+            (Step::Rename, Ok(())) => {
+                self.completed = Some(Completed::Renamed);
+                self.reply(&Ack {
+                    op: FileOp::Renamed,
+                    count: None,
+                });
+            }
+            (Step::MakeDir | Step::Rename, Err(refusal)) => self.refuse(refusal),
             (Step::Keep, _) => match self.pending.take() {
                 Some(refusal) => self.refuse(refusal),
                 None => {
@@ -903,6 +1011,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     fn reset_request(&mut self) {
         self.path.clear();
+        self.to_at = None;
+        self.parents = false;
         self.algorithm = Algorithm::Xxh3;
         self.offset = 0;
         self.prefix = None;
@@ -1041,11 +1151,13 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                 Some(Ok(FileOp::Ls)) => Op::Ls,
                 Some(Ok(FileOp::Stat)) => Op::Stat,
                 Some(Ok(FileOp::Delete)) => Op::Delete,
+                Some(Ok(FileOp::Mkdir)) => Op::Mkdir,
+                Some(Ok(FileOp::Rename)) => Op::Rename,
                 _ => {
                     let refusal = Refusal::new(
                         ErrorCode::BadRequest,
                         format_args!(
-                            "unknown op `{}`; expected put, get, ls, stat or delete",
+                            "unknown op `{}`; expected put, get, ls, stat, delete, mkdir or rename",
                             PeerText::new(op.get().unwrap_or("(too long)"))
                         ),
                     );
@@ -1062,6 +1174,17 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         // cleared again if the request is refused before it is taken.
         let path = keep_path(view.path, &mut self.path);
         let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
+        // A rename's new name follows the old one in `self.path`; both are checked below.
+        let target = match op {
+            Op::Rename if path == PathMember::Kept => {
+                keep_rename_target(view.to, view.to_xxh3.as_ref(), &mut self.path)
+            }
+            _ => Ok(None),
+        };
+        if let Ok(Some(at)) = target {
+            self.to_at = Some(at);
+        }
+        let parents = view.parents == Some(true);
         let offset = view.offset.unwrap_or(0);
         let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
             None => super::parse_algorithm(None),
@@ -1069,7 +1192,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         };
         let prefix = algorithm.and_then(|a| digest_member(a, &view.prefix_xxh3, &view.prefix_md5));
         if corrupted {
-            self.path.clear();
+            self.clear_path();
             let refusal = Refusal::new(
                 ErrorCode::ChecksumMismatch,
                 "the path does not match its `path_xxh3` digest (corrupted on the way?); nothing was done",
@@ -1086,11 +1209,13 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             return;
         }
         if has_body {
-            self.path.clear();
+            self.clear_path();
             let name = match op {
                 Op::Get => "get",
                 Op::Ls => "ls",
                 Op::Stat => "stat",
+                Op::Mkdir => "mkdir",
+                Op::Rename => "rename",
                 _ => "delete",
             };
             let refusal = Refusal::new(
@@ -1103,8 +1228,12 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         let checked = match (op, path) {
             (Op::Ls, PathMember::Absent) => Ok(()),
             (Op::Ls, PathMember::Kept) => self.take_dir(),
+            (Op::Rename, _) => self
+                .take_path(path)
+                .and_then(|()| self.take_rename_target(target)),
             _ => self.take_path(path),
         };
+        self.parents = op == Op::Mkdir && parents;
         let checked = checked.and_then(|()| match (op, algorithm) {
             (Op::Get, None) => Err(bad_algorithm()),
             (_, Some(algorithm)) => {
@@ -1158,7 +1287,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     fn take_path(&mut self, member: PathMember) -> Result<(), Refusal> {
         let checked = match member {
             PathMember::Kept => {
-                check_path_with(&self.path, self.names).map_err(|e| bad_path(&self.path, e))
+                check_path_with(self.path(), self.names).map_err(|e| bad_path(self.path(), e))
             }
             PathMember::Absent => Err(Refusal::new(
                 ErrorCode::BadRequest,
@@ -1168,9 +1297,37 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             PathMember::Invalid => Err(invalid_path_escape()),
         };
         if checked.is_err() {
-            self.path.clear();
+            self.clear_path();
         }
         checked
+    }
+
+    /// Checks a rename's new name, kept after the old one as [`keep_rename_target`] found it,
+    /// with the same rules; a refused one clears both.
+    fn take_rename_target(
+        &mut self,
+        target: Result<Option<usize>, Refusal>,
+    ) -> Result<(), Refusal> {
+        let checked = match target {
+            Ok(Some(at)) => {
+                let to = &self.path[at..];
+                check_path_with(to, self.names).map_err(|e| bad_path(to, e))
+            }
+            Ok(None) => Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "a rename needs `to`, the new name",
+            )),
+            Err(refusal) => Err(refusal),
+        };
+        if checked.is_err() {
+            self.clear_path();
+        }
+        checked
+    }
+
+    fn clear_path(&mut self) {
+        self.path.clear();
+        self.to_at = None;
     }
 
     /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
@@ -1203,6 +1360,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     Op::Get => Step::Open,
                     Op::Ls => Step::List,
                     Op::Stat => Step::Stat,
+                    Op::Mkdir => Step::MakeDir,
+                    Op::Rename => Step::Rename,
                     _ => Step::Delete,
                 });
             }
@@ -1470,9 +1629,10 @@ mod tests {
                 Some(FileAction::Stage { .. }) => {
                     session.handle_staged(Ok(Staged::Ready { len: 0 })).unwrap()
                 }
-                Some(FileAction::Commit { .. }) | Some(FileAction::KeepPartial) => {
-                    session.handle_done(Ok(())).unwrap()
-                }
+                Some(FileAction::Commit { .. })
+                | Some(FileAction::KeepPartial)
+                | Some(FileAction::MakeDir { .. })
+                | Some(FileAction::Rename { .. }) => session.handle_done(Ok(())).unwrap(),
                 Some(other) if !matches!(other, FileAction::ReceiveBody) => {
                     panic!("unexpected {other:?}")
                 }
@@ -1559,6 +1719,101 @@ mod tests {
                 assert_eq!(stat_next, !closes, "{header} step {step}: {seen:?}");
             }
         }
+    }
+
+    #[test]
+    fn mkdir_and_rename_obey_the_path_rules_for_both_names() {
+        let table: [(&str, Result<&str, &str>); 11] = [
+            (
+                r#"{"op":"mkdir","path":"d/e","parents":true}"#,
+                Ok(r#"MakeDir { path: "d/e", parents: true }"#),
+            ),
+            (
+                r#"{"op":"mkdir","path":"d"}"#,
+                Ok(r#"MakeDir { path: "d", parents: false }"#),
+            ),
+            (r#"{"op":"mkdir","path":"../x"}"#, Err("bad_path")),
+            (
+                r#"{"op":"mkdir","path":".unstick-partial-x"}"#,
+                Err("bad_path"),
+            ),
+            (r#"{"op":"mkdir"}"#, Err("bad_request")),
+            (
+                r#"{"op":"rename","path":"a","to":"b/c\"d"}"#,
+                Ok(r#"Rename { from: "a", to: "b/c\"d" }"#),
+            ),
+            (r#"{"op":"rename","path":"a","to":"../b"}"#, Err("bad_path")),
+            (
+                r#"{"op":"rename","path":"a","to":"/etc/passwd"}"#,
+                Err("bad_path"),
+            ),
+            (
+                r#"{"op":"rename","path":"a","to":"d/.unstick-tmp-1"}"#,
+                Err("bad_path"),
+            ),
+            (r#"{"op":"rename","path":"../a","to":"b"}"#, Err("bad_path")),
+            (r#"{"op":"rename","path":"a"}"#, Err("bad_request")),
+        ];
+        for (header, expected) in table {
+            for step in [1, 5, 4096] {
+                let (seen, sent) = serve(OPEN, &frame(header, b""), step);
+                match expected {
+                    Ok(action) => {
+                        assert_eq!(seen[0], Seen::Acted(action.into()), "{header}");
+                        let reply = if header.contains("mkdir") {
+                            r#"{"op":"made","total_size":0}"#
+                        } else {
+                            r#"{"op":"renamed","total_size":0}"#
+                        };
+                        assert_eq!(sent, frame(reply, b""), "{header}");
+                    }
+                    Err(code) => {
+                        assert_eq!(seen[0], Seen::Refused(code, false), "{header} step {step}");
+                        assert!(
+                            !seen.iter().any(|s| matches!(s, Seen::Acted(_))),
+                            "{header}"
+                        );
+                    }
+                }
+            }
+        }
+        // The new name's digest is checked like the path's.
+        let hex = digest_of(Algorithms::XXH3, b"b.txt")
+            .get(Algorithm::Xxh3)
+            .unwrap()
+            .to_hex();
+        let good = std::format!(
+            r#"{{"op":"rename","path":"a","to":"b.txt","to_xxh3":"{}"}}"#,
+            hex.as_str()
+        );
+        let (seen, _) = serve(OPEN, &frame(&good, b""), 4);
+        assert_eq!(
+            seen[0],
+            Seen::Acted(r#"Rename { from: "a", to: "b.txt" }"#.into())
+        );
+        let flipped = good.replace("b.txt\"", "b.tzt\"");
+        let (seen, _) = serve(OPEN, &frame(&flipped, b""), 4);
+        assert_eq!(seen[0], Seen::Refused("checksum_mismatch", false));
+        // A host that keeps no directories refuses, and the connection goes on.
+        let mut session = FileServerSession::<1024>::new(OPEN);
+        let mut wire = frame(r#"{"op":"mkdir","path":"d"}"#, b"");
+        wire.extend(frame(r#"{"op":"stat","path":"next"}"#, b""));
+        let (used, _) = session.handle_input(&wire);
+        session.handle_input(&[]);
+        assert!(matches!(
+            session.poll_action(),
+            Some(FileAction::MakeDir { .. })
+        ));
+        let refusal = Refusal::new(ErrorCode::BadRequest, "this store keeps no directories");
+        session.handle_done(Err(refusal)).unwrap();
+        let mut out = [0u8; 512];
+        while session.poll_transmit(&mut out).is_some() {}
+        session.handle_input(&wire[used..]);
+        session.handle_input(&[]);
+        assert_eq!(
+            session.poll_action(),
+            Some(FileAction::Stat { path: "next" })
+        );
     }
 
     #[test]

@@ -45,6 +45,26 @@ impl EscapedText<'_> {
         kept
     }
 
+    /// Appends the unescaped text to `out`; on an error `out` is cut back to what it held
+    /// before.
+    pub(crate) fn unescape_append<const N: usize>(
+        &self,
+        out: &mut heapless::String<N>,
+    ) -> Result<(), Unescape> {
+        let before = out.len();
+        let kept = self.0.fragments().try_for_each(|fragment| {
+            let pushed = match fragment.map_err(|_| Unescape::Invalid)? {
+                EscapedStringFragment::NotEscaped(text) => out.push_str(text),
+                EscapedStringFragment::Escaped(c) => out.push(c),
+            };
+            pushed.map_err(|_| Unescape::TooLong)
+        });
+        if kept.is_err() {
+            out.truncate(before);
+        }
+        kept
+    }
+
     /// The unescaped text kept in `N` bytes, as a [`BoundedText`] would have read it (an
     /// invalid escape reads as too long: the text is not kept either way).
     pub(crate) fn to_bounded<const N: usize>(self) -> BoundedText<N> {

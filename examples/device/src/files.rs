@@ -149,6 +149,14 @@ impl Host<'_> {
                 store.keep();
                 self.session.handle_done(Ok(()))
             }
+            // The store is flat and names are fixed once written: say so rather than pretend.
+            FileAction::MakeDir { .. } | FileAction::Rename { .. } => {
+                let refusal = Refusal::new(
+                    ErrorCode::BadRequest,
+                    "this device's store is flat: it supports neither mkdir nor rename",
+                );
+                self.session.handle_done(Err(refusal))
+            }
             // Taken by `serve`.
             FileAction::ReceiveBody | FileAction::Close => Ok(()),
         }

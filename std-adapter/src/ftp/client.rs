@@ -1,4 +1,4 @@
-//! The file client: put, get, ls, stat and delete against an unstick file server, and a legacy
+//! The file client: put, get, ls, stat, delete, mkdir and rename against an unstick file server, and a legacy
 //! upload to the seed's Python server.
 //!
 //! Every protocol decision (which request, which replies in which order, where an upload
@@ -21,7 +21,9 @@ use unstick_core::files::client::{
 };
 use unstick_core::session::Transmit;
 
-use super::local::{open_for_upload, open_partial_download, replace_with_download};
+use super::local::{
+    open_for_upload, open_partial_download, place_download_new, replace_with_download,
+};
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
@@ -194,7 +196,8 @@ pub struct RemoteEntry {
     /// Whether `name` is in escaped form because the real name is not UTF-8 (bytes that are
     /// not UTF-8 as `\xNN`, backslashes doubled).
     pub name_escaped: bool,
-    /// `"file"`, `"dir"`, `"symlink"` or `"other"`.
+    /// `"file"`, `"dir"`, `"symlink"`, `"other"`, or `"partial"` for an interrupted (or
+    /// running) upload held for resume under this name, `size` being the bytes held.
     pub kind: String,
     /// Size in bytes.
     pub size: u64,
@@ -491,7 +494,24 @@ impl FileClient {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<PutReport, ClientError> {
-        let (mut file, size) = open_upload(local)?;
+        let (file, size) = open_upload(local)?;
+        self.put_file(file, size, local, remote, resume, progress)
+    }
+
+    /// Uploads the `size` bytes of the open regular file `file` as `remote`, as
+    /// [`put`](Self::put) does; `label` names the file in errors (`-` for standard input that
+    /// was spooled to a file, say). The file is read from where the session asks, so it must
+    /// not change meanwhile.
+    pub fn put_file(
+        &mut self,
+        mut file: File,
+        size: u64,
+        label: &Path,
+        remote: &RemotePath,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<PutReport, ClientError> {
+        let local = label;
         self.session
             .put(
                 remote.as_str(),
@@ -553,6 +573,27 @@ impl FileClient {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<GetReport, ClientError> {
+        self.get_as(remote, local, resume, Existing::Replace, progress)
+    }
+
+    /// Downloads `remote` to `local` as [`get`](Self::get) does; with [`Existing::Keep`] a
+    /// file already at `local` is never replaced (checked before anything is fetched, and
+    /// again, atomically, when the verified download takes the name): that is a
+    /// [`ClientError::Local`] of kind `AlreadyExists`.
+    pub fn get_as(
+        &mut self,
+        remote: &RemotePath,
+        local: &Path,
+        resume: bool,
+        existing: Existing,
+        progress: &mut dyn Progress,
+    ) -> Result<GetReport, ClientError> {
+        if existing == Existing::Keep && std::fs::symlink_metadata(local).is_ok() {
+            return Err(ClientError::Local {
+                path: local.to_owned(),
+                source: io::Error::new(io::ErrorKind::AlreadyExists, "exists; not replaced"),
+            });
+        }
         let part = partial_download_path(local);
         let (have, prefix) = if resume {
             match open_partial_download(&part, Create::Never) {
@@ -592,8 +633,10 @@ impl FileClient {
             ClientEvent::FileHead { size, offset, .. } => {
                 // Only now, with the file on its way, is the partial download created (or cut
                 // back to the prefix that was hashed).
-                let mut opened =
-                    open_partial_download(&part, Create::IfMissing).map_err(self::local(&part))?;
+                // A failure to create it is reported under the name the user gave: the
+                // partial's own name means nothing to them.
+                let mut opened = open_partial_download(&part, Create::IfMissing)
+                    .map_err(|e| download_target_failed(local, e))?;
                 opened
                     .set_len(offset)
                     .and_then(|_| opened.seek(SeekFrom::Start(offset)))
@@ -624,7 +667,7 @@ impl FileClient {
         progress.finish();
         match (received, file) {
             (Ok(report), Some(file)) => {
-                commit_download(file, &part, local)?;
+                commit_download(file, &part, local, existing)?;
                 Ok(report)
             }
             (Err(e @ ClientError::DigestMismatch { .. }), file) => {
@@ -663,7 +706,8 @@ impl FileClient {
             ClientEvent::Listed { .. } => Ok(Some(())),
             other => Err(unexpected(&other)),
         })?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        // By name; a name listed twice (a file and its partial upload) by kind.
+        entries.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.kind.cmp(&b.kind)));
         Ok(entries)
     }
 
@@ -687,6 +731,111 @@ impl FileClient {
         Ok(RemoteStat {
             entry,
             partial_size: stat.partial_size,
+        })
+    }
+
+    /// Downloads `remote` into `out` (standard output, say) as it arrives, with no partial
+    /// file and no resume. The digest is checked at the end: by then the bytes are written, so
+    /// a mismatch ([`ClientError::DigestMismatch`], naming `label`) means that what `out` got
+    /// must not be trusted.
+    pub fn get_into(
+        &mut self,
+        remote: &RemotePath,
+        out: &mut dyn Write,
+        label: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<GetReport, ClientError> {
+        self.session
+            .get(remote.as_str(), request_options(&self.options), 0)
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        let received = self.pump(Some(label), |event| match event {
+            ClientEvent::FileHead { size, offset, .. } => {
+                progress.start(size, offset);
+                Ok(None)
+            }
+            ClientEvent::Body(chunk) => {
+                out.write_all(chunk).map_err(self::local(label))?;
+                progress.advance(chunk.len() as u64);
+                Ok(None)
+            }
+            ClientEvent::Fetched {
+                size,
+                resumed_from,
+                digest,
+            } => Ok(Some(GetReport {
+                size,
+                resumed_from,
+                digest,
+            })),
+            other => Err(unexpected(&other)),
+        });
+        progress.finish();
+        out.flush().map_err(self::local(label))?;
+        received
+    }
+
+    /// Whether the server's `remote` holds exactly the `size` bytes of `file`: the server
+    /// hashes its whole file, the client hashes `file`, and nothing else is sent (a download
+    /// resumed at the end). `false` when the digests differ; the server refusing (no such
+    /// file, a different size) is [`ClientError::Server`]. After `false` the connection is
+    /// out of step: connect again.
+    pub fn same_as_remote(
+        &mut self,
+        file: &mut File,
+        size: u64,
+        label: &Path,
+        remote: &RemotePath,
+    ) -> Result<bool, ClientError> {
+        self.session
+            .get(remote.as_str(), request_options(&self.options), size)
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        file.seek(SeekFrom::Start(0)).map_err(self::local(label))?;
+        transfer_local(
+            &mut self.stream,
+            &mut self.session,
+            file,
+            label,
+            &mut self.buf,
+            false,
+            &mut super::transfer::NoProgress,
+        )?;
+        let compared = self.pump(Some(label), |event| match event {
+            ClientEvent::FileHead { size: theirs, .. } if theirs == size => Ok(None),
+            ClientEvent::FileHead { .. } => Ok(Some(false)),
+            ClientEvent::Fetched { .. } => Ok(Some(true)),
+            other => Err(unexpected(&other)),
+        });
+        match compared {
+            Err(ClientError::DigestMismatch { .. }) => Ok(false),
+            other => other,
+        }
+    }
+
+    /// Creates the directory `path`; with `parents`, its missing parents too, and an existing
+    /// directory is no error.
+    pub fn mkdir(&mut self, path: &RemotePath, parents: bool) -> Result<(), ClientError> {
+        self.session
+            .mkdir(path.as_str(), parents, request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        self.pump(None, |event| match event {
+            ClientEvent::Made => Ok(Some(())),
+            other => Err(unexpected(&other)),
+        })
+    }
+
+    /// Renames `from` to `to` on the server (a file at `to` is replaced; a directory at `to`
+    /// is refused: name the entry inside it).
+    pub fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), ClientError> {
+        self.session
+            .rename(from.as_str(), to.as_str(), request_options(&self.options))
+            .map_err(|e| protocol_failed(e, None))?;
+        self.send_request()?;
+        self.pump(None, |event| match event {
+            ClientEvent::Renamed => Ok(Some(())),
+            other => Err(unexpected(&other)),
         })
     }
 
@@ -771,10 +920,54 @@ fn open_upload(local: &Path) -> Result<(File, u64), ClientError> {
 
 /// Syncs a verified download and renames it from `part` to `local`, then syncs the directory
 /// so that the rename survives a crash.
-fn commit_download(file: File, part: &Path, local: &Path) -> Result<(), ClientError> {
+fn commit_download(
+    file: File,
+    part: &Path,
+    local: &Path,
+    existing: Existing,
+) -> Result<(), ClientError> {
     file.sync_all().map_err(self::local(part))?;
     drop(file);
-    replace_with_download(part, local).map_err(self::local(local))
+    match existing {
+        Existing::Replace => replace_with_download(part, local).map_err(self::local(local)),
+        Existing::Keep => place_download_new(part, local).map_err(|e| {
+            let source = if e.kind() == io::ErrorKind::AlreadyExists {
+                let message = format!(
+                    "appeared during the download; not replaced (the download is kept as {})",
+                    part.display()
+                );
+                io::Error::new(io::ErrorKind::AlreadyExists, message)
+            } else {
+                e
+            };
+            ClientError::Local {
+                path: local.to_owned(),
+                source,
+            }
+        }),
+    }
+}
+
+/// A download's partial file could not be created next to `local`: said of `local`.
+fn download_target_failed(local: &Path, e: io::Error) -> ClientError {
+    let source = if e.kind() == io::ErrorKind::NotFound {
+        io::Error::new(io::ErrorKind::NotFound, "no such directory to write it in")
+    } else {
+        e
+    };
+    ClientError::Local {
+        path: local.to_owned(),
+        source,
+    }
+}
+
+/// What a download does with a file already at its local name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it once the download is verified (as `scp` does).
+    Replace,
+    /// Leave it, and fail instead (`--no-clobber`).
+    Keep,
 }
 
 /// Where a download to `local` is staged: `.<name>.unstick-part` in the same directory.

@@ -115,3 +115,21 @@ pub(super) fn replace_with_download(part: &Path, local: &Path) -> io::Result<()>
     }
     Ok(())
 }
+
+/// Moves a verified download from `part` to `local` only if no file is there: a hard link
+/// (which fails if the name is taken, with no window for another writer), then the partial
+/// name removed. Where the file system has no hard links, a check then a rename (a race with
+/// another writer of the same name is then possible, and is the one thing not guarded).
+pub(super) fn place_download_new(part: &Path, local: &Path) -> io::Result<()> {
+    match std::fs::hard_link(part, local) {
+        Ok(()) => {
+            std::fs::remove_file(part)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(local).is_ok() => {
+            Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        }
+        Err(_) => replace_with_download(part, local),
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! A request is a header frame with an `"op"`: `put` (with the file as its body, then a
 //! `{"op":"done","file_xxh3":...}` trailer carrying the digest computed while sending), `get`,
-//! `ls`, `stat`, `delete`. The seed's upload header (`{"filepath","filename","filesize"}`, no
-//! `op`) is accepted too. The wire details are in `docs/PROTOCOL.md`.
+//! `ls`, `stat`, `delete`, `mkdir`, `rename`. The seed's upload header
+//! (`{"filepath","filename","filesize"}`, no `op`) is accepted too. The wire details are in `docs/PROTOCOL.md`.
 //!
 //! What the server promises:
 //!
@@ -38,8 +38,8 @@ mod transfer;
 mod tree;
 
 pub use client::{
-    ClientError, ClientOptions, FileClient, GetReport, PutReport, RemoteEntry, RemoteStat,
-    is_partial_mismatch, partial_download_path, put_legacy,
+    ClientError, ClientOptions, Existing, FileClient, GetReport, PutReport, RemoteEntry,
+    RemoteStat, is_partial_mismatch, partial_download_path, put_legacy,
 };
 pub use config::FileServerConfig;
 pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 
+use unstick_core::files::path::MAX_PATH_LEN;
 use unstick_core::files::{
     Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
     StatFound,
@@ -24,6 +25,9 @@ use super::tree::{Dir, file_meta, partial_name};
 use crate::server::{
     ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
 };
+
+/// Room for a request's paths: a rename carries two, each up to [`MAX_PATH_LEN`] bytes.
+const SESSION_PATH: usize = 2 * MAX_PATH_LEN;
 
 /// Room for the frame heads the session writes; any head fits.
 const TRANSMIT_BUFFER: usize = 4096;
@@ -82,7 +86,7 @@ struct RequestHost<'s> {
     config: &'s FileServerConfig,
     root: &'s Dir,
     peer: SocketAddr,
-    session: FileServerSession<'s, HEADER_CAP>,
+    session: FileServerSession<'s, HEADER_CAP, SESSION_PATH>,
     stream: RequestStream<'s>,
     read_buf: Vec<u8>,
     /// Bytes of `read_buf` read but not yet taken by the session.
@@ -158,6 +162,14 @@ impl RequestHost<'_> {
                     }
                     self.done(|s| s.handle_done(Ok(())))?;
                 }
+                FileAction::MakeDir { path, parents } => {
+                    let made = self.make_dir(&remote(path)?, parents);
+                    self.done(|s| s.handle_done(made))?;
+                }
+                FileAction::Rename { from, to } => {
+                    let renamed = self.rename(&remote(from)?, &remote(to)?);
+                    self.done(|s| s.handle_done(renamed))?;
+                }
                 FileAction::Close => return Err(Closed),
             }
         }
@@ -168,7 +180,7 @@ impl RequestHost<'_> {
     fn done(
         &mut self,
         report: impl FnOnce(
-            &mut FileServerSession<'_, HEADER_CAP>,
+            &mut FileServerSession<'_, HEADER_CAP, SESSION_PATH>,
         ) -> Result<(), unstick_core::session::SessionError>,
     ) -> Result<(), Closed> {
         report(&mut self.session).map_err(|_| Closed)
@@ -185,7 +197,12 @@ impl RequestHost<'_> {
             log_refusal("ftp", self.peer, &refusal);
         }
         if let Some(completed) = self.session.take_completed() {
-            log_completed(self.peer, self.session.path(), completed);
+            log_completed(
+                self.peer,
+                self.session.path(),
+                self.session.rename_to(),
+                completed,
+            );
         }
         if self.session.answered() != self.answered {
             self.answered = self.session.answered();
@@ -355,6 +372,83 @@ impl RequestHost<'_> {
         })
     }
 
+    /// Creates the directory `path` (with `parents`, its missing parents too, and an existing
+    /// directory is fine). Walking never follows a link, so neither does the creation.
+    fn make_dir(&self, path: &RemotePath, parents: bool) -> Result<(), Refusal> {
+        let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
+        let dir = self.root.walk_to_parent(path, parents).map_err(refuse)?;
+        let name = path.file_name();
+        match dir.stat(name).map_err(refuse)? {
+            Some(meta) if meta.kind == EntryKind::Dir && parents => return Ok(()),
+            Some(meta) => {
+                return Err(Refusal::new(
+                    ErrorCode::Exists,
+                    format_args!(
+                        "{}: exists already (a {})",
+                        path.as_str(),
+                        meta.kind.as_str()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        dir.subdir(name, true).map_err(refuse)?;
+        let _ = dir.sync();
+        Ok(())
+    }
+
+    /// Renames `from` to `to`: both walked without following links, the parents of `to` must
+    /// exist, a file at `to` is replaced, a directory at `to` is refused (the client puts the
+    /// name inside it if that is what it means), and a directory cannot go inside itself.
+    fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<(), Refusal> {
+        let (from_text, to_text) = (from.as_str(), to.as_str());
+        if to_text
+            .strip_prefix(from_text)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(Refusal::new(
+                ErrorCode::BadPath,
+                format_args!("{to_text}: a directory cannot be moved inside itself"),
+            ));
+        }
+        let from_dir = self
+            .root
+            .walk_to_parent(from, false)
+            .map_err(|e| storage_refusal(&e, from_text))?;
+        let found = from_dir
+            .stat(from.file_name())
+            .map_err(|e| storage_refusal(&e, from_text))?;
+        if found.is_none() {
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                format_args!("{from_text}: no such file or directory"),
+            ));
+        }
+        if from_text == to_text {
+            return Ok(());
+        }
+        let to_dir = self
+            .root
+            .walk_to_parent(to, false)
+            .map_err(|e| storage_refusal(&e, to_text))?;
+        if let Some(meta) = to_dir
+            .stat(to.file_name())
+            .map_err(|e| storage_refusal(&e, to_text))?
+            && meta.kind == EntryKind::Dir
+        {
+            return Err(Refusal::new(
+                ErrorCode::Exists,
+                format_args!("{to_text}: is a directory; give the new name inside it"),
+            ));
+        }
+        from_dir
+            .rename_into(from.file_name(), &to_dir, to.file_name())
+            .map_err(|e| storage_refusal(&e, to_text))?;
+        let _ = from_dir.sync();
+        let _ = to_dir.sync();
+        Ok(())
+    }
+
     fn open_file(&mut self, path: &RemotePath) -> Result<unstick_core::files::EntryMeta, Refusal> {
         let refuse = |e: io::Error| storage_refusal(&e, path.as_str());
         let dir = self.root.walk_to_parent(path, false).map_err(refuse)?;
@@ -422,7 +516,7 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Logs a request that went through.
-fn log_completed(peer: SocketAddr, path: &str, completed: Completed) {
+fn log_completed(peer: SocketAddr, path: &str, to: Option<&str>, completed: Completed) {
     match completed {
         Completed::Stored {
             size,
@@ -460,6 +554,12 @@ fn log_completed(peer: SocketAddr, path: &str, completed: Completed) {
             tracing::info!(server = "ftp", peer = %peer, path, exists, "stat");
         }
         Completed::Deleted => tracing::info!(server = "ftp", peer = %peer, path, "file deleted"),
+        Completed::MadeDir => {
+            tracing::info!(server = "ftp", peer = %peer, path, "directory created")
+        }
+        Completed::Renamed => {
+            tracing::info!(server = "ftp", peer = %peer, path, to, "renamed")
+        }
     }
 }
 

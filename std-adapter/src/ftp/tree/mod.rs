@@ -74,6 +74,23 @@ pub fn temp_name() -> String {
     format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
 }
 
+/// What a listing shows of an entry whose name starts with the reserved prefix, given the rest
+/// of its name: a partial upload, under the name it will take (its kind [`EntryKind::Partial`]),
+/// or nothing (temporary files; a partial whose name was too long and is kept as a digest).
+pub fn listed_reserved(rest: &[u8], meta: EntryMeta) -> Option<(&[u8], EntryMeta)> {
+    const PARTIAL: &[u8] = b"partial-";
+    let is_partial = rest.len() > PARTIAL.len()
+        && rest[..PARTIAL.len()].eq_ignore_ascii_case(PARTIAL)
+        && meta.kind == EntryKind::File;
+    is_partial.then(|| {
+        let meta = EntryMeta {
+            kind: EntryKind::Partial,
+            ..meta
+        };
+        (&rest[PARTIAL.len()..], meta)
+    })
+}
+
 /// The hidden name under which a resumable upload of `name` grows: `.unstick-partial-<name>`,
 /// or `.unstick-partial~<XXH3-128 of name>` when that would be longer than a component may be.
 pub fn partial_name(name: &str) -> String {

@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name};
+use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name, listed_reserved};
 
 /// A directory handle. Every name given to its methods is a single component.
 #[derive(Debug)]
@@ -204,10 +204,22 @@ impl Dir {
 
     /// Renames `from` to `to` within this directory, replacing `to` atomically.
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.rename_into(from, self, to)
+    }
+
+    /// Renames `from` in this directory to `to` in `to_dir`, replacing a file at `to`
+    /// atomically. A symbolic link is renamed itself.
+    pub fn rename_into(&self, from: &str, to_dir: &Dir, to: &str) -> io::Result<()> {
         let (a, b) = (cstring(from)?, cstring(to)?);
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: valid directory descriptor and C strings.
-        let rc = unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) };
+        // SAFETY: valid directory descriptors and C strings.
+        let rc = unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                a.as_ptr(),
+                to_dir.fd.as_raw_fd(),
+                b.as_ptr(),
+            )
+        };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -235,15 +247,19 @@ impl Dir {
     }
 
     /// Calls `visit` with each entry's name (its bytes: names need not be UTF-8) and metadata,
-    /// skipping `.`, `..` and the server's reserved names.
+    /// skipping `.`, `..` and the server's reserved names but for partial uploads, which are
+    /// visited under the name they will take, as [`EntryKind::Partial`].
     pub fn for_each_entry(
         &self,
         mut visit: impl FnMut(&[u8], EntryMeta) -> io::Result<()>,
     ) -> io::Result<()> {
         self.for_each_raw_entry(|name, meta| {
             let name = name.to_bytes();
-            if name.starts_with(RESERVED_PREFIX.as_bytes()) {
-                return Ok(());
+            if let Some(rest) = name.strip_prefix(RESERVED_PREFIX.as_bytes()) {
+                return match listed_reserved(rest, meta) {
+                    Some((name, meta)) => visit(name, meta),
+                    None => Ok(()),
+                };
             }
             visit(name, meta)
         })
@@ -359,7 +375,7 @@ fn regular_file(file: File) -> io::Result<File> {
     match file_meta(&file)?.kind {
         EntryKind::File => Ok(file),
         EntryKind::Dir => Err(io::Error::from_raw_os_error(libc::EISDIR)),
-        EntryKind::Symlink | EntryKind::Other => Err(io::Error::new(
+        EntryKind::Symlink | EntryKind::Other | EntryKind::Partial => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file (a FIFO, socket or device)",
         )),
@@ -426,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn listings_hide_reserved_names_and_can_be_repeated() {
+    fn listings_hide_reserved_names_show_partials_and_can_be_repeated() {
         let dir = tempfile::tempdir().unwrap();
         let root = Dir::open_root(dir.path()).unwrap();
         root.create_new("a").unwrap();
@@ -441,11 +457,12 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            names.sort_by(|a, b| a.0.cmp(&b.0));
+            names.sort_by_key(|(name, kind)| (name.clone(), kind.as_str()));
             assert_eq!(
                 names,
                 [
                     (b"a".to_vec(), EntryKind::File),
+                    (b"a".to_vec(), EntryKind::Partial),
                     (b"d".to_vec(), EntryKind::Dir),
                     (b"not utf8 \xff".to_vec(), EntryKind::File)
                 ]

@@ -54,7 +54,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name};
+use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name, listed_reserved};
 
 /// `FILE_RENAME_FLAG_REPLACE_IF_EXISTS` and `FILE_RENAME_FLAG_POSIX_SEMANTICS` (winbase.h):
 /// replace the target even while it is open (a download in progress keeps the old file).
@@ -348,6 +348,12 @@ impl Dir {
     /// Renames `from` to `to` within this directory, replacing `to` atomically (even while
     /// someone reads it, where the file system has POSIX semantics).
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.rename_into(from, self, to)
+    }
+
+    /// Renames `from` in this directory to `to` in `to_dir`, replacing a file at `to`
+    /// atomically. A reparse point is refused, as everywhere else.
+    pub fn rename_into(&self, from: &str, to_dir: &Dir, to: &str) -> io::Result<()> {
         // FILE_WRITE_THROUGH: the rename is on disk when the call returns
         // (what MOVEFILE_WRITE_THROUGH does).
         let source = self.open_at(
@@ -360,16 +366,14 @@ impl Dir {
         let target = wide(to);
         let ex = set_rename_info(
             &source,
-            self,
+            to_dir,
             &target,
             FileRenameInformationEx,
             RENAME_REPLACE_POSIX,
         );
         match ex {
             Err(e) if lacks_extended_info(&e) => {
-                // Before Windows 10 1709, or a file system without POSIX semantics: the plain
-                // replacing rename (refused while the target is open elsewhere).
-                set_rename_info(&source, self, &target, FileRenameInformation, 1)
+                set_rename_info(&source, to_dir, &target, FileRenameInformation, 1)
             }
             other => other,
         }
@@ -413,7 +417,8 @@ impl Dir {
 
     /// Calls `visit` with each entry's name (WTF-8 bytes: names need not be valid UTF-16) and
     /// metadata, skipping `.`, `..` and the server's reserved names (in any case, as Windows
-    /// compares names).
+    /// compares names) but for partial uploads, which are visited under the name they will
+    /// take, as [`EntryKind::Partial`].
     pub fn for_each_entry(
         &self,
         mut visit: impl FnMut(&[u8], EntryMeta) -> io::Result<()>,
@@ -423,7 +428,10 @@ impl Dir {
             let name = name.as_encoded_bytes();
             let prefix = RESERVED_PREFIX.as_bytes();
             if name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix) {
-                return Ok(());
+                return match listed_reserved(&name[prefix.len()..], meta) {
+                    Some((name, meta)) => visit(name, meta),
+                    None => Ok(()),
+                };
             }
             visit(name, meta)
         })
@@ -665,7 +673,7 @@ fn regular_file(file: File) -> io::Result<File> {
     match file_meta(&file)?.kind {
         EntryKind::File => Ok(file),
         EntryKind::Dir => Err(is_a_directory()),
-        EntryKind::Symlink | EntryKind::Other => Err(reparse_point_refused()),
+        EntryKind::Symlink | EntryKind::Other | EntryKind::Partial => Err(reparse_point_refused()),
     }
 }
 

@@ -1,0 +1,487 @@
+#![cfg(unix)]
+//! End-to-end tests of the file commands people bring from scp, rsync and a shell (issue 12):
+//! several files and trees per `put`/`get`, `-` for standard input and output, `mkdir`, `mv`,
+//! `rm -r`, `ls -l`/`-h` and partial uploads in listings, `put --resume` skipping a complete
+//! file, `get --no-clobber`. The real binary over loopback, every client run bounded; every
+//! outcome is checked on disk, byte for byte, or by the refusal's words.
+
+mod serve_common;
+mod shell_common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serve_common::{ClientProcess, Raw, Served, unstick_command, xxh3_hex};
+
+/// How long one client command may take.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A file server on a temporary root, and a local working directory.
+struct Setup {
+    server: Served,
+    root: PathBuf,
+    local: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let local = dir.path().join("local");
+        fs::create_dir_all(&local).unwrap();
+        let server = Served::ftp(&root, &[]);
+        Setup {
+            server,
+            root,
+            local,
+            _dir: dir,
+        }
+    }
+
+    /// `unstick ftp ARGS... --addr ADDR` in the local directory, with `stdin` as its input.
+    fn ftp_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut all = vec!["ftp"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--addr", &self.server.addr]);
+        let mut command = unstick_command(&all, Some(&self.local));
+        command.stdin(Stdio::piped());
+        let mut child = command.spawn().expect("spawn the client");
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        let out = ClientProcess(Some(child)).finish(LIMIT);
+        writer.join().unwrap();
+        out
+    }
+
+    fn ftp(&self, args: &[&str]) -> Output {
+        self.ftp_with_input(args, b"")
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let out = self.ftp(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "`ftp {}` failed: {stderr}\nserver log:\n{}",
+            args.join(" "),
+            self.server.log()
+        );
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    }
+
+    /// Runs a command that must fail; its stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.ftp(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "`ftp {}` should have failed: {stderr}",
+            args.join(" ")
+        );
+        assert!(stderr.contains("unstick ftp: "), "{stderr}");
+        stderr
+    }
+
+    fn write_local(&self, name: &str, bytes: &[u8]) {
+        let path = self.local.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Every path under `dir` (directories with a trailing `/`), sorted, hidden ones included.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let rel = entry
+                .path()
+                .strip_prefix(base)
+                .unwrap()
+                .display()
+                .to_string();
+            if entry.file_type().unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &entry.path(), out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Deterministic bytes.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn several_files_go_where_scp_would_put_them() {
+    let s = Setup::new();
+    s.write_local("a.txt", b"alpha");
+    s.write_local("b.txt", b"bravo");
+    s.write_local("small.txt", b"small");
+    // `put a.txt b.txt dir/`: a new remote directory, both files inside.
+    s.ok(&["put", "a.txt", "b.txt", "dir/"]);
+    assert_eq!(fs::read(s.root.join("dir/a.txt")).unwrap(), b"alpha");
+    assert_eq!(fs::read(s.root.join("dir/b.txt")).unwrap(), b"bravo");
+    // `put *.txt` as the shell expands it: every argument is a local file, all to the root.
+    s.ok(&["put", "a.txt", "b.txt", "small.txt"]);
+    for (name, bytes) in [
+        ("a.txt", "alpha"),
+        ("b.txt", "bravo"),
+        ("small.txt", "small"),
+    ] {
+        assert_eq!(fs::read(s.root.join(name)).unwrap(), bytes.as_bytes());
+    }
+    // `put small.txt dir` where `dir` is a remote directory: `dir/small.txt`.
+    s.ok(&["put", "small.txt", "dir"]);
+    assert_eq!(fs::read(s.root.join("dir/small.txt")).unwrap(), b"small");
+    // A name that is neither stays the file's new name; --to settles any doubt.
+    s.ok(&["put", "small.txt", "renamed.txt"]);
+    assert_eq!(fs::read(s.root.join("renamed.txt")).unwrap(), b"small");
+    s.ok(&["put", "--to", "b.txt", "a.txt"]);
+    assert_eq!(fs::read(s.root.join("b.txt")).unwrap(), b"alpha");
+    // Two local files: both go, and the note says how to mean the other thing.
+    let (_, stderr) = s.ok(&["put", "small.txt", "b.txt"]);
+    assert_eq!(fs::read(s.root.join("b.txt")).unwrap(), b"bravo");
+    assert!(stderr.contains("use --to b.txt"), "{stderr}");
+
+    // `get` of several files into a local directory.
+    fs::create_dir(s.local.join("back")).unwrap();
+    s.ok(&["get", "dir/a.txt", "dir/b.txt", "back"]);
+    assert_eq!(fs::read(s.local.join("back/a.txt")).unwrap(), b"alpha");
+    assert_eq!(fs::read(s.local.join("back/b.txt")).unwrap(), b"bravo");
+    let err = s.refused(&["get", "dir/a.txt", "dir/b.txt", "nowhere"]);
+    assert!(err.contains("nowhere: not a local directory"), "{err}");
+    // One failure among several: the others still go, and the end says how many failed.
+    let err = s.refused(&["get", "dir/a.txt", "missing.txt", "back"]);
+    assert!(err.contains("missing.txt: no such file"), "{err}");
+    assert!(err.contains("1 of 2 downloads failed"), "{err}");
+    // `.` is the root on the server; a local name ending with `/` must be a directory.
+    s.ok(&["put", "small.txt", "."]);
+    s.ok(&["mv", "dir/small.txt", "."]);
+    assert_eq!(fs::read(s.root.join("small.txt")).unwrap(), b"small");
+    assert!(!s.root.join("dir/small.txt").exists());
+    let err = s.refused(&["get", "small.txt", "newdir/"]);
+    assert!(err.contains("newdir/: no such local directory"), "{err}");
+    assert!(!s.local.join("newdir").exists());
+    // A directory without -r is refused with the way out.
+    let err = s.refused(&["get", "dir"]);
+    assert!(err.contains("use -r"), "{err}");
+    assert!(!s.local.join("dir").exists());
+}
+
+#[test]
+fn trees_go_up_and_down_with_r_and_rm_r_removes_them() {
+    let s = Setup::new();
+    let big = pattern(300_000, 7);
+    s.write_local("tree/top.txt", b"top");
+    s.write_local("tree/sub/deep/big.bin", &big);
+    s.write_local("tree/名前/ファイル.txt", "中身".as_bytes());
+    fs::create_dir_all(s.local.join("tree/empty")).unwrap();
+    // A link in the tree is not followed (it would pull in files from elsewhere).
+    symlink("/etc", s.local.join("tree/etc-link")).unwrap();
+    let out = s.ftp(&["put", "-r", "tree"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a skipped link is reported: {stderr}"
+    );
+    assert!(stderr.contains("links are not followed"), "{stderr}");
+    assert_eq!(
+        tree(&s.root),
+        [
+            "tree/",
+            "tree/empty/",
+            "tree/sub/",
+            "tree/sub/deep/",
+            "tree/sub/deep/big.bin",
+            "tree/top.txt",
+            "tree/名前/",
+            "tree/名前/ファイル.txt",
+        ]
+    );
+    assert_eq!(fs::read(s.root.join("tree/sub/deep/big.bin")).unwrap(), big);
+    // Into an existing remote directory, under the tree's own name.
+    s.ok(&["mkdir", "backup"]);
+    fs::remove_file(s.local.join("tree/etc-link")).unwrap();
+    s.ok(&["put", "-r", "tree", "backup"]);
+    assert_eq!(
+        fs::read(s.root.join("backup/tree/名前/ファイル.txt")).unwrap(),
+        "中身".as_bytes()
+    );
+
+    // Down again, into a new local directory.
+    s.ok(&["get", "-r", "tree", "copy"]);
+    assert_eq!(
+        tree(&s.local.join("copy")),
+        [
+            "empty/",
+            "sub/",
+            "sub/deep/",
+            "sub/deep/big.bin",
+            "top.txt",
+            "名前/",
+            "名前/ファイル.txt",
+        ]
+    );
+    assert_eq!(
+        fs::read(s.local.join("copy/sub/deep/big.bin")).unwrap(),
+        big
+    );
+
+    // An upload over an existing name that broke off: the name is listed twice (file and
+    // partial) and `rm -r` takes both with one delete.
+    let mut raw = Raw::connect(&s.server.addr);
+    raw.header(r#"{"op":"put","path":"tree/top.txt","total_size":10}"#);
+    raw.body(b"abc");
+    drop(raw);
+    let idle = shell_common::eventually(Duration::from_secs(10), || {
+        serve_common::partial_is_idle(&s.root.join("tree"), "top.txt")
+    });
+    assert!(idle, "the torn upload was not kept");
+    let (listing, _) = s.ok(&["ls", "tree"]);
+    assert!(listing.contains("top.txt [partial upload]"), "{listing}");
+
+    // A non-empty directory needs -r; with it, everything below goes, depth first.
+    let err = s.refused(&["rm", "tree"]);
+    assert!(err.contains("not empty") && err.contains("use -r"), "{err}");
+    let (_, stderr) = s.ok(&["rm", "-r", "tree", "backup"]);
+    assert!(
+        stderr.contains("deleted tree (7 entries below it)"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&s.root), Vec::<String>::new());
+}
+
+#[test]
+fn dash_is_standard_input_and_standard_output() {
+    let s = Setup::new();
+    let data = pattern(1 << 20, 3);
+    let (_, stderr) = {
+        let out = s.ftp_with_input(&["put", "-", "piped.bin"], &data);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(stderr.contains("from standard input"), "{stderr}");
+    assert_eq!(fs::read(s.root.join("piped.bin")).unwrap(), data);
+    // Nothing named `-` anywhere, and the spool is gone.
+    assert!(!s.local.join("-").exists() && !s.root.join("-").exists());
+
+    let out = s.ftp(&["get", "piped.bin", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Standard output holds the file's bytes and nothing else; the note is on stderr.
+    assert_eq!(out.stdout, data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("xxh3 {} verified", xxh3_hex(&data))),
+        "{stderr}"
+    );
+    assert!(!s.local.join("-").exists());
+
+    let err = s.refused(&["put", "-"]);
+    assert!(err.contains("standard input has no name"), "{err}");
+    let err = s.refused(&["get", "piped.bin", "piped.bin", "-"]);
+    assert!(err.contains("takes one remote file"), "{err}");
+}
+
+#[test]
+fn mkdir_and_mv_work_and_never_leave_the_root() {
+    let s = Setup::new();
+    let outside = s._dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    s.write_local("a.txt", b"alpha");
+    s.ok(&["put", "a.txt"]);
+
+    s.ok(&["mkdir", "-p", "x/y/z"]);
+    assert!(s.root.join("x/y/z").is_dir());
+    s.ok(&["mkdir", "-p", "x/y"]); // an existing directory is fine with -p
+    let err = s.refused(&["mkdir", "x"]);
+    assert!(
+        err.contains("(exists)") && err.contains("x: exists already"),
+        "{err}"
+    );
+    let err = s.refused(&["mkdir", "no/parent"]);
+    assert!(err.contains("no such file or directory"), "{err}");
+    let err = s.refused(&["mkdir", "a.txt/sub"]);
+    assert!(err.contains("not a directory"), "{err}");
+
+    // mv: a new name, then into a directory (as mv does), then back under a name.
+    s.ok(&["mv", "a.txt", "b.txt"]);
+    assert_eq!(fs::read(s.root.join("b.txt")).unwrap(), b"alpha");
+    s.ok(&["mv", "b.txt", "x/y"]);
+    assert_eq!(fs::read(s.root.join("x/y/b.txt")).unwrap(), b"alpha");
+    s.ok(&["rename", "x/y/b.txt", "c.txt"]);
+    assert_eq!(fs::read(s.root.join("c.txt")).unwrap(), b"alpha");
+    s.ok(&["mv", "x", "moved"]);
+    assert!(s.root.join("moved/y/z").is_dir() && !s.root.join("x").exists());
+    let err = s.refused(&["mv", "moved", "moved/y/inside"]);
+    assert!(err.contains("cannot be moved inside itself"), "{err}");
+    let err = s.refused(&["mv", "nothing", "c2.txt"]);
+    assert!(err.contains("nothing: no such file or directory"), "{err}");
+
+    // Escapes: refused by the client, and by the server when a raw peer tries.
+    for args in [
+        &["mkdir", "../escape"][..],
+        &["mkdir", "/abs"],
+        &["mv", "c.txt", "../escape.txt"],
+        &["mv", "c.txt", ".unstick-partial-c.txt"],
+        &["mv", "../etc/passwd", "c.txt"],
+    ] {
+        let err = s.refused(args);
+        assert!(
+            err.contains("refused") || err.contains("reserved"),
+            "{args:?}: {err}"
+        );
+    }
+    let mut raw = Raw::connect(&s.server.addr);
+    for header in [
+        r#"{"op":"mkdir","path":"../escape","parents":true}"#,
+        r#"{"op":"rename","path":"c.txt","to":"../escape.txt"}"#,
+        r#"{"op":"rename","path":"c.txt","to":"d/.unstick-tmp-1"}"#,
+        r#"{"op":"rename","path":"c.txt","to":"/tmp/x"}"#,
+    ] {
+        raw.header(header);
+        let (reply, _) = raw.reply().expect("a reply");
+        assert_eq!(reply["op"], "error", "{header}");
+        assert_eq!(reply["code"], "bad_path", "{header}: {reply}");
+    }
+    // A link inside the root is never walked through, by mkdir or by mv.
+    symlink(&outside, s.root.join("link")).unwrap();
+    let err = s.refused(&["mkdir", "-p", "link/made"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    let err = s.refused(&["mv", "c.txt", "link/c.txt"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert_eq!(fs::read(s.root.join("c.txt")).unwrap(), b"alpha");
+    assert!(!s._dir.path().join("escape").exists());
+    assert!(!s._dir.path().join("escape.txt").exists());
+}
+
+#[test]
+fn ls_marks_partial_uploads_aligns_wide_names_and_has_long_and_human_forms() {
+    let s = Setup::new();
+    s.write_local("名前.txt", b"12345");
+    s.write_local("plain.txt", &pattern(2048, 1));
+    s.ok(&["put", "名前.txt", "plain.txt", "d/"]);
+    // An upload that broke off after 3 bytes, as `stat` reports it.
+    let mut raw = Raw::connect(&s.server.addr);
+    raw.header(r#"{"op":"put","path":"d/big.iso","total_size":10}"#);
+    raw.body(b"abc");
+    drop(raw);
+    let partial = s.root.join("d/.unstick-partial-big.iso");
+    let idle = shell_common::eventually(Duration::from_secs(10), || {
+        fs::metadata(&partial).is_ok_and(|m| m.len() == 3)
+            && serve_common::partial_is_idle(&s.root.join("d"), "big.iso")
+    });
+    assert!(idle, "the torn upload was not kept");
+    let stat = s.refused(&["stat", "d/big.iso"]);
+    assert!(stat.contains("an interrupted upload of 3 bytes"), "{stat}");
+    let (listing, _) = s.ok(&["ls", "d"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    assert!(
+        lines[0].starts_with("big.iso [partial upload]  "),
+        "{listing}"
+    );
+    assert!(lines[1].starts_with("plain.txt  "), "{listing}");
+    assert!(lines[2].starts_with("名前.txt  "), "{listing}");
+    // Columns line up on screen: `名前` is four columns wide, so its line has two chars fewer.
+    let widths: Vec<usize> = lines
+        .iter()
+        .map(|l| l.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum())
+        .collect();
+    assert!(widths.iter().all(|&w| w == widths[0]), "{listing}");
+
+    let (long, _) = s.ok(&["ls", "-l", "-h", "d"]);
+    let lines: Vec<&str> = long.lines().collect();
+    assert!(lines[0].starts_with("partial     3  "), "{long}");
+    assert!(lines[0].ends_with("  big.iso"), "{long}");
+    assert!(lines[1].starts_with("file     2.0K  "), "{long}");
+    assert!(lines[2].ends_with("  名前.txt"), "{long}");
+
+    // --md5 means nothing to ls, stat or delete: not offered, and refused.
+    let err = s.refused(&["ls", "--md5"]);
+    assert!(
+        err.contains("--md5 chooses the digest of a transfer"),
+        "{err}"
+    );
+    let help = s.ok(&["ls", "--help"]).0;
+    assert!(!help.contains("--md5"), "{help}");
+    assert!(s.ok(&["put", "--help"]).0.contains("--md5"));
+}
+
+#[test]
+fn resume_skips_a_complete_file_and_no_clobber_keeps_local_files() {
+    let s = Setup::new();
+    let data = pattern(100_000, 9);
+    s.write_local("f.bin", &data);
+    s.ok(&["put", "f.bin"]);
+    let (_, stderr) = s.ok(&["put", "--resume", "f.bin"]);
+    assert!(
+        stderr.contains("already complete on the server") && stderr.contains("skipped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stored"), "{stderr}");
+    // Same size, other bytes: not skipped, replaced.
+    let mut other = data.clone();
+    other[50_000] ^= 0xff;
+    fs::write(s.root.join("f.bin"), &other).unwrap();
+    let (_, stderr) = s.ok(&["put", "--resume", "f.bin"]);
+    assert!(stderr.contains("stored f.bin"), "{stderr}");
+    assert_eq!(fs::read(s.root.join("f.bin")).unwrap(), data);
+
+    // get: by default a verified download replaces the local file, as scp does...
+    s.write_local("g.bin", b"old");
+    s.ok(&["put", "f.bin", "--to", "g.bin"]);
+    s.ok(&["get", "g.bin"]);
+    assert_eq!(fs::read(s.local.join("g.bin")).unwrap(), data);
+    // ... and with --no-clobber it never does.
+    fs::write(s.local.join("g.bin"), b"keep me").unwrap();
+    let (_, stderr) = s.ok(&["get", "--no-clobber", "g.bin"]);
+    assert!(
+        stderr.contains("exists; not replaced (--no-clobber)"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(s.local.join("g.bin")).unwrap(), b"keep me");
+    s.ok(&["get", "-n", "g.bin", "fresh.bin"]);
+    assert_eq!(fs::read(s.local.join("fresh.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_download_into_a_missing_directory_names_the_path_given_not_the_staging_file() {
+    let s = Setup::new();
+    s.write_local("x.txt", b"x");
+    s.ok(&["put", "x.txt"]);
+    let err = s.refused(&["get", "x.txt", "nodir/sub/x.txt"]);
+    assert!(err.contains("nodir/sub/x.txt: no such directory"), "{err}");
+    assert!(!err.contains("unstick-part"), "{err}");
+}
