@@ -10,6 +10,8 @@ mod ftp_cli;
 mod log_queue;
 mod serving;
 mod shell_cli;
+mod shell_construct;
+mod shell_lines;
 mod stop_signals;
 mod tls_cli;
 
