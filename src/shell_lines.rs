@@ -546,12 +546,12 @@ pub fn run(runner: Runner) -> u8 {
             continue;
         }
         let command = std::mem::take(&mut pending);
-        let command = command.trim();
-        if command.is_empty() {
+        if command.trim().is_empty() {
             continue;
         }
-        source.remember(command);
-        if let Next::Exit(status) = session.handle(command) {
+        // As typed: a leading space keeps a command out of the history.
+        source.remember(&command);
+        if let Next::Exit(status) = session.handle(command.trim()) {
             return status;
         }
     }

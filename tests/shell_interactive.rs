@@ -30,6 +30,8 @@ struct TypedSession {
     screen: Arc<Mutex<Vec<u8>>>,
     /// How much of `screen` the last `expect` consumed.
     seen: usize,
+    /// Copies the terminal's output into `screen` until the client is gone.
+    reader: thread::JoinHandle<()>,
 }
 
 impl TypedSession {
@@ -87,7 +89,7 @@ impl TypedSession {
         let screen = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().expect("dup master");
         let shown = Arc::clone(&screen);
-        thread::spawn(move || {
+        let reader = thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // Ends with EIO once the client (the last holder of the slave) is gone.
             while let Ok(n) = reader.read(&mut buf) {
@@ -102,6 +104,7 @@ impl TypedSession {
             master,
             screen,
             seen: 0,
+            reader,
         };
         session.expect(">>>");
         session
@@ -140,6 +143,17 @@ impl TypedSession {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything the client wrote, once it has exited and all of it is read.
+    fn final_screen(&mut self) -> String {
+        self.exit_status();
+        let deadline = Instant::now() + SHOW_LIMIT;
+        while !self.reader.is_finished() {
+            assert!(Instant::now() < deadline, "the terminal did not close");
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.screen()
     }
 
     /// Waits for the client to exit.
@@ -235,7 +249,7 @@ fn ctrl_c_at_the_prompt_drops_the_line_and_ctrl_d_leaves_on_a_new_line() {
     let status = session.exit_status();
     // The last command's status, as a shell leaves with.
     assert_eq!(status.code(), Some(0));
-    let screen = session.screen();
+    let screen = session.final_screen();
     assert!(
         !screen.contains("partial-2"),
         "the dropped line ran: {screen:?}"
@@ -263,7 +277,7 @@ fn exit_and_quit_leave_with_their_status() {
         }
         assert_eq!(session.exit_status().code(), Some(status), "{lines:?}");
         if lines[0] == "exit nope" {
-            assert!(session.screen().contains("a number is needed"));
+            assert!(session.final_screen().contains("a number is needed"));
         }
     }
 }
@@ -279,11 +293,17 @@ fn up_arrow_recalls_commands_of_this_and_earlier_sessions() {
     // Up-arrow then Enter in the same session...
     first.type_keys(b"\x1b[A\r");
     first.expect("hist-42\r\n");
+    first.expect(">>>");
+    // A leading space keeps a command out of the history.
+    first.type_line(" echo secret-$((2*2))");
+    first.expect("secret-4\r\n");
+    first.expect(">>>");
     first.type_line("exit");
     assert_eq!(first.exit_status().code(), Some(0));
     let history = dir.path().join("unstick/shell_history");
     let saved = std::fs::read_to_string(&history).expect("history file");
     assert!(saved.contains("echo hist-$((6*7))"), "{saved:?}");
+    assert!(!saved.contains("secret"), "{saved:?}");
 
     // ...and in the next one, from the file: Up twice passes `exit`.
     let mut second = TypedSession::start(&server.addr, dir.path());
@@ -310,7 +330,7 @@ fn the_next_command_after_the_idle_timeout_runs_on_a_new_connection() {
     thread::sleep(Duration::from_millis(2500));
     session.type_line("exit 9");
     assert_eq!(session.exit_status().code(), Some(9));
-    let screen = session.screen();
+    let screen = session.final_screen();
     assert!(
         !screen.contains("Broken pipe") && !screen.contains("closed"),
         "{screen:?}"
