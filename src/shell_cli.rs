@@ -17,7 +17,7 @@ use crate::serving::{LobbyArgs, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
-use crate::shell_lines::{self, CONNECTION_FAILED, Runner, TerminalOutput};
+use crate::shell_lines::{self, CONNECTION_FAILED, RemoteShell, TerminalOutput};
 
 /// Exit status of `connect` when its own output is a pipe nobody reads any more: what a shell
 /// reports for a process that `SIGPIPE` ended (128 + 13), so `connect -c yes | head -1` ends
@@ -202,7 +202,7 @@ fn connect(args: ConnectArgs) -> ExitCode {
     };
     match args.command {
         Some(command) => status_of(run_one(&mut client, &command)),
-        None => ExitCode::from(shell_lines::run(Runner::Framed(Box::new(client)))),
+        None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
     }
 }
 
@@ -247,7 +247,7 @@ fn connect_legacy(args: &ConnectArgs) -> ExitCode {
     };
     match &args.command {
         Some(command) => status_of(client.exec(command, &mut io::stdout()).map(|()| 0)),
-        None => ExitCode::from(shell_lines::run(Runner::Seed(Box::new(client)))),
+        None => ExitCode::from(shell_lines::run(RemoteShell::Seed(Box::new(client)))),
     }
 }
 

@@ -47,16 +47,16 @@ const BAD_EXIT_ARGUMENT: u8 = 2;
 /// Most commands the history file keeps.
 const HISTORY_SIZE: usize = 1000;
 
-/// What runs the commands: a framed client (which can keep a working directory) or a seed
-/// one (which cannot).
-pub enum Runner {
+/// The server the commands run on: over the framed protocol (which can carry a working
+/// directory) or the seed's (which cannot).
+pub enum RemoteShell {
     /// `unstick shell connect`.
     Framed(Box<ShellClient>),
     /// `unstick shell connect --legacy`.
     Seed(Box<LegacyShellClient>),
 }
 
-impl Runner {
+impl RemoteShell {
     fn run(
         &mut self,
         command: &str,
@@ -64,7 +64,7 @@ impl Runner {
         out: &mut dyn OutputSink,
     ) -> Result<u8, ShellClientError> {
         match self {
-            Runner::Framed(client) => {
+            RemoteShell::Framed(client) => {
                 let report = client.exec_in(command, cwd, out)?;
                 if report.timed_out {
                     eprintln!("unstick: the command ran out of time and was killed");
@@ -77,18 +77,18 @@ impl Runner {
                 }
                 Ok(report.termination.shell_status())
             }
-            Runner::Seed(client) => client.exec(command, &mut SinkWriter(out)).map(|()| 0),
+            RemoteShell::Seed(client) => client.exec(command, &mut SinkWriter(out)).map(|()| 0),
         }
     }
 
     fn keeps_cwd(&self) -> bool {
-        matches!(self, Runner::Framed(_))
+        matches!(self, RemoteShell::Framed(_))
     }
 
     fn interrupter(&self) -> Option<ExecInterrupter> {
         match self {
-            Runner::Framed(client) => Some(client.interrupter()),
-            Runner::Seed(_) => None,
+            RemoteShell::Framed(client) => Some(client.interrupter()),
+            RemoteShell::Seed(_) => None,
         }
     }
 }
@@ -210,7 +210,7 @@ fn exit_status(arg: &str) -> Option<u8> {
 
 /// What is kept between commands.
 struct Session {
-    runner: Runner,
+    runner: RemoteShell,
     output: TerminalOutput,
     /// The directory commands run in; `None`: the server's `--workdir`.
     cwd: Option<String>,
@@ -287,8 +287,13 @@ impl Session {
         let status = match result {
             Ok(0) => {
                 let text = String::from_utf8_lossy(&stdout);
-                let dir = text.trim_end_matches(['\n', '\r']);
-                if dir.is_empty() || dir.contains('\n') {
+                // `pwd` prints last (a `cd` found through CDPATH prints the directory too).
+                let dir = text
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_end_matches('\r');
+                if dir.is_empty() {
                     eprintln!("unstick: cd: the server's `pwd` printed {text:?}, not a directory");
                     Ok(1)
                 } else {
@@ -336,7 +341,7 @@ impl Session {
 }
 
 /// One read of a line.
-enum Read {
+enum LineRead {
     Line(String),
     /// Ctrl-C at the prompt.
     Interrupted,
@@ -406,14 +411,14 @@ impl LineSource {
         }
     }
 
-    fn read(&mut self, prompt: &str) -> Read {
+    fn read(&mut self, prompt: &str) -> LineRead {
         match self {
             LineSource::Editor { editor, .. } => match editor.readline(prompt) {
-                Ok(line) => Read::Line(line),
-                Err(ReadlineError::Interrupted) => Read::Interrupted,
-                Err(ReadlineError::Eof) => Read::End,
-                Err(ReadlineError::Io(e)) => Read::Failed(e),
-                Err(e) => Read::Failed(io::Error::other(e)),
+                Ok(line) => LineRead::Line(line),
+                Err(ReadlineError::Interrupted) => LineRead::Interrupted,
+                Err(ReadlineError::Eof) => LineRead::End,
+                Err(ReadlineError::Io(e)) => LineRead::Failed(e),
+                Err(e) => LineRead::Failed(io::Error::other(e)),
             },
             LineSource::Plain {
                 lines,
@@ -424,15 +429,15 @@ impl LineSource {
                     let _ = io::stdout().flush();
                 }
                 match lines.next() {
-                    None => Read::End,
-                    Some(Err(e)) => Read::Failed(e),
+                    None => LineRead::End,
+                    Some(Err(e)) => LineRead::Failed(e),
                     Some(Ok(mut line)) => {
                         if line.last() == Some(&b'\r') {
                             line.pop();
                         }
                         match String::from_utf8(line) {
-                            Ok(line) => Read::Line(line),
-                            Err(_) => Read::NotUtf8,
+                            Ok(line) => LineRead::Line(line),
+                            Err(_) => LineRead::NotUtf8,
                         }
                     }
                 }
@@ -482,7 +487,7 @@ fn stop_commands_on_ctrl_c(interrupter: ExecInterrupter) {
 
 /// Reads commands until `exit`, Ctrl-D or the end of input, running each through `runner`;
 /// returns the status to exit with (the last command's, or `exit`'s).
-pub fn run(runner: Runner) -> u8 {
+pub fn run(runner: RemoteShell) -> u8 {
     let mut source = LineSource::open();
     let interactive = io::stdin().is_terminal();
     if interactive && let Some(interrupter) = runner.interrupter() {
@@ -507,15 +512,15 @@ pub fn run(runner: Runner) -> u8 {
             session.output.start_line();
         }
         let line = match source.read(prompt) {
-            Read::Line(line) => line,
-            Read::Interrupted => {
+            LineRead::Line(line) => line,
+            LineRead::Interrupted => {
                 // As bash: the line is dropped, a new prompt below it.
                 println!("^C");
                 pending.clear();
                 session.status = INTERRUPTED;
                 continue;
             }
-            Read::End => {
+            LineRead::End => {
                 if !pending.trim().is_empty() {
                     // Unfinished: the server's shell says what is missing.
                     if let Next::Exit(status) = session.handle(&pending) {
@@ -528,12 +533,12 @@ pub fn run(runner: Runner) -> u8 {
                 }
                 return session.status;
             }
-            Read::NotUtf8 => {
+            LineRead::NotUtf8 => {
                 eprintln!("unstick shell connect: skipped a line that is not UTF-8 text");
                 session.status = CONNECTION_FAILED;
                 continue;
             }
-            Read::Failed(e) => {
+            LineRead::Failed(e) => {
                 eprintln!("unstick shell connect: cannot read input: {e}");
                 return 1;
             }
