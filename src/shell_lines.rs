@@ -322,15 +322,14 @@ impl Session {
             Err(ShellClientError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                 return Next::Exit(crate::shell_cli::OUTPUT_CLOSED);
             }
-            Err(e @ ShellClientError::Server { .. }) => {
-                self.output.start_line();
-                eprintln!("unstick shell connect: {e}");
-                CONNECTION_FAILED
-            }
             Err(e) => {
-                self.output.start_line();
+                if self.interactive {
+                    // On a terminal the message starts a line; piped output stays as it was.
+                    self.output.start_line();
+                }
                 eprintln!("unstick shell connect: {e}");
-                if !self.interactive {
+                // A refusal ends that command only; a failed connection ends piped input.
+                if !self.interactive && !matches!(e, ShellClientError::Server { .. }) {
                     return Next::Exit(CONNECTION_FAILED);
                 }
                 CONNECTION_FAILED
