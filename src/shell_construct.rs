@@ -4,10 +4,11 @@
 //! `)`. The shell client collects lines until the command is whole and sends it as one request,
 //! since every request is a `sh -c` of its own.
 //!
+//! Here-documents (`<<EOF`, `<<-EOF`, `<<'EOF'`) are open until their delimiter line.
+//!
 //! This is a reading of POSIX shell syntax good enough to tell "more is coming" from "done",
 //! not a parser: a construct closed out of order (`fi` with no `if`) counts as whole and the
-//! server's shell reports the error. Here-documents (`<<EOF`) are not followed: their body
-//! lines are sent one command at a time.
+//! server's shell reports the error.
 
 /// What the text still needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,63 @@ pub enum Unfinished {
     Operator,
     /// A compound command waiting for this word (`fi`, `done`, `esac`, `}`, `)`).
     Construct(&'static str),
+    /// A here-document whose delimiter line has not come.
+    HereDocument,
+}
+
+/// A here-document whose body starts at the next line.
+struct HereDocument {
+    delimiter: String,
+    /// `<<-`: leading tabs of the body's lines (and of the delimiter line) are dropped.
+    strip_tabs: bool,
+}
+
+type Chars<'t> = std::iter::Peekable<std::str::Chars<'t>>;
+
+/// Reads a here-document's delimiter word after `<<` or `<<-`, quotes removed.
+fn here_document(chars: &mut Chars<'_>) -> HereDocument {
+    let strip_tabs = chars.next_if_eq(&'-').is_some();
+    while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+    let mut delimiter = String::new();
+    while let Some(c) = chars.next_if(|c| !c.is_whitespace() && !";&|<>()".contains(*c)) {
+        match c {
+            '\'' | '"' => {}
+            '\\' => delimiter.extend(chars.next()),
+            _ => delimiter.push(c),
+        }
+    }
+    HereDocument {
+        delimiter,
+        strip_tabs,
+    }
+}
+
+/// Consumes the bodies of `pending` here-documents, which start here (after a newline); false
+/// when the text ends before a delimiter line.
+fn skip_here_documents(chars: &mut Chars<'_>, pending: &mut Vec<HereDocument>) -> bool {
+    for document in pending.drain(..) {
+        loop {
+            if chars.peek().is_none() {
+                return false;
+            }
+            let mut line = String::new();
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+                line.push(c);
+            }
+            let line = if document.strip_tabs {
+                line.trim_start_matches('\t')
+            } else {
+                &line
+            };
+            if line == document.delimiter {
+                break;
+            }
+        }
+    }
+    true
 }
 
 /// A compound command that is open.
@@ -121,6 +179,7 @@ pub fn completeness(text: &str) -> Completeness {
         ..Reader::default()
     };
     let mut chars = text.chars().peekable();
+    let mut here_documents = Vec::new();
     while let Some(c) = chars.next() {
         match c {
             '\'' => {
@@ -158,12 +217,30 @@ pub fn completeness(text: &str) -> Completeness {
                 for inner in chars.by_ref() {
                     if inner == '\n' {
                         reader.separator();
+                        if !skip_here_documents(&mut chars, &mut here_documents) {
+                            return Completeness::Open(Unfinished::HereDocument);
+                        }
                         break;
                     }
                 }
             }
             ' ' | '\t' => reader.end_word(),
-            '\n' | ';' => reader.separator(),
+            '\n' => {
+                reader.separator();
+                if !skip_here_documents(&mut chars, &mut here_documents) {
+                    return Completeness::Open(Unfinished::HereDocument);
+                }
+            }
+            ';' => reader.separator(),
+            '<' if chars.next_if_eq(&'<').is_some() => {
+                reader.end_word();
+                // `<<<` is a here-string: one word, no body. Inside parentheses `<<` is taken
+                // for arithmetic's shift (`$((1 << 4))`), not a here-document.
+                let in_parentheses = reader.open.last() == Some(&Opened::Paren);
+                if chars.next_if_eq(&'<').is_none() && !in_parentheses {
+                    here_documents.push(here_document(&mut chars));
+                }
+            }
             '&' | '|' => {
                 reader.separator();
                 let doubled = chars.next_if_eq(&c).is_some();
@@ -186,6 +263,9 @@ pub fn completeness(text: &str) -> Completeness {
         }
     }
     reader.end_word();
+    if !here_documents.is_empty() {
+        return Completeness::Open(Unfinished::HereDocument);
+    }
     if let Some(opened) = reader.open.last() {
         return Completeness::Open(Unfinished::Construct(opened.closer()));
     }
@@ -248,6 +328,25 @@ mod tests {
                 "if true; then echo 'a;\nfi'",
                 Open(Unfinished::Construct("fi")),
             ),
+            ("cat <<EOF", Open(Unfinished::HereDocument)),
+            ("cat <<EOF\nif 'x\n", Open(Unfinished::HereDocument)),
+            ("cat <<EOF\nif 'x\nEOF", Complete),
+            ("cat <<EOF\nif 'x\nEOF\n", Complete),
+            ("cat <<'END' | wc -l\n$a\n END\nEND", Complete),
+            ("cat <<-END\n\tbody\n\tEND", Complete),
+            ("cat <<END\n\tEND", Open(Unfinished::HereDocument)),
+            ("cat <<A <<B\na\nA\nb", Open(Unfinished::HereDocument)),
+            ("cat <<A <<B\na\nA\nb\nB", Complete),
+            (
+                "if true; then cat <<E\nfi\nE",
+                Open(Unfinished::Construct("fi")),
+            ),
+            ("if true; then cat <<E\nfi\nE\nfi", Complete),
+            ("cat <<< 'here string'", Complete),
+            ("cat <<E # note\nx\nE", Complete),
+            ("cat <<\\E\nx\nE", Complete),
+            ("echo $((1<<4))", Complete),
+            ("echo $(( 1 << 4 ))", Complete),
         ];
         for &(text, expected) in table {
             assert_eq!(completeness(text), expected, "{text:?}");

@@ -409,11 +409,11 @@ fn multi_line_constructs_are_collected_at_a_continuation_prompt() {
 fn piped_input_is_sent_one_whole_construct_at_a_time() {
     let server = ServerProcess::start(&[]);
     let script = b"for i in a b\ndo\n  echo x$i\ndone\nif true; then\n  echo yes\nfi\n\
-        echo 'multi\nline'\ncd /\npwd\nprintf no-newline\nexit 3\necho never\n";
+        echo 'multi\nline'\ncat <<EOF\nit's $((1<<2))\nEOF\ncd /\npwd\nprintf no-newline\nexit 3\necho never\n";
     let out = connect_cli(&server.addr, &[], script, &[]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "xa\nxb\nyes\nmulti\nline\n/\nno-newline"
+        "xa\nxb\nyes\nmulti\nline\nit's 4\n/\nno-newline"
     );
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     // An unfinished construct at the end of input is sent, and the server's shell says why.
