@@ -30,9 +30,13 @@ pub enum ShellCommand {
     /// Run the shell server: `sh -c` (`cmd.exe /c` on Windows, or --shell) for every command a
     /// client sends.
     Serve(ServeArgs),
-    /// Run commands on a shell server: interactively (line editing, history, Ctrl-C stops the
-    /// running command, `cd` kept between commands, `exit [N]` leaves), one whole command per
-    /// line of piped input, or one with `-c`.
+    /// Run commands on a shell server: interactively, from piped input, or one with `-c`.
+    ///
+    /// Interactively: line editing and history, Ctrl-C stops the running command (not the
+    /// client), `cd DIR` is kept by the client and sent with every later command, `exit [N]`
+    /// or `quit` leaves, and a construct that spans lines (`for ... done`, an open quote) is
+    /// sent once complete. Piped input is read the same way, one whole command at a time.
+    /// Nothing else carries over between commands: each runs in a fresh shell.
     Connect(ConnectArgs),
 }
 
