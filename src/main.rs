@@ -14,7 +14,9 @@ mod log_queue;
 mod serve_both;
 mod serving;
 mod shell_cli;
+mod shell_construct;
 mod shell_integration;
+mod shell_lines;
 mod stop_signals;
 mod tls_cli;
 

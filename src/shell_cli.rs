@@ -1,6 +1,6 @@
 //! `unstick shell ...`: the remote shell server and its client.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use unstick_std::server::Shutdown;
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, OutputSink,
-    OutputStream, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
+    DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, Shell,
+    ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected};
@@ -18,14 +18,12 @@ use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
-/// Exit status of `connect` when the connection or the protocol fails, or the server refuses a
-/// command (as `ssh` does).
-const CONNECTION_FAILED: u8 = 255;
+use crate::shell_lines::{self, CONNECTION_FAILED, RemoteShell, TerminalOutput};
 
 /// Exit status of `connect` when its own output is a pipe nobody reads any more: what a shell
 /// reports for a process that `SIGPIPE` ended (128 + 13), so `connect -c yes | head -1` ends
 /// quietly.
-const OUTPUT_CLOSED: u8 = 128 + 13;
+pub(crate) const OUTPUT_CLOSED: u8 = 128 + 13;
 
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
@@ -33,7 +31,13 @@ pub enum ShellCommand {
     /// Run the shell server: `sh -c` (`cmd.exe /c` on Windows, or --shell) for every command a
     /// client sends.
     Serve(ServeArgs),
-    /// Run commands on a shell server: interactively, one per input line, or one with `-c`.
+    /// Run commands on a shell server: interactively, from piped input, or one with `-c`.
+    ///
+    /// Interactively: line editing and history, Ctrl-C stops the running command (not the
+    /// client), `cd DIR` is kept by the client and sent with every later command, `exit [N]`
+    /// or `quit` leaves, and a construct that spans lines (`for ... done`, an open quote) is
+    /// sent once complete. Piped input is read the same way, one whole command at a time.
+    /// Nothing else carries over between commands: each runs in a fresh shell.
     Connect(ConnectArgs),
 }
 
@@ -246,14 +250,14 @@ fn connect(args: ConnectArgs) -> ExitCode {
     report_connected(client.link(), started);
     match args.command {
         Some(command) => status_of(run_one(&mut client, &command)),
-        None => run_lines(|line| run_one(&mut client, line)),
+        None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
     }
 }
 
 /// Runs one command, writing its output to our stdout and stderr; returns the status a shell
 /// would report for it.
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
-    let report = client.exec(command, &mut TerminalOutput)?;
+    let report = client.exec(command, &mut TerminalOutput::default())?;
     note_cut_short(&report);
     Ok(report.termination.shell_status())
 }
@@ -284,48 +288,6 @@ fn connection_failed(e: &ShellClientError) -> ExitCode {
     ExitCode::from(CONNECTION_FAILED)
 }
 
-/// Reads commands, one per line, until the end of input, running each with `exec`; shows the
-/// seed's `>>>` prompt when stdin is a terminal. Blank lines are skipped. Returns the last
-/// command's status. A refused command, or a line that is not UTF-8 (commands travel as UTF-8
-/// text), is reported and the session goes on; a failed connection ends it.
-fn run_lines(mut exec: impl FnMut(&str) -> Result<u8, ShellClientError>) -> ExitCode {
-    let stdin = io::stdin();
-    let interactive = stdin.is_terminal();
-    let mut status = 0;
-    let mut lines = stdin.lock().split(b'\n');
-    loop {
-        if interactive {
-            print!(">>>");
-            let _ = io::stdout().flush();
-        }
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            Some(Err(e)) => {
-                eprintln!("unstick shell connect: cannot read input: {e}");
-                return ExitCode::FAILURE;
-            }
-            None => return ExitCode::from(status),
-        };
-        let Ok(line) = std::str::from_utf8(&line) else {
-            eprintln!("unstick shell connect: skipped a line that is not UTF-8 text");
-            status = CONNECTION_FAILED;
-            continue;
-        };
-        let command = line.trim();
-        if command.is_empty() {
-            continue;
-        }
-        status = match exec(command) {
-            Ok(status) => status,
-            Err(e @ ShellClientError::Server { .. }) => {
-                eprintln!("unstick shell connect: {e}");
-                CONNECTION_FAILED
-            }
-            Err(e) => return connection_failed(&e),
-        };
-    }
-}
-
 fn connect_legacy(args: &ConnectArgs) -> ExitCode {
     let settings = match args.settings() {
         Ok(settings) => settings,
@@ -338,27 +300,9 @@ fn connect_legacy(args: &ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
-    let mut exec = |command: &str| client.exec(command, &mut io::stdout()).map(|()| 0);
     match &args.command {
-        Some(command) => status_of(exec(command)),
-        None => run_lines(exec),
-    }
-}
-
-/// Our own stdout and stderr, written byte for byte and flushed per chunk so output shows up as
-/// the command produces it.
-struct TerminalOutput;
-
-impl OutputSink for TerminalOutput {
-    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
-        match stream {
-            OutputStream::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()
-            }
-            OutputStream::Stderr => io::stderr().lock().write_all(bytes),
-        }
+        Some(command) => status_of(client.exec(command, &mut io::stdout()).map(|()| 0)),
+        None => ExitCode::from(shell_lines::run(RemoteShell::Seed(Box::new(client)))),
     }
 }
 

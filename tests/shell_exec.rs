@@ -98,6 +98,66 @@ fn a_client_whose_waiting_connection_was_closed_connects_again() {
     assert_eq!(out.stdout, b"second\n");
 }
 
+/// A scripted server: for each connection in turn, reads one request and answers with
+/// `replies[i]` (`None`: closes without a word); returns the commands it was sent.
+fn scripted_server(
+    replies: Vec<Option<&'static str>>,
+) -> (String, thread::JoinHandle<Vec<String>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let script = thread::spawn(move || {
+        let mut commands = Vec::new();
+        for reply in replies {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let Some((_, body)) = shell_common::read_raw_frame(&mut stream) else {
+                continue;
+            };
+            commands.push(String::from_utf8(body).expect("utf-8"));
+            if let Some(header) = reply {
+                std::io::Write::write_all(&mut stream, &shell_common::header_frame(header, b""))
+                    .expect("reply");
+            }
+        }
+        // Nobody else comes: a second attempt would be seen here.
+        listener.set_nonblocking(true).expect("nonblocking");
+        thread::sleep(Duration::from_millis(300));
+        assert!(listener.accept().is_err(), "the client connected once more");
+        commands
+    });
+    (addr, script)
+}
+
+#[test]
+fn a_command_is_sent_again_only_when_the_server_says_it_did_not_run() {
+    // The server's idle timeout crossed the command: it says so, and the command goes again on
+    // a new connection.
+    let (addr, script) = scripted_server(vec![
+        Some(
+            r#"{"op":"error","code":"idle_timeout","message":"no complete request within 1 s; closing the connection","total_size":0}"#,
+        ),
+        Some(r#"{"op":"exit","code":0,"truncated":false,"timed_out":false,"total_size":0}"#),
+    ]);
+    let mut client = shell_common::client_at(&addr, None);
+    let (report, _) = exec(&mut client, "touch once");
+    assert_eq!(report.termination, Termination::Exited(0));
+    drop(client);
+    assert_eq!(script.join().expect("script"), ["touch once", "touch once"]);
+
+    // A connection that just closes may have run it: it is not sent again.
+    let (addr, script) = scripted_server(vec![None]);
+    let mut client = shell_common::client_at(&addr, None);
+    let mut out = shell_common::Collected::keeping();
+    let result = client.exec("touch once", &mut out);
+    assert!(
+        matches!(result, Err(ShellClientError::ConnectionClosed)),
+        "{result:?}"
+    );
+    assert_eq!(script.join().expect("script"), ["touch once"]);
+}
+
 #[test]
 fn output_streams_while_the_command_runs() {
     let server = ServerProcess::start(&[]);
@@ -185,7 +245,8 @@ fn connect_whose_output_reader_goes_away_ends_quietly() {
 #[test]
 fn a_failing_command_does_not_end_a_line_by_line_session() {
     let server = ServerProcess::start(&[]);
-    let out = connect_cli(&server.addr, &[], b"echo a\nexit 255\necho b\n", &[]);
+    // (`exit 255` alone would end the session: the client answers `exit` itself.)
+    let out = connect_cli(&server.addr, &[], b"echo a\n(exit 255)\necho b\n", &[]);
     assert_eq!(out.stdout, b"a\nb\n");
     assert_eq!(out.status.code(), Some(0));
 }
@@ -271,7 +332,8 @@ fn connect_shows_the_seed_prompt_when_stdin_is_a_terminal() {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect();
-    assert_eq!(stdout, b">>>one\n>>>two\n>>>");
+    // After Ctrl-D, a newline: the local shell's prompt starts a line of its own.
+    assert_eq!(stdout, b">>>one\n>>>two\n>>>\n");
 }
 
 #[test]

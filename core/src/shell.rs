@@ -48,8 +48,12 @@ pub use crate::PLAIN_ENCODER;
 pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
     HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
 
+/// Longest working directory an exec request may name (`"cwd"`), in bytes: Linux's `PATH_MAX`.
+pub const MAX_CWD_LEN: usize = 4096;
+
 /// The request header a framed client sends, with the command as the frame's body:
-/// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one).
+/// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one, and `"cwd"` to run
+/// the command in another directory than the server's working directory).
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecRequest<'a> {
     /// Always [`ShellOp::Exec`].
@@ -57,10 +61,15 @@ pub struct ExecRequest<'a> {
     /// The shared secret, when the server requires one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<&'a str>,
+    /// The directory to run the command in: absolute, or relative to the server's working
+    /// directory; at most [`MAX_CWD_LEN`] bytes. `None`: the server's working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<&'a str>,
 }
 
-/// What the server reads from any request header: the operation and the token. `S` is an owned
-/// string type (`heapless::String<N>`, or `String` with an allocator): a token may hold escapes.
+/// What the server reads from any request header: the operation, the token and the working
+/// directory. `S` is an owned string type (`heapless::String<N>`, or `String` with an
+/// allocator): a token or a path may hold escapes.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RequestHeader<S> {
     /// The operation, as sent; only `exec` ([`ShellOp::Exec`]) is served.
@@ -68,6 +77,9 @@ pub struct RequestHeader<S> {
     /// The token presented, if any.
     #[serde(default = "none")]
     pub token: Option<S>,
+    /// The working directory asked for, if any.
+    #[serde(default = "none")]
+    pub cwd: Option<S>,
 }
 
 fn none<S>() -> Option<S> {
@@ -357,6 +369,7 @@ mod tests {
         let request = ExecRequest {
             op: ShellOp::Exec,
             token: None,
+            cwd: None,
         };
         let n = PLAIN_ENCODER
             .encode_frame(&request, b"ls", &mut buf)

@@ -65,6 +65,25 @@ impl EscapedText<'_> {
         kept
     }
 
+    /// Writes the unescaped text at the start of `out` and returns its length in bytes (UTF-8);
+    /// on an error what `out` holds is unspecified.
+    pub(crate) fn unescape_into_bytes(&self, out: &mut [u8]) -> Result<usize, Unescape> {
+        let mut len = 0;
+        for fragment in self.0.fragments() {
+            let mut char_buf = [0u8; 4];
+            let bytes = match fragment.map_err(|_| Unescape::Invalid)? {
+                EscapedStringFragment::NotEscaped(text) => text.as_bytes(),
+                EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut char_buf).as_bytes(),
+            };
+            let room = out
+                .get_mut(len..len + bytes.len())
+                .ok_or(Unescape::TooLong)?;
+            room.copy_from_slice(bytes);
+            len += bytes.len();
+        }
+        Ok(len)
+    }
+
     /// The unescaped text kept in `N` bytes, as a [`BoundedText`] would have read it (an
     /// invalid escape reads as too long: the text is not kept either way).
     pub(crate) fn to_bounded<const N: usize>(self) -> BoundedText<N> {
@@ -99,6 +118,13 @@ mod tests {
         assert!(short.is_empty());
         assert_eq!(h.name.to_bounded::<7>().get(), Some("a\"b\\c\n\u{1}"));
         assert!(h.name.to_bounded::<6>().is_too_long());
+        let mut bytes = [0u8; 16];
+        assert_eq!(h.name.unescape_into_bytes(&mut bytes), Ok(7));
+        assert_eq!(&bytes[..7], "a\"b\\c\n\u{1}".as_bytes());
+        assert_eq!(
+            h.name.unescape_into_bytes(&mut bytes[..6]),
+            Err(Unescape::TooLong)
+        );
         let (h, _) = serde_json_core::from_slice::<Header<'_>>(br#"{"name":"plain"}"#).unwrap();
         assert_eq!(h.name.to_bounded::<5>().get(), Some("plain"));
         let bad = EscapedText(EscapedStr(r"a\x"));

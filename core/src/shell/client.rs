@@ -320,12 +320,26 @@ impl<const CAP: usize> ShellClientSession<CAP> {
     /// Fails, queueing nothing, while a command is in flight or after an error
     /// ([`SessionError::OutOfOrder`]), or when the header does not fit in `CAP` bytes.
     pub fn exec(&mut self, command: &str, token: Option<&str>) -> Result<(), ExecError> {
+        self.exec_in(command, None, token)
+    }
+
+    /// As [`exec`](Self::exec), asking the server to run `command` in the directory `cwd`
+    /// (the request's `"cwd"`: absolute, or relative to the server's working directory); with
+    /// `None`, in the server's working directory. A server refuses a `cwd` that is not a
+    /// directory there with a `bad_path` error frame, running nothing.
+    pub fn exec_in(
+        &mut self,
+        command: &str,
+        cwd: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(), ExecError> {
         if !self.is_idle() {
             return Err(ExecError::Session(SessionError::OutOfOrder));
         }
         let request = ExecRequest {
             op: ShellOp::Exec,
             token,
+            cwd,
         };
         // The command's digest rides along when this build computes XXH3. Every other
         // encoding error means the head does not fit: the header is an object without
@@ -747,6 +761,20 @@ mod tests {
         );
         assert!(bytes.ends_with(b"\"}echo hi; kill -9 $$"));
 
+        // A working directory rides after the token; escapes as JSON has them.
+        let mut session = ShellClientSession::<1024>::new();
+        session
+            .exec_in("pwd", Some("/tmp/a \"b\""), Some("t"))
+            .unwrap();
+        let bytes = sent(&mut session, "pwd");
+        assert!(
+            bytes[4..].starts_with(
+                br#"{"op":"exec","token":"t","cwd":"/tmp/a \"b\"","total_size":3,"xxh3":""#
+            ),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+
         // The same bytes as the encoder writes for a whole frame.
         for (command, token) in [("", None), ("ls -l 新", Some("t")), ("x", Some(""))] {
             let mut session = ShellClientSession::<1024>::new();
@@ -754,6 +782,7 @@ mod tests {
             let request = ExecRequest {
                 op: ShellOp::Exec,
                 token,
+                cwd: None,
             };
             let mut buf = [0u8; 256];
             let n = EXEC_ENCODER

@@ -75,6 +75,9 @@ pub enum RunFailure {
     Spawn,
     /// The host lost track of the running command and killed it.
     Lost,
+    /// The working directory the request named ([`ShellServerSession::cwd`]) is not a
+    /// directory the host can run a command in; nothing ran. Answered with `bad_path`.
+    BadCwd,
 }
 
 /// Where a session is in the current request.
@@ -138,8 +141,11 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     rules: ShellRules<'a>,
     dialect: Dialect,
     decoder: FrameDecoder<CAP>,
+    /// The command from its start; the request's working directory, if any, in its last
+    /// `cwd_len` bytes.
     command: &'a mut [u8],
     command_len: usize,
+    cwd_len: usize,
     /// A seed command went past the limit (its excess was not kept).
     overflowed: bool,
     state: State,
@@ -166,6 +172,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             decoder: FrameDecoder::header_frames(Profile::SEED),
             command,
             command_len: 0,
+            cwd_len: 0,
             overflowed: false,
             state,
             outbox: Outbox::new(),
@@ -175,9 +182,26 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
     }
 
-    /// The longest command this session runs.
+    /// The longest command this session runs (the current request's working directory takes
+    /// room in the command buffer too).
     pub fn max_command_len(&self) -> usize {
-        self.rules.max_command_len.min(self.command.len())
+        self.rules
+            .max_command_len
+            .min(self.command.len() - self.cwd_len)
+    }
+
+    /// The working directory the request to [`Run`](ShellAction::Run) named (its `"cwd"`),
+    /// checked to be non-empty text without NUL of at most
+    /// [`MAX_CWD_LEN`](super::MAX_CWD_LEN) bytes; `None` when it named none (run in the
+    /// server's own), and outside a request. Whether it is a directory is the host's to check:
+    /// when it is not, [`handle_run_failed`](Self::handle_run_failed) with
+    /// [`RunFailure::BadCwd`].
+    pub fn cwd(&self) -> Option<&str> {
+        if self.cwd_len == 0 || self.state != State::Running {
+            return None;
+        }
+        let start = self.command.len() - self.cwd_len;
+        core::str::from_utf8(&self.command[start..]).ok()
     }
 
     /// Requests answered so far: run to their end, or refused.
@@ -363,6 +387,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let code = match failure {
             RunFailure::Spawn => ErrorCode::SpawnFailed,
             RunFailure::Lost => ErrorCode::RunFailed,
+            RunFailure::BadCwd => ErrorCode::BadPath,
         };
         self.refuse(Refusal::new(code, detail));
         Ok(())
@@ -376,6 +401,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     fn finish_request(&mut self) {
         self.answered += 1;
         self.command_len = 0;
+        self.cwd_len = 0;
         self.overflowed = false;
         self.state = match self.dialect {
             Dialect::Framed => State::Reading(Body::AwaitingHead),
@@ -464,7 +490,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 self.pending = Some(Refusal::new(
                     ErrorCode::BadHeader,
                     format_args!(
-                        "request header needs a string \"op\" member (and \"token\" if set): {e}"
+                        "request header needs a string \"op\" member (and \"token\" and \"cwd\" \
+                         strings if set): {e}"
                     ),
                 ));
                 return;
@@ -482,8 +509,14 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             }
         }
         let op = header.op.to_bounded::<16>();
+        self.cwd_len = 0;
         let refusal = if op.get().unwrap_or("").parse() != Ok(ShellOp::Exec) {
             Some(unknown_op(header.op))
+        } else if let Some(Err(refusal)) = header
+            .cwd
+            .map(|cwd| keep_cwd(cwd, self.command, &mut self.cwd_len))
+        {
+            Some(refusal.refusal())
         } else if body_len > self.max_command_len() as u64 {
             Some(Refusal::new(
                 ErrorCode::CommandTooLong,
@@ -694,6 +727,60 @@ pub fn judge_opening(received: &[u8], paused: bool, rules: &ShellRules<'_>) -> O
         },
         (Some(format), None) => Opening::Seed(format),
     }
+}
+
+/// Why a request's `"cwd"` is refused (with `bad_path`) before anything runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CwdRefusal {
+    /// Longer than [`MAX_CWD_LEN`](super::MAX_CWD_LEN) bytes, or than the buffer holds.
+    TooLong { cap: usize },
+    /// `""`: not a path.
+    Empty,
+    /// It holds a NUL byte.
+    ContainsNul,
+}
+
+impl CwdRefusal {
+    fn refusal(self) -> Refusal {
+        match self {
+            CwdRefusal::TooLong { cap } => Refusal::new(
+                ErrorCode::BadPath,
+                format_args!("the \"cwd\" is longer than the server's {cap}-byte limit"),
+            ),
+            CwdRefusal::Empty => Refusal::new(
+                ErrorCode::BadPath,
+                "the \"cwd\" is empty; leave it out to run in the server's working directory",
+            ),
+            CwdRefusal::ContainsNul => Refusal::new(
+                ErrorCode::BadPath,
+                "the \"cwd\" contains a NUL byte, which no path can hold",
+            ),
+        }
+    }
+}
+
+/// Keeps a request's working directory in the last bytes of `command` and sets `cwd_len` to
+/// its length. The buffer is free: the command's body comes after the head.
+fn keep_cwd(
+    cwd: EscapedText<'_>,
+    command: &mut [u8],
+    cwd_len: &mut usize,
+) -> Result<(), CwdRefusal> {
+    *cwd_len = 0;
+    let cap = command.len().min(super::MAX_CWD_LEN);
+    let len = cwd
+        .unescape_into_bytes(&mut command[..cap])
+        .map_err(|_| CwdRefusal::TooLong { cap })?;
+    if len == 0 {
+        return Err(CwdRefusal::Empty);
+    }
+    if command[..len].contains(&0) {
+        return Err(CwdRefusal::ContainsNul);
+    }
+    let start = command.len() - len;
+    command.copy_within(..len, start);
+    *cwd_len = len;
+    Ok(())
 }
 
 /// The refusal of an op other than `exec`. Out of line: only such a request makes room on the
@@ -973,6 +1060,116 @@ mod tests {
         let (seen, sent) = serve(ShellRules::default(), Dialect::Framed, &torn, 2);
         assert_eq!(seen, [Seen::Closed]);
         assert!(sent.is_empty());
+    }
+
+    /// Runs one framed request through a fresh session with a 64-byte command buffer; returns
+    /// the command and working directory it was to run with, or the refusal's code.
+    fn run_or_refusal(wire: &[u8]) -> Result<(String, Option<String>), &'static str> {
+        let mut command = [0u8; 64];
+        let rules = ShellRules::default();
+        let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
+        let used = session.handle_input(wire);
+        if let Some(refusal) = session.take_refusal() {
+            return Err(refusal.code.as_str());
+        }
+        assert_eq!(used, wire.len(), "the whole request is taken");
+        let cwd = session.cwd().map(str::to_string);
+        let Some(ShellAction::Run { command }) = session.poll_action() else {
+            panic!("neither run nor refused: {wire:?}")
+        };
+        Ok((command.to_string(), cwd))
+    }
+
+    #[test]
+    fn a_working_directory_rides_with_the_command_and_a_bad_one_is_refused() {
+        type Expected<'a> = Result<(&'a str, Option<&'a str>), &'a str>;
+        let table: [(&str, &[u8], Expected<'_>); 8] = [
+            (r#"{"op":"exec","total_size":3}"#, b"pwd", Ok(("pwd", None))),
+            (
+                r#"{"op":"exec","cwd":"/tmp","total_size":3}"#,
+                b"pwd",
+                Ok(("pwd", Some("/tmp"))),
+            ),
+            (
+                r#"{"op":"exec","cwd":"a \"q\" \u00e9","total_size":2}"#,
+                b"ls",
+                Ok(("ls", Some("a \"q\" é"))),
+            ),
+            (
+                r#"{"op":"exec","cwd":"","total_size":2}"#,
+                b"ls",
+                Err("bad_path"),
+            ),
+            (
+                r#"{"op":"exec","cwd":"a\u0000b","total_size":2}"#,
+                b"ls",
+                Err("bad_path"),
+            ),
+            (
+                r#"{"op":"exec","cwd":7,"total_size":2}"#,
+                b"ls",
+                Err("bad_header"),
+            ),
+            // 60 bytes of directory leave 4 of the buffer's 64 for the command.
+            (
+                concat!(
+                    r#"{"op":"exec","cwd":""#,
+                    "/123456789012345678901234567890123456789012345678901234567890",
+                    r#"","total_size":5}"#
+                ),
+                b"echo1",
+                Err("command_too_long"),
+            ),
+            (
+                concat!(
+                    r#"{"op":"exec","cwd":""#,
+                    "/12345678901234567890123456789012345678901234567890123456789",
+                    r#"","total_size":4}"#
+                ),
+                b"echo",
+                Ok((
+                    "echo",
+                    Some("/12345678901234567890123456789012345678901234567890123456789"),
+                )),
+            ),
+        ];
+        for (header, body, expected) in table {
+            let got = run_or_refusal(&frame(header, body));
+            let expected = expected.map(|(c, d)| (c.to_string(), d.map(str::to_string)));
+            assert_eq!(got, expected, "{header}");
+        }
+        // Longer than the buffer: refused, never cut.
+        let long = "/x".repeat(40);
+        let header = std::format!(r#"{{"op":"exec","cwd":"{long}","total_size":2}}"#);
+        assert_eq!(run_or_refusal(&frame(&header, b"ls")), Err("bad_path"));
+    }
+
+    #[test]
+    fn the_working_directory_is_the_current_requests_only() {
+        let mut command = [0u8; 64];
+        let rules = ShellRules::default();
+        let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
+        let mut out = [0u8; 1024];
+        let first = frame(r#"{"op":"exec","cwd":"/srv","total_size":2}"#, b"ls");
+        session.handle_input(&first);
+        assert_eq!(session.cwd(), Some("/srv"));
+        session
+            .handle_run_failed(RunFailure::BadCwd, "/srv: no such directory")
+            .unwrap();
+        assert_eq!(
+            session.take_refusal().map(|r| r.code),
+            Some(ErrorCode::BadPath)
+        );
+        while session.poll_transmit(&mut out).is_some() {}
+        assert_eq!(session.cwd(), None);
+        let second = frame(r#"{"op":"exec","total_size":3}"#, b"pwd");
+        session.handle_input(&second);
+        assert_eq!(
+            session.poll_action(),
+            Some(ShellAction::Run { command: "pwd" })
+        );
+        assert_eq!(session.cwd(), None);
+        assert_eq!(session.max_command_len(), 64);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use unstick_core::session::Transmit;
 use unstick_core::shell::{
@@ -46,6 +47,9 @@ pub enum ShellClientError {
     /// whose reader has gone). The reply was not read to its end, so the connection is out of
     /// step and should be dropped.
     Output(io::Error),
+    /// The command was stopped by [`ExecInterrupter::interrupt`]: the connection was dropped,
+    /// so the server killed the command's process group. The next command connects again.
+    Interrupted,
     /// The server refused the request with an error frame.
     Server {
         /// The server's stable error code (e.g. `unauthorized`, `busy`).
@@ -75,6 +79,9 @@ impl fmt::Display for ShellClientError {
                 "unexpected reply from the server ({what}); is it an unstick shell server (or, with --legacy, a seed-style one)?"
             ),
             ShellClientError::Output(e) => write!(f, "cannot pass on the command's output: {e}"),
+            ShellClientError::Interrupted => f.write_str(
+                "interrupted: the connection was dropped, so the server killed the command",
+            ),
             ShellClientError::Server { code, message } => {
                 write!(f, "server refused the request ({code}): {message}")
             }
@@ -156,6 +163,61 @@ pub struct ShellClient {
     send_buf: Vec<u8>,
     /// The last command failed on a serial line: resync before the next.
     unsettled: bool,
+    /// Where another thread stops the command in flight.
+    interrupter: ExecInterrupter,
+}
+
+/// Stops the command a [`ShellClient`] is running, from another thread (a Ctrl-C handler):
+/// [`interrupt`](Self::interrupt) shuts the connection down, the server sees the client gone
+/// and kills the command's process group, and the client's `exec` returns
+/// [`ShellClientError::Interrupted`]. Its next command connects again (a client made with
+/// [`ShellClient::connect`]). On a serial line there is no connection to drop: the command
+/// runs to its end.
+#[derive(Clone, Debug, Default)]
+pub struct ExecInterrupter {
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+#[derive(Debug, Default)]
+struct InFlight {
+    /// The socket of the command in flight; `None` between commands.
+    socket: Option<TcpStream>,
+    /// [`ExecInterrupter::interrupt`] dropped the connection of the command in flight.
+    interrupted: bool,
+}
+
+impl ExecInterrupter {
+    /// Stops the command in flight; returns whether one was (`false` between commands, when
+    /// there is nothing to stop).
+    pub fn interrupt(&self) -> bool {
+        let mut in_flight = self.lock();
+        let Some(socket) = in_flight.socket.take() else {
+            return false;
+        };
+        let _ = socket.shutdown(Shutdown::Both);
+        in_flight.interrupted = true;
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A command goes out on `link`.
+    fn start(&self, link: &Link) {
+        let mut in_flight = self.lock();
+        in_flight.socket = link.tcp_stream().and_then(|s| s.try_clone().ok());
+        in_flight.interrupted = false;
+    }
+
+    /// The command is over; whether it was interrupted.
+    fn finish(&self) -> bool {
+        let mut in_flight = self.lock();
+        in_flight.socket = None;
+        std::mem::take(&mut in_flight.interrupted)
+    }
 }
 
 impl fmt::Debug for ShellClient {
@@ -210,7 +272,13 @@ impl ShellClient {
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
             send_buf: Vec::new(),
             unsettled: false,
+            interrupter: ExecInterrupter::default(),
         }
+    }
+
+    /// A handle that stops this client's command in flight from another thread.
+    pub fn interrupter(&self) -> ExecInterrupter {
+        self.interrupter.clone()
     }
 
     /// Runs `command` on the server, passing its stdout and stderr to `sink` as they arrive.
@@ -219,7 +287,31 @@ impl ShellClient {
         command: &str,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
-        let result = self.exec_once(command, sink);
+        self.exec_in(command, None, sink)
+    }
+
+    /// As [`exec`](Self::exec), running `command` in the directory `cwd` on the server
+    /// (absolute, or relative to the server's `--workdir`; `None`: the server's `--workdir`).
+    /// A `cwd` that is not a directory there is refused with [`ShellClientError::Server`]
+    /// (code `bad_path`), and nothing runs.
+    ///
+    /// A server that closed the connection for waiting too long is noticed before the command
+    /// is sent, and connected to again; should the close cross the command on the way, the
+    /// server's `idle_timeout` refusal says the command did not run, and it is sent once more
+    /// on a new connection. A command is never sent twice otherwise.
+    pub fn exec_in(
+        &mut self,
+        command: &str,
+        cwd: Option<&str>,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExitReport, ShellClientError> {
+        let mut result = self.exec_once(command, cwd, sink);
+        if let Err(ShellClientError::Server { code, .. }) = &result
+            && code == "idle_timeout"
+            && self.addr.is_some()
+        {
+            result = self.exec_once(command, cwd, sink);
+        }
         if result.is_err() {
             self.unsettled = self.stream.is_serial();
         }
@@ -229,8 +321,10 @@ impl ShellClient {
     fn exec_once(
         &mut self,
         command: &str,
+        cwd: Option<&str>,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
+        self.interrupter.finish();
         if let Some(addr) = &self.addr
             && self.stream.peer_has_closed()
         {
@@ -245,7 +339,7 @@ impl ShellClient {
             self.unsettled = false;
         }
         self.session
-            .exec(command, self.token.as_deref())
+            .exec_in(command, cwd, self.token.as_deref())
             .map_err(|e| match e {
                 // A token too long for any request header: nothing was sent.
                 ExecError::HeadTooLarge { .. } => {
@@ -253,6 +347,7 @@ impl ShellClient {
                 }
                 other => ShellClientError::Io(io::Error::other(other)),
             })?;
+        self.interrupter.start(&self.stream);
         let session = &mut self.session;
         let sent = send_transmits(
             &mut self.stream,
@@ -260,7 +355,7 @@ impl ShellClient {
             command.as_bytes(),
             &mut self.send_buf,
         );
-        match sent {
+        let result = match sent {
             Ok(()) => self.read_reply(sink),
             // A server refuses a bad token on the header alone and closes without reading the
             // rest; its error frame says why better than the broken pipe does.
@@ -268,6 +363,13 @@ impl ShellClient {
                 Err(refusal @ ShellClientError::Server { .. }) => refusal,
                 _ => broken,
             }),
+        };
+        match result {
+            Err(_) if self.interrupter.finish() => Err(ShellClientError::Interrupted),
+            result => {
+                self.interrupter.finish();
+                result
+            }
         }
     }
 

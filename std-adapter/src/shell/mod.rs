@@ -56,7 +56,7 @@ mod server;
 mod session;
 pub mod wire;
 
-pub use client::{ExitReport, LegacyShellClient, ShellClient, ShellClientError};
+pub use client::{ExecInterrupter, ExitReport, LegacyShellClient, ShellClient, ShellClientError};
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ShellConfig,

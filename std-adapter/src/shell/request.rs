@@ -3,6 +3,7 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
@@ -45,10 +46,12 @@ pub(super) fn serve_request(
     }
     let rules = config.rules();
     let mut command = COMMAND_BUFFER.take();
+    // Room for the longest command and, after it, the request's working directory.
     command.resize(
         config
             .max_command_len
-            .min(unstick_core::shell::MAX_COMMAND_LEN),
+            .min(unstick_core::shell::MAX_COMMAND_LEN)
+            + unstick_core::shell::MAX_CWD_LEN,
         0,
     );
     let session = ShellServerSession::<HEADER_CAP>::new(rules, dialect, &mut command);
@@ -131,7 +134,8 @@ impl RequestHost<'_, '_> {
             match self.session.poll_action() {
                 Some(ShellAction::Run { command }) => {
                     let command = command.to_owned();
-                    self.run(&command)?;
+                    let cwd = self.session.cwd().map(str::to_owned);
+                    self.run(&command, cwd.as_deref())?;
                 }
                 Some(ShellAction::Close) => return Err(Closed),
                 Some(ShellAction::AwaitPause) => self.read_until_pause()?,
@@ -203,15 +207,27 @@ impl RequestHost<'_, '_> {
         Ok(())
     }
 
-    fn run(&mut self, command: &str) -> Result<(), Closed> {
+    /// Runs `command` in the server's working directory, or in `cwd` (relative to it) when the
+    /// request named one; a `cwd` that is no directory is refused and nothing runs.
+    fn run(&mut self, command: &str, cwd: Option<&str>) -> Result<(), Closed> {
         let started = Instant::now();
         // Watched for the client hanging up while the command runs.
         let socket = self.stream.tcp().try_clone().map_err(|_| Closed)?;
         let config = self.config;
+        let workdir = match cwd {
+            None => std::borrow::Cow::Borrowed(config.workdir.as_path()),
+            Some(cwd) => match request_workdir(&config.workdir, cwd) {
+                Ok(dir) => std::borrow::Cow::Owned(dir),
+                Err(why) => {
+                    let _ = self.session.handle_run_failed(RunFailure::BadCwd, why);
+                    return Ok(());
+                }
+            },
+        };
         let spec = CommandSpec {
             shell: &config.shell,
             command,
-            workdir: &config.workdir,
+            workdir: &workdir,
         };
         let outcome = match self.dialect {
             Dialect::Framed => {
@@ -264,6 +280,20 @@ impl RequestHost<'_, '_> {
                 self.flush(&body)
             }
         }
+    }
+}
+
+/// The directory a request's `cwd` names: `cwd` itself when absolute, else under `workdir`.
+/// `Err` says, for the client, why it is not a directory a command can run in.
+fn request_workdir(workdir: &Path, cwd: &str) -> Result<PathBuf, String> {
+    let dir = workdir.join(cwd);
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => Err(format!("cwd {cwd}: not a directory on the server")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(format!("cwd {cwd}: no such directory on the server"))
+        }
+        Err(e) => Err(format!("cwd {cwd}: {e}")),
     }
 }
 
