@@ -753,22 +753,22 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
     match stat.entry {
         Some(entry) => {
             println!(
-                "{shown}: {} {} bytes, modified {}",
+                "{shown}: {} {}, modified {}",
                 escape_for_terminal(&entry.kind),
-                entry.size,
+                console::count(entry.size, "byte"),
                 format_utc(entry.mtime)
             );
             if stat.partial_size > 0 {
                 println!(
-                    "{shown}: {} bytes of an interrupted upload held for resume",
-                    stat.partial_size
+                    "{shown}: {} of an interrupted upload held for resume",
+                    console::count(stat.partial_size, "byte")
                 );
             }
             Ok(())
         }
         None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} bytes is held for `put --resume`)",
-            stat.partial_size
+            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+            console::count(stat.partial_size, "byte")
         )),
         None => Err(format!("{shown}: no such file or directory")),
     }
