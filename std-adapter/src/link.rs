@@ -382,11 +382,37 @@ impl Read for Link {
                 // The server closed without a close_notify: the protocol's own framing tells
                 // whether anything is missing, and says so in its terms.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                Ok(n) if n > 0 => Ok(n + read_ahead_records(stream, &mut buf[n..])),
                 read => read.map_err(crate::tls::explain_read_error),
             },
             Kind::Serial(port) => port.read(buf),
         }
     }
+}
+
+/// Decrypts the records already read ahead into `buf`, without a system call: a download is
+/// then handed on in large pieces rather than a record (16 KiB) at a time. How many bytes it
+/// added. A record that fails is left for the next read to report (rustls keeps the error).
+fn read_ahead_records(stream: &mut TlsStream, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.conn.reader().read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if stream.sock.buffered() == 0
+            || !matches!(stream.conn.read_tls(&mut stream.sock), Ok(n) if n > 0)
+            || stream.conn.process_new_packets().is_err()
+        {
+            break;
+        }
+    }
+    filled
 }
 
 impl Write for Link {

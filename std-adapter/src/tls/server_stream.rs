@@ -17,6 +17,9 @@ pub struct TlsServerStream {
     tls: ServerConnection,
     wire: ReadAhead<TcpStream>,
     nonblocking: bool,
+    /// A record that failed to decrypt or parse after plaintext was handed out: reported by
+    /// the next read.
+    failed: Option<rustls::Error>,
 }
 
 impl TlsServerStream {
@@ -29,6 +32,7 @@ impl TlsServerStream {
             tls,
             wire,
             nonblocking: true,
+            failed: None,
         }
     }
 
@@ -97,19 +101,36 @@ impl TlsServerStream {
 
 impl Read for TlsServerStream {
     /// Plaintext from the client; `Ok(0)` at its end, clean (`close_notify`) or not (the end
-    /// of a request's stream is judged by the protocol, as over plain TCP).
+    /// of a request's stream is judged by the protocol, as over plain TCP). Waits only while
+    /// nothing has been read; after that, the records already read ahead are decrypted into
+    /// `buf` as far as it has room, so a bulk transfer is handed on in large pieces rather
+    /// than a record (16 KiB) at a time.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.failed.take() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        let mut filled = 0;
         loop {
-            match self.tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            match self.tls.reader().read(&mut buf[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) if filled > 0 => return Ok(filled),
                 Err(e) => return Err(e),
             }
+            if filled == buf.len() || (filled > 0 && self.wire.buffered() == 0) {
+                return Ok(filled);
+            }
+            // From the bytes read ahead when there are any (no system call), else the socket.
             if self.tls.read_tls(&mut self.wire)? > 0 {
                 if let Err(e) = self.tls.process_new_packets() {
                     // Tell the client why (an alert), as far as the socket takes it.
                     let _ = self.send_queued();
+                    if filled > 0 {
+                        self.failed = Some(e);
+                        return Ok(filled);
+                    }
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
                 // A key update's answer, say.
