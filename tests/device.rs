@@ -334,7 +334,11 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         );
         let stat = ok(&device.ftp(&["stat", name], cwd), &format!("stat {name}"));
         assert!(
-            stat.contains(&format!("file {} bytes", data.len())),
+            stat.contains(&format!(
+                "file {} byte{}",
+                data.len(),
+                if data.len() == 1 { "" } else { "s" }
+            )),
             "stat {name}: {stat}"
         );
     }
