@@ -32,17 +32,7 @@ impl EscapedText<'_> {
         out: &mut heapless::String<N>,
     ) -> Result<(), Unescape> {
         out.clear();
-        let kept = self.0.fragments().try_for_each(|fragment| {
-            let pushed = match fragment.map_err(|_| Unescape::Invalid)? {
-                EscapedStringFragment::NotEscaped(text) => out.push_str(text),
-                EscapedStringFragment::Escaped(c) => out.push(c),
-            };
-            pushed.map_err(|_| Unescape::TooLong)
-        });
-        if kept.is_err() {
-            out.clear();
-        }
-        kept
+        self.unescape_append(out)
     }
 
     /// Appends the unescaped text to `out`; on an error `out` is cut back to what it held
@@ -52,13 +42,7 @@ impl EscapedText<'_> {
         out: &mut heapless::String<N>,
     ) -> Result<(), Unescape> {
         let before = out.len();
-        let kept = self.0.fragments().try_for_each(|fragment| {
-            let pushed = match fragment.map_err(|_| Unescape::Invalid)? {
-                EscapedStringFragment::NotEscaped(text) => out.push_str(text),
-                EscapedStringFragment::Escaped(c) => out.push(c),
-            };
-            pushed.map_err(|_| Unescape::TooLong)
-        });
+        let kept = self.for_each_piece(|piece| out.push_str(piece).map_err(|_| Unescape::TooLong));
         if kept.is_err() {
             out.truncate(before);
         }
@@ -69,19 +53,31 @@ impl EscapedText<'_> {
     /// on an error what `out` holds is unspecified.
     pub(crate) fn unescape_into_bytes(&self, out: &mut [u8]) -> Result<usize, Unescape> {
         let mut len = 0;
-        for fragment in self.0.fragments() {
-            let mut char_buf = [0u8; 4];
-            let bytes = match fragment.map_err(|_| Unescape::Invalid)? {
-                EscapedStringFragment::NotEscaped(text) => text.as_bytes(),
-                EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut char_buf).as_bytes(),
-            };
+        self.for_each_piece(|piece| {
             let room = out
-                .get_mut(len..len + bytes.len())
+                .get_mut(len..len + piece.len())
                 .ok_or(Unescape::TooLong)?;
-            room.copy_from_slice(bytes);
-            len += bytes.len();
-        }
+            room.copy_from_slice(piece.as_bytes());
+            len += piece.len();
+            Ok(())
+        })?;
         Ok(len)
+    }
+
+    /// Hands `take` the unescaped text piece by piece: runs without escapes whole, each escape
+    /// as its character.
+    fn for_each_piece(
+        &self,
+        mut take: impl FnMut(&str) -> Result<(), Unescape>,
+    ) -> Result<(), Unescape> {
+        self.0.fragments().try_for_each(|fragment| {
+            let mut char_buf = [0u8; 4];
+            let piece = match fragment.map_err(|_| Unescape::Invalid)? {
+                EscapedStringFragment::NotEscaped(text) => text,
+                EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut char_buf),
+            };
+            take(piece)
+        })
     }
 
     /// The unescaped text kept in `N` bytes, as a [`BoundedText`] would have read it (an
