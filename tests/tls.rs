@@ -831,3 +831,59 @@ fn tls_options_on_a_plaintext_address_are_refused_not_ignored() {
     );
     assert!(!marker.exists());
 }
+
+#[test]
+fn a_request_trickled_inside_a_tls_record_is_cut_off_by_the_idle_timeout() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServed::shell(
+        &dir.path().join("state"),
+        &["--legacy-reply", "size", "--idle-timeout", "1s"],
+    );
+    let trust = ClientTls {
+        pin: Some(server.fingerprint),
+        ..ClientTls::default()
+    };
+    let socket = TcpStream::connect(server.addr()).unwrap();
+    let mut tls = trust.connect(server.addr(), socket).expect("handshake");
+    // A seed client's first read, filled whole, so the command may go on until a pause...
+    let mut first = b"true".to_vec();
+    first.resize(1024, b' ');
+    tls.write_all(&first).unwrap();
+    tls.flush().unwrap();
+    // ...then one record of spaces whose bytes come one every 100 ms (under the 200 ms pause)
+    // for about 12 s: each wait on the socket is short, the record long in coming.
+    tls.conn.writer().write_all(&[b' '; 100]).unwrap();
+    let mut record = Vec::new();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut record).unwrap();
+    }
+    let trickling = Arc::new(AtomicBool::new(true));
+    let trickle = std::thread::spawn({
+        let socket = tls.sock.get_ref().try_clone().unwrap();
+        let trickling = Arc::clone(&trickling);
+        move || {
+            for byte in record {
+                std::thread::sleep(Duration::from_millis(100));
+                if (&socket).write_all(&[byte]).is_err() {
+                    break;
+                }
+            }
+            trickling.store(false, Ordering::SeqCst);
+        }
+    });
+    tls.sock
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut prefix = [0u8; 4];
+    tls.read_exact(&mut prefix).unwrap();
+    assert!(
+        trickling.load(Ordering::SeqCst),
+        "the command was collected for as long as the client trickled"
+    );
+    drop(tls);
+    trickle.join().unwrap();
+}

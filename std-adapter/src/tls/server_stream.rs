@@ -4,10 +4,12 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
+use std::time::Instant;
 
 use rustls::ServerConnection;
 
 use super::read_ahead::ReadAhead;
+use crate::poll::{self, PollFd, Pollable, READABLE};
 
 /// A TLS connection whose handshake is complete, on the client's socket. Reads and writes wait
 /// as long as the socket's timeouts allow, or not at all once
@@ -88,6 +90,26 @@ impl TlsServerStream {
         Ok(())
     }
 
+    /// Blocking, before a further wait on the socket within one read that began waiting at
+    /// `since`: waits for input only for what is left of the socket's read timeout, then fails
+    /// as the socket's own timeout does (`WouldBlock`).
+    fn wait_readable_within(&self, since: Instant) -> io::Result<()> {
+        let Some(limit) = self.socket().read_timeout()? else {
+            return Ok(());
+        };
+        loop {
+            let left = limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut fds = [PollFd::new(self.socket().raw_socket(), READABLE)];
+            // 0: the time ran out, or a signal came (then the rest is waited for).
+            if poll::poll(&mut fds, Some(left))? > 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// After plaintext was taken: sends it, or, non-blocking, leaves what the socket does not
     /// take for later.
     fn send_taken(&mut self, taken: usize) -> io::Result<usize> {
@@ -110,6 +132,9 @@ impl Read for TlsServerStream {
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         let mut filled = 0;
+        // When this read first waited on the socket (blocking): a client trickling a record
+        // must not make it wait longer than the socket's read timeout in all.
+        let mut waited_since: Option<Instant> = None;
         loop {
             match self.tls.reader().read(&mut buf[filled..]) {
                 Ok(0) => return Ok(filled),
@@ -121,6 +146,12 @@ impl Read for TlsServerStream {
             }
             if filled == buf.len() || (filled > 0 && self.wire.buffered() == 0) {
                 return Ok(filled);
+            }
+            if !self.nonblocking && self.wire.buffered() == 0 {
+                match waited_since {
+                    None => waited_since = Some(Instant::now()),
+                    Some(since) => self.wait_readable_within(since)?,
+                }
             }
             // From the bytes read ahead when there are any (no system call), else the socket.
             if self.tls.read_tls(&mut self.wire)? > 0 {
@@ -161,5 +192,102 @@ impl Write for TlsServerStream {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send_queued()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use rustls::ServerConnection;
+
+    use super::TlsServerStream;
+    use crate::tls::{ClientTls, Identity, ServerTls, TlsStream};
+
+    /// A handshaken pair on loopback: the server's end (blocking) and the client's.
+    fn pair() -> (TlsServerStream, TlsStream, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::in_state_dir(dir.path(), &["localhost".to_owned()]).unwrap();
+        let server_tls = ServerTls::new(identity, None).unwrap();
+        let pin = server_tls.fingerprint();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = server_tls.config();
+        let server = thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut tls = ServerConnection::new(Arc::clone(&config)).unwrap();
+            while tls.is_handshaking() {
+                tls.complete_io(&mut socket).unwrap();
+            }
+            socket.set_nonblocking(true).unwrap();
+            TlsServerStream::new(tls, socket)
+        });
+        let trust = ClientTls {
+            pin: Some(pin),
+            ..ClientTls::default()
+        };
+        let client = trust
+            .connect(&addr.to_string(), TcpStream::connect(addr).unwrap())
+            .unwrap();
+        let mut served = server.join().unwrap();
+        served.set_nonblocking(false).unwrap();
+        (served, client, dir)
+    }
+
+    /// The records `client` has encrypted and not sent, taken out of it.
+    fn records_of(client: &mut TlsStream, plaintext: &[u8]) -> Vec<u8> {
+        client.conn.writer().write_all(plaintext).unwrap();
+        let mut wire = Vec::new();
+        while client.conn.wants_write() {
+            client.conn.write_tls(&mut wire).unwrap();
+        }
+        wire
+    }
+
+    #[test]
+    fn a_trickled_record_does_not_stretch_a_blocking_read_past_its_timeout() {
+        let (mut served, mut client, _dir) = pair();
+        let wire = records_of(&mut client, b"a request sent a byte at a time");
+        let socket = client.sock.get_ref().try_clone().unwrap();
+        // One byte every 40 ms: each under the 300 ms read timeout, the record in ~2.4 s.
+        let trickle = thread::spawn(move || {
+            for byte in wire {
+                thread::sleep(Duration::from_millis(40));
+                if (&socket).write_all(&[byte]).is_err() {
+                    break;
+                }
+            }
+        });
+        served
+            .socket()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let started = Instant::now();
+        let read = served.read(&mut [0u8; 256]);
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1200),
+            "a read with a 300 ms timeout waited {waited:?} ({read:?})"
+        );
+        assert!(
+            read.as_ref().is_err_and(|e| matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "{read:?}"
+        );
+        trickle.join().unwrap();
+        // The record, complete by now, is read whole.
+        served
+            .socket()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = served.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"a request sent a byte at a time");
     }
 }
