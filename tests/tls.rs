@@ -887,3 +887,76 @@ fn a_request_trickled_inside_a_tls_record_is_cut_off_by_the_idle_timeout() {
     drop(tls);
     trickle.join().unwrap();
 }
+
+#[test]
+fn requests_sent_with_the_handshakes_last_flight_are_served_in_order() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServed::shell(&dir.path().join("state"), &[]);
+    // A relay that holds the client's second flight (its Finished) back until the requests
+    // sent after it have come too, so that the server reads them in one piece.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_addr = relay.local_addr().unwrap().to_string();
+    let server_addr = server.addr().to_owned();
+    std::thread::spawn(move || {
+        let (client, _) = relay.accept().unwrap();
+        let upstream = TcpStream::connect(server_addr).unwrap();
+        let (mut down_from, mut down_to) =
+            (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut down_from, &mut down_to);
+        });
+        let (mut from, mut to) = (client, upstream);
+        let mut buf = vec![0u8; 65536];
+        let n = from.read(&mut buf).unwrap();
+        to.write_all(&buf[..n]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        from.set_nonblocking(true).unwrap();
+        let mut held = Vec::new();
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            held.extend_from_slice(&buf[..n]);
+        }
+        from.set_nonblocking(false).unwrap();
+        to.write_all(&held).unwrap();
+        let _ = std::io::copy(&mut from, &mut to);
+    });
+    let trust = ClientTls {
+        pin: Some(server.fingerprint),
+        ..ClientTls::default()
+    };
+    let socket = TcpStream::connect(&relay_addr).unwrap();
+    let mut tls = trust.connect(&relay_addr, socket).expect("handshake");
+    let mut requests = Vec::new();
+    for word in ["one", "two", "three"] {
+        requests.extend_from_slice(&shell_common::exec_frame(&format!("echo {word}")));
+    }
+    tls.write_all(&requests).unwrap();
+    tls.flush().unwrap();
+    tls.sock
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 4096];
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    while find(&replies, b"three\n").is_none() {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => replies.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "no replies ({e}) after: {:?}",
+                String::from_utf8_lossy(&replies)
+            ),
+        }
+    }
+    let (one, two, three) = (
+        find(&replies, b"one\n").expect("one"),
+        find(&replies, b"two\n").expect("two"),
+        find(&replies, b"three\n").expect("three"),
+    );
+    assert!(one < two && two < three);
+}
