@@ -164,9 +164,15 @@ impl Read for TlsServerStream {
                     }
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
-                // A key update's answer, say.
+                // Records to send back (say, what an earlier write left queued): an error
+                // waits for the next write rather than losing the plaintext already in `buf`.
                 if self.tls.wants_write() {
-                    self.send_queued()?;
+                    match self.send_queued() {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) if filled > 0 => return Ok(filled),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
