@@ -286,6 +286,22 @@ fn protocol_failed(e: FileProtocolError, download: Option<&Path>) -> ClientError
 }
 
 /// An event the operation in flight cannot produce (the session rules them out).
+/// A download's last event: its report once the file is all there, anything else unexpected.
+fn download_ended(event: &ClientEvent<'_>) -> Result<Option<GetReport>, ClientError> {
+    match *event {
+        ClientEvent::Fetched {
+            size,
+            resumed_from,
+            digest,
+        } => Ok(Some(GetReport {
+            size,
+            resumed_from,
+            digest,
+        })),
+        ref other => Err(unexpected(other)),
+    }
+}
+
 fn unexpected(event: &ClientEvent<'_>) -> ClientError {
     ClientError::Protocol(format!("unexpected reply: {event:?}"))
 }
@@ -653,16 +669,7 @@ impl FileClient {
                 progress.advance(chunk.len() as u64);
                 Ok(None)
             }
-            ClientEvent::Fetched {
-                size,
-                resumed_from,
-                digest,
-            } => Ok(Some(GetReport {
-                size,
-                resumed_from,
-                digest,
-            })),
-            other => Err(unexpected(&other)),
+            other => download_ended(&other),
         });
         progress.finish();
         match (received, file) {
@@ -759,16 +766,7 @@ impl FileClient {
                 progress.advance(chunk.len() as u64);
                 Ok(None)
             }
-            ClientEvent::Fetched {
-                size,
-                resumed_from,
-                digest,
-            } => Ok(Some(GetReport {
-                size,
-                resumed_from,
-                digest,
-            })),
-            other => Err(unexpected(&other)),
+            other => download_ended(&other),
         });
         progress.finish();
         out.flush().map_err(self::local(label))?;

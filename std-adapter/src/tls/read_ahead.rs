@@ -102,20 +102,24 @@ impl<S: Write> Write for ReadAhead<S> {
 mod tests {
     use super::*;
 
+    /// Everything `reader` has left, read `chunk` bytes at a time at most.
+    fn read_to_end(reader: &mut impl Read, chunk: usize) -> Vec<u8> {
+        let mut back = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                return back;
+            }
+            back.extend_from_slice(&buf[..n]);
+        }
+    }
+
     #[test]
     fn reads_come_whole_and_in_order_through_the_buffer() {
         let data: Vec<u8> = (0..READ_AHEAD * 2 + 77).map(|i| (i % 251) as u8).collect();
         let mut reader = ReadAhead::new(&data[..]);
-        let mut back = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = reader.read(&mut chunk).unwrap();
-            if n == 0 {
-                break;
-            }
-            back.extend_from_slice(&chunk[..n]);
-        }
-        assert_eq!(back, data);
+        assert_eq!(read_to_end(&mut reader, 4096), data);
         assert_eq!(reader.buffered(), 0);
     }
 
@@ -129,14 +133,7 @@ mod tests {
         reader.read_direct(true);
         assert_eq!(reader.buf.len(), 4096, "kept while it holds bytes");
         let mut back = first.to_vec();
-        let mut chunk = [0u8; 1000];
-        loop {
-            let n = reader.read(&mut chunk).unwrap();
-            if n == 0 {
-                break;
-            }
-            back.extend_from_slice(&chunk[..n]);
-        }
+        back.extend(read_to_end(&mut reader, 1000));
         assert_eq!(back, data);
         assert!(reader.buf.is_empty(), "freed once drained");
     }
