@@ -146,7 +146,11 @@ fn init_log(cli: &Cli) {
         (false, 1) => tracing::Level::DEBUG,
         (false, _) => tracing::Level::TRACE,
     };
-    let Ok(queue) = log_queue::LogQueue::to_stderr() else {
+    let line_format = match cli.log_format {
+        LogFormat::Human => log_queue::LineFormat::Human,
+        LogFormat::Json => log_queue::LineFormat::Json,
+    };
+    let Ok(queue) = log_queue::LogQueue::to_stderr(line_format) else {
         eprintln!("unstick: cannot start the log thread; logging nothing");
         return;
     };
