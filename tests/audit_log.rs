@@ -419,3 +419,170 @@ fn verbose_adds_debug_lines() {
     });
     assert_human_format(&server.log());
 }
+
+/// Text that would forge, hide or reorder log lines if written raw: a newline followed by a
+/// whole fake line, carriage return, ESC sequences, NEL, the line and paragraph separators,
+/// and bidirectional controls.
+const FORGING: &str = "x\n2026-01-01T00:00:00Z  INFO command finished FORGED=1\r\u{1b}[8mhidden\u{85}nel\u{2028}ls\u{2029}ps\u{202e}rtl\u{2066}iso";
+
+/// The part of [`FORGING`] a file name may hold (no control characters), so that requests
+/// with it get past the path checks and reach the lines of work done.
+const FORGING_NAME: &str = "n\u{2028}ls\u{2029}ps\u{202e}rtl\u{2066}iso";
+
+/// Characters no log line may hold raw.
+const RAW_FORBIDDEN: [char; 8] = [
+    '\r', '\u{1b}', '\u{85}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{7}',
+];
+
+/// One framed request, `header` (with `total_size` added) and `body`.
+fn frame(mut header: Value, body: &[u8]) -> Vec<u8> {
+    header["total_size"] = body.len().into();
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = (json.len() as i32).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sends `requests` on one connection, ends its sending side, and reads replies until the
+/// server closes it: what it answered does not matter here, only what it logged.
+fn send_raw(addr: &str, requests: &[Vec<u8>]) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for request in requests {
+        if stream.write_all(request).is_err() {
+            break;
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..200 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Fails unless every line of `log` is one whole event line with nothing in it raw that
+/// could split, hide or reorder it; returns the log.
+fn assert_lines_unforged(log: &str) {
+    assert_human_format(log);
+    for line in log.lines() {
+        assert!(
+            !line.contains("FORGED=1") || !line.starts_with("2026-01-01T00:00:00Z"),
+            "a forged line: {line:?}"
+        );
+        for c in RAW_FORBIDDEN {
+            assert!(!line.contains(c), "{c:?} raw in a log line: {line:?}");
+        }
+    }
+}
+
+#[test]
+fn peer_text_in_every_shell_header_member_is_escaped_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join(FORGING_NAME)).expect("a directory with the name");
+    let workdir = dir.path().to_str().unwrap();
+    let server = Served::shell(&["--token", TOKEN, "--workdir", workdir]);
+    let exec = |extra: Value, command: &str| {
+        let mut header = serde_json::json!({"op": "exec", "token": TOKEN});
+        for (k, v) in extra.as_object().unwrap() {
+            header[k] = v.clone();
+        }
+        frame(header, command.as_bytes())
+    };
+    let requests = [
+        // A `cwd` that is no directory: refused with `bad_path`, the `cwd` in its reason.
+        exec(serde_json::json!({"cwd": FORGING}), "true"),
+        // A `cwd` that is one: the command runs, and its line records where.
+        exec(serde_json::json!({"cwd": FORGING_NAME}), "true"),
+        // The command itself.
+        exec(serde_json::json!({}), &format!("true '{FORGING}'")),
+        // An unknown op, a mistyped token, a wrong token, an unknown member.
+        frame(serde_json::json!({"op": FORGING, "token": TOKEN}), b""),
+        frame(serde_json::json!({"op": "exec", "token": 7}), b"true"),
+        frame(serde_json::json!({"op": "exec", "token": FORGING}), b"true"),
+        exec(serde_json::json!({(FORGING): FORGING}), "true"),
+    ];
+    for request in &requests {
+        send_raw(&server.addr, std::slice::from_ref(request));
+    }
+    let cwd_line = wait_line(&server, "`command finished` with its cwd", |l| {
+        l.contains("command finished") && field(l, "cwd").is_some_and(|c| c.contains("\\u{2028}"))
+    });
+    assert!(
+        field(&cwd_line, "cwd").is_some_and(|c| c.contains("ls") && c.contains("\\u{202e}")),
+        "{cwd_line}"
+    );
+    wait_line(&server, "the bad `cwd` refused", |l| {
+        field(l, "code") == Some("bad_path") && l.contains("FORGED")
+    });
+    wait_line(&server, "the unknown op refused", |l| {
+        field(l, "code") == Some("unknown_op")
+    });
+    wait_line(&server, "the wrong token refused", |l| {
+        field(l, "code") == Some("unauthorized")
+    });
+    let log = server.log();
+    assert_lines_unforged(&log);
+    assert_no_secrets(&log, &[TOKEN]);
+}
+
+#[test]
+fn peer_text_in_every_file_header_member_is_escaped_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let server = Served::ftp(&root, &["--token", TOKEN]);
+    let request = |header: Value| frame(header, b"");
+    let mut sent = Vec::new();
+    for path in [FORGING, FORGING_NAME] {
+        let nested = format!("{path}/{path}");
+        sent.extend([
+            request(serde_json::json!({"op": "mkdir", "path": path, "token": TOKEN})),
+            request(serde_json::json!({"op": "mkdir", "path": path, "token": TOKEN})),
+            request(serde_json::json!({"op": "stat", "path": path, "token": TOKEN})),
+            request(serde_json::json!({"op": "ls", "path": path, "token": TOKEN})),
+            request(serde_json::json!({"op": "get", "path": nested, "token": TOKEN})),
+            request(serde_json::json!({"op": "rename", "path": nested, "to": path, "token": TOKEN})),
+            request(serde_json::json!({"op": "rename", "path": path, "to": nested, "token": TOKEN})),
+            request(serde_json::json!({"op": "rename", "path": path, "to": format!("{path}2"), "token": TOKEN})),
+            request(serde_json::json!({"op": "delete", "path": nested, "token": TOKEN})),
+            request(serde_json::json!({"op": "get", "path": path, "algorithm": FORGING, "token": TOKEN})),
+            [
+                frame(
+                    serde_json::json!({"op": "put", "path": format!("{path}3"), "token": TOKEN}),
+                    b"data",
+                ),
+                request(serde_json::json!({"op": "done", "file_xxh3": FORGING})),
+            ]
+            .concat(),
+            request(serde_json::json!({"op": "put", "path": path, "offset": 2, "prefix_xxh3": FORGING, "token": TOKEN})),
+        ]);
+    }
+    sent.extend([
+        request(serde_json::json!({"op": FORGING, "token": TOKEN})),
+        request(serde_json::json!({"op": "ls", "token": FORGING})),
+        request(serde_json::json!({"filename": FORGING, "filesize": 1})),
+    ]);
+    for request in &sent {
+        send_raw(&server.addr, std::slice::from_ref(request));
+    }
+    wait_line(&server, "the directory with the name created", |l| {
+        l.contains("directory created") && l.contains("\\u{2028}")
+    });
+    wait_line(&server, "a refusal naming the path", |l| {
+        l.contains("refused") && l.contains("\\u{202e}") && !l.contains("directory created")
+    });
+    wait_line(&server, "the unknown op refused", |l| {
+        l.contains("refused") && l.contains("unknown op")
+    });
+    let log = server.log();
+    assert_lines_unforged(&log);
+    assert_no_secrets(&log, &[TOKEN]);
+}

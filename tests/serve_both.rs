@@ -7,6 +7,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod serve_common;
+mod shell_common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_unstick");
 
 /// Waits up to 20 s for `child` to exit; its stdout and stderr.
@@ -112,8 +115,29 @@ fn serve_takes_both_servers_options_and_labels_its_addresses() {
         .unwrap();
     assert!(put.status.success(), "{put:?}");
     assert_eq!(std::fs::read(root.join("f.txt")).unwrap(), b"filed");
-    let _ = child.kill();
-    let _ = child.wait();
+    // A graceful stop writes out every line; each event of either server says whose it is.
+    assert!(serve_common::send_signal(child.id(), libc::SIGTERM));
+    let (status, _, log) = exit_of(child);
+    assert!(status.success(), "{status:?}\n{log}");
+    let mut seen = [0; 4];
+    for line in log.lines() {
+        let server = ["shell", "ftp"]
+            .into_iter()
+            .position(|name| line.contains(&format!(" server=\"{name}\"")));
+        let event = [
+            "connection opened",
+            "connection closed",
+            "refused",
+            "command finished",
+        ]
+        .iter()
+        .position(|event| line.contains(event));
+        if let Some(event) = event {
+            assert!(server.is_some(), "a line that names no server: {line}");
+            seen[event] += 1;
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 0), "{seen:?}\n{log}");
 }
 
 #[test]

@@ -3,9 +3,10 @@
 use core::fmt::{self, Write};
 
 /// Text from a peer (a path, an op, a server's message), displayed so that it cannot drive a
-/// terminal or a log reader: control characters and bidirectional-formatting characters are
-/// written as escapes (`\u{1b}`, `\n`), and backslashes doubled so that an escape in the
-/// text itself cannot pass for one of ours.
+/// terminal or a log reader: control characters (C0, DEL and C1, U+0085 among them), the line
+/// and paragraph separators (U+2028, U+2029) and bidirectional-formatting characters are
+/// written as escapes (`\u{1b}`, `\n`, `\u{2028}`), and backslashes doubled so that an
+/// escape in the text itself cannot pass for one of ours.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerText<'t> {
     text: &'t str,
@@ -34,11 +35,7 @@ impl<'t> PeerText<'t> {
 impl fmt::Display for PeerText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.text.chars() {
-            let bidi = matches!(
-                c,
-                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-            );
-            if c.is_control() || bidi {
+            if needs_escape(c) {
                 write!(f, "{}", c.escape_default())?;
             } else if c == '\\' && self.double_backslashes {
                 f.write_str("\\\\")?;
@@ -50,6 +47,17 @@ impl fmt::Display for PeerText<'_> {
     }
 }
 
+/// Whether `c` is written as an escape: it could end a line for a log reader, move a
+/// terminal's cursor or colours, or reorder the text around it.
+fn needs_escape(c: char) -> bool {
+    let separator = matches!(c, '\u{2028}' | '\u{2029}');
+    let bidi = matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    );
+    c.is_control() || separator || bidi
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -59,10 +67,10 @@ mod tests {
 
     #[test]
     fn control_bidi_and_backslashes_are_escaped() {
-        let text = "a\\b\u{1b}[2J\u{202e}txt.exe 新\n";
+        let text = "a\\b\u{1b}[2J\u{202e}txt.exe 新\n\u{85}\u{2028}\u{2029}\u{7f}";
         assert_eq!(
             format!("{}", PeerText::new(text)),
-            "a\\\\b\\u{1b}[2J\\u{202e}txt.exe 新\\n"
+            "a\\\\b\\u{1b}[2J\\u{202e}txt.exe 新\\n\\u{85}\\u{2028}\\u{2029}\\u{7f}"
         );
         assert_eq!(
             format!("{}", PeerText::keeping_backslashes("x\\xff")),

@@ -14,7 +14,7 @@ use unstick_core::files::{
     Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
     StatFound,
 };
-use unstick_core::session::Refusal;
+use unstick_core::session::{PeerText, Refusal};
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
 use super::config::FileServerConfig;
@@ -286,7 +286,7 @@ impl RequestHost<'_> {
                     ErrorCode::StorageError,
                     format_args!(
                         "{}: the file became shorter while it was read",
-                        self.session.path()
+                        PeerText::new(self.session.path())
                     ),
                 );
                 self.done(|s| s.handle_read_failed(refusal))
@@ -385,7 +385,7 @@ impl RequestHost<'_> {
                     ErrorCode::Exists,
                     format_args!(
                         "{}: exists already (a {})",
-                        path.as_str(),
+                        PeerText::new(path.as_str()),
                         meta.kind.as_str()
                     ),
                 ));
@@ -402,13 +402,14 @@ impl RequestHost<'_> {
     /// name inside it if that is what it means), and a directory cannot go inside itself.
     fn rename(&self, from: &RemotePath, to: &RemotePath) -> Result<(), Refusal> {
         let (from_text, to_text) = (from.as_str(), to.as_str());
+        let (from_shown, to_shown) = (PeerText::new(from_text), PeerText::new(to_text));
         if to_text
             .strip_prefix(from_text)
             .is_some_and(|rest| rest.starts_with('/'))
         {
             return Err(Refusal::new(
                 ErrorCode::BadPath,
-                format_args!("{to_text}: a directory cannot be moved inside itself"),
+                format_args!("{to_shown}: a directory cannot be moved inside itself"),
             ));
         }
         let from_dir = self
@@ -421,7 +422,7 @@ impl RequestHost<'_> {
         if found.is_none() {
             return Err(Refusal::new(
                 ErrorCode::NotFound,
-                format_args!("{from_text}: no such file or directory"),
+                format_args!("{from_shown}: no such file or directory"),
             ));
         }
         if from_text == to_text {
@@ -438,7 +439,7 @@ impl RequestHost<'_> {
         {
             return Err(Refusal::new(
                 ErrorCode::Exists,
-                format_args!("{to_text}: is a directory; give the new name inside it"),
+                format_args!("{to_shown}: is a directory; give the new name inside it"),
             ));
         }
         from_dir
@@ -469,7 +470,10 @@ impl RequestHost<'_> {
         {
             return Err(Refusal::new(
                 ErrorCode::BadPath,
-                format_args!("{}: is a directory; give a file name", path.as_str()),
+                format_args!(
+                    "{}: is a directory; give a file name",
+                    PeerText::new(path.as_str())
+                ),
             ));
         }
         let staging = match kind {

@@ -3,7 +3,7 @@
 use std::io;
 
 use unstick_core::ErrorCode;
-use unstick_core::session::Refusal;
+use unstick_core::session::{PeerText, Refusal};
 
 /// What a file-system error means for a client, whichever system reported it.
 enum Failure {
@@ -72,9 +72,11 @@ const LINK_HINT: &str = "a component is a symbolic link; links are never followe
 #[cfg(windows)]
 const LINK_HINT: &str = "a component is a reparse point (symbolic link, junction, mount point); they are never followed";
 
-/// The refusal for a file-system error met while handling `what`. The system's own words are
-/// added where the code alone does not say enough (which limit, which failure).
+/// The refusal for a file-system error met while handling `what` (a client's path, escaped
+/// here). The system's own words are added where the code alone does not say enough (which
+/// limit, which failure).
 pub(super) fn storage_refusal(e: &io::Error, what: &str) -> Refusal {
+    let what = PeerText::new(what);
     let (code, hint) = match failure_of(e) {
         Failure::NoSpace => {
             let hint = "the server is out of space (or over a file-size limit); the partial data was removed";

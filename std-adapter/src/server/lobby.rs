@@ -397,7 +397,7 @@ impl<S: Service> Lobby<S> {
             match handback {
                 Handback::Wait(mut conn) if self.stop.is_none() => {
                     if conn.stream.set_nonblocking(true).is_err() {
-                        log_closed(&conn, "socket error");
+                        log_closed(S::NAME, &conn, "socket error");
                         continue;
                     }
                     tracing::debug!(
@@ -420,7 +420,7 @@ impl<S: Service> Lobby<S> {
                         self.judge(id, false);
                     }
                 }
-                Handback::Wait(conn) => log_closed(&conn, "server shutting down"),
+                Handback::Wait(conn) => log_closed(S::NAME, &conn, "server shutting down"),
                 Handback::Close(conn) => self.close_gracefully(conn),
             }
         }
@@ -585,6 +585,7 @@ impl<S: Service> Lobby<S> {
             return false;
         };
         log_closed(
+            S::NAME,
             &w.conn,
             "evicted: the connection that waited longest made room for a new one",
         );
@@ -614,7 +615,7 @@ impl<S: Service> Lobby<S> {
         {
             let w = self.leave(id).expect("present");
             if phase != Phase::Closing {
-                log_closed(&w.conn, ended);
+                log_closed(S::NAME, &w.conn, ended);
             }
         }
     }
@@ -707,7 +708,7 @@ impl<S: Service> Lobby<S> {
             Err(no_slot) => return Err((conn, no_slot)),
         };
         if conn.stream.set_nonblocking(false).is_err() {
-            log_closed(&conn, "socket error");
+            log_closed(S::NAME, &conn, "socket error");
             return Ok(());
         }
         tracing::debug!(
@@ -754,7 +755,7 @@ impl<S: Service> Lobby<S> {
     /// Stops sending and lingers, reading and dropping what the client still sends, so that
     /// the last reply is not lost to a reset; then closes.
     fn close_gracefully(&mut self, mut conn: Connection<S::Mode>) {
-        log_closed(&conn, "closed by the server");
+        log_closed(S::NAME, &conn, "closed by the server");
         if self.stop.is_some()
             || conn.stream.set_nonblocking(true).is_err()
             || conn.stream.shutdown_write().is_err()
@@ -808,7 +809,7 @@ impl<S: Service> Lobby<S> {
             };
             if w.conn.received.is_empty() {
                 let reason = format!("silent for the {} of {:?}", limit.0, limit.1);
-                log_closed(&w.conn, &reason);
+                log_closed(S::NAME, &w.conn, &reason);
                 continue;
             }
             let message = format!(
@@ -843,7 +844,7 @@ impl<S: Service> Lobby<S> {
                 );
             }
             if w.phase != Phase::Closing {
-                log_closed(&w.conn, "server shutting down");
+                log_closed(S::NAME, &w.conn, "server shutting down");
             }
         }
         let grace = self.config.shutdown_grace;
@@ -1075,8 +1076,8 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(WSAEMFILE | WSAENOBUFS))
 }
 
-fn log_closed<M>(conn: &Connection<M>, reason: &str) {
-    tracing::info!(peer = %conn.peer, requests = conn.requests, reason, "connection closed");
+fn log_closed<M>(server: &str, conn: &Connection<M>, reason: &str) {
+    tracing::info!(server, peer = %conn.peer, requests = conn.requests, reason, "connection closed");
 }
 
 /// Whether `received` holds a framed request's prefix and its whole header, or a prefix that

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use unstick_core::session::PeerText;
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
 use super::config::ShellConfig;
@@ -257,7 +258,7 @@ impl RequestHost<'_, '_> {
                 return Ok(());
             }
         };
-        log_finished(self.peer, command, &outcome, started);
+        log_finished(self.peer, command, cwd, &outcome, started);
         if outcome.client_gone {
             self.session.handle_client_gone();
             return Err(Closed);
@@ -284,16 +285,18 @@ impl RequestHost<'_, '_> {
 }
 
 /// The directory a request's `cwd` names: `cwd` itself when absolute, else under `workdir`.
-/// `Err` says, for the client, why it is not a directory a command can run in.
+/// `Err` says, for the client and the log, why it is not a directory a command can run in
+/// (the `cwd` escaped: it is the client's text).
 fn request_workdir(workdir: &Path, cwd: &str) -> Result<PathBuf, String> {
     let dir = workdir.join(cwd);
+    let shown = PeerText::new(cwd);
     match std::fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => Ok(dir),
-        Ok(_) => Err(format!("cwd {cwd}: not a directory on the server")),
+        Ok(_) => Err(format!("cwd {shown}: not a directory on the server")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(format!("cwd {cwd}: no such directory on the server"))
+            Err(format!("cwd {shown}: no such directory on the server"))
         }
-        Err(e) => Err(format!("cwd {cwd}: {e}")),
+        Err(e) => Err(format!("cwd {shown}: {e}")),
     }
 }
 
@@ -318,8 +321,16 @@ impl OutputSink for SessionSink<'_, '_, '_> {
     }
 }
 
-/// Logs a command's end: how it ended, how long it ran, whether it was cut short.
-fn log_finished(peer: SocketAddr, command: &str, outcome: &RunOutcome, started: Instant) {
+/// Logs a command's end: where it ran (the request's `cwd`, when it named one), how it ended,
+/// how long it ran, whether it was cut short. The command and `cwd` are the client's text,
+/// quoted and escaped as every string field is.
+fn log_finished(
+    peer: SocketAddr,
+    command: &str,
+    cwd: Option<&str>,
+    outcome: &RunOutcome,
+    started: Instant,
+) {
     let duration_ms = started.elapsed().as_millis() as u64;
     let (exit_code, signal) = match outcome.termination {
         Termination::Exited(code) => (Some(code), None),
@@ -329,6 +340,7 @@ fn log_finished(peer: SocketAddr, command: &str, outcome: &RunOutcome, started: 
         server = "shell",
         peer = %peer,
         command,
+        cwd,
         exit_code,
         signal,
         duration_ms,

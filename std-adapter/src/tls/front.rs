@@ -67,13 +67,22 @@ struct Pending {
 }
 
 /// The handshakes in progress, oldest first.
-#[derive(Default)]
 struct PendingHandshakes {
     queue: VecDeque<Pending>,
     next_id: u64,
+    /// The server they are for, named in the log.
+    server: &'static str,
 }
 
 impl PendingHandshakes {
+    fn new(server: &'static str) -> Self {
+        PendingHandshakes {
+            queue: VecDeque::new(),
+            next_id: 0,
+            server,
+        }
+    }
+
     /// Registers a handshake from `address` (its socket a clone of the client's), first closing
     /// the oldest one from that address, or in all, when a limit is reached. Its id.
     fn enter(&mut self, address: IpAddr, socket: TcpStream, limits: &FrontLimits) -> u64 {
@@ -99,7 +108,7 @@ impl PendingHandshakes {
     /// Closes the handshake at `index`: its thread's next wait ends with an error.
     fn evict(&mut self, index: usize) {
         if let Some(oldest) = self.queue.remove(index) {
-            tracing::info!(peer = %oldest.address, "evicted: the TLS handshake waiting longest made room for a new one");
+            tracing::info!(server = self.server, peer = %oldest.address, "evicted: the TLS handshake waiting longest made room for a new one");
             let _ = oldest.socket.shutdown(SocketShutdown::Both);
         }
     }
@@ -132,7 +141,7 @@ pub fn start(
     let front = Arc::new(Front {
         config,
         limits,
-        pending: Mutex::new(PendingHandshakes::default()),
+        pending: Mutex::new(PendingHandshakes::new(server)),
         handoff: Mutex::new((connections_tx, signal_tx.try_clone()?)),
         server,
     });
@@ -412,7 +421,7 @@ mod tests {
     #[test]
     fn the_oldest_handshake_makes_room_in_all_and_per_address() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut pending = PendingHandshakes::default();
+        let mut pending = PendingHandshakes::new("test");
         let one: IpAddr = "10.0.0.1".parse().unwrap();
         let two: IpAddr = "10.0.0.2".parse().unwrap();
         let (a, a_client) = connection(&listener);
