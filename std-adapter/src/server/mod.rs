@@ -1,10 +1,11 @@
 //! What every unstick server shares: binding, the [`lobby`] where connections wait between
 //! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
-//! tokens, framed sockets and error frames.
+//! tokens (the [`penalties`] for failed ones), framed sockets and error frames.
 
 mod client_socket;
 pub mod foreign;
 pub mod lobby;
+pub mod penalties;
 pub(crate) mod readiness;
 pub mod shutdown;
 pub mod slots;
@@ -12,6 +13,7 @@ mod workers;
 
 pub use client_socket::ClientSocket;
 pub use lobby::{Admission, Connection, Entrance, Handback, LobbyConfig, Service};
+pub use penalties::{Penalties, PenaltyRules};
 pub use shutdown::Shutdown;
 
 use std::io::{self, Read, Write};
