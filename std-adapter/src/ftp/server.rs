@@ -95,7 +95,14 @@ impl FileServer {
         }
         let config = self.config.lobby;
         let entrance = transport.entrance(listener, &config, "ftp")?;
-        lobby::serve(entrance, Arc::new(self.clone()), config, shutdown)
+        let penalties = self.config.penalties.clone();
+        lobby::serve(
+            entrance,
+            Arc::new(self.clone()),
+            config,
+            penalties,
+            shutdown,
+        )
     }
 }
 
@@ -140,8 +147,8 @@ impl Service for FileServer {
         serve_request(&self.config, &self.root, conn)
     }
 
-    fn busy_reply(&self, _client: ClientKind, message: &str) -> Vec<u8> {
-        error_frame(ErrorCode::Busy, message)
+    fn refusal_reply(&self, _client: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {
+        error_frame(code, message)
     }
 
     fn timeout_reply(&self, _client: ClientKind, _received: &[u8], message: &str) -> Vec<u8> {

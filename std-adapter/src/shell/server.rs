@@ -159,8 +159,9 @@ impl ShellServer {
             .config
             .transport
             .entrance(self.listener, &lobby_config, "shell")?;
+        let penalties = self.config.penalties.clone();
         let service = Arc::new(ShellService::new(self.config));
-        lobby::serve(entrance, service, lobby_config, shutdown)
+        lobby::serve(entrance, service, lobby_config, penalties, shutdown)
     }
 }
 
