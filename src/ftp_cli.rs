@@ -398,7 +398,7 @@ pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
     args.listen = listen_address(&args.listen, FTP_PORT)?;
     let token = token_or_env(args.token.as_deref());
     let transport = args.tls.transport(&args.listen)?;
-    let listener = unstick_std::server::bind(&args.listen, token.is_some(), &transport)
+    let listener = unstick_std::server::bind(&args.listen, token.as_deref(), &transport)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = FileServer::new(FileServerConfig {
         root: args.root.clone(),

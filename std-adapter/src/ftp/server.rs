@@ -80,11 +80,12 @@ impl FileServer {
     /// Serves `listener`'s connections until `shutdown` is requested; then stops accepting,
     /// lets the transfers in progress finish within the shutdown grace, cuts off the rest (an
     /// upload cut off is kept for resume, like any torn upload; temporary files are removed)
-    /// and returns. A listener on a non-loopback address is refused unless a token is set.
+    /// and returns. A listener on a non-loopback address is refused unless a token is set and
+    /// is not easy to guess.
     pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
         let local = listener.local_addr()?;
         let transport = &self.config.transport;
-        transport.check_listen(local, self.config.token.is_some())?;
+        transport.check_listen(local, self.config.token.as_deref())?;
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
         // server with SIGXFSZ. (Windows has neither.)
         #[cfg(unix)]
