@@ -15,7 +15,7 @@ use unstick_std::ftp::{
     ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress,
     TerminalProgress,
 };
-use unstick_std::server::Shutdown;
+use unstick_std::server::{Penalties, Shutdown};
 
 use crate::client_settings::{ClientSettings, FTP_PORT, Tool, report_connected};
 use crate::console;
@@ -177,6 +177,10 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    /// A table of failed tokens shared with another server (`unstick serve`); else one of its
+    /// own, with the lobby's penalty options.
+    #[arg(skip)]
+    shared_penalties: Option<Penalties>,
 }
 
 /// Options shared by the client commands.
@@ -264,12 +268,14 @@ impl Progress for ProgressBar {
 }
 
 impl ServeArgs {
-    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes
+    /// (and the table of failed tokens it shares with the shell server).
     pub fn for_serve_both(
         listen: String,
         token: Option<String>,
         root: PathBuf,
         tls: TlsServeArgs,
+        penalties: Penalties,
     ) -> Self {
         ServeArgs {
             listen,
@@ -280,6 +286,7 @@ impl ServeArgs {
             token,
             lobby: LobbyArgs::default(),
             tls,
+            shared_penalties: Some(penalties),
         }
     }
 }
@@ -391,7 +398,7 @@ pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
     args.listen = listen_address(&args.listen, FTP_PORT)?;
     let token = token_or_env(args.token.as_deref());
     let transport = args.tls.transport(&args.listen)?;
-    let listener = unstick_std::server::bind(&args.listen, token.is_some(), &transport)
+    let listener = unstick_std::server::bind(&args.listen, token.as_deref(), &transport)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = FileServer::new(FileServerConfig {
         root: args.root.clone(),
@@ -399,6 +406,9 @@ pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
         lobby: args.lobby.config(args.max_connections, args.idle_timeout),
         token,
         transport,
+        penalties: args
+            .shared_penalties
+            .unwrap_or_else(|| args.lobby.penalties()),
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;

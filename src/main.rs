@@ -74,6 +74,9 @@ enum Command {
     Completions(shell_integration::CompletionsArgs),
     /// Print the manual page (roff), or write one per command with --dir.
     Man(shell_integration::ManArgs),
+    /// Print a new random token for --token or UNSTICK_TOKEN: 64 hexadecimal digits (256 bits)
+    /// from the operating system's random number generator.
+    Token,
 }
 
 impl Command {
@@ -115,12 +118,27 @@ fn main() -> ExitCode {
         Command::Man(args) => {
             shell_integration::man(&args, <Cli as clap::CommandFactory>::command())
         }
+        Command::Token => print_token(),
     };
     log_queue::flush(LOG_FLUSH_LIMIT);
     if let Some(status) = serving::stopped_at_once() {
         std::process::exit(status);
     }
     code
+}
+
+/// `unstick token`: prints a new random token on stdout.
+fn print_token() -> ExitCode {
+    match unstick_std::server::generate_token() {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unstick token: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Environment variable holding the shared secret when `--token` is not given.

@@ -12,6 +12,7 @@ use unstick_std::address::HostPort;
 use unstick_std::server::Shutdown;
 
 use crate::client_settings::{FTP_PORT, SHELL_PORT};
+use crate::serving::PenaltyArgs;
 use crate::tls_cli::{self, TlsServeArgs};
 use crate::{ftp_cli, shell_cli};
 
@@ -39,6 +40,9 @@ pub struct ServeBothArgs {
     token: Option<String>,
     #[command(flatten)]
     tls: TlsServeArgs,
+    // Failed tokens are counted for both servers together.
+    #[command(flatten)]
+    penalties: PenaltyArgs,
 }
 
 impl ServeBothArgs {
@@ -75,15 +79,17 @@ fn bind_both(
 ) -> Result<(unstick_std::shell::ShellServer, ftp_cli::BoundFileServer), String> {
     let shell_listen = args.address(args.shell_port)?;
     let ftp_listen = args.address(args.ftp_port)?;
+    let penalties = args.penalties.table();
     let shell = shell_cli::bind(shell_cli::ServeArgs::for_serve_both(
         shell_listen,
         args.token.clone(),
         args.workdir,
         args.tls.clone(),
+        penalties.clone(),
     ))
     .map_err(|e| format!("shell server: {e}"))?;
     let ftp = ftp_cli::bind(ftp_cli::ServeArgs::for_serve_both(
-        ftp_listen, args.token, args.root, args.tls,
+        ftp_listen, args.token, args.root, args.tls, penalties,
     ))
     .map_err(|e| format!("file server: {e}"))?;
     announce(&shell, &ftp).map_err(|e| e.to_string())?;

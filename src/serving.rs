@@ -1,6 +1,6 @@
-//! What every `serve` command shares: the options of the lobby where connections wait, stopping
-//! on SIGTERM/SIGINT (Ctrl-C/Ctrl-Break on Windows), room for many connections, and the
-//! duration and size syntax of all options.
+//! What every `serve` command shares: the options of the lobby where connections wait and of
+//! the penalties for failed tokens, stopping on SIGTERM/SIGINT (Ctrl-C/Ctrl-Break on Windows),
+//! room for many connections, and the duration and size syntax of all options.
 
 use std::io;
 use std::thread;
@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::Args;
 use unstick_std::address::HostPort;
-use unstick_std::server::{LobbyConfig, Shutdown};
+use unstick_std::server::penalties::{
+    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_MAX_PENALTY, DEFAULT_PENALTY,
+};
+use unstick_std::server::{LobbyConfig, Penalties, PenaltyRules, Shutdown};
 use unstick_std::shell::kill_all_commands;
 
 use crate::stop_signals::StopSignals;
@@ -34,6 +37,8 @@ pub struct LobbyArgs {
     /// cut off (a second signal stops at once).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    #[command(flatten)]
+    penalties: PenaltyArgs,
 }
 
 impl Default for LobbyArgs {
@@ -45,6 +50,7 @@ impl Default for LobbyArgs {
             max_waiting_per_address: defaults.max_waiting_per_address,
             max_per_address: None,
             shutdown_grace: defaults.shutdown_grace,
+            penalties: PenaltyArgs::default(),
         }
     }
 }
@@ -66,6 +72,56 @@ impl LobbyArgs {
             max_waiting_per_address: self.max_waiting_per_address.max(1),
             shutdown_grace: self.shutdown_grace,
         }
+    }
+
+    /// A table of failed tokens with the penalty options, for one server.
+    pub fn penalties(&self) -> Penalties {
+        self.penalties.table()
+    }
+}
+
+/// Options of the penalties for failed tokens, shared by every `serve` command.
+#[derive(Args, Debug, Clone)]
+pub struct PenaltyArgs {
+    /// Missing or wrong tokens from one client address (an IPv6 client's /64) within
+    /// --auth-failure-window after which its requests are refused for a while, whatever token
+    /// they carry (0: never).
+    #[arg(long, default_value_t = DEFAULT_MAX_FAILURES, value_name = "N")]
+    max_auth_failures: u32,
+    /// The time within which failed tokens are counted together.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    auth_failure_window: Duration,
+    /// How long an address's requests are first refused after too many failed tokens; each
+    /// further penalty (within --max-auth-penalty of the last one's end) doubles.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    auth_penalty: Duration,
+    /// The longest penalty.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    max_auth_penalty: Duration,
+}
+
+impl Default for PenaltyArgs {
+    fn default() -> Self {
+        PenaltyArgs {
+            max_auth_failures: DEFAULT_MAX_FAILURES,
+            auth_failure_window: DEFAULT_FAILURE_WINDOW,
+            auth_penalty: DEFAULT_PENALTY,
+            max_auth_penalty: DEFAULT_MAX_PENALTY,
+        }
+    }
+}
+
+impl PenaltyArgs {
+    /// A table of failed tokens with these options (one per process: both servers of
+    /// `unstick serve` share it).
+    pub fn table(&self) -> Penalties {
+        Penalties::new(PenaltyRules {
+            max_failures: self.max_auth_failures,
+            window: self.auth_failure_window,
+            penalty: self.auth_penalty,
+            max_penalty: self.max_auth_penalty.max(self.auth_penalty),
+            ..PenaltyRules::default()
+        })
     }
 }
 
@@ -236,6 +292,21 @@ mod tests {
         for (text, expected) in table {
             assert_eq!(parse_size(text).ok(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn penalty_options_default_to_the_servers_defaults() {
+        #[derive(clap::Parser)]
+        struct Options {
+            #[command(flatten)]
+            penalties: PenaltyArgs,
+        }
+        let parsed = <Options as clap::Parser>::parse_from(["serve"]);
+        assert_eq!(parsed.penalties.table().rules(), PenaltyRules::default());
+        assert_eq!(
+            PenaltyArgs::default().table().rules(),
+            PenaltyRules::default()
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use unstick_std::server::Shutdown;
+use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, Shell,
@@ -88,6 +88,10 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    /// A table of failed tokens shared with another server (`unstick serve`); else one of its
+    /// own, with the lobby's penalty options.
+    #[arg(skip)]
+    shared_penalties: Option<Penalties>,
 }
 
 impl Default for ServeArgs {
@@ -105,6 +109,7 @@ impl Default for ServeArgs {
             legacy_encoding: None,
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
+            shared_penalties: None,
         }
     }
 }
@@ -137,18 +142,21 @@ pub struct ConnectArgs {
 }
 
 impl ServeArgs {
-    /// The server's options in `unstick serve`: its defaults, but for what that command takes.
+    /// The server's options in `unstick serve`: its defaults, but for what that command takes
+    /// (and the table of failed tokens it shares with the file server).
     pub fn for_serve_both(
         listen: String,
         token: Option<String>,
         workdir: PathBuf,
         tls: TlsServeArgs,
+        penalties: Penalties,
     ) -> Self {
         ServeArgs {
             listen,
             token,
             workdir,
             tls,
+            shared_penalties: Some(penalties),
             ..ServeArgs::default()
         }
     }
@@ -185,7 +193,11 @@ pub fn bind(mut args: ServeArgs) -> Result<ShellServer, String> {
     args.listen = listen_address(&args.listen, SHELL_PORT)?;
     let transport = args.tls.transport(&args.listen)?;
     let defaults = ShellConfig::default();
+    let penalties = args
+        .shared_penalties
+        .unwrap_or_else(|| args.lobby.penalties());
     let mut config = ShellConfig {
+        penalties,
         transport,
         shell: args.shell.unwrap_or(defaults.shell),
         workdir: args.workdir,

@@ -149,3 +149,61 @@ fn serve_refuses_a_port_in_listen() {
     assert!(stderr.contains("--shell-port"), "{stderr}");
     assert_eq!(stdout, "");
 }
+
+#[test]
+fn failed_tokens_on_one_server_penalize_the_address_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    let mut child = serve(
+        &[
+            "--shell-port",
+            "0",
+            "--ftp-port",
+            "0",
+            "--root",
+            root.to_str().unwrap(),
+            "--token",
+            "sesame",
+            "--max-auth-failures",
+            "2",
+            "--auth-penalty",
+            "10m",
+        ],
+        dir.path(),
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap();
+    let (shell, ftp) = (next(), next());
+    let shell = shell.strip_prefix("shell ").expect(&shell).to_owned();
+    let ftp = ftp.strip_prefix("ftp ").expect(&ftp).to_owned();
+    let shell_with = |token: &str| {
+        Command::new(BIN)
+            .args(["shell", "connect", &shell, "--token", token, "-c", "true"])
+            .output()
+            .unwrap()
+    };
+    // Guesses at the shell, until its replies say the address is penalized (bounded).
+    let stderr_of = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let guessed = (0..10).any(|_| stderr_of(&shell_with("wrong")).contains("(penalized)"));
+    assert!(guessed, "never penalized");
+    let right = shell_with("sesame");
+    assert!(!right.status.success());
+    let told = stderr_of(&right);
+    assert!(
+        told.contains("(penalized)") && told.contains("s more") && told.contains("--token"),
+        "{told}"
+    );
+    // The file server shares the count: the right token is refused there too.
+    let ls = Command::new(BIN)
+        .args(["ftp", "ls", "--addr", &ftp, "--token", "sesame"])
+        .output()
+        .unwrap();
+    assert!(!ls.status.success());
+    let told = stderr_of(&ls);
+    assert!(
+        told.contains("(penalized)") && told.contains("s more"),
+        "{told}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

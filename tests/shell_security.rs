@@ -112,6 +112,71 @@ fn a_non_loopback_address_needs_a_token() {
     assert!(stderr_text(&out).contains("without a token"), "{out:?}");
 }
 
+/// The code and message of a refused `echo ran` from a new client presenting `token`, or `None`
+/// when it ran.
+fn refusal_of(server: &ServerProcess, token: &str) -> Option<(String, String)> {
+    let mut client = server.client(Some(token));
+    match client.exec("echo ran", &mut shell_common::Collected::default()) {
+        Ok(_) => None,
+        Err(ShellClientError::Server { code, message }) => Some((code, message)),
+        Err(e) => panic!("neither served nor refused: {e}"),
+    }
+}
+
+#[test]
+fn an_address_that_guesses_tokens_is_penalized_while_other_addresses_are_served() {
+    let server = ServerProcess::start(&[
+        "--token",
+        "s3cret",
+        "--max-auth-failures",
+        "3",
+        "--auth-penalty",
+        "3s",
+    ]);
+    // Wrong tokens until the address is penalized (the failure that earns it is counted as its
+    // reply leaves, so one more guess may still be told `unauthorized`).
+    let mut codes = Vec::new();
+    let mut penalized = None;
+    for _ in 0..10 {
+        let (code, message) = refusal_of(&server, "guess").expect("a wrong token ran");
+        codes.push(code.clone());
+        if code == "penalized" {
+            penalized = Some(message);
+            break;
+        }
+    }
+    let message = penalized.unwrap_or_else(|| panic!("never penalized: {codes:?}"));
+    assert!(
+        codes[..codes.len() - 1].iter().all(|c| c == "unauthorized") && codes.len() >= 4,
+        "{codes:?}"
+    );
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(message.contains("s more"), "{message}");
+    // The right token is refused too while the penalty lasts: guessing it then is no use.
+    let (code, _) = refusal_of(&server, "s3cret").expect("the right token was served");
+    assert_eq!(code, "penalized");
+    // Another address is served as before.
+    #[cfg(target_os = "linux")]
+    {
+        let to: std::net::SocketAddrV4 = server.addr.parse().expect("an IPv4 address");
+        let mut other = shell_common::connect_from([127, 0, 0, 2].into(), to);
+        let header = r#"{"op":"exec","token":"s3cret","total_size":8}"#;
+        other
+            .write_all(&header_frame(header, b"echo ran"))
+            .expect("send");
+        let (stdout, exit) = read_exec_reply(&mut other);
+        assert_eq!(
+            (stdout.as_slice(), &exit["code"]),
+            (&b"ran\n"[..], &0.into())
+        );
+    }
+    // The penalty ends (polled for at most 20 s).
+    let served = shell_common::eventually(Duration::from_secs(20), || {
+        refusal_of(&server, "s3cret").is_none()
+    });
+    assert!(served, "the address was still refused");
+}
+
 #[test]
 fn commands_over_the_cap_are_told_the_server_is_busy_and_idle_connections_hold_no_slot() {
     let server = ServerProcess::start(&["--max-sessions", "2"]);

@@ -561,6 +561,9 @@ fn plaintext_and_tls_clients_on_the_wrong_port_are_told_the_fix_on_both_ends() {
     assert!(!cwd.join("kh").exists(), "a plaintext server was recorded");
 }
 
+/// A token no check finds easy to guess.
+const STRONG_TOKEN: &str = "5f0c1e9a7b3d2e48a6c1f07b9d3e5a21";
+
 #[test]
 fn a_non_loopback_listen_needs_tls_and_a_token_unless_plaintext_is_asked_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -581,7 +584,7 @@ fn a_non_loopback_listen_needs_tls_and_a_token_unless_plaintext_is_asked_for() {
             assert!(!out.status.success());
             stderr(&out)
         };
-        let message = run(&["--token", "t"]);
+        let message = run(&["--token", STRONG_TOKEN]);
         assert!(
             message.contains("in plaintext") && message.contains("--tls"),
             "{message}"
@@ -589,8 +592,14 @@ fn a_non_loopback_listen_needs_tls_and_a_token_unless_plaintext_is_asked_for() {
         let message = run(&["--tls", "--state-dir", path(&state)]);
         assert!(message.contains("without a token"), "{message}");
         for allowed in [
-            vec!["--token", "t", "--insecure-plaintext"],
-            vec!["--token", "t", "--tls", "--state-dir", path(&state)],
+            vec!["--token", STRONG_TOKEN, "--insecure-plaintext"],
+            vec![
+                "--token",
+                STRONG_TOKEN,
+                "--tls",
+                "--state-dir",
+                path(&state),
+            ],
         ] {
             let message = run(&allowed);
             assert!(
@@ -598,6 +607,67 @@ fn a_non_loopback_listen_needs_tls_and_a_token_unless_plaintext_is_asked_for() {
                 "{message}"
             );
         }
+    }
+}
+
+#[test]
+fn a_non_loopback_listen_refuses_a_token_easy_to_guess_and_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let state = cwd.join("state");
+    let root = cwd.join("root");
+    // TEST-NET-1, as above: a start that passes the rules fails to bind.
+    let far = "192.0.2.1";
+    let far_port = "192.0.2.1:0";
+    let made = unstick(&["token"], cwd);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let made = stdout(&made).trim().to_owned();
+    assert_eq!(made.len(), 64, "{made}");
+    for server in [
+        vec!["shell", "serve", "--listen", far_port],
+        vec!["ftp", "serve", "--listen", far_port, "--root", path(&root)],
+        vec![
+            "serve",
+            "--listen",
+            far,
+            "--shell-port",
+            "0",
+            "--ftp-port",
+            "0",
+        ],
+    ] {
+        let run = |extra: &[&str]| {
+            let mut args = server.clone();
+            args.extend_from_slice(extra);
+            let out = unstick(&args, cwd);
+            assert!(!out.status.success());
+            assert!(stdout(&out).is_empty(), "it printed an address");
+            stderr(&out)
+        };
+        // Whatever the transport, and before plaintext is judged.
+        for weak in ["a", "aaaaaaaaaaaaaaaaaaaaaaaa", "0123456789abcdef"] {
+            for transport in [
+                vec![],
+                vec!["--insecure-plaintext"],
+                vec!["--tls", "--state-dir", path(&state)],
+            ] {
+                let mut extra = vec!["--token", weak];
+                extra.extend_from_slice(&transport);
+                let message = run(&extra);
+                assert!(
+                    message.contains("easy to guess")
+                        && message.contains("unstick token")
+                        && message.contains("openssl rand -hex 32"),
+                    "{server:?} {extra:?}: {message}"
+                );
+            }
+        }
+        // The token `unstick token` made is taken.
+        let message = run(&["--token", &made, "--insecure-plaintext"]);
+        assert!(
+            !message.contains("refusing") && message.contains("cannot listen"),
+            "{message}"
+        );
     }
 }
 

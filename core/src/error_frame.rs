@@ -63,6 +63,9 @@ wire_enum! {
         ForeignProtocol = "foreign_protocol",
         /// Raw text sent to a shell server that does not serve seed-style clients (logged).
         SeedDisabled = "seed_disabled",
+        /// The client's address sent too many missing or wrong tokens: its requests are
+        /// refused, whatever token they carry, until its penalty ends (the message says when).
+        Penalized = "penalized",
     }
 }
 

@@ -225,6 +225,47 @@ pub fn raw_connection(addr: &str) -> TcpStream {
     stream
 }
 
+/// A TCP connection to `to` from the local address `from` (its port chosen by the system),
+/// with a read timeout: a second client address on loopback, such as 127.0.0.2 (Linux routes
+/// all of 127.0.0.0/8 to the loopback interface).
+#[cfg(target_os = "linux")]
+pub fn connect_from(from: std::net::Ipv4Addr, to: std::net::SocketAddrV4) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let sockaddr = |addr: std::net::SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket(2) takes integers and touches no memory of ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just opened and belongs to nothing else; the stream owns it from here
+    // and closes it when dropped.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let local = sockaddr(std::net::SocketAddrV4::new(from, 0));
+    // SAFETY: bind(2) reads `len` bytes at the pointer, which is `local`, a live sockaddr_in.
+    let bound = unsafe { libc::bind(fd, (&raw const local).cast(), len) };
+    assert_eq!(bound, 0, "bind {from}: {}", std::io::Error::last_os_error());
+    let remote = sockaddr(to);
+    // SAFETY: connect(2) reads `len` bytes at the pointer, which is `remote`, a live
+    // sockaddr_in.
+    let connected = unsafe { libc::connect(fd, (&raw const remote).cast(), len) };
+    assert_eq!(
+        connected,
+        0,
+        "connect {to}: {}",
+        std::io::Error::last_os_error()
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream
+}
+
 /// One process as `/proc/PID/stat` describes it.
 #[derive(Clone, Debug)]
 pub struct ProcStat {

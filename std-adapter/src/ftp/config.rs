@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::transfer::TRANSFER_BUFFER;
 use unstick_core::files::FileRules;
 
-use crate::server::{LobbyConfig, Transport};
+use crate::server::{LobbyConfig, Penalties, Transport};
 
 /// How the file server runs.
 #[derive(Clone, Debug)]
@@ -25,6 +25,9 @@ pub struct FileServerConfig {
     pub buffer_size: usize,
     /// TLS, and whether plaintext may leave loopback.
     pub transport: Transport,
+    /// Where failed tokens are counted, per client address (shared with the shell server in
+    /// `unstick serve`).
+    pub penalties: Penalties,
 }
 
 impl Default for FileServerConfig {
@@ -39,6 +42,7 @@ impl Default for FileServerConfig {
             token: None,
             buffer_size: TRANSFER_BUFFER,
             transport: Transport::default(),
+            penalties: Penalties::default(),
         }
     }
 }

@@ -65,12 +65,15 @@ pub(super) fn serve_request(
         open: None,
         staging: None,
         answered: 0,
+        token_refused: false,
     };
     let close = host.serve().is_err();
     let mut rest = host.read_buf[host.unread.clone()].to_vec();
     rest.extend_from_slice(host.stream.unread());
+    let token_refused = host.token_refused;
     drop(host);
     conn.received = rest;
+    conn.token_refused = token_refused;
     conn.requests += 1;
     if close {
         Handback::Close(conn)
@@ -101,6 +104,8 @@ struct RequestHost<'s> {
     /// Where an upload's bytes go; removed when its request ends unless committed or kept.
     staging: Option<Staging>,
     answered: u64,
+    /// A request was refused for its token (counted by the lobby against the address).
+    token_refused: bool,
 }
 
 impl RequestHost<'_> {
@@ -195,6 +200,7 @@ impl RequestHost<'_> {
         });
         if let Some(refusal) = self.session.take_refusal() {
             log_refusal("ftp", self.peer, &refusal);
+            self.token_refused |= refusal.code == ErrorCode::Unauthorized;
         }
         if let Some(completed) = self.session.take_completed() {
             log_completed(

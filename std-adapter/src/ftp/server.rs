@@ -80,11 +80,12 @@ impl FileServer {
     /// Serves `listener`'s connections until `shutdown` is requested; then stops accepting,
     /// lets the transfers in progress finish within the shutdown grace, cuts off the rest (an
     /// upload cut off is kept for resume, like any torn upload; temporary files are removed)
-    /// and returns. A listener on a non-loopback address is refused unless a token is set.
+    /// and returns. A listener on a non-loopback address is refused unless a token is set and
+    /// is not easy to guess.
     pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
         let local = listener.local_addr()?;
         let transport = &self.config.transport;
-        transport.check_listen(local, self.config.token.is_some())?;
+        transport.check_listen(local, self.config.token.as_deref())?;
         // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
         // server with SIGXFSZ. (Windows has neither.)
         #[cfg(unix)]
@@ -95,7 +96,14 @@ impl FileServer {
         }
         let config = self.config.lobby;
         let entrance = transport.entrance(listener, &config, "ftp")?;
-        lobby::serve(entrance, Arc::new(self.clone()), config, shutdown)
+        let penalties = self.config.penalties.clone();
+        lobby::serve(
+            entrance,
+            Arc::new(self.clone()),
+            config,
+            penalties,
+            shutdown,
+        )
     }
 }
 
@@ -140,8 +148,8 @@ impl Service for FileServer {
         serve_request(&self.config, &self.root, conn)
     }
 
-    fn busy_reply(&self, _client: ClientKind, message: &str) -> Vec<u8> {
-        error_frame(ErrorCode::Busy, message)
+    fn refusal_reply(&self, _client: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {
+        error_frame(code, message)
     }
 
     fn timeout_reply(&self, _client: ClientKind, _received: &[u8], message: &str) -> Vec<u8> {

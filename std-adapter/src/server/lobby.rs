@@ -22,6 +22,11 @@
 //! address; past either, the connection that has waited longest is closed to make room, so a
 //! flood of silent connections can delay no newcomer by more than its own size.
 //!
+//! Failed tokens: a request the service refused for its token ([`Connection::token_refused`])
+//! counts against its client's address in the [`Penalties`]; while an address is penalized,
+//! its ready requests are refused by the lobby itself (`penalized`, in the client's own form)
+//! without a slot, a worker or a look at their token.
+//!
 //! A [`Shutdown`] request stops the accepting, closes the waiting connections, lets the
 //! requests in progress finish within the shutdown grace, then cuts off the rest
 //! ([`Service::stop_now`] and every request's socket shut down) and returns.
@@ -41,6 +46,7 @@ use super::shutdown::Shutdown;
 use unstick_core::{Event, FrameDecoder, Profile};
 
 use super::client_socket::ClientSocket;
+use super::penalties::{AddressKey, Penalties, penalized_message};
 use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
@@ -118,6 +124,9 @@ pub struct Connection<M> {
     pub received: Vec<u8>,
     /// Requests served on this connection so far.
     pub requests: u64,
+    /// Set by the service when it refused the last request for a missing or wrong token; the
+    /// lobby counts it against the client's address (see [`Penalties`]) and clears it.
+    pub token_refused: bool,
 }
 
 /// What a service makes of a waiting connection's bytes.
@@ -167,9 +176,10 @@ pub trait Service: Send + Sync + 'static {
     /// blocking mode.
     fn serve(&self, conn: Connection<Self::Mode>) -> Handback<Self::Mode>;
 
-    /// The bytes that tell a client in `mode` that no slot is free (`message` says why and when
-    /// to retry).
-    fn busy_reply(&self, mode: Self::Mode, message: &str) -> Vec<u8>;
+    /// The bytes that tell a client in `mode` its ready request is refused by the lobby with
+    /// `code`: [`ErrorCode::Busy`] (no slot is free) or [`ErrorCode::Penalized`] (its address
+    /// sent too many failed tokens); `message` says why and when to retry.
+    fn refusal_reply(&self, mode: Self::Mode, code: ErrorCode, message: &str) -> Vec<u8>;
 
     /// The bytes that tell a client in `mode`, which sent `received` but no complete request,
     /// that its time ran out.
@@ -201,10 +211,12 @@ impl Entrance {
 
 /// Serves the connections that come through `entrance` with `service` until `shutdown` is
 /// requested and the requests in progress have ended (or been cut off at the shutdown grace).
+/// Failed tokens are counted in `penalties` (which other lobbies of the process may share).
 pub fn serve<S: Service>(
     entrance: Entrance,
     service: Arc<S>,
     config: LobbyConfig,
+    penalties: Penalties,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
     if let Entrance::Listener(listener) = &entrance {
@@ -223,6 +235,7 @@ pub fn serve<S: Service>(
         ),
         service,
         config,
+        penalties,
         entrance: Some(entrance),
         accept_paused_until: None,
         waiting: HashMap::new(),
@@ -287,6 +300,7 @@ struct AddressQueue {
 struct Lobby<S: Service> {
     service: Arc<S>,
     config: LobbyConfig,
+    penalties: Penalties,
     slots: Slots,
     entrance: Option<Entrance>,
     /// Set when accepting failed for want of descriptors with nothing left to evict.
@@ -473,7 +487,12 @@ impl<S: Service> Lobby<S> {
         if stream.set_nonblocking(true).is_err() || stream.tcp().set_nodelay(true).is_err() {
             return;
         }
-        tracing::info!(server = S::NAME, peer = %peer, "connection opened");
+        // A penalized address's attempts are not logged one by one: its penalty was, once.
+        if self.penalties.time_left(peer.ip()).is_some() {
+            tracing::debug!(server = S::NAME, peer = %peer, "connection opened (penalized address)");
+        } else {
+            tracing::info!(server = S::NAME, peer = %peer, "connection opened");
+        }
         let address = peer.ip();
         let from_address = self.by_address.get(&address).map_or(0, |q| q.waiting);
         if from_address >= self.config.max_waiting_per_address.max(1) {
@@ -490,6 +509,7 @@ impl<S: Service> Lobby<S> {
             mode: S::Mode::default(),
             received: Vec::new(),
             requests: 0,
+            token_refused: false,
         };
         let deadline = deadline_after(self.config.login_grace);
         let id = self.enter(conn, Phase::Request, deadline);
@@ -639,7 +659,10 @@ impl<S: Service> Lobby<S> {
             Admission::Serve(mode) => {
                 let mut w = self.leave(id).expect("present");
                 w.conn.mode = mode;
-                self.start_request(w.conn);
+                match self.penalties.time_left(w.conn.peer.ip()) {
+                    None => self.start_request(w.conn),
+                    Some(left) => self.refuse_penalized(w.conn, left),
+                }
             }
             Admission::Refuse {
                 code,
@@ -721,6 +744,7 @@ impl<S: Service> Lobby<S> {
         );
         let serving = Serving {
             service: Arc::clone(&self.service),
+            penalties: self.penalties.clone(),
             slots: self.slots.clone(),
             lingering: Arc::clone(&self.lingering),
             max_lingering: self.config.max_active.max(1),
@@ -747,15 +771,37 @@ impl<S: Service> Lobby<S> {
         tracing::warn!(server = S::NAME, peer = %conn.peer, code = %ErrorCode::Busy, reason = %message, "refused");
         send_nonblocking(
             &mut conn.stream,
-            &self.service.busy_reply(conn.mode, &message),
+            &self
+                .service
+                .refusal_reply(conn.mode, ErrorCode::Busy, &message),
         );
         self.close_gracefully(conn);
     }
 
+    /// Refuses a ready request from a penalized address, `left` before its penalty ends. Logged
+    /// at debug level only: the penalty was logged once, when it began.
+    fn refuse_penalized(&mut self, mut conn: Connection<S::Mode>, left: Duration) {
+        let key = AddressKey::from(conn.peer.ip());
+        let message = penalized_message(key, &self.penalties.rules(), left);
+        tracing::debug!(server = S::NAME, peer = %conn.peer, code = %ErrorCode::Penalized, reason = %message, "refused");
+        send_nonblocking(
+            &mut conn.stream,
+            &self
+                .service
+                .refusal_reply(conn.mode, ErrorCode::Penalized, &message),
+        );
+        self.linger_then_close(conn);
+    }
+
     /// Stops sending and lingers, reading and dropping what the client still sends, so that
     /// the last reply is not lost to a reset; then closes.
-    fn close_gracefully(&mut self, mut conn: Connection<S::Mode>) {
+    fn close_gracefully(&mut self, conn: Connection<S::Mode>) {
         log_closed(S::NAME, &conn, "closed by the server");
+        self.linger_then_close(conn);
+    }
+
+    /// [`close_gracefully`](Self::close_gracefully) without a log line.
+    fn linger_then_close(&mut self, mut conn: Connection<S::Mode>) {
         if self.stop.is_some()
             || conn.stream.set_nonblocking(true).is_err()
             || conn.stream.shutdown_write().is_err()
@@ -840,7 +886,9 @@ impl<S: Service> Lobby<S> {
                 let message = "the server is shutting down; retry in a moment";
                 send_nonblocking(
                     &mut w.conn.stream,
-                    &self.service.busy_reply(w.conn.mode, message),
+                    &self
+                        .service
+                        .refusal_reply(w.conn.mode, ErrorCode::Busy, message),
                 );
             }
             if w.phase != Phase::Closing {
@@ -907,6 +955,7 @@ const WORKER_LINGER: Duration = Duration::from_millis(50);
 /// What a worker thread needs to serve a connection's requests.
 struct Serving<S: Service> {
     service: Arc<S>,
+    penalties: Penalties,
     slots: Slots,
     /// Workers in [`WORKER_LINGER`] now, at most `max_lingering` (so threads stay bounded).
     lingering: Arc<AtomicUsize>,
@@ -921,9 +970,11 @@ impl<S: Service> Serving<S> {
     /// come at once; hands the connection back for the lobby.
     fn serve(&self, mut conn: Connection<S::Mode>, mut slot: Slot) -> Handback<S::Mode> {
         loop {
-            let handback = self.service.serve(conn);
+            let mut handback = self.service.serve(conn);
             // The slot is free before the connection can come back with another request.
             drop(slot);
+            let (Handback::Wait(served) | Handback::Close(served)) = &mut handback;
+            self.count_token_refusal(served);
             conn = match handback {
                 Handback::Wait(conn) => conn,
                 close => return close,
@@ -933,6 +984,28 @@ impl<S: Service> Serving<S> {
                 None => return Handback::Wait(conn),
             };
         }
+    }
+
+    /// Counts a request refused for its token against the client's address; logs the penalty
+    /// it earns, once.
+    fn count_token_refusal(&self, conn: &mut Connection<S::Mode>) {
+        if !std::mem::take(&mut conn.token_refused) {
+            return;
+        }
+        let Some(penalty) = self.penalties.record_failure(conn.peer.ip()) else {
+            return;
+        };
+        let rules = self.penalties.rules();
+        tracing::warn!(
+            server = S::NAME,
+            peer = %conn.peer,
+            address = %AddressKey::from(conn.peer.ip()),
+            failures = rules.max_failures,
+            window = ?rules.window,
+            penalty = ?penalty.length,
+            repeated = penalty.repeated,
+            "penalized: too many missing or wrong tokens; refusing this address's requests"
+        );
     }
 
     /// A slot for the connection's next request, when it is ready within [`WORKER_LINGER`]
@@ -960,6 +1033,8 @@ impl<S: Service> Serving<S> {
             return None;
         }
         match self.service.admit(conn.mode, &conn.received, false) {
+            // A penalized address's request is refused by the lobby.
+            Admission::Serve(_) if self.penalties.time_left(conn.peer.ip()).is_some() => None,
             Admission::Serve(mode) => {
                 conn.mode = mode;
                 self.slots
@@ -1120,7 +1195,7 @@ mod tests {
     use std::net::{Shutdown as SocketShutdown, TcpStream};
 
     /// A line protocol: a request is a line; the reply is `ok <line>`. The line `sleep` takes
-    /// 600 ms to serve, `slow` twice [`SLOT_WAIT`].
+    /// 600 ms to serve, `slow` twice [`SLOT_WAIT`]; `badtoken` is refused as a wrong token.
     struct Lines;
 
     impl Service for Lines {
@@ -1144,6 +1219,11 @@ mod tests {
         fn serve(&self, mut conn: Connection<ClientKind>) -> Handback<ClientKind> {
             let end = conn.received.iter().position(|&b| b == b'\n').unwrap();
             let line: Vec<u8> = conn.received.drain(..=end).collect();
+            if line == b"badtoken\n" {
+                conn.token_refused = true;
+                let _ = conn.stream.write_all(b"unauthorized\n");
+                return Handback::Close(conn);
+            }
             match line.as_slice() {
                 b"sleep\n" => thread::sleep(Duration::from_millis(600)),
                 b"slow\n" => thread::sleep(2 * SLOT_WAIT),
@@ -1158,8 +1238,8 @@ mod tests {
             }
         }
 
-        fn busy_reply(&self, _: ClientKind, _: &str) -> Vec<u8> {
-            b"busy\n".to_vec()
+        fn refusal_reply(&self, _: ClientKind, code: ErrorCode, _: &str) -> Vec<u8> {
+            format!("{code}\n").into_bytes()
         }
 
         fn timeout_reply(&self, _: ClientKind, _: &[u8], _: &str) -> Vec<u8> {
@@ -1174,13 +1254,24 @@ mod tests {
     }
 
     fn start(config: LobbyConfig) -> Running {
+        start_with(config, Penalties::default())
+    }
+
+    fn start_with(config: LobbyConfig, penalties: Penalties) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let (done_tx, done) = mpsc::channel();
         let stop = shutdown.clone();
         thread::spawn(move || {
-            serve(Entrance::Listener(listener), Arc::new(Lines), config, &stop).unwrap();
+            serve(
+                Entrance::Listener(listener),
+                Arc::new(Lines),
+                config,
+                penalties,
+                &stop,
+            )
+            .unwrap();
             let _ = done_tx.send(());
         });
         Running {
@@ -1376,6 +1467,43 @@ mod tests {
         // The request's socket was shut down at the grace, before the request would have ended.
         assert_eq!(line(&mut sleeper), "");
         assert!(asked.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_address_that_failed_its_token_too_often_is_refused_until_its_penalty_ends() {
+        use super::super::penalties::PenaltyRules;
+        let lobby = start_with(
+            LobbyConfig::default(),
+            Penalties::new(PenaltyRules {
+                max_failures: 2,
+                penalty: Duration::from_secs(1),
+                ..PenaltyRules::default()
+            }),
+        );
+        // A connection that waits between requests is refused too, once penalized.
+        let mut waiting = connect(lobby.addr);
+        send(&mut waiting, b"a\n");
+        assert_eq!(line(&mut waiting), "ok a\n");
+        for _ in 0..2 {
+            let mut guesser = connect(lobby.addr);
+            send(&mut guesser, b"badtoken\n");
+            assert_eq!(line(&mut guesser), "unauthorized\n");
+            assert_eq!(line(&mut guesser), "", "closed after the refusal");
+        }
+        let mut refused = connect(lobby.addr);
+        send(&mut refused, b"a\n");
+        assert_eq!(line(&mut refused), "penalized\n");
+        assert_eq!(line(&mut refused), "", "closed after the refusal");
+        send(&mut waiting, b"b\n");
+        assert_eq!(line(&mut waiting), "penalized\n");
+        // Served again once the penalty is over (polled, at most 10 s).
+        let served = (0..100).any(|_| {
+            thread::sleep(Duration::from_millis(100));
+            let mut client = connect(lobby.addr);
+            send(&mut client, b"c\n");
+            line(&mut client) == "ok c\n"
+        });
+        assert!(served, "still refused after the penalty");
     }
 
     #[test]

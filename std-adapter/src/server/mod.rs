@@ -1,18 +1,23 @@
 //! What every unstick server shares: binding, the [`lobby`] where connections wait between
 //! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
-//! tokens, framed sockets and error frames.
+//! tokens (their [`token`] strength, the [`penalties`] for failed ones), framed sockets and
+//! error frames.
 
 mod client_socket;
 pub mod foreign;
 pub mod lobby;
+pub mod penalties;
 pub(crate) mod readiness;
 pub mod shutdown;
 pub mod slots;
+pub mod token;
 mod workers;
 
 pub use client_socket::ClientSocket;
 pub use lobby::{Admission, Connection, Entrance, Handback, LobbyConfig, Service};
+pub use penalties::{Penalties, PenaltyRules};
 pub use shutdown::Shutdown;
+pub use token::{TokenWeakness, generate_token, token_weakness};
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -79,14 +84,17 @@ impl PartialEq for Transport {
 impl Eq for Transport {}
 
 impl Transport {
-    /// Refuses to serve on `local` beyond loopback without a token, or in plaintext unless
-    /// the operator allowed it.
-    pub fn check_listen(&self, local: SocketAddr, authenticated: bool) -> io::Result<()> {
+    /// Refuses to serve on `local` beyond loopback without a token, with a token that is easy
+    /// to guess ([`token_weakness`]), or in plaintext unless the operator allowed it.
+    pub fn check_listen(&self, local: SocketAddr, token: Option<&str>) -> io::Result<()> {
         if local.ip().is_loopback() {
             return Ok(());
         }
-        if !authenticated {
+        let Some(token) = token else {
             return Err(insecure_listen(local));
+        };
+        if let Some(weakness) = token_weakness(token) {
+            return Err(weak_token_listen(local, &weakness));
         }
         if self.tls.is_none() && !self.insecure_plaintext {
             return Err(plaintext_listen(local));
@@ -129,19 +137,19 @@ pub(crate) fn plaintext_listen(local: SocketAddr) -> io::Error {
     )
 }
 
-/// Binds `addr`, refusing a non-loopback address unless `authenticated` (a token is set) and
+/// Binds `addr`, refusing a non-loopback address unless a `token` is set, strong enough, and
 /// `transport` allows it.
-pub fn bind(addr: &str, authenticated: bool, transport: &Transport) -> io::Result<TcpListener> {
+pub fn bind(addr: &str, token: Option<&str>, transport: &Transport) -> io::Result<TcpListener> {
     // Judged before binding, so that a refused address is never listened on, even briefly.
     for resolved in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
-        transport.check_listen(resolved, authenticated)?;
+        transport.check_listen(resolved, token)?;
     }
     let listener = TcpListener::bind(addr)?;
     // Windows keeps the queue of a socket's first listen (a second one succeeds and changes
     // nothing), so there it stays std's 128.
     #[cfg(unix)]
     lengthen_accept_queue(&listener);
-    transport.check_listen(listener.local_addr()?, authenticated)?;
+    transport.check_listen(listener.local_addr()?, token)?;
     Ok(listener)
 }
 
@@ -161,6 +169,17 @@ pub(crate) fn insecure_listen(local: SocketAddr) -> io::Error {
         io::ErrorKind::PermissionDenied,
         format!(
             "refusing to listen on {local} without a token: anyone who can reach it could use the server; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
+        ),
+    )
+}
+
+/// The error for a server listening beyond loopback with a token that is easy to guess.
+pub(crate) fn weak_token_listen(local: SocketAddr, weakness: &TokenWeakness) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing to listen on {local} with a token that is easy to guess ({weakness}); {}",
+            token::HOW_TO_MAKE_A_TOKEN
         ),
     )
 }

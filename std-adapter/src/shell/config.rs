@@ -7,7 +7,7 @@ use super::encoding::LegacyEncoding;
 use super::interpreter::Shell;
 use super::process::CommandLimits;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
-use crate::server::{LobbyConfig, Transport};
+use crate::server::{LobbyConfig, Penalties, Transport};
 
 /// The address `unstick shell serve` listens on by default: the seed's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -44,6 +44,9 @@ pub struct ShellConfig {
     pub max_command_len: usize,
     /// TLS, and whether plaintext may leave loopback.
     pub transport: Transport,
+    /// Where failed tokens are counted, per client address (shared with the file server in
+    /// `unstick serve`).
+    pub penalties: Penalties,
 }
 
 impl Default for ShellConfig {
@@ -66,6 +69,7 @@ impl Default for ShellConfig {
             legacy_encoding: LegacyEncoding::system_default(),
             max_command_len: MAX_COMMAND_LEN,
             transport: Transport::default(),
+            penalties: Penalties::default(),
         }
     }
 }

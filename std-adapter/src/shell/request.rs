@@ -16,7 +16,8 @@ use super::process::{
     RunningCommands, Termination, deadline_after, run_command,
 };
 use crate::server::{
-    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
+    ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, RequestStream, log_refusal,
+    send_transmits,
 };
 
 /// Room for the frame heads the session writes; any head fits.
@@ -75,13 +76,16 @@ pub(super) fn serve_request(
         unread: 0..0,
         seed_first_read,
         collect_deadline: None,
+        token_refused: false,
     };
     let close = host.serve().is_err();
     let mut rest = host.read_buf[host.unread.clone()].to_vec();
     rest.extend_from_slice(host.stream.unread());
+    let token_refused = host.token_refused;
     drop(host);
     COMMAND_BUFFER.set(command);
     conn.received = rest;
+    conn.token_refused = token_refused;
     conn.requests += 1;
     if close {
         Handback::Close(conn)
@@ -125,6 +129,8 @@ struct RequestHost<'h, 'c> {
     seed_first_read: Option<Vec<u8>>,
     /// When collecting a long seed command must end, once it has started.
     collect_deadline: Option<Instant>,
+    /// A request was refused for its token (counted by the lobby against the address).
+    token_refused: bool,
 }
 
 impl RequestHost<'_, '_> {
@@ -155,6 +161,7 @@ impl RequestHost<'_, '_> {
         );
         if let Some(refusal) = self.session.take_refusal() {
             log_refusal("shell", self.peer, &refusal);
+            self.token_refused |= refusal.code == ErrorCode::Unauthorized;
         }
         sent.map_err(|_| Closed)
     }

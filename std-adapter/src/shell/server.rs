@@ -12,6 +12,7 @@ use unstick_core::session::TOKEN_CAP;
 
 use super::config::ShellConfig;
 use super::session::ShellService;
+use crate::server::token::{HOW_TO_MAKE_A_TOKEN, TokenWeakness, token_weakness};
 use crate::server::{Shutdown, lobby};
 
 /// Why the shell server could not start.
@@ -22,6 +23,13 @@ pub enum ShellServerError {
     InsecureListen {
         /// The address asked for.
         addr: String,
+    },
+    /// A non-loopback listen with a token that is easy to guess.
+    WeakToken {
+        /// The address asked for.
+        addr: String,
+        /// What makes the token easy to guess.
+        weakness: TokenWeakness,
     },
     /// A non-loopback listen in plaintext, without `--insecure-plaintext`.
     PlaintextListen {
@@ -57,6 +65,10 @@ impl fmt::Display for ShellServerError {
             ShellServerError::InsecureListen { addr } => write!(
                 f,
                 "refusing to listen on {addr} without a token: anyone who can reach it could run commands; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
+            ),
+            ShellServerError::WeakToken { addr, weakness } => write!(
+                f,
+                "refusing to listen on {addr} with a token that is easy to guess ({weakness}); {HOW_TO_MAKE_A_TOKEN}"
             ),
             ShellServerError::PlaintextListen { addr } => write!(
                 f,
@@ -100,8 +112,8 @@ pub struct ShellServer {
 }
 
 impl ShellServer {
-    /// Checks `config` and binds `addr`. A non-loopback address needs a token; this is checked
-    /// before anything is bound.
+    /// Checks `config` and binds `addr`. A non-loopback address needs a token that is not easy
+    /// to guess (see [`token_weakness`]); this is checked before anything is bound.
     pub fn bind(addr: &str, mut config: ShellConfig) -> Result<ShellServer, ShellServerError> {
         match config.token.as_deref().map(str::len) {
             Some(0) => return Err(ShellServerError::EmptyToken),
@@ -113,21 +125,31 @@ impl ShellServer {
             source,
         };
         let resolved: Vec<SocketAddr> = addr.to_socket_addrs().map_err(bind_error)?.collect();
-        if config.token.is_none() && resolved.iter().any(|a| !a.ip().is_loopback()) {
-            return Err(ShellServerError::InsecureListen {
-                addr: addr.to_string(),
-            });
+        let beyond_loopback = resolved.iter().any(|a| !a.ip().is_loopback());
+        match config.token.as_deref() {
+            None if beyond_loopback => {
+                return Err(ShellServerError::InsecureListen {
+                    addr: addr.to_string(),
+                });
+            }
+            Some(token) if beyond_loopback => {
+                if let Some(weakness) = token_weakness(token) {
+                    return Err(ShellServerError::WeakToken {
+                        addr: addr.to_string(),
+                        weakness,
+                    });
+                }
+            }
+            _ => {}
         }
         config.workdir = checked_workdir(&config.workdir)?;
-        if config.transport.tls.is_none()
-            && !config.transport.insecure_plaintext
-            && resolved.iter().any(|a| !a.ip().is_loopback())
+        if config.transport.tls.is_none() && !config.transport.insecure_plaintext && beyond_loopback
         {
             return Err(ShellServerError::PlaintextListen {
                 addr: addr.to_string(),
             });
         }
-        let listener = crate::server::bind(addr, config.token.is_some(), &config.transport)
+        let listener = crate::server::bind(addr, config.token.as_deref(), &config.transport)
             .map_err(bind_error)?;
         Ok(ShellServer {
             listener,
@@ -159,8 +181,9 @@ impl ShellServer {
             .config
             .transport
             .entrance(self.listener, &lobby_config, "shell")?;
+        let penalties = self.config.penalties.clone();
         let service = Arc::new(ShellService::new(self.config));
-        lobby::serve(entrance, service, lobby_config, shutdown)
+        lobby::serve(entrance, service, lobby_config, penalties, shutdown)
     }
 }
 

@@ -106,12 +106,13 @@ impl Service for ShellService {
         serve_request(conn, &self.config, &self.running)
     }
 
-    fn busy_reply(&self, kind: ClientKind, message: &str) -> Vec<u8> {
+    fn refusal_reply(&self, kind: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {
         match (kind, self.config.legacy_reply) {
+            // A seed client shows the reply's text as a command's output.
             (ClientKind::Seed, Some(format)) => {
                 seed_reply(format, format!("unstick: {message}\n").as_bytes())
             }
-            _ => error_frame(ErrorCode::Busy, message),
+            _ => error_frame(code, message),
         }
     }
 
