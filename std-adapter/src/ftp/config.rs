@@ -25,7 +25,13 @@ pub struct FileServerConfig {
     pub buffer_size: usize,
     /// TLS, and whether plaintext may leave loopback.
     pub transport: Transport,
+    /// How long a partial upload is kept for a resume after its last write; older ones are
+    /// removed by the sweep that starts with the server.
+    pub partial_max_age: Duration,
 }
+
+/// How long partial uploads are kept by default: a week.
+pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for FileServerConfig {
     fn default() -> Self {
@@ -39,6 +45,7 @@ impl Default for FileServerConfig {
             token: None,
             buffer_size: TRANSFER_BUFFER,
             transport: Transport::default(),
+            partial_max_age: PARTIAL_MAX_AGE,
         }
     }
 }
