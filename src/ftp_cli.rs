@@ -173,6 +173,10 @@ pub struct ServeArgs {
     /// Token clients must present (or set UNSTICK_TOKEN).
     #[arg(long)]
     token: Option<String>,
+    /// How long an interrupted upload is kept for `put --resume` after its last write (e.g.
+    /// 7d, 12h); older ones are removed by the sweep that runs in the background at start.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    partial_max_age: Duration,
     #[command(flatten)]
     lobby: LobbyArgs,
     #[command(flatten)]
@@ -274,6 +278,7 @@ impl ServeArgs {
         listen: String,
         token: Option<String>,
         root: PathBuf,
+        partial_max_age: Duration,
         tls: TlsServeArgs,
         penalties: Penalties,
     ) -> Self {
@@ -284,6 +289,7 @@ impl ServeArgs {
             max_connections: 64,
             idle_timeout: Duration::from_secs(60),
             token,
+            partial_max_age,
             lobby: LobbyArgs::default(),
             tls,
             shared_penalties: Some(penalties),
@@ -409,6 +415,7 @@ pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
         penalties: args
             .shared_penalties
             .unwrap_or_else(|| args.lobby.penalties()),
+        partial_max_age: args.partial_max_age,
         ..FileServerConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -417,6 +424,7 @@ pub fn bind(mut args: ServeArgs) -> Result<BoundFileServer, String> {
         root = %args.root.display(),
         max_file_size = args.max_file_size,
         max_connections = args.max_connections,
+        partial_max_age = ?args.partial_max_age,
         "serving"
     );
     Ok(BoundFileServer { server, listener })

@@ -6,13 +6,14 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use unstick_std::address::HostPort;
 use unstick_std::server::Shutdown;
 
 use crate::client_settings::{FTP_PORT, SHELL_PORT};
-use crate::serving::PenaltyArgs;
+use crate::serving::{PenaltyArgs, parse_duration};
 use crate::tls_cli::{self, TlsServeArgs};
 use crate::{ftp_cli, shell_cli};
 
@@ -38,6 +39,10 @@ pub struct ServeBothArgs {
     /// Shared secret both servers require (default: $UNSTICK_TOKEN).
     #[arg(long)]
     token: Option<String>,
+    /// How long the file server keeps an interrupted upload for `put --resume` after its last
+    /// write (e.g. 7d, 12h).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    partial_max_age: Duration,
     #[command(flatten)]
     tls: TlsServeArgs,
     // Failed tokens are counted for both servers together.
@@ -89,7 +94,12 @@ fn bind_both(
     ))
     .map_err(|e| format!("shell server: {e}"))?;
     let ftp = ftp_cli::bind(ftp_cli::ServeArgs::for_serve_both(
-        ftp_listen, args.token, args.root, args.tls, penalties,
+        ftp_listen,
+        args.token,
+        args.root,
+        args.partial_max_age,
+        args.tls,
+        penalties,
     ))
     .map_err(|e| format!("file server: {e}"))?;
     announce(&shell, &ftp).map_err(|e| e.to_string())?;

@@ -197,7 +197,7 @@ pub fn listen_address(text: &str, default_port: u16) -> Result<String, String> {
         .map_err(|e| format!("--listen: {e}"))
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m` or `h`.
+/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m`, `h` or `d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -212,7 +212,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
+        "d" => value * 86400.0,
+        other => return Err(format!("unknown unit {other:?}; use ms, s, m, h or d")),
     };
     let duration = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
     if duration < Duration::from_millis(1) {
@@ -265,7 +266,8 @@ mod tests {
             ("1h", Some(Duration::from_secs(3600))),
             ("0", None),
             ("ten", None),
-            ("5d", None),
+            ("7d", Some(Duration::from_secs(7 * 86400))),
+            ("5w", None),
             ("-1", None),
         ];
         for (text, expected) in table {

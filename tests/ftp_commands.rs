@@ -485,3 +485,80 @@ fn a_download_into_a_missing_directory_names_the_path_given_not_the_staging_file
     assert!(err.contains("nodir/sub/x.txt: no such directory"), "{err}");
     assert!(!err.contains("unstick-part"), "{err}");
 }
+
+/// Whether the partial upload stored as `partial` in `dir` is kept and not held by an upload.
+fn stored_partial_is_idle(dir: &Path, partial: &str) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = fs::File::open(dir.join(partial)) else {
+        return false;
+    };
+    // SAFETY: `file` is an open descriptor for the duration of both calls; flock has no memory
+    // effects.
+    unsafe {
+        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            return false;
+        }
+        libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+    }
+    true
+}
+
+#[test]
+fn a_partial_upload_of_a_long_name_is_listed_and_rm_r_takes_its_directory() {
+    let s = Setup::new();
+    // A name too long for `.unstick-partial-<name>`: its partial is stored under a digest.
+    let long = format!("{}.bin", "n".repeat(240));
+    let mut raw = Raw::connect(&s.server.addr);
+    raw.header(&format!(
+        r#"{{"op":"put","path":"drop/{long}","total_size":10}}"#
+    ));
+    raw.body(b"abcd");
+    drop(raw);
+    let partial = format!(".unstick-partial~{}", xxh3_hex(long.as_bytes()));
+    let idle = shell_common::eventually(Duration::from_secs(10), || {
+        fs::metadata(s.root.join("drop").join(&partial)).is_ok_and(|m| m.len() == 4)
+            && stored_partial_is_idle(&s.root.join("drop"), &partial)
+    });
+    assert!(idle, "the torn upload was not kept");
+
+    let (listing, _) = s.ok(&["ls", "-l", "drop"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 1, "{listing}");
+    assert!(
+        lines[0].starts_with("partial") && lines[0].ends_with(&format!("  {long}")),
+        "{listing}"
+    );
+    let err = s.refused(&["rm", "drop"]);
+    assert!(err.contains("not empty"), "{err}");
+    let (_, stderr) = s.ok(&["rm", "-r", "drop"]);
+    assert!(
+        stderr.contains("deleted drop (1 entries below it)"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&s.root), Vec::<String>::new());
+}
+
+#[test]
+fn partial_uploads_past_partial_max_age_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("sub")).unwrap();
+    let days_ago = |days: u64| std::time::SystemTime::now() - Duration::from_secs(days * 24 * 3600);
+    let long = "l".repeat(250);
+    let plant = |path: PathBuf, days: u64| {
+        fs::write(&path, b"held").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(days_ago(days)).unwrap();
+    };
+    let hashed = format!(".unstick-partial~{}", xxh3_hex(long.as_bytes()));
+    plant(root.join("sub/.unstick-partial-old.iso"), 3);
+    plant(root.join("sub").join(&hashed), 3);
+    fs::write(root.join("sub").join(format!("{hashed}.name")), &long).unwrap();
+    plant(root.join("sub/.unstick-partial-young.iso"), 1);
+
+    let _server = Served::ftp(&root, &["--partial-max-age", "2d"]);
+    let swept = shell_common::eventually(Duration::from_secs(30), || {
+        tree(&root) == ["sub/", "sub/.unstick-partial-young.iso"]
+    });
+    assert!(swept, "{:?}", tree(&root));
+}

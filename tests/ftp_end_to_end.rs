@@ -457,9 +457,10 @@ fn a_server_killed_mid_upload_leaves_no_file_and_the_upload_resumes() {
     drop((raw, second));
     assert!(!root.join("k").exists(), "nothing at the final name");
 
-    // The restarted server removes the dead temporary file and keeps the resumable partial.
+    // The restarted server removes the dead temporary file (in the background, once it
+    // listens) and keeps the resumable partial.
     let server = Server::start(&root, &[]);
-    assert_eq!(temporaries(), 0);
+    eventually("the dead temporary file is removed", || temporaries() == 0);
     assert_eq!(partial_size(&server, "k", dir.path()), 2 << 20);
     let out = unstick(&server, &["put", "--resume", "k"], dir.path());
     ok(&out);

@@ -28,7 +28,13 @@ pub struct FileServerConfig {
     /// Where failed tokens are counted, per client address (shared with the shell server in
     /// `unstick serve`).
     pub penalties: Penalties,
+    /// How long a partial upload is kept for a resume after its last write; older ones are
+    /// removed by the sweep that starts with the server.
+    pub partial_max_age: Duration,
 }
+
+/// How long partial uploads are kept by default: a week.
+pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for FileServerConfig {
     fn default() -> Self {
@@ -43,6 +49,7 @@ impl Default for FileServerConfig {
             buffer_size: TRANSFER_BUFFER,
             transport: Transport::default(),
             penalties: Penalties::default(),
+            partial_max_age: PARTIAL_MAX_AGE,
         }
     }
 }

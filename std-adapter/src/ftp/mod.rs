@@ -34,6 +34,7 @@ mod request;
 mod server;
 mod staging;
 mod storage;
+mod sweeper;
 mod transfer;
 mod tree;
 
@@ -41,8 +42,9 @@ pub use client::{
     ClientError, ClientOptions, Existing, FileClient, GetReport, PutReport, RemoteEntry,
     RemoteStat, is_partial_mismatch, partial_download_path, put_legacy,
 };
-pub use config::FileServerConfig;
+pub use config::{FileServerConfig, PARTIAL_MAX_AGE};
 pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};
 pub use progress::TerminalProgress;
 pub use server::FileServer;
 pub use transfer::{NoProgress, Progress, TRANSFER_BUFFER};
+pub use tree::SweepReport;

@@ -19,7 +19,7 @@ use unstick_core::{Algorithm, Checksum, ErrorCode};
 
 use super::config::FileServerConfig;
 use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
-use super::staging::Staging;
+use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
 use crate::server::{
@@ -482,14 +482,28 @@ impl RequestHost<'_> {
                 ),
             ));
         }
+        let refuse_stage = |e: StageError| match e {
+            StageError::Io(e) => refuse(e),
+            StageError::Foreign {
+                staging_name,
+                cause,
+            } => Refusal::new(
+                ErrorCode::StorageError,
+                format_args!(
+                    "{}: the server's staging file for this name ({staging_name}) is held by \
+                     something it did not make (a link, a directory or another user's file) \
+                     and cannot be removed ({cause}); the server's administrator must remove it",
+                    path.as_str()
+                ),
+            ),
+        };
         let staging = match kind {
-            StageKind::Fresh => Staging::fresh(dir, name).map_err(refuse)?,
+            StageKind::Fresh => Staging::fresh(dir, name).map_err(refuse_stage)?,
             StageKind::Temporary => Staging::temporary(dir).map_err(refuse)?,
-            StageKind::Resume => match Staging::partial(&dir, name) {
-                Ok(Some(staging)) => staging,
-                Ok(None) => return Ok(Staged::PartialBusy),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Staged::NoPartial),
-                Err(e) => return Err(refuse(e)),
+            StageKind::Resume => match Staging::resume(&dir, name).map_err(refuse_stage)? {
+                Resumable::Ready(staging) => staging,
+                Resumable::InUse => return Ok(Staged::PartialBusy),
+                Resumable::Absent => return Ok(Staged::NoPartial),
             },
         };
         let mut staging = staging;

@@ -10,7 +10,8 @@ use unstick_core::session::TOKEN_CAP;
 
 use super::config::FileServerConfig;
 use super::request::serve_request;
-use super::tree::Dir;
+use super::sweeper::Sweeper;
+use super::tree::{Dir, SweepReport, SweepRules};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::lobby::{self, framed_request_ready};
 use crate::server::{
@@ -23,11 +24,14 @@ use crate::server::{
 pub struct FileServer {
     root: Arc<Dir>,
     config: Arc<FileServerConfig>,
+    /// The sweep of the root that serving starts in the background.
+    sweeper: Arc<Sweeper>,
 }
 
 impl FileServer {
     /// Opens (creating it if needed) the root directory. An empty token is refused, and so is
-    /// one longer than [`TOKEN_CAP`] bytes.
+    /// one longer than [`TOKEN_CAP`] bytes. Nothing below the root is read yet: the sweep of
+    /// stale temporary files and expired partial uploads starts when the server serves.
     pub fn new(config: FileServerConfig) -> io::Result<FileServer> {
         let token_problem = match config.token.as_deref().map(str::len) {
             Some(0) => Some("the token is empty; choose a long random secret".to_owned()),
@@ -48,28 +52,23 @@ impl FileServer {
                 ),
             )
         })?;
-        match root.remove_stale_temporaries() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                server = "ftp",
-                removed = n,
-                "removed temporary files left by an earlier crash"
-            ),
-            Err(e) => tracing::warn!(
-                server = "ftp",
-                error = %e,
-                "could not clean up old temporary files"
-            ),
-        }
         Ok(FileServer {
             root: Arc::new(root),
             config: Arc::new(config),
+            sweeper: Arc::default(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &FileServerConfig {
         &self.config
+    }
+
+    /// Waits until the sweep that serving started in the background has finished, and returns
+    /// what it removed; `None` when it failed (the log says why) or serving has not started
+    /// one. Requests are served meanwhile; this is for tests and tools that need to know.
+    pub fn wait_for_sweep(&self) -> Option<SweepReport> {
+        self.sweeper.wait()
     }
 
     /// Serves `listener`'s connections until the process ends.
@@ -82,6 +81,11 @@ impl FileServer {
     /// upload cut off is kept for resume, like any torn upload; temporary files are removed)
     /// and returns. A listener on a non-loopback address is refused unless a token is set and
     /// is not easy to guess.
+    ///
+    /// The first call also starts the sweep of the root, on a thread of its own, once the
+    /// server is ready to serve: temporary files left by uploads a crash cut short and partial
+    /// uploads older than [`FileServerConfig::partial_max_age`] are removed while requests are
+    /// already served ([`FileServer::wait_for_sweep`] waits for it).
     pub fn serve_until(&self, listener: TcpListener, shutdown: &Shutdown) -> io::Result<()> {
         let local = listener.local_addr()?;
         let transport = &self.config.transport;
@@ -96,6 +100,10 @@ impl FileServer {
         }
         let config = self.config.lobby;
         let entrance = transport.entrance(listener, &config, "ftp")?;
+        let rules = SweepRules {
+            partial_max_age: self.config.partial_max_age,
+        };
+        self.sweeper.start(&self.root, rules, shutdown);
         let penalties = self.config.penalties.clone();
         lobby::serve(
             entrance,
@@ -185,5 +193,71 @@ mod tests {
         let refused = server.serve_until(open, &Shutdown::new()).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
         assert!(refused.to_string().contains("without a token"), "{refused}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn requests_are_served_while_the_sweep_of_a_deep_tree_runs_and_it_then_finishes() {
+        use std::time::{Duration, SystemTime};
+
+        use crate::ftp::{ClientOptions, FileClient, RemotePath};
+
+        // A comb 2,000 directories deep, two side directories per level, with what the sweep
+        // is for at the bottom: a stale temporary file and a partial upload past its age.
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(dir.path()).unwrap();
+        let mut level = root.duplicate().unwrap();
+        for _ in 0..2000 {
+            level.subdir("a", true).unwrap();
+            level.subdir("b", true).unwrap();
+            level = level.subdir("d", true).unwrap();
+        }
+        level.create_new(".unstick-tmp-1-1-0").unwrap();
+        let old = level.create_new(".unstick-partial-old").unwrap();
+        old.set_modified(SystemTime::now() - Duration::from_secs(9 * 24 * 3600))
+            .unwrap();
+        drop(old);
+        root.create_new("top.txt").unwrap();
+
+        let server = FileServer::new(config(dir.path(), None)).unwrap();
+        // The sweep waits for the test's word: the request below is answered while it has not
+        // even begun, so no request can be waiting for it.
+        let (go, gate) = std::sync::mpsc::channel();
+        *server.sweeper.gate.lock().unwrap() = Some(gate);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shutdown = Shutdown::new();
+        let serving = {
+            let (server, shutdown) = (server.clone(), shutdown.clone());
+            std::thread::spawn(move || server.serve_until(listener, &shutdown))
+        };
+        let options = ClientOptions {
+            timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        };
+        let mut client = FileClient::connect(&addr, options).unwrap();
+        let names: Vec<String> = client
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "d", "top.txt"].map(String::from).to_vec());
+        assert!(
+            client.stat(&RemotePath::parse("top.txt").unwrap()).is_ok(),
+            "a second request too"
+        );
+
+        go.send(()).unwrap();
+        let report = server.wait_for_sweep().expect("the sweep finished");
+        assert_eq!(
+            (report.temporaries, report.expired_partials, report.dirs),
+            (1, 1, 1 + 3 * 2000),
+            "{report:?}"
+        );
+        assert_eq!(level.stat(".unstick-tmp-1-1-0").unwrap(), None);
+        assert_eq!(level.stat(".unstick-partial-old").unwrap(), None);
+        shutdown.request();
+        serving.join().unwrap().unwrap();
     }
 }

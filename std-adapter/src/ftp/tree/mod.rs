@@ -3,25 +3,36 @@
 //!
 //! One API, [`Dir`], over each system's own calls: `openat` and friends on Unix (`unix.rs`),
 //! `NtCreateFile` relative to directory handles on Windows (`windows.rs`). What does not depend
-//! on the system (the names of the server's own files) is here.
+//! on the system is here: the names of the server's own files, partial uploads and the records
+//! of their names ([`partials`]), and the sweep of what uploads leave behind ([`sweep`]).
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::name::{MAX_COMPONENT_LEN, RESERVED_PREFIX, RemotePath};
+use super::name::{RESERVED_PREFIX, RemotePath};
 
 pub use unstick_core::files::{EntryKind, EntryMeta};
+
+mod partials;
+mod sweep;
+pub use partials::{ReservedKind, partial_name, recorded_name, remove_record, write_record};
+pub use sweep::{SweepReport, SweepRules};
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use unix::{Dir, file_meta, try_lock};
+pub use unix::{
+    Dir, RawName, file_meta, is_private_regular_file, is_unusable_entry, raw_name_bytes, try_lock,
+};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{Dir, file_meta, try_lock};
+pub use windows::{
+    Dir, RawName, file_meta, is_private_regular_file, is_unusable_entry, raw_name_bytes, try_lock,
+};
 
 /// Walking paths, the same on every system: one component at a time, each opened relative to
 /// its parent by the system's `Dir::subdir`.
@@ -60,10 +71,6 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Prefix of the temporary files uploads are staged in.
 const TEMP_PREFIX: &str = ".unstick-tmp-";
 
-fn is_temp_name(name: &[u8]) -> bool {
-    name.starts_with(TEMP_PREFIX.as_bytes())
-}
-
 /// A fresh hidden name for a temporary file.
 pub fn temp_name() -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -75,34 +82,28 @@ pub fn temp_name() -> String {
 }
 
 /// What a listing shows of an entry whose name starts with the reserved prefix, given the rest
-/// of its name: a partial upload, under the name it will take (its kind [`EntryKind::Partial`]),
-/// or nothing (temporary files; a partial whose name was too long and is kept as a digest).
-pub fn listed_reserved(rest: &[u8], meta: EntryMeta) -> Option<(&[u8], EntryMeta)> {
-    const PARTIAL: &[u8] = b"partial-";
-    let is_partial = rest.len() > PARTIAL.len()
-        && rest[..PARTIAL.len()].eq_ignore_ascii_case(PARTIAL)
-        && meta.kind == EntryKind::File;
-    is_partial.then(|| {
-        let meta = EntryMeta {
-            kind: EntryKind::Partial,
-            ..meta
-        };
-        (&rest[PARTIAL.len()..], meta)
-    })
-}
-
-/// The hidden name under which a resumable upload of `name` grows: `.unstick-partial-<name>`,
-/// or `.unstick-partial~<XXH3-128 of name>` when that would be longer than a component may be.
-pub fn partial_name(name: &str) -> String {
-    let plain = format!("{RESERVED_PREFIX}partial-{name}");
-    if plain.len() <= MAX_COMPONENT_LEN {
-        return plain;
+/// of its name: a partial upload, under the name it will take (its kind
+/// [`EntryKind::Partial`]; a hashed partial's name comes from its record), or nothing
+/// (temporary files, records, a hashed partial without a valid record).
+pub fn listed_reserved<'a>(
+    dir: &Dir,
+    rest: &'a [u8],
+    meta: EntryMeta,
+) -> Option<(Cow<'a, [u8]>, EntryMeta)> {
+    if meta.kind != EntryKind::File {
+        return None;
     }
-    let digest = unstick_core::digest_of(unstick_core::Algorithms::XXH3, name.as_bytes());
-    let hex = digest
-        .get(unstick_core::Algorithm::Xxh3)
-        .map(|c| c.to_hex().to_string())
-        .unwrap_or_default();
-    // `~` instead of `-`: no name, however chosen, has the same partial as a long name.
-    format!("{RESERVED_PREFIX}partial~{hex}")
+    let meta = EntryMeta {
+        kind: EntryKind::Partial,
+        ..meta
+    };
+    match ReservedKind::of(rest) {
+        ReservedKind::PlainPartial(name) => Some((Cow::Borrowed(name), meta)),
+        ReservedKind::HashedPartial => {
+            let partial = format!("{RESERVED_PREFIX}{}", std::str::from_utf8(rest).ok()?);
+            let name = recorded_name(dir, &partial)?;
+            Some((Cow::Owned(name.into_bytes()), meta))
+        }
+        ReservedKind::Temporary | ReservedKind::Record | ReservedKind::Unknown => None,
+    }
 }

@@ -2,13 +2,22 @@
 //! `fstatat` relative to directory descriptors, every open with `O_NOFOLLOW`, and `flock` for the
 //! locks on partial uploads.
 
+use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name, listed_reserved};
+use super::{EntryKind, EntryMeta, RESERVED_PREFIX, listed_reserved};
+
+/// A directory entry's name as the system spells it: bytes, not necessarily UTF-8.
+pub type RawName = CStr;
+
+/// The bytes of a raw name.
+pub fn raw_name_bytes(name: &RawName) -> Cow<'_, [u8]> {
+    Cow::Borrowed(name.to_bytes())
+}
 
 /// A directory handle. Every name given to its methods is a single component.
 #[derive(Debug)]
@@ -101,7 +110,8 @@ impl Dir {
         self.subdir_raw(&cstring(name)?, create)
     }
 
-    fn subdir_raw(&self, name: &CStr, create: bool) -> io::Result<Dir> {
+    /// [`Dir::subdir`] of a raw name.
+    pub fn subdir_raw(&self, name: &CStr, create: bool) -> io::Result<Dir> {
         if create {
             // SAFETY: valid directory descriptor and C string.
             let rc = unsafe { libc::mkdirat(self.fd.as_raw_fd(), name.as_ptr(), 0o755) };
@@ -143,19 +153,12 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Opens the regular file `name` for reading and writing, without truncating it; with
-    /// [`Create::IfMissing`] it is created when it does not exist.
-    pub fn open_rw(&self, name: &str, create: Create) -> io::Result<File> {
-        self.open_rw_raw(&cstring(name)?, create)
-    }
-
-    fn open_rw_raw(&self, name: &CStr, create: Create) -> io::Result<File> {
-        let flags = match create {
-            Create::IfMissing => libc::O_RDWR | libc::O_CREAT,
-            Create::Never => libc::O_RDWR,
-        };
+    /// Opens the existing regular file `name` for reading and writing, without truncating it.
+    /// (Files are only ever created by [`Dir::create_new`], exclusively: never opened through a
+    /// name someone else placed first.)
+    pub fn open_rw(&self, name: &str) -> io::Result<File> {
         // Non-blocking, so that a FIFO planted under the name cannot stall the open.
-        let fd = self.open_at(name, flags | libc::O_NONBLOCK, 0o644)?;
+        let fd = self.open_at(&cstring(name)?, libc::O_RDWR | libc::O_NONBLOCK, 0)?;
         regular_file(File::from(fd))
     }
 
@@ -191,11 +194,7 @@ impl Dir {
 
     /// Whether `name` is the open `file` (same device and inode).
     pub fn is_same_file(&self, name: &str, file: &File) -> io::Result<bool> {
-        self.is_same_file_raw(&cstring(name)?, file)
-    }
-
-    fn is_same_file_raw(&self, name: &CStr, file: &File) -> io::Result<bool> {
-        let Some(st) = self.stat_raw(name)? else {
+        let Some(st) = self.stat_raw(&cstring(name)?)? else {
             return Ok(false);
         };
         let open = fstat(file)?;
@@ -228,10 +227,7 @@ impl Dir {
 
     /// Removes the file `name` (or the empty directory, with `dir`).
     pub fn unlink(&self, name: &str, dir: bool) -> io::Result<()> {
-        self.unlink_raw(&cstring(name)?, dir)
-    }
-
-    fn unlink_raw(&self, name: &CStr, dir: bool) -> io::Result<()> {
+        let name = cstring(name)?;
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         // SAFETY: valid directory descriptor and C string.
         let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), flags) };
@@ -256,8 +252,8 @@ impl Dir {
         self.for_each_raw_entry(|name, meta| {
             let name = name.to_bytes();
             if let Some(rest) = name.strip_prefix(RESERVED_PREFIX.as_bytes()) {
-                return match listed_reserved(rest, meta) {
-                    Some((name, meta)) => visit(name, meta),
+                return match listed_reserved(self, rest, meta) {
+                    Some((name, meta)) => visit(&name, meta),
                     None => Ok(()),
                 };
             }
@@ -266,7 +262,7 @@ impl Dir {
     }
 
     /// Calls `visit` with every entry but `.` and `..`, reserved names included.
-    fn for_each_raw_entry(
+    pub fn for_each_raw_entry(
         &self,
         mut visit: impl FnMut(&CStr, EntryMeta) -> io::Result<()>,
     ) -> io::Result<()> {
@@ -303,71 +299,6 @@ impl Dir {
         unsafe { libc::closedir(stream) };
         result
     }
-
-    /// Removes the temporary files that uploads cut short by a crash left in this directory
-    /// and every directory below it (symbolic links are not followed). A temporary file still
-    /// locked by a running upload, e.g. of another server sharing the root, is left alone, and
-    /// so is a subdirectory that cannot be read. Returns how many files were removed.
-    pub fn remove_stale_temporaries(&self) -> io::Result<u64> {
-        let mut removed = 0;
-        // Paths below this directory, as components, still to be cleaned. Each directory is
-        // opened afresh from here, so at most two descriptors are open at a time.
-        let mut pending: Vec<Vec<CString>> = Vec::new();
-        removed += self.remove_temporaries_in(&[], &mut pending)?;
-        while let Some(components) = pending.pop() {
-            // A subdirectory removed or made unreadable meanwhile is skipped.
-            removed += self
-                .remove_temporaries_in(&components, &mut pending)
-                .unwrap_or(0);
-        }
-        Ok(removed)
-    }
-
-    /// Removes the unlocked temporary files in the directory at `components` below this one,
-    /// and queues its subdirectories in `pending`.
-    fn remove_temporaries_in(
-        &self,
-        components: &[CString],
-        pending: &mut Vec<Vec<CString>>,
-    ) -> io::Result<u64> {
-        let mut dir = self.duplicate()?;
-        for component in components {
-            dir = dir.subdir_raw(component, false)?;
-        }
-        let mut temporaries = Vec::new();
-        dir.for_each_raw_entry(|name, meta| {
-            if meta.kind == EntryKind::Dir {
-                let mut below = components.to_vec();
-                below.push(name.to_owned());
-                pending.push(below);
-            } else if meta.kind == EntryKind::File && is_temp_name(name.to_bytes()) {
-                temporaries.push(name.to_owned());
-            }
-            Ok(())
-        })?;
-        let mut removed = 0;
-        for name in temporaries {
-            if dir.remove_if_unlocked(&name)? {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Removes the file `name` if nobody holds its lock; `Ok(false)` when it is locked or
-    /// already gone.
-    fn remove_if_unlocked(&self, name: &CStr) -> io::Result<bool> {
-        let file = match self.open_rw_raw(name, Create::Never) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !try_lock(&file)? || !self.is_same_file_raw(name, &file)? {
-            return Ok(false);
-        }
-        self.unlink_raw(name, false)?;
-        Ok(true)
-    }
 }
 
 /// `file` if it is a regular file; a directory is `EISDIR`, anything else `InvalidInput`.
@@ -380,6 +311,31 @@ fn regular_file(file: File) -> io::Result<File> {
             "not a regular file (a FIFO, socket or device)",
         )),
     }
+}
+
+/// Whether the open `file` is one the server can trust as its own staging file: a regular
+/// file with one link (no other name anywhere, inside the root or out), owned by this process's
+/// user and writable by nobody else. Checked on the open descriptor, so nothing can be swapped
+/// in between the check and the use.
+pub fn is_private_regular_file(file: &File) -> io::Result<bool> {
+    let st = fstat(file)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_nlink == 1
+        && st.st_uid == me
+        && st.st_mode & (libc::S_IWGRP | libc::S_IWOTH) == 0)
+}
+
+/// Whether `e`, from opening a name as a regular file for reading and writing, says that what
+/// holds the name is not a usable file of the server's (a symbolic link, a directory, a FIFO,
+/// socket or device, a file it may not write) rather than that the system failed.
+pub fn is_unusable_entry(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ELOOP | libc::EISDIR | libc::ENXIO | libc::EACCES | libc::EPERM)
+        )
 }
 
 /// Takes an exclusive, non-blocking lock on `file`; `Ok(false)` when someone else holds it.
@@ -403,7 +359,8 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::ffi::OsStrExt;
 
-    use super::super::{MAX_COMPONENT_LEN, RemotePath, partial_name, temp_name};
+    use super::super::super::name::MAX_COMPONENT_LEN;
+    use super::super::{RemotePath, SweepRules, partial_name, temp_name, write_record};
     use super::*;
 
     #[test]
@@ -422,7 +379,7 @@ mod tests {
         assert!(root.walk_to_parent(&through_link, false).is_err());
         assert!(root.walk_to_parent(&through_link, true).is_err());
         assert!(root.open_file("file-link").is_err());
-        assert!(root.open_rw("file-link", Create::IfMissing).is_err());
+        assert!(root.open_rw("file-link").is_err());
         assert_eq!(
             root.stat("file-link").unwrap().map(|m| m.kind),
             Some(EntryKind::Symlink)
@@ -448,6 +405,12 @@ mod tests {
         root.create_new("a").unwrap();
         root.create_new(&temp_name()).unwrap();
         root.create_new(&partial_name("a")).unwrap();
+        // A partial of a name too long for the plain form is listed under the name its record
+        // holds; one whose record is missing is not (nothing could name it).
+        let long = "l".repeat(250);
+        root.create_new(&partial_name(&long)).unwrap();
+        write_record(&root, &long).unwrap();
+        root.create_new(&partial_name(&"m".repeat(250))).unwrap();
         root.subdir("d", true).unwrap();
         std::fs::write(dir.path().join(OsStr::from_bytes(b"not utf8 \xff")), b"x").unwrap();
         for _ in 0..2 {
@@ -464,6 +427,7 @@ mod tests {
                     (b"a".to_vec(), EntryKind::File),
                     (b"a".to_vec(), EntryKind::Partial),
                     (b"d".to_vec(), EntryKind::Dir),
+                    (long.as_bytes().to_vec(), EntryKind::Partial),
                     (b"not utf8 \xff".to_vec(), EntryKind::File)
                 ]
             );
@@ -487,8 +451,8 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let root = Dir::open_root(dir.path()).unwrap();
-        let first = root.open_rw("p", Create::IfMissing).unwrap();
-        let second = root.open_rw("p", Create::Never).unwrap();
+        let first = root.create_new("p").unwrap();
+        let second = root.open_rw("p").unwrap();
         assert!(try_lock(&first).unwrap());
         assert!(!try_lock(&second).unwrap());
         assert!(root.is_same_file("p", &second).unwrap());
@@ -521,7 +485,9 @@ mod tests {
         std::fs::write(root_path.join(partial_name("kept")), b"resumable").unwrap();
         std::fs::write(root_path.join("a/b/file"), b"data").unwrap();
 
-        assert_eq!(root.remove_stale_temporaries().unwrap(), 3);
+        let report = root.sweep(WEEK, &|| false).unwrap();
+        assert_eq!(report.temporaries, 3);
+        assert_eq!(report.removed(), 3);
         let mut left: Vec<String> = walkdir_names(&root_path);
         left.sort();
         let mut expected = vec![
@@ -535,6 +501,70 @@ mod tests {
         expected.sort();
         assert_eq!(left, expected);
         assert!(outside.join(".unstick-tmp-1-0-0").exists());
+    }
+
+    const WEEK: SweepRules = SweepRules {
+        partial_max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+    };
+
+    /// Sets the last write of `path` to `days` ago.
+    fn age(path: &Path, days: u64) {
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    #[test]
+    fn partials_past_their_age_and_unnamed_hashed_partials_are_swept_the_rest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(dir.path()).unwrap();
+        let sub = root.subdir("sub", true).unwrap();
+        let long = |c: &str| c.repeat(250);
+        // Old enough to go: a plain and a hashed partial (with its record), one level down.
+        for name in ["old", &long("o")] {
+            sub.create_new(&partial_name(name)).unwrap();
+            write_record(&sub, name).unwrap();
+            age(&dir.path().join("sub").join(partial_name(name)), 8);
+        }
+        // Young ones stay, and so does an old one that a running upload holds.
+        for name in ["young", &long("y")] {
+            root.create_new(&partial_name(name)).unwrap();
+            write_record(&root, name).unwrap();
+        }
+        let held = sub.create_new(&partial_name("held")).unwrap();
+        assert!(try_lock(&held).unwrap());
+        age(&dir.path().join("sub").join(partial_name("held")), 30);
+        // A hashed partial without its record (a crash between the two) cannot be listed or
+        // named: it goes, whatever its age.
+        root.create_new(&partial_name(&long("u"))).unwrap();
+
+        let report = root.sweep(WEEK, &|| false).unwrap();
+        assert_eq!(
+            (
+                report.expired_partials,
+                report.unnamed_partials,
+                report.temporaries
+            ),
+            (2, 1, 0),
+            "{report:?}"
+        );
+        let mut left = walkdir_names(dir.path());
+        left.sort();
+        let mut expected = vec![
+            "sub".to_owned(),
+            format!("sub/{}", partial_name("held")),
+            partial_name("young"),
+            partial_name(&long("y")),
+            format!("{}.name", partial_name(&long("y"))),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        // A sweep asked to stop at once still sweeps the root, and says it stopped.
+        assert!(root.sweep(WEEK, &|| true).unwrap().stopped);
     }
 
     fn walkdir_names(root: &Path) -> Vec<String> {

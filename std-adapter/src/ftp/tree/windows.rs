@@ -21,6 +21,7 @@
 //!
 //! [`NameRules::Windows`]: unstick_core::files::NameRules::Windows
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -38,9 +39,10 @@ use windows_sys::Wdk::Storage::FileSystem::{
     NtCreateFile, NtSetInformationFile,
 };
 use windows_sys::Win32::Foundation::{
-    ERROR_INVALID_FUNCTION, ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION, ERROR_NO_MORE_FILES,
-    ERROR_NOT_SUPPORTED, ERROR_STOPPED_ON_SYMLINK, HANDLE, NTSTATUS, OBJ_CASE_INSENSITIVE,
-    RtlNtStatusToDosError, STATUS_FILE_IS_A_DIRECTORY, STATUS_NOT_A_DIRECTORY, UNICODE_STRING,
+    ERROR_ACCESS_DENIED, ERROR_INVALID_FUNCTION, ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION,
+    ERROR_NO_MORE_FILES, ERROR_NOT_SUPPORTED, ERROR_STOPPED_ON_SYMLINK, HANDLE, NTSTATUS,
+    OBJ_CASE_INSENSITIVE, RtlNtStatusToDosError, STATUS_FILE_IS_A_DIRECTORY,
+    STATUS_NOT_A_DIRECTORY, UNICODE_STRING,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ACCESS_RIGHTS, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY,
@@ -54,7 +56,15 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
 
-use super::{Create, EntryKind, EntryMeta, RESERVED_PREFIX, is_temp_name, listed_reserved};
+use super::{EntryKind, EntryMeta, RESERVED_PREFIX, listed_reserved};
+
+/// A directory entry's name as the system spells it: UTF-16 units, not necessarily valid.
+pub type RawName = [u16];
+
+/// The bytes of a raw name (WTF-8: UTF-8 where the name is valid UTF-16).
+pub fn raw_name_bytes(name: &RawName) -> Cow<'_, [u8]> {
+    Cow::Owned(OsString::from_wide(name).into_encoded_bytes())
+}
 
 /// `FILE_RENAME_FLAG_REPLACE_IF_EXISTS` and `FILE_RENAME_FLAG_POSIX_SEMANTICS` (winbase.h):
 /// replace the target even while it is open (a download in progress keeps the old file).
@@ -250,7 +260,8 @@ impl Dir {
         self.subdir_raw(&wide(name), create)
     }
 
-    fn subdir_raw(&self, name: &[u16], create: bool) -> io::Result<Dir> {
+    /// [`Dir::subdir`] of a raw name.
+    pub fn subdir_raw(&self, name: &[u16], create: bool) -> io::Result<Dir> {
         let disposition = if create { FILE_OPEN_IF } else { FILE_OPEN };
         let handle = self.open_at(
             name,
@@ -294,21 +305,14 @@ impl Dir {
         Ok(File::from(handle))
     }
 
-    /// Opens the regular file `name` for reading and writing, without truncating it; with
-    /// [`Create::IfMissing`] it is created when it does not exist.
-    pub fn open_rw(&self, name: &str, create: Create) -> io::Result<File> {
-        self.open_rw_raw(&wide(name), create)
-    }
-
-    fn open_rw_raw(&self, name: &[u16], create: Create) -> io::Result<File> {
-        let disposition = match create {
-            Create::IfMissing => FILE_OPEN_IF,
-            Create::Never => FILE_OPEN,
-        };
+    /// Opens the existing regular file `name` for reading and writing, without truncating it.
+    /// (Files are only ever created by [`Dir::create_new`], exclusively: never opened through a
+    /// name someone else placed first.)
+    pub fn open_rw(&self, name: &str) -> io::Result<File> {
         let handle = self.open_at(
-            name,
+            &wide(name),
             FILE_GENERIC_READ | FILE_GENERIC_WRITE,
-            disposition,
+            FILE_OPEN,
             FILE_NON_DIRECTORY_FILE,
             Links::Refuse,
         )?;
@@ -334,11 +338,7 @@ impl Dir {
 
     /// Whether `name` is the open `file` (same volume and file index).
     pub fn is_same_file(&self, name: &str, file: &File) -> io::Result<bool> {
-        self.is_same_file_raw(&wide(name), file)
-    }
-
-    fn is_same_file_raw(&self, name: &[u16], file: &File) -> io::Result<bool> {
-        let Some(info) = self.stat_raw(name)? else {
+        let Some(info) = self.stat_raw(&wide(name))? else {
             return Ok(false);
         };
         let open = handle_info(file.as_raw_handle())?;
@@ -382,17 +382,14 @@ impl Dir {
     /// Removes the file `name` (or the empty directory, with `dir`). A reparse point is removed
     /// itself, never what it points to.
     pub fn unlink(&self, name: &str, dir: bool) -> io::Result<()> {
-        self.unlink_raw(&wide(name), dir)
-    }
-
-    fn unlink_raw(&self, name: &[u16], dir: bool) -> io::Result<()> {
+        let name = wide(name);
         let options = if dir {
             FILE_DIRECTORY_FILE
         } else {
             FILE_NON_DIRECTORY_FILE
         };
         // A reparse point is opened itself, so removing it removes the link.
-        let handle = self.open_at(name, DELETE, FILE_OPEN, options, Links::Open)?;
+        let handle = self.open_at(&name, DELETE, FILE_OPEN, options, Links::Open)?;
         // POSIX semantics: the name is gone when the call returns, even if the file is still
         // open (a staging file is removed while its handle is open).
         let ex = FILE_DISPOSITION_INFO_EX {
@@ -428,8 +425,8 @@ impl Dir {
             let name = name.as_encoded_bytes();
             let prefix = RESERVED_PREFIX.as_bytes();
             if name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix) {
-                return match listed_reserved(&name[prefix.len()..], meta) {
-                    Some((name, meta)) => visit(name, meta),
+                return match listed_reserved(self, &name[prefix.len()..], meta) {
+                    Some((name, meta)) => visit(&name, meta),
                     None => Ok(()),
                 };
             }
@@ -439,7 +436,7 @@ impl Dir {
 
     /// Calls `visit` with every entry but `.` and `..`, reserved names included; the metadata
     /// comes from the listing itself (a reparse point is a link, never followed).
-    fn for_each_raw_entry(
+    pub fn for_each_raw_entry(
         &self,
         mut visit: impl FnMut(&[u16], EntryMeta) -> io::Result<()>,
     ) -> io::Result<()> {
@@ -523,66 +520,6 @@ impl Dir {
                 offset += entry.NextEntryOffset as usize;
             }
         }
-    }
-
-    /// Removes the temporary files that uploads cut short by a crash left in this directory
-    /// and every directory below it (reparse points are not followed). A temporary file still
-    /// locked by a running upload, e.g. of another server sharing the root, is left alone, and
-    /// so is a subdirectory that cannot be read. Returns how many files were removed.
-    pub fn remove_stale_temporaries(&self) -> io::Result<u64> {
-        let mut removed = 0;
-        let mut pending: Vec<Vec<Vec<u16>>> = Vec::new();
-        removed += self.remove_temporaries_in(&[], &mut pending)?;
-        while let Some(components) = pending.pop() {
-            removed += self
-                .remove_temporaries_in(&components, &mut pending)
-                .unwrap_or(0);
-        }
-        Ok(removed)
-    }
-
-    fn remove_temporaries_in(
-        &self,
-        components: &[Vec<u16>],
-        pending: &mut Vec<Vec<Vec<u16>>>,
-    ) -> io::Result<u64> {
-        let mut dir = self.duplicate()?;
-        for component in components {
-            dir = dir.subdir_raw(component, false)?;
-        }
-        let mut temporaries = Vec::new();
-        dir.for_each_raw_entry(|name, meta| {
-            if meta.kind == EntryKind::Dir {
-                let mut below = components.to_vec();
-                below.push(name.to_vec());
-                pending.push(below);
-            } else if meta.kind == EntryKind::File
-                && is_temp_name(OsString::from_wide(name).as_encoded_bytes())
-            {
-                temporaries.push(name.to_vec());
-            }
-            Ok(())
-        })?;
-        let mut removed = 0;
-        for name in temporaries {
-            if dir.remove_if_unlocked(&name)? {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    fn remove_if_unlocked(&self, name: &[u16]) -> io::Result<bool> {
-        let file = match self.open_rw_raw(name, Create::Never) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !try_lock(&file)? || !self.is_same_file_raw(name, &file)? {
-            return Ok(false);
-        }
-        self.unlink_raw(name, false)?;
-        Ok(true)
     }
 }
 
@@ -675,6 +612,26 @@ fn regular_file(file: File) -> io::Result<File> {
         EntryKind::Dir => Err(is_a_directory()),
         EntryKind::Symlink | EntryKind::Other | EntryKind::Partial => Err(reparse_point_refused()),
     }
+}
+
+/// Whether the open `file` is one the server can trust as its own staging file: a regular
+/// file (not a reparse point) with one link, so that no other name, inside the root or out,
+/// reaches its data. Checked on the open handle. (Who owns it and who may write it is the
+/// directory's inherited access control on Windows, not the file's mode bits as on Unix.)
+pub fn is_private_regular_file(file: &File) -> io::Result<bool> {
+    let info = handle_info(file.as_raw_handle())?;
+    Ok(kind_of(info.dwFileAttributes) == EntryKind::File && info.nNumberOfLinks == 1)
+}
+
+/// Whether `e`, from opening a name as a regular file for reading and writing, says that what
+/// holds the name is not a usable file of the server's (a reparse point, a directory, a file it
+/// may not write) rather than that the system failed.
+pub fn is_unusable_entry(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::IsADirectory
+        || matches!(
+            e.raw_os_error().map(|code| code as u32),
+            Some(ERROR_STOPPED_ON_SYMLINK | ERROR_ACCESS_DENIED)
+        )
 }
 
 /// Takes an exclusive, non-blocking lock on `file`; `Ok(false)` when someone else holds it.
