@@ -1,6 +1,8 @@
-//! Unix: the shell leads a process group of its own, which is what is killed (SIGKILL to the
-//! group); it is reaped only after that, so the group id cannot be reused by a stranger while
-//! it may still be signalled.
+//! Unix: the command runs in a process group of its own, which is what is killed (SIGKILL to
+//! the group). On Linux the group is led by a watchdog forked from the server, which kills the
+//! group if the server dies without doing it (see `watchdog`); elsewhere the shell leads it.
+//! The group's leader is reaped only after the group was killed, so the group id cannot be
+//! reused by a stranger while it may still be signalled.
 //!
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
 //! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
@@ -14,6 +16,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use super::watchdog::GroupWatchdog;
 use super::{
     CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
     OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
@@ -28,8 +32,8 @@ impl TreeHandle {
     /// Sends SIGKILL to the group.
     pub(super) fn kill(&self) {
         // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group's
-        // leader is not yet reaped, so its id is still ours, and a group that is already gone
-        // yields ESRCH, which is fine to ignore.
+        // leader is not yet reaped, so its id is still the group's, and a group that is already
+        // gone yields ESRCH, which is fine to ignore.
         unsafe {
             libc::kill(-self.0, libc::SIGKILL);
         }
@@ -66,10 +70,16 @@ pub(super) fn run_command(
     run.drive(sink).map_err(RunError::Supervise)
 }
 
-/// The shell, leader of its own process group. Dropping it kills the group and reaps the shell,
-/// so no path leaves a running group or a zombie behind.
+/// The shell in its own process group (led by the shell, or on Linux by the group's
+/// watchdog). Dropping it kills the group and reaps the shell and the watchdog, so no path
+/// leaves a running group or a zombie behind.
 struct ProcessGroup<'r> {
     child: Child,
+    /// The group's id: its leader's pid.
+    pgid: libc::pid_t,
+    /// Leads the group, and kills it if the server dies; reaped after the shell.
+    #[cfg(target_os = "linux")]
+    watchdog: GroupWatchdog,
     running: &'r RunningCommands,
     /// The group's place in `running`, until it is taken off.
     listing: Option<Listing>,
@@ -85,14 +95,28 @@ impl<'r> ProcessGroup<'r> {
         running: &'r RunningCommands,
     ) -> io::Result<(ProcessGroup<'r>, OutputPipes)> {
         let mut shell = spec.process();
+        // On Linux the shell joins its watchdog's group (the watchdog dies with this function
+        // if the spawn fails); elsewhere it makes a group of its own.
+        #[cfg(target_os = "linux")]
+        let watchdog = GroupWatchdog::start().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start the watchdog of the command's process group: {e}"),
+            )
+        })?;
+        #[cfg(target_os = "linux")]
+        shell.process_group(watchdog.pgid());
+        #[cfg(not(target_os = "linux"))]
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
+        #[cfg(target_os = "linux")]
+        let pgid = Some(watchdog.pgid());
+        #[cfg(not(target_os = "linux"))]
+        let pgid = libc::pid_t::try_from(child.id()).ok();
         // Listed after the spawn (which may take a while: no lock is held across it). A stop
         // that came between kills the group here; the shell is reaped below either way.
-        let listing = libc::pid_t::try_from(child.id())
-            .ok()
-            .and_then(|pgid| running.list(TreeHandle(pgid)));
-        let Some(listing) = listing else {
+        let listing = pgid.and_then(|pgid| Some((pgid, running.list(TreeHandle(pgid))?)));
+        let Some((pgid, listing)) = listing else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(io::Error::other("the server is stopping"));
@@ -104,6 +128,9 @@ impl<'r> ProcessGroup<'r> {
         let exit_watch = exit_watch(child.id());
         let group = ProcessGroup {
             child,
+            pgid,
+            #[cfg(target_os = "linux")]
+            watchdog,
             running,
             listing: Some(listing),
             status: None,
@@ -112,16 +139,15 @@ impl<'r> ProcessGroup<'r> {
         Ok((group, pipes))
     }
 
-    /// Sends SIGKILL to every process in the group (the shell and whatever it started that did
-    /// not leave the group). Until the shell is reaped its pid, which is the group id, cannot be
-    /// reused, so this never hits a stranger.
+    /// Sends SIGKILL to every process in the group (the shell, the watchdog, and whatever the
+    /// shell started that did not leave the group). Until the shell is reaped, the group's
+    /// leader is not (it is the shell, or the watchdog reaped after it), so its id cannot be
+    /// reused and this never hits a stranger.
     fn kill(&mut self) {
         if self.status.is_some() {
             return;
         }
-        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            TreeHandle(pgid).kill();
-        }
+        TreeHandle(self.pgid).kill();
     }
 
     /// Waits for the shell to end.
@@ -132,6 +158,8 @@ impl<'r> ProcessGroup<'r> {
                 self.unlist();
                 let status = self.child.wait()?;
                 self.status = Some(status);
+                #[cfg(target_os = "linux")]
+                self.watchdog.kill_and_reap();
                 status
             }
         };
@@ -151,8 +179,8 @@ impl<'r> ProcessGroup<'r> {
         self.reap()
     }
 
-    /// Whether the shell has exited, without reaping it: its pid, and so the group id, stays
-    /// reserved for [`kill`](Self::kill).
+    /// Whether the shell has exited, without reaping it: the group's leader stays unreaped, so
+    /// the group id stays reserved for [`kill`](Self::kill).
     fn has_exited(&self) -> io::Result<bool> {
         if self.status.is_some() {
             return Ok(true);
@@ -202,6 +230,7 @@ impl Drop for ProcessGroup<'_> {
             self.unlist();
             let _ = self.child.wait();
         }
+        // The watchdog, a field, is killed and reaped when it is dropped, after this.
     }
 }
 
