@@ -1,17 +1,20 @@
 //! A shell server that dies without stopping (`kill -9`, the OOM killer, a crash) takes its
-//! commands with it, background jobs and their children included (issue 18, item 7). Linux: the
-//! watchdog that does it is Linux's, and the checks read `/proc`.
+//! commands with it, background jobs and their children included (issue 18, item 7); and the
+//! README's recipe for a job that should outlive its command, its connection and the server
+//! works. Linux: the watchdog that does it is Linux's, and the checks read `/proc`.
 #![cfg(target_os = "linux")]
 
 mod serve_common;
 mod shell_common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use serve_common::{Served, eventually, is_alive, send_signal};
-use shell_common::{exec_frame, raw_connection};
+use shell_common::{client_at, exec, exec_frame, raw_connection};
+use unstick_std::shell::Termination;
 
 /// How long a dead server's commands may take to die, and a killed server to be reaped.
 const DEATH_LIMIT: Duration = Duration::from_secs(10);
@@ -86,4 +89,46 @@ fn a_killed_server_takes_its_commands_and_their_children_with_it() {
             .collect::<Vec<_>>()
     );
     drop(connection);
+}
+
+/// The README's recipe ("A job that outlives its command") with `JOB` for the job.
+fn outliving_recipe(job: &str) -> String {
+    format!("{{ setsid sh -c 'echo; exec {job} >job.log 2>&1 </dev/null' & }} | read ready")
+}
+
+#[test]
+fn the_readme_recipe_starts_a_job_that_outlives_its_command_connection_and_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("job");
+    fs::write(&script, "#!/bin/sh\necho $$ > job.pid\nexec sleep 300\n").expect("write the job");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod the job");
+    let workdir = dir.path().to_str().expect("UTF-8 path");
+    let mut server = Served::shell(&["--workdir", workdir]);
+
+    let mut client = client_at(&server.addr, None);
+    let (report, out) = exec(&mut client, &outliving_recipe("./job"));
+    assert_eq!(
+        report.termination,
+        Termination::Exited(0),
+        "{report:?}; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The command's group was killed before its exit was reported; the job had left it.
+    let job = pids_written_to(dir.path(), "job.pid")[0];
+    let _leftovers = Leftovers(vec![job]);
+    assert!(is_alive(job), "the job died with its command");
+
+    drop(client);
+    let (report, _) = exec(&mut client_at(&server.addr, None), "true");
+    assert_eq!(report.termination, Termination::Exited(0));
+    assert!(is_alive(job), "the job died with its connection");
+
+    server.signal(libc::SIGKILL);
+    server
+        .wait_exit(DEATH_LIMIT)
+        .expect("the killed server was not reaped");
+    // Whatever a dead server's commands are killed by has had its time (the first test shows
+    // they die well within it).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(is_alive(job), "the job died with the server");
 }
