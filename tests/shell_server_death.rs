@@ -1,7 +1,7 @@
 //! A shell server that dies without stopping (`kill -9`, the OOM killer, a crash) takes its
 //! commands with it, background jobs and their children included (issue 18, item 7); and the
 //! README's recipe for a job that should outlive its command, its connection and the server
-//! works. Linux: the watchdog that does it is Linux's, and the checks read `/proc`.
+//! works. Linux: the keeper that does it is Linux's, and the checks read `/proc`.
 #![cfg(target_os = "linux")]
 
 mod serve_common;

@@ -272,14 +272,14 @@ pub fn children_of(pid: u32) -> Vec<ProcStat> {
     processes().into_iter().filter(|p| p.ppid == pid).collect()
 }
 
-/// The name a command's watchdog gives itself (on Linux the leader of the command's group).
-pub const WATCHDOG_NAME: &str = "unstick-watch";
+/// The name a server's group keeper gives itself (on Linux, a child of the server).
+pub const KEEPER_NAME: &str = "unstick-keeper";
 
-/// Children of `pid` that are not watchdogs: on a server, the shells of its running commands.
+/// Children of `pid` but its group keeper: on a server, the shells of its running commands.
 pub fn shells_of(pid: u32) -> Vec<ProcStat> {
     children_of(pid)
         .into_iter()
-        .filter(|p| p.name != WATCHDOG_NAME)
+        .filter(|p| p.name != KEEPER_NAME)
         .collect()
 }
 

@@ -3,13 +3,13 @@
 //! timeout, on the output cap, when the client goes away, when the server stops, and when the
 //! shell exits (so nothing the command started in its tree outlives it), and the shell always
 //! reaped. When the server dies without stopping (`kill -9`, a crash), the tree dies with it on
-//! Linux (a watchdog process leads each group) and on Windows (the Job Object is closed with the
+//! Linux (a keeper process, forked once, kills every group the server listed with it) and on Windows (the Job Object is closed with the
 //! server's handles); on other Unix systems it runs on.
 //!
 //! What is shared lives here: the limits, the outcome, where output goes, the registry of
 //! running commands that a stopping server kills. How a tree is started, watched and killed is
 //! each platform's: `unix` (one thread, `poll(2)` over the pipes, the client's socket and the
-//! shell's exit; `watchdog` on Linux) and `windows` (a Job Object, a reader thread per pipe).
+//! shell's exit; `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe).
 
 use std::fmt;
 use std::io;
@@ -23,10 +23,10 @@ pub(crate) use crate::server::deadline_after;
 
 use super::interpreter::Shell;
 
+#[cfg(target_os = "linux")]
+mod group_keeper;
 #[cfg(unix)]
 mod unix;
-#[cfg(target_os = "linux")]
-mod watchdog;
 #[cfg(unix)]
 use unix as platform;
 
@@ -182,8 +182,8 @@ impl OutputSink for CapturedOutput {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The shell, or on Linux its group's watchdog, could not be started (say, the working
-    /// directory is gone, the shell is not installed, or the system is out of processes).
+    /// The shell could not be started (say, the working directory is gone, the shell is not
+    /// installed, or the system is out of processes).
     Spawn(io::Error),
     /// Watching the running command failed; it has been killed and reaped.
     Supervise(io::Error),

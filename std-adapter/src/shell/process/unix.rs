@@ -1,8 +1,8 @@
-//! Unix: the command runs in a process group of its own, which is what is killed (SIGKILL to
-//! the group). On Linux the group is led by a watchdog forked from the server, which kills the
-//! group if the server dies without doing it (see `watchdog`); elsewhere the shell leads it.
-//! The group's leader is reaped only after the group was killed, so the group id cannot be
-//! reused by a stranger while it may still be signalled.
+//! Unix: the command runs in a process group of its own, led by the shell, which is what is
+//! killed (SIGKILL to the group). On Linux the group is also listed with the process's group
+//! keeper, which kills it if the server dies without doing it (see `group_keeper`). The
+//! group's leader is reaped only after the group was killed, so the group id cannot be reused
+//! by a stranger while it may still be signalled.
 //!
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
 //! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
@@ -17,7 +17,7 @@ use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
-use super::watchdog::GroupWatchdog;
+use super::group_keeper::GroupKeeper;
 use super::{
     CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
     OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
@@ -70,16 +70,12 @@ pub(super) fn run_command(
     run.drive(sink).map_err(RunError::Supervise)
 }
 
-/// The shell in its own process group (led by the shell, or on Linux by the group's
-/// watchdog). Dropping it kills the group and reaps the shell and the watchdog, so no path
-/// leaves a running group or a zombie behind.
+/// The shell in its own process group, which it leads. Dropping it kills the group and reaps
+/// the shell, so no path leaves a running group or a zombie behind.
 struct ProcessGroup<'r> {
     child: Child,
     /// The group's id: its leader's pid.
     pgid: libc::pid_t,
-    /// Leads the group, and kills it if the server dies; reaped after the shell.
-    #[cfg(target_os = "linux")]
-    watchdog: GroupWatchdog,
     running: &'r RunningCommands,
     /// The group's place in `running`, until it is taken off.
     listing: Option<Listing>,
@@ -95,30 +91,32 @@ impl<'r> ProcessGroup<'r> {
         running: &'r RunningCommands,
     ) -> io::Result<(ProcessGroup<'r>, OutputPipes)> {
         let mut shell = spec.process();
-        // On Linux the shell joins its watchdog's group (the watchdog dies with this function
-        // if the spawn fails); elsewhere it makes a group of its own.
-        #[cfg(target_os = "linux")]
-        let watchdog = GroupWatchdog::start().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start the watchdog of the command's process group: {e}"),
-            )
-        })?;
-        #[cfg(target_os = "linux")]
-        shell.process_group(watchdog.pgid());
-        #[cfg(not(target_os = "linux"))]
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
-        #[cfg(target_os = "linux")]
-        let pgid = Some(watchdog.pgid());
-        #[cfg(not(target_os = "linux"))]
         let pgid = libc::pid_t::try_from(child.id()).ok();
+        // Kept right away: from here on the group dies with the server however it dies.
+        #[cfg(target_os = "linux")]
+        if let Some(pgid) = pgid
+            && let Err(e) = GroupKeeper::get().keep(pgid)
+        {
+            tracing::warn!(
+                server = "shell",
+                error = %e,
+                "cannot start the process that kills commands if the server dies; this command runs without it"
+            );
+        }
         // Listed after the spawn (which may take a while: no lock is held across it). A stop
         // that came between kills the group here; the shell is reaped below either way.
         let listing = pgid.and_then(|pgid| Some((pgid, running.list(TreeHandle(pgid))?)));
         let Some((pgid, listing)) = listing else {
+            if let Some(pgid) = pgid {
+                TreeHandle(pgid).kill();
+            }
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(pgid) = pgid {
+                released(pgid);
+            }
             return Err(io::Error::other("the server is stopping"));
         };
         let pipes = OutputPipes {
@@ -129,8 +127,6 @@ impl<'r> ProcessGroup<'r> {
         let group = ProcessGroup {
             child,
             pgid,
-            #[cfg(target_os = "linux")]
-            watchdog,
             running,
             listing: Some(listing),
             status: None,
@@ -139,10 +135,9 @@ impl<'r> ProcessGroup<'r> {
         Ok((group, pipes))
     }
 
-    /// Sends SIGKILL to every process in the group (the shell, the watchdog, and whatever the
-    /// shell started that did not leave the group). Until the shell is reaped, the group's
-    /// leader is not (it is the shell, or the watchdog reaped after it), so its id cannot be
-    /// reused and this never hits a stranger.
+    /// Sends SIGKILL to every process in the group (the shell, and whatever it started that did
+    /// not leave the group). Until the shell, the group's leader, is reaped, its id cannot be
+    /// reused, so this never hits a stranger.
     fn kill(&mut self) {
         if self.status.is_some() {
             return;
@@ -158,8 +153,7 @@ impl<'r> ProcessGroup<'r> {
                 self.unlist();
                 let status = self.child.wait()?;
                 self.status = Some(status);
-                #[cfg(target_os = "linux")]
-                self.watchdog.kill_and_reap();
+                released(self.pgid);
                 status
             }
         };
@@ -229,9 +223,18 @@ impl Drop for ProcessGroup<'_> {
             self.kill();
             self.unlist();
             let _ = self.child.wait();
+            released(self.pgid);
         }
-        // The watchdog, a field, is killed and reaped when it is dropped, after this.
     }
+}
+
+/// Group `pgid` was killed and its leader reaped: on Linux the keeper stops keeping it, so
+/// that it never kills the id once it is reused.
+fn released(pgid: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    GroupKeeper::get().release(pgid);
+    #[cfg(not(target_os = "linux"))]
+    let _ = pgid;
 }
 
 /// The read ends of the command's stdout and stderr; `None` once that pipe reached its end.
