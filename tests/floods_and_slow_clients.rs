@@ -21,7 +21,7 @@ use serve_common::{
     Held, Raw, Seen, Served, eventually, frames_in, hold_connections, hold_connections_paced,
     long_header, raise_fd_limit, run_client,
 };
-use shell_common::{Collected, children_of, exec_frame};
+use shell_common::{Collected, exec_frame, shells_of};
 use unstick_std::shell::{ShellClient, ShellClientError, Termination};
 
 /// The open-file limit the 2000-connection tests need (both ends live on this machine).
@@ -369,7 +369,7 @@ fn connected_idle_clients_hold_no_session_slot() {
 
 /// Starts `sleep SECONDS` on a client in a thread, once the server has it running.
 fn start_sleeper(server: &Served, seconds: u32) -> thread::JoinHandle<Result<Termination, String>> {
-    let before = children_of(server.pid()).len();
+    let before = shells_of(server.pid()).len();
     let addr = server.addr.clone();
     let sleeper = thread::spawn(move || {
         let mut client = bounded_client(&addr);
@@ -379,7 +379,7 @@ fn start_sleeper(server: &Served, seconds: u32) -> thread::JoinHandle<Result<Ter
             .map_err(|e| e.to_string())
     });
     assert!(
-        eventually(Duration::from_secs(10), || children_of(server.pid()).len()
+        eventually(Duration::from_secs(10), || shells_of(server.pid()).len()
             > before),
         "the sleeper's command never started; log:\n{}",
         server.log()

@@ -17,7 +17,7 @@ use serde_json::json;
 use serve_common::{
     ClientProcess, Raw, Served, eventually, frames_in, is_alive, names_in, xxh3_hex,
 };
-use shell_common::{children_of, exec_frame, live_group_members, pseudo_random};
+use shell_common::{exec_frame, group_of, live_group_members, pseudo_random, shells_of};
 
 /// How long a server may take to exit once it should.
 const EXIT_LIMIT: Duration = Duration::from_secs(10);
@@ -108,7 +108,7 @@ fn sigterm_lets_a_running_command_finish_turns_newcomers_away_and_exits_0() {
         None,
     );
     assert!(
-        eventually(Duration::from_secs(10), || !children_of(server.pid())
+        eventually(Duration::from_secs(10), || !shells_of(server.pid())
             .is_empty()),
         "the command never started"
     );
@@ -149,7 +149,7 @@ fn grace_runs_out_and_the_commands_are_killed(signal: libc::c_int) {
         None,
     );
     let pids = numbers_written_to(dir.path(), "pids");
-    let (job, group) = (pids[0], pids[1]);
+    let (job, group) = (pids[0], group_of(pids[1]));
     let _guard = GroupGuard(group);
     assert!(is_alive(job));
 
@@ -197,7 +197,7 @@ fn a_second_signal_ends_the_server_at_once_with_its_commands() {
         ],
         None,
     );
-    let group = numbers_written_to(dir.path(), "pid")[0];
+    let group = group_of(numbers_written_to(dir.path(), "pid")[0]);
     let _guard = GroupGuard(group);
 
     server.signal(libc::SIGTERM);

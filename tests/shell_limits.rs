@@ -9,12 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shell_common::{
-    Collected, ServerProcess, children_of, eventually, exec, exec_frame, live_group_members,
-    raw_connection, read_raw_frame, status_kib,
+    Collected, ServerProcess, children_of, eventually, exec, exec_frame, group_of,
+    live_group_members, raw_connection, read_raw_frame, status_kib,
 };
 use unstick_std::shell::{OutputSink, OutputStream, Termination};
 
-/// Records the process group a command reports (its shell's pid) and that group's live
+/// Records the process group of the shell whose pid a command reports, and that group's live
 /// members at that moment.
 #[derive(Default)]
 struct GroupWitness {
@@ -33,7 +33,8 @@ impl OutputSink for GroupWitness {
             .ok()
             .and_then(|t| t.strip_suffix('\n'));
         if let Some(line) = line {
-            let pgid: u32 = line.trim().parse().expect("pid line");
+            let shell: u32 = line.trim().parse().expect("pid line");
+            let pgid = group_of(shell);
             self.pgid = Some(pgid);
             self.members_seen = live_group_members(pgid).len();
         }

@@ -194,7 +194,7 @@ fn commands_over_the_cap_are_told_the_server_is_busy_and_idle_connections_hold_n
         })
         .collect();
     assert!(shell_common::eventually(Duration::from_secs(5), || {
-        shell_common::children_of(server.pid()).len() == 2
+        shell_common::shells_of(server.pid()).len() == 2
     }));
     let mut third = raw_connection(&server.addr);
     third.write_all(&exec_frame("true")).expect("send");

@@ -270,6 +270,8 @@ pub fn connect_from(from: std::net::Ipv4Addr, to: std::net::SocketAddrV4) -> Tcp
 #[derive(Clone, Debug)]
 pub struct ProcStat {
     pub pid: u32,
+    /// Its name (`comm`): the program's, or the one it gave itself.
+    pub name: String,
     pub state: char,
     pub ppid: u32,
     pub pgrp: u32,
@@ -290,13 +292,16 @@ pub fn processes() -> Vec<ProcStat> {
 fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces: fields resume after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
+    let name_end = text.rfind(')')?;
+    let name = text[text.find('(')? + 1..name_end].to_string();
+    let rest = &text[name_end + 2..];
     let mut fields = rest.split(' ');
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
     Some(ProcStat {
         pid,
+        name,
         state,
         ppid,
         pgrp,
@@ -306,6 +311,24 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
 /// Children of `pid`, in any state.
 pub fn children_of(pid: u32) -> Vec<ProcStat> {
     processes().into_iter().filter(|p| p.ppid == pid).collect()
+}
+
+/// The name a server's group keeper gives itself (on Linux, a child of the server).
+pub const KEEPER_NAME: &str = "unstick-keeper";
+
+/// Children of `pid` but its group keeper: on a server, the shells of its running commands.
+pub fn shells_of(pid: u32) -> Vec<ProcStat> {
+    children_of(pid)
+        .into_iter()
+        .filter(|p| p.name != KEEPER_NAME)
+        .collect()
+}
+
+/// The process group of live process `pid` (for a command's shell, the command's group).
+pub fn group_of(pid: u32) -> u32 {
+    proc_stat(pid)
+        .unwrap_or_else(|| panic!("process {pid} is gone"))
+        .pgrp
 }
 
 /// Processes of group `pgrp` that are still alive (not zombies).

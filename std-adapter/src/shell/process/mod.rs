@@ -2,12 +2,14 @@
 //! Job Object on Windows), both output pipes drained as they fill, the whole tree killed on
 //! timeout, on the output cap, when the client goes away, when the server stops, and when the
 //! shell exits (so nothing the command started in its tree outlives it), and the shell always
-//! reaped.
+//! reaped. When the server dies without stopping (`kill -9`, a crash), the tree dies with it on
+//! Linux (a keeper process, forked once, kills every group the server listed with it) and on Windows (the Job Object is closed with the
+//! server's handles); on other Unix systems it runs on.
 //!
 //! What is shared lives here: the limits, the outcome, where output goes, the registry of
 //! running commands that a stopping server kills. How a tree is started, watched and killed is
 //! each platform's: `unix` (one thread, `poll(2)` over the pipes, the client's socket and the
-//! shell's exit) and `windows` (a Job Object, a reader thread per pipe).
+//! shell's exit; `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe).
 
 use std::fmt;
 use std::io;
@@ -21,6 +23,8 @@ pub(crate) use crate::server::deadline_after;
 
 use super::interpreter::Shell;
 
+#[cfg(target_os = "linux")]
+mod group_keeper;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

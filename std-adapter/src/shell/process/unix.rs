@@ -1,6 +1,8 @@
-//! Unix: the shell leads a process group of its own, which is what is killed (SIGKILL to the
-//! group); it is reaped only after that, so the group id cannot be reused by a stranger while
-//! it may still be signalled.
+//! Unix: the command runs in a process group of its own, led by the shell, which is what is
+//! killed (SIGKILL to the group). On Linux the group is also listed with the process's group
+//! keeper, which kills it if the server dies without doing it (see `group_keeper`). The
+//! group's leader is reaped only after the group was killed, so the group id cannot be reused
+//! by a stranger while it may still be signalled.
 //!
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
 //! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
@@ -14,6 +16,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use super::group_keeper::GroupKeeper;
 use super::{
     CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
     OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
@@ -28,8 +32,8 @@ impl TreeHandle {
     /// Sends SIGKILL to the group.
     pub(super) fn kill(&self) {
         // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group's
-        // leader is not yet reaped, so its id is still ours, and a group that is already gone
-        // yields ESRCH, which is fine to ignore.
+        // leader is not yet reaped, so its id is still the group's, and a group that is already
+        // gone yields ESRCH, which is fine to ignore.
         unsafe {
             libc::kill(-self.0, libc::SIGKILL);
         }
@@ -66,10 +70,12 @@ pub(super) fn run_command(
     run.drive(sink).map_err(RunError::Supervise)
 }
 
-/// The shell, leader of its own process group. Dropping it kills the group and reaps the shell,
-/// so no path leaves a running group or a zombie behind.
+/// The shell in its own process group, which it leads. Dropping it kills the group and reaps
+/// the shell, so no path leaves a running group or a zombie behind.
 struct ProcessGroup<'r> {
     child: Child,
+    /// The group's id: its leader's pid.
+    pgid: libc::pid_t,
     running: &'r RunningCommands,
     /// The group's place in `running`, until it is taken off.
     listing: Option<Listing>,
@@ -87,14 +93,30 @@ impl<'r> ProcessGroup<'r> {
         let mut shell = spec.process();
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
+        let pgid = libc::pid_t::try_from(child.id()).ok();
+        // Kept right away: from here on the group dies with the server however it dies.
+        #[cfg(target_os = "linux")]
+        if let Some(pgid) = pgid
+            && let Err(e) = GroupKeeper::get().keep(pgid)
+        {
+            tracing::warn!(
+                server = "shell",
+                error = %e,
+                "cannot start the process that kills commands if the server dies; this command runs without it"
+            );
+        }
         // Listed after the spawn (which may take a while: no lock is held across it). A stop
         // that came between kills the group here; the shell is reaped below either way.
-        let listing = libc::pid_t::try_from(child.id())
-            .ok()
-            .and_then(|pgid| running.list(TreeHandle(pgid)));
-        let Some(listing) = listing else {
+        let listing = pgid.and_then(|pgid| Some((pgid, running.list(TreeHandle(pgid))?)));
+        let Some((pgid, listing)) = listing else {
+            if let Some(pgid) = pgid {
+                TreeHandle(pgid).kill();
+            }
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(pgid) = pgid {
+                released(pgid);
+            }
             return Err(io::Error::other("the server is stopping"));
         };
         let pipes = OutputPipes {
@@ -104,6 +126,7 @@ impl<'r> ProcessGroup<'r> {
         let exit_watch = exit_watch(child.id());
         let group = ProcessGroup {
             child,
+            pgid,
             running,
             listing: Some(listing),
             status: None,
@@ -112,16 +135,14 @@ impl<'r> ProcessGroup<'r> {
         Ok((group, pipes))
     }
 
-    /// Sends SIGKILL to every process in the group (the shell and whatever it started that did
-    /// not leave the group). Until the shell is reaped its pid, which is the group id, cannot be
+    /// Sends SIGKILL to every process in the group (the shell, and whatever it started that did
+    /// not leave the group). Until the shell, the group's leader, is reaped, its id cannot be
     /// reused, so this never hits a stranger.
     fn kill(&mut self) {
         if self.status.is_some() {
             return;
         }
-        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            TreeHandle(pgid).kill();
-        }
+        TreeHandle(self.pgid).kill();
     }
 
     /// Waits for the shell to end.
@@ -132,6 +153,7 @@ impl<'r> ProcessGroup<'r> {
                 self.unlist();
                 let status = self.child.wait()?;
                 self.status = Some(status);
+                released(self.pgid);
                 status
             }
         };
@@ -151,8 +173,8 @@ impl<'r> ProcessGroup<'r> {
         self.reap()
     }
 
-    /// Whether the shell has exited, without reaping it: its pid, and so the group id, stays
-    /// reserved for [`kill`](Self::kill).
+    /// Whether the shell has exited, without reaping it: the group's leader stays unreaped, so
+    /// the group id stays reserved for [`kill`](Self::kill).
     fn has_exited(&self) -> io::Result<bool> {
         if self.status.is_some() {
             return Ok(true);
@@ -201,8 +223,18 @@ impl Drop for ProcessGroup<'_> {
             self.kill();
             self.unlist();
             let _ = self.child.wait();
+            released(self.pgid);
         }
     }
+}
+
+/// Group `pgid` was killed and its leader reaped: on Linux the keeper stops keeping it, so
+/// that it never kills the id once it is reused.
+fn released(pgid: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    GroupKeeper::get().release(pgid);
+    #[cfg(not(target_os = "linux"))]
+    let _ = pgid;
 }
 
 /// The read ends of the command's stdout and stderr; `None` once that pipe reached its end.

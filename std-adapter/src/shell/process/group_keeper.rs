@@ -1,0 +1,434 @@
+//! Linux: a keeper process that kills the commands' process groups when the server dies,
+//! however it dies (`kill -9`, the OOM killer, a crash), not only when it stops.
+//!
+//! The keeper is forked from the server once, when the first command starts, and runs no
+//! program. It shares a table of process group ids with the server (an anonymous shared
+//! mapping made before the fork) and holds the read end of a pipe whose write end only the
+//! server holds (the lifeline). The server stores each command's group id in a free slot of the
+//! table when the group is spawned, and clears the slot once the group is killed and its leader
+//! reaped: two memory stores, no system call, and nothing wakes the keeper. The keeper only
+//! blocks reading the lifeline. When the server process ends, whatever ends it, the kernel
+//! closes the write end; the read returns, and the keeper sends SIGKILL to every group still in
+//! the table, then exits.
+//!
+//! What is not covered: a group spawned in the microseconds between its spawn returning and
+//! its id being stored, should the server die exactly then.
+//!
+//! A parent-death signal (`PR_SET_PDEATHSIG`) on the shell would not do: it fires when the
+//! *thread* that forked ends (the server's worker threads come and go), and it reaches the shell
+//! only, not what the shell started.
+//!
+//! Should the keeper itself die (an administrator's `kill`, the OOM killer), the next command
+//! finds it gone: it is reaped and a new one forked, which shares the same table.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// The keeper's name in `ps` and `/proc/PID/comm` (at most 15 bytes).
+const KEEPER_NAME: &[u8; 15] = b"unstick-keeper\0";
+
+/// Groups the table holds (256 KiB shared); a server runs far fewer commands at once. Beyond
+/// it, a group is not kept (the server still kills it itself whenever it stops normally).
+const TABLE_SLOTS: usize = 1 << 16;
+
+/// Descriptors closed one by one in the keeper where `close_range(2)` is missing (kernels
+/// before 5.9), at most.
+const MAX_FDS_CLOSED_ONE_BY_ONE: libc::rlim_t = 1 << 20;
+
+/// The process's keeper, forked on first use.
+static KEEPER: OnceLock<GroupKeeper> = OnceLock::new();
+
+/// The server's side of the keeper: the shared table, which slots are free, and the keeper.
+#[derive(Debug)]
+pub(super) struct GroupKeeper {
+    state: Mutex<KeeperState>,
+}
+
+#[derive(Debug, Default)]
+struct KeeperState {
+    /// The table shared with the keeper, once made.
+    table: Option<SharedTable>,
+    /// The keeper running now, if one could be forked.
+    running: Option<RunningKeeper>,
+    /// Slots never used yet start here.
+    fresh: usize,
+    /// Slots used and cleared since.
+    free: Vec<usize>,
+    /// Where each kept group is.
+    kept: Vec<(libc::pid_t, usize)>,
+}
+
+#[derive(Debug)]
+struct RunningKeeper {
+    pid: libc::pid_t,
+    /// The write end of its lifeline: the only copy (close-on-exec, so no command holds it).
+    _lifeline: OwnedFd,
+}
+
+impl GroupKeeper {
+    /// The process's keeper.
+    pub(super) fn get() -> &'static GroupKeeper {
+        KEEPER.get_or_init(GroupKeeper::new)
+    }
+
+    fn new() -> GroupKeeper {
+        GroupKeeper {
+            state: Mutex::new(KeeperState::default()),
+        }
+    }
+
+    /// Keeps group `pgid`: the keeper kills it if the server dies first. `Err` when no keeper
+    /// could be started (the command still runs, without that cover).
+    pub(super) fn keep(&self, pgid: libc::pid_t) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.ensure_running()?;
+        let slot = match state.free.pop() {
+            Some(slot) => slot,
+            None if state.fresh < TABLE_SLOTS => {
+                state.fresh += 1;
+                state.fresh - 1
+            }
+            None => return Err(io::Error::other("the keeper's table is full")),
+        };
+        state.kept.push((pgid, slot));
+        state.slots()[slot].store(pgid, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops keeping group `pgid`: it was killed and its leader reaped.
+    pub(super) fn release(&self, pgid: libc::pid_t) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = state.kept.iter().position(|&(g, _)| g == pgid) {
+            let (_, slot) = state.kept.swap_remove(i);
+            state.slots()[slot].store(0, Ordering::Release);
+            state.free.push(slot);
+        }
+    }
+
+    /// The keeper's pid, forking it if none runs: for tests.
+    #[cfg(test)]
+    fn pid(&self) -> io::Result<libc::pid_t> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.ensure_running()?;
+        Ok(state.running.as_ref().map_or(0, |keeper| keeper.pid))
+    }
+}
+
+impl KeeperState {
+    /// The table's slots (empty before the first keeper).
+    fn slots(&self) -> &[AtomicI32] {
+        self.table.as_ref().map_or(&[], SharedTable::slots)
+    }
+
+    /// Makes sure a keeper runs: forks one if there is none yet or the last one died (it is
+    /// reaped first).
+    fn ensure_running(&mut self) -> io::Result<()> {
+        if let Some(keeper) = &self.running {
+            let mut status = 0;
+            // SAFETY: `status` is a live, exclusively borrowed int, all waitpid(2) writes;
+            // `keeper.pid` is our child and not yet reaped (it is reaped only here).
+            let rc = unsafe { libc::waitpid(keeper.pid, &mut status, libc::WNOHANG) };
+            if rc == 0 {
+                return Ok(());
+            }
+            self.running = None;
+        }
+        if self.table.is_none() {
+            self.table = Some(SharedTable::new()?);
+        }
+        let table = self.table.as_ref().expect("made above");
+        self.running = Some(fork_keeper(table)?);
+        Ok(())
+    }
+}
+
+/// A table of process group ids in memory shared with the keeper: slots of `i32`, 0 for none.
+#[derive(Debug)]
+struct SharedTable {
+    base: std::ptr::NonNull<AtomicI32>,
+}
+
+// SAFETY: the table is only ever read and written through atomics; the pointer is to a mapping
+// that lives as long as the process (it is never unmapped).
+unsafe impl Send for SharedTable {}
+
+impl SharedTable {
+    /// Maps a zeroed table, shared with the processes forked from now on.
+    fn new() -> io::Result<SharedTable> {
+        let len = TABLE_SLOTS * size_of::<AtomicI32>();
+        // SAFETY: an anonymous shared mapping of fresh pages: no file, no address asked for, so
+        // it overlaps nothing of ours.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = std::ptr::NonNull::new(base.cast::<AtomicI32>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(SharedTable { base })
+    }
+
+    fn slots(&self) -> &[AtomicI32] {
+        // SAFETY: the mapping is TABLE_SLOTS i32s long, page-aligned (more than AtomicI32
+        // needs), zero-filled (a valid AtomicI32 is any i32), never unmapped, and only ever
+        // accessed through these atomics, here and in the keeper.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), TABLE_SLOTS) }
+    }
+}
+
+/// Forks a keeper over `table`.
+fn fork_keeper(table: &SharedTable) -> io::Result<RunningKeeper> {
+    let (watched_end, lifeline) = lifeline_pipe()?;
+    // Everything the keeper uses is made before the fork: it may not allocate.
+    let fd_limit = fds_to_close();
+    let all_signals = all_signals()?;
+    let slots = table.slots();
+    // SAFETY: fork(2) in a process with other threads: the child runs only `keep_groups`, which
+    // makes async-signal-safe system calls and atomic loads on values made before the fork (no
+    // allocation, no lock, no unwinding) and never returns. The parent goes on as after any
+    // fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: this is the child of the fork above, as `keep_groups` requires.
+        unsafe { keep_groups(watched_end.as_raw_fd(), fd_limit, &all_signals, slots) }
+    }
+    Ok(RunningKeeper {
+        pid,
+        _lifeline: lifeline,
+    })
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+fn lifeline_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    // SAFETY: `fds` is a live array of two ints, which is what pipe2(2) writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just made by the kernel for us and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// How many descriptors the keeper closes one by one where `close_range(2)` is missing: the
+/// open-file limit, bounded.
+fn fds_to_close() -> libc::c_int {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live, exclusively borrowed rlimit, all getrlimit(2) writes.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let limit = if known {
+        limit.rlim_cur.min(MAX_FDS_CLOSED_ONE_BY_ONE)
+    } else {
+        MAX_FDS_CLOSED_ONE_BY_ONE
+    };
+    libc::c_int::try_from(limit).unwrap_or(libc::c_int::MAX)
+}
+
+/// A signal set with every signal in it.
+fn all_signals() -> io::Result<libc::sigset_t> {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset(3) initialises the set it is given, a live, exclusively borrowed one.
+    if unsafe { libc::sigfillset(set.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sigfillset succeeded, so the set is initialised.
+    Ok(unsafe { set.assume_init() })
+}
+
+/// The keeper's whole life: block every signal (a Ctrl-C on the server's terminal is the
+/// server's to handle), leave the server's group, keep no descriptor but the lifeline's read
+/// end (the server's sockets and the commands' pipes must not stay open in it), wait for the
+/// lifeline to end, then kill every group in `slots`.
+///
+/// # Safety
+///
+/// Only for the child of a fork: it never returns, and calls nothing but async-signal-safe
+/// system calls and atomic loads, on memory made before the fork and its own stack.
+unsafe fn keep_groups(
+    lifeline: RawFd,
+    fd_limit: libc::c_int,
+    all_signals: &libc::sigset_t,
+    slots: &[AtomicI32],
+) -> ! {
+    // SAFETY: sigprocmask(2), setpgid(2) and prctl(PR_SET_NAME) read only `all_signals` and
+    // the static name, both live; none of them allocates or locks. The child has one thread.
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, all_signals, std::ptr::null_mut());
+        libc::setpgid(0, 0);
+        let unused: libc::c_ulong = 0;
+        libc::prctl(
+            libc::PR_SET_NAME,
+            KEEPER_NAME.as_ptr(),
+            unused,
+            unused,
+            unused,
+        );
+    }
+    close_all_but(lifeline, fd_limit);
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: `byte` is one live, exclusively borrowed byte, all read(2) writes.
+        let n = unsafe { libc::read(lifeline, (&raw mut byte).cast(), 1) };
+        // Nobody writes to the lifeline; a read returns at its end (or on an error that only a
+        // vanished lifeline could cause). EINTR cannot come with every signal blocked, but is
+        // not an end either.
+        let interrupted = n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+        if n <= 0 && !interrupted {
+            break;
+        }
+    }
+    for slot in slots {
+        let pgid = slot.load(Ordering::Acquire);
+        if pgid > 0 {
+            // SAFETY: kill(2) takes plain integers. A group in the table was not released, so
+            // its leader was not reaped and its id is still the group's.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+    // SAFETY: _exit(2) takes a plain integer and ends the process at once.
+    unsafe { libc::_exit(0) }
+}
+
+/// Closes every descriptor but `keep`: with `close_range(2)`, or one by one below `fd_limit`.
+fn close_all_but(keep: RawFd, fd_limit: libc::c_int) {
+    let Ok(keep_index) = libc::c_uint::try_from(keep) else {
+        return;
+    };
+    let below = keep_index == 0 || close_range(0, keep_index - 1);
+    if below && close_range(keep_index + 1, libc::c_uint::MAX) {
+        return;
+    }
+    for fd in (0..fd_limit).filter(|fd| *fd != keep) {
+        // SAFETY: close(2) takes a plain integer; in the keeper nothing else uses the
+        // descriptors closed (a closed one yields EBADF).
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
+/// `close_range(first, last, 0)`; whether the kernel did it.
+fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
+    let flags: libc::c_uint = 0;
+    // SAFETY: close_range(2) takes plain integers and closes descriptors only; in the keeper
+    // nothing else uses them.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn sleeper() -> Child {
+        Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Reaps this test's keeper once it ended.
+    fn reap(pid: libc::pid_t) {
+        let mut status = 0;
+        // SAFETY: `status` is a live, exclusively borrowed int, all waitpid(2) writes; `pid` is
+        // this test's keeper, not yet reaped.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+
+    fn wait_killed(child: &mut Child) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_keeper_kills_the_groups_it_keeps_when_its_lifeline_ends_and_spares_the_released() {
+        // A keeper of this test's own, so that its lifeline can be ended as a server's death
+        // ends it.
+        let keeper = GroupKeeper::new();
+        let mut kept = sleeper();
+        let mut released = sleeper();
+        keeper.keep(kept.id() as libc::pid_t).unwrap();
+        keeper.keep(released.id() as libc::pid_t).unwrap();
+        keeper.release(released.id() as libc::pid_t);
+        let pid = keeper.pid().unwrap();
+        // What a server that dies does: its end of the lifeline closes, it kills nothing.
+        drop(keeper);
+        let status = wait_killed(&mut kept);
+        let _ = kept.kill();
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "{status:?}"
+        );
+        reap(pid);
+        assert!(
+            released.try_wait().unwrap().is_none(),
+            "a released group was killed"
+        );
+        let _ = released.kill();
+        let _ = released.wait();
+    }
+
+    #[test]
+    fn a_keeper_that_died_is_replaced_by_one_that_keeps_the_same_groups() {
+        let keeper = GroupKeeper::new();
+        let mut kept = sleeper();
+        keeper.keep(kept.id() as libc::pid_t).unwrap();
+        let first = keeper.pid().unwrap();
+        // SAFETY: kill(2) takes plain integers; `first` is this test's keeper, not yet reaped.
+        unsafe { libc::kill(first, libc::SIGKILL) };
+        // Once it is gone, the next command finds it so and forks a new keeper.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut other = sleeper();
+        loop {
+            keeper.keep(other.id() as libc::pid_t).unwrap();
+            keeper.release(other.id() as libc::pid_t);
+            if keeper.pid().unwrap() != first || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let second = keeper.pid().unwrap();
+        assert_ne!(second, first, "no new keeper after the first died");
+        drop(keeper);
+        let status = wait_killed(&mut kept);
+        let _ = kept.kill();
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "{status:?}"
+        );
+        reap(second);
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+}
