@@ -424,12 +424,20 @@ pub fn hold_connections(addr: &str, count: usize, limit: Duration) -> Vec<Held> 
 }
 
 /// Like [`hold_connections`], for a server expected to keep every connection: after each 100,
-/// waits (up to 2 s) for the server to have accepted them (its open descriptors), so a burst
-/// never overflows the listen backlog and stalls a connect for a SYN retransmission.
+/// waits (up to 2 s) for the server to have accepted them (its open sockets: not every
+/// descriptor, since a file server's background sweep opens and closes directories), so a
+/// burst never overflows the listen backlog and stalls a connect for a SYN retransmission.
 pub fn hold_connections_paced(server: &Served, count: usize, limit: Duration) -> Vec<Held> {
     let fds = || {
         fs::read_dir(format!("/proc/{}/fd", server.pid()))
-            .map(|d| d.count())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|fd| {
+                        fs::read_link(fd.path())
+                            .is_ok_and(|to| to.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count()
+            })
             .unwrap_or(0)
     };
     let base = fds();
