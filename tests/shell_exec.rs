@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use shell_common::{
-    ServerProcess, children_of, connect_cli, eventually, exec, pseudo_random, wait_bounded,
+    ServerProcess, connect_cli, eventually, exec, pseudo_random, shells_of, wait_bounded,
     write_file,
 };
 use unstick_std::shell::{ShellClientError, Termination};
@@ -236,7 +236,7 @@ fn connect_whose_output_reader_goes_away_ends_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The server killed `yes` when the client went.
-    assert!(eventually(Duration::from_secs(10), || children_of(
+    assert!(eventually(Duration::from_secs(10), || shells_of(
         server.pid()
     )
     .is_empty()));

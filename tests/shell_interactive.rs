@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shell_common::{ServerProcess, UNSTICK, children_of, connect_cli, eventually};
+use shell_common::{ServerProcess, UNSTICK, connect_cli, eventually, shells_of};
 
 /// Longest wait for anything the client should show.
 const SHOW_LIMIT: Duration = Duration::from_secs(15);
@@ -208,7 +208,7 @@ fn ctrl_c_stops_the_remote_command_and_the_client_goes_on() {
     );
     assert!(
         eventually(Duration::from_secs(5), || !is_running(pid)
-            && children_of(server.pid()).is_empty()),
+            && shells_of(server.pid()).is_empty()),
         "the remote command outlived the Ctrl-C"
     );
     assert!(!dir.path().join("late").exists());

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shell_common::{
-    Collected, ServerProcess, children_of, eventually, exec, exec_frame, group_of,
-    live_group_members, raw_connection, read_raw_frame, status_kib,
+    Collected, ServerProcess, eventually, exec, exec_frame, group_of, live_group_members,
+    raw_connection, read_raw_frame, shells_of, status_kib,
 };
 use unstick_std::shell::{OutputSink, OutputStream, Termination};
 
@@ -104,7 +104,7 @@ fn a_client_that_hangs_up_takes_its_command_with_it() {
         !dir.path().join("left").exists(),
         "the command outlived its client"
     );
-    assert!(children_of(server.pid()).is_empty());
+    assert!(shells_of(server.pid()).is_empty());
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn no_zombies_remain_after_a_thousand_commands() {
         let mut sink = Collected::default();
         client.exec(command, &mut sink).expect("exec");
     }
-    let children = children_of(server.pid());
+    let children = shells_of(server.pid());
     let zombies: Vec<_> = children.iter().filter(|p| p.state == 'Z').collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
     assert!(children.is_empty(), "children left: {children:?}");
@@ -156,7 +156,7 @@ fn yes_is_cut_at_the_cap_killed_and_memory_stays_flat() {
     let peak_growth = status_kib(server.pid(), "VmHWM").saturating_sub(peak_before);
     assert!(rss_growth < 4096, "RSS grew by {rss_growth} KiB");
     assert!(peak_growth < 4096, "peak RSS grew by {peak_growth} KiB");
-    assert!(children_of(server.pid()).is_empty());
+    assert!(shells_of(server.pid()).is_empty());
 }
 
 /// A client sending a framed request one byte at a time.
@@ -258,12 +258,12 @@ fn a_client_that_stops_reading_cannot_keep_its_command_alive() {
     let mut stalled = raw_connection(&server.addr);
     stalled.write_all(&exec_frame("yes")).expect("send");
     // The command fills the socket buffers and blocks; the client never reads.
-    assert!(eventually(Duration::from_secs(5), || !children_of(
+    assert!(eventually(Duration::from_secs(5), || !shells_of(
         server.pid()
     )
     .is_empty()));
     assert!(
-        eventually(Duration::from_secs(10), || children_of(server.pid())
+        eventually(Duration::from_secs(10), || shells_of(server.pid())
             .is_empty()),
         "the command outlived a client that stopped reading"
     );
@@ -297,7 +297,7 @@ fn a_background_job_holding_the_output_ends_with_its_command() {
         eventually(Duration::from_secs(5), || !is_running(job)),
         "the background job outlived its command"
     );
-    assert!(children_of(server.pid()).is_empty());
+    assert!(shells_of(server.pid()).is_empty());
 }
 
 #[test]
