@@ -193,7 +193,8 @@ pub struct ClientArgs {
     /// Server address: `HOST[:PORT]` (port 8090 when none is given; a name or an IP address,
     /// IPv6 in brackets as `[::1]:8090`), `tls://HOST[:PORT]` for a server started with --tls, or a
     /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_FTP_ADDR,
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given), or a TCP bridge to a device's
+    /// UART as uart+tcp://HOST:PORT (QEMU's -serial tcp:, ser2net). Default: $UNSTICK_FTP_ADDR,
     /// else the config file's, else 127.0.0.1:8090.
     #[arg(long, value_name = "ADDR")]
     addr: Option<String>,

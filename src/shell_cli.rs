@@ -120,7 +120,8 @@ pub struct ConnectArgs {
     /// Server address: `HOST[:PORT]` (port 8080 when none is given; a name or an IP address,
     /// IPv6 in brackets as `[::1]:8080`), `tls://HOST[:PORT]` for a server started with --tls, or
     /// a device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given). Default: $UNSTICK_SHELL_ADDR,
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given), or a TCP bridge to a device's
+    /// UART as uart+tcp://HOST:PORT (QEMU's -serial tcp:, ser2net). Default: $UNSTICK_SHELL_ADDR,
     /// else the config file's, else 127.0.0.1:8080.
     #[arg(value_name = "ADDR", conflicts_with = "addr_flag")]
     addr: Option<String>,

@@ -1,5 +1,6 @@
 //! The Cortex-M4 device firmware (`examples/device`) under QEMU's `mps2-an386`, driven by the
-//! real `unstick` binary over QEMU's UART-to-TCP bridge (`-serial tcp:...`): files of 0 B, 1 B
+//! real `unstick` binary over QEMU's UART-to-TCP bridge (`-serial tcp:...`, reached as
+//! `uart+tcp://`) and over a pty (`serial:`), in link frames: files of 0 B, 1 B
 //! and 200 KiB through put, get, ls, stat and delete; a resume after a cut; uploads larger than
 //! the free space or the whole store refused with the store unchanged; the shell's built-ins
 //! with their exit statuses and stderr.
@@ -55,24 +56,32 @@ fn missing_prerequisite() -> Option<String> {
 /// QEMU running the firmware, its UART served on a loopback port; killed when dropped.
 struct Device {
     qemu: Child,
+    /// The address the CLI is given: `uart+tcp://HOST:PORT` or `serial:/dev/pts/N@115200`.
     addr: String,
+    /// QEMU's UART bridge as a plain TCP address (`HOST:PORT`), or the pty's path.
+    line: String,
 }
 
 impl Device {
-    /// Boots the firmware with its UART bridged to a TCP port (the address is `HOST:PORT`).
+    /// Boots the firmware with its UART bridged to a TCP port (the address is
+    /// `uart+tcp://HOST:PORT`).
     fn boot() -> Device {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let addr = format!("127.0.0.1:{port}");
-        let qemu = qemu_with_serial(&format!("tcp:{addr},server=on,wait=off"))
+        let line = format!("127.0.0.1:{port}");
+        let qemu = qemu_with_serial(&format!("tcp:{line},server=on,wait=off"))
             .stdout(Stdio::null())
             .spawn()
             .expect("start qemu-system-arm");
-        let mut device = Device { qemu, addr };
+        let mut device = Device {
+            qemu,
+            addr: format!("uart+tcp://{line}"),
+            line,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&device.addr).is_err() {
+        while TcpStream::connect(&device.line).is_err() {
             if let Ok(Some(status)) = device.qemu.try_wait() {
                 panic!("qemu-system-arm exited at start: {status}");
             }
@@ -108,6 +117,7 @@ impl Device {
         let device = Device {
             qemu,
             addr: format!("serial:{path}@115200"),
+            line: path,
         };
         device.wait_ready();
         device
@@ -131,11 +141,9 @@ impl Device {
         run_bounded(command, CALL_LIMIT)
     }
 
-    /// Waits until the device answers a request again. After a refusal that leaves the line out
-    /// of step, the device discards input until the line has been quiet for 100 ms; over the
-    /// TCP bridge, what the client had already pushed into the sockets (up to a whole upload)
-    /// crosses the emulated UART first, and a request arriving before the quiet gap is
-    /// discarded with it. So probe with short-lived requests until one is answered.
+    /// Waits until the device answers a request: after boot, and after a refusal, when what
+    /// the client had already pushed into QEMU's socket (up to a whole upload) crosses the
+    /// emulated UART first. Probes with short-lived requests until one is answered.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(45);
         loop {
@@ -238,6 +246,20 @@ fn drain(source: Option<Box<dyn Read + Send>>) -> thread::JoinHandle<Vec<u8>> {
         }
         bytes
     })
+}
+
+/// `bytes` as a request in link frames, its first frame numbered `seq`.
+fn link_frames(bytes: &[u8], seq: u8) -> Vec<u8> {
+    use unstick_core::serial_link::{LinkSender, MAX_ENCODED, MTU, encode_frame};
+    let mut sender = LinkSender::new(seq);
+    sender.start_request();
+    let mut line = Vec::new();
+    for piece in bytes.chunks(MTU) {
+        let mut frame = [0u8; MAX_ENCODED];
+        let n = encode_frame(sender.next_header(false), piece, &mut frame).unwrap();
+        line.extend_from_slice(&frame[..n]);
+    }
+    line
 }
 
 fn ok(output: &Output, what: &str) -> String {
@@ -421,20 +443,20 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     let cut = pattern(20_000, 6);
     fs::write(cwd.join("cut.bin"), &cut).unwrap();
     {
-        let mut raw = TcpStream::connect(&device.addr).unwrap();
+        let mut raw = TcpStream::connect(&device.line).unwrap();
         let header = format!(
             r#"{{"op":"put","path":"cut.bin","algorithm":"xxh3","total_size":{}}}"#,
             cut.len()
         );
-        raw.write_all(&(header.len() as i32).to_le_bytes()).unwrap();
-        raw.write_all(header.as_bytes()).unwrap();
-        raw.write_all(&cut[..8_000]).unwrap();
+        let mut request = (header.len() as i32).to_le_bytes().to_vec();
+        request.extend_from_slice(header.as_bytes());
+        request.extend_from_slice(&cut[..8_000]);
+        raw.write_all(&link_frames(&request, 77)).unwrap();
         // Dropped here: the rest never comes.
     }
-    // The device tears the request after 300 ms of silence and keeps what it got. A request
-    // sent before then would be taken as more of the upload's body (the resume's prefix digest
-    // would then refuse the corrupted partial), so wait that out first.
-    thread::sleep(Duration::from_millis(2_500));
+    // The device tears the request after 300 ms of silence and keeps what it got; the bytes
+    // pushed into QEMU's socket cross the emulated UART first.
+    thread::sleep(Duration::from_millis(1_000));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stat = device.ftp(&["stat", "cut.bin"], cwd);
@@ -533,6 +555,29 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
         .unwrap_or_else(|| panic!("stack: {stack}"));
     println!("device stack high-water mark: {used} bytes");
     assert!((1024..256 * 1024).contains(&used), "{stack}");
+
+    // 300 bytes of garbage on the line, zeros among them, then at once a request: it is
+    // answered, with no quiet gap, and the device counted what it dropped.
+    let garbage: Vec<u8> = pattern(300, 300).iter().map(|b| b % 9).collect();
+    let mut pty = fs::OpenOptions::new()
+        .write(true)
+        .open(&device.line)
+        .expect("open the pty");
+    pty.write_all(&garbage).unwrap();
+    drop(pty);
+    let started = Instant::now();
+    let echo = device.shell("echo hi");
+    let took = started.elapsed();
+    assert_eq!(ok(&echo, "echo after garbage"), "hi\n");
+    println!("echo right after 300 bytes of garbage took {took:?}");
+    let link = ok(&device.shell("link"), "link");
+    let dropped: u32 = link
+        .split("taken, ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("link: {link}"));
+    assert!(dropped > 0, "the garbage went uncounted: {link}");
 }
 
 /// The decode-only firmware (`examples/decoder-m4`), measured for its size, also works: it
@@ -583,6 +628,7 @@ fn the_decode_only_firmware_verifies_frames_on_the_chip() {
     let _device = Device {
         qemu,
         addr: addr.clone(),
+        line: addr.clone(),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stream = loop {
@@ -679,8 +725,8 @@ fn a_noisy_line_to_the_device_never_commits_a_wrong_byte() {
         return;
     }
     let device = Device::boot();
-    // The bridge keeps its connection to QEMU's UART: the device resynchronises by itself.
-    let line = serial_bridge::SerialBridge::to(&device.addr, false);
+    // The bridge passes bytes as they are to QEMU's UART: the device frames its own.
+    let line = serial_bridge::SerialBridge::to(&device.line, false);
     let dir = tempfile::tempdir().expect("tempdir");
     let cwd = dir.path();
     let data = pattern(4096, 99);

@@ -122,6 +122,7 @@ pub mod json;
 #[cfg(feature = "protocols")]
 mod ops;
 mod profile;
+pub mod serial_link;
 #[cfg(feature = "protocols")]
 pub mod session;
 #[cfg(feature = "protocols")]

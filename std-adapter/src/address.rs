@@ -65,6 +65,11 @@ pub enum AddressError {
         /// The address as written.
         addr: String,
     },
+    /// `uart+tcp://` with no host.
+    NoUartBridgeHost {
+        /// The address as written.
+        addr: String,
+    },
     /// `serial:` with no device path.
     NoSerialPort {
         /// The address as written.
@@ -103,12 +108,17 @@ impl fmt::Display for AddressError {
             ),
             AddressError::UnknownScheme { scheme } => write!(
                 f,
-                "`{scheme}` addresses are not spoken here; write HOST[:PORT], tls://HOST[:PORT] \
-                 or serial:PATH[@BAUD]"
+                "`{scheme}` addresses are not spoken here; write HOST[:PORT], tls://HOST[:PORT], \
+                 serial:PATH[@BAUD] or uart+tcp://HOST:PORT"
             ),
             AddressError::NoTlsHost { addr } => {
                 write!(f, "`{addr}` names no server; write tls://HOST[:PORT]")
             }
+            AddressError::NoUartBridgeHost { addr } => write!(
+                f,
+                "`{addr}` names no UART bridge; write uart+tcp://HOST:PORT (the TCP port of \
+                 QEMU's -serial tcp: or of a ser2net-style server)"
+            ),
             AddressError::NoSerialPort { addr } => write!(
                 f,
                 "`{addr}` names no port; write serial:/dev/ttyACM0@115200 (serial:COM3 on Windows)"
@@ -274,7 +284,21 @@ mod tests {
         // Every string of up to four of these pieces: brackets, colons, zones, schemes,
         // multi-byte characters.
         let pieces = [
-            "", "[", "]", ":", "::", "%", "a", "1", "\u{e9}", "://", "@", " ", "serial:", "tls://",
+            "",
+            "[",
+            "]",
+            ":",
+            "::",
+            "%",
+            "a",
+            "1",
+            "\u{e9}",
+            "://",
+            "@",
+            " ",
+            "serial:",
+            "tls://",
+            "uart+tcp://",
         ];
         for a in pieces {
             for b in pieces {

@@ -13,7 +13,7 @@ use unstick_core::files::{
 };
 use unstick_core::session::Refusal;
 
-use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::link::{Fill, Link, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
 use crate::{HEADER_CAP, Outcome, flush};
 
@@ -77,14 +77,18 @@ impl Host<'_> {
                 if self.session.answered() > 0 && self.session.is_idle() {
                     return Outcome::Answered;
                 }
-                self.feed(link, store);
+                if !self.feed(link, store) {
+                    return Outcome::Closed;
+                }
                 continue;
             };
             match action {
                 FileAction::Close => return Outcome::Closed,
                 // Upload bytes are fed here, as requests are, not in `act`'s frame.
                 FileAction::ReceiveBody => {
-                    self.feed(link, store);
+                    if !self.feed(link, store) {
+                        return Outcome::Closed;
+                    }
                     continue;
                 }
                 _ => {}
@@ -164,32 +168,36 @@ impl Host<'_> {
 
     /// Feeds the session the head, then what the line gives; upload bytes it hands back are
     /// written to the staging extent. A silence of [`REQUEST_IDLE_MS`] tears the request.
+    /// `false` when the link ended the request (a frame of it was lost, or a new one started).
     fn feed<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
         store: &mut Store<'_>,
-    ) {
+    ) -> bool {
         if !self.head.is_empty() {
             let (used, received) = self.session.handle_input(self.head);
             self.head = &self.head[used..];
             self.fed_empty = false;
             self.received(store, received);
-            return;
+            return true;
         }
         if link.unread().is_empty() {
             if !self.fed_empty {
                 self.fed_empty = true;
                 self.session.handle_input(&[]);
-            } else if link.fill(Some(REQUEST_IDLE_MS)) {
-                self.fed_empty = false;
-            } else {
-                self.session.handle_eof();
+                return true;
             }
-            return;
+            match link.fill(Some(REQUEST_IDLE_MS)) {
+                Fill::Bytes => self.fed_empty = false,
+                Fill::Silent => self.session.handle_eof(),
+                Fill::Interrupted => return false,
+            }
+            return true;
         }
         let (used, received) = self.session.handle_input(link.unread());
         self.received(store, received);
         link.consume(used);
+        true
     }
 
     /// Writes the upload bytes the session handed back, if any.

@@ -6,13 +6,16 @@
 //! UART's bytes, carries out what they ask on a file store in RAM ([`store`]) or by running a
 //! built-in command ([`shell`]), and sends what they hand out.
 //!
-//! Both protocols share the one byte stream. Every request is a header frame, so the device
-//! reads each request's head (prefix and JSON header) first and looks at its `"op"`: `exec`
-//! goes to a fresh shell session, anything else (including the seed's upload, which has no
-//! `op`) to a fresh file session. The session gets the head's bytes, then the line's, until it
-//! has answered; when it asks to close instead, the device resynchronises ([`link`]): there is
-//! no connection to close on a UART. Over QEMU's `-serial tcp:...` bridge, each TCP connection
-//! of the CLI is a run of requests on the line.
+//! The UART carries link frames both ways ([`link`]): each request begins with a start frame,
+//! damaged frames are dropped, and a request with a frame missing is dropped with a notice to
+//! the client. Both protocols share the one stream of requests. Every request is a header
+//! frame, so the device reads each request's head (prefix and JSON header) first and looks at
+//! its `"op"`: `exec` goes to a fresh shell session, anything else (including the seed's
+//! upload, which has no `op`) to a fresh file session. The session gets the head's bytes, then
+//! the request's, until it has answered or asks to close; either way the device then takes
+//! nothing but the next start frame: there is no connection to close on a UART. Over QEMU's
+//! `-serial tcp:...` bridge (`uart+tcp://` to the CLI), each TCP connection of the CLI is a run
+//! of requests on the line.
 #![no_std]
 #![no_main]
 
@@ -26,10 +29,11 @@ mod uart;
 
 use cortex_m_rt::{entry, exception};
 use embedded_io::{Read, ReadReady, Write};
+use unstick_core::serial_link::{LinkFrameReader, MAX_ENCODED, MAX_FRAME, MTU};
 use unstick_core::session::{BoundedText, Transmit};
 use unstick_core::{Event, FrameDecoder, Profile};
 
-use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::link::{Fill, Link, LinkBuffers, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 
@@ -40,11 +44,12 @@ pub const HEADER_CAP: usize = 1024;
 /// Bytes read from the UART at once (it holds one; more arrive while the firmware works).
 const READ_BUFFER: usize = 256;
 
-/// How a request ended.
+/// How a request ended (either way, the device then waits for the next start frame).
 pub enum Outcome {
-    /// Answered, and the line is in step: the next byte starts the next request.
+    /// Answered.
     Answered,
-    /// The session asked to close, or the request broke off: resynchronise.
+    /// The session asked to close (a refusal that leaves the rest of the request unread), or
+    /// the request broke off.
     Closed,
 }
 
@@ -54,6 +59,10 @@ fn main() -> ! {
     static mut STORE: [u8; CAPACITY] = [0; CAPACITY];
     static mut READ_BUF: [u8; READ_BUFFER] = [0; READ_BUFFER];
     static mut HEAD: [u8; 4 + HEADER_CAP] = [0; 4 + HEADER_CAP];
+    static mut READER: LinkFrameReader<MAX_FRAME> = LinkFrameReader::new();
+    static mut PAYLOAD: [u8; MTU] = [0; MTU];
+    static mut OUTGOING: [u8; MTU] = [0; MTU];
+    static mut ENCODED: [u8; MAX_ENCODED] = [0; MAX_ENCODED];
 
     stack::paint();
     clock::start();
@@ -61,10 +70,17 @@ fn main() -> ! {
     // only place that takes it.
     let uart = unsafe { Uart::new(UART0_BASE) };
     uart.enable_rx_interrupt(UART0_RX_IRQ);
-    let mut link = Link::new(uart, READ_BUF, clock::now_ms);
+    let buffers = LinkBuffers {
+        raw: READ_BUF,
+        reader: READER,
+        payload: PAYLOAD,
+        outgoing: OUTGOING,
+        encoded: ENCODED,
+    };
+    let mut link = Link::new(uart, buffers, clock::now_ms);
     let mut store = Store::new(STORE);
     loop {
-        link.fill(None);
+        link.next_request();
         let outcome = match read_head(&mut link, HEAD) {
             Some(len) => {
                 let head = &HEAD[..len];
@@ -77,14 +93,12 @@ fn main() -> ! {
             }
             None => Outcome::Closed,
         };
-        if let Outcome::Closed = outcome {
-            link.resync();
-        }
+        link.end_request(matches!(outcome, Outcome::Answered));
     }
 }
 
 /// Reads a request's head into `head`: the 4-byte prefix and, when its length is one a session
-/// takes, the header. Returns its length; `None` when the line went quiet inside it.
+/// takes, the header. Returns its length; `None` when the request broke off inside it.
 fn read_head<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     head: &mut [u8],
@@ -92,7 +106,7 @@ fn read_head<U: Read + ReadReady + Write + WaitForInput>(
     let mut len = 0;
     let mut want = 4;
     while len < want {
-        if !link.fill(Some(REQUEST_IDLE_MS)) {
+        if !matches!(link.fill(Some(REQUEST_IDLE_MS)), Fill::Bytes) {
             return None;
         }
         let take = link.unread().len().min(want - len);

@@ -8,6 +8,8 @@
 //! | `free` | bytes of the file store used, held by a partial upload, free | 0 |
 //! | `ls` | each stored file: size and name | 0 |
 //! | `crc FILE` | the CRC-32 (IEEE, as `zlib.crc32`) of a stored file, and its size | 0; 1 with a message on stderr when there is no such file |
+//! | `stack` | the most stack used since boot | 0 |
+//! | `link` | link frames taken, dropped (damaged or garbage) and stale; requests answered, closed, dropped for a lost frame, torn | 0 |
 //! | `help` | the list of commands | 0 |
 //! | anything else | `NAME: command not found` on stderr | 127 |
 //!
@@ -20,7 +22,7 @@ use unstick_core::shell::{
     Dialect, ExitReport, OutputStream, ShellAction, ShellRules, ShellServerSession, Termination,
 };
 
-use crate::link::{Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::link::{Fill, Link, LinkCounts, REQUEST_IDLE_MS, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::{HEADER_CAP, Outcome, flush};
 
@@ -56,11 +58,18 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
                 let len = command.len();
                 text[..len].copy_from_slice(command.as_bytes());
                 let command = core::str::from_utf8(&text[..len]).unwrap_or("");
-                let status = run(command, store, link.now_ms(), &mut |stream, bytes| {
-                    if session.handle_output(stream, bytes).is_ok() {
-                        flush(link, bytes, |out| session.poll_transmit(out));
-                    }
-                });
+                let counts = link.counts();
+                let status = run(
+                    command,
+                    store,
+                    link.now_ms(),
+                    counts,
+                    &mut |stream, bytes| {
+                        if session.handle_output(stream, bytes).is_ok() {
+                            flush(link, bytes, |out| session.poll_transmit(out));
+                        }
+                    },
+                );
                 let report = ExitReport {
                     termination: Termination::Exited(status),
                     truncated: false,
@@ -88,13 +97,11 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
                 fed_empty = true;
                 session.handle_input(&[]);
             }
-            None => {
-                if link.fill(Some(REQUEST_IDLE_MS)) {
-                    fed_empty = false;
-                } else {
-                    session.handle_eof();
-                }
-            }
+            None => match link.fill(Some(REQUEST_IDLE_MS)) {
+                Fill::Bytes => fed_empty = false,
+                Fill::Silent => session.handle_eof(),
+                Fill::Interrupted => return Outcome::Closed,
+            },
         }
     }
 }
@@ -104,6 +111,7 @@ fn run(
     command: &str,
     store: &Store<'_>,
     now_ms: u32,
+    link: LinkCounts,
     out: &mut dyn FnMut(OutputStream, &[u8]),
 ) -> i32 {
     let mut words = command.split_ascii_whitespace();
@@ -174,10 +182,26 @@ fn run(
             out(OutputStream::Stdout, line.as_bytes());
             0
         }
+        "link" => {
+            let _ = writeln!(
+                line,
+                "link frames: {} taken, {} dropped (damaged or garbage), {} stale",
+                link.frames, link.dropped, link.stale
+            );
+            out(OutputStream::Stdout, line.as_bytes());
+            line.clear();
+            let _ = writeln!(
+                line,
+                "requests: {} answered, {} closed, {} lost a frame, {} torn",
+                link.answered, link.closed, link.gaps, link.torn
+            );
+            out(OutputStream::Stdout, line.as_bytes());
+            0
+        }
         "help" => {
             out(
                 OutputStream::Stdout,
-                b"built-in commands: echo ARGS, uptime, free, ls, crc FILE, stack, help\n",
+                b"built-in commands: echo ARGS, uptime, free, ls, crc FILE, stack, link, help\n",
             );
             0
         }
@@ -189,31 +213,5 @@ fn run(
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib and `cksum -a crc32b` compute it), a nibble at a time.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 16] = {
-        let mut table = [0u32; 16];
-        let mut i = 0;
-        while i < 16 {
-            let mut crc = i as u32;
-            let mut bit = 0;
-            while bit < 4 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-                bit += 1;
-            }
-            table[i] = crc;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc = (crc >> 4) ^ TABLE[((crc ^ u32::from(byte)) & 0xf) as usize];
-        crc = (crc >> 4) ^ TABLE[((crc ^ u32::from(byte >> 4)) & 0xf) as usize];
-    }
-    !crc
-}
+/// CRC-32 (IEEE 802.3, reflected, as zlib and `cksum -a crc32b` compute it): the link layer's.
+pub use unstick_core::serial_link::crc32;

@@ -528,6 +528,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<PutReport, ClientError> {
         let local = label;
+        self.stream.start_request();
         self.session
             .put(
                 remote.as_str(),
@@ -543,6 +544,8 @@ impl FileClient {
                 ClientEvent::UploadFrom { .. } => Ok(Some(())),
                 other => Err(unexpected(&other)),
             })?;
+            // The upload itself is a request of its own, after the stat's reply.
+            self.stream.start_request();
         }
         let sent = transfer_local(
             &mut self.stream,
@@ -628,6 +631,7 @@ impl FileClient {
         } else {
             (0, None)
         };
+        self.stream.start_request();
         self.session
             .get(remote.as_str(), request_options(&self.options), have)
             .map_err(|e| protocol_failed(e, None))?;
@@ -691,6 +695,7 @@ impl FileClient {
 
     /// Lists the directory `dir` (`None` for the root).
     pub fn list(&mut self, dir: Option<&RemotePath>) -> Result<Vec<RemoteEntry>, ClientError> {
+        self.stream.start_request();
         self.session
             .list(
                 dir.map_or("", |d| d.as_str()),
@@ -720,6 +725,7 @@ impl FileClient {
 
     /// What the server holds under `path`.
     pub fn stat(&mut self, path: &RemotePath) -> Result<RemoteStat, ClientError> {
+        self.stream.start_request();
         self.session
             .stat(path.as_str(), request_options(&self.options))
             .map_err(|e| protocol_failed(e, None))?;
@@ -752,6 +758,7 @@ impl FileClient {
         label: &Path,
         progress: &mut dyn Progress,
     ) -> Result<GetReport, ClientError> {
+        self.stream.start_request();
         self.session
             .get(remote.as_str(), request_options(&self.options), 0)
             .map_err(|e| protocol_failed(e, None))?;
@@ -785,6 +792,7 @@ impl FileClient {
         label: &Path,
         remote: &RemotePath,
     ) -> Result<bool, ClientError> {
+        self.stream.start_request();
         self.session
             .get(remote.as_str(), request_options(&self.options), size)
             .map_err(|e| protocol_failed(e, None))?;
@@ -814,6 +822,7 @@ impl FileClient {
     /// Creates the directory `path`; with `parents`, its missing parents too, and an existing
     /// directory is no error.
     pub fn mkdir(&mut self, path: &RemotePath, parents: bool) -> Result<(), ClientError> {
+        self.stream.start_request();
         self.session
             .mkdir(path.as_str(), parents, request_options(&self.options))
             .map_err(|e| protocol_failed(e, None))?;
@@ -827,6 +836,7 @@ impl FileClient {
     /// Renames `from` to `to` on the server (a file at `to` is replaced; a directory at `to`
     /// is refused: name the entry inside it).
     pub fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), ClientError> {
+        self.stream.start_request();
         self.session
             .rename(from.as_str(), to.as_str(), request_options(&self.options))
             .map_err(|e| protocol_failed(e, None))?;
@@ -839,6 +849,7 @@ impl FileClient {
 
     /// Deletes the file (or empty directory) `path`.
     pub fn delete(&mut self, path: &RemotePath) -> Result<(), ClientError> {
+        self.stream.start_request();
         self.session
             .delete(path.as_str(), request_options(&self.options))
             .map_err(|e| protocol_failed(e, None))?;

@@ -161,8 +161,6 @@ pub struct ShellClient {
     session: Box<ShellClientSession<HEADER_CAP>>,
     read_buf: Vec<u8>,
     send_buf: Vec<u8>,
-    /// The last command failed on a serial line: resync before the next.
-    unsettled: bool,
     /// Where another thread stops the command in flight.
     interrupter: ExecInterrupter,
 }
@@ -271,7 +269,6 @@ impl ShellClient {
             session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
             send_buf: Vec::new(),
-            unsettled: false,
             interrupter: ExecInterrupter::default(),
         }
     }
@@ -312,9 +309,6 @@ impl ShellClient {
         {
             result = self.exec_once(command, cwd, sink);
         }
-        if result.is_err() {
-            self.unsettled = self.stream.is_serial();
-        }
         result
     }
 
@@ -331,13 +325,12 @@ impl ShellClient {
             self.stream = connect(addr, &self.tls)?;
             self.session.reset();
         }
-        // An earlier command that failed (midway, or refused by a device that then drops what
-        // it had) left the line unsettled: start afresh, on a serial line once it is quiet.
-        if !self.session.is_idle() || self.unsettled {
+        // An earlier command that failed midway left its reply unread: start afresh.
+        if !self.session.is_idle() {
             self.session.reset();
-            self.stream.resync().map_err(ShellClientError::Io)?;
-            self.unsettled = false;
         }
+        // On a UART, the device drops whatever it held of an earlier request.
+        self.stream.start_request();
         self.session
             .exec_in(command, cwd, self.token.as_deref())
             .map_err(|e| match e {

@@ -1,26 +1,33 @@
 //! The byte streams a client reaches a server over: a TCP connection, TLS over TCP
-//! (`tls://HOST:PORT`), or a serial line to a device (`serial:/dev/ttyACM0@115200`).
+//! (`tls://HOST:PORT`), or a device's UART: a serial line (`serial:/dev/ttyACM0@115200`) or a
+//! TCP bridge to one (`uart+tcp://HOST:PORT`, such as QEMU's `-serial tcp:` or ser2net).
 //!
-//! A serial line has no connections: a device cannot tell one client's bytes from the next
-//! one's, and bytes can be lost or flipped on the way. So a [`Link`] over a serial line starts
-//! every use with a quiet gap ([`QUIET_GAP`] without a byte, which tells the device to drop
-//! anything half received), and the protocols carry a digest on every frame with data (see
-//! `docs/PROTOCOL.md`, "Serial lines").
+//! A UART has no connections and no integrity: a device cannot tell one client's bytes from the
+//! next one's, and bytes can be lost or flipped on the way. So a [`Link`] to a UART carries the
+//! protocols' bytes in link frames (`unstick_core::serial_link`): each request starts with a
+//! start frame ([`Link::start_request`]), damaged frames are dropped at the next zero on the
+//! line, and a reply with a frame missing is an error at once (see `docs/PROTOCOL.md`, "Serial
+//! lines"). Over TCP and TLS the bytes go as they are.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serialport::SerialPort;
+use serialport::{ClearBuffer, SerialPort};
 
 use crate::address::{AddressError, HostPort};
 use crate::poll::{self, HUNG_UP, PollFd, Pollable, READABLE};
 use crate::tls::{ClientTls, Fingerprint, TlsConnectError, TlsStream};
 
-/// What an address names: `HOST:PORT`, `tls://HOST:PORT`, or `serial:PATH[@BAUD]`.
+mod framed_line;
+
+use framed_line::{FramedLine, Line};
+
+/// What an address names: `HOST:PORT`, `tls://HOST:PORT`, `serial:PATH[@BAUD]` or
+/// `uart+tcp://HOST:PORT`.
 ///
-/// The TCP and TLS variants hold the address in the form [`HostPort`] writes (`HOST:PORT`,
+/// The TCP, TLS and UART bridge variants hold the address in the form [`HostPort`] writes (`HOST:PORT`,
 /// an IPv6 host in brackets) when made by [`Endpoint::parse`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -35,6 +42,9 @@ pub enum Endpoint {
         /// Bits per second.
         baud: u32,
     },
+    /// A TCP server that bridges to a device's UART (QEMU's `-serial tcp:`, a ser2net-style
+    /// server), `HOST:PORT`: link frames, as on a serial port.
+    UartTcp(String),
 }
 
 /// The prefix of a TLS address.
@@ -46,20 +56,15 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
 /// The prefix of a serial address.
 pub const SERIAL_PREFIX: &str = "serial:";
 
+/// The prefix of a UART bridge's address.
+pub const UART_TCP_PREFIX: &str = "uart+tcp://";
+
 /// The speed of a serial address that names none.
 pub const DEFAULT_BAUD: u32 = 115_200;
 
-/// How long a serial line must stay silent before a request. A device takes a request whose
-/// bytes stop for 300 ms as torn, then discards input until 100 ms of quiet: this gap outlasts
-/// both, with room to spare.
-pub const QUIET_GAP: Duration = Duration::from_millis(600);
-
-/// How long a client waits for a device's next byte when it asked for no limit: a device sends
-/// nothing for a request whose bytes were lost on the line, so a wait must end.
+/// How long a client waits for a device's next byte when it asked for no limit: a request
+/// whose last frame was lost on the line gets no answer, so a wait must end.
 pub const SERIAL_REPLY_LIMIT: Duration = Duration::from_secs(30);
-
-/// The longest a client waits for a serial line to fall quiet before it gives up.
-const QUIET_LIMIT: Duration = Duration::from_secs(3);
 
 impl Endpoint {
     /// Reads an address whose port must be given: see [`Endpoint::parse_with_default_port`].
@@ -68,7 +73,7 @@ impl Endpoint {
     }
 
     /// Reads an address: `serial:PATH` or `serial:PATH@BAUD` names a serial port,
-    /// `tls://HOST[:PORT]` a TLS server, anything else a TCP server as `HOST[:PORT]` (see
+    /// `uart+tcp://HOST[:PORT]` a TCP bridge to a UART, `tls://HOST[:PORT]` a TLS server, anything else a TCP server as `HOST[:PORT]` (see
     /// [`HostPort::parse`]: a name or an IP address, an IPv6 address in brackets). A missing
     /// port is `default_port`. The TCP and TLS addresses are kept as `HOST:PORT`, which
     /// [`Link::open`] resolves, trying every address the name has.
@@ -92,6 +97,14 @@ impl Endpoint {
                 });
             }
             return Ok(Endpoint::Tls(host_port(rest)?));
+        }
+        if let Some(rest) = addr.strip_prefix(UART_TCP_PREFIX) {
+            if rest.trim().is_empty() {
+                return Err(AddressError::NoUartBridgeHost {
+                    addr: addr.to_owned(),
+                });
+            }
+            return Ok(Endpoint::UartTcp(host_port(rest)?));
         }
         let Some(rest) = addr.strip_prefix(SERIAL_PREFIX) else {
             return Ok(Endpoint::Tcp(host_port(addr)?));
@@ -128,6 +141,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Tcp(addr) => f.write_str(addr),
             Endpoint::Tls(addr) => write!(f, "{TLS_PREFIX}{addr}"),
             Endpoint::Serial { path, baud } => write!(f, "{SERIAL_PREFIX}{path}@{baud}"),
+            Endpoint::UartTcp(addr) => write!(f, "{UART_TCP_PREFIX}{addr}"),
         }
     }
 }
@@ -140,7 +154,8 @@ pub struct Link {
 enum Kind {
     Tcp(TcpStream),
     Tls(Box<TlsStream>),
-    Serial(Box<SerialPortNative>),
+    /// Link frames on a serial port or a UART bridge.
+    Serial(Box<FramedLine>),
 }
 
 /// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
@@ -161,16 +176,23 @@ impl fmt::Debug for Link {
                 .debug_struct("Link")
                 .field("tls_peer", &stream.sock.get_ref().peer_addr().ok())
                 .finish(),
-            Kind::Serial(port) => f.debug_struct("Link").field("port", &port.name()).finish(),
+            Kind::Serial(framed) => match &framed.line {
+                Line::Port(port) => f.debug_struct("Link").field("port", &port.name()).finish(),
+                Line::Bridge(stream) => f
+                    .debug_struct("Link")
+                    .field("uart_bridge", &stream.peer_addr().ok())
+                    .finish(),
+            },
         }
     }
 }
 
 impl Link {
     /// Opens `endpoint`: a TCP connection (no Nagle delay), TLS over one (trusting the server
-    /// as `tls` says), or the serial port in raw mode, held exclusively, then quiet for
-    /// [`QUIET_GAP`]. Reads and writes wait at most `timeout` (`None`: as long as it takes on
-    /// TCP, [`SERIAL_REPLY_LIMIT`] between bytes on a serial line).
+    /// as `tls` says), the serial port in raw mode, held exclusively, its input buffer emptied,
+    /// or a TCP connection to a UART bridge. Reads and writes wait at most `timeout` (`None`: as
+    /// long as it takes on TCP and TLS, [`SERIAL_REPLY_LIMIT`] for the next reply bytes from a
+    /// UART). The first bytes written to a UART start a request.
     pub fn open(
         endpoint: &Endpoint,
         timeout: Option<Duration>,
@@ -211,11 +233,22 @@ impl Link {
                     .timeout(timeout)
                     .open_native()
                     .map_err(io::Error::from)?;
-                let mut link = Link {
-                    kind: Kind::Serial(Box::new(port)),
-                };
-                link.resync()?;
-                Ok(link)
+                // Bytes a device sent before the port was opened answer nothing of ours.
+                port.clear(ClearBuffer::Input).map_err(io::Error::from)?;
+                let line = Line::Port(Box::new(port));
+                Ok(Link {
+                    kind: Kind::Serial(Box::new(FramedLine::new(line, timeout))),
+                })
+            }
+            Endpoint::UartTcp(addr) => {
+                let stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
+                stream.set_write_timeout(timeout)?;
+                let line = Line::Bridge(stream);
+                let timeout = timeout.unwrap_or(SERIAL_REPLY_LIMIT);
+                Ok(Link {
+                    kind: Kind::Serial(Box::new(FramedLine::new(line, timeout))),
+                })
             }
         }
     }
@@ -227,7 +260,8 @@ impl Link {
         }
     }
 
-    /// Whether this is a serial line.
+    /// Whether this is a device's UART (a serial port or a TCP bridge to one), which carries
+    /// link frames.
     pub fn is_serial(&self) -> bool {
         matches!(self.kind, Kind::Serial(_))
     }
@@ -256,44 +290,14 @@ impl Link {
         chain.first().map(|leaf| Fingerprint::of(leaf.as_ref()))
     }
 
-    /// Gets a serial line back in step: discards whatever arrives until the line has been
-    /// silent for [`QUIET_GAP`], so that the device has dropped any request it had half of,
-    /// and no late reply is taken for the next one's. Nothing to do on TCP.
-    pub fn resync(&mut self) -> io::Result<()> {
-        let Kind::Serial(port) = &mut self.kind else {
-            return Ok(());
-        };
-        let timeout = port.timeout();
-        let started = Instant::now();
-        let mut last_byte = Instant::now();
-        let mut sink = [0u8; 256];
-        port.set_timeout(Duration::from_millis(10))
-            .map_err(io::Error::from)?;
-        let outcome = loop {
-            if last_byte.elapsed() >= QUIET_GAP {
-                break Ok(());
-            }
-            if started.elapsed() >= QUIET_LIMIT {
-                break Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the serial line does not fall quiet: is something else writing to it?",
-                ));
-            }
-            match port.read(&mut sink) {
-                Ok(0) => {}
-                Ok(_) => last_byte = Instant::now(),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        port.set_timeout(timeout).map_err(io::Error::from)?;
-        outcome
+    /// Marks the next bytes written as the start of a request: on a UART, the next link frame
+    /// is a start frame, so the device drops whatever it held of an earlier request, and only
+    /// the reply to this one is read. Nothing to do on TCP and TLS, where requests follow each
+    /// other whole. Call it before every request.
+    pub fn start_request(&mut self) {
+        if let Kind::Serial(framed) = &mut self.kind {
+            framed.start_request();
+        }
     }
 
     /// Sets how long a read waits.
@@ -301,7 +305,10 @@ impl Link {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
             Kind::Tls(stream) => stream.sock.get_ref().set_read_timeout(Some(timeout)),
-            Kind::Serial(port) => port.set_timeout(timeout).map_err(io::Error::from),
+            Kind::Serial(framed) => {
+                framed.timeout = timeout;
+                Ok(())
+            }
         }
     }
 
@@ -313,7 +320,11 @@ impl Link {
             // it) are a reply, or a close.
             Kind::Tls(stream) if stream.sock.buffered() > 0 => return true,
             Kind::Tls(stream) => stream.sock.get_ref().raw_socket(),
-            Kind::Serial(port) => return serial_readable_now(port),
+            Kind::Serial(framed) if framed.has_buffered() => return true,
+            Kind::Serial(framed) => match &framed.line {
+                Line::Port(port) => return serial_readable_now(port),
+                Line::Bridge(stream) => stream.raw_socket(),
+            },
         };
         let mut fds = [PollFd::new(socket, READABLE)];
         let ready = poll::poll(&mut fds, Some(Duration::ZERO)).unwrap_or(0);
@@ -385,7 +396,7 @@ impl Read for Link {
                 Ok(n) if n > 0 => Ok(n + read_ahead_records(stream, &mut buf[n..])),
                 read => read.map_err(crate::tls::explain_read_error),
             },
-            Kind::Serial(port) => port.read(buf),
+            Kind::Serial(framed) => framed.read(buf),
         }
     }
 }
@@ -420,7 +431,7 @@ impl Write for Link {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.write(buf),
             Kind::Tls(stream) => stream.write(buf),
-            Kind::Serial(port) => port.write(buf),
+            Kind::Serial(framed) => framed.write(buf),
         }
     }
 
@@ -428,7 +439,7 @@ impl Write for Link {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.flush(),
             Kind::Tls(stream) => stream.flush(),
-            Kind::Serial(port) => port.flush(),
+            Kind::Serial(framed) => framed.flush(),
         }
     }
 }
@@ -474,11 +485,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn uart_bridges_are_tcp_addresses_that_carry_link_frames() {
+        let bridge = Endpoint::parse_with_default_port("uart+tcp://localhost:7000", 1).unwrap();
+        assert_eq!(bridge, Endpoint::UartTcp("localhost:7000".into()));
+        assert_eq!(bridge.to_string(), "uart+tcp://localhost:7000");
+        for bad in ["uart+tcp://", "uart+tcp:// ", "uart+tcp://host:port"] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     /// Linux only: Windows has no pseudo-terminal to stand in for a COM port, and the libc
     /// crate has no `ptsname_r` for macOS.
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_pty_is_a_serial_line_that_falls_quiet_and_carries_bytes() {
+    fn a_pty_is_a_serial_line_that_carries_link_frames() {
+        use unstick_core::serial_link::{
+            Accept, LinkEvent, LinkFrameReader, LinkSender, MAX_ENCODED, RequestReceiver,
+            encode_frame,
+        };
         // A pseudo-terminal pair stands in for a device's UART.
         let mut master = 0;
         let mut slave = 0;
@@ -517,19 +542,59 @@ mod tests {
         )
         .unwrap();
         assert!(link.is_serial());
+
+        // The device's side: read one frame.
+        let mut reader = LinkFrameReader::<64>::new();
+        let mut requests = RequestReceiver::new();
+        let mut read_frame = |device: &mut std::fs::File| loop {
+            let mut byte = [0u8; 1];
+            device.read_exact(&mut byte).unwrap();
+            if let (_, Some(LinkEvent::Frame(frame))) = reader.feed(&byte) {
+                return (
+                    frame.header,
+                    requests.accept(frame.header),
+                    frame.payload.to_vec(),
+                );
+            }
+        };
         link.write_all(b"ping").unwrap();
-        let mut got = [0u8; 4];
-        device.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"ping");
-        device.write_all(b"pong").unwrap();
+        let (header, accepted, payload) = read_frame(&mut device);
+        assert_eq!(
+            (accepted, payload.as_slice()),
+            (Accept::Start, &b"ping"[..])
+        );
+        let request_seq = header.seq;
+
+        // Garbage, a late frame of some older reply, then the reply: only the reply is read.
+        let mut device_sender = LinkSender::new(9);
+        let mut frame = [0u8; MAX_ENCODED];
+        device.write_all(b"\x01\x02garbage\xff").unwrap();
+        let n = encode_frame(device_sender.next_header(false), b"stale", &mut frame).unwrap();
+        device.write_all(&frame[..n]).unwrap();
+        device_sender.answer(request_seq);
+        for piece in [&b"po"[..], b"ng"] {
+            let n = encode_frame(device_sender.next_header(false), piece, &mut frame).unwrap();
+            device.write_all(&frame[..n]).unwrap();
+        }
         let mut got = [0u8; 4];
         link.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"pong");
-        // Stale bytes are dropped by a resync.
-        device.write_all(b"stale").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        link.resync().unwrap();
-        assert!(!link.readable_now());
+
+        // The next request is a start frame again; a reply with a frame missing is an error.
+        link.start_request();
+        link.write_all(b"again").unwrap();
+        let (header, accepted, _) = read_frame(&mut device);
+        assert_eq!(accepted, Accept::Start);
+        device_sender.answer(header.seq);
+        let n = encode_frame(device_sender.next_header(false), b"a", &mut frame).unwrap();
+        device.write_all(&frame[..n]).unwrap();
+        device_sender.next_header(false);
+        let n = encode_frame(device_sender.next_header(false), b"c", &mut frame).unwrap();
+        device.write_all(&frame[..n]).unwrap();
+        let mut got = [0u8; 1];
+        link.read_exact(&mut got).unwrap();
+        let lost = link.read_exact(&mut got).unwrap_err();
+        assert!(lost.to_string().contains("was lost"), "{lost}");
         // SAFETY: `slave` is ours and no longer needed (the link opened the port by name).
         unsafe { libc::close(slave) };
     }
