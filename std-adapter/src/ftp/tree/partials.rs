@@ -204,7 +204,10 @@ mod tests {
         // A record that names something else (say, a planted one) is not believed...
         let record = format!("{partial}.name");
         std::fs::write(dir.path().join(&record), "other").unwrap();
-        let planted = std::fs::File::open(dir.path().join(&record)).unwrap();
+        // A second name for the planted file, to read it once the record's name is replaced (a
+        // handle held open would do on Unix, but Windows renames nothing over an open file).
+        let planted = dir.path().join("planted");
+        std::fs::hard_link(dir.path().join(&record), &planted).unwrap();
         assert_eq!(recorded_name(&root, &partial), None);
         // ...and writing the right one replaces the entry, leaving the planted file as it was.
         write_record(&root, &long).unwrap();
@@ -212,9 +215,8 @@ mod tests {
             recorded_name(&root, &partial).as_deref(),
             Some(long.as_str())
         );
-        let mut old = String::new();
-        (&planted).read_to_string(&mut old).unwrap();
-        assert_eq!(old, "other");
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "other");
+        std::fs::remove_file(&planted).unwrap();
         write_record(&root, &long).unwrap();
         remove_record(&root, &partial);
         assert_eq!(recorded_name(&root, &partial), None);
