@@ -21,4 +21,5 @@ pub(crate) mod poll;
 pub mod server;
 pub mod shell;
 pub mod tls;
+pub(crate) mod transmit;
 pub(crate) mod wake;

@@ -22,7 +22,7 @@ mod token;
 
 pub use bounded_text::BoundedText;
 pub(crate) use escaped_text::{EscapedText, Unescape};
-pub use outbox::{Outbox, Transmit};
+pub use outbox::{Outbox, ShortBody, Transmit};
 pub use peer_text::PeerText;
 pub use refusal::{MESSAGE_CAP, Refusal};
 pub(crate) use token::escaped_token_matches;

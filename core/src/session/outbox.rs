@@ -14,6 +14,57 @@ pub enum Transmit {
     Body(usize),
 }
 
+impl Transmit {
+    /// The bytes this transmit names: the first `n` of `written` (what `poll_transmit` wrote
+    /// into the caller's buffer) for [`Transmit::Bytes`], the first `n` of `body` (the body
+    /// handed to the session's last `handle_*` call) for [`Transmit::Body`]. A body shorter
+    /// than the session announced is an error, never a shorter frame: sending less would put
+    /// the stream out of step with the head already sent.
+    ///
+    /// ```
+    /// use unstick_core::session::{ShortBody, Transmit};
+    ///
+    /// assert_eq!(Transmit::Bytes(2).resolve(b"head", b""), Ok(&b"he"[..]));
+    /// assert_eq!(Transmit::Body(3).resolve(b"", b"body"), Ok(&b"bod"[..]));
+    /// assert_eq!(
+    ///     Transmit::Body(5).resolve(b"", b"body"),
+    ///     Err(ShortBody { announced: 5, given: 4 })
+    /// );
+    /// ```
+    pub fn resolve<'a>(self, written: &'a [u8], body: &'a [u8]) -> Result<&'a [u8], ShortBody> {
+        match self {
+            Transmit::Bytes(n) => Ok(&written[..n.min(written.len())]),
+            Transmit::Body(n) => body.get(..n).ok_or(ShortBody {
+                announced: n,
+                given: body.len(),
+            }),
+        }
+    }
+}
+
+/// A host passed a body shorter than the session announced for it (see
+/// [`Transmit::resolve`]): a mistake of the host, which must not send a shorter frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShortBody {
+    /// The body's length the session announced (and wrote into the frame's head).
+    pub announced: usize,
+    /// The length of the body the host passed.
+    pub given: usize,
+}
+
+impl core::fmt::Display for ShortBody {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the session announced a body of {} bytes but was given {}; pass the body handed to \
+             its last handle_* call",
+            self.announced, self.given
+        )
+    }
+}
+
+impl core::error::Error for ShortBody {}
+
 /// A session's queue of bytes to send: frame heads (and frames without bodies) encoded into a
 /// fixed buffer of `N` bytes, then the length of a body the host sends itself.
 #[derive(Debug)]

@@ -165,7 +165,9 @@ fn peek(head: &[u8]) -> Peek {
 }
 
 /// Sends what a session has queued: `poll` is its `poll_transmit`, `body` the body its last
-/// `handle_*` call was given.
+/// `handle_*` call was given. A body shorter than the session announced (a mistake here, not
+/// the client's) is not sent cut short: the request is ended unanswered, which the client
+/// reports, rather than sending a frame that puts the stream out of step.
 pub fn flush<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     body: &[u8],
@@ -173,9 +175,12 @@ pub fn flush<U: Read + ReadReady + Write + WaitForInput>(
 ) {
     let mut scratch = [0u8; 256];
     while let Some(transmit) = poll(&mut scratch) {
-        match transmit {
-            Transmit::Bytes(n) => link.send(&scratch[..n]),
-            Transmit::Body(n) => link.send(&body[..n.min(body.len())]),
+        match transmit.resolve(&scratch, body) {
+            Ok(bytes) => link.send(bytes),
+            Err(_) => {
+                link.end_request(false);
+                return;
+            }
         }
     }
 }

@@ -19,7 +19,6 @@ use unstick_core::FileOp;
 use unstick_core::files::client::{
     ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
 };
-use unstick_core::session::Transmit;
 
 use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
@@ -30,6 +29,7 @@ use super::tree::Create;
 use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
 use crate::tls::{ClientTls, TlsConnectError};
+use crate::transmit::send_transmits;
 
 /// Room for a request head: a path of up to 4,096 bytes (quotes escaped) plus a token.
 const REQUEST_CAP: usize = 16 * 1024;
@@ -336,24 +336,13 @@ fn readable_now(stream: &Link) -> bool {
 }
 
 /// Sends everything the session has queued; `body` is the chunk last handed to it. With
-/// `watch`, an early reply from the server stops the sending before each write.
+/// `watch`, an early reply from the server stops the sending before it starts.
 fn flush(stream: &mut Link, session: &mut Session, body: &[u8], watch: bool) -> Result<(), Stop> {
-    let mut out = [0u8; 4096];
-    while let Some(transmit) = session.poll_transmit(&mut out) {
-        let bytes = match transmit {
-            Transmit::Bytes(n) => &out[..n],
-            Transmit::Body(n) => body.get(..n).ok_or_else(|| {
-                Stop::Failed(ClientError::Protocol(
-                    "the session announced a body it was not given".into(),
-                ))
-            })?,
-        };
-        if watch && readable_now(stream) {
-            return Err(Stop::EarlyReply);
-        }
-        stream.write_all(bytes).map_err(Stop::Io)?;
+    if watch && readable_now(stream) {
+        return Err(Stop::EarlyReply);
     }
-    Ok(())
+    let mut scratch = [0u8; 4096];
+    send_transmits(stream, &mut scratch, body, |buf| session.poll_transmit(buf)).map_err(Stop::Io)
 }
 
 /// Reads the next piece of `file` into `buf` (at most `len` bytes).

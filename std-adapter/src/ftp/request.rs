@@ -22,9 +22,8 @@ use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
 use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
-use crate::server::{
-    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal, send_transmits,
-};
+use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+use crate::transmit::send_transmits;
 
 /// Room for a request's paths: a rename carries two, each up to [`MAX_PATH_LEN`] bytes.
 const SESSION_PATH: usize = 2 * MAX_PATH_LEN;

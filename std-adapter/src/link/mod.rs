@@ -435,6 +435,16 @@ impl Write for Link {
         }
     }
 
+    /// A frame's head and body in one system call on TCP and TLS (one record), so that a
+    /// request leaves in one segment.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.write_vectored(bufs),
+            Kind::Tls(stream) => stream.write_vectored(bufs),
+            Kind::Serial(framed) => framed.write_vectored(bufs),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.kind {
             Kind::Tcp(stream) => stream.flush(),

@@ -29,7 +29,6 @@ use crate::tls::ServerTls;
 use crate::tls::front::{self, FrontLimits};
 pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
-use unstick_core::session::Transmit;
 use unstick_core::{ErrorFrame, WriteError};
 
 /// How long a server waits for more of a connection's first bytes that could still grow into
@@ -320,54 +319,6 @@ pub fn send_error<W: embedded_io::Write>(
         &[],
         &mut head,
     )
-}
-
-/// Sends everything a session hands out from `poll` (its `poll_transmit`): the bytes it writes
-/// into `scratch`, gathered, and a body announced as [`Transmit::Body`] taken from `body` and
-/// written in the same system call as the bytes before it, so that a frame leaves whole.
-pub(crate) fn send_transmits(
-    socket: &mut impl Write,
-    scratch: &mut [u8],
-    body: &[u8],
-    mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
-) -> io::Result<()> {
-    let mut filled = 0;
-    loop {
-        match poll(&mut scratch[filled..]) {
-            Some(Transmit::Bytes(n)) => {
-                filled += n;
-                if filled == scratch.len() {
-                    socket.write_all(scratch)?;
-                    filled = 0;
-                }
-            }
-            Some(Transmit::Body(n)) => {
-                // A head that promised more than there is would put the stream out of step.
-                let body = body.get(..n).ok_or_else(|| {
-                    io::Error::other("a frame's body is shorter than its head announced")
-                })?;
-                write_both(socket, &scratch[..filled], body)?;
-                filled = 0;
-            }
-            None => return socket.write_all(&scratch[..filled]),
-        }
-    }
-}
-
-/// Writes `head` then `body` with as few system calls as the socket takes.
-fn write_both(socket: &mut impl Write, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
-    while !head.is_empty() {
-        let n = match socket.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let from_head = n.min(head.len());
-        head = &head[from_head..];
-        body = &body[n - from_head..];
-    }
-    socket.write_all(body)
 }
 
 /// Logs the refusal of a request from `peer` to `server`.

@@ -23,6 +23,10 @@ use crate::tls::{ClientTls, TlsConnectError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
+use crate::transmit::send_transmits;
+
+/// Room for a request's head: a larger one leaves in more than one write.
+const SEND_BUFFER: usize = 4096;
 
 pub use unstick_core::shell::ExitReport;
 
@@ -131,23 +135,15 @@ fn read_some(stream: &mut Link, buf: &mut [u8]) -> Result<usize, ShellClientErro
     }
 }
 
-/// Sends what a session asks for: its bytes from `scratch`, the body from `body`. Gathered into
-/// `out` and written at once, so a request leaves in as few segments as it fits.
-fn send_transmits(
+/// Sends what a session asks for (its `poll_transmit`), `body` being the command it was given,
+/// a request's head and body in one write where the link takes it.
+fn send_request(
     stream: &mut Link,
-    mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
+    poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
     body: &[u8],
-    out: &mut Vec<u8>,
+    scratch: &mut [u8],
 ) -> Result<(), ShellClientError> {
-    let mut scratch = [0u8; 1024];
-    out.clear();
-    while let Some(transmit) = poll(&mut scratch) {
-        match transmit {
-            Transmit::Bytes(n) => out.extend_from_slice(&scratch[..n]),
-            Transmit::Body(n) => out.extend_from_slice(&body[..n.min(body.len())]),
-        }
-    }
-    stream.write_all(out).map_err(ShellClientError::Io)
+    send_transmits(stream, scratch, body, poll).map_err(ShellClientError::Io)
 }
 
 /// A connection to an unstick shell server; runs any number of commands, one at a time.
@@ -268,7 +264,7 @@ impl ShellClient {
             token,
             session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
-            send_buf: Vec::new(),
+            send_buf: vec![0; SEND_BUFFER],
             interrupter: ExecInterrupter::default(),
         }
     }
@@ -342,7 +338,7 @@ impl ShellClient {
             })?;
         self.interrupter.start(&self.stream);
         let session = &mut self.session;
-        let sent = send_transmits(
+        let sent = send_request(
             &mut self.stream,
             |buf| session.poll_transmit(buf),
             command.as_bytes(),
@@ -438,7 +434,7 @@ impl LegacyShellClient {
             stream,
             session: Box::default(),
             read_buf: vec![0u8; OUTPUT_CHUNK],
-            send_buf: Vec::new(),
+            send_buf: vec![0; SEND_BUFFER],
         }
     }
 
@@ -456,7 +452,7 @@ impl LegacyShellClient {
             return Ok(());
         }
         let session = &mut self.session;
-        send_transmits(
+        send_request(
             &mut self.stream,
             |buf| session.poll_transmit(buf),
             command.as_bytes(),

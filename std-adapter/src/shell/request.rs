@@ -17,8 +17,8 @@ use super::process::{
 };
 use crate::server::{
     ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, RequestStream, log_refusal,
-    send_transmits,
 };
+use crate::transmit::send_transmits;
 
 /// Room for the frame heads the session writes; any head fits.
 const TRANSMIT_BUFFER: usize = 4096;
