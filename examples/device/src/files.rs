@@ -168,7 +168,8 @@ impl Host<'_> {
 
     /// Feeds the session the head, then what the line gives; upload bytes it hands back are
     /// written to the staging extent. A silence of [`REQUEST_IDLE_MS`] tears the request.
-    /// `false` when the link ended the request (a frame of it was lost, or a new one started).
+    /// `false` when the link ended the request (a frame of it was lost, or a new one started);
+    /// an upload it was staging is then kept.
     fn feed<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
@@ -190,7 +191,13 @@ impl Host<'_> {
             match link.fill(Some(REQUEST_IDLE_MS)) {
                 Fill::Bytes => self.fed_empty = false,
                 Fill::Silent => self.session.handle_eof(),
-                Fill::Interrupted => return false,
+                Fill::Interrupted => {
+                    // Broken off by the next request's start (or by a lost frame) rather than
+                    // by silence: an upload is kept for a resume all the same, as the session
+                    // keeps a torn one. What it staged came in good frames, in order.
+                    store.keep();
+                    return false;
+                }
             }
             return true;
         }
