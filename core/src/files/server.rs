@@ -2009,6 +2009,46 @@ mod tests {
     }
 
     #[test]
+    fn a_trailer_without_its_digest_is_refused_and_a_broken_one_keeps_the_partial() {
+        let put = frame(r#"{"op":"put","path":"f","total_size":5}"#, b"hello");
+        // No digest: refused once the trailer's frame has ended, nothing committed, and the
+        // stream stays in step.
+        let mut wire = put.clone();
+        wire.extend(frame(r#"{"op":"done"}"#, b""));
+        wire.extend(frame(r#"{"op":"stat","path":"next"}"#, b""));
+        for step in [1, 4, 4096] {
+            let (seen, _) = serve(OPEN, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Acted("Stage { path: \"f\", kind: Fresh }".into()),
+                    Seen::Refused("bad_request", false),
+                    Seen::Acted("Stat { path: \"next\" }".into()),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+        }
+        // A trailer that is no frame (a negative length): the whole body is staged, so it is
+        // kept for a resume before the refusal closes the connection.
+        let mut wire = put;
+        wire.extend([0xff; 4]);
+        for step in [1, 4096] {
+            let (seen, _) = serve(OPEN, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Acted("Stage { path: \"f\", kind: Fresh }".into()),
+                    Seen::Acted("KeepPartial".into()),
+                    Seen::Refused("bad_frame", true),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
     fn a_torn_put_is_kept_for_resume_and_a_seed_upload_needs_no_trailer() {
         let wire = frame(r#"{"op":"put","path":"f","total_size":11}"#, b"hello");
         let (seen, _) = serve(OPEN, &wire, 4);
