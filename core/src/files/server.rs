@@ -1150,9 +1150,16 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     /// Answers the request with `refusal` (an error frame) and ends it.
     fn refuse(&mut self, refusal: Refusal) {
-        let closes = queue_refusal(&mut self.outbox, &refusal);
+        let queued = self.outbox.push_frame(
+            &PLAIN_ENCODER,
+            &ErrorFrame::new(refusal.code, &refusal.message),
+        );
+        let closes = refusal.closes || queued.is_err();
         self.refusal = Some(refusal);
-        self.end_refused(closes);
+        self.finish_request();
+        if closes {
+            self.state = State::Closing;
+        }
     }
 
     /// Answers a request refused at its head, whose frame has now ended, with its refusal,
@@ -1161,16 +1168,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         let State::Refusing(held) = &self.state else {
             return;
         };
-        let closes = queue_refusal(&mut self.outbox, held);
-        self.refusal = Some(held.clone());
-        self.end_refused(closes);
-    }
-
-    fn end_refused(&mut self, closes: bool) {
-        self.finish_request();
-        if closes {
-            self.state = State::Closing;
-        }
+        self.refuse(held.clone());
     }
 
     fn refuse_now(&mut self, refusal: Refusal) -> Result<(), SessionError> {
@@ -1697,16 +1695,6 @@ struct PutHead {
     size: u64,
     /// A resume's digest of the prefix it skips; `None` when it is not a resume.
     prefix: Option<Checksum>,
-}
-
-/// Queues `refusal` as an error frame; returns whether the connection closes after it (it asks
-/// to, or the frame did not fit).
-fn queue_refusal(outbox: &mut Outbox<OUTBOX>, refusal: &Refusal) -> bool {
-    let queued = outbox.push_frame(
-        &PLAIN_ENCODER,
-        &ErrorFrame::new(refusal.code, &refusal.message),
-    );
-    refusal.closes || queued.is_err()
 }
 
 impl State {
