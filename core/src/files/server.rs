@@ -263,57 +263,151 @@ pub enum Completed {
     Renamed,
 }
 
-/// The request in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Put,
-    SeedPut,
-    Get,
-    Ls,
-    Stat,
-    Delete,
-    Mkdir,
-    Rename,
-}
-
-/// Where a session is in the current request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a session is: between requests, or in one, holding exactly that request's data for
+/// its phase. A request that ends leaves [`State::Idle`] behind, and with it nothing of its own.
+#[derive(Debug)]
 enum State {
     /// Waiting for a request head.
     Idle,
-    /// A request without a body is in; waiting for its frame to end.
-    AwaitingEnd,
-    /// The host acts; `action` says on what.
-    Acting(Step),
-    /// Upload bytes are coming.
-    Receiving,
-    /// The upload's body is in; waiting for the `done` trailer's head.
-    AwaitingTrailer,
-    /// The trailer head is in; waiting for its frame to end.
-    AwaitingTrailerEnd,
+    /// A request without a body is in and checked; the host is asked once its frame has ended,
+    /// so that the stream stays in step.
+    AwaitingEnd(Query),
+    /// A request without a body was refused at its head; the refusal goes out once its frame
+    /// has ended.
+    Refusing(Refusal),
+    /// The host looks the name up ([`FileAction::Stat`]).
+    Stat,
+    /// The host lists the directory ([`FileAction::List`]).
+    Listing {
+        /// Entries sent so far.
+        entries: u64,
+    },
+    /// The host removes the name ([`FileAction::Delete`]).
+    Deleting,
+    /// The host creates the directory ([`FileAction::MakeDir`]).
+    MakingDir {
+        /// Whether missing parents are created and an existing directory is fine.
+        parents: bool,
+    },
+    /// The host renames the entry ([`FileAction::Rename`]).
+    Renaming,
+    /// The host opens the file a `get` asked for ([`FileAction::OpenFile`]).
+    Opening(Get),
+    /// A `get` whose file is open: its bytes are read, hashed and sent.
+    Downloading(Download),
+    /// An upload (`put` or seed) from its head to its commit.
+    Uploading(Upload),
     /// The connection is to be closed.
     Closing,
 }
 
-/// What the host is asked to do.
+/// A request without a body, checked at its head: what the host is asked once its frame ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
+enum Query {
     Stat,
     List,
     Delete,
-    Open,
-    /// Reading a download's prefix (hash only) or body (hash and send).
-    Read {
-        body: bool,
+    MakeDir {
+        /// `"parents":true`.
+        parents: bool,
     },
-    Stage,
-    /// Hashing a resumed upload's staged prefix.
-    CheckPrefix,
-    Truncate,
-    Commit,
-    Keep,
-    MakeDir,
     Rename,
+    Get(Get),
+}
+
+/// What a `get` asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Get {
+    /// Where the body starts: the client has the bytes before it.
+    offset: u64,
+    /// The trailer's digest.
+    algorithm: Algorithm,
+}
+
+/// A `get` whose file is open.
+#[derive(Debug)]
+struct Download {
+    get: Get,
+    /// The file's size.
+    size: u64,
+    /// The file's modification time, for the head.
+    mtime: i64,
+    /// The whole file's digest so far, the bytes the client has included.
+    hasher: BodyHasher,
+    phase: DownloadPhase,
+}
+
+/// Where a download is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DownloadPhase {
+    /// The bytes the client has are read and hashed only, so that the trailer covers the
+    /// whole file; `to_read` of them are still to come from the host.
+    Prefix { to_read: u64 },
+    /// The head is queued and the body is read and sent; `to_read` bytes are still to come.
+    Body { to_read: u64 },
+    /// The body is out; the trailer goes out with the next transmit and ends the request.
+    Trailer,
+}
+
+/// An upload, `put` or seed, from its head on.
+#[derive(Debug)]
+struct Upload {
+    kind: UploadKind,
+    /// Bytes resumed from the name's partial upload rather than sent (0 for a fresh upload).
+    offset: u64,
+    /// The whole file's size.
+    size: u64,
+    /// The whole file's digest so far, a resumed prefix included.
+    hasher: BodyHasher,
+    phase: UploadPhase,
+}
+
+/// Which upload, and how its body is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UploadKind {
+    /// A `put`: the `done` trailer after its body carries the whole file's digest in
+    /// `algorithm`, which the session checks.
+    Put { algorithm: Algorithm },
+    /// A seed upload: the decoder checks its body against the MD5 its head declared, if any.
+    Seed { md5: Option<Checksum> },
+}
+
+/// Where an upload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UploadPhase {
+    /// The host stages the upload ([`FileAction::Stage`]); `prefix` is a resume's digest of
+    /// the `offset` bytes the client skips (`None`: not a resume).
+    Staging { prefix: Option<Checksum> },
+    /// The staged bytes a resume skips are hashed against `prefix`; `to_read` of them are
+    /// still to come from the host.
+    CheckingPrefix { prefix: Checksum, to_read: u64 },
+    /// The host cuts the staging file to `offset` bytes ([`FileAction::Truncate`]).
+    Truncating,
+    /// The body is coming.
+    Receiving,
+    /// The body is in; waiting for the `done` trailer's head.
+    AwaitingTrailer,
+    /// The trailer's head is in; waiting for its frame to end. `digest` is what it declared
+    /// (`None`: nothing, which is refused then).
+    AwaitingTrailerEnd { digest: Option<Checksum> },
+    /// The host commits the staging file ([`FileAction::Commit`]); `digest` is the whole
+    /// file's, as both ends agreed (`None`: a seed upload whose head had no MD5).
+    Committing { digest: Option<Checksum> },
+    /// The host keeps the staging file for a resume ([`FileAction::KeepPartial`]); what
+    /// follows depends on why.
+    KeepingPartial { why: KeptFor },
+}
+
+/// Why an upload's staging file is kept for a resume. The refusal that follows, if any, is
+/// written once the host has kept it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeptFor {
+    /// The connection broke mid-upload; it closes.
+    Torn,
+    /// A resume asked to skip more than the `held` bytes the partial upload has: refused.
+    ShortPartial { held: u64 },
+    /// The trailer did not come as a frame: refused, and the connection closes.
+    BrokenTrailer(DecodeError),
 }
 
 /// The server side of one file-protocol connection, sans-IO.
@@ -354,37 +448,15 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<OUTBOX>,
     state: State,
-    op: Op,
-    /// The request's path (empty for the root of a listing), followed, for a rename, by its
-    /// new name from byte `to_at` on.
+    /// The current (or last) request's path (empty for the root of a listing), followed, for
+    /// a rename, by its new name from byte `to_at` on. It outlives its request for the host's
+    /// log, and is cleared when the next request's head comes.
     path: heapless::String<PATH>,
     /// Where a rename's new name starts in `path`.
     to_at: Option<usize>,
-    /// A `mkdir` with `"parents":true`.
-    parents: bool,
-    algorithm: Algorithm,
-    offset: u64,
-    /// The client's digest of a resumed upload's prefix.
-    prefix: Option<Checksum>,
-    /// A download's size, or an upload's size once known.
-    size: u64,
-    /// A download's modification time.
-    mtime: i64,
-    /// The digest both ends agreed on, once known.
-    digest: Option<Checksum>,
-    /// A download's trailer goes out once its body has.
-    trailer_pending: bool,
-    /// The connection closes once the staging file is kept.
-    close_after: bool,
-    /// Bytes of the current read still to come from the host.
-    to_read: u64,
-    hasher: BodyHasher,
-    /// The MD5 a seed upload's header declared, when it is a digest.
-    seed_md5: Option<Checksum>,
-    entries: u64,
-    /// The refusal sent once the staging file is discarded.
-    pending: Option<Refusal>,
+    /// The refusal sent last, until the host takes it for its log.
     refusal: Option<Refusal>,
+    /// The request that went through last, until the host takes it for its log.
     completed: Option<Completed>,
     answered: u64,
 }
@@ -412,23 +484,8 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
             decoder: FrameDecoder::header_frames(profile),
             outbox: Outbox::new(),
             state: State::Idle,
-            op: Op::Stat,
             path: heapless::String::new(),
             to_at: None,
-            parents: false,
-            algorithm: Algorithm::Xxh3,
-            offset: 0,
-            prefix: None,
-            size: 0,
-            mtime: 0,
-            digest: None,
-            trailer_pending: false,
-            close_after: false,
-            to_read: 0,
-            hasher: BodyHasher::new(Algorithms::NONE),
-            seed_md5: None,
-            entries: 0,
-            pending: None,
             refusal: None,
             completed: None,
             answered: 0,
@@ -465,10 +522,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
 
     /// Whether the session is between requests with nothing left to send.
     pub fn is_idle(&self) -> bool {
-        self.state == State::Idle
-            && self.outbox.is_empty()
-            && !self.trailer_pending
-            && self.decoder.is_at_boundary()
+        matches!(self.state, State::Idle) && self.outbox.is_empty() && self.decoder.is_at_boundary()
     }
 
     /// The next bytes to send; see [`Outbox::poll_transmit`].
@@ -476,8 +530,11 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         if let Some(transmit) = self.outbox.poll_transmit(out) {
             return Some(transmit);
         }
-        if self.trailer_pending {
-            self.trailer_pending = false;
+        if let State::Downloading(Download {
+            phase: DownloadPhase::Trailer,
+            ..
+        }) = self.state
+        {
             self.send_download_trailer();
             return self.outbox.poll_transmit(out);
         }
@@ -487,52 +544,55 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     /// What the host should do next; `None` while the session needs more input.
     pub fn poll_action(&self) -> Option<FileAction<'_>> {
         let path = self.path();
-        let action = match self.state {
-            State::Acting(step) => match step {
-                Step::Stat => FileAction::Stat { path },
-                Step::List => FileAction::List {
-                    path: (!path.is_empty()).then_some(path),
-                },
-                Step::Delete => FileAction::Delete { path },
-                Step::Open => FileAction::OpenFile { path },
-                Step::Read { body } => FileAction::ReadFile {
-                    offset: if body {
-                        self.size - self.to_read
-                    } else {
-                        self.offset - self.to_read
-                    },
-                    len: self.to_read,
-                },
-                Step::Stage => FileAction::Stage {
-                    path,
-                    kind: match (self.op, self.offset) {
-                        (Op::SeedPut, _) => StageKind::Temporary,
-                        (_, 0) => StageKind::Fresh,
-                        _ => StageKind::Resume,
-                    },
-                },
-                Step::CheckPrefix => FileAction::ReadFile {
-                    offset: self.offset - self.to_read,
-                    len: self.to_read,
-                },
-                Step::Truncate => FileAction::Truncate { len: self.offset },
-                Step::Commit => FileAction::Commit { path },
-                Step::Keep => FileAction::KeepPartial,
-                Step::MakeDir => FileAction::MakeDir {
-                    path,
-                    parents: self.parents,
-                },
-                Step::Rename => FileAction::Rename {
-                    from: path,
-                    to: self.rename_to().unwrap_or_default(),
-                },
+        let action = match &self.state {
+            State::Stat => FileAction::Stat { path },
+            State::Listing { .. } => FileAction::List {
+                path: (!path.is_empty()).then_some(path),
             },
-            State::Receiving => FileAction::ReceiveBody,
+            State::Deleting => FileAction::Delete { path },
+            State::MakingDir { parents } => FileAction::MakeDir {
+                path,
+                parents: *parents,
+            },
+            State::Renaming => FileAction::Rename {
+                from: path,
+                to: self.rename_to().unwrap_or_default(),
+            },
+            State::Opening(_) => FileAction::OpenFile { path },
+            State::Downloading(download) => match download.phase {
+                DownloadPhase::Prefix { to_read } => FileAction::ReadFile {
+                    offset: download.get.offset - to_read,
+                    len: to_read,
+                },
+                DownloadPhase::Body { to_read } => FileAction::ReadFile {
+                    offset: download.size - to_read,
+                    len: to_read,
+                },
+                DownloadPhase::Trailer => return None,
+            },
+            State::Uploading(upload) => match &upload.phase {
+                UploadPhase::Staging { prefix } => FileAction::Stage {
+                    path,
+                    kind: match (upload.kind, prefix) {
+                        (UploadKind::Seed { .. }, _) => StageKind::Temporary,
+                        (UploadKind::Put { .. }, None) => StageKind::Fresh,
+                        (UploadKind::Put { .. }, Some(_)) => StageKind::Resume,
+                    },
+                },
+                UploadPhase::CheckingPrefix { to_read, .. } => FileAction::ReadFile {
+                    offset: upload.offset - to_read,
+                    len: *to_read,
+                },
+                UploadPhase::Truncating => FileAction::Truncate { len: upload.offset },
+                UploadPhase::Receiving => FileAction::ReceiveBody,
+                UploadPhase::Committing { .. } => FileAction::Commit { path },
+                UploadPhase::KeepingPartial { .. } => FileAction::KeepPartial,
+                UploadPhase::AwaitingTrailer | UploadPhase::AwaitingTrailerEnd { .. } => {
+                    return None;
+                }
+            },
             State::Closing => FileAction::Close,
-            State::Idle
-            | State::AwaitingEnd
-            | State::AwaitingTrailer
-            | State::AwaitingTrailerEnd => return None,
+            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) => return None,
         };
         Some(action)
     }
@@ -543,15 +603,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     pub fn handle_input<'i>(&mut self, input: &'i [u8]) -> (usize, Received<'i>) {
         let mut used = 0;
         loop {
-            let reading = matches!(
-                self.state,
-                State::Idle
-                    | State::AwaitingEnd
-                    | State::Receiving
-                    | State::AwaitingTrailer
-                    | State::AwaitingTrailerEnd
-            );
-            if !reading || !self.outbox.is_empty() || self.trailer_pending {
+            if !self.state.reads_frames() || !self.outbox.is_empty() {
                 return (used, Received::Nothing);
             }
             let (n, event) = match self.decoder.feed(&input[used..]) {
@@ -566,8 +618,13 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                 Event::NeedMore => return (used, Received::Nothing),
                 Event::Head(info) => self.on_head(info.body_len, info.md5),
                 Event::Body(chunk) => {
-                    if self.state == State::Receiving {
-                        self.hasher.update(chunk);
+                    if let State::Uploading(Upload {
+                        hasher,
+                        phase: UploadPhase::Receiving,
+                        ..
+                    }) = &mut self.state
+                    {
+                        hasher.update(chunk);
                         return (used, Received::Body(chunk));
                     }
                 }
@@ -579,21 +636,24 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     /// The connection ended, broke or went idle: nothing more comes. A torn upload is kept for
     /// a resume.
     pub fn handle_eof(&mut self) {
-        match self.state {
-            State::Receiving | State::AwaitingTrailer | State::AwaitingTrailerEnd
-                if self.op == Op::Put =>
-            {
-                self.pending = None;
-                self.close_after = true;
-                self.state = State::Acting(Step::Keep);
-            }
-            _ => self.state = State::Closing,
+        if let State::Uploading(Upload {
+            kind: UploadKind::Put { .. },
+            phase:
+                phase @ (UploadPhase::Receiving
+                | UploadPhase::AwaitingTrailer
+                | UploadPhase::AwaitingTrailerEnd { .. }),
+            ..
+        }) = &mut self.state
+        {
+            *phase = UploadPhase::KeepingPartial { why: KeptFor::Torn };
+        } else {
+            self.state = State::Closing;
         }
     }
 
     /// The result of [`FileAction::Stat`].
     pub fn handle_stat(&mut self, found: Result<StatFound, Refusal>) -> Result<(), SessionError> {
-        self.expect(Step::Stat)?;
+        self.expect(matches!(self.state, State::Stat))?;
         match found {
             Err(refusal) => self.refuse(refusal),
             Ok(found) => {
@@ -622,7 +682,9 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         escaped: bool,
         meta: EntryMeta,
     ) -> Result<(), SessionError> {
-        self.expect(Step::List)?;
+        let State::Listing { entries } = &mut self.state else {
+            return Err(SessionError::OutOfOrder);
+        };
         if !self.outbox.is_empty() {
             return Err(SessionError::OutboxFull);
         }
@@ -637,7 +699,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         self.outbox
             .push_frame(&PLAIN_ENCODER, &entry)
             .map_err(|_| SessionError::OutboxFull)?;
-        self.entries += 1;
+        *entries += 1;
         Ok(())
     }
 
@@ -646,7 +708,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         &mut self,
         deleted: Result<Deleted, Refusal>,
     ) -> Result<(), SessionError> {
-        self.expect(Step::Delete)?;
+        self.expect(matches!(self.state, State::Deleting))?;
         let path = PeerText::new(&self.path);
         let deleted = match deleted {
             Err(refusal) => return self.refuse_now(refusal),
@@ -682,31 +744,55 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         &mut self,
         opened: Result<EntryMeta, Refusal>,
     ) -> Result<(), SessionError> {
-        self.expect(Step::Open)?;
+        let State::Opening(get) = self.state else {
+            return Err(SessionError::OutOfOrder);
+        };
+        self.expect(true)?;
         let meta = match opened {
             Err(refusal) => return self.refuse_now(refusal),
             Ok(meta) => meta,
         };
-        if self.offset > meta.size {
+        if get.offset > meta.size {
             let refusal = Refusal::new(
                 ErrorCode::BadRequest,
                 format_args!(
                     "{}: resume offset {} is beyond the end of the file ({} bytes); download it again from the start",
                     PeerText::new(&self.path),
-                    self.offset,
+                    get.offset,
                     meta.size
                 ),
             );
             return self.refuse_now(refusal);
         }
-        self.size = meta.size;
-        self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
-        // The part the client already has is hashed too, so the trailer covers the whole file.
-        self.to_read = self.offset;
-        self.mtime = meta.mtime;
-        self.state = State::Acting(Step::Read { body: false });
+        self.state = State::Downloading(Download {
+            get,
+            size: meta.size,
+            mtime: meta.mtime,
+            hasher: BodyHasher::new(Algorithms::only(get.algorithm)),
+            // The part the client already has is hashed too, so the trailer covers the whole
+            // file.
+            phase: DownloadPhase::Prefix {
+                to_read: get.offset,
+            },
+        });
         self.after_read();
         Ok(())
+    }
+}
+
+impl State {
+    /// Whether the session reads frames from the peer in this state.
+    fn reads_frames(&self) -> bool {
+        match self {
+            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) => true,
+            State::Uploading(upload) => matches!(
+                upload.phase,
+                UploadPhase::Receiving
+                    | UploadPhase::AwaitingTrailer
+                    | UploadPhase::AwaitingTrailerEnd { .. }
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -847,45 +933,44 @@ fn digest_member(
 impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// The result of [`FileAction::Stage`].
     pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
-        self.expect(Step::Stage)?;
+        let State::Uploading(upload) = &mut self.state else {
+            return Err(SessionError::OutOfOrder);
+        };
+        let UploadPhase::Staging { prefix } = upload.phase else {
+            return Err(SessionError::OutOfOrder);
+        };
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
         let path = PeerText::new(&self.path);
-        let refusal = match staged {
-            Err(refusal) => refusal,
-            Ok(Staged::NoPartial) => Refusal::new(
+        let refusal = match (staged, prefix) {
+            (Err(refusal), _) => refusal,
+            (Ok(Staged::NoPartial), _) => Refusal::new(
                 ErrorCode::PartialMismatch,
                 format_args!(
                     "{path}: the server holds no partial upload of this name; upload from the start"
                 ),
             ),
-            Ok(Staged::PartialBusy) => Refusal::new(
+            (Ok(Staged::PartialBusy), _) => Refusal::new(
                 ErrorCode::Busy,
                 format_args!("{path}: another upload of this name is in progress"),
             ),
-            Ok(Staged::Ready { len }) if self.offset > 0 && len < self.offset => {
+            (Ok(Staged::Ready { len }), Some(_)) if len < upload.offset => {
                 // What there is stays for a later resume; the client asked for too much.
-                self.pending = Some(
-                    Refusal::new(
-                        ErrorCode::PartialMismatch,
-                        format_args!(
-                            "{path}: the server holds {len} bytes of this upload, fewer than the resume offset {}",
-                            self.offset
-                        ),
-                    )
-                    .closing(),
-                );
-                self.state = State::Acting(Step::Keep);
+                upload.phase = UploadPhase::KeepingPartial {
+                    why: KeptFor::ShortPartial { held: len },
+                };
                 return Ok(());
             }
-            Ok(Staged::Ready { .. }) if self.offset > 0 => {
-                self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
-                self.to_read = self.offset;
-                self.state = State::Acting(Step::CheckPrefix);
-                self.after_prefix_check();
+            (Ok(Staged::Ready { .. }), Some(prefix)) => {
+                upload.phase = UploadPhase::CheckingPrefix {
+                    prefix,
+                    to_read: upload.offset,
+                };
                 return Ok(());
             }
-            Ok(Staged::Ready { .. }) => {
-                self.hasher = BodyHasher::new(Algorithms::only(self.algorithm));
-                self.state = State::Receiving;
+            (Ok(Staged::Ready { .. }), None) => {
+                upload.phase = UploadPhase::Receiving;
                 return Ok(());
             }
         };
@@ -895,24 +980,37 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// A chunk of what a [`FileAction::ReadFile`] asked for, in order. During a download, send
     /// it after the bytes the outbox then holds ([`Transmit::Body`]).
     pub fn handle_file_data(&mut self, chunk: &[u8]) -> Result<(), SessionError> {
-        let body = match self.state {
-            State::Acting(Step::Read { body }) => body,
-            State::Acting(Step::CheckPrefix) => false,
+        let (hasher, to_read, body) = match &mut self.state {
+            State::Downloading(Download {
+                hasher,
+                phase: DownloadPhase::Prefix { to_read },
+                ..
+            })
+            | State::Uploading(Upload {
+                hasher,
+                phase: UploadPhase::CheckingPrefix { to_read, .. },
+                ..
+            }) => (hasher, to_read, false),
+            State::Downloading(Download {
+                hasher,
+                phase: DownloadPhase::Body { to_read },
+                ..
+            }) => (hasher, to_read, true),
             _ => return Err(SessionError::OutOfOrder),
         };
-        if chunk.len() as u64 > self.to_read {
+        if chunk.len() as u64 > *to_read {
             return Err(SessionError::OutOfOrder);
         }
         if body && !self.outbox.is_empty() {
             return Err(SessionError::OutboxFull);
         }
-        self.hasher.update(chunk);
-        self.to_read -= chunk.len() as u64;
+        hasher.update(chunk);
+        *to_read -= chunk.len() as u64;
         if body {
             self.outbox.push_body(chunk.len());
         }
         match self.state {
-            State::Acting(Step::CheckPrefix) => self.after_prefix_check(),
+            State::Uploading(_) => self.after_prefix_check(),
             _ => self.after_read(),
         }
         Ok(())
@@ -920,25 +1018,38 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     /// A [`FileAction::ReadFile`] failed (or the file ended early): `refusal` says why.
     pub fn handle_read_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
-        match self.state {
+        match &self.state {
             // Before the download's head: the client can still be told.
-            State::Acting(Step::Read { body: false }) => self.refuse_now(refusal),
+            State::Downloading(Download {
+                phase: DownloadPhase::Prefix { .. },
+                ..
+            }) => self.refuse_now(refusal),
             // Mid-body: a frame cannot be cut short, so the connection is.
-            State::Acting(Step::Read { body: true }) => {
+            State::Downloading(Download {
+                phase: DownloadPhase::Body { .. },
+                ..
+            }) => {
                 self.refusal = Some(refusal);
                 self.state = State::Closing;
                 Ok(())
             }
-            State::Acting(Step::CheckPrefix) => self.refuse_now(refusal.closing()),
+            State::Uploading(Upload {
+                phase: UploadPhase::CheckingPrefix { .. },
+                ..
+            }) => self.refuse_now(refusal.closing()),
             _ => Err(SessionError::OutOfOrder),
         }
     }
 
     /// Writing upload bytes to the staging file failed: `refusal` says why.
     pub fn handle_write_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
-        if self.state != State::Receiving {
+        let State::Uploading(Upload {
+            phase: UploadPhase::Receiving,
+            ..
+        }) = self.state
+        else {
             return Err(SessionError::OutOfOrder);
-        }
+        };
         // The rest of the body is not read: the stream is out of step.
         self.refuse_now(refusal.closing())
     }
@@ -947,60 +1058,73 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// [`FileAction::Truncate`], [`FileAction::Commit`], [`FileAction::KeepPartial`],
     /// [`FileAction::MakeDir`], [`FileAction::Rename`].
     pub fn handle_done(&mut self, result: Result<(), Refusal>) -> Result<(), SessionError> {
-        let State::Acting(step) = self.state else {
-            return Err(SessionError::OutOfOrder);
-        };
-        if !self.outbox.is_empty() {
-            return Err(SessionError::OutboxFull);
-        }
-        match (step, result) {
-            (Step::List, Ok(())) => {
-                self.completed = Some(Completed::Listed {
-                    entries: self.entries,
-                });
+        self.expect(self.state.awaits_host())?;
+        match (&mut self.state, result) {
+            (State::Listing { entries }, Ok(())) => {
+                let entries = *entries;
+                self.completed = Some(Completed::Listed { entries });
                 self.reply(&Ack {
                     op: FileOp::End,
-                    count: Some(self.entries),
+                    count: Some(entries),
                 });
             }
             // Entries may be out already: the error frame ends the listing instead of `end`.
-            (Step::List, Err(refusal)) => self.refuse(refusal),
-            (Step::Truncate, Ok(())) => self.state = State::Receiving,
-            (Step::Truncate, Err(refusal)) => self.refuse(refusal.closing()),
-            (Step::Commit, Ok(())) => self.stored(),
-            (Step::Commit, Err(refusal)) => self.refuse(refusal),
-            (Step::MakeDir, Ok(())) => {
+            (State::Listing { .. }, Err(refusal)) => self.refuse(refusal),
+            (State::MakingDir { .. }, Ok(())) => {
                 self.completed = Some(Completed::MadeDir);
                 self.reply(&Ack {
                     op: FileOp::Made,
                     count: None,
                 });
             }
-            (Step::Rename, Ok(())) => {
+            (State::Renaming, Ok(())) => {
                 self.completed = Some(Completed::Renamed);
                 self.reply(&Ack {
                     op: FileOp::Renamed,
                     count: None,
                 });
             }
-            (Step::MakeDir | Step::Rename, Err(refusal)) => self.refuse(refusal),
-            (Step::Keep, _) => match self.pending.take() {
-                Some(refusal) => self.refuse(refusal),
-                None => {
-                    self.finish_request();
-                    self.state = State::Closing;
+            (State::MakingDir { .. } | State::Renaming, Err(refusal)) => self.refuse(refusal),
+            (State::Uploading(upload), result) => match (&upload.phase, result) {
+                (UploadPhase::Truncating, Ok(())) => upload.phase = UploadPhase::Receiving,
+                (UploadPhase::Truncating, Err(refusal)) => self.refuse(refusal.closing()),
+                (UploadPhase::Committing { digest }, Ok(())) => {
+                    let (kind, size, offset, digest) =
+                        (upload.kind, upload.size, upload.offset, *digest);
+                    self.stored(kind, size, offset, digest);
                 }
+                (UploadPhase::Committing { .. }, Err(refusal)) => self.refuse(refusal),
+                (UploadPhase::KeepingPartial { why }, _) => match *why {
+                    KeptFor::Torn => {
+                        self.finish_request();
+                        self.state = State::Closing;
+                    }
+                    KeptFor::ShortPartial { held } => {
+                        let refusal = Refusal::new(
+                            ErrorCode::PartialMismatch,
+                            format_args!(
+                                "{}: the server holds {held} bytes of this upload, fewer than the resume offset {}",
+                                PeerText::new(&self.path),
+                                upload.offset
+                            ),
+                        );
+                        self.refuse(refusal.closing());
+                    }
+                    KeptFor::BrokenTrailer(e) => {
+                        self.refuse(Refusal::new(ErrorCode::BadFrame, e).closing());
+                    }
+                },
+                _ => return Err(SessionError::OutOfOrder),
             },
             _ => return Err(SessionError::OutOfOrder),
-        }
-        if self.close_after && self.state == State::Idle {
-            self.state = State::Closing;
         }
         Ok(())
     }
 
-    fn expect(&self, step: Step) -> Result<(), SessionError> {
-        if self.state != State::Acting(step) {
+    /// `Ok` when the session is in the state a `handle_*` call answers (`expected`) and can
+    /// queue its reply.
+    fn expect(&self, expected: bool) -> Result<(), SessionError> {
+        if !expected {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -1009,23 +1133,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         Ok(())
     }
 
-    fn reset_request(&mut self) {
-        self.path.clear();
-        self.to_at = None;
-        self.parents = false;
-        self.algorithm = Algorithm::Xxh3;
-        self.offset = 0;
-        self.prefix = None;
-        self.size = 0;
-        self.mtime = 0;
-        self.digest = None;
-        self.to_read = 0;
-        self.seed_md5 = None;
-        self.entries = 0;
-        self.pending = None;
-        self.close_after = false;
-    }
-
+    /// Ends the request: the session is idle again.
     fn finish_request(&mut self) {
         self.answered += 1;
         self.state = State::Idle;
@@ -1054,6 +1162,15 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
+    /// Answers a request refused at its head, whose frame has now ended, with its refusal,
+    /// and ends it.
+    fn refuse_held(&mut self) {
+        let State::Refusing(held) = &self.state else {
+            return;
+        };
+        self.refuse(held.clone());
+    }
+
     fn refuse_now(&mut self, refusal: Refusal) -> Result<(), SessionError> {
         self.refuse(refusal);
         Ok(())
@@ -1065,29 +1182,43 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         if has_body || refusal.closes {
             self.refuse(refusal.closing_if(has_body));
         } else {
-            self.pending = Some(refusal);
-            self.state = State::AwaitingEnd;
+            self.state = State::Refusing(refusal);
         }
     }
 
     #[inline(never)]
     fn framing_failed(&mut self, e: DecodeError) {
         let path = PeerText::new(&self.path);
-        let refusal = match e {
-            DecodeError::BodyTooLarge { .. } => Refusal::new(ErrorCode::TooLarge, e).closing(),
-            DecodeError::ChecksumMismatch { .. } if self.state == State::Receiving => {
+        let refusal = match (e, &mut self.state) {
+            (DecodeError::BodyTooLarge { .. }, _) => Refusal::new(ErrorCode::TooLarge, e).closing(),
+            (
+                DecodeError::ChecksumMismatch { .. },
+                State::Uploading(Upload {
+                    kind,
+                    phase: UploadPhase::Receiving,
+                    ..
+                }),
+            ) => {
                 // Read whole: a seed upload's stream is still in step; a put's trailer is not
                 // worth waiting for.
                 Refusal::new(
                     ErrorCode::ChecksumMismatch,
                     format_args!("{path}: {e}; the previous file is untouched"),
                 )
-                .closing_if(self.op == Op::Put)
+                .closing_if(matches!(kind, UploadKind::Put { .. }))
             }
-            _ if self.op == Op::Put && self.state == State::AwaitingTrailer => {
+            (
+                _,
+                State::Uploading(Upload {
+                    kind: UploadKind::Put { .. },
+                    phase: phase @ UploadPhase::AwaitingTrailer,
+                    ..
+                }),
+            ) => {
                 // The body is whole and staged: keep it for a resume.
-                self.pending = Some(Refusal::new(ErrorCode::BadFrame, e).closing());
-                self.state = State::Acting(Step::Keep);
+                *phase = UploadPhase::KeepingPartial {
+                    why: KeptFor::BrokenTrailer(e),
+                };
                 return;
             }
             _ => Refusal::new(ErrorCode::BadFrame, e).closing(),
@@ -1098,7 +1229,10 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     fn on_head(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         match self.state {
             State::Idle => self.on_request(body_len, md5),
-            State::AwaitingTrailer => self.on_trailer(body_len),
+            State::Uploading(Upload {
+                phase: UploadPhase::AwaitingTrailer,
+                ..
+            }) => self.on_trailer(body_len),
             // A frame's head comes only after the previous frame's end.
             _ => self.refuse(Refusal::new(ErrorCode::BadFrame, "a frame out of order").closing()),
         }
@@ -1106,7 +1240,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     #[inline(never)]
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
-        self.reset_request();
+        self.clear_path();
         let has_body = body_len > 0;
         let view = match self.decoder.header::<HeadView<'_>>() {
             Ok(view) => view,
@@ -1125,18 +1259,21 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
         let op = match (&view.op, view.filename) {
             (None, Some(filename)) => {
-                self.op = Op::SeedPut;
-                self.seed_md5 = md5.map(Checksum::Md5);
-                self.size = body_len;
                 let member = keep_path(Some(filename), &mut self.path);
-                let refusal = match self.take_path(member) {
-                    Ok(()) => {
-                        self.state = State::Acting(Step::Stage);
-                        return;
-                    }
-                    Err(refusal) => refusal,
-                };
-                return self.refuse(refusal.closing());
+                if let Err(refusal) = self.take_path(member) {
+                    return self.refuse(refusal.closing());
+                }
+                self.state = State::Uploading(Upload {
+                    kind: UploadKind::Seed {
+                        md5: md5.map(Checksum::Md5),
+                    },
+                    offset: 0,
+                    size: body_len,
+                    // The decoder checks the body's MD5; the session hashes nothing.
+                    hasher: BodyHasher::new(Algorithms::NONE),
+                    phase: UploadPhase::Staging { prefix: None },
+                });
+                return;
             }
             (None, None) => {
                 let refusal = Refusal::new(
@@ -1146,13 +1283,15 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                 return self.refuse_head(refusal, has_body);
             }
             (Some(op), _) => match op.get().map(str::parse::<FileOp>) {
-                Some(Ok(FileOp::Put)) => Op::Put,
-                Some(Ok(FileOp::Get)) => Op::Get,
-                Some(Ok(FileOp::Ls)) => Op::Ls,
-                Some(Ok(FileOp::Stat)) => Op::Stat,
-                Some(Ok(FileOp::Delete)) => Op::Delete,
-                Some(Ok(FileOp::Mkdir)) => Op::Mkdir,
-                Some(Ok(FileOp::Rename)) => Op::Rename,
+                Some(Ok(
+                    op @ (FileOp::Put
+                    | FileOp::Get
+                    | FileOp::Ls
+                    | FileOp::Stat
+                    | FileOp::Delete
+                    | FileOp::Mkdir
+                    | FileOp::Rename),
+                )) => op,
                 _ => {
                     let refusal = Refusal::new(
                         ErrorCode::BadRequest,
@@ -1165,7 +1304,6 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                 }
             },
         };
-        self.op = op;
         let view = match self.decoder.header::<RequestView<'_>>() {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
@@ -1176,7 +1314,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
         // A rename's new name follows the old one in `self.path`; both are checked below.
         let target = match op {
-            Op::Rename if path == PathMember::Kept => {
+            FileOp::Rename if path == PathMember::Kept => {
                 keep_rename_target(view.to, view.to_xxh3.as_ref(), &mut self.path)
             }
             _ => Ok(None),
@@ -1199,67 +1337,73 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             );
             return self.refuse_head(refusal, has_body);
         }
-        self.offset = offset;
-        if op == Op::Put {
-            let checked = self.check_put(path, algorithm, prefix, body_len);
-            match checked {
-                Ok(()) => self.state = State::Acting(Step::Stage),
+        if op == FileOp::Put {
+            match self.check_put(path, algorithm, prefix, offset, body_len) {
+                Ok(put) => {
+                    self.state = State::Uploading(Upload {
+                        kind: UploadKind::Put {
+                            algorithm: put.algorithm,
+                        },
+                        offset,
+                        size: put.size,
+                        hasher: BodyHasher::new(Algorithms::only(put.algorithm)),
+                        phase: UploadPhase::Staging { prefix: put.prefix },
+                    });
+                }
                 Err(refusal) => self.refuse(refusal.closing()),
             }
             return;
         }
         if has_body {
             self.clear_path();
-            let name = match op {
-                Op::Get => "get",
-                Op::Ls => "ls",
-                Op::Stat => "stat",
-                Op::Mkdir => "mkdir",
-                Op::Rename => "rename",
-                _ => "delete",
-            };
             let refusal = Refusal::new(
                 ErrorCode::BadRequest,
-                format_args!("`{name}` takes no body"),
+                format_args!("`{}` takes no body", op.as_str()),
             );
             return self.refuse(refusal.closing());
         }
         // Checked once the frame has ended, so that a refusal leaves the stream in step.
         let checked = match (op, path) {
-            (Op::Ls, PathMember::Absent) => Ok(()),
-            (Op::Ls, PathMember::Kept) => self.take_dir(),
-            (Op::Rename, _) => self
+            (FileOp::Ls, PathMember::Absent) => Ok(()),
+            (FileOp::Ls, PathMember::Kept) => self.take_dir(),
+            (FileOp::Rename, _) => self
                 .take_path(path)
                 .and_then(|()| self.take_rename_target(target)),
             _ => self.take_path(path),
         };
-        self.parents = op == Op::Mkdir && parents;
-        let checked = checked.and_then(|()| match (op, algorithm) {
-            (Op::Get, None) => Err(bad_algorithm()),
-            (_, Some(algorithm)) => {
-                self.algorithm = algorithm;
-                Ok(())
-            }
-            (_, None) => Ok(()),
+        let query = checked.and_then(|()| match op {
+            FileOp::Get => match algorithm {
+                Some(algorithm) => Ok(Query::Get(Get { offset, algorithm })),
+                None => Err(bad_algorithm()),
+            },
+            FileOp::Ls => Ok(Query::List),
+            FileOp::Stat => Ok(Query::Stat),
+            FileOp::Mkdir => Ok(Query::MakeDir { parents }),
+            FileOp::Rename => Ok(Query::Rename),
+            // `delete`, the one op left.
+            _ => Ok(Query::Delete),
         });
-        if let Err(refusal) = checked {
-            self.pending = Some(refusal);
-        }
-        self.state = State::AwaitingEnd;
+        self.state = match query {
+            Ok(query) => State::AwaitingEnd(query),
+            Err(refusal) => State::Refusing(refusal),
+        };
     }
 
+    /// Checks a `put`'s head: its path (kept in `self.path` as `path` says), algorithm, size
+    /// and, for a resume, the digest of the prefix it skips.
     fn check_put(
         &mut self,
         path: PathMember,
         algorithm: Option<Algorithm>,
         prefix: Option<Checksum>,
+        offset: u64,
         body_len: u64,
-    ) -> Result<(), Refusal> {
+    ) -> Result<PutHead, Refusal> {
         self.take_path(path)?;
-        self.algorithm = algorithm.ok_or_else(bad_algorithm)?;
+        let algorithm = algorithm.ok_or_else(bad_algorithm)?;
         let max = self.rules.max_file_size;
-        match self.offset.checked_add(body_len) {
-            Some(total) if total <= max => self.size = total,
+        let size = match offset.checked_add(body_len) {
+            Some(total) if total <= max => total,
             _ => {
                 return Err(Refusal::new(
                     ErrorCode::TooLarge,
@@ -1269,17 +1413,22 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     ),
                 ));
             }
-        }
-        if self.offset > 0 {
-            self.prefix = prefix;
-            if self.prefix.is_none() {
+        };
+        let prefix = match (offset, prefix) {
+            (0, _) => None,
+            (_, Some(prefix)) => Some(prefix),
+            (_, None) => {
                 return Err(Refusal::new(
                     ErrorCode::BadRequest,
-                    format_args!("a resumed put needs `prefix_{}`", self.algorithm.member()),
+                    format_args!("a resumed put needs `prefix_{}`", algorithm.member()),
                 ));
             }
-        }
-        Ok(())
+        };
+        Ok(PutHead {
+            algorithm,
+            size,
+            prefix,
+        })
     }
 
     /// Checks the request's path, unescaped into `self.path` as `member` says, and keeps it;
@@ -1351,43 +1500,60 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     #[inline(never)]
     fn on_end(&mut self) {
-        match self.state {
-            State::AwaitingEnd => {
-                if let Some(refusal) = self.pending.take() {
-                    return self.refuse(refusal);
-                }
-                self.state = State::Acting(match self.op {
-                    Op::Get => Step::Open,
-                    Op::Ls => Step::List,
-                    Op::Stat => Step::Stat,
-                    Op::Mkdir => Step::MakeDir,
-                    Op::Rename => Step::Rename,
-                    _ => Step::Delete,
-                });
+        match &mut self.state {
+            State::AwaitingEnd(query) => {
+                self.state = match *query {
+                    Query::Stat => State::Stat,
+                    Query::List => State::Listing { entries: 0 },
+                    Query::Delete => State::Deleting,
+                    Query::MakeDir { parents } => State::MakingDir { parents },
+                    Query::Rename => State::Renaming,
+                    Query::Get(get) => State::Opening(get),
+                };
             }
-            State::Receiving if self.op == Op::Put => self.state = State::AwaitingTrailer,
-            State::Receiving => {
-                self.digest = self.seed_md5;
-                self.state = State::Acting(Step::Commit);
-            }
-            State::AwaitingTrailerEnd => {
-                if let Some(refusal) = self.pending.take() {
-                    return self.refuse(refusal);
+            State::Refusing(_) => self.refuse_held(),
+            State::Uploading(upload) => match (&upload.phase, upload.kind) {
+                (UploadPhase::Receiving, UploadKind::Put { .. }) => {
+                    upload.phase = UploadPhase::AwaitingTrailer;
                 }
-                let actual = self.hasher.finish().get(self.algorithm);
-                if actual.is_none() || actual != self.digest {
+                (UploadPhase::Receiving, UploadKind::Seed { md5 }) => {
+                    upload.phase = UploadPhase::Committing { digest: md5 };
+                }
+                (
+                    UploadPhase::AwaitingTrailerEnd { digest: None },
+                    UploadKind::Put { algorithm },
+                ) => {
                     let refusal = Refusal::new(
-                        ErrorCode::ChecksumMismatch,
-                        format_args!(
-                            "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
-                            PeerText::new(&self.path),
-                            self.algorithm.member()
-                        ),
+                        ErrorCode::BadRequest,
+                        format_args!("the trailer has no `file_{}` digest", algorithm.member()),
                     );
-                    return self.refuse(refusal);
+                    self.refuse(refusal);
                 }
-                self.state = State::Acting(Step::Commit);
-            }
+                (
+                    UploadPhase::AwaitingTrailerEnd {
+                        digest: Some(claimed),
+                    },
+                    UploadKind::Put { algorithm },
+                ) => {
+                    let claimed = *claimed;
+                    let actual = upload.hasher.finish().get(algorithm);
+                    if actual != Some(claimed) {
+                        let refusal = Refusal::new(
+                            ErrorCode::ChecksumMismatch,
+                            format_args!(
+                                "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
+                                PeerText::new(&self.path),
+                                algorithm.member()
+                            ),
+                        );
+                        return self.refuse(refusal);
+                    }
+                    upload.phase = UploadPhase::Committing {
+                        digest: Some(claimed),
+                    };
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -1403,34 +1569,34 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             );
             return self.refuse(refusal.closing());
         }
-        self.digest = digest_member(self.algorithm, &view.file_xxh3, &view.file_md5);
-        if self.digest.is_none() {
-            self.pending = Some(Refusal::new(
-                ErrorCode::BadRequest,
-                format_args!(
-                    "the trailer has no `file_{}` digest",
-                    self.algorithm.member()
-                ),
-            ));
-        }
-        self.state = State::AwaitingTrailerEnd;
+        let State::Uploading(Upload {
+            kind: UploadKind::Put { algorithm },
+            phase,
+            ..
+        }) = &mut self.state
+        else {
+            return;
+        };
+        *phase = UploadPhase::AwaitingTrailerEnd {
+            digest: digest_member(*algorithm, &view.file_xxh3, &view.file_md5),
+        };
     }
 
     /// Moves a download on once the requested bytes are read: from the prefix to the head and
     /// body, from the body to the trailer.
     fn after_read(&mut self) {
-        if self.to_read > 0 {
+        let State::Downloading(download) = &mut self.state else {
             return;
-        }
-        match self.state {
-            State::Acting(Step::Read { body: false }) => {
+        };
+        match download.phase {
+            DownloadPhase::Prefix { to_read: 0 } => {
                 let head = FileHead {
                     op: FileOp::File,
-                    size: self.size,
-                    offset: self.offset,
-                    mtime: self.mtime,
+                    size: download.size,
+                    offset: download.get.offset,
+                    mtime: download.mtime,
                 };
-                let body_len = self.size - self.offset;
+                let body_len = download.size - download.get.offset;
                 if self
                     .outbox
                     .push_head(&PLAIN_ENCODER, &head, body_len, None)
@@ -1439,34 +1605,33 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     self.state = State::Closing;
                     return;
                 }
-                self.to_read = body_len;
-                self.state = State::Acting(Step::Read { body: true });
-                if body_len == 0 {
-                    self.trailer_pending = true;
-                    self.state = State::Idle;
-                }
+                download.phase = match body_len {
+                    0 => DownloadPhase::Trailer,
+                    _ => DownloadPhase::Body { to_read: body_len },
+                };
             }
-            State::Acting(Step::Read { body: true }) => {
-                self.trailer_pending = true;
-                // The request ends once the trailer is out; nothing more is asked of the host.
-                self.state = State::Idle;
-            }
+            // The request ends once the trailer is out; nothing more is asked of the host.
+            DownloadPhase::Body { to_read: 0 } => download.phase = DownloadPhase::Trailer,
             _ => {}
         }
     }
 
     fn send_download_trailer(&mut self) {
-        let Some(digest) = self.hasher.finish().get(self.algorithm) else {
+        let State::Downloading(download) = &mut self.state else {
+            return;
+        };
+        let Download { get, size, .. } = *download;
+        let Some(digest) = download.hasher.finish().get(get.algorithm) else {
             self.refuse(
                 Refusal::new(ErrorCode::StorageError, "digest unavailable in this build").closing(),
             );
             return;
         };
         let hex = digest.to_hex();
-        let trailer = DigestTrailer::new(FileOp::Done, self.algorithm, hex.as_str(), None);
+        let trailer = DigestTrailer::new(FileOp::Done, get.algorithm, hex.as_str(), None);
         self.completed = Some(Completed::Sent {
-            size: self.size,
-            resumed_from: self.offset,
+            size,
+            resumed_from: get.offset,
             digest,
         });
         self.reply(&trailer);
@@ -1474,12 +1639,18 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     /// Moves a resumed upload on once its staged prefix is hashed.
     fn after_prefix_check(&mut self) {
-        if self.to_read > 0 {
+        let State::Uploading(upload) = &mut self.state else {
             return;
-        }
-        let actual = self.hasher.clone().finish().get(self.algorithm);
-        if actual.is_some() && actual == self.prefix {
-            self.state = State::Acting(Step::Truncate);
+        };
+        let (UploadPhase::CheckingPrefix { prefix, to_read: 0 }, UploadKind::Put { algorithm }) =
+            (&upload.phase, upload.kind)
+        else {
+            return;
+        };
+        // The hasher goes on over the body: the trailer's digest covers the whole file.
+        let actual = upload.hasher.clone().finish().get(algorithm);
+        if actual == Some(*prefix) {
+            upload.phase = UploadPhase::Truncating;
             return;
         }
         // Corrupted (or from another file): the staging file is removed with the request.
@@ -1488,34 +1659,57 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             format_args!(
                 "{}: the server's partial upload does not match the first {} bytes of the client's file; it was discarded, upload again from the start",
                 PeerText::new(&self.path),
-                self.offset
+                upload.offset
             ),
         );
         self.refuse(refusal.closing());
     }
 
-    fn stored(&mut self) {
+    /// Answers a committed upload of `size` bytes, `offset` of them resumed, whose whole-file
+    /// digest is `digest`.
+    fn stored(&mut self, kind: UploadKind, size: u64, offset: u64, digest: Option<Checksum>) {
         self.completed = Some(Completed::Stored {
-            size: self.size,
-            resumed_from: self.offset,
-            digest: self.digest,
-            seed: self.op == Op::SeedPut,
+            size,
+            resumed_from: offset,
+            digest,
+            seed: matches!(kind, UploadKind::Seed { .. }),
         });
-        match (self.op, self.digest) {
-            (Op::Put, Some(digest)) => {
+        match (kind, digest) {
+            (UploadKind::Put { algorithm }, Some(digest)) => {
                 let hex = digest.to_hex();
-                let reply = DigestTrailer::new(
-                    FileOp::Stored,
-                    self.algorithm,
-                    hex.as_str(),
-                    Some(self.size),
-                );
+                let reply = DigestTrailer::new(FileOp::Stored, algorithm, hex.as_str(), Some(size));
                 self.reply(&reply);
             }
             _ => self.reply(&Ack {
                 op: FileOp::Stored,
                 count: None,
             }),
+        }
+    }
+}
+
+/// What a checked `put` head holds beyond its path and offset.
+struct PutHead {
+    algorithm: Algorithm,
+    /// The whole file's size (offset and body).
+    size: u64,
+    /// A resume's digest of the prefix it skips; `None` when it is not a resume.
+    prefix: Option<Checksum>,
+}
+
+impl State {
+    /// Whether the host is to act and answer with a `handle_*` call.
+    fn awaits_host(&self) -> bool {
+        match self {
+            State::Stat
+            | State::Listing { .. }
+            | State::Deleting
+            | State::MakingDir { .. }
+            | State::Renaming
+            | State::Opening(_) => true,
+            State::Downloading(download) => download.phase != DownloadPhase::Trailer,
+            State::Uploading(_) => !self.reads_frames(),
+            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) | State::Closing => false,
         }
     }
 }
@@ -2006,6 +2200,46 @@ mod tests {
         let wire = frame(r#"{"op":"put","path":"f","total_size":101}"#, &[0; 101]);
         let (seen, _) = serve(OPEN, &wire, 7);
         assert_eq!(seen[0], Seen::Refused("too_large", true));
+    }
+
+    #[test]
+    fn a_trailer_without_its_digest_is_refused_and_a_broken_one_keeps_the_partial() {
+        let put = frame(r#"{"op":"put","path":"f","total_size":5}"#, b"hello");
+        // No digest: refused once the trailer's frame has ended, nothing committed, and the
+        // stream stays in step.
+        let mut wire = put.clone();
+        wire.extend(frame(r#"{"op":"done"}"#, b""));
+        wire.extend(frame(r#"{"op":"stat","path":"next"}"#, b""));
+        for step in [1, 4, 4096] {
+            let (seen, _) = serve(OPEN, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Acted("Stage { path: \"f\", kind: Fresh }".into()),
+                    Seen::Refused("bad_request", false),
+                    Seen::Acted("Stat { path: \"next\" }".into()),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+        }
+        // A trailer that is no frame (a negative length): the whole body is staged, so it is
+        // kept for a resume before the refusal closes the connection.
+        let mut wire = put;
+        wire.extend([0xff; 4]);
+        for step in [1, 4096] {
+            let (seen, _) = serve(OPEN, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Acted("Stage { path: \"f\", kind: Fresh }".into()),
+                    Seen::Acted("KeepPartial".into()),
+                    Seen::Refused("bad_frame", true),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+        }
     }
 
     #[test]
