@@ -29,7 +29,9 @@
 //! # Example
 //!
 //! A request of three frames; garbage on the line before it is dropped, and the receiver finds
-//! the first frame right after it.
+//! the first frame right after it. The garbage here holds a zero, so it is dropped as two
+//! pieces: the bytes up to that zero, and the two after it, which end at the zero the sender
+//! writes before every frame.
 //!
 //! ```
 //! use unstick_core::serial_link::{
@@ -65,7 +67,7 @@
 //!     }
 //! }
 //! assert_eq!(request, b"first second third");
-//! assert_eq!(dropped, 1);
+//! assert_eq!(dropped, 2);
 //! ```
 
 pub mod cobs;
