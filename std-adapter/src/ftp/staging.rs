@@ -83,7 +83,13 @@ fn clear_idle(dir: &Dir, partial: &str) -> Result<Cleared, StageError> {
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Cleared::Absent),
-        Err(e) => remove_foreign(dir, partial, e).map(|()| Cleared::Removed),
+        // Only what cannot be a staging file is removed unlocked: an error of the moment (out
+        // of descriptors, memory, I/O) says nothing of the entry, which may be a running
+        // upload's partial.
+        Err(e) if is_unusable_entry(&e) => {
+            remove_foreign(dir, partial, e).map(|()| Cleared::Removed)
+        }
+        Err(e) => Err(StageError::Io(e)),
     }
 }
 
@@ -306,7 +312,14 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if self.on_drop == OnDrop::Remove {
+        // Only while the name is still this file: were it removed meanwhile (an administrator,
+        // a crash's sweep) and taken by another upload, that upload's file must stay.
+        if self.on_drop == OnDrop::Remove
+            && self
+                .dir
+                .is_same_file(&self.name, &self.file)
+                .unwrap_or(false)
+        {
             remove_record(&self.dir, &self.name);
             let _ = self.dir.unlink(&self.name, false);
         }
