@@ -17,7 +17,9 @@ pub use unstick_core::files::{EntryKind, EntryMeta};
 
 mod partials;
 mod sweep;
-pub use partials::{ReservedKind, partial_name, recorded_name, remove_record, write_record};
+pub use partials::{
+    ReservedKind, partial_name, read_record, recorded_name, remove_record, write_record,
+};
 pub use sweep::{SweepReport, SweepRules};
 
 #[cfg(unix)]
@@ -79,6 +81,13 @@ pub fn temp_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{TEMP_PREFIX}{}-{n}-{nanos:08x}", std::process::id())
+}
+
+/// Whether the temporary file `name` was made by this process (its pid follows the prefix).
+pub fn made_by_this_process(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .is_some_and(|pid| pid == std::process::id().to_string())
 }
 
 /// What a listing shows of an entry whose name starts with the reserved prefix, given the rest

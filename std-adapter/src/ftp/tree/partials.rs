@@ -97,18 +97,32 @@ fn record_of(partial: &str) -> Option<String> {
 }
 
 /// The name the hashed partial `partial` (in `dir`) will take, from its record; `None` when the
-/// record is missing or does not belong to it.
+/// record is missing, cannot be read or does not belong to it.
 pub fn recorded_name(dir: &Dir, partial: &str) -> Option<String> {
-    let record = record_of(partial)?;
+    read_record(dir, partial).ok().flatten()
+}
+
+/// As [`recorded_name`], telling a record that is missing or wrong (`Ok(None)`) from one that
+/// could not be read just now (`Err`: out of descriptors, an I/O error), which says nothing of
+/// it.
+pub fn read_record(dir: &Dir, partial: &str) -> io::Result<Option<String>> {
+    let Some(record) = record_of(partial) else {
+        return Ok(None);
+    };
     let mut text = Vec::with_capacity(MAX_COMPONENT_LEN);
-    dir.open_file(&record)
-        .ok()?
-        // One byte more than a name may have: a longer record is not a name.
-        .take(MAX_COMPONENT_LEN as u64 + 1)
-        .read_to_end(&mut text)
-        .ok()?;
-    let name = String::from_utf8(text).ok()?;
-    (partial_name(&name) == partial).then_some(name)
+    let file = match dir.open_file(&record) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if super::is_unusable_entry(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // One byte more than a name may have: a longer record is not a name.
+    file.take(MAX_COMPONENT_LEN as u64 + 1)
+        .read_to_end(&mut text)?;
+    let Ok(name) = String::from_utf8(text) else {
+        return Ok(None);
+    };
+    Ok((partial_name(&name) == partial).then_some(name))
 }
 
 /// Makes sure the partial of `name` (held locked by the caller) has its record when it needs

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::super::name::RESERVED_PREFIX;
 use super::{
-    Dir, EntryKind, EntryMeta, RawName, ReservedKind, file_meta, raw_name_bytes, recorded_name,
-    remove_record, try_lock,
+    Dir, EntryKind, EntryMeta, RawName, ReservedKind, file_meta, made_by_this_process,
+    raw_name_bytes, read_record, remove_record, try_lock,
 };
 
 /// The most recent levels whose handles stay open; beyond them, one level in this many keeps
@@ -65,6 +65,15 @@ struct Level {
     pending: Vec<Box<RawName>>,
 }
 
+/// The times a sweep judges by, in seconds since the Unix epoch.
+#[derive(Clone, Copy)]
+struct Ages {
+    /// Partials last written at or before it are past their age.
+    cutoff: i64,
+    /// When the sweep began: what was made since belongs to this server's running uploads.
+    started: i64,
+}
+
 impl Dir {
     /// Sweeps this directory and every directory below it (links are never followed) of
     /// temporary files, of partial uploads older than `rules` allow and of hashed partials
@@ -77,9 +86,13 @@ impl Dir {
             .unwrap_or_default();
         let cutoff = now.saturating_sub(rules.partial_max_age).as_secs();
         let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
+        let ages = Ages {
+            cutoff,
+            started: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+        };
         let mut report = SweepReport::default();
         let mut pending = Vec::new();
-        sweep_one(self, cutoff, &mut report, &mut pending)?;
+        sweep_one(self, ages, &mut report, &mut pending)?;
         let mut levels = vec![Level {
             dir: Some(self.duplicate()?),
             name: None,
@@ -105,7 +118,7 @@ impl Dir {
             };
             let mut pending = Vec::new();
             let swept = opened.and_then(|dir| {
-                sweep_one(&dir, cutoff, &mut report, &mut pending)?;
+                sweep_one(&dir, ages, &mut report, &mut pending)?;
                 Ok(dir)
             });
             let Ok(dir) = swept else {
@@ -145,7 +158,7 @@ fn reopen(levels: &mut [Level], at: usize) -> Option<&Dir> {
 /// Sweeps the files of `dir` and adds its subdirectories to `pending`.
 fn sweep_one(
     dir: &Dir,
-    cutoff: i64,
+    ages: Ages,
     report: &mut SweepReport,
     pending: &mut Vec<Box<RawName>>,
 ) -> io::Result<()> {
@@ -169,9 +182,11 @@ fn sweep_one(
     report.dirs += 1;
     for (name, meta) in reserved {
         let rest = &name.as_bytes()[RESERVED_PREFIX.len()..];
+        let cutoff = ages.cutoff;
         let expired = |file: &File| file_meta(file).is_ok_and(|m| m.mtime <= cutoff);
         match ReservedKind::of(rest) {
-            ReservedKind::Temporary => {
+            // This process's own are locked just after they are made: not in between.
+            ReservedKind::Temporary if !made_by_this_process(&name) => {
                 if remove_if_unlocked(dir, &name, |_| true) {
                     report.temporaries += 1;
                 }
@@ -186,14 +201,19 @@ fn sweep_one(
                     report.expired_partials += 1;
                 }
             }
-            ReservedKind::HashedPartial => {
+            // One made since the sweep began may not have its lock or its record yet.
+            ReservedKind::HashedPartial if meta.mtime < ages.started => {
                 // Checked once the lock is held: the lock's holder writes the record.
-                let unnamed = |_: &File| recorded_name(dir, &name).is_none();
+                let unnamed = |_: &File| matches!(read_record(dir, &name), Ok(None));
                 if remove_if_unlocked(dir, &name, unnamed) {
                     report.unnamed_partials += 1;
                 }
             }
-            ReservedKind::PlainPartial(_) | ReservedKind::Record | ReservedKind::Unknown => {}
+            ReservedKind::Temporary
+            | ReservedKind::HashedPartial
+            | ReservedKind::PlainPartial(_)
+            | ReservedKind::Record
+            | ReservedKind::Unknown => {}
         }
     }
     Ok(())

@@ -539,8 +539,16 @@ mod tests {
         assert!(try_lock(&held).unwrap());
         age(&dir.path().join("sub").join(partial_name("held")), 30);
         // A hashed partial without its record (a crash between the two) cannot be listed or
-        // named: it goes, whatever its age.
+        // named: it goes, whatever its age, if it is from before the sweep began. One made
+        // since may be a running upload's, between its creation and its lock and record.
         root.create_new(&partial_name(&long("u"))).unwrap();
+        age(&dir.path().join(partial_name(&long("u"))), 1);
+        root.create_new(&partial_name(&long("f"))).unwrap();
+        // A temporary file of another process goes; one of this process's stays (it is locked
+        // just after it is made, and the sweep must not get in between).
+        root.create_new(".unstick-tmp-1-2-3").unwrap();
+        let own = temp_name();
+        root.create_new(&own).unwrap();
 
         let report = root.sweep(WEEK, &|| false).unwrap();
         assert_eq!(
@@ -549,7 +557,7 @@ mod tests {
                 report.unnamed_partials,
                 report.temporaries
             ),
-            (2, 1, 0),
+            (2, 1, 1),
             "{report:?}"
         );
         let mut left = walkdir_names(dir.path());
@@ -560,6 +568,8 @@ mod tests {
             partial_name("young"),
             partial_name(&long("y")),
             format!("{}.name", partial_name(&long("y"))),
+            partial_name(&long("f")),
+            own,
         ];
         expected.sort();
         assert_eq!(left, expected);
