@@ -128,13 +128,22 @@ impl Record {
     /// When the record stops mattering: its count is over and the next penalty would no longer
     /// be doubled.
     fn forgotten_at(&self, rules: &PenaltyRules) -> Instant {
-        let count_over = self.window_start + rules.window;
+        let count_over = later(self.window_start, rules.window);
         if self.penalty.is_zero() {
             count_over
         } else {
-            count_over.max(self.penalty_end + rules.max_penalty)
+            count_over.max(later(self.penalty_end, rules.max_penalty))
         }
     }
+}
+
+/// The longest time the rules are taken to mean: options may say more (`--auth-penalty 1e9d`),
+/// but no clock reading may overflow.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, with `d` taken as at most [`LONGEST`] (and `t` itself should even that overflow).
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(LONGEST)).unwrap_or(t)
 }
 
 /// The failures and penalties of every address, bounded in size; sans-IO.
@@ -213,29 +222,35 @@ impl PenaltyTable {
         record.failures = 0;
         record.window_start = now;
         record.penalty = length;
-        record.penalty_end = now + length;
+        record.penalty_end = later(now, length);
         Some(Penalty { length, repeated })
     }
 
-    /// Makes room for one more record: drops those that no longer matter and, when none does,
-    /// the one that would be forgotten soonest.
+    /// Makes room for one more record: drops those that no longer matter and, when that frees
+    /// too little, the eighth of the table that would be forgotten soonest. Room is made in
+    /// bulk, so that a stream of new addresses costs a scan of the table only every
+    /// `max_addresses / 8` of them, not one each (the lobby waits on this table's lock).
     fn make_room(&mut self, now: Instant) {
-        if self.records.len() < self.rules.max_addresses {
+        let max = self.rules.max_addresses;
+        if self.records.len() < max {
             return;
         }
         let rules = self.rules;
         self.records
             .retain(|_, record| record.forgotten_at(&rules) > now);
-        while self.records.len() >= rules.max_addresses {
-            let soonest = self
-                .records
-                .iter()
-                .min_by_key(|(_, record)| record.forgotten_at(&rules))
-                .map(|(key, _)| *key);
-            match soonest {
-                Some(key) => self.records.remove(&key),
-                None => return,
-            };
+        let keep = max - (max / 8).max(1);
+        if self.records.len() <= keep {
+            return;
+        }
+        let mut by_age: Vec<(Instant, AddressKey)> = self
+            .records
+            .iter()
+            .map(|(key, record)| (record.forgotten_at(&rules), *key))
+            .collect();
+        let drop = by_age.len() - keep;
+        by_age.select_nth_unstable_by_key(drop - 1, |&(at, _)| at);
+        for (_, key) in &by_age[..drop] {
+            self.records.remove(key);
         }
     }
 }
@@ -324,6 +339,25 @@ mod tests {
             penalty: Duration::from_secs(5),
             max_penalty: Duration::from_secs(30),
             max_addresses: 4,
+        }
+    }
+
+    #[test]
+    fn rules_of_any_length_never_overflow_the_clock() {
+        let mut table = PenaltyTable::new(PenaltyRules {
+            window: Duration::MAX,
+            penalty: Duration::MAX,
+            max_penalty: Duration::MAX,
+            max_addresses: 2,
+            ..rules()
+        });
+        let now = Instant::now();
+        let (penalty, at) = fail_until_penalized(&mut table, v4(1), now);
+        assert_eq!(penalty.length, Duration::MAX);
+        assert!(table.time_left(v4(1), at).is_some());
+        // A full table makes room by the records' ends, all of them far away.
+        for last in 2..6 {
+            fail_until_penalized(&mut table, v4(last), at);
         }
     }
 
