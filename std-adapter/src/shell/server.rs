@@ -182,6 +182,7 @@ impl ShellServer {
             .transport
             .entrance(self.listener, &lobby_config, "shell")?;
         let penalties = self.config.penalties.clone();
+        super::process::prepare();
         let service = Arc::new(ShellService::new(self.config));
         lobby::serve(entrance, service, lobby_config, penalties, shutdown)
     }

@@ -1,8 +1,8 @@
 //! Linux: a keeper process that kills the commands' process groups when the server dies,
 //! however it dies (`kill -9`, the OOM killer, a crash), not only when it stops.
 //!
-//! The keeper is forked from the server once, when the first command starts, and runs no
-//! program. It shares a table of process group ids with the server (an anonymous shared
+//! The keeper is forked from the server once, when the server starts to serve (or, failing
+//! that, at its first command), and runs no program. It shares a table of process group ids with the server (an anonymous shared
 //! mapping made before the fork) and holds the read end of a pipe whose write end only the
 //! server holds (the lifeline). The server stores each command's group id in a free slot of the
 //! table when the group is spawned, and clears the slot once the group is killed and its leader
@@ -77,6 +77,12 @@ impl GroupKeeper {
         GroupKeeper {
             state: Mutex::new(KeeperState::default()),
         }
+    }
+
+    /// Forks the keeper if none runs yet.
+    pub(super) fn start(&self) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.ensure_running()
     }
 
     /// Keeps group `pgid`: the keeper kills it if the server dies first. `Err` when no keeper

@@ -128,6 +128,21 @@ pub fn kill_all_commands() {
     }
 }
 
+/// Gets ready to run commands before a server serves: on Linux, forks the process that kills
+/// the commands if the server dies (see `group_keeper`) now, while the server is small, rather
+/// than at its first command, when the copy would keep whatever the server held then. A failure
+/// is logged; the first command tries again.
+pub(crate) fn prepare() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = group_keeper::GroupKeeper::get().start() {
+        tracing::warn!(
+            server = "shell",
+            error = %e,
+            "cannot start the process that kills commands if the server dies; the first command tries again"
+        );
+    }
+}
+
 /// Limits applied to one command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandLimits {
