@@ -193,6 +193,13 @@ impl RequestHost<'_> {
     /// Sends what the session has queued (`body` is the chunk the last call handed over), logs
     /// what it refused or completed, and lets go of the files of a request that ended.
     fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
+        // A request answered lets go of its files before the answer leaves: a failed upload's
+        // staging file is gone (or kept for a resume) by the time the client reads why.
+        if self.session.answered() != self.answered {
+            self.answered = self.session.answered();
+            self.staging = None;
+            self.open = None;
+        }
         let session = &mut self.session;
         let sent = send_transmits(&mut self.stream, &mut self.transmit_buf, body, |buf| {
             session.poll_transmit(buf)
@@ -208,11 +215,6 @@ impl RequestHost<'_> {
                 self.session.rename_to(),
                 completed,
             );
-        }
-        if self.session.answered() != self.answered {
-            self.answered = self.session.answered();
-            self.staging = None;
-            self.open = None;
         }
         sent.map_err(|_| Closed)
     }
@@ -489,10 +491,11 @@ impl RequestHost<'_> {
             } => Refusal::new(
                 ErrorCode::StorageError,
                 format_args!(
-                    "{}: the server's staging file for this name ({staging_name}) is held by \
-                     something it did not make (a link, a directory or another user's file) \
-                     and cannot be removed ({cause}); the server's administrator must remove it",
-                    path.as_str()
+                    "{}: the server's staging file for this name ({}) is held by something it \
+                     did not make (a link, a directory or another user's file) and cannot be \
+                     removed ({cause}); the server's administrator must remove it",
+                    PeerText::new(path.as_str()),
+                    PeerText::new(&staging_name),
                 ),
             ),
         };
