@@ -317,10 +317,12 @@ pub fn children_of(pid: u32) -> Vec<ProcStat> {
 pub const KEEPER_NAME: &str = "unstick-keeper";
 
 /// Children of `pid` but its group keeper: on a server, the shells of its running commands.
+/// The keeper is a fork of the server, named as the server is (`unstick`) until it has renamed
+/// itself: neither name is a shell's.
 pub fn shells_of(pid: u32) -> Vec<ProcStat> {
     children_of(pid)
         .into_iter()
-        .filter(|p| p.name != KEEPER_NAME)
+        .filter(|p| p.name != KEEPER_NAME && p.name != "unstick")
         .collect()
 }
 
