@@ -347,9 +347,15 @@ impl ShellClient {
         let result = match sent {
             Ok(()) => self.read_reply(sink),
             // A server refuses a bad token on the header alone and closes without reading the
-            // rest; its error frame says why better than the broken pipe does.
+            // rest, and a TLS server that refuses the client's certificate sends an alert and
+            // closes: the error frame, or the alert, says why better than the broken pipe does.
             Err(broken) => Err(match self.read_reply(&mut CapturedOutput::default()) {
                 Err(refusal @ ShellClientError::Server { .. }) => refusal,
+                Err(ShellClientError::Io(alert))
+                    if alert.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    ShellClientError::Io(alert)
+                }
                 _ => broken,
             }),
         };
