@@ -198,15 +198,7 @@ impl Staging {
                     if !try_lock(&file)? || !dir.is_same_file(&partial, &file)? {
                         break;
                     }
-                    let staging = Staging {
-                        dir: dir.duplicate()?,
-                        file,
-                        name: partial,
-                        kind: StagingKind::Partial,
-                        on_drop: OnDrop::Remove,
-                    };
-                    write_record(&staging.dir, name)?;
-                    return Ok(staging);
+                    return Self::held_partial(&dir, file, partial, name);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     match clear_idle(&dir, &partial)? {
@@ -218,6 +210,25 @@ impl Staging {
             }
         }
         Ok(Self::temporary(dir)?)
+    }
+
+    /// The partial `file` of `name` (at `partial` in `dir`), which this upload has locked, as
+    /// its staging; its record is written (again, if a crash lost it), so that it is listed.
+    fn held_partial(
+        dir: &Dir,
+        file: File,
+        partial: String,
+        name: &str,
+    ) -> Result<Staging, StageError> {
+        let staging = Staging {
+            dir: dir.duplicate()?,
+            file,
+            name: partial,
+            kind: StagingKind::Partial,
+            on_drop: OnDrop::Remove,
+        };
+        write_record(&staging.dir, name)?;
+        Ok(staging)
     }
 
     /// The partial upload of `name`, locked, to be continued. Only a file the server can trust
@@ -247,16 +258,7 @@ impl Staging {
                 remove_foreign(dir, &partial, foreign_file())?;
                 return Ok(Resumable::Absent);
             }
-            let staging = Staging {
-                dir: dir.duplicate()?,
-                file,
-                name: partial,
-                kind: StagingKind::Partial,
-                on_drop: OnDrop::Remove,
-            };
-            // A record lost to a crash is written again, so the partial is listed once more.
-            write_record(&staging.dir, name)?;
-            return Ok(Resumable::Ready(staging));
+            return Self::held_partial(dir, file, partial, name).map(Resumable::Ready);
         }
         Ok(Resumable::InUse)
     }
