@@ -29,8 +29,19 @@ pub(crate) fn send_transmits(
             Some(transmit @ Transmit::Body(_)) => {
                 // A head that promised more than there is would put the stream out of step.
                 let body = transmit.resolve(&[], body).map_err(io::Error::other)?;
-                write_both(socket, &scratch[..filled], body)?;
-                filled = 0;
+                if body.len() <= scratch.len() - filled {
+                    // A small body (a command) joins its head: the request leaves in one write,
+                    // so a server that refuses it and closes is read, not met by a broken pipe.
+                    scratch[filled..filled + body.len()].copy_from_slice(body);
+                    filled += body.len();
+                    if filled == scratch.len() {
+                        socket.write_all(scratch)?;
+                        filled = 0;
+                    }
+                } else {
+                    write_both(socket, &scratch[..filled], body)?;
+                    filled = 0;
+                }
             }
             None => return socket.write_all(&scratch[..filled]),
         }
