@@ -127,6 +127,7 @@ pub mod serial_link;
 pub mod session;
 #[cfg(feature = "protocols")]
 pub mod shell;
+pub mod time;
 mod window;
 #[cfg(feature = "protocols")]
 mod wire_enum;

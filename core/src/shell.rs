@@ -21,8 +21,9 @@ pub use crate::ShellOp;
 mod server;
 
 pub use server::{
-    Dialect, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY,
-    ShellAction, ShellRules, ShellServerSession, encode_seed_reply_head, judge_opening,
+    Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY,
+    SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, ShellAction, ShellRules, ShellServerSession,
+    encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB

@@ -17,9 +17,10 @@ use unstick_core::files::client::{
 };
 use unstick_core::files::{
     Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
-    PartialState, Received, StageKind, Staged, StatFound,
+    IDLE_TIMEOUT, PartialState, StageKind, Staged, StatFound,
 };
-use unstick_core::session::Refusal;
+use unstick_core::session::{Refusal, ServerEvent};
+use unstick_core::time::Instant;
 use unstick_core::{Algorithm, Algorithms, BodyHasher, Checksum, ErrorCode, FileOp};
 
 /// How much the client's host reads of its local file at a time.
@@ -265,6 +266,8 @@ struct FilePair<'w> {
     c2s: Pipe,
     s2c: Pipe,
     buf: Vec<u8>,
+    /// The fake clock both hosts read; it moves only when a test moves it.
+    now: Instant,
     // The server's host.
     server_closed: bool,
     staging: Option<Staging>,
@@ -294,6 +297,7 @@ impl<'w> FilePair<'w> {
             c2s: Pipe::new(cuts),
             s2c: Pipe::new(cuts.reversed()),
             buf: vec![0u8; 4096],
+            now: Instant::ZERO,
             server_closed: false,
             staging: None,
             opened: None,
@@ -357,11 +361,11 @@ impl<'w> FilePair<'w> {
         let sent = self
             .s2c
             .send_transmits(&mut self.buf, body, |buf| session.poll_transmit(buf));
-        if let Some(refusal) = self.server.take_refusal() {
-            self.refusals.push(refusal);
-        }
-        if let Some(completed) = self.server.take_completed() {
-            self.completed.push(completed);
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                ServerEvent::Refused(refusal) => self.refusals.push(refusal),
+                ServerEvent::Completed(completed) => self.completed.push(completed),
+            }
         }
         if self.server.answered() != self.answered {
             self.answered = self.server.answered();
@@ -386,14 +390,13 @@ impl<'w> FilePair<'w> {
             FileAction::Stage { .. } => "stage",
             FileAction::ReadFile { .. } => "read",
             FileAction::Truncate { .. } => "truncate",
-            FileAction::ReceiveBody => "receive",
             FileAction::Commit { .. } => "commit",
             FileAction::KeepPartial => "keep",
             FileAction::MakeDir { .. } => "mkdir",
             FileAction::Rename { .. } => "rename",
             FileAction::Close => "close",
         };
-        if self.actions.last() != Some(&name) || !matches!(name, "read" | "receive") {
+        if self.actions.last() != Some(&name) || name != "read" {
             self.actions.push(name);
         }
         // The path, owned, so that the session can be called while it is in hand.
@@ -459,7 +462,6 @@ impl<'w> FilePair<'w> {
                 self.staged().truncate(len as usize);
                 self.server.handle_done(Ok(())).unwrap();
             }
-            FileAction::ReceiveBody => return self.server_feed() || flushed,
             FileAction::Commit { .. } => {
                 let path = path.unwrap();
                 let data = match self.staging.take().expect("an upload is staged") {
@@ -495,9 +497,6 @@ impl<'w> FilePair<'w> {
                 return true;
             }
         }
-        // A frame without a body ends without another byte: after any action the session is
-        // fed an empty slice before more is read.
-        self.c2s.fed_empty = false;
         self.server_flush(&[]);
         true
     }
@@ -529,7 +528,7 @@ impl<'w> FilePair<'w> {
     }
 
     fn server_feed(&mut self) -> bool {
-        if self.c2s.pending().is_empty() && self.c2s.fed_empty {
+        if self.c2s.pending().is_empty() {
             return match self.c2s.read() {
                 Read::Data => true,
                 Read::Nothing => false,
@@ -541,19 +540,16 @@ impl<'w> FilePair<'w> {
                 }
             };
         }
-        let called_empty = self.c2s.pending().is_empty();
-        self.c2s.fed_empty = called_empty;
-        let (used, received) = self.server.handle_input(self.c2s.pending());
-        let got_body = matches!(received, Received::Body(_));
-        if let Received::Body(chunk) = received {
+        let (used, body) = self.server.handle_input(self.now, self.c2s.pending());
+        let got_body = body.is_some();
+        if let Some(chunk) = body {
             let chunk = chunk.to_vec();
             self.staged().extend_from_slice(&chunk);
-            self.c2s.fed_empty = false;
         }
         self.c2s.consume(used);
         // A refusal may consume nothing (a framing error): what it queued is progress too.
         let flushed = self.server_flush(&[]);
-        used > 0 || got_body || called_empty || flushed || self.server.poll_action().is_some()
+        used > 0 || got_body || flushed || self.server.poll_action().is_some()
     }
 
     // ---- the client's host ----
@@ -591,7 +587,7 @@ impl<'w> FilePair<'w> {
     }
 
     fn client_feed(&mut self) -> bool {
-        if self.s2c.pending().is_empty() && self.s2c.fed_empty {
+        if self.s2c.pending().is_empty() {
             return match self.s2c.read() {
                 Read::Data => true,
                 Read::Nothing => false,
@@ -608,10 +604,8 @@ impl<'w> FilePair<'w> {
                 }
             };
         }
-        let called_empty = self.s2c.pending().is_empty();
-        self.s2c.fed_empty = called_empty;
         let input = self.s2c.pending();
-        let (used, event) = match self.client.handle_input(input) {
+        let (used, event) = match self.client.handle_input(self.now, input) {
             Ok((used, Some(event))) => {
                 let ev = match event {
                     ClientEvent::Body(bytes) => {
@@ -650,14 +644,13 @@ impl<'w> FilePair<'w> {
                     ClientEvent::Refused(refusal) => Some(Ev::Refused(refusal.code.to_string())),
                     ClientEvent::SeedSent { size } => Some(Ev::SeedSent(size)),
                 };
-                self.s2c.fed_empty = false;
                 (used, ev)
             }
             Ok((used, None)) => (used, None),
             Err(e) => (0, Some(Ev::Failed(e))),
         };
         self.s2c.consume(used);
-        let progressed = used > 0 || event.is_some() || called_empty;
+        let progressed = used > 0 || event.is_some();
         if let Some(ev) = event {
             self.record(ev);
         }
@@ -813,6 +806,7 @@ impl<'w> FilePair<'w> {
 const OPEN: FileRules<'static> = FileRules {
     token: None,
     max_file_size: 1 << 30,
+    idle_timeout: IDLE_TIMEOUT,
 };
 
 fn refused(code: &str) -> Vec<Ev> {
@@ -1186,6 +1180,7 @@ fn an_upload_over_the_size_limit_is_too_large_before_any_body_is_stored() {
     let rules = FileRules {
         token: None,
         max_file_size: 10_000,
+        idle_timeout: IDLE_TIMEOUT,
     };
     let data = generated(10_001, 11);
     for cuts in all_cuts() {
@@ -1223,6 +1218,7 @@ fn a_missing_or_wrong_token_is_unauthorized() {
     let rules = FileRules {
         token: Some("s3cret"),
         max_file_size: 1 << 20,
+        idle_timeout: IDLE_TIMEOUT,
     };
     let with = |token| RequestOptions {
         token,

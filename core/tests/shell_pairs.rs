@@ -10,12 +10,13 @@ use std::collections::{HashMap, VecDeque};
 
 use pairs::{Budget, Cuts, Pipe, Read, all_cuts, generated, steps_for};
 use unstick_core::Verdict;
-use unstick_core::session::Refusal;
+use unstick_core::session::{Refusal, ServerEvent};
 use unstick_core::shell::{
     Dialect, ExitReport, LegacyReply, OutputStream, RunFailure, SEED_COMMAND_READ,
     SeedClientSession, SeedReply, ShellAction, ShellClientSession, ShellProtocolError, ShellReply,
     ShellRules, ShellServerSession, Termination,
 };
+use unstick_core::time::Instant;
 
 /// What the fake runner does for a command.
 #[derive(Clone, Debug)]
@@ -126,6 +127,8 @@ struct ShellPair<'a> {
     c2s: Pipe,
     s2c: Pipe,
     buf: Vec<u8>,
+    /// The fake clock both hosts read: time passes only while neither side can move.
+    now: Instant,
     // The server's host.
     running: Option<Running>,
     server_closed: bool,
@@ -163,6 +166,7 @@ impl<'a> ShellPair<'a> {
             c2s: Pipe::new(cuts),
             s2c: Pipe::new(cuts.reversed()),
             buf: vec![0u8; 4096],
+            now: Instant::ZERO,
             running: None,
             server_closed: false,
             refusals: Vec::new(),
@@ -203,8 +207,10 @@ impl<'a> ShellPair<'a> {
         let sent = self
             .s2c
             .send_transmits(&mut self.buf, body, |buf| session.poll_transmit(buf));
-        if let Some(refusal) = self.server.take_refusal() {
-            self.refusals.push(refusal);
+        while let Some(event) = self.server.poll_event() {
+            if let ServerEvent::Refused(refusal) = event {
+                self.refusals.push(refusal);
+            }
         }
         sent
     }
@@ -230,30 +236,15 @@ impl<'a> ShellPair<'a> {
             }
             return true;
         }
-        let action = match self.server.poll_action() {
-            Some(ShellAction::Run { command }) => Some(Some(command.to_owned())),
-            Some(ShellAction::AwaitPause) => Some(None),
-            Some(ShellAction::Close) => {
-                self.server_closed = true;
-                self.s2c.close();
-                return true;
-            }
-            None => None,
-        };
-        match action {
-            Some(Some(command)) => {
+        match self.server.poll_action() {
+            Some(ShellAction::Run { command }) => {
+                let command = command.to_owned();
                 self.run(&command);
                 true
             }
-            Some(None) => {
-                // A seed command longer than one read: every read is fed as it comes; the
-                // client has paused once nothing more is in flight.
-                if !self.c2s.pending().is_empty() {
-                    let used = self.server.handle_input(self.c2s.pending());
-                    self.c2s.consume(used);
-                } else if self.c2s.read() != Read::Data {
-                    self.server.handle_pause();
-                }
+            Some(ShellAction::Close) => {
+                self.server_closed = true;
+                self.s2c.close();
                 true
             }
             None => self.server_feed() || flushed,
@@ -302,7 +293,7 @@ impl<'a> ShellPair<'a> {
     /// Feeds the server what it read, or reads more.
     fn server_feed(&mut self) -> bool {
         if !self.c2s.pending().is_empty() {
-            let used = self.server.handle_input(self.c2s.pending());
+            let used = self.server.handle_input(self.now, self.c2s.pending());
             self.c2s.consume(used);
             // A refusal may consume nothing (a framing error): what it queued is progress too.
             let flushed = self.server_flush(&[]);
@@ -352,9 +343,7 @@ impl<'a> ShellPair<'a> {
             }
             return flushed || !bytes.is_empty();
         }
-        // After a reply the session is called again even with nothing left (a frame's end
-        // needs no more bytes); only then is more read.
-        if self.s2c.pending().is_empty() && self.s2c.fed_empty {
+        if self.s2c.pending().is_empty() {
             return match self.s2c.read() {
                 Read::Data => true,
                 Read::Nothing => flushed,
@@ -374,12 +363,11 @@ impl<'a> ShellPair<'a> {
                 }
             };
         }
-        let called_empty = self.s2c.pending().is_empty();
-        self.s2c.fed_empty = called_empty;
         let input = self.s2c.pending();
+        let now = self.now;
         let mut replied = false;
         let (used, end) = match &mut self.client {
-            Client::Framed(c) => match c.handle_input(input) {
+            Client::Framed(c) => match c.handle_input(now, input) {
                 Ok((used, reply)) => {
                     let end = match reply {
                         Some(ShellReply::Output { stream, bytes }) => {
@@ -398,7 +386,7 @@ impl<'a> ShellPair<'a> {
                 }
                 Err(e) => (0, Some(End::Failed(e))),
             },
-            Client::Seed(c) => match c.handle_input(input) {
+            Client::Seed(c) => match c.handle_input(now, input) {
                 Ok((used, reply)) => {
                     let end = match reply {
                         Some(SeedReply::Output(bytes)) => {
@@ -406,7 +394,10 @@ impl<'a> ShellPair<'a> {
                             replied = true;
                             None
                         }
-                        Some(SeedReply::End { md5 }) => Some(End::SeedDone(md5)),
+                        Some(SeedReply::End { last, md5 }) => {
+                            self.output.push((OutputStream::Stdout, last.to_vec()));
+                            Some(End::SeedDone(md5))
+                        }
                         None => None,
                     };
                     (used, end)
@@ -417,13 +408,10 @@ impl<'a> ShellPair<'a> {
         };
         let failed = matches!(end, Some(End::Failed(_)));
         self.s2c.consume(used);
-        if replied {
-            self.s2c.fed_empty = false;
-        }
         if let Some(end) = end {
             self.finish(end);
         }
-        used > 0 || replied || failed || called_empty || flushed
+        used > 0 || replied || failed || flushed
     }
 
     fn finish(&mut self, end: End) {
@@ -442,8 +430,42 @@ impl<'a> ShellPair<'a> {
         while !done(self) {
             let server = self.server_step();
             let client = self.client_step();
-            budget.spend(server || client, || self.summary());
+            let waited = !(server || client) && self.let_time_pass();
+            budget.spend(server || client || waited, || self.summary());
         }
+    }
+
+    /// Neither side can move: time passes to the sessions' next deadline (a seed client's
+    /// pause, an idle timeout, a reply timeout), which each is told of. `false` when neither
+    /// has one.
+    fn let_time_pass(&mut self) -> bool {
+        let now = self.now;
+        let server = if self.server_closed {
+            None
+        } else {
+            self.server.poll_timeout(now)
+        };
+        let client = match &mut self.client {
+            Client::Framed(c) => c.poll_timeout(now),
+            Client::Seed(c) => c.poll_timeout(now),
+            Client::Raw => None,
+        };
+        let Some(at) = [server, client].into_iter().flatten().min() else {
+            return false;
+        };
+        self.now = at.max(now);
+        if server.is_some() {
+            self.server.handle_timeout(self.now);
+        }
+        let timed_out = match &mut self.client {
+            Client::Framed(c) => c.handle_timeout(self.now),
+            Client::Seed(c) => c.handle_timeout(self.now),
+            Client::Raw => Ok(()),
+        };
+        if let Err(e) = timed_out {
+            self.finish(End::Failed(e));
+        }
+        true
     }
 
     fn await_end(&mut self, what: &str, bytes: usize) -> Outcome {

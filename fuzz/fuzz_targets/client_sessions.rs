@@ -33,7 +33,18 @@ use unstick_core::session::{SessionError, Transmit};
 use unstick_core::shell::{
     ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
 };
+use unstick_core::time::Instant;
 use unstick_fuzz::scripted::{Peer, Script, digest, split};
+
+use std::time::Duration;
+
+/// The host's clock: it stands still but for the waits the script asks for.
+const START: Instant = Instant::from_millis(1_000);
+
+/// Whether the script has the host wait for the session's deadline instead of reading.
+fn waits(script: &mut Script<'_>) -> bool {
+    script.choose() >= 250
+}
 
 const TOKEN: &str = "s3cret";
 const OUT: usize = 1024;
@@ -121,7 +132,9 @@ const COMMANDS: [&str; 4] = ["uname -a", "echo 新", "", "ls -l /tmp | head -n 3
 
 fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
     let long_token = "t".repeat(2 * OUT);
-    let mut session = ShellClientSession::<OUT>::new();
+    let limit = (config & 16 != 0).then_some(Duration::from_secs(5));
+    let mut session = ShellClientSession::<OUT>::new().with_reply_timeout(limit);
+    let mut now = START;
     let budget = budget(script, peer);
     let mut stalls = 0;
     for step in 0.. {
@@ -163,8 +176,29 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
             assert_eq!(session.handle_eof(), Err(e));
             return;
         }
+        if waits(script) {
+            // The server is silent: the host waits for the session's deadline, if it has one.
+            let deadline = session.poll_timeout(now);
+            assert_eq!(
+                deadline.is_some(),
+                limit.is_some(),
+                "a reply timeout not kept"
+            );
+            if let Some(at) = deadline {
+                now = at;
+                let e = session
+                    .handle_timeout(now)
+                    .expect_err("a silence past the limit");
+                assert!(matches!(e, ShellProtocolError::TimedOut { .. }));
+                assert_eq!(session.handle_input(now, b"more"), Err(e));
+                session.reset();
+                // What the server sends after is the next connection's.
+                peer.at += peer.read(script.choose()).len();
+                continue;
+            }
+        }
         let input = peer.read(script.choose());
-        match session.handle_input(input) {
+        match session.handle_input(now, input) {
             Ok((used, reply)) => {
                 assert!(used <= input.len(), "consumed {used} of {}", input.len());
                 peer.at += used;
@@ -178,8 +212,8 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
             }
             Err(e) => {
                 assert!(!session.is_idle());
-                assert_eq!(session.handle_input(b"more"), Err(e.clone()));
-                assert_eq!(session.handle_input(&[]), Err(e.clone()));
+                assert_eq!(session.handle_input(now, b"more"), Err(e.clone()));
+                assert_eq!(session.handle_input(now, &[]), Err(e.clone()));
                 assert_eq!(session.handle_eof(), Err(e));
                 assert_eq!(
                     session.exec("x", None),
@@ -225,14 +259,17 @@ fn seed(script: &mut Script<'_>, peer: &mut Peer<'_>) {
             return;
         }
         let input = peer.read(script.choose());
-        match session.handle_input(input) {
+        match session.handle_input(START, input) {
             Ok((used, reply)) => {
                 assert!(used <= input.len(), "consumed {used} of {}", input.len());
                 peer.at += used;
                 match reply {
                     None => assert_eq!(used, input.len(), "no reply, yet input left"),
                     Some(SeedReply::Output(bytes)) => check_slice(bytes, input, used),
-                    Some(SeedReply::End { md5 }) => {
+                    Some(SeedReply::End { last, md5 }) => {
+                        if !last.is_empty() {
+                            check_slice(last, input, used);
+                        }
                         assert!(session.is_idle(), "a reply's end leaves it busy");
                         assert!(matches!(
                             md5,
@@ -242,7 +279,7 @@ fn seed(script: &mut Script<'_>, peer: &mut Peer<'_>) {
                 }
             }
             Err(e) => {
-                assert_eq!(session.handle_input(b"more"), Err(e.clone()));
+                assert_eq!(session.handle_input(START, b"more"), Err(e.clone()));
                 assert_eq!(session.handle_eof(), Err(e));
                 assert_eq!(session.send("x"), Err(SessionError::OutOfOrder));
                 session.reset();
@@ -293,6 +330,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
         algorithm,
     };
     let mut session = FileClientSession::<OUT, OUT>::new();
+    let mut now = START;
     let budget = budget(script, peer);
     let mut op: Option<Op> = None;
     // The bytes of the download in progress, after the local prefix.
@@ -317,6 +355,11 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
         match session.poll_action() {
             Some(ClientAction::ReadLocal { offset, len, send }) => {
                 assert!(len > 0, "a local read of nothing");
+                assert_eq!(
+                    session.poll_timeout(now),
+                    None,
+                    "a reply due in the host's turn"
+                );
                 let end = offset.checked_add(len).expect("a local read past u64");
                 let local_len = match op {
                     Some(Op::Put { size, .. } | Op::Seed { size }) => size,
@@ -331,11 +374,11 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                 if choice == 255 && !peer.is_done() {
                     // The server's bytes come first (say, a refusal during the upload).
                     if send {
-                        moved |= feed(&mut session, script, peer, &mut op, &mut received);
+                        moved |= feed(&mut session, script, peer, &mut op, &mut received, now);
                     } else {
                         let input = peer.read(script.choose());
                         assert_eq!(
-                            session.handle_input(input),
+                            session.handle_input(now, input),
                             Err(SessionError::OutOfOrder.into())
                         );
                         assert!(!session.is_poisoned());
@@ -371,7 +414,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                     return;
                 }
                 let input = peer.read(script.choose());
-                assert_eq!(session.handle_input(input), Ok((input.len(), None)));
+                assert_eq!(session.handle_input(now, input), Ok((input.len(), None)));
                 peer.at += input.len();
             }
             None => {
@@ -393,7 +436,22 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                     assert!(session.is_poisoned());
                     return;
                 }
-                moved |= feed(&mut session, script, peer, &mut op, &mut received);
+                if waits(script) {
+                    // The server is silent: the host waits for the reply timeout.
+                    let at = session
+                        .poll_timeout(now)
+                        .expect("a reply due with no deadline");
+                    now = at;
+                    assert!(matches!(
+                        session.handle_timeout(now),
+                        Err(FileProtocolError::TimedOut { .. })
+                    ));
+                    assert!(session.is_poisoned());
+                    peer.at += peer.read(script.choose()).len();
+                    moved = true;
+                } else {
+                    moved |= feed(&mut session, script, peer, &mut op, &mut received, now);
+                }
             }
         }
         // Replies may queue requests (a resumed put's head after the server's `stat`).
@@ -402,7 +460,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
         }
         if session.is_poisoned() {
             assert_eq!(
-                session.handle_input(b"more"),
+                session.handle_input(now, b"more"),
                 Err(FileProtocolError::Poisoned)
             );
             assert_eq!(session.stat("a", options), Err(FileProtocolError::Poisoned));
@@ -464,13 +522,14 @@ fn feed(
     peer: &mut Peer<'_>,
     op: &mut Option<Op>,
     received: &mut Vec<u8>,
+    now: Instant,
 ) -> bool {
     let start = peer.at;
     let input = peer.read(script.choose());
     let mut rest = input;
     let mut moved = false;
     loop {
-        let (used, event) = match session.handle_input(rest) {
+        let (used, event) = match session.handle_input(now, rest) {
             Ok(step) => step,
             Err(e) => {
                 assert!(

@@ -26,15 +26,17 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
+use std::time::Duration;
 use unstick_core::files::{
     Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
-    PartialState, Received, StageKind, Staged, StatFound,
+    IDLE_TIMEOUT, PartialState, StageKind, Staged, StatFound,
 };
-use unstick_core::session::{MESSAGE_CAP, Refusal, SessionError, Transmit};
+use unstick_core::session::{MESSAGE_CAP, Refusal, ServerEvent, SessionError, Transmit};
 use unstick_core::shell::{
     Dialect, ExitReport, LegacyReply, OutputStream, RunFailure, ShellAction, ShellRules,
     ShellServerSession, Termination,
 };
+use unstick_core::time::Instant;
 use unstick_core::{Algorithm, Checksum, ErrorCode, Event, FrameDecoder, Profile};
 use unstick_fuzz::scripted::{Peer, Script, digest, split};
 
@@ -132,10 +134,35 @@ fn drain(
     panic!("poll_transmit does not run dry");
 }
 
-fn check_refusal(refusal: Option<Refusal>) {
-    if let Some(refusal) = refusal {
-        assert!(!refusal.message.is_empty(), "a refusal without a message");
-        assert!(refusal.message.len() <= MESSAGE_CAP);
+fn check_refusal(refusal: &Refusal) {
+    assert!(!refusal.message.is_empty(), "a refusal without a message");
+    assert!(refusal.message.len() <= MESSAGE_CAP);
+}
+
+/// The host's clock: it moves only when the script lets time pass, by up to 2.55 s, or to the
+/// session's deadline.
+struct Clock(Instant);
+
+impl Clock {
+    /// Lets time pass as the script says: mostly none.
+    fn tick(&mut self, script: &mut Script<'_>) -> Instant {
+        let choice = script.choose();
+        if choice >= 200 {
+            self.0 = self.0 + Duration::from_millis(u64::from(choice - 200) * 50);
+        }
+        self.0
+    }
+
+    /// Waits for the deadline of a session that waits for input (it always has one); returns
+    /// the instant then.
+    fn wait_for(&mut self, deadline: Option<Instant>) -> Instant {
+        let at = deadline.expect("a session waiting for input with no deadline");
+        assert!(
+            at.saturating_duration_since(self.0) <= Duration::from_secs(600),
+            "a deadline past every limit"
+        );
+        self.0 = self.0.max(at);
+        self.0
     }
 }
 
@@ -167,7 +194,6 @@ const DONE: ExitReport = ExitReport {
 enum ShellAsk {
     Nothing,
     Run,
-    AwaitPause,
     Close,
 }
 
@@ -175,7 +201,6 @@ fn shell_ask(session: &ShellServerSession<'_, HEADER_CAP>) -> ShellAsk {
     match session.poll_action() {
         None => ShellAsk::Nothing,
         Some(ShellAction::Run { .. }) => ShellAsk::Run,
-        Some(ShellAction::AwaitPause) => ShellAsk::AwaitPause,
         Some(ShellAction::Close) => ShellAsk::Close,
     }
 }
@@ -194,6 +219,8 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
             Dialect::Seed(format) => Some(format),
             Dialect::Framed => None,
         },
+        idle_timeout: Duration::from_secs(30),
+        seed_pause: Duration::from_millis(200),
     };
     let framed = dialect == Dialect::Framed;
     let mut command = vec![0u8; if config & 32 != 0 { 32 } else { 2048 }];
@@ -202,6 +229,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     let mut sent = Sent::new(framed);
     let mut peer = Peer { bytes: peer, at: 0 };
     let mut answered = 0;
+    let mut clock = Clock(Instant::from_millis(1_000));
     let budget = 64 + 8 * (peer.bytes.len() + script.len());
     let mut stalls = 0;
     for step in 0.. {
@@ -211,10 +239,10 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
         let mut moved = false;
         match session.poll_action() {
             Some(ShellAction::Close) => {
-                assert_eq!(session.handle_input(b"more"), 0);
+                assert_eq!(session.handle_input(clock.0, b"more"), 0);
                 session.handle_eof();
-                session.handle_idle_timeout(1);
-                session.handle_pause();
+                assert_eq!(session.poll_timeout(clock.0), None, "a timer after Close");
+                session.handle_timeout(clock.0 + Duration::from_secs(3600));
                 assert_eq!(session.poll_action(), Some(ShellAction::Close));
                 assert_eq!(session.poll_transmit(&mut [0u8; 64]), None);
                 return;
@@ -256,27 +284,30 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 }
                 moved = true;
             }
-            Some(ShellAction::AwaitPause) if !peer.is_done() && script.choose() & 1 == 0 => {
-                moved |= shell_read(&mut session, script, &mut peer);
-            }
-            Some(ShellAction::AwaitPause) => {
-                if peer.is_done() && script.choose() & 1 == 1 {
-                    session.handle_eof();
+            // The client is silent (the script's choice, or it has nothing more): the host waits
+            // for the session's deadline (a seed pause, the idle timeout), or sees the end.
+            None if peer.is_done() || script.choose() >= 240 => {
+                let now = clock.wait_for(session.poll_timeout(clock.0));
+                if !peer.is_done() || script.choose() & 1 == 0 {
+                    session.handle_timeout(now);
+                    assert_eq!(
+                        session.poll_timeout(now).filter(|&at| at <= now),
+                        None,
+                        "a deadline that passed and was not acted on"
+                    );
                 } else {
-                    session.handle_pause();
-                }
-            }
-            None if peer.is_done() => {
-                if script.choose() & 1 == 0 {
                     session.handle_eof();
-                } else {
-                    session.handle_idle_timeout(300);
                 }
+                moved = true;
             }
-            None => moved |= shell_read(&mut session, script, &mut peer),
+            None => moved |= shell_read(&mut session, script, &mut peer, &mut clock),
         }
         moved |= drain(|o| session.poll_transmit(o), script, &[], &mut sent);
-        check_refusal(session.take_refusal());
+        while let Some(event) = session.poll_event() {
+            if let ServerEvent::Refused(refusal) = &event {
+                check_refusal(refusal);
+            }
+        }
         check_answered(&mut answered, session.answered());
         let after = (shell_ask(&session), peer.at, session.answered());
         stalls = if moved || after != before {
@@ -293,9 +324,11 @@ fn shell_read(
     session: &mut ShellServerSession<'_, HEADER_CAP>,
     script: &mut Script<'_>,
     peer: &mut Peer<'_>,
+    clock: &mut Clock,
 ) -> bool {
+    let now = clock.tick(script);
     let read = peer.read(script.choose());
-    let used = session.handle_input(read);
+    let used = session.handle_input(now, read);
     assert!(used <= read.len(), "consumed {used} of {}", read.len());
     peer.at += used;
     used > 0
@@ -322,15 +355,12 @@ fn shell_misuse(session: &mut ShellServerSession<'_, HEADER_CAP>, framed: bool) 
             out_of_order
         );
     }
-    if ask != ShellAsk::AwaitPause {
-        session.handle_pause();
-    }
     assert_eq!(
         (shell_ask(session), session.answered(), session.is_idle()),
         before
     );
     assert_eq!(session.poll_transmit(&mut [0u8; 64]), None);
-    assert_eq!(session.take_refusal(), None);
+    assert_eq!(session.poll_event(), None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +377,6 @@ enum FileAsk {
     Stage,
     Read,
     Truncate,
-    Receive,
     Commit,
     Keep,
     MakeDir,
@@ -365,7 +394,6 @@ fn file_ask(session: &FileServerSession<'_, HEADER_CAP>) -> FileAsk {
         Some(FileAction::Stage { .. }) => FileAsk::Stage,
         Some(FileAction::ReadFile { .. }) => FileAsk::Read,
         Some(FileAction::Truncate { .. }) => FileAsk::Truncate,
-        Some(FileAction::ReceiveBody) => FileAsk::Receive,
         Some(FileAction::Commit { .. }) => FileAsk::Commit,
         Some(FileAction::KeepPartial) => FileAsk::Keep,
         Some(FileAction::MakeDir { .. }) => FileAsk::MakeDir,
@@ -461,8 +489,10 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     let rules = FileRules {
         token: (config & 8 != 0).then_some(TOKEN),
         max_file_size,
+        idle_timeout: IDLE_TIMEOUT,
     };
     let mut session = FileServerSession::<HEADER_CAP>::new(rules);
+    let mut clock = Clock(Instant::from_millis(1_000));
     let mut store = Store {
         files: BTreeMap::from([
             ("a".to_string(), PATTERN[..12].to_vec()),
@@ -485,10 +515,8 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     let mut open: Option<Vec<u8>> = None;
     let mut sent = Sent::new(true);
     let mut peer = Peer { bytes: peer, at: 0 };
-    // The host's read buffer: what was read and not taken yet, and whether the session was fed
-    // an empty slice since (a frame without a body ends without another byte).
+    // The host's read buffer: what was read and not taken yet.
     let mut unread: &[u8] = &[];
-    let mut fed_empty = true;
     let mut answered = 0;
     let budget = 64 + 16 * (peer.bytes.len() + script.len());
     let mut stalls = 0;
@@ -504,30 +532,31 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
         let mut moved = false;
         let ask = file_ask(&session);
         match session.poll_action() {
-            None | Some(FileAction::ReceiveBody) => {
-                if unread.is_empty() && !fed_empty {
-                    fed_empty = true;
-                    let (used, received) = session.handle_input(&[]);
-                    assert_eq!((used, received), (0, Received::Nothing));
-                    moved = true;
-                } else if unread.is_empty() {
-                    if peer.is_done() {
-                        session.handle_eof();
+            None => {
+                if unread.is_empty() && (peer.is_done() || script.choose() >= 250) {
+                    // The client is silent: the host waits for the session's deadline, or sees
+                    // the end.
+                    let now = clock.wait_for(session.poll_timeout(clock.0));
+                    if !peer.is_done() || script.choose() & 1 == 0 {
+                        session.handle_timeout(now);
                     } else {
-                        unread = peer.read(script.choose());
-                        peer.at += unread.len();
-                        fed_empty = false;
+                        session.handle_eof();
                     }
                     moved = true;
+                } else if unread.is_empty() {
+                    unread = peer.read(script.choose());
+                    peer.at += unread.len();
+                    moved = true;
                 } else {
-                    let (used, received) = session.handle_input(unread);
+                    let now = clock.tick(script);
+                    let (used, received) = session.handle_input(now, unread);
                     assert!(used <= unread.len(), "consumed {used} of {}", unread.len());
                     shadow.feed(&unread[..used]);
                     let consumed = &unread[..used];
                     unread = &unread[used..];
                     moved |= used > 0;
-                    if let Received::Body(chunk) = received {
-                        assert_eq!(ask, FileAsk::Receive, "upload bytes nobody asked to write");
+                    if let Some(chunk) = received {
+                        assert_eq!(ask, FileAsk::Nothing, "upload bytes in the host's turn");
                         assert!(!chunk.is_empty());
                         assert_eq!(
                             chunk.as_ptr_range().end,
@@ -546,8 +575,9 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 }
             }
             Some(FileAction::Close) => {
-                assert_eq!(session.handle_input(b"more"), (0, Received::Nothing));
+                assert_eq!(session.handle_input(clock.0, b"more"), (0, None));
                 session.handle_eof();
+                assert_eq!(session.poll_timeout(clock.0), None, "a timer after Close");
                 assert_eq!(session.poll_action(), Some(FileAction::Close));
                 assert_eq!(session.poll_transmit(&mut [0u8; 64]), None);
                 assert_eq!(session.handle_done(Ok(())), Err(SessionError::OutOfOrder));
@@ -729,12 +759,12 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                         .unwrap();
                 } else {
                     session.handle_done(Ok(())).unwrap();
-                    let Some(Completed::Stored {
+                    let Some(ServerEvent::Completed(Completed::Stored {
                         size,
                         resumed_from,
                         digest: declared,
                         seed: was_seed,
-                    }) = session.take_completed()
+                    })) = session.poll_event()
                     else {
                         panic!("a commit that completes nothing");
                     };
@@ -787,8 +817,11 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
             }
         }
         moved |= drain(|o| session.poll_transmit(o), script, &[], &mut sent);
-        check_refusal(session.take_refusal());
-        let _ = session.take_completed();
+        while let Some(event) = session.poll_event() {
+            if let ServerEvent::Refused(refusal) = &event {
+                check_refusal(refusal);
+            }
+        }
         if session.answered() != answered {
             staging = None;
             open = None;
@@ -848,7 +881,10 @@ fn file_misuse(session: &mut FileServerSession<'_, HEADER_CAP>) {
             out_of_order
         );
     }
-    if ask != FileAsk::Receive {
+    // Upload bytes may fail to be written while they come (the session asks for nothing) and
+    // once the last of them ended the body (it may ask for the commit): anywhere else the
+    // failure is out of order.
+    if !matches!(ask, FileAsk::Nothing | FileAsk::Commit) {
         assert_eq!(
             session.handle_write_failed(refusal(ErrorCode::StorageError)),
             out_of_order
@@ -870,5 +906,5 @@ fn file_misuse(session: &mut FileServerSession<'_, HEADER_CAP>) {
         before
     );
     assert_eq!(session.poll_transmit(&mut [0u8; 64]), None);
-    assert_eq!(session.take_refusal(), None);
+    assert_eq!(session.poll_event(), None);
 }

@@ -22,12 +22,15 @@
 //! against the bytes received (a resumed download's local prefix included).
 
 use core::fmt;
+use core::time::Duration;
 
 use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::{Ack, DigestTrailer, EntryReply, FileHead, ReplyHead, Request, StatReply};
-use crate::session::{BoundedText, MESSAGE_CAP, Outbox, SessionError, Transmit};
+use crate::session::ReplyTimer;
+use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
+use crate::time::Instant;
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, EncodeError, ErrorCode, ErrorFrame,
     Event, FileOp, FrameDecoder, FrameInfo, HeaderError, HeaderFrameEncoder, PLAIN_ENCODER,
@@ -45,6 +48,10 @@ pub const KIND_CAP: usize = 32;
 
 /// Longest error code kept, in bytes; a longer one is cut.
 pub const CODE_CAP: usize = 64;
+
+/// How long a [`FileClientSession`] waits for a silent server by default (see
+/// [`FileClientSession::with_reply_timeout`]).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Smallest outbox a [`FileClientSession`] accepts: room for a digest trailer and a short
 /// request. Paths and tokens need more: a request head must fit whole.
@@ -330,6 +337,11 @@ pub enum FileProtocolError {
     },
     /// The server closed the connection while a reply was due.
     Closed,
+    /// The server sent nothing for the session's reply timeout while a reply was due.
+    TimedOut {
+        /// The reply timeout.
+        limit: Duration,
+    },
     /// The server closed the connection inside a frame.
     Truncated {
         /// At least this many bytes were missing.
@@ -409,6 +421,11 @@ impl fmt::Display for FileProtocolError {
             FileProtocolError::Closed => {
                 f.write_str("the server closed the connection without replying")
             }
+            FileProtocolError::TimedOut { limit } => write!(
+                f,
+                "the server did not answer within {} s",
+                limit.as_secs_f32()
+            ),
             FileProtocolError::Truncated { needed } => write!(
                 f,
                 "the server closed the connection inside a frame ({needed} more bytes were due)"
@@ -584,6 +601,7 @@ fn trailer_digest(
 /// use unstick_core::files::StatReply;
 /// use unstick_core::files::client::{ClientEvent, FileClientSession, RequestOptions};
 /// use unstick_core::session::Transmit;
+/// use unstick_core::time::Instant;
 /// use unstick_core::{FileOp, PLAIN_ENCODER};
 ///
 /// let mut session = FileClientSession::<1024, 1024>::new();
@@ -609,7 +627,7 @@ fn trailer_digest(
 /// let n = PLAIN_ENCODER.encode_frame(&reply, b"", &mut wire).unwrap();
 /// let mut stat = None;
 /// for byte in wire[..n].chunks(1) {
-///     let (used, event) = session.handle_input(byte).unwrap();
+///     let (used, event) = session.handle_input(Instant::ZERO, byte).unwrap();
 ///     assert_eq!(used, 1);
 ///     if let Some(ClientEvent::Stat(info)) = event {
 ///         stat = Some(info);
@@ -630,6 +648,8 @@ pub struct FileClientSession<const CAP: usize = 1024, const OUT: usize = 1024> {
     recall: heapless::String<OUT>,
     recall_path: usize,
     recall_token: bool,
+    /// How long the server may stay silent while a reply is due.
+    reply: ReplyTimer,
 }
 
 impl<const CAP: usize, const OUT: usize> fmt::Debug for FileClientSession<CAP, OUT> {
@@ -662,7 +682,17 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             recall: heapless::String::new(),
             recall_path: 0,
             recall_token: false,
+            reply: ReplyTimer::new(Some(REPLY_TIMEOUT)),
         }
+    }
+
+    /// This session, giving up once the server has sent nothing for `limit` while a reply is
+    /// due ([`FileProtocolError::TimedOut`] from [`handle_timeout`](Self::handle_timeout));
+    /// `None` waits forever. The default is [`REPLY_TIMEOUT`]. The time the host spends on the
+    /// session's actions (reading and sending an upload) does not count.
+    pub fn with_reply_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.reply.set_limit(limit);
+        self
     }
 
     /// Whether no operation is in flight (and none failed), so another may start.
@@ -936,8 +966,12 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
     /// consumed and ignored.
     pub fn handle_input<'i>(
         &mut self,
+        now: Instant,
         input: &'i [u8],
     ) -> Result<(usize, Option<ClientEvent<'i>>), FileProtocolError> {
+        if !input.is_empty() {
+            self.reply.heard(now);
+        }
         match self.state {
             State::Failed => return Err(FileProtocolError::Poisoned),
             State::GetPrefix { .. } | State::PutPrefix { .. } if input.is_empty() => {
@@ -975,6 +1009,37 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                     }
                 }
             }
+        }
+    }
+
+    /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
+    /// reply timeout while a reply is due and the host has nothing to do for the session (a
+    /// wait that begins is timed from `now`); `None` otherwise.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        if matches!(self.state, State::Idle | State::Failed) {
+            self.reply.end();
+            return None;
+        }
+        if !self.outbox.is_empty() || self.poll_action().is_some() {
+            // The host's turn: the server owes nothing until it has done its part.
+            self.reply.end();
+            return None;
+        }
+        self.reply.due();
+        self.reply.deadline(now)
+    }
+
+    /// Time has come to `now`: a server silent for the reply timeout while a reply is due is
+    /// [`FileProtocolError::TimedOut`], and the connection is out of step.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), FileProtocolError> {
+        if self.state == State::Failed {
+            return Err(FileProtocolError::Poisoned);
+        }
+        match (self.poll_timeout(now), self.reply.limit()) {
+            (Some(at), Some(limit)) if at <= now => {
+                Err(self.fail(FileProtocolError::TimedOut { limit }))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1380,11 +1445,60 @@ fn put_request<'a>(
     put
 }
 
+impl<const CAP: usize, const OUT: usize> Session for FileClientSession<CAP, OUT> {
+    type Received<'i> = ClientEvent<'i>;
+    type Error = FileProtocolError;
+    type Action<'s>
+        = ClientAction
+    where
+        Self: 's;
+    type Event = core::convert::Infallible;
+
+    fn handle_input<'i>(
+        &mut self,
+        now: Instant,
+        input: &'i [u8],
+    ) -> Result<(usize, Option<ClientEvent<'i>>), FileProtocolError> {
+        FileClientSession::handle_input(self, now, input)
+    }
+
+    fn handle_eof(&mut self) -> Result<Option<ClientEvent<'static>>, FileProtocolError> {
+        FileClientSession::handle_eof(self)
+    }
+
+    fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        FileClientSession::poll_timeout(self, now)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), FileProtocolError> {
+        FileClientSession::handle_timeout(self, now)
+    }
+
+    fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        FileClientSession::poll_transmit(self, out)
+    }
+
+    fn poll_action(&self) -> Option<ClientAction> {
+        FileClientSession::poll_action(self)
+    }
+
+    fn poll_event(&mut self) -> Option<core::convert::Infallible> {
+        None
+    }
+
+    fn is_idle(&self) -> bool {
+        FileClientSession::is_idle(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
 
     use super::*;
+
+    /// Tests that are not about time all happen at one instant.
+    const NOW: Instant = Instant::ZERO;
     use crate::digest_of;
     use std::string::{String, ToString};
     use std::vec::Vec;
@@ -1519,7 +1633,7 @@ mod tests {
         for piece in wire.chunks(chunk) {
             let mut input = piece;
             loop {
-                let (used, event) = session.handle_input(input)?;
+                let (used, event) = session.handle_input(NOW, input)?;
                 input = &input[used..];
                 match event.map(own) {
                     None => break,
@@ -1703,7 +1817,7 @@ mod tests {
             )
         );
         assert_eq!(s.poll_action(), Some(ClientAction::CloseSend));
-        assert_eq!(s.handle_input(b"{anything").unwrap(), (9, None));
+        assert_eq!(s.handle_input(NOW, b"{anything").unwrap(), (9, None));
         assert_eq!(
             s.handle_eof().unwrap(),
             Some(ClientEvent::SeedSent { size: 3 })
@@ -1751,7 +1865,7 @@ mod tests {
                     );
                     // Input while the prefix is being hashed is the host's mistake.
                     assert_eq!(
-                        s.handle_input(b"x"),
+                        s.handle_input(NOW, b"x"),
                         Err(FileProtocolError::Session(SessionError::OutOfOrder))
                     );
                 }
@@ -2055,7 +2169,7 @@ mod tests {
                 };
                 assert_eq!(e, expected);
                 assert!(s.is_poisoned());
-                assert_eq!(s.handle_input(b""), Err(FileProtocolError::Poisoned));
+                assert_eq!(s.handle_input(NOW, b""), Err(FileProtocolError::Poisoned));
                 assert_eq!(s.stat("a", opts()), Err(FileProtocolError::Poisoned));
             }
         }
@@ -2313,7 +2427,7 @@ mod tests {
         big.list("", opts()).unwrap();
         let mut out = [0u8; 256];
         while big.poll_transmit(&mut out).is_some() {}
-        let err = big.handle_input(&raw(&json, b"")).unwrap_err();
+        let err = big.handle_input(NOW, &raw(&json, b"")).unwrap_err();
         assert_eq!(
             err,
             FileProtocolError::MemberTooLong {
@@ -2437,5 +2551,41 @@ mod tests {
             let _ = s.poll_action();
             let _ = sent(&mut s, b"");
         }
+    }
+
+    #[test]
+    fn a_silent_server_times_the_client_out_but_the_hosts_own_work_does_not_count() {
+        let ms = Instant::from_millis;
+        let mut s = FileClientSession::<1024, 1024>::new();
+        assert_eq!(s.poll_timeout(ms(0)), None, "nothing is due while idle");
+        s.stat("a", RequestOptions::default()).unwrap();
+        assert_eq!(s.poll_timeout(ms(0)), None, "the request is not sent yet");
+        let mut out = [0u8; 1024];
+        while s.poll_transmit(&mut out).is_some() {}
+        assert_eq!(s.poll_timeout(ms(1_000)), Some(ms(61_000)));
+        s.handle_input(ms(30_000), b"\x05").unwrap();
+        assert_eq!(s.poll_timeout(ms(30_000)), Some(ms(90_000)));
+        assert_eq!(s.handle_timeout(ms(89_999)), Ok(()));
+        assert_eq!(
+            s.handle_timeout(ms(90_000)),
+            Err(FileProtocolError::TimedOut {
+                limit: REPLY_TIMEOUT
+            })
+        );
+        assert!(s.is_poisoned());
+        // An upload's body is the host's work: no reply is due while it reads and sends.
+        let mut s =
+            FileClientSession::<1024, 1024>::new().with_reply_timeout(Some(Duration::from_secs(5)));
+        s.put("f", 10, RequestOptions::default(), false).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        assert!(s.poll_action().is_some());
+        assert_eq!(s.poll_timeout(ms(0)), None);
+        s.handle_local_data(&[0u8; 10]).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        assert_eq!(s.poll_timeout(ms(100_000)), Some(ms(105_000)));
+        let mut patient = FileClientSession::<1024, 1024>::new().with_reply_timeout(None);
+        patient.stat("a", RequestOptions::default()).unwrap();
+        while patient.poll_transmit(&mut out).is_some() {}
+        assert_eq!(patient.poll_timeout(ms(0)), None);
     }
 }

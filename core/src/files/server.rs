@@ -6,10 +6,14 @@
 
 use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
+use core::time::Duration;
+
+use crate::session::Wait;
 use crate::session::{
-    BoundedText, EscapedText, Outbox, PeerText, Refusal, SessionError, Transmit, Unescape,
-    escaped_token_matches,
+    BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, ServerEvent, Session,
+    SessionError, Transmit, Unescape, escaped_token_matches,
 };
+use crate::time::Instant;
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
     FrameDecoder, PLAIN_ENCODER, Profile,
@@ -26,7 +30,13 @@ pub struct FileRules<'a> {
     pub token: Option<&'a str>,
     /// Largest file stored, in bytes (a resumed upload's offset counts).
     pub max_file_size: u64,
+    /// How long the client may stay silent, between requests or inside one, before the
+    /// connection closes (a torn upload is kept for a resume).
+    pub idle_timeout: Duration,
 }
+
+/// The default [`FileRules::idle_timeout`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What kind of entry a name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -176,10 +186,6 @@ pub enum FileAction<'s> {
         /// The length kept.
         len: u64,
     },
-    /// Write this upload's body: the chunks come out of
-    /// [`handle_input`](FileServerSession::handle_input) as [`Received::Body`]; report a failed
-    /// write with [`handle_write_failed`](FileServerSession::handle_write_failed).
-    ReceiveBody,
     /// Sync the staging file, rename it over `path`, sync the directory; then
     /// [`handle_done`](FileServerSession::handle_done).
     Commit {
@@ -211,15 +217,6 @@ pub enum FileAction<'s> {
     },
     /// Send what the outbox holds, then close the connection.
     Close,
-}
-
-/// What [`FileServerSession::handle_input`] found in the bytes it took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Received<'i> {
-    /// Nothing for the host.
-    Nothing,
-    /// Upload bytes to write to the staging file, a slice of the input.
-    Body(&'i [u8]),
 }
 
 /// What the host logs of a request that went through.
@@ -426,14 +423,14 @@ enum KeptFor {
 /// use unstick_core::files::{FileAction, FileRules, FileServerSession, StatFound};
 /// use unstick_core::session::Transmit;
 ///
-/// let rules = FileRules { token: None, max_file_size: 1 << 20 };
+/// let rules = FileRules { token: None, max_file_size: 1 << 20, idle_timeout: unstick_core::files::IDLE_TIMEOUT };
 /// let mut session = FileServerSession::<1024>::new(rules);
 /// let header = br#"{"op":"stat","path":"a.txt","total_size":0}"#;
 /// let mut request = (header.len() as i32).to_le_bytes().to_vec();
 /// request.extend_from_slice(header);
-/// let (used, _) = session.handle_input(&request);
+/// let now = unstick_core::time::Instant::ZERO;
+/// let (used, _) = session.handle_input(now, &request);
 /// assert_eq!(used, request.len());
-/// session.handle_input(&[]); // the frame's end
 /// assert_eq!(session.poll_action(), Some(FileAction::Stat { path: "a.txt" }));
 /// session.handle_stat(Ok(StatFound { entry: None, partial_size: 0 })).unwrap();
 /// let mut out = [0u8; 256];
@@ -454,10 +451,11 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
     path: heapless::String<PATH>,
     /// Where a rename's new name starts in `path`.
     to_at: Option<usize>,
-    /// The refusal sent last, until the host takes it for its log.
-    refusal: Option<Refusal>,
-    /// The request that went through last, until the host takes it for its log.
-    completed: Option<Completed>,
+    /// Refusals and requests that went through, until the host polls them for its log.
+    events: Events<ServerEvent<Completed>>,
+    /// The client's silence, timed against [`FileRules::idle_timeout`] while the session
+    /// waits for its bytes.
+    wait: Wait,
     answered: u64,
 }
 
@@ -486,8 +484,8 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
             state: State::Idle,
             path: heapless::String::new(),
             to_at: None,
-            refusal: None,
-            completed: None,
+            events: Events::new(),
+            wait: Wait::Starting,
             answered: 0,
         }
     }
@@ -510,14 +508,10 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         self.to_at.map(|at| &self.path[at..])
     }
 
-    /// The refusal sent last, for the host's log; taking it leaves `None`.
-    pub fn take_refusal(&mut self) -> Option<Refusal> {
-        self.refusal.take()
-    }
-
-    /// The request that went through last, for the host's log; taking it leaves `None`.
-    pub fn take_completed(&mut self) -> Option<Completed> {
-        self.completed.take()
+    /// The next refusal or request that went through, for the host's log, oldest first. The
+    /// request's [`path`](Self::path) stays readable until the next request's head comes.
+    pub fn poll_event(&mut self) -> Option<ServerEvent<Completed>> {
+        self.events.pop()
     }
 
     /// Whether the session is between requests with nothing left to send.
@@ -584,12 +578,13 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                     len: *to_read,
                 },
                 UploadPhase::Truncating => FileAction::Truncate { len: upload.offset },
-                UploadPhase::Receiving => FileAction::ReceiveBody,
                 UploadPhase::Committing { .. } => FileAction::Commit { path },
                 UploadPhase::KeepingPartial { .. } => FileAction::KeepPartial,
-                UploadPhase::AwaitingTrailer | UploadPhase::AwaitingTrailerEnd { .. } => {
-                    return None;
-                }
+                // The body's chunks come out of `handle_input`, to be written as they come (a
+                // failed write is reported with `handle_write_failed`).
+                UploadPhase::Receiving
+                | UploadPhase::AwaitingTrailer
+                | UploadPhase::AwaitingTrailerEnd { .. } => return None,
             },
             State::Closing => FileAction::Close,
             State::Idle | State::AwaitingEnd(_) | State::Refusing(_) => return None,
@@ -597,25 +592,28 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         Some(action)
     }
 
-    /// Takes received bytes; returns how many it consumed and any upload bytes among them. It
-    /// stops early once it has something to send, an action for the host, or body bytes: send,
-    /// act or write, then feed it the rest.
-    pub fn handle_input<'i>(&mut self, input: &'i [u8]) -> (usize, Received<'i>) {
+    /// Takes bytes received at `now`; returns how many it consumed and any upload bytes among
+    /// them. It stops early once it has something to send, an action for the host, or body
+    /// bytes: send, act or write, then feed it the rest.
+    pub fn handle_input<'i>(&mut self, now: Instant, input: &'i [u8]) -> (usize, Option<&'i [u8]>) {
+        if !input.is_empty() {
+            self.wait = Wait::Since(now);
+        }
         let mut used = 0;
         loop {
             if !self.state.reads_frames() || !self.outbox.is_empty() {
-                return (used, Received::Nothing);
+                return (used, None);
             }
             let (n, event) = match self.decoder.feed(&input[used..]) {
                 Ok(step) => step,
                 Err(e) => {
                     self.framing_failed(e);
-                    return (used, Received::Nothing);
+                    return (used, None);
                 }
             };
             used += n;
             match event {
-                Event::NeedMore => return (used, Received::Nothing),
+                Event::NeedMore => return (used, None),
                 Event::Head(info) => self.on_head(info.body_len, info.md5),
                 Event::Body(chunk) => {
                     if let State::Uploading(Upload {
@@ -625,7 +623,13 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                     }) = &mut self.state
                     {
                         hasher.update(chunk);
-                        return (used, Received::Body(chunk));
+                        // The body's last bytes end its frame too: no byte is left to wait for.
+                        match self.decoder.feed(&[]) {
+                            Ok((_, Event::End(_))) => self.on_end(),
+                            Ok(_) => {}
+                            Err(e) => self.framing_failed(e),
+                        }
+                        return (used, Some(chunk));
                     }
                 }
                 Event::End(_) => self.on_end(),
@@ -633,9 +637,65 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         }
     }
 
+    /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
+    /// client's allowed silence while the session waits for its bytes (timed from `now` when
+    /// the wait began without a time); `None` while the host has work to do.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        if !self.state.reads_frames() || !self.outbox.is_empty() {
+            return None;
+        }
+        self.wait.start_at(now);
+        self.wait.deadline(self.rules.idle_timeout)
+    }
+
+    /// Time has come to `now`. A client silent for the idle timeout is done: a torn upload is
+    /// kept for a resume, and otherwise it is told why the connection closes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout(now).is_none_or(|at| at > now) {
+            return;
+        }
+        if self.keep_torn_upload() {
+            return;
+        }
+        let secs = self.rules.idle_timeout.as_secs();
+        let refusal = if self.is_idle() {
+            Refusal::new(
+                ErrorCode::IdleTimeout,
+                format_args!("no request within {secs} s; closing the connection"),
+            )
+        } else {
+            Refusal::new(
+                ErrorCode::IdleTimeout,
+                format_args!(
+                    "the request stalled: nothing came for {secs} s; closing the connection"
+                ),
+            )
+        };
+        self.refuse(refusal.closing());
+    }
+
     /// The connection ended, broke or went idle: nothing more comes. A torn upload is kept for
     /// a resume.
     pub fn handle_eof(&mut self) {
+        if !self.keep_torn_upload() {
+            self.state = State::Closing;
+        }
+    }
+
+    /// An upload without body bytes (an empty file, a resume with nothing left) is whole once
+    /// staged: its frame's end came with its head, so it is taken now, not when bytes that
+    /// may never come arrive (a seed client sends nothing after an empty file).
+    fn take_empty_body_end(&mut self) {
+        match self.decoder.feed(&[]) {
+            Ok((_, Event::End(_))) => self.on_end(),
+            Ok(_) => {}
+            Err(e) => self.framing_failed(e),
+        }
+    }
+
+    /// Keeps an upload whose body or trailer was torn off for a resume; `false` when there is
+    /// none.
+    fn keep_torn_upload(&mut self) -> bool {
         if let State::Uploading(Upload {
             kind: UploadKind::Put { .. },
             phase:
@@ -646,8 +706,9 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         }) = &mut self.state
         {
             *phase = UploadPhase::KeepingPartial { why: KeptFor::Torn };
+            true
         } else {
-            self.state = State::Closing;
+            false
         }
     }
 
@@ -665,9 +726,9 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                     mtime: found.entry.map(|m| m.mtime),
                     partial_size: found.partial_size,
                 };
-                self.completed = Some(Completed::Stat {
+                self.events.push(ServerEvent::Completed(Completed::Stat {
                     exists: found.entry.is_some(),
-                });
+                }));
                 self.reply(&reply);
             }
         }
@@ -716,7 +777,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
         };
         match (deleted.entry_removed, deleted.partial) {
             (true, _) | (false, PartialState::Removed) => {
-                self.completed = Some(Completed::Deleted);
+                self.events.push(ServerEvent::Completed(Completed::Deleted));
                 self.reply(&Ack {
                     op: FileOp::Deleted,
                     count: None,
@@ -793,6 +854,54 @@ impl State {
             ),
             _ => false,
         }
+    }
+}
+
+impl<'a, const CAP: usize, const PATH: usize> Session for FileServerSession<'a, CAP, PATH> {
+    type Received<'i> = &'i [u8];
+    type Error = core::convert::Infallible;
+    type Action<'s>
+        = FileAction<'s>
+    where
+        Self: 's;
+    type Event = ServerEvent<Completed>;
+
+    fn handle_input<'i>(
+        &mut self,
+        now: Instant,
+        input: &'i [u8],
+    ) -> Result<(usize, Option<&'i [u8]>), Self::Error> {
+        Ok(FileServerSession::handle_input(self, now, input))
+    }
+
+    fn handle_eof(&mut self) -> Result<Option<&'static [u8]>, Self::Error> {
+        FileServerSession::handle_eof(self);
+        Ok(None)
+    }
+
+    fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        FileServerSession::poll_timeout(self, now)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        FileServerSession::handle_timeout(self, now);
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        FileServerSession::poll_transmit(self, out)
+    }
+
+    fn poll_action(&self) -> Option<FileAction<'_>> {
+        FileServerSession::poll_action(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        FileServerSession::poll_event(self)
+    }
+
+    fn is_idle(&self) -> bool {
+        FileServerSession::is_idle(self)
     }
 }
 
@@ -933,6 +1042,8 @@ fn digest_member(
 impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// The result of [`FileAction::Stage`].
     pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
+        // The host's turn ends with this result: the client's silence is timed from here.
+        self.wait = Wait::Starting;
         let State::Uploading(upload) = &mut self.state else {
             return Err(SessionError::OutOfOrder);
         };
@@ -971,6 +1082,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             }
             (Ok(Staged::Ready { .. }), None) => {
                 upload.phase = UploadPhase::Receiving;
+                self.take_empty_body_end();
                 return Ok(());
             }
         };
@@ -980,6 +1092,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// A chunk of what a [`FileAction::ReadFile`] asked for, in order. During a download, send
     /// it after the bytes the outbox then holds ([`Transmit::Body`]).
     pub fn handle_file_data(&mut self, chunk: &[u8]) -> Result<(), SessionError> {
+        // The host's turn ends with this result: the client's silence is timed from here.
+        self.wait = Wait::Starting;
         let (hasher, to_read, body) = match &mut self.state {
             State::Downloading(Download {
                 hasher,
@@ -1018,6 +1132,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     /// A [`FileAction::ReadFile`] failed (or the file ended early): `refusal` says why.
     pub fn handle_read_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
+        // The host's turn ends with this result: the client's silence is timed from here.
+        self.wait = Wait::Starting;
         match &self.state {
             // Before the download's head: the client can still be told.
             State::Downloading(Download {
@@ -1029,7 +1145,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                 phase: DownloadPhase::Body { .. },
                 ..
             }) => {
-                self.refusal = Some(refusal);
+                self.events.push(ServerEvent::Refused(refusal));
                 self.state = State::Closing;
                 Ok(())
             }
@@ -1041,10 +1157,12 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         }
     }
 
-    /// Writing upload bytes to the staging file failed: `refusal` says why.
+    /// Writing upload bytes to the staging file failed: `refusal` says why. It may come after
+    /// the body's last bytes, which ended its frame.
     pub fn handle_write_failed(&mut self, refusal: Refusal) -> Result<(), SessionError> {
         let State::Uploading(Upload {
-            phase: UploadPhase::Receiving,
+            phase:
+                UploadPhase::Receiving | UploadPhase::AwaitingTrailer | UploadPhase::Committing { .. },
             ..
         }) = self.state
         else {
@@ -1062,7 +1180,8 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         match (&mut self.state, result) {
             (State::Listing { entries }, Ok(())) => {
                 let entries = *entries;
-                self.completed = Some(Completed::Listed { entries });
+                self.events
+                    .push(ServerEvent::Completed(Completed::Listed { entries }));
                 self.reply(&Ack {
                     op: FileOp::End,
                     count: Some(entries),
@@ -1071,14 +1190,14 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             // Entries may be out already: the error frame ends the listing instead of `end`.
             (State::Listing { .. }, Err(refusal)) => self.refuse(refusal),
             (State::MakingDir { .. }, Ok(())) => {
-                self.completed = Some(Completed::MadeDir);
+                self.events.push(ServerEvent::Completed(Completed::MadeDir));
                 self.reply(&Ack {
                     op: FileOp::Made,
                     count: None,
                 });
             }
             (State::Renaming, Ok(())) => {
-                self.completed = Some(Completed::Renamed);
+                self.events.push(ServerEvent::Completed(Completed::Renamed));
                 self.reply(&Ack {
                     op: FileOp::Renamed,
                     count: None,
@@ -1086,7 +1205,10 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             }
             (State::MakingDir { .. } | State::Renaming, Err(refusal)) => self.refuse(refusal),
             (State::Uploading(upload), result) => match (&upload.phase, result) {
-                (UploadPhase::Truncating, Ok(())) => upload.phase = UploadPhase::Receiving,
+                (UploadPhase::Truncating, Ok(())) => {
+                    upload.phase = UploadPhase::Receiving;
+                    self.take_empty_body_end();
+                }
                 (UploadPhase::Truncating, Err(refusal)) => self.refuse(refusal.closing()),
                 (UploadPhase::Committing { digest }, Ok(())) => {
                     let (kind, size, offset, digest) =
@@ -1123,13 +1245,15 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
 
     /// `Ok` when the session is in the state a `handle_*` call answers (`expected`) and can
     /// queue its reply.
-    fn expect(&self, expected: bool) -> Result<(), SessionError> {
+    fn expect(&mut self, expected: bool) -> Result<(), SessionError> {
         if !expected {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
             return Err(SessionError::OutboxFull);
         }
+        // The host's turn ends with this result: the client's silence is timed from here.
+        self.wait = Wait::Starting;
         Ok(())
     }
 
@@ -1155,7 +1279,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             &ErrorFrame::new(refusal.code, &refusal.message),
         );
         let closes = refusal.closes || queued.is_err();
-        self.refusal = Some(refusal);
+        self.events.push(ServerEvent::Refused(refusal));
         self.finish_request();
         if closes {
             self.state = State::Closing;
@@ -1629,11 +1753,11 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         };
         let hex = digest.to_hex();
         let trailer = DigestTrailer::new(FileOp::Done, get.algorithm, hex.as_str(), None);
-        self.completed = Some(Completed::Sent {
+        self.events.push(ServerEvent::Completed(Completed::Sent {
             size,
             resumed_from: get.offset,
             digest,
-        });
+        }));
         self.reply(&trailer);
     }
 
@@ -1668,12 +1792,12 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     /// Answers a committed upload of `size` bytes, `offset` of them resumed, whose whole-file
     /// digest is `digest`.
     fn stored(&mut self, kind: UploadKind, size: u64, offset: u64, digest: Option<Checksum>) {
-        self.completed = Some(Completed::Stored {
+        self.events.push(ServerEvent::Completed(Completed::Stored {
             size,
             resumed_from: offset,
             digest,
             seed: matches!(kind, UploadKind::Seed { .. }),
-        });
+        }));
         match (kind, digest) {
             (UploadKind::Put { algorithm }, Some(digest)) => {
                 let hex = digest.to_hex();
@@ -1745,6 +1869,22 @@ mod tests {
     extern crate std;
 
     use super::*;
+
+    /// Tests that are not about time all happen at one instant.
+    const NOW: Instant = Instant::ZERO;
+
+    /// The refusal the session reported for its log last.
+    fn refusal_of<const CAP: usize, const PATH: usize>(
+        session: &mut FileServerSession<'_, CAP, PATH>,
+    ) -> Refusal {
+        let mut last = None;
+        while let Some(event) = session.poll_event() {
+            if let ServerEvent::Refused(refusal) = event {
+                last = Some(refusal);
+            }
+        }
+        last.expect("the session refused a request")
+    }
     use crate::{HeaderFrameEncoder, digest_of};
     use std::string::String;
     use std::vec::Vec;
@@ -1782,19 +1922,20 @@ mod tests {
         let (mut seen, mut sent) = (Vec::new(), Vec::new());
         let mut out = [0u8; 4096];
         let mut at = 0;
-        let mut fed_empty = false;
         for _ in 0..100_000 {
             while let Some(t) = session.poll_transmit(&mut out) {
                 if let Transmit::Bytes(n) = t {
                     sent.extend_from_slice(&out[..n]);
                 }
             }
-            if let Some(r) = session.take_refusal() {
-                seen.push(Seen::Refused(r.code.as_str(), r.closes));
+            while let Some(event) = session.poll_event() {
+                if let ServerEvent::Refused(r) = event {
+                    seen.push(Seen::Refused(r.code.as_str(), r.closes));
+                }
             }
             let action = session.poll_action().map(|a| std::format!("{a:?}"));
             if let Some(action) = &action {
-                if !action.starts_with("ReceiveBody") && action != "Close" {
+                if action != "Close" {
                     seen.push(Seen::Acted(action.clone()));
                 }
             }
@@ -1827,23 +1968,15 @@ mod tests {
                 | Some(FileAction::KeepPartial)
                 | Some(FileAction::MakeDir { .. })
                 | Some(FileAction::Rename { .. }) => session.handle_done(Ok(())).unwrap(),
-                Some(other) if !matches!(other, FileAction::ReceiveBody) => {
-                    panic!("unexpected {other:?}")
-                }
-                _ => {
+                Some(other) => panic!("unexpected {other:?}"),
+                None => {
                     if at == wire.len() {
-                        if fed_empty {
-                            session.handle_eof();
-                        } else {
-                            fed_empty = true;
-                            session.handle_input(&[]);
-                        }
+                        session.handle_eof();
                         continue;
                     }
                     let end = (at + step).min(wire.len());
-                    let (used, _) = session.handle_input(&wire[at..end]);
+                    let (used, _) = session.handle_input(NOW, &wire[at..end]);
                     at += used;
-                    fed_empty = false;
                 }
             }
         }
@@ -1853,6 +1986,7 @@ mod tests {
     const OPEN: FileRules<'static> = FileRules {
         token: None,
         max_file_size: 100,
+        idle_timeout: IDLE_TIMEOUT,
     };
 
     #[test]
@@ -1992,8 +2126,7 @@ mod tests {
         let mut session = FileServerSession::<1024>::new(OPEN);
         let mut wire = frame(r#"{"op":"mkdir","path":"d"}"#, b"");
         wire.extend(frame(r#"{"op":"stat","path":"next"}"#, b""));
-        let (used, _) = session.handle_input(&wire);
-        session.handle_input(&[]);
+        let (used, _) = session.handle_input(NOW, &wire);
         assert!(matches!(
             session.poll_action(),
             Some(FileAction::MakeDir { .. })
@@ -2002,8 +2135,7 @@ mod tests {
         session.handle_done(Err(refusal)).unwrap();
         let mut out = [0u8; 512];
         while session.poll_transmit(&mut out).is_some() {}
-        session.handle_input(&wire[used..]);
-        session.handle_input(&[]);
+        session.handle_input(NOW, &wire[used..]);
         assert_eq!(
             session.poll_action(),
             Some(FileAction::Stat { path: "next" })
@@ -2120,17 +2252,15 @@ mod tests {
             "d/".repeat(MAX_PATH_LEN / 2)
         );
         let mut session = FileServerSession::<8192>::new(OPEN);
-        session.handle_input(&frame(&long, b""));
-        session.handle_input(&[]);
+        session.handle_input(NOW, &frame(&long, b""));
         assert_eq!(session.path(), "");
-        let refusal = session.take_refusal().unwrap();
+        let refusal = refusal_of(&mut session);
         assert_eq!((refusal.code, refusal.closes), (ErrorCode::BadPath, false));
         // A refused path leaves nothing behind for the host's log.
         let mut session = FileServerSession::<1024>::new(OPEN);
-        session.handle_input(&frame(r#"{"op":"stat","path":"a/../b\n"}"#, b""));
-        session.handle_input(&[]);
+        session.handle_input(NOW, &frame(r#"{"op":"stat","path":"a/../b\n"}"#, b""));
         assert_eq!(session.path(), "");
-        assert_eq!(session.take_refusal().unwrap().code, ErrorCode::BadPath);
+        assert_eq!(refusal_of(&mut session).code, ErrorCode::BadPath);
     }
 
     #[test]
@@ -2139,8 +2269,7 @@ mod tests {
         let header = std::format!(r#"{{"op":"stat","path":"{path}"}}"#);
         assert_eq!(header.len(), 256);
         let mut session = FileServerSession::<256, 256>::new(OPEN);
-        session.handle_input(&frame(&header, b""));
-        session.handle_input(&[]);
+        session.handle_input(NOW, &frame(&header, b""));
         assert_eq!(
             session.poll_action(),
             Some(FileAction::Stat { path: &path })
@@ -2274,5 +2403,82 @@ mod tests {
         buf[n - 1] ^= 1;
         let (seen, _) = serve(OPEN, &buf[..n], 3);
         assert_eq!(seen[1], Seen::Refused("checksum_mismatch", false));
+    }
+
+    #[test]
+    fn a_silent_client_is_timed_out_between_requests_and_a_torn_upload_is_kept() {
+        let ms = Instant::from_millis;
+        let rules = FileRules {
+            idle_timeout: Duration::from_secs(10),
+            ..OPEN
+        };
+        // Between requests: told why, and closed.
+        let mut session = FileServerSession::<1024>::new(rules);
+        assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(11_000)));
+        session.handle_timeout(ms(10_999));
+        assert_eq!(session.poll_action(), None);
+        session.handle_timeout(ms(11_000));
+        let refusal = refusal_of(&mut session);
+        assert_eq!(
+            (refusal.code, refusal.closes),
+            (ErrorCode::IdleTimeout, true)
+        );
+        assert!(refusal.message.contains("no request within 10 s"));
+        assert_eq!(session.poll_action(), Some(FileAction::Close));
+        // Mid-upload: every byte restarts the wait, the host's turn does not count, and a
+        // silence keeps what came for a resume.
+        let mut session = FileServerSession::<1024>::new(rules);
+        let put = frame(
+            r#"{"op":"put","path":"f","algorithm":"xxh3","total_size":10}"#,
+            b"01234",
+        );
+        let (used, _) = session.handle_input(ms(0), &put);
+        assert!(matches!(
+            session.poll_action(),
+            Some(FileAction::Stage { .. })
+        ));
+        assert_eq!(session.poll_timeout(ms(50_000)), None, "the host's turn");
+        session.handle_staged(Ok(Staged::Ready { len: 0 })).unwrap();
+        assert_eq!(session.poll_timeout(ms(60_000)), Some(ms(70_000)));
+        let (_, body) = session.handle_input(ms(65_000), &put[used..]);
+        assert_eq!(body, Some(&b"01234"[..]));
+        assert_eq!(session.poll_timeout(ms(65_000)), Some(ms(75_000)));
+        session.handle_timeout(ms(75_000));
+        assert_eq!(session.poll_action(), Some(FileAction::KeepPartial));
+        session.handle_done(Ok(())).unwrap();
+        assert_eq!(session.poll_action(), Some(FileAction::Close));
+    }
+
+    #[test]
+    fn a_request_without_a_body_is_acted_on_without_another_call() {
+        let mut session = FileServerSession::<1024>::new(OPEN);
+        let mut wire = frame(r#"{"op":"stat","path":"a"}"#, b"");
+        wire.extend(frame(r#"{"op":"ls"}"#, b""));
+        let (used, _) = session.handle_input(NOW, &wire);
+        assert_eq!(session.poll_action(), Some(FileAction::Stat { path: "a" }));
+        session
+            .handle_stat(Ok(StatFound {
+                entry: None,
+                partial_size: 0,
+            }))
+            .unwrap();
+        let mut out = [0u8; 512];
+        while session.poll_transmit(&mut out).is_some() {}
+        let (rest, _) = session.handle_input(NOW, &wire[used..]);
+        assert_eq!(used + rest, wire.len());
+        assert_eq!(session.poll_action(), Some(FileAction::List { path: None }));
+        // An empty seed upload is whole once staged: nothing more need come.
+        let mut session = FileServerSession::<1024>::new(OPEN);
+        let seed = frame(r#"{"filename":"e","filesize":0}"#, b"");
+        session.handle_input(NOW, &seed);
+        assert!(matches!(
+            session.poll_action(),
+            Some(FileAction::Stage { .. })
+        ));
+        session.handle_staged(Ok(Staged::Ready { len: 0 })).unwrap();
+        assert!(matches!(
+            session.poll_action(),
+            Some(FileAction::Commit { .. })
+        ));
     }
 }

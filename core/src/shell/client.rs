@@ -11,11 +11,14 @@
 //! calls [`reset`](ShellClientSession::reset) for a new connection.
 
 use core::fmt;
+use core::time::Duration;
 
 use serde::Deserialize;
 
 use super::{EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
-use crate::session::{BoundedText, MESSAGE_CAP, Outbox, SessionError, Transmit};
+use crate::session::ReplyTimer;
+use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
+use crate::time::Instant;
 use crate::{Algorithm, FrameEnd, Verdict};
 use crate::{DecodeError, ErrorCode, Event, FrameDecoder, HeaderError, PLAIN_ENCODER, Profile};
 
@@ -93,6 +96,9 @@ pub enum SeedReply<'i> {
     Output(&'i [u8]),
     /// The reply is complete; the session is idle again.
     End {
+        /// The body's last chunk, a slice of the input (empty when the reply had no body or
+        /// ended at an earlier chunk's end).
+        last: &'i [u8],
         /// What became of the header's `"md5"`: [`Verdict::Verified`] for a real digest that
         /// matched (one that does not match is an error), [`Verdict::NotADigest`] for the
         /// seed's placeholder, [`Verdict::Absent`] without one.
@@ -121,6 +127,11 @@ pub enum ShellProtocolError {
     Unsolicited,
     /// The server closed the connection before the command finished.
     ConnectionClosed,
+    /// The server sent nothing for the session's reply timeout while a command was in flight.
+    TimedOut {
+        /// The reply timeout.
+        limit: Duration,
+    },
 }
 
 impl fmt::Display for ShellProtocolError {
@@ -140,6 +151,11 @@ impl fmt::Display for ShellProtocolError {
             ShellProtocolError::ConnectionClosed => {
                 f.write_str("the server closed the connection before the command finished")
             }
+            ShellProtocolError::TimedOut { limit } => write!(
+                f,
+                "the server sent nothing for {} s while the command was in flight",
+                limit.as_secs_f32()
+            ),
         }
     }
 }
@@ -235,6 +251,7 @@ struct ErrorReply {
 /// use unstick_core::session::Transmit;
 /// use unstick_core::shell::{ExitHeader, OutputHeader, PLAIN_ENCODER, ShellClientSession};
 /// use unstick_core::shell::{ShellOp, ShellReply, Termination};
+/// use unstick_core::time::Instant;
 ///
 /// let mut session = ShellClientSession::<1024>::new();
 /// session.exec("echo hi", None).unwrap();
@@ -262,7 +279,7 @@ struct ErrorReply {
 /// let mut input = &wire[..a + b];
 /// let mut stdout = Vec::new();
 /// let report = loop {
-///     let (used, reply) = session.handle_input(input).unwrap();
+///     let (used, reply) = session.handle_input(Instant::ZERO, input).unwrap();
 ///     input = &input[used..];
 ///     match reply {
 ///         Some(ShellReply::Output { bytes, .. }) => stdout.extend_from_slice(bytes),
@@ -280,6 +297,8 @@ pub struct ShellClientSession<const CAP: usize = 1024> {
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<CAP>,
     state: State,
+    /// How long the server may stay silent while a command is in flight.
+    reply: ReplyTimer,
 }
 
 impl<const CAP: usize> Default for ShellClientSession<CAP> {
@@ -295,7 +314,17 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             decoder: FrameDecoder::header_frames(Profile::SEED),
             outbox: Outbox::new(),
             state: State::Idle,
+            reply: ReplyTimer::new(None),
         }
+    }
+
+    /// This session, giving up on a command in flight once the server has sent nothing for
+    /// `limit` ([`ShellProtocolError::TimedOut`] from
+    /// [`handle_timeout`](Self::handle_timeout)); `None`, the default, waits for as long as
+    /// the command runs. A command may be silent for as long as the server lets it run.
+    pub fn with_reply_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.reply.set_limit(limit);
+        self
     }
 
     /// Forgets everything: a command in flight, bytes not yet sent, an error. For a new
@@ -304,6 +333,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         self.decoder.reset();
         self.outbox = Outbox::new();
         self.state = State::Idle;
+        self.reply.end();
     }
 
     /// Whether no command is in flight (and no error is pending): [`exec`](Self::exec) may be
@@ -354,6 +384,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         };
         queued.map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
         self.state = State::Awaiting;
+        self.reply.begin();
         Ok(())
     }
 
@@ -369,6 +400,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
     /// `input`, if any, was not asked for.
     pub fn handle_input<'i>(
         &mut self,
+        now: Instant,
         input: &'i [u8],
     ) -> Result<(usize, Option<ShellReply<'i>>), ShellProtocolError> {
         match &self.state {
@@ -376,6 +408,9 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             State::Idle if input.is_empty() => return Ok((0, None)),
             State::Idle => return Err(self.fail(ShellProtocolError::Unsolicited)),
             _ => {}
+        }
+        if !input.is_empty() {
+            self.reply.heard(now);
         }
         let mut used = 0;
         loop {
@@ -424,6 +459,29 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         }
     }
 
+    /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
+    /// reply timeout while a command is in flight (timed from `now` if the request just went
+    /// out); `None` without a reply timeout or a command.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        match self.state {
+            State::Idle | State::Failed(_) => None,
+            _ => self.reply.deadline(now),
+        }
+    }
+
+    /// Time has come to `now`: a server silent for the reply timeout is
+    /// [`ShellProtocolError::TimedOut`], and the session needs a [`reset`](Self::reset).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ShellProtocolError> {
+        match (&self.state, self.reply.limit()) {
+            (State::Failed(e), _) => Err(e.clone()),
+            (State::Idle, _) | (_, None) => Ok(()),
+            (_, Some(limit)) if self.reply.has_expired(now) => {
+                Err(self.fail(ShellProtocolError::TimedOut { limit }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Reads which reply the frame whose head just arrived is.
     fn read_head(&mut self) -> Result<State, ShellProtocolError> {
         let ReplyOp { op } = self
@@ -458,6 +516,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
     /// without reading it, as it does a bad token) is dropped.
     fn finish_command(&mut self) {
         self.state = State::Idle;
+        self.reply.end();
         if !self.outbox.is_empty() {
             self.outbox = Outbox::new();
         }
@@ -490,6 +549,8 @@ pub struct SeedClientSession<const CAP: usize = 1024> {
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<0>,
     state: SeedState,
+    /// How long the server may stay silent while a command is in flight.
+    reply: ReplyTimer,
 }
 
 impl<const CAP: usize> Default for SeedClientSession<CAP> {
@@ -505,7 +566,15 @@ impl<const CAP: usize> SeedClientSession<CAP> {
             decoder: FrameDecoder::header_frames(Profile::SEED),
             outbox: Outbox::new(),
             state: SeedState::Idle,
+            reply: ReplyTimer::new(None),
         }
+    }
+
+    /// This session, giving up on a command once the server has sent nothing for `limit`, as
+    /// [`ShellClientSession::with_reply_timeout`] does.
+    pub fn with_reply_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.reply.set_limit(limit);
+        self
     }
 
     /// Forgets a command in flight and any error, for a new connection.
@@ -513,6 +582,7 @@ impl<const CAP: usize> SeedClientSession<CAP> {
         self.decoder.reset();
         self.outbox = Outbox::new();
         self.state = SeedState::Idle;
+        self.reply.end();
     }
 
     /// Whether no command is in flight (and no error is pending).
@@ -533,6 +603,7 @@ impl<const CAP: usize> SeedClientSession<CAP> {
         if !command.is_empty() {
             self.outbox.push_body(command.len());
             self.state = SeedState::Awaiting;
+            self.reply.begin();
         }
         Ok(())
     }
@@ -546,6 +617,7 @@ impl<const CAP: usize> SeedClientSession<CAP> {
     /// [`ShellClientSession::handle_input`] does.
     pub fn handle_input<'i>(
         &mut self,
+        now: Instant,
         input: &'i [u8],
     ) -> Result<(usize, Option<SeedReply<'i>>), ShellProtocolError> {
         match &self.state {
@@ -553,6 +625,9 @@ impl<const CAP: usize> SeedClientSession<CAP> {
             SeedState::Idle if input.is_empty() => return Ok((0, None)),
             SeedState::Idle => return Err(self.fail(ShellProtocolError::Unsolicited)),
             SeedState::Awaiting => {}
+        }
+        if !input.is_empty() {
+            self.reply.heard(now);
         }
         let mut used = 0;
         loop {
@@ -567,11 +642,20 @@ impl<const CAP: usize> SeedClientSession<CAP> {
                 // The header says nothing the client needs beyond the body's length and
                 // digest, which the decoder reads.
                 Event::Head(_) => {}
-                Event::Body(bytes) => return Ok((used, Some(SeedReply::Output(bytes)))),
+                Event::Body(bytes) => {
+                    // The body's last bytes end the reply too: no byte is left to wait for.
+                    return match self.decoder.feed(&[]) {
+                        Ok((_, Event::End(FrameEnd { md5, .. }))) => {
+                            self.end_reply();
+                            Ok((used, Some(SeedReply::End { last: bytes, md5 })))
+                        }
+                        Ok(_) => Ok((used, Some(SeedReply::Output(bytes)))),
+                        Err(e) => Err(self.fail(ShellProtocolError::Framing(e))),
+                    };
+                }
                 Event::End(FrameEnd { md5, .. }) => {
-                    self.state = SeedState::Idle;
-                    self.outbox = Outbox::new();
-                    return Ok((used, Some(SeedReply::End { md5 })));
+                    self.end_reply();
+                    return Ok((used, Some(SeedReply::End { last: &[], md5 })));
                 }
             }
         }
@@ -587,11 +671,93 @@ impl<const CAP: usize> SeedClientSession<CAP> {
         }
     }
 
+    /// When the session next needs [`handle_timeout`](Self::handle_timeout), as
+    /// [`ShellClientSession::poll_timeout`].
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        match self.state {
+            SeedState::Awaiting => self.reply.deadline(now),
+            SeedState::Idle | SeedState::Failed(_) => None,
+        }
+    }
+
+    /// Time has come to `now`, as [`ShellClientSession::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ShellProtocolError> {
+        match (&self.state, self.reply.limit()) {
+            (SeedState::Failed(e), _) => Err(e.clone()),
+            (SeedState::Awaiting, Some(limit)) if self.reply.has_expired(now) => {
+                Err(self.fail(ShellProtocolError::TimedOut { limit }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The reply is in: the session is idle again.
+    fn end_reply(&mut self) {
+        self.state = SeedState::Idle;
+        self.reply.end();
+        self.outbox = Outbox::new();
+    }
+
     fn fail(&mut self, e: ShellProtocolError) -> ShellProtocolError {
         self.state = SeedState::Failed(e.clone());
         e
     }
 }
+
+/// Both shell clients present the one [`Session`] shape; neither asks the host for local work
+/// nor logs.
+macro_rules! client_session {
+    ($session:ident, $reply:ident) => {
+        impl<const CAP: usize> Session for $session<CAP> {
+            type Received<'i> = $reply<'i>;
+            type Error = ShellProtocolError;
+            type Action<'s>
+                = core::convert::Infallible
+            where
+                Self: 's;
+            type Event = core::convert::Infallible;
+
+            fn handle_input<'i>(
+                &mut self,
+                now: Instant,
+                input: &'i [u8],
+            ) -> Result<(usize, Option<$reply<'i>>), ShellProtocolError> {
+                $session::handle_input(self, now, input)
+            }
+
+            fn handle_eof(&mut self) -> Result<Option<$reply<'static>>, ShellProtocolError> {
+                $session::handle_eof(self).map(|()| None)
+            }
+
+            fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+                $session::poll_timeout(self, now)
+            }
+
+            fn handle_timeout(&mut self, now: Instant) -> Result<(), ShellProtocolError> {
+                $session::handle_timeout(self, now)
+            }
+
+            fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+                $session::poll_transmit(self, out)
+            }
+
+            fn poll_action(&self) -> Option<core::convert::Infallible> {
+                None
+            }
+
+            fn poll_event(&mut self) -> Option<core::convert::Infallible> {
+                None
+            }
+
+            fn is_idle(&self) -> bool {
+                $session::is_idle(self)
+            }
+        }
+    };
+}
+
+client_session!(ShellClientSession, ShellReply);
+client_session!(SeedClientSession, SeedReply);
 
 #[cfg(test)]
 mod tests {
@@ -601,6 +767,9 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+
+    /// Tests that are not about time all happen at one instant.
+    const NOW: Instant = Instant::ZERO;
     use crate::shell::{
         OUTPUT_ENCODER, OutputHeader, SEED_REPLY_ENCODER, SeedReplyHeader, Termination,
     };
@@ -691,7 +860,7 @@ mod tests {
         for piece in wire.chunks(chunk) {
             let mut input = piece;
             loop {
-                let (used, reply) = match session.handle_input(input) {
+                let (used, reply) = match session.handle_input(NOW, input) {
                     Ok(step) => step,
                     Err(e) => {
                         seen.end = Err(e);
@@ -959,12 +1128,12 @@ mod tests {
         output_frame(&mut wire, OutputStream::Stdout, b"late");
         let mut session = ShellClientSession::<1024>::new();
         session.exec("true", None).unwrap();
-        let (used, reply) = session.handle_input(&wire).unwrap();
+        let (used, reply) = session.handle_input(NOW, &wire).unwrap();
         assert_eq!(used, exit_len);
         assert_eq!(reply, Some(ShellReply::Exit(exited(0))));
-        assert_eq!(session.handle_input(&[]), Ok((0, None)));
+        assert_eq!(session.handle_input(NOW, &[]), Ok((0, None)));
         assert_eq!(
-            session.handle_input(&wire[used..]),
+            session.handle_input(NOW, &wire[used..]),
             Err(ShellProtocolError::Unsolicited)
         );
     }
@@ -977,7 +1146,7 @@ mod tests {
             session.exec("ls", None).unwrap();
             let e = feed(&mut session, wire, chunk).end.unwrap_err();
             // The error sticks until a reset.
-            assert_eq!(session.handle_input(b"x").unwrap_err(), e);
+            assert_eq!(session.handle_input(NOW, b"x").unwrap_err(), e);
             assert_eq!(session.handle_eof().unwrap_err(), e);
             assert!(!session.is_idle());
             assert_eq!(
@@ -1068,7 +1237,7 @@ mod tests {
         let mut session = ShellClientSession::<1024>::new();
         assert_eq!(session.handle_eof(), Ok(()));
         assert_eq!(
-            session.handle_input(&wire),
+            session.handle_input(NOW, &wire),
             Err(ShellProtocolError::Unsolicited)
         );
         assert!(!session.is_idle());
@@ -1177,13 +1346,16 @@ mod tests {
         for piece in wire.chunks(chunk) {
             let mut input = piece;
             loop {
-                let (used, reply) = session.handle_input(input)?;
+                let (used, reply) = session.handle_input(NOW, input)?;
                 consumed += used;
                 input = &input[used..];
                 match reply {
                     None => break,
                     Some(SeedReply::Output(bytes)) => body.extend_from_slice(bytes),
-                    Some(SeedReply::End { md5 }) => return Ok((body, Some(md5), consumed)),
+                    Some(SeedReply::End { last, md5 }) => {
+                        body.extend_from_slice(last);
+                        return Ok((body, Some(md5), consumed));
+                    }
                 }
             }
         }
@@ -1305,14 +1477,54 @@ mod tests {
 
         // Bytes nobody asked for.
         let mut session = SeedClientSession::<256>::new();
-        assert_eq!(session.handle_input(b""), Ok((0, None)));
+        assert_eq!(session.handle_input(NOW, b""), Ok((0, None)));
         assert_eq!(
-            session.handle_input(b"x"),
+            session.handle_input(NOW, b"x"),
             Err(ShellProtocolError::Unsolicited)
         );
         assert_eq!(
-            session.handle_input(b""),
+            session.handle_input(NOW, b""),
             Err(ShellProtocolError::Unsolicited)
+        );
+    }
+
+    #[test]
+    fn a_reply_timeout_is_opt_in_and_restarts_with_every_byte() {
+        let ms = Instant::from_millis;
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("sleep 100", None).unwrap();
+        sent(&mut session, "sleep 100");
+        assert_eq!(session.poll_timeout(ms(0)), None, "no limit by default");
+        let mut session =
+            ShellClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(5)));
+        assert_eq!(session.poll_timeout(ms(0)), None, "nothing in flight");
+        session.exec("ls", None).unwrap();
+        sent(&mut session, "ls");
+        assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(6_000)));
+        let mut wire = Vec::new();
+        output_frame(&mut wire, OutputStream::Stdout, b"a");
+        session.handle_input(ms(4_000), &wire).unwrap();
+        assert_eq!(session.poll_timeout(ms(4_000)), Some(ms(9_000)));
+        assert_eq!(session.handle_timeout(ms(8_999)), Ok(()));
+        let limit = Duration::from_secs(5);
+        assert_eq!(
+            session.handle_timeout(ms(9_000)),
+            Err(ShellProtocolError::TimedOut { limit })
+        );
+        assert!(!session.is_idle());
+        session.reset();
+        assert!(session.is_idle());
+        assert_eq!(session.poll_timeout(ms(9_000)), None);
+        // The seed client alike.
+        let mut seed =
+            SeedClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(1)));
+        seed.send("ls").unwrap();
+        assert_eq!(seed.poll_timeout(ms(0)), Some(ms(1_000)));
+        assert_eq!(
+            seed.handle_timeout(ms(1_000)),
+            Err(ShellProtocolError::TimedOut {
+                limit: Duration::from_secs(1)
+            })
         );
     }
 }

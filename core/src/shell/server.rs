@@ -2,6 +2,7 @@
 //! and how, which reply follows which request, in both the framed and the seed dialects.
 
 use core::fmt;
+use core::time::Duration;
 
 use super::{
     ExitReport, LegacyReply, OUTPUT_ENCODER, OutputHeader, OutputStream, SEED_COMMAND_READ,
@@ -9,8 +10,11 @@ use super::{
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::session::{
-    EscapedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, escaped_token_matches,
+    EscapedText, Events, Outbox, Refusal, ServerEvent, Session, SessionError, TOKEN_CAP, Transmit,
+    escaped_token_matches,
 };
+use crate::session::{Wait, earliest};
+use crate::time::Instant;
 use crate::{
     DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
 };
@@ -27,7 +31,19 @@ pub struct ShellRules<'a> {
     pub max_command_len: usize,
     /// How seed clients' replies are framed; `None` when seed clients are not served.
     pub legacy_reply: Option<LegacyReply>,
+    /// How long a client has, from the end of the previous request (or the session's start),
+    /// to send a whole request; a seed command collected past its first read ends then too.
+    pub idle_timeout: Duration,
+    /// How long a seed client pauses to end a command that filled the seed's 1024-byte read.
+    pub seed_pause: Duration,
 }
+
+/// The default [`ShellRules::idle_timeout`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The default [`ShellRules::seed_pause`]: long enough for a command's next `send()` over a
+/// slow link, short enough that a seed client does not notice it.
+pub const SEED_PAUSE: Duration = Duration::from_millis(200);
 
 impl Default for ShellRules<'_> {
     fn default() -> Self {
@@ -35,6 +51,8 @@ impl Default for ShellRules<'_> {
             token: None,
             max_command_len: super::MAX_COMMAND_LEN,
             legacy_reply: None,
+            idle_timeout: IDLE_TIMEOUT,
+            seed_pause: SEED_PAUSE,
         }
     }
 }
@@ -60,10 +78,6 @@ pub enum ShellAction<'s> {
         /// The command, checked to be runnable text.
         command: &'s str,
     },
-    /// A seed command filled the seed's 1024-byte read and may go on: read more, feed it to
-    /// [`handle_input`](ShellServerSession::handle_input), and call
-    /// [`handle_pause`](ShellServerSession::handle_pause) once the client pauses (or closes).
-    AwaitPause,
     /// Send what the outbox holds, then close the connection.
     Close,
 }
@@ -85,12 +99,23 @@ pub enum RunFailure {
 enum State {
     /// Reading a framed request; `Refusing` drops the body of a refused one.
     Reading(Body),
-    /// Collecting a seed command; `true` once its first read was taken.
-    Collecting { first_read_done: bool },
+    /// Collecting a seed command: waiting for its first read, or, once that filled the seed's
+    /// read, taking more until the client pauses.
+    Collecting(Collect),
     /// The command is ready or running.
     Running,
     /// The connection is to be closed.
     Closing,
+}
+
+/// Where the collection of a seed command is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Collect {
+    /// Its first read has not come.
+    FirstRead,
+    /// Its first read filled the seed's read: more is taken until the client pauses, or until
+    /// the idle timeout from `since`. `last` is when the last bytes came.
+    UntilPause { since: Instant, last: Instant },
 }
 
 /// What becomes of a framed request's body.
@@ -124,7 +149,8 @@ enum Body {
 /// let mut request = (header.len() as i32).to_le_bytes().to_vec();
 /// request.extend_from_slice(header);
 /// request.extend_from_slice(b"uname");
-/// assert_eq!(session.handle_input(&request), request.len());
+/// let now = unstick_core::time::Instant::ZERO;
+/// assert_eq!(session.handle_input(now, &request), request.len());
 /// assert_eq!(session.poll_action(), Some(ShellAction::Run { command: "uname" }));
 /// session.handle_output(unstick_core::shell::OutputStream::Stdout, b"Linux\n").unwrap();
 /// let mut out = [0u8; 256];
@@ -152,8 +178,10 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     outbox: Outbox<OUTBOX>,
     /// The refusal of the request whose body is being dropped, sent at its end.
     pending: Option<Refusal>,
-    /// The refusal sent last, until the host takes it for its log.
-    refusal: Option<Refusal>,
+    /// Refusals and finished commands, until the host polls them for its log.
+    events: Events<ServerEvent<ExitReport>>,
+    /// The wait for the current request, timed against [`ShellRules::idle_timeout`].
+    wait: Wait,
     answered: u64,
 }
 
@@ -162,9 +190,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     pub fn new(rules: ShellRules<'a>, dialect: Dialect, command: &'a mut [u8]) -> Self {
         let state = match dialect {
             Dialect::Framed => State::Reading(Body::AwaitingHead),
-            Dialect::Seed(_) => State::Collecting {
-                first_read_done: false,
-            },
+            Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
         };
         ShellServerSession {
             rules,
@@ -177,7 +203,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             state,
             outbox: Outbox::new(),
             pending: None,
-            refusal: None,
+            events: Events::new(),
+            wait: Wait::Starting,
             answered: 0,
         }
     }
@@ -209,9 +236,9 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         self.answered
     }
 
-    /// The refusal sent last, for the host's log; taking it leaves `None`.
-    pub fn take_refusal(&mut self) -> Option<Refusal> {
-        self.refusal.take()
+    /// The next refusal or finished command for the host's log, oldest first.
+    pub fn poll_event(&mut self) -> Option<ServerEvent<ExitReport>> {
+        self.events.pop()
     }
 
     /// Whether the session is between requests with nothing left to send: the host may stop
@@ -220,7 +247,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         self.outbox.is_empty()
             && match self.state {
                 State::Reading(Body::AwaitingHead) => self.decoder.is_at_boundary(),
-                State::Collecting { first_read_done } => !first_read_done,
+                State::Collecting(collect) => collect == Collect::FirstRead,
                 State::Running | State::Closing | State::Reading(_) => false,
             }
     }
@@ -238,65 +265,78 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 command: command_text(&self.command[..self.command_len]).unwrap_or(""),
             }),
             State::Closing => Some(ShellAction::Close),
-            State::Collecting {
-                first_read_done: true,
-            } => Some(ShellAction::AwaitPause),
-            State::Reading(_) | State::Collecting { .. } => None,
+            State::Reading(_) | State::Collecting(_) => None,
         }
     }
 
-    /// Takes received bytes and returns how many it consumed. It stops early once it has
-    /// something to send or an action for the host: send, act, then feed it the rest. A seed
-    /// client's bytes are one read of its socket per call (the seed's `recv(1024)` is the
+    /// Takes bytes received at `now` and returns how many it consumed. It stops early once it
+    /// has something to send or an action for the host: send, act, then feed it the rest. A
+    /// seed client's bytes are one read of its socket per call (the seed's `recv(1024)` is the
     /// unit of a command).
-    pub fn handle_input(&mut self, input: &[u8]) -> usize {
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        self.wait.start_at(now);
         if !self.outbox.is_empty() {
             return 0;
         }
         match self.state {
             State::Reading(_) => self.read_framed(input),
-            State::Collecting { first_read_done } => self.collect_seed(input, first_read_done),
+            State::Collecting(collect) => self.collect_seed(now, input, collect),
             State::Running | State::Closing => 0,
         }
     }
 
-    /// The client closed its side, or the connection broke: nothing more comes.
+    /// The client closed its side, or the connection broke: nothing more comes. A seed command
+    /// being collected past its first read is whole.
     pub fn handle_eof(&mut self) {
         match self.state {
-            State::Collecting {
-                first_read_done: true,
-            } => self.handle_pause(),
+            State::Collecting(Collect::UntilPause { .. }) => self.seed_command_complete(),
             _ => self.state = State::Closing,
         }
     }
 
-    /// No complete request arrived within the host's time limit of `limit_secs` seconds.
-    pub fn handle_idle_timeout(&mut self, limit_secs: u64) {
-        if self.state == State::Running || self.state == State::Closing {
+    /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
+    /// wait for a request (a wait that began without a time is timed from `now`), or a seed
+    /// command's pause.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        self.wait.start_at(now);
+        match self.state {
+            State::Reading(_) | State::Collecting(Collect::FirstRead) => {
+                self.wait.deadline(self.rules.idle_timeout)
+            }
+            State::Collecting(Collect::UntilPause { since, last }) => earliest(
+                Some(last + self.rules.seed_pause),
+                Some(since + self.rules.idle_timeout),
+            ),
+            State::Running | State::Closing => None,
+        }
+    }
+
+    /// Time has come to `now`. A seed client that paused (or kept trickling for the idle
+    /// timeout) has sent its whole command; a client that sent no complete request within the
+    /// idle timeout is refused (a framed one with an error frame; a seed client is sent
+    /// nothing it did not ask for) and the connection closes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout(now).is_none_or(|at| at > now) {
+            return;
+        }
+        if let State::Collecting(Collect::UntilPause { .. }) = self.state {
+            self.seed_command_complete();
             return;
         }
         let refusal = Refusal::new(
             ErrorCode::IdleTimeout,
-            format_args!("no complete request within {limit_secs} s; closing the connection"),
+            format_args!(
+                "no complete request within {} s; closing the connection",
+                self.rules.idle_timeout.as_secs()
+            ),
         )
         .closing();
         match self.dialect {
             Dialect::Framed => self.refuse(refusal),
-            // A seed client is not sent a frame it did not ask for.
             Dialect::Seed(_) => {
-                self.refusal = Some(refusal);
+                self.events.push(ServerEvent::Refused(refusal));
                 self.state = State::Closing;
             }
-        }
-    }
-
-    /// A seed client paused: the command collected so far is whole.
-    pub fn handle_pause(&mut self) {
-        if let State::Collecting {
-            first_read_done: true,
-        } = self.state
-        {
-            self.seed_command_complete();
         }
     }
 
@@ -331,6 +371,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             return Err(SessionError::OutboxFull);
         }
         self.finish_request();
+        self.events.push(ServerEvent::Completed(report));
         self.outbox
             .push_frame(&PLAIN_ENCODER, &report.header())
             .map_err(|_| SessionError::OutboxFull)
@@ -363,6 +404,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         )
         .and_then(|n| self.outbox.push_bytes(&head[..n]));
         self.finish_request();
+        self.events.push(ServerEvent::Completed(report));
         if queued.is_err() {
             // The client would wait for a reply that cannot come: end the connection instead.
             self.state = State::Closing;
@@ -403,11 +445,10 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         self.command_len = 0;
         self.cwd_len = 0;
         self.overflowed = false;
+        self.wait = Wait::Starting;
         self.state = match self.dialect {
             Dialect::Framed => State::Reading(Body::AwaitingHead),
-            Dialect::Seed(_) => State::Collecting {
-                first_read_done: false,
-            },
+            Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
         };
     }
 
@@ -421,7 +462,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             ),
             Dialect::Seed(format) => self.queue_seed_message(format, &refusal.message),
         };
-        self.refusal = Some(refusal);
+        self.events.push(ServerEvent::Refused(refusal));
         self.finish_request();
         if closes || queued.is_err() {
             self.state = State::Closing;
@@ -559,19 +600,21 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
     }
 
-    fn collect_seed(&mut self, input: &[u8], first_read_done: bool) -> usize {
+    fn collect_seed(&mut self, now: Instant, input: &[u8], collect: Collect) -> usize {
         let room = self.max_command_len() - self.command_len;
         let kept = input.len().min(room);
         self.command[self.command_len..self.command_len + kept].copy_from_slice(&input[..kept]);
         self.command_len += kept;
         self.overflowed |= kept < input.len();
-        let whole_read = !first_read_done && input.len() < SEED_COMMAND_READ;
+        let whole_read = collect == Collect::FirstRead && input.len() < SEED_COMMAND_READ;
         if whole_read || self.overflowed {
             self.seed_command_complete();
         } else {
-            self.state = State::Collecting {
-                first_read_done: true,
+            let since = match collect {
+                Collect::FirstRead => now,
+                Collect::UntilPause { since, .. } => since,
             };
+            self.state = State::Collecting(Collect::UntilPause { since, last: now });
         }
         input.len()
     }
@@ -592,13 +635,13 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             let mut reply = [0u8; 256];
             let n = foreign::encode_reply(ForeignProtocol::Http, "shell", &mut reply);
             let _ = self.outbox.push_bytes(&reply[..n]);
-            self.refusal = Some(
+            self.events.push(ServerEvent::Refused(
                 Refusal::new(
                     ErrorCode::ForeignProtocol,
                     "a raw-text command holds an HTTP request line",
                 )
                 .closing(),
-            );
+            ));
             self.finish_request();
             self.state = State::Closing;
         } else if let Err(e) = command_text(command) {
@@ -606,6 +649,54 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         } else {
             self.state = State::Running;
         }
+    }
+}
+
+impl<'a, const CAP: usize> Session for ShellServerSession<'a, CAP> {
+    type Received<'i> = core::convert::Infallible;
+    type Error = core::convert::Infallible;
+    type Action<'s>
+        = ShellAction<'s>
+    where
+        Self: 's;
+    type Event = ServerEvent<ExitReport>;
+
+    fn handle_input<'i>(
+        &mut self,
+        now: Instant,
+        input: &'i [u8],
+    ) -> Result<(usize, Option<Self::Received<'i>>), Self::Error> {
+        Ok((ShellServerSession::handle_input(self, now, input), None))
+    }
+
+    fn handle_eof(&mut self) -> Result<Option<Self::Received<'static>>, Self::Error> {
+        ShellServerSession::handle_eof(self);
+        Ok(None)
+    }
+
+    fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        ShellServerSession::poll_timeout(self, now)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        ShellServerSession::handle_timeout(self, now);
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        ShellServerSession::poll_transmit(self, out)
+    }
+
+    fn poll_action(&self) -> Option<ShellAction<'_>> {
+        ShellServerSession::poll_action(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        ShellServerSession::poll_event(self)
+    }
+
+    fn is_idle(&self) -> bool {
+        ShellServerSession::is_idle(self)
     }
 }
 
@@ -839,6 +930,9 @@ mod tests {
     extern crate std;
 
     use super::*;
+
+    /// Tests that are not about time all happen at one instant.
+    const NOW: Instant = Instant::ZERO;
     use crate::shell::Termination;
     use std::string::{String, ToString};
     use std::vec::Vec;
@@ -884,8 +978,10 @@ mod tests {
                     sent.extend_from_slice(&out[..n]);
                 }
             }
-            if let Some(r) = session.take_refusal() {
-                seen.push(Seen::Refused(r.code.as_str(), r.closes));
+            while let Some(event) = session.poll_event() {
+                if let ServerEvent::Refused(r) = event {
+                    seen.push(Seen::Refused(r.code.as_str(), r.closes));
+                }
             }
             match session.poll_action() {
                 Some(ShellAction::Run { command }) => {
@@ -899,14 +995,13 @@ mod tests {
                     seen.push(Seen::Closed);
                     return (seen, sent);
                 }
-                Some(ShellAction::AwaitPause) if at == wire.len() => session.handle_pause(),
-                Some(ShellAction::AwaitPause) | None => {
+                None => {
                     if at == wire.len() {
                         session.handle_eof();
                         continue;
                     }
                     let end = (at + step).min(wire.len());
-                    let used = session.handle_input(&wire[at..end]);
+                    let used = session.handle_input(NOW, &wire[at..end]);
                     at += used;
                 }
             }
@@ -960,7 +1055,7 @@ mod tests {
         let mut session =
             ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
         let wire = frame(r#"{"op":"exec","total_size":7}"#, b"echo hi");
-        assert_eq!(session.handle_input(&wire), wire.len());
+        assert_eq!(session.handle_input(NOW, &wire), wire.len());
         session
             .handle_output(OutputStream::Stdout, b"hi\n")
             .unwrap();
@@ -1068,8 +1163,8 @@ mod tests {
         let mut command = [0u8; 64];
         let rules = ShellRules::default();
         let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
-        let used = session.handle_input(wire);
-        if let Some(refusal) = session.take_refusal() {
+        let used = session.handle_input(NOW, wire);
+        if let Some(ServerEvent::Refused(refusal)) = session.poll_event() {
             return Err(refusal.code.as_str());
         }
         assert_eq!(used, wire.len(), "the whole request is taken");
@@ -1151,19 +1246,22 @@ mod tests {
         let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
         let mut out = [0u8; 1024];
         let first = frame(r#"{"op":"exec","cwd":"/srv","total_size":2}"#, b"ls");
-        session.handle_input(&first);
+        session.handle_input(NOW, &first);
         assert_eq!(session.cwd(), Some("/srv"));
         session
             .handle_run_failed(RunFailure::BadCwd, "/srv: no such directory")
             .unwrap();
-        assert_eq!(
-            session.take_refusal().map(|r| r.code),
-            Some(ErrorCode::BadPath)
-        );
+        assert!(matches!(
+            session.poll_event(),
+            Some(ServerEvent::Refused(Refusal {
+                code: ErrorCode::BadPath,
+                ..
+            }))
+        ));
         while session.poll_transmit(&mut out).is_some() {}
         assert_eq!(session.cwd(), None);
         let second = frame(r#"{"op":"exec","total_size":3}"#, b"pwd");
-        session.handle_input(&second);
+        session.handle_input(NOW, &second);
         assert_eq!(
             session.poll_action(),
             Some(ShellAction::Run { command: "pwd" })
@@ -1183,7 +1281,7 @@ mod tests {
         let mut session =
             ShellServerSession::<256>::new(rules, Dialect::Seed(LegacyReply::Size), &mut command);
         assert!(session.is_idle());
-        session.handle_input(b"ls -l");
+        session.handle_input(NOW, b"ls -l");
         assert_eq!(
             session.poll_action(),
             Some(ShellAction::Run { command: "ls -l" })
@@ -1194,17 +1292,102 @@ mod tests {
         assert_eq!(&out[..4], &3i32.to_le_bytes());
         assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Body(3)));
         assert!(session.is_idle());
-        // A read that fills the seed's 1024 bytes goes on until the client pauses.
+        assert_eq!(
+            session.poll_event(),
+            Some(ServerEvent::Completed(DONE)),
+            "the command's end is reported for the log"
+        );
+        // A read that fills the seed's 1024 bytes goes on until the client pauses (200 ms).
+        let ms = Instant::from_millis;
         let long = [b'a'; 1500];
-        session.handle_input(&long[..1024]);
-        assert_eq!(session.poll_action(), Some(ShellAction::AwaitPause));
-        session.handle_input(&long[1024..]);
-        assert_eq!(session.poll_action(), Some(ShellAction::AwaitPause));
-        session.handle_pause();
+        session.handle_input(ms(1_000), &long[..1024]);
+        assert_eq!(session.poll_action(), None);
+        assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(1_200)));
+        session.handle_input(ms(1_150), &long[1024..]);
+        assert_eq!(session.poll_timeout(ms(1_150)), Some(ms(1_350)));
+        session.handle_timeout(ms(1_349));
+        assert_eq!(session.poll_action(), None, "no pause yet");
+        session.handle_timeout(ms(1_350));
         let Some(ShellAction::Run { command }) = session.poll_action() else {
             panic!("the whole command runs")
         };
         assert_eq!(command.len(), 1500);
+        assert_eq!(
+            session.poll_timeout(ms(1_400)),
+            None,
+            "no timer while it runs"
+        );
+    }
+
+    #[test]
+    fn a_seed_client_that_never_pauses_is_cut_off_at_the_idle_timeout() {
+        let rules = ShellRules {
+            max_command_len: 100_000,
+            legacy_reply: Some(LegacyReply::Size),
+            idle_timeout: Duration::from_secs(5),
+            ..ShellRules::default()
+        };
+        let mut command = std::vec![0u8; 100_000];
+        let mut session =
+            ShellServerSession::<256>::new(rules, Dialect::Seed(LegacyReply::Size), &mut command);
+        let ms = Instant::from_millis;
+        session.handle_input(ms(0), &[b' '; 1024]);
+        // A byte every 100 ms, under the pause, for as long as the client likes...
+        let mut at = 0;
+        while session.poll_action().is_none() {
+            at += 100;
+            assert!(at <= 5_000, "the collection ran past the idle timeout");
+            session.handle_timeout(ms(at));
+            session.handle_input(ms(at), b" ");
+        }
+        // ...is collected for the idle timeout, then run as it stands.
+        assert_eq!(at, 5_000);
+        assert!(matches!(
+            session.poll_action(),
+            Some(ShellAction::Run { .. })
+        ));
+    }
+
+    #[test]
+    fn a_request_that_does_not_come_whole_within_the_idle_timeout_is_refused_and_closes() {
+        let rules = ShellRules {
+            idle_timeout: Duration::from_secs(30),
+            ..ShellRules::default()
+        };
+        let ms = Instant::from_millis;
+        let mut command = [0u8; 64];
+        let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
+        // The wait is timed from the first instant the session sees.
+        assert_eq!(session.poll_timeout(ms(500)), Some(ms(30_500)));
+        let request = frame(r#"{"op":"exec","total_size":2}"#, b"ls");
+        // Trickling does not extend it: the whole request is due by then.
+        session.handle_input(ms(29_000), &request[..10]);
+        assert_eq!(session.poll_timeout(ms(29_000)), Some(ms(30_500)));
+        session.handle_timeout(ms(30_499));
+        assert_eq!(session.poll_action(), None);
+        session.handle_timeout(ms(30_500));
+        let Some(ServerEvent::Refused(refusal)) = session.poll_event() else {
+            panic!("the silence is refused")
+        };
+        assert_eq!(
+            (refusal.code, refusal.closes),
+            (ErrorCode::IdleTimeout, true)
+        );
+        assert!(refusal.message.contains("within 30 s"));
+        let mut out = [0u8; 512];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("a framed client is told")
+        };
+        assert!(out[..n].windows(12).any(|w| w == b"idle_timeout"));
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+        // After a request is answered, the next wait starts from the instant after it.
+        let mut command = [0u8; 64];
+        let mut session = ShellServerSession::<1024>::new(rules, Dialect::Framed, &mut command);
+        session.handle_input(ms(0), &request);
+        assert_eq!(session.poll_timeout(ms(10)), None, "no timer while it runs");
+        session.handle_exit(DONE).unwrap();
+        while session.poll_transmit(&mut out).is_some() {}
+        assert_eq!(session.poll_timeout(ms(90_000)), Some(ms(120_000)));
     }
 
     #[test]
@@ -1301,8 +1484,8 @@ mod tests {
         let mut command = [0u8; 64];
         let mut session =
             ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command);
-        session.handle_input(b"\x1d\x00");
-        session.handle_idle_timeout(300);
+        session.handle_input(NOW, b"\x1d\x00");
+        session.handle_timeout(NOW + IDLE_TIMEOUT);
         let mut out = [0u8; 256];
         let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
             panic!("an error frame")
@@ -1314,7 +1497,8 @@ mod tests {
             Dialect::Seed(LegacyReply::Json),
             &mut command,
         );
-        session.handle_idle_timeout(300);
+        session.poll_timeout(NOW);
+        session.handle_timeout(NOW + IDLE_TIMEOUT);
         assert_eq!(session.poll_transmit(&mut out), None);
         assert_eq!(session.poll_action(), Some(ShellAction::Close));
     }

@@ -127,9 +127,6 @@ pub struct Pipe {
     cutter: Cutter,
     read: Vec<u8>,
     at: usize,
-    /// The reader fed its session an empty slice since its last read (a frame without a body
-    /// ends without another byte).
-    pub fed_empty: bool,
     /// The reader saw the end of the stream and told its session.
     pub eof_told: bool,
     /// Bytes written so far.
@@ -150,7 +147,6 @@ impl Pipe {
             cutter: Cutter::new(cuts),
             read: Vec::new(),
             at: 0,
-            fed_empty: false,
             eof_told: false,
             written: 0,
             body_written: 0,
@@ -259,7 +255,6 @@ impl Pipe {
         self.read.clear();
         self.read.extend(self.queue.drain(..n));
         self.at = 0;
-        self.fed_empty = false;
         Read::Data
     }
 

@@ -9,13 +9,18 @@ use embedded_io::{Read, ReadReady, Write};
 use unstick_core::ErrorCode;
 use unstick_core::files::{
     Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession, PartialState,
-    Received, StageKind, Staged, StatFound,
+    StageKind, Staged, StatFound,
 };
-use unstick_core::session::Refusal;
+use unstick_core::session::{Refusal, SessionError};
 
-use crate::link::{Fill, Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::host::{Closed, RequestWork, serve_request};
+use crate::link::{Link, REQUEST_IDLE, WaitForInput};
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
 use crate::{HEADER_CAP, Outcome, flush};
+
+/// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any path
+/// this session can be sent (the core's default room is 4 KiB).
+type Session = FileServerSession<'static, HEADER_CAP, HEADER_CAP>;
 
 /// What the host reads the file data of a `ReadFile` from.
 #[derive(Clone, Copy)]
@@ -40,118 +45,87 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     let rules = FileRules {
         token: None,
         max_file_size: CAPACITY as u64,
+        idle_timeout: REQUEST_IDLE,
     };
-    let mut host = Host {
-        session: FileServerSession::new(rules),
-        head,
-        fed_empty: false,
+    let mut session = Session::new(rules);
+    let mut work = StoreWork {
+        store,
         source: None,
         upload_size,
     };
-    let outcome = host.serve(link, store);
-    store.end_request();
+    let outcome = serve_request(link, &mut session, head, &mut work);
+    work.store.end_request();
     outcome
 }
 
-struct Host<'h> {
-    /// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any
-    /// path this session can be sent (the core's default room is 4 KiB).
-    session: FileServerSession<'static, HEADER_CAP, HEADER_CAP>,
-    /// The request's head, until the session has taken it.
-    head: &'h [u8],
-    /// The session was fed an empty slice since the last bytes (a frame's end needs none).
-    fed_empty: bool,
+/// What the device's file server does for its session: the actions on the store.
+struct StoreWork<'s, 'b> {
+    store: &'s mut Store<'b>,
     source: Option<Source>,
     upload_size: u64,
 }
 
-impl Host<'_> {
-    fn serve<U: Read + ReadReady + Write + WaitForInput>(
-        &mut self,
-        link: &mut Link<'_, U>,
-        store: &mut Store<'_>,
-    ) -> Outcome {
-        loop {
-            flush(link, &[], |out| self.session.poll_transmit(out));
-            let Some(action) = self.session.poll_action() else {
-                if self.session.answered() > 0 && self.session.is_idle() {
-                    return Outcome::Answered;
-                }
-                if !self.feed(link, store) {
-                    return Outcome::Closed;
-                }
-                continue;
-            };
-            match action {
-                FileAction::Close => return Outcome::Closed,
-                // Upload bytes are fed here, as requests are, not in `act`'s frame.
-                FileAction::ReceiveBody => {
-                    if !self.feed(link, store) {
-                        return Outcome::Closed;
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            if self.act(link, store).is_err() {
-                // A result the session does not take is a bug of this host: start over.
-                return Outcome::Closed;
-            }
-        }
-    }
+/// Reports an action's result to the session. A result it does not take is a bug of this
+/// host: the request starts over.
+fn reported(result: Result<(), SessionError>) -> Result<(), Closed> {
+    result.map_err(|_| Closed)
+}
 
-    /// Carries out the session's next action and reports its result. Out of line: the
-    /// refusals and results it builds take room on the stack only while it acts, not while
-    /// the session reads a request.
+impl RequestWork<Session> for StoreWork<'_, '_> {
+    /// Out of line: the refusals and results it builds take room on the stack only while it
+    /// acts, not while the session reads a request.
     #[inline(never)]
     fn act<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
-        store: &mut Store<'_>,
-    ) -> Result<(), unstick_core::session::SessionError> {
-        let Some(action) = self.session.poll_action() else {
+        session: &mut Session,
+    ) -> Result<(), Closed> {
+        let Some(action) = session.poll_action() else {
             return Ok(());
         };
-        match action {
+        let store = &mut *self.store;
+        reported(match action {
             FileAction::Stat { path } => {
                 let found = stat(store, path);
-                self.session.handle_stat(Ok(found))
+                session.handle_stat(Ok(found))
             }
             FileAction::List { path } => {
                 let subdirectory = path.is_some();
-                self.list(link, store, subdirectory)
+                list(link, session, store, subdirectory)
             }
             FileAction::Delete { path } => {
                 let deleted = delete(store, path);
-                self.session.handle_deleted(deleted)
+                session.handle_deleted(deleted)
             }
             FileAction::OpenFile { path } => {
                 let opened = open(store, path);
                 self.source = opened.as_ref().ok().map(|(i, _)| Source::File(*i));
-                self.session.handle_opened(opened.map(|(_, meta)| meta))
+                session.handle_opened(opened.map(|(_, meta)| meta))
             }
-            FileAction::ReadFile { offset, len } => self.read_file(link, store, offset, len),
+            FileAction::ReadFile { offset, len } => {
+                read_file(link, session, store, self.source, offset, len)
+            }
             FileAction::Stage { path, kind } => {
                 let staged = stage(store, path, kind, self.upload_size);
                 if staged.is_ok() {
                     self.source = Some(Source::Staging);
                 }
-                self.session.handle_staged(staged)
+                session.handle_staged(staged)
             }
             FileAction::Truncate { len } => {
                 let cut = store
                     .truncate(usize::try_from(len).unwrap_or(usize::MAX))
-                    .map_err(|e| refusal(e, self.session.path()));
-                self.session.handle_done(cut)
+                    .map_err(|e| refusal(e, session.path()));
+                session.handle_done(cut)
             }
             FileAction::Commit { path } => {
                 let mtime = link.now_ms() / 1000;
                 let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
-                self.session.handle_done(committed)
+                session.handle_done(committed)
             }
             FileAction::KeepPartial => {
                 store.keep();
-                self.session.handle_done(Ok(()))
+                session.handle_done(Ok(()))
             }
             // The store is flat and names are fixed once written: say so rather than pretend.
             FileAction::MakeDir { .. } | FileAction::Rename { .. } => {
@@ -159,114 +133,82 @@ impl Host<'_> {
                     ErrorCode::BadRequest,
                     "this device's store is flat: it supports neither mkdir nor rename",
                 );
-                self.session.handle_done(Err(refusal))
+                session.handle_done(Err(refusal))
             }
-            // Taken by `serve`.
-            FileAction::ReceiveBody | FileAction::Close => Ok(()),
+            FileAction::Close => return Err(Closed),
+        })
+    }
+
+    /// Writes upload bytes to the staging extent.
+    fn take(&mut self, session: &mut Session, chunk: &[u8]) {
+        if let Err(e) = self.store.write(chunk) {
+            let refusal = refusal(e, session.path());
+            let _ = session.handle_write_failed(refusal);
         }
     }
 
-    /// Feeds the session the head, then what the line gives; upload bytes it hands back are
-    /// written to the staging extent. A silence of [`REQUEST_IDLE_MS`] tears the request.
-    /// `false` when the link ended the request (a frame of it was lost, or a new one started);
-    /// an upload it was staging is then kept.
-    fn feed<U: Read + ReadReady + Write + WaitForInput>(
-        &mut self,
-        link: &mut Link<'_, U>,
-        store: &mut Store<'_>,
-    ) -> bool {
-        if !self.head.is_empty() {
-            let (used, received) = self.session.handle_input(self.head);
-            self.head = &self.head[used..];
-            self.fed_empty = false;
-            self.received(store, received);
-            return true;
-        }
-        if link.unread().is_empty() {
-            if !self.fed_empty {
-                self.fed_empty = true;
-                self.session.handle_input(&[]);
-                return true;
-            }
-            match link.fill(Some(REQUEST_IDLE_MS)) {
-                Fill::Bytes => self.fed_empty = false,
-                Fill::Silent => self.session.handle_eof(),
-                Fill::Interrupted => {
-                    // Broken off by the next request's start (or by a lost frame) rather than
-                    // by silence: an upload is kept for a resume all the same, as the session
-                    // keeps a torn one. What it staged came in good frames, in order.
-                    store.keep();
-                    return false;
-                }
-            }
-            return true;
-        }
-        let (used, received) = self.session.handle_input(link.unread());
-        self.received(store, received);
-        link.consume(used);
-        true
+    /// Broken off by the next request's start (or by a lost frame) rather than by silence: an
+    /// upload is kept for a resume all the same, as the session keeps a torn one. What it
+    /// staged came in good frames, in order.
+    fn interrupted(&mut self) {
+        self.store.keep();
     }
 
-    /// Writes the upload bytes the session handed back, if any.
-    fn received(&mut self, store: &mut Store<'_>, received: Received<'_>) {
-        if let Received::Body(chunk) = received
-            && let Err(e) = store.write(chunk)
-        {
-            let refusal = refusal(e, self.session.path());
-            let _ = self.session.handle_write_failed(refusal);
-        }
+    fn is_over(&self, session: &Session) -> bool {
+        session.answered() > 0 && session.is_idle()
     }
+}
 
-    fn list<U: Read + ReadReady + Write + WaitForInput>(
-        &mut self,
-        link: &mut Link<'_, U>,
-        store: &Store<'_>,
-        subdirectory: bool,
-    ) -> Result<(), unstick_core::session::SessionError> {
-        if subdirectory {
-            let refusal = Refusal::new(
-                ErrorCode::NotFound,
-                format_args!(
-                    "{}: no such directory (this device's store is flat)",
-                    self.session.path()
-                ),
-            );
-            return self.session.handle_done(Err(refusal));
-        }
-        for file in store.files() {
-            self.session.handle_entry(&file.name, false, meta(file))?;
-            flush(link, &[], |out| self.session.poll_transmit(out));
-        }
-        self.session.handle_done(Ok(()))
+fn list<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    session: &mut Session,
+    store: &Store<'_>,
+    subdirectory: bool,
+) -> Result<(), SessionError> {
+    if subdirectory {
+        let refusal = Refusal::new(
+            ErrorCode::NotFound,
+            format_args!(
+                "{}: no such directory (this device's store is flat)",
+                session.path()
+            ),
+        );
+        return session.handle_done(Err(refusal));
     }
+    for file in store.files() {
+        session.handle_entry(&file.name, false, meta(file))?;
+        flush(link, &[], |out| session.poll_transmit(out));
+    }
+    session.handle_done(Ok(()))
+}
 
-    fn read_file<U: Read + ReadReady + Write + WaitForInput>(
-        &mut self,
-        link: &mut Link<'_, U>,
-        store: &Store<'_>,
-        offset: u64,
-        len: u64,
-    ) -> Result<(), unstick_core::session::SessionError> {
-        let bytes = match self.source {
-            Some(Source::File(i)) => store.files().nth(i).map(|f| store.contents(f)),
-            Some(Source::Staging) => Some(store.staged_bytes()),
-            None => None,
-        };
-        let range = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(len).ok())
-            .and_then(|(start, len)| Some(start..start.checked_add(len)?));
-        let Some(chunk) = bytes.zip(range).and_then(|(bytes, range)| bytes.get(range)) else {
-            let refusal = Refusal::new(
-                ErrorCode::StorageError,
-                format_args!("{}: the stored data ended early", self.session.path()),
-            );
-            return self.session.handle_read_failed(refusal);
-        };
-        self.session.handle_file_data(chunk)?;
-        flush(link, chunk, |out| self.session.poll_transmit(out));
-        Ok(())
-    }
+fn read_file<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    session: &mut Session,
+    store: &Store<'_>,
+    source: Option<Source>,
+    offset: u64,
+    len: u64,
+) -> Result<(), SessionError> {
+    let bytes = match source {
+        Some(Source::File(i)) => store.files().nth(i).map(|f| store.contents(f)),
+        Some(Source::Staging) => Some(store.staged_bytes()),
+        None => None,
+    };
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(start, len)| Some(start..start.checked_add(len)?));
+    let Some(chunk) = bytes.zip(range).and_then(|(bytes, range)| bytes.get(range)) else {
+        let refusal = Refusal::new(
+            ErrorCode::StorageError,
+            format_args!("{}: the stored data ended early", session.path()),
+        );
+        return session.handle_read_failed(refusal);
+    };
+    session.handle_file_data(chunk)?;
+    flush(link, chunk, |out| session.poll_transmit(out));
+    Ok(())
 }
 
 fn meta(file: &crate::store::File) -> EntryMeta {

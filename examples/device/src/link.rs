@@ -15,15 +15,19 @@
 //! ([`Link::flush`]). The reply's first frame is a start frame that echoes the number of the
 //! request's.
 
+use core::time::Duration;
+
 use embedded_io::{Read, ReadReady, Write};
 use unstick_core::serial_link::{
     Accept, LinkEvent, LinkFrameReader, LinkSender, MAX_ENCODED, MAX_FRAME, MTU, Notice,
     NoticeReason, RequestReceiver, encode_frame,
 };
+use unstick_core::time::Instant;
 
 /// Longest silence inside a request before it counts as torn (the client went away, or the
-/// request's last frame was lost).
-pub const REQUEST_IDLE_MS: u32 = 300;
+/// request's last frame was lost): the sessions' idle timeout, and the wait for a request's
+/// head before it goes to one.
+pub const REQUEST_IDLE: Duration = Duration::from_millis(300);
 
 /// Polls of the line before a wait for input goes to sleep.
 const SPIN_POLLS: u32 = 2_000;
@@ -103,6 +107,8 @@ pub struct Link<'b, U> {
     sender: LinkSender,
     counts: LinkCounts,
     now_ms: fn() -> u32,
+    /// The clock's time at the last reading, widened past the 32-bit tick's wrap.
+    clock: (u32, u64),
 }
 
 impl<'b, U: Read + ReadReady + Write + WaitForInput> Link<'b, U> {
@@ -121,7 +127,29 @@ impl<'b, U: Read + ReadReady + Write + WaitForInput> Link<'b, U> {
             sender: LinkSender::new(0),
             counts: LinkCounts::default(),
             now_ms,
+            clock: (0, 0),
         }
+    }
+
+    /// The clock's time as the sessions take it. Read often enough (every request reads it),
+    /// the 32-bit tick's wrap every 49 days does not set it back.
+    pub fn now(&mut self) -> Instant {
+        let tick = (self.now_ms)();
+        let (last, wide) = self.clock;
+        let wide = wide + u64::from(tick.wrapping_sub(last));
+        self.clock = (tick, wide);
+        Instant::from_millis(wide)
+    }
+
+    /// As [`fill`](Self::fill), waiting for the next frame no later than `deadline` (a
+    /// session's), or for as long as it takes without one.
+    pub fn fill_until(&mut self, deadline: Option<Instant>) -> Fill {
+        let now = self.now();
+        let wait = deadline.map(|at| {
+            let left = at.saturating_duration_since(now).as_millis();
+            u32::try_from(left).unwrap_or(u32::MAX)
+        });
+        self.fill(wait)
     }
 
     /// The clock's time, in milliseconds.

@@ -21,6 +21,7 @@
 
 mod clock;
 mod files;
+mod host;
 mod link;
 mod shell;
 mod stack;
@@ -33,7 +34,7 @@ use unstick_core::serial_link::{LinkFrameReader, MAX_ENCODED, MAX_FRAME, MTU};
 use unstick_core::session::{BoundedText, Transmit};
 use unstick_core::{Event, FrameDecoder, Profile};
 
-use crate::link::{Fill, Link, LinkBuffers, REQUEST_IDLE_MS, WaitForInput};
+use crate::link::{Fill, Link, LinkBuffers, REQUEST_IDLE, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 
@@ -106,7 +107,8 @@ fn read_head<U: Read + ReadReady + Write + WaitForInput>(
     let mut len = 0;
     let mut want = 4;
     while len < want {
-        if !matches!(link.fill(Some(REQUEST_IDLE_MS)), Fill::Bytes) {
+        let deadline = link.now() + REQUEST_IDLE;
+        if !matches!(link.fill_until(Some(deadline)), Fill::Bytes) {
             return None;
         }
         let take = link.unread().len().min(want - len);

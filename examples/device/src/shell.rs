@@ -19,10 +19,12 @@ use core::fmt::Write as _;
 
 use embedded_io::{Read, ReadReady, Write};
 use unstick_core::shell::{
-    Dialect, ExitReport, OutputStream, ShellAction, ShellRules, ShellServerSession, Termination,
+    Dialect, ExitReport, OutputStream, SEED_PAUSE, ShellAction, ShellRules, ShellServerSession,
+    Termination,
 };
 
-use crate::link::{Fill, Link, LinkCounts, REQUEST_IDLE_MS, WaitForInput};
+use crate::host::{Closed, RequestWork, serve_request};
+use crate::link::{Link, LinkCounts, REQUEST_IDLE, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::{HEADER_CAP, Outcome, flush};
 
@@ -32,6 +34,9 @@ pub const MAX_COMMAND: usize = 256;
 /// A line of output, formatted before it is sent.
 type Line = heapless::String<160>;
 
+/// The session as this host serves it.
+type Session<'c> = ShellServerSession<'c, HEADER_CAP>;
+
 /// Serves the `exec` request whose head (prefix and header) is `head`. Out of line, so that
 /// the session's room on the stack is taken only while it serves (never together with the
 /// file server's).
@@ -39,70 +44,59 @@ type Line = heapless::String<160>;
 pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     store: &Store<'_>,
-    mut head: &[u8],
+    head: &[u8],
 ) -> Outcome {
     let mut command_buf = [0u8; MAX_COMMAND];
     let rules = ShellRules {
         token: None,
         max_command_len: MAX_COMMAND,
         legacy_reply: None,
+        idle_timeout: REQUEST_IDLE,
+        seed_pause: SEED_PAUSE,
     };
-    let mut session =
-        ShellServerSession::<HEADER_CAP>::new(rules, Dialect::Framed, &mut command_buf);
-    let mut fed_empty = false;
-    loop {
-        flush(link, &[], |out| session.poll_transmit(out));
-        match session.poll_action() {
-            Some(ShellAction::Run { command }) => {
-                let mut text = [0u8; MAX_COMMAND];
-                let len = command.len();
-                text[..len].copy_from_slice(command.as_bytes());
-                let command = core::str::from_utf8(&text[..len]).unwrap_or("");
-                let counts = link.counts();
-                let status = run(
-                    command,
-                    store,
-                    link.now_ms(),
-                    counts,
-                    &mut |stream, bytes| {
-                        if session.handle_output(stream, bytes).is_ok() {
-                            flush(link, bytes, |out| session.poll_transmit(out));
-                        }
-                    },
-                );
-                let report = ExitReport {
-                    termination: Termination::Exited(status),
-                    truncated: false,
-                    timed_out: false,
-                };
-                if session.handle_exit(report).is_err() {
-                    return Outcome::Closed;
-                }
+    let mut session = Session::new(rules, Dialect::Framed, &mut command_buf);
+    serve_request(link, &mut session, head, &mut Builtins { store })
+}
+
+/// What the device's shell does for its session: runs a built-in.
+struct Builtins<'s, 'b> {
+    store: &'s Store<'b>,
+}
+
+impl<'c> RequestWork<Session<'c>> for Builtins<'_, '_> {
+    fn act<U: Read + ReadReady + Write + WaitForInput>(
+        &mut self,
+        link: &mut Link<'_, U>,
+        session: &mut Session<'c>,
+    ) -> Result<(), Closed> {
+        let Some(ShellAction::Run { command }) = session.poll_action() else {
+            return Err(Closed);
+        };
+        let mut text = [0u8; MAX_COMMAND];
+        let len = command.len();
+        text[..len].copy_from_slice(command.as_bytes());
+        let command = core::str::from_utf8(&text[..len]).unwrap_or("");
+        let counts = link.counts();
+        let now_ms = link.now_ms();
+        let status = run(command, self.store, now_ms, counts, &mut |stream, bytes| {
+            if session.handle_output(stream, bytes).is_ok() {
+                flush(link, bytes, |out| session.poll_transmit(out));
             }
-            Some(ShellAction::AwaitPause) => session.handle_pause(),
-            Some(ShellAction::Close) => return Outcome::Closed,
-            None if session.answered() > 0 && session.is_idle() => return Outcome::Answered,
-            None if !head.is_empty() => {
-                let used = session.handle_input(head);
-                head = &head[used..];
-                fed_empty = false;
-            }
-            None if !link.unread().is_empty() => {
-                let used = session.handle_input(link.unread());
-                link.consume(used);
-                fed_empty = false;
-            }
-            None if !fed_empty => {
-                // A frame without a body ends without another byte.
-                fed_empty = true;
-                session.handle_input(&[]);
-            }
-            None => match link.fill(Some(REQUEST_IDLE_MS)) {
-                Fill::Bytes => fed_empty = false,
-                Fill::Silent => session.handle_eof(),
-                Fill::Interrupted => return Outcome::Closed,
-            },
-        }
+        });
+        let report = ExitReport {
+            termination: Termination::Exited(status),
+            truncated: false,
+            timed_out: false,
+        };
+        session.handle_exit(report).map_err(|_| Closed)
+    }
+
+    fn take(&mut self, _: &mut Session<'c>, nothing: core::convert::Infallible) {
+        match nothing {}
+    }
+
+    fn is_over(&self, session: &Session<'c>) -> bool {
+        session.answered() > 0 && session.is_idle()
     }
 }
 

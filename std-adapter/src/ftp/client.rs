@@ -26,6 +26,7 @@ use super::local::{
 use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
+use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
 use crate::tls::{ClientTls, TlsConnectError};
@@ -233,10 +234,8 @@ pub struct FileClient {
     session: Box<Session>,
     /// Local file reads.
     buf: Vec<u8>,
-    /// Bytes read from the server; `rx[rx_start..rx_end]` are not fed to the session yet.
-    rx: Vec<u8>,
-    rx_start: usize,
-    rx_end: usize,
+    /// Bytes read from the server and not yet fed to the session.
+    inbox: Inbox,
 }
 
 impl fmt::Debug for FileClient {
@@ -272,6 +271,10 @@ fn protocol_failed(e: FileProtocolError, download: Option<&Path>) -> ClientError
     match e {
         FileProtocolError::Closed | FileProtocolError::Truncated { .. } => {
             ClientError::Connection(io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()))
+        }
+        // Worded with the option that sets the limit.
+        FileProtocolError::TimedOut { .. } => {
+            ClientError::Connection(io::Error::new(io::ErrorKind::TimedOut, e.to_string()))
         }
         FileProtocolError::DigestMismatch {
             op: FileOp::Done, ..
@@ -419,11 +422,9 @@ impl FileClient {
         let size = options.buffer_size.max(64 * 1024);
         Ok(FileClient {
             stream,
-            session: Box::default(),
+            session: Box::new(Session::new().with_reply_timeout(Some(options.timeout))),
             buf: vec![0u8; size],
-            rx: vec![0u8; size],
-            rx_start: 0,
-            rx_end: 0,
+            inbox: Inbox::new(size, &[]),
             options,
         })
     }
@@ -446,47 +447,23 @@ impl FileClient {
         download: Option<&Path>,
         mut on_event: impl FnMut(ClientEvent<'_>) -> Result<Option<T>, ClientError>,
     ) -> Result<T, ClientError> {
-        loop {
-            let input = &self.rx[self.rx_start..self.rx_end];
-            let (used, event) = self
-                .session
-                .handle_input(input)
-                .map_err(|e| protocol_failed(e, download))?;
-            self.rx_start += used;
-            if let Some(event) = event {
-                if let ClientEvent::Refused(refusal) = event {
-                    return Err(ClientError::Server {
-                        code: refusal.code.as_str().to_owned(),
-                        message: refusal.message.as_str().to_owned(),
-                    });
-                }
-                if let Some(done) = on_event(event)? {
-                    return Ok(done);
-                }
-                continue;
-            }
-            self.rx_start = 0;
-            self.rx_end = 0;
-            let n = loop {
-                match self.stream.read(&mut self.rx) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(ClientError::Connection(e)),
-                    Ok(n) => break n,
-                }
-            };
-            if n == 0 {
-                let closed = self
-                    .session
-                    .handle_eof()
-                    .map_err(|e| protocol_failed(e, download))?;
-                return match closed {
-                    Some(event) => on_event(event)?
-                        .ok_or_else(|| protocol_failed(FileProtocolError::Closed, download)),
-                    None => Err(protocol_failed(FileProtocolError::Closed, download)),
-                };
-            }
-            self.rx_end = n;
-        }
+        await_reply(
+            &mut *self.session,
+            &mut self.stream,
+            &mut self.inbox,
+            |_, event| match event {
+                ClientEvent::Refused(refusal) => Err(ClientError::Server {
+                    code: refusal.code.as_str().to_owned(),
+                    message: refusal.message.as_str().to_owned(),
+                }),
+                event => on_event(event),
+            },
+            |failure| match failure {
+                ReplyFailure::Session(e) => protocol_failed(e, download),
+                ReplyFailure::Closed => protocol_failed(FileProtocolError::Closed, download),
+                ReplyFailure::Io(e) => ClientError::Connection(e),
+            },
+        )
     }
 
     /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same

@@ -60,6 +60,7 @@ impl FileServerConfig {
         FileRules {
             token: self.token.as_deref(),
             max_file_size: self.max_file_size,
+            idle_timeout: self.lobby.idle_timeout,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Serving one request of a file-protocol connection: the core's [`FileServerSession`] decides
-//! what is valid, what is answered and what to do; this host carries it out on the root
-//! directory and the socket.
+//! what is valid, what is answered, what to do and when a client has been silent too long; the
+//! shared host loop ([`serve_request`]) moves the bytes; this work carries out the actions on
+//! the root directory.
 
 // Results carry the core's `Refusal` inline, as the session takes them.
 #![allow(clippy::result_large_err)]
@@ -11,10 +12,9 @@ use std::net::SocketAddr;
 
 use unstick_core::files::path::MAX_PATH_LEN;
 use unstick_core::files::{
-    Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
-    StatFound,
+    Completed, Deleted, EntryKind, FileAction, FileServerSession, StageKind, Staged, StatFound,
 };
-use unstick_core::session::{PeerText, Refusal};
+use unstick_core::session::{PeerText, Refusal, ServerEvent, SessionError};
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
 use super::config::FileServerConfig;
@@ -22,57 +22,48 @@ use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
 use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
-use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
-use crate::transmit::send_transmits;
+use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
+use crate::server::{ClientKind, ClientSocket, Connection, HEADER_CAP, Handback, log_refusal};
 
 /// Room for a request's paths: a rename carries two, each up to [`MAX_PATH_LEN`] bytes.
 const SESSION_PATH: usize = 2 * MAX_PATH_LEN;
 
-/// Room for the frame heads the session writes; any head fits.
-const TRANSMIT_BUFFER: usize = 4096;
+/// The session as this host serves it.
+type Session<'s> = FileServerSession<'s, HEADER_CAP, SESSION_PATH>;
 
 /// Serves the request at the start of `conn.received` and hands the connection back with what
 /// the client sent beyond it.
-pub(super) fn serve_request(
+pub(super) fn serve_file_request(
     config: &FileServerConfig,
     root: &Dir,
     mut conn: Connection<ClientKind>,
 ) -> Handback<ClientKind> {
-    let idle = Some(config.lobby.idle_timeout);
-    let socket = conn.stream.tcp();
-    if socket
-        .set_read_timeout(idle)
-        .and_then(|()| socket.set_write_timeout(idle))
+    // A client that stops reading a download is dropped after the idle timeout.
+    if conn
+        .stream
+        .tcp()
+        .set_write_timeout(Some(config.lobby.idle_timeout))
         .is_err()
     {
         return Handback::Close(conn);
     }
-    let rules = config.rules();
     let buffer = config.buffer_size.max(64 * 1024);
-    let received = std::mem::take(&mut conn.received);
-    let mut host = RequestHost {
+    let mut session = Session::new(config.rules()).with_name_rules(SERVER_NAME_RULES);
+    let mut inbox = Inbox::new(buffer, &conn.received);
+    let mut work = FileWork {
         config,
         root,
         peer: conn.peer,
-        session: FileServerSession::new(rules).with_name_rules(SERVER_NAME_RULES),
-        stream: RequestStream::new(received, &mut conn.stream, None),
-        read_buf: vec![0u8; buffer],
-        unread: 0..0,
-        fed_empty: false,
-        transmit_buf: vec![0u8; TRANSMIT_BUFFER],
         file_buf: Vec::new(),
         open: None,
         staging: None,
         answered: 0,
         token_refused: false,
     };
-    let close = host.serve().is_err();
-    let mut rest = host.read_buf[host.unread.clone()].to_vec();
-    rest.extend_from_slice(host.stream.unread());
-    let token_refused = host.token_refused;
-    drop(host);
-    conn.received = rest;
-    conn.token_refused = token_refused;
+    let mut out = Outlet::new(&mut conn.stream);
+    let close = serve_request(&mut session, &mut out, &mut inbox, &mut work).is_err();
+    conn.received = inbox.unread().to_vec();
+    conn.token_refused = work.token_refused;
     conn.requests += 1;
     if close {
         Handback::Close(conn)
@@ -81,21 +72,11 @@ pub(super) fn serve_request(
     }
 }
 
-/// The connection is to be closed.
-struct Closed;
-
-struct RequestHost<'s> {
+/// What the file server does for its session: the actions on the root directory.
+struct FileWork<'s> {
     config: &'s FileServerConfig,
     root: &'s Dir,
     peer: SocketAddr,
-    session: FileServerSession<'s, HEADER_CAP, SESSION_PATH>,
-    stream: RequestStream<'s>,
-    read_buf: Vec<u8>,
-    /// Bytes of `read_buf` read but not yet taken by the session.
-    unread: std::ops::Range<usize>,
-    /// The session was fed an empty slice since the last read (a frame's end needs no bytes).
-    fed_empty: bool,
-    transmit_buf: Vec<u8>,
     /// File data on its way to the client, allocated on first use.
     file_buf: Vec<u8>,
     /// The file being downloaded.
@@ -107,160 +88,124 @@ struct RequestHost<'s> {
     token_refused: bool,
 }
 
-impl RequestHost<'_> {
-    fn serve(&mut self) -> Result<(), Closed> {
-        loop {
-            self.flush(&[])?;
-            let action = self.session.poll_action();
-            let Some(action) = action else {
-                if self.session.answered() > 0 && self.session.is_idle() {
-                    return Ok(());
-                }
-                self.read_more()?;
-                continue;
-            };
-            match action {
-                FileAction::Stat { path } => {
-                    let found = self.stat(&remote(path)?);
-                    self.done(|s| s.handle_stat(found))?;
-                }
-                FileAction::List { path } => {
-                    let path = path.map(remote).transpose()?;
-                    self.list(path.as_ref())?;
-                }
-                FileAction::Delete { path } => {
-                    let deleted = self.delete(&remote(path)?);
-                    self.done(|s| s.handle_deleted(deleted))?;
-                }
-                FileAction::OpenFile { path } => {
-                    let opened = self.open_file(&remote(path)?);
-                    self.done(|s| s.handle_opened(opened))?;
-                }
-                FileAction::ReadFile { offset, len } => self.read_file(offset, len)?,
-                FileAction::Stage { path, kind } => {
-                    let staged = self.stage(&remote(path)?, kind);
-                    self.done(|s| s.handle_staged(staged))?;
-                }
-                FileAction::Truncate { len } => {
-                    let cut = match self.staging.as_mut() {
-                        Some(staging) => staging.truncate(len),
-                        None => Err(io::Error::other("no upload is staged")),
-                    };
-                    let what = self.session.path().to_owned();
-                    let cut = cut.map_err(|e| storage_refusal(&e, &what));
-                    self.done(|s| s.handle_done(cut))?;
-                }
-                FileAction::ReceiveBody => self.read_more()?,
-                FileAction::Commit { path } => {
-                    let path = remote(path)?;
-                    let committed = match self.staging.take() {
-                        Some(staging) => staging.commit(path.file_name()),
-                        None => Err(io::Error::other("no upload is staged")),
-                    };
-                    let committed = committed.map_err(|e| storage_refusal(&e, path.as_str()));
-                    self.done(|s| s.handle_done(committed))?;
-                }
-                FileAction::KeepPartial => {
-                    if let Some(staging) = self.staging.as_mut() {
-                        staging.keep_for_resume();
-                    }
-                    self.done(|s| s.handle_done(Ok(())))?;
-                }
-                FileAction::MakeDir { path, parents } => {
-                    let made = self.make_dir(&remote(path)?, parents);
-                    self.done(|s| s.handle_done(made))?;
-                }
-                FileAction::Rename { from, to } => {
-                    let renamed = self.rename(&remote(from)?, &remote(to)?);
-                    self.done(|s| s.handle_done(renamed))?;
-                }
-                FileAction::Close => return Err(Closed),
-            }
-        }
-    }
+/// Reports an action's result to the session. A result it does not take is a bug here,
+/// answered by closing the connection.
+fn reported(result: Result<(), SessionError>) -> Result<(), Closed> {
+    result.map_err(|_| Closed)
+}
 
-    /// Reports an action's result to the session. A result it does not take is a bug here,
-    /// answered by closing the connection.
-    fn done(
+impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
+    fn act(
         &mut self,
-        report: impl FnOnce(
-            &mut FileServerSession<'_, HEADER_CAP, SESSION_PATH>,
-        ) -> Result<(), unstick_core::session::SessionError>,
+        out: &mut Outlet<'_, ClientSocket>,
+        session: &mut Session<'s>,
     ) -> Result<(), Closed> {
-        report(&mut self.session).map_err(|_| Closed)
-    }
-
-    /// Sends what the session has queued (`body` is the chunk the last call handed over), logs
-    /// what it refused or completed, and lets go of the files of a request that ended.
-    fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
-        // A request answered lets go of its files before the answer leaves: a failed upload's
-        // staging file is gone (or kept for a resume) by the time the client reads why.
-        if self.session.answered() != self.answered {
-            self.answered = self.session.answered();
-            self.staging = None;
-            self.open = None;
-        }
-        let session = &mut self.session;
-        let sent = send_transmits(&mut self.stream, &mut self.transmit_buf, body, |buf| {
-            session.poll_transmit(buf)
-        });
-        if let Some(refusal) = self.session.take_refusal() {
-            log_refusal("ftp", self.peer, &refusal);
-            self.token_refused |= refusal.code == ErrorCode::Unauthorized;
-        }
-        if let Some(completed) = self.session.take_completed() {
-            log_completed(
-                self.peer,
-                self.session.path(),
-                self.session.rename_to(),
-                completed,
-            );
-        }
-        sent.map_err(|_| Closed)
-    }
-
-    /// Feeds the session what was read and not taken yet, or reads more. Upload bytes it hands
-    /// back are written to the staging file.
-    fn read_more(&mut self) -> Result<(), Closed> {
-        if self.unread.is_empty() {
-            if !self.fed_empty {
-                // A frame without a body ends without another byte.
-                self.fed_empty = true;
-                self.session.handle_input(&[]);
-                return Ok(());
-            }
-            match self.stream.read(&mut self.read_buf) {
-                Ok(0) => self.session.handle_eof(),
-                Ok(n) => {
-                    self.unread = 0..n;
-                    self.fed_empty = false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // A timeout or a broken connection: a torn upload is kept for resume.
-                Err(_) => self.session.handle_eof(),
-            }
+        let Some(action) = session.poll_action() else {
             return Ok(());
-        }
-        let (used, received) = self
-            .session
-            .handle_input(&self.read_buf[self.unread.clone()]);
-        self.unread.start += used;
-        if let Received::Body(chunk) = received {
-            let written = match self.staging.as_mut() {
-                Some(staging) => staging.file.write_all(chunk),
-                None => Err(io::Error::other("no upload is staged")),
-            };
-            if let Err(e) = written {
-                let refusal = storage_refusal(&e, self.session.path());
-                self.session
-                    .handle_write_failed(refusal)
-                    .map_err(|_| Closed)?;
+        };
+        match action {
+            FileAction::Stat { path } => {
+                let found = self.stat(&remote(path)?);
+                reported(session.handle_stat(found))
             }
+            FileAction::List { path } => {
+                let path = path.map(remote).transpose()?;
+                self.list(out, session, path.as_ref())
+            }
+            FileAction::Delete { path } => {
+                let deleted = self.delete(&remote(path)?);
+                reported(session.handle_deleted(deleted))
+            }
+            FileAction::OpenFile { path } => {
+                let opened = self.open_file(&remote(path)?);
+                reported(session.handle_opened(opened))
+            }
+            FileAction::ReadFile { offset, len } => self.read_file(out, session, offset, len),
+            FileAction::Stage { path, kind } => {
+                let staged = self.stage(&remote(path)?, kind);
+                reported(session.handle_staged(staged))
+            }
+            FileAction::Truncate { len } => {
+                let cut = match self.staging.as_mut() {
+                    Some(staging) => staging.truncate(len),
+                    None => Err(io::Error::other("no upload is staged")),
+                };
+                let cut = cut.map_err(|e| storage_refusal(&e, session.path()));
+                reported(session.handle_done(cut))
+            }
+            FileAction::Commit { path } => {
+                let path = remote(path)?;
+                let committed = match self.staging.take() {
+                    Some(staging) => staging.commit(path.file_name()),
+                    None => Err(io::Error::other("no upload is staged")),
+                };
+                let committed = committed.map_err(|e| storage_refusal(&e, path.as_str()));
+                reported(session.handle_done(committed))
+            }
+            FileAction::KeepPartial => {
+                if let Some(staging) = self.staging.as_mut() {
+                    staging.keep_for_resume();
+                }
+                reported(session.handle_done(Ok(())))
+            }
+            FileAction::MakeDir { path, parents } => {
+                let made = self.make_dir(&remote(path)?, parents);
+                reported(session.handle_done(made))
+            }
+            FileAction::Rename { from, to } => {
+                let renamed = self.rename(&remote(from)?, &remote(to)?);
+                reported(session.handle_done(renamed))
+            }
+            FileAction::Close => Err(Closed),
+        }
+    }
+
+    /// Writes upload bytes to the staging file.
+    fn take(&mut self, session: &mut Session<'s>, chunk: &[u8]) -> Result<(), Closed> {
+        let written = match self.staging.as_mut() {
+            Some(staging) => staging.file.write_all(chunk),
+            None => Err(io::Error::other("no upload is staged")),
+        };
+        if let Err(e) = written {
+            let refusal = storage_refusal(&e, session.path());
+            reported(session.handle_write_failed(refusal))?;
         }
         Ok(())
     }
 
-    fn read_file(&mut self, offset: u64, len: u64) -> Result<(), Closed> {
+    /// Logs what the session refused or completed, and lets go of the files of a request that
+    /// ended: before its answer leaves, so that a failed upload's staging file is gone (or kept
+    /// for a resume) by the time the client reads why.
+    fn record(&mut self, session: &Session<'s>, event: ServerEvent<Completed>) {
+        if session.answered() != self.answered {
+            self.answered = session.answered();
+            self.staging = None;
+            self.open = None;
+        }
+        match event {
+            ServerEvent::Refused(refusal) => {
+                log_refusal("ftp", self.peer, &refusal);
+                self.token_refused |= refusal.code == ErrorCode::Unauthorized;
+            }
+            ServerEvent::Completed(completed) => {
+                log_completed(self.peer, session.path(), session.rename_to(), completed);
+            }
+        }
+    }
+
+    fn is_over(&self, session: &Session<'s>) -> bool {
+        session.answered() > 0 && session.is_idle()
+    }
+}
+
+impl FileWork<'_> {
+    fn read_file(
+        &mut self,
+        out: &mut Outlet<'_, ClientSocket>,
+        session: &mut Session<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Closed> {
         let buffer = self.config.buffer_size.max(64 * 1024);
         if self.file_buf.len() < buffer {
             self.file_buf.resize(buffer, 0);
@@ -280,29 +225,59 @@ impl RequestHost<'_> {
         };
         match read {
             Ok(n) if n > 0 => {
-                self.session
-                    .handle_file_data(&self.file_buf[..n])
-                    .map_err(|_| Closed)?;
-                let chunk = std::mem::take(&mut self.file_buf);
-                let sent = self.flush(&chunk[..n]);
-                self.file_buf = chunk;
-                sent
+                let chunk = &self.file_buf[..n];
+                reported(session.handle_file_data(chunk))?;
+                out.send(session, chunk).map_err(|_| Closed)
             }
             Ok(_) => {
                 let refusal = Refusal::new(
                     ErrorCode::StorageError,
                     format_args!(
                         "{}: the file became shorter while it was read",
-                        PeerText::new(self.session.path())
+                        PeerText::new(session.path())
                     ),
                 );
-                self.done(|s| s.handle_read_failed(refusal))
+                reported(session.handle_read_failed(refusal))
             }
             Err(e) => {
-                let refusal = storage_refusal(&e, self.session.path());
-                self.done(|s| s.handle_read_failed(refusal))
+                let refusal = storage_refusal(&e, session.path());
+                reported(session.handle_read_failed(refusal))
             }
         }
+    }
+
+    fn list(
+        &mut self,
+        out: &mut Outlet<'_, ClientSocket>,
+        session: &mut Session<'_>,
+        path: Option<&RemotePath>,
+    ) -> Result<(), Closed> {
+        let text = path.map_or("", RemotePath::as_str).to_owned();
+        let dir = match self.root.walk_to_dir(path) {
+            Ok(dir) => dir,
+            Err(e) => {
+                let refusal = storage_refusal(&e, &text);
+                return reported(session.handle_done(Err(refusal)));
+            }
+        };
+        let mut send_failed = false;
+        let listed = dir.for_each_entry(|name, meta| {
+            let (name, escaped) = name_text(name);
+            let sent = session
+                .handle_entry(&name, escaped, meta)
+                .map_err(io::Error::other)
+                .and_then(|()| out.send(session, &[]));
+            if sent.is_err() {
+                send_failed = true;
+                return Err(io::Error::other("client went away"));
+            }
+            Ok(())
+        });
+        if send_failed {
+            return Err(Closed);
+        }
+        let listed = listed.map_err(|e| storage_refusal(&e, &text));
+        reported(session.handle_done(listed))
     }
 
     fn stat(&self, path: &RemotePath) -> Result<StatFound, Refusal> {
@@ -328,36 +303,6 @@ impl RequestHost<'_> {
             }),
             Err(e) => Err(storage_refusal(&e, path.as_str())),
         }
-    }
-
-    fn list(&mut self, path: Option<&RemotePath>) -> Result<(), Closed> {
-        let text = path.map_or("", RemotePath::as_str).to_owned();
-        let dir = match self.root.walk_to_dir(path) {
-            Ok(dir) => dir,
-            Err(e) => {
-                let refusal = storage_refusal(&e, &text);
-                return self.done(|s| s.handle_done(Err(refusal)));
-            }
-        };
-        let mut send_failed = false;
-        let listed = dir.for_each_entry(|name, meta| {
-            let (name, escaped) = name_text(name);
-            let sent = self
-                .session
-                .handle_entry(&name, escaped, meta)
-                .map_err(|_| Closed)
-                .and_then(|()| self.flush(&[]));
-            if sent.is_err() {
-                send_failed = true;
-                return Err(io::Error::other("client went away"));
-            }
-            Ok(())
-        });
-        if send_failed {
-            return Err(Closed);
-        }
-        let listed = listed.map_err(|e| storage_refusal(&e, &text));
-        self.done(|s| s.handle_done(listed))
     }
 
     fn delete(&self, path: &RemotePath) -> Result<Deleted, Refusal> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use unstick_core::session::TOKEN_CAP;
 
 use super::config::FileServerConfig;
-use super::request::serve_request;
+use super::request::serve_file_request;
 use super::sweeper::Sweeper;
 use super::tree::{Dir, SweepReport, SweepRules};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
@@ -153,7 +153,7 @@ impl Service for FileServer {
     }
 
     fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
-        serve_request(&self.config, &self.root, conn)
+        serve_file_request(&self.config, &self.root, conn)
     }
 
     fn refusal_reply(&self, _client: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {

@@ -385,6 +385,19 @@ fn serial_readable_now(port: &SerialPortNative) -> bool {
     port.bytes_to_read().is_ok_and(|waiting| waiting > 0)
 }
 
+impl crate::host::TimedRead for Link {
+    /// Waits at most `limit`; without one, as long as it takes on TCP and TLS, and
+    /// [`SERIAL_REPLY_LIMIT`] for the next reply bytes from a UART.
+    fn read_within(&mut self, buf: &mut [u8], limit: Option<Duration>) -> io::Result<usize> {
+        match &mut self.kind {
+            Kind::Tcp(stream) => stream.set_read_timeout(limit)?,
+            Kind::Tls(stream) => stream.sock.get_ref().set_read_timeout(limit)?,
+            Kind::Serial(framed) => framed.timeout = limit.unwrap_or(SERIAL_REPLY_LIMIT),
+        }
+        self.read(buf)
+    }
+}
+
 impl Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.kind {

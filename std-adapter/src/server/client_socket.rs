@@ -55,6 +55,17 @@ impl ClientSocket {
     }
 }
 
+impl crate::host::TimedRead for ClientSocket {
+    fn read_within(
+        &mut self,
+        buf: &mut [u8],
+        limit: Option<std::time::Duration>,
+    ) -> io::Result<usize> {
+        self.tcp().set_read_timeout(limit)?;
+        self.read(buf)
+    }
+}
+
 impl Read for ClientSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -19,7 +19,7 @@ pub use penalties::{Penalties, PenaltyRules};
 pub use shutdown::Shutdown;
 pub use token::{TokenWeakness, generate_token, token_weakness};
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,8 @@ use unstick_core::{ErrorFrame, WriteError};
 /// How long a server waits for more of a connection's first bytes that could still grow into
 /// something else (another protocol's opening, a short seed command such as `ls`) before
 /// judging them as they are.
-pub const GREETING_PAUSE: Duration = Duration::from_millis(200);
+/// The same pause as ends a long seed command ([`SEED_PAUSE`](unstick_core::shell::SEED_PAUSE)).
+pub const GREETING_PAUSE: Duration = unstick_core::shell::SEED_PAUSE;
 
 /// What a server knows of a client between its requests: what its first bytes said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,101 +190,6 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 }
 
 pub use unstick_core::session::token_matches;
-
-/// A request's stream: its input is the bytes the lobby already received from the client, then
-/// the client's socket; its output goes to the socket. Reads from the socket wait at most until
-/// `deadline`, when there is one (a `TimedOut` error after it), else the socket's own read
-/// timeout.
-#[derive(Debug)]
-pub struct RequestStream<'s> {
-    received: Vec<u8>,
-    replayed: usize,
-    socket: &'s mut ClientSocket,
-    deadline: Option<Instant>,
-}
-
-impl<'s> RequestStream<'s> {
-    /// Reads `received` first, then `socket`.
-    pub fn new(
-        received: Vec<u8>,
-        socket: &'s mut ClientSocket,
-        deadline: Option<Instant>,
-    ) -> RequestStream<'s> {
-        RequestStream {
-            received,
-            replayed: 0,
-            socket,
-            deadline,
-        }
-    }
-
-    /// The received bytes not read yet.
-    pub fn unread(&self) -> &[u8] {
-        self.received.get(self.replayed..).unwrap_or_default()
-    }
-
-    /// The client's TCP socket.
-    pub fn tcp(&self) -> &TcpStream {
-        self.socket.tcp()
-    }
-
-    /// One read from the socket (after the received bytes) that waits at most `limit`.
-    pub fn read_within(&mut self, buf: &mut [u8], limit: Duration) -> io::Result<usize> {
-        if !self.unread().is_empty() {
-            return self.read(buf);
-        }
-        self.socket
-            .tcp()
-            .set_read_timeout(Some(limit.max(Duration::from_millis(1))))?;
-        read_retrying(self.socket, buf)
-    }
-}
-
-impl Read for RequestStream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let rest = self.unread();
-        if !rest.is_empty() {
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.replayed += n;
-            return Ok(n);
-        }
-        if let Some(deadline) = self.deadline {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or(io::ErrorKind::TimedOut)?;
-            self.socket
-                .tcp()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-        }
-        read_retrying(self.socket, buf)
-    }
-}
-
-impl Write for RequestStream<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.socket.write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.socket.flush()
-    }
-}
-
-/// One read, retried when a signal interrupts it.
-fn read_retrying(socket: &mut ClientSocket, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match socket.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            result => return result,
-        }
-    }
-}
 
 /// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
 /// as good as forever instead of overflowing.

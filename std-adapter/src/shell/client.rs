@@ -9,7 +9,7 @@
 //! the server has closed an idle connection.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +18,7 @@ use unstick_core::shell::{
     ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
 };
 
+use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::link::{Endpoint, Link};
 use crate::tls::{ClientTls, TlsConnectError};
 
@@ -108,7 +109,20 @@ impl From<ShellProtocolError> for ShellClientError {
     fn from(e: ShellProtocolError) -> Self {
         match e {
             ShellProtocolError::ConnectionClosed => ShellClientError::ConnectionClosed,
+            ShellProtocolError::TimedOut { .. } => {
+                ShellClientError::Io(io::Error::new(io::ErrorKind::TimedOut, e.to_string()))
+            }
             other => ShellClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl From<ReplyFailure<ShellProtocolError>> for ShellClientError {
+    fn from(failure: ReplyFailure<ShellProtocolError>) -> Self {
+        match failure {
+            ReplyFailure::Session(e) => e.into(),
+            ReplyFailure::Closed => ShellClientError::ConnectionClosed,
+            ReplyFailure::Io(e) => ShellClientError::Io(e),
         }
     }
 }
@@ -123,16 +137,6 @@ fn connect(addr: &str, tls: &ClientTls) -> Result<Link, ShellClientError> {
     let endpoint = Endpoint::parse(addr)
         .map_err(|e| connect_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     Link::open(&endpoint, None, tls).map_err(connect_error)
-}
-
-/// Reads what the server sent into `buf`; 0 at the end of the stream.
-fn read_some(stream: &mut Link, buf: &mut [u8]) -> Result<usize, ShellClientError> {
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            result => return result.map_err(ShellClientError::Io),
-        }
-    }
 }
 
 /// Sends what a session asks for (its `poll_transmit`), `body` being the command it was given,
@@ -155,7 +159,7 @@ pub struct ShellClient {
     tls: ClientTls,
     token: Option<String>,
     session: Box<ShellClientSession<HEADER_CAP>>,
-    read_buf: Vec<u8>,
+    inbox: Inbox,
     send_buf: Vec<u8>,
     /// Where another thread stops the command in flight.
     interrupter: ExecInterrupter,
@@ -263,7 +267,7 @@ impl ShellClient {
             tls: ClientTls::default(),
             token,
             session: Box::default(),
-            read_buf: vec![0u8; OUTPUT_CHUNK + 1024],
+            inbox: Inbox::new(OUTPUT_CHUNK + 1024, &[]),
             send_buf: vec![0; SEND_BUFFER],
             interrupter: ExecInterrupter::default(),
         }
@@ -370,34 +374,28 @@ impl ShellClient {
 
     /// Reads one command's replies: output to `sink`, up to the exit or error frame.
     fn read_reply(&mut self, sink: &mut dyn OutputSink) -> Result<ExitReport, ShellClientError> {
-        let (mut start, mut end) = (0, 0);
-        loop {
-            let (used, reply) = self.session.handle_input(&self.read_buf[start..end])?;
-            start += used;
-            match reply {
-                Some(ShellReply::Output { stream, bytes }) => sink
+        // Nothing of an earlier command's reply is this one's.
+        self.inbox.clear();
+        await_reply(
+            &mut *self.session,
+            &mut self.stream,
+            &mut self.inbox,
+            |_, reply| match reply {
+                ShellReply::Output { stream, bytes } => sink
                     .write_output(stream, bytes)
-                    .map_err(ShellClientError::Output)?,
-                Some(ShellReply::Exit(report)) => return Ok(report),
-                Some(ShellReply::Refused { code, message }) => {
-                    return Err(ShellClientError::Server {
-                        code: code.to_string(),
-                        message: message
-                            .get()
-                            .unwrap_or("(an explanation too long to keep)")
-                            .to_string(),
-                    });
-                }
-                // All the input was taken: read more.
-                None => {
-                    (start, end) = (0, read_some(&mut self.stream, &mut self.read_buf)?);
-                    if end == 0 {
-                        self.session.handle_eof()?;
-                        return Err(ShellClientError::ConnectionClosed);
-                    }
-                }
-            }
-        }
+                    .map(|()| None)
+                    .map_err(ShellClientError::Output),
+                ShellReply::Exit(report) => Ok(Some(report)),
+                ShellReply::Refused { code, message } => Err(ShellClientError::Server {
+                    code: code.to_string(),
+                    message: message
+                        .get()
+                        .unwrap_or("(an explanation too long to keep)")
+                        .to_string(),
+                }),
+            },
+            ShellClientError::from,
+        )
     }
 }
 
@@ -408,7 +406,7 @@ impl ShellClient {
 pub struct LegacyShellClient {
     stream: Link,
     session: Box<SeedClientSession<HEADER_CAP>>,
-    read_buf: Vec<u8>,
+    inbox: Inbox,
     send_buf: Vec<u8>,
 }
 
@@ -439,7 +437,7 @@ impl LegacyShellClient {
         LegacyShellClient {
             stream,
             session: Box::default(),
-            read_buf: vec![0u8; OUTPUT_CHUNK],
+            inbox: Inbox::new(OUTPUT_CHUNK, &[]),
             send_buf: vec![0; SEND_BUFFER],
         }
     }
@@ -464,25 +462,23 @@ impl LegacyShellClient {
             command.as_bytes(),
             &mut self.send_buf,
         )?;
-        let (mut start, mut end) = (0, 0);
-        loop {
-            let (used, reply) = self.session.handle_input(&self.read_buf[start..end])?;
-            start += used;
-            match reply {
-                Some(SeedReply::Output(bytes)) => {
-                    out.write_all(bytes).map_err(ShellClientError::Output)?;
-                }
-                Some(SeedReply::End { .. }) => {
-                    return out.flush().map_err(ShellClientError::Output);
-                }
-                None => {
-                    (start, end) = (0, read_some(&mut self.stream, &mut self.read_buf)?);
-                    if end == 0 {
-                        self.session.handle_eof()?;
-                        return Err(ShellClientError::ConnectionClosed);
-                    }
-                }
-            }
-        }
+        self.inbox.clear();
+        await_reply(
+            &mut *self.session,
+            &mut self.stream,
+            &mut self.inbox,
+            |_, reply| match reply {
+                SeedReply::Output(bytes) => out
+                    .write_all(bytes)
+                    .map(|()| None)
+                    .map_err(ShellClientError::Output),
+                SeedReply::End { last, .. } => out
+                    .write_all(last)
+                    .and_then(|()| out.flush())
+                    .map(Some)
+                    .map_err(ShellClientError::Output),
+            },
+            ShellClientError::from,
+        )
     }
 }

@@ -81,6 +81,8 @@ impl ShellConfig {
             token: self.token.as_deref(),
             max_command_len: self.max_command_len,
             legacy_reply: self.legacy_reply,
+            idle_timeout: self.lobby.idle_timeout,
+            seed_pause: unstick_core::shell::SEED_PAUSE,
         }
     }
 }

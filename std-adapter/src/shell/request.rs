@@ -1,31 +1,32 @@
-//! Serving one request of a shell connection: the core's [`ShellServerSession`] decides, this
-//! host reads the socket, runs the command and writes what the session hands out.
+//! Serving one request of a shell connection: the core's [`ShellServerSession`] decides and
+//! keeps the time, the shared host loop ([`serve_request`]) moves the bytes, and this work runs
+//! the command.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use unstick_core::session::PeerText;
+use unstick_core::session::{PeerText, ServerEvent};
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
 use super::config::ShellConfig;
-use super::connection::{GREETING_PAUSE, REQUEST_BUFFER, is_timeout, time_left};
+use super::connection::REQUEST_BUFFER;
 use super::process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError, RunOutcome,
-    RunningCommands, Termination, deadline_after, run_command,
+    RunningCommands, Termination, run_command,
 };
+use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
 use crate::server::{
-    ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, RequestStream, log_refusal,
+    ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, log_refusal,
 };
-use crate::transmit::send_transmits;
 
-/// Room for the frame heads the session writes; any head fits.
-const TRANSMIT_BUFFER: usize = 4096;
+/// The session as this host serves it.
+type Session<'c> = ShellServerSession<'c, HEADER_CAP>;
 
 /// Serves the request at the start of `conn.received` (the lobby saw it ready) and hands the
 /// connection back with what the client sent beyond it.
-pub(super) fn serve_request(
+pub(super) fn serve_shell_request(
     mut conn: Connection<ClientKind>,
     config: &ShellConfig,
     running: &RunningCommands,
@@ -46,7 +47,6 @@ pub(super) fn serve_request(
     {
         return Handback::Close(conn);
     }
-    let rules = config.rules();
     let mut command = COMMAND_BUFFER.take();
     // Room for the longest command and, after it, the request's working directory.
     command.resize(
@@ -56,36 +56,22 @@ pub(super) fn serve_request(
             + unstick_core::shell::MAX_CWD_LEN,
         0,
     );
-    let session = ShellServerSession::<HEADER_CAP>::new(rules, dialect, &mut command);
-    let received = std::mem::take(&mut conn.received);
+    let mut session = ShellServerSession::<HEADER_CAP>::new(config.rules(), dialect, &mut command);
     // A seed client's first read is what the lobby received, taken whole as one command.
-    let (received, seed_first_read) = match dialect {
-        Dialect::Framed => (received, None),
-        Dialect::Seed(_) => (Vec::new(), Some(received)),
-    };
-    let deadline = deadline_after(config.lobby.idle_timeout);
-    let mut host = RequestHost {
-        session,
+    let mut inbox = Inbox::new(REQUEST_BUFFER, &conn.received);
+    let mut work = CommandWork {
         config,
         running,
         peer: conn.peer,
-        transmit_buf: vec![0u8; TRANSMIT_BUFFER],
-        stream: RequestStream::new(received, &mut conn.stream, Some(deadline)),
         dialect,
-        read_buf: vec![0u8; REQUEST_BUFFER],
-        unread: 0..0,
-        seed_first_read,
-        collect_deadline: None,
         token_refused: false,
     };
-    let close = host.serve().is_err();
-    let mut rest = host.read_buf[host.unread.clone()].to_vec();
-    rest.extend_from_slice(host.stream.unread());
-    let token_refused = host.token_refused;
-    drop(host);
+    let mut out = Outlet::new(&mut conn.stream);
+    let close = serve_request(&mut session, &mut out, &mut inbox, &mut work).is_err();
+    drop(session);
     COMMAND_BUFFER.set(command);
-    conn.received = rest;
-    conn.token_refused = token_refused;
+    conn.received = inbox.unread().to_vec();
+    conn.token_refused = work.token_refused;
     conn.requests += 1;
     if close {
         Handback::Close(conn)
@@ -99,135 +85,73 @@ std::thread_local! {
     static COMMAND_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The connection is to be closed.
-struct Closed;
-
-/// Sends everything `session` has queued to `stream`, through `scratch`; `body` is the body
-/// the session's last call handed over.
-fn send_queued(
-    stream: &mut RequestStream<'_>,
-    scratch: &mut [u8],
-    session: &mut ShellServerSession<'_, HEADER_CAP>,
-    body: &[u8],
-) -> io::Result<()> {
-    send_transmits(stream, scratch, body, |buf| session.poll_transmit(buf))
-}
-
-struct RequestHost<'h, 'c> {
-    session: ShellServerSession<'h, HEADER_CAP>,
+/// What the shell server does for its session: runs commands.
+struct CommandWork<'c> {
     config: &'c ShellConfig,
     running: &'c RunningCommands,
     peer: SocketAddr,
-    /// Room for the frame heads the session writes.
-    transmit_buf: Vec<u8>,
-    stream: RequestStream<'h>,
     dialect: Dialect,
-    read_buf: Vec<u8>,
-    /// Bytes of `read_buf` read but not yet taken by the session.
-    unread: std::ops::Range<usize>,
-    /// A seed client's first read (what the lobby received), until the session has it.
-    seed_first_read: Option<Vec<u8>>,
-    /// When collecting a long seed command must end, once it has started.
-    collect_deadline: Option<Instant>,
     /// A request was refused for its token (counted by the lobby against the address).
     token_refused: bool,
 }
 
-impl RequestHost<'_, '_> {
-    /// Serves one request; `Err` when the connection is to be closed.
-    fn serve(&mut self) -> Result<(), Closed> {
-        loop {
-            self.flush(&[])?;
-            match self.session.poll_action() {
-                Some(ShellAction::Run { command }) => {
-                    let command = command.to_owned();
-                    let cwd = self.session.cwd().map(str::to_owned);
-                    self.run(&command, cwd.as_deref())?;
-                }
-                Some(ShellAction::Close) => return Err(Closed),
-                Some(ShellAction::AwaitPause) => self.read_until_pause()?,
-                None if self.session.answered() > 0 && self.session.is_idle() => return Ok(()),
-                None => self.read_more()?,
+impl<'s> RequestWork<Session<'s>, ClientSocket> for CommandWork<'_> {
+    fn act(
+        &mut self,
+        out: &mut Outlet<'_, ClientSocket>,
+        session: &mut Session<'s>,
+    ) -> Result<(), Closed> {
+        match session.poll_action() {
+            Some(ShellAction::Run { command }) => {
+                let command = command.to_owned();
+                let cwd = session.cwd().map(str::to_owned);
+                self.run(out, session, &command, cwd.as_deref())
             }
+            Some(ShellAction::Close) | None => Err(Closed),
         }
     }
 
-    fn flush(&mut self, body: &[u8]) -> Result<(), Closed> {
-        let sent = send_queued(
-            &mut self.stream,
-            &mut self.transmit_buf,
-            &mut self.session,
-            body,
-        );
-        if let Some(refusal) = self.session.take_refusal() {
+    fn take(
+        &mut self,
+        _: &mut Session<'s>,
+        nothing: core::convert::Infallible,
+    ) -> Result<(), Closed> {
+        match nothing {}
+    }
+
+    fn record(&mut self, _: &Session<'s>, event: ServerEvent<ExitReport>) {
+        // A finished command is logged by `run`, which knows how long it took.
+        if let ServerEvent::Refused(refusal) = event {
             log_refusal("shell", self.peer, &refusal);
             self.token_refused |= refusal.code == ErrorCode::Unauthorized;
         }
-        sent.map_err(|_| Closed)
     }
 
-    /// Feeds the session what was read and not taken yet, or reads more.
-    fn read_more(&mut self) -> Result<(), Closed> {
-        if let Some(first) = self.seed_first_read.take() {
-            self.session.handle_input(&first);
-            return Ok(());
-        }
-        if self.unread.is_empty() {
-            match self.stream.read(&mut self.read_buf) {
-                Ok(0) => self.session.handle_eof(),
-                Ok(n) => self.unread = 0..n,
-                Err(e) if is_timeout(&e) => self
-                    .session
-                    .handle_idle_timeout(self.config.lobby.idle_timeout.as_secs()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(Closed),
-            }
-            return Ok(());
-        }
-        let used = self
-            .session
-            .handle_input(&self.read_buf[self.unread.clone()]);
-        self.unread.start += used;
-        Ok(())
+    fn is_over(&self, session: &Session<'s>) -> bool {
+        session.answered() > 0 && session.is_idle()
     }
+}
 
-    /// A seed command that filled the seed's read may go on until the client pauses, and for
-    /// no longer than the idle timeout in all.
-    fn read_until_pause(&mut self) -> Result<(), Closed> {
-        let deadline = *self
-            .collect_deadline
-            .get_or_insert_with(|| deadline_after(self.config.lobby.idle_timeout));
-        let Ok(left) = time_left(deadline) else {
-            self.session.handle_pause();
-            return Ok(());
-        };
-        match self
-            .stream
-            .read_within(&mut self.read_buf, left.min(GREETING_PAUSE))
-        {
-            Ok(0) => self.session.handle_pause(),
-            Ok(n) => {
-                self.session.handle_input(&self.read_buf[..n]);
-            }
-            Err(e) if is_timeout(&e) => self.session.handle_pause(),
-            Err(_) => return Err(Closed),
-        }
-        Ok(())
-    }
-
+impl CommandWork<'_> {
     /// Runs `command` in the server's working directory, or in `cwd` (relative to it) when the
     /// request named one; a `cwd` that is no directory is refused and nothing runs.
-    fn run(&mut self, command: &str, cwd: Option<&str>) -> Result<(), Closed> {
+    fn run(
+        &mut self,
+        out: &mut Outlet<'_, ClientSocket>,
+        session: &mut Session<'_>,
+        command: &str,
+        cwd: Option<&str>,
+    ) -> Result<(), Closed> {
         let started = Instant::now();
         // Watched for the client hanging up while the command runs.
-        let socket = self.stream.tcp().try_clone().map_err(|_| Closed)?;
+        let socket = out.stream.tcp().try_clone().map_err(|_| Closed)?;
         let config = self.config;
         let workdir = match cwd {
             None => std::borrow::Cow::Borrowed(config.workdir.as_path()),
             Some(cwd) => match request_workdir(&config.workdir, cwd) {
                 Ok(dir) => std::borrow::Cow::Owned(dir),
                 Err(why) => {
-                    let _ = self.session.handle_run_failed(RunFailure::BadCwd, why);
+                    let _ = session.handle_run_failed(RunFailure::BadCwd, why);
                     return Ok(());
                 }
             },
@@ -239,16 +163,21 @@ impl RequestHost<'_, '_> {
         };
         let outcome = match self.dialect {
             Dialect::Framed => {
-                let mut sink = SessionSink { host: self };
-                let running = sink.host.running;
-                run_command(&spec, &config.limits, Some(&socket), running, &mut sink)
-                    .map(|outcome| (outcome, CapturedOutput::default()))
+                let mut sink = SessionSink { out, session };
+                run_command(
+                    &spec,
+                    &config.limits,
+                    Some(&socket),
+                    self.running,
+                    &mut sink,
+                )
+                .map(|outcome| (outcome, CapturedOutput::default()))
             }
             Dialect::Seed(_) => {
                 let mut output = CapturedOutput::default();
                 let limits = CommandLimits {
-                    max_output: self.config.limits.max_output.min(i32::MAX as u64),
-                    ..self.config.limits
+                    max_output: config.limits.max_output.min(i32::MAX as u64),
+                    ..config.limits
                 };
                 run_command(&spec, &limits, Some(&socket), self.running, &mut output)
                     .map(|outcome| (outcome, output))
@@ -261,13 +190,13 @@ impl RequestHost<'_, '_> {
                     RunError::Spawn(_) => RunFailure::Spawn,
                     _ => RunFailure::Lost,
                 };
-                let _ = self.session.handle_run_failed(failure, &e);
+                let _ = session.handle_run_failed(failure, &e);
                 return Ok(());
             }
         };
         log_finished(self.peer, command, cwd, &outcome, started);
         if outcome.client_gone {
-            self.session.handle_client_gone();
+            session.handle_client_gone();
             return Err(Closed);
         }
         let report = ExitReport {
@@ -277,15 +206,15 @@ impl RequestHost<'_, '_> {
         };
         match self.dialect {
             Dialect::Framed => {
-                let _ = self.session.handle_exit(report);
+                let _ = session.handle_exit(report);
                 Ok(())
             }
             Dialect::Seed(_) => {
                 let mut body = output.stdout;
                 body.extend_from_slice(&output.stderr);
-                let body = self.config.legacy_encoding.encode(body);
-                let _ = self.session.handle_seed_output(&body, report);
-                self.flush(&body)
+                let body = config.legacy_encoding.encode(body);
+                let _ = session.handle_seed_output(&body, report);
+                out.send(session, &body).map_err(|_| Closed)
             }
         }
     }
@@ -308,23 +237,17 @@ fn request_workdir(workdir: &Path, cwd: &str) -> Result<PathBuf, String> {
 }
 
 /// Passes a framed command's output through the session to the client as it is produced.
-struct SessionSink<'s, 'h, 'c> {
-    host: &'s mut RequestHost<'h, 'c>,
+struct SessionSink<'o, 'w, 's, 'c> {
+    out: &'o mut Outlet<'w, ClientSocket>,
+    session: &'s mut Session<'c>,
 }
 
-impl OutputSink for SessionSink<'_, '_, '_> {
+impl OutputSink for SessionSink<'_, '_, '_, '_> {
     fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
-        self.host
-            .session
+        self.session
             .handle_output(stream, bytes)
             .map_err(io::Error::other)?;
-        let host = &mut *self.host;
-        send_queued(
-            &mut host.stream,
-            &mut host.transmit_buf,
-            &mut host.session,
-            bytes,
-        )
+        self.out.send(self.session, bytes)
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::config::ShellConfig;
 use super::connection::GREETING_PAUSE;
 use super::process::RunningCommands;
-use super::request::serve_request;
+use super::request::serve_shell_request;
 use super::wire::{self, Greeting, Opening};
 use crate::server::foreign::{self, ForeignProtocol};
 use crate::server::lobby::framed_request_complete;
@@ -103,7 +103,7 @@ impl Service for ShellService {
     }
 
     fn serve(&self, conn: Connection<ClientKind>) -> Handback<ClientKind> {
-        serve_request(conn, &self.config, &self.running)
+        serve_shell_request(conn, &self.config, &self.running)
     }
 
     fn refusal_reply(&self, kind: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {
