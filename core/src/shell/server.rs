@@ -8,6 +8,7 @@ use super::{
     SEED_REPLY_ENCODER, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
+use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
     EscapedText, Outbox, Refusal, SessionError, TOKEN_CAP, Transmit, escaped_token_matches,
 };
@@ -102,6 +103,8 @@ enum Body {
     Command,
     /// Read and dropped: the request was refused for this reason.
     Refused(ErrorCode),
+    /// An `info` request, answered once its (empty) frame has ended.
+    Info,
 }
 
 /// The server side of one shell connection, sans-IO.
@@ -155,6 +158,8 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     /// The refusal sent last, until the host takes it for its log.
     refusal: Option<Refusal>,
     answered: u64,
+    /// What the host says of the endpoint, for an `info` reply.
+    info: EndpointInfo<'a>,
 }
 
 impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
@@ -179,7 +184,16 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             pending: None,
             refusal: None,
             answered: 0,
+            info: EndpointInfo::new(Protocols::SHELL),
         }
+    }
+
+    /// This session, answering an `info` request with `info` (the host's facts: its platform,
+    /// the protocols it serves), completed by what the session knows itself (its header
+    /// capacity, the longest command).
+    pub fn with_info(mut self, info: EndpointInfo<'a>) -> Self {
+        self.info = info;
+        self
     }
 
     /// The longest command this session runs (the current request's working directory takes
@@ -497,6 +511,16 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 return;
             }
         };
+        // An info request needs no token: its reply holds nothing secret.
+        if header.op.to_bounded::<16>().get() == Some(ShellOp::Info.as_str()) {
+            if body_len > 0 {
+                let refusal = Refusal::new(ErrorCode::BadHeader, "an info request has no body");
+                self.refuse(refusal.closing());
+            } else {
+                self.state = State::Reading(Body::Info);
+            }
+            return;
+        }
         if let Some(expected) = self.rules.token {
             let message = match header.token {
                 None => Some("this server requires a token: pass --token or set UNSTICK_TOKEN"),
@@ -548,6 +572,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                     Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
                 }
             }
+            State::Reading(Body::Info) => self.answer_info(),
             State::Reading(Body::Refused(code)) => {
                 let refusal = self
                     .pending
@@ -556,6 +581,19 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 self.refuse(refusal);
             }
             _ => {}
+        }
+    }
+
+    /// Answers an `info` request with the host's facts and the session's own limits.
+    fn answer_info(&mut self) {
+        let mut known = EndpointInfo::new(Protocols::SHELL);
+        known.max_header = Some(CAP as u64);
+        known.max_command = Some(self.max_command_len() as u64);
+        let reply = self.info.completed_by(&known);
+        let queued = self.outbox.push_frame(&PLAIN_ENCODER, &reply);
+        self.finish_request();
+        if queued.is_err() {
+            self.state = State::Closing;
         }
     }
 
@@ -791,7 +829,7 @@ fn unknown_op(op: EscapedText<'_>) -> Refusal {
     Refusal::new(
         ErrorCode::UnknownOp,
         format_args!(
-            "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
+            "this is the shell server; it serves \"op\":\"exec\" and \"info\" only, not {:?}",
             Shortened(op.get().unwrap_or(""))
         ),
     )
@@ -952,6 +990,64 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    #[test]
+    fn info_is_answered_without_the_token_with_the_sessions_limits_and_the_hosts_facts() {
+        use crate::info::InfoClientSession;
+        let rules = ShellRules {
+            token: Some("s3cret"),
+            max_command_len: 40,
+            ..ShellRules::default()
+        };
+        let mut wire = frame(r#"{"op":"info","total_size":0}"#, b"");
+        wire.extend(frame(r#"{"op":"exec","total_size":4}"#, b"true"));
+        for step in [1, 2, 5, 4096] {
+            let (seen, sent) = serve(rules, Dialect::Framed, &wire, step);
+            // The info request grants nothing: the exec after it still needs the token.
+            assert_eq!(
+                seen,
+                [Seen::Refused("unauthorized", true), Seen::Closed],
+                "step {step}"
+            );
+            let mut client = InfoClientSession::<1024>::new();
+            let (used, done) = client.handle_input(&sent).unwrap();
+            assert!(done && used < sent.len(), "step {step}");
+            let info = client.reply().unwrap();
+            assert_eq!(info.protocols, Protocols::SHELL);
+            assert_eq!((info.max_header, info.max_command), (Some(1024), Some(40)));
+            assert_eq!((info.max_path, info.max_file_size), (None, None));
+            assert!(!sent.windows(6).any(|w| w == b"s3cret"));
+        }
+        let mut host = EndpointInfo::new(Protocols::FILE);
+        host.platform = Some("linux-x86_64");
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command)
+                .with_info(host);
+        let request = frame(r#"{"op":"info"}"#, b"");
+        assert_eq!(session.handle_input(&request), request.len());
+        assert_eq!(session.handle_input(&[]), 0);
+        let mut out = [0u8; 512];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("an info reply")
+        };
+        assert!(session.is_idle() && session.answered() == 1);
+        assert_eq!(session.poll_action(), None);
+        let mut client = InfoClientSession::<1024>::new();
+        assert_eq!(client.handle_input(&out[..n]).unwrap(), (n, true));
+        let info = client.reply().unwrap();
+        assert_eq!(info.protocols, Protocols::BOTH);
+        assert_eq!((info.max_header, info.max_command), (Some(256), Some(64)));
+        assert_eq!(info.platform, Some("linux-x86_64"));
+        // With a body, it is refused, and the connection closed without reading it.
+        let (seen, _) = serve(
+            ShellRules::default(),
+            Dialect::Framed,
+            &frame(r#"{"op":"info","total_size":3}"#, b"abc"),
+            4,
+        );
+        assert_eq!(seen, [Seen::Refused("bad_header", true), Seen::Closed]);
     }
 
     #[test]
