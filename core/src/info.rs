@@ -23,7 +23,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::files::client::{Clipped, ServerRefusal};
-use crate::session::{BoundedText, MESSAGE_CAP};
+use crate::session::{BoundedText, MESSAGE_CAP, PeerText};
 use crate::{
     Algorithm, Algorithms, DecodeError, EncodeError, ErrorFrame, Event, FrameDecoder, HeaderError,
     OP_ERROR, PLAIN_ENCODER, Profile,
@@ -257,6 +257,24 @@ impl<'a> EndpointInfo<'a> {
         }
     }
 
+    /// The same facts without the strings (`platform` and `board` unknown), for a host that
+    /// keeps them after the reply's bytes are gone (and the strings as its own copies).
+    pub fn without_text(self) -> EndpointInfo<'static> {
+        EndpointInfo {
+            op: InfoTag,
+            protocols: self.protocols,
+            version: self.version,
+            max_header: self.max_header,
+            max_command: self.max_command,
+            max_path: self.max_path,
+            max_file_size: self.max_file_size,
+            free_space: self.free_space,
+            digests: self.digests,
+            platform: None,
+            board: None,
+        }
+    }
+
     /// These facts, each member left unknown here taken from `known`, and `known`'s protocols
     /// added: what a session answers when its host knows some members better (a device's
     /// shorter names, the free space) and the session the rest (its header capacity).
@@ -313,12 +331,14 @@ impl fmt::Display for InfoError {
             InfoError::Framing(e) => write!(f, "the reply to info is not a frame: {e}"),
             InfoError::Refused(refusal) => write!(
                 f,
-                "the server does not answer info ({refusal}); it may predate it"
+                "the server refused info ({}): {}; it may predate it",
+                PeerText::new(&refusal.code),
+                PeerText::new(&refusal.message)
             ),
             InfoError::UnexpectedReply(op) => write!(
                 f,
                 "the server answered info with {:?}, not an info reply",
-                crate::session::PeerText::new(op)
+                PeerText::new(op)
             ),
             InfoError::Malformed(e) => write!(f, "the server's info reply is malformed: {e}"),
             InfoError::Closed => {

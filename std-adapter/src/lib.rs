@@ -16,6 +16,7 @@
 
 pub mod address;
 pub mod ftp;
+pub mod info;
 pub mod link;
 pub(crate) mod poll;
 pub mod server;

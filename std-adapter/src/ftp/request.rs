@@ -14,6 +14,7 @@ use unstick_core::files::{
     Completed, Deleted, EntryKind, FileAction, FileServerSession, Received, StageKind, Staged,
     StatFound,
 };
+use unstick_core::info::{EndpointInfo, Protocols};
 use unstick_core::session::{PeerText, Refusal};
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
@@ -22,7 +23,9 @@ use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
 use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
-use crate::server::{ClientKind, Connection, HEADER_CAP, Handback, RequestStream, log_refusal};
+use crate::server::{
+    ClientKind, Connection, HEADER_CAP, Handback, RequestStream, endpoint_info, log_refusal,
+};
 use crate::transmit::send_transmits;
 
 /// Room for a request's paths: a rename carries two, each up to [`MAX_PATH_LEN`] bytes.
@@ -54,7 +57,9 @@ pub(super) fn serve_request(
         config,
         root,
         peer: conn.peer,
-        session: FileServerSession::new(rules).with_name_rules(SERVER_NAME_RULES),
+        session: FileServerSession::new(rules)
+            .with_name_rules(SERVER_NAME_RULES)
+            .with_info(file_server_info(root)),
         stream: RequestStream::new(received, &mut conn.stream, None),
         read_buf: vec![0u8; buffer],
         unread: 0..0,
@@ -79,6 +84,19 @@ pub(super) fn serve_request(
     } else {
         Handback::Wait(conn)
     }
+}
+
+/// What the file server says of itself in an info reply beyond its session's limits: its
+/// platform and, where the system says, the free space of the root's file system.
+fn file_server_info(root: &Dir) -> EndpointInfo<'static> {
+    let mut info = endpoint_info(Protocols::FILE);
+    #[cfg(unix)]
+    {
+        info.free_space = root.free_space().ok();
+    }
+    #[cfg(not(unix))]
+    let _ = root;
+    info
 }
 
 /// The connection is to be closed.

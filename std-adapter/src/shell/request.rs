@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use unstick_core::info::Protocols;
 use unstick_core::session::PeerText;
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
@@ -16,7 +17,8 @@ use super::process::{
     RunningCommands, Termination, deadline_after, run_command,
 };
 use crate::server::{
-    ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, RequestStream, log_refusal,
+    ClientKind, Connection, ErrorCode, HEADER_CAP, Handback, RequestStream, endpoint_info,
+    log_refusal,
 };
 use crate::transmit::send_transmits;
 
@@ -56,7 +58,8 @@ pub(super) fn serve_request(
             + unstick_core::shell::MAX_CWD_LEN,
         0,
     );
-    let session = ShellServerSession::<HEADER_CAP>::new(rules, dialect, &mut command);
+    let session = ShellServerSession::<HEADER_CAP>::new(rules, dialect, &mut command)
+        .with_info(endpoint_info(Protocols::SHELL));
     let received = std::mem::take(&mut conn.received);
     // A seed client's first read is what the lobby received, taken whole as one command.
     let (received, seed_first_read) = match dialect {
