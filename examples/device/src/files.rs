@@ -11,11 +11,13 @@ use unstick_core::files::{
     Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession, PartialState,
     Received, StageKind, Staged, StatFound,
 };
+use unstick_core::info::{EndpointInfo, Protocols};
 use unstick_core::session::Refusal;
 
 use crate::link::{Fill, Link, REQUEST_IDLE_MS, WaitForInput};
+use crate::shell::MAX_COMMAND;
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
-use crate::{HEADER_CAP, Outcome, flush};
+use crate::{BOARD, HEADER_CAP, Outcome, PLATFORM, flush};
 
 /// What the host reads the file data of a `ReadFile` from.
 #[derive(Clone, Copy)]
@@ -42,7 +44,7 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         max_file_size: CAPACITY as u64,
     };
     let mut host = Host {
-        session: FileServerSession::new(rules),
+        session: FileServerSession::new(rules).with_info(device_info(store)),
         head,
         fed_empty: false,
         source: None,
@@ -51,6 +53,19 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     let outcome = host.serve(link, store);
     store.end_request();
     outcome
+}
+
+/// What the device says of itself in an info reply, beyond what the file session knows: both
+/// protocols (an info request comes here, whichever protocol's client sent it), the shell's
+/// longest command, the store's name length and free space, and the board.
+fn device_info(store: &Store<'_>) -> EndpointInfo<'static> {
+    let mut info = EndpointInfo::new(Protocols::BOTH);
+    info.max_command = Some(MAX_COMMAND as u64);
+    info.max_path = Some(NAME_CAP as u64);
+    info.free_space = Some(store.free() as u64);
+    info.platform = Some(PLATFORM);
+    info.board = Some(BOARD);
+    info
 }
 
 struct Host<'h> {
