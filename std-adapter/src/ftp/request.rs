@@ -90,13 +90,20 @@ pub(super) fn serve_request(
 /// platform and, where the system says, the free space of the root's file system.
 fn file_server_info(root: &Dir) -> EndpointInfo<'static> {
     let mut info = endpoint_info(Protocols::FILE);
-    #[cfg(unix)]
-    {
-        info.free_space = root.free_space().ok();
-    }
-    #[cfg(not(unix))]
-    let _ = root;
+    info.free_space = free_space(root);
     info
+}
+
+/// The free space of the root's file system (`fstatvfs`).
+#[cfg(unix)]
+fn free_space(root: &Dir) -> Option<u64> {
+    root.free_space().ok()
+}
+
+/// Not measured on Windows: the server's answer leaves it out.
+#[cfg(not(unix))]
+fn free_space(_root: &Dir) -> Option<u64> {
+    None
 }
 
 /// The connection is to be closed.
