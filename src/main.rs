@@ -10,6 +10,7 @@ mod client_settings;
 mod config_file;
 mod console;
 mod ftp_cli;
+mod info_cli;
 mod log_queue;
 mod serve_both;
 mod serving;
@@ -69,6 +70,16 @@ enum Command {
     ///
     /// Both are bound before `shell ADDR` and `ftp ADDR` are printed on stdout.
     Serve(serve_both::ServeBothArgs),
+    /// Ask an endpoint what it is: a shell server, a file server or a device says which
+    /// protocols it serves, its protocol version, its limits, its digests and its platform.
+    ///
+    /// Either server's port answers (the request is the same on both protocols), and no token
+    /// is needed.
+    #[command(after_help = "Examples:
+  unstick info 127.0.0.1:8090
+  unstick info --json uart+tcp://127.0.0.1:7000
+  unstick info serial:/dev/ttyACM0")]
+    Info(info_cli::InfoArgs),
     /// Print a tab-completion script for bash, zsh, fish or PowerShell (see the README for
     /// where to put it).
     Completions(shell_integration::CompletionsArgs),
@@ -112,6 +123,7 @@ fn main() -> ExitCode {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
         Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
         Command::Serve(args) => serve_both::run(args, &shutdown),
+        Command::Info(args) => info_cli::run(&args),
         Command::Completions(args) => {
             shell_integration::completions(&args, <Cli as clap::CommandFactory>::command())
         }

@@ -3,7 +3,8 @@
 //! `uart+tcp://`) and over a pty (`serial:`), in link frames: files of 0 B, 1 B
 //! and 200 KiB through put, get, ls, stat and delete; a resume after a cut; uploads larger than
 //! the free space or the whole store refused with the store unchanged; the shell's built-ins
-//! with their exit statuses and stderr.
+//! with their exit statuses and stderr; the device's answer to `info`, and the client keeping
+//! to the limits it gives.
 //!
 //! `.ci/run` builds the firmware and installs `qemu-system-arm` before the workspace's tests, so
 //! CI always runs this. Elsewhere it is skipped, with the reason printed, when either is missing:
@@ -387,6 +388,39 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         "{free}"
     );
 
+    // The device says what it is: both protocols, its board, its real limits.
+    let info = ok(
+        &unstick_in(cwd, &["info", "--json", &device.addr], CALL_LIMIT),
+        "info",
+    );
+    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+    assert_eq!(
+        info["protocols"],
+        serde_json::json!(["shell", "file"]),
+        "{info}"
+    );
+    assert_eq!(info["board"], "mps2-an386", "{info}");
+    let free = STORE_CAPACITY - (200 * 1024 + 1);
+    let limits = [
+        ("max_path", 64),
+        ("max_command", 256),
+        ("max_header", 1024),
+        ("max_file_size", STORE_CAPACITY),
+        ("free_space", free),
+    ];
+    for (member, value) in limits {
+        assert_eq!(info[member], value, "{member}: {info}");
+    }
+    // A name longer than the device takes is refused by the client from the device's info,
+    // before a byte of the upload is sent.
+    let long_name = "n".repeat(65);
+    fs::write(cwd.join(&long_name), b"x").unwrap();
+    let refused = failed(&device.ftp(&["put", &long_name], cwd), "put a long name");
+    assert!(
+        refused.contains("at most 64 bytes") && refused.contains("nothing was sent"),
+        "{refused}"
+    );
+
     // Larger than the free space: refused from the header, nothing written.
     let over = pattern(STORE_CAPACITY - 200 * 1024, 4);
     fs::write(cwd.join("over.bin"), &over).unwrap();
@@ -410,7 +444,11 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         &device.ftp(&["put", "huge.bin", "big.bin"], cwd),
         "put huge.bin",
     );
-    assert!(refused.contains("too_large"), "{refused}");
+    // The client knows the store's size from the device's info: nothing is sent.
+    assert!(
+        refused.contains(&format!("at most {STORE_CAPACITY} bytes")),
+        "{refused}"
+    );
     device.wait_ready();
     ok(
         &device.ftp(&["get", "big.bin", "again.bin"], cwd),

@@ -93,6 +93,8 @@
 //!     ([`files::FileServerSession`]: put with resume, get, ls, stat, delete, mkdir, rename,
 //!     seed uploads; the host carries out the file actions it asks for) and its client session
 //!     ([`files::client::FileClientSession`]).
+//!   - [`info`]: the `info` request both servers answer (protocols, version, limits,
+//!     digests, platform), and a client session that reads its reply.
 //!   - `ShellOp`, `FileOp`, the error codes (`ErrorCode`) with their stable wire strings, the
 //!     error frame (`ErrorFrame`), and [`foreign`]: other protocols' openings, which both
 //!     servers refuse.
@@ -118,6 +120,8 @@ mod error_frame;
 pub mod files;
 #[cfg(feature = "protocols")]
 pub mod foreign;
+#[cfg(feature = "protocols")]
+pub mod info;
 pub mod json;
 #[cfg(feature = "protocols")]
 mod ops;

@@ -15,6 +15,8 @@ wire_enum! {
         Exit = "exit",
         /// A reply: the request was refused (see [`ErrorFrame`](crate::ErrorFrame)).
         Error = "error",
+        /// A request, and its reply: what the endpoint is (see [`info`](crate::info)).
+        Info = "info",
     }
 }
 
@@ -53,6 +55,8 @@ wire_enum! {
         Deleted = "deleted",
         /// A reply: the request was refused (see [`ErrorFrame`](crate::ErrorFrame)).
         Error = "error",
+        /// A request, and its reply: what the endpoint is (see [`info`](crate::info)).
+        Info = "info",
     }
 }
 

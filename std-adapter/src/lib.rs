@@ -17,6 +17,7 @@
 pub mod address;
 pub mod ftp;
 mod host;
+pub mod info;
 pub mod link;
 pub(crate) mod poll;
 pub mod server;

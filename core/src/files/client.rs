@@ -157,6 +157,16 @@ impl ServerRefusal {
     pub fn error_code(&self) -> Option<ErrorCode> {
         self.code.parse().ok()
     }
+
+    /// The refusal an error frame carries, its code cut to [`CODE_CAP`] bytes.
+    pub(crate) fn from_frame(frame: ErrorFrame<Clipped<MESSAGE_CAP>>) -> Self {
+        let mut code = heapless::String::new();
+        let _ = code.push_str(Clipped::<CODE_CAP>::of(frame.code.0.as_str()).0.as_str());
+        ServerRefusal {
+            code,
+            message: frame.message.0,
+        }
+    }
 }
 
 impl fmt::Display for ServerRefusal {
@@ -519,7 +529,7 @@ const SEED_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED)
 
 /// A received string cut to `N` bytes (at a character boundary, ending with `...`) instead of
 /// refused.
-struct Clipped<const N: usize>(heapless::String<N>);
+pub(crate) struct Clipped<const N: usize>(heapless::String<N>);
 
 impl<const N: usize> Clipped<N> {
     fn of(text: &str) -> Self {
@@ -1165,12 +1175,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                 self.outbox = Outbox::new();
             }
             self.state = State::Idle;
-            let mut code = heapless::String::new();
-            let _ = code.push_str(Clipped::<CODE_CAP>::of(frame.code.0.as_str()).0.as_str());
-            return Ok(Some(ClientEvent::Refused(ServerRefusal {
-                code,
-                message: frame.message.0,
-            })));
+            return Ok(Some(ClientEvent::Refused(ServerRefusal::from_frame(frame))));
         }
         let unexpected = |expected| FileProtocolError::UnexpectedReply { expected, got: op };
         match (self.state, op) {

@@ -8,6 +8,7 @@ use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
 use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
 use core::time::Duration;
 
+use crate::info::{EndpointInfo, Protocols};
 use crate::session::Wait;
 use crate::session::{
     BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, ServerEvent, Session,
@@ -310,6 +311,8 @@ enum Query {
     },
     Rename,
     Get(Get),
+    /// What the endpoint is; answered by the session alone.
+    Info,
 }
 
 /// What a `get` asked for.
@@ -457,6 +460,8 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
     /// waits for its bytes.
     wait: Wait,
     answered: u64,
+    /// What the host says of the endpoint, for an `info` reply.
+    info: EndpointInfo<'a>,
 }
 
 impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
@@ -464,6 +469,14 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
     /// (by default only the portable rules apply).
     pub fn with_name_rules(mut self, names: NameRules) -> Self {
         self.names = names;
+        self
+    }
+
+    /// This session, answering an `info` request with `info` (the host's facts: the free
+    /// space, its platform, names shorter than the session takes), completed by what the
+    /// session knows itself (its header capacity, the longest path, the largest file).
+    pub fn with_info(mut self, info: EndpointInfo<'a>) -> Self {
+        self.info = info;
         self
     }
 
@@ -487,6 +500,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
             events: Events::new(),
             wait: Wait::Starting,
             answered: 0,
+            info: EndpointInfo::new(Protocols::FILE),
         }
     }
 
@@ -1370,6 +1384,15 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             Ok(view) => view,
             Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
         };
+        // An info request needs no token: its reply holds nothing secret.
+        if view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Info.as_str()) {
+            if has_body {
+                let refusal = Refusal::new(ErrorCode::BadRequest, "`info` takes no body");
+                return self.refuse(refusal.closing());
+            }
+            self.state = State::AwaitingEnd(Query::Info);
+            return;
+        }
         if let Some(expected) = self.rules.token {
             if !escaped_token_matches(expected, view.token) {
                 // Closing makes a guesser pay a connection per guess, as the shell server does.
@@ -1420,7 +1443,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     let refusal = Refusal::new(
                         ErrorCode::BadRequest,
                         format_args!(
-                            "unknown op `{}`; expected put, get, ls, stat, delete, mkdir or rename",
+                            "unknown op `{}`; expected put, get, ls, stat, delete, mkdir, rename or info",
                             PeerText::new(op.get().unwrap_or("(too long)"))
                         ),
                     );
@@ -1625,6 +1648,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
     #[inline(never)]
     fn on_end(&mut self) {
         match &mut self.state {
+            State::AwaitingEnd(Query::Info) => self.answer_info(),
             State::AwaitingEnd(query) => {
                 self.state = match *query {
                     Query::Stat => State::Stat,
@@ -1633,6 +1657,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     Query::MakeDir { parents } => State::MakingDir { parents },
                     Query::Rename => State::Renaming,
                     Query::Get(get) => State::Opening(get),
+                    Query::Info => State::Idle,
                 };
             }
             State::Refusing(_) => self.refuse_held(),
@@ -1704,6 +1729,16 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         *phase = UploadPhase::AwaitingTrailerEnd {
             digest: digest_member(*algorithm, &view.file_xxh3, &view.file_md5),
         };
+    }
+
+    /// Answers an `info` request with the host's facts and the session's own limits.
+    fn answer_info(&mut self) {
+        let mut known = EndpointInfo::new(Protocols::FILE);
+        known.max_header = Some(CAP as u64);
+        known.max_path = Some(PATH.min(MAX_PATH_LEN).min(CAP) as u64);
+        known.max_file_size = Some(self.rules.max_file_size);
+        let reply = self.info.completed_by(&known);
+        self.reply(&reply);
     }
 
     /// Moves a download on once the requested bytes are read: from the prefix to the head and
@@ -1988,6 +2023,77 @@ mod tests {
         max_file_size: 100,
         idle_timeout: IDLE_TIMEOUT,
     };
+
+    /// Reads the first frame of `sent` as an info reply; returns the client holding it and the
+    /// reply's length.
+    fn read_info(sent: &[u8]) -> (crate::info::InfoClientSession<1024>, usize) {
+        let mut client = crate::info::InfoClientSession::new();
+        let (used, done) = client.handle_input(NOW, sent).unwrap();
+        assert!(done, "a whole info reply");
+        (client, used)
+    }
+
+    #[test]
+    fn info_is_answered_without_the_token_and_grants_nothing_after_it() {
+        let rules = FileRules {
+            token: Some("s3cret"),
+            max_file_size: 100,
+            idle_timeout: IDLE_TIMEOUT,
+        };
+        let mut wire = frame(r#"{"op":"info","total_size":0}"#, b"");
+        wire.extend(frame(r#"{"op":"info","token":"wrong"}"#, b""));
+        wire.extend(frame(r#"{"op":"stat","path":"a"}"#, b""));
+        for step in [1, 2, 5, 4096] {
+            let (seen, sent) = serve(rules, &wire, step);
+            assert_eq!(
+                seen,
+                [Seen::Refused("unauthorized", true), Seen::Closed],
+                "step {step}"
+            );
+            let (mut first, used) = read_info(&sent);
+            let (mut second, _) = read_info(&sent[used..]);
+            let first = first.reply().unwrap();
+            assert_eq!(first, second.reply().unwrap());
+            assert_eq!(first.protocols, Protocols::FILE);
+            assert_eq!(first.version, crate::info::PROTOCOL_VERSION);
+            assert_eq!(
+                (first.max_header, first.max_path, first.max_file_size),
+                (Some(1024), Some(1024), Some(100))
+            );
+            assert_eq!((first.max_command, first.free_space), (None, None));
+            assert_eq!(first.digests, crate::info::supported_digests());
+            // Nothing of the server's disk or secrets.
+            assert!(!sent.windows(6).any(|w| w == b"s3cret"));
+        }
+        // An info request with a body is refused, and the body never read.
+        let (seen, _) = serve(OPEN, &frame(r#"{"op":"info","total_size":3}"#, b"abc"), 4);
+        assert_eq!(seen, [Seen::Refused("bad_request", true), Seen::Closed]);
+    }
+
+    #[test]
+    fn a_hosts_facts_complete_the_info_reply() {
+        let mut host = EndpointInfo::new(Protocols::SHELL);
+        host.max_path = Some(64);
+        host.free_space = Some(4000);
+        host.board = Some("mps2-an386");
+        let mut session = FileServerSession::<1024>::new(OPEN).with_info(host);
+        let wire = frame(r#"{"op":"info"}"#, b"");
+        assert_eq!(session.handle_input(NOW, &wire).0, wire.len());
+        let mut out = [0u8; 1024];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("an info reply")
+        };
+        assert!(session.is_idle() && session.answered() == 1);
+        assert_eq!(session.poll_action(), None);
+        let (mut client, _) = read_info(&out[..n]);
+        let info = client.reply().unwrap();
+        assert_eq!(info.protocols, Protocols::BOTH);
+        assert_eq!(
+            (info.max_path, info.free_space, info.max_file_size),
+            (Some(64), Some(4000), Some(100))
+        );
+        assert_eq!(info.board, Some("mps2-an386"));
+    }
 
     #[test]
     fn refusals_keep_the_stream_in_step_or_close_it_in_any_chunking() {

@@ -119,7 +119,7 @@ pub enum ShellProtocolError {
     /// A reply header lacks a member the protocol needs, has one of the wrong type, or names
     /// an op this build does not know.
     BadHeader(HeaderError),
-    /// A request (`"op":"exec"`) where a reply was expected.
+    /// A request (`"op":"exec"`), or an `info` reply, where a command's reply was expected.
     RequestAsReply,
     /// An exit frame without exactly one of `"code"` and `"signal"`.
     ExitStatus,
@@ -139,9 +139,9 @@ impl fmt::Display for ShellProtocolError {
         match self {
             ShellProtocolError::Framing(e) => fmt::Display::fmt(e, f),
             ShellProtocolError::BadHeader(e) => fmt::Display::fmt(e, f),
-            ShellProtocolError::RequestAsReply => {
-                f.write_str("a request (\"op\":\"exec\") where a reply was expected")
-            }
+            ShellProtocolError::RequestAsReply => f.write_str(
+                "a request (\"op\":\"exec\") or an info reply where a command's reply was expected",
+            ),
             ShellProtocolError::ExitStatus => {
                 f.write_str("exit frame needs exactly one of \"code\" and \"signal\"")
             }
@@ -508,7 +508,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
                     message,
                 }
             }
-            ShellOp::Exec => return Err(ShellProtocolError::RequestAsReply),
+            ShellOp::Exec | ShellOp::Info => return Err(ShellProtocolError::RequestAsReply),
         })
     }
 

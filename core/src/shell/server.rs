@@ -9,6 +9,7 @@ use super::{
     SEED_REPLY_ENCODER, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
+use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
     EscapedText, Events, Outbox, Refusal, ServerEvent, Session, SessionError, TOKEN_CAP, Transmit,
     escaped_token_matches,
@@ -127,6 +128,8 @@ enum Body {
     Command,
     /// Read and dropped: the request was refused for this reason.
     Refused(ErrorCode),
+    /// An `info` request, answered once its (empty) frame has ended.
+    Info,
 }
 
 /// The server side of one shell connection, sans-IO.
@@ -183,6 +186,8 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     /// The wait for the current request, timed against [`ShellRules::idle_timeout`].
     wait: Wait,
     answered: u64,
+    /// What the host says of the endpoint, for an `info` reply.
+    info: EndpointInfo<'a>,
 }
 
 impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
@@ -206,7 +211,16 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             events: Events::new(),
             wait: Wait::Starting,
             answered: 0,
+            info: EndpointInfo::new(Protocols::SHELL),
         }
+    }
+
+    /// This session, answering an `info` request with `info` (the host's facts: its platform,
+    /// the protocols it serves), completed by what the session knows itself (its header
+    /// capacity, the longest command).
+    pub fn with_info(mut self, info: EndpointInfo<'a>) -> Self {
+        self.info = info;
+        self
     }
 
     /// The longest command this session runs (the current request's working directory takes
@@ -538,6 +552,16 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 return;
             }
         };
+        // An info request needs no token: its reply holds nothing secret.
+        if header.op.to_bounded::<16>().get() == Some(ShellOp::Info.as_str()) {
+            if body_len > 0 {
+                let refusal = Refusal::new(ErrorCode::BadHeader, "an info request has no body");
+                self.refuse(refusal.closing());
+            } else {
+                self.state = State::Reading(Body::Info);
+            }
+            return;
+        }
         if let Some(expected) = self.rules.token {
             let message = match header.token {
                 None => Some("this server requires a token: pass --token or set UNSTICK_TOKEN"),
@@ -589,6 +613,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                     Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
                 }
             }
+            State::Reading(Body::Info) => self.answer_info(),
             State::Reading(Body::Refused(code)) => {
                 let refusal = self
                     .pending
@@ -597,6 +622,19 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 self.refuse(refusal);
             }
             _ => {}
+        }
+    }
+
+    /// Answers an `info` request with the host's facts and the session's own limits.
+    fn answer_info(&mut self) {
+        let mut known = EndpointInfo::new(Protocols::SHELL);
+        known.max_header = Some(CAP as u64);
+        known.max_command = Some(self.max_command_len() as u64);
+        let reply = self.info.completed_by(&known);
+        let queued = self.outbox.push_frame(&PLAIN_ENCODER, &reply);
+        self.finish_request();
+        if queued.is_err() {
+            self.state = State::Closing;
         }
     }
 
@@ -882,7 +920,7 @@ fn unknown_op(op: EscapedText<'_>) -> Refusal {
     Refusal::new(
         ErrorCode::UnknownOp,
         format_args!(
-            "this is the shell server; it serves \"op\":\"exec\" only, not {:?}",
+            "this is the shell server; it serves \"op\":\"exec\" and \"info\" only, not {:?}",
             Shortened(op.get().unwrap_or(""))
         ),
     )
@@ -1047,6 +1085,63 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    #[test]
+    fn info_is_answered_without_the_token_with_the_sessions_limits_and_the_hosts_facts() {
+        use crate::info::InfoClientSession;
+        let rules = ShellRules {
+            token: Some("s3cret"),
+            max_command_len: 40,
+            ..ShellRules::default()
+        };
+        let mut wire = frame(r#"{"op":"info","total_size":0}"#, b"");
+        wire.extend(frame(r#"{"op":"exec","total_size":4}"#, b"true"));
+        for step in [1, 2, 5, 4096] {
+            let (seen, sent) = serve(rules, Dialect::Framed, &wire, step);
+            // The info request grants nothing: the exec after it still needs the token.
+            assert_eq!(
+                seen,
+                [Seen::Refused("unauthorized", true), Seen::Closed],
+                "step {step}"
+            );
+            let mut client = InfoClientSession::<1024>::new();
+            let (used, done) = client.handle_input(NOW, &sent).unwrap();
+            assert!(done && used < sent.len(), "step {step}");
+            let info = client.reply().unwrap();
+            assert_eq!(info.protocols, Protocols::SHELL);
+            assert_eq!((info.max_header, info.max_command), (Some(1024), Some(40)));
+            assert_eq!((info.max_path, info.max_file_size), (None, None));
+            assert!(!sent.windows(6).any(|w| w == b"s3cret"));
+        }
+        let mut host = EndpointInfo::new(Protocols::FILE);
+        host.platform = Some("linux-x86_64");
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<256>::new(ShellRules::default(), Dialect::Framed, &mut command)
+                .with_info(host);
+        let request = frame(r#"{"op":"info"}"#, b"");
+        assert_eq!(session.handle_input(NOW, &request), request.len());
+        let mut out = [0u8; 512];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("an info reply")
+        };
+        assert!(session.is_idle() && session.answered() == 1);
+        assert_eq!(session.poll_action(), None);
+        let mut client = InfoClientSession::<1024>::new();
+        assert_eq!(client.handle_input(NOW, &out[..n]).unwrap(), (n, true));
+        let info = client.reply().unwrap();
+        assert_eq!(info.protocols, Protocols::BOTH);
+        assert_eq!((info.max_header, info.max_command), (Some(256), Some(64)));
+        assert_eq!(info.platform, Some("linux-x86_64"));
+        // With a body, it is refused, and the connection closed without reading it.
+        let (seen, _) = serve(
+            ShellRules::default(),
+            Dialect::Framed,
+            &frame(r#"{"op":"info","total_size":3}"#, b"abc"),
+            4,
+        );
+        assert_eq!(seen, [Seen::Refused("bad_header", true), Seen::Closed]);
     }
 
     #[test]

@@ -11,12 +11,14 @@ use unstick_core::files::{
     Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession, PartialState,
     StageKind, Staged, StatFound,
 };
+use unstick_core::info::{EndpointInfo, Protocols};
 use unstick_core::session::{Refusal, SessionError};
 
 use crate::host::{Closed, RequestWork, serve_request};
 use crate::link::{Link, REQUEST_IDLE, WaitForInput};
+use crate::shell::MAX_COMMAND;
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
-use crate::{HEADER_CAP, Outcome, flush};
+use crate::{BOARD, HEADER_CAP, Outcome, PLATFORM, flush};
 
 /// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any path
 /// this session can be sent (the core's default room is 4 KiB).
@@ -47,7 +49,7 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         max_file_size: CAPACITY as u64,
         idle_timeout: REQUEST_IDLE,
     };
-    let mut session = Session::new(rules);
+    let mut session = Session::new(rules).with_info(device_info(store));
     let mut work = StoreWork {
         store,
         source: None,
@@ -56,6 +58,19 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     let outcome = serve_request(link, &mut session, head, &mut work);
     work.store.end_request();
     outcome
+}
+
+/// What the device says of itself in an info reply, beyond what the file session knows: both
+/// protocols (an info request comes here, whichever protocol's client sent it), the shell's
+/// longest command, the store's name length and free space, and the board.
+fn device_info(store: &Store<'_>) -> EndpointInfo<'static> {
+    let mut info = EndpointInfo::new(Protocols::BOTH);
+    info.max_command = Some(MAX_COMMAND as u64);
+    info.max_path = Some(NAME_CAP as u64);
+    info.free_space = Some(store.free() as u64);
+    info.platform = Some(PLATFORM);
+    info.board = Some(BOARD);
+    info
 }
 
 /// What the device's file server does for its session: the actions on the store.

@@ -11,11 +11,11 @@
 //! the client. Both protocols share the one stream of requests. Every request is a header
 //! frame, so the device reads each request's head (prefix and JSON header) first and looks at
 //! its `"op"`: `exec` goes to a fresh shell session, anything else (including the seed's
-//! upload, which has no `op`) to a fresh file session. The session gets the head's bytes, then
-//! the request's, until it has answered or asks to close; either way the device then takes
-//! nothing but the next start frame: there is no connection to close on a UART. Over QEMU's
-//! `-serial tcp:...` bridge (`uart+tcp://` to the CLI), each TCP connection of the CLI is a run
-//! of requests on the line.
+//! upload, which has no `op`, and `info`, answered for both protocols) to a fresh file
+//! session. The session gets the head's bytes, then the request's, until it has answered or
+//! asks to close; either way the device then takes nothing but the next start frame: there is
+//! no connection to close on a UART. Over QEMU's `-serial tcp:...` bridge (`uart+tcp://` to
+//! the CLI), each TCP connection of the CLI is a run of requests on the line.
 #![no_std]
 #![no_main]
 
@@ -41,6 +41,12 @@ use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 /// Header capacity of the sessions' decoders: the longest request header taken. The CLI's are
 /// well under 300 bytes (a resumed `put` with a long path is the longest).
 pub const HEADER_CAP: usize = 1024;
+
+/// The board this firmware is built for, as its info reply names it.
+pub const BOARD: &str = "mps2-an386";
+
+/// The target this firmware is built for, as its info reply names its platform.
+pub const PLATFORM: &str = "thumbv7em-none-eabihf";
 
 /// Bytes read from the UART at once (it holds one; more arrive while the firmware works).
 const READ_BUFFER: usize = 256;

@@ -19,6 +19,7 @@ use unstick_core::FileOp;
 use unstick_core::files::client::{
     ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
 };
+use unstick_core::info::{EndpointInfo, InfoError};
 
 use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
@@ -27,6 +28,7 @@ use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_termi
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
 use crate::host::{Inbox, ReplyFailure, await_reply};
+use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
 use crate::tls::{ClientTls, TlsConnectError};
@@ -77,6 +79,26 @@ pub enum ClientError {
     /// with a bad entry, a name that does not resolve); nothing was sent. The message says
     /// which setting and why.
     Settings(String),
+    /// The request would break a limit the device said it has in its info reply; it was not
+    /// sent.
+    OverLimit {
+        /// Which limit.
+        limit: Limit,
+        /// What the request needs (bytes).
+        needed: u64,
+        /// The device's limit (bytes).
+        max: u64,
+    },
+}
+
+/// A limit of the server's that a request can break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The longest remote path.
+    Path,
+    /// The largest file.
+    FileSize,
 }
 
 impl fmt::Display for ClientError {
@@ -117,6 +139,24 @@ impl fmt::Display for ClientError {
                 path.display()
             ),
             ClientError::Settings(m) => f.write_str(m),
+            ClientError::OverLimit {
+                limit: Limit::Path,
+                needed,
+                max,
+            } => write!(
+                f,
+                "the remote path is {needed} bytes long, and the device takes paths of at most \
+                 {max} bytes (its info reply says so); nothing was sent: choose a shorter name"
+            ),
+            ClientError::OverLimit {
+                limit: Limit::FileSize,
+                needed,
+                max,
+            } => write!(
+                f,
+                "the file is {needed} bytes, and the device stores files of at most {max} bytes \
+                 (its info reply says so); nothing was sent"
+            ),
         }
     }
 }
@@ -236,6 +276,8 @@ pub struct FileClient {
     buf: Vec<u8>,
     /// Bytes read from the server and not yet fed to the session.
     inbox: Inbox,
+    /// A device's limits, once asked (`Some(None)`: it does not say).
+    device_limits: Option<Option<EndpointInfo<'static>>>,
 }
 
 impl fmt::Debug for FileClient {
@@ -426,7 +468,59 @@ impl FileClient {
             buf: vec![0u8; size],
             inbox: Inbox::new(size, &[]),
             options,
+            device_limits: None,
         })
+    }
+
+    /// Asks the server what it is: the protocols it serves, its version, limits, digests and
+    /// platform (the `info` request, which needs no token). A server that predates it refuses
+    /// it ([`ClientError::Server`]); the connection goes on either way.
+    pub fn info(&mut self) -> Result<RemoteInfo, ClientError> {
+        request_info(&mut self.stream, self.options.timeout).map_err(|e| match e {
+            InfoRequestError::Connection(e) => ClientError::Connection(e),
+            InfoRequestError::Reply(e) => match *e {
+                InfoError::Refused(refusal) => ClientError::Server {
+                    code: refusal.code.as_str().to_owned(),
+                    message: refusal.message.as_str().to_owned(),
+                },
+                e => ClientError::Protocol(e.to_string()),
+            },
+        })
+    }
+
+    /// Checks an upload of `size` bytes to `remote` against a device's limits before a byte of
+    /// it goes out: on a serial line, sending a request the device refuses costs the line's
+    /// time, so the device is asked once per connection what it takes. Servers over TCP and
+    /// TLS are not asked (their refusal costs a round trip, as asking would).
+    fn check_device_limits(&mut self, remote: &RemotePath, size: u64) -> Result<(), ClientError> {
+        if !self.stream.is_serial() {
+            return Ok(());
+        }
+        let limits = match self.device_limits {
+            Some(limits) => limits,
+            None => {
+                let limits = match self.info() {
+                    Ok(info) => Some(info.facts),
+                    // A device that predates info: its refusals tell, as before.
+                    Err(ClientError::Server { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                *self.device_limits.insert(limits)
+            }
+        };
+        let Some(limits) = limits else {
+            return Ok(());
+        };
+        let checks = [
+            (Limit::Path, remote.as_str().len() as u64, limits.max_path),
+            (Limit::FileSize, size, limits.max_file_size),
+        ];
+        for (limit, needed, max) in checks {
+            if let Some(max) = max.filter(|&max| needed > max) {
+                return Err(ClientError::OverLimit { limit, needed, max });
+            }
+        }
+        Ok(())
     }
 
     /// The connection to the server (its peer address, a TLS server's certificate).
@@ -494,6 +588,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<PutReport, ClientError> {
         let local = label;
+        self.check_device_limits(remote, size)?;
         self.stream.start_request();
         self.session
             .put(

@@ -39,7 +39,7 @@ mod transfer;
 mod tree;
 
 pub use client::{
-    ClientError, ClientOptions, Existing, FileClient, GetReport, PutReport, RemoteEntry,
+    ClientError, ClientOptions, Existing, FileClient, GetReport, Limit, PutReport, RemoteEntry,
     RemoteStat, is_partial_mismatch, partial_download_path, put_legacy,
 };
 pub use config::{FileServerConfig, PARTIAL_MAX_AGE};

@@ -14,6 +14,7 @@ use unstick_core::files::path::MAX_PATH_LEN;
 use unstick_core::files::{
     Completed, Deleted, EntryKind, FileAction, FileServerSession, StageKind, Staged, StatFound,
 };
+use unstick_core::info::{EndpointInfo, Protocols};
 use unstick_core::session::{PeerText, Refusal, ServerEvent, SessionError};
 use unstick_core::{Algorithm, Checksum, ErrorCode};
 
@@ -23,7 +24,9 @@ use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
 use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
-use crate::server::{ClientKind, ClientSocket, Connection, HEADER_CAP, Handback, log_refusal};
+use crate::server::{
+    ClientKind, ClientSocket, Connection, HEADER_CAP, Handback, endpoint_info, log_refusal,
+};
 
 /// Room for a request's paths: a rename carries two, each up to [`MAX_PATH_LEN`] bytes.
 const SESSION_PATH: usize = 2 * MAX_PATH_LEN;
@@ -48,7 +51,9 @@ pub(super) fn serve_file_request(
         return Handback::Close(conn);
     }
     let buffer = config.buffer_size.max(64 * 1024);
-    let mut session = Session::new(config.rules()).with_name_rules(SERVER_NAME_RULES);
+    let mut session = Session::new(config.rules())
+        .with_name_rules(SERVER_NAME_RULES)
+        .with_info(file_server_info(root));
     let mut inbox = Inbox::new(buffer, &conn.received);
     let mut work = FileWork {
         config,
@@ -70,6 +75,26 @@ pub(super) fn serve_file_request(
     } else {
         Handback::Wait(conn)
     }
+}
+
+/// What the file server says of itself in an info reply beyond its session's limits: its
+/// platform and, where the system says, the free space of the root's file system.
+fn file_server_info(root: &Dir) -> EndpointInfo<'static> {
+    let mut info = endpoint_info(Protocols::FILE);
+    info.free_space = free_space(root);
+    info
+}
+
+/// The free space of the root's file system (`fstatvfs`).
+#[cfg(unix)]
+fn free_space(root: &Dir) -> Option<u64> {
+    root.free_space().ok()
+}
+
+/// Not measured on Windows: the server's answer leaves it out.
+#[cfg(not(unix))]
+fn free_space(_root: &Dir) -> Option<u64> {
+    None
 }
 
 /// What the file server does for its session: the actions on the root directory.

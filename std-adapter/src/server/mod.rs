@@ -57,6 +57,23 @@ pub use unstick_core::PLAIN_ENCODER;
 /// Header capacity used by the servers and clients (bytes).
 pub const HEADER_CAP: usize = 8192;
 
+/// The system and processor this server runs on, as its info reply names them:
+/// `linux-x86_64`, `windows-aarch64`.
+pub fn platform() -> &'static str {
+    static PLATFORM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PLATFORM.get_or_init(|| format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH))
+}
+
+/// What a server serving `protocols` says of itself beyond what its session knows: its
+/// platform.
+pub fn endpoint_info(
+    protocols: unstick_core::info::Protocols,
+) -> unstick_core::info::EndpointInfo<'static> {
+    let mut info = unstick_core::info::EndpointInfo::new(protocols);
+    info.platform = Some(platform());
+    info
+}
+
 /// Connections the system queues for a server before it accepts them. A burst of connections
 /// beyond the queue waits for a SYN retransmission (a second or more), so the queue is made as
 /// long as the system allows (`net.core.somaxconn` caps it).

@@ -19,6 +19,7 @@ use unstick_core::shell::{
 };
 
 use crate::host::{Inbox, ReplyFailure, await_reply};
+use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
 use crate::tls::{ClientTls, TlsConnectError};
 
@@ -29,6 +30,7 @@ use crate::transmit::send_transmits;
 /// Room for a request's head: a larger one leaves in more than one write.
 const SEND_BUFFER: usize = 4096;
 
+use unstick_core::info::InfoError;
 pub use unstick_core::shell::ExitReport;
 
 /// Why a client call failed.
@@ -271,6 +273,25 @@ impl ShellClient {
             send_buf: vec![0; SEND_BUFFER],
             interrupter: ExecInterrupter::default(),
         }
+    }
+
+    /// Asks the server what it is: the protocols it serves, its version, limits, digests and
+    /// platform (the `info` request, which needs no token). A server that predates it refuses
+    /// it ([`ShellClientError::Server`]); the connection goes on either way.
+    pub fn info(&mut self) -> Result<RemoteInfo, ShellClientError> {
+        request_info(&mut self.stream, unstick_core::files::client::REPLY_TIMEOUT).map_err(|e| {
+            match e {
+                InfoRequestError::Connection(e) => ShellClientError::Io(e),
+                InfoRequestError::Reply(e) => match *e {
+                    InfoError::Refused(refusal) => ShellClientError::Server {
+                        code: refusal.code.as_str().to_owned(),
+                        message: refusal.message.as_str().to_owned(),
+                    },
+                    InfoError::Closed => ShellClientError::ConnectionClosed,
+                    e => ShellClientError::Protocol(e.to_string()),
+                },
+            }
+        })
     }
 
     /// A handle that stops this client's command in flight from another thread.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use unstick_core::info::Protocols;
 use unstick_core::session::{PeerText, ServerEvent};
 use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
 
@@ -18,7 +19,8 @@ use super::process::{
 };
 use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
 use crate::server::{
-    ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, log_refusal,
+    ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, endpoint_info,
+    log_refusal,
 };
 
 /// The session as this host serves it.
@@ -56,7 +58,8 @@ pub(super) fn serve_shell_request(
             + unstick_core::shell::MAX_CWD_LEN,
         0,
     );
-    let mut session = ShellServerSession::<HEADER_CAP>::new(config.rules(), dialect, &mut command);
+    let mut session = ShellServerSession::<HEADER_CAP>::new(config.rules(), dialect, &mut command)
+        .with_info(endpoint_info(Protocols::SHELL));
     // A seed client's first read is what the lobby received, taken whole as one command.
     let mut inbox = Inbox::new(REQUEST_BUFFER, &conn.received);
     let mut work = CommandWork {

@@ -62,6 +62,21 @@ pub fn file_meta(file: &File) -> io::Result<EntryMeta> {
 }
 
 impl Dir {
+    /// Bytes free for an unprivileged user on the file system this directory is on.
+    pub fn free_space(&self) -> io::Result<u64> {
+        // SAFETY: `statvfs` is plain data; all-zero bytes are a valid value that fstatvfs
+        // overwrites.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: the descriptor is open for the duration of the call and `st` is a valid
+        // out-pointer.
+        let rc = unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut st) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        #[allow(clippy::unnecessary_cast)] // the fields' types differ between systems
+        Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+
     /// Opens (creating it if missing, with its parents) the directory at `path` as a root.
     pub fn open_root(path: &Path) -> io::Result<Dir> {
         std::fs::create_dir_all(path)?;
