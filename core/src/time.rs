@@ -1,5 +1,5 @@
 //! Time as the sessions see it: an [`Instant`] the host reads from its own monotonic clock and
-//! passes in, and [`Duration`](core::time::Duration)s for the rules. No session reads a clock:
+//! passes in, and [`Duration`]s for the rules. No session reads a clock:
 //! each says when it next needs the host's attention (`poll_timeout`) and is told when that
 //! time has come (`handle_timeout`), so a pair of sessions can be driven by a fake clock.
 

@@ -10,7 +10,7 @@
 //! what it asks for: bytes to send ([`poll_transmit`](Outbox::poll_transmit)), actions to carry
 //! out (`poll_action`), events to log (`poll_event`) and when to wake it (`poll_timeout`). No
 //! session reads a clock, performs I/O or allocates: time comes in as an
-//! [`Instant`](crate::time::Instant) from the host's clock.
+//! [`Instant`] from the host's clock.
 //!
 //! The calling order is the same for every session, and [`Session`] names it once:
 //!

@@ -17,6 +17,8 @@
 
 use core::fmt::Write as _;
 
+use core::time::Duration;
+
 use embedded_io::{Read, ReadReady, Write};
 use unstick_core::shell::{
     Dialect, ExitReport, OutputStream, SEED_PAUSE, ShellAction, ShellRules, ShellServerSession,
@@ -24,12 +26,16 @@ use unstick_core::shell::{
 };
 
 use crate::host::{Closed, RequestWork, serve_request};
-use crate::link::{Link, LinkCounts, REQUEST_IDLE, WaitForInput};
+use crate::link::{Link, LinkCounts, WaitForInput};
 use crate::store::{CAPACITY, Store};
 use crate::{HEADER_CAP, Outcome, flush};
 
 /// Longest command taken, in bytes.
 pub const MAX_COMMAND: usize = 256;
+
+/// How long a whole request has from its head on: the shell session counts the request's
+/// time, not its silences, and the longest command takes 0.3 s at 9,600 baud.
+const REQUEST_WITHIN: Duration = Duration::from_secs(1);
 
 /// A line of output, formatted before it is sent.
 type Line = heapless::String<160>;
@@ -51,7 +57,7 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         token: None,
         max_command_len: MAX_COMMAND,
         legacy_reply: None,
-        idle_timeout: REQUEST_IDLE,
+        idle_timeout: REQUEST_WITHIN,
         seed_pause: SEED_PAUSE,
     };
     let mut session = Session::new(rules, Dialect::Framed, &mut command_buf);
