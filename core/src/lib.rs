@@ -104,6 +104,15 @@
 //!   (`poll_transmit`) and actions (`poll_action`). They never read a clock, perform I/O or
 //!   allocate; bodies pass through as slices, never copied. `unstick-std` hosts them on TCP
 //!   sockets, files and processes. A firmware that only frames bytes links none of it.
+//!
+//! - `async-host` (off by default; turns on `protocols`): `asynch::host`, the sessions' host
+//!   written once over `embedded-io-async`, for firmware on an async executor (embassy):
+//!   `serve_request` and `serve_connection` drive a server's session (its actions through an
+//!   async `RequestWork`), `await_reply` a client's, and `Outlet::send` sends what either hands
+//!   out. Time comes from a `Clock` the runtime implements (`now`, `sleep_until`); each read
+//!   waits for input or the session's deadline, whichever comes first, so the stream's reads
+//!   must be cancel-safe. Buffers are the caller's slices. The module's documentation has a
+//!   file server answering a request, runnable as it is.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -5,6 +5,11 @@
 //! updated only after a read completes. Dropping a [`FrameReader::next_event`] future therefore
 //! loses nothing the reader had already consumed (whether the dropped *read* itself lost bytes is
 //! up to the byte source).
+//!
+//! With the `async-host` feature, `host` drives the protocol sessions over the same traits.
+
+#[cfg(feature = "async-host")]
+pub mod host;
 
 use embedded_io_async::{Read, Write};
 use serde::Serialize;
