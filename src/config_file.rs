@@ -6,10 +6,9 @@
 //! Support` on macOS, `%APPDATA%` on Windows). A default file that does not exist is no error;
 //! a named one is.
 //!
-//! Format: a small part of TOML, so that the file stays valid TOML if a richer format is ever
-//! needed: `key = "string"` lines (or `'literal'`), `#` comments, and the sections `[shell]`
-//! and `[ftp]` (or dotted keys, `shell.addr = ...`). Keys outside a section apply to both
-//! tools; a section's key wins for its tool.
+//! Format: TOML (read by the `toml` crate into serde structs), with string keys at the top
+//! level and in the sections `[shell]` and `[ftp]` (or dotted keys, `shell.addr = ...`). Keys
+//! outside a section apply to both tools; a section's key wins for its tool.
 //!
 //! ```toml
 //! token_file = "~/.config/unstick/token"
@@ -21,7 +20,11 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "UNSTICK_CONFIG";
@@ -57,6 +60,32 @@ pub struct ConfigFile {
     pub ftp: ToolDefaults,
 }
 
+/// One section's keys as the file has them.
+#[derive(Deserialize, Default)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a section of string keys, as [shell]"
+)]
+struct SectionKeys {
+    addr: Option<String>,
+    token: Option<String>,
+    token_file: Option<String>,
+}
+
+/// The whole file as it has it: the top level's keys and the two sections (serde's `flatten`
+/// cannot be combined with `deny_unknown_fields`, hence the keys spelt out).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKeys {
+    addr: Option<String>,
+    token: Option<String>,
+    token_file: Option<String>,
+    #[serde(default)]
+    shell: SectionKeys,
+    #[serde(default)]
+    ftp: SectionKeys,
+}
+
 /// Why a config file cannot be used.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -67,22 +96,27 @@ pub enum ConfigError {
         /// Why.
         source: io::Error,
     },
-    /// A line is not a valid entry.
+    /// An entry is not valid.
     Entry {
         /// The file.
         path: PathBuf,
-        /// The line's number, from 1.
-        line: usize,
+        /// The number of the line the problem is on, from 1 (`None`: the TOML reader did not
+        /// say where).
+        line: Option<usize>,
         /// What is wrong with it.
         problem: EntryProblem,
     },
 }
 
-/// What is wrong with one line of a config file.
+/// What is wrong with one entry of a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryProblem {
-    /// Neither `key = value`, `[section]`, a comment nor blank.
-    NotAnEntry,
+    /// Not TOML, or TOML with a value of the wrong type (a key's value that is not a string, a
+    /// key set twice), as the TOML reader says it.
+    Invalid {
+        /// The reader's message.
+        message: String,
+    },
     /// A section other than `[shell]` and `[ftp]`.
     UnknownSection {
         /// The section's name.
@@ -97,26 +131,6 @@ pub enum EntryProblem {
         /// The known key it is closest to.
         suggestion: Option<&'static str>,
     },
-    /// A value that is not a quoted string.
-    NotAString {
-        /// The key.
-        key: String,
-    },
-    /// A string with no closing quote, or a backslash escape other than `\\`, `\"`, `\t`, `\n`.
-    BadString {
-        /// The key.
-        key: String,
-    },
-    /// Something other than a comment after the value.
-    TrailingText {
-        /// The key.
-        key: String,
-    },
-    /// The same key twice in one section.
-    Duplicate {
-        /// The key.
-        key: String,
-    },
 }
 
 impl fmt::Display for EntryProblem {
@@ -126,9 +140,10 @@ impl fmt::Display for EntryProblem {
             None => String::new(),
         };
         match self {
-            EntryProblem::NotAnEntry => {
-                f.write_str("not an entry; write key = \"value\", [section] or # a comment")
-            }
+            EntryProblem::Invalid { message } => write!(
+                f,
+                "{message}; write key = \"value\" lines, [shell] and [ftp] sections and # comments"
+            ),
             EntryProblem::UnknownSection { name, suggestion } => write!(
                 f,
                 "unknown section [{name}]{}; the sections are [shell] and [ftp]",
@@ -139,18 +154,6 @@ impl fmt::Display for EntryProblem {
                 "unknown key `{key}`{}; the keys are addr, token and token_file",
                 hint(suggestion)
             ),
-            EntryProblem::NotAString { key } => {
-                write!(f, "`{key}` takes a quoted string, as {key} = \"...\"")
-            }
-            EntryProblem::BadString { key } => write!(
-                f,
-                "the string of `{key}` is not closed, or has an escape other than \\\\, \\\", \\t, \\n"
-            ),
-            EntryProblem::TrailingText { key } => write!(
-                f,
-                "text after the value of `{key}`; only a # comment may follow it"
-            ),
-            EntryProblem::Duplicate { key } => write!(f, "`{key}` is set twice in this section"),
         }
     }
 }
@@ -163,9 +166,14 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Entry {
                 path,
-                line,
+                line: Some(line),
                 problem,
             } => write!(f, "config file {}, line {line}: {problem}", path.display()),
+            ConfigError::Entry {
+                path,
+                line: None,
+                problem,
+            } => write!(f, "config file {}: {problem}", path.display()),
         }
     }
 }
@@ -214,86 +222,80 @@ impl ConfigFile {
     /// Reads a config file's text; `path` is where it came from, for messages and for
     /// relative `token_file` paths.
     pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
-        let mut config = ConfigFile {
-            path: Some(path.to_owned()),
-            ..ConfigFile::default()
+        let fail = |span: Option<Range<usize>>, problem| ConfigError::Entry {
+            path: path.to_owned(),
+            line: span.map(|span| line_of(text, span.start)),
+            problem,
         };
-        let mut section: Option<&'static str> = None;
-        for (index, raw) in text.lines().enumerate() {
-            let fail = |problem| ConfigError::Entry {
-                path: path.to_owned(),
-                line: index + 1,
-                problem,
-            };
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(header) = line.strip_prefix('[') {
-                let (name, rest) = header
-                    .split_once(']')
-                    .ok_or(fail(EntryProblem::NotAnEntry))?;
-                let rest = rest.trim();
-                if !(rest.is_empty() || rest.starts_with('#')) {
-                    return Err(fail(EntryProblem::NotAnEntry));
-                }
-                let name = name.trim();
-                section = Some(known(name, &SECTIONS).ok_or_else(|| {
-                    fail(EntryProblem::UnknownSection {
-                        name: name.to_owned(),
-                        suggestion: closest(name, &SECTIONS),
-                    })
-                })?);
-                continue;
-            }
-            let (key, value) = line.split_once('=').ok_or(fail(EntryProblem::NotAnEntry))?;
-            let key = key.trim();
-            let (key_section, key) = match key.split_once('.') {
-                Some((outer, inner)) if section.is_none() => {
-                    let outer = outer.trim();
-                    let found = known(outer, &SECTIONS).ok_or_else(|| {
-                        fail(EntryProblem::UnknownSection {
-                            name: outer.to_owned(),
-                            suggestion: closest(outer, &SECTIONS),
-                        })
-                    })?;
-                    (Some(found), inner.trim())
-                }
-                _ => (section, key),
-            };
-            if key.is_empty() {
-                return Err(fail(EntryProblem::NotAnEntry));
-            }
-            let Some(key) = known(key, &KEYS) else {
-                return Err(fail(EntryProblem::UnknownKey {
-                    key: key.to_owned(),
-                    suggestion: closest(key, &KEYS),
-                }));
-            };
-            let value = parse_string(value.trim(), key).map_err(fail)?;
-            let target = match key_section {
-                None => &mut config.common,
-                Some("shell") => &mut config.shell,
-                Some(_) => &mut config.ftp,
-            };
-            let duplicate = match key {
-                "addr" => target.addr.replace(value).is_some(),
-                "token" => target.token.replace(value).is_some(),
-                _ => target.token_file.replace(file_path(&value, path)).is_some(),
-            };
-            if duplicate {
-                return Err(fail(EntryProblem::Duplicate {
-                    key: key.to_owned(),
-                }));
-            }
+        let invalid = |e: toml::de::Error| {
+            let message = e.message().to_owned();
+            fail(e.span(), EntryProblem::Invalid { message })
+        };
+        let table = DeTable::parse(text).map_err(invalid)?;
+        if let Some((span, problem)) = unknown_name(table.get_ref()) {
+            return Err(fail(Some(span), problem));
         }
-        Ok(config)
+        let keys = FileKeys::deserialize(toml::de::Deserializer::from(table)).map_err(invalid)?;
+        let defaults = |addr, token, token_file: Option<String>| ToolDefaults {
+            addr,
+            token,
+            token_file: token_file.map(|file| file_path(&file, path)),
+        };
+        let section = |s: SectionKeys| defaults(s.addr, s.token, s.token_file);
+        Ok(ConfigFile {
+            path: Some(path.to_owned()),
+            common: defaults(keys.addr, keys.token, keys.token_file),
+            shell: section(keys.shell),
+            ftp: section(keys.ftp),
+        })
     }
 }
 
-/// The name in `names` that `given` is.
-fn known(given: &str, names: &[&'static str]) -> Option<&'static str> {
-    names.iter().copied().find(|name| *name == given)
+/// The first name in the file this version does not know, where it is and the known name it
+/// is closest to. (serde's `deny_unknown_fields` refuses it too, but says neither whether it
+/// is a section nor what was meant.)
+fn unknown_name(top: &DeTable<'_>) -> Option<(Range<usize>, EntryProblem)> {
+    for (name, value) in top {
+        let (span, name) = (name.span(), name.get_ref());
+        if KEYS.contains(&name.as_ref()) {
+            continue;
+        }
+        match value.get_ref() {
+            DeValue::Table(keys) if SECTIONS.contains(&name.as_ref()) => {
+                let unknown = keys
+                    .keys()
+                    .find(|key| !KEYS.contains(&key.get_ref().as_ref()));
+                if let Some(key) = unknown {
+                    return Some((key.span(), unknown_key(key.get_ref())));
+                }
+            }
+            // A known section that is not a table: the type error is serde's to report.
+            _ if SECTIONS.contains(&name.as_ref()) => {}
+            DeValue::Table(_) => {
+                let problem = EntryProblem::UnknownSection {
+                    name: name.to_string(),
+                    suggestion: closest(name, &SECTIONS),
+                };
+                return Some((span, problem));
+            }
+            _ => return Some((span, unknown_key(name))),
+        }
+    }
+    None
+}
+
+/// The problem of the unknown key `key`.
+fn unknown_key(key: &str) -> EntryProblem {
+    EntryProblem::UnknownKey {
+        key: key.to_owned(),
+        suggestion: closest(key, &KEYS),
+    }
+}
+
+/// The number, from 1, of the line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = text.get(..offset).unwrap_or(text);
+    before.matches('\n').count() + 1
 }
 
 /// The name in `names` closest to `given`, if it is close enough to be a typo of it.
@@ -302,66 +304,13 @@ fn closest(given: &str, names: &[&'static str]) -> Option<&'static str> {
     names
         .iter()
         .copied()
-        .map(|name| (edit_distance(&given, name), name))
+        .map(|name| (strsim::levenshtein(&given, name), name))
         .filter(|&(distance, name)| {
             distance <= 2
                 || (given.len() >= 3 && (given.starts_with(name) || name.starts_with(&given)))
         })
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, name)| name)
-}
-
-/// The number of characters to insert, delete or replace to turn `a` into `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let replace = previous[j] + usize::from(ca != cb);
-            current[j + 1] = replace.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-/// A TOML basic string (`"..."`, escapes `\\ \" \t \n`) or literal string (`'...'`), with
-/// nothing but a comment after it.
-fn parse_string(text: &str, key: &str) -> Result<String, EntryProblem> {
-    let bad_string = || EntryProblem::BadString {
-        key: key.to_owned(),
-    };
-    let mut chars = text.chars();
-    let quote = match chars.next() {
-        Some(q @ ('"' | '\'')) => q,
-        _ => {
-            return Err(EntryProblem::NotAString {
-                key: key.to_owned(),
-            });
-        }
-    };
-    let mut value = String::new();
-    loop {
-        match chars.next().ok_or_else(bad_string)? {
-            c if c == quote => break,
-            '\\' if quote == '"' => value.push(match chars.next().ok_or_else(bad_string)? {
-                '\\' => '\\',
-                '"' => '"',
-                't' => '\t',
-                'n' => '\n',
-                _ => return Err(bad_string()),
-            }),
-            c => value.push(c),
-        }
-    }
-    let rest = chars.as_str().trim();
-    if !(rest.is_empty() || rest.starts_with('#')) {
-        return Err(EntryProblem::TrailingText {
-            key: key.to_owned(),
-        });
-    }
-    Ok(value)
 }
 
 /// A path written in the config file: `~/` is the home directory, a relative path is relative
@@ -408,7 +357,7 @@ mod tests {
         ConfigFile::parse(text, Path::new("/etc/u/config.toml"))
     }
 
-    fn problem(text: &str) -> (usize, EntryProblem) {
+    fn problem(text: &str) -> (Option<usize>, EntryProblem) {
         match parse(text) {
             Err(ConfigError::Entry { line, problem, .. }) => (line, problem),
             other => panic!("{text}: {other:?}"),
@@ -437,68 +386,64 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_with_their_line() {
-        let table = [
-            ("addr", 1, EntryProblem::NotAnEntry),
+        let unknown_key = |key: &str, suggestion| EntryProblem::UnknownKey {
+            key: key.into(),
+            suggestion,
+        };
+        let unknown_section = |name: &str, suggestion| EntryProblem::UnknownSection {
+            name: name.into(),
+            suggestion,
+        };
+        let names = [
+            ("\n[shel]", 2, unknown_section("shel", Some("shell"))),
             (
-                "\n[shel]",
+                "\nshel.addr = \"h\"",
                 2,
-                EntryProblem::UnknownSection {
-                    name: "shel".into(),
-                    suggestion: Some("shell"),
-                },
+                unknown_section("shel", Some("shell")),
             ),
             (
                 "[ftp]\naddress = \"x\"",
                 2,
-                EntryProblem::UnknownKey {
-                    key: "address".into(),
-                    suggestion: Some("addr"),
-                },
+                unknown_key("address", Some("addr")),
             ),
+            ("[ftp]\n'adr' = \"x\"", 2, unknown_key("adr", Some("addr"))),
             (
                 "token-file = \"x\"",
                 1,
-                EntryProblem::UnknownKey {
-                    key: "token-file".into(),
-                    suggestion: Some("token_file"),
-                },
+                unknown_key("token-file", Some("token_file")),
             ),
-            (
-                "colour = \"x\"",
-                1,
-                EntryProblem::UnknownKey {
-                    key: "colour".into(),
-                    suggestion: None,
-                },
-            ),
+            ("colour = \"x\"", 1, unknown_key("colour", None)),
+            ("[shell.tls]\nca = \"x\"", 1, unknown_key("tls", None)),
+        ];
+        for (text, line, expected) in names {
+            assert_eq!(problem(text), (Some(line), expected), "{text}");
+        }
+        // Not TOML, or not a string where one is wanted: the TOML reader's message, on the line.
+        let invalid = [
+            ("addr", 1, "expected"),
             (
                 "addr = 8080",
                 1,
-                EntryProblem::NotAString { key: "addr".into() },
+                "invalid type: integer `8080`, expected a string",
             ),
+            ("addr = \"x", 1, "invalid basic string"),
+            ("addr = \"\\q\"", 1, "escape"),
+            ("addr = \"x\" y", 1, "newline"),
+            ("addr = \"x\"\naddr = \"y\"", 2, "duplicate key"),
             (
-                "addr = \"x",
-                1,
-                EntryProblem::BadString { key: "addr".into() },
-            ),
-            (
-                "addr = \"\\q\"",
-                1,
-                EntryProblem::BadString { key: "addr".into() },
-            ),
-            (
-                "addr = \"x\" y",
-                1,
-                EntryProblem::TrailingText { key: "addr".into() },
-            ),
-            (
-                "addr = \"x\"\naddr = \"y\"",
-                2,
-                EntryProblem::Duplicate { key: "addr".into() },
+                "\n\nshell = \"x\"",
+                3,
+                "invalid type: string \"x\", expected a section of string keys",
             ),
         ];
-        for (text, line, expected) in table {
-            assert_eq!(problem(text), (line, expected), "{text}");
+        for (text, line, says) in invalid {
+            match problem(text) {
+                (found, EntryProblem::Invalid { message }) => {
+                    assert_eq!(found, Some(line), "{text}: {message}");
+                    assert!(message.contains(says), "{text}: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
         }
         let message = parse("[ftp]\nadr = \"x\"").unwrap_err().to_string();
         assert!(

@@ -476,25 +476,20 @@ fn resumed_note(resumed_from: u64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` UTC for seconds since the Unix epoch.
+/// `YYYY-MM-DD HH:MM:SS` UTC for seconds since the Unix epoch; `@SECONDS` for a time outside
+/// the years -9999 to 9999, which a server may send but no calendar shows.
 fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let Ok(time) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+        return format!("@{secs}");
+    };
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
     )
 }
 
@@ -507,5 +502,7 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+        assert_eq!(format_utc(i64::MAX), format!("@{}", i64::MAX));
     }
 }

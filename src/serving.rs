@@ -197,33 +197,35 @@ pub fn listen_address(text: &str, default_port: u16) -> Result<String, String> {
         .map_err(|e| format!("--listen: {e}"))
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s` (the default), `m`, `h` or `d`.
+/// Parses a duration as humantime reads it (`500ms`, `60s`, `1.5s`, `2m`, `1h 30m`, `7d`), or a
+/// plain number of seconds (`60`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 60, 60s, 500ms or 2m"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => return Err(format!("unknown unit {other:?}; use ms, s, m, h or d")),
+    let plain_seconds = !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.');
+    // humantime wants a unit, and a plain number has always been seconds here.
+    let parsed = if plain_seconds {
+        humantime::parse_duration(&format!("{text}s"))
+    } else {
+        humantime::parse_duration(text)
     };
-    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
+    let duration = parsed.map_err(|e| {
+        format!(
+            "{text:?} is not a duration ({e}); write e.g. 60 (seconds), 500ms, 60s, 2m, 1h or 7d"
+        )
+    })?;
     if duration < Duration::from_millis(1) {
-        return Err("a duration must be at least 1ms".into());
+        return Err(format!(
+            "{text:?} is too short: a duration must be at least 1ms"
+        ));
     }
     Ok(duration)
 }
 
 /// Parses a byte count: a number with an optional binary unit `K`, `M`, `G` or `T` (either
-/// case; `KiB`, `MB` and the like also accepted), powers of 1024.
+/// case; `KiB`, `MB` and the like also accepted), powers of 1024. Every size option takes it.
+/// Not a crate's parser: bytesize and byte-unit read `M` and `MB` as powers of 1000 (the
+/// documented 16 MiB of `--max-output 16M` would become 16,000,000 bytes), and bytesize
+/// saturates a size too large instead of refusing it.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
@@ -244,7 +246,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "M" => 20,
         "G" => 30,
         "T" => 40,
-        other => return Err(format!("unknown unit {other:?}; use K, M, G or T")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use K, M, G or T (powers of 1024)"
+            ));
+        }
     };
     value
         .checked_mul(1u64 << shift)
@@ -267,12 +273,21 @@ mod tests {
             ("0", None),
             ("ten", None),
             ("7d", Some(Duration::from_secs(7 * 86400))),
-            ("5w", None),
+            ("1h 30m", Some(Duration::from_secs(5400))),
+            ("5x", None),
             ("-1", None),
+            ("", None),
         ];
         for (text, expected) in table {
             assert_eq!(parse_duration(text).ok(), expected, "{text}");
         }
+        let unknown = parse_duration("5x").unwrap_err();
+        assert!(
+            unknown.contains("unknown time unit") && unknown.contains("500ms, 60s, 2m"),
+            "{unknown}"
+        );
+        let zero = parse_duration("0").unwrap_err();
+        assert!(zero.contains("at least 1ms"), "{zero}");
     }
 
     #[test]
@@ -294,6 +309,11 @@ mod tests {
         for (text, expected) in table {
             assert_eq!(parse_size(text).ok(), expected, "{text}");
         }
+        let unknown = parse_size("12P").unwrap_err();
+        assert!(
+            unknown.contains("\"12P\"") && unknown.contains("K, M, G or T"),
+            "{unknown}"
+        );
     }
 
     #[test]
