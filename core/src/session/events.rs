@@ -16,9 +16,10 @@ pub enum ServerEvent<C> {
     Completed(C),
 }
 
-/// Room for events between two drains: a request yields at most two (a refusal, then the
-/// closing of the connection is no event), so four leave slack for a host that drains late.
-const EVENTS: usize = 4;
+/// Room for events between two drains: a request yields one (its refusal or its completion),
+/// and a second slot leaves slack for a host that drains a call late. Each slot has room for a
+/// refusal (about half a KiB), which a microcontroller's stack pays for.
+const EVENTS: usize = 2;
 
 /// A session's queue of events. When a host lets it fill, the oldest event gives way: a session
 /// never stalls for its log.
@@ -56,15 +57,15 @@ mod tests {
     #[test]
     fn events_come_out_oldest_first_and_a_full_queue_lets_the_oldest_go() {
         let mut events = Events::<u8>::new();
-        for n in 0..6 {
+        for n in 0..5 {
             events.push(n);
         }
-        let mut out = [0u8; 6];
+        let mut out = [0u8; 5];
         let mut len = 0;
         while let Some(n) = events.pop() {
             out[len] = n;
             len += 1;
         }
-        assert_eq!(&out[..len], &[2, 3, 4, 5]);
+        assert_eq!(&out[..len], &[3, 4]);
     }
 }
