@@ -8,7 +8,7 @@
 //! [`address`] reads it.
 //!
 //! What both servers share is in [`server`]: the lobby where every connection waits between
-//! requests (one thread, `epoll` on Linux, `poll` on other Unixes, `WSAPoll` on Windows),
+//! requests (one thread, `epoll` on Linux, kqueue on macOS, IOCP on Windows, through `polling`),
 //! request slots and their queue, a graceful stop, the refusal of other protocols' openings,
 //! and error frames. Servers log through `tracing`; the binary
 //! decides where the lines go.
@@ -19,9 +19,8 @@ pub mod ftp;
 mod host;
 pub mod info;
 pub mod link;
-pub(crate) mod poll;
+pub(crate) mod readiness;
 pub mod server;
 pub mod shell;
 pub mod tls;
 pub(crate) mod transmit;
-pub(crate) mod wake;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serialport::{ClearBuffer, SerialPort};
 
 use crate::address::{AddressError, HostPort};
-use crate::poll::{self, HUNG_UP, PollFd, Pollable, READABLE};
+use crate::readiness::{self, Interest};
 use crate::tls::{ClientTls, Fingerprint, TlsConnectError, TlsStream};
 
 mod framed_line;
@@ -315,20 +315,18 @@ impl Link {
     /// Whether bytes (or the end of the stream) are waiting to be read, without waiting.
     pub fn readable_now(&self) -> bool {
         let socket = match &self.kind {
-            Kind::Tcp(stream) => stream.raw_socket(),
+            Kind::Tcp(stream) => stream,
             // The server sends no session tickets, so bytes on the socket (or read ahead from
             // it) are a reply, or a close.
             Kind::Tls(stream) if stream.sock.buffered() > 0 => return true,
-            Kind::Tls(stream) => stream.sock.get_ref().raw_socket(),
+            Kind::Tls(stream) => stream.sock.get_ref(),
             Kind::Serial(framed) if framed.has_buffered() => return true,
             Kind::Serial(framed) => match &framed.line {
                 Line::Port(port) => return serial_readable_now(port),
-                Line::Bridge(stream) => stream.raw_socket(),
+                Line::Bridge(stream) => stream,
             },
         };
-        let mut fds = [PollFd::new(socket, READABLE)];
-        let ready = poll::poll(&mut fds, Some(Duration::ZERO)).unwrap_or(0);
-        ready > 0 && fds[0].found() & (READABLE | HUNG_UP) != 0
+        readiness::wait_for(socket, Interest::Read, Duration::ZERO).unwrap_or(false)
     }
 
     /// Whether the server has closed a TCP connection (or sent something unasked, which only
@@ -369,20 +367,11 @@ impl Link {
     }
 }
 
-/// Whether a serial port has bytes waiting, without waiting: `poll(2)` on the terminal.
-#[cfg(unix)]
+/// Whether a serial port has bytes waiting, without waiting: its input queue is asked for its
+/// length (`FIONREAD` on a terminal, `ClearCommError` on a COM port). A port that cannot say
+/// has hung up (a USB adapter pulled out), which the next read reports.
 fn serial_readable_now(port: &SerialPortNative) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut fds = [PollFd::new(port.as_raw_fd(), READABLE)];
-    let ready = poll::poll(&mut fds, Some(Duration::ZERO)).unwrap_or(0);
-    ready > 0 && fds[0].found() & (READABLE | HUNG_UP) != 0
-}
-
-/// Whether a serial port has bytes waiting, without waiting: a COM port is no socket, so its
-/// input queue is asked for its length (`ClearCommError`).
-#[cfg(windows)]
-fn serial_readable_now(port: &SerialPortNative) -> bool {
-    port.bytes_to_read().is_ok_and(|waiting| waiting > 0)
+    port.bytes_to_read().map_or(true, |waiting| waiting > 0)
 }
 
 impl crate::host::TimedRead for Link {

@@ -1,6 +1,6 @@
 //! The lobby: where every connection of a server waits while no request of its is being
-//! served. One thread holds them all (with `epoll(7)` on Linux, `poll(2)` elsewhere), so a
-//! waiting connection costs a socket and the bytes it has sent, never a thread or a request
+//! served. One thread holds them all (with `epoll(7)` on Linux, kqueue or IOCP elsewhere), so
+//! a waiting connection costs a socket and the bytes it has sent, never a thread or a request
 //! slot.
 //!
 //! A connection's life:
@@ -47,13 +47,11 @@ use unstick_core::{Event, FrameDecoder, Profile};
 
 use super::client_socket::ClientSocket;
 use super::penalties::{AddressKey, Penalties, penalized_message};
-use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
 use super::workers::Workers;
 use super::{ErrorCode, HEADER_CAP, deadline_after};
-use crate::poll::{Pollable, RawSocket};
+use crate::readiness::{Readiness, Waker};
 pub use crate::tls::front::Handoff;
-use crate::wake::{self, WakeSignal, Waker};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
 /// refused (a request's header is at most [`HEADER_CAP`] bytes).
@@ -71,9 +69,8 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// are shut down.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(5);
 
-/// The readiness keys of the wake-up socket and the listener (connections use their ids).
-const WAKE_KEY: u64 = u64::MAX;
-const LISTENER_KEY: u64 = u64::MAX - 1;
+/// The readiness key of the listener; connections use their ids, which stay below it.
+const LISTENER_KEY: usize = usize::MAX - 1;
 
 /// Most connections accepted in one turn of the loop, so that the waiting ones are read too.
 const ACCEPT_BATCH: usize = 256;
@@ -200,11 +197,25 @@ pub enum Entrance {
 }
 
 impl Entrance {
-    /// The socket that turns readable when a connection is waiting.
-    fn fd(&self) -> RawSocket {
+    /// Has `readiness` report a waiting connection: the listener is watched under
+    /// [`LISTENER_KEY`]; a front wakes the wait when it hands a connection over.
+    fn watch(&self, readiness: &mut Readiness) -> io::Result<()> {
         match self {
-            Entrance::Listener(listener) => listener.raw_socket(),
-            Entrance::Front(handoff) => handoff.signal.raw_socket(),
+            Entrance::Listener(listener) => readiness.watch(listener, LISTENER_KEY),
+            Entrance::Front(handoff) => {
+                let waker = readiness.waker();
+                handoff.wake_with(waker.clone());
+                // What the front handed over before is taken on the next turn.
+                waker.wake();
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops watching the listener.
+    fn unwatch(&self, readiness: &mut Readiness) {
+        if let Entrance::Listener(listener) = self {
+            readiness.unwatch(listener);
         }
     }
 }
@@ -222,13 +233,13 @@ pub fn serve<S: Service>(
     if let Entrance::Listener(listener) = &entrance {
         listener.set_nonblocking(true)?;
     }
-    let (wake_rx, wake_tx) = wake::pair()?;
-    let _registration = shutdown.add_waker(wake_tx.try_clone()?);
-    let (returns_tx, returns) = mpsc::channel();
     let mut readiness = Readiness::new()?;
-    readiness.watch(wake_rx.raw_socket(), WAKE_KEY)?;
-    readiness.watch(entrance.fd(), LISTENER_KEY)?;
+    let _registration = shutdown.add_waker(readiness.waker());
+    let (returns_tx, returns) = mpsc::channel();
+    entrance.watch(&mut readiness)?;
     let mut lobby = Lobby {
+        waker: readiness.waker(),
+        readiness,
         slots: Slots::new(
             config.max_active.max(1),
             config.max_active_per_address.max(1),
@@ -242,9 +253,6 @@ pub fn serve<S: Service>(
         order: VecDeque::new(),
         by_address: HashMap::new(),
         next_id: 0,
-        wake_rx,
-        wake_tx: Arc::new(wake_tx),
-        readiness,
         lingering: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.clone(),
         queued: VecDeque::new(),
@@ -294,10 +302,15 @@ enum Stop {
 #[derive(Default)]
 struct AddressQueue {
     waiting: usize,
-    ids: VecDeque<u64>,
+    ids: VecDeque<usize>,
 }
 
 struct Lobby<S: Service> {
+    /// First, so that it is dropped before the sockets it may still watch (the waiting
+    /// connections', the listener).
+    readiness: Readiness,
+    /// Wakes the lobby's wait: a worker that hands a connection back.
+    waker: Waker,
     service: Arc<S>,
     config: LobbyConfig,
     penalties: Penalties,
@@ -305,26 +318,23 @@ struct Lobby<S: Service> {
     entrance: Option<Entrance>,
     /// Set when accepting failed for want of descriptors with nothing left to evict.
     accept_paused_until: Option<Instant>,
-    waiting: HashMap<u64, Waiting<S::Mode>>,
+    waiting: HashMap<usize, Waiting<S::Mode>>,
     /// Ids in the order they entered the lobby (with stale ones, skipped when met).
-    order: VecDeque<u64>,
+    order: VecDeque<usize>,
     by_address: HashMap<IpAddr, AddressQueue>,
-    next_id: u64,
-    wake_rx: WakeSignal,
-    wake_tx: Arc<Waker>,
-    readiness: Readiness,
+    next_id: usize,
     /// Workers waiting for a connection's next request themselves (see [`Serving`]).
     lingering: Arc<AtomicUsize>,
     shutdown: Shutdown,
     /// Ids of ready requests waiting for a slot, oldest first.
-    queued: VecDeque<u64>,
+    queued: VecDeque<usize>,
     /// Its length, for workers: while requests are queued, a worker hands its connection's next
     /// request to the lobby instead of taking a slot ahead of them.
     queued_count: Arc<AtomicUsize>,
     /// Deadlines and pauses of waiting connections, soonest first.
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// The keys the last wait found ready (kept to reuse its allocation).
-    ready_keys: Vec<u64>,
+    ready_keys: Vec<usize>,
     workers: Workers,
     returns_tx: Sender<Handback<S::Mode>>,
     returns: Receiver<Handback<S::Mode>>,
@@ -350,7 +360,6 @@ impl<S: Service> Lobby<S> {
                     continue;
                 }
             };
-            self.drain_wakeups();
             self.take_returns();
             if ready.listener {
                 self.accept_batch();
@@ -362,8 +371,8 @@ impl<S: Service> Lobby<S> {
         }
     }
 
-    /// Waits for the wake-up socket, the listener (while accepting) and every waiting
-    /// connection, up to the nearest timer.
+    /// Waits for the listener (while accepting), every waiting connection and a wake-up, up to
+    /// the nearest timer.
     fn poll(&mut self) -> io::Result<Ready> {
         let mut next_timer: Option<Instant> = self.accept_paused_until;
         let mut earliest = |t: Instant| next_timer = Some(next_timer.map_or(t, |n| n.min(t)));
@@ -386,23 +395,22 @@ impl<S: Service> Lobby<S> {
         {
             self.accept_paused_until = None;
             if let Some(entrance) = &self.entrance {
-                let _ = self.readiness.watch(entrance.fd(), LISTENER_KEY);
+                let _ = entrance.watch(&mut self.readiness);
             }
         }
         let ready = Ready {
-            listener: keys.contains(&LISTENER_KEY),
+            // A front's connections come with a wake-up, not a readable socket: its channel is
+            // looked at on every turn.
+            listener: keys.contains(&LISTENER_KEY)
+                || matches!(self.entrance, Some(Entrance::Front(_))),
             connections: keys
                 .iter()
                 .copied()
-                .filter(|&key| key != LISTENER_KEY && key != WAKE_KEY)
+                .filter(|&key| key != LISTENER_KEY)
                 .collect(),
         };
         self.ready_keys = keys;
         waited.map(|()| ready)
-    }
-
-    fn drain_wakeups(&mut self) {
-        self.wake_rx.drain();
     }
 
     /// Takes back the connections whose request has been served.
@@ -447,7 +455,6 @@ impl<S: Service> Lobby<S> {
     /// Accepts what the listener has (or takes what the TLS front hands over), up to a batch.
     fn accept_batch(&mut self) {
         if let Some(Entrance::Front(handoff)) = &self.entrance {
-            handoff.signal.drain();
             let handed: Vec<_> = handoff.connections.try_iter().collect();
             for (stream, peer) in handed {
                 self.admit_new(stream, peer);
@@ -458,7 +465,6 @@ impl<S: Service> Lobby<S> {
             let Some(Entrance::Listener(listener)) = &self.entrance else {
                 return;
             };
-            let listener_fd = listener.raw_socket();
             match listener.accept() {
                 Ok((stream, peer)) => self.admit_new(ClientSocket::Plain(stream), peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -468,7 +474,9 @@ impl<S: Service> Lobby<S> {
                     // nothing to close, stop accepting for a moment.
                     if !self.evict_oldest(None) {
                         tracing::warn!(server = S::NAME, error = %e, "cannot accept: out of descriptors");
-                        self.readiness.unwatch(listener_fd);
+                        if let Some(entrance) = &self.entrance {
+                            entrance.unwatch(&mut self.readiness);
+                        }
                         self.accept_paused_until = Some(Instant::now() + Duration::from_millis(50));
                         return;
                     }
@@ -519,7 +527,7 @@ impl<S: Service> Lobby<S> {
     }
 
     /// Whether the timer `(at, id)` is still a waiting connection's deadline or pause.
-    fn timer_is_set(&self, at: Instant, id: u64) -> bool {
+    fn timer_is_set(&self, at: Instant, id: usize) -> bool {
         self.waiting
             .get(&id)
             .is_some_and(|w| w.deadline == at || w.pause_until == Some(at))
@@ -527,7 +535,7 @@ impl<S: Service> Lobby<S> {
 
     /// Sets a timer for connection `id` at `at` (its deadline or pause; timers of connections
     /// that left, or of pauses since replaced, are skipped when met).
-    fn set_timer(&mut self, at: Instant, id: u64) {
+    fn set_timer(&mut self, at: Instant, id: usize) {
         if self.timers.len() > 4 * self.waiting.len() + 64 {
             let waiting = &self.waiting;
             self.timers.retain(|&Reverse((at, id))| {
@@ -539,9 +547,10 @@ impl<S: Service> Lobby<S> {
         self.timers.push(Reverse((at, id)));
     }
 
-    fn enter(&mut self, conn: Connection<S::Mode>, phase: Phase, deadline: Instant) -> u64 {
+    fn enter(&mut self, conn: Connection<S::Mode>, phase: Phase, deadline: Instant) -> usize {
         let id = self.next_id;
-        self.next_id += 1;
+        // Below the listener's key; an id comes round again only after that many connections.
+        self.next_id = (self.next_id + 1) % LISTENER_KEY;
         self.set_timer(deadline, id);
         let queue = self.by_address.entry(conn.peer.ip()).or_default();
         queue.waiting += 1;
@@ -558,7 +567,7 @@ impl<S: Service> Lobby<S> {
         // A queued request is not read: its further bytes (a body, a pipelined request, the end
         // of its input) stay in the socket for its worker.
         if phase != Phase::Queued
-            && let Err(e) = self.readiness.watch(conn.stream.tcp().raw_socket(), id)
+            && let Err(e) = self.readiness.watch(conn.stream.tcp(), id)
         {
             // Unwatched, it still ends at its deadline.
             tracing::warn!(server = S::NAME, peer = %conn.peer, error = %e, "cannot watch a connection");
@@ -576,9 +585,9 @@ impl<S: Service> Lobby<S> {
     }
 
     /// Takes a connection out of the lobby.
-    fn leave(&mut self, id: u64) -> Option<Waiting<S::Mode>> {
+    fn leave(&mut self, id: usize) -> Option<Waiting<S::Mode>> {
         let w = self.waiting.remove(&id)?;
-        self.readiness.unwatch(w.conn.stream.tcp().raw_socket());
+        self.readiness.unwatch(w.conn.stream.tcp());
         let address = w.conn.peer.ip();
         if let Some(queue) = self.by_address.get_mut(&address) {
             queue.waiting -= 1;
@@ -612,7 +621,7 @@ impl<S: Service> Lobby<S> {
         true
     }
 
-    fn on_readable(&mut self, id: u64) {
+    fn on_readable(&mut self, id: usize) {
         let Some(w) = self.waiting.get_mut(&id) else {
             return;
         };
@@ -641,7 +650,7 @@ impl<S: Service> Lobby<S> {
     }
 
     /// Asks the service what the connection's bytes are, and acts on it.
-    fn judge(&mut self, id: u64, paused: bool) {
+    fn judge(&mut self, id: usize, paused: bool) {
         let Some(w) = self.waiting.get_mut(&id) else {
             return;
         };
@@ -752,7 +761,7 @@ impl<S: Service> Lobby<S> {
             queued: Arc::clone(&self.queued_count),
         };
         let returns = self.returns_tx.clone();
-        let wake = Arc::clone(&self.wake_tx);
+        let wake = self.waker.clone();
         let peer = conn.peer;
         let started = self.workers.run(Box::new(move || {
             let handback = serving.serve(conn, slot);
@@ -875,9 +884,9 @@ impl<S: Service> Lobby<S> {
     /// shutdown grace.
     fn begin_stop(&mut self) {
         if let Some(entrance) = self.entrance.take() {
-            self.readiness.unwatch(entrance.fd());
+            entrance.unwatch(&mut self.readiness);
         }
-        let ids: Vec<u64> = self.waiting.keys().copied().collect();
+        let ids: Vec<usize> = self.waiting.keys().copied().collect();
         for id in ids {
             let Some(mut w) = self.leave(id) else {
                 continue;
@@ -1071,7 +1080,7 @@ fn read_soon<M>(conn: &mut Connection<M>) -> bool {
 #[derive(Default)]
 struct Ready {
     listener: bool,
-    connections: Vec<u64>,
+    connections: Vec<usize>,
 }
 
 /// What reading a waiting connection found.
@@ -1121,7 +1130,7 @@ fn read_available<M>(w: &mut Waiting<M>) -> io::Result<Input> {
 }
 
 /// The first id in `queue` that is still waiting, taken out of the queue.
-fn pop_live<M>(queue: &mut VecDeque<u64>, waiting: &HashMap<u64, Waiting<M>>) -> Option<u64> {
+fn pop_live<M>(queue: &mut VecDeque<usize>, waiting: &HashMap<usize, Waiting<M>>) -> Option<usize> {
     while let Some(id) = queue.pop_front() {
         if waiting.contains_key(&id) {
             return Some(id);

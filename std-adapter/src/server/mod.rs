@@ -7,7 +7,6 @@ mod client_socket;
 pub mod foreign;
 pub mod lobby;
 pub mod penalties;
-pub(crate) mod readiness;
 pub mod shutdown;
 pub mod slots;
 pub mod token;

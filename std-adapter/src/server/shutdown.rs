@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::wake::Waker;
+use crate::readiness::Waker;
 
 /// A handle to request a graceful stop of the servers that were given a clone of it. Cheap to
 /// clone; all clones are the same switch.
@@ -17,12 +17,12 @@ pub struct Shutdown {
 #[derive(Debug, Default)]
 struct Inner {
     requested: AtomicBool,
-    /// One end of each serving lobby's wake-up socket pair, by registration number.
+    /// A waker of each serving lobby, by registration number.
     wakers: Mutex<Vec<(u64, Waker)>>,
     next_waker: AtomicU64,
 }
 
-/// A registered wake-up socket; dropping it unregisters it.
+/// A registered waker; dropping it unregisters it.
 pub(crate) struct WakerRegistration {
     shutdown: Shutdown,
     id: u64,
@@ -64,9 +64,9 @@ impl Shutdown {
         self.inner.requested.load(Ordering::SeqCst)
     }
 
-    /// Registers a socket to write a byte to when a stop is requested (wakes a lobby), for as
-    /// long as the registration is kept. A request that came before the registration is not
-    /// lost: callers check `is_requested` after registering.
+    /// Registers a waker to wake when a stop is requested (a lobby's), for as long as the
+    /// registration is kept. A request that came before the registration is not lost: callers
+    /// check `is_requested` after registering.
     pub(crate) fn add_waker(&self, waker: Waker) -> WakerRegistration {
         let id = self.inner.next_waker.fetch_add(1, Ordering::Relaxed);
         self.inner

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown as SocketShutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -20,10 +21,9 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConfig, ServerConnection};
 
 use super::server_stream::TlsServerStream;
-use crate::poll::{self, Events, PollFd, Pollable, READABLE, WRITABLE};
+use crate::readiness::{self, Interest, Readiness, Waker};
 use crate::server::foreign::{self, ForeignProtocol, Recognition};
 use crate::server::{ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
-use crate::wake::{self, WakeSignal, Waker};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -49,14 +49,64 @@ pub struct FrontLimits {
     pub max_handshakes_per_address: usize,
 }
 
-/// Connections the front hands the lobby, each with the client's address. `signal` turns
-/// readable when one is waiting.
+/// Connections the front hands the lobby, each with the client's address. The front stops
+/// accepting once the handoff is dropped.
 #[derive(Debug)]
 pub struct Handoff {
     /// The connections.
     pub connections: Receiver<(ClientSocket, SocketAddr)>,
-    /// Readable when a connection is waiting (drain it, then take them all).
-    pub(crate) signal: WakeSignal,
+    doorbell: Arc<Doorbell>,
+    /// Wakes the front's accept loop.
+    front: Waker,
+}
+
+impl Handoff {
+    /// Has `waker` woken each time a connection is handed over (those handed over before are
+    /// the lobby's to take when it starts).
+    pub(crate) fn wake_with(&self, waker: Waker) {
+        *self
+            .doorbell
+            .lobby
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(waker);
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        self.doorbell.closed.store(true, Ordering::SeqCst);
+        self.front.wake();
+    }
+}
+
+/// What the front and the lobby's [`Handoff`] share.
+#[derive(Debug, Default)]
+struct Doorbell {
+    /// Wakes the lobby; set once the lobby waits.
+    lobby: Mutex<Option<Waker>>,
+    /// Set when the lobby has dropped its handoff.
+    closed: AtomicBool,
+}
+
+impl Doorbell {
+    /// Tells the lobby a connection is waiting.
+    fn ring(&self) {
+        if let Some(lobby) = &*self.lobby.lock().unwrap_or_else(PoisonError::into_inner) {
+            lobby.wake();
+        }
+    }
+}
+
+/// The listening socket and the readiness that watches it (unwatched when dropped).
+struct Accepting {
+    listener: TcpListener,
+    readiness: Readiness,
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.readiness.unwatch(&self.listener);
+    }
 }
 
 /// A handshake in progress: who, and a handle to cut it short with.
@@ -123,7 +173,8 @@ struct Front {
     config: Arc<ServerConfig>,
     limits: FrontLimits,
     pending: Mutex<PendingHandshakes>,
-    handoff: Mutex<(Sender<(ClientSocket, SocketAddr)>, Waker)>,
+    handoff: Mutex<Sender<(ClientSocket, SocketAddr)>>,
+    doorbell: Arc<Doorbell>,
     server: &'static str,
 }
 
@@ -136,40 +187,48 @@ pub fn start(
     server: &'static str,
 ) -> io::Result<Handoff> {
     listener.set_nonblocking(true)?;
-    let (signal, signal_tx) = wake::pair()?;
+    let mut accepting = Accepting {
+        listener,
+        readiness: Readiness::new()?,
+    };
+    accepting.readiness.watch(&accepting.listener, 0)?;
+    let front_waker = accepting.readiness.waker();
     let (connections_tx, connections) = mpsc::channel();
+    let doorbell = Arc::new(Doorbell::default());
     let front = Arc::new(Front {
         config,
         limits,
         pending: Mutex::new(PendingHandshakes::new(server)),
-        handoff: Mutex::new((connections_tx, signal_tx.try_clone()?)),
+        handoff: Mutex::new(connections_tx),
+        doorbell: Arc::clone(&doorbell),
         server,
     });
     thread::Builder::new()
         .name(format!("unstick-{server}-tls"))
-        .spawn(move || accept_loop(&listener, &signal_tx, &front))?;
+        .spawn(move || accept_loop(accepting, &front))?;
     Ok(Handoff {
         connections,
-        signal,
+        doorbell,
+        front: front_waker,
     })
 }
 
-/// Accepts connections until the lobby goes (its end of the signal socket closes).
-fn accept_loop(listener: &TcpListener, lobby: &Waker, front: &Arc<Front>) {
+/// Accepts connections until the lobby drops its [`Handoff`].
+fn accept_loop(mut accepting: Accepting, front: &Arc<Front>) {
+    let mut ready = Vec::new();
     loop {
-        let mut fds = [
-            PollFd::new(listener.raw_socket(), READABLE),
-            PollFd::new(lobby.raw_socket(), READABLE),
-        ];
-        if poll::poll(&mut fds, None).is_err() {
+        if front.doorbell.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if accepting.readiness.wait(None, &mut ready).is_err() {
             thread::sleep(Duration::from_millis(50));
             continue;
         }
-        if fds[1].found() != 0 {
+        if front.doorbell.closed.load(Ordering::SeqCst) {
             return;
         }
         loop {
-            match listener.accept() {
+            match accepting.listener.accept() {
                 Ok((stream, peer)) => admit(front, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -229,8 +288,8 @@ fn serve_connection(front: &Front, id: u64, socket: TcpStream, peer: SocketAddr)
     let connection = ClientSocket::Tls(Box::new(TlsServerStream::new(tls, socket)));
     let handoff = front.handoff.lock().unwrap_or_else(PoisonError::into_inner);
     // A send fails only once the lobby has stopped; the connection is then closed.
-    if handoff.0.send((connection, peer)).is_ok() {
-        handoff.1.wake();
+    if handoff.send((connection, peer)).is_ok() {
+        front.doorbell.ring();
     }
 }
 
@@ -257,18 +316,18 @@ fn handshake(
         flush_tls(&mut tls, socket).map_err(|e| e.to_string())?;
         if !tls.is_handshaking() {
             if tls.wants_write() {
-                wait_for(socket, WRITABLE, deadline)?;
+                wait_for(socket, Interest::Write, deadline)?;
                 continue;
             }
             return Ok(Some(tls));
         }
-        let events = if tls.wants_write() {
-            WRITABLE
+        let interest = if tls.wants_write() {
+            Interest::Write
         } else {
-            READABLE
+            Interest::Read
         };
-        wait_for(socket, events, deadline)?;
-        if events == WRITABLE {
+        wait_for(socket, interest, deadline)?;
+        if interest == Interest::Write {
             continue;
         }
         match tls.read_tls(&mut &*socket) {
@@ -310,7 +369,7 @@ fn peek_opening(socket: &TcpStream, deadline: Instant) -> Result<Option<Vec<u8>>
                 thread::sleep(Duration::from_millis(10));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_for(socket, READABLE, deadline)?;
+                wait_for(socket, Interest::Read, deadline)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Ok(None),
@@ -359,14 +418,13 @@ fn refuse_plaintext(front: &Front, socket: &TcpStream, peer: SocketAddr, opening
     }
 }
 
-/// Waits until `socket` is ready for `events`, or fails at `deadline`.
-fn wait_for(socket: &TcpStream, events: Events, deadline: Instant) -> Result<(), String> {
+/// Waits until `socket` is ready for `interest`, or fails at `deadline`.
+fn wait_for(socket: &TcpStream, interest: Interest, deadline: Instant) -> Result<(), String> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err("no TLS handshake in time".into());
     }
-    let mut fds = [PollFd::new(socket.raw_socket(), events)];
-    poll::poll(&mut fds, Some(left)).map_err(|e| e.to_string())?;
+    readiness::wait_for(socket, interest, left).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rustls::ServerConnection;
 
 use super::read_ahead::ReadAhead;
-use crate::poll::{self, PollFd, Pollable, READABLE};
+use crate::readiness::{self, Interest};
 
 /// A TLS connection whose handshake is complete, on the client's socket. Reads and writes wait
 /// as long as the socket's timeouts allow, or not at all once
@@ -102,9 +102,8 @@ impl TlsServerStream {
             if left.is_zero() {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            let mut fds = [PollFd::new(self.socket().raw_socket(), READABLE)];
-            // 0: the time ran out, or a signal came (then the rest is waited for).
-            if poll::poll(&mut fds, Some(left))? > 0 {
+            // Not ready: the time ran out, or a signal came (then the rest is waited for).
+            if readiness::wait_for(self.socket(), Interest::Read, left)? {
                 return Ok(());
             }
         }

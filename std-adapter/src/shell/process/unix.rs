@@ -22,7 +22,6 @@ use super::{
     CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
     OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
 };
-use crate::server::readiness::{timeout_millis, waited};
 
 /// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
@@ -489,6 +488,29 @@ fn exit_watch(_pid: u32) -> Option<OwnedFd> {
 const HANGUP_EVENTS: libc::c_short = libc::POLLRDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const HANGUP_EVENTS: libc::c_short = 0;
+
+/// Milliseconds for a wait of `timeout` (rounded up; `None` waits without end).
+fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
+    timeout.map_or(-1, |t| {
+        t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
+    })
+}
+
+/// What a `poll(2)` return value says: how many descriptors are ready, an interruption by a
+/// signal being a wake-up with none.
+fn waited(n: libc::c_int) -> io::Result<usize> {
+    match usize::try_from(n) {
+        Ok(ready) => Ok(ready),
+        Err(_) => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
 
 /// Up to four descriptors for one `poll(2)` call: two pipes, the client, the exit watch.
 #[derive(Default)]
