@@ -29,7 +29,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 pub(crate) use client::explain_read_error;
-pub use client::{ClientTls, TlsConnectError, TlsStream};
+pub use client::{ClientTls, FirstContact, FirstContactHook, TlsConnectError, TlsStream};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, Origin, TlsSetupError};
 pub use server_stream::TlsServerStream;
