@@ -2,6 +2,7 @@
 //! [`commands`]).
 
 mod commands;
+mod progress_bar;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -11,10 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use unstick_core::Algorithm;
-use unstick_std::ftp::{
-    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress,
-    TerminalProgress,
-};
+use unstick_std::ftp::{ClientError, ClientOptions, FileClient, FileServer, FileServerConfig};
 use unstick_std::server::{Penalties, Shutdown};
 
 use crate::client_settings::{ClientSettings, FTP_PORT, Tool, report_connected};
@@ -241,34 +239,6 @@ impl ClientArgs {
         let client = FileClient::connect(&settings.addr(), options)?;
         report_connected(client.link(), started);
         Ok(client)
-    }
-}
-
-/// A progress bar on stderr when it is a terminal, unless `--quiet`.
-pub(crate) struct ProgressBar(Option<TerminalProgress>);
-
-/// The progress bar of a transfer labelled `label`.
-pub(crate) fn progress_bar(label: &str) -> ProgressBar {
-    ProgressBar(console::shows_notes().then(|| TerminalProgress::new(label)))
-}
-
-impl Progress for ProgressBar {
-    fn start(&mut self, total: u64, done: u64) {
-        if let Some(bar) = &mut self.0 {
-            bar.start(total, done);
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        if let Some(bar) = &mut self.0 {
-            bar.advance(n);
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = &mut self.0 {
-            bar.finish();
-        }
     }
 }
 

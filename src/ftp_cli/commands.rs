@@ -14,7 +14,8 @@ use unstick_std::ftp::{
     escape_for_terminal, is_partial_mismatch, put_legacy,
 };
 
-use super::{ClientArgs, format_utc, interrupted_hint, progress_bar, resumed_note};
+use super::progress_bar::progress_bar;
+use super::{ClientArgs, format_utc, interrupted_hint, resumed_note};
 use crate::console;
 
 /// `-`: standard input for `put`, standard output for `get`.
