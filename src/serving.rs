@@ -189,6 +189,15 @@ pub fn raise_descriptor_limit() {
     }
 }
 
+/// Ignores SIGXFSZ for the whole process, so that a file-size limit (`RLIMIT_FSIZE`) fails one
+/// upload with `EFBIG` (refused as `no_space`) instead of killing the file server. Windows has
+/// neither.
+#[cfg(unix)]
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory effects.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+}
+
 /// A server's listen address as `--listen` takes it, `HOST[:PORT]` (an IPv6 address in
 /// brackets), in the form binding reads: a missing port is `default_port`, port 0 any free one.
 pub fn listen_address(text: &str, default_port: u16) -> Result<String, String> {
