@@ -9,6 +9,7 @@ use unstick_std::server::Shutdown;
 mod client_settings;
 mod config_file;
 mod console;
+mod exit_status;
 mod ftp_cli;
 mod info_cli;
 mod log_queue;

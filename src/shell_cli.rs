@@ -18,12 +18,8 @@ use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
-use crate::shell_lines::{self, CONNECTION_FAILED, RemoteShell, TerminalOutput};
-
-/// Exit status of `connect` when its own output is a pipe nobody reads any more: what a shell
-/// reports for a process that `SIGPIPE` ended (128 + 13), so `connect -c yes | head -1` ends
-/// quietly.
-pub(crate) const OUTPUT_CLOSED: u8 = 128 + 13;
+use crate::exit_status::{self, CONNECTION_FAILED, OUTPUT_CLOSED};
+use crate::shell_lines::{self, RemoteShell, TerminalOutput};
 
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
@@ -292,9 +288,7 @@ fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {
 }
 
 fn connection_failed(e: &ShellClientError) -> ExitCode {
-    if let ShellClientError::Output(output) = e
-        && output.kind() == io::ErrorKind::BrokenPipe
-    {
+    if exit_status::output_closed(e) {
         return ExitCode::from(OUTPUT_CLOSED);
     }
     eprintln!("unstick shell connect: {e}");
