@@ -49,10 +49,10 @@ use super::client_socket::ClientSocket;
 use super::penalties::{AddressKey, Penalties, penalized_message};
 use super::readiness::Readiness;
 use super::slots::{NoSlot, Slot, Slots};
+pub use super::tls_front::Handoff;
 use super::workers::Workers;
 use super::{ErrorCode, HEADER_CAP, deadline_after};
 use crate::poll::{Pollable, RawSocket};
-pub use crate::tls::front::Handoff;
 use crate::wake::{self, WakeSignal, Waker};
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or

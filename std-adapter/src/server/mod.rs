@@ -1,5 +1,6 @@
 //! What every unstick server shares: binding, the [`lobby`] where connections wait between
-//! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
+//! requests (entered from the listener itself, or through the [`tls_front`] that completes TLS
+//! handshakes), request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
 //! tokens (their [`token`] strength, the [`penalties`] for failed ones), framed sockets and
 //! error frames.
 
@@ -10,6 +11,7 @@ pub mod penalties;
 pub(crate) mod readiness;
 pub mod shutdown;
 pub mod slots;
+pub mod tls_front;
 pub mod token;
 mod workers;
 
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use embedded_io_adapters::std::FromStd;
 
 use crate::tls::ServerTls;
-use crate::tls::front::{self, FrontLimits};
+use tls_front::FrontLimits;
 pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
 use unstick_core::{ErrorFrame, WriteError};
@@ -134,7 +136,7 @@ impl Transport {
             max_handshakes: lobby.max_waiting.clamp(1, MAX_TLS_HANDSHAKES),
             max_handshakes_per_address: lobby.max_waiting_per_address.clamp(1, MAX_TLS_HANDSHAKES),
         };
-        front::start(listener, tls.config(), limits, name).map(Entrance::Front)
+        tls_front::start(listener, tls.config(), limits, name).map(Entrance::Front)
     }
 }
 

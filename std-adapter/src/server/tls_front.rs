@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
-use super::server_stream::TlsServerStream;
+use super::foreign::{self, ForeignProtocol, Recognition};
+use super::{ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
 use crate::poll::{self, Events, PollFd, Pollable, READABLE, WRITABLE};
-use crate::server::foreign::{self, ForeignProtocol, Recognition};
-use crate::server::{ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
+use crate::tls::TlsServerStream;
 use crate::wake::{self, WakeSignal, Waker};
 
 /// The first byte of every TLS connection: a handshake record.
