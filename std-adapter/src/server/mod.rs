@@ -39,6 +39,11 @@ use unstick_core::{ErrorFrame, WriteError};
 /// The same pause as ends a long seed command ([`SEED_PAUSE`](unstick_core::shell::SEED_PAUSE)).
 pub const GREETING_PAUSE: Duration = unstick_core::shell::SEED_PAUSE;
 
+/// How long a closing connection's remaining input is read and dropped before the socket is
+/// closed, so that the answer written to it (a refusal, say) is not lost to a reset: in the
+/// lobby, and in the TLS front for a plaintext client on a TLS port.
+pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
+
 /// What a server knows of a client between its requests: what its first bytes said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ClientKind {
