@@ -21,8 +21,6 @@ use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 use crate::token_or_env;
 
-const DEFAULT_ADDR: &str = "127.0.0.1:8090";
-
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum FtpCommand {
@@ -151,7 +149,7 @@ pub enum FtpCommand {
 pub struct ServeArgs {
     /// Address to listen on, `HOST[:PORT]` (port 8090 when none is given); a non-loopback
     /// address needs a token.
-    #[arg(long, default_value = DEFAULT_ADDR)]
+    #[arg(long, default_value = Tool::Ftp.default_address())]
     listen: String,
     /// Directory to serve (created if missing).
     #[arg(long, default_value = "unstick-files")]

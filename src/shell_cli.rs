@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, Shell,
-    ShellClient, ShellClientError, ShellConfig, ShellServer,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ExitReport,
+    LegacyEncoding, LegacyReply, LegacyShellClient, Shell, ShellClient, ShellClientError,
+    ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected};
@@ -42,7 +42,7 @@ pub enum ShellCommand {
 pub struct ServeArgs {
     /// Address to listen on, `HOST[:PORT]` (port 8080 when none is given); a non-loopback
     /// address needs a token.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    #[arg(long, default_value = Tool::Shell.default_address())]
     listen: String,
     /// Shared secret every request must carry (default: $UNSTICK_TOKEN).
     #[arg(long)]
@@ -93,7 +93,7 @@ pub struct ServeArgs {
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
-            listen: DEFAULT_LISTEN.to_string(),
+            listen: Tool::Shell.default_address().to_owned(),
             token: None,
             timeout: DEFAULT_TIMEOUT,
             max_output: DEFAULT_MAX_OUTPUT,
