@@ -22,7 +22,7 @@ pub use shutdown::Shutdown;
 pub use token::{TokenWeakness, generate_token, token_weakness};
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
@@ -55,9 +55,6 @@ pub enum ClientKind {
     /// It sends raw text commands, as the seed's shell clients do.
     Seed,
 }
-
-/// A TCP stream seen through `embedded-io`, as the core's drivers take it.
-pub type FramedStream = FromStd<TcpStream>;
 
 pub use unstick_core::PLAIN_ENCODER;
 
@@ -208,11 +205,6 @@ pub(crate) fn weak_token_listen(local: SocketAddr, weakness: &TokenWeakness) -> 
     )
 }
 
-/// Whether `addr` is a loopback address.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
-}
-
 pub use unstick_core::session::token_matches;
 
 /// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
@@ -223,14 +215,6 @@ pub(crate) fn deadline_after(limit: Duration) -> Instant {
     now.checked_add(limit.min(FOREVER))
         .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
         .unwrap_or(now)
-}
-
-/// Prepares an accepted socket: no Nagle delay (frames are written whole), and an idle timeout
-/// on reads and writes.
-pub fn configure_stream(stream: &TcpStream, idle: Duration) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(idle))?;
-    stream.set_write_timeout(Some(idle))
 }
 
 /// Sends an error frame (`{"op":"error","code":...,"message":...}`, no body).
@@ -272,14 +256,6 @@ pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
     // Writing to a vector cannot fail, and the head buffer is sized for any message.
     let _ = send_error(&mut out, code, message);
     out.into_inner()
-}
-
-/// Converts a core write error on a std stream into an `io::Error`.
-pub fn write_error_to_io<S: std::fmt::Debug>(e: WriteError<io::Error, S>) -> io::Error {
-    match e {
-        WriteError::Io(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
 }
 
 #[cfg(test)]
