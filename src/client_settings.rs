@@ -11,7 +11,7 @@ use std::time::Instant;
 use unstick_std::link::{Endpoint, Link};
 
 use crate::config_file::{self, ConfigFile, ToolDefaults};
-use crate::{TOKEN_ENV, console};
+use crate::console;
 
 /// The config file `--config` named, set once from the command line.
 static CONFIG_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -211,6 +211,15 @@ fn loaded_config() -> Result<&'static ConfigFile, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Environment variable holding the shared secret when `--token` is not given.
+pub const TOKEN_ENV: &str = "UNSTICK_TOKEN";
+
+/// A server's token: the one given on the command line, else `UNSTICK_TOKEN` when set and not
+/// empty. A `--token` given empty stays empty, for the server to refuse.
+pub fn token_or_env(given: Option<&str>) -> Option<String> {
+    given.map(str::to_owned).or_else(|| env_value(TOKEN_ENV))
 }
 
 /// An environment variable's value, when set and not empty.

@@ -161,7 +161,7 @@ pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
                 // with a success.
                 let _ = STOPPED_AT_ONCE.set(signal.exit_code);
                 kill_all_commands();
-                crate::log_queue::flush(crate::LOG_FLUSH_LIMIT);
+                crate::log_queue::flush(crate::log_queue::FLUSH_LIMIT);
                 std::process::exit(signal.exit_code);
             }
         })?;

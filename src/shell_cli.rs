@@ -13,10 +13,9 @@ use unstick_std::shell::{
     ShellConfig, ShellServer,
 };
 
-use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected};
+use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
 use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
-use crate::token_or_env;
 
 use crate::exit_status::{self, CONNECTION_FAILED, OUTPUT_CLOSED};
 use crate::shell_lines::{self, RemoteShell, TerminalOutput};
