@@ -5,13 +5,13 @@
 use std::fmt;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 use unstick_std::link::{Endpoint, Link};
 
 use crate::config_file::{self, ConfigFile, ToolDefaults};
-use crate::{TOKEN_ENV, console};
+use crate::console;
 
 /// The config file `--config` named, set once from the command line.
 static CONFIG_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -30,11 +30,14 @@ pub enum Tool {
     Ftp,
 }
 
-/// The shell server's port when an address names none.
+/// The shell server's port when an address names none: the seed's.
 pub const SHELL_PORT: u16 = 8080;
 
 /// The file server's port when an address names none.
 pub const FTP_PORT: u16 = 8090;
+
+/// The host a server listens on, and a client connects to, when none is given.
+pub const LOOPBACK: &str = "127.0.0.1";
 
 impl Tool {
     /// The port of an address that names none.
@@ -42,6 +45,17 @@ impl Tool {
         match self {
             Tool::Shell => SHELL_PORT,
             Tool::Ftp => FTP_PORT,
+        }
+    }
+
+    /// The address a server of this tool listens on, and its client connects to, when none is
+    /// given: [`LOOPBACK`] on the tool's port.
+    pub fn default_address(self) -> &'static str {
+        static SHELL: LazyLock<String> = LazyLock::new(|| format!("{LOOPBACK}:{SHELL_PORT}"));
+        static FTP: LazyLock<String> = LazyLock::new(|| format!("{LOOPBACK}:{FTP_PORT}"));
+        match self {
+            Tool::Shell => &SHELL,
+            Tool::Ftp => &FTP,
         }
     }
 
@@ -118,10 +132,7 @@ impl ClientSettings {
         } else if let Some(addr) = section.addr.as_ref().or(config.common.addr.as_ref()) {
             (addr.clone(), file_origin())
         } else {
-            (
-                format!("127.0.0.1:{}", tool.default_port()),
-                Origin::BuiltIn,
-            )
+            (tool.default_address().to_owned(), Origin::BuiltIn)
         };
         let endpoint =
             Endpoint::parse_with_default_port(&addr_text, tool.default_port()).map_err(|e| {
@@ -200,6 +211,15 @@ fn loaded_config() -> Result<&'static ConfigFile, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Environment variable holding the shared secret when `--token` is not given.
+pub const TOKEN_ENV: &str = "UNSTICK_TOKEN";
+
+/// A server's token: the one given on the command line, else `UNSTICK_TOKEN` when set and not
+/// empty. A `--token` given empty stays empty, for the server to refuse.
+pub fn token_or_env(given: Option<&str>) -> Option<String> {
+    given.map(str::to_owned).or_else(|| env_value(TOKEN_ENV))
 }
 
 /// An environment variable's value, when set and not empty.

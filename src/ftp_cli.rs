@@ -1,7 +1,9 @@
 //! `unstick ftp ...`: the file server and its client commands (the commands themselves are in
 //! [`commands`]).
 
+mod client_args;
 mod commands;
+mod progress_bar;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -10,20 +12,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use unstick_core::Algorithm;
-use unstick_std::ftp::{
-    ClientError, ClientOptions, FileClient, FileServer, FileServerConfig, Progress,
-    TerminalProgress,
-};
+use unstick_std::ftp::{FileServer, FileServerConfig};
 use unstick_std::server::{Penalties, Shutdown};
 
-use crate::client_settings::{ClientSettings, FTP_PORT, Tool, report_connected};
+use crate::client_settings::{FTP_PORT, Tool, token_or_env};
 use crate::console;
 use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
-use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
-use crate::token_or_env;
-
-const DEFAULT_ADDR: &str = "127.0.0.1:8090";
+use crate::tls_cli::{self, TlsServeArgs};
+pub use client_args::ClientArgs;
 
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
@@ -153,7 +149,7 @@ pub enum FtpCommand {
 pub struct ServeArgs {
     /// Address to listen on, `HOST[:PORT]` (port 8090 when none is given); a non-loopback
     /// address needs a token.
-    #[arg(long, default_value = DEFAULT_ADDR)]
+    #[arg(long, default_value = Tool::Ftp.default_address())]
     listen: String,
     /// Directory to serve (created if missing).
     #[arg(long, default_value = "unstick-files")]
@@ -185,91 +181,6 @@ pub struct ServeArgs {
     /// own, with the lobby's penalty options.
     #[arg(skip)]
     shared_penalties: Option<Penalties>,
-}
-
-/// Options shared by the client commands.
-#[derive(Args, Debug)]
-pub struct ClientArgs {
-    /// Server address: `HOST[:PORT]` (port 8090 when none is given; a name or an IP address,
-    /// IPv6 in brackets as `[::1]:8090`), `tls://HOST[:PORT]` for a server started with --tls, or a
-    /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
-    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given), or a TCP bridge to a device's
-    /// UART as uart+tcp://HOST:PORT (QEMU's -serial tcp:, ser2net). Default: $UNSTICK_FTP_ADDR,
-    /// else the config file's, else 127.0.0.1:8090.
-    #[arg(long, value_name = "ADDR")]
-    addr: Option<String>,
-    /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
-    #[arg(long)]
-    token: Option<String>,
-    /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
-    #[arg(long)]
-    md5: bool,
-    /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    timeout: Duration,
-    #[command(flatten)]
-    tls: TlsClientArgs,
-}
-
-impl ClientArgs {
-    /// The server address and token, from the command line, the environment or the config
-    /// file.
-    fn settings(&self) -> Result<ClientSettings, String> {
-        ClientSettings::resolve(Tool::Ftp, self.addr.as_deref(), self.token.as_deref())
-    }
-
-    /// The server address, for the seed's upload protocol (which has no token).
-    fn address(&self) -> Result<String, String> {
-        self.settings().map(|settings| settings.addr())
-    }
-
-    /// Connects to the server (as `--verbose` asks, saying where and how long it took).
-    fn connect(&self) -> Result<FileClient, ClientError> {
-        let settings = self.settings().map_err(ClientError::Settings)?;
-        let started = settings.resolve_host().map_err(ClientError::Settings)?;
-        let options = ClientOptions {
-            token: settings.token.clone(),
-            algorithm: if self.md5 {
-                Algorithm::Md5
-            } else {
-                Algorithm::Xxh3
-            },
-            timeout: self.timeout,
-            tls: self.tls.client_tls(),
-            ..ClientOptions::default()
-        };
-        let client = FileClient::connect(&settings.addr(), options)?;
-        report_connected(client.link(), started);
-        Ok(client)
-    }
-}
-
-/// A progress bar on stderr when it is a terminal, unless `--quiet`.
-pub(crate) struct ProgressBar(Option<TerminalProgress>);
-
-/// The progress bar of a transfer labelled `label`.
-pub(crate) fn progress_bar(label: &str) -> ProgressBar {
-    ProgressBar(console::shows_notes().then(|| TerminalProgress::new(label)))
-}
-
-impl Progress for ProgressBar {
-    fn start(&mut self, total: u64, done: u64) {
-        if let Some(bar) = &mut self.0 {
-            bar.start(total, done);
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        if let Some(bar) = &mut self.0 {
-            bar.advance(n);
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = &mut self.0 {
-            bar.finish();
-        }
-    }
 }
 
 impl ServeArgs {
@@ -444,6 +355,8 @@ impl BoundFileServer {
 
     /// Serves until `shutdown`.
     pub fn serve(self, shutdown: &Shutdown) -> Result<(), String> {
+        #[cfg(unix)]
+        crate::serving::ignore_file_size_signal();
         self.server
             .serve_until(self.listener, shutdown)
             .map_err(|e| e.to_string())
@@ -456,53 +369,4 @@ fn print_address(listener: &TcpListener) -> Result<(), String> {
     writeln!(out, "{addr}")
         .and_then(|_| out.flush())
         .map_err(|e| e.to_string())
-}
-
-/// The error, plus how to continue when the connection broke mid-transfer.
-fn interrupted_hint(e: ClientError) -> String {
-    match e {
-        ClientError::Connection(_) => {
-            format!("{e}; run the same command with --resume to continue where it stopped")
-        }
-        other => other.to_string(),
-    }
-}
-
-fn resumed_note(resumed_from: u64) -> String {
-    if resumed_from > 0 {
-        format!(", resumed at byte {resumed_from}")
-    } else {
-        String::new()
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` UTC for seconds since the Unix epoch; `@SECONDS` for a time outside
-/// the years -9999 to 9999, which a server may send but no calendar shows.
-fn format_utc(secs: i64) -> String {
-    let Ok(time) = time::OffsetDateTime::from_unix_timestamp(secs) else {
-        return format!("@{secs}");
-    };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        time.year(),
-        u8::from(time.month()),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
-        assert_eq!(format_utc(i64::MAX), format!("@{}", i64::MAX));
-    }
 }

@@ -126,6 +126,9 @@ impl LogQueue {
     }
 }
 
+/// How long the end of the process waits for its last log lines to reach stderr.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(1);
+
 /// Waits up to `limit` for the lines queued so far to reach stderr, then reports lines dropped
 /// since the last report: for the end of the process.
 pub fn flush(limit: Duration) {

@@ -1,7 +1,6 @@
 //! The `unstick` command-line tool.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use unstick_std::server::Shutdown;
@@ -9,6 +8,7 @@ use unstick_std::server::Shutdown;
 mod client_settings;
 mod config_file;
 mod console;
+mod exit_status;
 mod ftp_cli;
 mod info_cli;
 mod log_queue;
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
         }
         Command::Token => print_token(),
     };
-    log_queue::flush(LOG_FLUSH_LIMIT);
+    log_queue::flush(log_queue::FLUSH_LIMIT);
     if let Some(status) = serving::stopped_at_once() {
         std::process::exit(status);
     }
@@ -152,20 +152,6 @@ fn print_token() -> ExitCode {
         }
     }
 }
-
-/// Environment variable holding the shared secret when `--token` is not given.
-const TOKEN_ENV: &str = "UNSTICK_TOKEN";
-
-/// The token given on the command line, else `UNSTICK_TOKEN` when set and not empty. A `--token`
-/// given empty stays empty, for the server to refuse.
-fn token_or_env(given: Option<&str>) -> Option<String> {
-    given
-        .map(str::to_owned)
-        .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
-}
-
-/// How long the end of the process waits for its last log lines to reach stderr.
-pub const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
 
 /// Sends log events (the servers') to stderr in the chosen format and level, through a queue
 /// so that a slow stderr never holds up a server.

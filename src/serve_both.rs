@@ -12,7 +12,7 @@ use clap::Args;
 use unstick_std::address::HostPort;
 use unstick_std::server::Shutdown;
 
-use crate::client_settings::{FTP_PORT, SHELL_PORT};
+use crate::client_settings::{FTP_PORT, LOOPBACK, SHELL_PORT};
 use crate::serving::{PenaltyArgs, parse_duration};
 use crate::tls_cli::{self, TlsServeArgs};
 use crate::{ftp_cli, shell_cli};
@@ -22,7 +22,7 @@ use crate::{ftp_cli, shell_cli};
 pub struct ServeBothArgs {
     /// Host (name or IP address; IPv6 in brackets) both servers listen on; anything but
     /// loopback needs a token and --tls (or --insecure-plaintext).
-    #[arg(long, default_value = "127.0.0.1", value_name = "HOST")]
+    #[arg(long, default_value = LOOPBACK, value_name = "HOST")]
     listen: String,
     /// The shell server's port (0: any free one, printed at start).
     #[arg(long, default_value_t = SHELL_PORT, value_name = "PORT")]

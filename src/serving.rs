@@ -161,7 +161,7 @@ pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
                 // with a success.
                 let _ = STOPPED_AT_ONCE.set(signal.exit_code);
                 kill_all_commands();
-                crate::log_queue::flush(crate::LOG_FLUSH_LIMIT);
+                crate::log_queue::flush(crate::log_queue::FLUSH_LIMIT);
                 std::process::exit(signal.exit_code);
             }
         })?;
@@ -187,6 +187,15 @@ pub fn raise_descriptor_limit() {
         // SAFETY: setrlimit(2) reads one rlimit struct, which `limit` is.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
+}
+
+/// Ignores SIGXFSZ for the whole process, so that a file-size limit (`RLIMIT_FSIZE`) fails one
+/// upload with `EFBIG` (refused as `no_space`) instead of killing the file server. Windows has
+/// neither.
+#[cfg(unix)]
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory effects.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
 /// A server's listen address as `--listen` takes it, `HOST[:PORT]` (an IPv6 address in

@@ -8,22 +8,17 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ExitReport, LegacyEncoding, LegacyReply, LegacyShellClient, Shell,
-    ShellClient, ShellClientError, ShellConfig, ShellServer,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ExitReport,
+    LegacyEncoding, LegacyReply, LegacyShellClient, Shell, ShellClient, ShellClientError,
+    ShellConfig, ShellServer,
 };
 
-use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected};
+use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
 use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
-use crate::token_or_env;
 
-use crate::shell_lines::{self, CONNECTION_FAILED, RemoteShell, TerminalOutput};
-
-/// Exit status of `connect` when its own output is a pipe nobody reads any more: what a shell
-/// reports for a process that `SIGPIPE` ended (128 + 13), so `connect -c yes | head -1` ends
-/// quietly.
-pub(crate) const OUTPUT_CLOSED: u8 = 128 + 13;
+use crate::exit_status::{self, CONNECTION_FAILED, OUTPUT_CLOSED};
+use crate::shell_lines::{self, RemoteShell, TerminalOutput};
 
 /// `unstick shell` subcommands.
 #[derive(Subcommand, Debug)]
@@ -46,7 +41,7 @@ pub enum ShellCommand {
 pub struct ServeArgs {
     /// Address to listen on, `HOST[:PORT]` (port 8080 when none is given); a non-loopback
     /// address needs a token.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    #[arg(long, default_value = Tool::Shell.default_address())]
     listen: String,
     /// Shared secret every request must carry (default: $UNSTICK_TOKEN).
     #[arg(long)]
@@ -97,7 +92,7 @@ pub struct ServeArgs {
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
-            listen: DEFAULT_LISTEN.to_string(),
+            listen: Tool::Shell.default_address().to_owned(),
             token: None,
             timeout: DEFAULT_TIMEOUT,
             max_output: DEFAULT_MAX_OUTPUT,
@@ -292,9 +287,7 @@ fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {
 }
 
 fn connection_failed(e: &ShellClientError) -> ExitCode {
-    if let ShellClientError::Output(output) = e
-        && output.kind() == io::ErrorKind::BrokenPipe
-    {
+    if exit_status::output_closed(e) {
         return ExitCode::from(OUTPUT_CLOSED);
     }
     eprintln!("unstick shell connect: {e}");

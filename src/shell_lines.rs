@@ -26,6 +26,7 @@ use unstick_std::shell::{
     ExecInterrupter, LegacyShellClient, OutputSink, OutputStream, ShellClient, ShellClientError,
 };
 
+use crate::exit_status::{self, BAD_EXIT_ARGUMENT, CONNECTION_FAILED, INTERRUPTED, OUTPUT_CLOSED};
 use crate::shell_construct::{Completeness, completeness};
 
 /// The prompt: the seed's.
@@ -33,16 +34,6 @@ pub const PROMPT: &str = ">>>";
 
 /// The prompt of a command's further lines, while a construct is open.
 pub const CONTINUATION_PROMPT: &str = "...";
-
-/// Status after a Ctrl-C, as a shell reports a command that SIGINT ended (128 + 2).
-const INTERRUPTED: u8 = 128 + 2;
-
-/// Status of a command the client could not run (the connection failed, or the server refused
-/// it), as `ssh` reports it.
-pub const CONNECTION_FAILED: u8 = 255;
-
-/// Status of `exit` with an argument that is not a number, as `sh` has it.
-const BAD_EXIT_ARGUMENT: u8 = 2;
 
 /// Most commands the history file keeps.
 const HISTORY_SIZE: usize = 1000;
@@ -319,9 +310,7 @@ impl Session {
                 self.output.at_line_start = true;
                 INTERRUPTED
             }
-            Err(ShellClientError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Next::Exit(crate::shell_cli::OUTPUT_CLOSED);
-            }
+            Err(e) if exit_status::output_closed(&e) => return Next::Exit(OUTPUT_CLOSED),
             Err(e) => {
                 if self.interactive {
                     // On a terminal the message starts a line; piped output stays as it was.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use unstick_std::server::Transport;
-use unstick_std::tls::{ClientTls, Fingerprint, Origin, ServerTls, ServerTlsOptions};
+use unstick_std::tls::{
+    ClientTls, Fingerprint, FirstContactHook, Origin, ServerTls, ServerTlsOptions,
+};
 
 /// TLS options of a server.
 #[derive(Args, Debug, Clone, Default)]
@@ -136,6 +138,10 @@ impl TlsClientArgs {
             ca: self.ca.clone(),
             known_hosts: self.known_hosts.clone(),
             identity: self.cert.clone().zip(self.key.clone()),
+            // A warning, shown even with --quiet.
+            on_first_contact: Some(FirstContactHook::new(|contact| {
+                eprintln!("unstick: {contact}");
+            })),
         }
     }
 }

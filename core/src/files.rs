@@ -30,22 +30,6 @@ pub fn parse_algorithm(text: Option<&str>) -> Option<Algorithm> {
     }
 }
 
-/// What a server reads first from any request: its op (absent from the seed's upload header),
-/// its token, and the seed upload's file name. `S` is an owned string type (`heapless::String`,
-/// or `String` with an allocator).
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead<S> {
-    /// The op as sent (it may name no [`FileOp`]).
-    #[serde(default = "none")]
-    pub op: Option<S>,
-    /// The token presented, if any.
-    #[serde(default = "none")]
-    pub token: Option<S>,
-    /// The seed upload's file name (its header has no `op`).
-    #[serde(default = "none")]
-    pub filename: Option<S>,
-}
-
 fn none<S>() -> Option<S> {
     None
 }
@@ -394,11 +378,9 @@ mod tests {
         let bytes = frame(&sent);
         let mut decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
         assert!(matches!(decoder.feed(&bytes), Ok((_, Event::Head(_)))));
-        let head: RequestHead<Owned> = decoder.header().unwrap();
-        assert_eq!(head.op.as_deref(), Some("put"));
-        assert_eq!(head.token.as_deref(), Some("s3cret"));
-        assert_eq!(head.filename, None);
         let read: Request<Owned> = decoder.header().unwrap();
+        assert_eq!(read.op, FileOp::Put);
+        assert_eq!(read.token.as_deref(), Some("s3cret"));
         assert_eq!(read.path.as_deref(), Some("dir/a \"quoted\" name"));
         assert_eq!(read.offset, Some(7));
         assert_eq!(read.algorithm(), Some(Algorithm::Md5));

@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use unstick_core::files::{
-    Ack, DigestTrailer, EntryReply, FileHead, ReplyHead, Request, RequestHead, StatReply,
+    Ack, DigestTrailer, EntryReply, FileHead, ReplyHead, Request, StatReply,
 };
 use unstick_core::foreign::{Recognition, holds_http_request_line, recognise};
 use unstick_core::shell::{ExitHeader, ReplyOp, RequestHeader, classify_greeting, command_text};
@@ -47,7 +47,6 @@ fn header_views(header: &[u8]) {
     };
     let mut scratch = [0u8; CAP];
     // The views a receiver only reads.
-    let _ = decoder.header_with_scratch::<RequestHead<Owned>>(&mut scratch);
     let _ = decoder.header_with_scratch::<ReplyHead>(&mut scratch);
     let _ = decoder.header_with_scratch::<RequestHeader<Owned>>(&mut scratch);
     let _ = decoder.header_with_scratch::<ReplyOp>(&mut scratch);

@@ -14,7 +14,8 @@ use unstick_std::ftp::{
     escape_for_terminal, is_partial_mismatch, put_legacy,
 };
 
-use super::{ClientArgs, format_utc, interrupted_hint, progress_bar, resumed_note};
+use super::client_args::ClientArgs;
+use super::progress_bar::progress_bar;
 use crate::console;
 
 /// `-`: standard input for `put`, standard output for `get`.
@@ -894,9 +895,53 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
     tally.finish("renames")
 }
 
+/// The error, plus how to continue when the connection broke mid-transfer.
+fn interrupted_hint(e: ClientError) -> String {
+    match e {
+        ClientError::Connection(_) => {
+            format!("{e}; run the same command with --resume to continue where it stopped")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn resumed_note(resumed_from: u64) -> String {
+    if resumed_from > 0 {
+        format!(", resumed at byte {resumed_from}")
+    } else {
+        String::new()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC for seconds since the Unix epoch; `@SECONDS` for a time outside
+/// the years -9999 to 9999, which a server may send but no calendar shows.
+fn format_utc(secs: i64) -> String {
+    let Ok(time) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+        return format!("@{secs}");
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+        assert_eq!(format_utc(i64::MAX), format!("@{}", i64::MAX));
+    }
 
     fn entry(name: &str, kind: &str, size: u64) -> RemoteEntry {
         RemoteEntry {

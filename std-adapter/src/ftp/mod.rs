@@ -29,7 +29,6 @@ mod client;
 mod config;
 mod local;
 mod name;
-mod progress;
 mod request;
 mod server;
 mod staging;
@@ -44,7 +43,6 @@ pub use client::{
 };
 pub use config::{FileServerConfig, PARTIAL_MAX_AGE};
 pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};
-pub use progress::TerminalProgress;
 pub use server::FileServer;
 pub use transfer::{NoProgress, Progress, TRANSFER_BUFFER};
 pub use tree::SweepReport;

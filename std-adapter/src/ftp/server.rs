@@ -20,6 +20,12 @@ use crate::server::{
 };
 
 /// The file server. Cheap to clone; clones share the root handle.
+///
+/// It changes no process-wide state, signal dispositions included, so on Unix a host that
+/// embeds it should ignore `SIGXFSZ` before serving (the `unstick` binary does): then a write
+/// past a file-size limit (`RLIMIT_FSIZE`) fails with `EFBIG`, and that upload alone is
+/// refused as `no_space`, its staging file removed and any file of its name left as it was.
+/// Left at its default, the signal ends the whole process at that write.
 #[derive(Clone, Debug)]
 pub struct FileServer {
     root: Arc<Dir>,
@@ -90,14 +96,6 @@ impl FileServer {
         let local = listener.local_addr()?;
         let transport = &self.config.transport;
         transport.check_listen(local, self.config.token.as_deref())?;
-        // A file-size limit (RLIMIT_FSIZE) should fail one upload with EFBIG, not kill the
-        // server with SIGXFSZ. (Windows has neither.)
-        #[cfg(unix)]
-        {
-            // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory
-            // effects.
-            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-        }
         let config = self.config.lobby;
         let entrance = transport.entrance(listener, &config, "ftp")?;
         let rules = SweepRules {

@@ -13,7 +13,12 @@ use unstick_core::serial_link::{
     ReplyReceiver, encode_frame,
 };
 
-use super::SerialPortNative;
+/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
+#[cfg(unix)]
+pub(super) type SerialPortNative = serialport::TTYPort;
+/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
+#[cfg(windows)]
+pub(super) type SerialPortNative = serialport::COMPort;
 
 /// The byte stream the frames travel on.
 pub(super) enum Line {

@@ -22,7 +22,7 @@ use crate::tls::{ClientTls, Fingerprint, TlsConnectError, TlsStream};
 
 mod framed_line;
 
-use framed_line::{FramedLine, Line};
+use framed_line::{FramedLine, Line, SerialPortNative};
 
 /// What an address names: `HOST:PORT`, `tls://HOST:PORT`, `serial:PATH[@BAUD]` or
 /// `uart+tcp://HOST:PORT`.
@@ -157,13 +157,6 @@ enum Kind {
     /// Link frames on a serial port or a UART bridge.
     Serial(Box<FramedLine>),
 }
-
-/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
-#[cfg(unix)]
-type SerialPortNative = serialport::TTYPort;
-/// The serial port as the system has it: a terminal device on Unix, a COM port on Windows.
-#[cfg(windows)]
-type SerialPortNative = serialport::COMPort;
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

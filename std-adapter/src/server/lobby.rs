@@ -48,18 +48,14 @@ use unstick_core::{Event, FrameDecoder, Profile};
 use super::client_socket::ClientSocket;
 use super::penalties::{AddressKey, Penalties, penalized_message};
 use super::slots::{NoSlot, Slot, Slots};
+pub use super::tls_front::Handoff;
 use super::workers::Workers;
-use super::{ErrorCode, HEADER_CAP, deadline_after};
+use super::{CLOSING_LINGER, ErrorCode, HEADER_CAP, deadline_after};
 use crate::readiness::{Readiness, Waker};
-pub use crate::tls::front::Handoff;
 
 /// Most bytes the lobby holds for one connection before its request must be judged ready or
 /// refused (a request's header is at most [`HEADER_CAP`] bytes).
 pub const MAX_RECEIVED: usize = 16 * 1024;
-
-/// How long a closing connection's remaining input is read and dropped before the socket is
-/// closed.
-pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
 
 /// How long a ready request waits for a slot before the client is told `busy`: a burst that
 /// outruns the slots for a moment is served, not refused.

@@ -1,31 +1,33 @@
 //! What every unstick server shares: binding, the [`lobby`] where connections wait between
-//! requests, request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
-//! tokens (their [`token`] strength, the [`penalties`] for failed ones), framed sockets and
+//! requests (entered from the listener itself, or through the [`tls_front`] that completes TLS
+//! handshakes), request [`slots`], a graceful [`shutdown`], recognising [`foreign`] protocols,
+//! tokens (their [`token`] strength, the [`penalties`] for failed ones), binding a listener
+//! ([`bind`], refused beyond loopback without a strong token and TLS), client sockets and
 //! error frames.
 
 mod client_socket;
 pub mod foreign;
+mod listen;
 pub mod lobby;
 pub mod penalties;
 pub mod shutdown;
 pub mod slots;
+pub mod tls_front;
 pub mod token;
 mod workers;
 
 pub use client_socket::ClientSocket;
+pub use listen::{Transport, bind};
 pub use lobby::{Admission, Connection, Entrance, Handback, LobbyConfig, Service};
 pub use penalties::{Penalties, PenaltyRules};
 pub use shutdown::Shutdown;
 pub use token::{TokenWeakness, generate_token, token_weakness};
 
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 
-use crate::tls::ServerTls;
-use crate::tls::front::{self, FrontLimits};
 pub use unstick_core::ErrorCode;
 use unstick_core::blocking::write_frame;
 use unstick_core::{ErrorFrame, WriteError};
@@ -35,6 +37,11 @@ use unstick_core::{ErrorFrame, WriteError};
 /// judging them as they are.
 /// The same pause as ends a long seed command ([`SEED_PAUSE`](unstick_core::shell::SEED_PAUSE)).
 pub const GREETING_PAUSE: Duration = unstick_core::shell::SEED_PAUSE;
+
+/// How long a closing connection's remaining input is read and dropped before the socket is
+/// closed, so that the answer written to it (a refusal, say) is not lost to a reset: in the
+/// lobby, and in the TLS front for a plaintext client on a TLS port.
+pub const CLOSING_LINGER: Duration = Duration::from_secs(2);
 
 /// What a server knows of a client between its requests: what its first bytes said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,9 +54,6 @@ pub enum ClientKind {
     /// It sends raw text commands, as the seed's shell clients do.
     Seed,
 }
-
-/// A TCP stream seen through `embedded-io`, as the core's drivers take it.
-pub type FramedStream = FromStd<TcpStream>;
 
 pub use unstick_core::PLAIN_ENCODER;
 
@@ -73,138 +77,6 @@ pub fn endpoint_info(
     info
 }
 
-/// Connections the system queues for a server before it accepts them. A burst of connections
-/// beyond the queue waits for a SYN retransmission (a second or more), so the queue is made as
-/// long as the system allows (`net.core.somaxconn` caps it).
-#[cfg(unix)]
-const ACCEPT_QUEUE: libc::c_int = 4096;
-
-/// How a server's connections are secured on the wire.
-#[derive(Clone, Debug, Default)]
-pub struct Transport {
-    /// Serve TLS with this; plaintext without.
-    pub tls: Option<ServerTls>,
-    /// Allow plaintext beyond loopback (for clients that cannot speak TLS, such as the seed's
-    /// scripts). A token is still required there.
-    pub insecure_plaintext: bool,
-}
-
-impl PartialEq for Transport {
-    fn eq(&self, other: &Transport) -> bool {
-        self.insecure_plaintext == other.insecure_plaintext
-            && self.tls.as_ref().map(ServerTls::fingerprint)
-                == other.tls.as_ref().map(ServerTls::fingerprint)
-    }
-}
-
-impl Eq for Transport {}
-
-impl Transport {
-    /// Refuses to serve on `local` beyond loopback without a token, with a token that is easy
-    /// to guess ([`token_weakness`]), or in plaintext unless the operator allowed it.
-    pub fn check_listen(&self, local: SocketAddr, token: Option<&str>) -> io::Result<()> {
-        if local.ip().is_loopback() {
-            return Ok(());
-        }
-        let Some(token) = token else {
-            return Err(insecure_listen(local));
-        };
-        if let Some(weakness) = token_weakness(token) {
-            return Err(weak_token_listen(local, &weakness));
-        }
-        if self.tls.is_none() && !self.insecure_plaintext {
-            return Err(plaintext_listen(local));
-        }
-        Ok(())
-    }
-
-    /// The lobby's entrance: `listener` itself, or a TLS front on it for the server `name`.
-    pub(crate) fn entrance(
-        &self,
-        listener: TcpListener,
-        lobby: &LobbyConfig,
-        name: &'static str,
-    ) -> io::Result<Entrance> {
-        let Some(tls) = &self.tls else {
-            return Ok(Entrance::Listener(listener));
-        };
-        let limits = FrontLimits {
-            handshake_time: lobby.login_grace.min(TLS_HANDSHAKE_TIME),
-            max_handshakes: lobby.max_waiting.clamp(1, MAX_TLS_HANDSHAKES),
-            max_handshakes_per_address: lobby.max_waiting_per_address.clamp(1, MAX_TLS_HANDSHAKES),
-        };
-        front::start(listener, tls.config(), limits, name).map(Entrance::Front)
-    }
-}
-
-/// Longest time a client has for its TLS handshake (less when the login grace is shorter).
-const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(10);
-
-/// Most TLS handshakes in progress at once (each has a thread).
-const MAX_TLS_HANDSHAKES: usize = 512;
-
-/// The error for a server listening beyond loopback in plaintext.
-pub(crate) fn plaintext_listen(local: SocketAddr) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "refusing to listen on {local} in plaintext: the token and everything it protects would cross the network unencrypted; add --tls, or --insecure-plaintext for clients that cannot speak TLS (such as the seed's scripts)"
-        ),
-    )
-}
-
-/// Binds `addr`, refusing a non-loopback address unless a `token` is set, strong enough, and
-/// `transport` allows it.
-pub fn bind(addr: &str, token: Option<&str>, transport: &Transport) -> io::Result<TcpListener> {
-    // Judged before binding, so that a refused address is never listened on, even briefly.
-    for resolved in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
-        transport.check_listen(resolved, token)?;
-    }
-    let listener = TcpListener::bind(addr)?;
-    // Windows keeps the queue of a socket's first listen (a second one succeeds and changes
-    // nothing), so there it stays std's 128.
-    #[cfg(unix)]
-    lengthen_accept_queue(&listener);
-    transport.check_listen(listener.local_addr()?, token)?;
-    Ok(listener)
-}
-
-/// Makes `listener`'s queue of connections not yet accepted [`ACCEPT_QUEUE`] long (std listens
-/// with a queue of 128). Listening again on a listening socket only changes the queue's length.
-#[cfg(unix)]
-fn lengthen_accept_queue(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: listen(2) takes a descriptor we own (alive for the call) and an integer; it
-    // touches no memory of ours.
-    unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
-}
-
-/// The error for a server listening beyond loopback without a token.
-pub(crate) fn insecure_listen(local: SocketAddr) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "refusing to listen on {local} without a token: anyone who can reach it could use the server; set --token or UNSTICK_TOKEN, or listen on 127.0.0.1"
-        ),
-    )
-}
-
-/// The error for a server listening beyond loopback with a token that is easy to guess.
-pub(crate) fn weak_token_listen(local: SocketAddr, weakness: &TokenWeakness) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "refusing to listen on {local} with a token that is easy to guess ({weakness}); {}",
-            token::HOW_TO_MAKE_A_TOKEN
-        ),
-    )
-}
-
-/// Whether `addr` is a loopback address.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
-}
-
 pub use unstick_core::session::token_matches;
 
 /// The instant `limit` from now; a limit too large to represent (say, `u64::MAX` seconds) waits
@@ -215,14 +87,6 @@ pub(crate) fn deadline_after(limit: Duration) -> Instant {
     now.checked_add(limit.min(FOREVER))
         .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
         .unwrap_or(now)
-}
-
-/// Prepares an accepted socket: no Nagle delay (frames are written whole), and an idle timeout
-/// on reads and writes.
-pub fn configure_stream(stream: &TcpStream, idle: Duration) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(idle))?;
-    stream.set_write_timeout(Some(idle))
 }
 
 /// Sends an error frame (`{"op":"error","code":...,"message":...}`, no body).
@@ -264,14 +128,6 @@ pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
     // Writing to a vector cannot fail, and the head buffer is sized for any message.
     let _ = send_error(&mut out, code, message);
     out.into_inner()
-}
-
-/// Converts a core write error on a std stream into an `io::Error`.
-pub fn write_error_to_io<S: std::fmt::Debug>(e: WriteError<io::Error, S>) -> io::Error {
-    match e {
-        WriteError::Io(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@ use super::process::CommandLimits;
 use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
 use crate::server::{LobbyConfig, Penalties, Transport};
 
-/// The address `unstick shell serve` listens on by default: the seed's.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default per-command time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default output cap per command (stdout and stderr together).

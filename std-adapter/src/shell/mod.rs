@@ -58,8 +58,7 @@ pub mod wire;
 
 pub use client::{ExecInterrupter, ExitReport, LegacyShellClient, ShellClient, ShellClientError};
 pub use config::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
-    DEFAULT_TIMEOUT, ShellConfig,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ShellConfig,
 };
 pub use connection::GREETING_PAUSE;
 pub use encoding::LegacyEncoding;

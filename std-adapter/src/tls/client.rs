@@ -33,6 +33,52 @@ pub struct ClientTls {
     pub known_hosts: Option<PathBuf>,
     /// A client certificate chain and its key (PEM files), for servers that ask for one.
     pub identity: Option<(PathBuf, PathBuf)>,
+    /// Told of each server trusted on first use, once it is recorded in the known-hosts file
+    /// (none: the connection goes on without a word, as every other).
+    pub on_first_contact: Option<FirstContactHook>,
+}
+
+/// A server met for the first time: its certificate is now trusted, and recorded in the
+/// known-hosts file. Its `Display` is the sentence a user is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstContact {
+    /// The address as given (`HOST:PORT`).
+    pub address: String,
+    /// The certificate the server presented, trusted from now on.
+    pub fingerprint: Fingerprint,
+    /// The known-hosts file it was recorded in.
+    pub file: PathBuf,
+}
+
+impl fmt::Display for FirstContact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "first contact with {}: trusting its certificate {} from now on (recorded in {}; \
+             compare it with what the server printed at start)",
+            self.address,
+            self.fingerprint,
+            self.file.display()
+        )
+    }
+}
+
+/// What a client calls with each [`FirstContact`], on the thread that connects: the host
+/// decides how a user hears of it (the CLI prints it on stderr).
+#[derive(Clone)]
+pub struct FirstContactHook(Arc<dyn Fn(&FirstContact) + Send + Sync>);
+
+impl FirstContactHook {
+    /// A hook that calls `tell`.
+    pub fn new(tell: impl Fn(&FirstContact) + Send + Sync + 'static) -> FirstContactHook {
+        FirstContactHook(Arc::new(tell))
+    }
+}
+
+impl fmt::Debug for FirstContactHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FirstContactHook")
+    }
 }
 
 /// How the certificate of one server is judged.
@@ -227,8 +273,8 @@ impl ClientTls {
 
     /// Sets up TLS on `socket`, connected to `address` (`HOST:PORT` as the user gave it: the
     /// known-hosts key, and the name a CA-issued certificate must hold), and completes the
-    /// handshake. A server met for the first time is recorded in the known-hosts file, and a
-    /// line on stderr shows its fingerprint.
+    /// handshake. A server met for the first time is recorded in the known-hosts file, and
+    /// [`ClientTls::on_first_contact`] is told of it.
     pub fn connect(
         &self,
         address: &str,
@@ -289,11 +335,13 @@ impl ClientTls {
                     file.display()
                 ))
             })?;
-            eprintln!(
-                "unstick: first contact with {address}: trusting its certificate {seen} from now \
-                 on (recorded in {}; compare it with what the server printed at start)",
-                file.display()
-            );
+            if let Some(FirstContactHook(tell)) = &self.on_first_contact {
+                tell(&FirstContact {
+                    address: address.to_owned(),
+                    fingerprint: seen,
+                    file: file.clone(),
+                });
+            }
         }
         Ok(StreamOwned::new(conn, ReadAhead::new(socket)))
     }
@@ -457,7 +505,63 @@ fn handshake_error(
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use rustls::ServerConnection;
+
     use super::*;
+    use crate::tls::{Identity, ServerTls};
+
+    #[test]
+    fn a_server_met_first_is_told_to_the_hook_once_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::in_state_dir(dir.path(), &["localhost".to_owned()]).unwrap();
+        let server_tls = ServerTls::new(identity, None).unwrap();
+        let fingerprint = server_tls.fingerprint();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let config = server_tls.config();
+        let server = thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut socket, _) = listener.accept().unwrap();
+                let mut tls = ServerConnection::new(Arc::clone(&config)).unwrap();
+                while tls.is_handshaking() {
+                    tls.complete_io(&mut socket).unwrap();
+                }
+            }
+        });
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let file = dir.path().join("known_hosts");
+        let trust = ClientTls {
+            known_hosts: Some(file.clone()),
+            on_first_contact: Some(FirstContactHook::new({
+                let told = Arc::clone(&told);
+                move |contact| told.lock().unwrap().push(contact.clone())
+            })),
+            ..ClientTls::default()
+        };
+        for _ in 0..2 {
+            trust
+                .connect(&address, TcpStream::connect(&address).unwrap())
+                .unwrap();
+        }
+        server.join().unwrap();
+        // The first connection is told, the second (known now) is not.
+        let contact = FirstContact {
+            address: address.clone(),
+            fingerprint,
+            file: file.clone(),
+        };
+        assert_eq!(*told.lock().unwrap(), std::slice::from_ref(&contact));
+        assert!(matches!(
+            known_hosts::lookup(&file, &address).unwrap(),
+            Known::Trusted { fingerprint: f, .. } if f == fingerprint
+        ));
+        assert!(contact.to_string().starts_with(&format!(
+            "first contact with {address}: trusting its certificate {fingerprint} from now on"
+        )));
+    }
 
     #[test]
     fn hosts_come_out_of_addresses() {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::Fingerprint;
+use super::fingerprint::Fingerprint;
 
 /// File names of a generated identity inside the state directory.
 const CERT_FILE: &str = "tls-cert.pem";

@@ -3,7 +3,8 @@
 //!
 //! - A server gets its [`Identity`] from PEM files, or generates one on first start into its
 //!   state directory and prints the certificate's [`Fingerprint`]; [`ServerTls`] is what it
-//!   serves with. Its [`front`] completes handshakes and hands the lobby each connection as a
+//!   serves with. The server's TLS front ([`crate::server::tls_front`], one of the lobby's
+//!   entrances) completes handshakes and hands the lobby each connection as a
 //!   [`TlsServerStream`], read and written like a plaintext one, so limits, timeouts and logs
 //!   are those of plaintext clients.
 //! - A client trusts a server on first use (the [`known_hosts`] file), by a pinned fingerprint,
@@ -15,7 +16,6 @@
 
 mod client;
 pub mod fingerprint;
-pub mod front;
 pub mod identity;
 pub mod known_hosts;
 pub mod read_ahead;
@@ -29,7 +29,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 pub(crate) use client::explain_read_error;
-pub use client::{ClientTls, TlsConnectError, TlsStream};
+pub use client::{ClientTls, FirstContact, FirstContactHook, TlsConnectError, TlsStream};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, Origin, TlsSetupError};
 pub use server_stream::TlsServerStream;

@@ -20,17 +20,13 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection};
 
-use super::server_stream::TlsServerStream;
+use super::foreign::{self, ForeignProtocol, Recognition};
+use super::{CLOSING_LINGER, ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
 use crate::readiness::{self, Interest, Readiness, Waker};
-use crate::server::foreign::{self, ForeignProtocol, Recognition};
-use crate::server::{ClientSocket, ErrorCode, GREETING_PAUSE, error_frame};
+use crate::tls::TlsServerStream;
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// How long the front drains a refused plaintext client, so that its answer is not lost to a
-/// reset.
-const CLOSING_LINGER: Duration = Duration::from_secs(2);
 
 /// Most bytes read and dropped from a refused plaintext client.
 const CLOSING_DRAIN: usize = 1 << 20;

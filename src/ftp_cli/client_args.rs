@@ -1,0 +1,69 @@
+//! The options every file client command shares: where the server is, the token, the digest,
+//! the timeout and TLS; and the connection they make.
+
+use std::time::Duration;
+
+use clap::Args;
+use unstick_core::Algorithm;
+use unstick_std::ftp::{ClientError, ClientOptions, FileClient};
+
+use crate::client_settings::{ClientSettings, Tool, report_connected};
+use crate::serving::parse_duration;
+use crate::tls_cli::TlsClientArgs;
+
+/// Options shared by the client commands.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Server address: `HOST[:PORT]` (port 8090 when none is given; a name or an IP address,
+    /// IPv6 in brackets as `[::1]:8090`), `tls://HOST[:PORT]` for a server started with --tls, or a
+    /// device's serial line as serial:PATH or serial:PATH@BAUD (e.g.
+    /// serial:/dev/ttyACM0@115200; 115200 when no speed is given), or a TCP bridge to a device's
+    /// UART as uart+tcp://HOST:PORT (QEMU's -serial tcp:, ser2net). Default: $UNSTICK_FTP_ADDR,
+    /// else the config file's, else 127.0.0.1:8090.
+    #[arg(long, value_name = "ADDR")]
+    addr: Option<String>,
+    /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
+    #[arg(long)]
+    token: Option<String>,
+    /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
+    #[arg(long)]
+    pub(super) md5: bool,
+    /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    tls: TlsClientArgs,
+}
+
+impl ClientArgs {
+    /// The server address and token, from the command line, the environment or the config
+    /// file.
+    fn settings(&self) -> Result<ClientSettings, String> {
+        ClientSettings::resolve(Tool::Ftp, self.addr.as_deref(), self.token.as_deref())
+    }
+
+    /// The server address, for the seed's upload protocol (which has no token).
+    pub(super) fn address(&self) -> Result<String, String> {
+        self.settings().map(|settings| settings.addr())
+    }
+
+    /// Connects to the server (as `--verbose` asks, saying where and how long it took).
+    pub(super) fn connect(&self) -> Result<FileClient, ClientError> {
+        let settings = self.settings().map_err(ClientError::Settings)?;
+        let started = settings.resolve_host().map_err(ClientError::Settings)?;
+        let options = ClientOptions {
+            token: settings.token.clone(),
+            algorithm: if self.md5 {
+                Algorithm::Md5
+            } else {
+                Algorithm::Xxh3
+            },
+            timeout: self.timeout,
+            tls: self.tls.client_tls(),
+            ..ClientOptions::default()
+        };
+        let client = FileClient::connect(&settings.addr(), options)?;
+        report_connected(client.link(), started);
+        Ok(client)
+    }
+}
