@@ -356,7 +356,7 @@ impl BoundFileServer {
     /// Serves until `shutdown`.
     pub fn serve(self, shutdown: &Shutdown) -> Result<(), String> {
         #[cfg(unix)]
-        crate::serving::ignore_file_size_signal();
+        crate::serving::catch_file_size_signal();
         self.server
             .serve_until(self.listener, shutdown)
             .map_err(|e| e.to_string())

@@ -173,29 +173,27 @@ pub fn stop_on_signals(shutdown: Shutdown) -> io::Result<()> {
 /// limit on sockets.
 #[cfg(unix)]
 pub fn raise_descriptor_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) writes one rlimit struct, which `limit` is, live and exclusively
-    // borrowed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: setrlimit(2) reads one rlimit struct, which `limit` is.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is "unlimited": a soft limit below an unlimited hard one is raised to it too.
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            ..limit
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
     }
 }
 
-/// Ignores SIGXFSZ for the whole process, so that a file-size limit (`RLIMIT_FSIZE`) fails one
-/// upload with `EFBIG` (refused as `no_space`) instead of killing the file server. Windows has
-/// neither.
+/// Catches SIGXFSZ for the whole process, so that a file-size limit (`RLIMIT_FSIZE`) fails one
+/// upload with `EFBIG` (refused as `no_space`) instead of killing the file server: a signal
+/// that is caught, like one that is ignored, leaves the write to fail. A handler (a flag no one
+/// reads) rather than "ignore" keeps commands the process starts at the default disposition,
+/// which exec restores for caught signals only. Windows has neither.
 #[cfg(unix)]
-pub fn ignore_file_size_signal() {
-    // SAFETY: setting a signal to SIG_IGN installs no handler code and has no memory effects.
-    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+pub fn catch_file_size_signal() {
+    let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGXFSZ, caught);
 }
 
 /// A server's listen address as `--listen` takes it, `HOST[:PORT]` (an IPv6 address in

@@ -22,9 +22,10 @@ use crate::server::{
 /// The file server. Cheap to clone; clones share the root handle.
 ///
 /// It changes no process-wide state, signal dispositions included, so on Unix a host that
-/// embeds it should ignore `SIGXFSZ` before serving (the `unstick` binary does): then a write
-/// past a file-size limit (`RLIMIT_FSIZE`) fails with `EFBIG`, and that upload alone is
-/// refused as `no_space`, its staging file removed and any file of its name left as it was.
+/// embeds it should ignore or catch `SIGXFSZ` before serving (the `unstick` binary catches
+/// it): then a write past a file-size limit (`RLIMIT_FSIZE`) fails with `EFBIG`, and that
+/// upload alone is refused as `no_space`, its staging file removed and any file of its name
+/// left as it was.
 /// Left at its default, the signal ends the whole process at that write.
 #[derive(Clone, Debug)]
 pub struct FileServer {

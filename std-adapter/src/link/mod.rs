@@ -500,8 +500,7 @@ mod tests {
         }
     }
 
-    /// Linux only: Windows has no pseudo-terminal to stand in for a COM port, and the libc
-    /// crate has no `ptsname_r` for macOS.
+    /// Linux only: Windows has no pseudo-terminal to stand in for a COM port.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_pty_is_a_serial_line_that_carries_link_frames() {
@@ -510,32 +509,19 @@ mod tests {
             encode_frame,
         };
         // A pseudo-terminal pair stands in for a device's UART.
-        let mut master = 0;
-        let mut slave = 0;
-        // SAFETY: openpty writes two descriptors into the integers we pass; the name and
-        // settings pointers may be null.
-        let opened = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(opened, 0);
-        let mut name = [0 as libc::c_char; 128];
-        // SAFETY: ptsname_r writes at most `name.len()` bytes, NUL included, into our buffer
-        // (ttyname would answer from one static buffer, shared by every test thread).
-        let failed = unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) };
-        assert_eq!(failed, 0);
-        // SAFETY: on success the buffer holds a NUL-terminated string.
-        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-            .to_str()
-            .unwrap()
-            .to_owned();
-        // SAFETY: `master` is a descriptor openpty just gave us, owned from here on.
-        let mut device = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        // ptsname(3) would answer from one static buffer, shared by every test thread.
+        let name = ptsname(&master, Vec::new()).unwrap().into_string().unwrap();
+        // The slave side stays open for the whole test, so the master never sees it hung up.
+        let _slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&name)
+            .unwrap();
+        let mut device = std::fs::File::from(master);
         let endpoint = Endpoint::Serial {
             path: name,
             baud: DEFAULT_BAUD,
@@ -600,7 +586,5 @@ mod tests {
         link.read_exact(&mut got).unwrap();
         let lost = link.read_exact(&mut got).unwrap_err();
         assert!(lost.to_string().contains("was lost"), "{lost}");
-        // SAFETY: `slave` is ours and no longer needed (the link opened the port by name).
-        unsafe { libc::close(slave) };
     }
 }

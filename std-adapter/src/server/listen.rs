@@ -17,7 +17,7 @@ use crate::tls::ServerTls;
 /// beyond the queue waits for a SYN retransmission (a second or more), so the queue is made as
 /// long as the system allows (`net.core.somaxconn` caps it).
 #[cfg(unix)]
-const ACCEPT_QUEUE: libc::c_int = 4096;
+const ACCEPT_QUEUE: i32 = 4096;
 
 /// How a server's connections are secured on the wire.
 #[derive(Clone, Debug, Default)]
@@ -113,10 +113,7 @@ pub fn bind(addr: &str, token: Option<&str>, transport: &Transport) -> io::Resul
 /// with a queue of 128). Listening again on a listening socket only changes the queue's length.
 #[cfg(unix)]
 fn lengthen_accept_queue(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: listen(2) takes a descriptor we own (alive for the call) and an integer; it
-    // touches no memory of ours.
-    unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_QUEUE) };
+    let _ = rustix::net::listen(listener, ACCEPT_QUEUE);
 }
 
 /// The error for a server listening beyond loopback without a token.

@@ -211,8 +211,7 @@ fn check_private(path: &Path, loose: u32, fix: &str) -> Result<(), TlsSetupError
         path: path.to_owned(),
         source,
     })?;
-    // SAFETY: geteuid(2) takes no arguments and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let problem = if meta.uid() != me {
         Some(format!(
             "belongs to another user (uid {}); the server's key must be its own",
