@@ -53,7 +53,7 @@ mod interpreter;
 pub mod process;
 mod request;
 mod server;
-mod session;
+mod service;
 pub mod wire;
 
 pub use client::{ExecInterrupter, ExitReport, LegacyShellClient, ShellClient, ShellClientError};

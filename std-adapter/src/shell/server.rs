@@ -11,7 +11,7 @@ use std::sync::Arc;
 use unstick_core::session::TOKEN_CAP;
 
 use super::config::ShellConfig;
-use super::session::ShellService;
+use super::service::ShellService;
 use crate::server::token::{HOW_TO_MAKE_A_TOKEN, TokenWeakness, token_weakness};
 use crate::server::{Shutdown, lobby};
 

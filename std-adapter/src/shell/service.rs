@@ -2,9 +2,9 @@
 //! bytes are ([`ShellService::admit`]), and serving one request on a worker thread.
 //!
 //! A connection's first bytes say which kind of client it is (see [`wire::classify_greeting`]):
-//! a framed client, served by a [`FramedSession`] one request at a time, or a seed client (raw
-//! text commands), served by a [`SeedSession`] one command at a time, and only when the
-//! operator chose a seed reply format. Before either, bytes that open another protocol (an HTTP
+//! a framed client, served one request at a time, or a seed client (raw text commands), served
+//! one command at a time, and only when the operator chose a seed reply format; either way by
+//! the core's shell session, one per request ([`serve_shell_request`]). Before either, bytes that open another protocol (an HTTP
 //! request line, a TLS ClientHello, ...) are refused, so that no browser page or stray client
 //! can have its bytes run as commands.
 
