@@ -64,7 +64,7 @@ enum Command {
     #[command(subcommand)]
     Shell(shell_cli::ShellCommand),
     /// File server: put, get, ls, stat, mkdir, mv and rm files under a server root.
-    #[command(subcommand)]
+    #[command(subcommand, visible_alias = "files")]
     Ftp(ftp_cli::FtpCommand),
     /// Run the shell server and the file server together (127.0.0.1:8080 and :8090).
     ///

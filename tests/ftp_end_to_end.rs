@@ -1096,14 +1096,22 @@ fn serve_defaults_to_the_seeds_port_and_an_unstick_files_root() {
     fs::write(dir.path().join("f"), b"stored").unwrap();
     ok(&unstick(&server, &["put", "f"], dir.path()));
     assert_eq!(fs::read(server.root.join("f")).unwrap(), b"stored");
-    // Every subcommand's default address is the seed's port.
+    // Every subcommand's default address is the seed's port, under either name of the tool.
     for subcommand in ["serve", "put", "get", "ls", "stat", "delete"] {
-        let help = Command::new(BIN)
-            .args(["ftp", subcommand, "--help"])
-            .output()
-            .unwrap();
-        let help = String::from_utf8_lossy(&help.stdout);
+        let help_of = |tool| {
+            let help = Command::new(BIN)
+                .args([tool, subcommand, "--help"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&help.stdout).into_owned()
+        };
+        let help = help_of("ftp");
         assert!(help.contains("127.0.0.1:8090"), "{subcommand}: {help}");
+        assert_eq!(
+            help_of("files"),
+            help,
+            "`unstick files {subcommand}` is `ftp`'s"
+        );
     }
 }
 
