@@ -11,10 +11,13 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 #[cfg(target_os = "linux")]
 use super::group_keeper::GroupKeeper;
@@ -25,17 +28,13 @@ use super::{
 
 /// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
-pub(super) struct TreeHandle(libc::pid_t);
+pub(super) struct TreeHandle(Pid);
 
 impl TreeHandle {
-    /// Sends SIGKILL to the group.
+    /// Sends SIGKILL to the group. A listed group's leader is not yet reaped, so its id is still
+    /// the group's; a group that is already gone yields ESRCH, which is fine to ignore.
     pub(super) fn kill(&self) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group's
-        // leader is not yet reaped, so its id is still the group's, and a group that is already
-        // gone yields ESRCH, which is fine to ignore.
-        unsafe {
-            libc::kill(-self.0, libc::SIGKILL);
-        }
+        let _ = rustix::process::kill_process_group(self.0, Signal::KILL);
     }
 }
 
@@ -61,7 +60,7 @@ pub(super) fn run_command(
     let mut run = CommandRun {
         group,
         pipes,
-        client: client.map(AsRawFd::as_raw_fd),
+        client,
         deadline: deadline_after(limits.timeout),
         budget: OutputBudget::new(limits.max_output),
         phase: Phase::Running,
@@ -74,7 +73,7 @@ pub(super) fn run_command(
 struct ProcessGroup<'r> {
     child: Child,
     /// The group's id: its leader's pid.
-    pgid: libc::pid_t,
+    pgid: Pid,
     running: &'r RunningCommands,
     /// The group's place in `running`, until it is taken off.
     listing: Option<Listing>,
@@ -92,7 +91,7 @@ impl<'r> ProcessGroup<'r> {
         let mut shell = spec.process();
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
-        let pgid = libc::pid_t::try_from(child.id()).ok();
+        let pgid = Some(Pid::from_child(&child));
         // Kept right away: from here on the group dies with the server however it dies.
         #[cfg(target_os = "linux")]
         if let Some(pgid) = pgid
@@ -122,7 +121,7 @@ impl<'r> ProcessGroup<'r> {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
         };
-        let exit_watch = exit_watch(child.id());
+        let exit_watch = exit_watch(pgid);
         let group = ProcessGroup {
             child,
             pgid,
@@ -178,41 +177,14 @@ impl<'r> ProcessGroup<'r> {
         if self.status.is_some() {
             return Ok(true);
         }
-        let pid: libc::id_t = self.child.id();
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
         loop {
-            // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-            // SAFETY: `info` is a live, exclusively borrowed siginfo_t, which is all waitid(2)
-            // writes; WNOWAIT leaves the child waitable for `reap`.
-            let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, options) };
-            if rc == 0 {
-                // With WNOHANG and no change yet, the pid field stays zero.
-                return Ok(waited_pid(&info) != 0);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match rustix::process::waitid(WaitId::Pid(self.pgid), options) {
+                Ok(status) => return Ok(status.is_some()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-    }
-}
-
-/// The pid `waitid(2)` reported.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    // SAFETY: for the WEXITED waits this module makes, the kernel fills the child fields.
-    unsafe { info.si_pid() }
-}
-
-/// The pid `waitid(2)` reported (where the kernel leaves the pid out, as some macOS releases
-/// did, the signal number tells a reported child from no change).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    if info.si_pid == 0 && info.si_signo == libc::SIGCHLD {
-        -1
-    } else {
-        info.si_pid
     }
 }
 
@@ -229,7 +201,7 @@ impl Drop for ProcessGroup<'_> {
 
 /// Group `pgid` was killed and its leader reaped: on Linux the keeper stops keeping it, so
 /// that it never kills the id once it is reused.
-fn released(pgid: libc::pid_t) {
+fn released(pgid: Pid) {
     #[cfg(target_os = "linux")]
     GroupKeeper::get().release(pgid);
     #[cfg(not(target_os = "linux"))]
@@ -247,10 +219,10 @@ impl OutputPipes {
         self.stdout.is_none() && self.stderr.is_none()
     }
 
-    fn fd(&self, stream: OutputStream) -> Option<RawFd> {
+    fn fd(&self, stream: OutputStream) -> Option<BorrowedFd<'_>> {
         match stream {
-            OutputStream::Stdout => self.stdout.as_ref().map(AsRawFd::as_raw_fd),
-            OutputStream::Stderr => self.stderr.as_ref().map(AsRawFd::as_raw_fd),
+            OutputStream::Stdout => self.stdout.as_ref().map(AsFd::as_fd),
+            OutputStream::Stderr => self.stderr.as_ref().map(AsFd::as_fd),
         }
     }
 
@@ -307,16 +279,16 @@ struct Readiness {
 }
 
 /// One command in flight.
-struct CommandRun<'r> {
+struct CommandRun<'r, 'c> {
     group: ProcessGroup<'r>,
     pipes: OutputPipes,
-    client: Option<RawFd>,
+    client: Option<&'c TcpStream>,
     deadline: Instant,
     budget: OutputBudget,
     phase: Phase,
 }
 
-impl CommandRun<'_> {
+impl CommandRun<'_, '_> {
     /// Supervises the command to its end, then makes sure its group is gone and the shell
     /// reaped.
     fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
@@ -398,29 +370,42 @@ impl CommandRun<'_> {
                 ..Readiness::default()
             });
         };
-        let mut fds = PollSet::default();
+        let mut fds = Vec::with_capacity(4);
+        let mut watch = |fd, events| {
+            fds.push(PollFd::from_borrowed_fd(fd, events));
+            fds.len() - 1
+        };
         let stdout = self
             .pipes
             .fd(OutputStream::Stdout)
-            .map(|fd| fds.add_input(fd));
+            .map(|fd| watch(fd, PollFlags::IN));
         let stderr = self
             .pipes
             .fd(OutputStream::Stderr)
-            .map(|fd| fds.add_input(fd));
-        let client = self.client.map(|fd| fds.add_hangup_watch(fd));
+            .map(|fd| watch(fd, PollFlags::IN));
+        // Watched for a hang-up only, leaving data that arrives unread.
+        let client = self.client.map(|c| watch(c.as_fd(), HANGUP_EVENTS));
         let wait = match (self.phase, &self.group.exit_watch) {
             (Phase::Running, Some(exit)) => {
-                fds.add_input(exit.as_raw_fd());
+                watch(exit.as_fd(), PollFlags::IN);
                 left
             }
             (Phase::Running, None) => left.min(EXIT_CHECK_INTERVAL),
             (Phase::Draining { .. }, _) => left,
         };
-        fds.poll(wait)?;
+        // Past what a timespec holds, the wait has no end.
+        let timeout = Timespec::try_from(wait).ok();
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            // A signal is a wake-up with nothing ready.
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(Readiness::default()),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let is_ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
         Ok(Readiness {
-            stdout: stdout.is_some_and(|i| fds.is_ready(i)),
-            stderr: stderr.is_some_and(|i| fds.is_ready(i)),
-            client_gone: client.is_some_and(|i| fds.is_ready(i)),
+            stdout: is_ready(stdout),
+            stderr: is_ready(stderr),
+            client_gone: is_ready(client),
             time_up: false,
         })
     }
@@ -429,142 +414,49 @@ impl CommandRun<'_> {
 /// A descriptor that becomes readable when process `pid` exits (`pidfd_open(2)`), or `None`
 /// where the kernel does not offer one.
 #[cfg(target_os = "linux")]
-fn exit_watch(pid: u32) -> Option<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    let flags: libc::c_uint = 0;
-    // SAFETY: pidfd_open(2) takes a pid and flags by value and returns a new descriptor or -1;
-    // it reads or writes no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
-    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: `fd` was just created by the kernel for this process and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+fn exit_watch(pid: Pid) -> Option<OwnedFd> {
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
 }
 
 /// A kqueue that becomes readable when process `pid` exits (`EVFILT_PROC`, `NOTE_EXIT`): what
 /// macOS offers instead of a pidfd. `None` when it cannot be made (the shell's exit is then
 /// checked every [`EXIT_CHECK_INTERVAL`]). A shell that exited before the watch was set is seen
-/// by [`ProcessGroup::has_exited`], which is asked before every wait.
+/// by [`ProcessGroup::has_exited`], which is asked before every wait. A kqueue is not inherited
+/// by children, so no command gets a copy.
 #[cfg(target_vendor = "apple")]
-fn exit_watch(pid: u32) -> Option<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: kqueue(2) takes nothing and returns a new descriptor or -1. A kqueue is not
-    // inherited by children, so no command gets a copy.
-    let kq = unsafe { libc::kqueue() };
-    if kq < 0 {
-        return None;
-    }
-    // SAFETY: `kq` was just created for us and nothing else owns it.
-    let kq = unsafe { OwnedFd::from_raw_fd(kq) };
-    // SAFETY: an all-zero kevent is a valid value (integers and a null pointer).
-    let mut change: libc::kevent = unsafe { std::mem::zeroed() };
-    change.ident = usize::try_from(pid).ok()?;
-    change.filter = libc::EVFILT_PROC;
-    change.flags = libc::EV_ADD | libc::EV_ONESHOT;
-    change.fflags = libc::NOTE_EXIT;
-    // SAFETY: `change` is one live kevent, which is all kevent(2) reads with a change count of
-    // 1; with an event count of 0 and no timeout it writes nothing and does not block.
-    let rc = unsafe {
-        libc::kevent(
-            kq.as_raw_fd(),
-            &change,
-            1,
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null(),
-        )
+fn exit_watch(pid: Pid) -> Option<OwnedFd> {
+    use rustix::event::kqueue::{Event, EventFilter, EventFlags, ProcessEvents, kevent_timespec};
+    let kq = rustix::event::kqueue::kqueue().ok()?;
+    let filter = EventFilter::Proc {
+        pid,
+        flags: ProcessEvents::EXIT,
     };
-    (rc == 0).then_some(kq)
+    let change = Event::new(
+        filter,
+        EventFlags::ADD | EventFlags::ONESHOT,
+        std::ptr::null_mut(),
+    );
+    let mut none: [Event; 0] = [];
+    let no_wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rustix marks kevent unsafe because a descriptor registered with a kqueue must stay
+    // open as long as the kqueue; this registers a process id, no descriptor. With no room for
+    // events and a zero timeout it only registers. (No crate watches a process's exit through a
+    // descriptor that poll(2) can wait on together with pipes and a socket.)
+    let registered = unsafe { kevent_timespec(&kq, &[change], &mut none[..], Some(&no_wait)) };
+    registered.ok().map(|_| kq)
 }
 
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-fn exit_watch(_pid: u32) -> Option<OwnedFd> {
+fn exit_watch(_pid: Pid) -> Option<OwnedFd> {
     None
 }
 
 /// Events that mean the peer hung up: a half-close (where the platform reports it), a full
-/// hang-up, or a socket error.
+/// hang-up, or a socket error (always reported).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const HANGUP_EVENTS: libc::c_short = libc::POLLRDHUP;
+const HANGUP_EVENTS: PollFlags = PollFlags::RDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const HANGUP_EVENTS: libc::c_short = 0;
-
-/// Milliseconds for a wait of `timeout` (rounded up; `None` waits without end).
-fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
-    timeout.map_or(-1, |t| {
-        t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
-    })
-}
-
-/// What a `poll(2)` return value says: how many descriptors are ready, an interruption by a
-/// signal being a wake-up with none.
-fn waited(n: libc::c_int) -> io::Result<usize> {
-    match usize::try_from(n) {
-        Ok(ready) => Ok(ready),
-        Err(_) => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Up to four descriptors for one `poll(2)` call: two pipes, the client, the exit watch.
-#[derive(Default)]
-struct PollSet {
-    fds: [Option<libc::pollfd>; 4],
-    len: usize,
-}
-
-impl PollSet {
-    fn add(&mut self, fd: RawFd, events: libc::c_short) -> usize {
-        let index = self.len;
-        self.fds[index] = Some(libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        });
-        self.len += 1;
-        index
-    }
-
-    /// Watches `fd` for data (or its end).
-    fn add_input(&mut self, fd: RawFd) -> usize {
-        self.add(fd, libc::POLLIN)
-    }
-
-    /// Watches `fd` for a hang-up only, leaving data that arrives unread.
-    fn add_hangup_watch(&mut self, fd: RawFd) -> usize {
-        self.add(fd, HANGUP_EVENTS)
-    }
-
-    fn is_ready(&self, index: usize) -> bool {
-        self.fds[index].is_some_and(|p| p.revents != 0)
-    }
-
-    /// Waits up to `timeout` (rounded up to whole milliseconds) for any event.
-    fn poll(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut raw: [libc::pollfd; 4] = [libc::pollfd {
-            fd: -1,
-            events: 0,
-            revents: 0,
-        }; 4];
-        for (slot, fd) in raw.iter_mut().zip(self.fds.iter().flatten()) {
-            *slot = *fd;
-        }
-        let millis = timeout_millis(Some(timeout));
-        // SAFETY: `raw` is a live, exclusively borrowed array of `self.len` initialised pollfd
-        // structs (self.len <= 4), which is exactly what poll(2) reads and writes.
-        let n = unsafe { libc::poll(raw.as_mut_ptr(), self.len as libc::nfds_t, millis) };
-        if waited(n)? == 0 {
-            return Ok(());
-        }
-        for (fd, polled) in self.fds.iter_mut().flatten().zip(raw) {
-            fd.revents = polled.revents;
-        }
-        Ok(())
-    }
-}
+const HANGUP_EVENTS: PollFlags = PollFlags::empty();
