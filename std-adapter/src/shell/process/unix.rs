@@ -7,7 +7,7 @@
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
 //! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
 //! kqueue on macOS, a check every 20 ms elsewhere) and the deadline. Output is handed to an
-//! [`OutputSink`] chunk by chunk as it arrives; nothing is accumulated here.
+//! [`OutputSink`](super::OutputSink) chunk by chunk as it arrives; nothing is accumulated here.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -19,12 +19,10 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
+use super::drive::{CommandTree, Woke};
 #[cfg(target_os = "linux")]
 use super::group_keeper::GroupKeeper;
-use super::{
-    CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
-    OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
-};
+use super::{CommandSpec, Listing, OutputStream, RunningCommands, Termination};
 
 /// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
@@ -48,24 +46,17 @@ fn termination_of(status: ExitStatus) -> Termination {
     }
 }
 
-/// Runs `spec` in its own process group (see [`super::run_command`]).
-pub(super) fn run_command(
+/// Starts `spec` in its own process group (see [`super::run_command`]).
+pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
-    limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    running: &RunningCommands,
-    sink: &mut dyn OutputSink,
-) -> Result<RunOutcome, RunError> {
-    let (group, pipes) = ProcessGroup::spawn(spec, running).map_err(RunError::Spawn)?;
-    let mut run = CommandRun {
+    running: &'r RunningCommands,
+) -> io::Result<Command<'r>> {
+    let (group, pipes) = ProcessGroup::spawn(spec, running)?;
+    Ok(Command {
         group,
         pipes,
-        client,
-        deadline: deadline_after(limits.timeout),
-        budget: OutputBudget::new(limits.max_output),
-        phase: Phase::Running,
-    };
-    run.drive(sink).map_err(RunError::Supervise)
+        ready: Vec::with_capacity(2),
+    })
 }
 
 /// The shell in its own process group, which it leads. Dropping it kills the group and reaps
@@ -256,158 +247,94 @@ impl OutputPipes {
 /// Longest pause between checks for the shell's exit where the platform cannot signal it.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Where a command run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// The shell is running: output is forwarded until it exits or the deadline passes.
-    Running,
-    /// The shell has exited and its process group was killed: what is left in the pipes is
-    /// read until they close or `until` passes.
-    Draining {
-        /// End of the drain (the grace period, or the deadline if sooner).
-        until: Instant,
-    },
-}
-
-/// What one wait in [`CommandRun::wait`] saw.
-#[derive(Clone, Copy, Debug, Default)]
-struct Readiness {
-    stdout: bool,
-    stderr: bool,
-    client_gone: bool,
-    time_up: bool,
-}
-
-/// One command in flight.
-struct CommandRun<'r, 'c> {
+/// A command in flight: its group and its pipes, which one thread watches with `poll(2)`.
+pub(super) struct Command<'r> {
     group: ProcessGroup<'r>,
     pipes: OutputPipes,
-    client: Option<&'c TcpStream>,
-    deadline: Instant,
-    budget: OutputBudget,
-    phase: Phase,
+    /// Pipes the last poll found readable and that were not read since, stdout first: each
+    /// wait reads one, so that a busy stdout cannot starve stderr.
+    ready: Vec<OutputStream>,
 }
 
-impl CommandRun<'_, '_> {
-    /// Supervises the command to its end, then makes sure its group is gone and the shell
-    /// reaped.
-    fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
-        let stop = match self.supervise(sink) {
-            Ok(stop) => stop,
-            Err(e) => {
-                self.group.kill_and_reap()?;
-                return Err(e);
-            }
-        };
-        let termination = self.group.kill_and_reap()?;
-        Ok(RunOutcome::new(termination, stop))
-    }
-
-    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
-    /// group and drains the pipes), and stops early on the deadline, the output cap or a
-    /// hang-up. A command that closes its output and keeps running is still timed; one that
-    /// leaves a background process holding its output open ends when the shell does.
-    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
-        let mut buf = vec![0u8; OUTPUT_CHUNK];
-        loop {
-            if self.phase == Phase::Running && self.group.has_exited()? {
-                self.group.kill_and_reap()?;
-                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
-                self.phase = Phase::Draining { until };
-            }
-            if matches!(self.phase, Phase::Draining { .. }) && self.pipes.all_closed() {
-                return Ok(None);
-            }
-            let ready = self.wait()?;
-            if ready.client_gone {
-                return Ok(Some(Stop::ClientGone));
-            }
-            if ready.time_up {
-                return Ok(match self.phase {
-                    Phase::Running => Some(Stop::TimedOut),
-                    Phase::Draining { .. } => None,
-                });
-            }
-            for (stream, is_ready) in [
-                (OutputStream::Stdout, ready.stdout),
-                (OutputStream::Stderr, ready.stderr),
-            ] {
-                if !is_ready {
-                    continue;
-                }
-                if let Some(stop) = self.forward_chunk(stream, &mut buf, sink)? {
-                    return Ok(Some(stop));
-                }
-            }
-        }
-    }
-
-    /// Moves one read of `stream` to `sink`, within the output cap.
-    fn forward_chunk(
-        &mut self,
-        stream: OutputStream,
-        buf: &mut [u8],
-        sink: &mut dyn OutputSink,
-    ) -> io::Result<Option<Stop>> {
-        let n = self.pipes.read(stream, buf)?;
-        if n == 0 {
+impl Command<'_> {
+    /// One read of the next pipe found readable and not read since; `None` when there is none.
+    fn read_ready(&mut self, buf: &mut [u8]) -> io::Result<Option<Woke>> {
+        if self.ready.is_empty() {
             return Ok(None);
         }
-        Ok(self.budget.forward(stream, &buf[..n], sink))
+        let stream = self.ready.remove(0);
+        Ok(Some(match self.pipes.read(stream, buf)? {
+            0 => Woke::Nothing,
+            n => Woke::Output(stream, n),
+        }))
+    }
+}
+
+impl CommandTree for Command<'_> {
+    fn has_exited(&mut self) -> io::Result<bool> {
+        self.group.has_exited()
     }
 
-    /// Blocks until a pipe is readable, the client hangs up, the shell exits (while running),
-    /// or the phase's time is up. Where the shell's exit cannot be watched, wakes up every
-    /// [`EXIT_CHECK_INTERVAL`] to check it.
-    fn wait(&self) -> io::Result<Readiness> {
-        let until = match self.phase {
-            Phase::Running => self.deadline,
-            Phase::Draining { until } => until,
-        };
+    fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        self.group.kill_and_reap()
+    }
+
+    fn output_closed(&self) -> bool {
+        self.pipes.all_closed()
+    }
+
+    /// Polls the pipes, the client's socket (for a hang-up only, so that pipelined requests
+    /// stay unread) and, while the shell runs, its exit watch; where there is no exit watch,
+    /// wakes up every [`EXIT_CHECK_INTERVAL`] to check the exit.
+    fn wait(
+        &mut self,
+        until: Instant,
+        shell_running: bool,
+        client: Option<&TcpStream>,
+        buf: &mut [u8],
+    ) -> io::Result<Woke> {
+        if let Some(woke) = self.read_ready(buf)? {
+            return Ok(woke);
+        }
         let Some(left) = until.checked_duration_since(Instant::now()) else {
-            return Ok(Readiness {
-                time_up: true,
-                ..Readiness::default()
-            });
+            return Ok(Woke::Nothing);
         };
         let mut fds = Vec::with_capacity(4);
         let mut watch = |fd, events| {
             fds.push(PollFd::from_borrowed_fd(fd, events));
             fds.len() - 1
         };
-        let stdout = self
-            .pipes
-            .fd(OutputStream::Stdout)
-            .map(|fd| watch(fd, PollFlags::IN));
-        let stderr = self
-            .pipes
-            .fd(OutputStream::Stderr)
-            .map(|fd| watch(fd, PollFlags::IN));
-        // Watched for a hang-up only, leaving data that arrives unread.
-        let client = self.client.map(|c| watch(c.as_fd(), HANGUP_EVENTS));
-        let wait = match (self.phase, &self.group.exit_watch) {
-            (Phase::Running, Some(exit)) => {
+        let streams = [OutputStream::Stdout, OutputStream::Stderr]
+            .map(|stream| Some((stream, watch(self.pipes.fd(stream)?, PollFlags::IN))));
+        let client = client.map(|c| watch(c.as_fd(), HANGUP_EVENTS));
+        let wait = match (shell_running, &self.group.exit_watch) {
+            (true, Some(exit)) => {
                 watch(exit.as_fd(), PollFlags::IN);
                 left
             }
-            (Phase::Running, None) => left.min(EXIT_CHECK_INTERVAL),
-            (Phase::Draining { .. }, _) => left,
+            (true, None) => left.min(EXIT_CHECK_INTERVAL),
+            (false, _) => left,
         };
         // Past what a timespec holds, the wait has no end.
         let timeout = Timespec::try_from(wait).ok();
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             // A signal is a wake-up with nothing ready.
-            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(Readiness::default()),
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(Woke::Nothing),
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
-        let is_ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
-        Ok(Readiness {
-            stdout: is_ready(stdout),
-            stderr: is_ready(stderr),
-            client_gone: is_ready(client),
-            time_up: false,
-        })
+        let is_ready = |i: usize| !fds[i].revents().is_empty();
+        if client.is_some_and(is_ready) {
+            return Ok(Woke::ClientGone);
+        }
+        self.ready.extend(
+            streams
+                .into_iter()
+                .flatten()
+                .filter(|&(_, i)| is_ready(i))
+                .map(|(stream, _)| stream),
+        );
+        Ok(self.read_ready(buf)?.unwrap_or(Woke::Nothing))
     }
 }
 

@@ -38,10 +38,9 @@ use windows_sys::Win32::System::Threading::{
     WaitForSingleObject,
 };
 
+use super::drive::{CommandTree, Woke};
 use super::{
-    CommandLimits, CommandSpec, DRAIN_GRACE, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputBudget,
-    OutputSink, OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination,
-    deadline_after,
+    CommandSpec, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputStream, RunningCommands, Termination,
 };
 
 /// Longest pause between checks for the shell's exit and the client's hang-up.
@@ -144,25 +143,17 @@ fn has_console() -> bool {
     unsafe { GetConsoleOutputCP() != 0 }
 }
 
-/// Runs `spec` in a Job Object of its own (see [`super::run_command`]).
-pub(super) fn run_command(
+/// Starts `spec` in a Job Object of its own (see [`super::run_command`]).
+pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
-    limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    running: &RunningCommands,
-    sink: &mut dyn OutputSink,
-) -> Result<RunOutcome, RunError> {
-    let (tree, events) = ProcessTree::spawn(spec, running).map_err(RunError::Spawn)?;
-    let mut run = CommandRun {
+    running: &'r RunningCommands,
+) -> io::Result<Command<'r>> {
+    let (tree, events) = ProcessTree::spawn(spec, running)?;
+    Ok(Command {
         tree,
         events,
         open: [true, true],
-        client,
-        deadline: deadline_after(limits.timeout),
-        budget: OutputBudget::new(limits.max_output),
-        phase: Phase::Running,
-    };
-    run.drive(sink).map_err(RunError::Supervise)
+    })
 }
 
 /// What a pipe reader reports.
@@ -437,101 +428,70 @@ fn client_gone(socket: &TcpStream) -> io::Result<bool> {
     })
 }
 
-/// Where a command run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// The shell is running: output is forwarded until it exits or the deadline passes.
-    Running,
-    /// The shell has exited and its job was killed: what is left in the pipes is read until
-    /// they close or `until` passes.
-    Draining {
-        /// End of the drain (the grace period, or the deadline if sooner).
-        until: Instant,
-    },
-}
-
-/// One command in flight.
-struct CommandRun<'r, 'c> {
+/// A command in flight: its tree, and what its pipes' readers hand over.
+pub(super) struct Command<'r> {
     tree: ProcessTree<'r>,
     events: Receiver<Event>,
     /// Whether stdout and stderr are still open.
     open: [bool; 2],
-    client: Option<&'c TcpStream>,
-    deadline: Instant,
-    budget: OutputBudget,
-    phase: Phase,
 }
 
-impl CommandRun<'_, '_> {
-    /// Supervises the command to its end, then makes sure its job is gone and the shell reaped.
-    fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
-        let stop = match self.supervise(sink) {
-            Ok(stop) => stop,
-            Err(e) => {
-                self.tree.kill_and_reap()?;
-                return Err(e);
-            }
-        };
-        let termination = self.tree.kill_and_reap()?;
-        Ok(RunOutcome::new(termination, stop))
+impl CommandTree for Command<'_> {
+    fn has_exited(&mut self) -> io::Result<bool> {
+        self.tree.has_exited()
     }
 
-    fn all_closed(&self) -> bool {
+    fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        self.tree.kill_and_reap()
+    }
+
+    fn output_closed(&self) -> bool {
         self.open == [false, false]
     }
 
-    fn close(&mut self, stream: OutputStream) {
-        match stream {
-            OutputStream::Stdout => self.open[0] = false,
-            OutputStream::Stderr => self.open[1] = false,
+    /// Checks the client's socket, then waits for the readers' next chunk (or, with both pipes
+    /// closed, for the shell's exit), for [`EXIT_CHECK_INTERVAL`] at most: the socket and the
+    /// exit are checked again after it.
+    fn wait(
+        &mut self,
+        until: Instant,
+        _shell_running: bool,
+        client: Option<&TcpStream>,
+        buf: &mut [u8],
+    ) -> io::Result<Woke> {
+        if let Some(client) = client
+            && client_gone(client)?
+        {
+            return Ok(Woke::ClientGone);
         }
-    }
-
-    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
-    /// job and drains the pipes), and stops early on the deadline, the output cap or a hang-up,
-    /// as the Unix supervisor does.
-    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
-        loop {
-            if self.phase == Phase::Running && self.tree.has_exited()? {
-                self.tree.kill_and_reap()?;
-                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
-                self.phase = Phase::Draining { until };
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return Ok(Woke::Nothing);
+        };
+        let wait = left.min(EXIT_CHECK_INTERVAL);
+        if self.output_closed() {
+            // Running, with nothing left to read (a drain ends when the pipes close): wait for
+            // the exit itself.
+            self.tree.wait_for_exit(wait)?;
+            return Ok(Woke::Nothing);
+        }
+        match self.events.recv_timeout(wait) {
+            Ok(Event::Output(stream, bytes)) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(Woke::Output(stream, bytes.len()))
             }
-            if matches!(self.phase, Phase::Draining { .. }) && self.all_closed() {
-                return Ok(None);
-            }
-            if let Some(client) = self.client
-                && client_gone(client)?
-            {
-                return Ok(Some(Stop::ClientGone));
-            }
-            let until = match self.phase {
-                Phase::Running => self.deadline,
-                Phase::Draining { until } => until,
-            };
-            let Some(left) = until.checked_duration_since(Instant::now()) else {
-                return Ok(match self.phase {
-                    Phase::Running => Some(Stop::TimedOut),
-                    Phase::Draining { .. } => None,
-                });
-            };
-            let wait = left.min(EXIT_CHECK_INTERVAL);
-            if self.all_closed() {
-                // Running, with nothing left to read: wait for the exit itself.
-                self.tree.wait_for_exit(wait)?;
-                continue;
-            }
-            match self.events.recv_timeout(wait) {
-                Ok(Event::Output(stream, bytes)) => {
-                    if let Some(stop) = self.budget.forward(stream, &bytes, sink) {
-                        return Ok(Some(stop));
-                    }
+            Ok(Event::Closed(stream)) => {
+                match stream {
+                    OutputStream::Stdout => self.open[0] = false,
+                    OutputStream::Stderr => self.open[1] = false,
                 }
-                Ok(Event::Closed(stream)) => self.close(stream),
-                Ok(Event::Failed(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout) => {}
-                // Every reader has ended (each says so first; this is a safeguard).
-                Err(RecvTimeoutError::Disconnected) => self.open = [false, false],
+                Ok(Woke::Nothing)
+            }
+            Ok(Event::Failed(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => Ok(Woke::Nothing),
+            // Every reader has ended (each says so first; this is a safeguard).
+            Err(RecvTimeoutError::Disconnected) => {
+                self.open = [false, false];
+                Ok(Woke::Nothing)
             }
         }
     }
