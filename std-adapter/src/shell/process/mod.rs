@@ -10,7 +10,8 @@
 //! running commands that a stopping server kills, and (in `drive`) the loop that supervises a
 //! command to its end. How a tree is started, waited on and killed is each platform's: `unix`
 //! (one thread, `poll(2)` over the pipes, the client's socket and the shell's exit;
-//! `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe).
+//! `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe; its calls
+//! into Windows in `win32`).
 
 use std::fmt;
 use std::io;
@@ -32,6 +33,8 @@ mod unix;
 #[cfg(unix)]
 use unix as platform;
 
+#[cfg(windows)]
+mod win32;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
