@@ -21,13 +21,18 @@
 //! Should the keeper itself die (an administrator's `kill`, the OOM killer), the next command
 //! finds it gone: it is reaped and a new one forked, which shares the same table.
 
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::pipe::PipeFlags;
+use rustix::process::{Pid, Resource, Signal, WaitOptions};
+
 /// The keeper's name in `ps` and `/proc/PID/comm` (at most 15 bytes).
-const KEEPER_NAME: &[u8; 15] = b"unstick-keeper\0";
+const KEEPER_NAME: &CStr = c"unstick-keeper";
 
 /// Groups the table holds (256 KiB shared); a server runs far fewer commands at once. Beyond
 /// it, a group is not kept (the server still kills it itself whenever it stops normally).
@@ -35,7 +40,7 @@ const TABLE_SLOTS: usize = 1 << 16;
 
 /// Descriptors closed one by one in the keeper where `close_range(2)` is missing (kernels
 /// before 5.9), at most.
-const MAX_FDS_CLOSED_ONE_BY_ONE: libc::rlim_t = 1 << 20;
+const MAX_FDS_CLOSED_ONE_BY_ONE: u64 = 1 << 20;
 
 /// The process's keeper, forked on first use.
 static KEEPER: OnceLock<GroupKeeper> = OnceLock::new();
@@ -57,12 +62,12 @@ struct KeeperState {
     /// Slots used and cleared since.
     free: Vec<usize>,
     /// Where each kept group is.
-    kept: Vec<(libc::pid_t, usize)>,
+    kept: Vec<(Pid, usize)>,
 }
 
 #[derive(Debug)]
 struct RunningKeeper {
-    pid: libc::pid_t,
+    pid: Pid,
     /// The write end of its lifeline: the only copy (close-on-exec, so no command holds it).
     _lifeline: OwnedFd,
 }
@@ -87,7 +92,7 @@ impl GroupKeeper {
 
     /// Keeps group `pgid`: the keeper kills it if the server dies first. `Err` when no keeper
     /// could be started (the command still runs, without that cover).
-    pub(super) fn keep(&self, pgid: libc::pid_t) -> io::Result<()> {
+    pub(super) fn keep(&self, pgid: Pid) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.ensure_running()?;
         let slot = match state.free.pop() {
@@ -99,12 +104,12 @@ impl GroupKeeper {
             None => return Err(io::Error::other("the keeper's table is full")),
         };
         state.kept.push((pgid, slot));
-        state.slots()[slot].store(pgid, Ordering::Release);
+        state.slots()[slot].store(pgid.as_raw_pid(), Ordering::Release);
         Ok(())
     }
 
     /// Stops keeping group `pgid`: it was killed and its leader reaped.
-    pub(super) fn release(&self, pgid: libc::pid_t) {
+    pub(super) fn release(&self, pgid: Pid) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = state.kept.iter().position(|&(g, _)| g == pgid) {
             let (_, slot) = state.kept.swap_remove(i);
@@ -115,10 +120,14 @@ impl GroupKeeper {
 
     /// The keeper's pid, forking it if none runs: for tests.
     #[cfg(test)]
-    fn pid(&self) -> io::Result<libc::pid_t> {
+    fn pid(&self) -> io::Result<Pid> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.ensure_running()?;
-        Ok(state.running.as_ref().map_or(0, |keeper| keeper.pid))
+        state
+            .running
+            .as_ref()
+            .map(|keeper| keeper.pid)
+            .ok_or_else(|| io::Error::other("no keeper"))
     }
 }
 
@@ -132,11 +141,8 @@ impl KeeperState {
     /// reaped first).
     fn ensure_running(&mut self) -> io::Result<()> {
         if let Some(keeper) = &self.running {
-            let mut status = 0;
-            // SAFETY: `status` is a live, exclusively borrowed int, all waitpid(2) writes;
             // `keeper.pid` is our child and not yet reaped (it is reaped only here).
-            let rc = unsafe { libc::waitpid(keeper.pid, &mut status, libc::WNOHANG) };
-            if rc == 0 {
+            if let Ok(None) = rustix::process::waitpid(Some(keeper.pid), WaitOptions::NOHANG) {
                 return Ok(());
             }
             self.running = None;
@@ -165,20 +171,16 @@ impl SharedTable {
     fn new() -> io::Result<SharedTable> {
         let len = TABLE_SLOTS * size_of::<AtomicI32>();
         // SAFETY: an anonymous shared mapping of fresh pages: no file, no address asked for, so
-        // it overlaps nothing of ours.
+        // it overlaps nothing of ours. (rustix's is the thinnest safe-as-can-be call; a mapping
+        // crate would still leave the table's atomics to be made from raw memory below.)
         let base = unsafe {
-            libc::mmap(
+            rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
             )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        }?;
         let base = std::ptr::NonNull::new(base.cast::<AtomicI32>())
             .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
         Ok(SharedTable { base })
@@ -194,66 +196,43 @@ impl SharedTable {
 
 /// Forks a keeper over `table`.
 fn fork_keeper(table: &SharedTable) -> io::Result<RunningKeeper> {
-    let (watched_end, lifeline) = lifeline_pipe()?;
+    // Both ends close-on-exec: no command gets a copy of the write end.
+    let (watched_end, lifeline) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
     // Everything the keeper uses is made before the fork: it may not allocate.
     let fd_limit = fds_to_close();
-    let all_signals = all_signals()?;
     let slots = table.slots();
     // SAFETY: fork(2) in a process with other threads: the child runs only `keep_groups`, which
     // makes async-signal-safe system calls and atomic loads on values made before the fork (no
-    // allocation, no lock, no unwinding) and never returns. The parent goes on as after any
-    // fork.
-    let pid = unsafe { libc::fork() };
+    // allocation, no lock, no unwinding) and never returns; that it is the fork's child is what
+    // `keep_groups` asks. The parent goes on as after any fork. (rustix offers fork only in its
+    // unstable runtime module, unsafe too; std only forks to run a program, and the keeper runs
+    // none.)
+    let pid = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            keep_groups(&watched_end, fd_limit, slots)
+        }
+        pid
+    };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
-    if pid == 0 {
-        // SAFETY: this is the child of the fork above, as `keep_groups` requires.
-        unsafe { keep_groups(watched_end.as_raw_fd(), fd_limit, &all_signals, slots) }
-    }
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("fork returned no pid"))?;
     Ok(RunningKeeper {
         pid,
         _lifeline: lifeline,
     })
 }
 
-/// A pipe, both ends close-on-exec: (read end, write end).
-fn lifeline_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as RawFd; 2];
-    // SAFETY: `fds` is a live array of two ints, which is what pipe2(2) writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just made by the kernel for us and nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// How many descriptors the keeper closes one by one where `close_range(2)` is missing: the
 /// open-file limit, bounded.
 fn fds_to_close() -> libc::c_int {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a live, exclusively borrowed rlimit, all getrlimit(2) writes.
-    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    let limit = if known {
-        limit.rlim_cur.min(MAX_FDS_CLOSED_ONE_BY_ONE)
-    } else {
-        MAX_FDS_CLOSED_ONE_BY_ONE
-    };
+    let limit = rustix::process::getrlimit(Resource::Nofile)
+        .current
+        .map_or(MAX_FDS_CLOSED_ONE_BY_ONE, |n| {
+            n.min(MAX_FDS_CLOSED_ONE_BY_ONE)
+        });
     libc::c_int::try_from(limit).unwrap_or(libc::c_int::MAX)
-}
-
-/// A signal set with every signal in it.
-fn all_signals() -> io::Result<libc::sigset_t> {
-    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset(3) initialises the set it is given, a live, exclusively borrowed one.
-    if unsafe { libc::sigfillset(set.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sigfillset succeeded, so the set is initialised.
-    Ok(unsafe { set.assume_init() })
 }
 
 /// The keeper's whole life: block every signal (a Ctrl-C on the server's terminal is the
@@ -263,79 +242,62 @@ fn all_signals() -> io::Result<libc::sigset_t> {
 ///
 /// # Safety
 ///
-/// Only for the child of a fork: it never returns, and calls nothing but async-signal-safe
-/// system calls and atomic loads, on memory made before the fork and its own stack.
-unsafe fn keep_groups(
-    lifeline: RawFd,
-    fd_limit: libc::c_int,
-    all_signals: &libc::sigset_t,
-    slots: &[AtomicI32],
-) -> ! {
-    // SAFETY: sigprocmask(2), setpgid(2) and prctl(PR_SET_NAME) read only `all_signals` and
-    // the static name, both live; none of them allocates or locks. The child has one thread.
+/// Only for the child of a fork: it closes every other descriptor and never returns, and calls
+/// nothing but async-signal-safe system calls and atomic loads, on memory made before the fork
+/// and its own stack.
+unsafe fn keep_groups(lifeline: &OwnedFd, fd_limit: libc::c_int, slots: &[AtomicI32]) -> ! {
+    let keep = lifeline.as_raw_fd();
+    let keep_index = libc::c_uint::try_from(keep).unwrap_or(0);
+    let no_flags: libc::c_uint = 0;
+    // SAFETY: sigfillset(3) and sigprocmask(2) are async-signal-safe and touch only `signals`,
+    // on this stack, which sigfillset initialises before sigprocmask reads it; the child has one
+    // thread. close_range(2) and close(2) take plain integers, and no descriptor closed is used
+    // again: the keeper keeps only `lifeline` (a closed one yields EBADF). Every descriptor but
+    // the lifeline goes, with close_range or, on kernels before 5.9, one by one below
+    // `fd_limit`. (rustix sets a signal mask only in its unstable runtime module and closes
+    // descriptors it does not own only unsafely too: this child, between fork and exit, is what
+    // no crate covers.)
     unsafe {
-        libc::sigprocmask(libc::SIG_SETMASK, all_signals, std::ptr::null_mut());
-        libc::setpgid(0, 0);
-        let unused: libc::c_ulong = 0;
-        libc::prctl(
-            libc::PR_SET_NAME,
-            KEEPER_NAME.as_ptr(),
-            unused,
-            unused,
-            unused,
-        );
-    }
-    close_all_but(lifeline, fd_limit);
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: `byte` is one live, exclusively borrowed byte, all read(2) writes.
-        let n = unsafe { libc::read(lifeline, (&raw mut byte).cast(), 1) };
-        // Nobody writes to the lifeline; a read returns at its end (or on an error that only a
-        // vanished lifeline could cause). EINTR cannot come with every signal blocked, but is
-        // not an end either.
-        let interrupted = n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
-        if n <= 0 && !interrupted {
-            break;
-        }
-    }
-    for slot in slots {
-        let pgid = slot.load(Ordering::Acquire);
-        if pgid > 0 {
-            // SAFETY: kill(2) takes plain integers. A group in the table was not released, so
-            // its leader was not reaped and its id is still the group's.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
+        let mut signals = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(signals.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, signals.as_ptr(), std::ptr::null_mut());
+        let below = keep_index == 0
+            || libc::syscall(libc::SYS_close_range, 0, keep_index - 1, no_flags) == 0;
+        let above = libc::syscall(
+            libc::SYS_close_range,
+            keep_index + 1,
+            libc::c_uint::MAX,
+            no_flags,
+        ) == 0;
+        if !(below && above) {
+            for fd in (0..fd_limit).filter(|fd| *fd != keep) {
+                libc::close(fd);
             }
         }
     }
-    // SAFETY: _exit(2) takes a plain integer and ends the process at once.
-    unsafe { libc::_exit(0) }
-}
-
-/// Closes every descriptor but `keep`: with `close_range(2)`, or one by one below `fd_limit`.
-fn close_all_but(keep: RawFd, fd_limit: libc::c_int) {
-    let Ok(keep_index) = libc::c_uint::try_from(keep) else {
-        return;
-    };
-    let below = keep_index == 0 || close_range(0, keep_index - 1);
-    if below && close_range(keep_index + 1, libc::c_uint::MAX) {
-        return;
-    }
-    for fd in (0..fd_limit).filter(|fd| *fd != keep) {
-        // SAFETY: close(2) takes a plain integer; in the keeper nothing else uses the
-        // descriptors closed (a closed one yields EBADF).
-        unsafe {
-            libc::close(fd);
+    let _ = rustix::process::setpgid(None, None);
+    let _ = rustix::thread::set_name(KEEPER_NAME);
+    let mut byte = [0u8; 1];
+    loop {
+        // Nobody writes to the lifeline; a read returns at its end (or on an error that only a
+        // vanished lifeline could cause). EINTR cannot come with every signal blocked, but is
+        // not an end either.
+        match rustix::io::read(lifeline, &mut byte) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(1) => continue,
+            _ => break,
         }
     }
-}
-
-/// `close_range(first, last, 0)`; whether the kernel did it.
-fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
-    let flags: libc::c_uint = 0;
-    // SAFETY: close_range(2) takes plain integers and closes descriptors only; in the keeper
-    // nothing else uses them.
-    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
+    for slot in slots {
+        // A group in the table was not released, so its leader was not reaped and its id is
+        // still the group's.
+        if let Some(pgid) = Pid::from_raw(slot.load(Ordering::Acquire)) {
+            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+        }
+    }
+    // SAFETY: _exit(2) ends the process at once, running nothing of the server's (no atexit
+    // handler, no flush of a buffer another thread may have held at the fork).
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]
@@ -355,11 +317,8 @@ mod tests {
     }
 
     /// Reaps this test's keeper once it ended.
-    fn reap(pid: libc::pid_t) {
-        let mut status = 0;
-        // SAFETY: `status` is a live, exclusively borrowed int, all waitpid(2) writes; `pid` is
-        // this test's keeper, not yet reaped.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+    fn reap(pid: Pid) {
+        let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
     }
 
     fn wait_killed(child: &mut Child) -> Option<std::process::ExitStatus> {
@@ -382,9 +341,9 @@ mod tests {
         let keeper = GroupKeeper::new();
         let mut kept = sleeper();
         let mut released = sleeper();
-        keeper.keep(kept.id() as libc::pid_t).unwrap();
-        keeper.keep(released.id() as libc::pid_t).unwrap();
-        keeper.release(released.id() as libc::pid_t);
+        keeper.keep(Pid::from_child(&kept)).unwrap();
+        keeper.keep(Pid::from_child(&released)).unwrap();
+        keeper.release(Pid::from_child(&released));
         let pid = keeper.pid().unwrap();
         // What a server that dies does: its end of the lifeline closes, it kills nothing.
         drop(keeper);
@@ -408,16 +367,16 @@ mod tests {
     fn a_keeper_that_died_is_replaced_by_one_that_keeps_the_same_groups() {
         let keeper = GroupKeeper::new();
         let mut kept = sleeper();
-        keeper.keep(kept.id() as libc::pid_t).unwrap();
+        keeper.keep(Pid::from_child(&kept)).unwrap();
         let first = keeper.pid().unwrap();
-        // SAFETY: kill(2) takes plain integers; `first` is this test's keeper, not yet reaped.
-        unsafe { libc::kill(first, libc::SIGKILL) };
+        // `first` is this test's keeper, not yet reaped.
+        rustix::process::kill_process(first, Signal::KILL).unwrap();
         // Once it is gone, the next command finds it so and forks a new keeper.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut other = sleeper();
         loop {
-            keeper.keep(other.id() as libc::pid_t).unwrap();
-            keeper.release(other.id() as libc::pid_t);
+            keeper.keep(Pid::from_child(&other)).unwrap();
+            keeper.release(Pid::from_child(&other));
             if keeper.pid().unwrap() != first || Instant::now() > deadline {
                 break;
             }

@@ -7,9 +7,11 @@
 //! server's handles); on other Unix systems it runs on.
 //!
 //! What is shared lives here: the limits, the outcome, where output goes, the registry of
-//! running commands that a stopping server kills. How a tree is started, watched and killed is
-//! each platform's: `unix` (one thread, `poll(2)` over the pipes, the client's socket and the
-//! shell's exit; `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe).
+//! running commands that a stopping server kills, and (in `drive`) the loop that supervises a
+//! command to its end. How a tree is started, waited on and killed is each platform's: `unix`
+//! (one thread, `poll(2)` over the pipes, the client's socket and the shell's exit;
+//! `group_keeper` on Linux) and `windows` (a Job Object, a reader thread per pipe; its calls
+//! into Windows in `win32`).
 
 use std::fmt;
 use std::io;
@@ -23,6 +25,7 @@ pub(crate) use crate::server::deadline_after;
 
 use super::interpreter::Shell;
 
+mod drive;
 #[cfg(target_os = "linux")]
 mod group_keeper;
 #[cfg(unix)]
@@ -30,6 +33,8 @@ mod unix;
 #[cfg(unix)]
 use unix as platform;
 
+#[cfg(windows)]
+mod win32;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
@@ -281,7 +286,8 @@ pub fn run_command(
     running: &RunningCommands,
     sink: &mut dyn OutputSink,
 ) -> Result<RunOutcome, RunError> {
-    platform::run_command(spec, limits, client, running, sink)
+    let mut command = platform::spawn(spec, running).map_err(RunError::Spawn)?;
+    drive::drive(&mut command, limits, client, sink).map_err(RunError::Supervise)
 }
 
 /// How a command run stops early.

@@ -7,35 +7,32 @@
 //! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
 //! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
 //! kqueue on macOS, a check every 20 ms elsewhere) and the deadline. Output is handed to an
-//! [`OutputSink`] chunk by chunk as it arrives; nothing is accumulated here.
+//! [`OutputSink`](super::OutputSink) chunk by chunk as it arrives; nothing is accumulated here.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+
+use super::drive::{CommandTree, Woke};
 #[cfg(target_os = "linux")]
 use super::group_keeper::GroupKeeper;
-use super::{
-    CommandLimits, CommandSpec, DRAIN_GRACE, Listing, OUTPUT_CHUNK, OutputBudget, OutputSink,
-    OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination, deadline_after,
-};
+use super::{CommandSpec, Listing, OutputStream, RunningCommands, Termination};
 
 /// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
-pub(super) struct TreeHandle(libc::pid_t);
+pub(super) struct TreeHandle(Pid);
 
 impl TreeHandle {
-    /// Sends SIGKILL to the group.
+    /// Sends SIGKILL to the group. A listed group's leader is not yet reaped, so its id is still
+    /// the group's; a group that is already gone yields ESRCH, which is fine to ignore.
     pub(super) fn kill(&self) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a listed group's
-        // leader is not yet reaped, so its id is still the group's, and a group that is already
-        // gone yields ESRCH, which is fine to ignore.
-        unsafe {
-            libc::kill(-self.0, libc::SIGKILL);
-        }
+        let _ = rustix::process::kill_process_group(self.0, Signal::KILL);
     }
 }
 
@@ -49,24 +46,17 @@ fn termination_of(status: ExitStatus) -> Termination {
     }
 }
 
-/// Runs `spec` in its own process group (see [`super::run_command`]).
-pub(super) fn run_command(
+/// Starts `spec` in its own process group (see [`super::run_command`]).
+pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
-    limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    running: &RunningCommands,
-    sink: &mut dyn OutputSink,
-) -> Result<RunOutcome, RunError> {
-    let (group, pipes) = ProcessGroup::spawn(spec, running).map_err(RunError::Spawn)?;
-    let mut run = CommandRun {
+    running: &'r RunningCommands,
+) -> io::Result<Command<'r>> {
+    let (group, pipes) = ProcessGroup::spawn(spec, running)?;
+    Ok(Command {
         group,
         pipes,
-        client: client.map(AsRawFd::as_raw_fd),
-        deadline: deadline_after(limits.timeout),
-        budget: OutputBudget::new(limits.max_output),
-        phase: Phase::Running,
-    };
-    run.drive(sink).map_err(RunError::Supervise)
+        ready: Vec::with_capacity(2),
+    })
 }
 
 /// The shell in its own process group, which it leads. Dropping it kills the group and reaps
@@ -74,7 +64,7 @@ pub(super) fn run_command(
 struct ProcessGroup<'r> {
     child: Child,
     /// The group's id: its leader's pid.
-    pgid: libc::pid_t,
+    pgid: Pid,
     running: &'r RunningCommands,
     /// The group's place in `running`, until it is taken off.
     listing: Option<Listing>,
@@ -92,7 +82,7 @@ impl<'r> ProcessGroup<'r> {
         let mut shell = spec.process();
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
-        let pgid = libc::pid_t::try_from(child.id()).ok();
+        let pgid = Some(Pid::from_child(&child));
         // Kept right away: from here on the group dies with the server however it dies.
         #[cfg(target_os = "linux")]
         if let Some(pgid) = pgid
@@ -122,7 +112,7 @@ impl<'r> ProcessGroup<'r> {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
         };
-        let exit_watch = exit_watch(child.id());
+        let exit_watch = exit_watch(pgid);
         let group = ProcessGroup {
             child,
             pgid,
@@ -178,41 +168,14 @@ impl<'r> ProcessGroup<'r> {
         if self.status.is_some() {
             return Ok(true);
         }
-        let pid: libc::id_t = self.child.id();
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
         loop {
-            // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-            // SAFETY: `info` is a live, exclusively borrowed siginfo_t, which is all waitid(2)
-            // writes; WNOWAIT leaves the child waitable for `reap`.
-            let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, options) };
-            if rc == 0 {
-                // With WNOHANG and no change yet, the pid field stays zero.
-                return Ok(waited_pid(&info) != 0);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match rustix::process::waitid(WaitId::Pid(self.pgid), options) {
+                Ok(status) => return Ok(status.is_some()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-    }
-}
-
-/// The pid `waitid(2)` reported.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    // SAFETY: for the WEXITED waits this module makes, the kernel fills the child fields.
-    unsafe { info.si_pid() }
-}
-
-/// The pid `waitid(2)` reported (where the kernel leaves the pid out, as some macOS releases
-/// did, the signal number tells a reported child from no change).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn waited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    if info.si_pid == 0 && info.si_signo == libc::SIGCHLD {
-        -1
-    } else {
-        info.si_pid
     }
 }
 
@@ -229,7 +192,7 @@ impl Drop for ProcessGroup<'_> {
 
 /// Group `pgid` was killed and its leader reaped: on Linux the keeper stops keeping it, so
 /// that it never kills the id once it is reused.
-fn released(pgid: libc::pid_t) {
+fn released(pgid: Pid) {
     #[cfg(target_os = "linux")]
     GroupKeeper::get().release(pgid);
     #[cfg(not(target_os = "linux"))]
@@ -247,10 +210,10 @@ impl OutputPipes {
         self.stdout.is_none() && self.stderr.is_none()
     }
 
-    fn fd(&self, stream: OutputStream) -> Option<RawFd> {
+    fn fd(&self, stream: OutputStream) -> Option<BorrowedFd<'_>> {
         match stream {
-            OutputStream::Stdout => self.stdout.as_ref().map(AsRawFd::as_raw_fd),
-            OutputStream::Stderr => self.stderr.as_ref().map(AsRawFd::as_raw_fd),
+            OutputStream::Stdout => self.stdout.as_ref().map(AsFd::as_fd),
+            OutputStream::Stderr => self.stderr.as_ref().map(AsFd::as_fd),
         }
     }
 
@@ -284,287 +247,143 @@ impl OutputPipes {
 /// Longest pause between checks for the shell's exit where the platform cannot signal it.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Where a command run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// The shell is running: output is forwarded until it exits or the deadline passes.
-    Running,
-    /// The shell has exited and its process group was killed: what is left in the pipes is
-    /// read until they close or `until` passes.
-    Draining {
-        /// End of the drain (the grace period, or the deadline if sooner).
-        until: Instant,
-    },
-}
-
-/// What one wait in [`CommandRun::wait`] saw.
-#[derive(Clone, Copy, Debug, Default)]
-struct Readiness {
-    stdout: bool,
-    stderr: bool,
-    client_gone: bool,
-    time_up: bool,
-}
-
-/// One command in flight.
-struct CommandRun<'r> {
+/// A command in flight: its group and its pipes, which one thread watches with `poll(2)`.
+pub(super) struct Command<'r> {
     group: ProcessGroup<'r>,
     pipes: OutputPipes,
-    client: Option<RawFd>,
-    deadline: Instant,
-    budget: OutputBudget,
-    phase: Phase,
+    /// Pipes the last poll found readable and that were not read since, stdout first: each
+    /// wait reads one, so that a busy stdout cannot starve stderr.
+    ready: Vec<OutputStream>,
 }
 
-impl CommandRun<'_> {
-    /// Supervises the command to its end, then makes sure its group is gone and the shell
-    /// reaped.
-    fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
-        let stop = match self.supervise(sink) {
-            Ok(stop) => stop,
-            Err(e) => {
-                self.group.kill_and_reap()?;
-                return Err(e);
-            }
-        };
-        let termination = self.group.kill_and_reap()?;
-        Ok(RunOutcome::new(termination, stop))
-    }
-
-    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
-    /// group and drains the pipes), and stops early on the deadline, the output cap or a
-    /// hang-up. A command that closes its output and keeps running is still timed; one that
-    /// leaves a background process holding its output open ends when the shell does.
-    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
-        let mut buf = vec![0u8; OUTPUT_CHUNK];
-        loop {
-            if self.phase == Phase::Running && self.group.has_exited()? {
-                self.group.kill_and_reap()?;
-                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
-                self.phase = Phase::Draining { until };
-            }
-            if matches!(self.phase, Phase::Draining { .. }) && self.pipes.all_closed() {
-                return Ok(None);
-            }
-            let ready = self.wait()?;
-            if ready.client_gone {
-                return Ok(Some(Stop::ClientGone));
-            }
-            if ready.time_up {
-                return Ok(match self.phase {
-                    Phase::Running => Some(Stop::TimedOut),
-                    Phase::Draining { .. } => None,
-                });
-            }
-            for (stream, is_ready) in [
-                (OutputStream::Stdout, ready.stdout),
-                (OutputStream::Stderr, ready.stderr),
-            ] {
-                if !is_ready {
-                    continue;
-                }
-                if let Some(stop) = self.forward_chunk(stream, &mut buf, sink)? {
-                    return Ok(Some(stop));
-                }
-            }
-        }
-    }
-
-    /// Moves one read of `stream` to `sink`, within the output cap.
-    fn forward_chunk(
-        &mut self,
-        stream: OutputStream,
-        buf: &mut [u8],
-        sink: &mut dyn OutputSink,
-    ) -> io::Result<Option<Stop>> {
-        let n = self.pipes.read(stream, buf)?;
-        if n == 0 {
+impl Command<'_> {
+    /// One read of the next pipe found readable and not read since; `None` when there is none.
+    fn read_ready(&mut self, buf: &mut [u8]) -> io::Result<Option<Woke>> {
+        if self.ready.is_empty() {
             return Ok(None);
         }
-        Ok(self.budget.forward(stream, &buf[..n], sink))
+        let stream = self.ready.remove(0);
+        Ok(Some(match self.pipes.read(stream, buf)? {
+            0 => Woke::Nothing,
+            n => Woke::Output(stream, n),
+        }))
+    }
+}
+
+impl CommandTree for Command<'_> {
+    fn has_exited(&mut self) -> io::Result<bool> {
+        self.group.has_exited()
     }
 
-    /// Blocks until a pipe is readable, the client hangs up, the shell exits (while running),
-    /// or the phase's time is up. Where the shell's exit cannot be watched, wakes up every
-    /// [`EXIT_CHECK_INTERVAL`] to check it.
-    fn wait(&self) -> io::Result<Readiness> {
-        let until = match self.phase {
-            Phase::Running => self.deadline,
-            Phase::Draining { until } => until,
-        };
+    fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        self.group.kill_and_reap()
+    }
+
+    fn output_closed(&self) -> bool {
+        self.pipes.all_closed()
+    }
+
+    /// Polls the pipes, the client's socket (for a hang-up only, so that pipelined requests
+    /// stay unread) and, while the shell runs, its exit watch; where there is no exit watch,
+    /// wakes up every [`EXIT_CHECK_INTERVAL`] to check the exit.
+    fn wait(
+        &mut self,
+        until: Instant,
+        shell_running: bool,
+        client: Option<&TcpStream>,
+        buf: &mut [u8],
+    ) -> io::Result<Woke> {
+        if let Some(woke) = self.read_ready(buf)? {
+            return Ok(woke);
+        }
         let Some(left) = until.checked_duration_since(Instant::now()) else {
-            return Ok(Readiness {
-                time_up: true,
-                ..Readiness::default()
-            });
+            return Ok(Woke::Nothing);
         };
-        let mut fds = PollSet::default();
-        let stdout = self
-            .pipes
-            .fd(OutputStream::Stdout)
-            .map(|fd| fds.add_input(fd));
-        let stderr = self
-            .pipes
-            .fd(OutputStream::Stderr)
-            .map(|fd| fds.add_input(fd));
-        let client = self.client.map(|fd| fds.add_hangup_watch(fd));
-        let wait = match (self.phase, &self.group.exit_watch) {
-            (Phase::Running, Some(exit)) => {
-                fds.add_input(exit.as_raw_fd());
+        let mut fds = Vec::with_capacity(4);
+        let mut watch = |fd, events| {
+            fds.push(PollFd::from_borrowed_fd(fd, events));
+            fds.len() - 1
+        };
+        let streams = [OutputStream::Stdout, OutputStream::Stderr]
+            .map(|stream| Some((stream, watch(self.pipes.fd(stream)?, PollFlags::IN))));
+        let client = client.map(|c| watch(c.as_fd(), HANGUP_EVENTS));
+        let wait = match (shell_running, &self.group.exit_watch) {
+            (true, Some(exit)) => {
+                watch(exit.as_fd(), PollFlags::IN);
                 left
             }
-            (Phase::Running, None) => left.min(EXIT_CHECK_INTERVAL),
-            (Phase::Draining { .. }, _) => left,
+            (true, None) => left.min(EXIT_CHECK_INTERVAL),
+            (false, _) => left,
         };
-        fds.poll(wait)?;
-        Ok(Readiness {
-            stdout: stdout.is_some_and(|i| fds.is_ready(i)),
-            stderr: stderr.is_some_and(|i| fds.is_ready(i)),
-            client_gone: client.is_some_and(|i| fds.is_ready(i)),
-            time_up: false,
-        })
+        // Past what a timespec holds, the wait has no end.
+        let timeout = Timespec::try_from(wait).ok();
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            // A signal is a wake-up with nothing ready.
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(Woke::Nothing),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let is_ready = |i: usize| !fds[i].revents().is_empty();
+        if client.is_some_and(is_ready) {
+            return Ok(Woke::ClientGone);
+        }
+        self.ready.extend(
+            streams
+                .into_iter()
+                .flatten()
+                .filter(|&(_, i)| is_ready(i))
+                .map(|(stream, _)| stream),
+        );
+        Ok(self.read_ready(buf)?.unwrap_or(Woke::Nothing))
     }
 }
 
 /// A descriptor that becomes readable when process `pid` exits (`pidfd_open(2)`), or `None`
 /// where the kernel does not offer one.
 #[cfg(target_os = "linux")]
-fn exit_watch(pid: u32) -> Option<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    let flags: libc::c_uint = 0;
-    // SAFETY: pidfd_open(2) takes a pid and flags by value and returns a new descriptor or -1;
-    // it reads or writes no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
-    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: `fd` was just created by the kernel for this process and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+fn exit_watch(pid: Pid) -> Option<OwnedFd> {
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
 }
 
 /// A kqueue that becomes readable when process `pid` exits (`EVFILT_PROC`, `NOTE_EXIT`): what
 /// macOS offers instead of a pidfd. `None` when it cannot be made (the shell's exit is then
 /// checked every [`EXIT_CHECK_INTERVAL`]). A shell that exited before the watch was set is seen
-/// by [`ProcessGroup::has_exited`], which is asked before every wait.
+/// by [`ProcessGroup::has_exited`], which is asked before every wait. A kqueue is not inherited
+/// by children, so no command gets a copy.
 #[cfg(target_vendor = "apple")]
-fn exit_watch(pid: u32) -> Option<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: kqueue(2) takes nothing and returns a new descriptor or -1. A kqueue is not
-    // inherited by children, so no command gets a copy.
-    let kq = unsafe { libc::kqueue() };
-    if kq < 0 {
-        return None;
-    }
-    // SAFETY: `kq` was just created for us and nothing else owns it.
-    let kq = unsafe { OwnedFd::from_raw_fd(kq) };
-    // SAFETY: an all-zero kevent is a valid value (integers and a null pointer).
-    let mut change: libc::kevent = unsafe { std::mem::zeroed() };
-    change.ident = usize::try_from(pid).ok()?;
-    change.filter = libc::EVFILT_PROC;
-    change.flags = libc::EV_ADD | libc::EV_ONESHOT;
-    change.fflags = libc::NOTE_EXIT;
-    // SAFETY: `change` is one live kevent, which is all kevent(2) reads with a change count of
-    // 1; with an event count of 0 and no timeout it writes nothing and does not block.
-    let rc = unsafe {
-        libc::kevent(
-            kq.as_raw_fd(),
-            &change,
-            1,
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null(),
-        )
+fn exit_watch(pid: Pid) -> Option<OwnedFd> {
+    use rustix::event::kqueue::{Event, EventFilter, EventFlags, ProcessEvents, kevent_timespec};
+    let kq = rustix::event::kqueue::kqueue().ok()?;
+    let filter = EventFilter::Proc {
+        pid,
+        flags: ProcessEvents::EXIT,
     };
-    (rc == 0).then_some(kq)
+    let change = Event::new(
+        filter,
+        EventFlags::ADD | EventFlags::ONESHOT,
+        std::ptr::null_mut(),
+    );
+    let mut none: [Event; 0] = [];
+    let no_wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rustix marks kevent unsafe because a descriptor registered with a kqueue must stay
+    // open as long as the kqueue; this registers a process id, no descriptor. With no room for
+    // events and a zero timeout it only registers. (No crate watches a process's exit through a
+    // descriptor that poll(2) can wait on together with pipes and a socket.)
+    let registered = unsafe { kevent_timespec(&kq, &[change], &mut none[..], Some(&no_wait)) };
+    registered.ok().map(|_| kq)
 }
 
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-fn exit_watch(_pid: u32) -> Option<OwnedFd> {
+fn exit_watch(_pid: Pid) -> Option<OwnedFd> {
     None
 }
 
 /// Events that mean the peer hung up: a half-close (where the platform reports it), a full
-/// hang-up, or a socket error.
+/// hang-up, or a socket error (always reported).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const HANGUP_EVENTS: libc::c_short = libc::POLLRDHUP;
+const HANGUP_EVENTS: PollFlags = PollFlags::RDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const HANGUP_EVENTS: libc::c_short = 0;
-
-/// Milliseconds for a wait of `timeout` (rounded up; `None` waits without end).
-fn timeout_millis(timeout: Option<Duration>) -> libc::c_int {
-    timeout.map_or(-1, |t| {
-        t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
-    })
-}
-
-/// What a `poll(2)` return value says: how many descriptors are ready, an interruption by a
-/// signal being a wake-up with none.
-fn waited(n: libc::c_int) -> io::Result<usize> {
-    match usize::try_from(n) {
-        Ok(ready) => Ok(ready),
-        Err(_) => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Up to four descriptors for one `poll(2)` call: two pipes, the client, the exit watch.
-#[derive(Default)]
-struct PollSet {
-    fds: [Option<libc::pollfd>; 4],
-    len: usize,
-}
-
-impl PollSet {
-    fn add(&mut self, fd: RawFd, events: libc::c_short) -> usize {
-        let index = self.len;
-        self.fds[index] = Some(libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        });
-        self.len += 1;
-        index
-    }
-
-    /// Watches `fd` for data (or its end).
-    fn add_input(&mut self, fd: RawFd) -> usize {
-        self.add(fd, libc::POLLIN)
-    }
-
-    /// Watches `fd` for a hang-up only, leaving data that arrives unread.
-    fn add_hangup_watch(&mut self, fd: RawFd) -> usize {
-        self.add(fd, HANGUP_EVENTS)
-    }
-
-    fn is_ready(&self, index: usize) -> bool {
-        self.fds[index].is_some_and(|p| p.revents != 0)
-    }
-
-    /// Waits up to `timeout` (rounded up to whole milliseconds) for any event.
-    fn poll(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut raw: [libc::pollfd; 4] = [libc::pollfd {
-            fd: -1,
-            events: 0,
-            revents: 0,
-        }; 4];
-        for (slot, fd) in raw.iter_mut().zip(self.fds.iter().flatten()) {
-            *slot = *fd;
-        }
-        let millis = timeout_millis(Some(timeout));
-        // SAFETY: `raw` is a live, exclusively borrowed array of `self.len` initialised pollfd
-        // structs (self.len <= 4), which is exactly what poll(2) reads and writes.
-        let n = unsafe { libc::poll(raw.as_mut_ptr(), self.len as libc::nfds_t, millis) };
-        if waited(n)? == 0 {
-            return Ok(());
-        }
-        for (fd, polled) in self.fds.iter_mut().flatten().zip(raw) {
-            fd.revents = polled.revents;
-        }
-        Ok(())
-    }
-}
+const HANGUP_EVENTS: PollFlags = PollFlags::empty();

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::os::windows::io::{AsRawHandle, AsRawSocket, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::OwnedHandle;
 use std::os::windows::process::CommandExt;
 use std::process::{Child, ExitStatus};
 use std::sync::Arc;
@@ -20,28 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE, WAIT_FAILED};
-use windows_sys::Win32::Networking::WinSock::{
-    POLLERR, POLLHUP, POLLNVAL, POLLRDNORM, SOCKET, SOCKET_ERROR, WSAPOLLFD, WSAPoll,
-};
-use windows_sys::Win32::System::Console::GetConsoleOutputCP;
-use windows_sys::Win32::System::Diagnostics::ToolHelp::{
-    CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
-};
-use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
-    SetInformationJobObject, TerminateJobObject,
-};
-use windows_sys::Win32::System::Threading::{
-    CREATE_NO_WINDOW, CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME,
-    WaitForSingleObject,
-};
+use rustix::event::{PollFd, PollFlags, Timespec};
 
+use super::drive::{CommandTree, Woke};
+use super::win32::{self, CREATE_NO_WINDOW, CREATE_SUSPENDED};
 use super::{
-    CommandLimits, CommandSpec, DRAIN_GRACE, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputBudget,
-    OutputSink, OutputStream, RunError, RunOutcome, RunningCommands, Stop, Termination,
-    deadline_after,
+    CommandSpec, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputStream, RunningCommands, Termination,
 };
 
 /// Longest pause between checks for the shell's exit and the client's hang-up.
@@ -68,58 +52,21 @@ struct Job {
 impl Job {
     /// A new, empty job whose processes die when its last handle is closed.
     fn new() -> io::Result<Job> {
-        // SAFETY: both pointers may be null (default security, no name); the call returns a new
-        // handle or null.
-        let raw = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
-        if raw.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a handle just created for us that nothing else owns.
-        let handle = unsafe { OwnedHandle::from_raw_handle(raw as RawHandle) };
-        let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
-        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        // SAFETY: `limits` is a live JOBOBJECT_EXTENDED_LIMIT_INFORMATION, the type this class
-        // reads, and the length given is its size; the job handle is open.
-        let ok = unsafe {
-            SetInformationJobObject(
-                handle.as_raw_handle() as HANDLE,
-                JobObjectExtendedLimitInformation,
-                (&raw const limits).cast(),
-                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
-            )
-        };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Job {
-            handle,
+            handle: win32::new_job()?,
             killed: AtomicBool::new(false),
         })
     }
 
-    fn raw(&self) -> HANDLE {
-        self.handle.as_raw_handle() as HANDLE
-    }
-
     /// Puts `child` (created suspended) in the job.
     fn assign(&self, child: &Child) -> io::Result<()> {
-        // SAFETY: both handles are open: the job's is owned by `self`, the process's by `child`.
-        let ok = unsafe { AssignProcessToJobObject(self.raw(), child.as_raw_handle() as HANDLE) };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        win32::assign(&self.handle, child)
     }
 
     /// Terminates every process in the job.
     fn kill(&self) -> io::Result<()> {
         self.killed.store(true, Ordering::SeqCst);
-        // SAFETY: the job's handle is open for as long as `self` lives.
-        let ok = unsafe { TerminateJobObject(self.raw(), KILLED_EXIT_CODE) };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        win32::terminate(&self.handle, KILLED_EXIT_CODE)
     }
 }
 
@@ -136,33 +83,17 @@ impl TreeHandle {
     }
 }
 
-/// Whether this process has a console: commands then share it, as the seed's `shell=True` did
-/// (same code page, same Ctrl+C). A server without one (a service, a program started detached)
-/// gives each command a console without a window, so no window flashes up per command.
-fn has_console() -> bool {
-    // SAFETY: GetConsoleOutputCP takes nothing and returns 0 when there is no console.
-    unsafe { GetConsoleOutputCP() != 0 }
-}
-
-/// Runs `spec` in a Job Object of its own (see [`super::run_command`]).
-pub(super) fn run_command(
+/// Starts `spec` in a Job Object of its own (see [`super::run_command`]).
+pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
-    limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    running: &RunningCommands,
-    sink: &mut dyn OutputSink,
-) -> Result<RunOutcome, RunError> {
-    let (tree, events) = ProcessTree::spawn(spec, running).map_err(RunError::Spawn)?;
-    let mut run = CommandRun {
+    running: &'r RunningCommands,
+) -> io::Result<Command<'r>> {
+    let (tree, events) = ProcessTree::spawn(spec, running)?;
+    Ok(Command {
         tree,
         events,
         open: [true, true],
-        client,
-        deadline: deadline_after(limits.timeout),
-        budget: OutputBudget::new(limits.max_output),
-        phase: Phase::Running,
-    };
-    run.drive(sink).map_err(RunError::Supervise)
+    })
 }
 
 /// What a pipe reader reports.
@@ -196,7 +127,14 @@ impl<'r> ProcessTree<'r> {
         let job = Job::new()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create a Job Object: {e}")))?;
         let mut shell = spec.process();
-        let window = if has_console() { 0 } else { CREATE_NO_WINDOW };
+        // Commands share the server's console, if it has one, as the seed's `shell=True` did (same
+        // code page, same Ctrl+C); a server without one (a service, a program started detached)
+        // gives each command a console without a window, so no window flashes up per command.
+        let window = if win32::has_console() {
+            0
+        } else {
+            CREATE_NO_WINDOW
+        };
         shell.creation_flags(CREATE_SUSPENDED | window);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
         // Nothing has run in the shell yet: once it is in the job, so is all it starts.
@@ -224,7 +162,7 @@ impl<'r> ProcessTree<'r> {
             status: None,
         };
         // From here on, a failure drops `tree`, which kills the job and reaps the shell.
-        resume_process(tree.child.id())
+        win32::resume_process(tree.child.id())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start the shell: {e}")))?;
         let (sender, events) = mpsc::sync_channel(CHANNEL_CHUNKS);
         if let Some(pipe) = stdout {
@@ -296,13 +234,7 @@ impl<'r> ProcessTree<'r> {
 
     /// Waits up to `timeout` for the shell to exit.
     fn wait_for_exit(&self, timeout: Duration) -> io::Result<()> {
-        let millis = u32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u32::MAX - 1);
-        // SAFETY: the process handle is open for as long as `self.child` lives.
-        let rc = unsafe { WaitForSingleObject(self.child.as_raw_handle() as HANDLE, millis) };
-        if rc == WAIT_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        win32::wait_for_exit(&self.child, timeout)
     }
 }
 
@@ -314,70 +246,6 @@ impl Drop for ProcessTree<'_> {
             let _ = self.child.wait();
         }
     }
-}
-
-/// A handle that is closed when dropped, for the few this module opens itself and does not
-/// give away.
-struct Closing(HANDLE);
-
-impl Drop for Closing {
-    fn drop(&mut self) {
-        // SAFETY: the handle was opened by this module, is owned by this value alone and is
-        // closed once, here.
-        unsafe {
-            CloseHandle(self.0);
-        }
-    }
-}
-
-/// Lets a process created suspended run: resumes its threads (a new process has one). std does
-/// not hand out the thread handle `CreateProcessW` returned, so the thread is found by its
-/// process id in a Toolhelp snapshot; the process handle the caller holds keeps the id from
-/// being reused meanwhile.
-fn resume_process(pid: u32) -> io::Result<()> {
-    // SAFETY: the call takes two integers and returns a new handle or INVALID_HANDLE_VALUE.
-    let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
-    if snapshot == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    let snapshot = Closing(snapshot);
-    let mut entry = THREADENTRY32 {
-        dwSize: size_of::<THREADENTRY32>() as u32,
-        ..THREADENTRY32::default()
-    };
-    let mut resumed = 0;
-    // SAFETY: the snapshot is open and `entry` is a live THREADENTRY32 whose dwSize is set, as
-    // Thread32First and Thread32Next require; they write only into it.
-    let mut more = unsafe { Thread32First(snapshot.0, &mut entry) } != 0;
-    while more {
-        if entry.th32OwnerProcessID == pid {
-            resume_thread(entry.th32ThreadID)?;
-            resumed += 1;
-        }
-        // SAFETY: as for Thread32First.
-        more = unsafe { Thread32Next(snapshot.0, &mut entry) } != 0;
-    }
-    if resumed == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "its suspended thread was not found",
-        ));
-    }
-    Ok(())
-}
-
-fn resume_thread(id: u32) -> io::Result<()> {
-    // SAFETY: the call takes integers and returns a new handle or null.
-    let thread = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, id) };
-    if thread.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    let thread = Closing(thread);
-    // SAFETY: the thread handle is open, with THREAD_SUSPEND_RESUME access.
-    if unsafe { ResumeThread(thread.0) } == u32::MAX {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Reads `pipe` to its end on a thread of its own, handing each read to `events`. The thread
@@ -412,21 +280,20 @@ fn start_reader(
 /// (a pipelined request) is left unread; a hang-up behind such data is seen when the command
 /// ends, as on Unix systems without `POLLRDHUP`.
 fn client_gone(socket: &TcpStream) -> io::Result<bool> {
-    let mut watch = WSAPOLLFD {
-        fd: socket.as_raw_socket() as SOCKET,
-        events: POLLRDNORM,
-        revents: 0,
+    let mut watch = [PollFd::new(socket, PollFlags::RDNORM)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    // SAFETY: `watch` is one live WSAPOLLFD, which is all WSAPoll reads and writes with a count
-    // of 1; a timeout of 0 returns at once.
-    let n = unsafe { WSAPoll(&mut watch, 1, 0) };
-    if n == SOCKET_ERROR {
-        return Err(io::Error::last_os_error());
+    match rustix::event::poll(&mut watch, Some(&now)) {
+        Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(false),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
     }
-    if n == 0 {
-        return Ok(false);
-    }
-    if watch.revents & (POLLHUP | POLLERR | POLLNVAL) != 0 {
+    if watch[0]
+        .revents()
+        .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+    {
         return Ok(true);
     }
     // Readable: the end of the stream, or data.
@@ -437,101 +304,70 @@ fn client_gone(socket: &TcpStream) -> io::Result<bool> {
     })
 }
 
-/// Where a command run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// The shell is running: output is forwarded until it exits or the deadline passes.
-    Running,
-    /// The shell has exited and its job was killed: what is left in the pipes is read until
-    /// they close or `until` passes.
-    Draining {
-        /// End of the drain (the grace period, or the deadline if sooner).
-        until: Instant,
-    },
-}
-
-/// One command in flight.
-struct CommandRun<'r, 'c> {
+/// A command in flight: its tree, and what its pipes' readers hand over.
+pub(super) struct Command<'r> {
     tree: ProcessTree<'r>,
     events: Receiver<Event>,
     /// Whether stdout and stderr are still open.
     open: [bool; 2],
-    client: Option<&'c TcpStream>,
-    deadline: Instant,
-    budget: OutputBudget,
-    phase: Phase,
 }
 
-impl CommandRun<'_, '_> {
-    /// Supervises the command to its end, then makes sure its job is gone and the shell reaped.
-    fn drive(&mut self, sink: &mut dyn OutputSink) -> io::Result<RunOutcome> {
-        let stop = match self.supervise(sink) {
-            Ok(stop) => stop,
-            Err(e) => {
-                self.tree.kill_and_reap()?;
-                return Err(e);
-            }
-        };
-        let termination = self.tree.kill_and_reap()?;
-        Ok(RunOutcome::new(termination, stop))
+impl CommandTree for Command<'_> {
+    fn has_exited(&mut self) -> io::Result<bool> {
+        self.tree.has_exited()
     }
 
-    fn all_closed(&self) -> bool {
+    fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        self.tree.kill_and_reap()
+    }
+
+    fn output_closed(&self) -> bool {
         self.open == [false, false]
     }
 
-    fn close(&mut self, stream: OutputStream) {
-        match stream {
-            OutputStream::Stdout => self.open[0] = false,
-            OutputStream::Stderr => self.open[1] = false,
+    /// Checks the client's socket, then waits for the readers' next chunk (or, with both pipes
+    /// closed, for the shell's exit), for [`EXIT_CHECK_INTERVAL`] at most: the socket and the
+    /// exit are checked again after it.
+    fn wait(
+        &mut self,
+        until: Instant,
+        _shell_running: bool,
+        client: Option<&TcpStream>,
+        buf: &mut [u8],
+    ) -> io::Result<Woke> {
+        if let Some(client) = client
+            && client_gone(client)?
+        {
+            return Ok(Woke::ClientGone);
         }
-    }
-
-    /// Forwards output while the shell runs, notices its exit (then kills what is left of its
-    /// job and drains the pipes), and stops early on the deadline, the output cap or a hang-up,
-    /// as the Unix supervisor does.
-    fn supervise(&mut self, sink: &mut dyn OutputSink) -> io::Result<Option<Stop>> {
-        loop {
-            if self.phase == Phase::Running && self.tree.has_exited()? {
-                self.tree.kill_and_reap()?;
-                let until = self.deadline.min(Instant::now() + DRAIN_GRACE);
-                self.phase = Phase::Draining { until };
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return Ok(Woke::Nothing);
+        };
+        let wait = left.min(EXIT_CHECK_INTERVAL);
+        if self.output_closed() {
+            // Running, with nothing left to read (a drain ends when the pipes close): wait for
+            // the exit itself.
+            self.tree.wait_for_exit(wait)?;
+            return Ok(Woke::Nothing);
+        }
+        match self.events.recv_timeout(wait) {
+            Ok(Event::Output(stream, bytes)) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(Woke::Output(stream, bytes.len()))
             }
-            if matches!(self.phase, Phase::Draining { .. }) && self.all_closed() {
-                return Ok(None);
-            }
-            if let Some(client) = self.client
-                && client_gone(client)?
-            {
-                return Ok(Some(Stop::ClientGone));
-            }
-            let until = match self.phase {
-                Phase::Running => self.deadline,
-                Phase::Draining { until } => until,
-            };
-            let Some(left) = until.checked_duration_since(Instant::now()) else {
-                return Ok(match self.phase {
-                    Phase::Running => Some(Stop::TimedOut),
-                    Phase::Draining { .. } => None,
-                });
-            };
-            let wait = left.min(EXIT_CHECK_INTERVAL);
-            if self.all_closed() {
-                // Running, with nothing left to read: wait for the exit itself.
-                self.tree.wait_for_exit(wait)?;
-                continue;
-            }
-            match self.events.recv_timeout(wait) {
-                Ok(Event::Output(stream, bytes)) => {
-                    if let Some(stop) = self.budget.forward(stream, &bytes, sink) {
-                        return Ok(Some(stop));
-                    }
+            Ok(Event::Closed(stream)) => {
+                match stream {
+                    OutputStream::Stdout => self.open[0] = false,
+                    OutputStream::Stderr => self.open[1] = false,
                 }
-                Ok(Event::Closed(stream)) => self.close(stream),
-                Ok(Event::Failed(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout) => {}
-                // Every reader has ended (each says so first; this is a safeguard).
-                Err(RecvTimeoutError::Disconnected) => self.open = [false, false],
+                Ok(Woke::Nothing)
+            }
+            Ok(Event::Failed(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => Ok(Woke::Nothing),
+            // Every reader has ended (each says so first; this is a safeguard).
+            Err(RecvTimeoutError::Disconnected) => {
+                self.open = [false, false];
+                Ok(Woke::Nothing)
             }
         }
     }

@@ -1,0 +1,282 @@
+//! Supervising one command, the same on every platform: output forwarded within the cap while
+//! the shell runs; once it exits, what is left of its tree killed and the pipes drained for
+//! [`DRAIN_GRACE`]; an early stop on the deadline, the output cap or the client's hang-up; and
+//! whatever happened, the tree killed and the shell reaped. What differs between platforms
+//! (how the pipes, the client and the shell's exit are waited for, how a tree is killed) is
+//! behind [`CommandTree`].
+
+use std::io;
+use std::net::TcpStream;
+use std::time::Instant;
+
+use super::{
+    CommandLimits, DRAIN_GRACE, OUTPUT_CHUNK, OutputBudget, OutputSink, OutputStream, RunOutcome,
+    Stop, Termination, deadline_after,
+};
+
+/// A running command as its platform holds it: the shell, its process tree and the read ends
+/// of its output pipes.
+pub(super) trait CommandTree {
+    /// Whether the shell has exited. It is not reaped, so the id its tree is killed by stays
+    /// its own.
+    fn has_exited(&mut self) -> io::Result<bool>;
+
+    /// Kills the whole tree (unless the shell was reaped already) and reaps the shell.
+    fn kill_and_reap(&mut self) -> io::Result<Termination>;
+
+    /// Whether both output pipes reached their end.
+    fn output_closed(&self) -> bool;
+
+    /// Waits, until `until` at most, for output (one read, put in `buf`, which is
+    /// [`OUTPUT_CHUNK`] long), the client's hang-up, or, while `shell_running`, the shell's
+    /// exit. May return [`Woke::Nothing`] before `until`: a pipe's end, the shell's exit, a
+    /// signal, or a platform's periodic check.
+    fn wait(
+        &mut self,
+        until: Instant,
+        shell_running: bool,
+        client: Option<&TcpStream>,
+        buf: &mut [u8],
+    ) -> io::Result<Woke>;
+}
+
+/// What a [`CommandTree::wait`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Woke {
+    /// This many bytes of this stream are at the start of the buffer.
+    Output(OutputStream, usize),
+    /// The client hung up, or its socket failed.
+    ClientGone,
+    /// Nothing to pass on; the state is to be checked again.
+    Nothing,
+}
+
+/// Where a command run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The shell is running: output is forwarded until it exits or the deadline passes.
+    Running,
+    /// The shell has exited and its tree was killed: what is left in the pipes is read until
+    /// they close or `until` passes.
+    Draining {
+        /// End of the drain (the grace period, or the deadline if sooner).
+        until: Instant,
+    },
+}
+
+/// Supervises `tree` to its end under `limits`, streaming its output to `sink`; then makes sure
+/// the tree is gone and the shell reaped, also when supervising failed.
+pub(super) fn drive(
+    tree: &mut impl CommandTree,
+    limits: &CommandLimits,
+    client: Option<&TcpStream>,
+    sink: &mut dyn OutputSink,
+) -> io::Result<RunOutcome> {
+    let stop = match supervise(tree, limits, client, sink) {
+        Ok(stop) => stop,
+        Err(e) => {
+            tree.kill_and_reap()?;
+            return Err(e);
+        }
+    };
+    let termination = tree.kill_and_reap()?;
+    Ok(RunOutcome::new(termination, stop))
+}
+
+/// Forwards output while the shell runs, notices its exit (then kills what is left of its tree
+/// and drains the pipes), and stops early on the deadline, the output cap or a hang-up. A
+/// command that closes its output and keeps running is still timed; one that leaves a
+/// background process holding its output open ends when the shell does.
+fn supervise(
+    tree: &mut impl CommandTree,
+    limits: &CommandLimits,
+    client: Option<&TcpStream>,
+    sink: &mut dyn OutputSink,
+) -> io::Result<Option<Stop>> {
+    let deadline = deadline_after(limits.timeout);
+    let mut budget = OutputBudget::new(limits.max_output);
+    let mut phase = Phase::Running;
+    let mut buf = vec![0u8; OUTPUT_CHUNK];
+    loop {
+        if phase == Phase::Running && tree.has_exited()? {
+            tree.kill_and_reap()?;
+            let until = deadline.min(Instant::now() + DRAIN_GRACE);
+            phase = Phase::Draining { until };
+        }
+        let until = match phase {
+            Phase::Running => deadline,
+            Phase::Draining { until } => {
+                if tree.output_closed() {
+                    return Ok(None);
+                }
+                until
+            }
+        };
+        if Instant::now() >= until {
+            return Ok((phase == Phase::Running).then_some(Stop::TimedOut));
+        }
+        match tree.wait(until, phase == Phase::Running, client, &mut buf)? {
+            Woke::Output(stream, n) => {
+                if let Some(stop) = budget.forward(stream, &buf[..n], sink) {
+                    return Ok(Some(stop));
+                }
+            }
+            Woke::ClientGone => return Ok(Some(Stop::ClientGone)),
+            Woke::Nothing => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::super::CapturedOutput;
+    use super::*;
+
+    /// What a scripted tree's next wait sees.
+    enum Step {
+        Output(OutputStream, &'static [u8]),
+        /// The shell exits.
+        Exit,
+        /// Both pipes reach their end.
+        Close,
+        ClientGone,
+    }
+
+    /// A tree whose waits follow a script, with no process behind it.
+    struct Scripted {
+        steps: VecDeque<Step>,
+        exited: bool,
+        closed: bool,
+        /// Calls of `kill_and_reap`, and whether the shell still ran at each.
+        kills: Vec<bool>,
+    }
+
+    impl Scripted {
+        fn new(steps: impl IntoIterator<Item = Step>) -> Scripted {
+            Scripted {
+                steps: steps.into_iter().collect(),
+                exited: false,
+                closed: false,
+                kills: Vec::new(),
+            }
+        }
+    }
+
+    impl CommandTree for Scripted {
+        fn has_exited(&mut self) -> io::Result<bool> {
+            Ok(self.exited)
+        }
+
+        fn kill_and_reap(&mut self) -> io::Result<Termination> {
+            self.kills.push(!self.exited);
+            let killed = self.kills.iter().any(|&running| running);
+            self.exited = true;
+            Ok(if killed {
+                Termination::Signaled(9)
+            } else {
+                Termination::Exited(0)
+            })
+        }
+
+        fn output_closed(&self) -> bool {
+            self.closed
+        }
+
+        fn wait(
+            &mut self,
+            _until: Instant,
+            _shell_running: bool,
+            _client: Option<&TcpStream>,
+            buf: &mut [u8],
+        ) -> io::Result<Woke> {
+            let step = self
+                .steps
+                .pop_front()
+                .expect("the run waited past its script");
+            Ok(match step {
+                Step::Output(stream, bytes) => {
+                    buf[..bytes.len()].copy_from_slice(bytes);
+                    Woke::Output(stream, bytes.len())
+                }
+                Step::Exit => {
+                    self.exited = true;
+                    Woke::Nothing
+                }
+                Step::Close => {
+                    self.closed = true;
+                    Woke::Nothing
+                }
+                Step::ClientGone => Woke::ClientGone,
+            })
+        }
+    }
+
+    fn limits(max_output: u64) -> CommandLimits {
+        CommandLimits {
+            timeout: Duration::from_secs(3600),
+            max_output,
+        }
+    }
+
+    fn run(tree: &mut Scripted, limits: &CommandLimits) -> (RunOutcome, CapturedOutput) {
+        let mut out = CapturedOutput::default();
+        let outcome = drive(tree, limits, None, &mut out).unwrap();
+        (outcome, out)
+    }
+
+    #[test]
+    fn output_left_after_the_shell_exits_is_passed_on_until_the_pipes_close() {
+        let mut tree = Scripted::new([
+            Step::Output(OutputStream::Stdout, b"a"),
+            Step::Exit,
+            Step::Output(OutputStream::Stderr, b"b"),
+            Step::Close,
+        ]);
+        let (outcome, out) = run(&mut tree, &limits(100));
+        assert_eq!(outcome, RunOutcome::new(Termination::Exited(0), None));
+        assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"a"[..], &b"b"[..]));
+        // The tree's rest is killed as soon as the exit is seen, and again at the end.
+        assert_eq!(tree.kills, [false, false]);
+        assert!(tree.steps.is_empty());
+    }
+
+    #[test]
+    fn a_hang_up_stops_the_run_and_kills_the_tree() {
+        let mut tree = Scripted::new([Step::Output(OutputStream::Stdout, b"x"), Step::ClientGone]);
+        let (outcome, out) = run(&mut tree, &limits(100));
+        let expected = RunOutcome::new(Termination::Signaled(9), Some(Stop::ClientGone));
+        assert_eq!(outcome, expected);
+        assert_eq!(out.stdout, b"x");
+        assert_eq!(tree.kills, [true]);
+    }
+
+    #[test]
+    fn the_cap_cuts_the_chunk_that_crosses_it_and_kills_the_tree() {
+        let mut tree = Scripted::new([
+            Step::Output(OutputStream::Stdout, b"ab"),
+            Step::Output(OutputStream::Stderr, b"cdef"),
+        ]);
+        let (outcome, out) = run(&mut tree, &limits(4));
+        let expected = RunOutcome::new(Termination::Signaled(9), Some(Stop::Truncated));
+        assert_eq!(outcome, expected);
+        assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"ab"[..], &b"cd"[..]));
+        assert_eq!(tree.kills, [true]);
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_is_timed_out_and_killed_without_a_wait() {
+        // The script is empty: a wait would fail the test.
+        let mut tree = Scripted::new([]);
+        let limits = CommandLimits {
+            timeout: Duration::ZERO,
+            ..limits(100)
+        };
+        let (outcome, _) = run(&mut tree, &limits);
+        let expected = RunOutcome::new(Termination::Signaled(9), Some(Stop::TimedOut));
+        assert_eq!(outcome, expected);
+        assert_eq!(tree.kills, [true]);
+    }
+}
