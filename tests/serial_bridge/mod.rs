@@ -304,10 +304,10 @@ fn relay(
             let mut kept = Vec::with_capacity(n);
             for &byte in &buf[..n] {
                 counted += 1;
-                if drop > 0 && counted % drop == 0 {
+                if drop > 0 && counted.is_multiple_of(drop) {
                     continue;
                 }
-                let flipped = flip > 0 && counted % flip == 0;
+                let flipped = flip > 0 && counted.is_multiple_of(flip);
                 kept.push(if flipped { byte ^ 0x10 } else { byte });
             }
             if let Some(device) = &mut device {

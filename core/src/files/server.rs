@@ -1393,16 +1393,16 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             self.state = State::AwaitingEnd(Query::Info);
             return;
         }
-        if let Some(expected) = self.rules.token {
-            if !escaped_token_matches(expected, view.token) {
-                // Closing makes a guesser pay a connection per guess, as the shell server does.
-                let refusal = Refusal::new(
-                    ErrorCode::Unauthorized,
-                    "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
-                )
-                .closing();
-                return self.refuse_head(refusal, has_body);
-            }
+        if let Some(expected) = self.rules.token
+            && !escaped_token_matches(expected, view.token)
+        {
+            // Closing makes a guesser pay a connection per guess, as the shell server does.
+            let refusal = Refusal::new(
+                ErrorCode::Unauthorized,
+                "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
+            )
+            .closing();
+            return self.refuse_head(refusal, has_body);
         }
         let op = match (&view.op, view.filename) {
             (None, Some(filename)) => {
@@ -1969,10 +1969,10 @@ mod tests {
                 }
             }
             let action = session.poll_action().map(|a| std::format!("{a:?}"));
-            if let Some(action) = &action {
-                if action != "Close" {
-                    seen.push(Seen::Acted(action.clone()));
-                }
+            if let Some(action) = &action
+                && action != "Close"
+            {
+                seen.push(Seen::Acted(action.clone()));
             }
             match session.poll_action() {
                 Some(FileAction::Close) => {

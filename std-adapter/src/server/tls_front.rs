@@ -133,10 +133,10 @@ impl PendingHandshakes {
     /// the oldest one from that address, or in all, when a limit is reached. Its id.
     fn enter(&mut self, address: IpAddr, socket: TcpStream, limits: &FrontLimits) -> u64 {
         let from_address = self.queue.iter().filter(|p| p.address == address).count();
-        if from_address >= limits.max_handshakes_per_address.max(1) {
-            if let Some(i) = self.queue.iter().position(|p| p.address == address) {
-                self.evict(i);
-            }
+        if from_address >= limits.max_handshakes_per_address.max(1)
+            && let Some(i) = self.queue.iter().position(|p| p.address == address)
+        {
+            self.evict(i);
         }
         if self.queue.len() >= limits.max_handshakes.max(1) {
             self.evict(0);

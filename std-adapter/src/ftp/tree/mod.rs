@@ -1,10 +1,21 @@
 //! The server's view of its root: directory handles walked one component at a time with
 //! no-follow opens, so there is no window between checking a name and opening it.
 //!
-//! One API, [`Dir`], over each system's own calls: `openat` and friends on Unix (`unix.rs`),
-//! `NtCreateFile` relative to directory handles on Windows (`windows.rs`). What does not depend
-//! on the system is here: the names of the server's own files, partial uploads and the records
-//! of their names ([`partials`]), and the sweep of what uploads leave behind ([`sweep`]).
+//! One API, [`Dir`], over two implementations:
+//!
+//! - Unix (`unix.rs`): `cap-std`'s directory handles, which nothing opened through them can
+//!   leave (`openat2` with `RESOLVE_BENEATH` where Linux has it), with no-follow opens.
+//! - Windows (`windows.rs`): `NtCreateFile` relative to directory handles, and renames,
+//!   removals and listings on handles. `cap-std` is not used there because on Windows it lists,
+//!   renames, removes and creates directories through a full path rebuilt from the handle
+//!   (`GetFinalPathNameByHandle`, then the path call): a junction swapped into that path between
+//!   the two calls would redirect the call outside the root, which the handle-relative calls
+//!   rule out. Its locks differ too: `File::try_lock` locks the whole file, and Windows' locks
+//!   are mandatory, so a lock would stop other handles from reading the data.
+//!
+//! What does not depend on the system is here: the names of the server's own files, partial
+//! uploads and the records of their names ([`partials`]), and the sweep of what uploads leave
+//! behind ([`sweep`]).
 
 use std::borrow::Cow;
 use std::io;
