@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
-use unstick_std::ftp::{
+use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, put_legacy,
 };
