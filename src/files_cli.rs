@@ -53,8 +53,8 @@ pub enum FilesCommand {
         resume: bool,
         /// Speak the seed's upload protocol (`{"filepath","filename","filesize"}`, no reply):
         /// for the original Python server. Nothing is verified.
-        #[arg(long, conflicts_with = "resume")]
-        legacy: bool,
+        #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
+        seed: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -219,13 +219,13 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             to,
             recursive,
             resume,
-            legacy,
+            seed,
             client,
         } => commands::plan_put(&paths, to).and_then(|plan| {
             let options = commands::PutOptions {
                 recursive,
                 resume,
-                legacy,
+                seed,
             };
             commands::put(plan, &options, &client)
         }),
