@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use unstick_core::Algorithm;
-use unstick_std::ftp::{ClientOptions, FileClient, NoProgress, RemotePath, TRANSFER_BUFFER};
+use unstick_std::files::{ClientOptions, FileClient, NoProgress, RemotePath, TRANSFER_BUFFER};
 use unstick_std::tls::{ClientTls, Fingerprint};
 
 const BIN: &str = env!("CARGO_BIN_EXE_unstick");

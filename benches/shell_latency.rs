@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use unstick_std::shell::{
-    CapturedOutput, LegacyShellClient, ShellClient, ShellConfig, ShellServer, Termination,
+    CapturedOutput, SeedShellClient, ShellClient, ShellConfig, ShellServer, Termination,
 };
 use unstick_std::tls::{ClientTls, ServerTls, ServerTlsOptions};
 
@@ -66,10 +66,10 @@ impl Contender for Unstick {
     }
 }
 
-/// The seed-style Python server, through `LegacyShellClient`.
+/// The seed-style Python server, through `SeedShellClient`.
 struct SeedPython {
     name: &'static str,
-    client: LegacyShellClient,
+    client: SeedShellClient,
     _server: PythonServer,
 }
 
@@ -113,7 +113,7 @@ fn start_python_server(extra: &[&str]) -> Option<(PythonServer, String)> {
 
 fn seed_python(name: &'static str, extra: &[&str]) -> Option<SeedPython> {
     let (server, addr) = start_python_server(extra)?;
-    let client = LegacyShellClient::connect(&addr).ok()?;
+    let client = SeedShellClient::connect(&addr).ok()?;
     Some(SeedPython {
         name,
         client,

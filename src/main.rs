@@ -9,7 +9,7 @@ mod client_settings;
 mod config_file;
 mod console;
 mod exit_status;
-mod ftp_cli;
+mod files_cli;
 mod info_cli;
 mod log_queue;
 mod serve_both;
@@ -64,8 +64,8 @@ enum Command {
     #[command(subcommand)]
     Shell(shell_cli::ShellCommand),
     /// File server: put, get, ls, stat, mkdir, mv and rm files under a server root.
-    #[command(subcommand, visible_alias = "files")]
-    Ftp(ftp_cli::FtpCommand),
+    #[command(subcommand, name = "ftp", visible_alias = "files")]
+    Files(files_cli::FilesCommand),
     /// Run the shell server and the file server together (127.0.0.1:8080 and :8090).
     ///
     /// Both are bound before `shell ADDR` and `ftp ADDR` are printed on stdout.
@@ -96,7 +96,7 @@ impl Command {
             self,
             Command::Serve(_)
                 | Command::Shell(shell_cli::ShellCommand::Serve(_))
-                | Command::Ftp(ftp_cli::FtpCommand::Serve(_))
+                | Command::Files(files_cli::FilesCommand::Serve(_))
         )
     }
 }
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Shell(cmd) => shell_cli::run(cmd, &shutdown),
-        Command::Ftp(cmd) => ftp_cli::run(cmd, &shutdown),
+        Command::Files(cmd) => files_cli::run(cmd, &shutdown),
         Command::Serve(args) => serve_both::run(args, &shutdown),
         Command::Info(args) => info_cli::run(&args),
         Command::Completions(args) => {

@@ -15,7 +15,7 @@ use unstick_std::server::Shutdown;
 use crate::client_settings::{FTP_PORT, LOOPBACK, SHELL_PORT};
 use crate::serving::{PenaltyArgs, parse_duration};
 use crate::tls_cli::{self, TlsServeArgs};
-use crate::{ftp_cli, shell_cli};
+use crate::{files_cli, shell_cli};
 
 /// Options of `unstick serve`.
 #[derive(Args, Debug)]
@@ -81,7 +81,7 @@ pub fn run(args: ServeBothArgs, shutdown: &Shutdown) -> ExitCode {
 
 fn bind_both(
     args: ServeBothArgs,
-) -> Result<(unstick_std::shell::ShellServer, ftp_cli::BoundFileServer), String> {
+) -> Result<(unstick_std::shell::ShellServer, files_cli::BoundFileServer), String> {
     let shell_listen = args.address(args.shell_port)?;
     let ftp_listen = args.address(args.ftp_port)?;
     let penalties = args.penalties.table();
@@ -93,7 +93,7 @@ fn bind_both(
         penalties.clone(),
     ))
     .map_err(|e| format!("shell server: {e}"))?;
-    let ftp = ftp_cli::bind(ftp_cli::ServeArgs::for_serve_both(
+    let ftp = files_cli::bind(files_cli::ServeArgs::for_serve_both(
         ftp_listen,
         args.token,
         args.root,
@@ -110,7 +110,7 @@ fn bind_both(
 /// distinct certificate (one: both servers load the same one unless told otherwise).
 fn announce(
     shell: &unstick_std::shell::ShellServer,
-    ftp: &ftp_cli::BoundFileServer,
+    ftp: &files_cli::BoundFileServer,
 ) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "shell {}", shell.local_addr()?)?;
@@ -135,7 +135,7 @@ type RunServer = Box<dyn FnOnce(&Shutdown) -> ExitCode + Send>;
 /// panicked) stops the other, gracefully, and the command fails.
 fn serve_both(
     shell: unstick_std::shell::ShellServer,
-    ftp: ftp_cli::BoundFileServer,
+    ftp: files_cli::BoundFileServer,
     shutdown: &Shutdown,
 ) -> ExitCode {
     let (stopped, stops) = std::sync::mpsc::channel();

@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ExitReport,
-    LegacyEncoding, LegacyReply, LegacyShellClient, Shell, ShellClient, ShellClientError,
-    ShellConfig, ShellServer,
+    SeedEncoding, SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig,
+    ShellServer,
 };
 
 use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
@@ -72,13 +72,13 @@ pub struct ServeArgs {
     shell: Option<Shell>,
     /// Also serve seed-style clients (raw text commands, no framing, no token), replying in
     /// this format: json, size or raw. Off unless given.
-    #[arg(long, value_parser = parse_legacy_reply)]
-    legacy_reply: Option<LegacyReply>,
+    #[arg(long, value_parser = parse_seed_format, visible_alias = "legacy-reply")]
+    seed_reply: Option<SeedFormat>,
     /// Encoding of the output seed-style clients get: gbk (what the seed's clients decode,
     /// written on Chinese Windows; a character GBK lacks becomes ?) or as-is. Default: as-is,
     /// except on Windows whose code page is UTF-8 (65001), where it is gbk.
-    #[arg(long, requires = "legacy_reply")]
-    legacy_encoding: Option<LegacyEncoding>,
+    #[arg(long, requires = "seed_reply", visible_alias = "legacy-encoding")]
+    seed_encoding: Option<SeedEncoding>,
     #[command(flatten)]
     lobby: LobbyArgs,
     #[command(flatten)]
@@ -100,8 +100,8 @@ impl Default for ServeArgs {
             max_sessions: DEFAULT_MAX_SESSIONS,
             workdir: PathBuf::from("."),
             shell: None,
-            legacy_reply: None,
-            legacy_encoding: None,
+            seed_reply: None,
+            seed_encoding: None,
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
             shared_penalties: None,
@@ -127,12 +127,12 @@ pub struct ConnectArgs {
     #[arg(short = 'c', long = "command")]
     command: Option<String>,
     /// Shared secret the server expects (default: $UNSTICK_TOKEN, else the config file's).
-    #[arg(long, conflicts_with = "legacy")]
+    #[arg(long, conflicts_with = "seed")]
     token: Option<String>,
     /// Talk to a seed-style Python server: raw command out, JSON-header reply in (stdout and
     /// stderr arrive together, no exit status, and no token: seed servers have none).
-    #[arg(long)]
-    legacy: bool,
+    #[arg(long, visible_alias = "legacy")]
+    seed: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
 }
@@ -162,7 +162,7 @@ impl ServeArgs {
 pub fn run(cmd: ShellCommand, shutdown: &Shutdown) -> ExitCode {
     match cmd {
         ShellCommand::Serve(args) => serve(args, shutdown),
-        ShellCommand::Connect(args) if args.legacy => connect_legacy(&args),
+        ShellCommand::Connect(args) if args.seed => connect_seed(&args),
         ShellCommand::Connect(args) => connect(args),
     }
 }
@@ -199,8 +199,8 @@ pub fn bind(mut args: ServeArgs) -> Result<ShellServer, String> {
         workdir: args.workdir,
         token: token_or_env(args.token.as_deref()),
         lobby: args.lobby.config(args.max_sessions, args.idle_timeout),
-        legacy_reply: args.legacy_reply,
-        legacy_encoding: args.legacy_encoding.unwrap_or(defaults.legacy_encoding),
+        seed_reply: args.seed_reply,
+        seed_encoding: args.seed_encoding.unwrap_or(defaults.seed_encoding),
         ..defaults
     };
     config.limits.timeout = args.timeout;
@@ -294,7 +294,7 @@ fn connection_failed(e: &ShellClientError) -> ExitCode {
     ExitCode::from(CONNECTION_FAILED)
 }
 
-fn connect_legacy(args: &ConnectArgs) -> ExitCode {
+fn connect_seed(args: &ConnectArgs) -> ExitCode {
     let settings = match args.settings() {
         Ok(settings) => settings,
         Err(e) => {
@@ -302,7 +302,7 @@ fn connect_legacy(args: &ConnectArgs) -> ExitCode {
             return ExitCode::from(CONNECTION_FAILED);
         }
     };
-    let mut client = match LegacyShellClient::connect(&settings.addr()) {
+    let mut client = match SeedShellClient::connect(&settings.addr()) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
@@ -312,9 +312,9 @@ fn connect_legacy(args: &ConnectArgs) -> ExitCode {
     }
 }
 
-fn parse_legacy_reply(text: &str) -> Result<LegacyReply, String> {
-    LegacyReply::from_name(text).ok_or_else(|| {
-        let names: Vec<&str> = LegacyReply::ALL.iter().map(|f| f.name()).collect();
+fn parse_seed_format(text: &str) -> Result<SeedFormat, String> {
+    SeedFormat::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = SeedFormat::ALL.iter().map(|f| f.name()).collect();
         format!(
             "unknown reply format {text:?}; use one of {}",
             names.join(", ")

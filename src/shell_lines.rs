@@ -23,7 +23,7 @@ use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use unstick_std::shell::{
-    ExecInterrupter, LegacyShellClient, OutputSink, OutputStream, ShellClient, ShellClientError,
+    ExecInterrupter, OutputSink, OutputStream, SeedShellClient, ShellClient, ShellClientError,
 };
 
 use crate::exit_status::{self, BAD_EXIT_ARGUMENT, CONNECTION_FAILED, INTERRUPTED, OUTPUT_CLOSED};
@@ -43,8 +43,8 @@ const HISTORY_SIZE: usize = 1000;
 pub enum RemoteShell {
     /// `unstick shell connect`.
     Framed(Box<ShellClient>),
-    /// `unstick shell connect --legacy`.
-    Seed(Box<LegacyShellClient>),
+    /// `unstick shell connect --seed`.
+    Seed(Box<SeedShellClient>),
 }
 
 impl RemoteShell {

@@ -1,6 +1,6 @@
 //! No cross-protocol execution (issue 7): bytes of another protocol (HTTP from curl or a
 //! browser, HTTP/2, WebSocket, TLS, SSH) reaching either server run nothing and store nothing,
-//! and the shell server serves seed-style raw text only when `--legacy-reply` asks for it.
+//! and the shell server serves seed-style raw text only when `--seed-reply` asks for it.
 //!
 //! The "command" in every attack is `touch <marker>`, placed where a seed-style server would
 //! run it (a line of its own, or `${IFS}` for the space where a line cannot break), so the
@@ -406,7 +406,7 @@ fn shell_server_runs_no_attack(extra: &[&str]) {
 }
 
 #[test]
-fn seed_text_is_not_run_without_legacy_reply_and_the_client_is_told_why() {
+fn seed_text_is_not_run_without_seed_reply_and_the_client_is_told_why() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().to_str().expect("UTF-8 path");
     let server = Served::shell(&["--workdir", workdir]);
@@ -414,8 +414,8 @@ fn seed_text_is_not_run_without_legacy_reply_and_the_client_is_told_why() {
     let text = String::from_utf8_lossy(&answer.received).into_owned();
     let first_line = text.lines().next().unwrap_or("");
     assert!(
-        first_line.starts_with("unstick: ") && first_line.contains("--legacy-reply"),
-        "no `unstick: ... --legacy-reply` line: {text:?}"
+        first_line.starts_with("unstick: ") && first_line.contains("--seed-reply"),
+        "no `unstick: ... --seed-reply` line: {text:?}"
     );
     assert!(answer.closed, "the connection stayed open: {text:?}");
     thread::sleep(Duration::from_millis(500));
@@ -433,17 +433,18 @@ fn foreign_protocols_run_nothing_on_the_shell_server_by_default() {
 }
 
 #[test]
-fn foreign_protocols_run_nothing_with_legacy_reply_json() {
-    shell_server_runs_no_attack(&["--legacy-reply", "json"]);
+fn foreign_protocols_run_nothing_with_seed_reply_json() {
+    shell_server_runs_no_attack(&["--seed-reply", "json"]);
 }
 
 #[test]
-fn foreign_protocols_run_nothing_with_legacy_reply_size() {
-    shell_server_runs_no_attack(&["--legacy-reply", "size"]);
+fn foreign_protocols_run_nothing_with_seed_reply_size() {
+    shell_server_runs_no_attack(&["--seed-reply", "size"]);
 }
 
 #[test]
-fn foreign_protocols_run_nothing_with_legacy_reply_raw() {
+fn foreign_protocols_run_nothing_with_seed_reply_raw() {
+    // The option's former name still works.
     shell_server_runs_no_attack(&["--legacy-reply", "raw"]);
 }
 

@@ -643,21 +643,21 @@ fn a_seed_style_python_client_is_stored_intact() {
         pattern(100_000, 41)
     );
     assert!(!tree(&root).iter().any(|n| n.contains("新建文件夹")));
-    // Our own legacy upload speaks the same header, so this server stores it too.
+    // Our own seed upload speaks the same header, so this server stores it too.
     let data = pattern(700_000, 77);
     fs::write(dir.path().join("legacy.bin"), &data).unwrap();
     ok(&unstick(
         &server,
-        &["put", "--legacy", "legacy.bin", "sub/legacy.bin"],
+        &["put", "--seed", "legacy.bin", "sub/legacy.bin"],
         dir.path(),
     ));
-    eventually("the legacy upload is committed", || {
+    eventually("the seed upload is committed", || {
         fs::read(root.join("sub/legacy.bin")).is_ok_and(|b| b == data)
     });
 }
 
 #[test]
-fn put_legacy_uploads_to_a_seed_style_python_server() {
+fn put_seed_uploads_to_a_seed_style_python_server() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("dest");
     fs::create_dir(&dest).unwrap();
@@ -675,7 +675,7 @@ fn put_legacy_uploads_to_a_seed_style_python_server() {
     let data = pattern(1_500_000, 5);
     fs::write(dir.path().join("config"), &data).unwrap();
     let out = Command::new(BIN)
-        .args(["ftp", "put", "--legacy", "config", "--addr"])
+        .args(["ftp", "put", "--seed", "config", "--addr"])
         .arg(format!("127.0.0.1:{}", port.trim()))
         .current_dir(dir.path())
         .output()
@@ -962,7 +962,7 @@ fn uploading_a_fifo_is_refused_at_once() {
         let mut command = Command::new(BIN);
         command
             .args(["ftp", "put", "pipe", "--addr", &server.addr])
-            .args(legacy.then_some("--legacy"))
+            .args(legacy.then_some("--seed"))
             .current_dir(dir.path())
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();

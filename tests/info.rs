@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use serve_common::{Served, run_client};
-use unstick_std::ftp::{ClientOptions, FileClient};
+use unstick_std::files::{ClientOptions, FileClient};
 use unstick_std::shell::{CapturedOutput, ShellClient, Termination};
 
 /// Longest any one client call may take.

@@ -317,7 +317,7 @@ fn hostile_frames_get_error_frames_while_other_sessions_go_on() {
         String::from_utf8_lossy(&told).into_owned()
     };
     assert!(told.starts_with("unstick: "), "{told:?}");
-    assert!(told.contains("--legacy-reply"), "{told:?}");
+    assert!(told.contains("--seed-reply"), "{told:?}");
 
     let (report, out) = bystander.join().expect("bystander");
     assert_eq!(report.termination, Termination::Exited(0));

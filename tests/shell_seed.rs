@@ -1,5 +1,5 @@
 //! Compatibility with the seed's Python scripts: a client written like the seed's against our
-//! server in each `--legacy-reply` format, and `connect --legacy` against a server written like
+//! server in each `--seed-reply` format, and `connect --seed` against a server written like
 //! the seed's.
 
 mod shell_common;
@@ -74,7 +74,7 @@ fn canonical_tempdir() -> (tempfile::TempDir, String) {
 #[test]
 fn seed_client_reads_json_header_replies_with_real_md5() {
     let (_dir, workdir) = canonical_tempdir();
-    let server = ServerProcess::start(&["--workdir", &workdir, "--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--workdir", &workdir, "--seed-reply", "json"]);
     let expected = seed_commands(&workdir);
     let commands: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
     let replies = seed_client(&server.addr, "json", &commands);
@@ -89,7 +89,7 @@ fn seed_client_reads_json_header_replies_with_real_md5() {
 #[test]
 fn seed_client_reads_size_prefixed_replies() {
     let (_dir, workdir) = canonical_tempdir();
-    let server = ServerProcess::start(&["--workdir", &workdir, "--legacy-reply", "size"]);
+    let server = ServerProcess::start(&["--workdir", &workdir, "--seed-reply", "size"]);
     let expected = seed_commands(&workdir);
     let commands: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
     let replies = seed_client(&server.addr, "size", &commands);
@@ -100,7 +100,7 @@ fn seed_client_reads_size_prefixed_replies() {
 
 #[test]
 fn seed_client_reads_raw_replies() {
-    let server = ServerProcess::start(&["--legacy-reply", "raw"]);
+    let server = ServerProcess::start(&["--seed-reply", "raw"]);
     let replies = seed_client(
         &server.addr,
         "raw",
@@ -115,7 +115,7 @@ fn seed_client_reads_raw_replies() {
 fn a_seed_command_a_shell_cannot_run_is_explained_and_the_session_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().to_str().expect("utf-8 path");
-    let server = ServerProcess::start(&["--workdir", workdir, "--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--workdir", workdir, "--seed-reply", "json"]);
     let mut stream = raw_connection(&server.addr);
     // Raw text as the seed's client sends it, each answered before the next is sent.
     let refused: [(&[u8], &str); 2] = [
@@ -143,7 +143,7 @@ fn a_seed_command_a_shell_cannot_run_is_explained_and_the_session_goes_on() {
 
 #[test]
 fn a_seed_command_longer_than_one_read_runs_whole() {
-    let server = ServerProcess::start(&["--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--seed-reply", "json"]);
     // The seed's server would run the first 1024 bytes, then the rest, as two commands.
     let long = format!("echo {}; echo end", "x".repeat(3000));
     let replies = seed_client(&server.addr, "json", &[&long, "echo next"]);
@@ -157,7 +157,7 @@ fn a_seed_command_longer_than_one_read_runs_whole() {
 fn a_seed_command_over_the_limit_is_refused_and_none_of_it_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().to_str().expect("utf-8 path");
-    let server = ServerProcess::start(&["--workdir", workdir, "--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--workdir", workdir, "--seed-reply", "json"]);
     let mut stream = shell_common::raw_connection(&server.addr);
     let mut command = b"touch ran; : ".to_vec();
     command.extend(std::iter::repeat_n(b'x', 200_000));
@@ -179,7 +179,7 @@ fn a_seed_command_over_the_limit_is_refused_and_none_of_it_runs() {
 
 #[test]
 fn seed_client_is_refused_by_a_server_with_a_token() {
-    let server = ServerProcess::start(&["--token", "s3cret", "--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--token", "s3cret", "--seed-reply", "json"]);
     let replies = seed_client(&server.addr, "json", &["echo should-not-run"]);
     let text = String::from_utf8(body(&replies[0])).expect("utf-8");
     assert!(text.contains("requires a token"), "{text}");
@@ -222,11 +222,11 @@ impl Drop for SeedServer {
 }
 
 #[test]
-fn connect_legacy_talks_to_a_seed_server_with_the_placeholder_md5() {
+fn connect_seed_talks_to_a_seed_server_with_the_placeholder_md5() {
     let seed = SeedServer::start(&[]);
     let out = connect_cli(
         &seed.addr,
-        &["--legacy", "-c", "echo hi; echo err >&2"],
+        &["--seed", "-c", "echo hi; echo err >&2"],
         b"",
         &[],
     );
@@ -235,9 +235,10 @@ fn connect_legacy_talks_to_a_seed_server_with_the_placeholder_md5() {
 }
 
 #[test]
-fn connect_legacy_runs_one_command_per_line_and_checks_a_real_md5() {
+fn connect_seed_runs_one_command_per_line_and_checks_a_real_md5() {
     let seed = SeedServer::start(&["--real-md5"]);
     let input = b"echo one\n\nhead -c 5000 /dev/zero | tr '\\0' z\necho two\n";
+    // `--legacy`, the option's former name, still works.
     let out = connect_cli(&seed.addr, &["--legacy"], input, &[]);
     assert!(out.status.success(), "{out:?}");
     let mut want = b"one\n".to_vec();
@@ -247,11 +248,11 @@ fn connect_legacy_runs_one_command_per_line_and_checks_a_real_md5() {
 }
 
 #[test]
-fn connect_legacy_refuses_a_token_it_could_not_send() {
+fn connect_seed_refuses_a_token_it_could_not_send() {
     // Nothing listens there: the refusal comes before any connection.
     let out = connect_cli(
         "127.0.0.1:1",
-        &["--legacy", "--token", "s3cret", "-c", "true"],
+        &["--seed", "--token", "s3cret", "-c", "true"],
         b"",
         &[],
     );
@@ -261,22 +262,22 @@ fn connect_legacy_refuses_a_token_it_could_not_send() {
 }
 
 #[test]
-fn the_seed_client_decoding_gbk_reads_chinese_output_with_legacy_encoding_gbk() {
+fn the_seed_client_decoding_gbk_reads_chinese_output_with_seed_encoding_gbk() {
     let (_dir, workdir) = canonical_tempdir();
     let command = "echo 新建文件夹; printf 'a\\360\\237\\230\\200b'";
     // As is, the output is UTF-8: the seed's client fails on it, as it does on the seed's
     // server run anywhere but Chinese Windows.
-    let server = ServerProcess::start(&["--workdir", &workdir, "--legacy-reply", "json"]);
+    let server = ServerProcess::start(&["--workdir", &workdir, "--seed-reply", "json"]);
     let replies = seed_client(&server.addr, "json", &[command]);
     let shown = replies[0]["gbk"].as_str().unwrap();
     assert!(shown.starts_with("UnicodeDecodeError"), "{shown}");
-    // With --legacy-encoding gbk it reads the text; what GBK lacks (an emoji) is a `?`.
+    // With --seed-encoding gbk it reads the text; what GBK lacks (an emoji) is a `?`.
     let server = ServerProcess::start(&[
         "--workdir",
         &workdir,
-        "--legacy-reply",
+        "--seed-reply",
         "json",
-        "--legacy-encoding",
+        "--seed-encoding",
         "gbk",
     ]);
     let replies = seed_client(&server.addr, "json", &[command]);

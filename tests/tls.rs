@@ -910,7 +910,7 @@ fn a_request_trickled_inside_a_tls_record_is_cut_off_by_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = TlsServed::shell(
         &dir.path().join("state"),
-        &["--legacy-reply", "size", "--idle-timeout", "1s"],
+        &["--seed-reply", "size", "--idle-timeout", "1s"],
     );
     let trust = ClientTls {
         pin: Some(server.fingerprint),

@@ -100,7 +100,7 @@ fn cmd_exe_serves_the_framed_client_and_the_seed_client() {
             "serve",
             "--listen",
             "127.0.0.1:0",
-            "--legacy-reply",
+            "--seed-reply",
             "json",
         ],
         dir.path(),

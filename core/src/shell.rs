@@ -249,9 +249,9 @@ pub fn command_text(bytes: &[u8]) -> Result<&str, BadCommand> {
     core::str::from_utf8(bytes).map_err(|_| BadCommand::NotUtf8)
 }
 
-/// How a seed-mode reply is framed (`--legacy-reply`).
+/// How a seed-mode reply is framed (`--seed-reply`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum LegacyReply {
+pub enum SeedFormat {
     /// The seed's final form: 4-byte LE header length, JSON header with `total_size` and the
     /// body's real `md5`, then stdout followed by stderr.
     #[default]
@@ -262,22 +262,22 @@ pub enum LegacyReply {
     Raw,
 }
 
-impl LegacyReply {
+impl SeedFormat {
     /// Every format, in the order the CLI lists them.
-    pub const ALL: [LegacyReply; 3] = [LegacyReply::Json, LegacyReply::Size, LegacyReply::Raw];
+    pub const ALL: [SeedFormat; 3] = [SeedFormat::Json, SeedFormat::Size, SeedFormat::Raw];
 
     /// The name used on the command line.
     pub const fn name(self) -> &'static str {
         match self {
-            LegacyReply::Json => "json",
-            LegacyReply::Size => "size",
-            LegacyReply::Raw => "raw",
+            SeedFormat::Json => "json",
+            SeedFormat::Size => "size",
+            SeedFormat::Raw => "raw",
         }
     }
 
     /// The format called `name` on the command line.
-    pub fn from_name(name: &str) -> Option<LegacyReply> {
-        LegacyReply::ALL.into_iter().find(|f| f.name() == name)
+    pub fn from_name(name: &str) -> Option<SeedFormat> {
+        SeedFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -414,10 +414,10 @@ mod tests {
     }
 
     #[test]
-    fn legacy_reply_names_round_trip() {
-        for f in LegacyReply::ALL {
-            assert_eq!(LegacyReply::from_name(f.name()), Some(f));
+    fn seed_format_names_round_trip() {
+        for f in SeedFormat::ALL {
+            assert_eq!(SeedFormat::from_name(f.name()), Some(f));
         }
-        assert_eq!(LegacyReply::from_name("xml"), None);
+        assert_eq!(SeedFormat::from_name("xml"), None);
     }
 }

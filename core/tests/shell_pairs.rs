@@ -12,8 +12,8 @@ use pairs::{Budget, Cuts, Pipe, Read, all_cuts, generated, steps_for};
 use unstick_core::Verdict;
 use unstick_core::session::{Refusal, ServerEvent};
 use unstick_core::shell::{
-    Dialect, ExitReport, LegacyReply, OutputStream, RunFailure, SEED_COMMAND_READ,
-    SeedClientSession, SeedReply, ShellAction, ShellClientSession, ShellProtocolError, ShellReply,
+    Dialect, ExitReport, OutputStream, RunFailure, SEED_COMMAND_READ, SeedClientSession,
+    SeedFormat, SeedReply, ShellAction, ShellClientSession, ShellProtocolError, ShellReply,
     ShellRules, ShellServerSession, Termination,
 };
 use unstick_core::time::Instant;
@@ -154,7 +154,7 @@ impl<'a> ShellPair<'a> {
     ) -> Self {
         let client = match dialect {
             Dialect::Framed => Client::Framed(Box::default()),
-            Dialect::Seed(LegacyReply::Json) => Client::Seed(Box::default()),
+            Dialect::Seed(SeedFormat::Json) => Client::Seed(Box::default()),
             Dialect::Seed(_) => Client::Raw,
         };
         ShellPair {
@@ -841,7 +841,7 @@ fn seed_json_replies_carry_stdout_then_stderr_with_a_verified_md5() {
         );
     let rules = ShellRules {
         max_command_len: 4000,
-        legacy_reply: Some(LegacyReply::Json),
+        seed_reply: Some(SeedFormat::Json),
         ..ShellRules::default()
     };
     // Longer than the seed's 1024-byte read: collected until the client pauses.
@@ -850,7 +850,7 @@ fn seed_json_replies_carry_stdout_then_stderr_with_a_verified_md5() {
         let mut command = vec![0u8; 4096];
         let mut pair = ShellPair::new(
             rules,
-            Dialect::Seed(LegacyReply::Json),
+            Dialect::Seed(SeedFormat::Json),
             &mut command,
             &runner,
             cuts,
@@ -882,9 +882,9 @@ fn seed_size_and_raw_replies_on_the_wire() {
             report: EXIT_0,
         },
     );
-    for format in [LegacyReply::Size, LegacyReply::Raw] {
+    for format in [SeedFormat::Size, SeedFormat::Raw] {
         let rules = ShellRules {
-            legacy_reply: Some(format),
+            seed_reply: Some(format),
             ..ShellRules::default()
         };
         for cuts in all_cuts() {
@@ -892,7 +892,7 @@ fn seed_size_and_raw_replies_on_the_wire() {
             let mut pair =
                 ShellPair::new(rules, Dialect::Seed(format), &mut command, &runner, cuts);
             let framed = |body: &[u8]| match format {
-                LegacyReply::Size => {
+                SeedFormat::Size => {
                     let mut wire = (body.len() as i32).to_le_bytes().to_vec();
                     wire.extend_from_slice(body);
                     wire

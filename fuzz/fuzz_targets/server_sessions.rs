@@ -33,7 +33,7 @@ use unstick_core::files::{
 };
 use unstick_core::session::{MESSAGE_CAP, Refusal, ServerEvent, SessionError, Transmit};
 use unstick_core::shell::{
-    Dialect, ExitReport, LegacyReply, OutputStream, RunFailure, ShellAction, ShellRules,
+    Dialect, ExitReport, OutputStream, RunFailure, SeedFormat, ShellAction, ShellRules,
     ShellServerSession, Termination,
 };
 use unstick_core::time::Instant;
@@ -208,14 +208,14 @@ fn shell_ask(session: &ShellServerSession<'_, HEADER_CAP>) -> ShellAsk {
 fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     let dialect = match (config >> 1) & 3 {
         0 => Dialect::Framed,
-        1 => Dialect::Seed(LegacyReply::Json),
-        2 => Dialect::Seed(LegacyReply::Size),
-        _ => Dialect::Seed(LegacyReply::Raw),
+        1 => Dialect::Seed(SeedFormat::Json),
+        2 => Dialect::Seed(SeedFormat::Size),
+        _ => Dialect::Seed(SeedFormat::Raw),
     };
     let rules = ShellRules {
         token: (config & 8 != 0).then_some(TOKEN),
         max_command_len: if config & 16 != 0 { 16 } else { 2000 },
-        legacy_reply: match dialect {
+        seed_reply: match dialect {
             Dialect::Seed(format) => Some(format),
             Dialect::Framed => None,
         },

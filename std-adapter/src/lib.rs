@@ -1,7 +1,7 @@
 //! # unstick-std
 //!
 //! [`unstick_core`] on std TCP sockets, through `embedded-io-adapters`' std adapter, and the two
-//! tools built on it: a remote shell ([`shell`]) and a file server ([`ftp`]), each with its
+//! tools built on it: a remote shell ([`shell`]) and a file server ([`files`]), each with its
 //! client. The protocols themselves are the core's `protocols` feature: sans-IO sessions that
 //! make every protocol decision. This crate hosts them on sockets, files and processes, and
 //! reaches a server over TCP or a device over a serial line ([`link`]), at an address written as
@@ -15,7 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod address;
-pub mod ftp;
+pub mod files;
 mod host;
 pub mod info;
 pub mod link;

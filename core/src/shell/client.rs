@@ -537,7 +537,7 @@ enum SeedState {
 }
 
 /// The client side of the seed's shell protocol, sans-IO, for the seed's Python servers (and
-/// `unstick shell serve --legacy-reply json`): the command goes out as raw text, the reply
+/// `unstick shell serve --seed-reply json`): the command goes out as raw text, the reply
 /// comes back as one header frame (`{"file_name":...,"total_size":N,"md5":...}` and the
 /// output, stdout and stderr together). A real `"md5"` is verified; the seed's placeholder
 /// (`"fdsaf2143254f"`) is accepted as "no digest".

@@ -5,8 +5,8 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{
-    ExitReport, LegacyReply, OUTPUT_ENCODER, OutputHeader, OutputStream, SEED_COMMAND_READ,
-    SEED_REPLY_ENCODER, SeedReplyHeader, ShellOp, command_text,
+    ExitReport, OUTPUT_ENCODER, OutputHeader, OutputStream, SEED_COMMAND_READ, SEED_REPLY_ENCODER,
+    SeedFormat, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
@@ -31,7 +31,7 @@ pub struct ShellRules<'a> {
     /// Longest command run, in bytes (the command buffer's length caps it too).
     pub max_command_len: usize,
     /// How seed clients' replies are framed; `None` when seed clients are not served.
-    pub legacy_reply: Option<LegacyReply>,
+    pub seed_reply: Option<SeedFormat>,
     /// How long a client has, from the end of the previous request (or the session's start),
     /// to send a whole request; a seed command collected past its first read ends then too.
     pub idle_timeout: Duration,
@@ -51,7 +51,7 @@ impl Default for ShellRules<'_> {
         ShellRules {
             token: None,
             max_command_len: super::MAX_COMMAND_LEN,
-            legacy_reply: None,
+            seed_reply: None,
             idle_timeout: IDLE_TIMEOUT,
             seed_pause: SEED_PAUSE,
         }
@@ -64,8 +64,8 @@ impl Default for ShellRules<'_> {
 pub enum Dialect {
     /// Header frames: `{"op":"exec"}` + command, answered by output frames and an exit frame.
     Framed,
-    /// Raw text commands, answered in the [`LegacyReply`] format.
-    Seed(LegacyReply),
+    /// Raw text commands, answered in the [`SeedFormat`] format.
+    Seed(SeedFormat),
 }
 
 /// What the host should do next.
@@ -484,11 +484,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 
     /// Queues a seed reply whose body is `unstick: <message>\n`.
-    fn queue_seed_message(
-        &mut self,
-        format: LegacyReply,
-        message: &str,
-    ) -> Result<(), EncodeError> {
+    fn queue_seed_message(&mut self, format: SeedFormat, message: &str) -> Result<(), EncodeError> {
         let mut body = heapless::String::<{ crate::session::MESSAGE_CAP + 16 }>::new();
         let _ = body.push_str("unstick: ");
         let _ = body.push_str(message);
@@ -746,7 +742,7 @@ pub enum Opening {
     /// A framed client.
     Framed,
     /// A seed client, answered in this format.
-    Seed(LegacyReply),
+    Seed(SeedFormat),
     /// Refused before anything is read into it: log `code` and `reason`, send `reply` (see
     /// [`OpeningReply::encode`]) and close.
     Refused {
@@ -767,12 +763,12 @@ pub enum OpeningReply {
     /// One line of text: raw text was sent and seed clients are not served.
     SeedDisabled,
     /// A seed reply in this format: the server needs a token, which a seed client cannot send.
-    SeedNeedsToken(LegacyReply),
+    SeedNeedsToken(SeedFormat),
 }
 
 /// The line a raw-text client gets when seed clients are not served.
 pub const SEED_DISABLED_REPLY: &str = "unstick: this server takes framed requests only (use \
-    `unstick shell connect`); its operator can serve seed-style clients with --legacy-reply \
+    `unstick shell connect`); its operator can serve seed-style clients with --seed-reply \
     json|size|raw\n";
 
 /// The body of the seed reply a seed client gets from a server with a token.
@@ -843,7 +839,7 @@ pub fn judge_opening(received: &[u8], paused: bool, rules: &ShellRules<'_>) -> O
         super::Greeting::Undecided if !paused => return Opening::Undecided,
         super::Greeting::Seed | super::Greeting::Undecided => {}
     }
-    match (rules.legacy_reply, rules.token) {
+    match (rules.seed_reply, rules.token) {
         (None, _) => Opening::Refused {
             code: ErrorCode::SeedDisabled,
             reason: "raw text sent, and seed clients are not enabled",
@@ -943,14 +939,14 @@ impl fmt::Debug for Shortened<'_> {
 /// length: the `json` header frame's prefix and header (with the body's MD5), the `size`
 /// format's length prefix, or nothing for `raw`. The body follows it on the wire.
 pub fn encode_seed_reply_head(
-    format: LegacyReply,
+    format: SeedFormat,
     body: &[u8],
     truncated: bool,
     timed_out: bool,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
     match format {
-        LegacyReply::Json => {
+        SeedFormat::Json => {
             let header = SeedReplyHeader {
                 file_name: "output",
                 truncated,
@@ -958,8 +954,8 @@ pub fn encode_seed_reply_head(
             };
             SEED_REPLY_ENCODER.encode_head_for(&header, body, out)
         }
-        LegacyReply::Size => crate::encode_plain_head(&Profile::SEED, body.len() as u64, out),
-        LegacyReply::Raw => Ok(0),
+        SeedFormat::Size => crate::encode_plain_head(&Profile::SEED, body.len() as u64, out),
+        SeedFormat::Raw => Ok(0),
     }
 }
 
@@ -1369,12 +1365,12 @@ mod tests {
     fn seed_commands_are_one_read_or_collected_until_a_pause() {
         let rules = ShellRules {
             max_command_len: 2000,
-            legacy_reply: Some(LegacyReply::Size),
+            seed_reply: Some(SeedFormat::Size),
             ..ShellRules::default()
         };
         let mut command = [0u8; 2048];
         let mut session =
-            ShellServerSession::<256>::new(rules, Dialect::Seed(LegacyReply::Size), &mut command);
+            ShellServerSession::<256>::new(rules, Dialect::Seed(SeedFormat::Size), &mut command);
         assert!(session.is_idle());
         session.handle_input(NOW, b"ls -l");
         assert_eq!(
@@ -1418,13 +1414,13 @@ mod tests {
     fn a_seed_client_that_never_pauses_is_cut_off_at_the_idle_timeout() {
         let rules = ShellRules {
             max_command_len: 100_000,
-            legacy_reply: Some(LegacyReply::Size),
+            seed_reply: Some(SeedFormat::Size),
             idle_timeout: Duration::from_secs(5),
             ..ShellRules::default()
         };
         let mut command = std::vec![0u8; 100_000];
         let mut session =
-            ShellServerSession::<256>::new(rules, Dialect::Seed(LegacyReply::Size), &mut command);
+            ShellServerSession::<256>::new(rules, Dialect::Seed(SeedFormat::Size), &mut command);
         let ms = Instant::from_millis;
         session.handle_input(ms(0), &[b' '; 1024]);
         // A byte every 100 ms, under the pause, for as long as the client likes...
@@ -1489,10 +1485,10 @@ mod tests {
     fn seed_refusals_are_answered_in_the_seed_format() {
         let rules = ShellRules {
             max_command_len: 1100,
-            legacy_reply: Some(LegacyReply::Raw),
+            seed_reply: Some(SeedFormat::Raw),
             ..ShellRules::default()
         };
-        let dialect = Dialect::Seed(LegacyReply::Raw);
+        let dialect = Dialect::Seed(SeedFormat::Raw);
         let (seen, sent) = serve(rules, dialect, b"ls\xff", 4096);
         assert_eq!(seen, [Seen::Refused("bad_command", false), Seen::Closed]);
         assert!(sent.starts_with(b"unstick: the command is not valid UTF-8"));
@@ -1516,7 +1512,7 @@ mod tests {
     #[test]
     fn openings_are_judged_foreign_first_then_framed_or_seed() {
         let seed = ShellRules {
-            legacy_reply: Some(LegacyReply::Json),
+            seed_reply: Some(SeedFormat::Json),
             ..ShellRules::default()
         };
         let seed_with_token = ShellRules {
@@ -1536,11 +1532,11 @@ mod tests {
         assert_eq!(judge_opening(b"ls", false, &seed), Opening::Undecided);
         assert_eq!(
             judge_opening(b"ls", true, &seed),
-            Opening::Seed(LegacyReply::Json)
+            Opening::Seed(SeedFormat::Json)
         );
         assert_eq!(
             judge_opening(b"uname -a\n", false, &seed),
-            Opening::Seed(LegacyReply::Json)
+            Opening::Seed(SeedFormat::Json)
         );
         assert_eq!(
             refused(judge_opening(b"POST / HTTP/1.1\r\n", false, &seed)),
@@ -1559,13 +1555,13 @@ mod tests {
             refused(judge_opening(b"uname -a\n", false, &seed_with_token)),
             Some((
                 ErrorCode::Unauthorized,
-                OpeningReply::SeedNeedsToken(LegacyReply::Json)
+                OpeningReply::SeedNeedsToken(SeedFormat::Json)
             ))
         );
         let mut out = [0u8; 512];
         let n = OpeningReply::SeedDisabled.encode(&mut out);
         assert_eq!(&out[..n], SEED_DISABLED_REPLY.as_bytes());
-        let n = OpeningReply::SeedNeedsToken(LegacyReply::Size).encode(&mut out);
+        let n = OpeningReply::SeedNeedsToken(SeedFormat::Size).encode(&mut out);
         assert_eq!(
             &out[..4],
             &(SEED_NEEDS_TOKEN_REPLY.len() as i32).to_le_bytes()
@@ -1589,7 +1585,7 @@ mod tests {
         assert_eq!(session.poll_action(), Some(ShellAction::Close));
         let mut session = ShellServerSession::<256>::new(
             ShellRules::default(),
-            Dialect::Seed(LegacyReply::Json),
+            Dialect::Seed(SeedFormat::Json),
             &mut command,
         );
         session.poll_timeout(NOW);

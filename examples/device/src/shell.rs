@@ -56,7 +56,7 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
     let rules = ShellRules {
         token: None,
         max_command_len: MAX_COMMAND,
-        legacy_reply: None,
+        seed_reply: None,
         idle_timeout: REQUEST_WITHIN,
         seed_pause: SEED_PAUSE,
     };

@@ -1,5 +1,5 @@
 //! Clients: [`ShellClient`] speaks the framed protocol to an unstick shell server;
-//! [`LegacyShellClient`] speaks the seed's protocol (raw command out, one JSON-header frame in)
+//! [`SeedShellClient`] speaks the seed's protocol (raw command out, one JSON-header frame in)
 //! to the seed's Python servers.
 //!
 //! Both are hosts of `unstick-core`'s sans-IO sessions ([`ShellClientSession`],
@@ -83,7 +83,7 @@ impl fmt::Display for ShellClientError {
             }
             ShellClientError::Protocol(what) => write!(
                 f,
-                "unexpected reply from the server ({what}); is it an unstick shell server (or, with --legacy, a seed-style one)?"
+                "unexpected reply from the server ({what}); is it an unstick shell server (or, with --seed, a seed-style one)?"
             ),
             ShellClientError::Output(e) => write!(f, "cannot pass on the command's output: {e}"),
             ShellClientError::Interrupted => f.write_str(
@@ -424,38 +424,35 @@ impl ShellClient {
 /// the seed's reply (4-byte LE header length, JSON header with `total_size`, then the output,
 /// stdout and stderr together). A real `"md5"` in the header is verified; the seed's placeholder
 /// is accepted.
-pub struct LegacyShellClient {
+pub struct SeedShellClient {
     stream: Link,
     session: Box<SeedClientSession<HEADER_CAP>>,
     inbox: Inbox,
     send_buf: Vec<u8>,
 }
 
-impl fmt::Debug for LegacyShellClient {
+impl fmt::Debug for SeedShellClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LegacyShellClient")
+        f.debug_struct("SeedShellClient")
             .field("link", &self.stream)
             .finish()
     }
 }
 
-impl LegacyShellClient {
+impl SeedShellClient {
     /// Connects to the seed-style server at `addr`.
-    pub fn connect(addr: &str) -> Result<LegacyShellClient, ShellClientError> {
-        Ok(LegacyShellClient::over(connect(
-            addr,
-            &ClientTls::default(),
-        )?))
+    pub fn connect(addr: &str) -> Result<SeedShellClient, ShellClientError> {
+        Ok(SeedShellClient::over(connect(addr, &ClientTls::default())?))
     }
 
     /// A client over an established connection.
-    pub fn from_stream(stream: TcpStream) -> LegacyShellClient {
-        LegacyShellClient::over(Link::tcp(stream))
+    pub fn from_stream(stream: TcpStream) -> SeedShellClient {
+        SeedShellClient::over(Link::tcp(stream))
     }
 
     /// A client over an open [`Link`].
-    pub fn over(stream: Link) -> LegacyShellClient {
-        LegacyShellClient {
+    pub fn over(stream: Link) -> SeedShellClient {
+        SeedShellClient {
             stream,
             session: Box::default(),
             inbox: Inbox::new(OUTPUT_CHUNK, &[]),

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::encoding::LegacyEncoding;
+use super::encoding::SeedEncoding;
 use super::interpreter::Shell;
 use super::process::CommandLimits;
-use super::wire::{LegacyReply, MAX_COMMAND_LEN, ShellRules};
+use super::wire::{MAX_COMMAND_LEN, SeedFormat, ShellRules};
 use crate::server::{LobbyConfig, Penalties, Transport};
 
 /// Default per-command time limit.
@@ -34,10 +34,10 @@ pub struct ShellConfig {
     pub lobby: LobbyConfig,
     /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
     /// is off unless chosen: raw text is also what other protocols' clients send.
-    pub legacy_reply: Option<LegacyReply>,
+    pub seed_reply: Option<SeedFormat>,
     /// The encoding seed clients get command output in (by default
-    /// [`LegacyEncoding::system_default`]).
-    pub legacy_encoding: LegacyEncoding,
+    /// [`SeedEncoding::system_default`]).
+    pub seed_encoding: SeedEncoding,
     /// Longest command accepted, in bytes.
     pub max_command_len: usize,
     /// TLS, and whether plaintext may leave loopback.
@@ -63,8 +63,8 @@ impl Default for ShellConfig {
                 max_active_per_address: DEFAULT_MAX_SESSIONS,
                 ..LobbyConfig::default()
             },
-            legacy_reply: None,
-            legacy_encoding: LegacyEncoding::system_default(),
+            seed_reply: None,
+            seed_encoding: SeedEncoding::system_default(),
             max_command_len: MAX_COMMAND_LEN,
             transport: Transport::default(),
             penalties: Penalties::default(),
@@ -78,7 +78,7 @@ impl ShellConfig {
         ShellRules {
             token: self.token.as_deref(),
             max_command_len: self.max_command_len,
-            legacy_reply: self.legacy_reply,
+            seed_reply: self.seed_reply,
             idle_timeout: self.lobby.idle_timeout,
             seed_pause: unstick_core::shell::SEED_PAUSE,
         }

@@ -8,16 +8,16 @@
 //!
 //! On Windows the commands' output is in the console's code page already (`cmd.exe` and most
 //! console programs write in it when their output is a pipe), so on Chinese Windows it is GBK
-//! as it is: the default there is [`LegacyEncoding::AsIs`], as everywhere, except where the code
+//! as it is: the default there is [`SeedEncoding::AsIs`], as everywhere, except where the code
 //! page is UTF-8 (65001), where converting to GBK is what the seed's clients need (see
-//! [`LegacyEncoding::system_default`]).
+//! [`SeedEncoding::system_default`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 /// What a seed client's replies are encoded in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LegacyEncoding {
+pub enum SeedEncoding {
     /// The commands' output as it is (UTF-8 on Linux and macOS).
     #[default]
     AsIs,
@@ -25,7 +25,7 @@ pub enum LegacyEncoding {
     Gbk,
 }
 
-impl LegacyEncoding {
+impl SeedEncoding {
     /// What seed clients get unless told otherwise: [`AsIs`](Self::AsIs), except on Windows
     /// whose code page is UTF-8 (65001), where the commands write UTF-8 and the seed's clients
     /// need [`Gbk`](Self::Gbk). The code page is the console's the server runs in (which its
@@ -33,18 +33,18 @@ impl LegacyEncoding {
     /// each command then gets starts with). On Chinese Windows (936, GBK) and any other code
     /// page, output is passed as it is: GBK is what the seed's clients decode, and other code
     /// pages cannot be converted faithfully.
-    pub fn system_default() -> LegacyEncoding {
+    pub fn system_default() -> SeedEncoding {
         match system_code_page() {
-            Some(UTF8_CODE_PAGE) => LegacyEncoding::Gbk,
-            _ => LegacyEncoding::AsIs,
+            Some(UTF8_CODE_PAGE) => SeedEncoding::Gbk,
+            _ => SeedEncoding::AsIs,
         }
     }
 
     /// `output`, in this encoding.
     pub fn encode(self, output: Vec<u8>) -> Vec<u8> {
         match self {
-            LegacyEncoding::AsIs => output,
-            LegacyEncoding::Gbk => to_gbk(&output),
+            SeedEncoding::AsIs => output,
+            SeedEncoding::Gbk => to_gbk(&output),
         }
     }
 }
@@ -101,13 +101,13 @@ fn system_code_page() -> Option<u32> {
     None
 }
 
-impl FromStr for LegacyEncoding {
+impl FromStr for SeedEncoding {
     type Err = String;
 
-    fn from_str(text: &str) -> Result<LegacyEncoding, String> {
+    fn from_str(text: &str) -> Result<SeedEncoding, String> {
         match text.to_ascii_lowercase().as_str() {
-            "as-is" | "utf-8" | "utf8" => Ok(LegacyEncoding::AsIs),
-            "gbk" | "cp936" => Ok(LegacyEncoding::Gbk),
+            "as-is" | "utf-8" | "utf8" => Ok(SeedEncoding::AsIs),
+            "gbk" | "cp936" => Ok(SeedEncoding::Gbk),
             _ => Err(format!(
                 "unknown encoding `{text}`; use gbk (what the seed's clients decode) or as-is"
             )),
@@ -115,11 +115,11 @@ impl FromStr for LegacyEncoding {
     }
 }
 
-impl fmt::Display for LegacyEncoding {
+impl fmt::Display for SeedEncoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            LegacyEncoding::AsIs => "as-is",
-            LegacyEncoding::Gbk => "gbk",
+            SeedEncoding::AsIs => "as-is",
+            SeedEncoding::Gbk => "gbk",
         })
     }
 }
@@ -130,25 +130,22 @@ mod tests {
 
     #[test]
     fn chinese_text_becomes_gbk_and_what_gbk_lacks_a_question_mark() {
-        let gbk = LegacyEncoding::Gbk.encode("新建文件夹 ok\n".as_bytes().to_vec());
+        let gbk = SeedEncoding::Gbk.encode("新建文件夹 ok\n".as_bytes().to_vec());
         assert_eq!(gbk, b"\xd0\xc2\xbd\xa8\xce\xc4\xbc\xfe\xbc\xd0 ok\n");
         let (back, _, errors) = encoding_rs::GBK.decode(&gbk);
         assert!(!errors);
         assert_eq!(back, "新建文件夹 ok\n");
-        assert_eq!(
-            LegacyEncoding::Gbk.encode("a😀b".as_bytes().to_vec()),
-            b"a?b"
-        );
+        assert_eq!(SeedEncoding::Gbk.encode("a😀b".as_bytes().to_vec()), b"a?b");
         // Bytes that are not UTF-8 (already GBK, or binary) are kept.
         assert_eq!(
-            LegacyEncoding::Gbk.encode(b"\xff\xfe x \xd0\xc2".to_vec()),
+            SeedEncoding::Gbk.encode(b"\xff\xfe x \xd0\xc2".to_vec()),
             b"\xff\xfe x \xd0\xc2"
         );
         assert_eq!(
-            LegacyEncoding::AsIs.encode(b"\xe6\x96\xb0".to_vec()),
+            SeedEncoding::AsIs.encode(b"\xe6\x96\xb0".to_vec()),
             b"\xe6\x96\xb0"
         );
-        assert_eq!("GBK".parse(), Ok(LegacyEncoding::Gbk));
-        assert!("latin1".parse::<LegacyEncoding>().is_err());
+        assert_eq!("GBK".parse(), Ok(SeedEncoding::Gbk));
+        assert!("latin1".parse::<SeedEncoding>().is_err());
     }
 }

@@ -14,12 +14,12 @@
 //!   the shared [lobby](crate::server::lobby), which holds them while they wait and gives each
 //!   ready request a slot and a worker thread.
 //! - `session`: the shell's side of the lobby: what a connection's first bytes are (another
-//!   protocol, refused; a framed client; a seed client, served only with a [`LegacyReply`]
+//!   protocol, refused; a framed client; a seed client, served only with a [`SeedFormat`]
 //!   format chosen), then one request at a time by `request`, which hosts the core's
 //!   [`ShellServerSession`](unstick_core::shell::ShellServerSession): the session decides what
 //!   is valid and what is answered (streamed `stdout`/`stderr` frames and an `exit` frame, or
 //!   one reply per seed command); the host reads the socket and runs the command.
-//! - [`ShellClient`] and [`LegacyShellClient`]: the framed client and the client for the seed's
+//! - [`ShellClient`] and [`SeedShellClient`]: the framed client and the client for the seed's
 //!   Python servers, each a socket around `unstick-core`'s sans-IO session
 //!   ([`ShellClientSession`](unstick_core::shell::ShellClientSession),
 //!   [`SeedClientSession`](unstick_core::shell::SeedClientSession)), which makes the protocol's
@@ -56,16 +56,16 @@ mod server;
 mod service;
 pub mod wire;
 
-pub use client::{ExecInterrupter, ExitReport, LegacyShellClient, ShellClient, ShellClientError};
+pub use client::{ExecInterrupter, ExitReport, SeedShellClient, ShellClient, ShellClientError};
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ShellConfig,
 };
 pub use connection::GREETING_PAUSE;
-pub use encoding::LegacyEncoding;
+pub use encoding::SeedEncoding;
 pub use interpreter::{Shell, ShellKind};
 pub use process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,
     RunningCommands, Termination, kill_all_commands,
 };
 pub use server::{ShellServer, ShellServerError};
-pub use wire::LegacyReply;
+pub use wire::SeedFormat;

@@ -33,7 +33,7 @@ pub(super) fn serve_shell_request(
     config: &ShellConfig,
     running: &RunningCommands,
 ) -> Handback<ClientKind> {
-    let dialect = match (conn.mode, config.legacy_reply) {
+    let dialect = match (conn.mode, config.seed_reply) {
         (ClientKind::Framed, _) => Dialect::Framed,
         (ClientKind::Seed, Some(format)) => Dialect::Seed(format),
         _ => return Handback::Close(conn),
@@ -215,7 +215,7 @@ impl CommandWork<'_> {
             Dialect::Seed(_) => {
                 let mut body = output.stdout;
                 body.extend_from_slice(&output.stderr);
-                let body = config.legacy_encoding.encode(body);
+                let body = config.seed_encoding.encode(body);
                 let _ = session.handle_seed_output(&body, report);
                 out.send(session, &body).map_err(|_| Closed)
             }
@@ -292,13 +292,13 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
-    use crate::shell::{LegacyReply, ShellConfig, ShellServer};
+    use crate::shell::{SeedFormat, ShellConfig, ShellServer};
 
     #[test]
     fn a_trickled_seed_command_is_cut_off_by_the_idle_timeout() {
         let mut config = ShellConfig {
             workdir: std::env::temp_dir(),
-            legacy_reply: Some(LegacyReply::Size),
+            seed_reply: Some(SeedFormat::Size),
             ..ShellConfig::default()
         };
         config.lobby.idle_timeout = Duration::from_secs(1);

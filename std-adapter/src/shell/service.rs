@@ -20,7 +20,7 @@ use crate::server::lobby::framed_request_complete;
 use crate::server::{Admission, ClientKind, Connection, ErrorCode, Handback, Service, error_frame};
 
 /// A seed-mode reply holding `body`, in `format`.
-fn seed_reply(format: wire::LegacyReply, body: &[u8]) -> Vec<u8> {
+fn seed_reply(format: wire::SeedFormat, body: &[u8]) -> Vec<u8> {
     let mut head = [0u8; 256];
     // The head of any format fits in 256 bytes.
     let n = wire::encode_seed_reply_head(format, body, false, false, &mut head).unwrap_or(0);
@@ -107,7 +107,7 @@ impl Service for ShellService {
     }
 
     fn refusal_reply(&self, kind: ClientKind, code: ErrorCode, message: &str) -> Vec<u8> {
-        match (kind, self.config.legacy_reply) {
+        match (kind, self.config.seed_reply) {
             // A seed client shows the reply's text as a command's output.
             (ClientKind::Seed, Some(format)) => {
                 seed_reply(format, format!("unstick: {message}\n").as_bytes())

@@ -199,7 +199,7 @@ mod tests {
     fn requests_are_served_while_the_sweep_of_a_deep_tree_runs_and_it_then_finishes() {
         use std::time::{Duration, SystemTime};
 
-        use crate::ftp::{ClientOptions, FileClient, RemotePath};
+        use crate::files::{ClientOptions, FileClient, RemotePath};
 
         // A comb 2,000 directories deep, two side directories per level, with what the sweep
         // is for at the bottom: a stale temporary file and a partial upload past its age.

@@ -1,5 +1,5 @@
-//! The file client: put, get, ls, stat, delete, mkdir and rename against an unstick file server, and a legacy
-//! upload to the seed's Python server.
+//! The file client: put, get, ls, stat, delete, mkdir and rename against an unstick file server,
+//! and an upload to the seed's Python server.
 //!
 //! Every protocol decision (which request, which replies in which order, where an upload
 //! resumes, every digest) is `unstick-core`'s [`FileClientSession`]; this module only drives it
@@ -925,7 +925,7 @@ impl FileClient {
 /// Uploads `local` to a server that speaks the seed's protocol: header
 /// `{"filepath","filename","filesize"}`, then the bytes, then close. The seed's server sends no
 /// reply, so nothing is verified; returns the bytes sent.
-pub fn put_legacy(
+pub fn seed_put(
     addr: &str,
     local: &Path,
     remote_name: &str,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use unstick_core::Algorithm;
-use unstick_std::ftp::{ClientError, ClientOptions, FileClient};
+use unstick_std::files::{ClientError, ClientOptions, FileClient};
 
 use crate::client_settings::{ClientSettings, Tool, report_connected};
 use crate::serving::parse_duration;

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressDrawTarget, ProgressStyle};
-use unstick_std::ftp::Progress;
+use unstick_std::files::Progress;
 
 use crate::console;
 

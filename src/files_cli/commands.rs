@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
-use unstick_std::ftp::{
+use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
-    escape_for_terminal, is_partial_mismatch, put_legacy,
+    escape_for_terminal, is_partial_mismatch, seed_put,
 };
 
 use super::client_args::ClientArgs;
@@ -210,14 +210,14 @@ pub(super) fn plan_put(args: &[PathBuf], to: Option<String>) -> Result<PutPlan, 
 pub(super) struct PutOptions {
     pub recursive: bool,
     pub resume: bool,
-    pub legacy: bool,
+    pub seed: bool,
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
     if plan.sources.iter().any(|s| s.as_os_str() == STDIO) {
         return put_stdin(&plan, options, args);
     }
-    if options.legacy {
+    if options.seed {
         return put_seed(&plan, options, args);
     }
     let mut conn = Connection::new(args);
@@ -377,8 +377,8 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
     if plan.sources.len() != 1 {
         return Err("`-` (standard input) must be the only source".into());
     }
-    if options.resume || options.legacy || options.recursive {
-        return Err("`-` (standard input) cannot be resumed, sent with --legacy or with -r".into());
+    if options.resume || options.seed || options.recursive {
+        return Err("`-` (standard input) cannot be resumed, sent with --seed or with -r".into());
     }
     let Some(dest) = plan.dest.as_deref().filter(|d| !d.ends_with('/')) else {
         return Err("standard input has no name: give one, as in `put - notes.txt`".into());
@@ -451,15 +451,13 @@ impl Drop for SpooledStdin {
     }
 }
 
-/// `put --legacy`: one file to the seed's server, which confirms nothing.
+/// `put --seed`: one file to the seed's server, which confirms nothing.
 fn put_seed(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
     let [source] = plan.sources.as_slice() else {
-        return Err(
-            "--legacy sends one file per call (the seed's server has no directories)".into(),
-        );
+        return Err("--seed sends one file per call (the seed's server has no directories)".into());
     };
     if options.recursive {
-        return Err("--legacy cannot send a directory".into());
+        return Err("--seed cannot send a directory".into());
     }
     let name = match plan.dest.as_deref() {
         Some(text) => text.to_owned(),
@@ -467,7 +465,7 @@ fn put_seed(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(
     };
     let remote = remote_path(&name)?;
     let mut progress = progress_bar(remote.file_name());
-    let sent = put_legacy(&args.address()?, source, remote.as_str(), &mut progress)
+    let sent = seed_put(&args.address()?, source, remote.as_str(), &mut progress)
         .map_err(|e| e.to_string())?;
     console::note(format_args!(
         "sent {} ({}) with the seed's protocol; that server does not confirm or verify",

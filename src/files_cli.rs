@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use unstick_std::ftp::{FileServer, FileServerConfig};
+use unstick_std::files::{FileServer, FileServerConfig};
 use unstick_std::server::{Penalties, Shutdown};
 
 use crate::client_settings::{FTP_PORT, Tool, token_or_env};
@@ -23,7 +23,7 @@ pub use client_args::ClientArgs;
 
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum FtpCommand {
+pub enum FilesCommand {
     /// Serve files under a root directory.
     Serve(ServeArgs),
     /// Upload files: `put LOCAL [REMOTE]`, `put LOCAL... DIR` (as scp), `put - REMOTE` from
@@ -53,8 +53,8 @@ pub enum FtpCommand {
         resume: bool,
         /// Speak the seed's upload protocol (`{"filepath","filename","filesize"}`, no reply):
         /// for the original Python server. Nothing is verified.
-        #[arg(long, conflicts_with = "resume")]
-        legacy: bool,
+        #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
+        seed: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -210,26 +210,26 @@ impl ServeArgs {
 }
 
 /// Runs a subcommand.
-pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
+pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
     let started = std::time::Instant::now();
     let result = match cmd {
-        FtpCommand::Serve(args) => serve(args, shutdown),
-        FtpCommand::Put {
+        FilesCommand::Serve(args) => serve(args, shutdown),
+        FilesCommand::Put {
             paths,
             to,
             recursive,
             resume,
-            legacy,
+            seed,
             client,
         } => commands::plan_put(&paths, to).and_then(|plan| {
             let options = commands::PutOptions {
                 recursive,
                 resume,
-                legacy,
+                seed,
             };
             commands::put(plan, &options, &client)
         }),
-        FtpCommand::Get {
+        FilesCommand::Get {
             paths,
             recursive,
             resume,
@@ -243,7 +243,7 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
             };
             commands::get(&paths, &options, &client)
         }
-        FtpCommand::Ls {
+        FilesCommand::Ls {
             dir,
             long,
             human,
@@ -253,22 +253,22 @@ pub fn run(cmd: FtpCommand, shutdown: &Shutdown) -> ExitCode {
             let style = commands::ListStyle { long, human };
             commands::ls(dir.as_deref(), &style, &client)
         }),
-        FtpCommand::Stat { path, client } => {
+        FilesCommand::Stat { path, client } => {
             no_digest("stat", &client).and_then(|()| commands::stat(&path, &client))
         }
-        FtpCommand::Delete {
+        FilesCommand::Delete {
             paths,
             recursive,
             client,
         } => {
             no_digest("delete", &client).and_then(|()| commands::delete(&paths, recursive, &client))
         }
-        FtpCommand::Mkdir {
+        FilesCommand::Mkdir {
             paths,
             parents,
             client,
         } => no_digest("mkdir", &client).and_then(|()| commands::mkdir(&paths, parents, &client)),
-        FtpCommand::Mv { paths, client } => {
+        FilesCommand::Mv { paths, client } => {
             no_digest("mv", &client).and_then(|()| commands::mv(&paths, &client))
         }
     };

@@ -39,7 +39,7 @@ mod tree;
 
 pub use client::{
     ClientError, ClientOptions, Existing, FileClient, GetReport, Limit, PutReport, RemoteEntry,
-    RemoteStat, is_partial_mismatch, partial_download_path, put_legacy,
+    RemoteStat, is_partial_mismatch, partial_download_path, seed_put,
 };
 pub use config::{FileServerConfig, PARTIAL_MAX_AGE};
 pub use name::{PathError, RemotePath, SERVER_NAME_RULES, check_local_name, escape_for_terminal};
