@@ -61,7 +61,7 @@ fn send(stream: TcpStream) -> Result<()> {
     let mut head = [0u8; 256];
 
     // 1. unstick's encoder, asked for an MD5 (its default is XXH3-128).
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+    let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Md5));
     write_frame(
         &mut io,
         &encoder,
@@ -110,7 +110,7 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
 
     let stream = TcpStream::connect(address)?;
     let mut read_buf = [0u8; 1024];
-    let decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<512>::header_frames(Profile::I32_LE);
     let mut receiver = FrameReader::new(FromStd::new(&stream), decoder, &mut read_buf);
     let mut body = Vec::new();
     loop {

@@ -44,7 +44,7 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
         let mut io = FromStd::new(&stream);
         let mut log = Vec::new();
         for message in messages() {
-            write_plain_frame(&mut io, &Profile::SEED, &message)?;
+            write_plain_frame(&mut io, &Profile::I32_LE, &message)?;
             let prefix = (message.len() as i32).to_le_bytes(); // what went before the body
             log.push(format!("sent [{}] + {} bytes", hex(&prefix), message.len()));
         }
@@ -54,7 +54,7 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
     let stream = TcpStream::connect(address)?;
     let mut read_buf = [0u8; 1024];
     let mut body_buf = vec![0u8; 8192];
-    let decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+    let decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
     let mut receiver = FrameReader::new(FromStd::new(&stream), decoder, &mut read_buf);
     let mut received = Vec::new();
     while let Some((info, body, _end)) = receiver.read_frame(&mut body_buf)? {

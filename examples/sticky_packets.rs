@@ -102,22 +102,22 @@ fn framed_short_read(out: &mut dyn Write, shell: &[(&str, Vec<u8>)]) -> Result<(
     let mut server_buf = [0u8; 1024];
     let mut commands = FrameReader::new(
         FromStd::new(&server),
-        FrameDecoder::<0>::plain_frames(Profile::SEED),
+        FrameDecoder::<0>::plain_frames(Profile::I32_LE),
         &mut server_buf,
     );
     let mut client_buf = [0u8; 1024];
     let mut replies = FrameReader::new(
         FromStd::new(&client),
-        FrameDecoder::<256>::header_frames(Profile::SEED),
+        FrameDecoder::<256>::header_frames(Profile::I32_LE),
         &mut client_buf,
     );
-    let encoder = HeaderFrameEncoder::new(Profile::SEED);
+    let encoder = HeaderFrameEncoder::new(Profile::I32_LE);
     let (mut command_buf, mut reply_buf, mut head_buf) = ([0u8; 64], vec![0u8; 8192], [0u8; 256]);
     writeln!(out, "case 1: the client reads through a 1024-byte buffer")?;
     for (command, reply) in shell {
         write_plain_frame(
             &mut FromStd::new(&client),
-            &Profile::SEED,
+            &Profile::I32_LE,
             command.as_bytes(),
         )?;
         let (_, got, _) = commands
@@ -154,7 +154,7 @@ fn framed_short_read(out: &mut dyn Write, shell: &[(&str, Vec<u8>)]) -> Result<(
 fn framed_quick_sends(out: &mut dyn Write) -> Result<()> {
     let (client, mut server) = loopback_pair()?;
     for message in [b"hello", b"world"] {
-        write_plain_frame(&mut FromStd::new(&client), &Profile::SEED, message)?;
+        write_plain_frame(&mut FromStd::new(&client), &Profile::I32_LE, message)?;
     }
     drop(client);
     wait_until_buffered(&server, 18)?;
@@ -165,7 +165,7 @@ fn framed_quick_sends(out: &mut dyn Write) -> Result<()> {
         "case 2: one recv(1024) got {n} bytes: {}",
         hex(&recv[..n])
     )?;
-    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
     let mut input = &recv[..n];
     let mut frame = 0;
     loop {

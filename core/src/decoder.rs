@@ -743,7 +743,7 @@ mod tests {
             ),
             (b"", b"\x40\x00\x00\x00", Ok((4, Event::NeedMore))),
         ];
-        run_table(|| FrameDecoder::<64>::header_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<64>::header_frames(Profile::I32_LE), table);
     }
 
     #[test]
@@ -757,7 +757,7 @@ mod tests {
             ),
         ];
         for (prefix, error) in cases {
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
             // The first three bytes are taken one at a time; the fourth raises the error,
             // with no header byte in sight.
             for &b in &prefix[..3] {
@@ -841,7 +841,7 @@ mod tests {
                 Err(not_json(1, JsonProblem::InvalidUtf8)),
             ),
         ];
-        run_table(|| FrameDecoder::<64>::header_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<64>::header_frames(Profile::I32_LE), table);
     }
 
     #[test]
@@ -856,7 +856,7 @@ mod tests {
         ];
         for json in bad_headers {
             // The limited profile makes `{"total_size":9}` a BodyTooLarge.
-            let profile = Profile::SEED.with_max_body_len(8);
+            let profile = Profile::I32_LE.with_max_body_len(8);
             let mut decoder = FrameDecoder::<64>::header_frames(profile);
             let frame = header_frame(profile, json, b"");
             let err = decode(&mut decoder, &frame).unwrap_err();
@@ -887,7 +887,7 @@ mod tests {
                 Ok((2, Event::Body(b"lo"))),
             ),
         ];
-        run_table(|| FrameDecoder::<64>::header_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<64>::header_frames(Profile::I32_LE), table);
         // The same in a plain-frame decoder.
         let table: &[(&[u8], &[u8], Expected)] = &[
             (b"\x05\x00\x00\x00", b"", Ok((0, Event::NeedMore))),
@@ -902,7 +902,7 @@ mod tests {
                 Ok((1, Event::Body(b"o"))),
             ),
         ];
-        run_table(|| FrameDecoder::<0>::plain_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<0>::plain_frames(Profile::I32_LE), table);
     }
 
     #[test]
@@ -920,12 +920,12 @@ mod tests {
                 Ok((0, Event::End(end(0)))),
             ),
         ];
-        run_table(|| FrameDecoder::<64>::header_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<64>::header_frames(Profile::I32_LE), table);
         let table: &[(&[u8], &[u8], Expected)] = &[
             (b"\x05\x00\x00\x00hello", b"", Ok((0, Event::End(end(5))))),
             (b"\x00\x00\x00\x00", b"\x00", Ok((0, Event::End(end(0))))),
         ];
-        run_table(|| FrameDecoder::<0>::plain_frames(Profile::SEED), table);
+        run_table(|| FrameDecoder::<0>::plain_frames(Profile::I32_LE), table);
     }
 
     #[test]
@@ -933,7 +933,7 @@ mod tests {
         const POISON: &[u8] = b"\xff\xff\xff\xff";
         let table: &[&[u8]] = &[b"", b"\x02\x00\x00\x00{}", b"\x00"];
         for input in table {
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
             assert!(decoder.feed(POISON).is_err());
             assert_eq!(decoder.feed(input), Err(DecodeError::Poisoned));
             assert_eq!(decoder.frame_info(), None);
@@ -972,7 +972,7 @@ mod tests {
             (b"\x02\x00\x00\x00{}", Ok(())),
         ];
         for (fed, expected) in table {
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
             let mut input: &[u8] = fed;
             loop {
                 let (used, event) = decoder.feed(input).unwrap();
@@ -986,7 +986,7 @@ mod tests {
             assert_eq!(decoder.is_at_boundary(), fed.is_empty(), "after {fed:?}");
         }
         // A clean end after a whole frame and its end event.
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
         reach(&mut decoder, b"\x02\x00\x00\x00{}");
         assert!(decoder.is_at_boundary());
         assert_eq!(decoder.check_eof(), Ok(()));
@@ -1009,8 +1009,8 @@ mod tests {
 
     #[test]
     fn frame_info_lives_from_head_to_end() {
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
-        let frame = header_frame(Profile::SEED, b"{\"total_size\":2}", b"ab");
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
+        let frame = header_frame(Profile::I32_LE, b"{\"total_size\":2}", b"ab");
         assert_eq!(decoder.frame_info(), None);
         let (used, _) = decoder.feed(&frame).unwrap();
         assert_eq!(decoder.frame_info(), Some(&head(16, 2)));
@@ -1027,12 +1027,12 @@ mod tests {
 
     #[test]
     fn empty_header_is_refused_but_empty_object_is_fine() {
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
         assert_eq!(
             decoder.feed(b"\x00\x00\x00\x00"),
             Err(DecodeError::EmptyHeader)
         );
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
         let events = decode(&mut decoder, b"\x02\x00\x00\x00{}\x04\x00\x00\x00 {} ").unwrap();
         assert_eq!(
             events,
@@ -1050,16 +1050,16 @@ mod tests {
     fn header_capacity_is_exact() {
         // A header of exactly CAP bytes is fine; CAP + 1 is refused from the prefix.
         let json = b"{\"total_size\":1}";
-        let mut decoder = FrameDecoder::<16>::header_frames(Profile::SEED);
-        let events = decode(&mut decoder, &header_frame(Profile::SEED, json, b"z")).unwrap();
+        let mut decoder = FrameDecoder::<16>::header_frames(Profile::I32_LE);
+        let events = decode(&mut decoder, &header_frame(Profile::I32_LE, json, b"z")).unwrap();
         assert_eq!(events[0], Owned::Head(head(16, 1)));
-        let mut decoder = FrameDecoder::<15>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<15>::header_frames(Profile::I32_LE);
         assert_eq!(
-            decoder.feed(&header_frame(Profile::SEED, json, b"z")),
+            decoder.feed(&header_frame(Profile::I32_LE, json, b"z")),
             Err(DecodeError::HeaderTooLarge { len: 16, cap: 15 })
         );
         // CAP 0 reads no header frame at all.
-        let mut decoder = FrameDecoder::<0>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<0>::header_frames(Profile::I32_LE);
         assert_eq!(
             decoder.feed(b"\x02\x00\x00\x00{}"),
             Err(DecodeError::HeaderTooLarge { len: 2, cap: 0 })
@@ -1088,14 +1088,14 @@ mod tests {
         ];
         for (bad, algorithm) in &cases {
             let (bad, algorithm) = (bad.as_slice(), *algorithm);
-            let mut stream = header_frame(Profile::SEED, bad, body);
-            stream.extend(header_frame(Profile::SEED, &json("md5", good_md5), body));
+            let mut stream = header_frame(Profile::I32_LE, bad, body);
+            stream.extend(header_frame(Profile::I32_LE, &json("md5", good_md5), body));
             stream.extend(header_frame(
-                Profile::SEED,
+                Profile::I32_LE,
                 &json("xxh3", xxh3.as_str().as_bytes()),
                 body,
             ));
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
             let err = decode(&mut decoder, &stream).unwrap_err();
             assert_eq!(err, DecodeError::ChecksumMismatch { algorithm });
             assert!(err.is_recoverable());
@@ -1125,8 +1125,8 @@ mod tests {
     #[test]
     fn seed_md5_placeholder_is_not_a_digest() {
         let json = b"{\"md5\": \"fdsaf2143254f\", \"file_name\": \"f1.txt\", \"total_size\": 2}";
-        let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
-        let events = decode(&mut decoder, &header_frame(Profile::SEED, json, b"ok")).unwrap();
+        let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
+        let events = decode(&mut decoder, &header_frame(Profile::I32_LE, json, b"ok")).unwrap();
         let Owned::Head(info) = events[0] else {
             panic!()
         };
@@ -1141,10 +1141,10 @@ mod tests {
         assert_eq!(frame_end.xxh3, Verdict::Absent);
         assert!(!frame_end.is_verified());
         // `"md5": null` is simply absent.
-        let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
         let events = decode(
             &mut decoder,
-            &header_frame(Profile::SEED, b"{\"md5\":null}", b""),
+            &header_frame(Profile::I32_LE, b"{\"md5\":null}", b""),
         )
         .unwrap();
         let Owned::End(frame_end) = events[1] else {
@@ -1156,8 +1156,8 @@ mod tests {
             &b"{\"md5\":5}"[..],
             b"{\"md5\":{\"a\":\"5eb63bbbe01eeed093cb22bb8f5acdc3\"}}",
         ] {
-            let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
-            let events = decode(&mut decoder, &header_frame(Profile::SEED, json, b"")).unwrap();
+            let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
+            let events = decode(&mut decoder, &header_frame(Profile::I32_LE, json, b"")).unwrap();
             let Owned::End(frame_end) = events[1] else {
                 panic!()
             };
@@ -1249,8 +1249,8 @@ mod tests {
             (b"{\"x\":{\"total_size\":7}}", Ok(0)),
         ];
         for (json, expected) in table {
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
-            let frame = header_frame(Profile::SEED, json, b"");
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
+            let frame = header_frame(Profile::I32_LE, json, b"");
             let got = decoder.feed(&frame).map(|(_, event)| match event {
                 Event::Head(info) => info.body_len,
                 other => panic!("{other:?}"),
@@ -1262,7 +1262,7 @@ mod tests {
     #[test]
     fn max_body_len_is_enforced_before_the_body() {
         for limit in [0, 5, 1 << 40] {
-            let profile = Profile::SEED.with_max_body_len(limit);
+            let profile = Profile::I32_LE.with_max_body_len(limit);
             // At the limit: fine.
             let json = std::format!("{{\"total_size\":{limit}}}");
             let mut decoder = FrameDecoder::<64>::header_frames(profile);
@@ -1296,8 +1296,8 @@ mod tests {
     fn body_over_4_gib_is_counted_exactly() {
         const LEN: u64 = (4 << 30) + (1 << 20) + 12_345;
         let json = std::format!("{{\"total_size\":{LEN}}}");
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
-        let frame = header_frame(Profile::SEED, json.as_bytes(), b"");
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
+        let frame = header_frame(Profile::I32_LE, json.as_bytes(), b"");
         assert_eq!(
             decoder.feed(&frame),
             Ok((frame.len(), Event::Head(head(json.len(), LEN))))
@@ -1342,9 +1342,9 @@ mod tests {
     fn plain_frames_including_empty_bodies() {
         let mut stream = Vec::new();
         for body in [&b"hello"[..], b"", b"world", b""] {
-            stream.extend(plain_frame(Profile::SEED, body));
+            stream.extend(plain_frame(Profile::I32_LE, body));
         }
-        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
         assert_eq!(decoder.format(), Format::Plain);
         let events = decode(&mut decoder, &stream).unwrap();
         assert_eq!(
@@ -1365,10 +1365,10 @@ mod tests {
         assert_eq!(decoder.header::<()>(), Err(HeaderError::NoHeader));
         assert_eq!(decoder.header_json(), None);
         // A plain frame's body may hold anything, JSON included.
-        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
         let events = decode(
             &mut decoder,
-            &plain_frame(Profile::SEED, b"{\"total_size\":99}"),
+            &plain_frame(Profile::I32_LE, b"{\"total_size\":99}"),
         )
         .unwrap();
         assert_eq!(events[0], Owned::Head(head(0, 17)));
@@ -1432,16 +1432,16 @@ mod tests {
             file_name: &'a str,
         }
         let mut stream = header_frame(
-            Profile::SEED,
+            Profile::I32_LE,
             b"{\"file_name\":\"a.txt\",\"total_size\":2}",
             b"ab",
         );
         stream.extend(header_frame(
-            Profile::SEED,
+            Profile::I32_LE,
             b"{\"file_name\":\"b.txt\"}",
             b"",
         ));
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
         assert_eq!(decoder.header::<Reply<'_>>(), Err(HeaderError::NoHeader));
         let (used, _) = decoder.feed(&stream).unwrap();
         assert_eq!(decoder.header::<Reply<'_>>().unwrap().file_name, "a.txt");
@@ -1457,9 +1457,9 @@ mod tests {
 
     #[test]
     fn compute_hands_out_digests_without_a_declared_one() {
-        let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED)
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE)
             .compute(Algorithms::MD5.union(Algorithms::XXH3));
-        let frame = header_frame(Profile::SEED, b"{\"total_size\":11}", b"hello world");
+        let frame = header_frame(Profile::I32_LE, b"{\"total_size\":11}", b"hello world");
         let events = decode(&mut decoder, &frame).unwrap();
         let Owned::End(frame_end) = events.last().unwrap() else {
             panic!()
@@ -1479,10 +1479,10 @@ mod tests {
     #[test]
     fn declared_md5_without_the_feature_is_unsupported() {
         let json = b"{\"total_size\":11,\"md5\":\"5eb63bbbe01eeed093cb22bb8f5acdc3\"}";
-        let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
         let events = decode(
             &mut decoder,
-            &header_frame(Profile::SEED, json, b"hello world"),
+            &header_frame(Profile::I32_LE, json, b"hello world"),
         )
         .unwrap();
         let Owned::End(frame_end) = events[2] else {

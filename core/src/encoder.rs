@@ -27,7 +27,7 @@ pub struct HeaderFrameEncoder {
 
 impl Default for HeaderFrameEncoder {
     fn default() -> Self {
-        Self::new(Profile::SEED)
+        Self::new(Profile::I32_LE)
     }
 }
 
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn head_members_are_appended_exactly() {
-        let plain = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let plain = HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
         let mut out = [0u8; 128];
         // (header, body length, checksum, expected JSON)
         let xxh3 = Checksum::Xxh3(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff);
@@ -302,12 +302,12 @@ mod tests {
             out[..n],
             *seed_head(r#"{"filesize":7,"md5":"abababababababababababababababab"}"#)
         );
-        assert_eq!(plain.profile(), &Profile::SEED);
+        assert_eq!(plain.profile(), &Profile::I32_LE);
     }
 
     #[test]
     fn refuses_values_that_are_not_plain_objects() {
-        let encoder = HeaderFrameEncoder::new(Profile::SEED);
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE);
         let mut out = [0u8; 64];
         assert_eq!(
             encoder.encode_head(&5u32, 0, None, &mut out),
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn every_short_buffer_is_a_typed_error() {
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Md5));
         let md5 = Some(Checksum::Md5([1; 16]));
         let mut big = [0u8; 128];
         let full = encoder
@@ -387,12 +387,12 @@ mod tests {
                 Err(EncodeError::BufferTooSmall { capacity })
             );
             assert!(matches!(
-                encode_plain_frame(&Profile::SEED, &big[..capacity], &mut out),
+                encode_plain_frame(&Profile::I32_LE, &big[..capacity], &mut out),
                 Err(EncodeError::BufferTooSmall { .. })
             ));
         }
         assert_eq!(
-            encode_plain_head(&Profile::SEED, 1, &mut [0u8; 3]),
+            encode_plain_head(&Profile::I32_LE, 1, &mut [0u8; 3]),
             Err(EncodeError::BufferTooSmall { capacity: 3 })
         );
     }
@@ -420,7 +420,7 @@ mod tests {
             })
         );
         assert_eq!(
-            encode_plain_head(&Profile::SEED, 1 << 31, &mut out),
+            encode_plain_head(&Profile::I32_LE, 1 << 31, &mut out),
             Err(EncodeError::LengthTooLarge {
                 len: 1 << 31,
                 max: i32::MAX as u64
@@ -442,13 +442,13 @@ mod tests {
         struct Raw<'a> {
             name: serde_json_core::str::EscapedStr<'a>,
         }
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
         let mut out = [0u8; 128];
         let header = Raw {
             name: serde_json_core::str::EscapedStr(r"caf\u00e9 \ud83d\ude00 a\/b"),
         };
         let n = encoder.encode_frame(&header, b"xy", &mut out).unwrap();
-        let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
         let (used, event) = decoder.feed(&out[..n]).unwrap();
         assert!(
             matches!(event, Event::Head(info) if info.body_len == 2),
@@ -467,7 +467,7 @@ mod tests {
     #[cfg(not(feature = "xxh3"))]
     #[test]
     fn unsupported_checksum_is_refused() {
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Xxh3));
         assert_eq!(
             encoder.encode_head_for(&Named { name: "a" }, b"", &mut [0u8; 64]),
             Err(EncodeError::AlgorithmUnsupported {

@@ -71,7 +71,8 @@ wire_enum! {
 
 /// Encodes frames that carry no body digest: error frames, and every other header without a
 /// body (requests' heads, exit frames, the file server's replies).
-pub const PLAIN_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+pub const PLAIN_ENCODER: HeaderFrameEncoder =
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
 
 /// The `"op"` of an error frame.
 pub const OP_ERROR: &str = "error";
@@ -219,7 +220,7 @@ mod tests {
     /// Golden bytes of `busy`, as both servers send it (docs/PROTOCOL.md).
     #[test]
     fn error_frames_encode_to_the_documented_bytes_and_decode_back() {
-        let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
         let frame = ErrorFrame::new(ErrorCode::Busy, "retry in a \"second\"");
         let mut buf = [0u8; 256];
         let n = encoder.encode_frame(&frame, b"", &mut buf).unwrap();
@@ -228,7 +229,7 @@ mod tests {
         assert_eq!(&buf[..4], (json.len() as i32).to_le_bytes());
         assert_eq!(&buf[4..n], json);
 
-        let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
         let (_, event) = decoder.feed(&buf[..n]).unwrap();
         assert!(matches!(event, Event::Head(_)));
         let read: ErrorFrame<heapless::String<64>> = decoder.header().unwrap();

@@ -376,7 +376,7 @@ mod tests {
             ..Request::new(FileOp::Put)
         };
         let bytes = frame(&sent);
-        let mut decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<512>::header_frames(Profile::I32_LE);
         assert!(matches!(decoder.feed(&bytes), Ok((_, Event::Head(_)))));
         let read: Request<Owned> = decoder.header().unwrap();
         assert_eq!(read.op, FileOp::Put);
@@ -400,7 +400,7 @@ mod tests {
             None,
         );
         let bytes = frame(&trailer);
-        let mut decoder = FrameDecoder::<512>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<512>::header_frames(Profile::I32_LE);
         assert!(matches!(decoder.feed(&bytes), Ok((_, Event::Head(_)))));
         let read: DigestTrailer<Owned> = decoder.header().unwrap();
         assert_eq!(read.op, FileOp::Done);

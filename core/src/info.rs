@@ -437,7 +437,7 @@ impl<const CAP: usize> InfoClientSession<CAP> {
         let mut timer = ReplyTimer::new(Some(REPLY_TIMEOUT));
         timer.begin();
         InfoClientSession {
-            decoder: FrameDecoder::header_frames(Profile::SEED),
+            decoder: FrameDecoder::header_frames(Profile::I32_LE),
             reply: Reply::Waiting,
             outbox,
             timer,

@@ -45,12 +45,12 @@
 //! }
 //!
 //! // Two frames written back to back: a receiver may get them glued together in one read.
-//! let encoder = HeaderFrameEncoder::new(Profile::SEED);
+//! let encoder = HeaderFrameEncoder::new(Profile::I32_LE);
 //! let mut wire = [0u8; 256];
 //! let a = encoder.encode_frame(&Reply { file_name: "a.txt" }, b"hello", &mut wire).unwrap();
 //! let b = encoder.encode_frame(&Reply { file_name: "b.txt" }, b"world", &mut wire[a..]).unwrap();
 //!
-//! let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+//! let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
 //! let mut input = &wire[..a + b];
 //! let mut bodies = heapless::Vec::<heapless::Vec<u8, 16>, 2>::new();
 //! loop {

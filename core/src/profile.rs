@@ -46,7 +46,7 @@ pub enum ByteOrder {
 /// body length.
 ///
 /// Every value of this type is valid: widths and orders are enums, and the body limit is any
-/// `u64`. [`Profile::SEED`] (also [`Profile::default`]) is byte-compatible with the seed's Python
+/// `u64`. [`Profile::I32_LE`] (also [`Profile::default`]) is byte-compatible with the seed's Python
 /// scripts: 4-byte little-endian signed prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Profile {
@@ -62,13 +62,15 @@ pub struct Profile {
 
 impl Default for Profile {
     fn default() -> Self {
-        Self::SEED
+        Self::I32_LE
     }
 }
 
 impl Profile {
-    /// The seed's profile: 4-byte little-endian signed prefix, no body limit.
-    pub const SEED: Profile = Profile {
+    /// A 4-byte little-endian signed prefix (Python's `struct.pack('<i')`, and `'i'` on the
+    /// little-endian machines the seed's scripts ran on), no body limit: the seed's framing,
+    /// and the default.
+    pub const I32_LE: Profile = Profile {
         width: PrefixWidth::Four,
         order: ByteOrder::Little,
         max_body_len: u64::MAX,
@@ -168,8 +170,8 @@ mod tests {
     fn prefix_golden_bytes() {
         // (profile, length, bytes): struct.pack('<h'/'<i'/'<q'/'>i', len)
         let table: [(Profile, u64, &[u8]); 5] = [
-            (Profile::SEED, 183346, &[0x32, 0xcc, 0x02, 0x00]),
-            (Profile::SEED, 5, &[5, 0, 0, 0]),
+            (Profile::I32_LE, 183346, &[0x32, 0xcc, 0x02, 0x00]),
+            (Profile::I32_LE, 5, &[5, 0, 0, 0]),
             (
                 Profile::new(PrefixWidth::Four, ByteOrder::Big),
                 5,
@@ -195,8 +197,11 @@ mod tests {
 
     #[test]
     fn negative_prefixes_read_as_negative() {
-        assert_eq!(Profile::SEED.read_prefix(&[0xff, 0xff, 0xff, 0xff]), -1);
-        assert_eq!(Profile::SEED.read_prefix(&[0, 0, 0, 0x80]), i32::MIN as i64);
+        assert_eq!(Profile::I32_LE.read_prefix(&[0xff, 0xff, 0xff, 0xff]), -1);
+        assert_eq!(
+            Profile::I32_LE.read_prefix(&[0, 0, 0, 0x80]),
+            i32::MIN as i64
+        );
         let two_be = Profile::new(PrefixWidth::Two, ByteOrder::Big);
         assert_eq!(two_be.read_prefix(&[0xff, 0xfe]), -2);
     }

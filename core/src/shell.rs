@@ -35,19 +35,19 @@ pub const SEED_COMMAND_READ: usize = 1024;
 
 /// Encodes output frames: the body's XXH3 rides in the header, so the receiver checks each chunk.
 pub const OUTPUT_ENCODER: HeaderFrameEncoder =
-    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Xxh3));
 
 /// Encodes exec requests: the command's XXH3 rides in the header, so that a command corrupted on
 /// the way (a serial line flips a bit) is refused by the server instead of run.
 pub const EXEC_ENCODER: HeaderFrameEncoder =
-    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Xxh3));
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Xxh3));
 
 /// Encodes frames with empty bodies (requests' heads, exit and error frames): no digest.
 pub use crate::PLAIN_ENCODER;
 
 /// Encodes seed-mode `json` replies: the body's real MD5, as the seed's header promised.
 pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
-    HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Md5));
 
 /// Longest working directory an exec request may name (`"cwd"`), in bytes: Linux's `PATH_MAX`.
 pub const MAX_CWD_LEN: usize = 4096;

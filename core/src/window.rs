@@ -154,7 +154,7 @@ mod tests {
     fn steps_hand_out_body_ranges_of_the_window() {
         let mut buf = [0u8; 8];
         let mut window = ReadWindow::new(&mut buf);
-        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
         assert_eq!(window.spare().len(), 8);
         // A whole 3-byte frame and the first byte of the next one fill the window.
         fill(&mut window, b"\x03\x00\x00\x00abc\x02");
@@ -192,7 +192,7 @@ mod tests {
     fn partly_consumed_window_keeps_its_room() {
         let mut buf = [0u8; 8];
         let mut window = ReadWindow::new(&mut buf);
-        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
         fill(&mut window, b"\x01\x00\x00\x00z");
         assert!(matches!(
             window.step(&mut decoder).unwrap(),

@@ -218,7 +218,7 @@ proptest! {
     ) {
         let (wire, bodies) = three_frames();
         let mut buf = vec![0u8; window];
-        let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+        let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
         let mut reader = blocking::FrameReader::new(ShortReads::new(&wire, &sizes), decoder, &mut buf);
         let log = blocking_events(&mut reader).unwrap();
         prop_assert_eq!(bodies_of(&log), bodies);
@@ -242,7 +242,7 @@ proptest! {
     ) {
         let (wire, bodies) = three_frames();
         let mut buf = vec![0u8; window];
-        let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+        let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
         let mut source = ShortReads::new(&wire, &sizes);
         source.pend_before_read = true;
         let mut reader = asynch::FrameReader::new(source, decoder, &mut buf);
@@ -303,7 +303,7 @@ fn eof_anywhere_in_a_frame() {
         let expected = expected_eof(k, header_len, body.len());
         for sizes in [&[1usize][..], &[3, 1, 7], &[1000]] {
             let mut buf = [0u8; 16];
-            let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+            let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
             let mut reader =
                 blocking::FrameReader::new(ShortReads::new(&wire, sizes), decoder, &mut buf);
             let got = blocking_events(&mut reader);
@@ -312,7 +312,7 @@ fn eof_anywhere_in_a_frame() {
                 Err(e) => assert_eq!(got.unwrap_err(), ReadError::Decode(e), "k = {k}"),
             }
             // The same through the async reader.
-            let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+            let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
             let mut reader =
                 asynch::FrameReader::new(ShortReads::new(&wire, sizes), decoder, &mut buf);
             let got: Result<Vec<Recorded>, _> = block_on(async {
@@ -334,23 +334,23 @@ fn eof_anywhere_in_a_frame() {
 fn clean_eof_and_errors() {
     // An empty stream is no frames at all.
     let mut buf = [0u8; 8];
-    let decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(&b""[..], decoder, &mut buf);
     assert!(matches!(reader.next_event(), Ok(None)));
     assert!(matches!(reader.read_frame(&mut [0; 4]), Ok(None)));
     // No room to read into.
-    let decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(&b"\x02\x00\x00\x00{}"[..], decoder, &mut []);
     assert!(matches!(reader.next_event(), Err(ReadError::BufferEmpty)));
     // The source's errors and the decoder's errors come through typed.
     let mut buf = [0u8; 8];
-    let decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(Failing { ok: 3 }, decoder, &mut buf);
     assert!(matches!(
         reader.next_event(),
         Err(ReadError::Io(embedded_io::ErrorKind::ConnectionReset))
     ));
-    let decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(&b"\xff\xff\xff\xff{}"[..], decoder, &mut buf);
     let err = reader.next_event().map(|_| ()).unwrap_err();
     assert_eq!(
@@ -363,7 +363,7 @@ fn clean_eof_and_errors() {
         Err(ReadError::Decode(DecodeError::Poisoned))
     ));
     let mut buf = [0u8; 8];
-    let decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let mut reader = asynch::FrameReader::new(&b"\xff\xff\xff\xff"[..], decoder, &mut buf);
     assert!(matches!(
         block_on(reader.next_event()),
@@ -375,7 +375,7 @@ fn clean_eof_and_errors() {
 fn read_frame_whole_frames() {
     let (wire, bodies) = three_frames();
     let mut buf = [0u8; 32];
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut reader =
         blocking::FrameReader::new(ShortReads::new(&wire, &[5, 64]), decoder, &mut buf);
     let mut body_out = [0u8; 1000];
@@ -391,7 +391,7 @@ fn read_frame_whole_frames() {
 
     // The same, async.
     let mut buf = [0u8; 32];
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut source = ShortReads::new(&wire, &[5, 64]);
     source.pend_before_read = true;
     let mut reader = asynch::FrameReader::new(source, decoder, &mut buf);
@@ -411,7 +411,7 @@ fn read_frame_whole_frames() {
 fn read_frame_refuses_a_body_larger_than_its_buffer() {
     let (wire, _) = three_frames();
     let mut buf = [0u8; 32];
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(&wire[..], decoder, &mut buf);
     let mut body_out = [0u8; 4];
     assert_eq!(
@@ -422,7 +422,7 @@ fn read_frame_refuses_a_body_larger_than_its_buffer() {
         })
     );
     let mut buf = [0u8; 32];
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut reader = asynch::FrameReader::new(&wire[..], decoder, &mut buf);
     assert_eq!(
         block_on(reader.read_frame(&mut body_out)).map(|_| ()),
@@ -438,7 +438,7 @@ fn read_frame_refuses_a_body_larger_than_its_buffer() {
 #[test]
 fn read_frame_after_the_head_was_taken() {
     let (wire, bodies) = three_frames();
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut buf = [0u8; 64];
     let mut reader = blocking::FrameReader::new(&wire[..], decoder, &mut buf);
     assert!(matches!(
@@ -474,7 +474,7 @@ fn read_frame_after_the_head_was_taken() {
         }
     );
 
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut buf = [0u8; 64];
     let mut reader = asynch::FrameReader::new(&wire[..], decoder, &mut buf);
     for _ in 0..2 {
@@ -497,7 +497,7 @@ fn read_frame_after_the_head_was_taken() {
 fn reader_parts_and_buffered_bytes() {
     let (wire, _) = three_frames();
     let mut buf = [0u8; 2048];
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut reader = blocking::FrameReader::new(&wire[..], decoder, &mut buf);
     let mut body_out = [0u8; 8];
     reader.read_frame(&mut body_out).unwrap().unwrap();
@@ -557,7 +557,7 @@ fn write_frame_matches_the_encoder() {
 #[test]
 fn write_plain_frame_matches_the_encoder() {
     for profile in [
-        Profile::SEED,
+        Profile::I32_LE,
         Profile::new(PrefixWidth::Two, ByteOrder::Big),
         Profile::new(PrefixWidth::Eight, ByteOrder::Little),
     ] {
@@ -609,7 +609,7 @@ fn write_frame_from_a_streamed_body() {
         assert_eq!(sink.bytes, expected);
         assert_eq!(digests, digest_of(both, &body));
         // A receiver computing the same digests agrees (the head carries none).
-        let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED).compute(both);
+        let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE).compute(both);
         let got: Vec<Frame> = frames(&record_all(&mut decoder, &sink.bytes).unwrap());
         assert_eq!(got[0].end.digests, digests);
         assert_eq!(got[0].body, body);

@@ -99,7 +99,7 @@ fn decode_one<const CAP: usize>(decoder: &mut FrameDecoder<CAP>, wire: &[u8]) ->
 fn seed_shell_reply() {
     let wire = unhex(SEED_SHELL_REPLY);
     assert_eq!(&wire[..4], &65i32.to_le_bytes());
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &wire);
     assert_eq!(
         frame.info,
@@ -128,7 +128,7 @@ fn seed_shell_reply() {
 
 #[test]
 fn shell_reply_with_a_real_md5() {
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(SHELL_REPLY_REAL_MD5));
     assert_eq!(frame.body, b"hello world");
     assert_eq!(
@@ -149,7 +149,7 @@ fn shell_reply_with_a_real_md5() {
 
 #[test]
 fn seed_upload_with_chinese_folder() {
-    let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(SEED_UPLOAD));
     assert_eq!(frame.info.header_len, 110);
     assert_eq!(frame.body, b"12345");
@@ -167,7 +167,7 @@ fn seed_upload_with_chinese_folder() {
     );
 
     // `ensure_ascii=False` sends the same text as raw UTF-8: same result.
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(SEED_UPLOAD_RAW_UTF8));
     assert_eq!(frame.body, b"12345");
     // This header leaves 33 bytes of the 128 spare, too few to unescape the 38-byte path into:
@@ -187,7 +187,7 @@ fn seed_upload_with_chinese_folder() {
     );
 
     // Before the size is filled in: `null` means no body.
-    let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(SEED_UPLOAD_SIZE_NONE));
     assert_eq!(frame.info.body_len, 0);
     let upload: Upload = decoder.header().unwrap();
@@ -197,7 +197,7 @@ fn seed_upload_with_chinese_folder() {
 
 #[test]
 fn emoji_filename_from_a_surrogate_pair() {
-    let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(EMOJI_UPLOAD));
     assert_eq!(frame.body, [0xff, 0xd8, 0xff]);
     // No escape is left after normalising, so a borrowed `&str` field works.
@@ -216,30 +216,30 @@ fn emoji_filename_from_a_surrogate_pair() {
 #[test]
 fn seed_hello_world_plain_frames_separate() {
     let wire = unhex(SEED_PLAIN_HELLO_WORLD);
-    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
     let found = frames(&record_all(&mut decoder, &wire).unwrap());
     let bodies: Vec<&[u8]> = found.iter().map(|f| f.body.as_slice()).collect();
     assert_eq!(bodies, [&b"hello"[..], b"world"]);
     // The seed's `struct.pack('i', 183346)` example.
     let mut prefix = [0u8; 4];
-    Profile::SEED.write_prefix(183_346, &mut prefix).unwrap();
+    Profile::I32_LE.write_prefix(183_346, &mut prefix).unwrap();
     assert_eq!(prefix, *unhex("32cc0200"));
 }
 
 #[test]
 fn seed_plain_reply() {
-    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<0>::plain_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &unhex(SEED_PLAIN_REPLY));
     assert_eq!(frame.body, b"hello world");
     assert_eq!(frame.info.header_len, 0);
     let mut out = [0u8; 32];
-    let n = encode_plain_frame(&Profile::SEED, b"hello world", &mut out).unwrap();
+    let n = encode_plain_frame(&Profile::I32_LE, b"hello world", &mut out).unwrap();
     assert_eq!(out[..n], *unhex(SEED_PLAIN_REPLY));
 }
 
 #[test]
 fn python_lone_surrogate_is_refused_with_a_typed_error() {
-    let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
     let err = record_all(&mut decoder, &unhex(PYTHON_UNDECODABLE_NAME)).unwrap_err();
     assert_eq!(
         err,
@@ -264,7 +264,7 @@ fn all_seed_frames_in_one_stream_byte_by_byte() {
     ] {
         wire.extend(unhex(hex));
     }
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     let mut log = Vec::new();
     for b in &wire {
         record(&mut decoder, std::slice::from_ref(b), &mut log).unwrap();
@@ -370,7 +370,7 @@ fn encoder_exact_bytes() {
     };
     let mut out = [0u8; 256];
     // No digest: `{"file_name":"f1.txt","total_size":11}`.
-    let plain = HeaderFrameEncoder::new(Profile::SEED).checksum(None);
+    let plain = HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
     let n = plain.encode_frame(&reply, body, &mut out).unwrap();
     let expected = unhex(
         "260000007b2266696c655f6e616d65223a2266312e747874222c22746f74616c
@@ -426,7 +426,7 @@ fn encoder_exact_bytes() {
 #[test]
 fn encoder_exact_bytes_with_md5() {
     let encoder =
-        HeaderFrameEncoder::new(Profile::SEED).checksum(Some(unstick_core::Algorithm::Md5));
+        HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(unstick_core::Algorithm::Md5));
     let mut out = [0u8; 256];
     let n = encoder
         .encode_frame(
@@ -443,7 +443,7 @@ fn encoder_exact_bytes_with_md5() {
          3039336362323262623866356163646333227d68656c6c6f20776f726c64",
     );
     assert_eq!(out[..n], *expected);
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     assert_eq!(
         decode_one(&mut decoder, &out[..n]).end.md5,
         Verdict::Verified
@@ -472,7 +472,7 @@ fn encoder_exact_bytes_with_xxh3_by_default() {
          303061393962383737356363313562366337227d68656c6c6f20776f726c64",
     );
     assert_eq!(out[..n], *expected);
-    let mut decoder = FrameDecoder::<128>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
     let frame = decode_one(&mut decoder, &out[..n]);
     assert_eq!(frame.end.xxh3, Verdict::Verified);
     assert_eq!(frame.end.md5, Verdict::Absent);

@@ -9,7 +9,7 @@ use unstick_core::{Event, FrameDecoder, HeaderError, Profile};
 fn decoder_with<const CAP: usize>(json: &[u8]) -> FrameDecoder<CAP> {
     let mut wire = (json.len() as i32).to_le_bytes().to_vec();
     wire.extend_from_slice(json);
-    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::I32_LE);
     let (used, event) = decoder.feed(&wire).unwrap();
     assert_eq!(used, wire.len());
     assert!(matches!(event, Event::Head(_)), "{event:?}");
@@ -171,7 +171,7 @@ fn tiny_capacities() {
 
 #[test]
 fn no_header_for_plain_frames_or_before_one() {
-    let mut decoder = FrameDecoder::<64>::plain_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<64>::plain_frames(Profile::I32_LE);
     assert_eq!(decoder.header::<Owned>(), Err(HeaderError::NoHeader));
     decoder.feed(b"\x02\x00\x00\x00{}").unwrap();
     assert_eq!(decoder.header::<Owned>(), Err(HeaderError::NoHeader));

@@ -41,7 +41,7 @@ fn problem(offset: usize, problem: JsonProblem) -> Result<u64, DecodeError> {
 
 fn check_table(table: &[(&[u8], Result<u64, DecodeError>)]) {
     for (json, expected) in table {
-        let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
         assert_eq!(
             outcome(&mut decoder, json),
             *expected,
@@ -69,7 +69,7 @@ fn nested(open: &[u8], close: &[u8], n: usize) -> Vec<u8> {
 fn deep_nesting_is_a_typed_error_not_a_stack_overflow() {
     // 100,000 arrays deep in an ignored member, in a decoder large enough to buffer it all.
     const CAP: usize = 256 * 1024;
-    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::SEED));
+    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::I32_LE));
     let json = nested(b"[", b"]", 100_000);
     assert!(json.len() < CAP);
     // The header object is level 1, so the 32nd '[' is one too many.
@@ -80,7 +80,7 @@ fn deep_nesting_is_a_typed_error_not_a_stack_overflow() {
     );
 
     // Objects nest the same way.
-    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::SEED));
+    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::I32_LE));
     let json = nested(b"{\"a\":", b"}", 40_000);
     let at = 11 + 5 * (MAX_DEPTH - 1);
     assert_eq!(
@@ -89,13 +89,13 @@ fn deep_nesting_is_a_typed_error_not_a_stack_overflow() {
     );
 
     // Exactly the limit is fine, and the members after it are still read.
-    let mut decoder = FrameDecoder::<1024>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<1024>::header_frames(Profile::I32_LE);
     assert_eq!(
         outcome(&mut decoder, &nested(b"[", b"]", MAX_DEPTH - 1)),
         Ok(1)
     );
     // Unclosed nesting to the end of the header is truncated, however deep.
-    let mut decoder = FrameDecoder::<1024>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<1024>::header_frames(Profile::I32_LE);
     assert_eq!(
         outcome(&mut decoder, b"{\"a\":[[[[[[[[[["),
         problem(15, JsonProblem::Truncated)
@@ -145,7 +145,7 @@ fn huge_numbers() {
     ]);
     // A number of a hundred thousand digits is refused without trouble.
     const CAP: usize = 128 * 1024;
-    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::SEED));
+    let mut decoder = Box::new(FrameDecoder::<CAP>::header_frames(Profile::I32_LE));
     let mut json = b"{\"n\":".to_vec();
     json.resize(5 + 100_000, b'7');
     json.push(b'}');
@@ -330,7 +330,7 @@ fn random_garbage_never_panics() {
         for b in 0..=255u8 {
             let mut json = base.to_vec();
             json[i] = b;
-            let mut decoder = FrameDecoder::<64>::header_frames(Profile::SEED);
+            let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
             let _ = record_all(&mut decoder, &frame(&json));
             let _ = decoder.header::<serde::de::IgnoredAny>();
         }

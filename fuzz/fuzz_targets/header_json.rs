@@ -46,7 +46,7 @@ fuzz_target!(|header: &[u8]| {
         return;
     }
 
-    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::I32_LE);
     match decoder.feed(&frame) {
         Ok((used, Event::Head(_))) => {
             assert_eq!(used, frame.len());

@@ -41,7 +41,7 @@ fn header_views(header: &[u8]) {
     let mut frame = Vec::with_capacity(4 + header.len());
     frame.extend_from_slice(&(header.len() as i32).to_le_bytes());
     frame.extend_from_slice(header);
-    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<CAP>::header_frames(Profile::I32_LE);
     let Ok((_, Event::Head(_))) = decoder.feed(&frame) else {
         return;
     };
@@ -79,7 +79,7 @@ where
     let Ok(n) = PLAIN_ENCODER.encode_frame(view, b"", &mut buf) else {
         return; // A view whose escapes do not fit the buffer.
     };
-    let mut decoder = FrameDecoder::<{ 4 * CAP }>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<{ 4 * CAP }>::header_frames(Profile::I32_LE);
     let Ok((_, Event::Head(_))) = decoder.feed(&buf[..n]) else {
         panic!("an encoded view does not decode: {view:?}");
     };

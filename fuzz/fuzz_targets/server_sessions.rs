@@ -78,7 +78,7 @@ struct Sent {
 impl Sent {
     fn new(framed: bool) -> Self {
         Sent {
-            decoder: framed.then(|| Box::new(FrameDecoder::header_frames(Profile::SEED))),
+            decoder: framed.then(|| Box::new(FrameDecoder::header_frames(Profile::I32_LE))),
         }
     }
 
@@ -506,7 +506,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     };
     let mut shadow = Shadow {
         decoder: Box::new(FrameDecoder::header_frames(
-            Profile::SEED.with_max_body_len(max_file_size),
+            Profile::I32_LE.with_max_body_len(max_file_size),
         )),
         heads: [None, None],
         broken: false,

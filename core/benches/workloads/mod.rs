@@ -40,7 +40,7 @@ pub fn plain_wire() -> Vec<u8> {
     let mut payload = [0u8; PLAIN_PAYLOAD];
     for (i, frame) in wire.chunks_exact_mut(frame_len).enumerate() {
         payload.fill(i as u8);
-        encode_plain_frame(&Profile::SEED, &payload, frame).expect("frame fits");
+        encode_plain_frame(&Profile::I32_LE, &payload, frame).expect("frame fits");
     }
     wire
 }
@@ -79,7 +79,7 @@ fn decode_all<const CAP: usize>(
 /// returns the frame count.
 pub fn plain_unstick(wire: &[u8], step: usize) -> usize {
     decode_all(
-        FrameDecoder::<0>::plain_frames(Profile::SEED),
+        FrameDecoder::<0>::plain_frames(Profile::I32_LE),
         wire,
         step,
         |_| {},
@@ -137,7 +137,7 @@ pub struct FileHeader<'a> {
 /// `HEADER_FRAMES` header frames with a ~120-byte JSON header and a `HEADER_BODY`-byte body, and
 /// the JSON text of the first frame's header.
 pub fn header_wire(checksum: Option<Algorithm>) -> (Vec<u8>, Vec<u8>) {
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(checksum);
+    let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(checksum);
     let mut wire = Vec::new();
     let mut frame = [0u8; 512];
     let mut first_header = Vec::new();
@@ -164,7 +164,7 @@ pub fn header_wire(checksum: Option<Algorithm>) -> (Vec<u8>, Vec<u8>) {
 /// Decodes every header frame in `wire`, fed `step` bytes per call, deserializing each header
 /// into [`FileHeader`]; returns the frame count.
 pub fn header_unstick(wire: &[u8], step: usize) -> usize {
-    let decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     decode_all(decoder, wire, step, |decoder| {
         let header: FileHeader<'_> = decoder.header().expect("typed header");
         black_box(&header);
@@ -179,7 +179,7 @@ pub fn header_serde_json(json: &[u8]) -> FileHeader<'_> {
 /// `BULK_BODIES` header frames of `BULK_BODY` bytes each, declaring `checksum` (if any), and
 /// where in the wire each body starts.
 pub fn bulk_wire(checksum: Option<Algorithm>) -> (Vec<u8>, Vec<usize>) {
-    let encoder = HeaderFrameEncoder::new(Profile::SEED).checksum(checksum);
+    let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(checksum);
     let mut wire = Vec::with_capacity(BULK_BODIES * (BULK_BODY + 128));
     let mut head = [0u8; 256];
     let mut body = vec![0u8; BULK_BODY];
@@ -208,7 +208,7 @@ pub fn bulk_wire(checksum: Option<Algorithm>) -> (Vec<u8>, Vec<usize>) {
 /// A receiver writing every body into `sink` (one body's worth, reused), reading `wire` in
 /// `BULK_READ`-byte pieces through the decoder; returns the body bytes written.
 pub fn bulk_unstick(wire: &[u8], sink: &mut [u8]) -> u64 {
-    let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut offset = 0;
     let mut written = 0u64;
     for piece in wire.chunks(BULK_READ) {

@@ -523,7 +523,7 @@ struct SeedHeader<'a> {
 }
 
 /// The seed's upload encoder: `"filesize"`, no digest.
-const SEED_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::SEED)
+const SEED_ENCODER: HeaderFrameEncoder = HeaderFrameEncoder::new(Profile::I32_LE)
     .checksum(None)
     .size_field(SizeField::Filesize);
 
@@ -684,7 +684,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
     pub fn new() -> Self {
         let () = Self::OUT_FITS;
         FileClientSession {
-            decoder: FrameDecoder::header_frames(Profile::SEED),
+            decoder: FrameDecoder::header_frames(Profile::I32_LE),
             outbox: Outbox::new(),
             state: State::Idle,
             algorithm: Algorithm::Xxh3,

@@ -488,7 +488,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                 "PATH must hold any path a header of CAP bytes can carry, up to MAX_PATH_LEN"
             );
         }
-        let profile = Profile::SEED.with_max_body_len(rules.max_file_size);
+        let profile = Profile::I32_LE.with_max_body_len(rules.max_file_size);
         FileServerSession {
             rules,
             names: NameRules::Portable,
@@ -2483,7 +2483,7 @@ mod tests {
         let (seen, _) = serve(OPEN, &wire, 4);
         assert_eq!(seen.last(), Some(&Seen::Closed));
         assert!(seen.contains(&Seen::Acted("KeepPartial".into())));
-        let seed = HeaderFrameEncoder::new(Profile::SEED).checksum(Some(Algorithm::Md5));
+        let seed = HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Md5));
         #[derive(serde::Serialize)]
         struct SeedHead<'a> {
             filepath: &'a str,

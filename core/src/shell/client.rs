@@ -311,7 +311,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
     /// A session for a new connection, with no command in flight.
     pub fn new() -> Self {
         ShellClientSession {
-            decoder: FrameDecoder::header_frames(Profile::SEED),
+            decoder: FrameDecoder::header_frames(Profile::I32_LE),
             outbox: Outbox::new(),
             state: State::Idle,
             reply: ReplyTimer::new(None),
@@ -563,7 +563,7 @@ impl<const CAP: usize> SeedClientSession<CAP> {
     /// A session for a new connection.
     pub fn new() -> Self {
         SeedClientSession {
-            decoder: FrameDecoder::header_frames(Profile::SEED),
+            decoder: FrameDecoder::header_frames(Profile::I32_LE),
             outbox: Outbox::new(),
             state: SeedState::Idle,
             reply: ReplyTimer::new(None),

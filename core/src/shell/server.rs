@@ -200,7 +200,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         ShellServerSession {
             rules,
             dialect,
-            decoder: FrameDecoder::header_frames(Profile::SEED),
+            decoder: FrameDecoder::header_frames(Profile::I32_LE),
             command,
             command_len: 0,
             cwd_len: 0,
@@ -954,7 +954,7 @@ pub fn encode_seed_reply_head(
             };
             SEED_REPLY_ENCODER.encode_head_for(&header, body, out)
         }
-        SeedFormat::Size => crate::encode_plain_head(&Profile::SEED, body.len() as u64, out),
+        SeedFormat::Size => crate::encode_plain_head(&Profile::I32_LE, body.len() as u64, out),
         SeedFormat::Raw => Ok(0),
     }
 }

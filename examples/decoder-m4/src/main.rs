@@ -76,7 +76,7 @@ fn main() -> ! {
         ptr::write_volatile(register(BAUDDIV), 16);
         ptr::write_volatile(register(CTRL), 0b11);
     }
-    let mut decoder = FrameDecoder::<256>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<256>::header_frames(Profile::I32_LE);
     let mut named = 0u32;
     loop {
         let byte = [read_byte()];

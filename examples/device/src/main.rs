@@ -154,7 +154,7 @@ struct RouteView {
 /// is, so that its decoder is off the stack before a session is on it.
 #[inline(never)]
 fn peek(head: &[u8]) -> Peek {
-    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::I32_LE);
     let Ok((_, Event::Head(info))) = decoder.feed(head) else {
         return Peek::Other { upload_size: 0 };
     };

@@ -154,7 +154,7 @@ fn flip_image_byte(stream: &mut [u8]) -> bool {
 /// Receives every frame of `stream`, each into where it belongs.
 fn receive(stream: &[u8], flash: &mut Flash) -> Tally {
     let mut buf = [0u8; 96];
-    let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+    let decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::I32_LE);
     let mut reader = FrameReader::new(stream, decoder, &mut buf);
     let mut tally = Tally {
         verified: 0,

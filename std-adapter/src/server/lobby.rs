@@ -1181,7 +1181,7 @@ pub fn framed_request_complete(received: &[u8]) -> bool {
     if received.len() >= MAX_RECEIVED {
         return true;
     }
-    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::SEED);
+    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::I32_LE);
     let mut input = received;
     loop {
         match decoder.feed(input) {

@@ -152,7 +152,7 @@ mod tests {
         send_error(&mut out, ErrorCode::BadPath, &message).expect("error frame written");
         let wire = out.into_inner();
 
-        let mut decoder = FrameDecoder::<16384>::header_frames(Profile::SEED);
+        let mut decoder = FrameDecoder::<16384>::header_frames(Profile::I32_LE);
         let (used, event) = decoder.feed(&wire).expect("valid frame");
         assert_eq!(used, wire.len());
         assert!(matches!(event, Event::Head(info) if info.body_len == 0));
