@@ -79,16 +79,17 @@ impl Inbox {
         &self.buf[self.unread.clone()]
     }
 
-    /// Reads once from `stream`, waiting at most until `deadline`. `Ok(0)` is the end of the
-    /// stream.
+    /// Reads once from `stream`, waiting at most until `deadline`, or for `limit` without one.
+    /// `Ok(0)` is the end of the stream.
     fn fill(
         &mut self,
         stream: &mut impl TimedRead,
         deadline: Option<Instant>,
+        limit: Option<Duration>,
     ) -> io::Result<usize> {
         debug_assert!(self.unread.is_empty(), "a read over unread bytes");
         loop {
-            match stream.read_within(&mut self.buf, wait_until(deadline)) {
+            match stream.read_within(&mut self.buf, wait_until(deadline).or(limit)) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
                 Ok(n) => {
@@ -181,7 +182,7 @@ where
             continue;
         }
         let deadline = session.poll_timeout(now());
-        match inbox.fill(out.stream, deadline) {
+        match inbox.fill(out.stream, deadline, None) {
             Ok(0) => {
                 let Ok(_) = session.handle_eof();
             }
@@ -210,11 +211,14 @@ pub(crate) enum ReplyFailure<E> {
 
 /// Drives a client's `session` through one reply from `stream`, reading into `inbox`: hands
 /// every piece it gives to `on_received` until that returns a value; `fail` words why there is
-/// none. Reads wait no longer than the session's deadline (its reply timeout), when it has one.
+/// none. Reads wait no longer than the session's deadline (its reply timeout), when it has one,
+/// else no longer than `read_limit` (say, after sending broke off, when the session still
+/// counts the host's turn as unfinished and owes no deadline).
 pub(crate) fn await_reply<T, S, R, F>(
     session: &mut T,
     stream: &mut S,
     inbox: &mut Inbox,
+    read_limit: Option<Duration>,
     mut on_received: impl FnMut(&mut T, T::Received<'_>) -> Result<Option<R>, F>,
     fail: impl Fn(ReplyFailure<T::Error>) -> F,
 ) -> Result<R, F>
@@ -236,7 +240,7 @@ where
             continue;
         }
         let deadline = session.poll_timeout(now());
-        match inbox.fill(stream, deadline) {
+        match inbox.fill(stream, deadline, read_limit) {
             Ok(0) => {
                 let last = session
                     .handle_eof()

@@ -86,6 +86,7 @@ pub fn request_info(
         &mut *session,
         link,
         &mut inbox,
+        Some(reply_timeout),
         |_, Replied| Ok(Some(())),
         |failure| match failure {
             ReplyFailure::Session(e) => InfoRequestError::Reply(Box::new(e)),

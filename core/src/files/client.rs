@@ -935,6 +935,8 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             return Err(SessionError::OutboxFull.into());
         }
         self.hasher.update(chunk);
+        // The host's turn: the server owes nothing until the local data is all handed over.
+        self.reply.end();
         if send {
             self.outbox.push_body(chunk.len());
         }
@@ -1093,10 +1095,14 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
     fn begin(&mut self, algorithm: Algorithm) {
         self.algorithm = algorithm;
         self.hasher = BodyHasher::new(Algorithms::only(algorithm));
+        // No wait of an earlier operation carries over: this one's starts once its request is
+        // out.
+        self.reply.end();
     }
 
     fn begin_unhashed(&mut self) {
         self.hasher = BodyHasher::new(Algorithms::NONE);
+        self.reply.end();
     }
 
     /// Starts a request that is answered by frames without bodies.
@@ -2592,5 +2598,38 @@ mod tests {
         patient.stat("a", RequestOptions::default()).unwrap();
         while patient.poll_transmit(&mut out).is_some() {}
         assert_eq!(patient.poll_timeout(ms(0)), None);
+    }
+
+    #[test]
+    fn each_operation_times_its_own_reply_whatever_came_before() {
+        let ms = Instant::from_millis;
+        let mut s = FileClientSession::<1024, 1024>::new();
+        let mut out = [0u8; 1024];
+        s.stat("a", RequestOptions::default()).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        assert_eq!(s.poll_timeout(ms(0)), Some(ms(60_000)));
+        let reply: StatReply<&str> = StatReply {
+            op: FileOp::Stat,
+            exists: false,
+            kind: None,
+            size: None,
+            mtime: None,
+            partial_size: 0,
+        };
+        let mut wire = [0u8; 256];
+        let n = PLAIN_ENCODER.encode_frame(&reply, b"", &mut wire).unwrap();
+        let (_, event) = s.handle_input(ms(10), &wire[..n]).unwrap();
+        assert!(matches!(event, Some(ClientEvent::Stat(_))));
+        // No poll_timeout in between (a host need not ask while it has no reply to wait for):
+        // an upload started five minutes later, 10 bytes, sent over two minutes.
+        s.put("f", 10, RequestOptions::default(), false).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        s.handle_local_data(&[0u8; 5]).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        s.handle_local_data(&[0u8; 5]).unwrap();
+        while s.poll_transmit(&mut out).is_some() {}
+        // The wait for `stored` starts when the host next asks, not at the stat's reply.
+        assert_eq!(s.poll_timeout(ms(420_000)), Some(ms(480_000)));
+        assert_eq!(s.handle_timeout(ms(420_001)), Ok(()));
     }
 }

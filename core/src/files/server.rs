@@ -643,6 +643,9 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                             Ok(_) => {}
                             Err(e) => self.framing_failed(e),
                         }
+                        // Writing the chunk is the host's turn: the client's silence is timed
+                        // from its end.
+                        self.wait = Wait::Starting;
                         return (used, Some(chunk));
                     }
                 }

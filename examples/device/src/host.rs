@@ -82,8 +82,11 @@ where
         }
         match link.fill_until(session.poll_timeout(now)) {
             Fill::Bytes => {}
+            // The session's deadline passed with the line silent: the link has dropped the
+            // request and told the client (a notice), so the request ends as a torn one does,
+            // with nothing more sent on it (a torn upload is kept for a resume).
             Fill::Silent => {
-                let Ok(()) = session.handle_timeout(link.now());
+                let Ok(_) = session.handle_eof();
             }
             Fill::Interrupted => {
                 work.interrupted();

@@ -545,6 +545,7 @@ impl FileClient {
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
+            Some(self.options.timeout),
             |_, event| match event {
                 ClientEvent::Refused(refusal) => Err(ClientError::Server {
                     code: refusal.code.as_str().to_owned(),

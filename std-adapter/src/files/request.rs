@@ -192,8 +192,10 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
             None => Err(io::Error::other("no upload is staged")),
         };
         if let Err(e) = written {
+            // After the session refused the upload already (its last bytes failed their
+            // digest), the failure changes nothing: that refusal is on its way.
             let refusal = storage_refusal(&e, session.path());
-            reported(session.handle_write_failed(refusal))?;
+            let _ = session.handle_write_failed(refusal);
         }
         Ok(())
     }
@@ -202,11 +204,7 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
     /// ended: before its answer leaves, so that a failed upload's staging file is gone (or kept
     /// for a resume) by the time the client reads why.
     fn record(&mut self, session: &Session<'s>, event: ServerEvent<Completed>) {
-        if session.answered() != self.answered {
-            self.answered = session.answered();
-            self.staging = None;
-            self.open = None;
-        }
+        self.let_go_if_answered(session);
         match event {
             ServerEvent::Refused(refusal) => {
                 log_refusal("ftp", self.peer, &refusal);
@@ -224,6 +222,17 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
 }
 
 impl FileWork<'_> {
+    /// Lets go of the files of a request that was answered: before its answer leaves, so that
+    /// a failed upload's staging file is gone (or kept for a resume) by the time the client
+    /// reads why.
+    fn let_go_if_answered(&mut self, session: &Session<'_>) {
+        if session.answered() != self.answered {
+            self.answered = session.answered();
+            self.staging = None;
+            self.open = None;
+        }
+    }
+
     fn read_file(
         &mut self,
         out: &mut Outlet<'_, ClientSocket>,
@@ -250,9 +259,11 @@ impl FileWork<'_> {
         };
         match read {
             Ok(n) if n > 0 => {
-                let chunk = &self.file_buf[..n];
-                reported(session.handle_file_data(chunk))?;
-                out.send(session, chunk).map_err(|_| Closed)
+                reported(session.handle_file_data(&self.file_buf[..n]))?;
+                // A resume's prefix that does not match ends the request here: its staging
+                // file goes before the refusal does.
+                self.let_go_if_answered(session);
+                out.send(session, &self.file_buf[..n]).map_err(|_| Closed)
             }
             Ok(_) => {
                 let refusal = Refusal::new(

@@ -401,6 +401,7 @@ impl ShellClient {
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
+            None,
             |_, reply| match reply {
                 ShellReply::Output { stream, bytes } => sink
                     .write_output(stream, bytes)
@@ -485,6 +486,7 @@ impl SeedShellClient {
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
+            None,
             |_, reply| match reply {
                 SeedReply::Output(bytes) => out
                     .write_all(bytes)
