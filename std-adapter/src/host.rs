@@ -13,6 +13,7 @@ use std::time::Duration;
 use unstick_core::session::Session;
 use unstick_core::time::Instant;
 
+use crate::server::{ClientKind, Connection, Handback};
 use crate::transmit::send_transmits;
 
 /// The process's monotonic clock as the sessions see it: milliseconds since its first reading.
@@ -195,6 +196,24 @@ where
                 let Ok(_) = session.handle_eof();
             }
         }
+    }
+}
+
+/// The connection of a request [`serve_request`] served, handed back to the lobby: with what
+/// the client sent beyond the request, and whether a token was refused; closed when `served`
+/// says so.
+pub(crate) fn hand_back(
+    mut conn: Connection<ClientKind>,
+    inbox: &Inbox,
+    token_refused: bool,
+    served: Result<(), Closed>,
+) -> Handback<ClientKind> {
+    conn.received = inbox.unread().to_vec();
+    conn.token_refused = token_refused;
+    conn.requests += 1;
+    match served {
+        Ok(()) => Handback::Wait(conn),
+        Err(Closed) => Handback::Close(conn),
     }
 }
 

@@ -23,7 +23,7 @@ use super::name::{RemotePath, SERVER_NAME_RULES, name_text};
 use super::staging::{Resumable, StageError, Staging};
 use super::storage::storage_refusal;
 use super::tree::{Dir, file_meta, partial_name};
-use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
+use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, serve_request};
 use crate::server::{
     ClientKind, ClientSocket, Connection, HEADER_CAP, Handback, endpoint_info, log_refusal,
 };
@@ -66,15 +66,8 @@ pub(super) fn serve_file_request(
         token_refused: false,
     };
     let mut out = Outlet::new(&mut conn.stream);
-    let close = serve_request(&mut session, &mut out, &mut inbox, &mut work).is_err();
-    conn.received = inbox.unread().to_vec();
-    conn.token_refused = work.token_refused;
-    conn.requests += 1;
-    if close {
-        Handback::Close(conn)
-    } else {
-        Handback::Wait(conn)
-    }
+    let served = serve_request(&mut session, &mut out, &mut inbox, &mut work);
+    hand_back(conn, &inbox, work.token_refused, served)
 }
 
 /// What the file server says of itself in an info reply beyond its session's limits: its

@@ -17,7 +17,7 @@ use super::process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError, RunOutcome,
     RunningCommands, Termination, run_command,
 };
-use crate::host::{Closed, Inbox, Outlet, RequestWork, serve_request};
+use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, serve_request};
 use crate::server::{
     ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, endpoint_info,
     log_refusal,
@@ -70,17 +70,10 @@ pub(super) fn serve_shell_request(
         token_refused: false,
     };
     let mut out = Outlet::new(&mut conn.stream);
-    let close = serve_request(&mut session, &mut out, &mut inbox, &mut work).is_err();
+    let served = serve_request(&mut session, &mut out, &mut inbox, &mut work);
     drop(session);
     COMMAND_BUFFER.set(command);
-    conn.received = inbox.unread().to_vec();
-    conn.token_refused = work.token_refused;
-    conn.requests += 1;
-    if close {
-        Handback::Close(conn)
-    } else {
-        Handback::Wait(conn)
-    }
+    hand_back(conn, &inbox, work.token_refused, served)
 }
 
 std::thread_local! {
