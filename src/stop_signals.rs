@@ -110,7 +110,7 @@ mod windows {
     /// handled once passed on. Windows ends the process when the handler of a closing console
     /// or a shutdown returns (or after some seconds), so that handler waits instead, giving
     /// the graceful stop the time Windows grants.
-    unsafe extern "system" fn on_console_event(event: u32) -> BOOL {
+    extern "system" fn on_console_event(event: u32) -> BOOL {
         let (name, wait) = match event {
             CTRL_C_EVENT => ("Ctrl-C", false),
             CTRL_BREAK_EVENT => ("Ctrl-Break", false),

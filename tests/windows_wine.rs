@@ -178,6 +178,22 @@ fn the_file_server_keeps_its_promises_on_windows() {
         "{listing}"
     );
 
+    // Directories, moves and removals: handle-relative renames and POSIX-semantics deletes.
+    ok(ftp(&["mkdir", "kept"]));
+    ok(ftp(&["mv", "one.bin", "kept/moved.bin"]));
+    assert!(!root.join("one.bin").exists());
+    let one = fs::read(cwd.join("one.bin")).unwrap();
+    assert!(fs::read(root.join("kept").join("moved.bin")).unwrap() == one);
+    let refused = ftp(&["rm", "kept"]);
+    assert!(
+        !refused.status.success(),
+        "a directory with a file in it was removed"
+    );
+    ok(ftp(&["rm", "kept/moved.bin"]));
+    ok(ftp(&["rm", "kept"]));
+    assert!(!root.join("kept").exists());
+    ok(ftp(&["put", "one.bin"]));
+
     // Atomic: an upload whose digest does not match leaves the stored file as it was.
     let before = fs::read(root.join("big.bin")).unwrap();
     {

@@ -81,18 +81,8 @@ const UTF8_CODE_PAGE: u32 = 65001;
 /// The code page commands write their output in, on Windows.
 #[cfg(windows)]
 fn system_code_page() -> Option<u32> {
-    use windows_sys::Win32::Globalization::GetOEMCP;
-    use windows_sys::Win32::System::Console::GetConsoleOutputCP;
-    // SAFETY: both calls take nothing and return a number; GetConsoleOutputCP returns 0 when
-    // this process has no console.
-    let console = unsafe { GetConsoleOutputCP() };
-    // SAFETY: as above.
-    let code_page = if console != 0 {
-        console
-    } else {
-        unsafe { GetOEMCP() }
-    };
-    Some(code_page)
+    let (console, oem) = super::process::code_pages();
+    Some(console.unwrap_or(oem))
 }
 
 /// Unix commands write UTF-8 text, or whatever their locale says: there is no code page.

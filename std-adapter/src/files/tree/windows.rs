@@ -47,12 +47,12 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ACCESS_RIGHTS, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY,
     FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_DISPOSITION_FLAG_DELETE, FILE_DISPOSITION_FLAG_POSIX_SEMANTICS, FILE_DISPOSITION_INFO,
-    FILE_DISPOSITION_INFO_EX, FILE_FLAG_BACKUP_SEMANTICS, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
-    FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_RENAME_INFO,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FileIdBothDirectoryInfo,
+    FILE_DISPOSITION_FLAG_DELETE, FILE_DISPOSITION_FLAG_POSIX_SEMANTICS, FILE_DISPOSITION_INFO_EX,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO,
+    FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_RENAME_INFO, FILE_SHARE_DELETE,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FileIdBothDirectoryInfo,
     FileIdBothDirectoryRestartInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
-    LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, ReOpenFile, SYNCHRONIZE,
+    LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, SYNCHRONIZE,
 };
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
 
@@ -118,8 +118,7 @@ fn status_error(status: NTSTATUS) -> io::Error {
 
 /// `BY_HANDLE_FILE_INFORMATION` of an open handle.
 fn handle_info(handle: HANDLE) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
-    // SAFETY: plain data, all-zero is a valid value that the call overwrites.
-    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
     // SAFETY: `handle` is open for the duration of the call and `info` a valid out-pointer.
     if unsafe { GetFileInformationByHandle(handle, &mut info) } == 0 {
         return Err(io::Error::last_os_error());
@@ -218,14 +217,14 @@ impl Dir {
             SecurityDescriptor: std::ptr::null(),
             SecurityQualityOfService: std::ptr::null(),
         };
-        // SAFETY: zeroed IO_STATUS_BLOCK is valid; the call overwrites it.
-        let mut io_status: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+        let mut io_status = IO_STATUS_BLOCK::default();
         let mut handle: HANDLE = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the duration of the call: `object_name` borrows
         // `name`, `attributes` borrows `object_name` and our open directory handle; `handle` and
-        // `io_status` are out-pointers; no extended attributes are passed.
-        let status = unsafe {
-            NtCreateFile(
+        // `io_status` are out-pointers; no extended attributes are passed. A successful call
+        // wrote a fresh handle that nobody else owns, which is taken into an `OwnedHandle`.
+        let handle = unsafe {
+            let status = NtCreateFile(
                 &mut handle,
                 access | SYNCHRONIZE,
                 &attributes,
@@ -237,13 +236,12 @@ impl Dir {
                 options | FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT,
                 std::ptr::null(),
                 0,
-            )
+            );
+            if status < 0 {
+                return Err(status_error(status));
+            }
+            OwnedHandle::from_raw_handle(handle)
         };
-        if status < 0 {
-            return Err(status_error(status));
-        }
-        // SAFETY: a successful NtCreateFile returned a fresh handle owned by nobody else.
-        let handle = unsafe { OwnedHandle::from_raw_handle(handle) };
         if links == Links::Refuse {
             // Checked on what was opened, so nothing can swap it between check and use.
             let info = handle_info(handle.as_raw_handle())?;
@@ -395,10 +393,14 @@ impl Dir {
         let ex = FILE_DISPOSITION_INFO_EX {
             Flags: FILE_DISPOSITION_FLAG_DELETE | FILE_DISPOSITION_FLAG_POSIX_SEMANTICS,
         };
-        match set_info(&handle, FileDispositionInformationEx, &ex) {
+        match set_information(
+            &handle,
+            FileDispositionInformationEx,
+            &ex.Flags.to_ne_bytes(),
+        ) {
             Err(e) if lacks_extended_info(&e) => {
-                let plain = FILE_DISPOSITION_INFO { DeleteFile: true };
-                set_info(&handle, FileDispositionInformation, &plain)
+                // FILE_DISPOSITION_INFORMATION: DeleteFile, a BOOLEAN, TRUE.
+                set_information(&handle, FileDispositionInformation, &[1])
             }
             other => other,
         }
@@ -441,22 +443,14 @@ impl Dir {
         mut visit: impl FnMut(&[u16], EntryMeta) -> io::Result<()>,
     ) -> io::Result<()> {
         // A fresh handle has its own listing position, so listings never share one (a
-        // duplicated handle would share it).
-        // SAFETY: our directory handle is open; ReOpenFile returns a new handle or
-        // INVALID_HANDLE_VALUE, checked below.
-        let raw = unsafe {
-            ReOpenFile(
-                self.handle.as_raw_handle(),
-                FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
-                SHARE_ALL,
-                FILE_FLAG_BACKUP_SEMANTICS,
-            )
-        };
-        if raw.is_null() || raw == windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh handle from a successful ReOpenFile, owned by nobody else.
-        let listing = unsafe { OwnedHandle::from_raw_handle(raw) };
+        // duplicated handle would share it). An empty name opens the directory itself again.
+        let listing = self.open_at(
+            &[],
+            FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES,
+            FILE_OPEN,
+            FILE_DIRECTORY_FILE,
+            Links::Open,
+        )?;
         // 8-byte aligned, as the records are.
         let mut buf = vec![0u64; 8 * 1024];
         let mut class = FileIdBothDirectoryRestartInfo;
@@ -479,47 +473,58 @@ impl Dir {
                 return Err(e);
             }
             class = FileIdBothDirectoryInfo;
-            let bytes = buf.len() * 8;
-            let base = buf.as_ptr().cast::<u8>();
+            let records: Vec<u8> = buf.iter().flat_map(|word| word.to_ne_bytes()).collect();
             let mut offset = 0usize;
-            loop {
-                let header = size_of::<FILE_ID_BOTH_DIR_INFO>();
-                if offset + header > bytes {
-                    break;
-                }
-                // SAFETY: the record lies within `buf` (checked above); read_unaligned copies it
-                // without assuming alignment.
-                let entry: FILE_ID_BOTH_DIR_INFO =
-                    unsafe { std::ptr::read_unaligned(base.add(offset).cast()) };
-                let name_at = offset + std::mem::offset_of!(FILE_ID_BOTH_DIR_INFO, FileName);
-                let name_len = entry.FileNameLength as usize / 2;
-                if name_at + name_len * 2 > bytes {
-                    break;
-                }
-                // SAFETY: the name's bytes lie within `buf` (checked above); copied out as
-                // little-endian units without assuming alignment.
-                let raw_name =
-                    unsafe { std::slice::from_raw_parts(base.add(name_at), name_len * 2) };
-                let name: Vec<u16> = raw_name
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                    .collect();
+            while let Some(record) = ListedRecord::at(&records, offset) {
                 let dot = [u16::from(b'.')];
                 let dotdot = [u16::from(b'.'), u16::from(b'.')];
-                if name != dot && name != dotdot {
-                    let meta = EntryMeta {
-                        kind: kind_of(entry.FileAttributes),
-                        size: u64::try_from(entry.EndOfFile).unwrap_or(0),
-                        mtime: unix_seconds(entry.LastWriteTime),
-                    };
-                    visit(&name, meta)?;
+                if record.name != dot && record.name != dotdot {
+                    visit(&record.name, record.meta)?;
                 }
-                if entry.NextEntryOffset == 0 {
-                    break;
+                match record.next {
+                    0 => break,
+                    next => offset += next,
                 }
-                offset += entry.NextEntryOffset as usize;
             }
         }
+    }
+}
+
+/// One `FILE_ID_BOTH_DIR_INFO` record of a listing, read from its bytes.
+struct ListedRecord {
+    name: Vec<u16>,
+    meta: EntryMeta,
+    /// Bytes from this record to the next; 0 for the last.
+    next: usize,
+}
+
+impl ListedRecord {
+    /// The record at `offset` in `records`; `None` if it does not lie wholly within them.
+    fn at(records: &[u8], offset: usize) -> Option<ListedRecord> {
+        use std::mem::offset_of;
+        let field = |at: usize, len: usize| records.get(offset + at..offset + at + len);
+        let u32_at =
+            |at| field(at, 4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+        let i64_at =
+            |at| field(at, 8).map(|b| i64::from_ne_bytes(b.try_into().unwrap_or_default()));
+        let next = u32_at(offset_of!(FILE_ID_BOTH_DIR_INFO, NextEntryOffset))?;
+        let attributes = u32_at(offset_of!(FILE_ID_BOTH_DIR_INFO, FileAttributes))?;
+        let size = i64_at(offset_of!(FILE_ID_BOTH_DIR_INFO, EndOfFile))?;
+        let mtime = i64_at(offset_of!(FILE_ID_BOTH_DIR_INFO, LastWriteTime))?;
+        let name_len = u32_at(offset_of!(FILE_ID_BOTH_DIR_INFO, FileNameLength))? as usize;
+        let name = field(offset_of!(FILE_ID_BOTH_DIR_INFO, FileName), name_len)?
+            .chunks_exact(2)
+            .map(|unit| u16::from_ne_bytes([unit[0], unit[1]]))
+            .collect();
+        Some(ListedRecord {
+            name,
+            meta: EntryMeta {
+                kind: kind_of(attributes),
+                size: u64::try_from(size).unwrap_or(0),
+                mtime: unix_seconds(mtime),
+            },
+            next: next as usize,
+        })
     }
 }
 
@@ -541,34 +546,41 @@ fn lacks_extended_info(e: &io::Error) -> bool {
     )
 }
 
-/// `NtSetInformationFile` of `len` bytes at `info`.
-///
-/// # Safety
-///
-/// `info` must point to `len` readable bytes holding the structure `class` takes.
-unsafe fn set_information(
+/// `NtSetInformationFile` with `info`, the bytes of the structure `class` takes. A set class
+/// only reads the buffer, and the kernel checks what it reads for the class.
+fn set_information(
     handle: &OwnedHandle,
     class: FILE_INFORMATION_CLASS,
-    info: *const std::ffi::c_void,
-    len: usize,
+    info: &[u8],
 ) -> io::Result<()> {
-    let len = u32::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: zeroed IO_STATUS_BLOCK is valid; the call overwrites it.
-    let mut io_status: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
-    // SAFETY: the handle is open and synchronous (the call completes before returning); the
-    // caller vouches for `info` and `len`.
-    let status =
-        unsafe { NtSetInformationFile(handle.as_raw_handle(), &mut io_status, info, len, class) };
+    let len =
+        u32::try_from(info.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // An 8-byte aligned copy: the structures hold handles and 64-bit fields.
+    let words: Vec<u64> = info
+        .chunks(8)
+        .map(|chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            u64::from_ne_bytes(word)
+        })
+        .collect();
+    let mut io_status = IO_STATUS_BLOCK::default();
+    // SAFETY: the handle is open and synchronous (the call completes before returning);
+    // `words` holds `len` readable bytes, aligned for any information class, and outlives the
+    // call, which only reads them; `io_status` is an out-pointer.
+    let status = unsafe {
+        NtSetInformationFile(
+            handle.as_raw_handle(),
+            &mut io_status,
+            words.as_ptr().cast(),
+            len,
+            class,
+        )
+    };
     if status < 0 {
         return Err(status_error(status));
     }
     Ok(())
-}
-
-/// `NtSetInformationFile` with a fixed-size structure.
-fn set_info<T>(handle: &OwnedHandle, class: FILE_INFORMATION_CLASS, info: &T) -> io::Result<()> {
-    // SAFETY: `info` is a valid `T` of the size passed, the structure `class` takes.
-    unsafe { set_information(handle, class, (info as *const T).cast(), size_of::<T>()) }
 }
 
 /// Renames the file open as `source` to `target` in `dir` (`FILE_RENAME_INFORMATION` with the
@@ -581,27 +593,31 @@ fn set_rename_info(
     class: FILE_INFORMATION_CLASS,
     flags: u32,
 ) -> io::Result<()> {
-    let name_at = std::mem::offset_of!(FILE_RENAME_INFO, FileName);
+    use std::mem::offset_of;
+    let name_at = offset_of!(FILE_RENAME_INFO, FileName);
     let name_bytes = target.len() * 2;
-    let total = (name_at + name_bytes).max(size_of::<FILE_RENAME_INFO>());
-    // 8-byte aligned storage for the variable-length structure.
-    let mut buf = vec![0u64; total.div_ceil(8)];
-    let info = FILE_RENAME_INFO {
-        Anonymous: windows_sys::Win32::Storage::FileSystem::FILE_RENAME_INFO_0 { Flags: flags },
-        RootDirectory: dir.handle.as_raw_handle(),
-        FileNameLength: name_bytes as u32,
-        FileName: [0],
-    };
-    let base = buf.as_mut_ptr().cast::<u8>();
-    // SAFETY: `buf` is at least `total` bytes, 8-byte aligned (as FILE_RENAME_INFO needs), and
-    // the name is copied after the fixed part, within `total`.
-    unsafe {
-        std::ptr::write(base.cast::<FILE_RENAME_INFO>(), info);
-        std::ptr::copy_nonoverlapping(target.as_ptr().cast::<u8>(), base.add(name_at), name_bytes);
+    let mut info = vec![0u8; (name_at + name_bytes).max(size_of::<FILE_RENAME_INFO>())];
+    let mut put = |at: usize, bytes: &[u8]| info[at..at + bytes.len()].copy_from_slice(bytes);
+    // The flags, or (the same first byte) ReplaceIfExists.
+    put(
+        offset_of!(FILE_RENAME_INFO, Anonymous),
+        &flags.to_ne_bytes(),
+    );
+    let root = dir.handle.as_raw_handle() as usize;
+    put(
+        offset_of!(FILE_RENAME_INFO, RootDirectory),
+        &root.to_ne_bytes(),
+    );
+    let name_len = u32::try_from(name_bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidFilename, "name too long"))?;
+    put(
+        offset_of!(FILE_RENAME_INFO, FileNameLength),
+        &name_len.to_ne_bytes(),
+    );
+    for (i, unit) in target.iter().enumerate() {
+        put(name_at + 2 * i, &unit.to_ne_bytes());
     }
-    // SAFETY: `buf` holds a complete FILE_RENAME_INFORMATION (same layout as FILE_RENAME_INFO)
-    // of `total` bytes.
-    unsafe { set_information(source, class, buf.as_ptr().cast(), total) }
+    set_information(source, class, &info)
 }
 
 /// `file` if it is a regular file; a directory is `IsADirectory`, a reparse point
@@ -641,8 +657,7 @@ pub fn is_unusable_entry(e: &io::Error) -> bool {
 /// download, the digest of a resumed prefix) from reading it. Like `flock`, it belongs to the
 /// handle and goes away when the handle is closed or the process dies.
 pub fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: zeroed OVERLAPPED is valid; only the offset is set.
-    let mut overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+    let mut overlapped = OVERLAPPED::default();
     overlapped.Anonymous.Anonymous.Offset = u32::MAX - 1;
     overlapped.Anonymous.Anonymous.OffsetHigh = u32::MAX;
     // SAFETY: the handle is open and synchronous, so LockFileEx completes before returning and

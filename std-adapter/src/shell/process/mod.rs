@@ -36,6 +36,8 @@ use unix as platform;
 #[cfg(windows)]
 mod win32;
 #[cfg(windows)]
+pub(crate) use win32::code_pages;
+#[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 use windows as platform;

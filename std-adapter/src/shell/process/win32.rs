@@ -1,6 +1,6 @@
 //! The Windows calls the process runner makes, and the only foreign calls on Windows: a Job
 //! Object made, given a process and terminated; a process created suspended let run; the
-//! console asked for; a process's exit waited for. They go through `windows-sys` (a dependency
+//! console and its code pages asked for; a process's exit waited for. They go through `windows-sys` (a dependency
 //! already, for sockets and the file tree): std has no Job Objects and does not hand out the
 //! suspended thread, and the Job Object crates (win32job) wrap the heavier `windows` bindings
 //! for the same three calls and still leave the thread to resume.
@@ -11,6 +11,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE, WAIT_FAILED};
+use windows_sys::Win32::Globalization::GetOEMCP;
 use windows_sys::Win32::System::Console::GetConsoleOutputCP;
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
@@ -84,10 +85,18 @@ pub(super) fn terminate(job: &OwnedHandle, exit_code: u32) -> io::Result<()> {
     succeeded(unsafe { TerminateJobObject(raw(job), exit_code) })
 }
 
+/// The code pages of this process: its console's output (`None` without a console) and the
+/// system's OEM one.
+pub(crate) fn code_pages() -> (Option<u32>, u32) {
+    // SAFETY: both calls take nothing and return a number; GetConsoleOutputCP returns 0 when
+    // this process has no console.
+    let (console, oem) = unsafe { (GetConsoleOutputCP(), GetOEMCP()) };
+    ((console != 0).then_some(console), oem)
+}
+
 /// Whether this process has a console.
 pub(super) fn has_console() -> bool {
-    // SAFETY: GetConsoleOutputCP takes nothing and returns 0 when there is no console.
-    unsafe { GetConsoleOutputCP() != 0 }
+    code_pages().0.is_some()
 }
 
 /// Waits up to `timeout` for `child` to exit.
