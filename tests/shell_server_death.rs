@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serve_common::{Served, eventually, is_alive, send_signal};
-use shell_common::{client_at, exec, exec_frame, raw_connection};
+use shell_common::{KEEPER_NAME, children_of, client_at, exec, exec_frame, raw_connection};
 use unstick_std::shell::Termination;
 
 /// How long a dead server's commands may take to die, and a killed server to be reaped.
@@ -89,6 +89,66 @@ fn a_killed_server_takes_its_commands_and_their_children_with_it() {
             .collect::<Vec<_>>()
     );
     drop(connection);
+}
+
+/// The descriptors of process `pid` with what each is open on: all of them, or, if
+/// `only_inheritable`, those that are not close-on-exec (`/proc/PID/fdinfo` gives the flags, in
+/// octal).
+fn fds_of(pid: u32, only_inheritable: bool) -> Vec<(String, String)> {
+    let cloexec = u32::try_from(libc::O_CLOEXEC).expect("O_CLOEXEC");
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let entry = entry.ok()?;
+        let fd = entry.file_name().into_string().ok()?;
+        let target = fs::read_link(entry.path()).ok()?;
+        if only_inheritable {
+            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+            let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?;
+            let flags = u32::from_str_radix(flags.trim(), 8).ok()?;
+            if flags & cloexec != 0 {
+                return None;
+            }
+        }
+        Some((fd, target.to_string_lossy().into_owned()))
+    })
+    .collect()
+}
+
+#[test]
+fn a_servers_keeper_holds_none_of_its_sockets() {
+    let server = Served::shell(&[]);
+    let mut keeper = None;
+    let named = eventually(DEATH_LIMIT, || {
+        keeper = children_of(server.pid())
+            .into_iter()
+            .find(|p| p.name == KEEPER_NAME);
+        keeper.is_some()
+    });
+    assert!(named, "no keeper among {:?}", children_of(server.pid()));
+    let keeper = keeper.expect("found above").pid;
+    // Its channel, /dev/null, for an instant its own name (the shell writes it there), and
+    // what the server was itself started with, not close-on-exec (cargo's jobserver pipe, say),
+    // as every program it starts inherits: not the listener, nor the poller, nor anything else
+    // the server opened.
+    let inherited = fds_of(server.pid(), true);
+    let comm = format!("/proc/{keeper}/comm");
+    for (fd, target) in fds_of(keeper, false) {
+        let expected = match fd.as_str() {
+            "0" => target.starts_with("socket:"),
+            _ => {
+                target == "/dev/null"
+                    || target == comm
+                    || inherited.contains(&(fd.clone(), target.clone()))
+            }
+        };
+        assert!(
+            expected,
+            "the keeper holds {target} as {fd}; the server: {:?}",
+            fds_of(server.pid(), false)
+        );
+    }
 }
 
 /// The README's recipe ("A job that outlives its command") with `JOB` for the job.

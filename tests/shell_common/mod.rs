@@ -313,16 +313,29 @@ pub fn children_of(pid: u32) -> Vec<ProcStat> {
     processes().into_iter().filter(|p| p.ppid == pid).collect()
 }
 
-/// The name a server's group keeper gives itself (on Linux, a child of the server).
+/// The name a server's group keeper gives itself (on Linux, a child of the server): the last
+/// argument of its command line (`/bin/sh -c SCRIPT unstick-keeper`), and its `comm` once it
+/// has renamed itself.
 pub const KEEPER_NAME: &str = "unstick-keeper";
 
+/// Whether `p` is a server's group keeper. Until its program runs it is a copy of the server,
+/// named as the server is (`unstick`); then a shell, named `sh` until it has renamed itself, but
+/// with its name last on its command line from the start.
+pub fn is_keeper(p: &ProcStat) -> bool {
+    p.name == KEEPER_NAME
+        || p.name == "unstick"
+        || fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|line| {
+            line.strip_suffix(b"\0")
+                .and_then(|line| line.rsplit(|&b| b == 0).next())
+                .is_some_and(|last| last == KEEPER_NAME.as_bytes())
+        })
+}
+
 /// Children of `pid` but its group keeper: on a server, the shells of its running commands.
-/// The keeper is a fork of the server, named as the server is (`unstick`) until it has renamed
-/// itself: neither name is a shell's.
 pub fn shells_of(pid: u32) -> Vec<ProcStat> {
     children_of(pid)
         .into_iter()
-        .filter(|p| p.name != KEEPER_NAME && p.name != "unstick")
+        .filter(|p| !is_keeper(p))
         .collect()
 }
 

@@ -3,8 +3,9 @@
 //! timeout, on the output cap, when the client goes away, when the server stops, and when the
 //! shell exits (so nothing the command started in its tree outlives it), and the shell always
 //! reaped. When the server dies without stopping (`kill -9`, a crash), the tree dies with it on
-//! Linux (a keeper process, forked once, kills every group the server listed with it) and on Windows (the Job Object is closed with the
-//! server's handles); on other Unix systems it runs on.
+//! Linux (a keeper process, started once, kills every group the server told it of) and on
+//! Windows (the Job Object is closed with the server's handles); on other Unix systems it runs
+//! on.
 //!
 //! What is shared lives here: the limits, the outcome, where output goes, the registry of
 //! running commands that a stopping server kills, and (in `drive`) the loop that supervises a
@@ -135,10 +136,10 @@ pub fn kill_all_commands() {
     }
 }
 
-/// Gets ready to run commands before a server serves: on Linux, forks the process that kills
-/// the commands if the server dies (see `group_keeper`) now, while the server is small, rather
-/// than at its first command, when the copy would keep whatever the server held then. A failure
-/// is logged; the first command tries again.
+/// Gets ready to run commands before a server serves: on Linux, starts the process that kills
+/// the commands if the server dies (see `group_keeper`) now rather than at the first command,
+/// so that the first command does not wait for it and a failure shows when the server starts.
+/// A failure is logged; the first command tries again.
 pub(crate) fn prepare() {
     #[cfg(target_os = "linux")]
     if let Err(e) = group_keeper::GroupKeeper::get().start() {
