@@ -17,9 +17,11 @@ use unstick_std::server::{Penalties, Shutdown};
 
 use crate::client_settings::{FTP_PORT, Tool, token_or_env};
 use crate::console;
+use crate::exit_status::OUTPUT_CLOSED;
 use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
+use commands::Failure;
 
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
@@ -212,8 +214,8 @@ impl ServeArgs {
 /// Runs a subcommand.
 pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
     let started = std::time::Instant::now();
-    let result = match cmd {
-        FilesCommand::Serve(args) => serve(args, shutdown),
+    let result: Result<(), Failure> = match cmd {
+        FilesCommand::Serve(args) => serve(args, shutdown).map_err(Failure::from),
         FilesCommand::Put {
             paths,
             to,
@@ -221,14 +223,16 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             resume,
             seed,
             client,
-        } => commands::plan_put(&paths, to).and_then(|plan| {
-            let options = commands::PutOptions {
-                recursive,
-                resume,
-                seed,
-            };
-            commands::put(plan, &options, &client)
-        }),
+        } => commands::plan_put(&paths, to)
+            .and_then(|plan| {
+                let options = commands::PutOptions {
+                    recursive,
+                    resume,
+                    seed,
+                };
+                commands::put(plan, &options, &client)
+            })
+            .map_err(Failure::from),
         FilesCommand::Get {
             paths,
             recursive,
@@ -249,28 +253,32 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             human,
             client,
             ..
-        } => no_digest("ls", &client).and_then(|()| {
-            let style = commands::ListStyle { long, human };
-            commands::ls(dir.as_deref(), &style, &client)
-        }),
-        FilesCommand::Stat { path, client } => {
-            no_digest("stat", &client).and_then(|()| commands::stat(&path, &client))
-        }
+        } => no_digest("ls", &client)
+            .map_err(Failure::from)
+            .and_then(|()| {
+                let style = commands::ListStyle { long, human };
+                commands::ls(dir.as_deref(), &style, &client)
+            }),
+        FilesCommand::Stat { path, client } => no_digest("stat", &client)
+            .map_err(Failure::from)
+            .and_then(|()| commands::stat(&path, &client)),
         FilesCommand::Delete {
             paths,
             recursive,
             client,
-        } => {
-            no_digest("delete", &client).and_then(|()| commands::delete(&paths, recursive, &client))
-        }
+        } => no_digest("delete", &client)
+            .and_then(|()| commands::delete(&paths, recursive, &client))
+            .map_err(Failure::from),
         FilesCommand::Mkdir {
             paths,
             parents,
             client,
-        } => no_digest("mkdir", &client).and_then(|()| commands::mkdir(&paths, parents, &client)),
-        FilesCommand::Mv { paths, client } => {
-            no_digest("mv", &client).and_then(|()| commands::mv(&paths, &client))
-        }
+        } => no_digest("mkdir", &client)
+            .and_then(|()| commands::mkdir(&paths, parents, &client))
+            .map_err(Failure::from),
+        FilesCommand::Mv { paths, client } => no_digest("mv", &client)
+            .and_then(|()| commands::mv(&paths, &client))
+            .map_err(Failure::from),
     };
     console::detail(format_args!(
         "finished in {:.3} s",
@@ -278,7 +286,8 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
     ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::OutputClosed) => ExitCode::from(OUTPUT_CLOSED),
+        Err(Failure::Message(message)) => {
             eprintln!("unstick ftp: {message}");
             ExitCode::FAILURE
         }

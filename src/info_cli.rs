@@ -11,6 +11,7 @@ use unstick_std::info::{RemoteInfo, request_info};
 use unstick_std::link::{Endpoint, Link};
 
 use crate::client_settings::report_connected;
+use crate::exit_status::print_result;
 use crate::serving::parse_duration;
 use crate::tls_cli::TlsClientArgs;
 
@@ -36,10 +37,7 @@ pub struct InfoArgs {
 /// Runs `unstick info`.
 pub fn run(args: &InfoArgs) -> ExitCode {
     match ask(args) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print_result(text.as_bytes(), "info"),
         Err(message) => {
             eprintln!("unstick info: {message}");
             ExitCode::FAILURE

@@ -142,10 +142,7 @@ fn main() -> ExitCode {
 /// `unstick token`: prints a new random token on stdout.
 fn print_token() -> ExitCode {
     match unstick_std::server::generate_token() {
-        Ok(token) => {
-            println!("{token}");
-            ExitCode::SUCCESS
-        }
+        Ok(token) => exit_status::print_result(format!("{token}\n").as_bytes(), "token"),
         Err(e) => {
             eprintln!("unstick token: {e}");
             ExitCode::FAILURE

@@ -288,11 +288,17 @@ impl Session {
                     eprintln!("unstick: cd: the server's `pwd` printed {text:?}, not a directory");
                     Ok(1)
                 } else {
-                    if show {
-                        println!("{dir}");
-                    }
                     self.previous_cwd = self.cwd.replace(dir.to_string());
-                    Ok(0)
+                    if show {
+                        // As the command's output: a closed stdout ends the session quietly.
+                        let line = format!("{dir}\n");
+                        self.output
+                            .write_output(OutputStream::Stdout, line.as_bytes())
+                            .map(|()| 0)
+                            .map_err(ShellClientError::Output)
+                    } else {
+                        Ok(0)
+                    }
                 }
             }
             other => other,

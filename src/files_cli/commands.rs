@@ -17,9 +17,41 @@ use unstick_std::files::{
 use super::client_args::ClientArgs;
 use super::progress_bar::progress_bar;
 use crate::console;
+use crate::exit_status::WatchedStdout;
 
 /// `-`: standard input for `put`, standard output for `get`.
 const STDIO: &str = "-";
+
+/// Why a command failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// What to tell the user (after `unstick ftp: `).
+    Message(String),
+    /// Standard output is a pipe nobody reads any more: the command ends quietly, with
+    /// [`OUTPUT_CLOSED`](crate::exit_status::OUTPUT_CLOSED).
+    OutputClosed,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Message(message.to_owned())
+    }
+}
+
+/// A failed write of a command's results to standard output.
+fn output_failed(out: &WatchedStdout, e: &io::Error) -> Failure {
+    if out.closed() {
+        Failure::OutputClosed
+    } else {
+        Failure::Message(format!("standard output: {e}"))
+    }
+}
 
 /// A connection made when first needed and dropped after a failure, so that the next file
 /// starts on a fresh one (a refused upload closes the connection; a serial line is held by one
@@ -487,7 +519,11 @@ pub(super) struct GetOptions {
 
 /// `get REMOTE [LOCAL]`, or `get REMOTE... DIR` (DIR an existing local directory), or
 /// `get REMOTE -` to standard output.
-pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn get(
+    paths: &[String],
+    options: &GetOptions,
+    args: &ClientArgs,
+) -> Result<(), Failure> {
     let (remotes, local) = match paths {
         [] => return Err("nothing to download: give REMOTE".into()),
         [one] => (std::slice::from_ref(one), None),
@@ -506,13 +542,14 @@ pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> 
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
-        return Err(format!("{text}: no such local directory"));
+        return Err(format!("{text}: no such local directory").into());
     }
     if remotes.len() > 1 && local_dir.is_none() {
         return Err(format!(
             "{}: not a local directory; with several remote files the last argument is the directory they go to",
             local.unwrap_or_default()
-        ));
+        )
+        .into());
     }
     let mut conn = Connection::new(args);
     let mut tally = Tally::default();
@@ -535,7 +572,7 @@ pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> 
         });
         tally.record(result);
     }
-    tally.finish("downloads")
+    Ok(tally.finish("downloads")?)
 }
 
 /// The local name `get` derives from the remote path's last component, when the user gave no
@@ -637,18 +674,19 @@ fn get_tree(
 
 /// `get REMOTE -`: the file's bytes to standard output as they arrive; every note goes to
 /// standard error.
-fn get_stdout(remote: &str, args: &ClientArgs) -> Result<(), String> {
+fn get_stdout(remote: &str, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
     let mut conn = Connection::new(args);
-    let mut out = io::stdout().lock();
+    let mut out = WatchedStdout::lock();
     let report = conn
         .run(|c| c.get_into(&remote, &mut out, Path::new("standard output"), &mut NoProgress))
         .map_err(|e| match e {
-            ClientError::DigestMismatch { .. } => format!(
+            _ if out.closed() => Failure::OutputClosed,
+            ClientError::DigestMismatch { .. } => Failure::Message(format!(
                 "{}: the data written to standard output does not match the server's digest; do not trust it",
                 escape_for_terminal(remote.as_str())
-            ),
-            other => other.to_string(),
+            )),
+            other => Failure::Message(other.to_string()),
         })?;
     console::note(format_args!(
         "sent {} to standard output ({}, {} {} verified)",
@@ -671,7 +709,7 @@ pub(super) struct ListStyle {
     pub human: bool,
 }
 
-pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Result<(), Failure> {
     let dir = match dir {
         None => None,
         Some(text) => remote_dir(text)?,
@@ -680,11 +718,11 @@ pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Res
     let entries = conn
         .run(|c| c.list(dir.as_ref()))
         .map_err(|e| e.to_string())?;
-    let mut out = io::stdout().lock();
+    let mut out = WatchedStdout::lock();
     for line in listing_lines(&entries, style) {
-        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        writeln!(out, "{line}").map_err(|e| output_failed(&out, &e))?;
     }
-    Ok(())
+    out.flush().map_err(|e| output_failed(&out, &e))
 }
 
 /// The lines of a listing, columns aligned by display width (a double-width name takes two
@@ -744,33 +782,37 @@ pub(super) fn human_size(size: u64) -> String {
     }
 }
 
-pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(path)?;
     let mut conn = Connection::new(args);
     let stat = conn.run(|c| c.stat(&remote)).map_err(|e| e.to_string())?;
     let shown = escape_for_terminal(remote.as_str());
-    match stat.entry {
-        Some(entry) => {
-            println!(
-                "{shown}: {} {}, modified {}",
-                escape_for_terminal(&entry.kind),
-                console::count(entry.size, "byte"),
-                format_utc(entry.mtime)
-            );
-            if stat.partial_size > 0 {
-                println!(
-                    "{shown}: {} of an interrupted upload held for resume",
-                    console::count(stat.partial_size, "byte")
-                );
-            }
-            Ok(())
-        }
-        None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+    let Some(entry) = stat.entry else {
+        return Err(Failure::Message(if stat.partial_size > 0 {
+            format!(
+                "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+                console::count(stat.partial_size, "byte")
+            )
+        } else {
+            format!("{shown}: no such file or directory")
+        }));
+    };
+    let mut text = format!(
+        "{shown}: {} {}, modified {}\n",
+        escape_for_terminal(&entry.kind),
+        console::count(entry.size, "byte"),
+        format_utc(entry.mtime)
+    );
+    if stat.partial_size > 0 {
+        text.push_str(&format!(
+            "{shown}: {} of an interrupted upload held for resume\n",
             console::count(stat.partial_size, "byte")
-        )),
-        None => Err(format!("{shown}: no such file or directory")),
+        ));
     }
+    let mut out = WatchedStdout::lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| output_failed(&out, &e))
 }
 
 pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Result<(), String> {
