@@ -188,6 +188,78 @@ fn several_files_go_where_scp_would_put_them() {
     assert!(!s.local.join("dir").exists());
 }
 
+/// Where each of `wanted` first appears in `text`, failing if one does not.
+fn positions(text: &str, wanted: &[&str]) -> Vec<usize> {
+    wanted
+        .iter()
+        .map(|w| {
+            text.find(w)
+                .unwrap_or_else(|| panic!("no `{w}` in:\n{text}"))
+        })
+        .collect()
+}
+
+/// Whether `wanted` appear in `text` in this order.
+fn in_order(text: &str, wanted: &[&str]) -> bool {
+    positions(text, wanted).windows(2).all(|w| w[0] < w[1])
+}
+
+#[test]
+fn each_failure_among_several_files_is_reported_before_the_next_file() {
+    let s = Setup::new();
+    s.write_local("a.txt", b"alpha");
+    s.write_local("huge.bin", &pattern(2 << 20, 3));
+    // The missing file is reported before the large one after it is sent, not after.
+    let err = s.refused(&["put", "a.txt", "missing.txt", "huge.bin", "dest/"]);
+    let order = [
+        "stored dest/a.txt",
+        "missing.txt: ",
+        "stored dest/huge.bin",
+        "1 of 3 uploads failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    assert_eq!(err.matches("missing.txt").count(), 1, "{err}");
+    // The same for rm, get, mkdir and mv.
+    let err = s.refused(&["rm", "dest/a.txt", "dest/missing.txt", "dest/huge.bin"]);
+    let order = [
+        "deleted dest/a.txt",
+        "dest/missing.txt: ",
+        "deleted dest/huge.bin",
+        "1 of 3 deletions failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    s.ok(&["put", "a.txt", "huge.bin", "dest/"]);
+    fs::create_dir(s.local.join("back")).unwrap();
+    let err = s.refused(&["get", "dest/a.txt", "nothing.txt", "dest/huge.bin", "back"]);
+    let order = [
+        "wrote ",
+        "nothing.txt: ",
+        "huge.bin (",
+        "1 of 3 downloads failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    let err = s.refused(&["mkdir", "m1", "dest/a.txt/sub", "m2"]);
+    let order = [
+        "made m1/",
+        "dest/a.txt/sub",
+        "made m2/",
+        "1 of 3 directories failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    let err = s.refused(&["mv", "dest/a.txt", "gone.txt", "dest/huge.bin", "m1"]);
+    let order = [
+        "renamed dest/a.txt",
+        "gone.txt",
+        "renamed dest/huge.bin",
+        "1 of 3 renames failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    // One thing, one failure: its error alone, once, no count.
+    let err = s.refused(&["rm", "gone.txt"]);
+    assert_eq!(err.matches("gone.txt").count(), 1, "{err}");
+    assert!(!err.contains("failed"), "{err}");
+}
+
 #[test]
 fn trees_go_up_and_down_with_r_and_rm_r_removes_them() {
     let s = Setup::new();

@@ -88,41 +88,58 @@ impl<'a> Connection<'a> {
     }
 }
 
-/// Counts the files a command with several of them handled, and reports each failure as it
-/// happens, as `scp` does, so that one bad file does not stop the rest. A command that handled
-/// one thing ends with that thing's error alone.
+/// Counts the files a command handled, and reports each failure as it happens, as `scp`
+/// does, so that one bad file does not stop the rest and is not heard of only after a long
+/// upload that followed it. A command that handles one thing ends with that thing's error
+/// alone; one that handles several (or walks a tree) ends with a count.
 #[derive(Default)]
 struct Tally {
     failed: usize,
     done: usize,
-    /// The last failure, not printed yet: it may be the command's only one.
-    pending: Option<String>,
+    /// Several things are handled: each failure is printed when it happens.
+    several: bool,
+    /// The failure of a command that handles one thing: its final error, not printed here.
+    only: Option<String>,
 }
 
 impl Tally {
+    /// A tally for a command given `items` things to handle.
+    fn new(items: usize) -> Tally {
+        Tally {
+            several: items > 1,
+            ..Tally::default()
+        }
+    }
+
+    /// A walk (`-r`) begins: whatever its one argument held, there may be many things.
+    fn walking(&mut self) {
+        self.several = true;
+    }
+
     fn record(&mut self, result: Result<(), String>) {
-        if let Some(message) = self.pending.take() {
+        // A command that was to handle one thing is handling another: it has several.
+        if let Some(message) = self.only.take() {
             eprintln!("unstick ftp: {message}");
+            self.several = true;
         }
         match result {
             Ok(()) => self.done += 1,
+            Err(message) if self.several => {
+                eprintln!("unstick ftp: {message}");
+                self.failed += 1;
+            }
             Err(message) => {
-                self.pending = Some(message);
+                self.only = Some(message);
                 self.failed += 1;
             }
         }
     }
 
     fn finish(self, what: &str) -> Result<(), String> {
-        match (self.failed, self.done, self.pending) {
-            (0, _, _) => Ok(()),
-            (1, 0, Some(message)) => Err(message),
-            (n, done, pending) => {
-                if let Some(message) = pending {
-                    eprintln!("unstick ftp: {message}");
-                }
-                Err(format!("{n} of {} {what} failed", n + done))
-            }
+        match (self.failed, self.only) {
+            (0, _) => Ok(()),
+            (_, Some(message)) => Err(message),
+            (n, None) => Err(format!("{n} of {} {what} failed", n + self.done)),
         }
     }
 }
@@ -270,7 +287,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
         (Some(text), true) => remote_dir(text)?,
         _ => None,
     };
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(plan.sources.len());
     for source in &plan.sources {
         let target = if into_dir {
             local_file_name(source).and_then(|name| remote_join(dest_dir.as_ref(), &name))
@@ -309,6 +326,7 @@ fn put_tree(
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     entries.sort_by_key(|e| e.file_name());
+    tally.walking();
     for entry in entries {
         let path = entry.path();
         let result = local_file_name(&path)
@@ -552,7 +570,7 @@ pub(super) fn get(
         .into());
     }
     let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(remotes.len());
     for text in remotes {
         let result = remote_path(text).and_then(|remote| {
             // The local name comes from the user, or from the remote path they typed: never
@@ -645,6 +663,7 @@ fn get_tree(
         Err(e) => return Err(format!("{}: {e}", target.display())),
     }
     let entries = conn.run(|c| c.list(Some(dir))).map_err(|e| e.to_string())?;
+    tally.walking();
     for entry in entries {
         let result = listed_local_name(&entry).and_then(|name| {
             let child = remote_join(Some(dir), name)?;
@@ -817,7 +836,7 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
 
 pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Result<(), String> {
     let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(paths.len());
     for text in paths {
         let result = remote_path(text).and_then(|remote| {
             let shown = escape_for_terminal(remote.as_str());
@@ -882,7 +901,7 @@ fn delete_tree(conn: &mut Connection<'_>, dir: &RemotePath) -> Result<u64, Strin
 
 pub(super) fn mkdir(paths: &[String], parents: bool, args: &ClientArgs) -> Result<(), String> {
     let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(paths.len());
     for text in paths {
         let result = remote_dir(text).and_then(|dir| {
             let Some(dir) = dir else {
@@ -913,7 +932,7 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
         stat.entry.is_some_and(|e| e.kind == "dir")
     };
     let dest_dir = if into_dir { remote_dir(dest)? } else { None };
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(sources.len());
     for text in sources {
         let result = remote_path(text).and_then(|from| {
             let to = if into_dir {
