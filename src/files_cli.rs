@@ -21,6 +21,7 @@ use crate::exit_status::OUTPUT_CLOSED;
 use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
+use client_args::DigestArgs;
 use commands::Failure;
 
 /// `unstick ftp` subcommands.
@@ -58,6 +59,8 @@ pub enum FilesCommand {
         #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
         seed: bool,
         #[command(flatten)]
+        digest: DigestArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// Download files: `get REMOTE [LOCAL]`, `get REMOTE... DIR`, `get REMOTE -` to standard
@@ -81,12 +84,14 @@ pub enum FilesCommand {
         #[arg(long, short = 'n')]
         no_clobber: bool,
         #[command(flatten)]
+        digest: DigestArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// List a remote directory (default: the root): name, size, modification time; partial
     /// uploads are marked.
     // `-h` is human sizes here, as for `ls`; help is `--help`.
-    #[command(mut_arg("md5", |a| a.hide(true)), disable_help_flag = true)]
+    #[command(disable_help_flag = true)]
     Ls {
         /// Remote directory.
         dir: Option<String>,
@@ -103,7 +108,6 @@ pub enum FilesCommand {
         client: ClientArgs,
     },
     /// Show a remote file's kind, size and modification time.
-    #[command(mut_arg("md5", |a| a.hide(true)))]
     Stat {
         /// Remote path.
         path: String,
@@ -112,7 +116,7 @@ pub enum FilesCommand {
     },
     /// Delete remote files (or empty directories, or with -r whole directories), and any
     /// interrupted upload of them held for resume.
-    #[command(visible_alias = "rm", mut_arg("md5", |a| a.hide(true)))]
+    #[command(visible_alias = "rm")]
     Delete {
         /// Remote paths.
         #[arg(required = true)]
@@ -124,7 +128,6 @@ pub enum FilesCommand {
         client: ClientArgs,
     },
     /// Create remote directories.
-    #[command(mut_arg("md5", |a| a.hide(true)))]
     Mkdir {
         /// Remote directories.
         #[arg(required = true)]
@@ -136,7 +139,7 @@ pub enum FilesCommand {
         client: ClientArgs,
     },
     /// Rename or move remote files and directories: `mv FROM TO`, `mv FROM... DIR`.
-    #[command(visible_alias = "rename", mut_arg("md5", |a| a.hide(true)))]
+    #[command(visible_alias = "rename")]
     Mv {
         /// Remote paths, then the new name (or a remote directory to move them into).
         #[arg(required = true, num_args = 2.., value_name = "PATH")]
@@ -222,6 +225,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             seed,
+            digest,
             client,
         } => commands::plan_put(&paths, to)
             .and_then(|plan| {
@@ -229,6 +233,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
                     recursive,
                     resume,
                     seed,
+                    algorithm: digest.algorithm(),
                 };
                 commands::put(plan, &options, &client)
             })
@@ -238,12 +243,14 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             no_clobber,
+            digest,
             client,
         } => {
             let options = commands::GetOptions {
                 recursive,
                 resume,
                 no_clobber,
+                algorithm: digest.algorithm(),
             };
             commands::get(&paths, &options, &client)
         }
@@ -253,32 +260,22 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             human,
             client,
             ..
-        } => no_digest("ls", &client)
-            .map_err(Failure::from)
-            .and_then(|()| {
-                let style = commands::ListStyle { long, human };
-                commands::ls(dir.as_deref(), &style, &client)
-            }),
-        FilesCommand::Stat { path, client } => no_digest("stat", &client)
-            .map_err(Failure::from)
-            .and_then(|()| commands::stat(&path, &client)),
+        } => {
+            let style = commands::ListStyle { long, human };
+            commands::ls(dir.as_deref(), &style, &client)
+        }
+        FilesCommand::Stat { path, client } => commands::stat(&path, &client),
         FilesCommand::Delete {
             paths,
             recursive,
             client,
-        } => no_digest("delete", &client)
-            .and_then(|()| commands::delete(&paths, recursive, &client))
-            .map_err(Failure::from),
+        } => commands::delete(&paths, recursive, &client).map_err(Failure::from),
         FilesCommand::Mkdir {
             paths,
             parents,
             client,
-        } => no_digest("mkdir", &client)
-            .and_then(|()| commands::mkdir(&paths, parents, &client))
-            .map_err(Failure::from),
-        FilesCommand::Mv { paths, client } => no_digest("mv", &client)
-            .and_then(|()| commands::mv(&paths, &client))
-            .map_err(Failure::from),
+        } => commands::mkdir(&paths, parents, &client).map_err(Failure::from),
+        FilesCommand::Mv { paths, client } => commands::mv(&paths, &client).map_err(Failure::from),
     };
     console::detail(format_args!(
         "finished in {:.3} s",
@@ -292,17 +289,6 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--md5` chooses a transfer's digest: hidden on commands that transfer nothing, and refused
-/// there rather than silently ignored.
-fn no_digest(command: &str, args: &ClientArgs) -> Result<(), String> {
-    if args.md5 {
-        return Err(format!(
-            "--md5 chooses the digest of a transfer; `{command}` transfers no file (use it with put or get)"
-        ));
-    }
-    Ok(())
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {

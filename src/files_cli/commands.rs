@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
+use unstick_core::Algorithm;
 use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
@@ -58,12 +59,23 @@ fn output_failed(out: &WatchedStdout, e: &io::Error) -> Failure {
 /// client at a time).
 struct Connection<'a> {
     args: &'a ClientArgs,
+    algorithm: Algorithm,
     client: Option<FileClient>,
 }
 
 impl<'a> Connection<'a> {
+    /// A connection for requests that transfer no file.
     fn new(args: &'a ClientArgs) -> Self {
-        Connection { args, client: None }
+        Connection::transferring(args, Algorithm::Xxh3)
+    }
+
+    /// A connection whose transfers are verified with `algorithm`.
+    fn transferring(args: &'a ClientArgs, algorithm: Algorithm) -> Self {
+        Connection {
+            args,
+            algorithm,
+            client: None,
+        }
     }
 
     /// Runs `op` on the connection; a failure drops it.
@@ -73,7 +85,7 @@ impl<'a> Connection<'a> {
     ) -> Result<T, ClientError> {
         let client = match &mut self.client {
             Some(client) => client,
-            slot => slot.insert(self.args.connect()?),
+            slot => slot.insert(self.args.connect(self.algorithm)?),
         };
         let result = op(client);
         if result.is_err() {
@@ -260,6 +272,8 @@ pub(super) struct PutOptions {
     pub recursive: bool,
     pub resume: bool,
     pub seed: bool,
+    /// `--md5` or not.
+    pub algorithm: Algorithm,
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
@@ -269,7 +283,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
     if options.seed {
         return put_seed(&plan, options, args);
     }
-    let mut conn = Connection::new(args);
+    let mut conn = Connection::transferring(args, options.algorithm);
     let several = plan.sources.len() > 1;
     // Into a directory when there are several sources, no destination, a trailing `/`, or a
     // destination that is a remote directory (as `scp` does).
@@ -447,7 +461,7 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
         .map_err(|e| format!("standard input (spooled): {e}"))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| format!("standard input (spooled): {e}"))?;
-    let mut conn = Connection::new(args);
+    let mut conn = Connection::transferring(args, options.algorithm);
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.put_file(file, size, Path::new(STDIO), &remote, false, &mut progress))
@@ -533,6 +547,8 @@ pub(super) struct GetOptions {
     pub recursive: bool,
     pub resume: bool,
     pub no_clobber: bool,
+    /// `--md5` or not.
+    pub algorithm: Algorithm,
 }
 
 /// `get REMOTE [LOCAL]`, or `get REMOTE... DIR` (DIR an existing local directory), or
@@ -556,7 +572,7 @@ pub(super) fn get(
                 "`-` (standard output) cannot be used with -r, --resume or --no-clobber".into(),
             );
         }
-        return get_stdout(remote, args);
+        return get_stdout(remote, options.algorithm, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
@@ -569,7 +585,7 @@ pub(super) fn get(
         )
         .into());
     }
-    let mut conn = Connection::new(args);
+    let mut conn = Connection::transferring(args, options.algorithm);
     let mut tally = Tally::new(remotes.len());
     for text in remotes {
         let result = remote_path(text).and_then(|remote| {
@@ -693,9 +709,9 @@ fn get_tree(
 
 /// `get REMOTE -`: the file's bytes to standard output as they arrive; every note goes to
 /// standard error.
-fn get_stdout(remote: &str, args: &ClientArgs) -> Result<(), Failure> {
+fn get_stdout(remote: &str, algorithm: Algorithm, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
-    let mut conn = Connection::new(args);
+    let mut conn = Connection::transferring(args, algorithm);
     let mut out = WatchedStdout::lock();
     let report = conn
         .run(|c| c.get_into(&remote, &mut out, Path::new("standard output"), &mut NoProgress))
