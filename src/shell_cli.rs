@@ -8,9 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ExitReport,
-    SeedEncoding, SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig,
-    ShellServer,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, SeedEncoding,
+    SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
@@ -266,17 +265,8 @@ fn connect(args: ConnectArgs) -> ExitCode {
 /// would report for it.
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
     let report = client.exec(command, &mut TerminalOutput::default())?;
-    note_cut_short(&report);
+    shell_lines::note_cut_short(&report);
     Ok(report.termination.shell_status())
-}
-
-fn note_cut_short(report: &ExitReport) {
-    if report.timed_out {
-        eprintln!("unstick: the command ran out of time and was killed");
-    }
-    if report.truncated {
-        eprintln!("unstick: output was cut at the server's --max-output and the command killed");
-    }
 }
 
 fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {

@@ -23,7 +23,8 @@ use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use unstick_std::shell::{
-    ExecInterrupter, OutputSink, OutputStream, SeedShellClient, ShellClient, ShellClientError,
+    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, ExecInterrupter, ExitReport, OutputSink, OutputStream,
+    SeedShellClient, ShellClient, ShellClientError,
 };
 
 use crate::exit_status::{self, BAD_EXIT_ARGUMENT, CONNECTION_FAILED, INTERRUPTED, OUTPUT_CLOSED};
@@ -57,15 +58,7 @@ impl RemoteShell {
         match self {
             RemoteShell::Framed(client) => {
                 let report = client.exec_in(command, cwd, out)?;
-                if report.timed_out {
-                    eprintln!("unstick: the command ran out of time and was killed");
-                }
-                if report.truncated {
-                    eprintln!(
-                        "unstick: output was cut at the server's --max-output and the command \
-                         killed"
-                    );
-                }
+                note_cut_short(&report);
                 Ok(report.termination.shell_status())
             }
             RemoteShell::Seed(client) => client.exec(command, &mut SinkWriter(out)).map(|()| 0),
@@ -81,6 +74,25 @@ impl RemoteShell {
             RemoteShell::Framed(client) => Some(client.interrupter()),
             RemoteShell::Seed(_) => None,
         }
+    }
+}
+
+/// Says on stderr why the server cut a command short, naming the server's option that set
+/// the limit (the client cannot change it).
+pub fn note_cut_short(report: &ExitReport) {
+    if report.timed_out {
+        eprintln!(
+            "unstick: the command ran out of time and was killed: the server's time limit per \
+             command (`unstick shell serve --timeout`, {} s unless set)",
+            DEFAULT_TIMEOUT.as_secs()
+        );
+    }
+    if report.truncated {
+        eprintln!(
+            "unstick: the command's output reached the server's cap and the command was killed \
+             (`unstick shell serve --max-output`, {} MiB unless set)",
+            DEFAULT_MAX_OUTPUT >> 20
+        );
     }
 }
 
