@@ -9,6 +9,7 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 use unstick_std::link::{Endpoint, Link};
+use unstick_std::system_error::SystemError;
 
 use crate::config_file::{self, ConfigFile, ToolDefaults};
 use crate::console;
@@ -166,7 +167,7 @@ impl ClientSettings {
         if let Endpoint::Tcp(addr) | Endpoint::Tls(addr) = &self.endpoint {
             let resolved = addr
                 .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve the host of {addr}: {e}"))?;
+                .map_err(|e| format!("cannot resolve the host of {addr}: {}", SystemError(&e)))?;
             let list: Vec<String> = resolved.map(|a| a.to_string()).collect();
             console::detail(format_args!("{addr} is {}", list.join(", ")));
         }

@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use unstick_std::shell::ShellClientError;
+use unstick_std::system_error::SystemError;
 
 /// A command the client could not run (the connection failed, or the server refused it), as
 /// `ssh` reports it.
@@ -89,7 +90,7 @@ pub fn print_result(text: &[u8], command: &str) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) if out.closed() => ExitCode::from(OUTPUT_CLOSED),
         Err(e) => {
-            eprintln!("unstick {command}: standard output: {e}");
+            eprintln!("unstick {command}: standard output: {}", SystemError(&e));
             ExitCode::FAILURE
         }
     }

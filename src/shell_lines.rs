@@ -22,10 +22,12 @@ use std::path::PathBuf;
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
+use unstick_core::session::PeerText;
 use unstick_std::shell::{
     DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, ExecInterrupter, ExitReport, OutputSink, OutputStream,
     SeedShellClient, ShellClient, ShellClientError,
 };
+use unstick_std::system_error::SystemError;
 
 use crate::exit_status::{self, BAD_EXIT_ARGUMENT, CONNECTION_FAILED, INTERRUPTED, OUTPUT_CLOSED};
 use crate::shell_construct::{Completeness, completeness};
@@ -297,7 +299,10 @@ impl Session {
                     .unwrap_or_default()
                     .trim_end_matches('\r');
                 if dir.is_empty() {
-                    eprintln!("unstick: cd: the server's `pwd` printed {text:?}, not a directory");
+                    eprintln!(
+                        "unstick: cd: the server's `pwd` printed `{}`, not a directory",
+                        PeerText::new(&text)
+                    );
                     Ok(1)
                 } else {
                     self.previous_cwd = self.cwd.replace(dir.to_string());
@@ -545,7 +550,10 @@ pub fn run(runner: RemoteShell) -> u8 {
                 continue;
             }
             LineRead::Failed(e) => {
-                eprintln!("unstick shell connect: cannot read input: {e}");
+                eprintln!(
+                    "unstick shell connect: cannot read input: {}",
+                    SystemError(&e)
+                );
                 return 1;
             }
         };

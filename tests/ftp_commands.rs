@@ -261,6 +261,22 @@ fn each_failure_among_several_files_is_reported_before_the_next_file() {
 }
 
 #[test]
+fn messages_show_names_as_typed_and_the_system_words_alone() {
+    let s = Setup::new();
+    // The system's words without `(os error N)`.
+    let err = s.refused(&["put", "missing.txt"]);
+    assert!(err.contains("missing.txt: "), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    // Names as typed: a backslash as it is, only what cannot be printed escaped, and that as
+    // a shell's `$'...'` reads it.
+    let err = s.refused(&["stat", "bad\\name"]);
+    assert!(err.contains("`bad\\name`"), "{err}");
+    let err = s.refused(&["stat", "ctl\u{1}name"]);
+    assert!(err.contains("`ctl\\x01name`"), "{err}");
+    assert!(!err.contains("\\u{"), "{err}");
+}
+
+#[test]
 fn trees_go_up_and_down_with_r_and_rm_r_removes_them() {
     let s = Setup::new();
     let big = pattern(300_000, 7);

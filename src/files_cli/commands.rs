@@ -14,6 +14,7 @@ use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
 };
+use unstick_std::system_error::SystemError;
 
 use super::client_args::ClientArgs;
 use super::progress_bar::progress_bar;
@@ -50,8 +51,17 @@ fn output_failed(out: &WatchedStdout, e: &io::Error) -> Failure {
     if out.closed() {
         Failure::OutputClosed
     } else {
-        Failure::Message(format!("standard output: {e}"))
+        Failure::Message(format!("standard output: {}", SystemError(e)))
     }
+}
+
+/// A failure of the local file system at `path`, in the system's words.
+fn local_failure(path: &Path, e: &io::Error) -> String {
+    format!(
+        "{}: {}",
+        escape_for_terminal(&path.display().to_string()),
+        SystemError(e)
+    )
 }
 
 /// A connection made when first needed and dropped after a failure, so that the next file
@@ -317,7 +327,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
                 source.display()
             )),
             Ok(_) => put_file(&mut conn, source, &target, options.resume),
-            Err(e) => Err(format!("{}: {e}", source.display())),
+            Err(e) => Err(local_failure(source, &e)),
         });
         tally.record(result);
     }
@@ -338,7 +348,7 @@ fn put_tree(
         .map_err(|e| e.to_string())?;
     let mut entries: Vec<_> = fs::read_dir(dir)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|e| local_failure(dir, &e))?;
     entries.sort_by_key(|e| e.file_name());
     tally.walking();
     for entry in entries {
@@ -356,7 +366,7 @@ fn put_tree(
                     "{}: not a regular file or directory, skipped",
                     path.display()
                 )),
-                Err(e) => Err(format!("{}: {e}", path.display())),
+                Err(e) => Err(local_failure(&path, &e)),
             });
         // A subdirectory reports its own files; only its own failure counts here.
         match result {
@@ -412,11 +422,8 @@ fn already_on_server(
     local: &Path,
     remote: &RemotePath,
 ) -> Result<bool, String> {
-    let mut file = File::open(local).map_err(|e| format!("{}: {e}", local.display()))?;
-    let size = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", local.display()))?
-        .len();
+    let mut file = File::open(local).map_err(|e| local_failure(local, &e))?;
+    let size = file.metadata().map_err(|e| local_failure(local, &e))?.len();
     let stat = conn.run(|c| c.stat(remote)).map_err(|e| e.to_string())?;
     let same_size = stat
         .entry
@@ -452,15 +459,15 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
     let size = spool
         .file
         .metadata()
-        .map_err(|e| format!("standard input (spooled): {e}"))?
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?
         .len();
     // A clone shares the position the spooling left at the end: back to the start.
     let mut file = spool
         .file
         .try_clone()
-        .map_err(|e| format!("standard input (spooled): {e}"))?;
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("standard input (spooled): {e}"))?;
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
     let mut conn = Connection::transferring(args, options.algorithm);
     let mut progress = progress_bar(remote.file_name());
     let report = conn
@@ -494,17 +501,27 @@ impl SpooledStdin {
         // What comes through a pipe may be private: only its owner may read the spool.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .map_err(|e| format!("{}: cannot spool standard input: {e}", path.display()))?;
+        let mut file = options.open(&path).map_err(|e| {
+            format!(
+                "{}: cannot spool standard input: {}",
+                path.display(),
+                SystemError(&e)
+            )
+        })?;
         let spool = SpooledStdin { file, path };
         file = spool
             .file
             .try_clone()
-            .map_err(|e| format!("{}: {e}", spool.path.display()))?;
+            .map_err(|e| local_failure(&spool.path, &e))?;
         io::copy(&mut io::stdin().lock(), &mut file)
             .and_then(|_| file.flush())
-            .map_err(|e| format!("reading standard input into {}: {e}", spool.path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "reading standard input into {}: {}",
+                    spool.path.display(),
+                    SystemError(&e)
+                )
+            })?;
         Ok(spool)
     }
 }
@@ -676,7 +693,7 @@ fn get_tree(
     match fs::create_dir(target) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => {}
-        Err(e) => return Err(format!("{}: {e}", target.display())),
+        Err(e) => return Err(local_failure(target, &e)),
     }
     let entries = conn.run(|c| c.list(Some(dir))).map_err(|e| e.to_string())?;
     tally.walking();
