@@ -261,8 +261,31 @@ fn each_failure_among_several_files_is_reported_before_the_next_file() {
 }
 
 #[test]
-fn messages_show_names_as_typed_and_the_system_words_alone() {
+fn messages_say_which_side_is_missing_and_show_names_as_typed() {
     let s = Setup::new();
+    s.write_local("q3.txt", b"q3");
+    s.ok(&["put", "q3.txt", "a/q3.txt"]);
+    // Into a directory that does not exist: the destination is named as the missing side.
+    let err = s.refused(&["mv", "a/q3.txt", "archive/"]);
+    assert!(
+        err.contains("the destination directory archive does not exist")
+            && err.contains("a/q3.txt was not moved"),
+        "{err}"
+    );
+    assert!(!err.contains("archive/q3.txt: no such file"), "{err}");
+    assert!(s.root.join("a/q3.txt").exists());
+    // A source that does not exist is named as such.
+    let err = s.refused(&["mv", "a/missing.txt", "a/q4.txt"]);
+    assert!(
+        err.contains("a/missing.txt: no such file or directory; nothing was moved"),
+        "{err}"
+    );
+    // A directory that still holds something: its own code, and the way out.
+    let err = s.refused(&["rm", "a"]);
+    assert!(
+        err.contains("(not_empty)") && err.contains("use -r"),
+        "{err}"
+    );
     // The system's words without `(os error N)`.
     let err = s.refused(&["put", "missing.txt"]);
     assert!(err.contains("missing.txt: "), "{err}");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
-use unstick_core::Algorithm;
+use unstick_core::{Algorithm, ErrorCode};
 use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
@@ -882,8 +882,12 @@ pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Re
                 }
             }
             conn.run(|c| c.delete(&remote)).map_err(|e| match e {
-                ClientError::Server { ref message, .. }
-                    if message.contains("the directory is not empty") =>
+                // `not_empty`, or `bad_request` and these words from a server before that code.
+                ClientError::Server {
+                    ref code,
+                    ref message,
+                } if code == ErrorCode::NotEmpty.as_str()
+                    || message.contains("the directory is not empty") =>
                 {
                     format!("{e}; use -r to delete it with what it holds")
                 }

@@ -94,7 +94,7 @@ pub(super) fn storage_refusal(e: &io::Error, what: &str) -> Refusal {
         ),
         Failure::IsADirectory => (ErrorCode::BadPath, "the name is a directory"),
         Failure::NotEmpty => (
-            ErrorCode::BadRequest,
+            ErrorCode::NotEmpty,
             "the directory is not empty (interrupted uploads held for resume count too; delete them by name)",
         ),
         #[cfg(windows)]
@@ -141,7 +141,7 @@ mod tests {
             ),
             (
                 io::Error::from_raw_os_error(libc::ENOTEMPTY),
-                ErrorCode::BadRequest,
+                ErrorCode::NotEmpty,
             ),
             (
                 io::Error::from(io::ErrorKind::NotFound),
