@@ -18,7 +18,7 @@ use unstick_std::server::{Penalties, Shutdown};
 use crate::client_settings::{FTP_PORT, Tool, token_or_env};
 use crate::console;
 use crate::exit_status::OUTPUT_CLOSED;
-use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
+use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
 use client_args::DigestArgs;
@@ -90,19 +90,15 @@ pub enum FilesCommand {
     },
     /// List a remote directory (default: the root): name, size, modification time; partial
     /// uploads are marked.
-    // `-h` is human sizes here, as for `ls`; help is `--help`.
-    #[command(disable_help_flag = true)]
     Ls {
         /// Remote directory.
         dir: Option<String>,
-        /// Print help.
-        #[arg(long, action = clap::ArgAction::Help)]
-        help: Option<bool>,
         /// Long format, as `ls -l`: kind, size, time, name.
         #[arg(short = 'l')]
         long: bool,
-        /// Sizes in K, M, G (powers of 1024).
-        #[arg(short = 'h', long = "human-readable")]
+        /// Sizes in K, M, G (powers of 1024), as `ls -h` prints them (`-h` is help here, as
+        /// everywhere in unstick).
+        #[arg(long = "human-readable", visible_alias = "human")]
         human: bool,
         #[command(flatten)]
         client: ClientArgs,
@@ -149,6 +145,22 @@ pub enum FilesCommand {
     },
 }
 
+impl FilesCommand {
+    /// A client command's options (`None` for `serve`).
+    pub fn client(&self) -> Option<&ClientArgs> {
+        match self {
+            FilesCommand::Serve(_) => None,
+            FilesCommand::Put { client, .. }
+            | FilesCommand::Get { client, .. }
+            | FilesCommand::Ls { client, .. }
+            | FilesCommand::Stat { client, .. }
+            | FilesCommand::Delete { client, .. }
+            | FilesCommand::Mkdir { client, .. }
+            | FilesCommand::Mv { client, .. } => Some(client),
+        }
+    }
+}
+
 /// Options of `unstick ftp serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -182,6 +194,8 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// A table of failed tokens shared with another server (`unstick serve`); else one of its
     /// own, with the lobby's penalty options.
     #[arg(skip)]
@@ -209,6 +223,7 @@ impl ServeArgs {
             partial_max_age,
             lobby: LobbyArgs::default(),
             tls,
+            log: LogArgs::default(),
             shared_penalties: Some(penalties),
         }
     }
@@ -259,7 +274,6 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             long,
             human,
             client,
-            ..
         } => {
             let style = commands::ListStyle { long, human };
             commands::ls(dir.as_deref(), &style, &client)

@@ -12,6 +12,7 @@ use unstick_std::link::{Endpoint, Link};
 use unstick_std::system_error::SystemError;
 
 use crate::client_settings::report_connected;
+use crate::console::VerbosityArgs;
 use crate::exit_status::print_result;
 use crate::serving::parse_duration;
 use crate::tls_cli::TlsClientArgs;
@@ -33,6 +34,8 @@ pub struct InfoArgs {
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 /// Runs `unstick info`.

@@ -12,8 +12,11 @@ use unstick_std::shell::{
     SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
-use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
-use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
+use crate::client_settings::{
+    ClientSettings, ConfigArgs, SHELL_PORT, Tool, report_connected, token_or_env,
+};
+use crate::console::VerbosityArgs;
+use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 
 use crate::exit_status::{self, CONNECTION_FAILED, OUTPUT_CLOSED};
@@ -82,6 +85,8 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// A table of failed tokens shared with another server (`unstick serve`); else one of its
     /// own, with the lobby's penalty options.
     #[arg(skip)]
@@ -103,6 +108,7 @@ impl Default for ServeArgs {
             seed_encoding: None,
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
+            log: LogArgs::default(),
             shared_penalties: None,
         }
     }
@@ -134,6 +140,10 @@ pub struct ConnectArgs {
     seed: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 impl ServeArgs {

@@ -532,7 +532,7 @@ fn ls_marks_partial_uploads_aligns_wide_names_and_has_long_and_human_forms() {
         .collect();
     assert!(widths.iter().all(|&w| w == widths[0]), "{listing}");
 
-    let (long, _) = s.ok(&["ls", "-l", "-h", "d"]);
+    let (long, _) = s.ok(&["ls", "-l", "--human-readable", "d"]);
     let lines: Vec<&str> = long.lines().collect();
     assert!(lines[0].starts_with("partial     3  "), "{long}");
     assert!(lines[0].ends_with("  big.iso"), "{long}");

@@ -8,7 +8,8 @@ use clap::Args;
 use unstick_core::Algorithm;
 use unstick_std::files::{ClientError, ClientOptions, FileClient};
 
-use crate::client_settings::{ClientSettings, Tool, report_connected};
+use crate::client_settings::{ClientSettings, ConfigArgs, Tool, report_connected};
+use crate::console::VerbosityArgs;
 use crate::serving::parse_duration;
 use crate::tls_cli::TlsClientArgs;
 
@@ -31,6 +32,10 @@ pub struct ClientArgs {
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 impl ClientArgs {
