@@ -9,9 +9,27 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 use unstick_std::link::{Endpoint, Link};
+use unstick_std::system_error::SystemError;
 
 use crate::config_file::{self, ConfigFile, ToolDefaults};
 use crate::console;
+
+/// The `--config` option every client command that reads the config file takes (`shell
+/// connect` and the `ftp` clients), and only they.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// Client defaults (server addresses, token) from this file instead of $UNSTICK_CONFIG or
+    /// unstick/config.toml under the user's config directory (see the README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The file named, if one was.
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.config.as_ref()
+    }
+}
 
 /// The config file `--config` named, set once from the command line.
 static CONFIG_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -166,7 +184,7 @@ impl ClientSettings {
         if let Endpoint::Tcp(addr) | Endpoint::Tls(addr) = &self.endpoint {
             let resolved = addr
                 .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve the host of {addr}: {e}"))?;
+                .map_err(|e| format!("cannot resolve the host of {addr}: {}", SystemError(&e)))?;
             let list: Vec<String> = resolved.map(|a| a.to_string()).collect();
             console::detail(format_args!("{addr} is {}", list.join(", ")));
         }

@@ -18,6 +18,20 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// `-q` and `-v` as every client command takes them (a server's are
+/// [`LogArgs`](crate::serving::LogArgs)).
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct VerbosityArgs {
+    /// No progress bars and no notes (`stored ...`), only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say which config file, server address and token source are used, the addresses the
+    /// server's name resolves to, the one that answered, a TLS server's certificate and the
+    /// time taken.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
 static VERBOSITY: OnceLock<Verbosity> = OnceLock::new();
 
 /// Sets the process's verbosity, once, from the command line.

@@ -17,9 +17,12 @@ use unstick_std::server::{Penalties, Shutdown};
 
 use crate::client_settings::{FTP_PORT, Tool, token_or_env};
 use crate::console;
-use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
+use crate::exit_status::OUTPUT_CLOSED;
+use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
+use client_args::DigestArgs;
+use commands::Failure;
 
 /// `unstick ftp` subcommands.
 #[derive(Subcommand, Debug)]
@@ -56,6 +59,8 @@ pub enum FilesCommand {
         #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
         seed: bool,
         #[command(flatten)]
+        digest: DigestArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// Download files: `get REMOTE [LOCAL]`, `get REMOTE... DIR`, `get REMOTE -` to standard
@@ -79,29 +84,26 @@ pub enum FilesCommand {
         #[arg(long, short = 'n')]
         no_clobber: bool,
         #[command(flatten)]
+        digest: DigestArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// List a remote directory (default: the root): name, size, modification time; partial
     /// uploads are marked.
-    // `-h` is human sizes here, as for `ls`; help is `--help`.
-    #[command(mut_arg("md5", |a| a.hide(true)), disable_help_flag = true)]
     Ls {
         /// Remote directory.
         dir: Option<String>,
-        /// Print help.
-        #[arg(long, action = clap::ArgAction::Help)]
-        help: Option<bool>,
         /// Long format, as `ls -l`: kind, size, time, name.
         #[arg(short = 'l')]
         long: bool,
-        /// Sizes in K, M, G (powers of 1024).
-        #[arg(short = 'h', long = "human-readable")]
+        /// Sizes in K, M, G (powers of 1024), as `ls -h` prints them (`-h` is help here, as
+        /// everywhere in unstick).
+        #[arg(long = "human-readable", visible_alias = "human")]
         human: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Show a remote file's kind, size and modification time.
-    #[command(mut_arg("md5", |a| a.hide(true)))]
     Stat {
         /// Remote path.
         path: String,
@@ -110,7 +112,7 @@ pub enum FilesCommand {
     },
     /// Delete remote files (or empty directories, or with -r whole directories), and any
     /// interrupted upload of them held for resume.
-    #[command(visible_alias = "rm", mut_arg("md5", |a| a.hide(true)))]
+    #[command(visible_alias = "rm")]
     Delete {
         /// Remote paths.
         #[arg(required = true)]
@@ -122,7 +124,6 @@ pub enum FilesCommand {
         client: ClientArgs,
     },
     /// Create remote directories.
-    #[command(mut_arg("md5", |a| a.hide(true)))]
     Mkdir {
         /// Remote directories.
         #[arg(required = true)]
@@ -134,7 +135,7 @@ pub enum FilesCommand {
         client: ClientArgs,
     },
     /// Rename or move remote files and directories: `mv FROM TO`, `mv FROM... DIR`.
-    #[command(visible_alias = "rename", mut_arg("md5", |a| a.hide(true)))]
+    #[command(visible_alias = "rename")]
     Mv {
         /// Remote paths, then the new name (or a remote directory to move them into).
         #[arg(required = true, num_args = 2.., value_name = "PATH")]
@@ -142,6 +143,22 @@ pub enum FilesCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+impl FilesCommand {
+    /// A client command's options (`None` for `serve`).
+    pub fn client(&self) -> Option<&ClientArgs> {
+        match self {
+            FilesCommand::Serve(_) => None,
+            FilesCommand::Put { client, .. }
+            | FilesCommand::Get { client, .. }
+            | FilesCommand::Ls { client, .. }
+            | FilesCommand::Stat { client, .. }
+            | FilesCommand::Delete { client, .. }
+            | FilesCommand::Mkdir { client, .. }
+            | FilesCommand::Mv { client, .. } => Some(client),
+        }
+    }
 }
 
 /// Options of `unstick ftp serve`.
@@ -177,6 +194,8 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// A table of failed tokens shared with another server (`unstick serve`); else one of its
     /// own, with the lobby's penalty options.
     #[arg(skip)]
@@ -204,6 +223,7 @@ impl ServeArgs {
             partial_max_age,
             lobby: LobbyArgs::default(),
             tls,
+            log: LogArgs::default(),
             shared_penalties: Some(penalties),
         }
     }
@@ -212,34 +232,40 @@ impl ServeArgs {
 /// Runs a subcommand.
 pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
     let started = std::time::Instant::now();
-    let result = match cmd {
-        FilesCommand::Serve(args) => serve(args, shutdown),
+    let result: Result<(), Failure> = match cmd {
+        FilesCommand::Serve(args) => serve(args, shutdown).map_err(Failure::from),
         FilesCommand::Put {
             paths,
             to,
             recursive,
             resume,
             seed,
+            digest,
             client,
-        } => commands::plan_put(&paths, to).and_then(|plan| {
-            let options = commands::PutOptions {
-                recursive,
-                resume,
-                seed,
-            };
-            commands::put(plan, &options, &client)
-        }),
+        } => commands::plan_put(&paths, to)
+            .and_then(|plan| {
+                let options = commands::PutOptions {
+                    recursive,
+                    resume,
+                    seed,
+                    algorithm: digest.algorithm(),
+                };
+                commands::put(plan, &options, &client)
+            })
+            .map_err(Failure::from),
         FilesCommand::Get {
             paths,
             recursive,
             resume,
             no_clobber,
+            digest,
             client,
         } => {
             let options = commands::GetOptions {
                 recursive,
                 resume,
                 no_clobber,
+                algorithm: digest.algorithm(),
             };
             commands::get(&paths, &options, &client)
         }
@@ -248,29 +274,22 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             long,
             human,
             client,
-            ..
-        } => no_digest("ls", &client).and_then(|()| {
+        } => {
             let style = commands::ListStyle { long, human };
             commands::ls(dir.as_deref(), &style, &client)
-        }),
-        FilesCommand::Stat { path, client } => {
-            no_digest("stat", &client).and_then(|()| commands::stat(&path, &client))
         }
+        FilesCommand::Stat { path, client } => commands::stat(&path, &client),
         FilesCommand::Delete {
             paths,
             recursive,
             client,
-        } => {
-            no_digest("delete", &client).and_then(|()| commands::delete(&paths, recursive, &client))
-        }
+        } => commands::delete(&paths, recursive, &client).map_err(Failure::from),
         FilesCommand::Mkdir {
             paths,
             parents,
             client,
-        } => no_digest("mkdir", &client).and_then(|()| commands::mkdir(&paths, parents, &client)),
-        FilesCommand::Mv { paths, client } => {
-            no_digest("mv", &client).and_then(|()| commands::mv(&paths, &client))
-        }
+        } => commands::mkdir(&paths, parents, &client).map_err(Failure::from),
+        FilesCommand::Mv { paths, client } => commands::mv(&paths, &client).map_err(Failure::from),
     };
     console::detail(format_args!(
         "finished in {:.3} s",
@@ -278,22 +297,12 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
     ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::OutputClosed) => ExitCode::from(OUTPUT_CLOSED),
+        Err(Failure::Message(message)) => {
             eprintln!("unstick ftp: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--md5` chooses a transfer's digest: hidden on commands that transfer nothing, and refused
-/// there rather than silently ignored.
-fn no_digest(command: &str, args: &ClientArgs) -> Result<(), String> {
-    if args.md5 {
-        return Err(format!(
-            "--md5 chooses the digest of a transfer; `{command}` transfers no file (use it with put or get)"
-        ));
-    }
-    Ok(())
 }
 
 fn serve(args: ServeArgs, shutdown: &Shutdown) -> Result<(), String> {

@@ -9,8 +9,11 @@ use unstick_core::info::EndpointInfo;
 use unstick_core::session::PeerText;
 use unstick_std::info::{RemoteInfo, request_info};
 use unstick_std::link::{Endpoint, Link};
+use unstick_std::system_error::SystemError;
 
 use crate::client_settings::report_connected;
+use crate::console::VerbosityArgs;
+use crate::exit_status::print_result;
 use crate::serving::parse_duration;
 use crate::tls_cli::TlsClientArgs;
 
@@ -31,15 +34,14 @@ pub struct InfoArgs {
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 /// Runs `unstick info`.
 pub fn run(args: &InfoArgs) -> ExitCode {
     match ask(args) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print_result(text.as_bytes(), "info"),
         Err(message) => {
             eprintln!("unstick info: {message}");
             ExitCode::FAILURE
@@ -52,7 +54,7 @@ fn ask(args: &InfoArgs) -> Result<String, String> {
     let endpoint = Endpoint::parse(&args.addr).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut link = Link::open(&endpoint, Some(args.timeout), &args.tls.client_tls())
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+        .map_err(|e| format!("cannot connect to {endpoint}: {}", SystemError(&e)))?;
     report_connected(&link, started);
     let info = request_info(&mut link, args.timeout).map_err(|e| e.to_string())?;
     Ok(if args.json { json(&info) } else { human(&info) })

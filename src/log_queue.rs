@@ -169,13 +169,13 @@ fn report_dropped(out: &mut impl Write, counts: &Counts) {
 
 /// `line` as one line of the human log: the text before its final newline with every control,
 /// line-separating and bidirectional-formatting character escaped as [`PeerText`] escapes
-/// them (backslashes are left as they are: a field already escaped keeps its form). The
+/// them (a field already escaped keeps its form, since escapes are printable). The
 /// formatter writes none of these characters itself, so only text that reached a field
 /// unescaped is changed; a line that needs nothing is returned as it is.
 fn guard_line(line: Vec<u8>) -> Vec<u8> {
     let body = line.strip_suffix(b"\n").unwrap_or(&line);
     let text = String::from_utf8_lossy(body);
-    let guarded = PeerText::keeping_backslashes(&text).to_string();
+    let guarded = PeerText::new(&text).to_string();
     if guarded.len() == body.len() && guarded.as_bytes() == body {
         return line;
     }

@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use unstick_std::server::Shutdown;
+
+use serving::LogFormat;
 
 mod client_settings;
 mod config_file;
@@ -30,32 +32,20 @@ mod tls_cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// How servers write their log to stderr: `human` (one timestamped line per event) or
-    /// `json` (one JSON object per line).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
-    /// Servers: log only warnings and errors (refusals included). Clients: no progress bars
-    /// and no notes (`stored ...`), only warnings and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// `--log-format` before the command, as earlier versions took it; each server command
+    /// has its own, and only they show it.
+    #[arg(long, value_enum, hide = true)]
+    log_format: Option<LogFormat>,
+    /// `-q` and `-v` before the command, as earlier versions took them; each server and client
+    /// command has its own, with what they mean for it.
+    #[arg(short, long, hide = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Servers: log more detail (`-vv` for everything). Clients: say which config file, server
-    /// address and token source are used, the addresses the server's name resolves to, the
-    /// one that answered, a TLS server's certificate and the time taken.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, hide = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Client defaults (server addresses, token) from this file instead of $UNSTICK_CONFIG or
-    /// unstick/config.toml under the user's config directory (see the README).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// `--config` before the command, as earlier versions took it; each client command that
+    /// reads the config file has its own, and only they show it.
+    #[arg(long, value_name = "FILE", hide = true)]
     config: Option<std::path::PathBuf>,
-}
-
-/// The log's line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    /// `<time> <LEVEL> <message> key=value ...`
-    Human,
-    /// `{"timestamp":...,"level":...,"message":...,<fields>}`
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -99,17 +89,57 @@ impl Command {
                 | Command::Files(files_cli::FilesCommand::Serve(_))
         )
     }
+
+    /// A server command's `--log-format`.
+    fn log_format(&self) -> Option<LogFormat> {
+        match self {
+            Command::Serve(args) => args.log.log_format,
+            Command::Shell(shell_cli::ShellCommand::Serve(args)) => args.log.log_format,
+            Command::Files(files_cli::FilesCommand::Serve(args)) => args.log.log_format,
+            _ => None,
+        }
+    }
+
+    /// `-q` and `-v` as the command took them: quiet, and how verbose.
+    fn verbosity(&self) -> (bool, u8) {
+        let log = |args: &serving::LogArgs| (args.quiet, args.verbose);
+        let console = |args: &console::VerbosityArgs| (args.quiet, args.verbose);
+        match self {
+            Command::Serve(args) => log(&args.log),
+            Command::Shell(shell_cli::ShellCommand::Serve(args)) => log(&args.log),
+            Command::Files(files_cli::FilesCommand::Serve(args)) => log(&args.log),
+            Command::Shell(shell_cli::ShellCommand::Connect(args)) => console(&args.verbosity),
+            Command::Files(cmd) => cmd
+                .client()
+                .map_or((false, 0), |client| console(&client.verbosity)),
+            Command::Info(args) => console(&args.verbosity),
+            Command::Completions(_) | Command::Man(_) | Command::Token => (false, 0),
+        }
+    }
+
+    /// A client command's `--config`.
+    fn config_file(&self) -> Option<&std::path::PathBuf> {
+        match self {
+            Command::Shell(shell_cli::ShellCommand::Connect(args)) => args.config.file(),
+            Command::Files(cmd) => cmd.client().and_then(|client| client.config.file()),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Before the command (the old place) or after it, as each command takes them.
+    let (quiet, verbose) = cli.command.verbosity();
+    cli.quiet |= quiet;
+    cli.verbose = cli.verbose.saturating_add(verbose);
     init_log(&cli);
     console::set_verbosity(match (cli.quiet, cli.verbose) {
         (true, _) => console::Verbosity::Quiet,
         (false, 0) => console::Verbosity::Normal,
         (false, _) => console::Verbosity::Verbose,
     });
-    client_settings::set_config_flag(cli.config.clone());
+    client_settings::set_config_flag(cli.command.config_file().or(cli.config.as_ref()).cloned());
     let shutdown = Shutdown::new();
     if cli.command.is_server() {
         #[cfg(unix)]
@@ -142,10 +172,7 @@ fn main() -> ExitCode {
 /// `unstick token`: prints a new random token on stdout.
 fn print_token() -> ExitCode {
     match unstick_std::server::generate_token() {
-        Ok(token) => {
-            println!("{token}");
-            ExitCode::SUCCESS
-        }
+        Ok(token) => exit_status::print_result(format!("{token}\n").as_bytes(), "token"),
         Err(e) => {
             eprintln!("unstick token: {e}");
             ExitCode::FAILURE
@@ -162,7 +189,12 @@ fn init_log(cli: &Cli) {
         (false, 1) => tracing::Level::DEBUG,
         (false, _) => tracing::Level::TRACE,
     };
-    let line_format = match cli.log_format {
+    let format = cli
+        .command
+        .log_format()
+        .or(cli.log_format)
+        .unwrap_or(LogFormat::Human);
+    let line_format = match format {
         LogFormat::Human => log_queue::LineFormat::Human,
         LogFormat::Json => log_queue::LineFormat::Json,
     };
@@ -175,7 +207,7 @@ fn init_log(cli: &Cli) {
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);
-    match cli.log_format {
+    match format {
         LogFormat::Human => log.init(),
         LogFormat::Json => log
             .json()

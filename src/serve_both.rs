@@ -13,7 +13,7 @@ use unstick_std::address::HostPort;
 use unstick_std::server::Shutdown;
 
 use crate::client_settings::{FTP_PORT, LOOPBACK, SHELL_PORT};
-use crate::serving::{PenaltyArgs, parse_duration};
+use crate::serving::{LogArgs, PenaltyArgs, parse_duration};
 use crate::tls_cli::{self, TlsServeArgs};
 use crate::{files_cli, shell_cli};
 
@@ -48,6 +48,8 @@ pub struct ServeBothArgs {
     // Failed tokens are counted for both servers together.
     #[command(flatten)]
     penalties: PenaltyArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl ServeBothArgs {

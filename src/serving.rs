@@ -6,7 +6,7 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use unstick_std::address::HostPort;
 use unstick_std::server::penalties::{
     DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_MAX_PENALTY, DEFAULT_PENALTY,
@@ -15,6 +15,33 @@ use unstick_std::server::{LobbyConfig, Penalties, PenaltyRules, Shutdown};
 use unstick_std::shell::kill_all_commands;
 
 use crate::stop_signals::StopSignals;
+
+/// The log's line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `<time> <LEVEL> <message> key=value ...`
+    Human,
+    /// `{"timestamp":...,"level":...,"message":...,<fields>}`
+    Json,
+}
+
+/// How a server logs: options every server command takes (`shell serve`, `ftp serve`,
+/// `serve`), and only they (a client's `-q` and `-v` are [`console::VerbosityArgs`]).
+///
+/// [`console::VerbosityArgs`]: crate::console::VerbosityArgs
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct LogArgs {
+    /// How the server writes its log to stderr: `human` (one timestamped line per event) or
+    /// `json` (one JSON object per line) [default: human].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log only warnings and errors (refusals included).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log more detail (`-vv` for everything).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
 
 /// Options of how a server holds connections, shared by `shell serve` and `ftp serve`.
 #[derive(Args, Debug, Clone)]

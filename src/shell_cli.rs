@@ -8,13 +8,15 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ExitReport,
-    SeedEncoding, SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig,
-    ShellServer,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, SeedEncoding,
+    SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
-use crate::client_settings::{ClientSettings, SHELL_PORT, Tool, report_connected, token_or_env};
-use crate::serving::{LobbyArgs, listen_address, parse_duration, parse_size};
+use crate::client_settings::{
+    ClientSettings, ConfigArgs, SHELL_PORT, Tool, report_connected, token_or_env,
+};
+use crate::console::VerbosityArgs;
+use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsClientArgs, TlsServeArgs};
 
 use crate::exit_status::{self, CONNECTION_FAILED, OUTPUT_CLOSED};
@@ -83,6 +85,8 @@ pub struct ServeArgs {
     lobby: LobbyArgs,
     #[command(flatten)]
     tls: TlsServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// A table of failed tokens shared with another server (`unstick serve`); else one of its
     /// own, with the lobby's penalty options.
     #[arg(skip)]
@@ -104,6 +108,7 @@ impl Default for ServeArgs {
             seed_encoding: None,
             lobby: LobbyArgs::default(),
             tls: TlsServeArgs::default(),
+            log: LogArgs::default(),
             shared_penalties: None,
         }
     }
@@ -135,6 +140,10 @@ pub struct ConnectArgs {
     seed: bool,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 impl ServeArgs {
@@ -266,17 +275,8 @@ fn connect(args: ConnectArgs) -> ExitCode {
 /// would report for it.
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
     let report = client.exec(command, &mut TerminalOutput::default())?;
-    note_cut_short(&report);
+    shell_lines::note_cut_short(&report);
     Ok(report.termination.shell_status())
-}
-
-fn note_cut_short(report: &ExitReport) {
-    if report.timed_out {
-        eprintln!("unstick: the command ran out of time and was killed");
-    }
-    if report.truncated {
-        eprintln!("unstick: output was cut at the server's --max-output and the command killed");
-    }
 }
 
 fn status_of(result: Result<u8, ShellClientError>) -> ExitCode {

@@ -2,12 +2,14 @@
 //! generated from the same clap definitions that parse the command line, so they never fall
 //! behind it.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Command};
 use clap_complete::Shell;
+
+use crate::exit_status::print_result;
 
 /// Options of `unstick completions`.
 #[derive(Args, Debug)]
@@ -31,7 +33,7 @@ pub fn completions(args: &CompletionsArgs, mut command: Command) -> ExitCode {
     let name = command.get_name().to_owned();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, name, &mut script);
-    finish(io::stdout().lock().write_all(&script), "completions")
+    print_result(&script, "completions")
 }
 
 /// Writes the manual page of `unstick` to stdout, or every command's page into `args.dir`.
@@ -42,21 +44,19 @@ pub fn man(args: &ManArgs, command: Command) -> ExitCode {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
         None => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(command)
-                .render(&mut page)
-                .and_then(|()| io::stdout().lock().write_all(&page))
+            return match clap_mangen::Man::new(command).render(&mut page) {
+                Ok(()) => print_result(&page, "man"),
+                Err(e) => {
+                    eprintln!("unstick man: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
-    finish(written, "man")
-}
-
-fn finish(written: io::Result<()>, what: &str) -> ExitCode {
     match written {
         Ok(()) => ExitCode::SUCCESS,
-        // `unstick man | head` is not an error.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("unstick {what}: {e}");
+            eprintln!("unstick man: {e}");
             ExitCode::FAILURE
         }
     }

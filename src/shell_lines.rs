@@ -22,9 +22,12 @@ use std::path::PathBuf;
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
+use unstick_core::session::PeerText;
 use unstick_std::shell::{
-    ExecInterrupter, OutputSink, OutputStream, SeedShellClient, ShellClient, ShellClientError,
+    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, ExecInterrupter, ExitReport, OutputSink, OutputStream,
+    SeedShellClient, ShellClient, ShellClientError,
 };
+use unstick_std::system_error::SystemError;
 
 use crate::exit_status::{self, BAD_EXIT_ARGUMENT, CONNECTION_FAILED, INTERRUPTED, OUTPUT_CLOSED};
 use crate::shell_construct::{Completeness, completeness};
@@ -57,15 +60,7 @@ impl RemoteShell {
         match self {
             RemoteShell::Framed(client) => {
                 let report = client.exec_in(command, cwd, out)?;
-                if report.timed_out {
-                    eprintln!("unstick: the command ran out of time and was killed");
-                }
-                if report.truncated {
-                    eprintln!(
-                        "unstick: output was cut at the server's --max-output and the command \
-                         killed"
-                    );
-                }
+                note_cut_short(&report);
                 Ok(report.termination.shell_status())
             }
             RemoteShell::Seed(client) => client.exec(command, &mut SinkWriter(out)).map(|()| 0),
@@ -81,6 +76,25 @@ impl RemoteShell {
             RemoteShell::Framed(client) => Some(client.interrupter()),
             RemoteShell::Seed(_) => None,
         }
+    }
+}
+
+/// Says on stderr why the server cut a command short, naming the server's option that set
+/// the limit (the client cannot change it).
+pub fn note_cut_short(report: &ExitReport) {
+    if report.timed_out {
+        eprintln!(
+            "unstick: the command ran out of time and was killed: the server's time limit per \
+             command (`unstick shell serve --timeout`, {} s unless set)",
+            DEFAULT_TIMEOUT.as_secs()
+        );
+    }
+    if report.truncated {
+        eprintln!(
+            "unstick: the command's output reached the server's cap and the command was killed \
+             (`unstick shell serve --max-output`, {} MiB unless set)",
+            DEFAULT_MAX_OUTPUT >> 20
+        );
     }
 }
 
@@ -285,14 +299,23 @@ impl Session {
                     .unwrap_or_default()
                     .trim_end_matches('\r');
                 if dir.is_empty() {
-                    eprintln!("unstick: cd: the server's `pwd` printed {text:?}, not a directory");
+                    eprintln!(
+                        "unstick: cd: the server's `pwd` printed `{}`, not a directory",
+                        PeerText::new(&text)
+                    );
                     Ok(1)
                 } else {
-                    if show {
-                        println!("{dir}");
-                    }
                     self.previous_cwd = self.cwd.replace(dir.to_string());
-                    Ok(0)
+                    if show {
+                        // As the command's output: a closed stdout ends the session quietly.
+                        let line = format!("{dir}\n");
+                        self.output
+                            .write_output(OutputStream::Stdout, line.as_bytes())
+                            .map(|()| 0)
+                            .map_err(ShellClientError::Output)
+                    } else {
+                        Ok(0)
+                    }
                 }
             }
             other => other,
@@ -527,7 +550,10 @@ pub fn run(runner: RemoteShell) -> u8 {
                 continue;
             }
             LineRead::Failed(e) => {
-                eprintln!("unstick shell connect: cannot read input: {e}");
+                eprintln!(
+                    "unstick shell connect: cannot read input: {}",
+                    SystemError(&e)
+                );
                 return 1;
             }
         };

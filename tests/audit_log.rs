@@ -574,10 +574,12 @@ fn peer_text_in_every_file_header_member_is_escaped_in_the_log() {
         send_raw(&server.addr, std::slice::from_ref(request));
     }
     wait_line(&server, "the directory with the name created", |l| {
+        // A field's text, as the log's formatter quotes it.
         l.contains("directory created") && l.contains("\\u{2028}")
     });
     wait_line(&server, "a refusal naming the path", |l| {
-        l.contains("refused") && l.contains("\\u{202e}") && !l.contains("directory created")
+        // A refusal's reason, escaped as every message that names peer text.
+        l.contains("refused") && l.contains("\\u202e") && !l.contains("directory created")
     });
     wait_line(&server, "the unknown op refused", |l| {
         l.contains("refused") && l.contains("unknown op")

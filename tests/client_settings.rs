@@ -264,9 +264,10 @@ fn quiet_says_nothing_and_verbose_says_where_it_connected() {
     );
     assert!(quiet.status.success());
     assert_eq!(stderr(&quiet), "");
+    // After the command, as its help shows it (before it, the old place, works too).
     let verbose = unstick(
         dir.path(),
-        &["-v", "ftp", "put", "f.txt", "--addr", &addr],
+        &["ftp", "put", "f.txt", "-v", "--addr", &addr],
         &token,
     );
     assert!(verbose.status.success());

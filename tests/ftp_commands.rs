@@ -188,6 +188,117 @@ fn several_files_go_where_scp_would_put_them() {
     assert!(!s.local.join("dir").exists());
 }
 
+/// Where each of `wanted` first appears in `text`, failing if one does not.
+fn positions(text: &str, wanted: &[&str]) -> Vec<usize> {
+    wanted
+        .iter()
+        .map(|w| {
+            text.find(w)
+                .unwrap_or_else(|| panic!("no `{w}` in:\n{text}"))
+        })
+        .collect()
+}
+
+/// Whether `wanted` appear in `text` in this order.
+fn in_order(text: &str, wanted: &[&str]) -> bool {
+    positions(text, wanted).windows(2).all(|w| w[0] < w[1])
+}
+
+#[test]
+fn each_failure_among_several_files_is_reported_before_the_next_file() {
+    let s = Setup::new();
+    s.write_local("a.txt", b"alpha");
+    s.write_local("huge.bin", &pattern(2 << 20, 3));
+    // The missing file is reported before the large one after it is sent, not after.
+    let err = s.refused(&["put", "a.txt", "missing.txt", "huge.bin", "dest/"]);
+    let order = [
+        "stored dest/a.txt",
+        "missing.txt: ",
+        "stored dest/huge.bin",
+        "1 of 3 uploads failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    assert_eq!(err.matches("missing.txt").count(), 1, "{err}");
+    // The same for rm, get, mkdir and mv.
+    let err = s.refused(&["rm", "dest/a.txt", "dest/missing.txt", "dest/huge.bin"]);
+    let order = [
+        "deleted dest/a.txt",
+        "dest/missing.txt: ",
+        "deleted dest/huge.bin",
+        "1 of 3 deletions failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    s.ok(&["put", "a.txt", "huge.bin", "dest/"]);
+    fs::create_dir(s.local.join("back")).unwrap();
+    let err = s.refused(&["get", "dest/a.txt", "nothing.txt", "dest/huge.bin", "back"]);
+    let order = [
+        "wrote ",
+        "nothing.txt: ",
+        "huge.bin (",
+        "1 of 3 downloads failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    let err = s.refused(&["mkdir", "m1", "dest/a.txt/sub", "m2"]);
+    let order = [
+        "made m1/",
+        "dest/a.txt/sub",
+        "made m2/",
+        "1 of 3 directories failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    let err = s.refused(&["mv", "dest/a.txt", "gone.txt", "dest/huge.bin", "m1"]);
+    let order = [
+        "renamed dest/a.txt",
+        "gone.txt",
+        "renamed dest/huge.bin",
+        "1 of 3 renames failed",
+    ];
+    assert!(in_order(&err, &order), "{err}");
+    // One thing, one failure: its error alone, once, no count.
+    let err = s.refused(&["rm", "gone.txt"]);
+    assert_eq!(err.matches("gone.txt").count(), 1, "{err}");
+    assert!(!err.contains("failed"), "{err}");
+}
+
+#[test]
+fn messages_say_which_side_is_missing_and_show_names_as_typed() {
+    let s = Setup::new();
+    s.write_local("q3.txt", b"q3");
+    s.ok(&["put", "q3.txt", "a/q3.txt"]);
+    // Into a directory that does not exist: the destination is named as the missing side.
+    let err = s.refused(&["mv", "a/q3.txt", "archive/"]);
+    assert!(
+        err.contains("the destination directory archive does not exist")
+            && err.contains("a/q3.txt was not moved"),
+        "{err}"
+    );
+    assert!(!err.contains("archive/q3.txt: no such file"), "{err}");
+    assert!(s.root.join("a/q3.txt").exists());
+    // A source that does not exist is named as such.
+    let err = s.refused(&["mv", "a/missing.txt", "a/q4.txt"]);
+    assert!(
+        err.contains("a/missing.txt: no such file or directory; nothing was moved"),
+        "{err}"
+    );
+    // A directory that still holds something: its own code, and the way out.
+    let err = s.refused(&["rm", "a"]);
+    assert!(
+        err.contains("(not_empty)") && err.contains("use -r"),
+        "{err}"
+    );
+    // The system's words without `(os error N)`.
+    let err = s.refused(&["put", "missing.txt"]);
+    assert!(err.contains("missing.txt: "), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    // Names as typed: a backslash as it is, only what cannot be printed escaped, and that as
+    // a shell's `$'...'` reads it.
+    let err = s.refused(&["stat", "bad\\name"]);
+    assert!(err.contains("`bad\\name`"), "{err}");
+    let err = s.refused(&["stat", "ctl\u{1}name"]);
+    assert!(err.contains("`ctl\\x01name`"), "{err}");
+    assert!(!err.contains("\\u{"), "{err}");
+}
+
 #[test]
 fn trees_go_up_and_down_with_r_and_rm_r_removes_them() {
     let s = Setup::new();
@@ -421,7 +532,7 @@ fn ls_marks_partial_uploads_aligns_wide_names_and_has_long_and_human_forms() {
         .collect();
     assert!(widths.iter().all(|&w| w == widths[0]), "{listing}");
 
-    let (long, _) = s.ok(&["ls", "-l", "-h", "d"]);
+    let (long, _) = s.ok(&["ls", "-l", "--human-readable", "d"]);
     let lines: Vec<&str> = long.lines().collect();
     assert!(lines[0].starts_with("partial     3  "), "{long}");
     assert!(lines[0].ends_with("  big.iso"), "{long}");
@@ -429,11 +540,10 @@ fn ls_marks_partial_uploads_aligns_wide_names_and_has_long_and_human_forms() {
     assert!(lines[2].ends_with("  名前.txt"), "{long}");
 
     // --md5 means nothing to ls, stat or delete: not offered, and refused.
-    let err = s.refused(&["ls", "--md5"]);
-    assert!(
-        err.contains("--md5 chooses the digest of a transfer"),
-        "{err}"
-    );
+    let out = s.ftp(&["ls", "--md5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unexpected argument '--md5'"), "{err}");
     let help = s.ok(&["ls", "--help"]).0;
     assert!(!help.contains("--md5"), "{help}");
     assert!(s.ok(&["put", "--help"]).0.contains("--md5"));

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shell_common::{
-    Collected, ServerProcess, eventually, exec, exec_frame, group_of, live_group_members,
-    raw_connection, read_raw_frame, shells_of, status_kib,
+    Collected, ServerProcess, connect_cli, eventually, exec, exec_frame, group_of,
+    live_group_members, raw_connection, read_raw_frame, shells_of, status_kib,
 };
 use unstick_std::shell::{OutputSink, OutputStream, Termination};
 
@@ -69,6 +69,28 @@ fn timeout_kills_the_command_and_all_its_children() {
     let (report, out) = exec(&mut client, "echo after");
     assert_eq!(report.termination, Termination::Exited(0));
     assert_eq!(out.stdout, b"after\n");
+}
+
+#[test]
+fn a_command_cut_short_names_the_server_option_that_set_the_limit() {
+    let server = ServerProcess::start(&["--timeout", "500ms", "--max-output", "1K"]);
+    // With -c, and line by line from piped input: one message for both.
+    for (args, input) in [(&["-c", "sleep 30"][..], &b""[..]), (&[], b"sleep 30\n")] {
+        let out = connect_cli(&server.addr, args, input, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + 9), "{stderr}");
+        assert!(
+            stderr.contains("ran out of time")
+                && stderr.contains("`unstick shell serve --timeout`"),
+            "{stderr}"
+        );
+    }
+    let out = connect_cli(&server.addr, &["-c", "yes"], b"", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`unstick shell serve --max-output`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -46,6 +46,9 @@ wire_enum! {
         NotFound = "not_found",
         /// The name exists already (a `mkdir` without `parents`, a rename onto a directory).
         Exists = "exists",
+        /// A directory to delete still holds entries (interrupted uploads held for resume
+        /// count). Servers before it said `bad_request`.
+        NotEmpty = "not_empty",
         /// Above the server's file-size limit.
         TooLarge = "too_large",
         /// The data does not match its digest; nothing was committed.

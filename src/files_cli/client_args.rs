@@ -1,5 +1,6 @@
-//! The options every file client command shares: where the server is, the token, the digest,
-//! the timeout and TLS; and the connection they make.
+//! The options every file client command shares: where the server is, the token, the timeout
+//! and TLS; the digest option of the commands that transfer files; and the connection they
+//! make.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use clap::Args;
 use unstick_core::Algorithm;
 use unstick_std::files::{ClientError, ClientOptions, FileClient};
 
-use crate::client_settings::{ClientSettings, Tool, report_connected};
+use crate::client_settings::{ClientSettings, ConfigArgs, Tool, report_connected};
+use crate::console::VerbosityArgs;
 use crate::serving::parse_duration;
 use crate::tls_cli::TlsClientArgs;
 
@@ -25,14 +27,15 @@ pub struct ClientArgs {
     /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long)]
     token: Option<String>,
-    /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
-    #[arg(long)]
-    pub(super) md5: bool,
     /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 impl ClientArgs {
@@ -47,17 +50,14 @@ impl ClientArgs {
         self.settings().map(|settings| settings.addr())
     }
 
-    /// Connects to the server (as `--verbose` asks, saying where and how long it took).
-    pub(super) fn connect(&self) -> Result<FileClient, ClientError> {
+    /// Connects to the server (as `--verbose` asks, saying where and how long it took); its
+    /// transfers are verified with `algorithm`.
+    pub(super) fn connect(&self, algorithm: Algorithm) -> Result<FileClient, ClientError> {
         let settings = self.settings().map_err(ClientError::Settings)?;
         let started = settings.resolve_host().map_err(ClientError::Settings)?;
         let options = ClientOptions {
             token: settings.token.clone(),
-            algorithm: if self.md5 {
-                Algorithm::Md5
-            } else {
-                Algorithm::Xxh3
-            },
+            algorithm,
             timeout: self.timeout,
             tls: self.tls.client_tls(),
             ..ClientOptions::default()
@@ -65,5 +65,25 @@ impl ClientArgs {
         let client = FileClient::connect(&settings.addr(), options)?;
         report_connected(client.link(), started);
         Ok(client)
+    }
+}
+
+/// The digest option, which only the commands that transfer files (put, get) take: a command
+/// that transfers nothing does not offer it (nor does its completion).
+#[derive(Args, Debug, Default)]
+pub struct DigestArgs {
+    /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
+    #[arg(long)]
+    md5: bool,
+}
+
+impl DigestArgs {
+    /// The digest transfers are verified with.
+    pub(super) fn algorithm(&self) -> Algorithm {
+        if self.md5 {
+            Algorithm::Md5
+        } else {
+            Algorithm::Xxh3
+        }
     }
 }

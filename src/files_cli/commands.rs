@@ -9,29 +9,83 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
+use unstick_core::{Algorithm, ErrorCode};
 use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
 };
+use unstick_std::system_error::SystemError;
 
 use super::client_args::ClientArgs;
 use super::progress_bar::progress_bar;
 use crate::console;
+use crate::exit_status::WatchedStdout;
 
 /// `-`: standard input for `put`, standard output for `get`.
 const STDIO: &str = "-";
+
+/// Why a command failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// What to tell the user (after `unstick ftp: `).
+    Message(String),
+    /// Standard output is a pipe nobody reads any more: the command ends quietly, with
+    /// [`OUTPUT_CLOSED`](crate::exit_status::OUTPUT_CLOSED).
+    OutputClosed,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Message(message.to_owned())
+    }
+}
+
+/// A failed write of a command's results to standard output.
+fn output_failed(out: &WatchedStdout, e: &io::Error) -> Failure {
+    if out.closed() {
+        Failure::OutputClosed
+    } else {
+        Failure::Message(format!("standard output: {}", SystemError(e)))
+    }
+}
+
+/// A failure of the local file system at `path`, in the system's words.
+fn local_failure(path: &Path, e: &io::Error) -> String {
+    format!(
+        "{}: {}",
+        escape_for_terminal(&path.display().to_string()),
+        SystemError(e)
+    )
+}
 
 /// A connection made when first needed and dropped after a failure, so that the next file
 /// starts on a fresh one (a refused upload closes the connection; a serial line is held by one
 /// client at a time).
 struct Connection<'a> {
     args: &'a ClientArgs,
+    algorithm: Algorithm,
     client: Option<FileClient>,
 }
 
 impl<'a> Connection<'a> {
+    /// A connection for requests that transfer no file.
     fn new(args: &'a ClientArgs) -> Self {
-        Connection { args, client: None }
+        Connection::transferring(args, Algorithm::Xxh3)
+    }
+
+    /// A connection whose transfers are verified with `algorithm`.
+    fn transferring(args: &'a ClientArgs, algorithm: Algorithm) -> Self {
+        Connection {
+            args,
+            algorithm,
+            client: None,
+        }
     }
 
     /// Runs `op` on the connection; a failure drops it.
@@ -41,7 +95,7 @@ impl<'a> Connection<'a> {
     ) -> Result<T, ClientError> {
         let client = match &mut self.client {
             Some(client) => client,
-            slot => slot.insert(self.args.connect()?),
+            slot => slot.insert(self.args.connect(self.algorithm)?),
         };
         let result = op(client);
         if result.is_err() {
@@ -56,41 +110,58 @@ impl<'a> Connection<'a> {
     }
 }
 
-/// Counts the files a command with several of them handled, and reports each failure as it
-/// happens, as `scp` does, so that one bad file does not stop the rest. A command that handled
-/// one thing ends with that thing's error alone.
+/// Counts the files a command handled, and reports each failure as it happens, as `scp`
+/// does, so that one bad file does not stop the rest and is not heard of only after a long
+/// upload that followed it. A command that handles one thing ends with that thing's error
+/// alone; one that handles several (or walks a tree) ends with a count.
 #[derive(Default)]
 struct Tally {
     failed: usize,
     done: usize,
-    /// The last failure, not printed yet: it may be the command's only one.
-    pending: Option<String>,
+    /// Several things are handled: each failure is printed when it happens.
+    several: bool,
+    /// The failure of a command that handles one thing: its final error, not printed here.
+    only: Option<String>,
 }
 
 impl Tally {
+    /// A tally for a command given `items` things to handle.
+    fn new(items: usize) -> Tally {
+        Tally {
+            several: items > 1,
+            ..Tally::default()
+        }
+    }
+
+    /// A walk (`-r`) begins: whatever its one argument held, there may be many things.
+    fn walking(&mut self) {
+        self.several = true;
+    }
+
     fn record(&mut self, result: Result<(), String>) {
-        if let Some(message) = self.pending.take() {
+        // A command that was to handle one thing is handling another: it has several.
+        if let Some(message) = self.only.take() {
             eprintln!("unstick ftp: {message}");
+            self.several = true;
         }
         match result {
             Ok(()) => self.done += 1,
+            Err(message) if self.several => {
+                eprintln!("unstick ftp: {message}");
+                self.failed += 1;
+            }
             Err(message) => {
-                self.pending = Some(message);
+                self.only = Some(message);
                 self.failed += 1;
             }
         }
     }
 
     fn finish(self, what: &str) -> Result<(), String> {
-        match (self.failed, self.done, self.pending) {
-            (0, _, _) => Ok(()),
-            (1, 0, Some(message)) => Err(message),
-            (n, done, pending) => {
-                if let Some(message) = pending {
-                    eprintln!("unstick ftp: {message}");
-                }
-                Err(format!("{n} of {} {what} failed", n + done))
-            }
+        match (self.failed, self.only) {
+            (0, _) => Ok(()),
+            (_, Some(message)) => Err(message),
+            (n, None) => Err(format!("{n} of {} {what} failed", n + self.done)),
         }
     }
 }
@@ -211,6 +282,8 @@ pub(super) struct PutOptions {
     pub recursive: bool,
     pub resume: bool,
     pub seed: bool,
+    /// `--md5` or not.
+    pub algorithm: Algorithm,
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
@@ -220,7 +293,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
     if options.seed {
         return put_seed(&plan, options, args);
     }
-    let mut conn = Connection::new(args);
+    let mut conn = Connection::transferring(args, options.algorithm);
     let several = plan.sources.len() > 1;
     // Into a directory when there are several sources, no destination, a trailing `/`, or a
     // destination that is a remote directory (as `scp` does).
@@ -238,7 +311,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
         (Some(text), true) => remote_dir(text)?,
         _ => None,
     };
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(plan.sources.len());
     for source in &plan.sources {
         let target = if into_dir {
             local_file_name(source).and_then(|name| remote_join(dest_dir.as_ref(), &name))
@@ -254,7 +327,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
                 source.display()
             )),
             Ok(_) => put_file(&mut conn, source, &target, options.resume),
-            Err(e) => Err(format!("{}: {e}", source.display())),
+            Err(e) => Err(local_failure(source, &e)),
         });
         tally.record(result);
     }
@@ -275,8 +348,9 @@ fn put_tree(
         .map_err(|e| e.to_string())?;
     let mut entries: Vec<_> = fs::read_dir(dir)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|e| local_failure(dir, &e))?;
     entries.sort_by_key(|e| e.file_name());
+    tally.walking();
     for entry in entries {
         let path = entry.path();
         let result = local_file_name(&path)
@@ -292,7 +366,7 @@ fn put_tree(
                     "{}: not a regular file or directory, skipped",
                     path.display()
                 )),
-                Err(e) => Err(format!("{}: {e}", path.display())),
+                Err(e) => Err(local_failure(&path, &e)),
             });
         // A subdirectory reports its own files; only its own failure counts here.
         match result {
@@ -348,11 +422,8 @@ fn already_on_server(
     local: &Path,
     remote: &RemotePath,
 ) -> Result<bool, String> {
-    let mut file = File::open(local).map_err(|e| format!("{}: {e}", local.display()))?;
-    let size = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", local.display()))?
-        .len();
+    let mut file = File::open(local).map_err(|e| local_failure(local, &e))?;
+    let size = file.metadata().map_err(|e| local_failure(local, &e))?.len();
     let stat = conn.run(|c| c.stat(remote)).map_err(|e| e.to_string())?;
     let same_size = stat
         .entry
@@ -388,16 +459,16 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
     let size = spool
         .file
         .metadata()
-        .map_err(|e| format!("standard input (spooled): {e}"))?
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?
         .len();
     // A clone shares the position the spooling left at the end: back to the start.
     let mut file = spool
         .file
         .try_clone()
-        .map_err(|e| format!("standard input (spooled): {e}"))?;
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("standard input (spooled): {e}"))?;
-    let mut conn = Connection::new(args);
+        .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
+    let mut conn = Connection::transferring(args, options.algorithm);
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.put_file(file, size, Path::new(STDIO), &remote, false, &mut progress))
@@ -430,17 +501,27 @@ impl SpooledStdin {
         // What comes through a pipe may be private: only its owner may read the spool.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .map_err(|e| format!("{}: cannot spool standard input: {e}", path.display()))?;
+        let mut file = options.open(&path).map_err(|e| {
+            format!(
+                "{}: cannot spool standard input: {}",
+                path.display(),
+                SystemError(&e)
+            )
+        })?;
         let spool = SpooledStdin { file, path };
         file = spool
             .file
             .try_clone()
-            .map_err(|e| format!("{}: {e}", spool.path.display()))?;
+            .map_err(|e| local_failure(&spool.path, &e))?;
         io::copy(&mut io::stdin().lock(), &mut file)
             .and_then(|_| file.flush())
-            .map_err(|e| format!("reading standard input into {}: {e}", spool.path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "reading standard input into {}: {}",
+                    spool.path.display(),
+                    SystemError(&e)
+                )
+            })?;
         Ok(spool)
     }
 }
@@ -483,11 +564,17 @@ pub(super) struct GetOptions {
     pub recursive: bool,
     pub resume: bool,
     pub no_clobber: bool,
+    /// `--md5` or not.
+    pub algorithm: Algorithm,
 }
 
 /// `get REMOTE [LOCAL]`, or `get REMOTE... DIR` (DIR an existing local directory), or
 /// `get REMOTE -` to standard output.
-pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn get(
+    paths: &[String],
+    options: &GetOptions,
+    args: &ClientArgs,
+) -> Result<(), Failure> {
     let (remotes, local) = match paths {
         [] => return Err("nothing to download: give REMOTE".into()),
         [one] => (std::slice::from_ref(one), None),
@@ -502,20 +589,21 @@ pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> 
                 "`-` (standard output) cannot be used with -r, --resume or --no-clobber".into(),
             );
         }
-        return get_stdout(remote, args);
+        return get_stdout(remote, options.algorithm, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
-        return Err(format!("{text}: no such local directory"));
+        return Err(format!("{text}: no such local directory").into());
     }
     if remotes.len() > 1 && local_dir.is_none() {
         return Err(format!(
             "{}: not a local directory; with several remote files the last argument is the directory they go to",
             local.unwrap_or_default()
-        ));
+        )
+        .into());
     }
-    let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut conn = Connection::transferring(args, options.algorithm);
+    let mut tally = Tally::new(remotes.len());
     for text in remotes {
         let result = remote_path(text).and_then(|remote| {
             // The local name comes from the user, or from the remote path they typed: never
@@ -535,7 +623,7 @@ pub(super) fn get(paths: &[String], options: &GetOptions, args: &ClientArgs) -> 
         });
         tally.record(result);
     }
-    tally.finish("downloads")
+    Ok(tally.finish("downloads")?)
 }
 
 /// The local name `get` derives from the remote path's last component, when the user gave no
@@ -605,9 +693,10 @@ fn get_tree(
     match fs::create_dir(target) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => {}
-        Err(e) => return Err(format!("{}: {e}", target.display())),
+        Err(e) => return Err(local_failure(target, &e)),
     }
     let entries = conn.run(|c| c.list(Some(dir))).map_err(|e| e.to_string())?;
+    tally.walking();
     for entry in entries {
         let result = listed_local_name(&entry).and_then(|name| {
             let child = remote_join(Some(dir), name)?;
@@ -637,18 +726,19 @@ fn get_tree(
 
 /// `get REMOTE -`: the file's bytes to standard output as they arrive; every note goes to
 /// standard error.
-fn get_stdout(remote: &str, args: &ClientArgs) -> Result<(), String> {
+fn get_stdout(remote: &str, algorithm: Algorithm, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
-    let mut conn = Connection::new(args);
-    let mut out = io::stdout().lock();
+    let mut conn = Connection::transferring(args, algorithm);
+    let mut out = WatchedStdout::lock();
     let report = conn
         .run(|c| c.get_into(&remote, &mut out, Path::new("standard output"), &mut NoProgress))
         .map_err(|e| match e {
-            ClientError::DigestMismatch { .. } => format!(
+            _ if out.closed() => Failure::OutputClosed,
+            ClientError::DigestMismatch { .. } => Failure::Message(format!(
                 "{}: the data written to standard output does not match the server's digest; do not trust it",
                 escape_for_terminal(remote.as_str())
-            ),
-            other => other.to_string(),
+            )),
+            other => Failure::Message(other.to_string()),
         })?;
     console::note(format_args!(
         "sent {} to standard output ({}, {} {} verified)",
@@ -671,7 +761,7 @@ pub(super) struct ListStyle {
     pub human: bool,
 }
 
-pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Result<(), Failure> {
     let dir = match dir {
         None => None,
         Some(text) => remote_dir(text)?,
@@ -680,11 +770,11 @@ pub(super) fn ls(dir: Option<&str>, style: &ListStyle, args: &ClientArgs) -> Res
     let entries = conn
         .run(|c| c.list(dir.as_ref()))
         .map_err(|e| e.to_string())?;
-    let mut out = io::stdout().lock();
+    let mut out = WatchedStdout::lock();
     for line in listing_lines(&entries, style) {
-        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        writeln!(out, "{line}").map_err(|e| output_failed(&out, &e))?;
     }
-    Ok(())
+    out.flush().map_err(|e| output_failed(&out, &e))
 }
 
 /// The lines of a listing, columns aligned by display width (a double-width name takes two
@@ -744,38 +834,42 @@ pub(super) fn human_size(size: u64) -> String {
     }
 }
 
-pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), String> {
+pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(path)?;
     let mut conn = Connection::new(args);
     let stat = conn.run(|c| c.stat(&remote)).map_err(|e| e.to_string())?;
     let shown = escape_for_terminal(remote.as_str());
-    match stat.entry {
-        Some(entry) => {
-            println!(
-                "{shown}: {} {}, modified {}",
-                escape_for_terminal(&entry.kind),
-                console::count(entry.size, "byte"),
-                format_utc(entry.mtime)
-            );
-            if stat.partial_size > 0 {
-                println!(
-                    "{shown}: {} of an interrupted upload held for resume",
-                    console::count(stat.partial_size, "byte")
-                );
-            }
-            Ok(())
-        }
-        None if stat.partial_size > 0 => Err(format!(
-            "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+    let Some(entry) = stat.entry else {
+        return Err(Failure::Message(if stat.partial_size > 0 {
+            format!(
+                "{shown}: no such file (an interrupted upload of {} is held for `put --resume`)",
+                console::count(stat.partial_size, "byte")
+            )
+        } else {
+            format!("{shown}: no such file or directory")
+        }));
+    };
+    let mut text = format!(
+        "{shown}: {} {}, modified {}\n",
+        escape_for_terminal(&entry.kind),
+        console::count(entry.size, "byte"),
+        format_utc(entry.mtime)
+    );
+    if stat.partial_size > 0 {
+        text.push_str(&format!(
+            "{shown}: {} of an interrupted upload held for resume\n",
             console::count(stat.partial_size, "byte")
-        )),
-        None => Err(format!("{shown}: no such file or directory")),
+        ));
     }
+    let mut out = WatchedStdout::lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| output_failed(&out, &e))
 }
 
 pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Result<(), String> {
     let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(paths.len());
     for text in paths {
         let result = remote_path(text).and_then(|remote| {
             let shown = escape_for_terminal(remote.as_str());
@@ -788,8 +882,12 @@ pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Re
                 }
             }
             conn.run(|c| c.delete(&remote)).map_err(|e| match e {
-                ClientError::Server { ref message, .. }
-                    if message.contains("the directory is not empty") =>
+                // `not_empty`, or `bad_request` and these words from a server before that code.
+                ClientError::Server {
+                    ref code,
+                    ref message,
+                } if code == ErrorCode::NotEmpty.as_str()
+                    || message.contains("the directory is not empty") =>
                 {
                     format!("{e}; use -r to delete it with what it holds")
                 }
@@ -840,7 +938,7 @@ fn delete_tree(conn: &mut Connection<'_>, dir: &RemotePath) -> Result<u64, Strin
 
 pub(super) fn mkdir(paths: &[String], parents: bool, args: &ClientArgs) -> Result<(), String> {
     let mut conn = Connection::new(args);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(paths.len());
     for text in paths {
         let result = remote_dir(text).and_then(|dir| {
             let Some(dir) = dir else {
@@ -871,7 +969,7 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
         stat.entry.is_some_and(|e| e.kind == "dir")
     };
     let dest_dir = if into_dir { remote_dir(dest)? } else { None };
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(sources.len());
     for text in sources {
         let result = remote_path(text).and_then(|from| {
             let to = if into_dir {

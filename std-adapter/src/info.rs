@@ -11,6 +11,7 @@ use unstick_core::session::PeerText;
 use crate::host::{Inbox, Outlet, ReplyFailure, await_reply};
 use crate::link::Link;
 use crate::server::HEADER_CAP;
+use crate::system_error::SystemError;
 
 /// What an endpoint said it is, kept after its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl fmt::Display for InfoRequestError {
                 write!(
                     f,
                     "connection to the server failed: {}",
-                    PeerText::new(&e.to_string())
+                    PeerText::new(&SystemError(e).to_string())
                 )
             }
             InfoRequestError::Reply(e) => fmt::Display::fmt(e, f),

@@ -22,5 +22,6 @@ pub mod link;
 pub(crate) mod readiness;
 pub mod server;
 pub mod shell;
+pub mod system_error;
 pub mod tls;
 pub(crate) mod transmit;

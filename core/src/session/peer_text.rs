@@ -3,44 +3,38 @@
 use core::fmt::{self, Write};
 
 /// Text from a peer (a path, an op, a server's message), displayed so that it cannot drive a
-/// terminal or a log reader: control characters (C0, DEL and C1, U+0085 among them), the line
-/// and paragraph separators (U+2028, U+2029) and bidirectional-formatting characters are
-/// written as escapes (`\u{1b}`, `\n`, `\u{2028}`), and backslashes doubled so that an
-/// escape in the text itself cannot pass for one of ours.
+/// terminal or a log reader, and otherwise as it was typed: control characters (C0, DEL and
+/// C1, U+0085 among them), the line and paragraph separators (U+2028, U+2029) and
+/// bidirectional-formatting characters are written as the escapes a shell's `$'...'` quoting
+/// reads (`\n`, `\t`, `\r`, `\x1b`, `\u2028`), so a user can type the name back; every
+/// other character, a backslash included, is written as it is.
+///
+/// The escapes are for safety, not a round trip: a name that holds the text `\x1b` reads
+/// the same as one that holds ESC. Text already in an escaped form of its own (a name that is
+/// not UTF-8, as `\xNN` with doubled backslashes) passes unchanged, escapes and all.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerText<'t> {
     text: &'t str,
-    double_backslashes: bool,
 }
 
 impl<'t> PeerText<'t> {
-    /// `text`, escaped.
+    /// `text`, escaped where it is unprintable.
     pub const fn new(text: &'t str) -> Self {
-        PeerText {
-            text,
-            double_backslashes: true,
-        }
-    }
-
-    /// `text` that is already in an escaped form of its own (a non-UTF-8 name with `\xNN`
-    /// and doubled backslashes): its backslashes stay as they are.
-    pub const fn keeping_backslashes(text: &'t str) -> Self {
-        PeerText {
-            text,
-            double_backslashes: false,
-        }
+        PeerText { text }
     }
 }
 
 impl fmt::Display for PeerText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.text.chars() {
-            if needs_escape(c) {
-                write!(f, "{}", c.escape_default())?;
-            } else if c == '\\' && self.double_backslashes {
-                f.write_str("\\\\")?;
-            } else {
-                f.write_char(c)?;
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if !needs_escape(c) => f.write_char(c)?,
+                c if c.is_ascii() => write!(f, "\\x{:02x}", c as u32)?,
+                c if (c as u32) <= 0xffff => write!(f, "\\u{:04x}", c as u32)?,
+                c => write!(f, "\\U{:08x}", c as u32)?,
             }
         }
         Ok(())
@@ -66,15 +60,23 @@ mod tests {
     use std::format;
 
     #[test]
-    fn control_bidi_and_backslashes_are_escaped() {
-        let text = "a\\b\u{1b}[2J\u{202e}txt.exe 新\n\u{85}\u{2028}\u{2029}\u{7f}";
-        assert_eq!(
-            format!("{}", PeerText::new(text)),
-            "a\\\\b\\u{1b}[2J\\u{202e}txt.exe 新\\n\\u{85}\\u{2028}\\u{2029}\\u{7f}"
-        );
-        assert_eq!(
-            format!("{}", PeerText::keeping_backslashes("x\\xff")),
-            "x\\xff"
-        );
+    fn unprintable_characters_are_escaped_as_a_shell_reads_them_and_nothing_else() {
+        let table = [
+            ("plain 新.txt", "plain 新.txt"),
+            ("bad\\name", "bad\\name"),
+            ("ctl\u{1}name", "ctl\\x01name"),
+            ("a\u{1b}[2J", "a\\x1b[2J"),
+            ("tab\tline\nret\r", "tab\\tline\\nret\\r"),
+            ("del\u{7f}", "del\\x7f"),
+            ("nel\u{85}", "nel\\u0085"),
+            ("\u{2028}\u{2029}", "\\u2028\\u2029"),
+            ("\u{202e}txt.exe", "\\u202etxt.exe"),
+            ("\u{2066}iso\u{61c}", "\\u2066iso\\u061c"),
+            // A name that is not UTF-8, in its escaped form, stays as it is.
+            ("x\\xff\\\\y", "x\\xff\\\\y"),
+        ];
+        for (text, shown) in table {
+            assert_eq!(format!("{}", PeerText::new(text)), shown, "{text:?}");
+        }
     }
 }

@@ -24,13 +24,14 @@ use unstick_core::info::{EndpointInfo, InfoError};
 use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
 };
-use super::name::{RemotePath, escape_escaped_name_for_terminal, escape_for_terminal};
+use super::name::{RemotePath, escape_for_terminal};
 use super::transfer::{Progress, TRANSFER_BUFFER};
 use super::tree::Create;
 use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
 use crate::server::{ErrorCode, HEADER_CAP};
+use crate::system_error::SystemError;
 use crate::tls::{ClientTls, TlsConnectError};
 use crate::transmit::send_transmits;
 
@@ -105,7 +106,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Connect { addr, source } => {
-                write!(f, "cannot connect to {addr}: {source}")?;
+                write!(f, "cannot connect to {addr}: {}", SystemError(source))?;
                 // A TLS failure says what to do itself; the server is running.
                 if source.get_ref().is_none_or(|e| !e.is::<TlsConnectError>()) {
                     f.write_str(" (is `unstick ftp serve` running there?)")?;
@@ -123,7 +124,9 @@ impl fmt::Display for ClientError {
                      given)",
                 )
             }
-            ClientError::Connection(e) => write!(f, "connection to the server failed: {e}"),
+            ClientError::Connection(e) => {
+                write!(f, "connection to the server failed: {}", SystemError(e))
+            }
             // The server's words are shown escaped: a hostile server cannot drive the terminal.
             ClientError::Server { code, message } => write!(
                 f,
@@ -132,7 +135,9 @@ impl fmt::Display for ClientError {
                 escape_for_terminal(message)
             ),
             ClientError::Protocol(m) => write!(f, "unexpected reply from the server: {m}"),
-            ClientError::Local { path, source } => write!(f, "{}: {source}", path.display()),
+            ClientError::Local { path, source } => {
+                write!(f, "{}: {}", path.display(), SystemError(source))
+            }
             ClientError::DigestMismatch { path } => write!(
                 f,
                 "{}: the downloaded data does not match the server's digest (corrupted in transit, a bad partial download, or the file changed); nothing was kept, download it again",
@@ -250,11 +255,8 @@ impl RemoteEntry {
     /// The name as it is safe to print: control and bidi characters escaped, so that a name
     /// chosen by someone else cannot drive the terminal.
     pub fn display_name(&self) -> String {
-        if self.name_escaped {
-            escape_escaped_name_for_terminal(&self.name)
-        } else {
-            escape_for_terminal(&self.name)
-        }
+        // An escaped name (`name_escaped`) is shown in its escaped form, which is printable.
+        escape_for_terminal(&self.name)
     }
 }
 

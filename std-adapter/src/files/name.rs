@@ -98,17 +98,12 @@ impl fmt::Display for RemotePath {
     }
 }
 
-/// Writes `name` with control and bidirectional-formatting characters escaped, so that a name
-/// chosen by someone else cannot move the cursor, clear the screen or reorder what a terminal
-/// shows. Backslashes are doubled, so the escapes cannot be confused with the name.
+/// `name` as a user typed it, with control and bidirectional-formatting characters escaped
+/// ([`PeerText`]), so that a name chosen by someone else cannot move the cursor, clear the
+/// screen or reorder what a terminal shows. Text in [`name_text`]'s escaped form passes as it
+/// is.
 pub fn escape_for_terminal(name: &str) -> String {
     PeerText::new(name).to_string()
-}
-
-/// Like [`escape_for_terminal`], for text that is already in [`name_text`]'s escaped form
-/// (backslashes doubled, bytes that are not UTF-8 as `\xNN`): its backslashes stay as they are.
-pub fn escape_escaped_name_for_terminal(text: &str) -> String {
-    PeerText::keeping_backslashes(text).to_string()
 }
 
 /// The text form of a file-system name that may not be UTF-8: the name itself when it is
@@ -196,15 +191,12 @@ mod tests {
 
     #[test]
     fn terminal_escapes() {
-        assert_eq!(escape_for_terminal("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape_for_terminal("a\u{1b}[2Jb"), "a\\x1b[2Jb");
         assert_eq!(escape_for_terminal("x\ny"), "x\\ny");
-        assert_eq!(escape_for_terminal("evil\u{202e}txt"), "evil\\u{202e}txt");
+        assert_eq!(escape_for_terminal("evil\u{202e}txt"), "evil\\u202etxt");
         assert_eq!(escape_for_terminal("ok 😀"), "ok 😀");
-        assert_eq!(escape_for_terminal("a\\xff"), "a\\\\xff");
-        assert_eq!(
-            escape_escaped_name_for_terminal("a\\xff\u{7}"),
-            "a\\xff\\u{7}"
-        );
+        assert_eq!(escape_for_terminal("bad\\name"), "bad\\name");
+        assert_eq!(escape_for_terminal("a\\xff\u{7}"), "a\\xff\\x07");
     }
 
     #[test]

@@ -403,16 +403,27 @@ impl FileWork<'_> {
         if found.is_none() {
             return Err(Refusal::new(
                 ErrorCode::NotFound,
-                format_args!("{from_shown}: no such file or directory"),
+                format_args!("{from_shown}: no such file or directory; nothing was moved"),
             ));
         }
         if from_text == to_text {
             return Ok(());
         }
-        let to_dir = self
-            .root
-            .walk_to_parent(to, false)
-            .map_err(|e| storage_refusal(&e, to_text))?;
+        // A missing directory on the way to `to` is the destination's fault: say so, or the
+        // refusal would read as if `from` were missing.
+        let to_dir = self.root.walk_to_parent(to, false).map_err(|e| {
+            match (e.kind(), to_text.rsplit_once('/')) {
+                (io::ErrorKind::NotFound, Some((parent, _))) => Refusal::new(
+                    ErrorCode::NotFound,
+                    format_args!(
+                        "{to_shown}: the destination directory {} does not exist; {from_shown} \
+                         was not moved",
+                        PeerText::new(parent)
+                    ),
+                ),
+                _ => storage_refusal(&e, to_text),
+            }
+        })?;
         if let Some(meta) = to_dir
             .stat(to.file_name())
             .map_err(|e| storage_refusal(&e, to_text))?

@@ -5,6 +5,8 @@ use std::io;
 use unstick_core::ErrorCode;
 use unstick_core::session::{PeerText, Refusal};
 
+use crate::system_error::SystemError;
+
 /// What a file-system error means for a client, whichever system reported it.
 enum Failure {
     /// Out of space, over a quota or a file-size limit.
@@ -80,7 +82,10 @@ pub(super) fn storage_refusal(e: &io::Error, what: &str) -> Refusal {
     let (code, hint) = match failure_of(e) {
         Failure::NoSpace => {
             let hint = "the server is out of space (or over a file-size limit); the partial data was removed";
-            return Refusal::new(ErrorCode::NoSpace, format_args!("{what}: {hint} ({e})"));
+            return Refusal::new(
+                ErrorCode::NoSpace,
+                format_args!("{what}: {hint} ({})", SystemError(e)),
+            );
         }
         Failure::Link => (ErrorCode::BadPath, LINK_HINT),
         Failure::NotADirectory => (
@@ -89,7 +94,7 @@ pub(super) fn storage_refusal(e: &io::Error, what: &str) -> Refusal {
         ),
         Failure::IsADirectory => (ErrorCode::BadPath, "the name is a directory"),
         Failure::NotEmpty => (
-            ErrorCode::BadRequest,
+            ErrorCode::NotEmpty,
             "the directory is not empty (interrupted uploads held for resume count too; delete them by name)",
         ),
         #[cfg(windows)]
@@ -108,7 +113,7 @@ pub(super) fn storage_refusal(e: &io::Error, what: &str) -> Refusal {
             let hint = "the server could not access its storage";
             return Refusal::new(
                 ErrorCode::StorageError,
-                format_args!("{what}: {hint} ({e})"),
+                format_args!("{what}: {hint} ({})", SystemError(e)),
             );
         }
     };
@@ -136,7 +141,7 @@ mod tests {
             ),
             (
                 io::Error::from_raw_os_error(libc::ENOTEMPTY),
-                ErrorCode::BadRequest,
+                ErrorCode::NotEmpty,
             ),
             (
                 io::Error::from(io::ErrorKind::NotFound),

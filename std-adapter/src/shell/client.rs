@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use unstick_core::session::Transmit;
+use unstick_core::session::{PeerText, Transmit};
 use unstick_core::shell::{
     ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
 };
@@ -25,6 +25,7 @@ use crate::tls::{ClientTls, TlsConnectError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
+use crate::system_error::SystemError;
 use crate::transmit::send_transmits;
 
 /// Room for a request's head: a larger one leaves in more than one write.
@@ -70,14 +71,14 @@ impl fmt::Display for ShellClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ShellClientError::Connect { addr, source } => {
-                write!(f, "cannot connect to {addr}: {source}")?;
+                write!(f, "cannot connect to {addr}: {}", SystemError(source))?;
                 // A TLS failure says what to do itself; the server is running.
                 if source.get_ref().is_none_or(|e| !e.is::<TlsConnectError>()) {
                     f.write_str("; is the server running?")?;
                 }
                 Ok(())
             }
-            ShellClientError::Io(e) => write!(f, "connection failed: {e}"),
+            ShellClientError::Io(e) => write!(f, "connection failed: {}", SystemError(e)),
             ShellClientError::ConnectionClosed => {
                 f.write_str("the server closed the connection before the command finished")
             }
@@ -85,13 +86,19 @@ impl fmt::Display for ShellClientError {
                 f,
                 "unexpected reply from the server ({what}); is it an unstick shell server (or, with --seed, a seed-style one)?"
             ),
-            ShellClientError::Output(e) => write!(f, "cannot pass on the command's output: {e}"),
+            ShellClientError::Output(e) => {
+                write!(f, "cannot pass on the command's output: {}", SystemError(e))
+            }
             ShellClientError::Interrupted => f.write_str(
                 "interrupted: the connection was dropped, so the server killed the command",
             ),
-            ShellClientError::Server { code, message } => {
-                write!(f, "server refused the request ({code}): {message}")
-            }
+            // The server's words are shown escaped: a hostile server cannot drive the terminal.
+            ShellClientError::Server { code, message } => write!(
+                f,
+                "server refused the request ({}): {}",
+                PeerText::new(code),
+                PeerText::new(message)
+            ),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::server::{
     ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, endpoint_info,
     log_refusal,
 };
+use crate::system_error::SystemError;
 
 /// The session as this host serves it.
 type Session<'c> = ShellServerSession<'c, HEADER_CAP>;
@@ -228,7 +229,7 @@ fn request_workdir(workdir: &Path, cwd: &str) -> Result<PathBuf, String> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             Err(format!("cwd {shown}: no such directory on the server"))
         }
-        Err(e) => Err(format!("cwd {shown}: {e}")),
+        Err(e) => Err(format!("cwd {shown}: {}", SystemError(&e))),
     }
 }
 
