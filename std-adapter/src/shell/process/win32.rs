@@ -6,11 +6,11 @@
 //! for the same three calls and still leave the thread to resume.
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{AsRawHandle, HandleOrInvalid, HandleOrNull, OwnedHandle};
 use std::process::Child;
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE, WAIT_FAILED};
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_FAILED};
 use windows_sys::Win32::Globalization::GetOEMCP;
 use windows_sys::Win32::System::Console::GetConsoleOutputCP;
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
@@ -31,14 +31,10 @@ fn raw(handle: &impl AsRawHandle) -> HANDLE {
     handle.as_raw_handle() as HANDLE
 }
 
-/// A handle just returned by a call that gives null (or `invalid`) on failure, owned.
-fn owned(handle: HANDLE, invalid: HANDLE) -> io::Result<OwnedHandle> {
-    if handle.is_null() || handle == invalid {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `handle` is valid (checked above), was just created for this process by the call
-    // the caller made, and nothing else owns it.
-    Ok(unsafe { OwnedHandle::from_raw_handle(handle as RawHandle) })
+/// The handle a creating call returned, owned, or the thread's last error if it returned its
+/// failure value (std's `HandleOrNull` and `HandleOrInvalid` check which).
+fn owned(handle: impl TryInto<OwnedHandle>) -> io::Result<OwnedHandle> {
+    handle.try_into().map_err(|_| io::Error::last_os_error())
 }
 
 /// A nonzero BOOL, or the thread's last error.
@@ -52,11 +48,10 @@ fn succeeded(ok: i32) -> io::Result<()> {
 /// A new, empty Job Object whose processes die when its last handle is closed.
 pub(super) fn new_job() -> io::Result<OwnedHandle> {
     // SAFETY: both pointers may be null (default security, no name); the call returns a new
-    // handle or null.
-    let job = owned(
-        unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) },
-        std::ptr::null_mut(),
-    )?;
+    // handle, which nothing else owns, or null.
+    let job = owned(unsafe {
+        HandleOrNull::from_raw_handle(CreateJobObjectW(std::ptr::null(), std::ptr::null()))
+    })?;
     let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
     limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
     // SAFETY: `limits` is a live JOBOBJECT_EXTENDED_LIMIT_INFORMATION, the type this class
@@ -114,11 +109,11 @@ pub(super) fn wait_for_exit(child: &Child, timeout: Duration) -> io::Result<()> 
 /// process id in a Toolhelp snapshot; the process handle the caller holds keeps the id from
 /// being reused meanwhile.
 pub(super) fn resume_process(pid: u32) -> io::Result<()> {
-    // SAFETY: the call takes two integers and returns a new handle or INVALID_HANDLE_VALUE.
-    let snapshot = owned(
-        unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) },
-        INVALID_HANDLE_VALUE,
-    )?;
+    // SAFETY: the call takes two integers and returns a new handle, which nothing else owns,
+    // or INVALID_HANDLE_VALUE.
+    let snapshot =
+        unsafe { HandleOrInvalid::from_raw_handle(CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0)) };
+    let snapshot = owned(snapshot)?;
     let mut entry = THREADENTRY32 {
         dwSize: size_of::<THREADENTRY32>() as u32,
         ..THREADENTRY32::default()
@@ -154,11 +149,10 @@ pub(super) fn resume_process(pid: u32) -> io::Result<()> {
 }
 
 fn resume_thread(id: u32) -> io::Result<()> {
-    // SAFETY: the call takes integers and returns a new handle or null.
-    let thread = owned(
-        unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, id) },
-        std::ptr::null_mut(),
-    )?;
+    // SAFETY: the call takes integers and returns a new handle, which nothing else owns, or
+    // null.
+    let thread =
+        owned(unsafe { HandleOrNull::from_raw_handle(OpenThread(THREAD_SUSPEND_RESUME, 0, id)) })?;
     // SAFETY: the thread handle is open, with THREAD_SUSPEND_RESUME access.
     if unsafe { ResumeThread(raw(&thread)) } == u32::MAX {
         return Err(io::Error::last_os_error());
