@@ -424,17 +424,30 @@ pub fn hold_connections(addr: &str, count: usize, limit: Duration) -> Vec<Held> 
 }
 
 /// Like [`hold_connections`], for a server expected to keep every connection: after each 100,
-/// waits (up to 2 s) for the server to have accepted them (its open sockets: not every
+/// waits (up to 2 s) for the server to have accepted them (its open network sockets: not every
 /// descriptor, since a file server's background sweep opens and closes directories), so a
 /// burst never overflows the listen backlog and stalls a connect for a SYN retransmission.
 pub fn hold_connections_paced(server: &Served, count: usize, limit: Duration) -> Vec<Held> {
+    // Unix sockets (the shell server's line to its keeper, made as the server starts) are not
+    // connections: they are told apart by their inode, listed in /proc/PID/net/unix.
     let fds = || {
+        let unix: std::collections::HashSet<String> =
+            fs::read_to_string(format!("/proc/{}/net/unix", server.pid()))
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_whitespace().nth(6).map(str::to_owned))
+                .collect();
         fs::read_dir(format!("/proc/{}/fd", server.pid()))
             .map(|d| {
                 d.filter_map(Result::ok)
                     .filter(|fd| {
-                        fs::read_link(fd.path())
-                            .is_ok_and(|to| to.to_string_lossy().starts_with("socket:"))
+                        fs::read_link(fd.path()).is_ok_and(|to| {
+                            let to = to.to_string_lossy();
+                            to.strip_prefix("socket:[")
+                                .and_then(|rest| rest.strip_suffix(']'))
+                                .is_some_and(|inode| !unix.contains(inode))
+                        })
                     })
                     .count()
             })
