@@ -15,7 +15,10 @@ use core::time::Duration;
 
 use serde::Deserialize;
 
-use super::{EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
+use super::{
+    EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OpHeader, OutputStream, ReplyOp,
+    STDIN_ENCODER, ShellOp,
+};
 use crate::session::ReplyTimer;
 use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
 use crate::time::Instant;
@@ -119,7 +122,8 @@ pub enum ShellProtocolError {
     /// A reply header lacks a member the protocol needs, has one of the wrong type, or names
     /// an op this build does not know.
     BadHeader(HeaderError),
-    /// A request (`"op":"exec"`), or an `info` reply, where a command's reply was expected.
+    /// A request (`"op":"exec"`, `"stdin"`, `"stdin_end"`), or an `info` reply, where a
+    /// command's reply was expected.
     RequestAsReply,
     /// An exit frame without exactly one of `"code"` and `"signal"`.
     ExitStatus,
@@ -140,7 +144,8 @@ impl fmt::Display for ShellProtocolError {
             ShellProtocolError::Framing(e) => fmt::Display::fmt(e, f),
             ShellProtocolError::BadHeader(e) => fmt::Display::fmt(e, f),
             ShellProtocolError::RequestAsReply => f.write_str(
-                "a request (\"op\":\"exec\") or an info reply where a command's reply was expected",
+                "a request (\"op\":\"exec\", \"stdin\" or \"stdin_end\") or an info reply where a \
+                 command's reply was expected",
             ),
             ShellProtocolError::ExitStatus => {
                 f.write_str("exit frame needs exactly one of \"code\" and \"signal\"")
@@ -194,6 +199,34 @@ impl From<SessionError> for ExecError {
     fn from(e: SessionError) -> Self {
         ExecError::Session(e)
     }
+}
+
+/// What an exec request asks for besides its command (see
+/// [`ShellClientSession::exec_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions<'a> {
+    /// The directory to run the command in (the request's `"cwd"`: absolute, or relative to
+    /// the server's working directory); `None`: the server's working directory.
+    pub cwd: Option<&'a str>,
+    /// The token to present, when the server requires one.
+    pub token: Option<&'a str>,
+    /// Stream the command's standard input after the request (`"stdin":true`): chunks through
+    /// [`ShellClientSession::send_stdin`], its end through
+    /// [`ShellClientSession::end_stdin`]. Without, the command's standard input is empty.
+    pub stdin: bool,
+}
+
+/// The standard input a [`ShellClientSession`] streams for the command in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stdin {
+    /// Not streamed (or nothing in flight).
+    Absent,
+    /// Chunks are taken.
+    Open,
+    /// Its end is to be sent once what is queued has gone out.
+    EndOwed,
+    /// Its end is queued or sent.
+    Ended,
 }
 
 /// Where a [`ShellClientSession`] is.
@@ -299,6 +332,8 @@ pub struct ShellClientSession<const CAP: usize = 1024> {
     state: State,
     /// How long the server may stay silent while a command is in flight.
     reply: ReplyTimer,
+    /// The standard input streamed after the request, if any.
+    stdin: Stdin,
 }
 
 impl<const CAP: usize> Default for ShellClientSession<CAP> {
@@ -315,6 +350,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             outbox: Outbox::new(),
             state: State::Idle,
             reply: ReplyTimer::new(None),
+            stdin: Stdin::Absent,
         }
     }
 
@@ -334,10 +370,12 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         self.outbox = Outbox::new();
         self.state = State::Idle;
         self.reply.end();
+        self.stdin = Stdin::Absent;
     }
 
     /// Whether no command is in flight (and no error is pending): [`exec`](Self::exec) may be
-    /// called.
+    /// called once [`poll_transmit`](Self::poll_transmit) has run dry (a command that streamed
+    /// its standard input may leave the input's end to send after its answer).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }
@@ -363,13 +401,36 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         cwd: Option<&str>,
         token: Option<&str>,
     ) -> Result<(), ExecError> {
+        let options = ExecOptions {
+            cwd,
+            token,
+            stdin: false,
+        };
+        self.exec_with(command, options)
+    }
+
+    /// Queues the request to run `command` as `options` say: in another directory, with a
+    /// token, and streaming its standard input. With [`ExecOptions::stdin`], feed the input
+    /// after the request, a chunk at a time, through [`send_stdin`](Self::send_stdin) while
+    /// [`wants_stdin`](Self::wants_stdin), and its end through
+    /// [`end_stdin`](Self::end_stdin); the command's answer may come first (it exited without
+    /// reading it all), and then the session ends the input itself.
+    ///
+    /// Fails, queueing nothing, while a command is in flight or after an error
+    /// ([`SessionError::OutOfOrder`]), while an earlier command's bytes are still to be sent
+    /// ([`SessionError::OutboxFull`]), or when the header does not fit in `CAP` bytes.
+    pub fn exec_with(&mut self, command: &str, options: ExecOptions<'_>) -> Result<(), ExecError> {
         if !self.is_idle() {
             return Err(ExecError::Session(SessionError::OutOfOrder));
         }
+        if !self.outbox.is_empty() || self.stdin == Stdin::EndOwed {
+            return Err(ExecError::Session(SessionError::OutboxFull));
+        }
         let request = ExecRequest {
             op: ShellOp::Exec,
-            token,
-            cwd,
+            token: options.token,
+            cwd: options.cwd,
+            stdin: options.stdin,
         };
         // The command's digest rides along when this build computes XXH3. Every other
         // encoding error means the head does not fit: the header is an object without
@@ -385,12 +446,83 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         queued.map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
         self.state = State::Awaiting;
         self.reply.begin();
+        self.stdin = if options.stdin {
+            Stdin::Open
+        } else {
+            Stdin::Absent
+        };
         Ok(())
     }
 
+    /// Whether the session takes a chunk of standard input now
+    /// ([`send_stdin`](Self::send_stdin)): the command in flight streams it, its end is not
+    /// sent, and what was queued before has gone out. A host reads its local input only then,
+    /// so that it holds no more than the chunk it sends.
+    pub fn wants_stdin(&self) -> bool {
+        self.stdin == Stdin::Open
+            && self.outbox.is_empty()
+            && !matches!(self.state, State::Idle | State::Failed(_))
+    }
+
+    /// Queues `chunk` of the command's standard input: a `stdin` frame whose head (with the
+    /// chunk's XXH3) [`poll_transmit`](Self::poll_transmit) hands out, then
+    /// [`Transmit::Body`]`(chunk.len())` for the host to send from `chunk`, which is not
+    /// copied. An empty chunk queues nothing (the input's end is
+    /// [`end_stdin`](Self::end_stdin)).
+    ///
+    /// Fails, queueing nothing, when the command streams no input or its end was sent, or
+    /// after its answer ([`SessionError::OutOfOrder`]), and while earlier bytes are still
+    /// queued ([`SessionError::OutboxFull`]).
+    pub fn send_stdin(&mut self, chunk: &[u8]) -> Result<(), SessionError> {
+        if self.stdin != Stdin::Open || matches!(self.state, State::Idle | State::Failed(_)) {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let header = OpHeader { op: ShellOp::Stdin };
+        let queued = if Algorithm::Xxh3.is_supported() {
+            self.outbox.push_frame_for(&STDIN_ENCODER, &header, chunk)
+        } else {
+            self.outbox
+                .push_head(&PLAIN_ENCODER, &header, chunk.len() as u64, None)
+                .map(|()| self.outbox.push_body(chunk.len()))
+        };
+        // The head is a few dozen bytes in an empty outbox of CAP bytes.
+        queued.map_err(|_| SessionError::OutboxFull)
+    }
+
+    /// The command's standard input ends: a `stdin_end` frame goes out once what is queued
+    /// has (the command then reads the end of its input). Done already when the command's
+    /// answer came first. Fails ([`SessionError::OutOfOrder`]) when the command streams no
+    /// input.
+    pub fn end_stdin(&mut self) -> Result<(), SessionError> {
+        match self.stdin {
+            Stdin::Absent => Err(SessionError::OutOfOrder),
+            Stdin::Open => {
+                self.stdin = Stdin::EndOwed;
+                Ok(())
+            }
+            Stdin::EndOwed | Stdin::Ended => Ok(()),
+        }
+    }
+
     /// The next thing to send (see [`Outbox::poll_transmit`]): request bytes copied into
-    /// `buf`, then the command's length; `None` when nothing is waiting.
+    /// `buf`, then the command's length (or a chunk of standard input's); `None` when nothing
+    /// is waiting.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        if self.outbox.is_empty() && self.stdin == Stdin::EndOwed {
+            let end = OpHeader {
+                op: ShellOp::StdinEnd,
+            };
+            // An empty outbox of CAP bytes holds a head of a few dozen.
+            if self.outbox.push_frame(&PLAIN_ENCODER, &end).is_ok() {
+                self.stdin = Stdin::Ended;
+            }
+        }
         self.outbox.poll_transmit(buf)
     }
 
@@ -508,17 +640,27 @@ impl<const CAP: usize> ShellClientSession<CAP> {
                     message,
                 }
             }
-            ShellOp::Exec | ShellOp::Info => return Err(ShellProtocolError::RequestAsReply),
+            ShellOp::Exec | ShellOp::Info | ShellOp::Stdin | ShellOp::StdinEnd => {
+                return Err(ShellProtocolError::RequestAsReply);
+            }
         })
     }
 
-    /// The command is over: whatever of its request was not sent yet (the server answered
-    /// without reading it, as it does a bad token) is dropped.
+    /// The command is over. A command that streams its standard input goes on sending what
+    /// was handed out, then ends the input: the server reads it to its end. Otherwise
+    /// whatever of its request was not sent yet (the server answered without reading it, as
+    /// it does a bad token) is dropped.
     fn finish_command(&mut self) {
         self.state = State::Idle;
         self.reply.end();
-        if !self.outbox.is_empty() {
-            self.outbox = Outbox::new();
+        match self.stdin {
+            Stdin::Open => self.stdin = Stdin::EndOwed,
+            Stdin::EndOwed | Stdin::Ended => {}
+            Stdin::Absent => {
+                if !self.outbox.is_empty() {
+                    self.outbox = Outbox::new();
+                }
+            }
         }
     }
 
@@ -952,6 +1094,7 @@ mod tests {
                 op: ShellOp::Exec,
                 token,
                 cwd: None,
+                stdin: false,
             };
             let mut buf = [0u8; 256];
             let n = EXEC_ENCODER
@@ -1486,6 +1629,107 @@ mod tests {
             session.handle_input(NOW, b""),
             Err(ShellProtocolError::Unsolicited)
         );
+    }
+
+    /// Everything a session sends for a command that streams stdin, `body` being the
+    /// command or the last chunk handed to `send_stdin`.
+    fn sent_with<const CAP: usize>(session: &mut ShellClientSession<CAP>, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        while let Some(t) = session.poll_transmit(&mut buf) {
+            out.extend_from_slice(t.resolve(&buf, body).unwrap());
+        }
+        out
+    }
+
+    /// Golden bytes of a command that streams its stdin (docs/PROTOCOL.md's example).
+    #[test]
+    fn stdin_frames_golden_bytes() {
+        let mut session = ShellClientSession::<1024>::new();
+        let options = ExecOptions {
+            stdin: true,
+            ..ExecOptions::default()
+        };
+        session.exec_with("cat", options).unwrap();
+        assert!(!session.wants_stdin(), "the request goes first");
+        assert_eq!(
+            sent_with(&mut session, b"cat"),
+            b"\x53\x00\x00\x00{\"op\":\"exec\",\"stdin\":true,\"total_size\":3,\"xxh3\":\"0381fd7cec51321d42548a8a111c54ee\"}cat"
+        );
+        assert!(session.wants_stdin());
+        session.send_stdin(b"hello\n").unwrap();
+        assert!(!session.wants_stdin());
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutboxFull));
+        assert_eq!(
+            sent_with(&mut session, b"hello\n"),
+            b"\x47\x00\x00\x00{\"op\":\"stdin\",\"total_size\":6,\"xxh3\":\"6bba86c7e069f56d5a10b435f1c8e49c\"}hello\n"
+        );
+        session.send_stdin(b"").unwrap();
+        assert_eq!(sent_with(&mut session, b""), b"");
+        session.end_stdin().unwrap();
+        assert!(!session.wants_stdin());
+        assert_eq!(
+            sent_with(&mut session, b""),
+            b"\x21\x00\x00\x00{\"op\":\"stdin_end\",\"total_size\":0}"
+        );
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutOfOrder));
+        assert_eq!(session.end_stdin(), Ok(()));
+        // Without stdin, there is none to send.
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("cat", None).unwrap();
+        sent(&mut session, "cat");
+        assert!(!session.wants_stdin());
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutOfOrder));
+        assert_eq!(session.end_stdin(), Err(SessionError::OutOfOrder));
+    }
+
+    #[test]
+    fn an_answer_before_the_end_of_stdin_ends_it_after_the_chunk_in_flight() {
+        let options = ExecOptions {
+            stdin: true,
+            ..ExecOptions::default()
+        };
+        let mut exit = Vec::new();
+        exit_frame(&mut exit, exited(0));
+        // The answer comes: before the chunk's head is out, after it, or after its body.
+        for sent_before in 0..3 {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec_with("head -c 1", options).unwrap();
+            sent_with(&mut session, b"head -c 1");
+            session.send_stdin(b"abc").unwrap();
+            let mut buf = [0u8; 1024];
+            let mut wire = Vec::new();
+            for _ in 0..sent_before {
+                let t = session.poll_transmit(&mut buf).unwrap();
+                wire.extend_from_slice(t.resolve(&buf, b"abc").unwrap());
+            }
+            let seen = feed(&mut session, &exit, 4096);
+            assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(exited(0))));
+            assert!(session.is_idle() && !session.wants_stdin());
+            assert_eq!(
+                session.exec("ls", None),
+                Err(ExecError::Session(SessionError::OutboxFull)),
+                "the stdin is still to be ended"
+            );
+            wire.extend(sent_with(&mut session, b"abc"));
+            let end = b"\x21\x00\x00\x00{\"op\":\"stdin_end\",\"total_size\":0}";
+            assert!(wire.ends_with(end), "{sent_before}: {wire:?}");
+            // The chunk goes out whole, then the end.
+            let stdin = &wire[..wire.len() - end.len()];
+            assert!(stdin.starts_with(b"\x47\x00\x00\x00{\"op\":\"stdin\",\"total_size\":3"));
+            assert!(stdin.ends_with(b"}abc"));
+            session.exec("ls", None).unwrap();
+        }
+        // A refusal ends it too: the server drops it.
+        let mut refusal = Vec::new();
+        error_frame(&mut refusal, "bad_path", "no such directory");
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec_with("cat", options).unwrap();
+        let seen = feed(&mut session, &refusal, 4096);
+        assert!(matches!(seen.end, Ok(ShellReplyEnd::Refused(..))));
+        let wire = sent_with(&mut session, b"cat");
+        assert!(wire.ends_with(b"{\"op\":\"stdin_end\",\"total_size\":0}"));
+        assert!(wire[4..].starts_with(b"{\"op\":\"exec\",\"stdin\":true"));
     }
 
     #[test]
