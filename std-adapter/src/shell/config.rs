@@ -81,8 +81,8 @@ impl ShellConfig {
             seed_reply: self.seed_reply,
             idle_timeout: self.lobby.idle_timeout,
             seed_pause: unstick_core::shell::SEED_PAUSE,
-            // Commands run with their input empty: a request that streams one is refused.
-            stdin: false,
+            // Commands run with a pipe for their input (`process`), filled as the client sends.
+            stdin: true,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`wire`]: the headers on the wire and the rule that tells a framed client from a seed
 //!   client by its first bytes (no I/O).
 //! - [`process`]: runs one command in a process tree of its own (a process group on Unix, a Job
-//!   Object on Windows) and pumps both output pipes to an [`OutputSink`], enforcing the time
+//!   Object on Windows) and pumps both output pipes to an [`OutputSink`] (and the client's input,
+//!   when it streams one, into the command's input pipe as it takes it), enforcing the time
 //!   limit and the output cap, killing the tree when the client hangs up, and always reaping the
 //!   shell.
 //! - [`ShellServer`]: binds (loopback only unless a token is set) and hands its connections to
