@@ -96,6 +96,18 @@ impl Inbox {
         &self.buf[range]
     }
 
+    /// Reads once through `read` (handed the inbox's buffer), when everything before was
+    /// taken. `Ok(0)` is the end of the stream.
+    pub(crate) fn fill_with(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        debug_assert!(self.unread.is_empty(), "a read over unread bytes");
+        let n = read(&mut self.buf)?;
+        self.unread = 0..n;
+        Ok(n)
+    }
+
     /// Reads once from `stream`, waiting at most `limit`. `Ok(0)` is the end of the stream.
     pub(crate) fn fill_within(
         &mut self,

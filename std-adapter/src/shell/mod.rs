@@ -20,7 +20,8 @@
 //!   [`ShellServerSession`](unstick_core::shell::ShellServerSession): the session decides what
 //!   is valid and what is answered (streamed `stdout`/`stderr` frames and an `exit` frame, or
 //!   one reply per seed command); the host reads the socket and runs the command.
-//! - [`ShellClient`] and [`SeedShellClient`]: the framed client and the client for the seed's
+//! - [`ShellClient`] and [`SeedShellClient`]: the framed client (which streams a command's
+//!   input from a [`CommandInput`] while it receives the output) and the client for the seed's
 //!   Python servers, each a socket around `unstick-core`'s sans-IO session
 //!   ([`ShellClientSession`](unstick_core::shell::ShellClientSession),
 //!   [`SeedClientSession`](unstick_core::shell::SeedClientSession)), which makes the protocol's
@@ -50,6 +51,7 @@ mod client;
 mod config;
 mod connection;
 mod encoding;
+mod input;
 mod interpreter;
 pub mod process;
 mod request;
@@ -63,6 +65,7 @@ pub use config::{
 };
 pub use connection::GREETING_PAUSE;
 pub use encoding::SeedEncoding;
+pub use input::CommandInput;
 pub use interpreter::{Shell, ShellKind};
 pub use process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,
