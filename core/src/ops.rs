@@ -23,6 +23,10 @@ wire_enum! {
         /// After an exec request that declared `"stdin":true`: the end of the command's
         /// standard input (its last frame of the request).
         StdinEnd = "stdin_end",
+        /// A reply to an exec request that asked for keepalives (`"alive"`): the server is
+        /// there, and the command runs; sent at its start and whenever nothing else was sent
+        /// for the interval asked.
+        Alive = "alive",
     }
 }
 

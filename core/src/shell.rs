@@ -21,9 +21,9 @@ pub use crate::ShellOp;
 mod server;
 
 pub use server::{
-    Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY,
-    SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, STDIN_DRAIN, ShellAction, ShellRules, ShellServerSession,
-    StdinInput, encode_seed_reply_head, judge_opening,
+    ALIVE_MAX, ALIVE_MIN, Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure,
+    SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, STDIN_DRAIN, ShellAction, ShellRules,
+    ShellServerSession, StdinInput, encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
@@ -57,8 +57,9 @@ pub const STDIN_ENCODER: HeaderFrameEncoder = EXEC_ENCODER;
 
 /// The request header a framed client sends, with the command as the frame's body:
 /// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one, `"cwd"` to run
-/// the command in another directory than the server's working directory, and `"stdin":true`
-/// when the client streams the command's standard input after the request).
+/// the command in another directory than the server's working directory, `"stdin":true`
+/// when the client streams the command's standard input after the request, and `"alive"`
+/// when it wants keepalives while the command runs).
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecRequest<'a> {
     /// Always [`ShellOp::Exec`].
@@ -74,6 +75,12 @@ pub struct ExecRequest<'a> {
     /// then one `stdin_end` frame. Left out when `false`: the command's stdin is empty.
     #[serde(skip_serializing_if = "is_false")]
     pub stdin: bool,
+    /// Keepalives, in milliseconds: the server confirms with an `alive` frame when the
+    /// command starts, and sends another whenever it sent nothing else for this long while the
+    /// command runs, so that a client can tell a silent command from a server gone. `None`:
+    /// none (a server that predates them ignores the member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alive: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -96,6 +103,9 @@ pub struct RequestHeader<S> {
     /// Whether the client streams the command's standard input (`"stdin":true`).
     #[serde(default)]
     pub stdin: Option<bool>,
+    /// The keepalive interval the client asks for, in milliseconds (`"alive"`).
+    #[serde(default)]
+    pub alive: Option<u64>,
 }
 
 fn none<S>() -> Option<S> {
@@ -111,7 +121,8 @@ pub struct OutputHeader {
 
 /// Header of a frame whose only member is its op (the encoder adds the size, and the digest of
 /// a body): a chunk of a command's standard input, `{"op":"stdin","total_size":n,"xxh3":...}`,
-/// and its end, `{"op":"stdin_end","total_size":0}`.
+/// its end, `{"op":"stdin_end","total_size":0}`, and a keepalive,
+/// `{"op":"alive","total_size":0}`.
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpHeader {
     /// The frame's op.
@@ -415,6 +426,7 @@ mod tests {
             token: None,
             cwd: None,
             stdin: false,
+            alive: None,
         };
         let n = PLAIN_ENCODER
             .encode_frame(&request, b"ls", &mut buf)

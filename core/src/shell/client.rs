@@ -229,6 +229,21 @@ enum Stdin {
     Ended,
 }
 
+/// Whether the server of the command in flight keeps it alive (see
+/// [`ShellClientSession::with_reply_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keepalive {
+    /// None asked for (no reply timeout), or no command in flight.
+    NotAsked,
+    /// Asked for; the server's first frame says whether it sends them.
+    Asked,
+    /// The server confirmed (its first frame was `alive`): its silence is timed.
+    Confirmed,
+    /// The server's first frame was another (a server that predates keepalives): it is not
+    /// timed any more for this command.
+    Unsupported,
+}
+
 /// Where a [`ShellClientSession`] is.
 #[allow(
     clippy::large_enum_variant,
@@ -334,6 +349,8 @@ pub struct ShellClientSession<const CAP: usize = 1024> {
     reply: ReplyTimer,
     /// The standard input streamed after the request, if any.
     stdin: Stdin,
+    /// Whether the server keeps the command in flight alive.
+    keepalive: Keepalive,
 }
 
 impl<const CAP: usize> Default for ShellClientSession<CAP> {
@@ -351,13 +368,22 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             state: State::Idle,
             reply: ReplyTimer::new(None),
             stdin: Stdin::Absent,
+            keepalive: Keepalive::NotAsked,
         }
     }
 
     /// This session, giving up on a command in flight once the server has sent nothing for
     /// `limit` ([`ShellProtocolError::TimedOut`] from
     /// [`handle_timeout`](Self::handle_timeout)); `None`, the default, waits for as long as
-    /// the command runs. A command may be silent for as long as the server lets it run.
+    /// the command runs.
+    ///
+    /// With a limit, every request asks the server for keepalives ([`ExecRequest::alive`],
+    /// a third of the limit), so that a command may be silent for as long as the server lets
+    /// it run while a server gone silent is noticed within the limit; the wait starts over
+    /// with every byte that comes. A server that predates keepalives answers with another
+    /// frame first: from then on that command is not timed (it could not be told from a
+    /// silent command), as without a limit. A server that sends nothing at all is given up on
+    /// after the limit, whatever it is.
     pub fn with_reply_timeout(mut self, limit: Option<Duration>) -> Self {
         self.reply.set_limit(limit);
         self
@@ -371,6 +397,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         self.state = State::Idle;
         self.reply.end();
         self.stdin = Stdin::Absent;
+        self.keepalive = Keepalive::NotAsked;
     }
 
     /// Whether no command is in flight (and no error is pending): [`exec`](Self::exec) may be
@@ -426,11 +453,18 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         if !self.outbox.is_empty() || self.stdin == Stdin::EndOwed {
             return Err(ExecError::Session(SessionError::OutboxFull));
         }
+        // A third of the limit: a keepalive or two may be late or lost in a buffer.
+        let alive = self.reply.limit().map(|limit| {
+            u64::try_from(limit.as_millis() / 3)
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
         let request = ExecRequest {
             op: ShellOp::Exec,
             token: options.token,
             cwd: options.cwd,
             stdin: options.stdin,
+            alive,
         };
         // The command's digest rides along when this build computes XXH3. Every other
         // encoding error means the head does not fit: the header is an object without
@@ -450,6 +484,11 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             Stdin::Open
         } else {
             Stdin::Absent
+        };
+        self.keepalive = if alive.is_some() {
+            Keepalive::Asked
+        } else {
+            Keepalive::NotAsked
         };
         Ok(())
     }
@@ -620,7 +659,18 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             .decoder
             .header()
             .map_err(ShellProtocolError::BadHeader)?;
+        match (self.keepalive, op) {
+            (Keepalive::Asked, ShellOp::Alive) => self.keepalive = Keepalive::Confirmed,
+            // A server that does not confirm keepalives cannot be told from a silent command.
+            (Keepalive::Asked, _) => {
+                self.keepalive = Keepalive::Unsupported;
+                self.reply.end();
+            }
+            _ => {}
+        }
         Ok(match op {
+            // Only its arrival counts (the reply timer heard it); the replies go on.
+            ShellOp::Alive => State::Awaiting,
             ShellOp::Stdout => State::Output(OutputStream::Stdout),
             ShellOp::Stderr => State::Output(OutputStream::Stderr),
             ShellOp::Exit => {
@@ -653,6 +703,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
     fn finish_command(&mut self) {
         self.state = State::Idle;
         self.reply.end();
+        self.keepalive = Keepalive::NotAsked;
         match self.stdin {
             Stdin::Open => self.stdin = Stdin::EndOwed,
             Stdin::EndOwed | Stdin::Ended => {}
@@ -1095,6 +1146,7 @@ mod tests {
                 token,
                 cwd: None,
                 stdin: false,
+                alive: None,
             };
             let mut buf = [0u8; 256];
             let n = EXEC_ENCODER
@@ -1743,11 +1795,21 @@ mod tests {
             ShellClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(5)));
         assert_eq!(session.poll_timeout(ms(0)), None, "nothing in flight");
         session.exec("ls", None).unwrap();
-        sent(&mut session, "ls");
+        // The request asks for keepalives every third of the limit.
+        assert_eq!(
+            sent(&mut session, "ls"),
+            b"\x53\x00\x00\x00{\"op\":\"exec\",\"alive\":1666,\"total_size\":2,\"xxh3\":\"384ff6d26c6b0c60850dada5a04671b1\"}ls"
+        );
         assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(6_000)));
-        let mut wire = Vec::new();
+        let mut alive = Vec::new();
+        json_frame(&mut alive, r#"{"op":"alive","total_size":0}"#);
+        let mut wire = alive.clone();
         output_frame(&mut wire, OutputStream::Stdout, b"a");
-        session.handle_input(ms(4_000), &wire).unwrap();
+        session.handle_input(ms(2_000), &alive).unwrap();
+        assert_eq!(session.poll_timeout(ms(2_000)), Some(ms(7_000)));
+        session
+            .handle_input(ms(4_000), &wire[alive.len()..])
+            .unwrap();
         assert_eq!(session.poll_timeout(ms(4_000)), Some(ms(9_000)));
         assert_eq!(session.handle_timeout(ms(8_999)), Ok(()));
         let limit = Duration::from_secs(5);
@@ -1759,6 +1821,36 @@ mod tests {
         session.reset();
         assert!(session.is_idle());
         assert_eq!(session.poll_timeout(ms(9_000)), None);
+        // Keepalives restart the wait as any bytes do: a command silent for a minute goes on.
+        session.exec("sleep 60", None).unwrap();
+        sent(&mut session, "sleep 60");
+        for at in (0..=60_000).step_by(1_666) {
+            assert_eq!(session.handle_timeout(ms(at)), Ok(()));
+            assert_eq!(
+                session.handle_input(ms(at), &alive),
+                Ok((alive.len(), None))
+            );
+        }
+        let mut exit = Vec::new();
+        exit_frame(&mut exit, exited(0));
+        let seen = feed(&mut session, &exit, 4096);
+        assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(exited(0))));
+        // A server that predates keepalives answers with another frame first: from then on
+        // that command is not timed, as it could not be told from a silent one.
+        session.exec("sleep 60", None).unwrap();
+        sent(&mut session, "sleep 60");
+        assert_eq!(session.poll_timeout(ms(100_000)), Some(ms(105_000)));
+        session
+            .handle_input(ms(101_000), &wire[alive.len()..])
+            .unwrap();
+        assert_eq!(session.poll_timeout(ms(101_000)), None);
+        assert_eq!(session.handle_timeout(ms(900_000)), Ok(()));
+        // An alive frame after the command is over is not asked for.
+        feed(&mut session, &exit, 4096);
+        assert_eq!(
+            session.handle_input(ms(0), &alive),
+            Err(ShellProtocolError::Unsolicited)
+        );
         // The seed client alike.
         let mut seed =
             SeedClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(1)));

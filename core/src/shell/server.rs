@@ -5,7 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{
-    ExitReport, OUTPUT_ENCODER, OutputHeader, OutputStream, ReplyOp, SEED_COMMAND_READ,
+    ExitReport, OUTPUT_ENCODER, OpHeader, OutputHeader, OutputStream, ReplyOp, SEED_COMMAND_READ,
     SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
@@ -49,6 +49,14 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The default [`ShellRules::seed_pause`]: long enough for a command's next `send()` over a
 /// slow link, short enough that a seed client does not notice it.
 pub const SEED_PAUSE: Duration = Duration::from_millis(200);
+
+/// The shortest keepalive interval a server keeps to: a client asking for less gets one every
+/// this long.
+pub const ALIVE_MIN: Duration = Duration::from_millis(200);
+
+/// The longest keepalive interval a server keeps to: a client asking for more gets one every
+/// this long.
+pub const ALIVE_MAX: Duration = Duration::from_secs(60);
 
 /// How long a client has, once its command's answer (the exit frame, or a refusal) is queued,
 /// to end the standard input it was streaming (`stdin_end`); what it sends until then is read
@@ -273,6 +281,11 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     info: EndpointInfo<'a>,
     /// The current request declared `"stdin":true`: its frames follow it up to `stdin_end`.
     stdin_declared: bool,
+    /// How often the current request's client wants to hear from the server while its
+    /// command runs (its `"alive"`, kept within [`ALIVE_MIN`] and [`ALIVE_MAX`]).
+    alive_every: Option<Duration>,
+    /// Since the last frame was queued while the command runs.
+    alive_wait: Wait,
     /// Which stdin frame is being read.
     stdin_frame: StdinFrame,
 }
@@ -301,6 +314,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             info: EndpointInfo::new(Protocols::SHELL),
             stdin_declared: false,
             stdin_frame: StdinFrame::Between,
+            alive_every: None,
+            alive_wait: Wait::Off,
         }
     }
 
@@ -493,8 +508,10 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 
     /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
-    /// wait for a request (a wait that began without a time is timed from `now`), or a seed
-    /// command's pause.
+    /// wait for a request (a wait that began without a time is timed from `now`), a seed
+    /// command's pause, the end of the wait for a client's `stdin_end`, or, while a command
+    /// runs for a client that asked for keepalives, the next one (the host then calls it while
+    /// the command runs, and sends what it queues).
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.wait.start_at(now);
         match self.state {
@@ -506,7 +523,11 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 Some(since + self.rules.idle_timeout),
             ),
             State::DrainingStdin => self.wait.deadline(self.stdin_drain()),
-            State::Running(_) | State::Closing => None,
+            State::Running(_) => {
+                self.alive_wait.start_at(now);
+                self.alive_wait.deadline(self.alive_every?)
+            }
+            State::Closing => None,
         }
     }
 
@@ -520,6 +541,13 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
         if let State::Collecting(Collect::UntilPause { .. }) = self.state {
             self.seed_command_complete();
+            return;
+        }
+        if let State::Running(_) = self.state {
+            // Silent for the interval: a keepalive, unless something is still to go out.
+            if self.outbox.is_empty() && self.queue_alive().is_ok() {
+                self.alive_wait = Wait::Since(now);
+            }
             return;
         }
         if self.state == State::DrainingStdin {
@@ -574,7 +602,9 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let header = OutputHeader { op: stream.op() };
         self.outbox
             .push_frame_for(&OUTPUT_ENCODER, &header, bytes)
-            .map_err(|_| SessionError::OutboxFull)
+            .map_err(|_| SessionError::OutboxFull)?;
+        self.alive_wait = Wait::Starting;
+        Ok(())
     }
 
     /// The command ended (framed clients): its exit frame is queued.
@@ -664,12 +694,29 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         self.cwd_len = 0;
         self.overflowed = false;
         self.stdin_declared = false;
+        self.alive_every = None;
+        self.alive_wait = Wait::Off;
         self.wait = Wait::Starting;
         self.state = match self.dialect {
             Dialect::Framed if stdin_open => State::DrainingStdin,
             Dialect::Framed => State::Reading(Body::AwaitingHead),
             Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
         };
+    }
+
+    /// The command of the request is ready: keepalives start with one that says so, when the
+    /// client asked for them.
+    fn command_ready(&mut self) {
+        self.state = State::Running(self.stdin_at_start());
+        if self.alive_every.is_some() && self.queue_alive().is_ok() {
+            self.alive_wait = Wait::Starting;
+        }
+    }
+
+    /// Queues a keepalive, `{"op":"alive","total_size":0}`.
+    fn queue_alive(&mut self) -> Result<(), EncodeError> {
+        let alive = OpHeader { op: ShellOp::Alive };
+        self.outbox.push_frame(&PLAIN_ENCODER, &alive)
     }
 
     /// The standard input of a command that becomes ready: streamed when its request said so.
@@ -851,6 +898,10 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         // Its stdin frames follow the request whatever becomes of it: they are read to their
         // end, into the command or dropped.
         self.stdin_declared = is_exec && header.stdin == Some(true);
+        self.alive_every = header
+            .alive
+            .filter(|_| is_exec)
+            .map(|ms| Duration::from_millis(ms).clamp(ALIVE_MIN, ALIVE_MAX));
         let refusal = if !is_exec {
             Some(unknown_op(header.op))
         } else if self.stdin_declared && !self.rules.stdin {
@@ -894,7 +945,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         match self.state {
             State::Reading(Body::Command) => {
                 match command_text(&self.command[..self.command_len]) {
-                    Ok(_) => self.state = State::Running(self.stdin_at_start()),
+                    Ok(_) => self.command_ready(),
                     Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
                 }
             }
@@ -2172,6 +2223,95 @@ mod tests {
             assert!(
                 out[..n].windows(code.len()).any(|w| w == code.as_bytes()),
                 "{code}"
+            );
+        }
+    }
+
+    /// Every frame `session` has queued, as (op, body length).
+    fn sent_ops(session: &mut ShellServerSession<'_, 1024>) -> Vec<String> {
+        let mut out = [0u8; 1024];
+        let mut wire = Vec::new();
+        while let Some(t) = session.poll_transmit(&mut out) {
+            if let Transmit::Bytes(n) = t {
+                wire.extend_from_slice(&out[..n]);
+            }
+        }
+        let mut ops = Vec::new();
+        let mut rest = &wire[..];
+        while rest.len() >= 4 {
+            let len = i32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let header = core::str::from_utf8(&rest[4..4 + len]).unwrap();
+            let op = header.split('"').nth(3).unwrap_or("?").to_string();
+            ops.push(op);
+            // Output bodies are the host's; none is queued in these tests.
+            rest = &rest[4 + len..];
+        }
+        ops
+    }
+
+    #[test]
+    fn keepalives_go_to_clients_that_ask_while_their_command_is_silent() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(ShellRules::default(), Dialect::Framed, &mut command);
+        session.handle_input(
+            ms(0),
+            &frame(r#"{"op":"exec","alive":1000,"total_size":8}"#, b"sleep 60"),
+        );
+        assert!(matches!(
+            session.poll_action(),
+            Some(ShellAction::Run { .. })
+        ));
+        let mut out = [0u8; 64];
+        assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Bytes(33)));
+        assert_eq!(
+            &out[..33],
+            b"\x1d\x00\x00\x00{\"op\":\"alive\",\"total_size\":0}",
+            "the command's start is confirmed"
+        );
+        assert_eq!(session.poll_timeout(ms(10)), Some(ms(1_010)));
+        session.handle_timeout(ms(1_009));
+        assert!(sent_ops(&mut session).is_empty());
+        session.handle_timeout(ms(1_010));
+        assert_eq!(sent_ops(&mut session), ["alive"]);
+        assert_eq!(session.poll_timeout(ms(1_100)), Some(ms(2_010)));
+        // Output is a sign of life too: the next keepalive is due an interval after it.
+        session.handle_output(OutputStream::Stdout, b"x").unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        assert_eq!(session.poll_timeout(ms(1_500)), Some(ms(2_500)));
+        session.handle_exit(DONE).unwrap();
+        assert_eq!(sent_ops(&mut session), ["exit"]);
+        assert_eq!(
+            session.poll_timeout(ms(3_000)),
+            Some(ms(3_000) + IDLE_TIMEOUT),
+            "no keepalive once the command is answered"
+        );
+        // Not asked for: none, and no timer while the command runs.
+        session.handle_input(
+            ms(4_000),
+            &frame(r#"{"op":"exec","total_size":8}"#, b"sleep 60"),
+        );
+        assert!(sent_ops(&mut session).is_empty());
+        assert_eq!(session.poll_timeout(ms(4_000)), None);
+        session.handle_exit(DONE).unwrap();
+        sent_ops(&mut session);
+        // The interval asked for is kept within bounds.
+        for (asked, every) in [("1", ALIVE_MIN), ("0", ALIVE_MIN), ("999999999", ALIVE_MAX)] {
+            let header = std::format!(r#"{{"op":"exec","alive":{asked},"total_size":1}}"#);
+            session.handle_input(ms(5_000), &frame(&header, b"x"));
+            assert_eq!(sent_ops(&mut session), ["alive"]);
+            assert_eq!(session.poll_timeout(ms(5_000)), Some(ms(5_000) + every));
+            session.handle_exit(DONE).unwrap();
+            sent_ops(&mut session);
+        }
+        // An interval that is not a count of milliseconds is a bad header.
+        for bad in ["-1", "\"5s\"", "1.5"] {
+            let header = std::format!(r#"{{"op":"exec","alive":{bad},"total_size":1}}"#);
+            assert_eq!(
+                run_or_refusal(&frame(&header, b"x")),
+                Err("bad_header"),
+                "{bad}"
             );
         }
     }
