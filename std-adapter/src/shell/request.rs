@@ -20,7 +20,7 @@ use super::process::{
     CapturedOutput, CommandClient, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,
     RunOutcome, RunningCommands, StdinStep, Termination, run_command, run_command_for,
 };
-use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, is_timeout, serve_request};
+use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, is_timeout, now, serve_request};
 use crate::server::{
     ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, endpoint_info,
     log_refusal,
@@ -342,6 +342,17 @@ impl CommandClient for FramedClient<'_, '_, '_, '_, '_> {
             Err(e) if is_timeout(&e) => Ok(true),
             Err(_) => Ok(false),
         }
+    }
+
+    fn deadline(&mut self) -> Option<std::time::Instant> {
+        let now = now();
+        let at = self.session.poll_timeout(now)?;
+        Some(Instant::now() + at.saturating_duration_since(now))
+    }
+
+    fn on_deadline(&mut self) -> io::Result<()> {
+        self.session.handle_timeout(now());
+        self.send_queued()
     }
 }
 

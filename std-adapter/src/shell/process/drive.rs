@@ -188,12 +188,21 @@ fn supervise(
         if stdin == StdinWait::Abort {
             return Ok(Some(Stop::ClientGone));
         }
+        // The client's protocol may have something to send meanwhile (a keepalive).
+        let protocol_due = client.deadline();
+        if protocol_due.is_some_and(|at| at <= Instant::now()) {
+            if client.on_deadline().is_err() {
+                return Ok(Some(Stop::ClientGone));
+            }
+            continue;
+        }
         let watch = Watch {
             client: client.socket(),
             client_input: stdin == StdinWait::ClientInput,
             stdin_room: stdin == StdinWait::PipeRoom,
         };
-        match tree.wait(until, phase == Phase::Running, &watch, &mut buf)? {
+        let wake_by = protocol_due.map_or(until, |at| at.min(until));
+        match tree.wait(wake_by, phase == Phase::Running, &watch, &mut buf)? {
             Woke::Output(stream, n) => {
                 if let Some(stop) = budget.forward(stream, &buf[..n], client) {
                     return Ok(Some(stop));

@@ -205,6 +205,14 @@ pub(crate) trait CommandClient: OutputSink {
     /// The connection is readable: reads what it has (waiting no more than a moment) and
     /// takes it. `Ok(false)`: the client hung up.
     fn receive(&mut self) -> io::Result<bool>;
+
+    /// When the client's protocol next needs [`on_deadline`](Self::on_deadline) while the
+    /// command runs (a keepalive is due); `None` for never.
+    fn deadline(&mut self) -> Option<std::time::Instant>;
+
+    /// The [`deadline`](Self::deadline) has come: sends what is then due. `Err`: the client
+    /// is gone.
+    fn on_deadline(&mut self) -> io::Result<()>;
 }
 
 /// What a command's standard input needs next (see [`CommandClient::next_stdin`]).
@@ -249,6 +257,14 @@ impl CommandClient for OutputOnly<'_> {
 
     fn receive(&mut self) -> io::Result<bool> {
         Ok(true)
+    }
+
+    fn deadline(&mut self) -> Option<std::time::Instant> {
+        None
+    }
+
+    fn on_deadline(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
