@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    CommandInput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT,
-    SeedEncoding, SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig,
-    ShellServer,
+    CommandInput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_SERVER_ALIVE, DEFAULT_TIMEOUT, SeedEncoding, SeedFormat, SeedShellClient, Shell,
+    ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{
@@ -155,6 +155,14 @@ pub struct ConnectArgs {
     /// stderr arrive together, no exit status, and no token: seed servers have none).
     #[arg(long, visible_alias = "legacy")]
     seed: bool,
+    /// How long a server that sends nothing is waited for while a command runs (e.g. 15s,
+    /// 500ms, 2m; 0 waits forever). The server is asked for a keepalive every third of it, so a
+    /// command that prints nothing for hours still runs to its end, and a server gone (or a
+    /// port that accepts and never answers) is noticed in this time. Default: 15s; with
+    /// --seed, forever (a seed server says nothing until the command ends). The file client's
+    /// option of the same name.
+    #[arg(long, value_name = "TIME", value_parser = parse_server_alive)]
+    server_alive: Option<ServerAlive>,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -291,6 +299,10 @@ fn connect(args: ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
+    client.set_server_alive(
+        args.server_alive
+            .map_or(Some(DEFAULT_SERVER_ALIVE), |s| s.0),
+    );
     report_connected(client.link(), started);
     match args.one_command() {
         Some(command) => status_of(run_one(&mut client, &command)),
@@ -342,10 +354,22 @@ fn connect_seed(args: &ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
+    client.set_server_alive(args.server_alive.and_then(|s| s.0));
     match args.one_command() {
         Some(command) => status_of(client.exec(&command, &mut io::stdout()).map(|()| 0)),
         None => ExitCode::from(shell_lines::run(RemoteShell::Seed(Box::new(client)))),
     }
+}
+
+/// `--server-alive`: how long a silent server is waited for; `None` (`0`): forever.
+#[derive(Clone, Copy, Debug)]
+struct ServerAlive(Option<Duration>);
+
+fn parse_server_alive(text: &str) -> Result<ServerAlive, String> {
+    if text.trim().trim_end_matches('s') == "0" {
+        return Ok(ServerAlive(None));
+    }
+    parse_duration(text).map(|limit| ServerAlive(Some(limit)))
 }
 
 fn parse_seed_format(text: &str) -> Result<SeedFormat, String> {

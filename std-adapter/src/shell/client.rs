@@ -64,6 +64,12 @@ pub enum ShellClientError {
     /// The command's input could not be read: the connection was dropped, so the server
     /// killed the command.
     Input(io::Error),
+    /// The server sent nothing for this long while a command was in flight (see
+    /// [`ShellClient::set_server_alive`]): it is down, unreachable, or not a shell server.
+    ServerSilent {
+        /// How long the server may stay silent.
+        limit: std::time::Duration,
+    },
     /// The server refused the request with an error frame.
     Server {
         /// The server's stable error code (e.g. `unauthorized`, `busy`).
@@ -103,6 +109,13 @@ impl fmt::Display for ShellClientError {
                 "cannot read the command's input: {}; the server killed the command",
                 SystemError(e)
             ),
+            ShellClientError::ServerSilent { limit } => write!(
+                f,
+                "the server sent nothing for {} (the client's --server-alive, {} s unless \
+                 given): it is down, unreachable, or not an unstick shell server",
+                humanize(*limit),
+                DEFAULT_SERVER_ALIVE.as_secs()
+            ),
             // The server's words are shown escaped: a hostile server cannot drive the terminal.
             ShellClientError::Server { code, message } => write!(
                 f,
@@ -130,9 +143,7 @@ impl From<ShellProtocolError> for ShellClientError {
     fn from(e: ShellProtocolError) -> Self {
         match e {
             ShellProtocolError::ConnectionClosed => ShellClientError::ConnectionClosed,
-            ShellProtocolError::TimedOut { .. } => {
-                ShellClientError::Io(io::Error::new(io::ErrorKind::TimedOut, e.to_string()))
-            }
+            ShellProtocolError::TimedOut { limit } => ShellClientError::ServerSilent { limit },
             other => ShellClientError::Protocol(other.to_string()),
         }
     }
@@ -145,6 +156,21 @@ impl From<ReplyFailure<ShellProtocolError>> for ShellClientError {
             ReplyFailure::Closed => ShellClientError::ConnectionClosed,
             ReplyFailure::Io(e) => ShellClientError::Io(e),
         }
+    }
+}
+
+/// How long `shell connect` waits for a server that sends nothing while a command is in flight
+/// (its `--server-alive`): servers that keep commands alive send a keepalive every third of
+/// it, so a command may be silent for as long as it runs.
+pub const DEFAULT_SERVER_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `limit` as a person reads it: whole seconds, or milliseconds below ten seconds when not
+/// whole.
+fn humanize(limit: std::time::Duration) -> String {
+    if limit.subsec_millis() == 0 || limit.as_secs() >= 10 {
+        format!("{} s", limit.as_secs())
+    } else {
+        format!("{} ms", limit.as_millis())
     }
 }
 
@@ -311,6 +337,17 @@ impl ShellClient {
                 },
             }
         })
+    }
+
+    /// Gives up on a command in flight once the server has sent nothing for `limit`
+    /// ([`ShellClientError::ServerSilent`]); `None`, the default, waits as long as the command
+    /// runs. Requests then ask the server for keepalives (every third of `limit`), so that a
+    /// command that prints nothing for an hour still runs to its end, while a server gone is
+    /// noticed within `limit`. A server that predates keepalives is timed until its first
+    /// reply only. `shell connect` sets [`DEFAULT_SERVER_ALIVE`] unless told otherwise.
+    pub fn set_server_alive(&mut self, limit: Option<std::time::Duration>) {
+        let session = std::mem::take(&mut *self.session);
+        *self.session = session.with_reply_timeout(limit);
     }
 
     /// A handle that stops this client's command in flight from another thread.
@@ -510,6 +547,13 @@ impl ShellClient {
                 _ => broken,
             }),
         };
+        if let Err(ShellClientError::ServerSilent { .. }) = &result
+            && let Some(socket) = self.stream.tcp_stream()
+        {
+            // What a server that comes back says now answers nothing: the next command
+            // connects again.
+            let _ = socket.shutdown(Shutdown::Both);
+        }
         match result {
             Err(_) if self.interrupter.finish() => Err(ShellClientError::Interrupted),
             result => {
@@ -840,6 +884,14 @@ impl SeedShellClient {
             inbox: Inbox::new(OUTPUT_CHUNK, &[]),
             send_buf: vec![0; SEND_BUFFER],
         }
+    }
+
+    /// Gives up on a command once the server has sent nothing for `limit`; `None`, the
+    /// default, waits as long as it takes. A seed server sends nothing until the command ends,
+    /// so the limit bounds every command's run.
+    pub fn set_server_alive(&mut self, limit: Option<std::time::Duration>) {
+        let session = std::mem::take(&mut *self.session);
+        *self.session = session.with_reply_timeout(limit);
     }
 
     /// Runs `command` and writes the output to `out`. An empty command is not sent (the seed's

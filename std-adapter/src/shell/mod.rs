@@ -59,7 +59,10 @@ mod server;
 mod service;
 pub mod wire;
 
-pub use client::{ExecInterrupter, ExitReport, SeedShellClient, ShellClient, ShellClientError};
+pub use client::{
+    DEFAULT_SERVER_ALIVE, ExecInterrupter, ExitReport, SeedShellClient, ShellClient,
+    ShellClientError,
+};
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ShellConfig,
 };
