@@ -317,11 +317,13 @@ fn connect(args: ConnectArgs) -> ExitCode {
 /// none).
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
     let mut output = TerminalOutput::default();
-    let report = if io::stdin().is_terminal() || client.link().is_serial() {
-        client.exec(command, &mut output)?
-    } else {
-        let mut input = CommandInput::stdin().map_err(ShellClientError::Input)?;
-        client.exec_with_input(command, None, &mut input, &mut output)?
+    // A standard input that is closed (`<&-`) is none at all.
+    let input = (!io::stdin().is_terminal() && !client.link().is_serial())
+        .then(CommandInput::stdin)
+        .and_then(Result::ok);
+    let report = match input {
+        Some(mut input) => client.exec_with_input(command, None, &mut input, &mut output)?,
+        None => client.exec(command, &mut output)?,
     };
     shell_lines::note_cut_short(&report);
     Ok(report.termination.shell_status())
