@@ -29,8 +29,15 @@ pub struct InfoArgs {
     /// escaped as for a terminal.
     #[arg(long)]
     json: bool,
-    /// How long to wait for a silent endpoint (e.g. 10, 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How long to wait for a silent endpoint (e.g. 10, 10s, 500ms): the clients' option of
+    /// the same name (--timeout is its former name).
+    #[arg(
+        long = "server-alive",
+        visible_alias = "timeout",
+        value_name = "TIME",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,

@@ -1,6 +1,6 @@
 //! `unstick shell ...`: the remote shell server and its client.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, SeedEncoding,
-    SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
+    CommandInput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_SERVER_ALIVE, DEFAULT_TIMEOUT, SeedEncoding, SeedFormat, SeedShellClient, Shell,
+    ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{
@@ -28,7 +29,12 @@ pub enum ShellCommand {
     /// Run the shell server: `sh -c` (`cmd.exe /c` on Windows, or --shell) for every command a
     /// client sends.
     Serve(ServeArgs),
-    /// Run commands on a shell server: interactively, from piped input, or one with `-c`.
+    /// Run commands on a shell server: interactively, from piped input, or one with `-c` (or
+    /// as words after the address, as ssh takes them).
+    ///
+    /// One command (`-c CMD`, or `ADDR CMD ARGS...`) gets the client's standard input when that
+    /// is piped or a file (`echo hi | unstick shell connect HOST cat`), streamed as the command
+    /// reads it; from a terminal it gets none.
     ///
     /// Interactively: line editing and history, Ctrl-C stops the running command (not the
     /// client), `cd DIR` is kept by the client and sent with every later command, `exit [N]`
@@ -128,9 +134,20 @@ pub struct ConnectArgs {
     /// The server address, as `unstick ftp` takes it: the same as ADDR.
     #[arg(long = "addr", value_name = "ADDR")]
     addr_flag: Option<String>,
-    /// Run this one command, write its output byte for byte and exit with its status.
-    #[arg(short = 'c', long = "command")]
+    /// Run this one command, write its output byte for byte and exit with its status. Its
+    /// standard input is ours when that is piped or a file.
+    #[arg(short = 'c', long = "command", conflicts_with = "words")]
     command: Option<String>,
+    /// The command to run, as words after the address, as ssh takes them: joined with spaces
+    /// into one command line that the server's shell splits again, so quote for both shells
+    /// (`unstick shell connect HOST 'echo "a  b"'`). The same as -c with that line.
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        requires = "addr"
+    )]
+    words: Vec<String>,
     /// Shared secret the server expects (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long, conflicts_with = "seed")]
     token: Option<String>,
@@ -138,6 +155,14 @@ pub struct ConnectArgs {
     /// stderr arrive together, no exit status, and no token: seed servers have none).
     #[arg(long, visible_alias = "legacy")]
     seed: bool,
+    /// How long a server that sends nothing is waited for while a command runs (e.g. 15s,
+    /// 500ms, 2m; 0 waits forever). The server is asked for a keepalive every third of it, so a
+    /// command that prints nothing for hours still runs to its end, and a server gone (or a
+    /// port that accepts and never answers) is noticed in this time. Default: 15s; with
+    /// --seed, forever (a seed server says nothing until the command ends). The file client's
+    /// option of the same name.
+    #[arg(long, value_name = "TIME", value_parser = parse_server_alive)]
+    server_alive: Option<ServerAlive>,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -236,6 +261,16 @@ fn announce_address(server: &ShellServer) -> io::Result<()> {
 }
 
 impl ConnectArgs {
+    /// The one command to run: `-c`'s, or the words after the address joined with spaces (as
+    /// ssh joins them); `None` for a session of commands.
+    fn one_command(&self) -> Option<String> {
+        match (&self.command, self.words.is_empty()) {
+            (Some(command), _) => Some(command.clone()),
+            (None, false) => Some(self.words.join(" ")),
+            (None, true) => None,
+        }
+    }
+
     /// The server address and token, from the command line, the environment or the config
     /// file.
     fn settings(&self) -> Result<ClientSettings, String> {
@@ -264,17 +299,32 @@ fn connect(args: ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
+    client.set_server_alive(
+        args.server_alive
+            .map_or(Some(DEFAULT_SERVER_ALIVE), |s| s.0),
+    );
     report_connected(client.link(), started);
-    match args.command {
+    match args.one_command() {
         Some(command) => status_of(run_one(&mut client, &command)),
         None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
     }
 }
 
 /// Runs one command, writing its output to our stdout and stderr; returns the status a shell
-/// would report for it.
+/// would report for it. Its input is our standard input when that is piped or a file (not a
+/// terminal: a command would wait for lines nobody knows to type, and without a pseudo-terminal
+/// it would not see them as typed); a device on a serial line gets none (its built-ins read
+/// none).
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
-    let report = client.exec(command, &mut TerminalOutput::default())?;
+    let mut output = TerminalOutput::default();
+    // A standard input that is closed (`<&-`) is none at all.
+    let input = (!io::stdin().is_terminal() && !client.link().is_serial())
+        .then(CommandInput::stdin)
+        .and_then(Result::ok);
+    let report = match input {
+        Some(mut input) => client.exec_with_input(command, None, &mut input, &mut output)?,
+        None => client.exec(command, &mut output)?,
+    };
     shell_lines::note_cut_short(&report);
     Ok(report.termination.shell_status())
 }
@@ -306,10 +356,22 @@ fn connect_seed(args: &ConnectArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
-    match &args.command {
-        Some(command) => status_of(client.exec(command, &mut io::stdout()).map(|()| 0)),
+    client.set_server_alive(args.server_alive.and_then(|s| s.0));
+    match args.one_command() {
+        Some(command) => status_of(client.exec(&command, &mut io::stdout()).map(|()| 0)),
         None => ExitCode::from(shell_lines::run(RemoteShell::Seed(Box::new(client)))),
     }
+}
+
+/// `--server-alive`: how long a silent server is waited for; `None` (`0`): forever.
+#[derive(Clone, Copy, Debug)]
+struct ServerAlive(Option<Duration>);
+
+fn parse_server_alive(text: &str) -> Result<ServerAlive, String> {
+    if text.trim().trim_end_matches('s') == "0" {
+        return Ok(ServerAlive(None));
+    }
+    parse_duration(text).map(|limit| ServerAlive(Some(limit)))
 }
 
 fn parse_seed_format(text: &str) -> Result<SeedFormat, String> {

@@ -69,6 +69,9 @@ wire_enum! {
         /// The client's address sent too many missing or wrong tokens: its requests are
         /// refused, whatever token they carry, until its penalty ends (the message says when).
         Penalized = "penalized",
+        /// The request asks for something this server does not offer (a device whose built-in
+        /// commands read no standard input, asked to stream one).
+        Unsupported = "unsupported",
     }
 }
 

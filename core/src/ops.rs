@@ -17,6 +17,16 @@ wire_enum! {
         Error = "error",
         /// A request, and its reply: what the endpoint is (see [`info`](crate::info)).
         Info = "info",
+        /// After an exec request that declared `"stdin":true`: a chunk of the command's
+        /// standard input.
+        Stdin = "stdin",
+        /// After an exec request that declared `"stdin":true`: the end of the command's
+        /// standard input (its last frame of the request).
+        StdinEnd = "stdin_end",
+        /// A reply to an exec request that asked for keepalives (`"alive"`): the server is
+        /// there, and the command runs; sent at its start and whenever nothing else was sent
+        /// for the interval asked.
+        Alive = "alive",
     }
 }
 

@@ -12,8 +12,8 @@ use crate::{Algorithm, HeaderFrameEncoder, Profile};
 
 mod client;
 pub use client::{
-    CODE_CAP, ExecError, RefusalCode, SeedClientSession, SeedReply, ShellClientSession,
-    ShellProtocolError, ShellReply,
+    CODE_CAP, ExecError, ExecOptions, RefusalCode, SeedClientSession, SeedReply,
+    ShellClientSession, ShellProtocolError, ShellReply,
 };
 
 pub use crate::ShellOp;
@@ -21,9 +21,9 @@ pub use crate::ShellOp;
 mod server;
 
 pub use server::{
-    Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure, SEED_DISABLED_REPLY,
-    SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, ShellAction, ShellRules, ShellServerSession,
-    encode_seed_reply_head, judge_opening,
+    ALIVE_MAX, ALIVE_MIN, Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure,
+    SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, STDIN_DRAIN, ShellAction, ShellRules,
+    ShellServerSession, StdinInput, encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
@@ -52,9 +52,14 @@ pub const SEED_REPLY_ENCODER: HeaderFrameEncoder =
 /// Longest working directory an exec request may name (`"cwd"`), in bytes: Linux's `PATH_MAX`.
 pub const MAX_CWD_LEN: usize = 4096;
 
+/// Encodes stdin frames: the chunk's XXH3 rides in the header, as a command's does.
+pub const STDIN_ENCODER: HeaderFrameEncoder = EXEC_ENCODER;
+
 /// The request header a framed client sends, with the command as the frame's body:
-/// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one, and `"cwd"` to run
-/// the command in another directory than the server's working directory).
+/// `{"op":"exec","total_size":N}` (plus `"token"` when the server has one, `"cwd"` to run
+/// the command in another directory than the server's working directory, `"stdin":true`
+/// when the client streams the command's standard input after the request, and `"alive"`
+/// when it wants keepalives while the command runs).
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecRequest<'a> {
     /// Always [`ShellOp::Exec`].
@@ -66,6 +71,20 @@ pub struct ExecRequest<'a> {
     /// directory; at most [`MAX_CWD_LEN`] bytes. `None`: the server's working directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<&'a str>,
+    /// The client streams the command's standard input: `stdin` frames follow the request,
+    /// then one `stdin_end` frame. Left out when `false`: the command's stdin is empty.
+    #[serde(skip_serializing_if = "is_false")]
+    pub stdin: bool,
+    /// Keepalives, in milliseconds: the server confirms with an `alive` frame when the
+    /// command starts, and sends another whenever it sent nothing else for this long while the
+    /// command runs, so that a client can tell a silent command from a server gone. `None`:
+    /// none (a server that predates them ignores the member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alive: Option<u64>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// What the server reads from any request header: the operation, the token and the working
@@ -81,6 +100,12 @@ pub struct RequestHeader<S> {
     /// The working directory asked for, if any.
     #[serde(default = "none")]
     pub cwd: Option<S>,
+    /// Whether the client streams the command's standard input (`"stdin":true`).
+    #[serde(default)]
+    pub stdin: Option<bool>,
+    /// The keepalive interval the client asks for, in milliseconds (`"alive"`).
+    #[serde(default)]
+    pub alive: Option<u64>,
 }
 
 fn none<S>() -> Option<S> {
@@ -91,6 +116,16 @@ fn none<S>() -> Option<S> {
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputHeader {
     /// [`ShellOp::Stdout`] or [`ShellOp::Stderr`].
+    pub op: ShellOp,
+}
+
+/// Header of a frame whose only member is its op (the encoder adds the size, and the digest of
+/// a body): a chunk of a command's standard input, `{"op":"stdin","total_size":n,"xxh3":...}`,
+/// its end, `{"op":"stdin_end","total_size":0}`, and a keepalive,
+/// `{"op":"alive","total_size":0}`.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpHeader {
+    /// The frame's op.
     pub op: ShellOp,
 }
 
@@ -367,10 +402,31 @@ mod tests {
             \"truncated\":false,\"timed_out\":false,\"total_size\":0}";
         assert_eq!(&buf[..n], expected);
 
+        // docs/PROTOCOL.md's replies to `cat` with `hello\n` as its input.
+        let n = OUTPUT_ENCODER
+            .encode_frame(&output, b"hello\n", &mut buf)
+            .unwrap();
+        let expected: &[u8] = b"\x48\x00\x00\x00{\"op\":\"stdout\",\"total_size\":6,\
+            \"xxh3\":\"6bba86c7e069f56d5a10b435f1c8e49c\"}hello\n";
+        assert_eq!(&buf[..n], expected);
+        let exit = ExitHeader {
+            op: ShellOp::Exit,
+            code: Some(0),
+            signal: None,
+            truncated: false,
+            timed_out: false,
+        };
+        let n = PLAIN_ENCODER.encode_frame(&exit, b"", &mut buf).unwrap();
+        let expected: &[u8] = b"\x49\x00\x00\x00{\"op\":\"exit\",\"code\":0,\
+            \"truncated\":false,\"timed_out\":false,\"total_size\":0}";
+        assert_eq!(&buf[..n], expected);
+
         let request = ExecRequest {
             op: ShellOp::Exec,
             token: None,
             cwd: None,
+            stdin: false,
+            alive: None,
         };
         let n = PLAIN_ENCODER
             .encode_frame(&request, b"ls", &mut buf)

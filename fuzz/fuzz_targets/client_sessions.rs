@@ -31,7 +31,8 @@ use unstick_core::files::client::{
 };
 use unstick_core::session::{SessionError, Transmit};
 use unstick_core::shell::{
-    ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
+    ExecError, ExecOptions, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError,
+    ShellReply,
 };
 use unstick_core::time::Instant;
 use unstick_fuzz::scripted::{Peer, Script, digest, split};
@@ -134,6 +135,8 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
     let long_token = "t".repeat(2 * OUT);
     let limit = (config & 16 != 0).then_some(Duration::from_secs(5));
     let mut session = ShellClientSession::<OUT>::new().with_reply_timeout(limit);
+    // Commands stream their standard input (a chunk of the pattern at a time).
+    let streams = config & 32 != 0;
     let mut now = START;
     let budget = budget(script, peer);
     let mut stalls = 0;
@@ -141,6 +144,9 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
         assert!(step < budget, "no end after {step} steps");
         let at = peer.at;
         if session.is_idle() {
+            // What the command left to send (the end of its input) goes first.
+            assert_eq!(drain(|o| session.poll_transmit(o), script, &[]), 0);
+            assert!(!session.wants_stdin());
             if peer.is_done() {
                 assert_eq!(session.handle_eof(), Ok(()));
                 return;
@@ -152,7 +158,12 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
                 0 | 1 => Some(TOKEN),
                 _ => Some(long_token.as_str()),
             };
-            if let Err(e) = session.exec(command, token) {
+            let options = ExecOptions {
+                token,
+                stdin: streams,
+                ..ExecOptions::default()
+            };
+            if let Err(e) = session.exec_with(command, options) {
                 assert_eq!(e, ExecError::HeadTooLarge { capacity: OUT });
                 assert!(token.is_some_and(|t| t.len() > OUT / 2));
                 assert!(session.is_idle());
@@ -176,13 +187,30 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &mut Peer<'_>) {
             assert_eq!(session.handle_eof(), Err(e));
             return;
         }
+        if session.wants_stdin() {
+            // A chunk of input, or its end, as the script says; it goes out whole.
+            match usize::from(script.choose()) {
+                0 => {
+                    session.end_stdin().unwrap();
+                    assert_eq!(drain(|o| session.poll_transmit(o), script, &[]), 0);
+                }
+                n => {
+                    let chunk = &PATTERN[..n.min(PATTERN.len())];
+                    session.send_stdin(chunk).unwrap();
+                    assert!(!session.wants_stdin());
+                    assert_eq!(session.send_stdin(chunk), Err(SessionError::OutboxFull));
+                    let body = drain(|o| session.poll_transmit(o), script, chunk);
+                    assert_eq!(body, chunk.len(), "a chunk did not go out whole");
+                }
+            }
+        }
         if waits(script) {
-            // The server is silent: the host waits for the session's deadline, if it has one.
+            // The server is silent: the host waits for the session's deadline, if it has one
+            // (a limit that a server which predates keepalives made it drop for this command).
             let deadline = session.poll_timeout(now);
-            assert_eq!(
-                deadline.is_some(),
-                limit.is_some(),
-                "a reply timeout not kept"
+            assert!(
+                deadline.is_none() || limit.is_some(),
+                "a deadline without a limit"
             );
             if let Some(at) = deadline {
                 now = at;

@@ -34,7 +34,7 @@ use unstick_core::files::{
 use unstick_core::session::{MESSAGE_CAP, Refusal, ServerEvent, SessionError, Transmit};
 use unstick_core::shell::{
     Dialect, ExitReport, OutputStream, RunFailure, SeedFormat, ShellAction, ShellRules,
-    ShellServerSession, Termination,
+    ShellServerSession, StdinInput, Termination,
 };
 use unstick_core::time::Instant;
 use unstick_core::{Algorithm, Checksum, ErrorCode, Event, FrameDecoder, Profile};
@@ -221,6 +221,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
         },
         idle_timeout: Duration::from_secs(30),
         seed_pause: Duration::from_millis(200),
+        stdin: config & 64 != 0,
     };
     let framed = dialect == Dialect::Framed;
     let mut command = vec![0u8; if config & 32 != 0 { 32 } else { 2048 }];
@@ -249,37 +250,42 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
             }
             Some(ShellAction::Run { command }) => {
                 assert!(command.len() <= max, "a command over the limit runs");
-                match script.choose() % 5 {
-                    0 | 1 if framed => {
-                        for i in 0..script.choose() % 4 {
-                            let len = usize::from(script.choose()) % 300 + 1;
-                            let body = &PATTERN[i as usize..][..len];
-                            let stream = if i % 2 == 0 {
-                                OutputStream::Stdout
-                            } else {
-                                OutputStream::Stderr
-                            };
-                            session.handle_output(stream, body).unwrap();
-                            drain(|o| session.poll_transmit(o), script, body, &mut sent);
-                            check_answered(&mut answered, session.answered());
+                let refused =
+                    session.streams_stdin() && !shell_stdin(&mut session, script, &mut peer);
+                // A client that broke the protocol while its input streamed is refused, closing.
+                if !refused {
+                    match script.choose() % 5 {
+                        0 | 1 if framed => {
+                            for i in 0..script.choose() % 4 {
+                                let len = usize::from(script.choose()) % 300 + 1;
+                                let body = &PATTERN[i as usize..][..len];
+                                let stream = if i % 2 == 0 {
+                                    OutputStream::Stdout
+                                } else {
+                                    OutputStream::Stderr
+                                };
+                                session.handle_output(stream, body).unwrap();
+                                drain(|o| session.poll_transmit(o), script, body, &mut sent);
+                                check_answered(&mut answered, session.answered());
+                            }
+                            session.handle_exit(DONE).unwrap();
                         }
-                        session.handle_exit(DONE).unwrap();
-                    }
-                    0 | 1 => {
-                        let len = usize::from(script.choose()) % 300;
-                        let body = &PATTERN[..len];
-                        session.handle_seed_output(body, DONE).unwrap();
-                        drain(|o| session.poll_transmit(o), script, body, &mut sent);
-                    }
-                    2 => session
-                        .handle_run_failed(RunFailure::Spawn, "sh: not found")
-                        .unwrap(),
-                    3 => session
-                        .handle_run_failed(RunFailure::Lost, format_args!("lost pid {}", 7))
-                        .unwrap(),
-                    _ => {
-                        session.handle_client_gone();
-                        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+                        0 | 1 => {
+                            let len = usize::from(script.choose()) % 300;
+                            let body = &PATTERN[..len];
+                            session.handle_seed_output(body, DONE).unwrap();
+                            drain(|o| session.poll_transmit(o), script, body, &mut sent);
+                        }
+                        2 => session
+                            .handle_run_failed(RunFailure::Spawn, "sh: not found")
+                            .unwrap(),
+                        3 => session
+                            .handle_run_failed(RunFailure::Lost, format_args!("lost pid {}", 7))
+                            .unwrap(),
+                        _ => {
+                            session.handle_client_gone();
+                            assert_eq!(session.poll_action(), Some(ShellAction::Close));
+                        }
                     }
                 }
                 moved = true;
@@ -319,6 +325,60 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
     }
 }
 
+/// Passes the client's input to the running command, as the script says: reads fed while the
+/// session takes them, each chunk written or the pipe found broken, until the input ends, the
+/// script stops it (the command ends first) or the client runs dry. `false` when the client
+/// broke the protocol (the session then asks to close).
+fn shell_stdin(
+    session: &mut ShellServerSession<'_, HEADER_CAP>,
+    script: &mut Script<'_>,
+    peer: &mut Peer<'_>,
+) -> bool {
+    let mut sent = Sent::new(true);
+    for _ in 0..4 * peer.bytes.len() + 8 {
+        if session.poll_action() == Some(ShellAction::Close) {
+            drain(|o| session.poll_transmit(o), script, &[], &mut sent);
+            return false;
+        }
+        if !session.takes_stdin() || peer.is_done() || script.choose() >= 250 {
+            break;
+        }
+        let read = peer.read(script.choose());
+        let (used, input) = session.handle_stdin(read);
+        assert!(used <= read.len(), "consumed {used} of {}", read.len());
+        peer.at += used;
+        match input {
+            Some(StdinInput::Bytes(bytes)) => {
+                assert!(!bytes.is_empty() && read[..used].ends_with(bytes));
+                assert!(
+                    !session.takes_stdin(),
+                    "more input taken while a chunk is held"
+                );
+                assert_eq!(session.handle_stdin(read), (0, None));
+                if script.choose() & 3 == 0 {
+                    session.handle_stdin_closed().unwrap();
+                } else {
+                    session.handle_stdin_written().unwrap();
+                }
+            }
+            Some(StdinInput::End) => {
+                assert!(!session.takes_stdin());
+                assert_eq!(
+                    session.handle_stdin_written(),
+                    Err(SessionError::OutOfOrder)
+                );
+                break;
+            }
+            None => {}
+        }
+    }
+    if session.poll_action() == Some(ShellAction::Close) {
+        drain(|o| session.poll_transmit(o), script, &[], &mut sent);
+        return false;
+    }
+    true
+}
+
 /// Feeds the session one read; returns whether it took any of it.
 fn shell_read(
     session: &mut ShellServerSession<'_, HEADER_CAP>,
@@ -354,6 +414,10 @@ fn shell_misuse(session: &mut ShellServerSession<'_, HEADER_CAP>, framed: bool) 
             session.handle_run_failed(RunFailure::Spawn, "x"),
             out_of_order
         );
+        assert_eq!(session.handle_stdin_written(), out_of_order);
+        assert_eq!(session.handle_stdin_closed(), out_of_order);
+        assert!(!session.streams_stdin() && !session.takes_stdin());
+        assert_eq!(session.handle_stdin(b"\x00"), (0, None));
     }
     assert_eq!(
         (shell_ask(session), session.answered(), session.is_idle()),

@@ -27,8 +27,15 @@ pub struct ClientArgs {
     /// Token, if the server requires one (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long)]
     token: Option<String>,
-    /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// How long to wait for a silent server (e.g. 60, 60s, 500ms, 2m): the shell client's
+    /// option of the same name (--timeout is its former name).
+    #[arg(
+        long = "server-alive",
+        visible_alias = "timeout",
+        value_name = "TIME",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,

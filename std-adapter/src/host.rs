@@ -80,6 +80,43 @@ impl Inbox {
         &self.buf[self.unread.clone()]
     }
 
+    /// Where the unread bytes start in the inbox's buffer.
+    pub(crate) fn unread_start(&self) -> usize {
+        self.unread.start
+    }
+
+    /// The session took `n` of the unread bytes.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.unread.start += n;
+    }
+
+    /// Bytes the session took and handed back (at `range` of the buffer, before the unread
+    /// ones): valid until the next read, which comes only once everything is taken.
+    pub(crate) fn taken(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Reads once through `read` (handed the inbox's buffer), when everything before was
+    /// taken. `Ok(0)` is the end of the stream.
+    pub(crate) fn fill_with(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        debug_assert!(self.unread.is_empty(), "a read over unread bytes");
+        let n = read(&mut self.buf)?;
+        self.unread = 0..n;
+        Ok(n)
+    }
+
+    /// Reads once from `stream`, waiting at most `limit`. `Ok(0)` is the end of the stream.
+    pub(crate) fn fill_within(
+        &mut self,
+        stream: &mut impl TimedRead,
+        limit: Duration,
+    ) -> io::Result<usize> {
+        self.fill(stream, None, Some(limit))
+    }
+
     /// Reads once from `stream`, waiting at most until `deadline`, or for `limit` without one.
     /// `Ok(0)` is the end of the stream.
     fn fill(
@@ -132,8 +169,15 @@ impl<'s, S: Write> Outlet<'s, S> {
 /// what passes through it, what it logs, and when the request it serves is over.
 pub(crate) trait RequestWork<T: Session, S> {
     /// Carries out the session's [`poll_action`](Session::poll_action) (there is one) and
-    /// reports its result; `Err` closes the connection.
-    fn act(&mut self, out: &mut Outlet<'_, S>, session: &mut T) -> Result<(), Closed>;
+    /// reports its result; `Err` closes the connection. What the client sends while it is
+    /// carried out (a command's standard input) is read into `inbox`, and what the session
+    /// does not take stays there for it.
+    fn act(
+        &mut self,
+        out: &mut Outlet<'_, S>,
+        inbox: &mut Inbox,
+        session: &mut T,
+    ) -> Result<(), Closed>;
 
     /// Takes what passed through the session from the input (an upload's bytes).
     fn take(&mut self, session: &mut T, received: T::Received<'_>) -> Result<(), Closed>;
@@ -167,7 +211,7 @@ where
         }
         out.send(session, &[]).map_err(|_| Closed)?;
         if session.poll_action().is_some() {
-            work.act(out, session)?;
+            work.act(out, inbox, session)?;
             continue;
         }
         if work.is_over(session) {

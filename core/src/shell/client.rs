@@ -15,7 +15,10 @@ use core::time::Duration;
 
 use serde::Deserialize;
 
-use super::{EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OutputStream, ReplyOp, ShellOp};
+use super::{
+    EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OpHeader, OutputStream, ReplyOp,
+    STDIN_ENCODER, ShellOp,
+};
 use crate::session::ReplyTimer;
 use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
 use crate::time::Instant;
@@ -119,7 +122,8 @@ pub enum ShellProtocolError {
     /// A reply header lacks a member the protocol needs, has one of the wrong type, or names
     /// an op this build does not know.
     BadHeader(HeaderError),
-    /// A request (`"op":"exec"`), or an `info` reply, where a command's reply was expected.
+    /// A request (`"op":"exec"`, `"stdin"`, `"stdin_end"`), or an `info` reply, where a
+    /// command's reply was expected.
     RequestAsReply,
     /// An exit frame without exactly one of `"code"` and `"signal"`.
     ExitStatus,
@@ -140,7 +144,8 @@ impl fmt::Display for ShellProtocolError {
             ShellProtocolError::Framing(e) => fmt::Display::fmt(e, f),
             ShellProtocolError::BadHeader(e) => fmt::Display::fmt(e, f),
             ShellProtocolError::RequestAsReply => f.write_str(
-                "a request (\"op\":\"exec\") or an info reply where a command's reply was expected",
+                "a request (\"op\":\"exec\", \"stdin\" or \"stdin_end\") or an info reply where a \
+                 command's reply was expected",
             ),
             ShellProtocolError::ExitStatus => {
                 f.write_str("exit frame needs exactly one of \"code\" and \"signal\"")
@@ -194,6 +199,49 @@ impl From<SessionError> for ExecError {
     fn from(e: SessionError) -> Self {
         ExecError::Session(e)
     }
+}
+
+/// What an exec request asks for besides its command (see
+/// [`ShellClientSession::exec_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions<'a> {
+    /// The directory to run the command in (the request's `"cwd"`: absolute, or relative to
+    /// the server's working directory); `None`: the server's working directory.
+    pub cwd: Option<&'a str>,
+    /// The token to present, when the server requires one.
+    pub token: Option<&'a str>,
+    /// Stream the command's standard input after the request (`"stdin":true`): chunks through
+    /// [`ShellClientSession::send_stdin`], its end through
+    /// [`ShellClientSession::end_stdin`]. Without, the command's standard input is empty.
+    pub stdin: bool,
+}
+
+/// The standard input a [`ShellClientSession`] streams for the command in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stdin {
+    /// Not streamed (or nothing in flight).
+    Absent,
+    /// Chunks are taken.
+    Open,
+    /// Its end is to be sent once what is queued has gone out.
+    EndOwed,
+    /// Its end is queued or sent.
+    Ended,
+}
+
+/// Whether the server of the command in flight keeps it alive (see
+/// [`ShellClientSession::with_reply_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keepalive {
+    /// None asked for (no reply timeout), or no command in flight.
+    NotAsked,
+    /// Asked for; the server's first frame says whether it sends them.
+    Asked,
+    /// The server confirmed (its first frame was `alive`): its silence is timed.
+    Confirmed,
+    /// The server's first frame was another (a server that predates keepalives): it is not
+    /// timed any more for this command.
+    Unsupported,
 }
 
 /// Where a [`ShellClientSession`] is.
@@ -299,6 +347,10 @@ pub struct ShellClientSession<const CAP: usize = 1024> {
     state: State,
     /// How long the server may stay silent while a command is in flight.
     reply: ReplyTimer,
+    /// The standard input streamed after the request, if any.
+    stdin: Stdin,
+    /// Whether the server keeps the command in flight alive.
+    keepalive: Keepalive,
 }
 
 impl<const CAP: usize> Default for ShellClientSession<CAP> {
@@ -315,13 +367,23 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             outbox: Outbox::new(),
             state: State::Idle,
             reply: ReplyTimer::new(None),
+            stdin: Stdin::Absent,
+            keepalive: Keepalive::NotAsked,
         }
     }
 
     /// This session, giving up on a command in flight once the server has sent nothing for
     /// `limit` ([`ShellProtocolError::TimedOut`] from
     /// [`handle_timeout`](Self::handle_timeout)); `None`, the default, waits for as long as
-    /// the command runs. A command may be silent for as long as the server lets it run.
+    /// the command runs.
+    ///
+    /// With a limit, every request asks the server for keepalives ([`ExecRequest::alive`],
+    /// a third of the limit), so that a command may be silent for as long as the server lets
+    /// it run while a server gone silent is noticed within the limit; the wait starts over
+    /// with every byte that comes. A server that predates keepalives answers with another
+    /// frame first: from then on that command is not timed (it could not be told from a
+    /// silent command), as without a limit. A server that sends nothing at all is given up on
+    /// after the limit, whatever it is.
     pub fn with_reply_timeout(mut self, limit: Option<Duration>) -> Self {
         self.reply.set_limit(limit);
         self
@@ -334,10 +396,13 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         self.outbox = Outbox::new();
         self.state = State::Idle;
         self.reply.end();
+        self.stdin = Stdin::Absent;
+        self.keepalive = Keepalive::NotAsked;
     }
 
     /// Whether no command is in flight (and no error is pending): [`exec`](Self::exec) may be
-    /// called.
+    /// called once [`poll_transmit`](Self::poll_transmit) has run dry (a command that streamed
+    /// its standard input may leave the input's end to send after its answer).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }
@@ -363,13 +428,43 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         cwd: Option<&str>,
         token: Option<&str>,
     ) -> Result<(), ExecError> {
+        let options = ExecOptions {
+            cwd,
+            token,
+            stdin: false,
+        };
+        self.exec_with(command, options)
+    }
+
+    /// Queues the request to run `command` as `options` say: in another directory, with a
+    /// token, and streaming its standard input. With [`ExecOptions::stdin`], feed the input
+    /// after the request, a chunk at a time, through [`send_stdin`](Self::send_stdin) while
+    /// [`wants_stdin`](Self::wants_stdin), and its end through
+    /// [`end_stdin`](Self::end_stdin); the command's answer may come first (it exited without
+    /// reading it all), and then the session ends the input itself.
+    ///
+    /// Fails, queueing nothing, while a command is in flight or after an error
+    /// ([`SessionError::OutOfOrder`]), while an earlier command's bytes are still to be sent
+    /// ([`SessionError::OutboxFull`]), or when the header does not fit in `CAP` bytes.
+    pub fn exec_with(&mut self, command: &str, options: ExecOptions<'_>) -> Result<(), ExecError> {
         if !self.is_idle() {
             return Err(ExecError::Session(SessionError::OutOfOrder));
         }
+        if !self.outbox.is_empty() || self.stdin == Stdin::EndOwed {
+            return Err(ExecError::Session(SessionError::OutboxFull));
+        }
+        // A third of the limit: a keepalive or two may be late or lost in a buffer.
+        let alive = self.reply.limit().map(|limit| {
+            u64::try_from(limit.as_millis() / 3)
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
         let request = ExecRequest {
             op: ShellOp::Exec,
-            token,
-            cwd,
+            token: options.token,
+            cwd: options.cwd,
+            stdin: options.stdin,
+            alive,
         };
         // The command's digest rides along when this build computes XXH3. Every other
         // encoding error means the head does not fit: the header is an object without
@@ -385,12 +480,88 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         queued.map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
         self.state = State::Awaiting;
         self.reply.begin();
+        self.stdin = if options.stdin {
+            Stdin::Open
+        } else {
+            Stdin::Absent
+        };
+        self.keepalive = if alive.is_some() {
+            Keepalive::Asked
+        } else {
+            Keepalive::NotAsked
+        };
         Ok(())
     }
 
+    /// Whether the session takes a chunk of standard input now
+    /// ([`send_stdin`](Self::send_stdin)): the command in flight streams it, its end is not
+    /// sent, and what was queued before has gone out. A host reads its local input only then,
+    /// so that it holds no more than the chunk it sends.
+    pub fn wants_stdin(&self) -> bool {
+        self.stdin == Stdin::Open
+            && self.outbox.is_empty()
+            && !matches!(self.state, State::Idle | State::Failed(_))
+    }
+
+    /// Queues `chunk` of the command's standard input: a `stdin` frame whose head (with the
+    /// chunk's XXH3) [`poll_transmit`](Self::poll_transmit) hands out, then
+    /// [`Transmit::Body`]`(chunk.len())` for the host to send from `chunk`, which is not
+    /// copied. An empty chunk queues nothing (the input's end is
+    /// [`end_stdin`](Self::end_stdin)).
+    ///
+    /// Fails, queueing nothing, when the command streams no input or its end was sent, or
+    /// after its answer ([`SessionError::OutOfOrder`]), and while earlier bytes are still
+    /// queued ([`SessionError::OutboxFull`]).
+    pub fn send_stdin(&mut self, chunk: &[u8]) -> Result<(), SessionError> {
+        if self.stdin != Stdin::Open || matches!(self.state, State::Idle | State::Failed(_)) {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let header = OpHeader { op: ShellOp::Stdin };
+        let queued = if Algorithm::Xxh3.is_supported() {
+            self.outbox.push_frame_for(&STDIN_ENCODER, &header, chunk)
+        } else {
+            self.outbox
+                .push_head(&PLAIN_ENCODER, &header, chunk.len() as u64, None)
+                .map(|()| self.outbox.push_body(chunk.len()))
+        };
+        // The head is a few dozen bytes in an empty outbox of CAP bytes.
+        queued.map_err(|_| SessionError::OutboxFull)
+    }
+
+    /// The command's standard input ends: a `stdin_end` frame goes out once what is queued
+    /// has (the command then reads the end of its input). Done already when the command's
+    /// answer came first. Fails ([`SessionError::OutOfOrder`]) when the command streams no
+    /// input.
+    pub fn end_stdin(&mut self) -> Result<(), SessionError> {
+        match self.stdin {
+            Stdin::Absent => Err(SessionError::OutOfOrder),
+            Stdin::Open => {
+                self.stdin = Stdin::EndOwed;
+                Ok(())
+            }
+            Stdin::EndOwed | Stdin::Ended => Ok(()),
+        }
+    }
+
     /// The next thing to send (see [`Outbox::poll_transmit`]): request bytes copied into
-    /// `buf`, then the command's length; `None` when nothing is waiting.
+    /// `buf`, then the command's length (or a chunk of standard input's); `None` when nothing
+    /// is waiting.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        if self.outbox.is_empty() && self.stdin == Stdin::EndOwed {
+            let end = OpHeader {
+                op: ShellOp::StdinEnd,
+            };
+            // An empty outbox of CAP bytes holds a head of a few dozen.
+            if self.outbox.push_frame(&PLAIN_ENCODER, &end).is_ok() {
+                self.stdin = Stdin::Ended;
+            }
+        }
         self.outbox.poll_transmit(buf)
     }
 
@@ -488,7 +659,18 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             .decoder
             .header()
             .map_err(ShellProtocolError::BadHeader)?;
+        match (self.keepalive, op) {
+            (Keepalive::Asked, ShellOp::Alive) => self.keepalive = Keepalive::Confirmed,
+            // A server that does not confirm keepalives cannot be told from a silent command.
+            (Keepalive::Asked, _) => {
+                self.keepalive = Keepalive::Unsupported;
+                self.reply.end();
+            }
+            _ => {}
+        }
         Ok(match op {
+            // Only its arrival counts (the reply timer heard it); the replies go on.
+            ShellOp::Alive => State::Awaiting,
             ShellOp::Stdout => State::Output(OutputStream::Stdout),
             ShellOp::Stderr => State::Output(OutputStream::Stderr),
             ShellOp::Exit => {
@@ -508,17 +690,28 @@ impl<const CAP: usize> ShellClientSession<CAP> {
                     message,
                 }
             }
-            ShellOp::Exec | ShellOp::Info => return Err(ShellProtocolError::RequestAsReply),
+            ShellOp::Exec | ShellOp::Info | ShellOp::Stdin | ShellOp::StdinEnd => {
+                return Err(ShellProtocolError::RequestAsReply);
+            }
         })
     }
 
-    /// The command is over: whatever of its request was not sent yet (the server answered
-    /// without reading it, as it does a bad token) is dropped.
+    /// The command is over. A command that streams its standard input goes on sending what
+    /// was handed out, then ends the input: the server reads it to its end. Otherwise
+    /// whatever of its request was not sent yet (the server answered without reading it, as
+    /// it does a bad token) is dropped.
     fn finish_command(&mut self) {
         self.state = State::Idle;
         self.reply.end();
-        if !self.outbox.is_empty() {
-            self.outbox = Outbox::new();
+        self.keepalive = Keepalive::NotAsked;
+        match self.stdin {
+            Stdin::Open => self.stdin = Stdin::EndOwed,
+            Stdin::EndOwed | Stdin::Ended => {}
+            Stdin::Absent => {
+                if !self.outbox.is_empty() {
+                    self.outbox = Outbox::new();
+                }
+            }
         }
     }
 
@@ -952,6 +1145,8 @@ mod tests {
                 op: ShellOp::Exec,
                 token,
                 cwd: None,
+                stdin: false,
+                alive: None,
             };
             let mut buf = [0u8; 256];
             let n = EXEC_ENCODER
@@ -1488,6 +1683,107 @@ mod tests {
         );
     }
 
+    /// Everything a session sends for a command that streams stdin, `body` being the
+    /// command or the last chunk handed to `send_stdin`.
+    fn sent_with<const CAP: usize>(session: &mut ShellClientSession<CAP>, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        while let Some(t) = session.poll_transmit(&mut buf) {
+            out.extend_from_slice(t.resolve(&buf, body).unwrap());
+        }
+        out
+    }
+
+    /// Golden bytes of a command that streams its stdin (docs/PROTOCOL.md's example).
+    #[test]
+    fn stdin_frames_golden_bytes() {
+        let mut session = ShellClientSession::<1024>::new();
+        let options = ExecOptions {
+            stdin: true,
+            ..ExecOptions::default()
+        };
+        session.exec_with("cat", options).unwrap();
+        assert!(!session.wants_stdin(), "the request goes first");
+        assert_eq!(
+            sent_with(&mut session, b"cat"),
+            b"\x53\x00\x00\x00{\"op\":\"exec\",\"stdin\":true,\"total_size\":3,\"xxh3\":\"0381fd7cec51321d42548a8a111c54ee\"}cat"
+        );
+        assert!(session.wants_stdin());
+        session.send_stdin(b"hello\n").unwrap();
+        assert!(!session.wants_stdin());
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutboxFull));
+        assert_eq!(
+            sent_with(&mut session, b"hello\n"),
+            b"\x47\x00\x00\x00{\"op\":\"stdin\",\"total_size\":6,\"xxh3\":\"6bba86c7e069f56d5a10b435f1c8e49c\"}hello\n"
+        );
+        session.send_stdin(b"").unwrap();
+        assert_eq!(sent_with(&mut session, b""), b"");
+        session.end_stdin().unwrap();
+        assert!(!session.wants_stdin());
+        assert_eq!(
+            sent_with(&mut session, b""),
+            b"\x21\x00\x00\x00{\"op\":\"stdin_end\",\"total_size\":0}"
+        );
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutOfOrder));
+        assert_eq!(session.end_stdin(), Ok(()));
+        // Without stdin, there is none to send.
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("cat", None).unwrap();
+        sent(&mut session, "cat");
+        assert!(!session.wants_stdin());
+        assert_eq!(session.send_stdin(b"x"), Err(SessionError::OutOfOrder));
+        assert_eq!(session.end_stdin(), Err(SessionError::OutOfOrder));
+    }
+
+    #[test]
+    fn an_answer_before_the_end_of_stdin_ends_it_after_the_chunk_in_flight() {
+        let options = ExecOptions {
+            stdin: true,
+            ..ExecOptions::default()
+        };
+        let mut exit = Vec::new();
+        exit_frame(&mut exit, exited(0));
+        // The answer comes: before the chunk's head is out, after it, or after its body.
+        for sent_before in 0..3 {
+            let mut session = ShellClientSession::<1024>::new();
+            session.exec_with("head -c 1", options).unwrap();
+            sent_with(&mut session, b"head -c 1");
+            session.send_stdin(b"abc").unwrap();
+            let mut buf = [0u8; 1024];
+            let mut wire = Vec::new();
+            for _ in 0..sent_before {
+                let t = session.poll_transmit(&mut buf).unwrap();
+                wire.extend_from_slice(t.resolve(&buf, b"abc").unwrap());
+            }
+            let seen = feed(&mut session, &exit, 4096);
+            assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(exited(0))));
+            assert!(session.is_idle() && !session.wants_stdin());
+            assert_eq!(
+                session.exec("ls", None),
+                Err(ExecError::Session(SessionError::OutboxFull)),
+                "the stdin is still to be ended"
+            );
+            wire.extend(sent_with(&mut session, b"abc"));
+            let end = b"\x21\x00\x00\x00{\"op\":\"stdin_end\",\"total_size\":0}";
+            assert!(wire.ends_with(end), "{sent_before}: {wire:?}");
+            // The chunk goes out whole, then the end.
+            let stdin = &wire[..wire.len() - end.len()];
+            assert!(stdin.starts_with(b"\x47\x00\x00\x00{\"op\":\"stdin\",\"total_size\":3"));
+            assert!(stdin.ends_with(b"}abc"));
+            session.exec("ls", None).unwrap();
+        }
+        // A refusal ends it too: the server drops it.
+        let mut refusal = Vec::new();
+        error_frame(&mut refusal, "bad_path", "no such directory");
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec_with("cat", options).unwrap();
+        let seen = feed(&mut session, &refusal, 4096);
+        assert!(matches!(seen.end, Ok(ShellReplyEnd::Refused(..))));
+        let wire = sent_with(&mut session, b"cat");
+        assert!(wire.ends_with(b"{\"op\":\"stdin_end\",\"total_size\":0}"));
+        assert!(wire[4..].starts_with(b"{\"op\":\"exec\",\"stdin\":true"));
+    }
+
     #[test]
     fn a_reply_timeout_is_opt_in_and_restarts_with_every_byte() {
         let ms = Instant::from_millis;
@@ -1499,11 +1795,21 @@ mod tests {
             ShellClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(5)));
         assert_eq!(session.poll_timeout(ms(0)), None, "nothing in flight");
         session.exec("ls", None).unwrap();
-        sent(&mut session, "ls");
+        // The request asks for keepalives every third of the limit.
+        assert_eq!(
+            sent(&mut session, "ls"),
+            b"\x53\x00\x00\x00{\"op\":\"exec\",\"alive\":1666,\"total_size\":2,\"xxh3\":\"384ff6d26c6b0c60850dada5a04671b1\"}ls"
+        );
         assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(6_000)));
-        let mut wire = Vec::new();
+        let mut alive = Vec::new();
+        json_frame(&mut alive, r#"{"op":"alive","total_size":0}"#);
+        let mut wire = alive.clone();
         output_frame(&mut wire, OutputStream::Stdout, b"a");
-        session.handle_input(ms(4_000), &wire).unwrap();
+        session.handle_input(ms(2_000), &alive).unwrap();
+        assert_eq!(session.poll_timeout(ms(2_000)), Some(ms(7_000)));
+        session
+            .handle_input(ms(4_000), &wire[alive.len()..])
+            .unwrap();
         assert_eq!(session.poll_timeout(ms(4_000)), Some(ms(9_000)));
         assert_eq!(session.handle_timeout(ms(8_999)), Ok(()));
         let limit = Duration::from_secs(5);
@@ -1515,6 +1821,36 @@ mod tests {
         session.reset();
         assert!(session.is_idle());
         assert_eq!(session.poll_timeout(ms(9_000)), None);
+        // Keepalives restart the wait as any bytes do: a command silent for a minute goes on.
+        session.exec("sleep 60", None).unwrap();
+        sent(&mut session, "sleep 60");
+        for at in (0..=60_000).step_by(1_666) {
+            assert_eq!(session.handle_timeout(ms(at)), Ok(()));
+            assert_eq!(
+                session.handle_input(ms(at), &alive),
+                Ok((alive.len(), None))
+            );
+        }
+        let mut exit = Vec::new();
+        exit_frame(&mut exit, exited(0));
+        let seen = feed(&mut session, &exit, 4096);
+        assert_eq!(seen.end, Ok(ShellReplyEnd::Exit(exited(0))));
+        // A server that predates keepalives answers with another frame first: from then on
+        // that command is not timed, as it could not be told from a silent one.
+        session.exec("sleep 60", None).unwrap();
+        sent(&mut session, "sleep 60");
+        assert_eq!(session.poll_timeout(ms(100_000)), Some(ms(105_000)));
+        session
+            .handle_input(ms(101_000), &wire[alive.len()..])
+            .unwrap();
+        assert_eq!(session.poll_timeout(ms(101_000)), None);
+        assert_eq!(session.handle_timeout(ms(900_000)), Ok(()));
+        // An alive frame after the command is over is not asked for.
+        feed(&mut session, &exit, 4096);
+        assert_eq!(
+            session.handle_input(ms(0), &alive),
+            Err(ShellProtocolError::Unsolicited)
+        );
         // The seed client alike.
         let mut seed =
             SeedClientSession::<1024>::new().with_reply_timeout(Some(Duration::from_secs(1)));

@@ -5,8 +5,8 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{
-    ExitReport, OUTPUT_ENCODER, OutputHeader, OutputStream, SEED_COMMAND_READ, SEED_REPLY_ENCODER,
-    SeedFormat, SeedReplyHeader, ShellOp, command_text,
+    ExitReport, OUTPUT_ENCODER, OpHeader, OutputHeader, OutputStream, ReplyOp, SEED_COMMAND_READ,
+    SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader, ShellOp, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
@@ -37,6 +37,10 @@ pub struct ShellRules<'a> {
     pub idle_timeout: Duration,
     /// How long a seed client pauses to end a command that filled the seed's 1024-byte read.
     pub seed_pause: Duration,
+    /// Whether the host passes a client's standard input on to its commands (it feeds
+    /// [`ShellServerSession::handle_stdin`] while a command runs). Without, an exec request
+    /// with `"stdin":true` is refused as `unsupported` and the connection closed.
+    pub stdin: bool,
 }
 
 /// The default [`ShellRules::idle_timeout`].
@@ -46,6 +50,19 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// slow link, short enough that a seed client does not notice it.
 pub const SEED_PAUSE: Duration = Duration::from_millis(200);
 
+/// The shortest keepalive interval a server keeps to: a client asking for less gets one every
+/// this long.
+pub const ALIVE_MIN: Duration = Duration::from_millis(200);
+
+/// The longest keepalive interval a server keeps to: a client asking for more gets one every
+/// this long.
+pub const ALIVE_MAX: Duration = Duration::from_secs(60);
+
+/// How long a client has, once its command's answer (the exit frame, or a refusal) is queued,
+/// to end the standard input it was streaming (`stdin_end`); what it sends until then is read
+/// and dropped. Past it the connection closes.
+pub const STDIN_DRAIN: Duration = Duration::from_secs(10);
+
 impl Default for ShellRules<'_> {
     fn default() -> Self {
         ShellRules {
@@ -54,6 +71,7 @@ impl Default for ShellRules<'_> {
             seed_reply: None,
             idle_timeout: IDLE_TIMEOUT,
             seed_pause: SEED_PAUSE,
+            stdin: false,
         }
     }
 }
@@ -74,7 +92,10 @@ pub enum ShellAction<'s> {
     /// Run `command`, then report its output ([`ShellServerSession::handle_output`], framed
     /// clients) and its end ([`ShellServerSession::handle_exit`] or
     /// [`ShellServerSession::handle_seed_output`]), or its failure
-    /// ([`ShellServerSession::handle_run_failed`]).
+    /// ([`ShellServerSession::handle_run_failed`]). When the request
+    /// [streams stdin](ShellServerSession::streams_stdin), give the command a pipe for its
+    /// standard input and fill it from [`ShellServerSession::handle_stdin`] while it runs;
+    /// otherwise its standard input is empty.
     Run {
         /// The command, checked to be runnable text.
         command: &'s str,
@@ -95,6 +116,18 @@ pub enum RunFailure {
     BadCwd,
 }
 
+/// What [`ShellServerSession::handle_stdin`] hands the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdinInput<'i> {
+    /// Bytes for the command's standard input: a slice of the input, not a copy. Write them
+    /// to the command, then report [`handle_stdin_written`](ShellServerSession::handle_stdin_written);
+    /// until then the session takes no more input.
+    Bytes(&'i [u8]),
+    /// The client's standard input ended (`stdin_end`): close the command's pipe, so that it
+    /// reads the end. The session takes no more input until the command ends.
+    End,
+}
+
 /// Where a session is in the current request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -103,10 +136,68 @@ enum State {
     /// Collecting a seed command: waiting for its first read, or, once that filled the seed's
     /// read, taking more until the client pauses.
     Collecting(Collect),
-    /// The command is ready or running.
-    Running,
+    /// The command is ready or running, with the client's standard input as it stands.
+    Running(Stdin),
+    /// The request is answered, but the client is still streaming the standard input it
+    /// declared: its `stdin` frames are read and dropped up to its `stdin_end` (for
+    /// [`STDIN_DRAIN`] at most), which ends the request.
+    DrainingStdin,
     /// The connection is to be closed.
     Closing,
+}
+
+/// The client's standard input while its command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stdin {
+    /// Not streamed: the command's standard input is empty.
+    Absent,
+    /// `stdin` frames are read; their bodies go to the command.
+    Open,
+    /// A chunk is with the host, not yet reported written: no more input is taken.
+    Held,
+    /// The command reads no more (its pipe broke): `stdin` frames are read and dropped, so
+    /// that the client is never held up, until `stdin_end`.
+    Unread,
+    /// `stdin_end` came: nothing more is read until the command ends.
+    Ended,
+}
+
+/// How a client streaming stdin broke the protocol; the connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StdinBreach {
+    /// A frame other than `stdin` and `stdin_end`.
+    OtherFrame,
+    /// A `stdin_end` frame with a body.
+    EndWithBody,
+}
+
+impl StdinBreach {
+    /// Out of line, as every refusal's words are: only a breach makes room for them.
+    #[inline(never)]
+    fn refusal(self) -> Refusal {
+        let refusal = match self {
+            StdinBreach::OtherFrame => Refusal::new(
+                ErrorCode::UnknownOp,
+                "the request's stdin is open: only \"stdin\" and \"stdin_end\" frames may \
+                 follow it until its \"stdin_end\"",
+            ),
+            StdinBreach::EndWithBody => {
+                Refusal::new(ErrorCode::BadHeader, "a stdin_end frame has no body")
+            }
+        };
+        refusal.closing()
+    }
+}
+
+/// Which stdin frame the decoder is inside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StdinFrame {
+    /// Between frames.
+    Between,
+    /// A `stdin` frame: its body is the command's input.
+    Bytes,
+    /// The `stdin_end` frame; its end ends the input.
+    End,
 }
 
 /// Where the collection of a seed command is.
@@ -188,6 +279,15 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     answered: u64,
     /// What the host says of the endpoint, for an `info` reply.
     info: EndpointInfo<'a>,
+    /// The current request declared `"stdin":true`: its frames follow it up to `stdin_end`.
+    stdin_declared: bool,
+    /// How often the current request's client wants to hear from the server while its
+    /// command runs (its `"alive"`, kept within [`ALIVE_MIN`] and [`ALIVE_MAX`]).
+    alive_every: Option<Duration>,
+    /// Since the last frame was queued while the command runs.
+    alive_wait: Wait,
+    /// Which stdin frame is being read.
+    stdin_frame: StdinFrame,
 }
 
 impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
@@ -212,6 +312,10 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             wait: Wait::Starting,
             answered: 0,
             info: EndpointInfo::new(Protocols::SHELL),
+            stdin_declared: false,
+            stdin_frame: StdinFrame::Between,
+            alive_every: None,
+            alive_wait: Wait::Off,
         }
     }
 
@@ -238,11 +342,103 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     /// when it is not, [`handle_run_failed`](Self::handle_run_failed) with
     /// [`RunFailure::BadCwd`].
     pub fn cwd(&self) -> Option<&str> {
-        if self.cwd_len == 0 || self.state != State::Running {
+        if self.cwd_len == 0 || !matches!(self.state, State::Running(_)) {
             return None;
         }
         let start = self.command.len() - self.cwd_len;
         core::str::from_utf8(&self.command[start..]).ok()
+    }
+
+    /// Whether the command to [`Run`](ShellAction::Run) gets the client's standard input (its
+    /// request's `"stdin":true`): give it a pipe, and fill that from
+    /// [`handle_stdin`](Self::handle_stdin). `false` outside a request, and for a command whose
+    /// standard input is empty.
+    pub fn streams_stdin(&self) -> bool {
+        matches!(self.state, State::Running(stdin) if stdin != Stdin::Absent)
+    }
+
+    /// Whether the session takes the client's bytes now, as standard input for the running
+    /// command ([`handle_stdin`](Self::handle_stdin)): the input is streamed, no chunk is with
+    /// the host, and it has not ended. While not, the host leaves the client's bytes unread
+    /// (it watches the connection for a hang-up only), so that a client sending faster than
+    /// the command reads is held back by the connection itself.
+    pub fn takes_stdin(&self) -> bool {
+        self.outbox.is_empty() && matches!(self.state, State::Running(Stdin::Open | Stdin::Unread))
+    }
+
+    /// Takes the client's bytes received while its command runs, reading them as
+    /// `stdin` frames; returns how many it consumed and what the host is to do: write
+    /// [`StdinInput::Bytes`] to the command (a slice of `input`) and report it
+    /// [written](Self::handle_stdin_written), or close the command's input at
+    /// [`StdinInput::End`]. Takes nothing while it does not [take stdin](Self::takes_stdin).
+    ///
+    /// A client that breaks the protocol here (a frame that is not `stdin` or `stdin_end`,
+    /// broken framing, a chunk that does not match its digest: the bytes before it already
+    /// went to the command) is refused with an error frame, which ends its command's reply,
+    /// and [`poll_action`](Self::poll_action) then asks to close: kill the command and close.
+    pub fn handle_stdin<'i>(&mut self, input: &'i [u8]) -> (usize, Option<StdinInput<'i>>) {
+        if !self.takes_stdin() {
+            return (0, None);
+        }
+        let mut used = 0;
+        loop {
+            let (n, event) = match self.decoder.feed(&input[used..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    let refusal = Refusal::new(ErrorCode::BadFrame, e).closing();
+                    self.refuse(refusal);
+                    return (used, None);
+                }
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return (used, None),
+                Event::Head(info) => {
+                    if let Err(breach) = self.admit_stdin_head(info.body_len) {
+                        self.refuse(breach.refusal());
+                        return (used, None);
+                    }
+                }
+                Event::Body(chunk) => {
+                    if self.state == State::Running(Stdin::Open) && !chunk.is_empty() {
+                        self.state = State::Running(Stdin::Held);
+                        return (used, Some(StdinInput::Bytes(chunk)));
+                    }
+                }
+                Event::End(_) => {
+                    if core::mem::replace(&mut self.stdin_frame, StdinFrame::Between)
+                        == StdinFrame::End
+                    {
+                        self.state = State::Running(Stdin::Ended);
+                        return (used, Some(StdinInput::End));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The chunk [`handle_stdin`](Self::handle_stdin) handed out is written to the command:
+    /// the session takes input again.
+    pub fn handle_stdin_written(&mut self) -> Result<(), SessionError> {
+        if self.state != State::Running(Stdin::Held) {
+            return Err(SessionError::OutOfOrder);
+        }
+        self.state = State::Running(Stdin::Open);
+        Ok(())
+    }
+
+    /// The command reads no more of its standard input (its pipe broke: it closed it, or it
+    /// ended): the chunk with the host, if any, is dropped, and so is whatever the client
+    /// still streams, up to its `stdin_end`, so that the client is never held up.
+    pub fn handle_stdin_closed(&mut self) -> Result<(), SessionError> {
+        match self.state {
+            State::Running(Stdin::Open | Stdin::Held) => {
+                self.state = State::Running(Stdin::Unread);
+                Ok(())
+            }
+            State::Running(Stdin::Unread | Stdin::Ended) => Ok(()),
+            _ => Err(SessionError::OutOfOrder),
+        }
     }
 
     /// Requests answered so far: run to their end, or refused.
@@ -262,7 +458,9 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             && match self.state {
                 State::Reading(Body::AwaitingHead) => self.decoder.is_at_boundary(),
                 State::Collecting(collect) => collect == Collect::FirstRead,
-                State::Running | State::Closing | State::Reading(_) => false,
+                State::Running(_) | State::DrainingStdin | State::Closing | State::Reading(_) => {
+                    false
+                }
             }
     }
 
@@ -274,12 +472,12 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     /// What the host should do next; `None` while the session needs more input.
     pub fn poll_action(&self) -> Option<ShellAction<'_>> {
         match self.state {
-            State::Running => Some(ShellAction::Run {
+            State::Running(_) => Some(ShellAction::Run {
                 // Checked when the command became ready.
                 command: command_text(&self.command[..self.command_len]).unwrap_or(""),
             }),
             State::Closing => Some(ShellAction::Close),
-            State::Reading(_) | State::Collecting(_) => None,
+            State::Reading(_) | State::Collecting(_) | State::DrainingStdin => None,
         }
     }
 
@@ -295,7 +493,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         match self.state {
             State::Reading(_) => self.read_framed(input),
             State::Collecting(collect) => self.collect_seed(now, input, collect),
-            State::Running | State::Closing => 0,
+            State::DrainingStdin => self.drain_stdin(input),
+            State::Running(_) | State::Closing => 0,
         }
     }
 
@@ -309,8 +508,10 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 
     /// When the session next needs [`handle_timeout`](Self::handle_timeout): the end of the
-    /// wait for a request (a wait that began without a time is timed from `now`), or a seed
-    /// command's pause.
+    /// wait for a request (a wait that began without a time is timed from `now`), a seed
+    /// command's pause, the end of the wait for a client's `stdin_end`, or, while a command
+    /// runs for a client that asked for keepalives, the next one (the host then calls it while
+    /// the command runs, and sends what it queues).
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.wait.start_at(now);
         match self.state {
@@ -321,7 +522,12 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 Some(last + self.rules.seed_pause),
                 Some(since + self.rules.idle_timeout),
             ),
-            State::Running | State::Closing => None,
+            State::DrainingStdin => self.wait.deadline(self.stdin_drain()),
+            State::Running(_) => {
+                self.alive_wait.start_at(now);
+                self.alive_wait.deadline(self.alive_every?)
+            }
+            State::Closing => None,
         }
     }
 
@@ -335,6 +541,29 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
         if let State::Collecting(Collect::UntilPause { .. }) = self.state {
             self.seed_command_complete();
+            return;
+        }
+        if let State::Running(_) = self.state {
+            // Silent for the interval: a keepalive, unless something is still to go out.
+            if self.outbox.is_empty() && self.queue_alive().is_ok() {
+                self.alive_wait = Wait::Since(now);
+            }
+            return;
+        }
+        if self.state == State::DrainingStdin {
+            // The answer is out: the client is told nothing more, the connection just closes.
+            self.events.push(ServerEvent::Refused(
+                Refusal::new(
+                    ErrorCode::IdleTimeout,
+                    format_args!(
+                        "the client's stdin did not end within {} s of its command's answer; \
+                         closing the connection",
+                        self.stdin_drain().as_secs()
+                    ),
+                )
+                .closing(),
+            ));
+            self.state = State::Closing;
             return;
         }
         let refusal = Refusal::new(
@@ -361,7 +590,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         stream: OutputStream,
         bytes: &[u8],
     ) -> Result<(), SessionError> {
-        if self.state != State::Running || self.dialect != Dialect::Framed {
+        if !matches!(self.state, State::Running(_)) || self.dialect != Dialect::Framed {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -373,12 +602,14 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let header = OutputHeader { op: stream.op() };
         self.outbox
             .push_frame_for(&OUTPUT_ENCODER, &header, bytes)
-            .map_err(|_| SessionError::OutboxFull)
+            .map_err(|_| SessionError::OutboxFull)?;
+        self.alive_wait = Wait::Starting;
+        Ok(())
     }
 
     /// The command ended (framed clients): its exit frame is queued.
     pub fn handle_exit(&mut self, report: ExitReport) -> Result<(), SessionError> {
-        if self.state != State::Running || self.dialect != Dialect::Framed {
+        if !matches!(self.state, State::Running(_)) || self.dialect != Dialect::Framed {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -402,7 +633,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let Dialect::Seed(format) = self.dialect else {
             return Err(SessionError::OutOfOrder);
         };
-        if self.state != State::Running {
+        if !matches!(self.state, State::Running(_)) {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -434,7 +665,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         failure: RunFailure,
         detail: impl fmt::Display,
     ) -> Result<(), SessionError> {
-        if self.state != State::Running {
+        if !matches!(self.state, State::Running(_)) {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -455,15 +686,107 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 
     fn finish_request(&mut self) {
+        // A client streaming stdin goes on until its `stdin_end`, which it sends once it has
+        // the answer: what it sends until then is read and dropped.
+        let stdin_open = self.stdin_declared && self.state != State::Running(Stdin::Ended);
         self.answered += 1;
         self.command_len = 0;
         self.cwd_len = 0;
         self.overflowed = false;
+        self.stdin_declared = false;
+        self.alive_every = None;
+        self.alive_wait = Wait::Off;
         self.wait = Wait::Starting;
         self.state = match self.dialect {
+            Dialect::Framed if stdin_open => State::DrainingStdin,
             Dialect::Framed => State::Reading(Body::AwaitingHead),
             Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
         };
+    }
+
+    /// The command of the request is ready: keepalives start with one that says so, when the
+    /// client asked for them.
+    fn command_ready(&mut self) {
+        self.state = State::Running(self.stdin_at_start());
+        if self.alive_every.is_some() && self.queue_alive().is_ok() {
+            self.alive_wait = Wait::Starting;
+        }
+    }
+
+    /// Queues a keepalive, `{"op":"alive","total_size":0}`.
+    fn queue_alive(&mut self) -> Result<(), EncodeError> {
+        let alive = OpHeader { op: ShellOp::Alive };
+        self.outbox.push_frame(&PLAIN_ENCODER, &alive)
+    }
+
+    /// The standard input of a command that becomes ready: streamed when its request said so.
+    fn stdin_at_start(&self) -> Stdin {
+        if self.stdin_declared {
+            Stdin::Open
+        } else {
+            Stdin::Absent
+        }
+    }
+
+    /// How long a client has to end its stdin once its command is answered.
+    fn stdin_drain(&self) -> Duration {
+        STDIN_DRAIN.min(self.rules.idle_timeout)
+    }
+
+    /// Checks the head of a frame that came while the client streams stdin: `stdin` (its
+    /// body is input) or `stdin_end` (without a body); anything else breaks the protocol and
+    /// closes the connection.
+    fn admit_stdin_head(&mut self, body_len: u64) -> Result<(), StdinBreach> {
+        let op = self.decoder.header::<ReplyOp>().map(|header| header.op);
+        self.stdin_frame = match op {
+            Ok(ShellOp::Stdin) => StdinFrame::Bytes,
+            Ok(ShellOp::StdinEnd) if body_len == 0 => StdinFrame::End,
+            Ok(ShellOp::StdinEnd) => return Err(StdinBreach::EndWithBody),
+            _ => return Err(StdinBreach::OtherFrame),
+        };
+        Ok(())
+    }
+
+    /// Reads and drops the rest of the standard input of a request that is answered, up to
+    /// its `stdin_end`, which ends the request.
+    fn drain_stdin(&mut self, input: &[u8]) -> usize {
+        let mut used = 0;
+        while self.outbox.is_empty() && self.state == State::DrainingStdin {
+            let (n, event) = match self.decoder.feed(&input[used..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.drain_failed(Refusal::new(ErrorCode::BadFrame, e));
+                    return used;
+                }
+            };
+            used += n;
+            match event {
+                Event::NeedMore => return used,
+                Event::Head(info) => {
+                    if let Err(breach) = self.admit_stdin_head(info.body_len) {
+                        self.drain_failed(breach.refusal());
+                        return used;
+                    }
+                }
+                Event::Body(_) => {}
+                Event::End(_) => {
+                    if core::mem::replace(&mut self.stdin_frame, StdinFrame::Between)
+                        == StdinFrame::End
+                    {
+                        self.wait = Wait::Starting;
+                        self.state = State::Reading(Body::AwaitingHead);
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    /// The client broke the protocol after its request was answered: the connection closes,
+    /// with nothing more sent (its answer is out), and the log says why.
+    fn drain_failed(&mut self, refusal: Refusal) {
+        self.events.push(ServerEvent::Refused(refusal.closing()));
+        self.state = State::Closing;
     }
 
     /// Answers the current request with `refusal`, in the client's dialect.
@@ -542,7 +865,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                     ErrorCode::BadHeader,
                     format_args!(
                         "request header needs a string \"op\" member (and \"token\" and \"cwd\" \
-                         strings if set): {e}"
+                         strings and a boolean \"stdin\" if set): {e}"
                     ),
                 ));
                 return;
@@ -571,8 +894,25 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
         let op = header.op.to_bounded::<16>();
         self.cwd_len = 0;
-        let refusal = if op.get().unwrap_or("").parse() != Ok(ShellOp::Exec) {
+        let is_exec = op.get().unwrap_or("").parse() == Ok(ShellOp::Exec);
+        // Its stdin frames follow the request whatever becomes of it: they are read to their
+        // end, into the command or dropped.
+        self.stdin_declared = is_exec && header.stdin == Some(true);
+        self.alive_every = header
+            .alive
+            .filter(|_| is_exec)
+            .map(|ms| Duration::from_millis(ms).clamp(ALIVE_MIN, ALIVE_MAX));
+        let refusal = if !is_exec {
             Some(unknown_op(header.op))
+        } else if self.stdin_declared && !self.rules.stdin {
+            Some(
+                Refusal::new(
+                    ErrorCode::Unsupported,
+                    "this server does not pass standard input on to its commands; run the \
+                     command without it (`< /dev/null`)",
+                )
+                .closing(),
+            )
         } else if let Some(Err(refusal)) = header
             .cwd
             .map(|cwd| keep_cwd(cwd, self.command, &mut self.cwd_len))
@@ -605,7 +945,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         match self.state {
             State::Reading(Body::Command) => {
                 match command_text(&self.command[..self.command_len]) {
-                    Ok(_) => self.state = State::Running,
+                    Ok(_) => self.command_ready(),
                     Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
                 }
             }
@@ -681,7 +1021,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         } else if let Err(e) = command_text(command) {
             self.refuse(Refusal::new(ErrorCode::BadCommand, e));
         } else {
-            self.state = State::Running;
+            self.state = State::Running(Stdin::Absent);
         }
     }
 }
@@ -1568,6 +1908,412 @@ mod tests {
         );
         assert_eq!(&out[4..n], SEED_NEEDS_TOKEN_REPLY.as_bytes());
         assert_eq!(OpeningReply::SeedDisabled.encode(&mut out[..8]), 0);
+    }
+
+    /// Rules for a host that passes stdin on.
+    fn stdin_rules() -> ShellRules<'static> {
+        ShellRules {
+            stdin: true,
+            ..ShellRules::default()
+        }
+    }
+
+    /// An exec request for `command` that streams stdin.
+    fn exec_stdin(command: &str) -> Vec<u8> {
+        let header = std::format!(
+            r#"{{"op":"exec","stdin":true,"total_size":{}}}"#,
+            command.len()
+        );
+        frame(&header, command.as_bytes())
+    }
+
+    fn stdin_chunk(body: &[u8]) -> Vec<u8> {
+        frame(
+            &std::format!(r#"{{"op":"stdin","total_size":{}}}"#, body.len()),
+            body,
+        )
+    }
+
+    fn stdin_end() -> Vec<u8> {
+        frame(r#"{"op":"stdin_end","total_size":0}"#, b"")
+    }
+
+    /// What a host passed to the command's stdin, fed `wire` in reads of `step` bytes once the
+    /// command runs (each read only while the session takes stdin); whether the end came, and
+    /// how much of `wire` the session took.
+    fn pass_stdin(
+        session: &mut ShellServerSession<'_, 1024>,
+        wire: &[u8],
+        step: usize,
+    ) -> (Vec<u8>, bool, usize) {
+        let (mut passed, mut at) = (Vec::new(), 0);
+        for _ in 0..100_000 {
+            if !session.takes_stdin() {
+                break;
+            }
+            let end = (at + step).min(wire.len());
+            let (used, input) = session.handle_stdin(&wire[at..end]);
+            at += used;
+            match input {
+                Some(StdinInput::Bytes(bytes)) => {
+                    assert!(!session.takes_stdin(), "one chunk at a time");
+                    assert_eq!(session.handle_stdin(&wire[at..]), (0, None));
+                    passed.extend_from_slice(bytes);
+                    session.handle_stdin_written().unwrap();
+                }
+                Some(StdinInput::End) => return (passed, true, at),
+                None if at == wire.len() => break,
+                None => {}
+            }
+        }
+        (passed, false, at)
+    }
+
+    #[test]
+    fn stdin_frames_reach_the_command_a_chunk_at_a_time_under_every_chunking() {
+        let mut wire = exec_stdin("cat");
+        let command_end = wire.len();
+        wire.extend(stdin_chunk(b"hello "));
+        wire.extend(stdin_chunk("wörld\n".as_bytes()));
+        wire.extend(stdin_chunk(b""));
+        wire.extend(stdin_end());
+        let stdin_end_at = wire.len();
+        wire.extend(frame(r#"{"op":"exec","total_size":3}"#, b"pwd"));
+        for step in [1, 2, 3, 7, 64, 4096] {
+            let mut command = [0u8; 64];
+            let mut session =
+                ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+            let mut at = 0;
+            while session.poll_action().is_none() {
+                let end = (at + step).min(command_end);
+                at += session.handle_input(NOW, &wire[at..end]);
+            }
+            assert_eq!(at, command_end, "step {step}");
+            assert_eq!(
+                session.poll_action(),
+                Some(ShellAction::Run { command: "cat" })
+            );
+            assert!(session.streams_stdin());
+            assert_eq!(
+                session.handle_input(NOW, &wire[at..]),
+                0,
+                "stdin is not a request"
+            );
+            let (passed, ended, used) = pass_stdin(&mut session, &wire[at..], step);
+            assert_eq!(passed, "hello wörld\n".as_bytes(), "step {step}");
+            assert!(ended);
+            assert_eq!(at + used, stdin_end_at, "nothing past stdin_end is taken");
+            assert!(!session.takes_stdin());
+            session.handle_exit(DONE).unwrap();
+            let mut out = [0u8; 256];
+            while session.poll_transmit(&mut out).is_some() {}
+            assert!(session.is_idle(), "the request ends with its answer");
+            let rest = &wire[stdin_end_at..];
+            assert_eq!(session.handle_input(NOW, rest), rest.len());
+            assert_eq!(
+                session.poll_action(),
+                Some(ShellAction::Run { command: "pwd" })
+            );
+            assert!(!session.streams_stdin());
+        }
+    }
+
+    #[test]
+    fn a_request_without_stdin_runs_as_before_and_its_stdin_is_empty() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+        let mut wire = frame(r#"{"op":"exec","stdin":false,"total_size":3}"#, b"cat");
+        wire.extend(stdin_chunk(b"x"));
+        let used = session.handle_input(NOW, &wire);
+        assert!(!session.streams_stdin() && !session.takes_stdin());
+        assert_eq!(session.handle_stdin(&wire[used..]), (0, None));
+        assert_eq!(
+            session.handle_stdin_written(),
+            Err(SessionError::OutOfOrder)
+        );
+        session.handle_exit(DONE).unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        assert!(session.is_idle());
+        // A stdin frame that follows no request that declared one is no request.
+        session.handle_input(NOW, &wire[used..]);
+        let Some(ServerEvent::Refused(refusal)) = session.poll_event().and(session.poll_event())
+        else {
+            panic!("refused")
+        };
+        assert_eq!(refusal.code, ErrorCode::UnknownOp);
+    }
+
+    #[test]
+    fn stdin_left_when_the_command_ends_is_read_and_dropped_up_to_its_end() {
+        let mut wire = exec_stdin("head -c 3");
+        let command_end = wire.len();
+        wire.extend(stdin_chunk(b"abcdef"));
+        wire.extend(stdin_chunk(b"ghi"));
+        wire.extend(stdin_end());
+        wire.extend(frame(r#"{"op":"exec","total_size":2}"#, b"ls"));
+        for step in [1, 5, 4096] {
+            let mut command = [0u8; 64];
+            let mut session =
+                ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+            let mut at = session.handle_input(NOW, &wire[..command_end]);
+            // The first chunk goes to the command, which takes 3 bytes and exits.
+            let (used, input) = loop {
+                let end = (at + step).min(wire.len());
+                let (used, input) = session.handle_stdin(&wire[at..end]);
+                if input.is_some() {
+                    break (used, input);
+                }
+                at += used;
+            };
+            at += used;
+            assert!(matches!(input, Some(StdinInput::Bytes(_))));
+            session.handle_stdin_closed().unwrap();
+            session.handle_exit(DONE).unwrap();
+            let mut out = [0u8; 256];
+            let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+                panic!("the exit frame goes out at once")
+            };
+            assert!(out[..n].windows(11).any(|w| w == br#""op":"exit""#));
+            assert!(!session.is_idle() && session.poll_action().is_none());
+            assert_eq!(session.poll_timeout(ms(0)), Some(ms(10_000)));
+            while session.poll_action().is_none() {
+                let end = (at + step).min(wire.len());
+                at += session.handle_input(NOW, &wire[at..end]);
+            }
+            assert_eq!(
+                session.poll_action(),
+                Some(ShellAction::Run { command: "ls" }),
+                "step {step}: the stream is in step after the dropped stdin"
+            );
+            assert_eq!(session.answered(), 1);
+        }
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    #[test]
+    fn a_command_that_stops_reading_does_not_hold_the_client_up() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+        let mut wire = exec_stdin("sleep 9 <&-");
+        let used = session.handle_input(NOW, &wire);
+        wire.drain(..used);
+        wire.extend(stdin_chunk(b"abc"));
+        wire.extend(stdin_chunk(b"def"));
+        wire.extend(stdin_end());
+        session.handle_stdin_closed().unwrap();
+        // Everything is taken and dropped while the command still runs; its end is reported.
+        let (passed, ended, used) = pass_stdin(&mut session, &wire, 4);
+        assert_eq!((passed.len(), ended, used), (0, true, wire.len()));
+        assert_eq!(
+            session.poll_action(),
+            Some(ShellAction::Run {
+                command: "sleep 9 <&-"
+            })
+        );
+        session.handle_exit(DONE).unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        assert!(session.is_idle(), "stdin_end came before the answer");
+    }
+
+    #[test]
+    fn a_client_that_never_ends_its_stdin_is_closed_after_the_drain_limit() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+        session.handle_input(ms(0), &exec_stdin("true"));
+        session.handle_exit(DONE).unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        assert_eq!(session.poll_timeout(ms(1_000)), Some(ms(11_000)));
+        // Chunks keep coming, but they do not extend the limit.
+        let more = stdin_chunk(b"more");
+        assert_eq!(session.handle_input(ms(5_000), &more), more.len());
+        session.handle_timeout(ms(10_999));
+        assert_eq!(session.poll_action(), None);
+        session.handle_timeout(ms(11_000));
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+        assert_eq!(
+            session.poll_transmit(&mut out),
+            None,
+            "nothing more is sent"
+        );
+        let Some(ServerEvent::Refused(refusal)) = session.poll_event().and(session.poll_event())
+        else {
+            panic!("the close is logged")
+        };
+        assert!(refusal.closes && refusal.message.contains("did not end within 10 s"));
+    }
+
+    #[test]
+    fn a_refused_request_that_declared_stdin_drops_it_and_the_connection_goes_on() {
+        let mut wire = frame(
+            r#"{"op":"exec","stdin":true,"cwd":"","total_size":3}"#,
+            b"cat",
+        );
+        wire.extend(stdin_chunk(b"secret"));
+        wire.extend(stdin_end());
+        wire.extend(frame(r#"{"op":"exec","total_size":4}"#, b"true"));
+        for step in [1, 3, 4096] {
+            let (seen, _) = serve(stdin_rules(), Dialect::Framed, &wire, step);
+            assert_eq!(
+                seen,
+                [
+                    Seen::Refused("bad_path", false),
+                    Seen::Run("true".into()),
+                    Seen::Closed
+                ],
+                "step {step}"
+            );
+        }
+        // A host that passes no stdin refuses it, and closes: the stdin is not read.
+        let wire = [exec_stdin("cat"), stdin_end()].concat();
+        let (seen, sent) = serve(ShellRules::default(), Dialect::Framed, &wire, 4096);
+        assert_eq!(seen, [Seen::Refused("unsupported", true), Seen::Closed]);
+        assert!(sent.windows(11).any(|w| w == b"unsupported"));
+    }
+
+    #[test]
+    fn a_client_that_breaks_the_protocol_while_its_stdin_streams_is_refused_and_closed() {
+        let table: [(&[u8], &str); 4] = [
+            (
+                &frame(r#"{"op":"exec","total_size":2}"#, b"ls"),
+                "unknown_op",
+            ),
+            (
+                &frame(r#"{"op":"stdin_end","total_size":1}"#, b"x"),
+                "bad_header",
+            ),
+            (
+                &frame(
+                    r#"{"op":"stdin","total_size":2,"xxh3":"00000000000000000000000000000000"}"#,
+                    b"ab",
+                ),
+                "bad_frame",
+            ),
+            (&[0xff, 0xff, 0xff, 0xff], "bad_frame"),
+        ];
+        for (input, code) in table {
+            let mut command = [0u8; 64];
+            let mut session =
+                ShellServerSession::<1024>::new(stdin_rules(), Dialect::Framed, &mut command);
+            session.handle_input(NOW, &exec_stdin("cat"));
+            let mut at = 0;
+            for _ in 0..4 {
+                if session.poll_action() == Some(ShellAction::Close) {
+                    break;
+                }
+                let (used, input) = session.handle_stdin(&input[at..]);
+                at += used;
+                if input.is_some() {
+                    session.handle_stdin_written().unwrap();
+                }
+            }
+            assert_eq!(session.poll_action(), Some(ShellAction::Close), "{code}");
+            let mut out = [0u8; 512];
+            let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+                panic!("{code}: an error frame ends the command's reply")
+            };
+            assert!(
+                out[..n].windows(code.len()).any(|w| w == code.as_bytes()),
+                "{code}"
+            );
+        }
+    }
+
+    /// Every frame `session` has queued, as (op, body length).
+    fn sent_ops(session: &mut ShellServerSession<'_, 1024>) -> Vec<String> {
+        let mut out = [0u8; 1024];
+        let mut wire = Vec::new();
+        while let Some(t) = session.poll_transmit(&mut out) {
+            if let Transmit::Bytes(n) = t {
+                wire.extend_from_slice(&out[..n]);
+            }
+        }
+        let mut ops = Vec::new();
+        let mut rest = &wire[..];
+        while rest.len() >= 4 {
+            let len = i32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let header = core::str::from_utf8(&rest[4..4 + len]).unwrap();
+            let op = header.split('"').nth(3).unwrap_or("?").to_string();
+            ops.push(op);
+            // Output bodies are the host's; none is queued in these tests.
+            rest = &rest[4 + len..];
+        }
+        ops
+    }
+
+    #[test]
+    fn keepalives_go_to_clients_that_ask_while_their_command_is_silent() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(ShellRules::default(), Dialect::Framed, &mut command);
+        session.handle_input(
+            ms(0),
+            &frame(r#"{"op":"exec","alive":1000,"total_size":8}"#, b"sleep 60"),
+        );
+        assert!(matches!(
+            session.poll_action(),
+            Some(ShellAction::Run { .. })
+        ));
+        let mut out = [0u8; 64];
+        assert_eq!(session.poll_transmit(&mut out), Some(Transmit::Bytes(33)));
+        assert_eq!(
+            &out[..33],
+            b"\x1d\x00\x00\x00{\"op\":\"alive\",\"total_size\":0}",
+            "the command's start is confirmed"
+        );
+        assert_eq!(session.poll_timeout(ms(10)), Some(ms(1_010)));
+        session.handle_timeout(ms(1_009));
+        assert!(sent_ops(&mut session).is_empty());
+        session.handle_timeout(ms(1_010));
+        assert_eq!(sent_ops(&mut session), ["alive"]);
+        assert_eq!(session.poll_timeout(ms(1_100)), Some(ms(2_010)));
+        // Output is a sign of life too: the next keepalive is due an interval after it.
+        session.handle_output(OutputStream::Stdout, b"x").unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        assert_eq!(session.poll_timeout(ms(1_500)), Some(ms(2_500)));
+        session.handle_exit(DONE).unwrap();
+        assert_eq!(sent_ops(&mut session), ["exit"]);
+        assert_eq!(
+            session.poll_timeout(ms(3_000)),
+            Some(ms(3_000) + IDLE_TIMEOUT),
+            "no keepalive once the command is answered"
+        );
+        // Not asked for: none, and no timer while the command runs.
+        session.handle_input(
+            ms(4_000),
+            &frame(r#"{"op":"exec","total_size":8}"#, b"sleep 60"),
+        );
+        assert!(sent_ops(&mut session).is_empty());
+        assert_eq!(session.poll_timeout(ms(4_000)), None);
+        session.handle_exit(DONE).unwrap();
+        sent_ops(&mut session);
+        // The interval asked for is kept within bounds.
+        for (asked, every) in [("1", ALIVE_MIN), ("0", ALIVE_MIN), ("999999999", ALIVE_MAX)] {
+            let header = std::format!(r#"{{"op":"exec","alive":{asked},"total_size":1}}"#);
+            session.handle_input(ms(5_000), &frame(&header, b"x"));
+            assert_eq!(sent_ops(&mut session), ["alive"]);
+            assert_eq!(session.poll_timeout(ms(5_000)), Some(ms(5_000) + every));
+            session.handle_exit(DONE).unwrap();
+            sent_ops(&mut session);
+        }
+        // An interval that is not a count of milliseconds is a bad header.
+        for bad in ["-1", "\"5s\"", "1.5"] {
+            let header = std::format!(r#"{{"op":"exec","alive":{bad},"total_size":1}}"#);
+            assert_eq!(
+                run_or_refusal(&frame(&header, b"x")),
+                Err("bad_header"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

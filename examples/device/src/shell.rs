@@ -59,6 +59,8 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         seed_reply: None,
         idle_timeout: REQUEST_WITHIN,
         seed_pause: SEED_PAUSE,
+        // The built-ins read no input: a request that streams one is refused as unsupported.
+        stdin: false,
     };
     let mut session = Session::new(rules, Dialect::Framed, &mut command_buf);
     serve_request(link, &mut session, head, &mut Builtins { store })

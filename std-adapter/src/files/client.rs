@@ -120,7 +120,7 @@ impl fmt::Display for ClientError {
                 ) =>
             {
                 f.write_str(
-                    "the server did not answer in time (the client's --timeout, 60 s unless \
+                    "the server did not answer in time (the client's --server-alive, 60 s unless \
                      given)",
                 )
             }

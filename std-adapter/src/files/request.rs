@@ -116,6 +116,7 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
     fn act(
         &mut self,
         out: &mut Outlet<'_, ClientSocket>,
+        _: &mut Inbox,
         session: &mut Session<'s>,
     ) -> Result<(), Closed> {
         let Some(action) = session.poll_action() else {

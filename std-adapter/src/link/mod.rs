@@ -343,6 +343,73 @@ impl Link {
         closed || stream.set_nonblocking(false).is_err()
     }
 
+    /// Makes reads and writes on TCP and TLS return at once instead of waiting, for
+    /// [`read_now`](Self::read_now), [`write_now`](Self::write_now) and
+    /// [`flush_now`](Self::flush_now): a client that sends and receives at the same time (a
+    /// command's input out, its output in) waits for both with `poll`, on
+    /// [`tcp_stream`](Self::tcp_stream). A serial line cannot (`Unsupported`).
+    pub(crate) fn set_nonblocking(&mut self, nonblocking: bool) -> io::Result<()> {
+        match &self.kind {
+            Kind::Tcp(stream) => stream.set_nonblocking(nonblocking),
+            Kind::Tls(stream) => stream.sock.get_ref().set_nonblocking(nonblocking),
+            Kind::Serial(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a serial line does not carry a command's input",
+            )),
+        }
+    }
+
+    /// One read that does not wait (the link made non-blocking): `WouldBlock` when nothing
+    /// came. Under TLS, records queued to send stay queued: a reply is read even while the
+    /// server takes none of ours.
+    pub(crate) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Kind::Tls(stream) = &mut self.kind else {
+            return self.read(buf);
+        };
+        loop {
+            match stream.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The server closed without a close_notify: the protocol's framing judges.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if stream.conn.read_tls(&mut stream.sock)? == 0 {
+                return Ok(0);
+            }
+            if let Err(e) = stream.conn.process_new_packets() {
+                return Err(crate::tls::explain_read_error(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    e,
+                )));
+            }
+        }
+    }
+
+    /// One write that does not wait (the link made non-blocking): how much of `buf` was
+    /// taken, `WouldBlock` when none. Under TLS the records queued before go first, and what
+    /// the socket does not take of the new ones stays queued for [`flush_now`](Self::flush_now).
+    pub(crate) fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Kind::Tls(stream) = &mut self.kind {
+            if !flush_tls(stream)? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = stream.conn.writer().write(buf)?;
+            flush_tls(stream)?;
+            return Ok(n);
+        }
+        self.write(buf)
+    }
+
+    /// Sends what TLS queued, as far as the socket takes it without waiting; whether all of it
+    /// went (always, on TCP).
+    pub(crate) fn flush_now(&mut self) -> io::Result<bool> {
+        match &mut self.kind {
+            Kind::Tls(stream) => flush_tls(stream),
+            _ => Ok(true),
+        }
+    }
+
     /// Tells a TCP peer that nothing more comes (the seed's upload ends so); a serial line has
     /// no such signal.
     pub fn finish_sending(&mut self) {
@@ -358,6 +425,21 @@ impl Link {
             Kind::Serial(_) => {}
         }
     }
+}
+
+/// Writes the records TLS queued as far as the non-blocking socket takes them; whether all
+/// went.
+fn flush_tls(stream: &mut TlsStream) -> io::Result<bool> {
+    while stream.conn.wants_write() {
+        match stream.conn.write_tls(&mut stream.sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a serial port has bytes waiting, without waiting: its input queue is asked for its

@@ -11,14 +11,17 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use unstick_core::session::{PeerText, Transmit};
 use unstick_core::shell::{
-    ExecError, SeedClientSession, SeedReply, ShellClientSession, ShellProtocolError, ShellReply,
+    ExecError, ExecOptions, STDIN_DRAIN, SeedClientSession, SeedReply, ShellClientSession,
+    ShellProtocolError, ShellReply,
 };
 
-use crate::host::{Inbox, ReplyFailure, await_reply};
+use super::input::{CommandInput, INPUT_CHUNK};
+use crate::host::{Inbox, ReplyFailure, await_reply, now, wait_until};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
 use crate::tls::{ClientTls, TlsConnectError};
@@ -58,6 +61,15 @@ pub enum ShellClientError {
     /// The command was stopped by [`ExecInterrupter::interrupt`]: the connection was dropped,
     /// so the server killed the command's process group. The next command connects again.
     Interrupted,
+    /// The command's input could not be read: the connection was dropped, so the server
+    /// killed the command.
+    Input(io::Error),
+    /// The server sent nothing for this long while a command was in flight (see
+    /// [`ShellClient::set_server_alive`]): it is down, unreachable, or not a shell server.
+    ServerSilent {
+        /// How long the server may stay silent.
+        limit: std::time::Duration,
+    },
     /// The server refused the request with an error frame.
     Server {
         /// The server's stable error code (e.g. `unauthorized`, `busy`).
@@ -92,6 +104,18 @@ impl fmt::Display for ShellClientError {
             ShellClientError::Interrupted => f.write_str(
                 "interrupted: the connection was dropped, so the server killed the command",
             ),
+            ShellClientError::Input(e) => write!(
+                f,
+                "cannot read the command's input: {}; the server killed the command",
+                SystemError(e)
+            ),
+            ShellClientError::ServerSilent { limit } => write!(
+                f,
+                "the server sent nothing for {} (the client's --server-alive, {} s unless \
+                 given): it is down, unreachable, or not an unstick shell server",
+                humanize(*limit),
+                DEFAULT_SERVER_ALIVE.as_secs()
+            ),
             // The server's words are shown escaped: a hostile server cannot drive the terminal.
             ShellClientError::Server { code, message } => write!(
                 f,
@@ -108,7 +132,8 @@ impl std::error::Error for ShellClientError {
         match self {
             ShellClientError::Connect { source, .. }
             | ShellClientError::Io(source)
-            | ShellClientError::Output(source) => Some(source),
+            | ShellClientError::Output(source)
+            | ShellClientError::Input(source) => Some(source),
             _ => None,
         }
     }
@@ -118,9 +143,7 @@ impl From<ShellProtocolError> for ShellClientError {
     fn from(e: ShellProtocolError) -> Self {
         match e {
             ShellProtocolError::ConnectionClosed => ShellClientError::ConnectionClosed,
-            ShellProtocolError::TimedOut { .. } => {
-                ShellClientError::Io(io::Error::new(io::ErrorKind::TimedOut, e.to_string()))
-            }
+            ShellProtocolError::TimedOut { limit } => ShellClientError::ServerSilent { limit },
             other => ShellClientError::Protocol(other.to_string()),
         }
     }
@@ -133,6 +156,21 @@ impl From<ReplyFailure<ShellProtocolError>> for ShellClientError {
             ReplyFailure::Closed => ShellClientError::ConnectionClosed,
             ReplyFailure::Io(e) => ShellClientError::Io(e),
         }
+    }
+}
+
+/// How long `shell connect` waits for a server that sends nothing while a command is in flight
+/// (its `--server-alive`): servers that keep commands alive send a keepalive every third of
+/// it, so a command may be silent for as long as it runs.
+pub const DEFAULT_SERVER_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `limit` as a person reads it: whole seconds, or milliseconds below ten seconds when not
+/// whole.
+fn humanize(limit: std::time::Duration) -> String {
+    if limit.subsec_millis() == 0 || limit.as_secs() >= 10 {
+        format!("{} s", limit.as_secs())
+    } else {
+        format!("{} ms", limit.as_millis())
     }
 }
 
@@ -301,6 +339,17 @@ impl ShellClient {
         })
     }
 
+    /// Gives up on a command in flight once the server has sent nothing for `limit`
+    /// ([`ShellClientError::ServerSilent`]); `None`, the default, waits as long as the command
+    /// runs. Requests then ask the server for keepalives (every third of `limit`), so that a
+    /// command that prints nothing for an hour still runs to its end, while a server gone is
+    /// noticed within `limit`. A server that predates keepalives is timed until its first
+    /// reply only. `shell connect` sets [`DEFAULT_SERVER_ALIVE`] unless told otherwise.
+    pub fn set_server_alive(&mut self, limit: Option<std::time::Duration>) {
+        let session = std::mem::take(&mut *self.session);
+        *self.session = session.with_reply_timeout(limit);
+    }
+
     /// A handle that stops this client's command in flight from another thread.
     pub fn interrupter(&self) -> ExecInterrupter {
         self.interrupter.clone()
@@ -340,12 +389,104 @@ impl ShellClient {
         result
     }
 
-    fn exec_once(
+    /// Runs `command` (in `cwd` on the server, when given) with `input` as its standard
+    /// input, passing its stdout and stderr to `sink` as they arrive: `input` is streamed to
+    /// the command as it reads it (docs/PROTOCOL.md, "Standard input"), and read here only as
+    /// fast as it can be sent, so that neither end holds more than a chunk of it however
+    /// slowly the command reads; output keeps coming meanwhile. The command reads the end of
+    /// its input where `input` ends. A command that ends before reading all of it gets no
+    /// more: the rest is not read.
+    ///
+    /// A serial line carries no input ([`ShellClientError::Io`] with
+    /// [`io::ErrorKind::Unsupported`]; a device's built-in commands read none). A server that
+    /// predates input streaming runs the command with an empty input.
+    pub fn exec_with_input(
         &mut self,
         command: &str,
         cwd: Option<&str>,
+        input: &mut CommandInput,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
+        let mut read_input = false;
+        let mut result = self.exec_once_with_input(command, cwd, input, sink, &mut read_input);
+        // Sent again only when none of the input was read yet: it cannot be read twice.
+        if let Err(ShellClientError::Server { code, .. }) = &result
+            && code == "idle_timeout"
+            && self.addr.is_some()
+            && !read_input
+        {
+            result = self.exec_once_with_input(command, cwd, input, sink, &mut read_input);
+        }
+        result
+    }
+
+    fn exec_once_with_input(
+        &mut self,
+        command: &str,
+        cwd: Option<&str>,
+        input: &mut CommandInput,
+        sink: &mut dyn OutputSink,
+        read_input: &mut bool,
+    ) -> Result<ExitReport, ShellClientError> {
+        if self.stream.is_serial() {
+            return Err(ShellClientError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a serial line carries no input to a command (a device's built-in commands read \
+                 none); run it without input (< /dev/null)",
+            )));
+        }
+        self.start_exec(command, cwd, true)?;
+        let result = match self.stream.set_nonblocking(true) {
+            Ok(()) => {
+                let mut exchange = Exchange {
+                    stream: &mut self.stream,
+                    session: &mut self.session,
+                    inbox: &mut self.inbox,
+                    scratch: &mut self.send_buf,
+                    command: command.as_bytes(),
+                    chunk: vec![0u8; INPUT_CHUNK],
+                    outgoing: None,
+                    body: Body::Command,
+                    read_input,
+                };
+                exchange.run(input, sink)
+            }
+            Err(e) => Err(ShellClientError::Io(e)),
+        };
+        let restored = self.stream.set_nonblocking(false);
+        let result = match (result, restored) {
+            (Ok(_), Err(e)) => Err(ShellClientError::Io(e)),
+            (result, _) => result,
+        };
+        if result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, ShellClientError::Server { .. }))
+        {
+            // The connection may be out of step (a frame cut short): the next command
+            // connects again, and the server kills this one if it still runs.
+            self.session.reset();
+            if let Some(socket) = self.stream.tcp_stream() {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
+        match result {
+            Err(_) if self.interrupter.finish() => Err(ShellClientError::Interrupted),
+            result => {
+                self.interrupter.finish();
+                result
+            }
+        }
+    }
+
+    /// Gets a command's request under way: a connection the server closed is opened again,
+    /// what an earlier command left is dropped, and the request is queued in the session (to
+    /// run in `cwd`, streaming its input when `stdin`).
+    fn start_exec(
+        &mut self,
+        command: &str,
+        cwd: Option<&str>,
+        stdin: bool,
+    ) -> Result<(), ShellClientError> {
         self.interrupter.finish();
         if let Some(addr) = &self.addr
             && self.stream.peer_has_closed()
@@ -359,8 +500,13 @@ impl ShellClient {
         }
         // On a UART, the device drops whatever it held of an earlier request.
         self.stream.start_request();
+        let options = ExecOptions {
+            cwd,
+            token: self.token.as_deref(),
+            stdin,
+        };
         self.session
-            .exec_in(command, cwd, self.token.as_deref())
+            .exec_with(command, options)
             .map_err(|e| match e {
                 // A token too long for any request header: nothing was sent.
                 ExecError::HeadTooLarge { .. } => {
@@ -369,6 +515,16 @@ impl ShellClient {
                 other => ShellClientError::Io(io::Error::other(other)),
             })?;
         self.interrupter.start(&self.stream);
+        Ok(())
+    }
+
+    fn exec_once(
+        &mut self,
+        command: &str,
+        cwd: Option<&str>,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExitReport, ShellClientError> {
+        self.start_exec(command, cwd, false)?;
         let session = &mut self.session;
         let sent = send_request(
             &mut self.stream,
@@ -391,6 +547,13 @@ impl ShellClient {
                 _ => broken,
             }),
         };
+        if let Err(ShellClientError::ServerSilent { .. }) = &result
+            && let Some(socket) = self.stream.tcp_stream()
+        {
+            // What a server that comes back says now answers nothing: the next command
+            // connects again.
+            let _ = socket.shutdown(Shutdown::Both);
+        }
         match result {
             Err(_) if self.interrupter.finish() => Err(ShellClientError::Interrupted),
             result => {
@@ -425,6 +588,261 @@ impl ShellClient {
             },
             ShellClientError::from,
         )
+    }
+}
+
+/// Which buffer a body the session announced is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// The command (the request's body).
+    Command,
+    /// The chunk of input read last.
+    Input,
+}
+
+/// What is being written: a range of the scratch buffer (a frame head the session wrote), of
+/// the command, or of the input's chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outgoing {
+    Head(Range<usize>),
+    Body(Body, Range<usize>),
+}
+
+/// Longest wait for a Windows input, which cannot be polled: its reader thread is asked again
+/// after it.
+#[cfg(windows)]
+const INPUT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// One command whose input streams: its request, then its input as it is read, sent while its
+/// output is received, over a link made non-blocking, waiting with `poll` for whichever can
+/// move.
+struct Exchange<'a> {
+    stream: &'a mut Link,
+    session: &'a mut ShellClientSession<HEADER_CAP>,
+    inbox: &'a mut Inbox,
+    scratch: &'a mut [u8],
+    command: &'a [u8],
+    /// The input's last chunk, the body of the last `stdin` frame.
+    chunk: Vec<u8>,
+    outgoing: Option<Outgoing>,
+    /// Where the next body the session announces is.
+    body: Body,
+    /// Whether any of the input was read.
+    read_input: &'a mut bool,
+}
+
+/// How the command's answer came.
+type Answer = Result<ExitReport, ShellClientError>;
+
+impl Exchange<'_> {
+    fn run(&mut self, input: &mut CommandInput, sink: &mut dyn OutputSink) -> Answer {
+        self.inbox.clear();
+        let mut answer: Option<Answer> = None;
+        let mut send_failed: Option<io::Error> = None;
+        // Once answered: how long what is due may take to go out (the input's end).
+        let mut finish_by: Option<std::time::Instant> = None;
+        loop {
+            let mut moved = false;
+            let mut all_sent = false;
+            if send_failed.is_none() {
+                match self.send() {
+                    Ok((sent, done)) => (moved, all_sent) = (sent, done),
+                    Err(e) => send_failed = Some(e),
+                }
+            }
+            let takes_input = send_failed.is_none()
+                && answer.is_none()
+                && self.outgoing.is_none()
+                && self.session.wants_stdin();
+            if takes_input {
+                match input.read_ready(&mut self.chunk) {
+                    Ok(None) => {}
+                    Ok(Some(0)) => {
+                        let _ = self.session.end_stdin();
+                        moved = true;
+                    }
+                    Ok(Some(n)) => {
+                        *self.read_input = true;
+                        self.body = Body::Input;
+                        self.session
+                            .send_stdin(&self.chunk[..n])
+                            .map_err(|e| ShellClientError::Io(io::Error::other(e)))?;
+                        moved = true;
+                    }
+                    Err(e) => return Err(ShellClientError::Input(e)),
+                }
+            }
+            if answer.is_none() {
+                match self.receive(sink) {
+                    Ok((got, reply)) => {
+                        moved |= got;
+                        // The answer may leave the input's end to send: one more round.
+                        all_sent &= reply.is_none();
+                        answer = reply;
+                    }
+                    // A server that refuses a request may close before it has read it all:
+                    // its words say more than the broken pipe.
+                    Err(e) => return Err(send_failed.map_or(e, ShellClientError::Io)),
+                }
+            }
+            if let Some(done) = &answer {
+                // The server drops what comes of the input for as long, then closes.
+                let finish_by =
+                    *finish_by.get_or_insert_with(|| std::time::Instant::now() + STDIN_DRAIN);
+                let out_of_time = std::time::Instant::now() >= finish_by;
+                if all_sent || send_failed.is_some() || out_of_time {
+                    if !all_sent {
+                        // Cut short: the connection is out of step.
+                        self.session.reset();
+                        if let Some(socket) = self.stream.tcp_stream() {
+                            let _ = socket.shutdown(Shutdown::Both);
+                        }
+                    }
+                    return match done {
+                        Ok(report) => Ok(*report),
+                        Err(_) => answer.take().expect("answered"),
+                    };
+                }
+            }
+            if !moved {
+                self.wait(
+                    answer.is_none(),
+                    send_failed.is_none() && !all_sent,
+                    takes_input.then_some(&*input),
+                    finish_by,
+                )?;
+            }
+        }
+    }
+
+    /// Writes what the session queued as far as the socket takes it without waiting: whether
+    /// anything went, and whether everything due is out.
+    fn send(&mut self) -> io::Result<(bool, bool)> {
+        let mut moved = false;
+        loop {
+            if self.outgoing.is_none() {
+                self.outgoing = match self.session.poll_transmit(self.scratch) {
+                    Some(Transmit::Bytes(n)) => Some(Outgoing::Head(0..n)),
+                    Some(Transmit::Body(n)) => Some(Outgoing::Body(self.body, 0..n)),
+                    None => return Ok((moved, self.stream.flush_now()?)),
+                };
+            }
+            let (bytes, range) = match &mut self.outgoing {
+                Some(Outgoing::Head(range)) => (&self.scratch[..], range),
+                Some(Outgoing::Body(Body::Command, range)) => (self.command, range),
+                Some(Outgoing::Body(Body::Input, range)) => (&self.chunk[..], range),
+                None => unreachable!("set above"),
+            };
+            match self.stream.write_now(&bytes[range.clone()]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    moved = true;
+                    range.start += n;
+                    if range.start == range.end {
+                        self.outgoing = None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((moved, false)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads what came without waiting and hands the replies on: whether anything came, and
+    /// the command's answer once it is in.
+    fn receive(
+        &mut self,
+        sink: &mut dyn OutputSink,
+    ) -> Result<(bool, Option<Answer>), ShellClientError> {
+        let mut moved = false;
+        loop {
+            if self.inbox.unread().is_empty() {
+                let stream = &mut *self.stream;
+                match self.inbox.fill_with(|buf| stream.read_now(buf)) {
+                    Ok(0) => {
+                        self.session.handle_eof()?;
+                        return Err(ShellClientError::ConnectionClosed);
+                    }
+                    Ok(_) => moved = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((moved, None)),
+                    Err(e) => return Err(ShellClientError::Io(e)),
+                }
+            }
+            let (used, reply) = self.session.handle_input(now(), self.inbox.unread())?;
+            let answer = match reply {
+                Some(ShellReply::Output { stream, bytes }) => {
+                    sink.write_output(stream, bytes)
+                        .map_err(ShellClientError::Output)?;
+                    None
+                }
+                Some(ShellReply::Exit(report)) => Some(Ok(report)),
+                Some(ShellReply::Refused { code, message }) => {
+                    Some(Err(ShellClientError::Server {
+                        code: code.to_string(),
+                        message: message
+                            .get()
+                            .unwrap_or("(an explanation too long to keep)")
+                            .to_string(),
+                    }))
+                }
+                None => None,
+            };
+            self.inbox.consume(used);
+            if answer.is_some() {
+                return Ok((true, answer));
+            }
+        }
+    }
+
+    /// Waits until the connection has something to read (while `receiving`) or room to write
+    /// (while `sending`), `input` is readable, the session's deadline, or `finish_by`; a
+    /// deadline of the session's that passed is handed to it.
+    fn wait(
+        &mut self,
+        receiving: bool,
+        sending: bool,
+        input: Option<&CommandInput>,
+        finish_by: Option<std::time::Instant>,
+    ) -> Result<(), ShellClientError> {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let deadline = self.session.poll_timeout(now());
+        let mut limit = wait_until(deadline);
+        if let Some(at) = finish_by {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            limit = Some(limit.map_or(left, |l| l.min(left)));
+        }
+        #[cfg(windows)]
+        if input.is_some() {
+            limit = Some(limit.map_or(INPUT_CHECK_INTERVAL, |l| l.min(INPUT_CHECK_INTERVAL)));
+        }
+        let Some(socket) = self.stream.tcp_stream() else {
+            return Err(ShellClientError::Io(io::ErrorKind::Unsupported.into()));
+        };
+        let mut flags = PollFlags::empty();
+        if receiving {
+            flags |= PollFlags::IN;
+        }
+        if sending {
+            flags |= PollFlags::OUT;
+        }
+        let mut fds = vec![PollFd::new(socket, flags)];
+        #[cfg(unix)]
+        if let Some(input) = input {
+            fds.push(PollFd::from_borrowed_fd(input.fd(), PollFlags::IN));
+        }
+        #[cfg(windows)]
+        let _ = input;
+        let timeout = limit.and_then(|l| Timespec::try_from(l).ok());
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(ShellClientError::Io(e.into())),
+        }
+        if deadline.is_some_and(|at| at <= now()) {
+            self.session.handle_timeout(now())?;
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +884,14 @@ impl SeedShellClient {
             inbox: Inbox::new(OUTPUT_CHUNK, &[]),
             send_buf: vec![0; SEND_BUFFER],
         }
+    }
+
+    /// Gives up on a command once the server has sent nothing for `limit`; `None`, the
+    /// default, waits as long as it takes. A seed server sends nothing until the command ends,
+    /// so the limit bounds every command's run.
+    pub fn set_server_alive(&mut self, limit: Option<std::time::Duration>) {
+        let session = std::mem::take(&mut *self.session);
+        *self.session = session.with_reply_timeout(limit);
     }
 
     /// Runs `command` and writes the output to `out`. An empty command is not sent (the seed's

@@ -81,6 +81,8 @@ impl ShellConfig {
             seed_reply: self.seed_reply,
             idle_timeout: self.lobby.idle_timeout,
             seed_pause: unstick_core::shell::SEED_PAUSE,
+            // Commands run with a pipe for their input (`process`), filled as the client sends.
+            stdin: true,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`wire`]: the headers on the wire and the rule that tells a framed client from a seed
 //!   client by its first bytes (no I/O).
 //! - [`process`]: runs one command in a process tree of its own (a process group on Unix, a Job
-//!   Object on Windows) and pumps both output pipes to an [`OutputSink`], enforcing the time
+//!   Object on Windows) and pumps both output pipes to an [`OutputSink`] (and the client's input,
+//!   when it streams one, into the command's input pipe as it takes it), enforcing the time
 //!   limit and the output cap, killing the tree when the client hangs up, and always reaping the
 //!   shell.
 //! - [`ShellServer`]: binds (loopback only unless a token is set) and hands its connections to
@@ -19,7 +20,8 @@
 //!   [`ShellServerSession`](unstick_core::shell::ShellServerSession): the session decides what
 //!   is valid and what is answered (streamed `stdout`/`stderr` frames and an `exit` frame, or
 //!   one reply per seed command); the host reads the socket and runs the command.
-//! - [`ShellClient`] and [`SeedShellClient`]: the framed client and the client for the seed's
+//! - [`ShellClient`] and [`SeedShellClient`]: the framed client (which streams a command's
+//!   input from a [`CommandInput`] while it receives the output) and the client for the seed's
 //!   Python servers, each a socket around `unstick-core`'s sans-IO session
 //!   ([`ShellClientSession`](unstick_core::shell::ShellClientSession),
 //!   [`SeedClientSession`](unstick_core::shell::SeedClientSession)), which makes the protocol's
@@ -49,6 +51,7 @@ mod client;
 mod config;
 mod connection;
 mod encoding;
+mod input;
 mod interpreter;
 pub mod process;
 mod request;
@@ -56,12 +59,16 @@ mod server;
 mod service;
 pub mod wire;
 
-pub use client::{ExecInterrupter, ExitReport, SeedShellClient, ShellClient, ShellClientError};
+pub use client::{
+    DEFAULT_SERVER_ALIVE, ExecInterrupter, ExitReport, SeedShellClient, ShellClient,
+    ShellClientError,
+};
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, ShellConfig,
 };
 pub use connection::GREETING_PAUSE;
 pub use encoding::SeedEncoding;
+pub use input::CommandInput;
 pub use interpreter::{Shell, ShellKind};
 pub use process::{
     CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,

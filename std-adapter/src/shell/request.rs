@@ -3,21 +3,24 @@
 //! the command.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use unstick_core::info::Protocols;
 use unstick_core::session::{PeerText, ServerEvent};
-use unstick_core::shell::{Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession};
+use unstick_core::shell::{
+    Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession, StdinInput,
+};
 
 use super::config::ShellConfig;
 use super::connection::REQUEST_BUFFER;
 use super::process::{
-    CapturedOutput, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError, RunOutcome,
-    RunningCommands, Termination, run_command,
+    CapturedOutput, CommandClient, CommandLimits, CommandSpec, OutputSink, OutputStream, RunError,
+    RunOutcome, RunningCommands, StdinStep, Termination, run_command, run_command_for,
 };
-use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, serve_request};
+use crate::host::{Closed, Inbox, Outlet, RequestWork, hand_back, is_timeout, now, serve_request};
 use crate::server::{
     ClientKind, ClientSocket, Connection, ErrorCode, HEADER_CAP, Handback, endpoint_info,
     log_refusal,
@@ -96,13 +99,14 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for CommandWork<'_> {
     fn act(
         &mut self,
         out: &mut Outlet<'_, ClientSocket>,
+        inbox: &mut Inbox,
         session: &mut Session<'s>,
     ) -> Result<(), Closed> {
         match session.poll_action() {
             Some(ShellAction::Run { command }) => {
                 let command = command.to_owned();
                 let cwd = session.cwd().map(str::to_owned);
-                self.run(out, session, &command, cwd.as_deref())
+                self.run(out, inbox, session, &command, cwd.as_deref())
             }
             Some(ShellAction::Close) | None => Err(Closed),
         }
@@ -135,13 +139,12 @@ impl CommandWork<'_> {
     fn run(
         &mut self,
         out: &mut Outlet<'_, ClientSocket>,
+        inbox: &mut Inbox,
         session: &mut Session<'_>,
         command: &str,
         cwd: Option<&str>,
     ) -> Result<(), Closed> {
         let started = Instant::now();
-        // Watched for the client hanging up while the command runs.
-        let socket = out.stream.tcp().try_clone().map_err(|_| Closed)?;
         let config = self.config;
         let workdir = match cwd {
             None => std::borrow::Cow::Borrowed(config.workdir.as_path()),
@@ -157,20 +160,23 @@ impl CommandWork<'_> {
             shell: &config.shell,
             command,
             workdir: &workdir,
+            stdin: session.streams_stdin(),
         };
         let outcome = match self.dialect {
             Dialect::Framed => {
-                let mut sink = SessionSink { out, session };
-                run_command(
-                    &spec,
-                    &config.limits,
-                    Some(&socket),
-                    self.running,
-                    &mut sink,
-                )
-                .map(|outcome| (outcome, CapturedOutput::default()))
+                let mut client = FramedClient {
+                    out,
+                    inbox,
+                    session,
+                    held: 0..0,
+                    stdin_ended: false,
+                };
+                run_command_for(&spec, &config.limits, self.running, &mut client)
+                    .map(|outcome| (outcome, CapturedOutput::default()))
             }
             Dialect::Seed(_) => {
+                // Watched for the client hanging up while the command runs.
+                let socket = out.stream.tcp().try_clone().map_err(|_| Closed)?;
                 let mut output = CapturedOutput::default();
                 let limits = CommandLimits {
                     max_output: config.limits.max_output.min(i32::MAX as u64),
@@ -193,6 +199,10 @@ impl CommandWork<'_> {
         };
         log_finished(self.peer, command, cwd, &outcome, started);
         if outcome.client_gone {
+            // A client that broke the protocol while its input streamed was refused: logged.
+            while let Some(event) = session.poll_event() {
+                self.record(session, event);
+            }
             session.handle_client_gone();
             return Err(Closed);
         }
@@ -233,18 +243,116 @@ fn request_workdir(workdir: &Path, cwd: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Passes a framed command's output through the session to the client as it is produced.
-struct SessionSink<'o, 'w, 's, 'c> {
+/// How long a read of a client whose socket is readable may wait for the rest of a TLS
+/// record: its input is read between forwarding its command's output.
+const RECEIVE_WAIT: Duration = Duration::from_millis(100);
+
+/// A framed client while its command runs: the command's output goes to it through the
+/// session as it is produced, and its input, when it streams one, comes from it through the
+/// session, read from the socket into the request's inbox only while the session takes it, so
+/// that a client sending faster than the command reads is held back by the connection itself.
+struct FramedClient<'o, 'w, 'i, 's, 'c> {
     out: &'o mut Outlet<'w, ClientSocket>,
+    inbox: &'i mut Inbox,
     session: &'s mut Session<'c>,
+    /// Where, in the inbox, the input the session handed out and not yet written is.
+    held: Range<usize>,
+    /// The input ended and the command's pipe is still to be closed.
+    stdin_ended: bool,
 }
 
-impl OutputSink for SessionSink<'_, '_, '_, '_> {
+impl FramedClient<'_, '_, '_, '_, '_> {
+    /// Sends what the session queued (an error frame for a client that broke the protocol).
+    fn send_queued(&mut self) -> io::Result<()> {
+        self.out.send(self.session, &[])
+    }
+}
+
+impl OutputSink for FramedClient<'_, '_, '_, '_, '_> {
     fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
         self.session
             .handle_output(stream, bytes)
             .map_err(io::Error::other)?;
         self.out.send(self.session, bytes)
+    }
+}
+
+impl CommandClient for FramedClient<'_, '_, '_, '_, '_> {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.out.stream.tcp())
+    }
+
+    fn next_stdin(&mut self) -> io::Result<StdinStep<'_>> {
+        loop {
+            if self.session.poll_action() == Some(ShellAction::Close) {
+                return Ok(StdinStep::Abort);
+            }
+            if !self.held.is_empty() {
+                return Ok(StdinStep::Write(self.inbox.taken(self.held.clone())));
+            }
+            if std::mem::take(&mut self.stdin_ended) {
+                return Ok(StdinStep::Close);
+            }
+            if !self.session.takes_stdin() {
+                return Ok(StdinStep::Idle);
+            }
+            if self.inbox.unread().is_empty() {
+                // Bytes TLS decrypted already make the socket no more readable.
+                if !self.out.stream.has_buffered_input() {
+                    return Ok(StdinStep::ReadClient);
+                }
+                if !self.receive()? {
+                    return Ok(StdinStep::Abort);
+                }
+                continue;
+            }
+            let start = self.inbox.unread_start();
+            let (used, input) = self.session.handle_stdin(self.inbox.unread());
+            // The input handed out is the last of the bytes taken.
+            let end = start + used;
+            match input {
+                Some(StdinInput::Bytes(bytes)) => self.held = end - bytes.len()..end,
+                Some(StdinInput::End) => self.stdin_ended = true,
+                None => {}
+            }
+            self.inbox.consume(used);
+            if self.send_queued().is_err() {
+                return Ok(StdinStep::Abort);
+            }
+        }
+    }
+
+    fn stdin_written(&mut self, n: usize) {
+        self.held.start += n;
+        if self.held.is_empty() {
+            let _ = self.session.handle_stdin_written();
+        }
+    }
+
+    fn stdin_closed(&mut self) {
+        self.held = 0..0;
+        let _ = self.session.handle_stdin_closed();
+    }
+
+    fn receive(&mut self) -> io::Result<bool> {
+        match self.inbox.fill_within(self.out.stream, RECEIVE_WAIT) {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            // The rest of a TLS record is late: the next readiness brings it.
+            Err(e) if is_timeout(&e) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn deadline(&mut self) -> Option<std::time::Instant> {
+        let now = now();
+        let at = self.session.poll_timeout(now)?;
+        Some(Instant::now() + at.saturating_duration_since(now))
+    }
+
+    fn on_deadline(&mut self) -> io::Result<()> {
+        self.session.handle_timeout(now());
+        self.send_queued()
     }
 }
 

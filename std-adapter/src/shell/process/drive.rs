@@ -1,7 +1,8 @@
 //! Supervising one command, the same on every platform: output forwarded within the cap while
-//! the shell runs; once it exits, what is left of its tree killed and the pipes drained for
-//! [`DRAIN_GRACE`]; an early stop on the deadline, the output cap or the client's hang-up; and
-//! whatever happened, the tree killed and the shell reaped. What differs between platforms
+//! the shell runs, and the client's input, when it streams one, written to the command as its
+//! pipe takes it; once the shell exits, what is left of its tree killed and the pipes drained
+//! for [`DRAIN_GRACE`]; an early stop on the deadline, the output cap or the client's hang-up;
+//! and whatever happened, the tree killed and the shell reaped. What differs between platforms
 //! (how the pipes, the client and the shell's exit are waited for, how a tree is killed) is
 //! behind [`CommandTree`].
 
@@ -10,8 +11,8 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 use super::{
-    CommandLimits, DRAIN_GRACE, OUTPUT_CHUNK, OutputBudget, OutputSink, OutputStream, RunOutcome,
-    Stop, Termination, deadline_after,
+    CommandClient, CommandLimits, DRAIN_GRACE, OUTPUT_CHUNK, OutputBudget, OutputStream,
+    RunOutcome, StdinStep, Stop, Termination, deadline_after,
 };
 
 /// A running command as its platform holds it: the shell, its process tree and the read ends
@@ -27,17 +28,39 @@ pub(super) trait CommandTree {
     /// Whether both output pipes reached their end.
     fn output_closed(&self) -> bool;
 
+    /// Whether the command's standard input is a pipe still open.
+    fn has_stdin(&self) -> bool;
+
+    /// Writes what the command's input pipe takes of `bytes` without waiting; `Ok(0)` when it
+    /// is full. An error: the pipe broke (the command closed it, or ended).
+    fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Closes the command's input pipe: the command reads its end.
+    fn close_stdin(&mut self);
+
     /// Waits, until `until` at most, for output (one read, put in `buf`, which is
-    /// [`OUTPUT_CHUNK`] long), the client's hang-up, or, while `shell_running`, the shell's
-    /// exit. May return [`Woke::Nothing`] before `until`: a pipe's end, the shell's exit, a
-    /// signal, or a platform's periodic check.
+    /// [`OUTPUT_CHUNK`] long), what `watch` asks for (the client's hang-up, its input, room in
+    /// the command's input pipe), or, while `shell_running`, the shell's exit. May return
+    /// [`Woke::Nothing`] before `until`: a pipe's end, room in the input pipe, the shell's
+    /// exit, a signal, or a platform's periodic check.
     fn wait(
         &mut self,
         until: Instant,
         shell_running: bool,
-        client: Option<&TcpStream>,
+        watch: &Watch<'_>,
         buf: &mut [u8],
     ) -> io::Result<Woke>;
+}
+
+/// What a [`CommandTree::wait`] watches besides the output pipes and the shell's exit.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Watch<'a> {
+    /// The client's connection, watched for a hang-up.
+    pub(super) client: Option<&'a TcpStream>,
+    /// Whether the connection is also watched for input ([`Woke::ClientInput`]).
+    pub(super) client_input: bool,
+    /// Whether the command's input pipe is watched for room.
+    pub(super) stdin_room: bool,
 }
 
 /// What a [`CommandTree::wait`] saw.
@@ -47,6 +70,8 @@ pub(super) enum Woke {
     Output(OutputStream, usize),
     /// The client hung up, or its socket failed.
     ClientGone,
+    /// The client's connection has input (or its end) to read.
+    ClientInput,
     /// Nothing to pass on; the state is to be checked again.
     Nothing,
 }
@@ -64,15 +89,55 @@ enum Phase {
     },
 }
 
-/// Supervises `tree` to its end under `limits`, streaming its output to `sink`; then makes sure
-/// the tree is gone and the shell reaped, also when supervising failed.
+/// What the command's input waits for after [`feed_stdin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StdinWait {
+    /// Nothing.
+    Nothing,
+    /// The client's next bytes.
+    ClientInput,
+    /// Room in the command's input pipe.
+    PipeRoom,
+    /// The client broke the protocol: the command stops.
+    Abort,
+}
+
+/// Does what the command's input needs without waiting: writes what the client sent as far as
+/// the pipe takes it, closes the pipe at the input's end, drops the input of a command whose
+/// pipe broke; says what is waited for next.
+fn feed_stdin(
+    tree: &mut impl CommandTree,
+    client: &mut dyn CommandClient,
+) -> io::Result<StdinWait> {
+    loop {
+        match client.next_stdin()? {
+            StdinStep::Idle => return Ok(StdinWait::Nothing),
+            StdinStep::ReadClient => return Ok(StdinWait::ClientInput),
+            StdinStep::Abort => return Ok(StdinWait::Abort),
+            StdinStep::Close => tree.close_stdin(),
+            StdinStep::Write(_) if !tree.has_stdin() => client.stdin_closed(),
+            StdinStep::Write(bytes) => match tree.write_stdin(bytes) {
+                Ok(0) => return Ok(StdinWait::PipeRoom),
+                Ok(n) => client.stdin_written(n),
+                // The command closed its input, or ended: it reads no more.
+                Err(_) => {
+                    tree.close_stdin();
+                    client.stdin_closed();
+                }
+            },
+        }
+    }
+}
+
+/// Supervises `tree` to its end under `limits`, streaming its output to `client` and the
+/// client's input to it; then makes sure the tree is gone and the shell reaped, also when
+/// supervising failed.
 pub(super) fn drive(
     tree: &mut impl CommandTree,
     limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    sink: &mut dyn OutputSink,
+    client: &mut dyn CommandClient,
 ) -> io::Result<RunOutcome> {
-    let stop = match supervise(tree, limits, client, sink) {
+    let stop = match supervise(tree, limits, client) {
         Ok(stop) => stop,
         Err(e) => {
             tree.kill_and_reap()?;
@@ -90,8 +155,7 @@ pub(super) fn drive(
 fn supervise(
     tree: &mut impl CommandTree,
     limits: &CommandLimits,
-    client: Option<&TcpStream>,
-    sink: &mut dyn OutputSink,
+    client: &mut dyn CommandClient,
 ) -> io::Result<Option<Stop>> {
     let deadline = deadline_after(limits.timeout);
     let mut budget = OutputBudget::new(limits.max_output);
@@ -100,6 +164,8 @@ fn supervise(
     loop {
         if phase == Phase::Running && tree.has_exited()? {
             tree.kill_and_reap()?;
+            // The input left unread is the session's to drop, once the command is answered.
+            tree.close_stdin();
             let until = deadline.min(Instant::now() + DRAIN_GRACE);
             phase = Phase::Draining { until };
         }
@@ -115,13 +181,39 @@ fn supervise(
         if Instant::now() >= until {
             return Ok((phase == Phase::Running).then_some(Stop::TimedOut));
         }
-        match tree.wait(until, phase == Phase::Running, client, &mut buf)? {
+        let stdin = match phase {
+            Phase::Running => feed_stdin(tree, client)?,
+            Phase::Draining { .. } => StdinWait::Nothing,
+        };
+        if stdin == StdinWait::Abort {
+            return Ok(Some(Stop::ClientGone));
+        }
+        // The client's protocol may have something to send meanwhile (a keepalive).
+        let protocol_due = client.deadline();
+        if protocol_due.is_some_and(|at| at <= Instant::now()) {
+            if client.on_deadline().is_err() {
+                return Ok(Some(Stop::ClientGone));
+            }
+            continue;
+        }
+        let watch = Watch {
+            client: client.socket(),
+            client_input: stdin == StdinWait::ClientInput,
+            stdin_room: stdin == StdinWait::PipeRoom,
+        };
+        let wake_by = protocol_due.map_or(until, |at| at.min(until));
+        match tree.wait(wake_by, phase == Phase::Running, &watch, &mut buf)? {
             Woke::Output(stream, n) => {
-                if let Some(stop) = budget.forward(stream, &buf[..n], sink) {
+                if let Some(stop) = budget.forward(stream, &buf[..n], client) {
                     return Ok(Some(stop));
                 }
             }
             Woke::ClientGone => return Ok(Some(Stop::ClientGone)),
+            Woke::ClientInput => {
+                if !client.receive()? {
+                    return Ok(Some(Stop::ClientGone));
+                }
+            }
             Woke::Nothing => {}
         }
     }
@@ -132,7 +224,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::time::Duration;
 
-    use super::super::CapturedOutput;
+    use super::super::{CapturedOutput, OutputOnly};
     use super::*;
 
     /// What a scripted tree's next wait sees.
@@ -185,11 +277,21 @@ mod tests {
             self.closed
         }
 
+        fn has_stdin(&self) -> bool {
+            false
+        }
+
+        fn write_stdin(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn close_stdin(&mut self) {}
+
         fn wait(
             &mut self,
             _until: Instant,
             _shell_running: bool,
-            _client: Option<&TcpStream>,
+            _watch: &Watch<'_>,
             buf: &mut [u8],
         ) -> io::Result<Woke> {
             let step = self
@@ -223,7 +325,11 @@ mod tests {
 
     fn run(tree: &mut Scripted, limits: &CommandLimits) -> (RunOutcome, CapturedOutput) {
         let mut out = CapturedOutput::default();
-        let outcome = drive(tree, limits, None, &mut out).unwrap();
+        let mut client = OutputOnly {
+            sink: &mut out,
+            socket: None,
+        };
+        let outcome = drive(tree, limits, &mut client).unwrap();
         (outcome, out)
     }
 

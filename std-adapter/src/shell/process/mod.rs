@@ -182,6 +182,92 @@ pub trait OutputSink {
     fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()>;
 }
 
+/// The client a command runs for, as its supervisor sees it: where the output goes
+/// ([`OutputSink`]), the connection watched for the client's hang-up, and, when the client
+/// streams the command's standard input, where that comes from. The supervisor asks
+/// [`next_stdin`](Self::next_stdin) before every wait and does what it says; none of these
+/// calls waits for the client.
+pub(crate) trait CommandClient: OutputSink {
+    /// The client's connection: watched for a hang-up while the command runs, and for input
+    /// while [`next_stdin`](Self::next_stdin) says [`StdinStep::ReadClient`].
+    fn socket(&self) -> Option<&TcpStream>;
+
+    /// What the command's standard input needs now.
+    fn next_stdin(&mut self) -> io::Result<StdinStep<'_>>;
+
+    /// `n` of the bytes [`StdinStep::Write`] gave were written to the command.
+    fn stdin_written(&mut self, n: usize);
+
+    /// The command reads no more of its input (its pipe broke, or it was closed): what is
+    /// held is dropped, and so is what the client still sends.
+    fn stdin_closed(&mut self);
+
+    /// The connection is readable: reads what it has (waiting no more than a moment) and
+    /// takes it. `Ok(false)`: the client hung up.
+    fn receive(&mut self) -> io::Result<bool>;
+
+    /// When the client's protocol next needs [`on_deadline`](Self::on_deadline) while the
+    /// command runs (a keepalive is due); `None` for never.
+    fn deadline(&mut self) -> Option<std::time::Instant>;
+
+    /// The [`deadline`](Self::deadline) has come: sends what is then due. `Err`: the client
+    /// is gone.
+    fn on_deadline(&mut self) -> io::Result<()>;
+}
+
+/// What a command's standard input needs next (see [`CommandClient::next_stdin`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StdinStep<'a> {
+    /// Nothing now: the command gets no input, or none is due.
+    Idle,
+    /// Write these bytes to the command, as many as its pipe takes.
+    Write(&'a [u8]),
+    /// The client's input ended: close the command's pipe, so that it reads the end.
+    Close,
+    /// Wait for the client's connection to be readable, then [`CommandClient::receive`].
+    ReadClient,
+    /// The client broke the protocol (it was told why): stop the command.
+    Abort,
+}
+
+/// A client that sends no input: output goes to `sink`, `socket` is watched for a hang-up.
+struct OutputOnly<'a> {
+    sink: &'a mut dyn OutputSink,
+    socket: Option<&'a TcpStream>,
+}
+
+impl OutputSink for OutputOnly<'_> {
+    fn write_output(&mut self, stream: OutputStream, bytes: &[u8]) -> io::Result<()> {
+        self.sink.write_output(stream, bytes)
+    }
+}
+
+impl CommandClient for OutputOnly<'_> {
+    fn socket(&self) -> Option<&TcpStream> {
+        self.socket
+    }
+
+    fn next_stdin(&mut self) -> io::Result<StdinStep<'_>> {
+        Ok(StdinStep::Idle)
+    }
+
+    fn stdin_written(&mut self, _: usize) {}
+
+    fn stdin_closed(&mut self) {}
+
+    fn receive(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    fn deadline(&mut self) -> Option<std::time::Instant> {
+        None
+    }
+
+    fn on_deadline(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Output collected in memory, stdout and stderr apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CapturedOutput {
@@ -231,7 +317,8 @@ impl std::error::Error for RunError {
     }
 }
 
-/// What [`run_command`] runs: which shell, which command, where.
+/// What [`run_command`] runs: which shell, which command, where, and whether it reads the
+/// client's input.
 #[derive(Clone, Copy, Debug)]
 pub struct CommandSpec<'a> {
     /// The shell the command is given to.
@@ -240,17 +327,25 @@ pub struct CommandSpec<'a> {
     pub command: &'a str,
     /// Its working directory.
     pub workdir: &'a Path,
+    /// Its standard input is a pipe the client's input is written to; else it is empty.
+    pub stdin: bool,
 }
 
 impl CommandSpec<'_> {
-    /// The shell's process for this command: in `workdir`, stdin closed, both outputs piped,
-    /// the server's secrets out of its environment. Each platform adds how its tree is kept.
+    /// The shell's process for this command: in `workdir`, stdin a pipe or empty, both outputs
+    /// piped, the server's secrets out of its environment. Each platform adds how its tree is
+    /// kept.
     fn process(&self) -> std::process::Command {
         use std::process::Stdio;
         let mut process = self.shell.command(self.command);
+        let stdin = if self.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         process
             .current_dir(self.workdir)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for name in SCRUBBED_ENV {
@@ -289,8 +384,23 @@ pub fn run_command(
     running: &RunningCommands,
     sink: &mut dyn OutputSink,
 ) -> Result<RunOutcome, RunError> {
+    let mut client = OutputOnly {
+        sink,
+        socket: client,
+    };
+    run_command_for(spec, limits, running, &mut client)
+}
+
+/// Runs `spec` for `client`: its output goes to the client, its standard input (when
+/// `spec.stdin`) comes from it, and a hang-up kills it; otherwise as [`run_command`].
+pub(crate) fn run_command_for(
+    spec: &CommandSpec<'_>,
+    limits: &CommandLimits,
+    running: &RunningCommands,
+    client: &mut dyn CommandClient,
+) -> Result<RunOutcome, RunError> {
     let mut command = platform::spawn(spec, running).map_err(RunError::Spawn)?;
-    drive::drive(&mut command, limits, client, sink).map_err(RunError::Supervise)
+    drive::drive(&mut command, limits, client).map_err(RunError::Supervise)
 }
 
 /// How a command run stops early.

@@ -22,6 +22,7 @@ fn run_in(
         shell: &shell,
         command,
         workdir,
+        stdin: false,
     };
     let outcome = run_command(&spec, limits, None, &running, &mut out)?;
     Ok((outcome, out))
@@ -174,6 +175,7 @@ fn another_shell_can_be_chosen() {
         shell: &shell,
         command: "echo ${BASH_VERSION:+bash}",
         workdir: Path::new("/"),
+        stdin: false,
     };
     let mut out = CapturedOutput::default();
     let running = RunningCommands::new();
@@ -190,6 +192,7 @@ fn a_missing_shell_is_named_in_the_error() {
         shell: &shell,
         command: "true",
         workdir: Path::new("/"),
+        stdin: false,
     };
     let running = RunningCommands::new();
     let failure = run_command(

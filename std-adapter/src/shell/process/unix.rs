@@ -4,22 +4,23 @@
 //! group's leader is reaped only after the group was killed, so the group id cannot be reused
 //! by a stranger while it may still be signalled.
 //!
-//! One thread does it all with `poll(2)`: the two pipes, the client's socket (watched for a
-//! hang-up only, so pipelined requests stay unread), the shell's exit (a pidfd on Linux, a
-//! kqueue on macOS, a check every 20 ms elsewhere) and the deadline. Output is handed to an
-//! [`OutputSink`](super::OutputSink) chunk by chunk as it arrives; nothing is accumulated here.
+//! One thread does it all with `poll(2)`: the two output pipes, the input pipe (non-blocking,
+//! watched for room while the client's input waits for it), the client's socket (watched for a
+//! hang-up, and for input only while the command's input takes it, so pipelined requests stay
+//! unread), the shell's exit (a pidfd on Linux, a kqueue on macOS, a check every 20 ms
+//! elsewhere) and the deadline. Output is handed to the client chunk by chunk as it arrives;
+//! nothing is accumulated here.
 
-use std::io::{self, Read};
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use super::drive::{CommandTree, Woke};
+use super::drive::{CommandTree, Watch, Woke};
 #[cfg(target_os = "linux")]
 use super::group_keeper::GroupKeeper;
 use super::{CommandSpec, Listing, OutputStream, RunningCommands, Termination};
@@ -51,10 +52,16 @@ pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
     running: &'r RunningCommands,
 ) -> io::Result<Command<'r>> {
-    let (group, pipes) = ProcessGroup::spawn(spec, running)?;
+    let (group, pipes, stdin) = ProcessGroup::spawn(spec, running)?;
+    // Written only as far as the pipe takes it: a command that does not read never holds up
+    // the one thread that also forwards its output.
+    if let Some(stdin) = &stdin {
+        rustix::io::ioctl_fionbio(stdin, true)?;
+    }
     Ok(Command {
         group,
         pipes,
+        stdin,
         ready: Vec::with_capacity(2),
     })
 }
@@ -78,7 +85,7 @@ impl<'r> ProcessGroup<'r> {
     fn spawn(
         spec: &CommandSpec<'_>,
         running: &'r RunningCommands,
-    ) -> io::Result<(ProcessGroup<'r>, OutputPipes)> {
+    ) -> io::Result<(ProcessGroup<'r>, OutputPipes, Option<ChildStdin>)> {
         let mut shell = spec.process();
         shell.process_group(0);
         let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
@@ -112,6 +119,7 @@ impl<'r> ProcessGroup<'r> {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
         };
+        let stdin = child.stdin.take();
         let exit_watch = exit_watch(pgid);
         let group = ProcessGroup {
             child,
@@ -121,7 +129,7 @@ impl<'r> ProcessGroup<'r> {
             status: None,
             exit_watch,
         };
-        Ok((group, pipes))
+        Ok((group, pipes, stdin))
     }
 
     /// Sends SIGKILL to every process in the group (the shell, and whatever it started that did
@@ -251,6 +259,8 @@ const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 pub(super) struct Command<'r> {
     group: ProcessGroup<'r>,
     pipes: OutputPipes,
+    /// The write end of its input pipe (non-blocking), until closed.
+    stdin: Option<ChildStdin>,
     /// Pipes the last poll found readable and that were not read since, stdout first: each
     /// wait reads one, so that a busy stdout cannot starve stderr.
     ready: Vec<OutputStream>,
@@ -283,14 +293,37 @@ impl CommandTree for Command<'_> {
         self.pipes.all_closed()
     }
 
-    /// Polls the pipes, the client's socket (for a hang-up only, so that pipelined requests
-    /// stay unread) and, while the shell runs, its exit watch; where there is no exit watch,
-    /// wakes up every [`EXIT_CHECK_INTERVAL`] to check the exit.
+    fn has_stdin(&self) -> bool {
+        self.stdin.is_some()
+    }
+
+    fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        loop {
+            match stdin.write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                written => return written,
+            }
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Polls the output pipes, the client's socket (for a hang-up, and for input when `watch`
+    /// says so: otherwise pipelined requests stay unread), the input pipe for room when `watch`
+    /// says so and, while the shell runs, its exit watch; where there is no exit watch, wakes
+    /// up every [`EXIT_CHECK_INTERVAL`] to check the exit. Output comes before the client's
+    /// input, so a client that sends fast cannot hold the command's output back.
     fn wait(
         &mut self,
         until: Instant,
         shell_running: bool,
-        client: Option<&TcpStream>,
+        watch: &Watch<'_>,
         buf: &mut [u8],
     ) -> io::Result<Woke> {
         if let Some(woke) = self.read_ready(buf)? {
@@ -299,17 +332,27 @@ impl CommandTree for Command<'_> {
         let Some(left) = until.checked_duration_since(Instant::now()) else {
             return Ok(Woke::Nothing);
         };
-        let mut fds = Vec::with_capacity(4);
-        let mut watch = |fd, events| {
+        let mut fds = Vec::with_capacity(5);
+        let mut add = |fd, events| {
             fds.push(PollFd::from_borrowed_fd(fd, events));
             fds.len() - 1
         };
         let streams = [OutputStream::Stdout, OutputStream::Stderr]
-            .map(|stream| Some((stream, watch(self.pipes.fd(stream)?, PollFlags::IN))));
-        let client = client.map(|c| watch(c.as_fd(), HANGUP_EVENTS));
+            .map(|stream| Some((stream, add(self.pipes.fd(stream)?, PollFlags::IN))));
+        let client_events = if watch.client_input {
+            HANGUP_EVENTS | PollFlags::IN
+        } else {
+            HANGUP_EVENTS
+        };
+        let client = watch.client.map(|c| add(c.as_fd(), client_events));
+        if watch.stdin_room
+            && let Some(stdin) = &self.stdin
+        {
+            add(stdin.as_fd(), PollFlags::OUT);
+        }
         let wait = match (shell_running, &self.group.exit_watch) {
             (true, Some(exit)) => {
-                watch(exit.as_fd(), PollFlags::IN);
+                add(exit.as_fd(), PollFlags::IN);
                 left
             }
             (true, None) => left.min(EXIT_CHECK_INTERVAL),
@@ -324,7 +367,10 @@ impl CommandTree for Command<'_> {
             Err(e) => return Err(e.into()),
         }
         let is_ready = |i: usize| !fds[i].revents().is_empty();
-        if client.is_some_and(is_ready) {
+        // A hang-up (or a socket error) beats whatever is ready: the command is killed.
+        let hung_up = HANGUP_EVENTS | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+        let client_ready = client.map(|i| fds[i].revents());
+        if client_ready.is_some_and(|events| events.intersects(hung_up)) {
             return Ok(Woke::ClientGone);
         }
         self.ready.extend(
@@ -334,7 +380,13 @@ impl CommandTree for Command<'_> {
                 .filter(|&(_, i)| is_ready(i))
                 .map(|(stream, _)| stream),
         );
-        Ok(self.read_ready(buf)?.unwrap_or(Woke::Nothing))
+        match self.read_ready(buf)? {
+            Some(woke) => Ok(woke),
+            None if client_ready.is_some_and(|events| events.contains(PollFlags::IN)) => {
+                Ok(Woke::ClientInput)
+            }
+            None => Ok(Woke::Nothing),
+        }
     }
 }
 

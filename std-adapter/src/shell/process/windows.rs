@@ -8,9 +8,11 @@
 //! Windows has no `poll(2)` over anonymous pipes: a thread per pipe reads it and hands the chunks
 //! over a bounded channel (a slow client still holds the command back, as on Unix), and the
 //! supervising thread waits on that channel, checking the shell's exit and the client's socket
-//! every [`EXIT_CHECK_INTERVAL`].
+//! every [`EXIT_CHECK_INTERVAL`]. The command's input, when the client streams one, is written
+//! by a thread of its own, which takes one chunk at a time (a command that does not read holds
+//! the client back, as on Unix).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::windows::io::OwnedHandle;
 use std::os::windows::process::CommandExt;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use super::drive::{CommandTree, Woke};
+use super::drive::{CommandTree, Watch, Woke};
 use super::win32::{self, CREATE_NO_WINDOW, CREATE_SUSPENDED};
 use super::{
     CommandSpec, KILL_SIGNAL, Listing, OUTPUT_CHUNK, OutputStream, RunningCommands, Termination,
@@ -88,11 +90,12 @@ pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
     running: &'r RunningCommands,
 ) -> io::Result<Command<'r>> {
-    let (tree, events) = ProcessTree::spawn(spec, running)?;
+    let (tree, events, stdin) = ProcessTree::spawn(spec, running)?;
     Ok(Command {
         tree,
         events,
         open: [true, true],
+        stdin,
     })
 }
 
@@ -123,7 +126,7 @@ impl<'r> ProcessTree<'r> {
     fn spawn(
         spec: &CommandSpec<'_>,
         running: &'r RunningCommands,
-    ) -> io::Result<(ProcessTree<'r>, Receiver<Event>)> {
+    ) -> io::Result<(ProcessTree<'r>, Receiver<Event>, Option<InputWriter>)> {
         let job = Job::new()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create a Job Object: {e}")))?;
         let mut shell = spec.process();
@@ -154,6 +157,7 @@ impl<'r> ProcessTree<'r> {
         };
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        let stdin = child.stdin.take();
         let tree = ProcessTree {
             child,
             job,
@@ -171,7 +175,8 @@ impl<'r> ProcessTree<'r> {
         if let Some(pipe) = stderr {
             start_reader(OutputStream::Stderr, pipe, sender)?;
         }
-        Ok((tree, events))
+        let stdin = stdin.map(InputWriter::start).transpose()?;
+        Ok((tree, events, stdin))
     }
 
     /// Terminates every process in the job (the shell and all it started). The shell's handle
@@ -276,6 +281,63 @@ fn start_reader(
     Ok(())
 }
 
+/// The command's input pipe, written by a thread of its own: it takes one chunk at a time, and
+/// says when the pipe broke.
+struct InputWriter {
+    chunks: SyncSender<Vec<u8>>,
+    broken: Arc<AtomicBool>,
+    /// A chunk is handed over and the thread has not taken it yet.
+    queued: Arc<AtomicBool>,
+}
+
+impl InputWriter {
+    /// Starts the thread that writes to `pipe`; it ends when the pipe breaks or the writer is
+    /// dropped (then the pipe closes, and the command reads its end).
+    fn start(mut pipe: impl Write + Send + 'static) -> io::Result<InputWriter> {
+        let (chunks, taken) = mpsc::sync_channel::<Vec<u8>>(1);
+        let broken = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(AtomicBool::new(false));
+        let (failed, waiting) = (Arc::clone(&broken), Arc::clone(&queued));
+        std::thread::Builder::new()
+            .name("unstick-shell-stdin".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for chunk in taken {
+                    waiting.store(false, Ordering::SeqCst);
+                    if pipe.write_all(&chunk).is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })?;
+        Ok(InputWriter {
+            chunks,
+            broken,
+            queued,
+        })
+    }
+
+    /// Whether the next chunk would be taken (or the pipe broke, which the next write says).
+    fn has_room(&self) -> bool {
+        !self.queued.load(Ordering::SeqCst) || self.broken.load(Ordering::SeqCst)
+    }
+
+    /// Hands over as much of `bytes` as one chunk holds; `Ok(0)` while the thread still
+    /// writes the chunk before.
+    fn write(&self, bytes: &[u8]) -> io::Result<usize> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = bytes.len().min(OUTPUT_CHUNK);
+        self.queued.store(true, Ordering::SeqCst);
+        match self.chunks.try_send(bytes[..n].to_vec()) {
+            Ok(()) => Ok(n),
+            Err(mpsc::TrySendError::Full(_)) => Ok(0),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+}
+
 /// Whether the client behind `socket` has hung up (or its socket failed). Data it sent ahead
 /// (a pipelined request) is left unread; a hang-up behind such data is seen when the command
 /// ends, as on Unix systems without `POLLRDHUP`.
@@ -310,6 +372,22 @@ pub(super) struct Command<'r> {
     events: Receiver<Event>,
     /// Whether stdout and stderr are still open.
     open: [bool; 2],
+    /// The writer of its input pipe, until closed.
+    stdin: Option<InputWriter>,
+}
+
+/// Whether `socket` has bytes (or its end) to read, without waiting.
+fn client_readable(socket: &TcpStream) -> io::Result<bool> {
+    let mut watch = [PollFd::new(socket, PollFlags::RDNORM)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut watch, Some(&now)) {
+        Ok(0) | Err(rustix::io::Errno::INTR) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl CommandTree for Command<'_> {
@@ -325,20 +403,43 @@ impl CommandTree for Command<'_> {
         self.open == [false, false]
     }
 
-    /// Checks the client's socket, then waits for the readers' next chunk (or, with both pipes
-    /// closed, for the shell's exit), for [`EXIT_CHECK_INTERVAL`] at most: the socket and the
-    /// exit are checked again after it.
+    fn has_stdin(&self) -> bool {
+        self.stdin.is_some()
+    }
+
+    fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match &self.stdin {
+            Some(writer) => writer.write(bytes),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Checks the client's socket (for a hang-up, and for input when `watch` says so), then
+    /// waits for the readers' next chunk (or, with both pipes closed, for the shell's exit),
+    /// for [`EXIT_CHECK_INTERVAL`] at most: the socket, the input pipe's room and the exit are
+    /// checked again after it.
     fn wait(
         &mut self,
         until: Instant,
         _shell_running: bool,
-        client: Option<&TcpStream>,
+        watch: &Watch<'_>,
         buf: &mut [u8],
     ) -> io::Result<Woke> {
-        if let Some(client) = client
-            && client_gone(client)?
-        {
-            return Ok(Woke::ClientGone);
+        if let Some(client) = watch.client {
+            if client_gone(client)? {
+                return Ok(Woke::ClientGone);
+            }
+            if watch.client_input && client_readable(client)? {
+                return Ok(Woke::ClientInput);
+            }
+        }
+        // The input's writer took the chunk before: the next one can go.
+        if watch.stdin_room && self.stdin.as_ref().is_some_and(InputWriter::has_room) {
+            return Ok(Woke::Nothing);
         }
         let Some(left) = until.checked_duration_since(Instant::now()) else {
             return Ok(Woke::Nothing);
