@@ -105,6 +105,10 @@ fn human(info: &RemoteInfo) -> String {
         ("max file size", bytes(facts.max_file_size)),
         ("free space", bytes(facts.free_space)),
         ("digests", Some(digests.join(", "))),
+        (
+            "pty",
+            facts.pty.map(|on| if on { "yes" } else { "no" }.to_owned()),
+        ),
         ("platform", platform),
         ("board", board),
     ];

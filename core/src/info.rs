@@ -239,6 +239,10 @@ pub struct EndpointInfo<'a> {
     /// The board a firmware runs on (`mps2-an386`).
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     pub board: Option<&'a str>,
+    /// Whether the shell server runs a command on a pseudo-terminal when asked (`"pty"`);
+    /// `None` from an endpoint that predates them (it has none) or serves no shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<bool>,
 }
 
 impl<'a> EndpointInfo<'a> {
@@ -257,6 +261,7 @@ impl<'a> EndpointInfo<'a> {
             digests: supported_digests(),
             platform: None,
             board: None,
+            pty: None,
         }
     }
 
@@ -275,6 +280,7 @@ impl<'a> EndpointInfo<'a> {
             digests: self.digests,
             platform: None,
             board: None,
+            pty: self.pty,
         }
     }
 
@@ -294,6 +300,7 @@ impl<'a> EndpointInfo<'a> {
             digests: self.digests,
             platform: self.platform.or(known.platform),
             board: self.board.or(known.board),
+            pty: self.pty.or(known.pty),
         }
     }
 }

@@ -27,6 +27,9 @@ wire_enum! {
         /// there, and the command runs; sent at its start and whenever nothing else was sent
         /// for the interval asked.
         Alive = "alive",
+        /// After an exec request that asked for a pty (`"pty"`), while its command runs: the
+        /// client's terminal has a new size (`"rows"`, `"cols"`).
+        Resize = "resize",
     }
 }
 

@@ -23,7 +23,7 @@ mod server;
 pub use server::{
     ALIVE_MAX, ALIVE_MIN, Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure,
     SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, STDIN_DRAIN, ShellAction, ShellRules,
-    ShellServerSession, StdinInput, encode_seed_reply_head, judge_opening,
+    ShellServerSession, StdinInput, Terminal, encode_seed_reply_head, judge_opening,
 };
 
 /// Longest command accepted, in bytes: Linux refuses a single argument longer than 128 KiB
@@ -81,6 +81,60 @@ pub struct ExecRequest<'a> {
     /// none (a server that predates them ignores the member).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alive: Option<u64>,
+    /// Run the command on a pseudo-terminal of this type and size (`"pty"`); it implies
+    /// `"stdin":true` (the terminal's input is the client's), and the output comes as
+    /// `stdout` frames only (the terminal merges the streams). `None`: pipes, as without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pty: Option<PtyRequest<'a>>,
+}
+
+/// Longest terminal type (`"term"`) a pty request may name, in bytes: terminfo names are far
+/// shorter (`xterm-256color` is 14).
+pub const MAX_TERM_LEN: usize = 64;
+
+/// A terminal's size in character cells, as `TIOCSWINSZ` takes it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// The `"pty"` member of an exec request: `{"term":"xterm-256color","rows":24,"cols":80}`.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtyRequest<'a> {
+    /// The terminal type, the command's `TERM` (at most [`MAX_TERM_LEN`] bytes of printable
+    /// ASCII; empty: the server's choice).
+    pub term: &'a str,
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// The `"pty"` member as a server reads it; `S` as in [`RequestHeader`].
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PtyHeader<S> {
+    /// The terminal type.
+    #[serde(default = "none")]
+    pub term: Option<S>,
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// Header of a `resize` frame, which a client sends while its pty command runs:
+/// `{"op":"resize","rows":R,"cols":C,"total_size":0}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeHeader {
+    /// Always [`ShellOp::Resize`].
+    pub op: ShellOp,
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -106,6 +160,9 @@ pub struct RequestHeader<S> {
     /// The keepalive interval the client asks for, in milliseconds (`"alive"`).
     #[serde(default)]
     pub alive: Option<u64>,
+    /// The pseudo-terminal asked for (`"pty"`).
+    #[serde(default = "none")]
+    pub pty: Option<PtyHeader<S>>,
 }
 
 fn none<S>() -> Option<S> {
@@ -427,6 +484,7 @@ mod tests {
             cwd: None,
             stdin: false,
             alive: None,
+            pty: None,
         };
         let n = PLAIN_ENCODER
             .encode_frame(&request, b"ls", &mut buf)

@@ -236,7 +236,7 @@ impl<'a> StdinPair<'a> {
                     self.server.most_held = self.server.most_held.max(bytes.len());
                 }
                 Some(StdinInput::End) => self.server.pipe_closed = true,
-                None => {}
+                Some(StdinInput::Resize(_)) | None => {}
             }
             self.c2s.consume(used);
             return true;

@@ -222,6 +222,7 @@ fn shell(config: u8, script: &mut Script<'_>, peer: &[u8]) {
         idle_timeout: Duration::from_secs(30),
         seed_pause: Duration::from_millis(200),
         stdin: config & 64 != 0,
+        pty: config & 128 != 0,
     };
     let framed = dialect == Dialect::Framed;
     let mut command = vec![0u8; if config & 32 != 0 { 32 } else { 2048 }];
@@ -368,6 +369,9 @@ fn shell_stdin(
                     Err(SessionError::OutOfOrder)
                 );
                 break;
+            }
+            Some(StdinInput::Resize(_)) => {
+                assert!(session.takes_stdin(), "a size is taken without a hold");
             }
             None => {}
         }

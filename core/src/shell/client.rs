@@ -16,8 +16,8 @@ use core::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OpHeader, OutputStream, ReplyOp,
-    STDIN_ENCODER, ShellOp,
+    EXEC_ENCODER, ExecRequest, ExitHeader, ExitReport, OpHeader, OutputStream, PtyRequest, ReplyOp,
+    ResizeHeader, STDIN_ENCODER, ShellOp, WindowSize,
 };
 use crate::session::ReplyTimer;
 use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
@@ -214,6 +214,10 @@ pub struct ExecOptions<'a> {
     /// [`ShellClientSession::send_stdin`], its end through
     /// [`ShellClientSession::end_stdin`]. Without, the command's standard input is empty.
     pub stdin: bool,
+    /// Run the command on a pseudo-terminal (`"pty"`); implies [`stdin`](Self::stdin). The
+    /// terminal's new sizes go through [`ShellClientSession::send_resize`]; all its output
+    /// comes as [`OutputStream::Stdout`]. An empty command is a login shell.
+    pub pty: Option<PtyRequest<'a>>,
 }
 
 /// The standard input a [`ShellClientSession`] streams for the command in flight.
@@ -432,6 +436,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
             cwd,
             token,
             stdin: false,
+            pty: None,
         };
         self.exec_with(command, options)
     }
@@ -459,12 +464,14 @@ impl<const CAP: usize> ShellClientSession<CAP> {
                 .unwrap_or(u64::MAX)
                 .max(1)
         });
+        let stdin = options.stdin || options.pty.is_some();
         let request = ExecRequest {
             op: ShellOp::Exec,
             token: options.token,
             cwd: options.cwd,
-            stdin: options.stdin,
+            stdin,
             alive,
+            pty: options.pty,
         };
         // The command's digest rides along when this build computes XXH3. Every other
         // encoding error means the head does not fit: the header is an object without
@@ -480,11 +487,7 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         queued.map_err(|_| ExecError::HeadTooLarge { capacity: CAP })?;
         self.state = State::Awaiting;
         self.reply.begin();
-        self.stdin = if options.stdin {
-            Stdin::Open
-        } else {
-            Stdin::Absent
-        };
+        self.stdin = if stdin { Stdin::Open } else { Stdin::Absent };
         self.keepalive = if alive.is_some() {
             Keepalive::Asked
         } else {
@@ -532,6 +535,30 @@ impl<const CAP: usize> ShellClientSession<CAP> {
         };
         // The head is a few dozen bytes in an empty outbox of CAP bytes.
         queued.map_err(|_| SessionError::OutboxFull)
+    }
+
+    /// Queues a `resize` frame, `{"op":"resize","rows":R,"cols":C,"total_size":0}`: the
+    /// terminal of a command run on a pty ([`ExecOptions::pty`]) has a new size. Taken when a
+    /// chunk of input would be ([`wants_stdin`](Self::wants_stdin)); a host keeps the latest
+    /// size until then.
+    ///
+    /// Fails, queueing nothing, as [`send_stdin`](Self::send_stdin) does.
+    pub fn send_resize(&mut self, size: WindowSize) -> Result<(), SessionError> {
+        if self.stdin != Stdin::Open || matches!(self.state, State::Idle | State::Failed(_)) {
+            return Err(SessionError::OutOfOrder);
+        }
+        if !self.outbox.is_empty() {
+            return Err(SessionError::OutboxFull);
+        }
+        let header = ResizeHeader {
+            op: ShellOp::Resize,
+            rows: size.rows,
+            cols: size.cols,
+        };
+        // The head is a few dozen bytes in an empty outbox of CAP bytes.
+        self.outbox
+            .push_frame(&PLAIN_ENCODER, &header)
+            .map_err(|_| SessionError::OutboxFull)
     }
 
     /// The command's standard input ends: a `stdin_end` frame goes out once what is queued
@@ -690,7 +717,11 @@ impl<const CAP: usize> ShellClientSession<CAP> {
                     message,
                 }
             }
-            ShellOp::Exec | ShellOp::Info | ShellOp::Stdin | ShellOp::StdinEnd => {
+            ShellOp::Exec
+            | ShellOp::Info
+            | ShellOp::Stdin
+            | ShellOp::StdinEnd
+            | ShellOp::Resize => {
                 return Err(ShellProtocolError::RequestAsReply);
             }
         })
@@ -1147,6 +1178,7 @@ mod tests {
                 cwd: None,
                 stdin: false,
                 alive: None,
+                pty: None,
             };
             let mut buf = [0u8; 256];
             let n = EXEC_ENCODER
@@ -1692,6 +1724,50 @@ mod tests {
             out.extend_from_slice(t.resolve(&buf, body).unwrap());
         }
         out
+    }
+
+    /// Golden bytes of a login shell on a pty, a resize and a Ctrl-C (docs/PROTOCOL.md's
+    /// example).
+    #[test]
+    fn pty_frames_golden_bytes() {
+        let mut session = ShellClientSession::<1024>::new();
+        let options = ExecOptions {
+            pty: Some(PtyRequest {
+                term: "xterm-256color",
+                rows: 24,
+                cols: 80,
+            }),
+            ..ExecOptions::default()
+        };
+        session.exec_with("", options).unwrap();
+        let sent = sent_with(&mut session, b"");
+        assert_eq!(
+            &sent[4..],
+            br#"{"op":"exec","stdin":true,"pty":{"term":"xterm-256color","rows":24,"cols":80},"total_size":0,"xxh3":"99aa06d3014798d86001c324468d497f"}"#
+        );
+        assert_eq!(sent[..4], ((sent.len() - 4) as u32).to_le_bytes());
+        assert!(session.wants_stdin(), "a pty streams stdin");
+        session
+            .send_resize(WindowSize {
+                rows: 50,
+                cols: 132,
+            })
+            .unwrap();
+        assert_eq!(
+            session.send_resize(WindowSize { rows: 1, cols: 1 }),
+            Err(SessionError::OutboxFull)
+        );
+        assert_eq!(
+            sent_with(&mut session, b""),
+            b"\x33\x00\x00\x00{\"op\":\"resize\",\"rows\":50,\"cols\":132,\"total_size\":0}"
+        );
+        session.send_stdin(b"\x03").unwrap();
+        assert!(sent_with(&mut session, b"\x03").ends_with(b"}\x03"));
+        // Without a pty (or a stream of stdin) there is no terminal to resize.
+        let mut session = ShellClientSession::<1024>::new();
+        session.exec("ls", None).unwrap();
+        let size = WindowSize { rows: 1, cols: 1 };
+        assert_eq!(session.send_resize(size), Err(SessionError::OutOfOrder));
     }
 
     /// Golden bytes of a command that streams its stdin (docs/PROTOCOL.md's example).

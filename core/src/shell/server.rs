@@ -5,8 +5,9 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{
-    ExitReport, OUTPUT_ENCODER, OpHeader, OutputHeader, OutputStream, ReplyOp, SEED_COMMAND_READ,
-    SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader, ShellOp, command_text,
+    ExitReport, MAX_TERM_LEN, OUTPUT_ENCODER, OpHeader, OutputHeader, OutputStream, PtyHeader,
+    ReplyOp, ResizeHeader, SEED_COMMAND_READ, SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader,
+    ShellOp, WindowSize, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
@@ -41,6 +42,10 @@ pub struct ShellRules<'a> {
     /// [`ShellServerSession::handle_stdin`] while a command runs). Without, an exec request
     /// with `"stdin":true` is refused as `unsupported` and the connection closed.
     pub stdin: bool,
+    /// Whether the host runs a command on a pseudo-terminal when its request asks for one
+    /// (`"pty"`, see [`ShellServerSession::terminal`]). Without, such a request is refused as
+    /// `unsupported` and the connection closed.
+    pub pty: bool,
 }
 
 /// The default [`ShellRules::idle_timeout`].
@@ -72,6 +77,7 @@ impl Default for ShellRules<'_> {
             idle_timeout: IDLE_TIMEOUT,
             seed_pause: SEED_PAUSE,
             stdin: false,
+            pty: false,
         }
     }
 }
@@ -104,6 +110,17 @@ pub enum ShellAction<'s> {
     Close,
 }
 
+/// The pseudo-terminal a command to [`Run`](ShellAction::Run) asked for (see
+/// [`ShellServerSession::terminal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terminal<'s> {
+    /// The terminal type, for the command's `TERM`: printable ASCII without `=`, at most
+    /// [`MAX_TERM_LEN`] bytes; empty when the client named none.
+    pub term: &'s str,
+    /// Its size at the start.
+    pub size: WindowSize,
+}
+
 /// Why a command could not be run to its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunFailure {
@@ -124,8 +141,12 @@ pub enum StdinInput<'i> {
     /// until then the session takes no more input.
     Bytes(&'i [u8]),
     /// The client's standard input ended (`stdin_end`): close the command's pipe, so that it
-    /// reads the end. The session takes no more input until the command ends.
+    /// reads the end. The session takes no more input until the command ends. (A terminal
+    /// has no end of input to pass on: a host running the command on a pty leaves it be.)
     End,
+    /// The client's terminal has a new size (a `resize` frame; pty requests only): apply it
+    /// to the command's pty. The session takes input again at once.
+    Resize(WindowSize),
 }
 
 /// Where a session is in the current request.
@@ -169,6 +190,9 @@ enum StdinBreach {
     OtherFrame,
     /// A `stdin_end` frame with a body.
     EndWithBody,
+    /// A `resize` frame with a body, without whole-number `rows` and `cols`, or for a
+    /// command that runs on no pty.
+    BadResize,
 }
 
 impl StdinBreach {
@@ -184,6 +208,11 @@ impl StdinBreach {
             StdinBreach::EndWithBody => {
                 Refusal::new(ErrorCode::BadHeader, "a stdin_end frame has no body")
             }
+            StdinBreach::BadResize => Refusal::new(
+                ErrorCode::BadHeader,
+                "a resize frame has whole-number \"rows\" and \"cols\" and no body, and \
+                 follows a request with a \"pty\" only",
+            ),
         };
         refusal.closing()
     }
@@ -198,6 +227,8 @@ enum StdinFrame {
     Bytes,
     /// The `stdin_end` frame; its end ends the input.
     End,
+    /// A `resize` frame; its end hands the size out.
+    Resize(WindowSize),
 }
 
 /// Where the collection of a seed command is.
@@ -288,6 +319,10 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     alive_wait: Wait,
     /// Which stdin frame is being read.
     stdin_frame: StdinFrame,
+    /// The size of the pseudo-terminal the current request asked for, if any.
+    pty: Option<WindowSize>,
+    /// Its terminal type.
+    term: heapless::String<MAX_TERM_LEN>,
 }
 
 impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
@@ -316,6 +351,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             stdin_frame: StdinFrame::Between,
             alive_every: None,
             alive_wait: Wait::Off,
+            pty: None,
+            term: heapless::String::new(),
         }
     }
 
@@ -347,6 +384,22 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         }
         let start = self.command.len() - self.cwd_len;
         core::str::from_utf8(&self.command[start..]).ok()
+    }
+
+    /// The pseudo-terminal the command to [`Run`](ShellAction::Run) runs on (its request's
+    /// `"pty"`); `None` outside a request, and for a command run with pipes. Run it in a
+    /// session of its own with the pty as its controlling terminal, `TERM` set to
+    /// [`Terminal::term`], the pty sized [`Terminal::size`]; its input is the client's
+    /// ([`streams_stdin`](Self::streams_stdin) holds), its output goes out as
+    /// [`OutputStream::Stdout`]. An empty command means a login shell.
+    pub fn terminal(&self) -> Option<Terminal<'_>> {
+        if !matches!(self.state, State::Running(_)) {
+            return None;
+        }
+        Some(Terminal {
+            term: self.term.as_str(),
+            size: self.pty?,
+        })
     }
 
     /// Whether the command to [`Run`](ShellAction::Run) gets the client's standard input (its
@@ -394,7 +447,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             match event {
                 Event::NeedMore => return (used, None),
                 Event::Head(info) => {
-                    if let Err(breach) = self.admit_stdin_head(info.body_len) {
+                    let resize_ok = self.pty.is_some();
+                    if let Err(breach) = self.admit_stdin_head(info.body_len, resize_ok) {
                         self.refuse(breach.refusal());
                         return (used, None);
                     }
@@ -406,11 +460,13 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                     }
                 }
                 Event::End(_) => {
-                    if core::mem::replace(&mut self.stdin_frame, StdinFrame::Between)
-                        == StdinFrame::End
-                    {
-                        self.state = State::Running(Stdin::Ended);
-                        return (used, Some(StdinInput::End));
+                    match core::mem::replace(&mut self.stdin_frame, StdinFrame::Between) {
+                        StdinFrame::End => {
+                            self.state = State::Running(Stdin::Ended);
+                            return (used, Some(StdinInput::End));
+                        }
+                        StdinFrame::Resize(size) => return (used, Some(StdinInput::Resize(size))),
+                        StdinFrame::Between | StdinFrame::Bytes => {}
                     }
                 }
             }
@@ -696,6 +752,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         self.stdin_declared = false;
         self.alive_every = None;
         self.alive_wait = Wait::Off;
+        self.pty = None;
+        self.term.clear();
         self.wait = Wait::Starting;
         self.state = match self.dialect {
             Dialect::Framed if stdin_open => State::DrainingStdin,
@@ -734,14 +792,25 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 
     /// Checks the head of a frame that came while the client streams stdin: `stdin` (its
-    /// body is input) or `stdin_end` (without a body); anything else breaks the protocol and
-    /// closes the connection.
-    fn admit_stdin_head(&mut self, body_len: u64) -> Result<(), StdinBreach> {
+    /// body is input), `stdin_end` (without a body) or, where `resize_ok` (a pty request, or
+    /// its input drained), `resize`; anything else breaks the protocol and closes the
+    /// connection.
+    fn admit_stdin_head(&mut self, body_len: u64, resize_ok: bool) -> Result<(), StdinBreach> {
         let op = self.decoder.header::<ReplyOp>().map(|header| header.op);
         self.stdin_frame = match op {
             Ok(ShellOp::Stdin) => StdinFrame::Bytes,
             Ok(ShellOp::StdinEnd) if body_len == 0 => StdinFrame::End,
             Ok(ShellOp::StdinEnd) => return Err(StdinBreach::EndWithBody),
+            Ok(ShellOp::Resize) => {
+                let header = self.decoder.header::<ResizeHeader>();
+                match header {
+                    Ok(h) if resize_ok && body_len == 0 => StdinFrame::Resize(WindowSize {
+                        rows: h.rows,
+                        cols: h.cols,
+                    }),
+                    _ => return Err(StdinBreach::BadResize),
+                }
+            }
             _ => return Err(StdinBreach::OtherFrame),
         };
         Ok(())
@@ -763,7 +832,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
             match event {
                 Event::NeedMore => return used,
                 Event::Head(info) => {
-                    if let Err(breach) = self.admit_stdin_head(info.body_len) {
+                    // A resize that crossed the command's answer is dropped with the rest.
+                    if let Err(breach) = self.admit_stdin_head(info.body_len, true) {
                         self.drain_failed(breach.refusal());
                         return used;
                     }
@@ -895,15 +965,26 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let op = header.op.to_bounded::<16>();
         self.cwd_len = 0;
         let is_exec = op.get().unwrap_or("").parse() == Ok(ShellOp::Exec);
+        let pty = header.pty.as_ref().filter(|_| is_exec);
         // Its stdin frames follow the request whatever becomes of it: they are read to their
-        // end, into the command or dropped.
-        self.stdin_declared = is_exec && header.stdin == Some(true);
+        // end, into the command or dropped. A terminal's input is the client's.
+        self.stdin_declared = is_exec && (header.stdin == Some(true) || pty.is_some());
+        let pty_refusal = match pty.map(|pty| keep_pty(pty, &mut self.term)) {
+            Some(Ok(size)) => {
+                self.pty = Some(size);
+                None
+            }
+            Some(Err(bad)) => Some(bad.refusal()),
+            None => None,
+        };
         self.alive_every = header
             .alive
             .filter(|_| is_exec)
             .map(|ms| Duration::from_millis(ms).clamp(ALIVE_MIN, ALIVE_MAX));
         let refusal = if !is_exec {
             Some(unknown_op(header.op))
+        } else if pty.is_some() && !self.rules.pty {
+            Some(no_pty())
         } else if self.stdin_declared && !self.rules.stdin {
             Some(
                 Refusal::new(
@@ -913,6 +994,8 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
                 )
                 .closing(),
             )
+        } else if let Some(refusal) = pty_refusal {
+            Some(refusal)
         } else if let Some(Err(refusal)) = header
             .cwd
             .map(|cwd| keep_cwd(cwd, self.command, &mut self.cwd_len))
@@ -966,6 +1049,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
         let mut known = EndpointInfo::new(Protocols::SHELL);
         known.max_header = Some(CAP as u64);
         known.max_command = Some(self.max_command_len() as u64);
+        known.pty = Some(self.rules.pty);
         let reply = self.info.completed_by(&known);
         let queued = self.outbox.push_frame(&PLAIN_ENCODER, &reply);
         self.finish_request();
@@ -1246,6 +1330,57 @@ fn keep_cwd(
     command.copy_within(..len, start);
     *cwd_len = len;
     Ok(())
+}
+
+/// A request's `"pty"` names a `"term"` that is no terminal type; refused with `bad_header`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BadTerm;
+
+impl BadTerm {
+    #[inline(never)]
+    fn refusal(self) -> Refusal {
+        Refusal::new(
+            ErrorCode::BadHeader,
+            format_args!(
+                "the pty's \"term\" is a terminal type of at most {MAX_TERM_LEN} printable \
+                 ASCII characters, such as \"xterm-256color\""
+            ),
+        )
+    }
+}
+
+/// Keeps a request's `"pty"` terminal type in `term`, checked to be a name (a `TERM` value)
+/// of at most [`MAX_TERM_LEN`] bytes, and returns its size.
+fn keep_pty(
+    pty: &PtyHeader<EscapedText<'_>>,
+    term: &mut heapless::String<MAX_TERM_LEN>,
+) -> Result<WindowSize, BadTerm> {
+    term.clear();
+    if let Some(text) = pty.term {
+        let text = text.to_bounded::<MAX_TERM_LEN>();
+        let name = text
+            .get()
+            .filter(|t| t.bytes().all(|b| b.is_ascii_graphic() && b != b'='))
+            .ok_or(BadTerm)?;
+        // Fits: both hold MAX_TERM_LEN bytes.
+        let _ = term.push_str(name);
+    }
+    Ok(WindowSize {
+        rows: pty.rows,
+        cols: pty.cols,
+    })
+}
+
+/// The refusal of a pty request by a host that runs no command on a terminal. Out of line, as
+/// every refusal's words are.
+#[inline(never)]
+fn no_pty() -> Refusal {
+    Refusal::new(
+        ErrorCode::Unsupported,
+        "this server runs no command on a pseudo-terminal (a device has none, and a Windows \
+         server does not implement ConPTY); run the command without one (`-T`)",
+    )
+    .closing()
 }
 
 /// The refusal of an op other than `exec`. Out of line: only such a request makes room on the
@@ -1962,6 +2097,7 @@ mod tests {
                     session.handle_stdin_written().unwrap();
                 }
                 Some(StdinInput::End) => return (passed, true, at),
+                Some(StdinInput::Resize(_)) => {}
                 None if at == wire.len() => break,
                 None => {}
             }
@@ -2338,5 +2474,179 @@ mod tests {
         session.handle_timeout(NOW + IDLE_TIMEOUT);
         assert_eq!(session.poll_transmit(&mut out), None);
         assert_eq!(session.poll_action(), Some(ShellAction::Close));
+    }
+
+    fn pty_rules() -> ShellRules<'static> {
+        ShellRules {
+            stdin: true,
+            pty: true,
+            ..ShellRules::default()
+        }
+    }
+
+    fn resize(rows: u16, cols: u16) -> Vec<u8> {
+        frame(
+            &std::format!(r#"{{"op":"resize","rows":{rows},"cols":{cols},"total_size":0}}"#),
+            b"",
+        )
+    }
+
+    /// What a pty session hands its host, one step per item: bytes, sizes, the end.
+    #[derive(Debug, PartialEq, Eq)]
+    enum PtyInput {
+        Bytes(Vec<u8>),
+        Resize(u16, u16),
+        End,
+    }
+
+    #[test]
+    fn a_pty_request_streams_its_input_and_window_sizes_under_every_chunking() {
+        let head =
+            r#"{"op":"exec","pty":{"term":"xterm-256color","rows":24,"cols":80},"total_size":0}"#;
+        let mut wire = frame(head, b"");
+        let request_end = wire.len();
+        wire.extend(stdin_chunk(b"echo $((6*7))\n"));
+        wire.extend(resize(50, 132));
+        wire.extend(stdin_chunk(b"\x03"));
+        wire.extend(stdin_end());
+        for step in [1, 2, 5, 64, 4096] {
+            let mut command = [0u8; 64];
+            let mut session =
+                ShellServerSession::<1024>::new(pty_rules(), Dialect::Framed, &mut command);
+            let mut at = 0;
+            while session.poll_action().is_none() {
+                let end = (at + step).min(request_end);
+                at += session.handle_input(NOW, &wire[at..end]);
+            }
+            // An empty command on a pty: a login shell.
+            assert_eq!(
+                session.poll_action(),
+                Some(ShellAction::Run { command: "" })
+            );
+            assert!(session.streams_stdin(), "a pty implies stdin");
+            let terminal = session.terminal().unwrap();
+            assert_eq!(terminal.term, "xterm-256color");
+            assert_eq!(terminal.size, WindowSize { rows: 24, cols: 80 });
+            let mut seen = Vec::new();
+            for _ in 0..10_000 {
+                if !session.takes_stdin() {
+                    break;
+                }
+                let end = (at + step).min(wire.len());
+                let (used, input) = session.handle_stdin(&wire[at..end]);
+                at += used;
+                match input {
+                    Some(StdinInput::Bytes(b)) => {
+                        match seen.last_mut() {
+                            Some(PtyInput::Bytes(held)) => held.extend_from_slice(b),
+                            _ => seen.push(PtyInput::Bytes(b.to_vec())),
+                        }
+                        session.handle_stdin_written().unwrap();
+                    }
+                    Some(StdinInput::Resize(size)) => {
+                        seen.push(PtyInput::Resize(size.rows, size.cols));
+                        assert!(session.takes_stdin(), "a size needs no acknowledgement");
+                    }
+                    Some(StdinInput::End) => seen.push(PtyInput::End),
+                    None => {}
+                }
+            }
+            assert_eq!(
+                seen,
+                [
+                    PtyInput::Bytes(b"echo $((6*7))\n".to_vec()),
+                    PtyInput::Resize(50, 132),
+                    PtyInput::Bytes(b"\x03".to_vec()),
+                    PtyInput::End,
+                ],
+                "step {step}"
+            );
+            assert_eq!(at, wire.len());
+            session.handle_exit(DONE).unwrap();
+            assert_eq!(session.terminal(), None, "the terminal was the request's");
+        }
+    }
+
+    #[test]
+    fn a_resize_crossing_the_answer_is_dropped_and_one_without_a_pty_breaks_the_protocol() {
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(pty_rules(), Dialect::Framed, &mut command);
+        let wire = frame(
+            r#"{"op":"exec","pty":{"rows":1,"cols":2},"total_size":3}"#,
+            b"cat",
+        );
+        assert_eq!(session.handle_input(NOW, &wire), wire.len());
+        assert_eq!(
+            session.terminal().unwrap().term,
+            "",
+            "no term: the server's choice"
+        );
+        session.handle_exit(DONE).unwrap();
+        let mut out = [0u8; 256];
+        while session.poll_transmit(&mut out).is_some() {}
+        let mut late = resize(3, 4);
+        late.extend(stdin_end());
+        assert_eq!(session.handle_input(NOW, &late), late.len());
+        assert!(session.is_idle());
+
+        // Without a pty, a resize is a frame that has no place in the input.
+        let mut wire = exec_stdin("cat");
+        wire.extend(resize(3, 4));
+        let (seen, _) = serve(stdin_rules(), Dialect::Framed, &wire, 4096);
+        assert_eq!(seen, [Seen::Run("cat".into()), Seen::Closed]);
+        let mut command = [0u8; 64];
+        let mut session =
+            ShellServerSession::<1024>::new(pty_rules(), Dialect::Framed, &mut command);
+        let start = exec_stdin("cat");
+        assert_eq!(session.handle_input(NOW, &start), start.len());
+        let bad = resize(3, 4);
+        assert_eq!(session.handle_stdin(&bad).1, None);
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
+        let Some(ServerEvent::Refused(refusal)) = session.poll_event() else {
+            panic!("a refusal")
+        };
+        assert_eq!((refusal.code, refusal.closes), (ErrorCode::BadHeader, true));
+    }
+
+    #[test]
+    fn a_pty_is_refused_where_the_host_has_none_and_a_bad_term_is_a_bad_header() {
+        let wire = frame(
+            r#"{"op":"exec","pty":{"term":"vt100","rows":24,"cols":80},"total_size":2}"#,
+            b"ls",
+        );
+        // The device's rules: neither stdin nor a pty.
+        let (seen, sent) = serve(ShellRules::default(), Dialect::Framed, &wire, 4096);
+        assert_eq!(seen, [Seen::Refused("unsupported", true), Seen::Closed]);
+        let sent = std::string::String::from_utf8_lossy(&sent);
+        assert!(
+            sent.contains("pseudo-terminal") && sent.contains("-T"),
+            "{sent}"
+        );
+        let table = [
+            r#"{"term":"xterm 256","rows":1,"cols":1}"#,
+            r#"{"term":"TERM=x","rows":1,"cols":1}"#,
+            r#"{"term":"xterm","rows":-1,"cols":1}"#,
+            r#"{"term":"xterm"}"#,
+        ];
+        for pty in table {
+            let mut wire = frame(
+                &std::format!(r#"{{"op":"exec","pty":{pty},"total_size":2}}"#),
+                b"ls",
+            );
+            wire.extend(stdin_end());
+            let (seen, _) = serve(pty_rules(), Dialect::Framed, &wire, 4096);
+            assert_eq!(seen[0], Seen::Refused("bad_header", false), "{pty}");
+        }
+        let long = "x".repeat(MAX_TERM_LEN + 1);
+        let mut wire = frame(
+            &std::format!(
+                r#"{{"op":"exec","pty":{{"term":"{long}","rows":1,"cols":1}},"total_size":2}}"#
+            ),
+            b"ls",
+        );
+        wire.extend(stdin_end());
+        let (seen, _) = serve(pty_rules(), Dialect::Framed, &wire, 4096);
+        assert_eq!(seen[0], Seen::Refused("bad_header", false));
     }
 }

@@ -61,6 +61,8 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         seed_pause: SEED_PAUSE,
         // The built-ins read no input: a request that streams one is refused as unsupported.
         stdin: false,
+        // Nor is any run on a terminal: a request for a pty is refused as unsupported.
+        pty: false,
     };
     let mut session = Session::new(rules, Dialect::Framed, &mut command_buf);
     serve_request(link, &mut session, head, &mut Builtins { store })

@@ -504,6 +504,7 @@ impl ShellClient {
             cwd,
             token: self.token.as_deref(),
             stdin,
+            pty: None,
         };
         self.session
             .exec_with(command, options)

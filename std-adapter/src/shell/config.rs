@@ -56,6 +56,7 @@ impl Default for ShellConfig {
             limits: CommandLimits {
                 timeout: DEFAULT_TIMEOUT,
                 max_output: DEFAULT_MAX_OUTPUT,
+                idle: None,
             },
             lobby: LobbyConfig {
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -83,6 +84,9 @@ impl ShellConfig {
             seed_pause: unstick_core::shell::SEED_PAUSE,
             // Commands run with a pipe for their input (`process`), filled as the client sends.
             stdin: true,
+            // Unix runs a command on a pty when asked (`process`); Windows refuses (no ConPTY
+            // yet).
+            pty: cfg!(unix),
         }
     }
 }

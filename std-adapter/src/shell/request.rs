@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use unstick_core::info::Protocols;
 use unstick_core::session::{PeerText, ServerEvent};
 use unstick_core::shell::{
-    Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession, StdinInput,
+    Dialect, ExitReport, RunFailure, ShellAction, ShellServerSession, StdinInput, Terminal,
+    WindowSize,
 };
 
 use super::config::ShellConfig;
@@ -106,7 +107,11 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for CommandWork<'_> {
             Some(ShellAction::Run { command }) => {
                 let command = command.to_owned();
                 let cwd = session.cwd().map(str::to_owned);
-                self.run(out, inbox, session, &command, cwd.as_deref())
+                let terminal = session.terminal().map(|t| (t.term.to_owned(), t.size));
+                let terminal = terminal
+                    .as_ref()
+                    .map(|(term, size)| Terminal { term, size: *size });
+                self.run(out, inbox, session, &command, cwd.as_deref(), terminal)
             }
             Some(ShellAction::Close) | None => Err(Closed),
         }
@@ -135,7 +140,8 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for CommandWork<'_> {
 
 impl CommandWork<'_> {
     /// Runs `command` in the server's working directory, or in `cwd` (relative to it) when the
-    /// request named one; a `cwd` that is no directory is refused and nothing runs.
+    /// request named one, on `terminal` when it asked for one; a `cwd` that is no directory is
+    /// refused and nothing runs.
     fn run(
         &mut self,
         out: &mut Outlet<'_, ClientSocket>,
@@ -143,6 +149,7 @@ impl CommandWork<'_> {
         session: &mut Session<'_>,
         command: &str,
         cwd: Option<&str>,
+        terminal: Option<Terminal<'_>>,
     ) -> Result<(), Closed> {
         let started = Instant::now();
         let config = self.config;
@@ -161,6 +168,13 @@ impl CommandWork<'_> {
             command,
             workdir: &workdir,
             stdin: session.streams_stdin(),
+            pty: terminal,
+        };
+        // A terminal session that does nothing (no output, nothing from the client) for the
+        // idle timeout ends as one that ran out of time.
+        let limits = CommandLimits {
+            idle: terminal.map(|_| config.lobby.idle_timeout),
+            ..config.limits
         };
         let outcome = match self.dialect {
             Dialect::Framed => {
@@ -170,8 +184,9 @@ impl CommandWork<'_> {
                     session,
                     held: 0..0,
                     stdin_ended: false,
+                    resize: None,
                 };
-                run_command_for(&spec, &config.limits, self.running, &mut client)
+                run_command_for(&spec, &limits, self.running, &mut client)
                     .map(|outcome| (outcome, CapturedOutput::default()))
             }
             Dialect::Seed(_) => {
@@ -259,6 +274,8 @@ struct FramedClient<'o, 'w, 'i, 's, 'c> {
     held: Range<usize>,
     /// The input ended and the command's pipe is still to be closed.
     stdin_ended: bool,
+    /// A window size the client sent, still to be applied to the command's pty.
+    resize: Option<WindowSize>,
 }
 
 impl FramedClient<'_, '_, '_, '_, '_> {
@@ -293,6 +310,9 @@ impl CommandClient for FramedClient<'_, '_, '_, '_, '_> {
             if std::mem::take(&mut self.stdin_ended) {
                 return Ok(StdinStep::Close);
             }
+            if let Some(size) = self.resize.take() {
+                return Ok(StdinStep::Resize(size));
+            }
             if !self.session.takes_stdin() {
                 return Ok(StdinStep::Idle);
             }
@@ -313,6 +333,7 @@ impl CommandClient for FramedClient<'_, '_, '_, '_, '_> {
             match input {
                 Some(StdinInput::Bytes(bytes)) => self.held = end - bytes.len()..end,
                 Some(StdinInput::End) => self.stdin_ended = true,
+                Some(StdinInput::Resize(size)) => self.resize = Some(size),
                 None => {}
             }
             self.inbox.consume(used);

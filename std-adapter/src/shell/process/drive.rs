@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::{
     CommandClient, CommandLimits, DRAIN_GRACE, OUTPUT_CHUNK, OutputBudget, OutputStream,
-    RunOutcome, StdinStep, Stop, Termination, deadline_after,
+    RunOutcome, StdinStep, Stop, Termination, WindowSize, deadline_after,
 };
 
 /// A running command as its platform holds it: the shell, its process tree and the read ends
@@ -35,8 +35,13 @@ pub(super) trait CommandTree {
     /// is full. An error: the pipe broke (the command closed it, or ended).
     fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<usize>;
 
-    /// Closes the command's input pipe: the command reads its end.
+    /// Closes the command's input pipe: the command reads its end. (A command on a pty
+    /// keeps its terminal: the input written to it just stops.)
     fn close_stdin(&mut self);
+
+    /// Gives the command's pty a new window size (its foreground group gets SIGWINCH); nothing
+    /// for a command without one.
+    fn resize(&mut self, size: WindowSize);
 
     /// Waits, until `until` at most, for output (one read, put in `buf`, which is
     /// [`OUTPUT_CHUNK`] long), what `watch` asks for (the client's hang-up, its input, room in
@@ -115,6 +120,7 @@ fn feed_stdin(
             StdinStep::ReadClient => return Ok(StdinWait::ClientInput),
             StdinStep::Abort => return Ok(StdinWait::Abort),
             StdinStep::Close => tree.close_stdin(),
+            StdinStep::Resize(size) => tree.resize(size),
             StdinStep::Write(_) if !tree.has_stdin() => client.stdin_closed(),
             StdinStep::Write(bytes) => match tree.write_stdin(bytes) {
                 Ok(0) => return Ok(StdinWait::PipeRoom),
@@ -158,6 +164,8 @@ fn supervise(
     client: &mut dyn CommandClient,
 ) -> io::Result<Option<Stop>> {
     let deadline = deadline_after(limits.timeout);
+    // Activity (output, or bytes from the client) starts the idle limit over.
+    let mut active = Instant::now();
     let mut budget = OutputBudget::new(limits.max_output);
     let mut phase = Phase::Running;
     let mut buf = vec![0u8; OUTPUT_CHUNK];
@@ -170,7 +178,9 @@ fn supervise(
             phase = Phase::Draining { until };
         }
         let until = match phase {
-            Phase::Running => deadline,
+            Phase::Running => limits.idle.map_or(deadline, |idle| {
+                deadline.min(deadline_after_from(active, idle))
+            }),
             Phase::Draining { until } => {
                 if tree.output_closed() {
                     return Ok(None);
@@ -204,12 +214,14 @@ fn supervise(
         let wake_by = protocol_due.map_or(until, |at| at.min(until));
         match tree.wait(wake_by, phase == Phase::Running, &watch, &mut buf)? {
             Woke::Output(stream, n) => {
+                active = Instant::now();
                 if let Some(stop) = budget.forward(stream, &buf[..n], client) {
                     return Ok(Some(stop));
                 }
             }
             Woke::ClientGone => return Ok(Some(Stop::ClientGone)),
             Woke::ClientInput => {
+                active = Instant::now();
                 if !client.receive()? {
                     return Ok(Some(Stop::ClientGone));
                 }
@@ -217,6 +229,12 @@ fn supervise(
             Woke::Nothing => {}
         }
     }
+}
+
+/// `from` plus `limit`, or far in the future when that cannot be told.
+fn deadline_after_from(from: Instant, limit: std::time::Duration) -> Instant {
+    from.checked_add(limit)
+        .unwrap_or_else(|| deadline_after(limit))
 }
 
 #[cfg(test)]
@@ -287,6 +305,8 @@ mod tests {
 
         fn close_stdin(&mut self) {}
 
+        fn resize(&mut self, _: WindowSize) {}
+
         fn wait(
             &mut self,
             _until: Instant,
@@ -320,6 +340,7 @@ mod tests {
         CommandLimits {
             timeout: Duration::from_secs(3600),
             max_output,
+            idle: None,
         }
     }
 

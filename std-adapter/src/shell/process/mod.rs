@@ -43,7 +43,7 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
-pub use unstick_core::shell::{OutputStream, Termination};
+pub use unstick_core::shell::{OutputStream, Terminal, Termination, WindowSize};
 
 /// Size of one read from a pipe, and so the largest output frame body.
 pub const OUTPUT_CHUNK: usize = 64 * 1024;
@@ -159,6 +159,10 @@ pub struct CommandLimits {
     /// Output bytes (stdout and stderr together) passed on before the rest is cut and the
     /// process tree killed.
     pub max_output: u64,
+    /// How long a command on a pty may go without activity (a byte of output, of input or a
+    /// window size from the client) before its tree is killed; `None`: no limit. It ends as
+    /// one that ran out of time.
+    pub idle: Option<Duration>,
 }
 
 /// What happened to a command.
@@ -224,6 +228,8 @@ pub(crate) enum StdinStep<'a> {
     Write(&'a [u8]),
     /// The client's input ended: close the command's pipe, so that it reads the end.
     Close,
+    /// The client's terminal has a new size: apply it to the command's pty.
+    Resize(WindowSize),
     /// Wait for the client's connection to be readable, then [`CommandClient::receive`].
     ReadClient,
     /// The client broke the protocol (it was told why): stop the command.
@@ -329,6 +335,10 @@ pub struct CommandSpec<'a> {
     pub workdir: &'a Path,
     /// Its standard input is a pipe the client's input is written to; else it is empty.
     pub stdin: bool,
+    /// Run it on a pseudo-terminal of this type and size instead of pipes (Unix only): its
+    /// input is the client's (whatever `stdin` says), its output all `stdout`. An empty
+    /// `command` is then a login shell.
+    pub pty: Option<Terminal<'a>>,
 }
 
 impl CommandSpec<'_> {
@@ -337,17 +347,46 @@ impl CommandSpec<'_> {
     /// kept.
     fn process(&self) -> std::process::Command {
         use std::process::Stdio;
-        let mut process = self.shell.command(self.command);
+        let mut process = self.bare_process(self.shell.command(self.command));
         let stdin = if self.stdin {
             Stdio::piped()
         } else {
             Stdio::null()
         };
         process
-            .current_dir(self.workdir)
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        process
+    }
+
+    /// The process for this command on a terminal: as [`process`](Self::process) without its
+    /// standard streams (the terminal is all three), `TERM` set from the request; an empty
+    /// command is a login shell: the server user's `$SHELL -l` when the server runs commands
+    /// with the default `sh`, else the configured shell with `-l`.
+    #[cfg(unix)]
+    fn terminal_process(&self, terminal: &Terminal<'_>) -> std::process::Command {
+        let shell = if !self.command.is_empty() {
+            self.shell.command(self.command)
+        } else {
+            let program = match std::env::var_os("SHELL") {
+                Some(login) if !login.is_empty() && self.shell.program() == "sh" => login,
+                _ => self.shell.program().to_owned(),
+            };
+            let mut login = std::process::Command::new(program);
+            login.arg("-l");
+            login
+        };
+        let mut process = self.bare_process(shell);
+        if !terminal.term.is_empty() {
+            process.env("TERM", terminal.term);
+        }
+        process
+    }
+
+    /// `process` in `workdir`, the server's secrets out of its environment.
+    fn bare_process(&self, mut process: std::process::Command) -> std::process::Command {
+        process.current_dir(self.workdir);
         for name in SCRUBBED_ENV {
             process.env_remove(name);
         }

@@ -7,6 +7,7 @@ fn limits() -> CommandLimits {
     CommandLimits {
         timeout: Duration::from_secs(20),
         max_output: 1 << 20,
+        idle: None,
     }
 }
 
@@ -23,6 +24,7 @@ fn run_in(
         command,
         workdir,
         stdin: false,
+        pty: None,
     };
     let outcome = run_command(&spec, limits, None, &running, &mut out)?;
     Ok((outcome, out))
@@ -176,6 +178,7 @@ fn another_shell_can_be_chosen() {
         command: "echo ${BASH_VERSION:+bash}",
         workdir: Path::new("/"),
         stdin: false,
+        pty: None,
     };
     let mut out = CapturedOutput::default();
     let running = RunningCommands::new();
@@ -193,6 +196,7 @@ fn a_missing_shell_is_named_in_the_error() {
         command: "true",
         workdir: Path::new("/"),
         stdin: false,
+        pty: None,
     };
     let running = RunningCommands::new();
     let failure = run_command(

@@ -10,6 +10,14 @@
 //! unread), the shell's exit (a pidfd on Linux, a kqueue on macOS, a check every 20 ms
 //! elsewhere) and the deadline. Output is handed to the client chunk by chunk as it arrives;
 //! nothing is accumulated here.
+//!
+//! A command asked for on a pty (`pty_process`) runs in a session of its own, led by the
+//! shell, with the pty as its controlling terminal: the session's first group is the shell's,
+//! killed and kept as any command's. The pty's master is both the command's input (written
+//! without waiting, as the input pipe is) and its output (read as stdout). Jobs an interactive
+//! shell starts in groups of their own: the foreground one is killed with the shell when the
+//! server kills it, the others get the hang-up the kernel sends when the terminal's session
+//! ends.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,7 +31,9 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use super::drive::{CommandTree, Watch, Woke};
 #[cfg(target_os = "linux")]
 use super::group_keeper::GroupKeeper;
-use super::{CommandSpec, Listing, OutputStream, RunningCommands, Termination};
+use super::{
+    CommandSpec, Listing, OutputStream, RunningCommands, Terminal, Termination, WindowSize,
+};
 
 /// A process group, as [`RunningCommands`] keeps it: its id, which is its leader's pid.
 #[derive(Debug)]
@@ -52,7 +62,13 @@ pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
     running: &'r RunningCommands,
 ) -> io::Result<Command<'r>> {
-    let (group, pipes, stdin) = ProcessGroup::spawn(spec, running)?;
+    if let Some(terminal) = &spec.pty {
+        return spawn_on_pty(spec, terminal, running);
+    }
+    let mut shell = spec.process();
+    shell.process_group(0);
+    let child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
+    let (group, pipes, stdin) = ProcessGroup::adopt(child, running)?;
     // Written only as far as the pipe takes it: a command that does not read never holds up
     // the one thread that also forwards its output.
     if let Some(stdin) = &stdin {
@@ -62,8 +78,56 @@ pub(super) fn spawn<'r>(
         group,
         pipes,
         stdin,
+        terminal: None,
         ready: Vec::with_capacity(2),
     })
+}
+
+/// Starts `spec` on a new pty sized and typed as `terminal` asks, in a session of its own
+/// whose controlling terminal it is (see [`super::run_command`]).
+fn spawn_on_pty<'r>(
+    spec: &CommandSpec<'_>,
+    terminal: &Terminal<'_>,
+    running: &'r RunningCommands,
+) -> io::Result<Command<'r>> {
+    let (pty, pts) = pty_process::blocking::open().map_err(pty_error)?;
+    pty.resize(pty_size(terminal.size)).map_err(pty_error)?;
+    // Written and read only as far as it goes without waiting, as the pipes are.
+    rustix::io::ioctl_fionbio(&pty, true)?;
+    let process = pty_process::blocking::Command::from(spec.terminal_process(terminal));
+    let child = process
+        .spawn(pts)
+        .map_err(|e| spec.spawn_error(pty_error(e)))?;
+    let (group, pipes, _) = ProcessGroup::adopt(child, running)?;
+    Ok(Command {
+        group,
+        pipes,
+        stdin: None,
+        terminal: Some(TerminalIo {
+            pty: Some(pty),
+            input_closed: false,
+        }),
+        ready: Vec::with_capacity(2),
+    })
+}
+
+fn pty_size(size: WindowSize) -> pty_process::Size {
+    pty_process::Size::new(size.rows, size.cols)
+}
+
+fn pty_error(e: pty_process::Error) -> io::Error {
+    match e {
+        pty_process::Error::Io(e) => e,
+        pty_process::Error::Rustix(errno) => errno.into(),
+    }
+}
+
+/// The master side of a command's pty.
+struct TerminalIo {
+    /// `None` once the command's side is closed by all (its output reached its end).
+    pty: Option<pty_process::blocking::Pty>,
+    /// The client's input ended or the command's tree is gone: nothing more is written.
+    input_closed: bool,
 }
 
 /// The shell in its own process group, which it leads. Dropping it kills the group and reaps
@@ -82,13 +146,12 @@ struct ProcessGroup<'r> {
 }
 
 impl<'r> ProcessGroup<'r> {
-    fn spawn(
-        spec: &CommandSpec<'_>,
+    /// Takes charge of `child`, just spawned as the leader of a group of its own (of a session
+    /// of its own on a pty).
+    fn adopt(
+        mut child: Child,
         running: &'r RunningCommands,
     ) -> io::Result<(ProcessGroup<'r>, OutputPipes, Option<ChildStdin>)> {
-        let mut shell = spec.process();
-        shell.process_group(0);
-        let mut child = shell.spawn().map_err(|e| spec.spawn_error(e))?;
         let pgid = Some(Pid::from_child(&child));
         // Kept right away: from here on the group dies with the server however it dies.
         #[cfg(target_os = "linux")]
@@ -261,12 +324,42 @@ pub(super) struct Command<'r> {
     pipes: OutputPipes,
     /// The write end of its input pipe (non-blocking), until closed.
     stdin: Option<ChildStdin>,
+    /// Its pty, when it runs on one (then it has neither pipes nor `stdin`).
+    terminal: Option<TerminalIo>,
     /// Pipes the last poll found readable and that were not read since, stdout first: each
     /// wait reads one, so that a busy stdout cannot starve stderr.
     ready: Vec<OutputStream>,
 }
 
 impl Command<'_> {
+    /// The pty's master, while the command's side is open.
+    fn pty(&self) -> Option<&pty_process::blocking::Pty> {
+        self.terminal.as_ref()?.pty.as_ref()
+    }
+
+    /// One read of the pty, as stdout; its end (EIO on Linux once no process holds the
+    /// command's side) closes it.
+    fn read_terminal(&mut self, buf: &mut [u8]) -> io::Result<Woke> {
+        let Some(terminal) = self.terminal.as_mut() else {
+            return Ok(Woke::Nothing);
+        };
+        let Some(pty) = terminal.pty.as_mut() else {
+            return Ok(Woke::Nothing);
+        };
+        loop {
+            match pty.read(buf) {
+                Ok(0) => break,
+                Ok(n) => return Ok(Woke::Output(OutputStream::Stdout, n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Woke::Nothing),
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        terminal.pty = None;
+        Ok(Woke::Nothing)
+    }
+
     /// One read of the next pipe found readable and not read since; `None` when there is none.
     fn read_ready(&mut self, buf: &mut [u8]) -> io::Result<Option<Woke>> {
         if self.ready.is_empty() {
@@ -286,32 +379,55 @@ impl CommandTree for Command<'_> {
     }
 
     fn kill_and_reap(&mut self) -> io::Result<Termination> {
+        // The terminal's foreground job, in a group of its own under an interactive shell,
+        // dies with the shell's group; its id is its leader's, which the shell has not reaped
+        // while it runs.
+        if let Some(pty) = self.pty()
+            && !self.group.has_exited().unwrap_or(true)
+            && let Ok(foreground) = rustix::termios::tcgetpgrp(pty)
+            && foreground != self.group.pgid
+        {
+            TreeHandle(foreground).kill();
+        }
         self.group.kill_and_reap()
     }
 
     fn output_closed(&self) -> bool {
-        self.pipes.all_closed()
+        self.pipes.all_closed() && self.pty().is_none()
     }
 
     fn has_stdin(&self) -> bool {
-        self.stdin.is_some()
+        match &self.terminal {
+            Some(terminal) => terminal.pty.is_some() && !terminal.input_closed,
+            None => self.stdin.is_some(),
+        }
     }
 
     fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if let Some(terminal) = &mut self.terminal {
+            let Some(pty) = terminal.pty.as_mut().filter(|_| !terminal.input_closed) else {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            };
+            return write_without_waiting(pty, bytes);
+        }
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
-        loop {
-            match stdin.write(bytes) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                written => return written,
-            }
-        }
+        write_without_waiting(stdin, bytes)
     }
 
     fn close_stdin(&mut self) {
         self.stdin = None;
+        if let Some(terminal) = &mut self.terminal {
+            terminal.input_closed = true;
+        }
+    }
+
+    fn resize(&mut self, size: WindowSize) {
+        // A terminal gone, or a size the kernel refuses, is no reason to stop the command.
+        if let Some(pty) = self.pty() {
+            let _ = pty.resize(pty_size(size));
+        }
     }
 
     /// Polls the output pipes, the client's socket (for a hang-up, and for input when `watch`
@@ -350,6 +466,16 @@ impl CommandTree for Command<'_> {
         {
             add(stdin.as_fd(), PollFlags::OUT);
         }
+        let pty_events = if watch.stdin_room {
+            PollFlags::IN | PollFlags::OUT
+        } else {
+            PollFlags::IN
+        };
+        let terminal = self
+            .terminal
+            .as_ref()
+            .and_then(|t| t.pty.as_ref())
+            .map(|pty| add(pty.as_fd(), pty_events));
         let wait = match (shell_running, &self.group.exit_watch) {
             (true, Some(exit)) => {
                 add(exit.as_fd(), PollFlags::IN);
@@ -380,6 +506,15 @@ impl CommandTree for Command<'_> {
                 .filter(|&(_, i)| is_ready(i))
                 .map(|(stream, _)| stream),
         );
+        // The terminal's output (or its end: a hang-up), before the client's input too.
+        let terminal_output = terminal.is_some_and(|i| {
+            fds[i]
+                .revents()
+                .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
+        });
+        if terminal_output {
+            return self.read_terminal(buf);
+        }
         match self.read_ready(buf)? {
             Some(woke) => Ok(woke),
             None if client_ready.is_some_and(|events| events.contains(PollFlags::IN)) => {
@@ -431,6 +566,18 @@ fn exit_watch(pid: Pid) -> Option<OwnedFd> {
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 fn exit_watch(_pid: Pid) -> Option<OwnedFd> {
     None
+}
+
+/// Writes what `to` takes of `bytes` without waiting (it is non-blocking); `Ok(0)` when it is
+/// full.
+fn write_without_waiting(mut to: impl Write, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match to.write(bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            written => return written,
+        }
+    }
 }
 
 /// Events that mean the peer hung up: a half-close (where the platform reports it), a full

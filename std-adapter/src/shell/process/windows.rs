@@ -90,6 +90,13 @@ pub(super) fn spawn<'r>(
     spec: &CommandSpec<'_>,
     running: &'r RunningCommands,
 ) -> io::Result<Command<'r>> {
+    if spec.pty.is_some() {
+        // The server's rules refuse such a request before it gets here.
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "commands on a pseudo-terminal are not implemented on Windows (no ConPTY support)",
+        ));
+    }
     let (tree, events, stdin) = ProcessTree::spawn(spec, running)?;
     Ok(Command {
         tree,
@@ -417,6 +424,8 @@ impl CommandTree for Command<'_> {
     fn close_stdin(&mut self) {
         self.stdin = None;
     }
+
+    fn resize(&mut self, _: super::WindowSize) {}
 
     /// Checks the client's socket (for a hang-up, and for input when `watch` says so), then
     /// waits for the readers' next chunk (or, with both pipes closed, for the shell's exit),
