@@ -20,6 +20,8 @@ mod shell_cli;
 mod shell_construct;
 mod shell_integration;
 mod shell_lines;
+#[cfg(unix)]
+mod shell_terminal;
 mod stop_signals;
 mod tls_cli;
 

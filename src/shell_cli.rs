@@ -151,6 +151,15 @@ pub struct ConnectArgs {
     /// Shared secret the server expects (default: $UNSTICK_TOKEN, else the config file's).
     #[arg(long, conflicts_with = "seed")]
     token: Option<String>,
+    /// Run on a pseudo-terminal on the server, as `ssh -t`: a login shell without COMMAND, the
+    /// local terminal raw (Ctrl-C, Ctrl-Z reach the remote side), window size followed. The
+    /// default for an interactive session on a terminal (Unix).
+    #[arg(short = 't', long = "tty", conflicts_with_all = ["no_tty", "seed"])]
+    tty: bool,
+    /// No pseudo-terminal: an interactive session edits a line at a time here and runs each
+    /// as a command of its own.
+    #[arg(short = 'T', long = "no-tty")]
+    no_tty: bool,
     /// Talk to a seed-style Python server: raw command out, JSON-header reply in (stdout and
     /// stderr arrive together, no exit status, and no token: seed servers have none).
     #[arg(long, visible_alias = "legacy")]
@@ -304,6 +313,29 @@ fn connect(args: ConnectArgs) -> ExitCode {
             .map_or(Some(DEFAULT_SERVER_ALIVE), |s| s.0),
     );
     report_connected(client.link(), started);
+    #[cfg(unix)]
+    if wants_terminal(&args, &client) {
+        let command = args.one_command().unwrap_or_default();
+        match crate::shell_terminal::run(&mut client, &command) {
+            Err(ShellClientError::Server { code, message }) if code == "unsupported" => {
+                if args.tty || !command.is_empty() {
+                    eprintln!(
+                        "unstick shell connect: the server has no pseudo-terminal to give:                          {message}\nunstick shell connect: run it without one: -T"
+                    );
+                    return ExitCode::from(CONNECTION_FAILED);
+                }
+                eprintln!(
+                    "unstick shell connect: the server has no pseudo-terminal; a line at a                      time instead (-T asks for this)"
+                );
+            }
+            result => {
+                return status_of(result.map(|report| {
+                    shell_lines::note_cut_short(&report);
+                    report.termination.shell_status()
+                }));
+            }
+        }
+    }
     match args.one_command() {
         Some(command) => status_of(run_one(&mut client, &command)),
         None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
@@ -315,6 +347,18 @@ fn connect(args: ConnectArgs) -> ExitCode {
 /// terminal: a command would wait for lines nobody knows to type, and without a pseudo-terminal
 /// it would not see them as typed); a device on a serial line gets none (its built-ins read
 /// none).
+/// Whether the command (or the session) runs on a pseudo-terminal: asked for with `-t`, or an
+/// interactive session with a terminal on both sides, unless `-T`. A serial line carries no
+/// input, so no terminal either.
+#[cfg(unix)]
+fn wants_terminal(args: &ConnectArgs, client: &ShellClient) -> bool {
+    if args.no_tty || client.link().is_serial() {
+        return false;
+    }
+    args.tty
+        || (args.one_command().is_none() && io::stdin().is_terminal() && io::stdout().is_terminal())
+}
+
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
     let mut output = TerminalOutput::default();
     // A standard input that is closed (`<&-`) is none at all.

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use unstick_core::session::{PeerText, Transmit};
 use unstick_core::shell::{
-    ExecError, ExecOptions, STDIN_DRAIN, SeedClientSession, SeedReply, ShellClientSession,
-    ShellProtocolError, ShellReply,
+    ExecError, ExecOptions, PtyRequest, STDIN_DRAIN, SeedClientSession, SeedReply,
+    ShellClientSession, ShellProtocolError, ShellReply, WindowSize,
 };
 
 use super::input::{CommandInput, INPUT_CHUNK};
@@ -408,26 +408,59 @@ impl ShellClient {
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
         let mut read_input = false;
-        let mut result = self.exec_once_with_input(command, cwd, input, sink, &mut read_input);
+        let mut how = Streamed {
+            cwd,
+            pty: None,
+            terminal: None,
+        };
+        let mut result = self.exec_once_with_input(command, &mut how, input, sink, &mut read_input);
         // Sent again only when none of the input was read yet: it cannot be read twice.
         if let Err(ShellClientError::Server { code, .. }) = &result
             && code == "idle_timeout"
             && self.addr.is_some()
             && !read_input
         {
-            result = self.exec_once_with_input(command, cwd, input, sink, &mut read_input);
+            result = self.exec_once_with_input(command, &mut how, input, sink, &mut read_input);
         }
         result
+    }
+
+    /// Runs `command` on a pseudo-terminal on the server (docs/PROTOCOL.md, "Terminals"), as
+    /// `ssh -t` does: `pty` says its type and first size, `input` is its input (the local
+    /// terminal's bytes, passed on unchanged: Ctrl-C is byte 3), its output (the terminal's,
+    /// all one stream) goes to `sink` as it arrives. An empty `command` is a login shell.
+    /// `terminal` is asked at least every 100 ms while the command runs: a new size is sent
+    /// as a `resize` frame; an error stops the command (the connection is closed, so the
+    /// server kills it) and is returned as [`ShellClientError::Input`].
+    ///
+    /// A server without ptys (a device; a Windows server) refuses with
+    /// [`ShellClientError::Server`], code `unsupported`.
+    pub fn exec_on_terminal(
+        &mut self,
+        command: &str,
+        pty: PtyRequest<'_>,
+        input: &mut CommandInput,
+        terminal: &mut dyn FnMut() -> io::Result<Option<WindowSize>>,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExitReport, ShellClientError> {
+        let mut read_input = false;
+        let mut how = Streamed {
+            cwd: None,
+            pty: Some(pty),
+            terminal: Some(terminal),
+        };
+        self.exec_once_with_input(command, &mut how, input, sink, &mut read_input)
     }
 
     fn exec_once_with_input(
         &mut self,
         command: &str,
-        cwd: Option<&str>,
+        how: &mut Streamed<'_, '_>,
         input: &mut CommandInput,
         sink: &mut dyn OutputSink,
         read_input: &mut bool,
     ) -> Result<ExitReport, ShellClientError> {
+        let cwd = how.cwd;
         if self.stream.is_serial() {
             return Err(ShellClientError::Io(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -435,7 +468,7 @@ impl ShellClient {
                  none); run it without input (< /dev/null)",
             )));
         }
-        self.start_exec(command, cwd, true)?;
+        self.start_exec(command, cwd, true, how.pty)?;
         let result = match self.stream.set_nonblocking(true) {
             Ok(()) => {
                 let mut exchange = Exchange {
@@ -448,6 +481,11 @@ impl ShellClient {
                     outgoing: None,
                     body: Body::Command,
                     read_input,
+                    terminal: match &mut how.terminal {
+                        Some(terminal) => Some(&mut **terminal),
+                        None => None,
+                    },
+                    size: None,
                 };
                 exchange.run(input, sink)
             }
@@ -486,6 +524,7 @@ impl ShellClient {
         command: &str,
         cwd: Option<&str>,
         stdin: bool,
+        pty: Option<PtyRequest<'_>>,
     ) -> Result<(), ShellClientError> {
         self.interrupter.finish();
         if let Some(addr) = &self.addr
@@ -504,7 +543,7 @@ impl ShellClient {
             cwd,
             token: self.token.as_deref(),
             stdin,
-            pty: None,
+            pty,
         };
         self.session
             .exec_with(command, options)
@@ -525,7 +564,7 @@ impl ShellClient {
         cwd: Option<&str>,
         sink: &mut dyn OutputSink,
     ) -> Result<ExitReport, ShellClientError> {
-        self.start_exec(command, cwd, false)?;
+        self.start_exec(command, cwd, false, None)?;
         let session = &mut self.session;
         let sent = send_request(
             &mut self.stream,
@@ -630,7 +669,23 @@ struct Exchange<'a> {
     body: Body,
     /// Whether any of the input was read.
     read_input: &'a mut bool,
+    /// The local terminal of a command on a pty, asked for its new sizes.
+    terminal: Option<&'a mut (dyn FnMut() -> io::Result<Option<WindowSize>> + 'a)>,
+    /// A new size not yet sent (only the latest is kept).
+    size: Option<WindowSize>,
 }
+
+/// How a command whose input streams is run: where, and on which terminal.
+struct Streamed<'p, 't> {
+    cwd: Option<&'p str>,
+    pty: Option<PtyRequest<'p>>,
+    /// Asked for the local terminal's new size (see [`ShellClient::exec_on_terminal`]).
+    terminal: Option<&'t mut (dyn FnMut() -> io::Result<Option<WindowSize>> + 't)>,
+}
+
+/// How often a command on a terminal looks for a new window size at least (a signal that
+/// tells of one may reach another thread than the one waiting).
+const TERMINAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How the command's answer came.
 type Answer = Result<ExitReport, ShellClientError>;
@@ -651,10 +706,27 @@ impl Exchange<'_> {
                     Err(e) => send_failed = Some(e),
                 }
             }
-            let takes_input = send_failed.is_none()
+            if answer.is_none()
+                && let Some(terminal) = self.terminal.as_mut()
+            {
+                match terminal() {
+                    Ok(Some(size)) => self.size = Some(size),
+                    Ok(None) => {}
+                    Err(e) => return Err(ShellClientError::Input(e)),
+                }
+            }
+            let mut takes_input = send_failed.is_none()
                 && answer.is_none()
                 && self.outgoing.is_none()
                 && self.session.wants_stdin();
+            if takes_input && let Some(size) = self.size.take() {
+                // A frame of its own, ahead of the next chunk of input.
+                self.session
+                    .send_resize(size)
+                    .map_err(|e| ShellClientError::Io(io::Error::other(e)))?;
+                moved = true;
+                takes_input = false;
+            }
             if takes_input {
                 match input.read_ready(&mut self.chunk) {
                     Ok(None) => {}
@@ -817,6 +889,10 @@ impl Exchange<'_> {
         #[cfg(windows)]
         if input.is_some() {
             limit = Some(limit.map_or(INPUT_CHECK_INTERVAL, |l| l.min(INPUT_CHECK_INTERVAL)));
+        }
+        if receiving && self.terminal.is_some() {
+            let every = TERMINAL_CHECK_INTERVAL;
+            limit = Some(limit.map_or(every, |l| l.min(every)));
         }
         let Some(socket) = self.stream.tcp_stream() else {
             return Err(ShellClientError::Io(io::ErrorKind::Unsupported.into()));
