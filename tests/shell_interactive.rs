@@ -65,7 +65,8 @@ impl TypedSession {
         };
         let mut command = Command::new(UNSTICK);
         command
-            .args(["shell", "connect", addr])
+            // The line-at-a-time mode: on a terminal the default is a remote pty.
+            .args(["shell", "connect", "-T", addr])
             .env_remove("UNSTICK_TOKEN")
             .env("TERM", "xterm")
             .env("HOME", state)
