@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// Output cap per command, stdout and stderr together (e.g. 16M, 512K, 1000000).
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     max_output: u64,
+    /// Time limit of an interactive login session (`shell connect -t` with no command), which
+    /// --timeout and --max-output do not bound (default: none; --idle-timeout still ends one
+    /// that does nothing).
+    #[arg(long, value_parser = parse_duration)]
+    login_timeout: Option<Duration>,
     /// Time a connection may wait between requests, and has to complete one.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     idle_timeout: Duration,
@@ -106,6 +111,7 @@ impl Default for ServeArgs {
             token: None,
             timeout: DEFAULT_TIMEOUT,
             max_output: DEFAULT_MAX_OUTPUT,
+            login_timeout: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             workdir: PathBuf::from("."),
@@ -248,6 +254,7 @@ pub fn bind(mut args: ServeArgs) -> Result<ShellServer, String> {
     };
     config.limits.timeout = args.timeout;
     config.limits.max_output = args.max_output;
+    config.login_timeout = args.login_timeout;
     ShellServer::bind(&args.listen, config).map_err(|e| e.to_string())
 }
 

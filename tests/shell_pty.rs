@@ -90,8 +90,9 @@ fn wait_for_process(args: &[&str]) {
 
 #[test]
 fn a_login_shell_on_a_pty_is_a_terminal_that_keeps_state_follows_resizes_and_takes_ctrl_c() {
-    // The login shell is the server user's $SHELL: sh, whatever the machine's user has.
-    let server = ServerProcess::start_with_env(&[], &[("SHELL", "/bin/sh")]);
+    // The login shell is the server user's $SHELL: sh, whatever the machine's user has. A
+    // login session is not one command: the per-command time limit does not end it.
+    let server = ServerProcess::start_with_env(&["--timeout", "1s"], &[("SHELL", "/bin/sh")]);
     let (pty, pts) = pty_process::blocking::open().unwrap();
     pty.resize(pty_process::Size::new(24, 80)).unwrap();
     let mut client = pty_process::blocking::Command::new(UNSTICK)
@@ -121,6 +122,9 @@ fn a_login_shell_on_a_pty_is_a_terminal_that_keeps_state_follows_resizes_and_tak
     screen.type_in(b"\x03");
     screen.type_in(b"echo alive-$((1+1))\n");
     screen.wait_for("alive-2\r\n", at);
+
+    screen.type_in(b"sleep 2; echo outlived-$((2+3))\n");
+    screen.wait_for("outlived-5\r\n", at);
 
     screen.type_in(b"exit 7\n");
     let started = Instant::now();

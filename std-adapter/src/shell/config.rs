@@ -30,6 +30,10 @@ pub struct ShellConfig {
     pub token: Option<String>,
     /// Per-command time limit and output cap.
     pub limits: CommandLimits,
+    /// Wall-clock limit of an interactive login session (a request for a terminal with no
+    /// command), which `limits` do not bound: `None` lets it run until the idle timeout finds
+    /// it doing nothing, or its user leaves, as an ssh login does.
+    pub login_timeout: Option<Duration>,
     /// How connections wait and how many requests run at once (`max_active` commands).
     pub lobby: LobbyConfig,
     /// Reply format for seed-style clients (raw text commands); `None` refuses them. Seed mode
@@ -58,6 +62,7 @@ impl Default for ShellConfig {
                 max_output: DEFAULT_MAX_OUTPUT,
                 idle: None,
             },
+            login_timeout: None,
             lobby: LobbyConfig {
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 max_active: DEFAULT_MAX_SESSIONS,

@@ -171,10 +171,20 @@ impl CommandWork<'_> {
             pty: terminal,
         };
         // A terminal session that does nothing (no output, nothing from the client) for the
-        // idle timeout ends as one that ran out of time.
-        let limits = CommandLimits {
-            idle: terminal.map(|_| config.lobby.idle_timeout),
-            ..config.limits
+        // idle timeout ends as one that ran out of time. A login session (a terminal, no
+        // command) is one user's whole visit: no output cap, and the login timeout in place of
+        // the per-command one.
+        let limits = match terminal {
+            Some(_) if command.is_empty() => CommandLimits {
+                timeout: config.login_timeout.unwrap_or(Duration::MAX),
+                max_output: u64::MAX,
+                idle: Some(config.lobby.idle_timeout),
+            },
+            Some(_) => CommandLimits {
+                idle: Some(config.lobby.idle_timeout),
+                ..config.limits
+            },
+            None => config.limits,
         };
         let outcome = match self.dialect {
             Dialect::Framed => {
