@@ -30,6 +30,7 @@ use super::tree::Create;
 use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
+use crate::reached::{Reached, Tool, other_tool};
 use crate::server::{ErrorCode, HEADER_CAP};
 use crate::system_error::SystemError;
 use crate::tls::{ClientTls, TlsConnectError};
@@ -90,6 +91,9 @@ pub enum ClientError {
         /// The device's limit (bytes).
         max: u64,
     },
+    /// The server is not a file server: another protocol's, or the shell's (its refusal of
+    /// the request's op was looked into).
+    Reached(Reached),
 }
 
 /// A limit of the server's that a request can break.
@@ -144,6 +148,7 @@ impl fmt::Display for ClientError {
                 path.display()
             ),
             ClientError::Settings(m) => f.write_str(m),
+            ClientError::Reached(reached) => fmt::Display::fmt(reached, f),
             ClientError::OverLimit {
                 limit: Limit::Path,
                 needed,
@@ -272,6 +277,8 @@ pub struct RemoteStat {
 /// A connection to a file server.
 pub struct FileClient {
     stream: Link,
+    /// The address connected to, for a second connection.
+    addr: String,
     options: ClientOptions,
     session: Box<Session>,
     /// Local file reads.
@@ -466,6 +473,7 @@ impl FileClient {
         let size = options.buffer_size.max(64 * 1024);
         Ok(FileClient {
             stream,
+            addr: addr.to_owned(),
             session: Box::new(Session::new().with_reply_timeout(Some(options.timeout))),
             buf: vec![0u8; size],
             inbox: Inbox::new(size, &[]),
@@ -480,6 +488,7 @@ impl FileClient {
     pub fn info(&mut self) -> Result<RemoteInfo, ClientError> {
         request_info(&mut self.stream, self.options.timeout).map_err(|e| match e {
             InfoRequestError::Connection(e) => ClientError::Connection(e),
+            InfoRequestError::Foreign(protocol) => ClientError::Reached(Reached::Foreign(protocol)),
             InfoRequestError::Reply(e) => match *e {
                 InfoError::Refused(refusal) => ClientError::Server {
                     code: refusal.code.as_str().to_owned(),
@@ -543,7 +552,7 @@ impl FileClient {
         download: Option<&Path>,
         mut on_event: impl FnMut(ClientEvent<'_>) -> Result<Option<T>, ClientError>,
     ) -> Result<T, ClientError> {
-        await_reply(
+        let replied = await_reply(
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
@@ -559,8 +568,25 @@ impl FileClient {
                 ReplyFailure::Session(e) => protocol_failed(e, download),
                 ReplyFailure::Closed => protocol_failed(FileProtocolError::Closed, download),
                 ReplyFailure::Io(e) => ClientError::Connection(e),
+                ReplyFailure::Foreign(protocol) => ClientError::Reached(Reached::Foreign(protocol)),
             },
-        )
+        );
+        match replied {
+            // A shell server refuses every op of this protocol: say so, not "unknown op".
+            Err(ClientError::Server { code, message }) => Err(
+                match other_tool(
+                    &mut self.stream,
+                    || connect_stream(&self.addr, self.options.timeout, &self.options.tls).ok(),
+                    self.options.timeout,
+                    Tool::File,
+                    &code,
+                ) {
+                    Some(reached) => ClientError::Reached(reached),
+                    None => ClientError::Server { code, message },
+                },
+            ),
+            replied => replied,
+        }
     }
 
     /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same
