@@ -21,7 +21,7 @@ use crate::exit_status::OUTPUT_CLOSED;
 use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
-use client_args::DigestArgs;
+use client_args::TransferArgs;
 use commands::Failure;
 
 /// `unstick ftp` subcommands.
@@ -59,7 +59,7 @@ pub enum FilesCommand {
         #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
         seed: bool,
         #[command(flatten)]
-        digest: DigestArgs,
+        transfer: TransferArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -84,7 +84,7 @@ pub enum FilesCommand {
         #[arg(long, short = 'n')]
         no_clobber: bool,
         #[command(flatten)]
-        digest: DigestArgs,
+        transfer: TransferArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -240,7 +240,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             seed,
-            digest,
+            transfer,
             client,
         } => commands::plan_put(&paths, to)
             .and_then(|plan| {
@@ -248,7 +248,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
                     recursive,
                     resume,
                     seed,
-                    algorithm: digest.algorithm(),
+                    transfer: transfer.transfer(),
                 };
                 commands::put(plan, &options, &client)
             })
@@ -258,14 +258,14 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             no_clobber,
-            digest,
+            transfer,
             client,
         } => {
             let options = commands::GetOptions {
                 recursive,
                 resume,
                 no_clobber,
-                algorithm: digest.algorithm(),
+                transfer: transfer.transfer(),
             };
             commands::get(&paths, &options, &client)
         }

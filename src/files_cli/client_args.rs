@@ -51,15 +51,16 @@ impl ClientArgs {
     }
 
     /// Connects to the server (as `--verbose` asks, saying where and how long it took); its
-    /// transfers are verified with `algorithm`.
-    pub(super) fn connect(&self, algorithm: Algorithm) -> Result<FileClient, ClientError> {
+    /// transfers go as `transfer` says.
+    pub(super) fn connect(&self, transfer: Transfer) -> Result<FileClient, ClientError> {
         let settings = self.settings().map_err(ClientError::Settings)?;
         let started = settings.resolve_host().map_err(ClientError::Settings)?;
         let options = ClientOptions {
             token: settings.token.clone(),
-            algorithm,
+            algorithm: transfer.algorithm,
             timeout: self.timeout,
             tls: self.tls.client_tls(),
+            keep_attributes: transfer.keep_attributes,
             ..ClientOptions::default()
         };
         let client = FileClient::connect(&settings.addr(), options)?;
@@ -68,22 +69,47 @@ impl ClientArgs {
     }
 }
 
-/// The digest option, which only the commands that transfer files (put, get) take: a command
-/// that transfers nothing does not offer it (nor does its completion).
+/// The options only the commands that transfer files (put, get) take: a command that
+/// transfers nothing does not offer them (nor does its completion).
 #[derive(Args, Debug, Default)]
-pub struct DigestArgs {
+pub struct TransferArgs {
     /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
     #[arg(long)]
     md5: bool,
+    /// Keep each file's mode (permission bits) and modification time, as `scp -p` does; with
+    /// -r, those of every file below. Set-user-ID, set-group-ID and sticky bits are never
+    /// kept; directories get the receiving side's own.
+    #[arg(long = "preserve", short = 'p')]
+    preserve: bool,
 }
 
-impl DigestArgs {
-    /// The digest transfers are verified with.
-    pub(super) fn algorithm(&self) -> Algorithm {
-        if self.md5 {
-            Algorithm::Md5
-        } else {
-            Algorithm::Xxh3
+impl TransferArgs {
+    /// How the transfers go.
+    pub(super) fn transfer(&self) -> Transfer {
+        Transfer {
+            algorithm: if self.md5 {
+                Algorithm::Md5
+            } else {
+                Algorithm::Xxh3
+            },
+            keep_attributes: self.preserve,
         }
     }
+}
+
+/// How a command's transfers go.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Transfer {
+    /// The digest they are verified with.
+    pub algorithm: Algorithm,
+    /// Whether files keep their mode and modification time (`-p`).
+    pub keep_attributes: bool,
+}
+
+impl Transfer {
+    /// XXH3, nothing kept: what a command that transfers no file connects with.
+    pub const PLAIN: Transfer = Transfer {
+        algorithm: Algorithm::Xxh3,
+        keep_attributes: false,
+    };
 }

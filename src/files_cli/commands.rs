@@ -16,7 +16,7 @@ use unstick_std::files::{
 };
 use unstick_std::system_error::SystemError;
 
-use super::client_args::ClientArgs;
+use super::client_args::{ClientArgs, Transfer};
 use super::progress_bar::progress_bar;
 use crate::console;
 use crate::exit_status::WatchedStdout;
@@ -69,21 +69,21 @@ fn local_failure(path: &Path, e: &io::Error) -> String {
 /// client at a time).
 struct Connection<'a> {
     args: &'a ClientArgs,
-    algorithm: Algorithm,
+    transfer: Transfer,
     client: Option<FileClient>,
 }
 
 impl<'a> Connection<'a> {
     /// A connection for requests that transfer no file.
     fn new(args: &'a ClientArgs) -> Self {
-        Connection::transferring(args, Algorithm::Xxh3)
+        Connection::transferring(args, Transfer::PLAIN)
     }
 
-    /// A connection whose transfers are verified with `algorithm`.
-    fn transferring(args: &'a ClientArgs, algorithm: Algorithm) -> Self {
+    /// A connection whose transfers go as `transfer` says.
+    fn transferring(args: &'a ClientArgs, transfer: Transfer) -> Self {
         Connection {
             args,
-            algorithm,
+            transfer,
             client: None,
         }
     }
@@ -95,7 +95,7 @@ impl<'a> Connection<'a> {
     ) -> Result<T, ClientError> {
         let client = match &mut self.client {
             Some(client) => client,
-            slot => slot.insert(self.args.connect(self.algorithm)?),
+            slot => slot.insert(self.args.connect(self.transfer)?),
         };
         let result = op(client);
         if result.is_err() {
@@ -282,8 +282,8 @@ pub(super) struct PutOptions {
     pub recursive: bool,
     pub resume: bool,
     pub seed: bool,
-    /// `--md5` or not.
-    pub algorithm: Algorithm,
+    /// `--md5`, `-p`.
+    pub transfer: Transfer,
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
@@ -293,7 +293,7 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
     if options.seed {
         return put_seed(&plan, options, args);
     }
-    let mut conn = Connection::transferring(args, options.algorithm);
+    let mut conn = Connection::transferring(args, options.transfer);
     let several = plan.sources.len() > 1;
     // Into a directory when there are several sources, no destination, a trailing `/`, or a
     // destination that is a remote directory (as `scp` does).
@@ -335,8 +335,10 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
 }
 
 /// Uploads the local directory `dir` as the remote directory `target`: the directory is made
-/// (so empty ones arrive too), files are sent, subdirectories walked. Links are not followed:
-/// they are reported and skipped, so a link cannot pull in files from elsewhere.
+/// (so empty ones arrive too), files are sent, subdirectories walked. Links are not followed,
+/// so a link cannot pull in files from elsewhere: they, and anything else that is not a file
+/// or a directory (a FIFO, a socket, a device), are skipped with a note, which is no failure
+/// (as rsync skips non-regular files).
 fn put_tree(
     conn: &mut Connection<'_>,
     dir: &Path,
@@ -353,24 +355,24 @@ fn put_tree(
     tally.walking();
     for entry in entries {
         let path = entry.path();
+        let kind = entry.file_type();
+        if let Ok(kind) = &kind
+            && !kind.is_dir()
+            && !kind.is_file()
+        {
+            skipped(&path.display().to_string(), kind.is_symlink());
+            continue;
+        }
         let result = local_file_name(&path)
             .and_then(|name| remote_join(Some(target), &name))
-            .and_then(|child| match entry.file_type() {
+            .and_then(|child| match &kind {
                 Ok(kind) if kind.is_dir() => put_tree(conn, &path, &child, options, tally),
-                Ok(kind) if kind.is_file() => put_file(conn, &path, &child, options.resume),
-                Ok(kind) if kind.is_symlink() => Err(format!(
-                    "{}: a symbolic link; links are not followed, skipped",
-                    path.display()
-                )),
-                Ok(_) => Err(format!(
-                    "{}: not a regular file or directory, skipped",
-                    path.display()
-                )),
-                Err(e) => Err(local_failure(&path, &e)),
+                Ok(_) => put_file(conn, &path, &child, options.resume),
+                Err(e) => Err(local_failure(&path, e)),
             });
         // A subdirectory reports its own files; only its own failure counts here.
         match result {
-            Ok(()) if entry.file_type().is_ok_and(|k| k.is_dir()) => {}
+            Ok(()) if kind.is_ok_and(|k| k.is_dir()) => {}
             other => tally.record(other),
         }
     }
@@ -468,7 +470,12 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
         .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
-    let mut conn = Connection::transferring(args, options.algorithm);
+    // Standard input has no mode or time of its own to keep.
+    let transfer = Transfer {
+        keep_attributes: false,
+        ..options.transfer
+    };
+    let mut conn = Connection::transferring(args, transfer);
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.put_file(file, size, Path::new(STDIO), &remote, false, &mut progress))
@@ -564,8 +571,8 @@ pub(super) struct GetOptions {
     pub recursive: bool,
     pub resume: bool,
     pub no_clobber: bool,
-    /// `--md5` or not.
-    pub algorithm: Algorithm,
+    /// `--md5`, `-p`.
+    pub transfer: Transfer,
 }
 
 /// `get REMOTE [LOCAL]`, or `get REMOTE... DIR` (DIR an existing local directory), or
@@ -589,7 +596,7 @@ pub(super) fn get(
                 "`-` (standard output) cannot be used with -r, --resume or --no-clobber".into(),
             );
         }
-        return get_stdout(remote, options.algorithm, args);
+        return get_stdout(remote, options.transfer.algorithm, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
@@ -602,7 +609,7 @@ pub(super) fn get(
         )
         .into());
     }
-    let mut conn = Connection::transferring(args, options.algorithm);
+    let mut conn = Connection::transferring(args, options.transfer);
     let mut tally = Tally::new(remotes.len());
     for text in remotes {
         let result = remote_path(text).and_then(|remote| {
@@ -682,7 +689,8 @@ fn get_file(
 
 /// Downloads the remote directory `dir` into the local directory `target` (created if
 /// missing). Names come from the server's listing and are checked first
-/// ([`listed_local_name`]); links, partial uploads and special files are skipped.
+/// ([`listed_local_name`]); links, partial uploads and special files are skipped, links and
+/// special files with a note, which is no failure.
 fn get_tree(
     conn: &mut Connection<'_>,
     dir: &RemotePath,
@@ -705,14 +713,10 @@ fn get_tree(
                 "dir" => get_tree(conn, &child, &local, options, tally).map(|()| None),
                 "file" => get_file(conn, &child, &local, options).map(Some),
                 "partial" => Ok(None), // an upload still to finish: nothing to fetch yet
-                "symlink" => Err(format!(
-                    "{}: a symbolic link on the server; links are not followed, skipped",
-                    escape_for_terminal(child.as_str())
-                )),
-                _ => Err(format!(
-                    "{}: not a regular file or directory, skipped",
-                    escape_for_terminal(child.as_str())
-                )),
+                kind => {
+                    skipped(&escape_for_terminal(child.as_str()), kind == "symlink");
+                    Ok(None)
+                }
             }
         });
         match result {
@@ -728,7 +732,11 @@ fn get_tree(
 /// standard error.
 fn get_stdout(remote: &str, algorithm: Algorithm, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
-    let mut conn = Connection::transferring(args, algorithm);
+    let transfer = Transfer {
+        algorithm,
+        keep_attributes: false,
+    };
+    let mut conn = Connection::transferring(args, transfer);
     let mut out = WatchedStdout::lock();
     let report = conn
         .run(|c| c.get_into(&remote, &mut out, Path::new("standard output"), &mut NoProgress))
@@ -849,8 +857,12 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
             format!("{shown}: no such file or directory")
         }));
     };
+    let mode = entry
+        .mode
+        .map(|mode| format!(", mode {mode:04o}"))
+        .unwrap_or_default();
     let mut text = format!(
-        "{shown}: {} {}, modified {}\n",
+        "{shown}: {} {}, modified {}{mode}\n",
         escape_for_terminal(&entry.kind),
         console::count(entry.size, "byte"),
         format_utc(entry.mtime)
@@ -991,6 +1003,18 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
     tally.finish("renames")
 }
 
+/// Notes that a walk (`-r`) skipped `shown`, a symbolic link (never followed) or another
+/// entry that is not a file or a directory. A note, not a failure: the command still succeeds,
+/// as rsync's does.
+fn skipped(shown: &str, symlink: bool) {
+    let what = if symlink {
+        "a symbolic link (links are not followed)"
+    } else {
+        "not a regular file or directory"
+    };
+    console::note(format_args!("note: {shown}: {what}, skipped"));
+}
+
 /// The error, plus how to continue when the connection broke mid-transfer.
 fn interrupted_hint(e: ClientError) -> String {
     match e {
@@ -1046,6 +1070,7 @@ mod tests {
             kind: kind.into(),
             size,
             mtime: 0,
+            mode: None,
         }
     }
 

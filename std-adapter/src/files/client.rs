@@ -16,11 +16,13 @@ use std::time::Duration;
 use unstick_core::Algorithm;
 use unstick_core::Checksum;
 use unstick_core::FileOp;
+use unstick_core::files::FileAttributes;
 use unstick_core::files::client::{
     ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
 };
 use unstick_core::info::{EndpointInfo, InfoError};
 
+use super::attributes;
 use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
 };
@@ -203,6 +205,10 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// How a `tls://` server is trusted.
     pub tls: ClientTls,
+    /// Keep files' mode and modification time (`put -p`, `get -p`): an upload asks the server
+    /// to give the file those of the local one, a download gives the local file those the
+    /// server reports (permission bits only, never set-user-ID, set-group-ID or sticky).
+    pub keep_attributes: bool,
 }
 
 impl Default for ClientOptions {
@@ -213,6 +219,7 @@ impl Default for ClientOptions {
             buffer_size: TRANSFER_BUFFER,
             timeout: Duration::from_secs(60),
             tls: ClientTls::default(),
+            keep_attributes: false,
         }
     }
 }
@@ -254,6 +261,9 @@ pub struct RemoteEntry {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Permission bits, when the server reports them (`stat` of a Unix server; listings do
+    /// not carry them).
+    pub mode: Option<u32>,
 }
 
 impl RemoteEntry {
@@ -618,13 +628,19 @@ impl FileClient {
     ) -> Result<PutReport, ClientError> {
         let local = label;
         self.check_device_limits(remote, size)?;
+        let keep = if self.options.keep_attributes {
+            attributes::of(&file.metadata().map_err(self::local(local))?)
+        } else {
+            FileAttributes::NONE
+        };
         self.stream.start_request();
         self.session
-            .put(
+            .put_keeping(
                 remote.as_str(),
                 size,
                 request_options(&self.options),
                 resume,
+                keep,
             )
             .map_err(|e| protocol_failed(e, None))?;
         if resume {
@@ -739,8 +755,21 @@ impl FileClient {
             )?;
         }
         let mut file: Option<File> = None;
+        let mut keep = FileAttributes::NONE;
+        let keep_attributes = self.options.keep_attributes;
         let received = self.pump(Some(local), |event| match event {
-            ClientEvent::FileHead { size, offset, .. } => {
+            ClientEvent::FileHead {
+                size,
+                offset,
+                mtime,
+                mode,
+            } => {
+                if keep_attributes {
+                    keep = FileAttributes {
+                        mode,
+                        mtime: Some(mtime),
+                    };
+                }
                 // Only now, with the file on its way, is the partial download created (or cut
                 // back to the prefix that was hashed).
                 // A failure to create it is reported under the name the user gave: the
@@ -768,6 +797,7 @@ impl FileClient {
         progress.finish();
         match (received, file) {
             (Ok(report), Some(file)) => {
+                attributes::apply(&file, keep).map_err(self::local(local))?;
                 commit_download(file, &part, local, existing)?;
                 Ok(report)
             }
@@ -802,6 +832,7 @@ impl FileClient {
                     kind: entry.kind.as_str().to_owned(),
                     size: entry.size,
                     mtime: entry.mtime,
+                    mode: None,
                 });
                 Ok(None)
             }
@@ -830,6 +861,7 @@ impl FileClient {
             kind: stat.kind.as_str().to_owned(),
             size: stat.size.unwrap_or(0),
             mtime: stat.mtime.unwrap_or(0),
+            mode: stat.mode,
         });
         Ok(RemoteStat {
             entry,
