@@ -3,6 +3,7 @@
 
 mod client_args;
 mod commands;
+mod interrupt;
 mod progress_bar;
 
 use std::io::Write;

@@ -9,7 +9,8 @@ mod serve_common;
 mod shell_common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -758,4 +759,125 @@ fn a_put_whose_mode_is_not_permission_bits_is_refused() {
         "{reply}"
     );
     assert_eq!(tree(&s.root), Vec::<String>::new());
+}
+
+/// Reads one frame's head from `conn`: its header's text (the body, if any, is left unread).
+fn read_head(conn: &mut TcpStream) -> Option<String> {
+    let mut prefix = [0u8; 4];
+    conn.read_exact(&mut prefix).ok()?;
+    let mut header = vec![0u8; i32::from_le_bytes(prefix) as usize];
+    conn.read_exact(&mut header).ok()?;
+    String::from_utf8(header).ok()
+}
+
+/// A header frame with no body.
+fn frame(header: &str) -> Vec<u8> {
+    let mut bytes = (header.len() as i32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
+
+/// A loopback file server of one connection that answers a `stat` (nothing there) and, to the
+/// next request, sends `answer` and then neither reads nor answers: a transfer to it stays in
+/// progress. Its address, and the connection once that request's head came (within `LIMIT`).
+fn stalling_server(answer: Vec<u8>) -> (String, std::sync::mpsc::Receiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        conn.set_read_timeout(Some(LIMIT)).unwrap();
+        while let Some(head) = read_head(&mut conn) {
+            if head.contains(r#""op":"stat""#) {
+                let reply = r#"{"op":"stat","exists":false,"partial_size":0,"total_size":0}"#;
+                let _ = conn.write_all(&frame(reply));
+                continue;
+            }
+            let _ = conn.write_all(&answer);
+            let _ = tx.send(conn);
+            return;
+        }
+    });
+    (addr, rx)
+}
+
+/// Sends SIGINT to `client` once `server` saw its first bytes; its output.
+fn interrupt_when_started(
+    client: ClientProcess,
+    server: &std::sync::mpsc::Receiver<TcpStream>,
+) -> Output {
+    // Held (unread) until the client has ended.
+    let _held = server.recv_timeout(LIMIT).expect("the client connected");
+    let pid = client.0.as_ref().unwrap().id();
+    assert!(serve_common::send_signal(pid, libc::SIGINT));
+    client.finish(LIMIT)
+}
+
+#[test]
+fn ctrl_c_during_a_transfer_says_that_resume_continues_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    fs::write(&big, pattern(32 << 20, 3)).unwrap();
+    let (addr, server) = stalling_server(Vec::new());
+    let client = ClientProcess::spawn(
+        &["ftp", "put", big.to_str().unwrap(), "--addr", &addr],
+        Some(dir.path()),
+    );
+    let out = interrupt_when_started(client, &server);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted (SIGINT): the server keeps what it received of big.bin")
+            && stderr.contains("`unstick ftp put` with --resume"),
+        "{stderr}"
+    );
+
+    // A download: the server announced 1 MiB and sent part of it.
+    let mut reply =
+        frame(r#"{"op":"file","size":1048576,"offset":0,"mtime":0,"total_size":1048576}"#);
+    reply.extend_from_slice(&[7u8; 1000]);
+    let (addr, server) = stalling_server(reply);
+    let client = ClientProcess::spawn(
+        &["ftp", "get", "big.bin", "copy.bin", "--addr", &addr],
+        Some(dir.path()),
+    );
+    let out = interrupt_when_started(client, &server);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("copy.bin is kept in its partial download")
+            && stderr.contains("`unstick ftp get` with --resume"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_plain_put_over_an_interrupted_upload_says_it_starts_over() {
+    let s = Setup::new();
+    let big = pattern(2 << 20, 5);
+    s.write_local("big.bin", &big);
+    let mut raw = Raw::connect(&s.server.addr);
+    raw.header(&format!(
+        r#"{{"op":"put","path":"big.bin","total_size":{}}}"#,
+        big.len()
+    ));
+    raw.body(&big[..4096]);
+    drop(raw);
+    let idle = shell_common::eventually(Duration::from_secs(10), || {
+        serve_common::partial_is_idle(&s.root, "big.bin")
+    });
+    assert!(idle, "the torn upload was not kept");
+    let (_, stderr) = s.ok(&["put", "big.bin"]);
+    assert!(
+        stderr.contains("the server holds an interrupted upload of big.bin (4096 bytes)")
+            && stderr.contains("starts from byte 0 and replaces it")
+            && stderr.contains("`put --resume` continues it instead"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(s.root.join("big.bin")).unwrap(), big);
+    // With nothing held, nothing is said.
+    let (_, stderr) = s.ok(&["put", "big.bin"]);
+    assert!(!stderr.contains("interrupted upload"), "{stderr}");
 }

@@ -17,6 +17,7 @@ use unstick_std::files::{
 use unstick_std::system_error::SystemError;
 
 use super::client_args::{ClientArgs, Transfer};
+use super::interrupt::{self, InFlight};
 use super::progress_bar::progress_bar;
 use crate::console;
 use crate::exit_status::WatchedStdout;
@@ -287,6 +288,7 @@ pub(super) struct PutOptions {
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
+    interrupt::watch();
     if plan.sources.iter().any(|s| s.as_os_str() == STDIO) {
         return put_stdin(&plan, options, args);
     }
@@ -379,7 +381,13 @@ fn put_tree(
     Ok(())
 }
 
-/// Uploads one file, as `put --resume` skipping it when the server already holds it whole.
+/// Below this size a plain `put` does not ask whether the server holds an interrupted upload
+/// of the name: sending the file again costs about what resuming would save.
+const PARTIAL_WORTH_A_NOTE: u64 = 1 << 20;
+
+/// Uploads one file, as `put --resume` skipping it when the server already holds it whole. A
+/// plain `put` of a file of a MiB or more first asks whether the server holds an interrupted
+/// upload of the name, and says that this upload starts over and replaces it.
 fn put_file(
     conn: &mut Connection<'_>,
     local: &Path,
@@ -393,6 +401,10 @@ fn put_file(
         ));
         return Ok(());
     }
+    if !resume {
+        note_partial_replaced(conn, local, remote);
+    }
+    let _in_flight = InFlight::upload(remote.as_str());
     let mut progress = progress_bar(remote.file_name());
     let first = conn.run(|c| c.put(local, remote, resume, &mut progress));
     let report = match first {
@@ -414,6 +426,26 @@ fn put_file(
         report.digest.to_hex()
     ));
     Ok(())
+}
+
+/// Says, before a plain `put` of `local`, that the interrupted upload the server holds of
+/// `remote` is not continued but replaced. Nothing is said of a small file, and nothing when
+/// the server cannot be asked (the upload that follows reports why).
+fn note_partial_replaced(conn: &mut Connection<'_>, local: &Path, remote: &RemotePath) {
+    if fs::metadata(local).map_or(true, |m| m.len() < PARTIAL_WORTH_A_NOTE) {
+        return;
+    }
+    let Ok(stat) = conn.run(|c| c.stat(remote)) else {
+        return;
+    };
+    if stat.partial_size > 0 {
+        console::note(format_args!(
+            "note: the server holds an interrupted upload of {} ({}); this upload starts from \
+             byte 0 and replaces it (`put --resume` continues it instead)",
+            escape_for_terminal(remote.as_str()),
+            console::count(stat.partial_size, "byte")
+        ));
+    }
 }
 
 /// Whether the server holds `local` whole under `remote` (what rsync's skip is): a file of the
@@ -582,6 +614,7 @@ pub(super) fn get(
     options: &GetOptions,
     args: &ClientArgs,
 ) -> Result<(), Failure> {
+    interrupt::watch();
     let (remotes, local) = match paths {
         [] => return Err("nothing to download: give REMOTE".into()),
         [one] => (std::slice::from_ref(one), None),
@@ -665,6 +698,7 @@ fn get_file(
         ));
         return Ok(());
     }
+    let _in_flight = InFlight::download(&target.display().to_string());
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.get_as(remote, target, options.resume, existing, &mut progress))
