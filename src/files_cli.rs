@@ -5,6 +5,7 @@ mod client_args;
 mod commands;
 mod interrupt;
 mod progress_bar;
+mod remote_glob;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -71,7 +72,9 @@ pub enum FilesCommand {
     )]
     Get {
         /// Remote paths, then the local file or directory (default: each remote file's name in
-        /// the current directory); `-` writes standard output.
+        /// the current directory); `-` writes standard output. A remote path's last component
+        /// may be a pattern (`*`, `?`, `[...]`; quote it so that the local shell leaves it),
+        /// expanded from a listing of its directory.
         #[arg(required = true, num_args = 1.., value_name = "PATH")]
         paths: Vec<String>,
         /// Download directories with everything below them.
@@ -115,12 +118,18 @@ pub enum FilesCommand {
     /// interrupted upload of them held for resume.
     #[command(visible_alias = "rm")]
     Delete {
-        /// Remote paths.
+        /// Remote paths; the last component of each may be a pattern (`*`, `?`, `[...]`;
+        /// quote it so that the local shell leaves it), expanded from a listing of its
+        /// directory.
         #[arg(required = true)]
         paths: Vec<String>,
         /// Delete directories with everything below them.
         #[arg(long, short = 'r')]
         recursive: bool,
+        /// A name that is not there, or a pattern that matches nothing, is no error (as
+        /// `rm -f`).
+        #[arg(long, short = 'f')]
+        force: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -283,8 +292,12 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
         FilesCommand::Delete {
             paths,
             recursive,
+            force,
             client,
-        } => commands::delete(&paths, recursive, &client).map_err(Failure::from),
+        } => {
+            let options = commands::DeleteOptions { recursive, force };
+            commands::delete(&paths, &options, &client).map_err(Failure::from)
+        }
         FilesCommand::Mkdir {
             paths,
             parents,

@@ -881,3 +881,77 @@ fn a_plain_put_over_an_interrupted_upload_says_it_starts_over() {
     let (_, stderr) = s.ok(&["put", "big.bin"]);
     assert!(!stderr.contains("interrupted upload"), "{stderr}");
 }
+
+#[test]
+fn rm_f_takes_missing_names_and_remote_patterns_expand_from_a_listing() {
+    let s = Setup::new();
+    for name in ["a.txt", "b.txt", "c.log", ".hidden.txt", "d.TXT"] {
+        s.write_local(&format!("logs/{name}"), name.as_bytes());
+    }
+    s.ok(&["put", "-r", "logs"]);
+
+    // get: the matching files, into the current directory or the one named.
+    let (_, stderr) = s.ok(&["get", "logs/*.txt"]);
+    assert!(
+        stderr.contains("wrote a.txt") && stderr.contains("wrote b.txt"),
+        "{stderr}"
+    );
+    assert!(
+        !s.local.join(".hidden.txt").exists(),
+        "a dot name needs a dot pattern"
+    );
+    assert!(!s.local.join("d.TXT").exists() && !s.local.join("c.log").exists());
+    fs::create_dir(s.local.join("some")).unwrap();
+    s.ok(&["get", "logs/[bc].*", "logs/?.TXT", "some"]);
+    assert_eq!(tree(&s.local.join("some")), ["b.txt", "c.log", "d.TXT"]);
+    // Several matches and a destination that is no directory: refused, nothing written.
+    let err = s.refused(&["get", "logs/*.txt", "one-file.txt"]);
+    assert!(err.contains("not a local directory"), "{err}");
+    let err = s.refused(&["get", "logs/*.zip"]);
+    assert!(
+        err.contains("`logs/*.zip`: no remote name matches"),
+        "{err}"
+    );
+    let err = s.refused(&["get", "lo*/*.txt"]);
+    assert!(err.contains("only the last component"), "{err}");
+    // A pattern character before the last component is part of a name.
+    let err = s.refused(&["get", "lo*/a.txt"]);
+    assert!(err.contains("lo*/a.txt: no such file"), "{err}");
+
+    // rm: the matching names only.
+    s.ok(&["rm", "logs/*.log"]);
+    assert_eq!(
+        tree(&s.root.join("logs")),
+        [".hidden.txt", "a.txt", "b.txt", "d.TXT"]
+    );
+    let err = s.refused(&["rm", "logs/*.log"]);
+    assert!(err.contains("no remote name matches"), "{err}");
+    // -f: missing names and empty matches are fine, and said nothing of.
+    let (_, stderr) = s.ok(&["rm", "-f", "logs/*.log", "logs/missing.txt", "logs/a.txt"]);
+    assert!(!stderr.contains("unstick ftp"), "{stderr}");
+    assert!(stderr.contains("deleted logs/a.txt"), "{stderr}");
+    let err = s.refused(&["rm", "logs/missing.txt"]);
+    assert!(err.contains("no such file"), "{err}");
+    s.ok(&["rm", "-r", "-f", "gone", "logs"]);
+    assert_eq!(tree(&s.root), Vec::<String>::new());
+}
+
+#[test]
+fn limit_rate_takes_a_size_a_second_and_the_transfer_still_arrives_whole() {
+    let s = Setup::new();
+    let data = pattern(300_000, 9);
+    s.write_local("paced.bin", &data);
+    s.ok(&["put", "--limit-rate", "2M", "paced.bin"]);
+    assert_eq!(fs::read(s.root.join("paced.bin")).unwrap(), data);
+    s.ok(&["get", "--limit-rate", "2M", "paced.bin", "back.bin"]);
+    assert_eq!(fs::read(s.local.join("back.bin")).unwrap(), data);
+    let out = s.ftp(&["get", "--limit-rate", "2048K", "paced.bin", "-"]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, data);
+    for bad in ["0", "12X", "fast"] {
+        let out = s.ftp(&["put", "--limit-rate", bad, "paced.bin"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--limit-rate"), "{bad}: {err}");
+    }
+}

@@ -10,7 +10,7 @@ use unstick_std::files::{ClientError, ClientOptions, FileClient};
 
 use crate::client_settings::{ClientSettings, ConfigArgs, Tool, report_connected};
 use crate::console::VerbosityArgs;
-use crate::serving::parse_duration;
+use crate::serving::{parse_duration, parse_size};
 use crate::tls_cli::TlsClientArgs;
 
 /// Options shared by the client commands.
@@ -61,6 +61,7 @@ impl ClientArgs {
             timeout: self.timeout,
             tls: self.tls.client_tls(),
             keep_attributes: transfer.keep_attributes,
+            limit_rate: transfer.limit_rate,
             ..ClientOptions::default()
         };
         let client = FileClient::connect(&settings.addr(), options)?;
@@ -81,6 +82,18 @@ pub struct TransferArgs {
     /// kept; directories get the receiving side's own.
     #[arg(long = "preserve", short = 'p')]
     preserve: bool,
+    /// Transfer at most RATE bytes a second, each file on its own (suffixes K, M, G: powers of
+    /// 1024, e.g. 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    limit_rate: Option<u64>,
+}
+
+/// A rate of `--limit-rate`: a size ([`parse_size`]) a second, more than none.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("a rate of 0 would transfer nothing; give at least 1 (bytes a second)".into()),
+        rate => Ok(rate),
+    }
 }
 
 impl TransferArgs {
@@ -93,6 +106,7 @@ impl TransferArgs {
                 Algorithm::Xxh3
             },
             keep_attributes: self.preserve,
+            limit_rate: self.limit_rate,
         }
     }
 }
@@ -104,6 +118,8 @@ pub(super) struct Transfer {
     pub algorithm: Algorithm,
     /// Whether files keep their mode and modification time (`-p`).
     pub keep_attributes: bool,
+    /// The most bytes a second a transfer moves (`--limit-rate`).
+    pub limit_rate: Option<u64>,
 }
 
 impl Transfer {
@@ -111,5 +127,6 @@ impl Transfer {
     pub const PLAIN: Transfer = Transfer {
         algorithm: Algorithm::Xxh3,
         keep_attributes: false,
+        limit_rate: None,
     };
 }

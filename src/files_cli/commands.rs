@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
-use unstick_core::{Algorithm, ErrorCode};
+use unstick_core::ErrorCode;
 use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
@@ -19,6 +19,7 @@ use unstick_std::system_error::SystemError;
 use super::client_args::{ClientArgs, Transfer};
 use super::interrupt::{self, InFlight};
 use super::progress_bar::progress_bar;
+use super::remote_glob;
 use crate::console;
 use crate::exit_status::WatchedStdout;
 
@@ -182,6 +183,42 @@ fn remote_join(dir: Option<&RemotePath>, name: &str) -> Result<RemotePath, Strin
         None => remote_path(name),
         Some(dir) => remote_path(&format!("{}/{name}", dir.as_str())),
     }
+}
+
+/// The remote paths `text` names: itself, or, when its last component is a pattern
+/// ([`remote_glob`]), the names in a listing of its directory that match and whose kind
+/// `wanted` takes, sorted (a name listed twice, as a file and a partial upload, once). A
+/// pattern that matches nothing is an error naming it, unless `none_is_fine` (`rm -f`).
+fn expand_remote(
+    conn: &mut Connection<'_>,
+    text: &str,
+    wanted: impl Fn(&str) -> bool,
+    none_is_fine: bool,
+) -> Result<Vec<String>, String> {
+    let Some(pattern) = remote_glob::pattern_in(text)? else {
+        return Ok(vec![text.to_owned()]);
+    };
+    let dir = remote_dir(pattern.dir)?;
+    let entries = conn
+        .run(|c| c.list(dir.as_ref()))
+        .map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter(|e| !e.name_escaped && wanted(&e.kind))
+        .filter(|e| remote_glob::matches(pattern.pattern, &e.name))
+        .map(|e| match &dir {
+            None => e.name.clone(),
+            Some(dir) => format!("{}/{}", dir.as_str(), e.name),
+        })
+        .collect();
+    names.dedup();
+    if names.is_empty() && !none_is_fine {
+        return Err(format!(
+            "`{}`: no remote name matches",
+            escape_for_terminal(text)
+        ));
+    }
+    Ok(names)
 }
 
 /// The last component of a local path, as a remote name.
@@ -629,22 +666,41 @@ pub(super) fn get(
                 "`-` (standard output) cannot be used with -r, --resume or --no-clobber".into(),
             );
         }
-        return get_stdout(remote, options.transfer.algorithm, args);
+        return get_stdout(remote, options.transfer, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
         return Err(format!("{text}: no such local directory").into());
     }
-    if remotes.len() > 1 && local_dir.is_none() {
-        return Err(format!(
+    let several = |local: Option<&str>| {
+        format!(
             "{}: not a local directory; with several remote files the last argument is the directory they go to",
             local.unwrap_or_default()
         )
-        .into());
+    };
+    if remotes.len() > 1 && local_dir.is_none() {
+        return Err(several(local).into());
     }
     let mut conn = Connection::transferring(args, options.transfer);
     let mut tally = Tally::new(remotes.len());
+    let mut expanded = Vec::new();
     for text in remotes {
+        // A pattern's names: files, and directories for -r (a directory without -r is
+        // refused as when typed).
+        match expand_remote(
+            &mut conn,
+            text,
+            |kind| kind == "file" || kind == "dir",
+            false,
+        ) {
+            Ok(names) if names.len() > 1 && local.is_some() && local_dir.is_none() => {
+                tally.record(Err(several(local)));
+            }
+            Ok(names) => expanded.extend(names),
+            Err(message) => tally.record(Err(message)),
+        }
+    }
+    for text in &expanded {
         let result = remote_path(text).and_then(|remote| {
             // The local name comes from the user, or from the remote path they typed: never
             // from the server.
@@ -764,11 +820,12 @@ fn get_tree(
 
 /// `get REMOTE -`: the file's bytes to standard output as they arrive; every note goes to
 /// standard error.
-fn get_stdout(remote: &str, algorithm: Algorithm, args: &ClientArgs) -> Result<(), Failure> {
+fn get_stdout(remote: &str, transfer: Transfer, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
+    // Standard output has no mode or time to give.
     let transfer = Transfer {
-        algorithm,
         keep_attributes: false,
+        ..transfer
     };
     let mut conn = Connection::transferring(args, transfer);
     let mut out = WatchedStdout::lock();
@@ -913,10 +970,31 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
         .map_err(|e| output_failed(&out, &e))
 }
 
-pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Result<(), String> {
+/// Options of `rm`.
+pub(super) struct DeleteOptions {
+    /// `-r`: directories with everything below them.
+    pub recursive: bool,
+    /// `-f`: a name that is not there (or a pattern that matches nothing) is no error.
+    pub force: bool,
+}
+
+pub(super) fn delete(
+    paths: &[String],
+    options: &DeleteOptions,
+    args: &ClientArgs,
+) -> Result<(), String> {
+    let recursive = options.recursive;
     let mut conn = Connection::new(args);
     let mut tally = Tally::new(paths.len());
+    let mut expanded = Vec::new();
     for text in paths {
+        // A pattern's names, whatever they are: `rm` takes links and partial uploads too.
+        match expand_remote(&mut conn, text, |_| true, options.force) {
+            Ok(names) => expanded.extend(names),
+            Err(message) => tally.record(Err(message)),
+        }
+    }
+    for text in &expanded {
         let result = remote_path(text).and_then(|remote| {
             let shown = escape_for_terminal(remote.as_str());
             if recursive {
@@ -927,7 +1005,16 @@ pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Re
                     return Ok(());
                 }
             }
-            conn.run(|c| c.delete(&remote)).map_err(|e| match e {
+            let deleted = conn.run(|c| c.delete(&remote));
+            if options.force
+                && deleted
+                    .as_ref()
+                    .is_err_and(|e| e.server_code() == Some(ErrorCode::NotFound.as_str()))
+            {
+                // `rm -f`: not there is as good as deleted, and said no more than rm says it.
+                return Ok(());
+            }
+            deleted.map_err(|e| match e {
                 // `not_empty`, or `bad_request` and these words from a server before that code.
                 ClientError::Server {
                     ref code,

@@ -27,7 +27,7 @@ use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
 };
 use super::name::{RemotePath, escape_for_terminal};
-use super::transfer::{Progress, TRANSFER_BUFFER};
+use super::transfer::{Pace, Progress, TRANSFER_BUFFER};
 use super::tree::Create;
 use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
@@ -209,6 +209,9 @@ pub struct ClientOptions {
     /// to give the file those of the local one, a download gives the local file those the
     /// server reports (permission bits only, never set-user-ID, set-group-ID or sticky).
     pub keep_attributes: bool,
+    /// Move each file's bytes at most this fast, in bytes a second (`--limit-rate`); `None`:
+    /// as fast as the connection goes.
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -220,6 +223,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(60),
             tls: ClientTls::default(),
             keep_attributes: false,
+            limit_rate: None,
         }
     }
 }
@@ -423,7 +427,9 @@ fn read_chunk<'b>(file: &mut File, buf: &'b mut [u8], len: u64) -> io::Result<&'
 
 /// Carries out the session's `ReadLocal` actions from `file` (read sequentially from where it
 /// is at `pos`), sending the chunks meant for sending, until the session wants no more local
-/// data. Reports progress from the first chunk sent.
+/// data. Reports progress from the first chunk sent; the chunks sent keep to `pace`, when
+/// there is one.
+#[allow(clippy::too_many_arguments)]
 fn transfer_local(
     stream: &mut Link,
     session: &mut Session,
@@ -432,6 +438,7 @@ fn transfer_local(
     buf: &mut [u8],
     watch: bool,
     progress: &mut dyn Progress,
+    mut pace: Option<&mut Pace>,
 ) -> Result<(), Stop> {
     let mut pos = 0u64;
     let mut started = false;
@@ -452,7 +459,11 @@ fn transfer_local(
             file.seek(SeekFrom::Start(offset)).map_err(local_failed)?;
             pos = offset;
         }
-        let chunk = read_chunk(file, buf, len).map_err(local_failed)?;
+        let room = match &pace {
+            Some(pace) if send => pace.step().min(buf.len()),
+            _ => buf.len(),
+        };
+        let chunk = read_chunk(file, &mut buf[..room], len).map_err(local_failed)?;
         if chunk.is_empty() {
             let message = if send {
                 format!("the file shrank while being sent ({len} bytes missing)")
@@ -472,6 +483,9 @@ fn transfer_local(
             progress.advance(chunk.len() as u64);
         }
         flush(stream, session, chunk, watch)?;
+        if send && let Some(pace) = pace.as_deref_mut() {
+            pace.moved(chunk.len());
+        }
     }
     Ok(())
 }
@@ -481,12 +495,17 @@ impl FileClient {
     pub fn connect(addr: &str, options: ClientOptions) -> Result<FileClient, ClientError> {
         let stream = connect_stream(addr, options.timeout, &options.tls)?;
         let size = options.buffer_size.max(64 * 1024);
+        // Under a rate limit a download is read a step at a time, so that each wait is short.
+        let read_size = match options.limit_rate {
+            Some(rate) => Pace::new(rate).step().clamp(4096, size),
+            None => size,
+        };
         Ok(FileClient {
             stream,
             addr: addr.to_owned(),
             session: Box::new(Session::new().with_reply_timeout(Some(options.timeout))),
             buf: vec![0u8; size],
-            inbox: Inbox::new(size, &[]),
+            inbox: Inbox::new(read_size, &[]),
             options,
             device_limits: None,
         })
@@ -653,6 +672,7 @@ impl FileClient {
             // The upload itself is a request of its own, after the stat's reply.
             self.stream.start_request();
         }
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let sent = transfer_local(
             &mut self.stream,
             &mut self.session,
@@ -661,6 +681,7 @@ impl FileClient {
             &mut self.buf,
             true,
             progress,
+            pace.as_mut(),
         );
         progress.finish();
         if let Err(Stop::Failed(e)) = sent {
@@ -752,8 +773,10 @@ impl FileClient {
                 &mut self.buf,
                 false,
                 &mut super::transfer::NoProgress,
+                None,
             )?;
         }
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let mut file: Option<File> = None;
         let mut keep = FileAttributes::NONE;
         let keep_attributes = self.options.keep_attributes;
@@ -790,6 +813,9 @@ impl FileClient {
                 };
                 file.write_all(chunk).map_err(self::local(&part))?;
                 progress.advance(chunk.len() as u64);
+                if let Some(pace) = pace.as_mut() {
+                    pace.moved(chunk.len());
+                }
                 Ok(None)
             }
             other => download_ended(&other),
@@ -885,6 +911,7 @@ impl FileClient {
             .get(remote.as_str(), request_options(&self.options), 0)
             .map_err(|e| protocol_failed(e, None))?;
         self.send_request()?;
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let received = self.pump(Some(label), |event| match event {
             ClientEvent::FileHead { size, offset, .. } => {
                 progress.start(size, offset);
@@ -893,6 +920,9 @@ impl FileClient {
             ClientEvent::Body(chunk) => {
                 out.write_all(chunk).map_err(self::local(label))?;
                 progress.advance(chunk.len() as u64);
+                if let Some(pace) = pace.as_mut() {
+                    pace.moved(chunk.len());
+                }
                 Ok(None)
             }
             other => download_ended(&other),
@@ -928,6 +958,7 @@ impl FileClient {
             &mut self.buf,
             false,
             &mut super::transfer::NoProgress,
+            None,
         )?;
         let compared = self.pump(Some(label), |event| match event {
             ClientEvent::FileHead { size: theirs, .. } if theirs == size => Ok(None),
@@ -1015,6 +1046,7 @@ pub fn seed_put(
         &mut buf,
         false,
         progress,
+        None,
     );
     progress.finish();
     sent?;
