@@ -1,6 +1,6 @@
 //! `unstick shell ...`: the remote shell server and its client.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS, DEFAULT_TIMEOUT, SeedEncoding,
-    SeedFormat, SeedShellClient, Shell, ShellClient, ShellClientError, ShellConfig, ShellServer,
+    CapturedOutput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_TIMEOUT, SeedEncoding, SeedFormat, SeedShellClient, Shell, ShellClient,
+    ShellClientError, ShellConfig, ShellServer,
 };
 
 use crate::client_settings::{
@@ -260,15 +261,37 @@ fn connect(args: ConnectArgs) -> ExitCode {
         }
     };
     let addr = settings.addr();
-    let mut client = match ShellClient::connect_with(&addr, settings.token, args.tls.client_tls()) {
+    let tls = match args.tls.client_tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("unstick shell connect: {e}");
+            return ExitCode::from(CONNECTION_FAILED);
+        }
+    };
+    let mut client = match ShellClient::connect_with(&addr, settings.token, tls) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
     report_connected(client.link(), started);
     match args.command {
         Some(command) => status_of(run_one(&mut client, &command)),
-        None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
+        None => {
+            if io::stdin().is_terminal()
+                && let Err(e) = check_before_the_prompt(&mut client)
+            {
+                return connection_failed(&e);
+            }
+            ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client))))
+        }
     }
+}
+
+/// Sends an empty command, which runs nothing a shell would notice (`sh -c ''`), before an
+/// interactive session shows its first prompt: a missing or wrong token, a penalized
+/// address, or a server that is not a shell server is then said at once, not as the refusal
+/// of every command typed.
+fn check_before_the_prompt(client: &mut ShellClient) -> Result<(), ShellClientError> {
+    client.exec("", &mut CapturedOutput::default()).map(drop)
 }
 
 /// Runs one command, writing its output to our stdout and stderr; returns the status a shell

@@ -59,7 +59,7 @@ impl ClientArgs {
             token: settings.token.clone(),
             algorithm: transfer.algorithm,
             timeout: self.timeout,
-            tls: self.tls.client_tls(),
+            tls: self.tls.client_tls().map_err(ClientError::Settings)?,
             keep_attributes: transfer.keep_attributes,
             limit_rate: transfer.limit_rate,
             ..ClientOptions::default()
