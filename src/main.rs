@@ -15,6 +15,7 @@ mod files_cli;
 mod info_cli;
 mod known_hosts_cli;
 mod log_queue;
+mod man_page;
 mod serve_both;
 mod serving;
 mod shell_cli;
