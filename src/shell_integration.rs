@@ -38,7 +38,7 @@ pub fn completions(args: &CompletionsArgs, mut command: Command) -> ExitCode {
 }
 
 /// Writes the manual page of `unstick` to stdout, or every command's page into `args.dir`
-/// ([`man_page`](crate::man_page) adds the sections clap_mangen has none of).
+/// ([`man_page`] adds the sections clap_mangen has none of).
 pub fn man(args: &ManArgs, command: Command) -> ExitCode {
     let written = match &args.dir {
         Some(dir) => std::fs::create_dir_all(dir)
