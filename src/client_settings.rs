@@ -192,6 +192,11 @@ impl ClientSettings {
     }
 }
 
+/// The config file's `unknown_hosts`, if it has one.
+pub fn configured_unknown_hosts() -> Result<Option<crate::tls_cli::UnknownHosts>, String> {
+    Ok(loaded_config()?.unknown_hosts)
+}
+
 /// Says, when verbose, where a connection opened `started` ended up and how long it took.
 pub fn report_connected(link: &Link, started: Instant) {
     let elapsed = started.elapsed();

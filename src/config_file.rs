@@ -8,10 +8,12 @@
 //!
 //! Format: TOML (read by the `toml` crate into serde structs), with string keys at the top
 //! level and in the sections `[shell]` and `[ftp]` (or dotted keys, `shell.addr = ...`). Keys
-//! outside a section apply to both tools; a section's key wins for its tool.
+//! outside a section apply to both tools; a section's key wins for its tool. `unknown_hosts`
+//! (what a client does with a TLS server it meets for the first time) is a top-level key only.
 //!
 //! ```toml
 //! token_file = "~/.config/unstick/token"
+//! unknown_hosts = "refuse"
 //! [shell]
 //! addr = "build-box"
 //! [ftp]
@@ -26,6 +28,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
+use crate::tls_cli::UnknownHosts;
+
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "UNSTICK_CONFIG";
 
@@ -34,6 +38,9 @@ const SECTIONS: [&str; 2] = ["shell", "ftp"];
 
 /// The keys every section (and the top level) may hold.
 const KEYS: [&str; 3] = ["addr", "token", "token_file"];
+
+/// The keys only the top level may hold.
+const TOP_KEYS: [&str; 1] = ["unknown_hosts"];
 
 /// The values of one section (or of the top level).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +65,8 @@ pub struct ConfigFile {
     pub shell: ToolDefaults,
     /// `[ftp]`.
     pub ftp: ToolDefaults,
+    /// `unknown_hosts`: what a client does with a TLS server met for the first time.
+    pub unknown_hosts: Option<UnknownHosts>,
 }
 
 /// One section's keys as the file has them.
@@ -80,6 +89,7 @@ struct FileKeys {
     addr: Option<String>,
     token: Option<String>,
     token_file: Option<String>,
+    unknown_hosts: Option<String>,
     #[serde(default)]
     shell: SectionKeys,
     #[serde(default)]
@@ -131,6 +141,15 @@ pub enum EntryProblem {
         /// The known key it is closest to.
         suggestion: Option<&'static str>,
     },
+    /// A value that is not one of those its key takes.
+    BadValue {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The values it takes.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for EntryProblem {
@@ -151,9 +170,15 @@ impl fmt::Display for EntryProblem {
             ),
             EntryProblem::UnknownKey { key, suggestion } => write!(
                 f,
-                "unknown key `{key}`{}; the keys are addr, token and token_file",
+                "unknown key `{key}`{}; the keys are addr, token and token_file, and \
+                 unknown_hosts outside the sections",
                 hint(suggestion)
             ),
+            EntryProblem::BadValue {
+                key,
+                value,
+                expected,
+            } => write!(f, "`{key}` is {value:?}; use {expected}"),
         }
     }
 }
@@ -235,6 +260,10 @@ impl ConfigFile {
         if let Some((span, problem)) = unknown_name(table.get_ref()) {
             return Err(fail(Some(span), problem));
         }
+        let unknown_hosts_span = table
+            .get_ref()
+            .get("unknown_hosts")
+            .map(|value| value.span());
         let keys = FileKeys::deserialize(toml::de::Deserializer::from(table)).map_err(invalid)?;
         let defaults = |addr, token, token_file: Option<String>| ToolDefaults {
             addr,
@@ -242,11 +271,23 @@ impl ConfigFile {
             token_file: token_file.map(|file| file_path(&file, path)),
         };
         let section = |s: SectionKeys| defaults(s.addr, s.token, s.token_file);
+        let unknown_hosts = match keys.unknown_hosts {
+            None => None,
+            Some(text) => Some(UnknownHosts::from_name(&text).ok_or_else(|| {
+                let problem = EntryProblem::BadValue {
+                    key: "unknown_hosts",
+                    value: text,
+                    expected: "ask, accept or refuse",
+                };
+                fail(unknown_hosts_span, problem)
+            })?),
+        };
         Ok(ConfigFile {
             path: Some(path.to_owned()),
             common: defaults(keys.addr, keys.token, keys.token_file),
             shell: section(keys.shell),
             ftp: section(keys.ftp),
+            unknown_hosts,
         })
     }
 }
@@ -257,7 +298,7 @@ impl ConfigFile {
 fn unknown_name(top: &DeTable<'_>) -> Option<(Range<usize>, EntryProblem)> {
     for (name, value) in top {
         let (span, name) = (name.span(), name.get_ref());
-        if KEYS.contains(&name.as_ref()) {
+        if KEYS.contains(&name.as_ref()) || TOP_KEYS.contains(&name.as_ref()) {
             continue;
         }
         match value.get_ref() {
@@ -382,6 +423,30 @@ mod tests {
         let dotted = parse("ftp.addr = \"h\"\nshell.token = \"t\"").unwrap();
         assert_eq!(dotted.ftp.addr.as_deref(), Some("h"));
         assert_eq!(dotted.shell.token.as_deref(), Some("t"));
+        assert_eq!(
+            parse("unknown_hosts = \"refuse\"").unwrap().unknown_hosts,
+            Some(UnknownHosts::Refuse)
+        );
+        assert_eq!(parse("").unwrap().unknown_hosts, None);
+    }
+
+    #[test]
+    fn unknown_hosts_takes_a_policy_and_only_at_the_top_level() {
+        assert_eq!(
+            problem("\nunknown_hosts = \"never\""),
+            (
+                Some(2),
+                EntryProblem::BadValue {
+                    key: "unknown_hosts",
+                    value: "never".into(),
+                    expected: "ask, accept or refuse",
+                }
+            )
+        );
+        assert!(matches!(
+            problem("[ftp]\nunknown_hosts = \"refuse\""),
+            (Some(2), EntryProblem::UnknownKey { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 mod client_args;
 mod commands;
+mod interrupt;
 mod progress_bar;
+mod remote_glob;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -21,7 +23,7 @@ use crate::exit_status::OUTPUT_CLOSED;
 use crate::serving::{LobbyArgs, LogArgs, listen_address, parse_duration, parse_size};
 use crate::tls_cli::{self, TlsServeArgs};
 pub use client_args::ClientArgs;
-use client_args::DigestArgs;
+use client_args::TransferArgs;
 use commands::Failure;
 
 /// `unstick ftp` subcommands.
@@ -59,7 +61,7 @@ pub enum FilesCommand {
         #[arg(long, conflicts_with = "resume", visible_alias = "legacy")]
         seed: bool,
         #[command(flatten)]
-        digest: DigestArgs,
+        transfer: TransferArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -70,7 +72,9 @@ pub enum FilesCommand {
     )]
     Get {
         /// Remote paths, then the local file or directory (default: each remote file's name in
-        /// the current directory); `-` writes standard output.
+        /// the current directory); `-` writes standard output. A remote path's last component
+        /// may be a pattern (`*`, `?`, `[...]`; quote it so that the local shell leaves it),
+        /// expanded from a listing of its directory.
         #[arg(required = true, num_args = 1.., value_name = "PATH")]
         paths: Vec<String>,
         /// Download directories with everything below them.
@@ -84,7 +88,7 @@ pub enum FilesCommand {
         #[arg(long, short = 'n')]
         no_clobber: bool,
         #[command(flatten)]
-        digest: DigestArgs,
+        transfer: TransferArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -114,12 +118,18 @@ pub enum FilesCommand {
     /// interrupted upload of them held for resume.
     #[command(visible_alias = "rm")]
     Delete {
-        /// Remote paths.
+        /// Remote paths; the last component of each may be a pattern (`*`, `?`, `[...]`;
+        /// quote it so that the local shell leaves it), expanded from a listing of its
+        /// directory.
         #[arg(required = true)]
         paths: Vec<String>,
         /// Delete directories with everything below them.
         #[arg(long, short = 'r')]
         recursive: bool,
+        /// A name that is not there, or a pattern that matches nothing, is no error (as
+        /// `rm -f`).
+        #[arg(long, short = 'f')]
+        force: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -240,7 +250,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             seed,
-            digest,
+            transfer,
             client,
         } => commands::plan_put(&paths, to)
             .and_then(|plan| {
@@ -248,7 +258,7 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
                     recursive,
                     resume,
                     seed,
-                    algorithm: digest.algorithm(),
+                    transfer: transfer.transfer(),
                 };
                 commands::put(plan, &options, &client)
             })
@@ -258,14 +268,14 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
             recursive,
             resume,
             no_clobber,
-            digest,
+            transfer,
             client,
         } => {
             let options = commands::GetOptions {
                 recursive,
                 resume,
                 no_clobber,
-                algorithm: digest.algorithm(),
+                transfer: transfer.transfer(),
             };
             commands::get(&paths, &options, &client)
         }
@@ -282,8 +292,12 @@ pub fn run(cmd: FilesCommand, shutdown: &Shutdown) -> ExitCode {
         FilesCommand::Delete {
             paths,
             recursive,
+            force,
             client,
-        } => commands::delete(&paths, recursive, &client).map_err(Failure::from),
+        } => {
+            let options = commands::DeleteOptions { recursive, force };
+            commands::delete(&paths, &options, &client).map_err(Failure::from)
+        }
         FilesCommand::Mkdir {
             paths,
             parents,

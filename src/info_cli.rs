@@ -60,7 +60,8 @@ pub fn run(args: &InfoArgs) -> ExitCode {
 fn ask(args: &InfoArgs) -> Result<String, String> {
     let endpoint = Endpoint::parse(&args.addr).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut link = Link::open(&endpoint, Some(args.timeout), &args.tls.client_tls())
+    let tls = args.tls.client_tls()?;
+    let mut link = Link::open(&endpoint, Some(args.timeout), &tls)
         .map_err(|e| format!("cannot connect to {endpoint}: {}", SystemError(&e)))?;
     report_connected(&link, started);
     let info = request_info(&mut link, args.timeout).map_err(|e| e.to_string())?;

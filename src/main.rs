@@ -13,7 +13,9 @@ mod console;
 mod exit_status;
 mod files_cli;
 mod info_cli;
+mod known_hosts_cli;
 mod log_queue;
+mod man_page;
 mod serve_both;
 mod serving;
 mod shell_cli;
@@ -72,6 +74,10 @@ enum Command {
   unstick info --json uart+tcp://127.0.0.1:7000
   unstick info serial:/dev/ttyACM0")]
     Info(info_cli::InfoArgs),
+    /// The TLS servers this client trusts (its known-hosts file): list them, or remove one
+    /// whose key was replaced on purpose.
+    #[command(subcommand, name = "known-hosts")]
+    KnownHosts(known_hosts_cli::KnownHostsCommand),
     /// Print a tab-completion script for bash, zsh, fish or PowerShell (see the README for
     /// where to put it).
     Completions(shell_integration::CompletionsArgs),
@@ -115,7 +121,9 @@ impl Command {
                 .client()
                 .map_or((false, 0), |client| console(&client.verbosity)),
             Command::Info(args) => console(&args.verbosity),
-            Command::Completions(_) | Command::Man(_) | Command::Token => (false, 0),
+            Command::Completions(_) | Command::Man(_) | Command::Token | Command::KnownHosts(_) => {
+                (false, 0)
+            }
         }
     }
 
@@ -156,6 +164,7 @@ fn main() -> ExitCode {
         Command::Files(cmd) => files_cli::run(cmd, &shutdown),
         Command::Serve(args) => serve_both::run(args, &shutdown),
         Command::Info(args) => info_cli::run(&args),
+        Command::KnownHosts(cmd) => known_hosts_cli::run(&cmd),
         Command::Completions(args) => {
             shell_integration::completions(&args, <Cli as clap::CommandFactory>::command())
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use unstick_std::server::{Penalties, Shutdown};
 use unstick_std::shell::{
-    CommandInput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    CapturedOutput, CommandInput, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
     DEFAULT_SERVER_ALIVE, DEFAULT_TIMEOUT, SeedEncoding, SeedFormat, SeedShellClient, Shell,
     ShellClient, ShellClientError, ShellConfig, ShellServer,
 };
@@ -311,7 +311,14 @@ fn connect(args: ConnectArgs) -> ExitCode {
         }
     };
     let addr = settings.addr();
-    let mut client = match ShellClient::connect_with(&addr, settings.token, args.tls.client_tls()) {
+    let tls = match args.tls.client_tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("unstick shell connect: {e}");
+            return ExitCode::from(CONNECTION_FAILED);
+        }
+    };
+    let mut client = match ShellClient::connect_with(&addr, settings.token, tls) {
         Ok(client) => client,
         Err(e) => return connection_failed(&e),
     };
@@ -345,8 +352,23 @@ fn connect(args: ConnectArgs) -> ExitCode {
     }
     match args.one_command() {
         Some(command) => status_of(run_one(&mut client, &command)),
-        None => ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client)))),
+        None => {
+            if io::stdin().is_terminal()
+                && let Err(e) = check_before_the_prompt(&mut client)
+            {
+                return connection_failed(&e);
+            }
+            ExitCode::from(shell_lines::run(RemoteShell::Framed(Box::new(client))))
+        }
     }
+}
+
+/// Sends an empty command, which runs nothing a shell would notice (`sh -c ''`), before an
+/// interactive session shows its first prompt: a missing or wrong token, a penalized
+/// address, or a server that is not a shell server is then said at once, not as the refusal
+/// of every command typed.
+fn check_before_the_prompt(client: &mut ShellClient) -> Result<(), ShellClientError> {
+    client.exec("", &mut CapturedOutput::default()).map(drop)
 }
 
 /// Runs one command, writing its output to our stdout and stderr; returns the status a shell

@@ -10,6 +10,7 @@ use clap::{Args, Command};
 use clap_complete::Shell;
 
 use crate::exit_status::print_result;
+use crate::man_page;
 
 /// Options of `unstick completions`.
 #[derive(Args, Debug)]
@@ -36,16 +37,23 @@ pub fn completions(args: &CompletionsArgs, mut command: Command) -> ExitCode {
     print_result(&script, "completions")
 }
 
-/// Writes the manual page of `unstick` to stdout, or every command's page into `args.dir`.
+/// Writes the manual page of `unstick` to stdout, or every command's page into `args.dir`
+/// ([`man_page`] adds the sections clap_mangen has none of).
 pub fn man(args: &ManArgs, command: Command) -> ExitCode {
     let written = match &args.dir {
         Some(dir) => std::fs::create_dir_all(dir)
-            .and_then(|()| clap_mangen::generate_to(command, dir))
+            .and_then(|()| man_page::all_pages(command))
+            .and_then(|pages| {
+                pages
+                    .iter()
+                    .try_for_each(|(name, page)| std::fs::write(dir.join(name), page))
+            })
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
         None => {
-            let mut page = Vec::new();
-            return match clap_mangen::Man::new(command).render(&mut page) {
-                Ok(()) => print_result(&page, "man"),
+            let mut command = command.disable_help_subcommand(true);
+            command.build();
+            return match man_page::page(command) {
+                Ok(page) => print_result(&page, "man"),
                 Err(e) => {
                     eprintln!("unstick man: {e}");
                     ExitCode::FAILURE

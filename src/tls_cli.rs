@@ -1,13 +1,13 @@
 //! The TLS options of every server and client command.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 use unstick_std::server::Transport;
 use unstick_std::tls::{
-    ClientTls, Fingerprint, FirstContactHook, Origin, ServerTls, ServerTlsOptions,
+    ClientTls, Fingerprint, FirstContact, FirstContactHook, Origin, ServerTls, ServerTlsOptions,
 };
 
 /// TLS options of a server.
@@ -128,20 +128,111 @@ pub struct TlsClientArgs {
     /// Private key of --cert (PEM).
     #[arg(long, requires = "cert", value_name = "FILE")]
     key: Option<PathBuf>,
+    /// A server not in the known-hosts file: `ask` shows its fingerprint and asks before
+    /// anything is sent when stdin and stderr are a terminal, and otherwise trusts and records
+    /// it, saying so; `accept` trusts and records it without asking; `refuse` refuses it
+    /// (pin it with --fingerprint, or add it once with `accept`). Default:
+    /// $UNSTICK_UNKNOWN_HOSTS, else the config file's `unknown_hosts`, else ask.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    unknown_hosts: Option<UnknownHosts>,
+}
+
+/// What a client does with a TLS server it meets for the first time (`--unknown-hosts`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownHosts {
+    /// Ask on a terminal; elsewhere trust it, record it and say so.
+    Ask,
+    /// Trust it, record it and say so, terminal or not.
+    Accept,
+    /// Refuse it: only known, pinned or CA-issued certificates are trusted.
+    Refuse,
+}
+
+/// The environment variable of `--unknown-hosts`.
+pub const UNKNOWN_HOSTS_ENV: &str = "UNSTICK_UNKNOWN_HOSTS";
+
+impl UnknownHosts {
+    /// The policy named `text` (`ask`, `accept`, `refuse`).
+    pub fn from_name(text: &str) -> Option<UnknownHosts> {
+        <UnknownHosts as clap::ValueEnum>::from_str(text, true).ok()
+    }
+
+    /// The policy from the flag, else `$UNSTICK_UNKNOWN_HOSTS`, else the config file, else
+    /// [`UnknownHosts::Ask`].
+    fn resolve(flag: Option<UnknownHosts>) -> Result<UnknownHosts, String> {
+        if let Some(policy) = flag {
+            return Ok(policy);
+        }
+        if let Some(text) = std::env::var(UNKNOWN_HOSTS_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            return UnknownHosts::from_name(&text).ok_or_else(|| {
+                format!("${UNKNOWN_HOSTS_ENV} is {text:?}; use ask, accept or refuse")
+            });
+        }
+        Ok(crate::client_settings::configured_unknown_hosts()?.unwrap_or(UnknownHosts::Ask))
+    }
 }
 
 impl TlsClientArgs {
-    /// The client's TLS trust.
-    pub fn client_tls(&self) -> ClientTls {
-        ClientTls {
+    /// The client's TLS trust: the flags, and what is done with a server met for the first
+    /// time (see `--unknown-hosts`).
+    pub fn client_tls(&self) -> Result<ClientTls, String> {
+        let policy = UnknownHosts::resolve(self.unknown_hosts)?;
+        Ok(ClientTls {
             pin: self.fingerprint,
             ca: self.ca.clone(),
             known_hosts: self.known_hosts.clone(),
             identity: self.cert.clone().zip(self.key.clone()),
-            // A warning, shown even with --quiet.
-            on_first_contact: Some(FirstContactHook::new(|contact| {
-                eprintln!("unstick: {contact}");
+            on_first_contact: Some(FirstContactHook::new(move |contact| {
+                first_contact(policy, contact)
             })),
+        })
+    }
+}
+
+/// Decides on a server met for the first time, as `policy` says.
+fn first_contact(policy: UnknownHosts, contact: &FirstContact) -> Result<(), String> {
+    let on_terminal = io::stdin().is_terminal() && io::stderr().is_terminal();
+    match policy {
+        UnknownHosts::Refuse => Err(format!(
+            "unknown hosts are refused (--unknown-hosts refuse); if {} is the certificate the \
+             server printed at start, pin it with --fingerprint {}, or connect once with \
+             --unknown-hosts accept to record it",
+            contact.fingerprint, contact.fingerprint
+        )),
+        UnknownHosts::Ask if on_terminal => ask(contact),
+        UnknownHosts::Ask | UnknownHosts::Accept => {
+            // A warning, shown even with --quiet.
+            eprintln!("unstick: {contact}");
+            Ok(())
         }
+    }
+}
+
+/// Shows the fingerprint of a server met for the first time and asks, on the terminal,
+/// whether to trust it.
+fn ask(contact: &FirstContact) -> Result<(), String> {
+    let mut err = io::stderr().lock();
+    let _ = write!(
+        err,
+        "unstick: first contact with {}.\n\
+         Its certificate's fingerprint is {}.\n\
+         Compare it with the one the server printed at start (`tls SHA256:...`).\n\
+         Trust it from now on (recorded in {}) and connect? [y/N] ",
+        contact.address,
+        contact.fingerprint,
+        contact.file.display()
+    );
+    let _ = err.flush();
+    drop(err);
+    let mut answer = String::new();
+    io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer could be read: {e}"))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err("it was not accepted at the prompt".into()),
     }
 }

@@ -74,6 +74,31 @@ fn man_pages_cover_every_command() {
     assert!(connect.contains("\\-\\-config"), "{connect}");
     let serve = std::fs::read_to_string(pages.join("unstick-serve.1")).unwrap();
     assert!(serve.contains("\\-\\-log\\-format"), "{serve}");
+
+    // Beyond the options: what a reader of a man page looks for, as far as it concerns the
+    // command.
+    for section in [
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"CONFIGURATION FILE\"",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "no {section} in unstick.1");
+        assert!(
+            connect.contains(section),
+            "no {section} in unstick-shell-connect.1"
+        );
+    }
+    assert!(page.contains("UNSTICK_UNKNOWN_HOSTS") && page.contains("known_hosts"));
+    assert!(connect.contains("UNSTICK_SHELL_ADDR") && !connect.contains("UNSTICK_FTP_ADDR"));
+    assert!(connect.contains("255"), "{connect}");
+    assert!(serve.contains("128 + N") && !serve.contains("CONFIGURATION FILE"));
+    let put = std::fs::read_to_string(pages.join("unstick-ftp-put.1")).unwrap();
+    assert!(put.contains("unstick ftp put \\-r photos backup/"), "{put}");
+    // Examples are laid out as written, not filled into a paragraph.
+    assert!(put.contains(".nf"), "{put}");
+    assert!(!put.contains(".SH EXTRA"), "{put}");
 }
 
 /// The options bash completion offers after `unstick PATH...` (`["ftp", "delete"]`).

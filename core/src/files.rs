@@ -34,6 +34,35 @@ fn none<S>() -> Option<S> {
     None
 }
 
+/// The permission bits a file's `mode` may carry on the wire (`put -p`, `get` and `stat`
+/// replies): read, write and execute for owner, group and others. Set-user-ID, set-group-ID
+/// and sticky bits are never sent, kept or applied.
+pub const MODE_BITS: u32 = 0o777;
+
+/// What `put -p` keeps of a file besides its bytes: its permission bits and its modification
+/// time, each when known. A put's head carries them (`"mode"`, `"mtime"`) only when the client
+/// asks for them to be kept, and the server applies only those it gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileAttributes {
+    /// Permission bits, within [`MODE_BITS`].
+    pub mode: Option<u32>,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: Option<i64>,
+}
+
+impl FileAttributes {
+    /// Nothing to keep: the server gives the file its own mode and the time of the upload.
+    pub const NONE: FileAttributes = FileAttributes {
+        mode: None,
+        mtime: None,
+    };
+
+    /// Whether there is nothing to keep.
+    pub const fn is_none(&self) -> bool {
+        self.mode.is_none() && self.mtime.is_none()
+    }
+}
+
 /// A request from the client: `op` plus what that op needs. Members left `None` are omitted.
 /// `S` is `&str` to send, an owned string type to receive.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -71,6 +100,12 @@ pub struct Request<S> {
     /// A `mkdir` that also creates missing parents and accepts an existing directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parents: Option<bool>,
+    /// A `put`'s permission bits to give the file (`put -p`), within [`MODE_BITS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// A `put`'s modification time to give the file (`put -p`), seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
 }
 
 impl<S> Request<S> {
@@ -88,6 +123,8 @@ impl<S> Request<S> {
             to: None,
             to_xxh3: None,
             parents: None,
+            mode: None,
+            mtime: None,
         }
     }
 }
@@ -160,7 +197,8 @@ pub struct ReplyHead {
     pub op: FileOp,
 }
 
-/// The head of a download: `{"op":"file","size":S,"offset":k,"mtime":T}` + `S - k` body bytes.
+/// The head of a download: `{"op":"file","size":S,"offset":k,"mtime":T,"mode":M}` + `S - k`
+/// body bytes.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileHead {
     /// Always `"file"`.
@@ -171,6 +209,9 @@ pub struct FileHead {
     pub offset: u64,
     /// Modification time.
     pub mtime: i64,
+    /// Permission bits (within [`MODE_BITS`]), when the server keeps them (not on Windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// A `stat` reply. `S` is `&str` to send, an owned string type to receive.
@@ -189,6 +230,9 @@ pub struct StatReply<S> {
     /// Modification time, when it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
+    /// Permission bits (within [`MODE_BITS`]), when it exists and the server keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
     /// Bytes held in a resumable partial upload of this name (0 when none).
     #[serde(default)]
     pub partial_size: u64,
@@ -250,7 +294,7 @@ mod tests {
     #[test]
     fn messages_encode_to_their_golden_bytes() {
         let x = "f4d0497cf9394caab34d1a3ab2bece70";
-        let table: [(Vec<u8>, &str); 12] = [
+        let table: [(Vec<u8>, &str); 14] = [
             (
                 frame(&Request {
                     path: Some("dir/name"),
@@ -269,6 +313,16 @@ mod tests {
                     ..Request::new(FileOp::Put)
                 }),
                 r#"{"op":"put","path":"big.iso","token":"s3cret","offset":4096,"algorithm":"xxh3","prefix_xxh3":"f4d0497cf9394caab34d1a3ab2bece70","total_size":0}"#,
+            ),
+            (
+                frame(&Request {
+                    path: Some("run.sh"),
+                    algorithm: Some("xxh3"),
+                    mode: Some(0o755),
+                    mtime: Some(1_700_000_000),
+                    ..Request::new(FileOp::Put)
+                }),
+                r#"{"op":"put","path":"run.sh","algorithm":"xxh3","mode":493,"mtime":1700000000,"total_size":0}"#,
             ),
             (
                 frame(&DigestTrailer::new(FileOp::Done, Algorithm::Xxh3, x, None)),
@@ -297,8 +351,19 @@ mod tests {
                     size: 10,
                     offset: 2,
                     mtime: 1_700_000_000,
+                    mode: None,
                 }),
                 r#"{"op":"file","size":10,"offset":2,"mtime":1700000000,"total_size":0}"#,
+            ),
+            (
+                frame(&FileHead {
+                    op: FileOp::File,
+                    size: 10,
+                    offset: 0,
+                    mtime: 1_700_000_000,
+                    mode: Some(0o644),
+                }),
+                r#"{"op":"file","size":10,"offset":0,"mtime":1700000000,"mode":420,"total_size":0}"#,
             ),
             (
                 frame(&EntryReply {
@@ -325,6 +390,7 @@ mod tests {
                     kind: None,
                     size: None,
                     mtime: None,
+                    mode: None,
                     partial_size: 7,
                 }),
                 r#"{"op":"stat","exists":false,"partial_size":7,"total_size":0}"#,

@@ -1,6 +1,8 @@
 //! Recognising another protocol's opening bytes, so that a browser's `fetch()`, `curl`, a
 //! WebSocket handshake or a TLS client aimed at an unstick port is refused on its first bytes
-//! instead of being read as a command or a frame.
+//! instead of being read as a command or a frame; and, on a client's side, another protocol's
+//! server answering an unstick request ([`recognise_server`]), so that the client can say what
+//! it reached instead of reporting a broken frame.
 //!
 //! Nothing here performs I/O or allocates.
 
@@ -159,6 +161,32 @@ pub fn recognise(received: &[u8], paused: bool) -> Recognition {
     }
 }
 
+/// Recognises another protocol's server in the first bytes it sent to a client, once the
+/// client's session has failed to read them as a reply: an HTTP response (a status line, or the
+/// HTML page an HTTP/0.9-style answer starts with), a TLS record (an alert or a handshake) or
+/// an SSH identification string (which an SSH server sends as soon as a client connects).
+///
+/// No unstick reply can start like any of these: read as a frame's length prefix (the default
+/// profile's), each asks for a header of more than 64 KiB, and the seed's replies are framed
+/// the same way. A client asks only after its session refused the bytes or the server closed
+/// without a reply, so a decoder with a larger capacity loses nothing.
+pub fn recognise_server(received: &[u8]) -> Option<ForeignProtocol> {
+    let starts_with_ignoring_case = |opening: &[u8]| {
+        received.len() >= opening.len() && received[..opening.len()].eq_ignore_ascii_case(opening)
+    };
+    match received {
+        // A record of type alert (21) or handshake (22), version 3.1 to 3.4 (TLS 1.0 to 1.3 as
+        // records carry them): as a prefix, a header of at least 66,325 bytes.
+        [0x15 | 0x16, 0x03, 0x01..=0x04, ..] => Some(ForeignProtocol::Tls),
+        _ if received.starts_with(b"HTTP/") => Some(ForeignProtocol::Http),
+        _ if starts_with_ignoring_case(b"<!doctype") || starts_with_ignoring_case(b"<html") => {
+            Some(ForeignProtocol::Http)
+        }
+        _ if received.starts_with(SSH_OPENING) => Some(ForeignProtocol::Ssh),
+        _ => None,
+    }
+}
+
 /// Whether any line of `text` is an HTTP request line. A raw-text command holding one is the
 /// rest of an HTTP request whose opening arrived apart (after a pause), not a command.
 pub fn holds_http_request_line(text: &[u8]) -> bool {
@@ -302,6 +330,35 @@ mod tests {
             let shown = core::str::from_utf8(bytes).unwrap_or("<not UTF-8>");
             assert_eq!(recognise(bytes, false), open, "{shown:?}");
             assert_eq!(recognise(bytes, true), paused, "{shown:?} after a pause");
+        }
+    }
+
+    #[test]
+    fn servers_of_other_protocols_are_told_by_their_first_bytes() {
+        let table: [(&[u8], Option<ForeignProtocol>); 14] = [
+            (b"HTTP/1.1 400 Bad Request\r\n", Some(Http)),
+            (b"HTTP/1.0 200 OK\r\n", Some(Http)),
+            (b"<!DOCTYPE HTML>\n<html>", Some(Http)),
+            (b"<html><head>", Some(Http)),
+            (b"<HTML>", Some(Http)),
+            (&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], Some(Tls)),
+            (&[0x16, 0x03, 0x03, 0x00, 0x7a, 0x02], Some(Tls)),
+            (b"SSH-2.0-OpenSSH_9.6\r\n", Some(Ssh)),
+            // Unstick frames: a small header length, NULs in its high bytes.
+            (b"\x1c\x00\x00\x00{\"op\":\"exit\"}", None),
+            (&[0x16, 0x03, 0x00, 0x00], None),
+            (b"HTTP", None),
+            (b"<h1>", None),
+            (b"", None),
+            (b"SSH", None),
+        ];
+        for (bytes, expected) in table {
+            assert_eq!(recognise_server(bytes), expected, "{bytes:?}");
+            // None of them is an unstick reply's prefix: as one, each is past 64 KiB.
+            if let (Some(_), Some(prefix)) = (expected, bytes.get(..4)) {
+                let len = i32::from_le_bytes(prefix.try_into().unwrap());
+                assert!(!(0..=65_536).contains(&len), "{bytes:?} reads as {len}");
+            }
         }
     }
 

@@ -218,6 +218,7 @@ impl<'i, S: Write> RequestWork<'i, FileServer, S> for Store {
                         kind: EntryKind::File,
                         size: data.len() as u64,
                         mtime: 1_700_000_000,
+                        mode: None,
                     }),
                     partial_size: self.partials.get(path).map_or(0, |p| p.len() as u64),
                 };
@@ -231,6 +232,7 @@ impl<'i, S: Write> RequestWork<'i, FileServer, S> for Store {
                             kind: EntryKind::File,
                             size: data.len() as u64,
                             mtime: 1_700_000_000,
+                            mode: None,
                         })
                     }
                     None => Err(not_found(path)),
@@ -255,7 +257,7 @@ impl<'i, S: Write> RequestWork<'i, FileServer, S> for Store {
                 self.staged().truncate(len as usize);
                 session.handle_done(Ok(()))
             }
-            FileAction::Commit { path } => {
+            FileAction::Commit { path, .. } => {
                 let path = path.to_owned();
                 let data = match self.staging.take().expect("an upload is staged") {
                     Staging::Partial(name) => self.partials.remove(&name).unwrap(),

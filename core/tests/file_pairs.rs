@@ -16,8 +16,8 @@ use unstick_core::files::client::{
     StatInfo,
 };
 use unstick_core::files::{
-    Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
-    IDLE_TIMEOUT, PartialState, StageKind, Staged, StatFound,
+    Completed, Deleted, EntryKind, EntryMeta, FileAction, FileAttributes, FileRules,
+    FileServerSession, IDLE_TIMEOUT, PartialState, StageKind, Staged, StatFound,
 };
 use unstick_core::session::{Refusal, ServerEvent};
 use unstick_core::time::Instant;
@@ -51,6 +51,8 @@ struct World {
     files: BTreeMap<String, (Vec<u8>, i64)>,
     dirs: BTreeSet<String>,
     partials: BTreeMap<String, Vec<u8>>,
+    /// Files' permission bits where an upload set them (`put -p`); others have 0o644.
+    modes: BTreeMap<String, u32>,
     clock: i64,
 }
 
@@ -89,12 +91,15 @@ impl World {
                 kind: EntryKind::File,
                 size: data.len() as u64,
                 mtime: *mtime,
+                // Bits past 0o777 stay the host's: the session never sends them.
+                mode: Some(self.modes.get(path).copied().unwrap_or(0o644) | 0o4000),
             });
         }
         self.dirs.contains(path).then_some(EntryMeta {
             kind: EntryKind::Dir,
             size: 0,
             mtime: 1_600_000_000,
+            mode: Some(0o755),
         })
     }
 
@@ -285,6 +290,8 @@ struct FilePair<'w> {
     reading_to_end: bool,
     client_eof: bool,
     hook: Option<Hook>,
+    /// The modification time and mode of the last download's head.
+    head_attributes: Option<(i64, Option<u32>)>,
 }
 
 impl<'w> FilePair<'w> {
@@ -312,6 +319,7 @@ impl<'w> FilePair<'w> {
             reading_to_end: false,
             client_eof: false,
             hook: None,
+            head_attributes: None,
         }
     }
 
@@ -405,7 +413,7 @@ impl<'w> FilePair<'w> {
             | FileAction::Delete { path }
             | FileAction::OpenFile { path }
             | FileAction::Stage { path, .. }
-            | FileAction::Commit { path } => Some(path.to_owned()),
+            | FileAction::Commit { path, .. } => Some(path.to_owned()),
             FileAction::List { path } => path.map(str::to_owned),
             _ => None,
         };
@@ -462,14 +470,18 @@ impl<'w> FilePair<'w> {
                 self.staged().truncate(len as usize);
                 self.server.handle_done(Ok(())).unwrap();
             }
-            FileAction::Commit { .. } => {
+            FileAction::Commit { keep, .. } => {
                 let path = path.unwrap();
                 let data = match self.staging.take().expect("an upload is staged") {
                     Staging::Partial(name) => self.world.partials.remove(&name).unwrap(),
                     Staging::Temporary(data) => data,
                 };
                 self.world.clock += 1;
-                let mtime = 1_700_000_000 + self.world.clock;
+                let mtime = keep.mtime.unwrap_or(1_700_000_000 + self.world.clock);
+                match keep.mode {
+                    Some(mode) => self.world.modes.insert(path.clone(), mode),
+                    None => self.world.modes.remove(&path),
+                };
                 self.world.files.insert(path, (data, mtime));
                 self.server.handle_done(Ok(())).unwrap();
             }
@@ -612,8 +624,14 @@ impl<'w> FilePair<'w> {
                         self.download.extend_from_slice(bytes);
                         None
                     }
-                    ClientEvent::FileHead { size, offset, .. } => {
+                    ClientEvent::FileHead {
+                        size,
+                        offset,
+                        mtime,
+                        mode,
+                    } => {
                         self.download.truncate(offset as usize);
+                        self.head_attributes = Some((mtime, mode));
                         Some(Ev::FileHead { size, offset })
                     }
                     ClientEvent::Stat(info) => Some(Ev::Stat(info)),
@@ -703,10 +721,21 @@ impl<'w> FilePair<'w> {
         options: RequestOptions<'_>,
         resume: bool,
     ) -> Vec<Ev> {
+        self.put_keeping(path, data, options, resume, FileAttributes::NONE)
+    }
+
+    fn put_keeping(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        options: RequestOptions<'_>,
+        resume: bool,
+        keep: FileAttributes,
+    ) -> Vec<Ev> {
         self.local = data.to_vec();
         let size = data.len() as u64;
         self.op(&format!("put {path}"), data.len(), |c| {
-            c.put(path, size, options, resume)
+            c.put_keeping(path, size, options, resume, keep)
         })
     }
 
@@ -1343,6 +1372,53 @@ fn seed_uploads_are_stored_unverified() {
         assert_eq!(pair.logged(), [("bad_path", true)]);
         drop(pair);
         assert_eq!(world.files.len(), 2);
+    }
+}
+
+#[test]
+fn put_keeping_gives_the_file_its_mode_and_mtime_and_get_and_stat_report_them() {
+    let data = generated(9_000, 21);
+    let keep = FileAttributes {
+        // Set-user-ID asked for: never kept.
+        mode: Some(0o4755),
+        mtime: Some(1_234_567_890),
+    };
+    for cuts in all_cuts() {
+        let mut world = World::default();
+        let mut pair = FilePair::new(&mut world, OPEN, cuts);
+        let events = pair.put_keeping("bin/run.sh", &data, XXH3, false, keep);
+        assert_eq!(events, [stored(&data, 0, Algorithm::Xxh3)], "{cuts:?}");
+        let info = stat_of(&pair.stat("bin/run.sh", XXH3)).clone();
+        assert_eq!((info.mode, info.mtime), (Some(0o755), Some(1_234_567_890)));
+        let (events, got) = pair.get("bin/run.sh", XXH3, &[]);
+        assert_eq!(events, fetched(&data, 0, Algorithm::Xxh3));
+        assert_eq!(got, data);
+        assert_eq!(pair.head_attributes, Some((1_234_567_890, Some(0o755))));
+        // A plain put keeps nothing: the host's mode, the time of the upload.
+        pair.put("bin/run.sh", &data, XXH3, false);
+        let info = stat_of(&pair.stat("bin/run.sh", XXH3)).clone();
+        assert_eq!(info.mode, Some(0o644));
+        assert_ne!(info.mtime, Some(1_234_567_890));
+        // A resumed upload keeps them too.
+        pair.world
+            .partials
+            .insert("r".into(), data[..4_000].to_vec());
+        let events = pair.put_keeping("r", &data, XXH3, true, keep);
+        assert_eq!(
+            events,
+            [Ev::UploadFrom(4_000), stored(&data, 4_000, Algorithm::Xxh3)]
+        );
+        let info = stat_of(&pair.stat("r", XXH3)).clone();
+        assert_eq!((info.mode, info.mtime), (Some(0o755), Some(1_234_567_890)));
+        // A mode that is not permission bits is refused before anything is stored.
+        let not_a_mode = FileAttributes {
+            mode: Some(0o100_644),
+            mtime: None,
+        };
+        let events = pair.put_keeping("odd", &data, XXH3, false, not_a_mode);
+        assert_eq!(events, refused("bad_request"), "{cuts:?}");
+        pair.hang_up();
+        assert_eq!(world.file("odd"), None);
     }
 }
 

@@ -477,6 +477,7 @@ fn file_meta(bytes: &[u8]) -> EntryMeta {
         kind: EntryKind::File,
         size: bytes.len() as u64,
         mtime: MTIME,
+        mode: Some(0o100_644),
     }
 }
 
@@ -809,7 +810,7 @@ fn files(config: u8, script: &mut Script<'_>, peer: &[u8]) {
                 };
                 session.handle_done(cut).unwrap();
             }
-            Some(FileAction::Commit { path }) => {
+            Some(FileAction::Commit { path, .. }) => {
                 let path = path.to_string();
                 let staged = staging.take().expect("a commit with nothing staged");
                 let seed = staged.kind == StageKind::Temporary;

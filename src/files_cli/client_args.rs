@@ -10,7 +10,7 @@ use unstick_std::files::{ClientError, ClientOptions, FileClient};
 
 use crate::client_settings::{ClientSettings, ConfigArgs, Tool, report_connected};
 use crate::console::VerbosityArgs;
-use crate::serving::parse_duration;
+use crate::serving::{parse_duration, parse_size};
 use crate::tls_cli::TlsClientArgs;
 
 /// Options shared by the client commands.
@@ -58,15 +58,17 @@ impl ClientArgs {
     }
 
     /// Connects to the server (as `--verbose` asks, saying where and how long it took); its
-    /// transfers are verified with `algorithm`.
-    pub(super) fn connect(&self, algorithm: Algorithm) -> Result<FileClient, ClientError> {
+    /// transfers go as `transfer` says.
+    pub(super) fn connect(&self, transfer: Transfer) -> Result<FileClient, ClientError> {
         let settings = self.settings().map_err(ClientError::Settings)?;
         let started = settings.resolve_host().map_err(ClientError::Settings)?;
         let options = ClientOptions {
             token: settings.token.clone(),
-            algorithm,
+            algorithm: transfer.algorithm,
             timeout: self.timeout,
-            tls: self.tls.client_tls(),
+            tls: self.tls.client_tls().map_err(ClientError::Settings)?,
+            keep_attributes: transfer.keep_attributes,
+            limit_rate: transfer.limit_rate,
             ..ClientOptions::default()
         };
         let client = FileClient::connect(&settings.addr(), options)?;
@@ -75,22 +77,63 @@ impl ClientArgs {
     }
 }
 
-/// The digest option, which only the commands that transfer files (put, get) take: a command
-/// that transfers nothing does not offer it (nor does its completion).
+/// The options only the commands that transfer files (put, get) take: a command that
+/// transfers nothing does not offer them (nor does its completion).
 #[derive(Args, Debug, Default)]
-pub struct DigestArgs {
+pub struct TransferArgs {
     /// Verify with MD5 instead of XXH3 (slower; for peers that only know MD5).
     #[arg(long)]
     md5: bool,
+    /// Keep each file's mode (permission bits) and modification time, as `scp -p` does; with
+    /// -r, those of every file below. Set-user-ID, set-group-ID and sticky bits are never
+    /// kept; directories get the receiving side's own.
+    #[arg(long = "preserve", short = 'p')]
+    preserve: bool,
+    /// Transfer at most RATE bytes a second, each file on its own (suffixes K, M, G: powers of
+    /// 1024, e.g. 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    limit_rate: Option<u64>,
 }
 
-impl DigestArgs {
-    /// The digest transfers are verified with.
-    pub(super) fn algorithm(&self) -> Algorithm {
-        if self.md5 {
-            Algorithm::Md5
-        } else {
-            Algorithm::Xxh3
+/// A rate of `--limit-rate`: a size ([`parse_size`]) a second, more than none.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("a rate of 0 would transfer nothing; give at least 1 (bytes a second)".into()),
+        rate => Ok(rate),
+    }
+}
+
+impl TransferArgs {
+    /// How the transfers go.
+    pub(super) fn transfer(&self) -> Transfer {
+        Transfer {
+            algorithm: if self.md5 {
+                Algorithm::Md5
+            } else {
+                Algorithm::Xxh3
+            },
+            keep_attributes: self.preserve,
+            limit_rate: self.limit_rate,
         }
     }
+}
+
+/// How a command's transfers go.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Transfer {
+    /// The digest they are verified with.
+    pub algorithm: Algorithm,
+    /// Whether files keep their mode and modification time (`-p`).
+    pub keep_attributes: bool,
+    /// The most bytes a second a transfer moves (`--limit-rate`).
+    pub limit_rate: Option<u64>,
+}
+
+impl Transfer {
+    /// XXH3, nothing kept: what a command that transfers no file connects with.
+    pub const PLAIN: Transfer = Transfer {
+        algorithm: Algorithm::Xxh3,
+        keep_attributes: false,
+        limit_rate: None,
+    };
 }

@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_width::UnicodeWidthStr;
-use unstick_core::{Algorithm, ErrorCode};
+use unstick_core::ErrorCode;
 use unstick_std::files::{
     ClientError, Existing, FileClient, NoProgress, RemoteEntry, RemotePath, check_local_name,
     escape_for_terminal, is_partial_mismatch, seed_put,
 };
 use unstick_std::system_error::SystemError;
 
-use super::client_args::ClientArgs;
+use super::client_args::{ClientArgs, Transfer};
+use super::interrupt::{self, InFlight};
 use super::progress_bar::progress_bar;
+use super::remote_glob;
 use crate::console;
 use crate::exit_status::WatchedStdout;
 
@@ -69,21 +71,21 @@ fn local_failure(path: &Path, e: &io::Error) -> String {
 /// client at a time).
 struct Connection<'a> {
     args: &'a ClientArgs,
-    algorithm: Algorithm,
+    transfer: Transfer,
     client: Option<FileClient>,
 }
 
 impl<'a> Connection<'a> {
     /// A connection for requests that transfer no file.
     fn new(args: &'a ClientArgs) -> Self {
-        Connection::transferring(args, Algorithm::Xxh3)
+        Connection::transferring(args, Transfer::PLAIN)
     }
 
-    /// A connection whose transfers are verified with `algorithm`.
-    fn transferring(args: &'a ClientArgs, algorithm: Algorithm) -> Self {
+    /// A connection whose transfers go as `transfer` says.
+    fn transferring(args: &'a ClientArgs, transfer: Transfer) -> Self {
         Connection {
             args,
-            algorithm,
+            transfer,
             client: None,
         }
     }
@@ -95,7 +97,7 @@ impl<'a> Connection<'a> {
     ) -> Result<T, ClientError> {
         let client = match &mut self.client {
             Some(client) => client,
-            slot => slot.insert(self.args.connect(self.algorithm)?),
+            slot => slot.insert(self.args.connect(self.transfer)?),
         };
         let result = op(client);
         if result.is_err() {
@@ -181,6 +183,42 @@ fn remote_join(dir: Option<&RemotePath>, name: &str) -> Result<RemotePath, Strin
         None => remote_path(name),
         Some(dir) => remote_path(&format!("{}/{name}", dir.as_str())),
     }
+}
+
+/// The remote paths `text` names: itself, or, when its last component is a pattern
+/// ([`remote_glob`]), the names in a listing of its directory that match and whose kind
+/// `wanted` takes, sorted (a name listed twice, as a file and a partial upload, once). A
+/// pattern that matches nothing is an error naming it, unless `none_is_fine` (`rm -f`).
+fn expand_remote(
+    conn: &mut Connection<'_>,
+    text: &str,
+    wanted: impl Fn(&str) -> bool,
+    none_is_fine: bool,
+) -> Result<Vec<String>, String> {
+    let Some(pattern) = remote_glob::pattern_in(text)? else {
+        return Ok(vec![text.to_owned()]);
+    };
+    let dir = remote_dir(pattern.dir)?;
+    let entries = conn
+        .run(|c| c.list(dir.as_ref()))
+        .map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter(|e| !e.name_escaped && wanted(&e.kind))
+        .filter(|e| remote_glob::matches(pattern.pattern, &e.name))
+        .map(|e| match &dir {
+            None => e.name.clone(),
+            Some(dir) => format!("{}/{}", dir.as_str(), e.name),
+        })
+        .collect();
+    names.dedup();
+    if names.is_empty() && !none_is_fine {
+        return Err(format!(
+            "`{}`: no remote name matches",
+            escape_for_terminal(text)
+        ));
+    }
+    Ok(names)
 }
 
 /// The last component of a local path, as a remote name.
@@ -282,18 +320,19 @@ pub(super) struct PutOptions {
     pub recursive: bool,
     pub resume: bool,
     pub seed: bool,
-    /// `--md5` or not.
-    pub algorithm: Algorithm,
+    /// `--md5`, `-p`.
+    pub transfer: Transfer,
 }
 
 pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<(), String> {
+    interrupt::watch();
     if plan.sources.iter().any(|s| s.as_os_str() == STDIO) {
         return put_stdin(&plan, options, args);
     }
     if options.seed {
         return put_seed(&plan, options, args);
     }
-    let mut conn = Connection::transferring(args, options.algorithm);
+    let mut conn = Connection::transferring(args, options.transfer);
     let several = plan.sources.len() > 1;
     // Into a directory when there are several sources, no destination, a trailing `/`, or a
     // destination that is a remote directory (as `scp` does).
@@ -335,8 +374,10 @@ pub(super) fn put(plan: PutPlan, options: &PutOptions, args: &ClientArgs) -> Res
 }
 
 /// Uploads the local directory `dir` as the remote directory `target`: the directory is made
-/// (so empty ones arrive too), files are sent, subdirectories walked. Links are not followed:
-/// they are reported and skipped, so a link cannot pull in files from elsewhere.
+/// (so empty ones arrive too), files are sent, subdirectories walked. Links are not followed,
+/// so a link cannot pull in files from elsewhere: they, and anything else that is not a file
+/// or a directory (a FIFO, a socket, a device), are skipped with a note, which is no failure
+/// (as rsync skips non-regular files).
 fn put_tree(
     conn: &mut Connection<'_>,
     dir: &Path,
@@ -353,31 +394,37 @@ fn put_tree(
     tally.walking();
     for entry in entries {
         let path = entry.path();
+        let kind = entry.file_type();
+        if let Ok(kind) = &kind
+            && !kind.is_dir()
+            && !kind.is_file()
+        {
+            skipped(&path.display().to_string(), kind.is_symlink());
+            continue;
+        }
         let result = local_file_name(&path)
             .and_then(|name| remote_join(Some(target), &name))
-            .and_then(|child| match entry.file_type() {
+            .and_then(|child| match &kind {
                 Ok(kind) if kind.is_dir() => put_tree(conn, &path, &child, options, tally),
-                Ok(kind) if kind.is_file() => put_file(conn, &path, &child, options.resume),
-                Ok(kind) if kind.is_symlink() => Err(format!(
-                    "{}: a symbolic link; links are not followed, skipped",
-                    path.display()
-                )),
-                Ok(_) => Err(format!(
-                    "{}: not a regular file or directory, skipped",
-                    path.display()
-                )),
-                Err(e) => Err(local_failure(&path, &e)),
+                Ok(_) => put_file(conn, &path, &child, options.resume),
+                Err(e) => Err(local_failure(&path, e)),
             });
         // A subdirectory reports its own files; only its own failure counts here.
         match result {
-            Ok(()) if entry.file_type().is_ok_and(|k| k.is_dir()) => {}
+            Ok(()) if kind.is_ok_and(|k| k.is_dir()) => {}
             other => tally.record(other),
         }
     }
     Ok(())
 }
 
-/// Uploads one file, as `put --resume` skipping it when the server already holds it whole.
+/// Below this size a plain `put` does not ask whether the server holds an interrupted upload
+/// of the name: sending the file again costs about what resuming would save.
+const PARTIAL_WORTH_A_NOTE: u64 = 1 << 20;
+
+/// Uploads one file, as `put --resume` skipping it when the server already holds it whole. A
+/// plain `put` of a file of a MiB or more first asks whether the server holds an interrupted
+/// upload of the name, and says that this upload starts over and replaces it.
 fn put_file(
     conn: &mut Connection<'_>,
     local: &Path,
@@ -391,6 +438,10 @@ fn put_file(
         ));
         return Ok(());
     }
+    if !resume {
+        note_partial_replaced(conn, local, remote);
+    }
+    let _in_flight = InFlight::upload(remote.as_str());
     let mut progress = progress_bar(remote.file_name());
     let first = conn.run(|c| c.put(local, remote, resume, &mut progress));
     let report = match first {
@@ -412,6 +463,26 @@ fn put_file(
         report.digest.to_hex()
     ));
     Ok(())
+}
+
+/// Says, before a plain `put` of `local`, that the interrupted upload the server holds of
+/// `remote` is not continued but replaced. Nothing is said of a small file, and nothing when
+/// the server cannot be asked (the upload that follows reports why).
+fn note_partial_replaced(conn: &mut Connection<'_>, local: &Path, remote: &RemotePath) {
+    if fs::metadata(local).map_or(true, |m| m.len() < PARTIAL_WORTH_A_NOTE) {
+        return;
+    }
+    let Ok(stat) = conn.run(|c| c.stat(remote)) else {
+        return;
+    };
+    if stat.partial_size > 0 {
+        console::note(format_args!(
+            "note: the server holds an interrupted upload of {} ({}); this upload starts from \
+             byte 0 and replaces it (`put --resume` continues it instead)",
+            escape_for_terminal(remote.as_str()),
+            console::count(stat.partial_size, "byte")
+        ));
+    }
 }
 
 /// Whether the server holds `local` whole under `remote` (what rsync's skip is): a file of the
@@ -468,7 +539,12 @@ fn put_stdin(plan: &PutPlan, options: &PutOptions, args: &ClientArgs) -> Result<
         .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| format!("standard input (spooled): {}", SystemError(&e)))?;
-    let mut conn = Connection::transferring(args, options.algorithm);
+    // Standard input has no mode or time of its own to keep.
+    let transfer = Transfer {
+        keep_attributes: false,
+        ..options.transfer
+    };
+    let mut conn = Connection::transferring(args, transfer);
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.put_file(file, size, Path::new(STDIO), &remote, false, &mut progress))
@@ -564,8 +640,8 @@ pub(super) struct GetOptions {
     pub recursive: bool,
     pub resume: bool,
     pub no_clobber: bool,
-    /// `--md5` or not.
-    pub algorithm: Algorithm,
+    /// `--md5`, `-p`.
+    pub transfer: Transfer,
 }
 
 /// `get REMOTE [LOCAL]`, or `get REMOTE... DIR` (DIR an existing local directory), or
@@ -575,6 +651,7 @@ pub(super) fn get(
     options: &GetOptions,
     args: &ClientArgs,
 ) -> Result<(), Failure> {
+    interrupt::watch();
     let (remotes, local) = match paths {
         [] => return Err("nothing to download: give REMOTE".into()),
         [one] => (std::slice::from_ref(one), None),
@@ -589,22 +666,41 @@ pub(super) fn get(
                 "`-` (standard output) cannot be used with -r, --resume or --no-clobber".into(),
             );
         }
-        return get_stdout(remote, options.algorithm, args);
+        return get_stdout(remote, options.transfer, args);
     }
     let local_dir = local.map(Path::new).filter(|p| p.is_dir());
     if let Some(text) = local.filter(|t| t.ends_with(['/', '\\']) && local_dir.is_none()) {
         return Err(format!("{text}: no such local directory").into());
     }
-    if remotes.len() > 1 && local_dir.is_none() {
-        return Err(format!(
+    let several = |local: Option<&str>| {
+        format!(
             "{}: not a local directory; with several remote files the last argument is the directory they go to",
             local.unwrap_or_default()
         )
-        .into());
+    };
+    if remotes.len() > 1 && local_dir.is_none() {
+        return Err(several(local).into());
     }
-    let mut conn = Connection::transferring(args, options.algorithm);
+    let mut conn = Connection::transferring(args, options.transfer);
     let mut tally = Tally::new(remotes.len());
+    let mut expanded = Vec::new();
     for text in remotes {
+        // A pattern's names: files, and directories for -r (a directory without -r is
+        // refused as when typed).
+        match expand_remote(
+            &mut conn,
+            text,
+            |kind| kind == "file" || kind == "dir",
+            false,
+        ) {
+            Ok(names) if names.len() > 1 && local.is_some() && local_dir.is_none() => {
+                tally.record(Err(several(local)));
+            }
+            Ok(names) => expanded.extend(names),
+            Err(message) => tally.record(Err(message)),
+        }
+    }
+    for text in &expanded {
         let result = remote_path(text).and_then(|remote| {
             // The local name comes from the user, or from the remote path they typed: never
             // from the server.
@@ -658,6 +754,7 @@ fn get_file(
         ));
         return Ok(());
     }
+    let _in_flight = InFlight::download(&target.display().to_string());
     let mut progress = progress_bar(remote.file_name());
     let report = conn
         .run(|c| c.get_as(remote, target, options.resume, existing, &mut progress))
@@ -682,7 +779,8 @@ fn get_file(
 
 /// Downloads the remote directory `dir` into the local directory `target` (created if
 /// missing). Names come from the server's listing and are checked first
-/// ([`listed_local_name`]); links, partial uploads and special files are skipped.
+/// ([`listed_local_name`]); links, partial uploads and special files are skipped, links and
+/// special files with a note, which is no failure.
 fn get_tree(
     conn: &mut Connection<'_>,
     dir: &RemotePath,
@@ -705,14 +803,10 @@ fn get_tree(
                 "dir" => get_tree(conn, &child, &local, options, tally).map(|()| None),
                 "file" => get_file(conn, &child, &local, options).map(Some),
                 "partial" => Ok(None), // an upload still to finish: nothing to fetch yet
-                "symlink" => Err(format!(
-                    "{}: a symbolic link on the server; links are not followed, skipped",
-                    escape_for_terminal(child.as_str())
-                )),
-                _ => Err(format!(
-                    "{}: not a regular file or directory, skipped",
-                    escape_for_terminal(child.as_str())
-                )),
+                kind => {
+                    skipped(&escape_for_terminal(child.as_str()), kind == "symlink");
+                    Ok(None)
+                }
             }
         });
         match result {
@@ -726,9 +820,14 @@ fn get_tree(
 
 /// `get REMOTE -`: the file's bytes to standard output as they arrive; every note goes to
 /// standard error.
-fn get_stdout(remote: &str, algorithm: Algorithm, args: &ClientArgs) -> Result<(), Failure> {
+fn get_stdout(remote: &str, transfer: Transfer, args: &ClientArgs) -> Result<(), Failure> {
     let remote = remote_path(remote)?;
-    let mut conn = Connection::transferring(args, algorithm);
+    // Standard output has no mode or time to give.
+    let transfer = Transfer {
+        keep_attributes: false,
+        ..transfer
+    };
+    let mut conn = Connection::transferring(args, transfer);
     let mut out = WatchedStdout::lock();
     let report = conn
         .run(|c| c.get_into(&remote, &mut out, Path::new("standard output"), &mut NoProgress))
@@ -849,8 +948,12 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
             format!("{shown}: no such file or directory")
         }));
     };
+    let mode = entry
+        .mode
+        .map(|mode| format!(", mode {mode:04o}"))
+        .unwrap_or_default();
     let mut text = format!(
-        "{shown}: {} {}, modified {}\n",
+        "{shown}: {} {}, modified {}{mode}\n",
         escape_for_terminal(&entry.kind),
         console::count(entry.size, "byte"),
         format_utc(entry.mtime)
@@ -867,10 +970,31 @@ pub(super) fn stat(path: &str, args: &ClientArgs) -> Result<(), Failure> {
         .map_err(|e| output_failed(&out, &e))
 }
 
-pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Result<(), String> {
+/// Options of `rm`.
+pub(super) struct DeleteOptions {
+    /// `-r`: directories with everything below them.
+    pub recursive: bool,
+    /// `-f`: a name that is not there (or a pattern that matches nothing) is no error.
+    pub force: bool,
+}
+
+pub(super) fn delete(
+    paths: &[String],
+    options: &DeleteOptions,
+    args: &ClientArgs,
+) -> Result<(), String> {
+    let recursive = options.recursive;
     let mut conn = Connection::new(args);
     let mut tally = Tally::new(paths.len());
+    let mut expanded = Vec::new();
     for text in paths {
+        // A pattern's names, whatever they are: `rm` takes links and partial uploads too.
+        match expand_remote(&mut conn, text, |_| true, options.force) {
+            Ok(names) => expanded.extend(names),
+            Err(message) => tally.record(Err(message)),
+        }
+    }
+    for text in &expanded {
         let result = remote_path(text).and_then(|remote| {
             let shown = escape_for_terminal(remote.as_str());
             if recursive {
@@ -881,7 +1005,16 @@ pub(super) fn delete(paths: &[String], recursive: bool, args: &ClientArgs) -> Re
                     return Ok(());
                 }
             }
-            conn.run(|c| c.delete(&remote)).map_err(|e| match e {
+            let deleted = conn.run(|c| c.delete(&remote));
+            if options.force
+                && deleted
+                    .as_ref()
+                    .is_err_and(|e| e.server_code() == Some(ErrorCode::NotFound.as_str()))
+            {
+                // `rm -f`: not there is as good as deleted, and said no more than rm says it.
+                return Ok(());
+            }
+            deleted.map_err(|e| match e {
                 // `not_empty`, or `bad_request` and these words from a server before that code.
                 ClientError::Server {
                     ref code,
@@ -991,6 +1124,18 @@ pub(super) fn mv(paths: &[String], args: &ClientArgs) -> Result<(), String> {
     tally.finish("renames")
 }
 
+/// Notes that a walk (`-r`) skipped `shown`, a symbolic link (never followed) or another
+/// entry that is not a file or a directory. A note, not a failure: the command still succeeds,
+/// as rsync's does.
+fn skipped(shown: &str, symlink: bool) {
+    let what = if symlink {
+        "a symbolic link (links are not followed)"
+    } else {
+        "not a regular file or directory"
+    };
+    console::note(format_args!("note: {shown}: {what}, skipped"));
+}
+
 /// The error, plus how to continue when the connection broke mid-transfer.
 fn interrupted_hint(e: ClientError) -> String {
     match e {
@@ -1046,6 +1191,7 @@ mod tests {
             kind: kind.into(),
             size,
             mtime: 0,
+            mode: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use unstick_core::foreign::{ForeignProtocol, recognise_server};
 use unstick_core::session::Session;
 use unstick_core::time::Instant;
 
@@ -270,11 +271,43 @@ pub(crate) enum ReplyFailure<E> {
     Closed,
     /// Reading failed.
     Io(io::Error),
+    /// The session failed, or the server closed, on bytes that open another protocol's answer:
+    /// the client reached an HTTP, TLS or SSH server, not an unstick one.
+    Foreign(ForeignProtocol),
+}
+
+/// The first bytes of a reply, kept to tell another protocol's server when the session fails
+/// on them ([`recognise_server`]).
+#[derive(Default)]
+struct ReplyHead {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl ReplyHead {
+    /// Keeps what fits of `taken`, the next bytes of the reply.
+    fn keep(&mut self, taken: &[u8]) {
+        let n = taken.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&taken[..n]);
+        self.len += n;
+    }
+
+    /// The failure to report: `failure`, or the foreign protocol whose answer the reply
+    /// opened with, `unread` being the bytes the session failed on.
+    fn failure<E>(&mut self, failure: ReplyFailure<E>, unread: &[u8]) -> ReplyFailure<E> {
+        self.keep(unread);
+        match recognise_server(&self.bytes[..self.len]) {
+            Some(protocol) => ReplyFailure::Foreign(protocol),
+            None => failure,
+        }
+    }
 }
 
 /// Drives a client's `session` through one reply from `stream`, reading into `inbox`: hands
 /// every piece it gives to `on_received` until that returns a value; `fail` words why there is
-/// none. Reads wait no longer than the session's deadline (its reply timeout), when it has one,
+/// none. A reply the session fails on, or that the server closes without finishing, is
+/// checked for another protocol's answer first (an HTTP status line, a TLS alert, an SSH
+/// banner): every client recognises them here, and [`ReplyFailure::Foreign`] says which. Reads wait no longer than the session's deadline (its reply timeout), when it has one,
 /// else no longer than `read_limit` (say, after sending broke off, when the session still
 /// counts the host's turn as unfinished and owes no deadline).
 pub(crate) fn await_reply<T, S, R, F>(
@@ -289,11 +322,15 @@ where
     T: Session,
     S: TimedRead,
 {
+    let mut head = ReplyHead::default();
     loop {
         if !inbox.unread.is_empty() {
-            let (used, received) = session
-                .handle_input(now(), &inbox.buf[inbox.unread.clone()])
-                .map_err(|e| fail(ReplyFailure::Session(e)))?;
+            let unread = &inbox.buf[inbox.unread.clone()];
+            let (used, received) = match session.handle_input(now(), unread) {
+                Ok(taken) => taken,
+                Err(e) => return Err(fail(head.failure(ReplyFailure::Session(e), unread))),
+            };
+            head.keep(&unread[..used]);
             inbox.unread.start += used;
             if let Some(received) = received
                 && let Some(done) = on_received(session, received)?
@@ -305,14 +342,14 @@ where
         let deadline = session.poll_timeout(now());
         match inbox.fill(stream, deadline, read_limit) {
             Ok(0) => {
-                let last = session
-                    .handle_eof()
-                    .map_err(|e| fail(ReplyFailure::Session(e)))?;
+                let last = match session.handle_eof() {
+                    Ok(last) => last,
+                    Err(e) => return Err(fail(head.failure(ReplyFailure::Session(e), &[]))),
+                };
                 return match last {
-                    Some(received) => {
-                        on_received(session, received)?.ok_or_else(|| fail(ReplyFailure::Closed))
-                    }
-                    None => Err(fail(ReplyFailure::Closed)),
+                    Some(received) => on_received(session, received)?
+                        .ok_or_else(|| fail(head.failure(ReplyFailure::Closed, &[]))),
+                    None => Err(fail(head.failure(ReplyFailure::Closed, &[]))),
                 };
             }
             Ok(_) => {}
@@ -340,6 +377,23 @@ mod tests {
         );
         let later = now() + Duration::from_secs(60);
         assert!(wait_until(Some(later)).unwrap() > Duration::from_secs(59));
+    }
+
+    #[test]
+    fn a_reply_head_tells_another_protocol_only_from_its_first_bytes() {
+        let mut head = ReplyHead::default();
+        head.keep(b"HT");
+        assert!(matches!(
+            head.failure(ReplyFailure::<()>::Closed, b"TP/1.1 400 Bad Request"),
+            ReplyFailure::Foreign(ForeignProtocol::Http)
+        ));
+        let mut head = ReplyHead::default();
+        head.keep(b"\x1c\x00\x00\x00{\"op\":\"exit\",\"code\":0}");
+        head.keep(b"HTTP/1.1 200 OK");
+        assert!(matches!(
+            head.failure(ReplyFailure::<()>::Closed, b""),
+            ReplyFailure::Closed
+        ));
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use unstick_core::foreign::ForeignProtocol;
 use unstick_core::info::{EndpointInfo, InfoClientSession, InfoError, Replied};
 use unstick_core::session::PeerText;
 
 use crate::host::{Inbox, Outlet, ReplyFailure, await_reply};
 use crate::link::Link;
+use crate::reached::Reached;
 use crate::server::HEADER_CAP;
 use crate::system_error::SystemError;
 
@@ -43,6 +45,8 @@ pub enum InfoRequestError {
     Connection(io::Error),
     /// The reply was a refusal (an endpoint that predates `info`), or broke the rules.
     Reply(Box<InfoError>),
+    /// The endpoint answered in another protocol (HTTP, TLS, SSH): it is not unstick's.
+    Foreign(ForeignProtocol),
 }
 
 impl fmt::Display for InfoRequestError {
@@ -64,6 +68,9 @@ impl fmt::Display for InfoRequestError {
                 )
             }
             InfoRequestError::Reply(e) => fmt::Display::fmt(e, f),
+            InfoRequestError::Foreign(protocol) => {
+                fmt::Display::fmt(&Reached::Foreign(*protocol), f)
+            }
         }
     }
 }
@@ -93,6 +100,7 @@ pub fn request_info(
             ReplyFailure::Session(e) => InfoRequestError::Reply(Box::new(e)),
             ReplyFailure::Closed => InfoRequestError::Reply(Box::new(InfoError::Closed)),
             ReplyFailure::Io(e) => InfoRequestError::Connection(e),
+            ReplyFailure::Foreign(protocol) => InfoRequestError::Foreign(protocol),
         },
     )?;
     let info = session

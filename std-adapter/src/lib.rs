@@ -19,6 +19,7 @@ pub mod files;
 mod host;
 pub mod info;
 pub mod link;
+pub mod reached;
 pub(crate) mod readiness;
 pub mod server;
 pub mod shell;

@@ -27,7 +27,9 @@ use core::time::Duration;
 use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::{Ack, DigestTrailer, EntryReply, FileHead, ReplyHead, Request, StatReply};
+use super::{
+    Ack, DigestTrailer, EntryReply, FileAttributes, FileHead, ReplyHead, Request, StatReply,
+};
 use crate::session::ReplyTimer;
 use crate::session::{BoundedText, MESSAGE_CAP, Outbox, Session, SessionError, Transmit};
 use crate::time::Instant;
@@ -120,6 +122,9 @@ pub struct StatInfo {
     pub size: Option<u64>,
     /// Modification time in seconds since the Unix epoch, when it exists.
     pub mtime: Option<i64>,
+    /// Permission bits (within [`MODE_BITS`](super::MODE_BITS)), when it exists and the server
+    /// says.
+    pub mode: Option<u32>,
     /// Bytes of an interrupted upload of this name the server holds for resuming.
     pub partial_size: u64,
 }
@@ -221,6 +226,8 @@ pub enum ClientEvent<'i> {
         offset: u64,
         /// Modification time in seconds since the Unix epoch.
         mtime: i64,
+        /// Permission bits (within [`MODE_BITS`](super::MODE_BITS)), when the server says.
+        mode: Option<u32>,
     },
     /// A piece of a download's body: a slice of the input given to
     /// [`handle_input`](FileClientSession::handle_input), to be written where the previous one
@@ -658,6 +665,8 @@ pub struct FileClientSession<const CAP: usize = 1024, const OUT: usize = 1024> {
     recall: heapless::String<OUT>,
     recall_path: usize,
     recall_token: bool,
+    /// The attributes the upload in flight asks the server to keep (`put -p`).
+    keep: FileAttributes,
     /// How long the server may stay silent while a reply is due.
     reply: ReplyTimer,
 }
@@ -692,6 +701,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             recall: heapless::String::new(),
             recall_path: 0,
             recall_token: false,
+            keep: FileAttributes::NONE,
             reply: ReplyTimer::new(Some(REPLY_TIMEOUT)),
         }
     }
@@ -793,7 +803,22 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
         options: RequestOptions<'_>,
         resume: bool,
     ) -> Result<(), FileProtocolError> {
+        self.put_keeping(path, size, options, resume, FileAttributes::NONE)
+    }
+
+    /// Starts an upload as [`put`](Self::put) does, asking the server to give the file the
+    /// attributes in `keep` (its mode and modification time, `put -p`); the `put` head carries
+    /// them (`"mode"`, `"mtime"`), the resumed one too.
+    pub fn put_keeping(
+        &mut self,
+        path: &str,
+        size: u64,
+        options: RequestOptions<'_>,
+        resume: bool,
+        keep: FileAttributes,
+    ) -> Result<(), FileProtocolError> {
         self.check_start(Some(options.algorithm))?;
+        self.keep = keep;
         if resume {
             let mut recall = heapless::String::<OUT>::new();
             let token = options.token.unwrap_or("");
@@ -808,7 +833,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             self.recall_token = options.token.is_some();
             self.state = State::PutStat { size };
         } else {
-            let head = put_request(path, options, 0, None);
+            let head = put_request(path, options, 0, None, keep);
             push_request(&mut self.outbox, &head, size)
                 .map_err(FileProtocolError::RequestTooLarge)?;
             self.state = Self::sending(0, size);
@@ -1149,7 +1174,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             token: self.recall_token.then_some(token),
             algorithm: self.algorithm,
         };
-        let head = put_request(path, options, offset, Some(hex.as_str()));
+        let head = put_request(path, options, offset, Some(hex.as_str()), self.keep);
         match push_request(&mut self.outbox, &head, size - offset) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(FileProtocolError::RequestTooLarge(e))),
@@ -1265,6 +1290,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                     size: head.size,
                     offset: head.offset,
                     mtime: head.mtime,
+                    mode: head.mode.map(|m| m & super::MODE_BITS),
                 }))
             }
             (State::GetHead { .. }, _) => Err(unexpected("`file`")),
@@ -1293,7 +1319,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
                         token: self.recall_token.then_some(token),
                         algorithm: self.algorithm,
                     };
-                    let head = put_request(path, options, 0, None);
+                    let head = put_request(path, options, 0, None, self.keep);
                     push_request(&mut self.outbox, &head, size)
                         .map_err(FileProtocolError::RequestTooLarge)?;
                     Self::sending(0, size)
@@ -1366,6 +1392,7 @@ impl<const CAP: usize, const OUT: usize> FileClientSession<CAP, OUT> {
             },
             size: reply.size,
             mtime: reply.mtime,
+            mode: reply.mode.map(|m| m & super::MODE_BITS),
             partial_size: reply.partial_size,
         })
     }
@@ -1438,14 +1465,18 @@ fn push_request<const OUT: usize>(
     outbox.push_head(&PLAIN_ENCODER, &request, body_len, None)
 }
 
-/// A `put` of `path`, resumed at `offset` with the prefix's digest when `offset > 0`.
+/// A `put` of `path`, resumed at `offset` with the prefix's digest when `offset > 0`, asking
+/// for the attributes in `keep`.
 fn put_request<'a>(
     path: &'a str,
     options: RequestOptions<'a>,
     offset: u64,
     prefix: Option<&'a str>,
+    keep: FileAttributes,
 ) -> Request<&'a str> {
     let mut put = request(FileOp::Put, path, options);
+    put.mode = keep.mode;
+    put.mtime = keep.mtime;
     if offset > 0 {
         put.offset = Some(offset);
         match options.algorithm {
@@ -1615,10 +1646,12 @@ mod tests {
                 size,
                 offset,
                 mtime,
+                mode,
             } => ClientEvent::FileHead {
                 size,
                 offset,
                 mtime,
+                mode,
             },
             ClientEvent::Fetched {
                 size,
@@ -1946,7 +1979,7 @@ mod tests {
             s.stat("a", opts()).unwrap();
             sent(&mut s, b"");
             let reply = raw(
-                r#"{"op":"stat","exists":true,"kind":"file","size":5,"mtime":-3,"partial_size":2,"total_size":0}"#,
+                r#"{"op":"stat","exists":true,"kind":"file","size":5,"mtime":-3,"mode":2541,"partial_size":2,"total_size":0}"#,
                 b"",
             );
             assert_eq!(
@@ -1956,6 +1989,8 @@ mod tests {
                     kind: text("file"),
                     size: Some(5),
                     mtime: Some(-3),
+                    // 0o4755: the set-user-ID bit is not taken.
+                    mode: Some(0o755),
                     partial_size: 2,
                 }))]
             );
@@ -2036,6 +2071,7 @@ mod tests {
                         size: 200,
                         offset: have as u64,
                         mtime: 9,
+                        mode: None,
                     })];
                     if have < 200 {
                         expected.push(Seen::Body(data[have..].to_vec()));
@@ -2614,6 +2650,7 @@ mod tests {
             kind: None,
             size: None,
             mtime: None,
+            mode: None,
             partial_size: 0,
         };
         let mut wire = [0u8; 256];

@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
-use super::{Ack, DigestTrailer, EntryReply, FileHead, StatReply};
+use super::{Ack, DigestTrailer, EntryReply, FileAttributes, FileHead, MODE_BITS, StatReply};
 use core::time::Duration;
 
 use crate::info::{EndpointInfo, Protocols};
@@ -68,7 +68,7 @@ impl EntryKind {
     }
 }
 
-/// Kind, size and modification time of an entry.
+/// Kind, size, modification time and permission bits of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryMeta {
     /// Kind.
@@ -77,6 +77,9 @@ pub struct EntryMeta {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Permission bits (the session keeps only those within [`MODE_BITS`]); `None` where the
+    /// host has none to give (Windows, a device's store).
+    pub mode: Option<u32>,
 }
 
 /// What the host found for a `stat`.
@@ -187,11 +190,16 @@ pub enum FileAction<'s> {
         /// The length kept.
         len: u64,
     },
-    /// Sync the staging file, rename it over `path`, sync the directory; then
-    /// [`handle_done`](FileServerSession::handle_done).
+    /// Give the staging file the attributes in `keep` (a `put -p`'s mode and modification
+    /// time, each when there is one), sync it, rename it over `path`, sync the directory; then
+    /// [`handle_done`](FileServerSession::handle_done). A host that cannot apply them refuses
+    /// the upload there; one that has no permission bits (Windows, a device's store) leaves
+    /// the mode.
     Commit {
         /// The final name.
         path: &'s str,
+        /// What the client asked to keep; [`FileAttributes::NONE`] unless it did.
+        keep: FileAttributes,
     },
     /// Leave the staging file for a resume (a torn upload, or a resume that asked for more
     /// than it holds); then [`handle_done`](FileServerSession::handle_done). A staging file
@@ -332,6 +340,8 @@ struct Download {
     size: u64,
     /// The file's modification time, for the head.
     mtime: i64,
+    /// The file's permission bits, for the head.
+    mode: Option<u32>,
     /// The whole file's digest so far, the bytes the client has included.
     hasher: BodyHasher,
     phase: DownloadPhase,
@@ -353,6 +363,8 @@ enum DownloadPhase {
 #[derive(Debug)]
 struct Upload {
     kind: UploadKind,
+    /// The attributes the file is committed with (`put -p`).
+    keep: FileAttributes,
     /// Bytes resumed from the name's partial upload rather than sent (0 for a fresh upload).
     offset: u64,
     /// The whole file's size.
@@ -592,7 +604,10 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                     len: *to_read,
                 },
                 UploadPhase::Truncating => FileAction::Truncate { len: upload.offset },
-                UploadPhase::Committing { .. } => FileAction::Commit { path },
+                UploadPhase::Committing { .. } => FileAction::Commit {
+                    path,
+                    keep: upload.keep,
+                },
                 UploadPhase::KeepingPartial { .. } => FileAction::KeepPartial,
                 // The body's chunks come out of `handle_input`, to be written as they come (a
                 // failed write is reported with `handle_write_failed`).
@@ -741,6 +756,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
                     kind: found.entry.map(|m| m.kind.as_str()),
                     size: found.entry.map(|m| m.size),
                     mtime: found.entry.map(|m| m.mtime),
+                    mode: found.entry.and_then(|m| m.mode).map(|m| m & MODE_BITS),
                     partial_size: found.partial_size,
                 };
                 self.events.push(ServerEvent::Completed(Completed::Stat {
@@ -846,6 +862,7 @@ impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
             get,
             size: meta.size,
             mtime: meta.mtime,
+            mode: meta.mode.map(|m| m & MODE_BITS),
             hasher: BodyHasher::new(Algorithms::only(get.algorithm)),
             // The part the client already has is hashed too, so the trailer covers the whole
             // file.
@@ -952,6 +969,8 @@ struct RequestView<'h> {
     to: Option<EscapedText<'h>>,
     to_xxh3: Option<BoundedText<32>>,
     parents: Option<bool>,
+    mode: Option<u32>,
+    mtime: Option<i64>,
 }
 
 impl RequestView<'_> {
@@ -1417,6 +1436,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     kind: UploadKind::Seed {
                         md5: md5.map(Checksum::Md5),
                     },
+                    keep: FileAttributes::NONE,
                     offset: 0,
                     size: body_len,
                     // The decoder checks the body's MD5; the session hashes nothing.
@@ -1488,12 +1508,17 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             return self.refuse_head(refusal, has_body);
         }
         if op == FileOp::Put {
-            match self.check_put(path, algorithm, prefix, offset, body_len) {
+            let keep = FileAttributes {
+                mode: view.mode,
+                mtime: view.mtime,
+            };
+            match self.check_put(path, algorithm, prefix, offset, body_len, keep) {
                 Ok(put) => {
                     self.state = State::Uploading(Upload {
                         kind: UploadKind::Put {
                             algorithm: put.algorithm,
                         },
+                        keep: put.keep,
                         offset,
                         size: put.size,
                         hasher: BodyHasher::new(Algorithms::only(put.algorithm)),
@@ -1539,8 +1564,9 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         };
     }
 
-    /// Checks a `put`'s head: its path (kept in `self.path` as `path` says), algorithm, size
-    /// and, for a resume, the digest of the prefix it skips.
+    /// Checks a `put`'s head: its path (kept in `self.path` as `path` says), algorithm, size,
+    /// for a resume the digest of the prefix it skips, and the attributes to `keep` (a mode
+    /// must be permission bits; set-user-ID, set-group-ID and sticky bits are dropped).
     fn check_put(
         &mut self,
         path: PathMember,
@@ -1548,9 +1574,25 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
         prefix: Option<Checksum>,
         offset: u64,
         body_len: u64,
+        keep: FileAttributes,
     ) -> Result<PutHead, Refusal> {
         self.take_path(path)?;
         let algorithm = algorithm.ok_or_else(bad_algorithm)?;
+        let keep = match keep.mode {
+            Some(mode) if mode > 0o7777 => {
+                self.clear_path();
+                return Err(Refusal::new(
+                    ErrorCode::BadRequest,
+                    format_args!(
+                        "`mode` {mode} is not a file's permission bits (0 to 4095, 0o7777)"
+                    ),
+                ));
+            }
+            mode => FileAttributes {
+                mode: mode.map(|m| m & MODE_BITS),
+                mtime: keep.mtime,
+            },
+        };
         let max = self.rules.max_file_size;
         let size = match offset.checked_add(body_len) {
             Some(total) if total <= max => total,
@@ -1578,6 +1620,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
             algorithm,
             size,
             prefix,
+            keep,
         })
     }
 
@@ -1757,6 +1800,7 @@ impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
                     size: download.size,
                     offset: download.get.offset,
                     mtime: download.mtime,
+                    mode: download.mode,
                 };
                 let body_len = download.size - download.get.offset;
                 if self
@@ -1857,6 +1901,8 @@ struct PutHead {
     size: u64,
     /// A resume's digest of the prefix it skips; `None` when it is not a resume.
     prefix: Option<Checksum>,
+    /// The attributes to commit the file with.
+    keep: FileAttributes,
 }
 
 impl State {
@@ -2404,7 +2450,9 @@ mod tests {
                 seen,
                 [
                     Seen::Acted("Stage { path: \"d/f.txt\", kind: Fresh }".into()),
-                    Seen::Acted("Commit { path: \"d/f.txt\" }".into()),
+                    Seen::Acted(
+                        "Commit { path: \"d/f.txt\", keep: FileAttributes { mode: None, mtime: None } }".into(),
+                    ),
                     Seen::Closed
                 ],
                 "step {step}"
@@ -2503,7 +2551,10 @@ mod tests {
             seen,
             [
                 Seen::Acted("Stage { path: \"config\", kind: Temporary }".into()),
-                Seen::Acted("Commit { path: \"config\" }".into()),
+                Seen::Acted(
+                    "Commit { path: \"config\", keep: FileAttributes { mode: None, mtime: None } }"
+                        .into(),
+                ),
                 Seen::Closed
             ]
         );

@@ -133,8 +133,13 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
                     .map_err(|e| refusal(e, session.path()));
                 session.handle_done(cut)
             }
-            FileAction::Commit { path } => {
-                let mtime = link.now_ms() / 1000;
+            FileAction::Commit { path, keep } => {
+                // A `put -p`'s time when the store can hold it (it has no modes to keep), else
+                // the uptime, as the board has no calendar clock.
+                let mtime = keep
+                    .mtime
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or_else(|| link.now_ms() / 1000);
                 let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
                 session.handle_done(committed)
             }
@@ -231,6 +236,7 @@ fn meta(file: &crate::store::File) -> EntryMeta {
         kind: EntryKind::File,
         size: file.len as u64,
         mtime: i64::from(file.mtime),
+        mode: None,
     }
 }
 

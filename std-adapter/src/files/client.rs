@@ -16,20 +16,23 @@ use std::time::Duration;
 use unstick_core::Algorithm;
 use unstick_core::Checksum;
 use unstick_core::FileOp;
+use unstick_core::files::FileAttributes;
 use unstick_core::files::client::{
     ClientAction, ClientEvent, FileClientSession, FileProtocolError, RequestOptions,
 };
 use unstick_core::info::{EndpointInfo, InfoError};
 
+use super::attributes;
 use super::local::{
     open_for_upload, open_partial_download, place_download_new, replace_with_download,
 };
 use super::name::{RemotePath, escape_for_terminal};
-use super::transfer::{Progress, TRANSFER_BUFFER};
+use super::transfer::{Pace, Progress, TRANSFER_BUFFER};
 use super::tree::Create;
 use crate::host::{Inbox, ReplyFailure, await_reply};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
+use crate::reached::{Reached, Tool, other_tool};
 use crate::server::{ErrorCode, HEADER_CAP};
 use crate::system_error::SystemError;
 use crate::tls::{ClientTls, TlsConnectError};
@@ -90,6 +93,9 @@ pub enum ClientError {
         /// The device's limit (bytes).
         max: u64,
     },
+    /// The server is not a file server: another protocol's, or the shell's (its refusal of
+    /// the request's op was looked into).
+    Reached(Reached),
 }
 
 /// A limit of the server's that a request can break.
@@ -144,6 +150,7 @@ impl fmt::Display for ClientError {
                 path.display()
             ),
             ClientError::Settings(m) => f.write_str(m),
+            ClientError::Reached(reached) => fmt::Display::fmt(reached, f),
             ClientError::OverLimit {
                 limit: Limit::Path,
                 needed,
@@ -198,6 +205,13 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// How a `tls://` server is trusted.
     pub tls: ClientTls,
+    /// Keep files' mode and modification time (`put -p`, `get -p`): an upload asks the server
+    /// to give the file those of the local one, a download gives the local file those the
+    /// server reports (permission bits only, never set-user-ID, set-group-ID or sticky).
+    pub keep_attributes: bool,
+    /// Move each file's bytes at most this fast, in bytes a second (`--limit-rate`); `None`:
+    /// as fast as the connection goes.
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -208,6 +222,8 @@ impl Default for ClientOptions {
             buffer_size: TRANSFER_BUFFER,
             timeout: Duration::from_secs(60),
             tls: ClientTls::default(),
+            keep_attributes: false,
+            limit_rate: None,
         }
     }
 }
@@ -249,6 +265,9 @@ pub struct RemoteEntry {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Permission bits, when the server reports them (`stat` of a Unix server; listings do
+    /// not carry them).
+    pub mode: Option<u32>,
 }
 
 impl RemoteEntry {
@@ -272,6 +291,8 @@ pub struct RemoteStat {
 /// A connection to a file server.
 pub struct FileClient {
     stream: Link,
+    /// The address connected to, for a second connection.
+    addr: String,
     options: ClientOptions,
     session: Box<Session>,
     /// Local file reads.
@@ -406,7 +427,9 @@ fn read_chunk<'b>(file: &mut File, buf: &'b mut [u8], len: u64) -> io::Result<&'
 
 /// Carries out the session's `ReadLocal` actions from `file` (read sequentially from where it
 /// is at `pos`), sending the chunks meant for sending, until the session wants no more local
-/// data. Reports progress from the first chunk sent.
+/// data. Reports progress from the first chunk sent; the chunks sent keep to `pace`, when
+/// there is one.
+#[allow(clippy::too_many_arguments)]
 fn transfer_local(
     stream: &mut Link,
     session: &mut Session,
@@ -415,6 +438,7 @@ fn transfer_local(
     buf: &mut [u8],
     watch: bool,
     progress: &mut dyn Progress,
+    mut pace: Option<&mut Pace>,
 ) -> Result<(), Stop> {
     let mut pos = 0u64;
     let mut started = false;
@@ -435,7 +459,11 @@ fn transfer_local(
             file.seek(SeekFrom::Start(offset)).map_err(local_failed)?;
             pos = offset;
         }
-        let chunk = read_chunk(file, buf, len).map_err(local_failed)?;
+        let room = match &pace {
+            Some(pace) if send => pace.step().min(buf.len()),
+            _ => buf.len(),
+        };
+        let chunk = read_chunk(file, &mut buf[..room], len).map_err(local_failed)?;
         if chunk.is_empty() {
             let message = if send {
                 format!("the file shrank while being sent ({len} bytes missing)")
@@ -455,6 +483,9 @@ fn transfer_local(
             progress.advance(chunk.len() as u64);
         }
         flush(stream, session, chunk, watch)?;
+        if send && let Some(pace) = pace.as_deref_mut() {
+            pace.moved(chunk.len());
+        }
     }
     Ok(())
 }
@@ -464,11 +495,17 @@ impl FileClient {
     pub fn connect(addr: &str, options: ClientOptions) -> Result<FileClient, ClientError> {
         let stream = connect_stream(addr, options.timeout, &options.tls)?;
         let size = options.buffer_size.max(64 * 1024);
+        // Under a rate limit a download is read a step at a time, so that each wait is short.
+        let read_size = match options.limit_rate {
+            Some(rate) => Pace::new(rate).step().clamp(4096, size),
+            None => size,
+        };
         Ok(FileClient {
             stream,
+            addr: addr.to_owned(),
             session: Box::new(Session::new().with_reply_timeout(Some(options.timeout))),
             buf: vec![0u8; size],
-            inbox: Inbox::new(size, &[]),
+            inbox: Inbox::new(read_size, &[]),
             options,
             device_limits: None,
         })
@@ -480,6 +517,7 @@ impl FileClient {
     pub fn info(&mut self) -> Result<RemoteInfo, ClientError> {
         request_info(&mut self.stream, self.options.timeout).map_err(|e| match e {
             InfoRequestError::Connection(e) => ClientError::Connection(e),
+            InfoRequestError::Foreign(protocol) => ClientError::Reached(Reached::Foreign(protocol)),
             InfoRequestError::Reply(e) => match *e {
                 InfoError::Refused(refusal) => ClientError::Server {
                     code: refusal.code.as_str().to_owned(),
@@ -543,7 +581,7 @@ impl FileClient {
         download: Option<&Path>,
         mut on_event: impl FnMut(ClientEvent<'_>) -> Result<Option<T>, ClientError>,
     ) -> Result<T, ClientError> {
-        await_reply(
+        let replied = await_reply(
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
@@ -559,8 +597,25 @@ impl FileClient {
                 ReplyFailure::Session(e) => protocol_failed(e, download),
                 ReplyFailure::Closed => protocol_failed(FileProtocolError::Closed, download),
                 ReplyFailure::Io(e) => ClientError::Connection(e),
+                ReplyFailure::Foreign(protocol) => ClientError::Reached(Reached::Foreign(protocol)),
             },
-        )
+        );
+        match replied {
+            // A shell server refuses every op of this protocol: say so, not "unknown op".
+            Err(ClientError::Server { code, message }) => Err(
+                match other_tool(
+                    &mut self.stream,
+                    || connect_stream(&self.addr, self.options.timeout, &self.options.tls).ok(),
+                    self.options.timeout,
+                    Tool::File,
+                    &code,
+                ) {
+                    Some(reached) => ClientError::Reached(reached),
+                    None => ClientError::Server { code, message },
+                },
+            ),
+            replied => replied,
+        }
     }
 
     /// Uploads `local` as `remote`. With `resume`, continues an interrupted upload of the same
@@ -592,13 +647,19 @@ impl FileClient {
     ) -> Result<PutReport, ClientError> {
         let local = label;
         self.check_device_limits(remote, size)?;
+        let keep = if self.options.keep_attributes {
+            attributes::of(&file.metadata().map_err(self::local(local))?)
+        } else {
+            FileAttributes::NONE
+        };
         self.stream.start_request();
         self.session
-            .put(
+            .put_keeping(
                 remote.as_str(),
                 size,
                 request_options(&self.options),
                 resume,
+                keep,
             )
             .map_err(|e| protocol_failed(e, None))?;
         if resume {
@@ -611,6 +672,7 @@ impl FileClient {
             // The upload itself is a request of its own, after the stat's reply.
             self.stream.start_request();
         }
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let sent = transfer_local(
             &mut self.stream,
             &mut self.session,
@@ -619,6 +681,7 @@ impl FileClient {
             &mut self.buf,
             true,
             progress,
+            pace.as_mut(),
         );
         progress.finish();
         if let Err(Stop::Failed(e)) = sent {
@@ -710,11 +773,26 @@ impl FileClient {
                 &mut self.buf,
                 false,
                 &mut super::transfer::NoProgress,
+                None,
             )?;
         }
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let mut file: Option<File> = None;
+        let mut keep = FileAttributes::NONE;
+        let keep_attributes = self.options.keep_attributes;
         let received = self.pump(Some(local), |event| match event {
-            ClientEvent::FileHead { size, offset, .. } => {
+            ClientEvent::FileHead {
+                size,
+                offset,
+                mtime,
+                mode,
+            } => {
+                if keep_attributes {
+                    keep = FileAttributes {
+                        mode,
+                        mtime: Some(mtime),
+                    };
+                }
                 // Only now, with the file on its way, is the partial download created (or cut
                 // back to the prefix that was hashed).
                 // A failure to create it is reported under the name the user gave: the
@@ -735,6 +813,9 @@ impl FileClient {
                 };
                 file.write_all(chunk).map_err(self::local(&part))?;
                 progress.advance(chunk.len() as u64);
+                if let Some(pace) = pace.as_mut() {
+                    pace.moved(chunk.len());
+                }
                 Ok(None)
             }
             other => download_ended(&other),
@@ -742,6 +823,7 @@ impl FileClient {
         progress.finish();
         match (received, file) {
             (Ok(report), Some(file)) => {
+                attributes::apply(&file, keep).map_err(self::local(local))?;
                 commit_download(file, &part, local, existing)?;
                 Ok(report)
             }
@@ -776,6 +858,7 @@ impl FileClient {
                     kind: entry.kind.as_str().to_owned(),
                     size: entry.size,
                     mtime: entry.mtime,
+                    mode: None,
                 });
                 Ok(None)
             }
@@ -804,6 +887,7 @@ impl FileClient {
             kind: stat.kind.as_str().to_owned(),
             size: stat.size.unwrap_or(0),
             mtime: stat.mtime.unwrap_or(0),
+            mode: stat.mode,
         });
         Ok(RemoteStat {
             entry,
@@ -827,6 +911,7 @@ impl FileClient {
             .get(remote.as_str(), request_options(&self.options), 0)
             .map_err(|e| protocol_failed(e, None))?;
         self.send_request()?;
+        let mut pace = self.options.limit_rate.map(Pace::new);
         let received = self.pump(Some(label), |event| match event {
             ClientEvent::FileHead { size, offset, .. } => {
                 progress.start(size, offset);
@@ -835,6 +920,9 @@ impl FileClient {
             ClientEvent::Body(chunk) => {
                 out.write_all(chunk).map_err(self::local(label))?;
                 progress.advance(chunk.len() as u64);
+                if let Some(pace) = pace.as_mut() {
+                    pace.moved(chunk.len());
+                }
                 Ok(None)
             }
             other => download_ended(&other),
@@ -870,6 +958,7 @@ impl FileClient {
             &mut self.buf,
             false,
             &mut super::transfer::NoProgress,
+            None,
         )?;
         let compared = self.pump(Some(label), |event| match event {
             ClientEvent::FileHead { size: theirs, .. } if theirs == size => Ok(None),
@@ -957,6 +1046,7 @@ pub fn seed_put(
         &mut buf,
         false,
         progress,
+        None,
     );
     progress.finish();
     sent?;

@@ -25,6 +25,7 @@
 //!   progress (connections waiting between requests hold no slot; see [`crate::server`]), idle
 //!   time.
 
+mod attributes;
 mod client;
 mod config;
 mod local;

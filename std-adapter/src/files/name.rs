@@ -100,8 +100,8 @@ impl fmt::Display for RemotePath {
 
 /// `name` as a user typed it, with control and bidirectional-formatting characters escaped
 /// ([`PeerText`]), so that a name chosen by someone else cannot move the cursor, clear the
-/// screen or reorder what a terminal shows. Text already in the escaped form of a name that is
-/// not UTF-8 passes as it is.
+/// screen or reorder what a terminal shows. A name that is not UTF-8, in the escaped form a
+/// listing gives it (`\xNN` for its odd bytes), passes as it is.
 pub fn escape_for_terminal(name: &str) -> String {
     PeerText::new(name).to_string()
 }

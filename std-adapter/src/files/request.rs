@@ -152,10 +152,10 @@ impl<'s> RequestWork<Session<'s>, ClientSocket> for FileWork<'_> {
                 let cut = cut.map_err(|e| storage_refusal(&e, session.path()));
                 reported(session.handle_done(cut))
             }
-            FileAction::Commit { path } => {
+            FileAction::Commit { path, keep } => {
                 let path = remote(path)?;
                 let committed = match self.staging.take() {
-                    Some(staging) => staging.commit(path.file_name()),
+                    Some(staging) => staging.commit(path.file_name(), keep),
                     None => Err(io::Error::other("no upload is staged")),
                 };
                 let committed = committed.map_err(|e| storage_refusal(&e, path.as_str()));

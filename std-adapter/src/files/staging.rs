@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 
-use unstick_core::files::PartialState;
+use unstick_core::files::{FileAttributes, PartialState};
 
 use super::tree::{
     Dir, file_meta, is_private_regular_file, is_unusable_entry, partial_name, remove_record,
@@ -294,7 +294,8 @@ impl Staging {
 
     /// Syncs the data, renames it to `final_name` (replacing any previous file atomically) and
     /// syncs the directory.
-    pub(super) fn commit(mut self, final_name: &str) -> io::Result<()> {
+    pub(super) fn commit(mut self, final_name: &str, keep: FileAttributes) -> io::Result<()> {
+        super::attributes::apply(&self.file, keep)?;
         self.file.sync_all()?;
         // Never rename whatever else now has the staging name (the lock makes that impossible
         // for our own uploads; this guards against anyone else touching the root).
@@ -409,7 +410,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, partial_path(dir.path(), "link")).unwrap();
         let mut staging = Staging::fresh(root.duplicate().unwrap(), "link").unwrap();
         staging.file.write_all(b"new").unwrap();
-        staging.commit("link").unwrap();
+        staging.commit("link", FileAttributes::NONE).unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
         let committed = std::fs::symlink_metadata(dir.path().join("root/link")).unwrap();
         assert!(committed.is_file());

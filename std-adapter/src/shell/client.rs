@@ -24,6 +24,7 @@ use super::input::{CommandInput, INPUT_CHUNK};
 use crate::host::{Inbox, ReplyFailure, await_reply, now, wait_until};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
+use crate::reached::{Reached, Tool, other_tool};
 use crate::tls::{ClientTls, TlsConnectError};
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
@@ -34,6 +35,7 @@ use crate::transmit::send_transmits;
 /// Room for a request's head: a larger one leaves in more than one write.
 const SEND_BUFFER: usize = 4096;
 
+use unstick_core::files::client::REPLY_TIMEOUT;
 use unstick_core::info::InfoError;
 pub use unstick_core::shell::ExitReport;
 
@@ -77,6 +79,9 @@ pub enum ShellClientError {
         /// The server's explanation.
         message: String,
     },
+    /// The server is not a shell server: another protocol's, or the file server (its refusal
+    /// of `exec` was looked into).
+    Reached(Reached),
 }
 
 impl fmt::Display for ShellClientError {
@@ -123,6 +128,7 @@ impl fmt::Display for ShellClientError {
                 PeerText::new(code),
                 PeerText::new(message)
             ),
+            ShellClientError::Reached(reached) => fmt::Display::fmt(reached, f),
         }
     }
 }
@@ -155,6 +161,9 @@ impl From<ReplyFailure<ShellProtocolError>> for ShellClientError {
             ReplyFailure::Session(e) => e.into(),
             ReplyFailure::Closed => ShellClientError::ConnectionClosed,
             ReplyFailure::Io(e) => ShellClientError::Io(e),
+            ReplyFailure::Foreign(protocol) => {
+                ShellClientError::Reached(Reached::Foreign(protocol))
+            }
         }
     }
 }
@@ -324,18 +333,19 @@ impl ShellClient {
     /// platform (the `info` request, which needs no token). A server that predates it refuses
     /// it ([`ShellClientError::Server`]); the connection goes on either way.
     pub fn info(&mut self) -> Result<RemoteInfo, ShellClientError> {
-        request_info(&mut self.stream, unstick_core::files::client::REPLY_TIMEOUT).map_err(|e| {
-            match e {
-                InfoRequestError::Connection(e) => ShellClientError::Io(e),
-                InfoRequestError::Reply(e) => match *e {
-                    InfoError::Refused(refusal) => ShellClientError::Server {
-                        code: refusal.code.as_str().to_owned(),
-                        message: refusal.message.as_str().to_owned(),
-                    },
-                    InfoError::Closed => ShellClientError::ConnectionClosed,
-                    e => ShellClientError::Protocol(e.to_string()),
-                },
+        request_info(&mut self.stream, REPLY_TIMEOUT).map_err(|e| match e {
+            InfoRequestError::Connection(e) => ShellClientError::Io(e),
+            InfoRequestError::Foreign(protocol) => {
+                ShellClientError::Reached(Reached::Foreign(protocol))
             }
+            InfoRequestError::Reply(e) => match *e {
+                InfoError::Refused(refusal) => ShellClientError::Server {
+                    code: refusal.code.as_str().to_owned(),
+                    message: refusal.message.as_str().to_owned(),
+                },
+                InfoError::Closed => ShellClientError::ConnectionClosed,
+                e => ShellClientError::Protocol(e.to_string()),
+            },
         })
     }
 
@@ -607,7 +617,7 @@ impl ShellClient {
     fn read_reply(&mut self, sink: &mut dyn OutputSink) -> Result<ExitReport, ShellClientError> {
         // Nothing of an earlier command's reply is this one's.
         self.inbox.clear();
-        await_reply(
+        let replied = await_reply(
             &mut *self.session,
             &mut self.stream,
             &mut self.inbox,
@@ -627,7 +637,23 @@ impl ShellClient {
                 }),
             },
             ShellClientError::from,
-        )
+        );
+        match replied {
+            // A file server refuses `exec` as an op it does not know: say what it is.
+            Err(ShellClientError::Server { code, message }) => Err(
+                match other_tool(
+                    &mut self.stream,
+                    || connect(self.addr.as_deref()?, &self.tls).ok(),
+                    REPLY_TIMEOUT,
+                    Tool::Shell,
+                    &code,
+                ) {
+                    Some(reached) => ShellClientError::Reached(reached),
+                    None => ShellClientError::Server { code, message },
+                },
+            ),
+            replied => replied,
+        }
     }
 }
 

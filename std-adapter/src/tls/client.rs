@@ -33,13 +33,16 @@ pub struct ClientTls {
     pub known_hosts: Option<PathBuf>,
     /// A client certificate chain and its key (PEM files), for servers that ask for one.
     pub identity: Option<(PathBuf, PathBuf)>,
-    /// Told of each server trusted on first use, once it is recorded in the known-hosts file
-    /// (none: the connection goes on without a word, as every other).
+    /// Asked about each server met for the first time, once the handshake has shown its
+    /// certificate and before anything is sent or recorded: `Ok` trusts it (it is recorded
+    /// in the known-hosts file), `Err` with a reason refuses the connection
+    /// ([`TlsConnectError::NotTrusted`]). None: every server met first is trusted without a
+    /// word.
     pub on_first_contact: Option<FirstContactHook>,
 }
 
-/// A server met for the first time: its certificate is now trusted, and recorded in the
-/// known-hosts file. Its `Display` is the sentence a user is shown.
+/// A server met for the first time, presenting a certificate the known-hosts file has no
+/// entry for. Its `Display` is the sentence a user is shown once it is trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FirstContact {
     /// The address as given (`HOST:PORT`).
@@ -63,15 +66,20 @@ impl fmt::Display for FirstContact {
     }
 }
 
-/// What a client calls with each [`FirstContact`], on the thread that connects: the host
-/// decides how a user hears of it (the CLI prints it on stderr).
+/// What a client calls with each [`FirstContact`], on the thread that connects, before
+/// anything is sent: the host decides whether it is trusted (the CLI asks on a terminal, and
+/// otherwise trusts it and says so, or refuses unknown servers when told to) and how a user
+/// hears of it. `Err` holds why it is not trusted.
 #[derive(Clone)]
-pub struct FirstContactHook(Arc<dyn Fn(&FirstContact) + Send + Sync>);
+#[allow(clippy::type_complexity)]
+pub struct FirstContactHook(Arc<dyn Fn(&FirstContact) -> Result<(), String> + Send + Sync>);
 
 impl FirstContactHook {
-    /// A hook that calls `tell`.
-    pub fn new(tell: impl Fn(&FirstContact) + Send + Sync + 'static) -> FirstContactHook {
-        FirstContactHook(Arc::new(tell))
+    /// A hook that calls `decide`.
+    pub fn new(
+        decide: impl Fn(&FirstContact) -> Result<(), String> + Send + Sync + 'static,
+    ) -> FirstContactHook {
+        FirstContactHook(Arc::new(decide))
     }
 }
 
@@ -206,6 +214,16 @@ pub enum TlsConnectError {
     },
     /// The server's certificate failed the CA check (expired, another name, another CA, ...).
     BadCertificate(String),
+    /// A server met for the first time was not trusted (see [`ClientTls::on_first_contact`]);
+    /// nothing was sent or recorded.
+    NotTrusted {
+        /// The address as given.
+        address: String,
+        /// What the server presented.
+        presented: Fingerprint,
+        /// Why it is not trusted.
+        reason: String,
+    },
     /// The server answered, but not in TLS: a plaintext server.
     NotTls,
     /// The handshake failed otherwise (the server refused it, the connection broke, ...).
@@ -241,6 +259,15 @@ impl fmt::Display for TlsConnectError {
                     "the server's certificate is not valid: {e}; nothing was sent"
                 )
             }
+            TlsConnectError::NotTrusted {
+                address,
+                presented,
+                reason,
+            } => write!(
+                f,
+                "{address} is not a known host, and its certificate {presented} was not trusted: \
+                 {reason}; nothing was sent"
+            ),
             TlsConnectError::NotTls => f.write_str(
                 "the server does not speak TLS (it answered in plaintext): connect without \
                  tls://, or start the server with --tls",
@@ -329,19 +356,24 @@ impl ClientTls {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .ok_or_else(|| TlsConnectError::Handshake("no server certificate".into()))?;
+            if let Some(FirstContactHook(decide)) = &self.on_first_contact {
+                let contact = FirstContact {
+                    address: address.to_owned(),
+                    fingerprint: seen,
+                    file: file.clone(),
+                };
+                decide(&contact).map_err(|reason| TlsConnectError::NotTrusted {
+                    address: address.to_owned(),
+                    presented: seen,
+                    reason,
+                })?;
+            }
             known_hosts::record(file, address, seen).map_err(|e| {
                 TlsConnectError::Setup(format!(
                     "cannot record the server in {}: {e}",
                     file.display()
                 ))
             })?;
-            if let Some(FirstContactHook(tell)) = &self.on_first_contact {
-                tell(&FirstContact {
-                    address: address.to_owned(),
-                    fingerprint: seen,
-                    file: file.clone(),
-                });
-            }
         }
         Ok(StreamOwned::new(conn, ReadAhead::new(socket)))
     }
@@ -537,7 +569,10 @@ mod tests {
             known_hosts: Some(file.clone()),
             on_first_contact: Some(FirstContactHook::new({
                 let told = Arc::clone(&told);
-                move |contact| told.lock().unwrap().push(contact.clone())
+                move |contact| {
+                    told.lock().unwrap().push(contact.clone());
+                    Ok(())
+                }
             })),
             ..ClientTls::default()
         };
@@ -561,6 +596,50 @@ mod tests {
         assert!(contact.to_string().starts_with(&format!(
             "first contact with {address}: trusting its certificate {fingerprint} from now on"
         )));
+    }
+
+    #[test]
+    fn a_server_met_first_and_refused_is_not_recorded_and_nothing_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::in_state_dir(dir.path(), &["localhost".to_owned()]).unwrap();
+        let server_tls = ServerTls::new(identity, None).unwrap();
+        let fingerprint = server_tls.fingerprint();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let config = server_tls.config();
+        let server = thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut tls = ServerConnection::new(Arc::clone(&config)).unwrap();
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut socket).is_err() {
+                    return 0;
+                }
+            }
+            // What the client sent after the handshake: nothing, it closed.
+            let mut buf = [0u8; 64];
+            let mut stream = rustls::StreamOwned::new(tls, socket);
+            std::io::Read::read(&mut stream, &mut buf).unwrap_or(0)
+        });
+        let file = dir.path().join("known_hosts");
+        let trust = ClientTls {
+            known_hosts: Some(file.clone()),
+            on_first_contact: Some(FirstContactHook::new(|_| Err("declined".into()))),
+            ..ClientTls::default()
+        };
+        let e = trust
+            .connect(&address, TcpStream::connect(&address).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(&e, TlsConnectError::NotTrusted { presented, reason, .. }
+                if *presented == fingerprint && reason == "declined"),
+            "{e:?}"
+        );
+        assert!(e.to_string().ends_with("declined; nothing was sent"), "{e}");
+        assert_eq!(server.join().unwrap(), 0);
+        assert_eq!(
+            known_hosts::lookup(&file, &address).unwrap(),
+            Known::Unknown
+        );
     }
 
     #[test]

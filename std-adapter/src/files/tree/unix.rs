@@ -48,6 +48,7 @@ fn meta_of(meta: &Metadata) -> EntryMeta {
         kind: kind_of(meta.file_type()),
         size: meta.len(),
         mtime: meta.mtime(),
+        mode: Some(meta.mode()),
     }
 }
 

@@ -151,6 +151,8 @@ fn meta_of(info: &BY_HANDLE_FILE_INFORMATION) -> EntryMeta {
         kind: kind_of(info.dwFileAttributes),
         size: (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow),
         mtime: unix_seconds(ticks),
+        // Windows has no permission bits to give.
+        mode: None,
     }
 }
 
@@ -522,6 +524,7 @@ impl ListedRecord {
                 kind: kind_of(attributes),
                 size: u64::try_from(size).unwrap_or(0),
                 mtime: unix_seconds(mtime),
+                mode: None,
             },
             next: next as usize,
         })
