@@ -279,14 +279,14 @@ pub(crate) enum ReplyFailure<E> {
 /// The first bytes of a reply, kept to tell another protocol's server when the session fails
 /// on them ([`recognise_server`]).
 #[derive(Default)]
-struct ReplyHead {
+pub(crate) struct ReplyHead {
     bytes: [u8; 16],
     len: usize,
 }
 
 impl ReplyHead {
     /// Keeps what fits of `taken`, the next bytes of the reply.
-    fn keep(&mut self, taken: &[u8]) {
+    pub(crate) fn keep(&mut self, taken: &[u8]) {
         let n = taken.len().min(self.bytes.len() - self.len);
         self.bytes[self.len..self.len + n].copy_from_slice(&taken[..n]);
         self.len += n;
@@ -295,11 +295,17 @@ impl ReplyHead {
     /// The failure to report: `failure`, or the foreign protocol whose answer the reply
     /// opened with, `unread` being the bytes the session failed on.
     fn failure<E>(&mut self, failure: ReplyFailure<E>, unread: &[u8]) -> ReplyFailure<E> {
-        self.keep(unread);
-        match recognise_server(&self.bytes[..self.len]) {
+        match self.foreign(unread) {
             Some(protocol) => ReplyFailure::Foreign(protocol),
             None => failure,
         }
+    }
+
+    /// The other protocol whose answer the reply opened with, `unread` being the bytes a
+    /// session failed on (or none, when the server closed).
+    pub(crate) fn foreign(&mut self, unread: &[u8]) -> Option<ForeignProtocol> {
+        self.keep(unread);
+        recognise_server(&self.bytes[..self.len])
     }
 }
 

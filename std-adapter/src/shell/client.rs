@@ -21,11 +21,12 @@ use unstick_core::shell::{
 };
 
 use super::input::{CommandInput, INPUT_CHUNK};
-use crate::host::{Inbox, ReplyFailure, await_reply, now, wait_until};
+use crate::host::{Inbox, ReplyFailure, ReplyHead, await_reply, now, wait_until};
 use crate::info::{InfoRequestError, RemoteInfo, request_info};
 use crate::link::{Endpoint, Link};
 use crate::reached::{Reached, Tool, other_tool};
 use crate::tls::{ClientTls, TlsConnectError};
+use unstick_core::ErrorCode;
 
 use super::process::{CapturedOutput, OUTPUT_CHUNK, OutputSink};
 use crate::server::HEADER_CAP;
@@ -496,6 +497,7 @@ impl ShellClient {
                         None => None,
                     },
                     size: None,
+                    head: ReplyHead::default(),
                 };
                 exchange.run(input, sink)
             }
@@ -517,6 +519,24 @@ impl ShellClient {
                 let _ = socket.shutdown(Shutdown::Both);
             }
         }
+        let result = match result {
+            // A file server refuses `exec` as an op it does not know: say what it is, asked on a
+            // connection of its own (this one may still carry the input's frames).
+            Err(ShellClientError::Server { code, message }) => Err(
+                match self
+                    .addr
+                    .as_deref()
+                    .filter(|_| code == ErrorCode::BadRequest.as_str())
+                    .and_then(|addr| connect(addr, &self.tls).ok())
+                    .and_then(|mut fresh| {
+                        other_tool(&mut fresh, || None, REPLY_TIMEOUT, Tool::Shell, &code)
+                    }) {
+                    Some(reached) => ShellClientError::Reached(reached),
+                    None => ShellClientError::Server { code, message },
+                },
+            ),
+            result => result,
+        };
         match result {
             Err(_) if self.interrupter.finish() => Err(ShellClientError::Interrupted),
             result => {
@@ -699,6 +719,8 @@ struct Exchange<'a> {
     terminal: Option<&'a mut (dyn FnMut() -> io::Result<Option<WindowSize>> + 'a)>,
     /// A new size not yet sent (only the latest is kept).
     size: Option<WindowSize>,
+    /// The reply's first bytes, to name another protocol's server that answered instead.
+    head: ReplyHead,
 }
 
 /// How a command whose input streams is run: where, and on which terminal.
@@ -860,6 +882,9 @@ impl Exchange<'_> {
                 let stream = &mut *self.stream;
                 match self.inbox.fill_with(|buf| stream.read_now(buf)) {
                     Ok(0) => {
+                        if let Some(protocol) = self.head.foreign(&[]) {
+                            return Err(ShellClientError::Reached(Reached::Foreign(protocol)));
+                        }
                         self.session.handle_eof()?;
                         return Err(ShellClientError::ConnectionClosed);
                     }
@@ -869,7 +894,17 @@ impl Exchange<'_> {
                     Err(e) => return Err(ShellClientError::Io(e)),
                 }
             }
-            let (used, reply) = self.session.handle_input(now(), self.inbox.unread())?;
+            let unread = self.inbox.unread();
+            let (used, reply) = match self.session.handle_input(now(), unread) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    return Err(match self.head.foreign(unread) {
+                        Some(protocol) => ShellClientError::Reached(Reached::Foreign(protocol)),
+                        None => e.into(),
+                    });
+                }
+            };
+            self.head.keep(&unread[..used]);
             let answer = match reply {
                 Some(ShellReply::Output { stream, bytes }) => {
                     sink.write_output(stream, bytes)
