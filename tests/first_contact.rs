@@ -353,8 +353,10 @@ fn an_interactive_session_checks_its_token_before_the_first_prompt() {
 
     // The right one: the prompt comes, and commands run (-T: the line-at-a-time session,
     // whose prompt this is; a terminal session gets a login shell's).
-    let mut session =
-        OnTerminal::start(&["shell", "connect", "-T", &server.addr, "--token", token], &env);
+    let mut session = OnTerminal::start(
+        &["shell", "connect", "-T", &server.addr, "--token", token],
+        &env,
+    );
     session.expect(">>>");
     session.type_line("echo ran-$((40+2))");
     session.expect("ran-42");
