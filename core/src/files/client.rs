@@ -638,6 +638,7 @@ fn trailer_digest(
 ///     kind: Some("file"),
 ///     size: Some(5),
 ///     mtime: Some(1_700_000_000),
+///     mode: None,
 ///     partial_size: 0,
 /// };
 /// let mut wire = [0u8; 256];
