@@ -18,7 +18,7 @@ mod server;
 
 pub use server::{
     Completed, Deleted, EntryKind, EntryMeta, FileAction, FileRules, FileServerSession,
-    IDLE_TIMEOUT, PartialState, StageKind, Staged, StatFound,
+    IDLE_TIMEOUT, OUTBOX, PartialState, StageKind, Staged, StatFound,
 };
 
 /// Parses an `"algorithm"` member; absent means XXH3.

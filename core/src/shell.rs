@@ -21,7 +21,7 @@ pub use crate::ShellOp;
 mod server;
 
 pub use server::{
-    ALIVE_MAX, ALIVE_MIN, Dialect, IDLE_TIMEOUT, Opening, OpeningReply, RunFailure,
+    ALIVE_MAX, ALIVE_MIN, Dialect, IDLE_TIMEOUT, OUTBOX, Opening, OpeningReply, RunFailure,
     SEED_DISABLED_REPLY, SEED_NEEDS_TOKEN_REPLY, SEED_PAUSE, STDIN_DRAIN, ShellAction, ShellRules,
     ShellServerSession, StdinInput, Terminal, encode_seed_reply_head, judge_opening,
 };

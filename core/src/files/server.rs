@@ -20,9 +20,9 @@ use crate::{
     FrameDecoder, PLAIN_ENCODER, Profile,
 };
 
-/// Room for the frame heads and replies a session queues (a listing entry with a long escaped
-/// name, a refusal whose message is all escapes).
-const OUTBOX: usize = 4096;
+/// The default room for the frame heads and replies a session queues (a listing entry with a
+/// long escaped name, a refusal whose message is all escapes): [`FileServerSession`]'s `OUT`.
+pub const OUTBOX: usize = 4096;
 
 /// What a file server accepts: the rules a [`FileServerSession`] applies to every request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -454,11 +454,16 @@ enum KeptFor {
 /// assert_eq!(session.poll_action(), None); // ready for the next request
 /// ```
 #[derive(Debug)]
-pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MAX_PATH_LEN> {
+pub struct FileServerSession<
+    'a,
+    const CAP: usize = 8192,
+    const PATH: usize = MAX_PATH_LEN,
+    const OUT: usize = OUTBOX,
+> {
     rules: FileRules<'a>,
     names: NameRules,
     decoder: FrameDecoder<CAP>,
-    outbox: Outbox<OUTBOX>,
+    outbox: Outbox<OUT>,
     state: State,
     /// The current (or last) request's path (empty for the root of a listing), followed, for
     /// a rename, by its new name from byte `to_at` on. It outlives its request for the host's
@@ -476,7 +481,9 @@ pub struct FileServerSession<'a, const CAP: usize = 8192, const PATH: usize = MA
     info: EndpointInfo<'a>,
 }
 
-impl<'a, const CAP: usize, const PATH: usize> FileServerSession<'a, CAP, PATH> {
+impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
+    FileServerSession<'a, CAP, PATH, OUT>
+{
     /// This session, refusing also the names `names` says are traps on the host's file system
     /// (by default only the portable rules apply).
     pub fn with_name_rules(mut self, names: NameRules) -> Self {
@@ -891,7 +898,9 @@ impl State {
     }
 }
 
-impl<'a, const CAP: usize, const PATH: usize> Session for FileServerSession<'a, CAP, PATH> {
+impl<'a, const CAP: usize, const PATH: usize, const OUT: usize> Session
+    for FileServerSession<'a, CAP, PATH, OUT>
+{
     type Received<'i> = &'i [u8];
     type Error = core::convert::Infallible;
     type Action<'s>
@@ -1075,7 +1084,7 @@ fn digest_member(
     Checksum::from_hex(algorithm, text.get()?.as_bytes())
 }
 
-impl<const CAP: usize, const PATH: usize> FileServerSession<'_, CAP, PATH> {
+impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_, CAP, PATH, OUT> {
     /// The result of [`FileAction::Stage`].
     pub fn handle_staged(&mut self, staged: Result<Staged, Refusal>) -> Result<(), SessionError> {
         // The host's turn ends with this result: the client's silence is timed from here.
@@ -1958,8 +1967,8 @@ mod tests {
     const NOW: Instant = Instant::ZERO;
 
     /// The refusal the session reported for its log last.
-    fn refusal_of<const CAP: usize, const PATH: usize>(
-        session: &mut FileServerSession<'_, CAP, PATH>,
+    fn refusal_of<const CAP: usize, const PATH: usize, const OUT: usize>(
+        session: &mut FileServerSession<'_, CAP, PATH, OUT>,
     ) -> Refusal {
         let mut last = None;
         while let Some(event) = session.poll_event() {
@@ -1978,6 +1987,40 @@ mod tests {
         frame.extend_from_slice(header.as_bytes());
         frame.extend_from_slice(body);
         frame
+    }
+
+    /// A session with a small outbox (a firmware's, `OUT` = 1024) serves as the default one
+    /// does: the same reply bytes for a stat.
+    #[test]
+    fn a_small_outbox_serves_the_same_reply() {
+        fn stat_reply<const OUT: usize>() -> Vec<u8> {
+            let rules = FileRules {
+                token: None,
+                max_file_size: 1 << 20,
+                idle_timeout: IDLE_TIMEOUT,
+            };
+            let mut session = FileServerSession::<512, 512, OUT>::new(rules);
+            let request = frame(r#"{"op":"stat","path":"a.txt","total_size":0}"#, b"");
+            let (used, _) = session.handle_input(NOW, &request);
+            assert_eq!(used, request.len());
+            assert_eq!(
+                session.poll_action(),
+                Some(FileAction::Stat { path: "a.txt" })
+            );
+            let found = StatFound {
+                entry: None,
+                partial_size: 0,
+            };
+            session.handle_stat(Ok(found)).unwrap();
+            let mut out = [0u8; 256];
+            let mut reply = Vec::new();
+            while let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) {
+                reply.extend_from_slice(&out[..n]);
+            }
+            reply
+        }
+        assert_eq!(stat_reply::<1024>(), stat_reply::<OUTBOX>());
+        assert!(!stat_reply::<1024>().is_empty());
     }
 
     /// What the session did with one request.

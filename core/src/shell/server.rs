@@ -21,8 +21,9 @@ use crate::{
     DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
 };
 
-/// Room for a frame head or a refusal in a session's outbox.
-const OUTBOX: usize = 4096;
+/// The default room for a frame head or a refusal in a session's outbox:
+/// [`ShellServerSession`]'s `OUT`.
+pub const OUTBOX: usize = 4096;
 
 /// What a shell server accepts: the rules a [`ShellServerSession`] applies to every request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,7 +289,7 @@ enum Body {
 /// assert_eq!(session.answered(), 1);
 /// ```
 #[derive(Debug)]
-pub struct ShellServerSession<'a, const CAP: usize = 1024> {
+pub struct ShellServerSession<'a, const CAP: usize = 1024, const OUT: usize = OUTBOX> {
     rules: ShellRules<'a>,
     dialect: Dialect,
     decoder: FrameDecoder<CAP>,
@@ -300,7 +301,7 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     /// A seed command went past the limit (its excess was not kept).
     overflowed: bool,
     state: State,
-    outbox: Outbox<OUTBOX>,
+    outbox: Outbox<OUT>,
     /// The refusal of the request whose body is being dropped, sent at its end.
     pending: Option<Refusal>,
     /// Refusals and finished commands, until the host polls them for its log.
@@ -325,7 +326,7 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024> {
     term: heapless::String<MAX_TERM_LEN>,
 }
 
-impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
+impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     /// A session for a connection speaking `dialect`, collecting commands in `command`.
     pub fn new(rules: ShellRules<'a>, dialect: Dialect, command: &'a mut [u8]) -> Self {
         let state = match dialect {
@@ -1110,7 +1111,7 @@ impl<'a, const CAP: usize> ShellServerSession<'a, CAP> {
     }
 }
 
-impl<'a, const CAP: usize> Session for ShellServerSession<'a, CAP> {
+impl<'a, const CAP: usize, const OUT: usize> Session for ShellServerSession<'a, CAP, OUT> {
     type Received<'i> = core::convert::Infallible;
     type Error = core::convert::Infallible;
     type Action<'s>
