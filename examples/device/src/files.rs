@@ -18,11 +18,11 @@ use crate::host::{Closed, RequestWork, serve_request};
 use crate::link::{Link, REQUEST_IDLE, WaitForInput};
 use crate::shell::MAX_COMMAND;
 use crate::store::{CAPACITY, MAX_FILES, NAME_CAP, PartialGone, Store, StoreError};
-use crate::{BOARD, HEADER_CAP, Outcome, PLATFORM, flush};
+use crate::{BOARD, HEADER_CAP, Outcome, PLATFORM, SESSION_OUTBOX, flush};
 
 /// A path is never longer than the header that carries it: `HEADER_CAP` bytes hold any path
 /// this session can be sent (the core's default room is 4 KiB).
-type Session = FileServerSession<'static, HEADER_CAP, HEADER_CAP>;
+type Session = FileServerSession<'static, HEADER_CAP, HEADER_CAP, SESSION_OUTBOX>;
 
 /// What the host reads the file data of a `ReadFile` from.
 #[derive(Clone, Copy)]

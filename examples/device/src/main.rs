@@ -23,24 +23,27 @@ mod clock;
 mod files;
 mod host;
 mod link;
+mod request;
 mod shell;
 mod stack;
 mod store;
 mod uart;
 
 use cortex_m_rt::{entry, exception};
-use embedded_io::{Read, ReadReady, Write};
 use unstick_core::serial_link::{LinkFrameReader, MAX_ENCODED, MAX_FRAME, MTU};
-use unstick_core::session::{BoundedText, Transmit};
-use unstick_core::{Event, FrameDecoder, Profile};
 
-use crate::link::{Fill, Link, LinkBuffers, REQUEST_IDLE, WaitForInput};
+use crate::link::{Link, LinkBuffers};
+pub use crate::request::{Outcome, flush};
+use crate::request::{Peek, peek, read_head};
 use crate::store::{CAPACITY, Store};
 use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 
 /// Header capacity of the sessions' decoders: the longest request header taken. The CLI's are
 /// well under 300 bytes (a resumed `put` with a long path is the longest).
 pub const HEADER_CAP: usize = 1024;
+
+/// Room for the frame heads and refusals a session queues (the core's default).
+pub const SESSION_OUTBOX: usize = unstick_core::files::OUTBOX;
 
 /// The board this firmware is built for, as its info reply names it.
 pub const BOARD: &str = "mps2-an386";
@@ -50,15 +53,6 @@ pub const PLATFORM: &str = "thumbv7em-none-eabihf";
 
 /// Bytes read from the UART at once (it holds one; more arrive while the firmware works).
 const READ_BUFFER: usize = 256;
-
-/// How a request ended (either way, the device then waits for the next start frame).
-pub enum Outcome {
-    /// Answered.
-    Answered,
-    /// The session asked to close (a refusal that leaves the rest of the request unread), or
-    /// the request broke off.
-    Closed,
-}
 
 #[entry]
 fn main() -> ! {
@@ -101,95 +95,6 @@ fn main() -> ! {
             None => Outcome::Closed,
         };
         link.end_request(matches!(outcome, Outcome::Answered));
-    }
-}
-
-/// Reads a request's head into `head`: the 4-byte prefix and, when its length is one a session
-/// takes, the header. Returns its length; `None` when the request broke off inside it.
-fn read_head<U: Read + ReadReady + Write + WaitForInput>(
-    link: &mut Link<'_, U>,
-    head: &mut [u8],
-) -> Option<usize> {
-    let mut len = 0;
-    let mut want = 4;
-    while len < want {
-        let deadline = link.now() + REQUEST_IDLE;
-        if !matches!(link.fill_until(Some(deadline)), Fill::Bytes) {
-            return None;
-        }
-        let take = link.unread().len().min(want - len);
-        head[len..len + take].copy_from_slice(&link.unread()[..take]);
-        link.consume(take);
-        len += take;
-        if len == 4 && want == 4 {
-            let header_len = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-            match usize::try_from(header_len) {
-                // The session refuses an impossible length from the prefix alone.
-                Ok(n) if (1..=HEADER_CAP).contains(&n) => want = 4 + n,
-                _ => return Some(4),
-            }
-        }
-    }
-    Some(len)
-}
-
-/// Where a request goes.
-enum Peek {
-    /// `"op":"exec"`: the shell.
-    Exec,
-    /// Anything else: the file server (which refuses what it does not know), with the size an
-    /// upload announced.
-    Other { upload_size: u64 },
-}
-
-/// The members of a request header that route it.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct RouteView {
-    op: Option<BoundedText<16>>,
-    offset: Option<u64>,
-}
-
-/// Decodes a request's head on its own, to route it. Out of line, as each protocol's `serve`
-/// is, so that its decoder is off the stack before a session is on it.
-#[inline(never)]
-fn peek(head: &[u8]) -> Peek {
-    let mut decoder = FrameDecoder::<HEADER_CAP>::header_frames(Profile::I32_LE);
-    let Ok((_, Event::Head(info))) = decoder.feed(head) else {
-        return Peek::Other { upload_size: 0 };
-    };
-    let body_len = info.body_len;
-    let Ok(view) = decoder.header::<RouteView>() else {
-        return Peek::Other {
-            upload_size: body_len,
-        };
-    };
-    if view.op.as_ref().and_then(BoundedText::get) == Some("exec") {
-        return Peek::Exec;
-    }
-    Peek::Other {
-        upload_size: body_len.saturating_add(view.offset.unwrap_or(0)),
-    }
-}
-
-/// Sends what a session has queued: `poll` is its `poll_transmit`, `body` the body its last
-/// `handle_*` call was given. A body shorter than the session announced (a mistake here, not
-/// the client's) is not sent cut short: the request is ended unanswered, which the client
-/// reports, rather than sending a frame that puts the stream out of step.
-pub fn flush<U: Read + ReadReady + Write + WaitForInput>(
-    link: &mut Link<'_, U>,
-    body: &[u8],
-    mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
-) {
-    let mut scratch = [0u8; 256];
-    while let Some(transmit) = poll(&mut scratch) {
-        match transmit.resolve(&scratch, body) {
-            Ok(bytes) => link.send(bytes),
-            Err(_) => {
-                link.end_request(false);
-                return;
-            }
-        }
     }
 }
 

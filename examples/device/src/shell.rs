@@ -28,7 +28,7 @@ use unstick_core::shell::{
 use crate::host::{Closed, RequestWork, serve_request};
 use crate::link::{Link, LinkCounts, WaitForInput};
 use crate::store::{CAPACITY, Store};
-use crate::{HEADER_CAP, Outcome, flush};
+use crate::{HEADER_CAP, Outcome, SESSION_OUTBOX, flush};
 
 /// Longest command taken, in bytes.
 pub const MAX_COMMAND: usize = 256;
@@ -41,7 +41,7 @@ const REQUEST_WITHIN: Duration = Duration::from_secs(1);
 type Line = heapless::String<160>;
 
 /// The session as this host serves it.
-type Session<'c> = ShellServerSession<'c, HEADER_CAP>;
+type Session<'c> = ShellServerSession<'c, HEADER_CAP, SESSION_OUTBOX>;
 
 /// Serves the `exec` request whose head (prefix and header) is `head`. Out of line, so that
 /// the session's room on the stack is taken only while it serves (never together with the

@@ -25,7 +25,10 @@ fn stack_top() -> usize {
     ptr::addr_of!(_stack_start) as usize
 }
 
-/// Paints the stack below this function's frame. Call once, early.
+/// Paints the stack below this function's frame. Call once, early. Never inlined: inlined, its
+/// frame would be part of the caller's, which may reach below the marker (on the micro:bit's
+/// firmware `main`'s did, and its locals were painted over).
+#[inline(never)]
 pub fn paint() {
     let marker = 0u8;
     let sp = ptr::addr_of!(marker) as usize;
