@@ -94,6 +94,38 @@ fn main() {
         ours.as_secs_f64() / parse.as_secs_f64()
     );
 
+    // 2b. The same with a larger, nested header (objects, arrays, floats, booleans).
+    let (wire, header) = report_wire();
+    let n = REPORT_FRAMES as f64;
+    let ours = fastest(50, || (), |()| report_unstick(&wire));
+    let parse = fastest(
+        50,
+        || (),
+        |()| {
+            for _ in 0..REPORT_FRAMES {
+                black_box(report_serde_json(black_box(&header)));
+            }
+        },
+    );
+    let ns = |t: Duration| t.as_secs_f64() * 1e9 / n;
+    println!(
+        "header frames, {}-byte nested JSON header + {HEADER_BODY}-byte body:",
+        header.len()
+    );
+    println!(
+        "  unstick decode + typed header    {:7.0} ns/frame",
+        ns(ours)
+    );
+    println!(
+        "  serde_json, header alone         {:7.0} ns/header",
+        ns(parse)
+    );
+    println!(
+        "  ratio unstick nested header/serde_json {:5.2}x  (time; lower is better)\n",
+        ours.as_secs_f64() / parse.as_secs_f64()
+    );
+    drop(wire);
+
     // 3. Bulk bodies vs memcpy, then with each checksum verified.
     let mut sink = vec![0u8; BULK_BODY];
     let passes = 16; // 16 x 64 MiB = 1 GiB

@@ -176,6 +176,159 @@ pub fn header_serde_json(json: &[u8]) -> FileHeader<'_> {
     serde_json::from_slice(json).expect("valid header")
 }
 
+/// A device's report: the sender's side of the large-header workload (about 1 KiB of JSON
+/// with nested objects and arrays; the encoder adds `"total_size"`).
+#[derive(Serialize)]
+struct OutgoingReport<'a> {
+    device: Device<'a>,
+    firmware: &'a str,
+    sequence: u64,
+    tags: [&'a str; 6],
+    readings: [Reading<'a>; 8],
+    location: Location,
+    note: &'a str,
+}
+
+/// The large header's nested object describing the sender (both sides).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Device<'a> {
+    /// Device identifier.
+    pub id: &'a str,
+    /// Hardware model.
+    pub model: &'a str,
+    /// Seconds since boot.
+    pub uptime: u64,
+    /// Battery charge, 0 to 1.
+    pub battery: f64,
+}
+
+/// One sensor reading in the large header (both sides).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Reading<'a> {
+    /// Sensor name.
+    pub sensor: &'a str,
+    /// Measured value.
+    pub value: f64,
+    /// Unit of the value.
+    pub unit: &'a str,
+    /// Whether the value is within its configured range.
+    pub ok: bool,
+}
+
+/// Where the device is (both sides).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Location {
+    /// Degrees north.
+    pub lat: f64,
+    /// Degrees east.
+    pub lon: f64,
+    /// Metres above sea level.
+    pub alt: i32,
+}
+
+/// The receiver's typed view of the large header.
+#[derive(Deserialize, Debug)]
+pub struct ReportHeader<'a> {
+    /// The sending device.
+    #[serde(borrow)]
+    pub device: Device<'a>,
+    /// Firmware version.
+    pub firmware: &'a str,
+    /// Report number.
+    pub sequence: u64,
+    /// Free-form labels.
+    #[serde(borrow)]
+    pub tags: [&'a str; 6],
+    /// Sensor readings.
+    #[serde(borrow)]
+    pub readings: [Reading<'a>; 8],
+    /// Where the device is.
+    pub location: Location,
+    /// A free-text note.
+    pub note: &'a str,
+    /// Body length.
+    pub total_size: u64,
+}
+
+/// Large header frames per decoded buffer.
+pub const REPORT_FRAMES: usize = 2_000;
+
+/// `REPORT_FRAMES` header frames with a ~1 KiB nested JSON header and a `HEADER_BODY`-byte
+/// body, and the JSON text of the first frame's header.
+pub fn report_wire() -> (Vec<u8>, Vec<u8>) {
+    let encoder = HeaderFrameEncoder::new(Profile::I32_LE);
+    let mut wire = Vec::new();
+    let mut frame = [0u8; 4096];
+    let mut first_header = Vec::new();
+    let sensors = [
+        ("temperature", "degC"),
+        ("humidity", "percent"),
+        ("pressure", "hPa"),
+        ("co2", "ppm"),
+        ("pm2_5", "ug/m3"),
+        ("noise", "dBA"),
+        ("light", "lux"),
+        ("vibration", "mm/s"),
+    ];
+    for i in 0..REPORT_FRAMES {
+        let report = OutgoingReport {
+            device: Device {
+                id: "gw-eu-west-0042/sensor-node-17",
+                model: "STM32F407 rev C",
+                uptime: 86_400 + i as u64,
+                battery: 0.87,
+            },
+            firmware: "2.14.3+build.20261125",
+            sequence: 1_000_000 + i as u64,
+            tags: [
+                "outdoor",
+                "roof",
+                "north-wing",
+                "calibrated",
+                "batch-7",
+                "eu",
+            ],
+            readings: core::array::from_fn(|k| Reading {
+                sensor: sensors[k].0,
+                value: 20.5 + (k * 7 + i % 13) as f64 * 0.25,
+                unit: sensors[k].1,
+                ok: (k + i) % 5 != 0,
+            }),
+            location: Location {
+                lat: 52.520_008,
+                lon: 13.404_954,
+                alt: 34,
+            },
+            note: "scheduled report; all channels sampled at 1 Hz and averaged over 60 s; \
+                   readings outside their range are flagged and resent in the next report",
+        };
+        let body = [b'a' + (i % 26) as u8; HEADER_BODY];
+        let n = encoder
+            .encode_frame(&report, &body, &mut frame)
+            .expect("frame fits");
+        if i == 0 {
+            first_header = frame[4..n - HEADER_BODY].to_vec();
+        }
+        wire.extend_from_slice(&frame[..n]);
+    }
+    (wire, first_header)
+}
+
+/// Decodes every large header frame in `wire`, deserializing each header into
+/// [`ReportHeader`]; returns the frame count.
+pub fn report_unstick(wire: &[u8]) -> usize {
+    let decoder = FrameDecoder::<2048>::header_frames(Profile::I32_LE);
+    decode_all(decoder, wire, usize::MAX, |decoder| {
+        let header: ReportHeader<'_> = decoder.header().expect("typed header");
+        black_box(&header);
+    })
+}
+
+/// serde_json parsing one large header into the same typed view.
+pub fn report_serde_json(json: &[u8]) -> ReportHeader<'_> {
+    serde_json::from_slice(json).expect("valid header")
+}
+
 /// `BULK_BODIES` header frames of `BULK_BODY` bytes each, declaring `checksum` (if any), and
 /// where in the wire each body starts.
 pub fn bulk_wire(checksum: Option<Algorithm>) -> (Vec<u8>, Vec<usize>) {
