@@ -331,11 +331,18 @@ pub fn is_keeper(p: &ProcStat) -> bool {
         })
 }
 
-/// Children of `pid` but its group keeper: on a server, the shells of its running commands.
+/// Children of `pid` but its group keeper: on a server, the shells of its running commands. A
+/// child in the middle of its exec (named after its new program, its arguments not yet set:
+/// the keeper can be seen so) is not counted until its arguments tell what it is; a zombie,
+/// which has no arguments left, is.
 pub fn shells_of(pid: u32) -> Vec<ProcStat> {
     children_of(pid)
         .into_iter()
-        .filter(|p| !is_keeper(p))
+        .filter(|p| {
+            let execing = p.state != 'Z'
+                && fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|line| line.is_empty());
+            !is_keeper(p) && !execing
+        })
         .collect()
 }
 
