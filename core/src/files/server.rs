@@ -495,8 +495,15 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
     /// space, its platform, names shorter than the session takes), completed by what the
     /// session knows itself (its header capacity, the longest path, the largest file).
     pub fn with_info(mut self, info: EndpointInfo<'a>) -> Self {
-        self.info = info;
+        self.set_info(info);
         self
+    }
+
+    /// Sets what [`with_info`](Self::with_info) sets, on a session already in place: a
+    /// firmware builds its session where it serves from, rather than moving a few KiB of it
+    /// through a builder (a copy the optimiser does not always remove).
+    pub fn set_info(&mut self, info: EndpointInfo<'a>) {
+        self.info = info;
     }
 
     /// A session applying `rules`.

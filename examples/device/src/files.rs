@@ -49,7 +49,9 @@ pub fn serve<U: Read + ReadReady + Write + WaitForInput>(
         max_file_size: CAPACITY as u64,
         idle_timeout: REQUEST_IDLE,
     };
-    let mut session = Session::new(rules).with_info(device_info(store));
+    // Built in place: a builder's move would copy the whole session on the stack.
+    let mut session = Session::new(rules);
+    session.set_info(device_info(store));
     let mut work = StoreWork {
         store,
         source: None,
