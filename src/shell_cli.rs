@@ -388,10 +388,35 @@ fn wants_terminal(args: &ConnectArgs, client: &ShellClient) -> bool {
         || (args.one_command().is_none() && io::stdin().is_terminal() && io::stdout().is_terminal())
 }
 
+/// Whether standard input is the null device.
+#[cfg(unix)]
+fn stdin_is_null() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(stdin) = io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match (
+        std::fs::File::from(stdin).metadata(),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(stdin), Ok(null)) => stdin.file_type().is_char_device() && stdin.rdev() == null.rdev(),
+        _ => false,
+    }
+}
+
+/// Whether standard input is the null device (not told apart on this system: its end comes at
+/// once anyway).
+#[cfg(not(unix))]
+fn stdin_is_null() -> bool {
+    false
+}
+
 fn run_one(client: &mut ShellClient, command: &str) -> Result<u8, ShellClientError> {
     let mut output = TerminalOutput::default();
-    // A standard input that is closed (`<&-`) is none at all.
-    let input = (!io::stdin().is_terminal() && !client.link().is_serial())
+    // A standard input that is closed (`<&-`) is none at all, and the null device
+    // (`< /dev/null`, a service's) has nothing to send: the command runs as one without input.
+    let input = (!io::stdin().is_terminal() && !client.link().is_serial() && !stdin_is_null())
         .then(CommandInput::stdin)
         .and_then(Result::ok);
     let report = match input {
