@@ -351,6 +351,8 @@ fn cd_is_kept_by_the_client_and_sent_with_each_command() {
     session.expect(">>>");
     session.type_line("pwd; touch here");
     session.expect(&format!("{workdir}/a/b c\r\n"));
+    // The command has ended (its `touch` too) when the prompt is back.
+    session.expect(">>>");
     assert!(root.join("a/b c/here").exists());
     session.type_line("cd ..");
     session.expect(">>>");
