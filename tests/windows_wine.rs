@@ -119,6 +119,23 @@ fn cmd_exe_serves_the_framed_client_and_the_seed_client() {
     assert_eq!(text(&out.stdout), "out\r\n");
     assert!(text(&out.stderr).contains("err"), "{}", text(&out.stderr));
 
+    // The client's input reaches the command through the pipe the Windows runner writes
+    // (`more` copies it; Wine's `findstr` reads no piped input).
+    let mut piped = unstick_command(
+        &["shell", "connect", &server.addr, "-c", "more"],
+        Some(dir.path()),
+    );
+    let mut child = piped.stdin(Stdio::piped()).spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first line\r\nsecond line\r\n")
+        .unwrap();
+    let out = shell_common::wait_bounded(child);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first line\r\nsecond line\r\n");
+
     // The seed's client: a raw command, a JSON header and the output with its MD5.
     let (host, port) = server.addr.rsplit_once(':').unwrap();
     let seed = Command::new("python3")
