@@ -545,15 +545,28 @@ mod tests {
     use super::*;
     use crate::tls::{Identity, ServerTls};
 
-    #[test]
-    fn a_server_met_first_is_told_to_the_hook_once_and_recorded() {
+    /// A new server identity in a temporary state directory, and a loopback listener for it:
+    /// the directory, the certificate's fingerprint, the listener, its address and the TLS
+    /// configuration to serve with.
+    fn fresh_server() -> (
+        tempfile::TempDir,
+        Fingerprint,
+        TcpListener,
+        String,
+        Arc<rustls::ServerConfig>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let identity = Identity::in_state_dir(dir.path(), &["localhost".to_owned()]).unwrap();
         let server_tls = ServerTls::new(identity, None).unwrap();
         let fingerprint = server_tls.fingerprint();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let config = server_tls.config();
+        (dir, fingerprint, listener, address, server_tls.config())
+    }
+
+    #[test]
+    fn a_server_met_first_is_told_to_the_hook_once_and_recorded() {
+        let (dir, fingerprint, listener, address, config) = fresh_server();
         let server = thread::spawn(move || {
             for _ in 0..2 {
                 let (mut socket, _) = listener.accept().unwrap();
@@ -600,13 +613,7 @@ mod tests {
 
     #[test]
     fn a_server_met_first_and_refused_is_not_recorded_and_nothing_is_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let identity = Identity::in_state_dir(dir.path(), &["localhost".to_owned()]).unwrap();
-        let server_tls = ServerTls::new(identity, None).unwrap();
-        let fingerprint = server_tls.fingerprint();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let config = server_tls.config();
+        let (dir, fingerprint, listener, address, config) = fresh_server();
         let server = thread::spawn(move || {
             let (mut socket, _) = listener.accept().unwrap();
             let mut tls = ServerConnection::new(Arc::clone(&config)).unwrap();
