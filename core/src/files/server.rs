@@ -1,7 +1,8 @@
 //! The file server's side of the protocol as a sans-IO session: which request is valid, what is
 //! refused and how, the order of replies, resume and digest decisions. The host owns the files.
 
-// A refusal travels inline (there is no allocator to box it into), once per request at most.
+// A host's refusal travels inline, as a result (there is no allocator to box it into), once per
+// request at most; the session writes its own into its one `refusal`.
 #![allow(clippy::result_large_err)]
 
 use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
@@ -11,7 +12,7 @@ use core::time::Duration;
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::Wait;
 use crate::session::{
-    BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, ServerEvent, Session,
+    BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, Refused, ServerEvent, Session,
     SessionError, Transmit, Unescape, escaped_token_matches,
 };
 use crate::time::Instant;
@@ -280,7 +281,7 @@ enum State {
     AwaitingEnd(Query),
     /// A request without a body was refused at its head; the refusal goes out once its frame
     /// has ended.
-    Refusing(Refusal),
+    Refusing,
     /// The host looks the name up ([`FileAction::Stat`]).
     Stat,
     /// The host lists the directory ([`FileAction::List`]).
@@ -473,6 +474,9 @@ pub struct FileServerSession<
     to_at: Option<usize>,
     /// Refusals and requests that went through, until the host polls them for its log.
     events: Events<ServerEvent<Completed>>,
+    /// The request's refusal, written here in place ([`Refused`] says it was), sent from here
+    /// and copied to `events`.
+    refusal: Refusal,
     /// The client's silence, timed against [`FileRules::idle_timeout`] while the session
     /// waits for its bytes.
     wait: Wait,
@@ -524,6 +528,7 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
             path: heapless::String::new(),
             to_at: None,
             events: Events::new(),
+            refusal: Refusal::new(ErrorCode::BadRequest, ""),
             wait: Wait::Starting,
             answered: 0,
             info: EndpointInfo::new(Protocols::FILE),
@@ -630,7 +635,7 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
                 | UploadPhase::AwaitingTrailerEnd { .. } => return None,
             },
             State::Closing => FileAction::Close,
-            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) => return None,
+            State::Idle | State::AwaitingEnd(_) | State::Refusing => return None,
         };
         Some(action)
     }
@@ -704,20 +709,20 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
             return;
         }
         let secs = self.rules.idle_timeout.as_secs();
-        let refusal = if self.is_idle() {
-            Refusal::new(
+        let refused = if self.is_idle() {
+            self.refusal.set_closing(
                 ErrorCode::IdleTimeout,
                 format_args!("no request within {secs} s; closing the connection"),
             )
         } else {
-            Refusal::new(
+            self.refusal.set_closing(
                 ErrorCode::IdleTimeout,
                 format_args!(
                     "the request stalled: nothing came for {secs} s; closing the connection"
                 ),
             )
         };
-        self.refuse(refusal.closing());
+        self.refuse(refused);
     }
 
     /// The connection ended, broke or went idle: nothing more comes. A torn upload is kept for
@@ -762,7 +767,7 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
     pub fn handle_stat(&mut self, found: Result<StatFound, Refusal>) -> Result<(), SessionError> {
         self.expect(matches!(self.state, State::Stat))?;
         match found {
-            Err(refusal) => self.refuse(refusal),
+            Err(refusal) => self.refuse_from_host(refusal),
             Ok(found) => {
                 let reply = StatReply {
                     op: FileOp::Stat,
@@ -819,7 +824,10 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
         self.expect(matches!(self.state, State::Deleting))?;
         let path = PeerText::new(&self.path);
         let deleted = match deleted {
-            Err(refusal) => return self.refuse_now(refusal),
+            Err(refusal) => {
+                self.refuse_from_host(refusal);
+                return Ok(());
+            }
             Ok(deleted) => deleted,
         };
         match (deleted.entry_removed, deleted.partial) {
@@ -832,18 +840,21 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
                 Ok(())
             }
             (false, PartialState::InUse) => {
-                let refusal = Refusal::new(
+                let refused = self.refusal.set(
                     ErrorCode::Busy,
                     format_args!(
                         "{path}: an upload to this name is in progress; try again once it ends"
                     ),
                 );
-                self.refuse_now(refusal)
+                self.refuse_now(refused)
             }
-            (false, PartialState::Absent) => self.refuse_now(Refusal::new(
-                ErrorCode::NotFound,
-                format_args!("{path}: no such file or directory"),
-            )),
+            (false, PartialState::Absent) => {
+                let refused = self.refusal.set(
+                    ErrorCode::NotFound,
+                    format_args!("{path}: no such file or directory"),
+                );
+                self.refuse_now(refused)
+            }
         }
     }
 
@@ -857,11 +868,14 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
         };
         self.expect(true)?;
         let meta = match opened {
-            Err(refusal) => return self.refuse_now(refusal),
+            Err(refusal) => {
+                self.refuse_from_host(refusal);
+                return Ok(());
+            }
             Ok(meta) => meta,
         };
         if get.offset > meta.size {
-            let refusal = Refusal::new(
+            let refused = self.refusal.set(
                 ErrorCode::BadRequest,
                 format_args!(
                     "{}: resume offset {} is beyond the end of the file ({} bytes); download it again from the start",
@@ -870,7 +884,7 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
                     meta.size
                 ),
             );
-            return self.refuse_now(refusal);
+            return self.refuse_now(refused);
         }
         self.state = State::Downloading(Download {
             get,
@@ -893,7 +907,7 @@ impl State {
     /// Whether the session reads frames from the peer in this state.
     fn reads_frames(&self) -> bool {
         match self {
-            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) => true,
+            State::Idle | State::AwaitingEnd(_) | State::Refusing => true,
             State::Uploading(upload) => matches!(
                 upload.phase,
                 UploadPhase::Receiving
@@ -1050,17 +1064,18 @@ fn keep_rename_target<const PATH: usize>(
     member: Option<EscapedText<'_>>,
     claimed: Option<&BoundedText<32>>,
     path: &mut heapless::String<PATH>,
-) -> Result<Option<usize>, Refusal> {
+    refusal: &mut Refusal,
+) -> Result<Option<usize>, Refused> {
     let at = path.len();
     let Some(member) = member else {
         return Ok(None);
     };
     match member.unescape_append(path) {
-        Err(Unescape::TooLong) => Err(too_long_path()),
-        Err(Unescape::Invalid) => Err(invalid_path_escape()),
+        Err(Unescape::TooLong) => Err(too_long_path(refusal)),
+        Err(Unescape::Invalid) => Err(invalid_path_escape(refusal)),
         Ok(()) if text_corrupted(claimed, &path[at..]) => {
             path.truncate(at);
-            Err(Refusal::new(
+            Err(refusal.set(
                 ErrorCode::ChecksumMismatch,
                 "the new name does not match its `to_xxh3` digest (corrupted on the way?); nothing was done",
             ))
@@ -1106,15 +1121,15 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             return Err(SessionError::OutboxFull);
         }
         let path = PeerText::new(&self.path);
-        let refusal = match (staged, prefix) {
-            (Err(refusal), _) => refusal,
-            (Ok(Staged::NoPartial), _) => Refusal::new(
+        let refused = match (staged, prefix) {
+            (Err(refusal), _) => self.refusal.hold(refusal.closing()),
+            (Ok(Staged::NoPartial), _) => self.refusal.set_closing(
                 ErrorCode::PartialMismatch,
                 format_args!(
                     "{path}: the server holds no partial upload of this name; upload from the start"
                 ),
             ),
-            (Ok(Staged::PartialBusy), _) => Refusal::new(
+            (Ok(Staged::PartialBusy), _) => self.refusal.set_closing(
                 ErrorCode::Busy,
                 format_args!("{path}: another upload of this name is in progress"),
             ),
@@ -1138,7 +1153,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 return Ok(());
             }
         };
-        self.refuse_now(refusal.closing())
+        self.refuse_now(refused)
     }
 
     /// A chunk of what a [`FileAction::ReadFile`] asked for, in order. During a download, send
@@ -1191,7 +1206,10 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             State::Downloading(Download {
                 phase: DownloadPhase::Prefix { .. },
                 ..
-            }) => self.refuse_now(refusal),
+            }) => {
+                self.refuse_from_host(refusal);
+                Ok(())
+            }
             // Mid-body: a frame cannot be cut short, so the connection is.
             State::Downloading(Download {
                 phase: DownloadPhase::Body { .. },
@@ -1204,7 +1222,10 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             State::Uploading(Upload {
                 phase: UploadPhase::CheckingPrefix { .. },
                 ..
-            }) => self.refuse_now(refusal.closing()),
+            }) => {
+                self.refuse_from_host(refusal.closing());
+                Ok(())
+            }
             _ => Err(SessionError::OutOfOrder),
         }
     }
@@ -1221,7 +1242,8 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             return Err(SessionError::OutOfOrder);
         };
         // The rest of the body is not read: the stream is out of step.
-        self.refuse_now(refusal.closing())
+        self.refuse_from_host(refusal.closing());
+        Ok(())
     }
 
     /// The result of an action that returns nothing: [`FileAction::List`] (after its entries),
@@ -1240,7 +1262,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 });
             }
             // Entries may be out already: the error frame ends the listing instead of `end`.
-            (State::Listing { .. }, Err(refusal)) => self.refuse(refusal),
+            (State::Listing { .. }, Err(refusal)) => self.refuse_from_host(refusal),
             (State::MakingDir { .. }, Ok(())) => {
                 self.events.push(ServerEvent::Completed(Completed::MadeDir));
                 self.reply(&Ack {
@@ -1255,26 +1277,30 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                     count: None,
                 });
             }
-            (State::MakingDir { .. } | State::Renaming, Err(refusal)) => self.refuse(refusal),
+            (State::MakingDir { .. } | State::Renaming, Err(refusal)) => {
+                self.refuse_from_host(refusal);
+            }
             (State::Uploading(upload), result) => match (&upload.phase, result) {
                 (UploadPhase::Truncating, Ok(())) => {
                     upload.phase = UploadPhase::Receiving;
                     self.take_empty_body_end();
                 }
-                (UploadPhase::Truncating, Err(refusal)) => self.refuse(refusal.closing()),
+                (UploadPhase::Truncating, Err(refusal)) => {
+                    self.refuse_from_host(refusal.closing());
+                }
                 (UploadPhase::Committing { digest }, Ok(())) => {
                     let (kind, size, offset, digest) =
                         (upload.kind, upload.size, upload.offset, *digest);
                     self.stored(kind, size, offset, digest);
                 }
-                (UploadPhase::Committing { .. }, Err(refusal)) => self.refuse(refusal),
+                (UploadPhase::Committing { .. }, Err(refusal)) => self.refuse_from_host(refusal),
                 (UploadPhase::KeepingPartial { why }, _) => match *why {
                     KeptFor::Torn => {
                         self.finish_request();
                         self.state = State::Closing;
                     }
                     KeptFor::ShortPartial { held } => {
-                        let refusal = Refusal::new(
+                        let refused = self.refusal.set_closing(
                             ErrorCode::PartialMismatch,
                             format_args!(
                                 "{}: the server holds {held} bytes of this upload, fewer than the resume offset {}",
@@ -1282,10 +1308,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                                 upload.offset
                             ),
                         );
-                        self.refuse(refusal.closing());
+                        self.refuse(refused);
                     }
                     KeptFor::BrokenTrailer(e) => {
-                        self.refuse(Refusal::new(ErrorCode::BadFrame, e).closing());
+                        let refused = self.refusal.set_closing(ErrorCode::BadFrame, e);
+                        self.refuse(refused);
                     }
                 },
                 _ => return Err(SessionError::OutOfOrder),
@@ -1324,49 +1351,51 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         }
     }
 
-    /// Answers the request with `refusal` (an error frame) and ends it.
-    fn refuse(&mut self, refusal: Refusal) {
+    /// Answers the request with the refusal written into `self.refusal` (an error frame)
+    /// and ends it.
+    #[inline(never)]
+    fn refuse(&mut self, _: Refused) {
         let queued = self.outbox.push_frame(
             &PLAIN_ENCODER,
-            &ErrorFrame::new(refusal.code, &refusal.message),
+            &ErrorFrame::new(self.refusal.code, &self.refusal.message),
         );
-        let closes = refusal.closes || queued.is_err();
-        self.events.push(ServerEvent::Refused(refusal));
+        let closes = self.refusal.closes || queued.is_err();
+        self.events.push(ServerEvent::Refused(self.refusal.clone()));
         self.finish_request();
         if closes {
             self.state = State::Closing;
         }
     }
 
-    /// Answers a request refused at its head, whose frame has now ended, with its refusal,
-    /// and ends it.
-    fn refuse_held(&mut self) {
-        let State::Refusing(held) = &self.state else {
-            return;
-        };
-        self.refuse(held.clone());
+    /// Answers the request with a host's refusal.
+    fn refuse_from_host(&mut self, refusal: Refusal) {
+        let refused = self.refusal.hold(refusal);
+        self.refuse(refused);
     }
 
-    fn refuse_now(&mut self, refusal: Refusal) -> Result<(), SessionError> {
-        self.refuse(refusal);
+    fn refuse_now(&mut self, refused: Refused) -> Result<(), SessionError> {
+        self.refuse(refused);
         Ok(())
     }
 
     /// Refuses a request whose head was just read: at once when it closes the connection,
     /// else once its (empty) frame has ended, so that the stream stays in step.
-    fn refuse_head(&mut self, refusal: Refusal, has_body: bool) {
-        if has_body || refusal.closes {
-            self.refuse(refusal.closing_if(has_body));
+    fn refuse_head(&mut self, refused: Refused, has_body: bool) {
+        self.refusal.closes |= has_body;
+        if self.refusal.closes {
+            self.refuse(refused);
         } else {
-            self.state = State::Refusing(refusal);
+            self.state = State::Refusing;
         }
     }
 
     #[inline(never)]
     fn framing_failed(&mut self, e: DecodeError) {
         let path = PeerText::new(&self.path);
-        let refusal = match (e, &mut self.state) {
-            (DecodeError::BodyTooLarge { .. }, _) => Refusal::new(ErrorCode::TooLarge, e).closing(),
+        let refused = match (e, &mut self.state) {
+            (DecodeError::BodyTooLarge { .. }, _) => {
+                self.refusal.set_closing(ErrorCode::TooLarge, e)
+            }
             (
                 DecodeError::ChecksumMismatch { .. },
                 State::Uploading(Upload {
@@ -1377,11 +1406,12 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             ) => {
                 // Read whole: a seed upload's stream is still in step; a put's trailer is not
                 // worth waiting for.
-                Refusal::new(
+                let refused = self.refusal.set(
                     ErrorCode::ChecksumMismatch,
                     format_args!("{path}: {e}; the previous file is untouched"),
-                )
-                .closing_if(matches!(kind, UploadKind::Put { .. }))
+                );
+                self.refusal.closes = matches!(kind, UploadKind::Put { .. });
+                refused
             }
             (
                 _,
@@ -1397,9 +1427,9 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 };
                 return;
             }
-            _ => Refusal::new(ErrorCode::BadFrame, e).closing(),
+            _ => self.refusal.set_closing(ErrorCode::BadFrame, e),
         };
-        self.refuse(refusal);
+        self.refuse(refused);
     }
 
     fn on_head(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
@@ -1410,7 +1440,12 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 ..
             }) => self.on_trailer(body_len),
             // A frame's head comes only after the previous frame's end.
-            _ => self.refuse(Refusal::new(ErrorCode::BadFrame, "a frame out of order").closing()),
+            _ => {
+                let refused = self
+                    .refusal
+                    .set_closing(ErrorCode::BadFrame, "a frame out of order");
+                self.refuse(refused);
+            }
         }
     }
 
@@ -1420,13 +1455,18 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let has_body = body_len > 0;
         let view = match self.decoder.header::<HeadView<'_>>() {
             Ok(view) => view,
-            Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
+            Err(e) => {
+                let refused = self.refusal.set(ErrorCode::BadRequest, e);
+                return self.refuse_head(refused, has_body);
+            }
         };
         // An info request needs no token: its reply holds nothing secret.
         if view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Info.as_str()) {
             if has_body {
-                let refusal = Refusal::new(ErrorCode::BadRequest, "`info` takes no body");
-                return self.refuse(refusal.closing());
+                let refused = self
+                    .refusal
+                    .set_closing(ErrorCode::BadRequest, "`info` takes no body");
+                return self.refuse(refused);
             }
             self.state = State::AwaitingEnd(Query::Info);
             return;
@@ -1435,18 +1475,18 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             && !escaped_token_matches(expected, view.token)
         {
             // Closing makes a guesser pay a connection per guess, as the shell server does.
-            let refusal = Refusal::new(
+            let refused = self.refusal.set_closing(
                 ErrorCode::Unauthorized,
                 "missing or wrong token; pass the server's token with --token or UNSTICK_TOKEN",
-            )
-            .closing();
-            return self.refuse_head(refusal, has_body);
+            );
+            return self.refuse_head(refused, has_body);
         }
         let op = match (&view.op, view.filename) {
             (None, Some(filename)) => {
                 let member = keep_path(Some(filename), &mut self.path);
-                if let Err(refusal) = self.take_path(member) {
-                    return self.refuse(refusal.closing());
+                if let Err(refused) = self.take_path(member) {
+                    self.refusal.closes = true;
+                    return self.refuse(refused);
                 }
                 self.state = State::Uploading(Upload {
                     kind: UploadKind::Seed {
@@ -1462,11 +1502,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 return;
             }
             (None, None) => {
-                let refusal = Refusal::new(
+                let refused = self.refusal.set(
                     ErrorCode::BadRequest,
                     "the header has neither `op` nor the seed's `filename`",
                 );
-                return self.refuse_head(refusal, has_body);
+                return self.refuse_head(refused, has_body);
             }
             (Some(op), _) => match op.get().map(str::parse::<FileOp>) {
                 Some(Ok(
@@ -1479,20 +1519,23 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                     | FileOp::Rename),
                 )) => op,
                 _ => {
-                    let refusal = Refusal::new(
+                    let refused = self.refusal.set(
                         ErrorCode::BadRequest,
                         format_args!(
                             "unknown op `{}`; expected put, get, ls, stat, delete, mkdir, rename or info",
                             PeerText::new(op.get().unwrap_or("(too long)"))
                         ),
                     );
-                    return self.refuse_head(refusal, has_body);
+                    return self.refuse_head(refused, has_body);
                 }
             },
         };
         let view = match self.decoder.header::<RequestView<'_>>() {
             Ok(view) => view,
-            Err(e) => return self.refuse_head(Refusal::new(ErrorCode::BadRequest, e), has_body),
+            Err(e) => {
+                let refused = self.refusal.set(ErrorCode::BadRequest, e);
+                return self.refuse_head(refused, has_body);
+            }
         };
         // The path is unescaped once, into the session's own field, and checked there; it is
         // cleared again if the request is refused before it is taken.
@@ -1500,9 +1543,12 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
         // A rename's new name follows the old one in `self.path`; both are checked below.
         let target = match op {
-            FileOp::Rename if path == PathMember::Kept => {
-                keep_rename_target(view.to, view.to_xxh3.as_ref(), &mut self.path)
-            }
+            FileOp::Rename if path == PathMember::Kept => keep_rename_target(
+                view.to,
+                view.to_xxh3.as_ref(),
+                &mut self.path,
+                &mut self.refusal,
+            ),
             _ => Ok(None),
         };
         if let Ok(Some(at)) = target {
@@ -1517,11 +1563,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let prefix = algorithm.and_then(|a| digest_member(a, &view.prefix_xxh3, &view.prefix_md5));
         if corrupted {
             self.clear_path();
-            let refusal = Refusal::new(
+            let refused = self.refusal.set(
                 ErrorCode::ChecksumMismatch,
                 "the path does not match its `path_xxh3` digest (corrupted on the way?); nothing was done",
             );
-            return self.refuse_head(refusal, has_body);
+            return self.refuse_head(refused, has_body);
         }
         if op == FileOp::Put {
             let keep = FileAttributes {
@@ -1541,17 +1587,20 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                         phase: UploadPhase::Staging { prefix: put.prefix },
                     });
                 }
-                Err(refusal) => self.refuse(refusal.closing()),
+                Err(refused) => {
+                    self.refusal.closes = true;
+                    self.refuse(refused);
+                }
             }
             return;
         }
         if has_body {
             self.clear_path();
-            let refusal = Refusal::new(
+            let refused = self.refusal.set_closing(
                 ErrorCode::BadRequest,
                 format_args!("`{}` takes no body", op.as_str()),
             );
-            return self.refuse(refusal.closing());
+            return self.refuse(refused);
         }
         // Checked once the frame has ended, so that a refusal leaves the stream in step.
         let checked = match (op, path) {
@@ -1565,7 +1614,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let query = checked.and_then(|()| match op {
             FileOp::Get => match algorithm {
                 Some(algorithm) => Ok(Query::Get(Get { offset, algorithm })),
-                None => Err(bad_algorithm()),
+                None => Err(bad_algorithm(&mut self.refusal)),
             },
             FileOp::Ls => Ok(Query::List),
             FileOp::Stat => Ok(Query::Stat),
@@ -1576,7 +1625,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         });
         self.state = match query {
             Ok(query) => State::AwaitingEnd(query),
-            Err(refusal) => State::Refusing(refusal),
+            Err(Refused { .. }) => State::Refusing,
         };
     }
 
@@ -1591,13 +1640,15 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         offset: u64,
         body_len: u64,
         keep: FileAttributes,
-    ) -> Result<PutHead, Refusal> {
+    ) -> Result<PutHead, Refused> {
         self.take_path(path)?;
-        let algorithm = algorithm.ok_or_else(bad_algorithm)?;
+        let Some(algorithm) = algorithm else {
+            return Err(bad_algorithm(&mut self.refusal));
+        };
         let keep = match keep.mode {
             Some(mode) if mode > 0o7777 => {
                 self.clear_path();
-                return Err(Refusal::new(
+                return Err(self.refusal.set(
                     ErrorCode::BadRequest,
                     format_args!(
                         "`mode` {mode} is not a file's permission bits (0 to 4095, 0o7777)"
@@ -1613,7 +1664,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let size = match offset.checked_add(body_len) {
             Some(total) if total <= max => total,
             _ => {
-                return Err(Refusal::new(
+                return Err(self.refusal.set(
                     ErrorCode::TooLarge,
                     format_args!(
                         "{}: the file would exceed the server's limit of {max} bytes",
@@ -1626,7 +1677,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             (0, _) => None,
             (_, Some(prefix)) => Some(prefix),
             (_, None) => {
-                return Err(Refusal::new(
+                return Err(self.refusal.set(
                     ErrorCode::BadRequest,
                     format_args!("a resumed put needs `prefix_{}`", algorithm.member()),
                 ));
@@ -1642,17 +1693,15 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
 
     /// Checks the request's path, unescaped into `self.path` as `member` says, and keeps it;
     /// a refused one is cleared.
-    fn take_path(&mut self, member: PathMember) -> Result<(), Refusal> {
+    fn take_path(&mut self, member: PathMember) -> Result<(), Refused> {
         let checked = match member {
-            PathMember::Kept => {
-                check_path_with(self.path(), self.names).map_err(|e| bad_path(self.path(), e))
-            }
-            PathMember::Absent => Err(Refusal::new(
-                ErrorCode::BadRequest,
-                "the request has no `path`",
-            )),
-            PathMember::TooLong => Err(too_long_path()),
-            PathMember::Invalid => Err(invalid_path_escape()),
+            PathMember::Kept => check_path_with(&self.path, self.names)
+                .map_err(|e| bad_path(&mut self.refusal, &self.path, e)),
+            PathMember::Absent => Err(self
+                .refusal
+                .set(ErrorCode::BadRequest, "the request has no `path`")),
+            PathMember::TooLong => Err(too_long_path(&mut self.refusal)),
+            PathMember::Invalid => Err(invalid_path_escape(&mut self.refusal)),
         };
         if checked.is_err() {
             self.clear_path();
@@ -1664,18 +1713,17 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
     /// with the same rules; a refused one clears both.
     fn take_rename_target(
         &mut self,
-        target: Result<Option<usize>, Refusal>,
-    ) -> Result<(), Refusal> {
+        target: Result<Option<usize>, Refused>,
+    ) -> Result<(), Refused> {
         let checked = match target {
             Ok(Some(at)) => {
                 let to = &self.path[at..];
-                check_path_with(to, self.names).map_err(|e| bad_path(to, e))
+                check_path_with(to, self.names).map_err(|e| bad_path(&mut self.refusal, to, e))
             }
-            Ok(None) => Err(Refusal::new(
-                ErrorCode::BadRequest,
-                "a rename needs `to`, the new name",
-            )),
-            Err(refusal) => Err(refusal),
+            Ok(None) => Err(self
+                .refusal
+                .set(ErrorCode::BadRequest, "a rename needs `to`, the new name")),
+            Err(refused) => Err(refused),
         };
         if checked.is_err() {
             self.clear_path();
@@ -1690,10 +1738,10 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
 
     /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
     /// trailing `/` (empty for the root); a refused one is cleared.
-    fn take_dir(&mut self) -> Result<(), Refusal> {
+    fn take_dir(&mut self) -> Result<(), Refused> {
         let checked = match check_dir_with(&self.path, self.names) {
             Ok(dir) => Ok(dir.map_or(0, str::len)),
-            Err(e) => Err(bad_path(&self.path, e)),
+            Err(e) => Err(bad_path(&mut self.refusal, &self.path, e)),
         };
         match checked {
             Ok(len) => {
@@ -1722,7 +1770,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                     Query::Info => State::Idle,
                 };
             }
-            State::Refusing(_) => self.refuse_held(),
+            State::Refusing => self.refuse(Refused::HELD),
             State::Uploading(upload) => match (&upload.phase, upload.kind) {
                 (UploadPhase::Receiving, UploadKind::Put { .. }) => {
                     upload.phase = UploadPhase::AwaitingTrailer;
@@ -1734,11 +1782,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                     UploadPhase::AwaitingTrailerEnd { digest: None },
                     UploadKind::Put { algorithm },
                 ) => {
-                    let refusal = Refusal::new(
+                    let refused = self.refusal.set(
                         ErrorCode::BadRequest,
                         format_args!("the trailer has no `file_{}` digest", algorithm.member()),
                     );
-                    self.refuse(refusal);
+                    self.refuse(refused);
                 }
                 (
                     UploadPhase::AwaitingTrailerEnd {
@@ -1749,7 +1797,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                     let claimed = *claimed;
                     let actual = upload.hasher.finish().get(algorithm);
                     if actual != Some(claimed) {
-                        let refusal = Refusal::new(
+                        let refused = self.refusal.set(
                             ErrorCode::ChecksumMismatch,
                             format_args!(
                                 "{}: the received data does not match the client's {} digest; nothing was committed and the previous file is untouched",
@@ -1757,7 +1805,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                                 algorithm.member()
                             ),
                         );
-                        return self.refuse(refusal);
+                        return self.refuse(refused);
                     }
                     upload.phase = UploadPhase::Committing {
                         digest: Some(claimed),
@@ -1774,11 +1822,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let view = self.decoder.header::<TrailerView>().unwrap_or_default();
         let is_done = view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
         if !is_done || body_len != 0 {
-            let refusal = Refusal::new(
+            let refused = self.refusal.set_closing(
                 ErrorCode::BadFrame,
                 "a put body must be followed by {\"op\":\"done\",\"file_xxh3\":...}",
             );
-            return self.refuse(refusal.closing());
+            return self.refuse(refused);
         }
         let State::Uploading(Upload {
             kind: UploadKind::Put { algorithm },
@@ -1844,10 +1892,10 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         };
         let Download { get, size, .. } = *download;
         let Some(digest) = download.hasher.finish().get(get.algorithm) else {
-            self.refuse(
-                Refusal::new(ErrorCode::StorageError, "digest unavailable in this build").closing(),
-            );
-            return;
+            let refused = self
+                .refusal
+                .set_closing(ErrorCode::StorageError, "digest unavailable in this build");
+            return self.refuse(refused);
         };
         let hex = digest.to_hex();
         let trailer = DigestTrailer::new(FileOp::Done, get.algorithm, hex.as_str(), None);
@@ -1876,7 +1924,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             return;
         }
         // Corrupted (or from another file): the staging file is removed with the request.
-        let refusal = Refusal::new(
+        let refused = self.refusal.set_closing(
             ErrorCode::PartialMismatch,
             format_args!(
                 "{}: the server's partial upload does not match the first {} bytes of the client's file; it was discarded, upload again from the start",
@@ -1884,7 +1932,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 upload.offset
             ),
         );
-        self.refuse(refusal.closing());
+        self.refuse(refused);
     }
 
     /// Answers a committed upload of `size` bytes, `offset` of them resumed, whose whole-file
@@ -1933,32 +1981,32 @@ impl State {
             | State::Opening(_) => true,
             State::Downloading(download) => download.phase != DownloadPhase::Trailer,
             State::Uploading(_) => !self.reads_frames(),
-            State::Idle | State::AwaitingEnd(_) | State::Refusing(_) | State::Closing => false,
+            State::Idle | State::AwaitingEnd(_) | State::Refusing | State::Closing => false,
         }
     }
 }
 
-fn bad_path(text: &str, e: super::PathError) -> Refusal {
-    Refusal::new(
+fn bad_path(refusal: &mut Refusal, text: &str, e: super::PathError) -> Refused {
+    refusal.set(
         ErrorCode::BadPath,
         format_args!("`{}`: {e}", PeerText::new(text)),
     )
 }
 
-fn too_long_path() -> Refusal {
-    Refusal::new(ErrorCode::BadPath, super::PathError::TooLong)
+fn too_long_path(refusal: &mut Refusal) -> Refused {
+    refusal.set(ErrorCode::BadPath, super::PathError::TooLong)
 }
 
 /// A path member whose escapes are not JSON's (the decoder's header check lets none through).
-fn invalid_path_escape() -> Refusal {
-    Refusal::new(
+fn invalid_path_escape(refusal: &mut Refusal) -> Refused {
+    refusal.set(
         ErrorCode::BadRequest,
         "the header's path holds an invalid string escape",
     )
 }
 
-fn bad_algorithm() -> Refusal {
-    Refusal::new(
+fn bad_algorithm(refusal: &mut Refusal) -> Refused {
+    refusal.set(
         ErrorCode::BadRequest,
         "`algorithm` must be \"xxh3\" or \"md5\"",
     )

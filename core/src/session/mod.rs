@@ -40,6 +40,7 @@ pub(crate) use events::Events;
 pub use events::ServerEvent;
 pub use outbox::{Outbox, ShortBody, Transmit};
 pub use peer_text::PeerText;
+pub(crate) use refusal::Refused;
 pub use refusal::{MESSAGE_CAP, Refusal};
 pub(crate) use timers::{ReplyTimer, Wait, earliest};
 pub(crate) use token::escaped_token_matches;

@@ -25,13 +25,37 @@ impl Refusal {
     /// A refusal that leaves the connection open, with a message written by `message`'s
     /// `Display` (so a caller can pass `format_args!`).
     pub fn new(code: ErrorCode, message: impl fmt::Display) -> Refusal {
-        let mut text = Truncating(heapless::String::new());
-        let _ = write!(text, "{message}");
-        Refusal {
+        let mut refusal = Refusal {
             code,
-            message: text.0,
+            message: heapless::String::new(),
             closes: false,
-        }
+        };
+        let _ = refusal.set(code, message);
+        refusal
+    }
+
+    /// Rewrites this refusal in place as [`Refusal::new`] would build it. A session keeps one
+    /// refusal and writes each into it, so that no half-KiB value is built on a stack and
+    /// copied (a microcontroller's stack would pay for each one a function holds).
+    pub(crate) fn set(&mut self, code: ErrorCode, message: impl fmt::Display) -> Refused {
+        self.code = code;
+        self.closes = false;
+        self.message.clear();
+        let _ = write!(Truncating(&mut self.message), "{message}");
+        Refused(())
+    }
+
+    /// Puts `refusal` (a host's) in place of this one.
+    pub(crate) fn hold(&mut self, refusal: Refusal) -> Refused {
+        *self = refusal;
+        Refused(())
+    }
+
+    /// Like [`Refusal::set`], closing the connection.
+    pub(crate) fn set_closing(&mut self, code: ErrorCode, message: impl fmt::Display) -> Refused {
+        let refused = self.set(code, message);
+        self.closes = true;
+        refused
     }
 
     /// The same refusal, closing the connection.
@@ -53,10 +77,22 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Writes as much as fits, then marks the cut with `...`.
-struct Truncating(heapless::String<MESSAGE_CAP>);
+/// Proof that a session's refusal was written into its one [`Refusal`] ([`Refusal::set`]):
+/// what the session's checks return instead of a refusal by value.
+#[derive(Debug)]
+#[must_use = "a refusal written is to be sent"]
+pub(crate) struct Refused(());
 
-impl Write for Truncating {
+impl Refused {
+    /// For a refusal written earlier and kept in the session's slot since (a request refused
+    /// at its head, answered once its frame has ended).
+    pub(crate) const HELD: Refused = Refused(());
+}
+
+/// Writes as much as fits, then marks the cut with `...`.
+struct Truncating<'m>(&'m mut heapless::String<MESSAGE_CAP>);
+
+impl Write for Truncating<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         const MARK: &str = "...";
         if self.0.len() + s.len() <= MESSAGE_CAP {

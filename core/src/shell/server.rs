@@ -12,8 +12,8 @@ use super::{
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
-    EscapedText, Events, Outbox, Refusal, ServerEvent, Session, SessionError, TOKEN_CAP, Transmit,
-    escaped_token_matches,
+    EscapedText, Events, Outbox, Refusal, Refused, ServerEvent, Session, SessionError, TOKEN_CAP,
+    Transmit, escaped_token_matches,
 };
 use crate::session::{Wait, earliest};
 use crate::time::Instant;
@@ -197,25 +197,25 @@ enum StdinBreach {
 }
 
 impl StdinBreach {
-    /// Out of line, as every refusal's words are: only a breach makes room for them.
+    /// Writes the refusal of this breach into `refusal`. Out of line, as every refusal's
+    /// words are.
     #[inline(never)]
-    fn refusal(self) -> Refusal {
-        let refusal = match self {
-            StdinBreach::OtherFrame => Refusal::new(
+    fn write_to(self, refusal: &mut Refusal) -> Refused {
+        match self {
+            StdinBreach::OtherFrame => refusal.set_closing(
                 ErrorCode::UnknownOp,
                 "the request's stdin is open: only \"stdin\" and \"stdin_end\" frames may \
                  follow it until its \"stdin_end\"",
             ),
             StdinBreach::EndWithBody => {
-                Refusal::new(ErrorCode::BadHeader, "a stdin_end frame has no body")
+                refusal.set_closing(ErrorCode::BadHeader, "a stdin_end frame has no body")
             }
-            StdinBreach::BadResize => Refusal::new(
+            StdinBreach::BadResize => refusal.set_closing(
                 ErrorCode::BadHeader,
                 "a resize frame has whole-number \"rows\" and \"cols\" and no body, and \
                  follows a request with a \"pty\" only",
             ),
-        };
-        refusal.closing()
+        }
     }
 }
 
@@ -302,8 +302,9 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024, const OUT: usize = OU
     overflowed: bool,
     state: State,
     outbox: Outbox<OUT>,
-    /// The refusal of the request whose body is being dropped, sent at its end.
-    pending: Option<Refusal>,
+    /// The request's refusal, written here in place ([`Refused`] says it was); that of a
+    /// request whose body is being dropped is sent at its end.
+    refusal: Refusal,
     /// Refusals and finished commands, until the host polls them for its log.
     events: Events<ServerEvent<ExitReport>>,
     /// The wait for the current request, timed against [`ShellRules::idle_timeout`].
@@ -343,7 +344,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             overflowed: false,
             state,
             outbox: Outbox::new(),
-            pending: None,
+            refusal: Refusal::new(ErrorCode::BadRequest, ""),
             events: Events::new(),
             wait: Wait::Starting,
             answered: 0,
@@ -439,8 +440,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             let (n, event) = match self.decoder.feed(&input[used..]) {
                 Ok(step) => step,
                 Err(e) => {
-                    let refusal = Refusal::new(ErrorCode::BadFrame, e).closing();
-                    self.refuse(refusal);
+                    let refused = self.refusal.set_closing(ErrorCode::BadFrame, e);
+                    self.refuse(refused);
                     return (used, None);
                 }
             };
@@ -450,7 +451,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 Event::Head(info) => {
                     let resize_ok = self.pty.is_some();
                     if let Err(breach) = self.admit_stdin_head(info.body_len, resize_ok) {
-                        self.refuse(breach.refusal());
+                        let refused = breach.write_to(&mut self.refusal);
+                        self.refuse(refused);
                         return (used, None);
                     }
                 }
@@ -609,32 +611,28 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         }
         if self.state == State::DrainingStdin {
             // The answer is out: the client is told nothing more, the connection just closes.
-            self.events.push(ServerEvent::Refused(
-                Refusal::new(
-                    ErrorCode::IdleTimeout,
-                    format_args!(
-                        "the client's stdin did not end within {} s of its command's answer; \
-                         closing the connection",
-                        self.stdin_drain().as_secs()
-                    ),
-                )
-                .closing(),
-            ));
-            self.state = State::Closing;
+            let drain = self.stdin_drain().as_secs();
+            let refused = self.refusal.set(
+                ErrorCode::IdleTimeout,
+                format_args!(
+                    "the client's stdin did not end within {drain} s of its command's answer; \
+                     closing the connection",
+                ),
+            );
+            self.drain_failed(refused);
             return;
         }
-        let refusal = Refusal::new(
+        let refused = self.refusal.set_closing(
             ErrorCode::IdleTimeout,
             format_args!(
                 "no complete request within {} s; closing the connection",
                 self.rules.idle_timeout.as_secs()
             ),
-        )
-        .closing();
+        );
         match self.dialect {
-            Dialect::Framed => self.refuse(refusal),
+            Dialect::Framed => self.refuse(refused),
             Dialect::Seed(_) => {
-                self.events.push(ServerEvent::Refused(refusal));
+                self.events.push(ServerEvent::Refused(self.refusal.clone()));
                 self.state = State::Closing;
             }
         }
@@ -733,7 +731,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             RunFailure::Lost => ErrorCode::RunFailed,
             RunFailure::BadCwd => ErrorCode::BadPath,
         };
-        self.refuse(Refusal::new(code, detail));
+        let refused = self.refusal.set(code, detail);
+        self.refuse(refused);
         Ok(())
     }
 
@@ -825,7 +824,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             let (n, event) = match self.decoder.feed(&input[used..]) {
                 Ok(step) => step,
                 Err(e) => {
-                    self.drain_failed(Refusal::new(ErrorCode::BadFrame, e));
+                    let refused = self.refusal.set(ErrorCode::BadFrame, e);
+                    self.drain_failed(refused);
                     return used;
                 }
             };
@@ -835,7 +835,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 Event::Head(info) => {
                     // A resize that crossed the command's answer is dropped with the rest.
                     if let Err(breach) = self.admit_stdin_head(info.body_len, true) {
-                        self.drain_failed(breach.refusal());
+                        let refused = breach.write_to(&mut self.refusal);
+                        self.drain_failed(refused);
                         return used;
                     }
                 }
@@ -855,33 +856,38 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
 
     /// The client broke the protocol after its request was answered: the connection closes,
     /// with nothing more sent (its answer is out), and the log says why.
-    fn drain_failed(&mut self, refusal: Refusal) {
-        self.events.push(ServerEvent::Refused(refusal.closing()));
+    fn drain_failed(&mut self, _: Refused) {
+        self.refusal.closes = true;
+        self.events.push(ServerEvent::Refused(self.refusal.clone()));
         self.state = State::Closing;
     }
 
-    /// Answers the current request with `refusal`, in the client's dialect.
-    fn refuse(&mut self, refusal: Refusal) {
-        let closes = refusal.closes;
+    /// Answers the current request with the refusal written into `self.refusal`, in the
+    /// client's dialect.
+    #[inline(never)]
+    fn refuse(&mut self, _: Refused) {
+        let closes = self.refusal.closes;
         let queued = match self.dialect {
             Dialect::Framed => self.outbox.push_frame(
                 &PLAIN_ENCODER,
-                &ErrorFrame::new(refusal.code, &refusal.message),
+                &ErrorFrame::new(self.refusal.code, &self.refusal.message),
             ),
-            Dialect::Seed(format) => self.queue_seed_message(format, &refusal.message),
+            Dialect::Seed(format) => self.queue_seed_refusal(format),
         };
-        self.events.push(ServerEvent::Refused(refusal));
+        self.events.push(ServerEvent::Refused(self.refusal.clone()));
         self.finish_request();
         if closes || queued.is_err() {
             self.state = State::Closing;
         }
     }
 
-    /// Queues a seed reply whose body is `unstick: <message>\n`.
-    fn queue_seed_message(&mut self, format: SeedFormat, message: &str) -> Result<(), EncodeError> {
+    /// Queues a seed reply whose body is `unstick: <message>\n`, the message being the
+    /// refusal's. Out of line: only a seed client's refusal makes room for its body.
+    #[inline(never)]
+    fn queue_seed_refusal(&mut self, format: SeedFormat) -> Result<(), EncodeError> {
         let mut body = heapless::String::<{ crate::session::MESSAGE_CAP + 16 }>::new();
         let _ = body.push_str("unstick: ");
-        let _ = body.push_str(message);
+        let _ = body.push_str(&self.refusal.message);
         let _ = body.push('\n');
         let mut head = [0u8; 256];
         let n = encode_seed_reply_head(format, body.as_bytes(), false, false, &mut head)?;
@@ -918,8 +924,9 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
 
     fn framing_failed(&mut self, e: DecodeError) {
         // A body that fails its digest was read whole: the stream is still in step.
-        let refusal = Refusal::new(ErrorCode::BadFrame, e).closing_if(!e.is_recoverable());
-        self.refuse(refusal);
+        let refused = self.refusal.set(ErrorCode::BadFrame, e);
+        self.refusal.closes = !e.is_recoverable();
+        self.refuse(refused);
     }
 
     /// Checks a request's head: the token (a refusal that closes at once, without waiting for
@@ -932,21 +939,23 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             Ok(header) => header,
             Err(e) => {
                 self.state = State::Reading(Body::Refused(ErrorCode::BadHeader));
-                self.pending = Some(Refusal::new(
+                let _held = self.refusal.set(
                     ErrorCode::BadHeader,
                     format_args!(
                         "request header needs a string \"op\" member (and \"token\" and \"cwd\" \
                          strings and a boolean \"stdin\" if set): {e}"
                     ),
-                ));
+                );
                 return;
             }
         };
         // An info request needs no token: its reply holds nothing secret.
         if header.op.to_bounded::<16>().get() == Some(ShellOp::Info.as_str()) {
             if body_len > 0 {
-                let refusal = Refusal::new(ErrorCode::BadHeader, "an info request has no body");
-                self.refuse(refusal.closing());
+                let refused = self
+                    .refusal
+                    .set_closing(ErrorCode::BadHeader, "an info request has no body");
+                self.refuse(refused);
             } else {
                 self.state = State::Reading(Body::Info);
             }
@@ -959,7 +968,8 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 Some(_) => Some("the token does not match the server's"),
             };
             if let Some(message) = message {
-                self.refuse(Refusal::new(ErrorCode::Unauthorized, message).closing());
+                let refused = self.refusal.set_closing(ErrorCode::Unauthorized, message);
+                self.refuse(refused);
                 return;
             }
         }
@@ -970,57 +980,50 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         // Its stdin frames follow the request whatever becomes of it: they are read to their
         // end, into the command or dropped. A terminal's input is the client's.
         self.stdin_declared = is_exec && (header.stdin == Some(true) || pty.is_some());
-        let pty_refusal = match pty.map(|pty| keep_pty(pty, &mut self.term)) {
+        let bad_term = match pty.map(|pty| keep_pty(pty, &mut self.term)) {
             Some(Ok(size)) => {
                 self.pty = Some(size);
                 None
             }
-            Some(Err(bad)) => Some(bad.refusal()),
+            Some(Err(bad)) => Some(bad),
             None => None,
         };
         self.alive_every = header
             .alive
             .filter(|_| is_exec)
             .map(|ms| Duration::from_millis(ms).clamp(ALIVE_MIN, ALIVE_MAX));
-        let refusal = if !is_exec {
-            Some(unknown_op(header.op))
+        let refused = if !is_exec {
+            Some(unknown_op(&mut self.refusal, header.op))
         } else if pty.is_some() && !self.rules.pty {
-            Some(no_pty())
+            Some(no_pty(&mut self.refusal))
         } else if self.stdin_declared && !self.rules.stdin {
-            Some(
-                Refusal::new(
-                    ErrorCode::Unsupported,
-                    "this server does not pass standard input on to its commands; run the \
-                     command without it (`< /dev/null`)",
-                )
-                .closing(),
-            )
-        } else if let Some(refusal) = pty_refusal {
-            Some(refusal)
-        } else if let Some(Err(refusal)) = header
+            Some(self.refusal.set_closing(
+                ErrorCode::Unsupported,
+                "this server does not pass standard input on to its commands; run the \
+                 command without it (`< /dev/null`)",
+            ))
+        } else if let Some(bad) = bad_term {
+            Some(bad.write_to(&mut self.refusal))
+        } else if let Some(Err(bad)) = header
             .cwd
             .map(|cwd| keep_cwd(cwd, self.command, &mut self.cwd_len))
         {
-            Some(refusal.refusal())
+            Some(bad.write_to(&mut self.refusal))
         } else if body_len > self.max_command_len() as u64 {
-            Some(Refusal::new(
+            let max_command_len = self.max_command_len();
+            Some(self.refusal.set(
                 ErrorCode::CommandTooLong,
                 format_args!(
-                    "command of {body_len} bytes is longer than the {}-byte limit; send a long \
+                    "command of {body_len} bytes is longer than the {max_command_len}-byte limit; send a long \
                      script as a file and run that",
-                    self.max_command_len()
                 ),
             ))
         } else {
             None
         };
         self.command_len = 0;
-        self.state = match refusal {
-            Some(refusal) => {
-                let code = refusal.code;
-                self.pending = Some(refusal);
-                State::Reading(Body::Refused(code))
-            }
+        self.state = match refused {
+            Some(Refused { .. }) => State::Reading(Body::Refused(self.refusal.code)),
             None => State::Reading(Body::Command),
         };
     }
@@ -1030,17 +1033,14 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             State::Reading(Body::Command) => {
                 match command_text(&self.command[..self.command_len]) {
                     Ok(_) => self.command_ready(),
-                    Err(e) => self.refuse(Refusal::new(ErrorCode::BadCommand, e)),
+                    Err(e) => {
+                        let refused = self.refusal.set(ErrorCode::BadCommand, e);
+                        self.refuse(refused);
+                    }
                 }
             }
             State::Reading(Body::Info) => self.answer_info(),
-            State::Reading(Body::Refused(code)) => {
-                let refusal = self
-                    .pending
-                    .take()
-                    .unwrap_or_else(|| Refusal::new(code, "the request was refused"));
-                self.refuse(refusal);
-            }
+            State::Reading(Body::Refused(_)) => self.refuse(Refused::HELD),
             _ => {}
         }
     }
@@ -1081,30 +1081,26 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     fn seed_command_complete(&mut self) {
         let command = &self.command[..self.command_len];
         if self.overflowed {
-            let refusal = Refusal::new(
+            let max_command_len = self.max_command_len();
+            let refused = self.refusal.set_closing(
                 ErrorCode::CommandTooLong,
-                format_args!(
-                    "the command is longer than the {}-byte limit",
-                    self.max_command_len()
-                ),
-            )
-            .closing();
-            self.refuse(refusal);
+                format_args!("the command is longer than the {max_command_len}-byte limit"),
+            );
+            self.refuse(refused);
         } else if foreign::holds_http_request_line(command) {
             let mut reply = [0u8; 256];
             let n = foreign::encode_reply(ForeignProtocol::Http, "shell", &mut reply);
             let _ = self.outbox.push_bytes(&reply[..n]);
-            self.events.push(ServerEvent::Refused(
-                Refusal::new(
-                    ErrorCode::ForeignProtocol,
-                    "a raw-text command holds an HTTP request line",
-                )
-                .closing(),
-            ));
+            let _logged = self.refusal.set_closing(
+                ErrorCode::ForeignProtocol,
+                "a raw-text command holds an HTTP request line",
+            );
+            self.events.push(ServerEvent::Refused(self.refusal.clone()));
             self.finish_request();
             self.state = State::Closing;
         } else if let Err(e) = command_text(command) {
-            self.refuse(Refusal::new(ErrorCode::BadCommand, e));
+            let refused = self.refusal.set(ErrorCode::BadCommand, e);
+            self.refuse(refused);
         } else {
             self.state = State::Running(Stdin::Absent);
         }
@@ -1291,17 +1287,18 @@ enum CwdRefusal {
 }
 
 impl CwdRefusal {
-    fn refusal(self) -> Refusal {
+    /// Writes the refusal of this `"cwd"` into `refusal`.
+    fn write_to(self, refusal: &mut Refusal) -> Refused {
         match self {
-            CwdRefusal::TooLong { cap } => Refusal::new(
+            CwdRefusal::TooLong { cap } => refusal.set(
                 ErrorCode::BadPath,
                 format_args!("the \"cwd\" is longer than the server's {cap}-byte limit"),
             ),
-            CwdRefusal::Empty => Refusal::new(
+            CwdRefusal::Empty => refusal.set(
                 ErrorCode::BadPath,
                 "the \"cwd\" is empty; leave it out to run in the server's working directory",
             ),
-            CwdRefusal::ContainsNul => Refusal::new(
+            CwdRefusal::ContainsNul => refusal.set(
                 ErrorCode::BadPath,
                 "the \"cwd\" contains a NUL byte, which no path can hold",
             ),
@@ -1338,9 +1335,10 @@ fn keep_cwd(
 struct BadTerm;
 
 impl BadTerm {
+    /// Writes the refusal of this `"term"` into `refusal`.
     #[inline(never)]
-    fn refusal(self) -> Refusal {
-        Refusal::new(
+    fn write_to(self, refusal: &mut Refusal) -> Refused {
+        refusal.set(
             ErrorCode::BadHeader,
             format_args!(
                 "the pty's \"term\" is a terminal type of at most {MAX_TERM_LEN} printable \
@@ -1375,21 +1373,20 @@ fn keep_pty(
 /// The refusal of a pty request by a host that runs no command on a terminal. Out of line, as
 /// every refusal's words are.
 #[inline(never)]
-fn no_pty() -> Refusal {
-    Refusal::new(
+fn no_pty(refusal: &mut Refusal) -> Refused {
+    refusal.set_closing(
         ErrorCode::Unsupported,
         "this server runs no command on a pseudo-terminal (a device has none, and a Windows \
          server does not implement ConPTY); run the command without one (`-T`)",
     )
-    .closing()
 }
 
 /// The refusal of an op other than `exec`. Out of line: only such a request makes room on the
 /// stack for the op's text (up to [`TOKEN_CAP`] bytes, as a token's).
 #[inline(never)]
-fn unknown_op(op: EscapedText<'_>) -> Refusal {
+fn unknown_op(refusal: &mut Refusal, op: EscapedText<'_>) -> Refused {
     let op = op.to_bounded::<TOKEN_CAP>();
-    Refusal::new(
+    refusal.set(
         ErrorCode::UnknownOp,
         format_args!(
             "this is the shell server; it serves \"op\":\"exec\" and \"info\" only, not {:?}",

@@ -89,9 +89,8 @@ fn reported(result: Result<(), SessionError>) -> Result<(), Closed> {
 }
 
 impl RequestWork<Session> for StoreWork<'_, '_> {
-    /// Out of line: the refusals and results it builds take room on the stack only while it
-    /// acts, not while the session reads a request.
-    #[inline(never)]
+    /// Each action is answered by a function of its own, out of line: a result that may hold
+    /// a refusal (half a KiB) takes room on the stack only while its one action is answered.
     fn act<U: Read + ReadReady + Write + WaitForInput>(
         &mut self,
         link: &mut Link<'_, U>,
@@ -112,12 +111,16 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
             }
             FileAction::Delete { path } => {
                 let deleted = delete(store, path);
-                session.handle_deleted(deleted)
+                session.handle_deleted(Ok(deleted))
             }
             FileAction::OpenFile { path } => {
-                let opened = open(store, path);
-                self.source = opened.as_ref().ok().map(|(i, _)| Source::File(*i));
-                session.handle_opened(opened.map(|(_, meta)| meta))
+                let opened = store
+                    .files()
+                    .enumerate()
+                    .find(|(_, f)| f.name == path)
+                    .map(|(i, f)| (i, meta(f)));
+                self.source = opened.map(|(i, _)| Source::File(i));
+                answer_open(session, opened.map(|(_, meta)| meta))
             }
             FileAction::ReadFile { offset, len } => {
                 read_file(link, session, store, self.source, offset, len)
@@ -127,13 +130,11 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
                 if staged.is_ok() {
                     self.source = Some(Source::Staging);
                 }
-                session.handle_staged(staged)
+                answer_stage(session, staged)
             }
             FileAction::Truncate { len } => {
-                let cut = store
-                    .truncate(usize::try_from(len).unwrap_or(usize::MAX))
-                    .map_err(|e| refusal(e, session.path()));
-                session.handle_done(cut)
+                let cut = store.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+                answer_done(session, cut)
             }
             FileAction::Commit { path, keep } => {
                 // A `put -p`'s time when the store can hold it (it has no modes to keep), else
@@ -142,21 +143,15 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
                     .mtime
                     .and_then(|t| u32::try_from(t).ok())
                     .unwrap_or_else(|| link.now_ms() / 1000);
-                let committed = store.commit(path, mtime).map_err(|e| refusal(e, path));
-                session.handle_done(committed)
+                let committed = store.commit(path, mtime);
+                answer_done(session, committed)
             }
             FileAction::KeepPartial => {
                 store.keep();
                 session.handle_done(Ok(()))
             }
             // The store is flat and names are fixed once written: say so rather than pretend.
-            FileAction::MakeDir { .. } | FileAction::Rename { .. } => {
-                let refusal = Refusal::new(
-                    ErrorCode::BadRequest,
-                    "this device's store is flat: it supports neither mkdir nor rename",
-                );
-                session.handle_done(Err(refusal))
-            }
+            FileAction::MakeDir { .. } | FileAction::Rename { .. } => refuse_flat(session),
             FileAction::Close => return Err(Closed),
         })
     }
@@ -164,8 +159,7 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
     /// Writes upload bytes to the staging extent.
     fn take(&mut self, session: &mut Session, chunk: &[u8]) {
         if let Err(e) = self.store.write(chunk) {
-            let refusal = refusal(e, session.path());
-            let _ = session.handle_write_failed(refusal);
+            answer_write_failed(session, e);
         }
     }
 
@@ -181,6 +175,44 @@ impl RequestWork<Session> for StoreWork<'_, '_> {
     }
 }
 
+/// Answers an action done on the store (`Ok`) or refused by it, about the request's path.
+#[inline(never)]
+fn answer_done(session: &mut Session, done: Result<(), StoreError>) -> Result<(), SessionError> {
+    let result = done.map_err(|e| refusal(e, session.path()));
+    session.handle_done(result)
+}
+
+#[inline(never)]
+fn answer_open(session: &mut Session, found: Option<EntryMeta>) -> Result<(), SessionError> {
+    let opened = found.ok_or_else(|| refusal(StoreError::NotFound, session.path()));
+    session.handle_opened(opened)
+}
+
+#[inline(never)]
+fn answer_stage(
+    session: &mut Session,
+    staged: Result<Staged, StoreError>,
+) -> Result<(), SessionError> {
+    let staged = staged.map_err(|e| refusal(e, session.path()));
+    session.handle_staged(staged)
+}
+
+#[inline(never)]
+fn answer_write_failed(session: &mut Session, e: StoreError) {
+    let refusal = refusal(e, session.path());
+    let _ = session.handle_write_failed(refusal);
+}
+
+#[inline(never)]
+fn refuse_flat(session: &mut Session) -> Result<(), SessionError> {
+    let refusal = Refusal::new(
+        ErrorCode::BadRequest,
+        "this device's store is flat: it supports neither mkdir nor rename",
+    );
+    session.handle_done(Err(refusal))
+}
+
+#[inline(never)]
 fn list<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     session: &mut Session,
@@ -204,6 +236,7 @@ fn list<U: Read + ReadReady + Write + WaitForInput>(
     session.handle_done(Ok(()))
 }
 
+#[inline(never)]
 fn read_file<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     session: &mut Session,
@@ -249,36 +282,32 @@ fn stat(store: &Store<'_>, path: &str) -> StatFound {
     }
 }
 
-fn delete(store: &mut Store<'_>, path: &str) -> Result<Deleted, Refusal> {
+fn delete(store: &mut Store<'_>, path: &str) -> Deleted {
     let (entry_removed, partial) = store.delete(path);
-    Ok(Deleted {
+    Deleted {
         entry_removed,
         partial: match partial {
             PartialGone::Removed => PartialState::Removed,
             PartialGone::Absent => PartialState::Absent,
         },
-    })
+    }
 }
 
-fn open(store: &Store<'_>, path: &str) -> Result<(usize, EntryMeta), Refusal> {
-    store
-        .files()
-        .enumerate()
-        .find(|(_, f)| f.name == path)
-        .map(|(i, f)| (i, meta(f)))
-        .ok_or_else(|| refusal(StoreError::NotFound, path))
-}
-
-fn stage(store: &mut Store<'_>, path: &str, kind: StageKind, size: u64) -> Result<Staged, Refusal> {
+fn stage(
+    store: &mut Store<'_>,
+    path: &str,
+    kind: StageKind,
+    size: u64,
+) -> Result<Staged, StoreError> {
     let staged = match kind {
         StageKind::Fresh => store.stage_fresh(path, size, true).map(|()| Some(0)),
         StageKind::Temporary => store.stage_fresh(path, size, false).map(|()| Some(0)),
         StageKind::Resume => store.stage_resume(path, size),
     };
-    match staged.map_err(|e| refusal(e, path))? {
-        Some(len) => Ok(Staged::Ready { len: len as u64 }),
-        None => Ok(Staged::NoPartial),
-    }
+    Ok(match staged? {
+        Some(len) => Staged::Ready { len: len as u64 },
+        None => Staged::NoPartial,
+    })
 }
 
 /// The refusal the client is sent for a store error about `path`.

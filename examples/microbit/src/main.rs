@@ -40,11 +40,11 @@ use crate::uart::{UART0_IRQ, Uart};
 
 /// Header capacity of the sessions' decoders (and of a file request's path): the longest
 /// request header taken. The CLI's are well under 300 bytes.
-pub const HEADER_CAP: usize = 512;
+pub const HEADER_CAP: usize = 384;
 
 /// Room for the frame heads and refusals a session queues: a quarter of the core's default,
 /// enough for every reply this firmware gives (its refusals' messages are short and plain).
-pub const SESSION_OUTBOX: usize = 1024;
+pub const SESSION_OUTBOX: usize = 768;
 
 /// The board this firmware is built for, as its info reply names it.
 pub const BOARD: &str = "microbit";

@@ -155,6 +155,7 @@ impl<'f> Store<'f> {
     /// # Panics
     ///
     /// If the linker gave the region another size than [`STORE_PAGES`].
+    #[inline(never)]
     pub fn mount(flash: &'f mut Flash) -> Self {
         assert_eq!(
             flash.pages(),
@@ -202,7 +203,9 @@ impl<'f> Store<'f> {
         (word(end) == crc.value()).then(|| word(4))
     }
 
-    /// Takes the (valid) directory on `page` as the store.
+    /// Takes the (valid) directory on `page` as the store. Out of line, and filling the
+    /// table in place: the caller's frame (`main`'s) holds no second table.
+    #[inline(never)]
     fn load(&mut self, page: usize) {
         let dir = self.flash.bytes(page * PAGE, PAGE);
         let word = |i: usize| u32::from_le_bytes([dir[i], dir[i + 1], dir[i + 2], dir[i + 3]]);
@@ -221,9 +224,9 @@ impl<'f> Store<'f> {
                 mtime: word(at + 60),
             }
         };
-        let mut table = Vec::new();
+        self.files.clear();
         for i in 0..files {
-            let _ = table.push(entry(i));
+            let _ = self.files.push(entry(i));
         }
         let staging = (kept == 1).then(|| {
             let file = entry(files);
@@ -239,7 +242,6 @@ impl<'f> Store<'f> {
         self.seq = word(4);
         self.cursor = (word(8) as usize).clamp(DIR_PAGES, STORE_PAGES - 1);
         self.dir = page;
-        self.files = table;
         self.staging = staging;
     }
 
