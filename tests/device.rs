@@ -10,330 +10,47 @@
 //! CI always runs this. Elsewhere it is skipped, with the reason printed, when either is missing:
 //! build the firmware with the command in `.ci/run` (step "device firmware").
 
+mod device_common;
 mod serial_bridge;
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_unstick");
+use device_common::{
+    CALL_LIMIT, Device, crc32, failed, leading_number, listing, ok, pattern, qemu_running,
+    runnable, unstick_in,
+};
 
 /// The device's store, as `examples/device/src/store.rs` sizes it.
 const STORE_CAPACITY: usize = 256 * 1024;
 
-/// Longest any one CLI call may take (a 200 KiB upload crosses the emulated UART at roughly
-/// 20 to 30 KB/s).
-const CALL_LIMIT: Duration = Duration::from_secs(40);
+/// The board: QEMU's `mps2-an386`, a Cortex-M4.
+const MACHINE: &[&str] = &["-machine", "mps2-an386", "-cpu", "cortex-m4"];
 
 fn firmware() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/device/target/thumbv7em-none-eabihf/release/unstick-device")
 }
 
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    let elf = firmware();
-    if !elf.is_file() {
-        return Some(format!(
-            "{} is not built (see the \"device firmware\" step of .ci/run)",
-            elf.display()
-        ));
-    }
-    let qemu = Command::new("qemu-system-arm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match qemu {
-        Ok(status) if status.success() => None,
-        _ => Some("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into()),
-    }
-}
-
-/// QEMU running the firmware, its UART served on a loopback port; killed when dropped.
-struct Device {
-    qemu: Child,
-    /// The address the CLI is given: `uart+tcp://HOST:PORT` or `serial:/dev/pts/N@115200`.
-    addr: String,
-    /// QEMU's UART bridge as a plain TCP address (`HOST:PORT`), or the pty's path.
-    line: String,
-}
-
-impl Device {
-    /// Boots the firmware with its UART bridged to a TCP port (the address is
-    /// `uart+tcp://HOST:PORT`).
-    fn boot() -> Device {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let line = format!("127.0.0.1:{port}");
-        let qemu = qemu_with_serial(&format!("tcp:{line},server=on,wait=off"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start qemu-system-arm");
-        let mut device = Device {
-            qemu,
-            addr: format!("uart+tcp://{line}"),
-            line,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&device.line).is_err() {
-            if let Ok(Some(status)) = device.qemu.try_wait() {
-                panic!("qemu-system-arm exited at start: {status}");
-            }
-            assert!(Instant::now() < deadline, "QEMU's serial port never opened");
-            thread::sleep(Duration::from_millis(50));
-        }
-        device.wait_ready();
-        device
-    }
-
-    /// Boots the firmware with its UART on a pseudo-terminal, reached as a serial line (the
-    /// address is `serial:/dev/pts/N`), as a real board's USB serial port is.
-    fn boot_on_a_pty() -> Device {
-        let mut qemu = qemu_with_serial("pty")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start qemu-system-arm");
-        // QEMU names the pty on stdout: `char device redirected to /dev/pts/N (label serial0)`.
-        let stdout = qemu.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(path) = line.split_whitespace().find(|w| w.starts_with("/dev/pts/")) {
-                    let _ = tx.send(path.to_owned());
-                }
-            }
-        });
-        let Ok(path) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = qemu.kill();
-            panic!("QEMU did not name its pty");
-        };
-        let device = Device {
-            qemu,
-            addr: format!("serial:{path}@115200"),
-            line: path,
-        };
-        device.wait_ready();
-        device
-    }
-
-    /// `unstick ftp ARGS --addr <device>` in `cwd`.
-    fn ftp(&self, args: &[&str], cwd: &Path) -> Output {
-        let mut command = Command::new(BIN);
-        command
-            .arg("ftp")
-            .args(args)
-            .args(["--addr", &self.addr, "--timeout", "30"])
-            .current_dir(cwd);
-        run_bounded(command, CALL_LIMIT)
-    }
-
-    /// `unstick shell connect <device> -c COMMAND`.
-    fn shell(&self, command_line: &str) -> Output {
-        let mut command = Command::new(BIN);
-        command.args(["shell", "connect", &self.addr, "-c", command_line]);
-        run_bounded(command, CALL_LIMIT)
-    }
-
-    /// Waits until the device answers a request: after boot, and after a refusal, when what
-    /// the client had already pushed into QEMU's socket (up to a whole upload) crosses the
-    /// emulated UART first. Probes with short-lived requests until one is answered.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(45);
-        loop {
-            let mut command = Command::new(BIN);
-            command.args([
-                "ftp",
-                "stat",
-                "probe",
-                "--addr",
-                &self.addr,
-                "--timeout",
-                "1",
-            ]);
-            let out = run_bounded(command, Duration::from_secs(4));
-            let text = String::from_utf8_lossy(&out.stderr);
-            // `stat` of a name that does not exist fails with this message: an answer.
-            if text.contains("no such file") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the device did not answer again within 45 s: {text}"
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Device {
-    fn drop(&mut self) {
-        let _ = self.qemu.kill();
-        let _ = self.qemu.wait();
-    }
-}
-
 /// `qemu-system-arm` running the firmware on the mps2-an386 board, its UART0 on `serial`.
 fn qemu_with_serial(serial: &str) -> Command {
-    qemu_running(&firmware(), serial)
-}
-
-/// `qemu-system-arm` running `elf` on the mps2-an386 board, its UART0 on `serial`.
-fn qemu_running(elf: &Path, serial: &str) -> Command {
-    let mut command = Command::new("qemu-system-arm");
-    command
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-monitor", "none", "-serial", serial])
-        .arg("-kernel")
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    command
-}
-
-/// Runs `command` to its end, killing it after `limit`; its output either way.
-fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run unstick");
-    let readers = [
-        drain(
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ),
-        drain(
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ),
-    ];
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for unstick") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break child.wait().expect("reap unstick");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let [stdout, stderr] = readers.map(|r| r.join().unwrap_or_default());
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn drain(source: Option<Box<dyn Read + Send>>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut source) = source {
-            let _ = source.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
-
-/// `bytes` as a request in link frames, its first frame numbered `seq`.
-fn link_frames(bytes: &[u8], seq: u8) -> Vec<u8> {
-    use unstick_core::serial_link::{LinkSender, MAX_ENCODED, MTU, encode_frame};
-    let mut sender = LinkSender::new(seq);
-    sender.start_request();
-    let mut line = Vec::new();
-    for piece in bytes.chunks(MTU) {
-        let mut frame = [0u8; MAX_ENCODED];
-        let n = encode_frame(sender.next_header(false), piece, &mut frame).unwrap();
-        line.extend_from_slice(&frame[..n]);
-    }
-    line
-}
-
-fn ok(output: &Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn failed(output: &Output, what: &str) -> String {
-    assert!(
-        !output.status.success(),
-        "{what} should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Deterministic, incompressible-looking bytes.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// CRC-32 (IEEE), as the device's `crc` prints it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// The names and sizes `unstick ftp ls` printed.
-fn listing(device: &Device, cwd: &Path) -> Vec<(String, u64)> {
-    let out = ok(&device.ftp(&["ls"], cwd), "ls");
-    out.lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let name = words.next()?.to_owned();
-            let size = words.next()?.parse().ok()?;
-            Some((name, size))
-        })
-        .collect()
+    qemu_running(MACHINE, &firmware(), serial, "none")
 }
 
 #[test]
 fn the_cli_drives_the_emulated_device_over_its_uart() {
-    if let Some(reason) = missing_prerequisite() {
-        println!("skipped: {reason}");
+    if !runnable(&firmware()) {
         return;
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let cwd = dir.path();
-    let device = Device::boot();
+    let device = Device::boot(qemu_with_serial);
 
     // Files of 0 B, 1 B and 200 KiB, up and back byte-identical.
     assert_eq!(listing(&device, cwd), []);
@@ -346,15 +63,7 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         fs::write(cwd.join(name), data).unwrap();
         let stored = device.ftp(&["put", name], cwd);
         ok(&stored, &format!("put {name}"));
-        let back = format!("back-{name}");
-        ok(
-            &device.ftp(&["get", name, &back], cwd),
-            &format!("get {name}"),
-        );
-        assert!(
-            fs::read(cwd.join(&back)).unwrap() == *data,
-            "{name} came back different"
-        );
+        device.get_exact(name, data, cwd, "after its upload");
         let stat = ok(&device.ftp(&["stat", name], cwd), &format!("stat {name}"));
         assert!(
             stat.contains(&format!(
@@ -389,11 +98,7 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     );
 
     // The device says what it is: both protocols, its board, its real limits.
-    let info = ok(
-        &unstick_in(cwd, &["info", "--json", &device.addr], CALL_LIMIT),
-        "info",
-    );
-    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+    let info = device.info(cwd);
     assert_eq!(
         info["protocols"],
         serde_json::json!(["shell", "file"]),
@@ -450,11 +155,7 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
         "{refused}"
     );
     device.wait_ready();
-    ok(
-        &device.ftp(&["get", "big.bin", "again.bin"], cwd),
-        "get big.bin",
-    );
-    assert!(fs::read(cwd.join("again.bin")).unwrap() == *big);
+    device.get_exact("big.bin", big, cwd, "after the refusals");
 
     // Delete, then stat and delete what is gone.
     for name in ["empty.bin", "one.bin"] {
@@ -480,41 +181,8 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     // An upload cut off mid-body is kept; `put --resume` finishes it.
     let cut = pattern(20_000, 6);
     fs::write(cwd.join("cut.bin"), &cut).unwrap();
-    {
-        let mut raw = TcpStream::connect(&device.line).unwrap();
-        let header = format!(
-            r#"{{"op":"put","path":"cut.bin","algorithm":"xxh3","total_size":{}}}"#,
-            cut.len()
-        );
-        let mut request = (header.len() as i32).to_le_bytes().to_vec();
-        request.extend_from_slice(header.as_bytes());
-        request.extend_from_slice(&cut[..8_000]);
-        raw.write_all(&link_frames(&request, 77)).unwrap();
-        // Dropped here: the rest never comes.
-    }
-    // At once, the next request: QEMU takes its connection once the cut one's bytes have
-    // crossed the emulated UART, so its start frame comes right behind the cut's last frame,
-    // well within the 300 ms of silence that would tear the upload. Broken off by the next
-    // request rather than by silence, the upload is kept all the same.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stat = device.ftp(&["stat", "cut.bin"], cwd);
-        let text = String::from_utf8_lossy(&stat.stdout).into_owned()
-            + &String::from_utf8_lossy(&stat.stderr);
-        if text.contains("interrupted upload of 8000 bytes") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no partial upload kept: {text}");
-        thread::sleep(Duration::from_millis(500));
-    }
-    let resumed = device.ftp(&["put", "--resume", "cut.bin"], cwd);
-    let note = ok(&resumed, "put --resume") + &String::from_utf8_lossy(&resumed.stderr);
-    assert!(note.contains("resumed at byte 8000"), "not resumed: {note}");
-    ok(
-        &device.ftp(&["get", "cut.bin", "cut-back.bin"], cwd),
-        "get cut.bin",
-    );
-    assert!(fs::read(cwd.join("cut-back.bin")).unwrap() == cut);
+    device.cut_upload("cut.bin", &cut, 8_000, cwd);
+    device.resume_upload("cut.bin", &cut, 8_000, cwd);
 
     // Shell built-ins: output, stderr, exit statuses.
     let echo = device.shell("echo hi");
@@ -529,11 +197,7 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
     assert_eq!(unknown.status.code(), Some(127), "{unknown:?}");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("reboot: command not found"));
     let uptime = ok(&device.shell("uptime"), "uptime");
-    let ms: u64 = uptime
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("uptime: {uptime}"));
+    let ms = leading_number(&uptime, "uptime");
     assert!(
         ms > 0 && ms < started.elapsed().as_millis() as u64 + 1_000,
         "uptime {ms} ms, the test has run {:?}",
@@ -547,11 +211,10 @@ fn the_cli_drives_the_emulated_device_over_its_uart() {
 
 #[test]
 fn the_cli_drives_the_emulated_device_over_a_serial_line() {
-    if let Some(reason) = missing_prerequisite() {
-        println!("skipped: {reason}");
+    if !runnable(&firmware()) {
         return;
     }
-    let device = Device::boot_on_a_pty();
+    let device = Device::boot_on_a_pty(qemu_with_serial);
     let dir = tempfile::tempdir().expect("tempdir");
     let cwd = dir.path();
     for (name, len) in [("none.bin", 0), ("one.bin", 1), ("some.bin", 20 * 1024)] {
@@ -561,12 +224,7 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
             &device.ftp(&["put", name, name], cwd),
             "put over the serial line",
         );
-        let back = format!("{name}.back");
-        ok(
-            &device.ftp(&["get", name, &back], cwd),
-            "get over the serial line",
-        );
-        assert_eq!(std::fs::read(cwd.join(&back)).unwrap(), data, "{name}");
+        device.get_exact(name, &data, cwd, "over the serial line");
     }
     let names: Vec<String> = listing(&device, cwd).into_iter().map(|(n, _)| n).collect();
     assert!(names.contains(&"some.bin".to_string()), "{names:?}");
@@ -587,11 +245,7 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
     // The painted stack's high-water mark, read back over the link, after every kind of
     // request has been served: a figure for the README, and a bound that catches a blow-up.
     let stack = ok(&device.shell("stack"), "stack");
-    let used: usize = stack
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("stack: {stack}"));
+    let used = leading_number(&stack, "stack");
     println!("device stack high-water mark: {used} bytes");
     assert!((1024..256 * 1024).contains(&used), "{stack}");
 
@@ -630,8 +284,7 @@ fn the_cli_drives_the_emulated_device_over_a_serial_line() {
 fn the_decode_only_firmware_verifies_frames_on_the_chip() {
     let elf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/decoder-m4/target/thumbv7em-none-eabihf/release/unstick-decoder-m4");
-    if let Some(reason) = missing_prerequisite() {
-        println!("skipped: {reason}");
+    if !runnable(&firmware()) {
         return;
     }
     if !elf.is_file() {
@@ -650,20 +303,25 @@ fn the_decode_only_firmware_verifies_frames_on_the_chip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paint = dir.path().join("paint.bin");
     fs::write(&paint, vec![PAINT; PAINTED]).unwrap();
-    let qemu = qemu_running(&elf, &format!("tcp:{addr},server=on,wait=off"))
-        .args([
-            "-qmp",
-            &format!("tcp:127.0.0.1:{qmp_port},server=on,wait=off"),
-        ])
-        .arg("-device")
-        .arg(format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            paint.display(),
-            RAM_END - PAINTED
-        ))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start qemu-system-arm");
+    let qemu = qemu_running(
+        MACHINE,
+        &elf,
+        &format!("tcp:{addr},server=on,wait=off"),
+        "none",
+    )
+    .args([
+        "-qmp",
+        &format!("tcp:127.0.0.1:{qmp_port},server=on,wait=off"),
+    ])
+    .arg("-device")
+    .arg(format!(
+        "loader,file={},addr={:#x},force-raw=on",
+        paint.display(),
+        RAM_END - PAINTED
+    ))
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("start qemu-system-arm");
     let _device = Device {
         qemu,
         addr: addr.clone(),
@@ -748,22 +406,14 @@ const RAM_END: usize = 0x2040_0000;
 const PAINTED: usize = 64 * 1024;
 const PAINT: u8 = 0xCC;
 
-/// `unstick ARGS` with a time limit, from `cwd`.
-fn unstick_in(cwd: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(cwd);
-    run_bounded(command, limit)
-}
-
 /// Through a line that flips and drops bytes, the device never commits a wrong byte, every
 /// failure says why, and once the line is clean the device serves again without a reset.
 #[test]
 fn a_noisy_line_to_the_device_never_commits_a_wrong_byte() {
-    if let Some(reason) = missing_prerequisite() {
-        println!("skipped: {reason}");
+    if !runnable(&firmware()) {
         return;
     }
-    let device = Device::boot();
+    let device = Device::boot(qemu_with_serial);
     // The bridge passes bytes as they are to QEMU's UART: the device frames its own.
     let line = serial_bridge::SerialBridge::to(&device.line, false);
     let dir = tempfile::tempdir().expect("tempdir");
