@@ -126,7 +126,6 @@ pub struct FrameDecoder<const CAP: usize = 1024> {
     header: [u8; CAP],
     /// Length of the normalised header in `header`, 0 when there is none.
     header_len: usize,
-    header_has_escapes: bool,
     info: FrameInfo,
     hasher: BodyHasher,
 }
@@ -161,7 +160,6 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             prefix: [0; 8],
             header: [0; CAP],
             header_len: 0,
-            header_has_escapes: false,
             info: NO_FRAME,
             hasher: BodyHasher::default(),
         }
@@ -406,7 +404,6 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             Err(e) => return Err(self.fail(e)),
         };
         self.header_len = scanned.len;
-        self.header_has_escapes = scanned.has_escapes;
         self.begin_body(info)
     }
 
@@ -501,7 +498,7 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             return Err(HeaderError::NoHeader);
         }
         let (text, spare) = self.header.split_at_mut(self.header_len);
-        parse_header(text, self.header_has_escapes, spare)
+        parse_header(text, spare)
     }
 
     /// Like [`header`](Self::header), unescaping strings into `scratch` instead of the spare
@@ -513,25 +510,15 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         if self.header_len == 0 {
             return Err(HeaderError::NoHeader);
         }
-        parse_header(
-            &self.header[..self.header_len],
-            self.header_has_escapes,
-            scratch,
-        )
+        parse_header(&self.header[..self.header_len], scratch)
     }
 }
 
 fn parse_header<'de, H: Deserialize<'de>>(
     text: &'de [u8],
-    has_escapes: bool,
     scratch: &mut [u8],
 ) -> Result<H, HeaderError> {
-    let (value, _) = if has_escapes {
-        serde_json_core::from_slice_escaped(text, scratch)?
-    } else {
-        serde_json_core::from_slice(text)?
-    };
-    Ok(value)
+    crate::header_view::read_view(text, scratch)
 }
 
 fn verdict(

@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::digest::Algorithm;
+use crate::header_view::ShapeError;
 use crate::json::JsonError;
 
 /// The header member a body length was read from.
@@ -221,8 +222,9 @@ pub enum HeaderError {
     /// has been decoded since the last reset.
     NoHeader,
     /// The header JSON does not have the members or types the view expects, or a borrowed `&str`
-    /// field would need an escape decoded (use `heapless::String` for such fields).
-    Shape(serde_json_core::de::Error),
+    /// field would need an escape decoded (use `heapless::String` for such fields). It names
+    /// the member where it can.
+    Shape(ShapeError),
     /// A string in the header needs more room to unescape than the scratch space has; pass a
     /// larger buffer to [`header_with_scratch`](crate::FrameDecoder::header_with_scratch).
     ScratchTooSmall,
@@ -241,15 +243,6 @@ impl fmt::Display for HeaderError {
 }
 
 impl core::error::Error for HeaderError {}
-
-impl From<serde_json_core::de::Error> for HeaderError {
-    fn from(e: serde_json_core::de::Error) -> Self {
-        match e {
-            serde_json_core::de::Error::EscapedStringIsTooLong => HeaderError::ScratchTooSmall,
-            other => HeaderError::Shape(other),
-        }
-    }
-}
 
 /// Why a driver could not read the next frame or event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -129,6 +129,7 @@ mod error_frame;
 pub mod files;
 #[cfg(feature = "protocols")]
 pub mod foreign;
+mod header_view;
 #[cfg(feature = "protocols")]
 pub mod info;
 pub mod json;
@@ -151,6 +152,7 @@ pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
 pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
 #[cfg(feature = "protocols")]
 pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR, PLAIN_ENCODER};
+pub use header_view::ShapeError;
 #[cfg(feature = "protocols")]
 pub use ops::{FileOp, ShellOp};
 pub use profile::{ByteOrder, PrefixWidth, Profile};

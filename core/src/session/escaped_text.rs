@@ -1,18 +1,50 @@
 //! A string member of a received header, borrowed from the header rather than copied out.
 
-use serde::Deserialize;
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+use core::fmt;
+use core::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, Visitor};
 
 use super::BoundedText;
+use crate::header_view::{InvalidEscape, RAW_STRING, for_each_piece};
 
 /// A string member as it stands in a received header: its JSON text between the quotes,
 /// escapes and all, borrowed from the decoder's header buffer. A session unescapes it once,
 /// straight into the field that keeps it ([`unescape_into`](Self::unescape_into)), so that a
 /// long member (a path of up to 4 KiB) is never copied through the deserializer's layers on
 /// the stack.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct EscapedText<'h>(#[serde(borrow)] EscapedStr<'h>);
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct EscapedText<'h>(&'h str);
+
+impl<'de: 'h, 'h> Deserialize<'de> for EscapedText<'h> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor<'h>(PhantomData<&'h str>);
+
+        impl<'de: 'h, 'h> Visitor<'de> for RawVisitor<'h> {
+            type Value = EscapedText<'h>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                raw: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(EscapedText(raw))
+            }
+        }
+
+        // The header reader lends the text between the quotes as it stands.
+        deserializer.deserialize_newtype_struct(RAW_STRING, RawVisitor(PhantomData))
+    }
+}
+
+impl From<InvalidEscape> for Unescape {
+    fn from(_: InvalidEscape) -> Self {
+        Unescape::Invalid
+    }
+}
 
 /// Why [`EscapedText::unescape_into`] kept nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,16 +100,9 @@ impl EscapedText<'_> {
     /// as its character.
     fn for_each_piece(
         &self,
-        mut take: impl FnMut(&str) -> Result<(), Unescape>,
+        take: impl FnMut(&str) -> Result<(), Unescape>,
     ) -> Result<(), Unescape> {
-        self.0.fragments().try_for_each(|fragment| {
-            let mut char_buf = [0u8; 4];
-            let piece = match fragment.map_err(|_| Unescape::Invalid)? {
-                EscapedStringFragment::NotEscaped(text) => text,
-                EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut char_buf),
-            };
-            take(piece)
-        })
+        for_each_piece(self.0, take)
     }
 
     /// The unescaped text kept in `N` bytes, as a [`BoundedText`] would have read it (an
@@ -104,7 +129,7 @@ mod tests {
     fn text_is_borrowed_and_unescaped_into_the_room_given() {
         let mut scratch = [0u8; 16];
         let json = br#"{"name":"a\"b\\c\n\u0001","other":"x\ty"}"#;
-        let (h, _) = serde_json_core::from_slice_escaped::<Header<'_>>(json, &mut scratch).unwrap();
+        let h = crate::header_view::read_view::<Header<'_>>(json, &mut scratch).unwrap();
         let mut out = heapless::String::<16>::new();
         h.name.unescape_into(&mut out).unwrap();
         assert_eq!(out, "a\"b\\c\n\u{1}");
@@ -121,10 +146,11 @@ mod tests {
             h.name.unescape_into_bytes(&mut bytes[..6]),
             Err(Unescape::TooLong)
         );
-        let (h, _) = serde_json_core::from_slice::<Header<'_>>(br#"{"name":"plain"}"#).unwrap();
+        let h =
+            crate::header_view::read_view::<Header<'_>>(br#"{"name":"plain"}"#, &mut []).unwrap();
         assert_eq!(h.name.to_bounded::<5>().get(), Some("plain"));
-        let bad = EscapedText(EscapedStr(r"a\x"));
+        let bad = EscapedText(r"a\x");
         assert_eq!(bad.unescape_into(&mut out), Err(Unescape::Invalid));
-        assert!(serde_json_core::from_slice::<Header<'_>>(br#"{"name":4}"#).is_err());
+        assert!(crate::header_view::read_view::<Header<'_>>(br#"{"name":4}"#, &mut []).is_err());
     }
 }

@@ -12,8 +12,8 @@ use super::{
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
-    EscapedText, Events, Outbox, Refusal, Refused, ServerEvent, Session, SessionError, TOKEN_CAP,
-    Transmit, escaped_token_matches,
+    EscapedText, Events, Outbox, PeerText, Refusal, Refused, ServerEvent, Session, SessionError,
+    TOKEN_CAP, Transmit, escaped_token_matches,
 };
 use crate::session::{Wait, earliest};
 use crate::time::Instant;
@@ -1389,23 +1389,19 @@ fn unknown_op(refusal: &mut Refusal, op: EscapedText<'_>) -> Refused {
     refusal.set(
         ErrorCode::UnknownOp,
         format_args!(
-            "this is the shell server; it serves \"op\":\"exec\" and \"info\" only, not {:?}",
-            Shortened(op.get().unwrap_or(""))
+            "this is the shell server; it serves \"op\":\"exec\" and \"info\" only, not \"{}\"",
+            PeerText::new(shortened(op.get().unwrap_or("")))
         ),
     )
 }
 
-/// Shows at most 64 bytes of peer text in a message, cut at a character boundary.
-struct Shortened<'t>(&'t str);
-
-impl fmt::Debug for Shortened<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut cut = self.0.len().min(64);
-        while !self.0.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        fmt::Debug::fmt(&self.0[..cut], f)
+/// At most 64 bytes of peer text for a message, cut at a character boundary.
+fn shortened(text: &str) -> &str {
+    let mut cut = text.len().min(64);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
     }
+    &text[..cut]
 }
 
 /// Writes the head of a seed-mode reply holding `body` in `format` into `out` and returns its

@@ -1,0 +1,989 @@
+//! Typed views of a checked header: a serde `Deserializer` over header JSON that the strict scan
+//! ([`json`](crate::json)) has already checked and normalised.
+//!
+//! The text is known to be one well-formed object (RFC 8259, at most
+//! [`MAX_DEPTH`](crate::json::MAX_DEPTH) levels deep, number literals of at most
+//! [`MAX_NUMBER_LEN`](crate::json::MAX_NUMBER_LEN) characters, valid UTF-8 and valid escapes), so
+//! this reader checks no syntax again: it reads values into the view's types and reports a value
+//! that does not fit them, naming the member. A string without escapes is lent out of the header
+//! as it stands; one with escapes is unescaped into a scratch buffer. Members the view does not
+//! read are stepped over, never unescaped.
+
+use core::fmt::{self, Write};
+
+use serde::Deserialize;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, Expected, MapAccess, SeqAccess, Unexpected,
+    VariantAccess, Visitor,
+};
+
+use crate::HeaderError;
+
+/// The serde name of the newtype through which a field asks for a string member's text as it
+/// stands in the header, escapes and all (the sessions' `EscapedText`), borrowed rather than
+/// unescaped.
+pub(crate) const RAW_STRING: &str = "$unstick::RawString";
+
+/// Longest member name a [`ShapeError`] keeps to name where it was found.
+const MEMBER_NAME_CAP: usize = 32;
+
+/// Reads `text` (a header the strict scan accepted, normalised) as an `H`, unescaping strings
+/// into `scratch`.
+#[inline(never)]
+pub(crate) fn read_view<'de, H: Deserialize<'de>>(
+    text: &'de [u8],
+    scratch: &mut [u8],
+) -> Result<H, HeaderError> {
+    let mut reader = Reader {
+        text,
+        at: 0,
+        scratch,
+        failed_in: None,
+    };
+    match H::deserialize(&mut reader) {
+        Ok(view) => Ok(view),
+        Err(e) => Err(reader.header_error(e)),
+    }
+}
+
+/// The header does not have the members or types a typed view expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeError {
+    problem: Problem,
+    /// The member whose value did not fit (empty: the header itself, or not known), cut to
+    /// [`MEMBER_NAME_CAP`] bytes.
+    member: heapless::String<MEMBER_NAME_CAP>,
+}
+
+/// What did not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Problem {
+    /// A value of another type.
+    Type(Found),
+    /// A value of the right type that the view does not take (out of range, an unknown name).
+    Value(Found),
+    /// A string, array or object of a length the view does not take.
+    Length(usize),
+    /// A required member is missing.
+    Missing(&'static str),
+    /// A member the view reads once appears twice.
+    Duplicate(&'static str),
+    /// A string the view borrows holds escapes, which only an owned string can hold.
+    NeedsOwnedString,
+    /// The view's own check failed.
+    Other,
+}
+
+/// What kind of value was found, for a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    Bool,
+    Number,
+    String,
+    Null,
+    Array,
+    Object,
+    Other,
+}
+
+impl Found {
+    fn of(unexpected: &Unexpected<'_>) -> Found {
+        match unexpected {
+            Unexpected::Bool(_) => Found::Bool,
+            Unexpected::Unsigned(_) | Unexpected::Signed(_) | Unexpected::Float(_) => Found::Number,
+            Unexpected::Char(_) | Unexpected::Str(_) => Found::String,
+            Unexpected::Unit | Unexpected::Option => Found::Null,
+            Unexpected::Seq => Found::Array,
+            Unexpected::Map => Found::Object,
+            _ => Found::Other,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Found::Bool => "a boolean",
+            Found::Number => "a number",
+            Found::String => "a string",
+            Found::Null => "null",
+            Found::Array => "an array",
+            Found::Object => "an object",
+            Found::Other => "a value",
+        }
+    }
+}
+
+impl ShapeError {
+    /// The member whose value did not fit (the innermost, for nested objects), when known: its
+    /// name as it stands in the header (escapes as sent), cut to 32 bytes.
+    pub fn member(&self) -> Option<&str> {
+        (!self.member.is_empty()).then_some(self.member.as_str())
+    }
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = crate::session::PeerText::new(&self.member);
+        match self.problem {
+            Problem::Missing(name) => return write!(f, "the header has no `{name}` member"),
+            Problem::Duplicate(name) => return write!(f, "the header repeats `{name}`"),
+            _ if self.member.is_empty() => f.write_str("the header")?,
+            _ => write!(f, "`{place}`")?,
+        }
+        match self.problem {
+            Problem::Type(found) => write!(f, " has the wrong type ({})", found.as_str()),
+            Problem::Value(found) => write!(f, " is {} the view does not take", found.as_str()),
+            Problem::Length(n) => write!(f, " has a length ({n}) the view does not take"),
+            Problem::NeedsOwnedString => f.write_str(
+                " holds escapes: read it into an owned string (heapless::String), not a &str",
+            ),
+            Problem::Other | Problem::Missing(_) | Problem::Duplicate(_) => {
+                f.write_str(" does not fit the view")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ShapeError {}
+
+/// What reading a view stops on: small, as it passes through every call of the reader (the
+/// member it happened in is kept by the reader).
+#[derive(Clone, Copy, Debug)]
+enum ViewError {
+    Shape(Problem),
+    /// A string needs more room to unescape than the scratch buffer has.
+    ScratchTooSmall,
+}
+
+impl fmt::Display for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewError::Shape(_) => f.write_str("the header does not fit the view"),
+            ViewError::ScratchTooSmall => f.write_str("no room to unescape a string"),
+        }
+    }
+}
+
+impl core::error::Error for ViewError {}
+
+impl de::Error for ViewError {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        ViewError::Shape(Problem::Other)
+    }
+
+    fn invalid_type(unexpected: Unexpected<'_>, _: &dyn Expected) -> Self {
+        ViewError::Shape(Problem::Type(Found::of(&unexpected)))
+    }
+
+    fn invalid_value(unexpected: Unexpected<'_>, _: &dyn Expected) -> Self {
+        ViewError::Shape(Problem::Value(Found::of(&unexpected)))
+    }
+
+    fn invalid_length(len: usize, _: &dyn Expected) -> Self {
+        ViewError::Shape(Problem::Length(len))
+    }
+
+    fn unknown_variant(_: &str, _: &'static [&'static str]) -> Self {
+        ViewError::Shape(Problem::Value(Found::String))
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        ViewError::Shape(Problem::Missing(field))
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        ViewError::Shape(Problem::Duplicate(field))
+    }
+}
+
+/// Writes as much as fits.
+struct Cut<'s, const N: usize>(&'s mut heapless::String<N>);
+
+impl<const N: usize> Write for Cut<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if self.0.push(c).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A string value: lent from the header, or unescaped into the scratch buffer.
+enum Text<'de, 's> {
+    Header(&'de str),
+    Scratch(&'s str),
+}
+
+/// The reader over one checked header.
+struct Reader<'de, 's> {
+    text: &'de [u8],
+    at: usize,
+    scratch: &'s mut [u8],
+    /// The innermost member whose value failed to read (its raw name), to name it.
+    failed_in: Option<&'de str>,
+}
+
+impl<'de> Reader<'de, '_> {
+    /// The error a failed read reports.
+    #[inline(never)]
+    fn header_error(&self, e: ViewError) -> HeaderError {
+        let problem = match e {
+            ViewError::ScratchTooSmall => return HeaderError::ScratchTooSmall,
+            ViewError::Shape(problem) => problem,
+        };
+        let mut shape = ShapeError {
+            problem,
+            member: heapless::String::new(),
+        };
+        let names_its_member = matches!(problem, Problem::Missing(_) | Problem::Duplicate(_));
+        if let (Some(member), false) = (self.failed_in, names_its_member) {
+            let _ = Cut(&mut shape.member).write_str(member);
+        }
+        HeaderError::Shape(shape)
+    }
+
+    /// The next byte that is not whitespace (the text is checked: there is one while a value
+    /// is being read).
+    #[inline(never)]
+    fn peek(&mut self) -> u8 {
+        while let Some(&b) = self.text.get(self.at) {
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return b;
+            }
+            self.at += 1;
+        }
+        0
+    }
+
+    /// Steps over the byte [`peek`](Self::peek) returned.
+    fn bump(&mut self) {
+        self.at += 1;
+    }
+
+    /// The raw text of the string that starts here (escapes and all, without its quotes).
+    #[inline(never)]
+    fn raw_string(&mut self) -> &'de str {
+        self.bump();
+        let start = self.at;
+        while let Some(&b) = self.text.get(self.at) {
+            match b {
+                b'"' => break,
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+        let end = self.at.min(self.text.len());
+        self.at = end + 1;
+        // Checked UTF-8, cut at quotes (ASCII): never fails.
+        core::str::from_utf8(&self.text[start..end]).unwrap_or("")
+    }
+
+    /// The string that starts here, unescaped.
+    #[inline(never)]
+    fn string(&mut self) -> Result<Text<'de, '_>, ViewError> {
+        let raw = self.raw_string();
+        if !raw.contains('\\') {
+            return Ok(Text::Header(raw));
+        }
+        let mut len = 0;
+        for_each_piece(raw, |piece| {
+            let room = self
+                .scratch
+                .get_mut(len..len + piece.len())
+                .ok_or(ViewError::ScratchTooSmall)?;
+            room.copy_from_slice(piece.as_bytes());
+            len += piece.len();
+            Ok::<(), ViewError>(())
+        })?;
+        // Whole characters were copied: valid UTF-8.
+        Ok(Text::Scratch(
+            core::str::from_utf8(&self.scratch[..len]).unwrap_or(""),
+        ))
+    }
+
+    /// The number literal that starts here.
+    #[inline(never)]
+    fn number(&mut self) -> &'de str {
+        let start = self.at;
+        while let Some(&b) = self.text.get(self.at) {
+            if !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                break;
+            }
+            self.at += 1;
+        }
+        core::str::from_utf8(&self.text[start..self.at]).unwrap_or("")
+    }
+
+    /// Steps over the value that starts here, whatever it is.
+    #[inline(never)]
+    fn skip_value(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            match self.peek() {
+                b'"' => {
+                    self.raw_string();
+                }
+                b'{' | b'[' => {
+                    self.bump();
+                    depth += 1;
+                    continue;
+                }
+                b'}' | b']' => {
+                    self.bump();
+                    depth = depth.saturating_sub(1);
+                }
+                b',' | b':' if depth > 0 => {
+                    self.bump();
+                    continue;
+                }
+                b't' | b'n' => self.at += 4,
+                b'f' => self.at += 5,
+                0 => return,
+                _ => {
+                    self.number();
+                }
+            }
+            if depth == 0 {
+                return;
+            }
+        }
+    }
+
+    /// What kind of value starts here, for a type error.
+    #[inline(never)]
+    fn found(&mut self) -> Unexpected<'static> {
+        match self.peek() {
+            b'"' => Unexpected::Str(""),
+            b't' => Unexpected::Bool(true),
+            b'f' => Unexpected::Bool(false),
+            b'n' => Unexpected::Unit,
+            b'[' => Unexpected::Seq,
+            b'{' => Unexpected::Map,
+            _ => Unexpected::Float(0.0),
+        }
+    }
+
+    fn wrong_type(&mut self, expected: &dyn Expected) -> ViewError {
+        de::Error::invalid_type(self.found(), expected)
+    }
+
+    /// The integer literal that starts here: `Ok(n)` for a non-negative one, `Err(n)` for a
+    /// negative one; `None` when it has a fraction or exponent or does not fit 64 bits.
+    #[inline(never)]
+    fn integer(&mut self) -> Option<Result<u64, i64>> {
+        let literal = self.number().as_bytes();
+        let (negative, digits) = match literal.split_first() {
+            Some((b'-', digits)) => (true, digits),
+            _ => (false, literal),
+        };
+        let mut n: u64 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if !negative {
+            return Some(Ok(n));
+        }
+        // Down to i64::MIN, whose magnitude is one more than i64::MAX.
+        match n {
+            0..=0x7FFF_FFFF_FFFF_FFFF => Some(Err(-(n as i64))),
+            0x8000_0000_0000_0000 => Some(Err(i64::MIN)),
+            _ => None,
+        }
+    }
+
+    fn visit_integer<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, ViewError> {
+        if !matches!(self.peek(), b'-' | b'0'..=b'9') {
+            return Err(self.wrong_type(&visitor));
+        }
+        match self.integer() {
+            Some(Ok(n)) => visitor.visit_u64(n),
+            Some(Err(n)) => visitor.visit_i64(n),
+            None => Err(de::Error::invalid_type(Unexpected::Float(0.0), &visitor)),
+        }
+    }
+
+    fn visit_float<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, ViewError> {
+        if !matches!(self.peek(), b'-' | b'0'..=b'9') {
+            return Err(self.wrong_type(&visitor));
+        }
+        match self.number().parse::<f64>() {
+            Ok(x) => visitor.visit_f64(x),
+            Err(_) => Err(de::Error::invalid_type(
+                Unexpected::Other("number"),
+                &visitor,
+            )),
+        }
+    }
+}
+
+impl<'de> Deserializer<'de> for &mut Reader<'de, '_> {
+    type Error = ViewError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        match self.peek() {
+            b'"' => self.deserialize_str(visitor),
+            b't' | b'f' => self.deserialize_bool(visitor),
+            b'n' => {
+                self.at += 4;
+                visitor.visit_unit()
+            }
+            b'[' => self.deserialize_seq(visitor),
+            b'{' => self.deserialize_map(visitor),
+            _ => {
+                let start = self.at;
+                match self.integer() {
+                    Some(Ok(n)) => visitor.visit_u64(n),
+                    Some(Err(n)) => visitor.visit_i64(n),
+                    None => {
+                        self.at = start;
+                        self.visit_float(visitor)
+                    }
+                }
+            }
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        match self.peek() {
+            b't' => {
+                self.at += 4;
+                visitor.visit_bool(true)
+            }
+            b'f' => {
+                self.at += 5;
+                visitor.visit_bool(false)
+            }
+            _ => Err(self.wrong_type(&visitor)),
+        }
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_integer(visitor)
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_float(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.visit_float(visitor)
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        if self.peek() != b'"' {
+            return Err(self.wrong_type(&visitor));
+        }
+        match self.string()? {
+            Text::Header(text) => visitor.visit_borrowed_str(text),
+            Text::Scratch(text) => visitor.visit_str(text).map_err(|e| match e {
+                // A borrowed `&str` asked for text that only exists unescaped.
+                ViewError::Shape(Problem::Type(Found::String)) => {
+                    ViewError::Shape(Problem::NeedsOwnedString)
+                }
+                other => other,
+            }),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        if self.peek() == b'n' {
+            self.at += 4;
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        if self.peek() == b'n' {
+            self.at += 4;
+            visitor.visit_unit()
+        } else {
+            Err(self.wrong_type(&visitor))
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        if name == RAW_STRING {
+            if self.peek() != b'"' {
+                return Err(self.wrong_type(&visitor));
+            }
+            let raw = self.raw_string();
+            return visitor.visit_borrowed_str(raw);
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        if self.peek() != b'[' {
+            return Err(self.wrong_type(&visitor));
+        }
+        self.bump();
+        let value = visitor.visit_seq(Elements {
+            reader: &mut *self,
+            first: true,
+        })?;
+        // Elements the view left unread are stepped over.
+        while !matches!(self.peek(), b']' | 0) {
+            if self.peek() == b',' {
+                self.bump();
+            }
+            self.skip_value();
+        }
+        self.bump();
+        Ok(value)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        if self.peek() != b'{' {
+            return Err(self.wrong_type(&visitor));
+        }
+        self.bump();
+        let value = visitor.visit_map(Members {
+            reader: &mut *self,
+            first: true,
+            key: "",
+        })?;
+        while !matches!(self.peek(), b'}' | 0) {
+            if self.peek() == b',' {
+                self.bump();
+            }
+            self.skip_value();
+            if self.peek() == b':' {
+                self.bump();
+                self.skip_value();
+            }
+        }
+        self.bump();
+        Ok(value)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        match self.peek() {
+            // A unit variant, by its name.
+            b'"' => visitor.visit_enum(Variant {
+                reader: self,
+                in_object: false,
+            }),
+            // `{"Variant": value}`.
+            b'{' => {
+                self.bump();
+                let value = visitor.visit_enum(Variant {
+                    reader: &mut *self,
+                    in_object: true,
+                })?;
+                if self.peek() == b'}' {
+                    self.bump();
+                    Ok(value)
+                } else {
+                    Err(de::Error::invalid_length(2, &"an object with one member"))
+                }
+            }
+            _ => Err(self.wrong_type(&visitor)),
+        }
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ViewError> {
+        self.skip_value();
+        visitor.visit_unit()
+    }
+}
+
+/// An array's elements.
+struct Elements<'r, 'de, 's> {
+    reader: &'r mut Reader<'de, 's>,
+    first: bool,
+}
+
+impl<'de> SeqAccess<'de> for Elements<'_, 'de, '_> {
+    type Error = ViewError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, ViewError> {
+        match self.reader.peek() {
+            b']' => return Ok(None),
+            b',' if !self.first => self.reader.bump(),
+            _ => {}
+        }
+        self.first = false;
+        seed.deserialize(&mut *self.reader).map(Some)
+    }
+}
+
+/// An object's members.
+struct Members<'r, 'de, 's> {
+    reader: &'r mut Reader<'de, 's>,
+    first: bool,
+    /// The raw text of the current member's name, to name it in an error.
+    key: &'de str,
+}
+
+impl<'de> MapAccess<'de> for Members<'_, 'de, '_> {
+    type Error = ViewError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ViewError> {
+        match self.reader.peek() {
+            b'}' => return Ok(None),
+            b',' if !self.first => self.reader.bump(),
+            _ => {}
+        }
+        self.first = false;
+        let start = self.reader.at;
+        self.reader.peek();
+        self.key = self.reader.raw_string();
+        self.reader.at = start;
+        let key = seed.deserialize(&mut *self.reader)?;
+        if self.reader.peek() == b':' {
+            self.reader.bump();
+        }
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ViewError> {
+        let value = seed.deserialize(&mut *self.reader);
+        if value.is_err() && self.reader.failed_in.is_none() {
+            self.reader.failed_in = Some(self.key);
+        }
+        value
+    }
+}
+
+/// An enum's variant: a name (`in_object: false`), or an object's one member.
+struct Variant<'r, 'de, 's> {
+    reader: &'r mut Reader<'de, 's>,
+    in_object: bool,
+}
+
+impl<'de> EnumAccess<'de> for Variant<'_, 'de, '_> {
+    type Error = ViewError;
+    type Variant = Self;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self), ViewError> {
+        let name = seed.deserialize(&mut *self.reader)?;
+        if self.in_object && self.reader.peek() == b':' {
+            self.reader.bump();
+        }
+        Ok((name, self))
+    }
+}
+
+impl<'de> VariantAccess<'de> for Variant<'_, 'de, '_> {
+    type Error = ViewError;
+
+    fn unit_variant(self) -> Result<(), ViewError> {
+        if self.in_object {
+            self.reader.skip_value();
+        }
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ViewError> {
+        if !self.in_object {
+            return Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"a newtype variant",
+            ));
+        }
+        seed.deserialize(&mut *self.reader)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, ViewError> {
+        if !self.in_object {
+            return Err(de::Error::invalid_type(Unexpected::UnitVariant, &visitor));
+        }
+        self.reader.deserialize_seq(visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ViewError> {
+        if !self.in_object {
+            return Err(de::Error::invalid_type(Unexpected::UnitVariant, &visitor));
+        }
+        self.reader.deserialize_map(visitor)
+    }
+}
+
+/// Why a string's escapes could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InvalidEscape;
+
+/// Hands `take` the unescaped text of `raw` (a JSON string's text between its quotes) piece by
+/// piece: runs without escapes whole, each escape as its character (a `\u` surrogate pair as
+/// one).
+pub(crate) fn for_each_piece<E: From<InvalidEscape>>(
+    raw: &str,
+    mut take: impl FnMut(&str) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        if at > 0 {
+            take(&rest[..at])?;
+        }
+        let (c, used) = escape_at(&rest.as_bytes()[at..]).ok_or(InvalidEscape)?;
+        let mut buf = [0u8; 4];
+        take(c.encode_utf8(&mut buf))?;
+        rest = &rest[at + used..];
+    }
+    if !rest.is_empty() {
+        take(rest)?;
+    }
+    Ok(())
+}
+
+/// The character of the escape at the start of `bytes` and the bytes it takes.
+fn escape_at(bytes: &[u8]) -> Option<(char, usize)> {
+    let c = match *bytes.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let high = hex4(bytes.get(2..6)?)?;
+            if !(0xD800..0xDC00).contains(&high) {
+                return Some((char::from_u32(high)?, 6));
+            }
+            if bytes.get(6..8)? != b"\\u" {
+                return None;
+            }
+            let low = hex4(bytes.get(8..12)?)?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return None;
+            }
+            let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+            return Some((char::from_u32(c)?, 12));
+        }
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        let v = (d as char).to_digit(16)?;
+        Some(n << 4 | v)
+    })
+}
+
+impl From<InvalidEscape> for ViewError {
+    fn from(_: InvalidEscape) -> Self {
+        ViewError::Shape(Problem::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::string::{String, ToString};
+
+    fn unescaped(raw: &str) -> Result<String, InvalidEscape> {
+        let mut out = String::new();
+        for_each_piece(raw, |piece| {
+            out.push_str(piece);
+            Ok::<(), InvalidEscape>(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn every_json_escape_reads_as_its_character() {
+        assert_eq!(
+            unescaped(r#"a\"b\\c\/d\b\f\n\r\te\u00e9\ud83d\ude00"#).unwrap(),
+            "a\"b\\c/d\u{8}\u{c}\n\r\te\u{e9}\u{1F600}"
+        );
+        assert_eq!(unescaped("plain").unwrap(), "plain");
+        assert_eq!(unescaped(r"\x"), Err(InvalidEscape));
+        assert_eq!(unescaped(r"\ud83d"), Err(InvalidEscape));
+        assert_eq!(unescaped(r"\u12"), Err(InvalidEscape));
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        File,
+        Dir,
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct View<'a> {
+        name: &'a str,
+        size: Option<u32>,
+        kind: Kind,
+        tags: heapless::Vec<u8, 4>,
+        #[serde(default)]
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn a_view_reads_members_in_any_order_and_skips_the_rest() {
+        let text = br#"{"extra":{"a":[1,"}",{"b":null}],"c":true},"tags":[1,2],"kind":"dir",
+            "size":null,"name":"n","ratio":-2.5e1,"last":[]}"#;
+        let view: View<'_> = read_view(text, &mut []).unwrap();
+        assert_eq!(
+            view,
+            View {
+                name: "n",
+                size: None,
+                kind: Kind::Dir,
+                tags: heapless::Vec::from_slice(&[1, 2]).unwrap(),
+                ratio: Some(-25.0),
+            }
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_names_its_member() {
+        let text = br#"{"name":"n","size":"12","kind":"file","tags":[]}"#;
+        let Err(HeaderError::Shape(e)) = read_view::<View<'_>>(text, &mut []) else {
+            panic!("a string where a number belongs was taken");
+        };
+        assert_eq!(e.member(), Some("size"));
+        let text = e.to_string();
+        assert_eq!(text, "`size` has the wrong type (a string)");
+        let text = br#"{"name":"n","size":70000000000,"kind":"file","tags":[]}"#;
+        let Err(HeaderError::Shape(e)) = read_view::<View<'_>>(text, &mut []) else {
+            panic!("a number out of range was taken");
+        };
+        assert!(e.to_string().contains("does not take"), "{e}");
+        let text = br#"{"name":"n","kind":"link","tags":[]}"#;
+        assert!(read_view::<View<'_>>(text, &mut []).is_err());
+        let text = br#"{"name":"n","kind":"file"}"#;
+        let Err(HeaderError::Shape(e)) = read_view::<View<'_>>(text, &mut []) else {
+            panic!("a missing member was not noticed");
+        };
+        assert_eq!(e.to_string(), "the header has no `tags` member");
+    }
+
+    #[test]
+    fn escaped_strings_go_through_the_scratch_buffer() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Owned {
+            name: heapless::String<8>,
+        }
+        let text = br#"{"name":"a\"b"}"#;
+        let mut scratch = [0u8; 3];
+        assert_eq!(
+            read_view::<Owned>(text, &mut scratch)
+                .unwrap()
+                .name
+                .as_str(),
+            "a\"b"
+        );
+        assert_eq!(
+            read_view::<Owned>(text, &mut scratch[..2]).unwrap_err(),
+            HeaderError::ScratchTooSmall
+        );
+        let Err(HeaderError::Shape(e)) = read_view::<View<'_>>(text, &mut scratch) else {
+            panic!("a borrowed field took unescaped text");
+        };
+        assert!(e.to_string().contains("owned string"), "{e}");
+    }
+}
