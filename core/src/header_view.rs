@@ -122,7 +122,7 @@ impl ShapeError {
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let place = crate::session::PeerText::new(&self.member);
+        let place = crate::peer_text::PeerText::new(&self.member);
         match self.problem {
             Problem::Missing(name) => return write!(f, "the header has no `{name}` member"),
             Problem::Duplicate(name) => return write!(f, "the header repeats `{name}`"),
@@ -283,7 +283,7 @@ impl<'de> Reader<'de, '_> {
     #[inline(never)]
     fn string(&mut self) -> Result<Text<'de, '_>, ViewError> {
         let raw = self.raw_string();
-        if !raw.contains('\\') {
+        if !raw.bytes().any(|b| b == b'\\') {
             return Ok(Text::Header(raw));
         }
         let mut len = 0;
@@ -810,21 +810,20 @@ impl<'de> VariantAccess<'de> for Variant<'_, 'de, '_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct InvalidEscape;
 
-/// Hands `take` the unescaped text of `raw` (a JSON string's text between its quotes) piece by
-/// piece: runs without escapes whole, each escape as its character (a `\u` surrogate pair as
-/// one).
+/// Hands `take` the unescaped text of `raw` (a string's text between its quotes, as the scan
+/// normalised it) piece by piece: runs without escapes whole, each escape as its character.
 pub(crate) fn for_each_piece<E: From<InvalidEscape>>(
     raw: &str,
     mut take: impl FnMut(&str) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut rest = raw;
-    while let Some(at) = rest.find('\\') {
+    // Header strings are short: a plain loop, not `memchr`'s code, finds the backslashes.
+    while let Some(at) = rest.bytes().position(|b| b == b'\\') {
         if at > 0 {
             take(&rest[..at])?;
         }
         let (c, used) = escape_at(&rest.as_bytes()[at..]).ok_or(InvalidEscape)?;
-        let mut buf = [0u8; 4];
-        take(c.encode_utf8(&mut buf))?;
+        take(c)?;
         rest = &rest[at + used..];
     }
     if !rest.is_empty() {
@@ -833,42 +832,36 @@ pub(crate) fn for_each_piece<E: From<InvalidEscape>>(
     Ok(())
 }
 
-/// The character of the escape at the start of `bytes` and the bytes it takes.
-fn escape_at(bytes: &[u8]) -> Option<(char, usize)> {
-    let c = match *bytes.get(1)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => {
-            let high = hex4(bytes.get(2..6)?)?;
-            if !(0xD800..0xDC00).contains(&high) {
-                return Some((char::from_u32(high)?, 6));
+/// The controls below U+0020, each at the offset of its code.
+const CONTROLS: &str = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f";
+
+/// The character of the escape at the start of `bytes` and the bytes the escape takes. The
+/// scan leaves only these in a header (it turns every other `\uXXXX` into UTF-8 and `\/` into
+/// `/`): `\"`, `\\`, the short forms of controls and `\u00XX` for the other controls, each
+/// standing for one ASCII character.
+fn escape_at(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let code = match *bytes.get(1)? {
+        b'"' => return Some(("\"", 2)),
+        b'\\' => return Some(("\\", 2)),
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => 0x0a,
+        b'r' => 0x0d,
+        b't' => 0x09,
+        b'u' => match *bytes.get(2..6)? {
+            [b'0', b'0', high @ b'0'..=b'1', low] => {
+                let low = (low as char).to_digit(16)? as usize;
+                return Some((control(usize::from(high - b'0') << 4 | low), 6));
             }
-            if bytes.get(6..8)? != b"\\u" {
-                return None;
-            }
-            let low = hex4(bytes.get(8..12)?)?;
-            if !(0xDC00..0xE000).contains(&low) {
-                return None;
-            }
-            let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
-            return Some((char::from_u32(c)?, 12));
-        }
+            _ => return None,
+        },
         _ => return None,
     };
-    Some((c, 2))
+    Some((control(code), 2))
 }
 
-fn hex4(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |n, &d| {
-        let v = (d as char).to_digit(16)?;
-        Some(n << 4 | v)
-    })
+fn control(code: usize) -> &'static str {
+    &CONTROLS[code..code + 1]
 }
 
 impl From<InvalidEscape> for ViewError {
@@ -894,15 +887,16 @@ mod tests {
     }
 
     #[test]
-    fn every_json_escape_reads_as_its_character() {
+    fn every_escape_the_scan_leaves_reads_as_its_character() {
         assert_eq!(
-            unescaped(r#"a\"b\\c\/d\b\f\n\r\te\u00e9\ud83d\ude00"#).unwrap(),
-            "a\"b\\c/d\u{8}\u{c}\n\r\te\u{e9}\u{1F600}"
+            unescaped(r#"a\"b\\c\bd\f\n\r\te\u0001\u001f\u0000"#).unwrap(),
+            "a\"b\\c\u{8}d\u{c}\n\r\te\u{1}\u{1f}\u{0}"
         );
-        assert_eq!(unescaped("plain").unwrap(), "plain");
-        assert_eq!(unescaped(r"\x"), Err(InvalidEscape));
-        assert_eq!(unescaped(r"\ud83d"), Err(InvalidEscape));
-        assert_eq!(unescaped(r"\u12"), Err(InvalidEscape));
+        assert_eq!(unescaped("plain é").unwrap(), "plain é");
+        // What the scan turns into UTF-8 never reaches the reader; anything else is refused.
+        for other in [r"\x", r"\/", r"\u00e9", r"\u0020", r"\ud83d", r"\u12", "\\"] {
+            assert_eq!(unescaped(other), Err(InvalidEscape), "{other}");
+        }
     }
 
     #[derive(serde::Deserialize, Debug, PartialEq)]

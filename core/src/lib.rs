@@ -135,6 +135,7 @@ pub mod info;
 pub mod json;
 #[cfg(feature = "protocols")]
 mod ops;
+mod peer_text;
 mod profile;
 pub mod serial_link;
 #[cfg(feature = "protocols")]

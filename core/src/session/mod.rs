@@ -29,17 +29,16 @@ mod bounded_text;
 mod escaped_text;
 mod events;
 mod outbox;
-mod peer_text;
 mod refusal;
 mod timers;
 mod token;
 
+pub use crate::peer_text::PeerText;
 pub use bounded_text::BoundedText;
 pub(crate) use escaped_text::{EscapedText, Unescape};
 pub(crate) use events::Events;
 pub use events::ServerEvent;
 pub use outbox::{Outbox, ShortBody, Transmit};
-pub use peer_text::PeerText;
 pub(crate) use refusal::Refused;
 pub use refusal::{MESSAGE_CAP, Refusal};
 pub(crate) use timers::{ReplyTimer, Wait, earliest};
