@@ -42,8 +42,11 @@ use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 /// well under 300 bytes (a resumed `put` with a long path is the longest).
 pub const HEADER_CAP: usize = 1024;
 
-/// Room for the frame heads and refusals a session queues (the core's default).
-pub const SESSION_OUTBOX: usize = unstick_core::files::OUTBOX;
+/// Room for the frame heads and refusals a session queues: a listing entry's head with the
+/// longest escaped name this store holds, or an error frame with the longest refusal message
+/// (480 bytes, its escapes doubled in JSON), fits. The core's default (4 KiB) is for a server
+/// whose names and paths run to 4 KiB.
+pub const SESSION_OUTBOX: usize = 1536;
 
 /// The board this firmware is built for, as its info reply names it.
 pub const BOARD: &str = "mps2-an386";
