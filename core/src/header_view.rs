@@ -34,6 +34,13 @@ pub(crate) fn read_view<'de, H: Deserialize<'de>>(
     text: &'de [u8],
     scratch: &mut [u8],
 ) -> Result<H, HeaderError> {
+    // Checked by the scan; validated again here, once, so that the reader slices `str`s.
+    let Ok(text) = core::str::from_utf8(text) else {
+        return Err(HeaderError::Shape(ShapeError {
+            problem: Problem::Other,
+            member: heapless::String::new(),
+        }));
+    };
     let mut reader = Reader {
         text,
         at: 0,
@@ -217,7 +224,7 @@ enum Text<'de, 's> {
 
 /// The reader over one checked header.
 struct Reader<'de, 's> {
-    text: &'de [u8],
+    text: &'de str,
     at: usize,
     scratch: &'s mut [u8],
     /// The innermost member whose value failed to read (its raw name), to name it.
@@ -245,9 +252,9 @@ impl<'de> Reader<'de, '_> {
 
     /// The next byte that is not whitespace (the text is checked: there is one while a value
     /// is being read).
-    #[inline(never)]
+    #[inline]
     fn peek(&mut self) -> u8 {
-        while let Some(&b) = self.text.get(self.at) {
+        while let Some(&b) = self.text.as_bytes().get(self.at) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
                 return b;
             }
@@ -262,28 +269,38 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// The raw text of the string that starts here (escapes and all, without its quotes).
-    #[inline(never)]
     fn raw_string(&mut self) -> &'de str {
+        self.raw_string_and_escapes().0
+    }
+
+    /// The raw text of the string that starts here, and whether it holds an escape.
+    #[inline(never)]
+    fn raw_string_and_escapes(&mut self) -> (&'de str, bool) {
         self.bump();
         let start = self.at;
-        while let Some(&b) = self.text.get(self.at) {
+        let mut escapes = false;
+        let bytes = self.text.as_bytes();
+        while let Some(&b) = bytes.get(self.at) {
             match b {
                 b'"' => break,
-                b'\\' => self.at += 2,
+                b'\\' => {
+                    escapes = true;
+                    self.at += 2;
+                }
                 _ => self.at += 1,
             }
         }
         let end = self.at.min(self.text.len());
         self.at = end + 1;
-        // Checked UTF-8, cut at quotes (ASCII): never fails.
-        core::str::from_utf8(&self.text[start..end]).unwrap_or("")
+        // Cut at quotes (ASCII): on character boundaries.
+        (self.text.get(start..end).unwrap_or(""), escapes)
     }
 
     /// The string that starts here, unescaped.
     #[inline(never)]
     fn string(&mut self) -> Result<Text<'de, '_>, ViewError> {
-        let raw = self.raw_string();
-        if !raw.bytes().any(|b| b == b'\\') {
+        let (raw, escapes) = self.raw_string_and_escapes();
+        if !escapes {
             return Ok(Text::Header(raw));
         }
         let mut len = 0;
@@ -306,13 +323,13 @@ impl<'de> Reader<'de, '_> {
     #[inline(never)]
     fn number(&mut self) -> &'de str {
         let start = self.at;
-        while let Some(&b) = self.text.get(self.at) {
+        while let Some(&b) = self.text.as_bytes().get(self.at) {
             if !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
                 break;
             }
             self.at += 1;
         }
-        core::str::from_utf8(&self.text[start..self.at]).unwrap_or("")
+        self.text.get(start..self.at).unwrap_or("")
     }
 
     /// Steps over the value that starts here, whatever it is.
@@ -728,11 +745,17 @@ impl<'de> MapAccess<'de> for Members<'_, 'de, '_> {
             _ => {}
         }
         self.first = false;
-        let start = self.reader.at;
         self.reader.peek();
-        self.key = self.reader.raw_string();
-        self.reader.at = start;
-        let key = seed.deserialize(&mut *self.reader)?;
+        let start = self.reader.at;
+        let (name, escapes) = self.reader.raw_string_and_escapes();
+        self.key = name;
+        let key = if escapes {
+            // Read again, unescaped.
+            self.reader.at = start;
+            seed.deserialize(&mut *self.reader)?
+        } else {
+            seed.deserialize(de::value::BorrowedStrDeserializer::<ViewError>::new(name))?
+        };
         if self.reader.peek() == b':' {
             self.reader.bump();
         }
