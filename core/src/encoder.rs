@@ -74,12 +74,68 @@ impl HeaderFrameEncoder {
         checksum: Option<Checksum>,
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
+        self.head(&Value(header), body_len, checksum, out)
+    }
+
+    /// Writes the head of a frame for `body`, computing the configured digest over it.
+    pub fn encode_head_for<H: Serialize + ?Sized>(
+        &self,
+        header: &H,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        self.head_for(&Value(header), body, out)
+    }
+
+    /// Writes a whole frame (head and `body`) into `out` and returns its length.
+    pub fn encode_frame<H: Serialize + ?Sized>(
+        &self,
+        header: &H,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        self.frame(&Value(header), body, out)
+    }
+
+    /// Like [`encode_head`](Self::encode_head), with the application's header given as JSON
+    /// text: one object, whitespace around it ignored, for callers that have no `Serialize`
+    /// type (the C ABI). It is checked as the decoder checks a header
+    /// ([`EncodeError::HeaderNotObject`] if it is not one well-formed object), and its escapes
+    /// are normalised as the decoder does (`\u00e9` is written as UTF-8).
+    pub fn encode_head_json(
+        &self,
+        json: &[u8],
+        body_len: u64,
+        checksum: Option<Checksum>,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        self.head(&JsonText(json), body_len, checksum, out)
+    }
+
+    /// Like [`encode_frame`](Self::encode_frame), with the header given as JSON text (see
+    /// [`encode_head_json`](Self::encode_head_json)).
+    pub fn encode_frame_json(
+        &self,
+        json: &[u8],
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        self.frame(&JsonText(json), body, out)
+    }
+
+    fn head(
+        &self,
+        header: &impl UserHeader,
+        body_len: u64,
+        checksum: Option<Checksum>,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
         let width = self.profile.width.len();
         let too_small = EncodeError::BufferTooSmall {
             capacity: out.len(),
         };
         let json_out = out.get_mut(width..).ok_or(too_small)?;
-        let user_len = serde_json_core::to_slice(header, json_out).map_err(|_| too_small)?;
+        let user_len = header.write_json(json_out).ok_or(too_small)?;
         let mut w = JsonWriter {
             out: json_out,
             len: user_len,
@@ -108,10 +164,9 @@ impl HeaderFrameEncoder {
         Ok(width + header_len)
     }
 
-    /// Writes the head of a frame for `body`, computing the configured digest over it.
-    pub fn encode_head_for<H: Serialize + ?Sized>(
+    fn head_for(
         &self,
-        header: &H,
+        header: &impl UserHeader,
         body: &[u8],
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
@@ -122,23 +177,48 @@ impl HeaderFrameEncoder {
             }
             Some(algorithm) => digest_of(Algorithms::only(algorithm), body).get(algorithm),
         };
-        self.encode_head(header, body.len() as u64, checksum, out)
+        self.head(header, body.len() as u64, checksum, out)
     }
 
-    /// Writes a whole frame (head and `body`) into `out` and returns its length.
-    pub fn encode_frame<H: Serialize + ?Sized>(
+    fn frame(
         &self,
-        header: &H,
+        header: &impl UserHeader,
         body: &[u8],
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        let head = self.encode_head_for(header, body, out)?;
+        let head = self.head_for(header, body, out)?;
         let end = head + body.len();
         let capacity = out.len();
         out.get_mut(head..end)
             .ok_or(EncodeError::BufferTooSmall { capacity })?
             .copy_from_slice(body);
         Ok(end)
+    }
+}
+
+/// Where the application's part of a header comes from: a `Serialize` value or JSON text.
+trait UserHeader {
+    /// Writes the header's JSON into `out`; `None` when it does not fit.
+    fn write_json(&self, out: &mut [u8]) -> Option<usize>;
+}
+
+/// A header value, serialized by `serde-json-core`.
+struct Value<'h, H: ?Sized>(&'h H);
+
+impl<H: Serialize + ?Sized> UserHeader for Value<'_, H> {
+    fn write_json(&self, out: &mut [u8]) -> Option<usize> {
+        serde_json_core::to_slice(self.0, out).ok()
+    }
+}
+
+/// A header given as JSON text, copied as it is (less surrounding whitespace).
+struct JsonText<'j>(&'j [u8]);
+
+impl UserHeader for JsonText<'_> {
+    fn write_json(&self, out: &mut [u8]) -> Option<usize> {
+        let text = self.0.trim_ascii();
+        out.get_mut(..text.len())?.copy_from_slice(text);
+        Some(text.len())
     }
 }
 
@@ -461,6 +541,51 @@ mod tests {
         assert_eq!(
             decoder.feed(&out[used..n]).unwrap(),
             (2, Event::Body(b"xy"))
+        );
+    }
+
+    #[test]
+    fn json_text_headers_get_the_same_members() {
+        let encoder = HeaderFrameEncoder::new(Profile::I32_LE).checksum(None);
+        let mut out = [0u8; 128];
+        // (JSON text, body length, expected header or error)
+        let table: [(&str, u64, Result<&str, EncodeError>); 7] = [
+            (
+                r#"{"file_name": "a.txt"}"#,
+                5,
+                Ok(r#"{"file_name": "a.txt","total_size":5}"#),
+            ),
+            (" \n{} \t", 0, Ok(r#"{"total_size":0}"#)),
+            (r#"{"a":"\u00e9\/"}"#, 1, Ok(r#"{"a":"é/","total_size":1}"#)),
+            ("[1]", 0, Err(EncodeError::HeaderNotObject)),
+            (r#"{"a":}"#, 0, Err(EncodeError::HeaderNotObject)),
+            ("", 0, Err(EncodeError::HeaderNotObject)),
+            (r#"{"md5":"x"}"#, 0, Err(EncodeError::ReservedMember)),
+        ];
+        for (json, body_len, expected) in table {
+            let got = encoder.encode_head_json(json.as_bytes(), body_len, None, &mut out);
+            let expected = expected.map(seed_head);
+            assert_eq!(got.map(|n| out[..n].to_vec()), expected, "{json:?}");
+        }
+        // The same frame as from a typed value, digest included.
+        let md5 = HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Md5));
+        let mut typed = [0u8; 128];
+        let typed = md5
+            .encode_frame(&Named { name: "a" }, b"hello", &mut typed)
+            .map(|n| typed[..n].to_vec());
+        let from_text = md5
+            .encode_frame_json(br#"{"name":"a"}"#, b"hello", &mut out)
+            .map(|n| out[..n].to_vec());
+        assert_eq!(from_text, typed);
+        assert_eq!(
+            md5.encode_frame_json(br#"{"name":"a"}"#, b"hello", &mut out[..20]),
+            Err(if Algorithm::Md5.is_supported() {
+                EncodeError::BufferTooSmall { capacity: 20 }
+            } else {
+                EncodeError::AlgorithmUnsupported {
+                    algorithm: Algorithm::Md5,
+                }
+            })
         );
     }
 
