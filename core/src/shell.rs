@@ -33,14 +33,27 @@ pub const MAX_COMMAND_LEN: usize = 128 * 1024 - 1;
 /// How much a seed client's command read takes at most: the seed's server calls `recv(1024)`.
 pub const SEED_COMMAND_READ: usize = 1024;
 
-/// Encodes output frames: the body's XXH3 rides in the header, so the receiver checks each chunk.
-pub const OUTPUT_ENCODER: HeaderFrameEncoder =
-    HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Xxh3));
+/// The digest a body's frame carries: XXH3 where this build computes it, else MD5 (a firmware
+/// built with MD5 only), else none (the receiver still has the framing's own checks). A
+/// receiver checks whichever it is given.
+const BODY_DIGEST: Option<Algorithm> = if Algorithm::Xxh3.is_supported() {
+    Some(Algorithm::Xxh3)
+} else if Algorithm::Md5.is_supported() {
+    Some(Algorithm::Md5)
+} else {
+    None
+};
 
-/// Encodes exec requests: the command's XXH3 rides in the header, so that a command corrupted on
-/// the way (a serial line flips a bit) is refused by the server instead of run.
+/// Encodes output frames: the body's digest (XXH3 where the build computes it, else MD5)
+/// rides in the header, so the receiver checks each chunk.
+pub const OUTPUT_ENCODER: HeaderFrameEncoder =
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(BODY_DIGEST);
+
+/// Encodes exec requests: the command's digest (as [`OUTPUT_ENCODER`]'s) rides in the header,
+/// so that a command corrupted on the way (a serial line flips a bit) is refused by the server
+/// instead of run.
 pub const EXEC_ENCODER: HeaderFrameEncoder =
-    HeaderFrameEncoder::new(Profile::I32_LE).checksum(Some(Algorithm::Xxh3));
+    HeaderFrameEncoder::new(Profile::I32_LE).checksum(BODY_DIGEST);
 
 /// Encodes frames with empty bodies (requests' heads, exit and error frames): no digest.
 pub use crate::PLAIN_ENCODER;

@@ -229,12 +229,13 @@ impl Device {
     /// next connection once the cut one's bytes have crossed the emulated UART, so the next
     /// request's start frame comes right behind the cut's last frame, well within the 300 ms of
     /// silence that would tear the upload. Broken off by the next request rather than by
-    /// silence, the upload is kept all the same.
+    /// silence, the upload is kept all the same. It declares MD5, which both devices compute
+    /// (the micro:bit computes no XXH3); the resume hashes the kept prefix with its own.
     pub fn cut_upload(&self, name: &str, data: &[u8], sent: usize, cwd: &Path) {
         {
             let mut raw = TcpStream::connect(&self.line).unwrap();
             let header = format!(
-                r#"{{"op":"put","path":"{name}","algorithm":"xxh3","total_size":{}}}"#,
+                r#"{{"op":"put","path":"{name}","algorithm":"md5","total_size":{}}}"#,
                 data.len()
             );
             let mut request = (header.len() as i32).to_le_bytes().to_vec();

@@ -1613,7 +1613,10 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         };
         let query = checked.and_then(|()| match op {
             FileOp::Get => match algorithm {
-                Some(algorithm) => Ok(Query::Get(Get { offset, algorithm })),
+                Some(algorithm) if algorithm.is_supported() => {
+                    Ok(Query::Get(Get { offset, algorithm }))
+                }
+                Some(algorithm) => Err(unsupported_algorithm(&mut self.refusal, algorithm)),
                 None => Err(bad_algorithm(&mut self.refusal)),
             },
             FileOp::Ls => Ok(Query::List),
@@ -1642,8 +1645,16 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         keep: FileAttributes,
     ) -> Result<PutHead, Refused> {
         self.take_path(path)?;
-        let Some(algorithm) = algorithm else {
-            return Err(bad_algorithm(&mut self.refusal));
+        let algorithm = match algorithm {
+            Some(algorithm) if algorithm.is_supported() => algorithm,
+            Some(algorithm) => {
+                self.clear_path();
+                return Err(unsupported_algorithm(&mut self.refusal, algorithm));
+            }
+            None => {
+                self.clear_path();
+                return Err(bad_algorithm(&mut self.refusal));
+            }
         };
         let keep = match keep.mode {
             Some(mode) if mode > 0o7777 => {
@@ -2005,6 +2016,32 @@ fn invalid_path_escape(refusal: &mut Refusal) -> Refused {
     )
 }
 
+/// A transfer's digest that this build does not compute: refused at the head, before a byte of
+/// the file moves, rather than found missing at its end.
+fn unsupported_algorithm(refusal: &mut Refusal, algorithm: Algorithm) -> Refused {
+    let other = match algorithm {
+        Algorithm::Xxh3 => Algorithm::Md5,
+        Algorithm::Md5 => Algorithm::Xxh3,
+    };
+    if other.is_supported() {
+        let how = match other {
+            Algorithm::Md5 => "the CLI's --md5",
+            Algorithm::Xxh3 => "the CLI's default, without --md5",
+        };
+        refusal.set(
+            ErrorCode::Unsupported,
+            format_args!(
+                "this server does not compute {algorithm} digests; transfer with {other} ({how})"
+            ),
+        )
+    } else {
+        refusal.set(
+            ErrorCode::Unsupported,
+            format_args!("this server does not compute {algorithm} digests"),
+        )
+    }
+}
+
 fn bad_algorithm(refusal: &mut Refusal) -> Refused {
     refusal.set(
         ErrorCode::BadRequest,
@@ -2240,6 +2277,32 @@ mod tests {
             (Some(64), Some(4000), Some(100))
         );
         assert_eq!(info.board, Some("mps2-an386"));
+    }
+
+    /// Runs with a digest feature off (`.ci/run` tests the core with md5 only, as the
+    /// micro:bit's firmware is built).
+    #[test]
+    fn a_transfer_with_a_digest_this_build_lacks_is_refused_at_its_head() {
+        let lacking = [Algorithm::Xxh3, Algorithm::Md5]
+            .into_iter()
+            .filter(|a| !a.is_supported());
+        for algorithm in lacking {
+            let get = std::format!(r#"{{"op":"get","path":"a","algorithm":"{algorithm}"}}"#);
+            let put = std::format!(
+                r#"{{"op":"put","path":"a","algorithm":"{algorithm}","total_size":3}}"#
+            );
+            for (header, body, closes) in [(get, &b""[..], false), (put, &b"abc"[..], true)] {
+                let (seen, _) = serve(OPEN, &frame(&header, body), 1);
+                assert!(
+                    !seen.iter().any(|s| matches!(s, Seen::Acted(_))),
+                    "{header}: {seen:?}"
+                );
+                assert!(
+                    matches!(seen.first(), Some(Seen::Refused("unsupported", c)) if *c == closes),
+                    "{header}: {seen:?}"
+                );
+            }
+        }
     }
 
     #[test]

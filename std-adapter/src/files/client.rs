@@ -533,22 +533,7 @@ impl FileClient {
     /// time, so the device is asked once per connection what it takes. Servers over TCP and
     /// TLS are not asked (their refusal costs a round trip, as asking would).
     fn check_device_limits(&mut self, remote: &RemotePath, size: u64) -> Result<(), ClientError> {
-        if !self.stream.is_serial() {
-            return Ok(());
-        }
-        let limits = match self.device_limits {
-            Some(limits) => limits,
-            None => {
-                let limits = match self.info() {
-                    Ok(info) => Some(info.facts),
-                    // A device that predates info: its refusals tell, as before.
-                    Err(ClientError::Server { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                *self.device_limits.insert(limits)
-            }
-        };
-        let Some(limits) = limits else {
+        let Some(limits) = self.device_facts()? else {
             return Ok(());
         };
         let checks = [
@@ -559,6 +544,41 @@ impl FileClient {
             if let Some(max) = max.filter(|&max| needed > max) {
                 return Err(ClientError::OverLimit { limit, needed, max });
             }
+        }
+        Ok(())
+    }
+
+    /// What a device says of itself, asked once per connection on a serial line (`None` on
+    /// other links, and from a device that predates `info`).
+    fn device_facts(&mut self) -> Result<Option<EndpointInfo<'static>>, ClientError> {
+        if !self.stream.is_serial() {
+            return Ok(None);
+        }
+        if let Some(facts) = self.device_limits {
+            return Ok(facts);
+        }
+        let facts = match self.info() {
+            Ok(info) => Some(info.facts),
+            // A device that predates info: its refusals tell, as before.
+            Err(ClientError::Server { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(*self.device_limits.insert(facts))
+    }
+
+    /// Verifies transfers with MD5 on a device that computes it but not XXH3 (a small part
+    /// built with one digest), instead of having them refused; an explicit `--md5` is kept as
+    /// it is. Devices are asked as [`device_facts`](Self::device_facts) says; a server over
+    /// TCP or TLS computes both.
+    fn choose_digest(&mut self) -> Result<(), ClientError> {
+        if self.options.algorithm != Algorithm::Xxh3 {
+            return Ok(());
+        }
+        if let Some(facts) = self.device_facts()?
+            && !facts.digests.xxh3
+            && facts.digests.md5
+        {
+            self.options.algorithm = Algorithm::Md5;
         }
         Ok(())
     }
@@ -647,6 +667,7 @@ impl FileClient {
     ) -> Result<PutReport, ClientError> {
         let local = label;
         self.check_device_limits(remote, size)?;
+        self.choose_digest()?;
         let keep = if self.options.keep_attributes {
             attributes::of(&file.metadata().map_err(self::local(local))?)
         } else {
@@ -740,6 +761,7 @@ impl FileClient {
                 source: io::Error::new(io::ErrorKind::AlreadyExists, "exists; not replaced"),
             });
         }
+        self.choose_digest()?;
         let part = partial_download_path(local);
         let (have, prefix) = if resume {
             match open_partial_download(&part, Create::Never) {
@@ -906,6 +928,7 @@ impl FileClient {
         label: &Path,
         progress: &mut dyn Progress,
     ) -> Result<GetReport, ClientError> {
+        self.choose_digest()?;
         self.stream.start_request();
         self.session
             .get(remote.as_str(), request_options(&self.options), 0)
@@ -944,6 +967,7 @@ impl FileClient {
         label: &Path,
         remote: &RemotePath,
     ) -> Result<bool, ClientError> {
+        self.choose_digest()?;
         self.stream.start_request();
         self.session
             .get(remote.as_str(), request_options(&self.options), size)
