@@ -19,7 +19,10 @@ const ADDED_MEMBERS: usize = 96;
 /// UTF-8. Raises FrameError if it is not one JSON object or already has a total_size,
 /// filesize, md5 or xxh3 member.
 #[pyfunction]
-#[pyo3(signature = (header_json, body = &[][..], *, digest = None, size_field = "total_size", profile = "seed"))]
+#[pyo3(
+    signature = (header_json, body = &[][..], *, digest = None, size_field = "total_size", profile = "seed"),
+    text_signature = "(header_json, body=b'', *, digest=None, size_field='total_size', profile='seed')"
+)]
 pub(crate) fn encode_json<'py>(
     py: Python<'py>,
     header_json: &str,

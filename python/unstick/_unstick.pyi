@@ -1,6 +1,15 @@
 """Type hints for unstick's native module (Rust, PyO3): the decoder, frames and the encoder."""
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union, final
+
+__all__ = [
+    "MAX_HEADER_LIMIT",
+    "Decoder",
+    "DigestMismatch",
+    "Frame",
+    "FrameError",
+    "encode_json",
+]
 
 #: The largest ``max_header`` a Decoder takes, in bytes.
 MAX_HEADER_LIMIT: int
@@ -14,6 +23,7 @@ class FrameError(ValueError):
 class DigestMismatch(FrameError):
     """A body does not match its header's md5 or xxh3; the decoder goes on with the next frame."""
 
+@final
 class Frame:
     """One decoded frame."""
 
@@ -36,12 +46,13 @@ class Frame:
     @property
     def verified(self) -> bool: ...
 
+@final
 class Decoder:
     """Turns bytes into whole frames, however the bytes are cut."""
 
-    def __init__(
-        self, profile: str = "seed", max_header: int = 8192, max_body: Optional[int] = None
-    ) -> None: ...
+    def __new__(
+        cls, profile: str = "seed", max_header: int = 8192, max_body: Optional[int] = None
+    ) -> "Decoder": ...
     def feed(self, data: Union[bytes, bytearray]) -> List[Frame]:
         """Decode ``data``; return the frames it completes, in order."""
     def reset(self) -> None:
