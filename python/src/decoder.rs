@@ -58,7 +58,7 @@ enum StreamError {
     /// A frame's prefix declares a header longer than `max_header` (checked here, from the
     /// prefix alone, since the decoder's own limit is its capacity).
     HeaderOverLimit { len: i64, max: usize },
-    /// Input after a `HeaderOverLimit`, before a reset.
+    /// Input after an error that left the stream out of sync, before a reset.
     Refused,
 }
 
@@ -173,6 +173,9 @@ impl FrameStream {
                         // The frame was consumed whole: the rest is the next frames' input.
                         self.prefix_have = 0;
                         self.rest = input[pos..].to_vec();
+                    } else {
+                        // Out of sync, as the decoder now is: refused until a reset.
+                        self.refused = true;
                     }
                     return (frames, Some(StreamError::Decode(e)));
                 }
@@ -219,7 +222,7 @@ impl FrameStream {
     }
 
     fn at_boundary(&self) -> bool {
-        self.rest.is_empty() && self.prefix_have == 0
+        !self.refused && self.rest.is_empty() && self.prefix_have == 0
     }
 }
 
@@ -306,7 +309,7 @@ impl Decoder {
     }
 
     /// Whether the decoder is between frames: no byte of a next frame has arrived, so the
-    /// stream may end here.
+    /// stream may end here. False after an error, until reset().
     #[getter]
     fn at_boundary(&self) -> bool {
         self.stream.at_boundary()

@@ -214,6 +214,7 @@ def test_bytes_that_are_no_frame_raise_the_decoders_message(wire: bytes, message
             decode_in_pieces(wire, size, decoder)
         assert not isinstance(e.value, unstick.DigestMismatch)
         # Out of sync: refused until reset, then a new stream decodes.
+        assert (decoder.bytes_needed, decoder.at_boundary) == (0, False)
         with pytest.raises(unstick.FrameError, match="out of sync"):
             decoder.feed(EXEC_REQUEST)
         decoder.reset()
