@@ -976,7 +976,8 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize> Session
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct HeadView<'h> {
-    op: Option<BoundedText<16>>,
+    #[serde(borrow)]
+    op: Option<EscapedText<'h>>,
     #[serde(borrow)]
     token: Option<EscapedText<'h>>,
     #[serde(borrow)]
@@ -991,13 +992,18 @@ struct RequestView<'h> {
     #[serde(borrow)]
     path: Option<EscapedText<'h>>,
     offset: Option<u64>,
-    algorithm: Option<BoundedText<8>>,
-    prefix_xxh3: Option<BoundedText<32>>,
-    prefix_md5: Option<BoundedText<32>>,
-    path_xxh3: Option<BoundedText<32>>,
+    #[serde(borrow)]
+    algorithm: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    prefix_xxh3: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    prefix_md5: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    path_xxh3: Option<EscapedText<'h>>,
     #[serde(borrow)]
     to: Option<EscapedText<'h>>,
-    to_xxh3: Option<BoundedText<32>>,
+    #[serde(borrow)]
+    to_xxh3: Option<EscapedText<'h>>,
     parents: Option<bool>,
     mode: Option<u32>,
     mtime: Option<i64>,
@@ -1008,13 +1014,13 @@ impl RequestView<'_> {
     /// corrupted one of them). A request without the digest, or a build without XXH3, checks
     /// nothing.
     fn path_corrupted(&self, path: &str) -> bool {
-        text_corrupted(self.path_xxh3.as_ref(), path)
+        text_corrupted(self.path_xxh3, path)
     }
 }
 
 /// Whether `text` disagrees with the XXH3 digest `claimed` (absent: nothing is checked, nor in
 /// a build without XXH3).
-fn text_corrupted(claimed: Option<&BoundedText<32>>, text: &str) -> bool {
+fn text_corrupted(claimed: Option<EscapedText<'_>>, text: &str) -> bool {
     {
         let Some(claimed) = claimed else {
             return false;
@@ -1023,6 +1029,7 @@ fn text_corrupted(claimed: Option<&BoundedText<32>>, text: &str) -> bool {
             return false;
         }
         let claimed = claimed
+            .to_bounded::<32>()
             .get()
             .and_then(|hex| Checksum::from_hex(Algorithm::Xxh3, hex.as_bytes()));
         let actual = crate::digest_of(Algorithms::XXH3, text.as_bytes()).get(Algorithm::Xxh3);
@@ -1062,7 +1069,7 @@ fn keep_path<const PATH: usize>(
 /// digest; returns where it starts (`None`: the request has none).
 fn keep_rename_target<const PATH: usize>(
     member: Option<EscapedText<'_>>,
-    claimed: Option<&BoundedText<32>>,
+    claimed: Option<EscapedText<'_>>,
     path: &mut heapless::String<PATH>,
     refusal: &mut Refusal,
 ) -> Result<Option<usize>, Refused> {
@@ -1088,22 +1095,32 @@ fn keep_rename_target<const PATH: usize>(
 /// The trailer's fields: `{"op":"done","file_xxh3"|"file_md5":...}`.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct TrailerView {
-    op: Option<BoundedText<16>>,
-    file_xxh3: Option<BoundedText<32>>,
-    file_md5: Option<BoundedText<32>>,
+struct TrailerView<'h> {
+    #[serde(borrow)]
+    op: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    file_xxh3: Option<EscapedText<'h>>,
+    #[serde(borrow)]
+    file_md5: Option<EscapedText<'h>>,
 }
 
+/// The digest of `algorithm` among a request's two members (`xxh3` or `md5`), when it holds
+/// one.
 fn digest_member(
     algorithm: Algorithm,
-    xxh3: &Option<BoundedText<32>>,
-    md5: &Option<BoundedText<32>>,
+    xxh3: Option<EscapedText<'_>>,
+    md5: Option<EscapedText<'_>>,
 ) -> Option<Checksum> {
     let text = match algorithm {
-        Algorithm::Xxh3 => xxh3.as_ref(),
-        Algorithm::Md5 => md5.as_ref(),
+        Algorithm::Xxh3 => xxh3,
+        Algorithm::Md5 => md5,
     }?;
-    Checksum::from_hex(algorithm, text.get()?.as_bytes())
+    Checksum::from_hex(algorithm, text.to_bounded::<32>().get()?.as_bytes())
+}
+
+/// A member that names an op, as an op's name is kept (a longer one is no op).
+fn op_name(member: Option<EscapedText<'_>>) -> Option<BoundedText<16>> {
+    member.map(EscapedText::to_bounded)
 }
 
 impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_, CAP, PATH, OUT> {
@@ -1461,7 +1478,8 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             }
         };
         // An info request needs no token: its reply holds nothing secret.
-        if view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Info.as_str()) {
+        let op = op_name(view.op);
+        if op.as_ref().and_then(BoundedText::get) == Some(FileOp::Info.as_str()) {
             if has_body {
                 let refused = self
                     .refusal
@@ -1481,7 +1499,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             );
             return self.refuse_head(refused, has_body);
         }
-        let op = match (&view.op, view.filename) {
+        let op = match (&op, view.filename) {
             (None, Some(filename)) => {
                 let member = keep_path(Some(filename), &mut self.path);
                 if let Err(refused) = self.take_path(member) {
@@ -1543,12 +1561,9 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let corrupted = path == PathMember::Kept && view.path_corrupted(&self.path);
         // A rename's new name follows the old one in `self.path`; both are checked below.
         let target = match op {
-            FileOp::Rename if path == PathMember::Kept => keep_rename_target(
-                view.to,
-                view.to_xxh3.as_ref(),
-                &mut self.path,
-                &mut self.refusal,
-            ),
+            FileOp::Rename if path == PathMember::Kept => {
+                keep_rename_target(view.to, view.to_xxh3, &mut self.path, &mut self.refusal)
+            }
             _ => Ok(None),
         };
         if let Ok(Some(at)) = target {
@@ -1556,11 +1571,11 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         }
         let parents = view.parents == Some(true);
         let offset = view.offset.unwrap_or(0);
-        let algorithm = match view.algorithm.as_ref().map(BoundedText::get) {
+        let algorithm = match view.algorithm.map(EscapedText::to_bounded::<8>) {
             None => super::parse_algorithm(None),
-            Some(text) => text.and_then(|t| super::parse_algorithm(Some(t))),
+            Some(text) => text.get().and_then(|t| super::parse_algorithm(Some(t))),
         };
-        let prefix = algorithm.and_then(|a| digest_member(a, &view.prefix_xxh3, &view.prefix_md5));
+        let prefix = algorithm.and_then(|a| digest_member(a, view.prefix_xxh3, view.prefix_md5));
         if corrupted {
             self.clear_path();
             let refused = self.refusal.set(
@@ -1830,8 +1845,9 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
 
     #[inline(never)]
     fn on_trailer(&mut self, body_len: u64) {
-        let view = self.decoder.header::<TrailerView>().unwrap_or_default();
-        let is_done = view.op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
+        let view = self.decoder.header::<TrailerView<'_>>().unwrap_or_default();
+        let op = op_name(view.op);
+        let is_done = op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
         if !is_done || body_len != 0 {
             let refused = self.refusal.set_closing(
                 ErrorCode::BadFrame,
@@ -1848,7 +1864,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             return;
         };
         *phase = UploadPhase::AwaitingTrailerEnd {
-            digest: digest_member(*algorithm, &view.file_xxh3, &view.file_md5),
+            digest: digest_member(*algorithm, view.file_xxh3, view.file_md5),
         };
     }
 
