@@ -299,8 +299,9 @@ pub struct FileClient {
     buf: Vec<u8>,
     /// Bytes read from the server and not yet fed to the session.
     inbox: Inbox,
-    /// A device's limits, once asked (`Some(None)`: it does not say).
-    device_limits: Option<Option<EndpointInfo<'static>>>,
+    /// What a device says of itself (its limits, its digests), once asked (`Some(None)`: it
+    /// does not say).
+    device_info: Option<Option<EndpointInfo<'static>>>,
 }
 
 impl fmt::Debug for FileClient {
@@ -507,7 +508,7 @@ impl FileClient {
             buf: vec![0u8; size],
             inbox: Inbox::new(read_size, &[]),
             options,
-            device_limits: None,
+            device_info: None,
         })
     }
 
@@ -554,7 +555,7 @@ impl FileClient {
         if !self.stream.is_serial() {
             return Ok(None);
         }
-        if let Some(facts) = self.device_limits {
+        if let Some(facts) = self.device_info {
             return Ok(facts);
         }
         let facts = match self.info() {
@@ -563,7 +564,7 @@ impl FileClient {
             Err(ClientError::Server { .. }) => None,
             Err(e) => return Err(e),
         };
-        Ok(*self.device_limits.insert(facts))
+        Ok(*self.device_info.insert(facts))
     }
 
     /// Verifies transfers with MD5 on a device that computes it but not XXH3 (a small part
