@@ -18,7 +18,8 @@ use crate::session::{
 use crate::session::{Wait, earliest};
 use crate::time::Instant;
 use crate::{
-    DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, PLAIN_ENCODER, Profile,
+    DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, HeaderError,
+    PLAIN_ENCODER, Profile,
 };
 
 /// The default room for a frame head or a refusal in a session's outbox:
@@ -939,13 +940,16 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             Ok(header) => header,
             Err(e) => {
                 self.state = State::Reading(Body::Refused(ErrorCode::BadHeader));
-                let _held = self.refusal.set(
-                    ErrorCode::BadHeader,
-                    format_args!(
-                        "request header needs a string \"op\" member (and \"token\" and \"cwd\" \
-                         strings and a boolean \"stdin\" if set): {e}"
+                let _held = match e {
+                    HeaderError::Shape(shape) => self.refusal.set(
+                        ErrorCode::BadHeader,
+                        format_args!("the request header does not fit: {shape}"),
                     ),
-                );
+                    e => self.refusal.set(
+                        ErrorCode::BadHeader,
+                        format_args!("the request header cannot be read: {e}"),
+                    ),
+                };
                 return;
             }
         };
@@ -2601,6 +2605,44 @@ mod tests {
             panic!("a refusal")
         };
         assert_eq!((refusal.code, refusal.closes), (ErrorCode::BadHeader, true));
+    }
+
+    #[test]
+    fn a_request_header_that_does_not_fit_is_refused_naming_its_member() {
+        let table = [
+            (
+                r#"{"op":"exec","alive":"soon","total_size":2}"#,
+                "`alive` has the wrong type (a string)",
+            ),
+            (
+                r#"{"op":"exec","pty":{"rows":"a","cols":3},"total_size":2}"#,
+                "`rows` has the wrong type",
+            ),
+            (r#"{"total_size":2}"#, "the header has no `op` member"),
+            (
+                r#"{"op":"exec","stdin":1,"total_size":2}"#,
+                "`stdin` has the wrong type (a number)",
+            ),
+        ];
+        for (header, expected) in table {
+            let mut command = [0u8; 64];
+            let mut session =
+                ShellServerSession::<1024>::new(pty_rules(), Dialect::Framed, &mut command);
+            let wire = frame(header, b"ls");
+            assert_eq!(session.handle_input(NOW, &wire), wire.len());
+            let Some(ServerEvent::Refused(refusal)) = session.poll_event() else {
+                panic!("{header}: not refused")
+            };
+            assert_eq!(refusal.code, ErrorCode::BadHeader, "{header}");
+            assert!(
+                refusal
+                    .message
+                    .starts_with("the request header does not fit: ")
+                    && refusal.message.contains(expected),
+                "{header}: {}",
+                refusal.message
+            );
+        }
     }
 
     #[test]
