@@ -27,14 +27,15 @@ mod request;
 mod shell;
 mod stack;
 mod store;
+mod store_errors;
 mod uart;
 
 use cortex_m_rt::{entry, exception};
 use unstick_core::serial_link::{LinkFrameReader, MAX_ENCODED, MAX_FRAME, MTU};
 
 use crate::link::{Link, LinkBuffers};
+use crate::request::serve_requests;
 pub use crate::request::{Outcome, flush};
-use crate::request::{Peek, peek, read_head};
 use crate::store::{CAPACITY, Store};
 use crate::uart::{UART0_BASE, UART0_RX_IRQ, Uart};
 
@@ -83,22 +84,7 @@ fn main() -> ! {
     };
     let mut link = Link::new(uart, buffers, clock::now_ms);
     let mut store = Store::new(STORE);
-    loop {
-        link.next_request();
-        let outcome = match read_head(&mut link, HEAD) {
-            Some(len) => {
-                let head = &HEAD[..len];
-                match peek(head) {
-                    Peek::Exec => shell::serve(&mut link, &store, head),
-                    Peek::Other { upload_size } => {
-                        files::serve(&mut link, &mut store, head, upload_size)
-                    }
-                }
-            }
-            None => Outcome::Closed,
-        };
-        link.end_request(matches!(outcome, Outcome::Answered));
-    }
+    serve_requests(&mut link, &mut store, HEAD)
 }
 
 /// The one external interrupt enabled, UART0's receive interrupt, only wakes the core from

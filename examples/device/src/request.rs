@@ -8,6 +8,8 @@ use unstick_core::{Event, FrameDecoder, Profile};
 
 use crate::HEADER_CAP;
 use crate::link::{Fill, Link, REQUEST_IDLE, WaitForInput};
+use crate::store::Store;
+use crate::{files, shell};
 
 /// How a request ended (either way, the device then waits for the next start frame).
 pub enum Outcome {
@@ -16,6 +18,29 @@ pub enum Outcome {
     /// The session asked to close (a refusal that leaves the rest of the request unread), or
     /// the request broke off.
     Closed,
+}
+
+/// Serves request after request on `link`, each head read into `head` and routed by its op to
+/// the shell or the file server over `store`.
+pub fn serve_requests<U: Read + ReadReady + Write + WaitForInput>(
+    link: &mut Link<'_, U>,
+    store: &mut Store<'_>,
+    head: &mut [u8],
+) -> ! {
+    loop {
+        link.next_request();
+        let outcome = match read_head(link, head) {
+            Some(len) => {
+                let head = &head[..len];
+                match peek(head) {
+                    Peek::Exec => shell::serve(link, store, head),
+                    Peek::Other { upload_size } => files::serve(link, store, head, upload_size),
+                }
+            }
+            None => Outcome::Closed,
+        };
+        link.end_request(matches!(outcome, Outcome::Answered));
+    }
 }
 
 /// Reads a request's head into `head`: the 4-byte prefix and, when its length is one a session

@@ -28,6 +28,8 @@
 
 use heapless::{String, Vec};
 
+pub use crate::store_errors::{PartialGone, StoreError};
+
 /// Bytes of file data the store holds, committed and staged together.
 pub const CAPACITY: usize = 256 * 1024;
 
@@ -62,35 +64,6 @@ struct Staging {
     kept: bool,
     /// A `put` (resumable), not a seed upload (dropped when its request ends uncommitted).
     resumable: bool,
-}
-
-/// Why the store refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreError {
-    /// The name is not a single component of at most [`NAME_CAP`] bytes.
-    BadName,
-    /// No such file.
-    NotFound,
-    /// The data would not fit in the free space.
-    NoSpace {
-        /// Bytes the upload needs.
-        needed: u64,
-        /// Bytes free when asked.
-        free: usize,
-    },
-    /// The table holds [`MAX_FILES`] files already.
-    TableFull,
-    /// There is no staged upload (a host mistake).
-    NotStaged,
-}
-
-/// What became of a name's kept partial upload on `delete`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PartialGone {
-    /// There was one and it is gone.
-    Removed,
-    /// There was none.
-    Absent,
 }
 
 /// The store over its region of memory.

@@ -26,6 +26,8 @@ mod shell;
 #[path = "../../device/src/stack.rs"]
 mod stack;
 mod store;
+#[path = "../../device/src/store_errors.rs"]
+mod store_errors;
 mod uart;
 
 use cortex_m_rt::{entry, exception};
@@ -33,8 +35,8 @@ use unstick_core::serial_link::{LinkFrameReader, MAX_ENCODED, MAX_FRAME, MTU};
 
 use crate::flash::Flash;
 use crate::link::{Link, LinkBuffers};
+use crate::request::serve_requests;
 pub use crate::request::{Outcome, flush};
-use crate::request::{Peek, peek, read_head};
 use crate::store::Store;
 use crate::uart::{UART0_IRQ, Uart};
 
@@ -78,22 +80,7 @@ fn main() -> ! {
     };
     let mut link = Link::new(uart, buffers, clock::now_ms);
     let mut store = Store::mount(FLASH.insert(Flash::take()));
-    loop {
-        link.next_request();
-        let outcome = match read_head(&mut link, HEAD) {
-            Some(len) => {
-                let head = &HEAD[..len];
-                match peek(head) {
-                    Peek::Exec => shell::serve(&mut link, &store, head),
-                    Peek::Other { upload_size } => {
-                        files::serve(&mut link, &mut store, head, upload_size)
-                    }
-                }
-            }
-            None => Outcome::Closed,
-        };
-        link.end_request(matches!(outcome, Outcome::Answered));
-    }
+    serve_requests(&mut link, &mut store, HEAD)
 }
 
 /// The interrupts enabled: TIMER0's millisecond tick, and UART0's receive interrupt, which

@@ -46,6 +46,8 @@
 use heapless::{String, Vec};
 use unstick_core::serial_link::Crc32;
 
+pub use crate::store_errors::{PartialGone, StoreError};
+
 use crate::flash::{Flash, PAGE};
 
 /// Pages of the store's region (`memory.x` must give it this many; checked at boot).
@@ -104,35 +106,6 @@ struct Staging {
     kept: bool,
     /// A `put` (resumable), not a seed upload (dropped when its request ends uncommitted).
     resumable: bool,
-}
-
-/// Why the store refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreError {
-    /// The name is not a single component of at most [`NAME_CAP`] bytes.
-    BadName,
-    /// No such file.
-    NotFound,
-    /// The data would not fit in the free space.
-    NoSpace {
-        /// Bytes the upload needs.
-        needed: u64,
-        /// Bytes free when asked (the longest run of free pages).
-        free: usize,
-    },
-    /// The table holds [`MAX_FILES`] files already.
-    TableFull,
-    /// There is no staged upload (a host mistake).
-    NotStaged,
-}
-
-/// What became of a name's kept partial upload on `delete`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PartialGone {
-    /// There was one and it is gone.
-    Removed,
-    /// There was none.
-    Absent,
 }
 
 /// The store over its flash.
