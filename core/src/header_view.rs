@@ -19,6 +19,11 @@ use serde::de::{
 
 use crate::HeaderError;
 
+mod members;
+
+pub(crate) use members::members;
+pub use members::{Member, MemberError};
+
 /// The serde name of the newtype through which a field asks for a string member's text as it
 /// stands in the header, escapes and all (the sessions' `EscapedText`), borrowed rather than
 /// unescaped.
@@ -36,10 +41,7 @@ pub(crate) fn read_view<'de, H: Deserialize<'de>>(
 ) -> Result<H, HeaderError> {
     // Checked by the scan; validated again here, once, so that the reader slices `str`s.
     let Ok(text) = core::str::from_utf8(text) else {
-        return Err(HeaderError::Shape(ShapeError {
-            problem: Problem::Other,
-            member: heapless::String::new(),
-        }));
+        return Err(HeaderError::Shape(ShapeError::new(Problem::Other, "")));
     };
     let mut reader = Reader {
         text,
@@ -72,9 +74,9 @@ enum Problem {
     /// A string, array or object of a length the view does not take.
     Length(usize),
     /// A required member is missing.
-    Missing(&'static str),
+    Missing,
     /// A member the view reads once appears twice.
-    Duplicate(&'static str),
+    Duplicate,
     /// A string the view borrows holds escapes, which only an owned string can hold.
     NeedsOwnedString,
     /// The view's own check failed.
@@ -120,6 +122,13 @@ impl Found {
 }
 
 impl ShapeError {
+    /// The error `problem` in the member `name` (cut to [`MEMBER_NAME_CAP`] bytes).
+    fn new(problem: Problem, name: &str) -> ShapeError {
+        let mut member = heapless::String::new();
+        let _ = Cut(&mut member).write_str(name);
+        ShapeError { problem, member }
+    }
+
     /// The member whose value did not fit (the innermost, for nested objects), when known: its
     /// name as it stands in the header (escapes as sent), cut to 32 bytes.
     pub fn member(&self) -> Option<&str> {
@@ -129,21 +138,28 @@ impl ShapeError {
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let place = crate::peer_text::PeerText::new(&self.member);
-        match self.problem {
-            Problem::Missing(name) => return write!(f, "the header has no `{name}` member"),
-            Problem::Duplicate(name) => return write!(f, "the header repeats `{name}`"),
-            _ if self.member.is_empty() => f.write_str("the header")?,
+        self.problem.describe(f, &self.member)
+    }
+}
+
+impl Problem {
+    /// Says what is wrong with the member `member` (empty: the header itself).
+    fn describe(self, f: &mut fmt::Formatter<'_>, member: &str) -> fmt::Result {
+        let place = crate::peer_text::PeerText::new(member);
+        match self {
+            Problem::Missing => return write!(f, "the header has no `{place}` member"),
+            Problem::Duplicate => return write!(f, "the header repeats `{place}`"),
+            _ if member.is_empty() => f.write_str("the header")?,
             _ => write!(f, "`{place}`")?,
         }
-        match self.problem {
+        match self {
             Problem::Type(found) => write!(f, " has the wrong type ({})", found.as_str()),
             Problem::Value(found) => write!(f, " is {} the view does not take", found.as_str()),
             Problem::Length(n) => write!(f, " has a length ({n}) the view does not take"),
             Problem::NeedsOwnedString => f.write_str(
                 " holds escapes: read it into an owned string (heapless::String), not a &str",
             ),
-            Problem::Other | Problem::Missing(_) | Problem::Duplicate(_) => {
+            Problem::Other | Problem::Missing | Problem::Duplicate => {
                 f.write_str(" does not fit the view")
             }
         }
@@ -157,6 +173,8 @@ impl core::error::Error for ShapeError {}
 #[derive(Clone, Copy, Debug)]
 enum ViewError {
     Shape(Problem),
+    /// A problem with a member the view names itself (missing or repeated).
+    Member(Problem, &'static str),
     /// A string needs more room to unescape than the scratch buffer has.
     ScratchTooSmall,
 }
@@ -164,7 +182,9 @@ enum ViewError {
 impl fmt::Display for ViewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ViewError::Shape(_) => f.write_str("the header does not fit the view"),
+            ViewError::Shape(_) | ViewError::Member(..) => {
+                f.write_str("the header does not fit the view")
+            }
             ViewError::ScratchTooSmall => f.write_str("no room to unescape a string"),
         }
     }
@@ -194,11 +214,11 @@ impl de::Error for ViewError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        ViewError::Shape(Problem::Missing(field))
+        ViewError::Member(Problem::Missing, field)
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        ViewError::Shape(Problem::Duplicate(field))
+        ViewError::Member(Problem::Duplicate, field)
     }
 }
 
@@ -235,19 +255,22 @@ impl<'de> Reader<'de, '_> {
     /// The error a failed read reports.
     #[inline(never)]
     fn header_error(&self, e: ViewError) -> HeaderError {
-        let problem = match e {
+        let shape = match e {
             ViewError::ScratchTooSmall => return HeaderError::ScratchTooSmall,
-            ViewError::Shape(problem) => problem,
+            ViewError::Member(problem, name) => ShapeError::new(problem, name),
+            ViewError::Shape(problem) => ShapeError::new(problem, self.failed_in.unwrap_or("")),
         };
-        let mut shape = ShapeError {
-            problem,
-            member: heapless::String::new(),
-        };
-        let names_its_member = matches!(problem, Problem::Missing(_) | Problem::Duplicate(_));
-        if let (Some(member), false) = (self.failed_in, names_its_member) {
-            let _ = Cut(&mut shape.member).write_str(member);
-        }
         HeaderError::Shape(shape)
+    }
+
+    /// A reader over `text` for values that need no unescaping.
+    fn over(text: &'de str) -> Reader<'de, 'static> {
+        Reader {
+            text,
+            at: 0,
+            scratch: &mut [],
+            failed_in: None,
+        }
     }
 
     /// The next byte that is not whitespace (the text is checked: there is one while a value

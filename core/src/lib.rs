@@ -153,7 +153,7 @@ pub use encoder::{HeaderFrameEncoder, encode_plain_frame, encode_plain_head};
 pub use error::{DecodeError, EncodeError, HeaderError, ReadError, SizeField, WriteError};
 #[cfg(feature = "protocols")]
 pub use error_frame::{ErrorCode, ErrorFrame, OP_ERROR, PLAIN_ENCODER};
-pub use header_view::ShapeError;
+pub use header_view::{Member, MemberError, ShapeError};
 #[cfg(feature = "protocols")]
 pub use ops::{FileOp, ShellOp};
 pub use profile::{ByteOrder, PrefixWidth, Profile};

@@ -12,13 +12,13 @@ use core::time::Duration;
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::Wait;
 use crate::session::{
-    BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, Refused, ServerEvent, Session,
-    SessionError, Transmit, Unescape, escaped_token_matches,
+    BoundedText, EscapedText, Events, Outbox, PeerText, Refusal, Refused, SeedServed, ServerEvent,
+    Session, SessionError, Transmit, Unescape, escaped_token_matches,
 };
 use crate::time::Instant;
 use crate::{
     Algorithm, Algorithms, BodyHasher, Checksum, DecodeError, ErrorCode, ErrorFrame, Event, FileOp,
-    FrameDecoder, PLAIN_ENCODER, Profile,
+    FrameDecoder, MemberError, PLAIN_ENCODER, Profile,
 };
 
 /// The default room for the frame heads and replies a session queues (a listing entry with a
@@ -382,7 +382,10 @@ enum UploadKind {
     /// `algorithm`, which the session checks.
     Put { algorithm: Algorithm },
     /// A seed upload: the decoder checks its body against the MD5 its head declared, if any.
-    Seed { md5: Option<Checksum> },
+    Seed {
+        md5: Option<Checksum>,
+        served: SeedServed,
+    },
 }
 
 /// Where an upload is.
@@ -969,47 +972,96 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize> Session
     }
 }
 
+/// The refusal of a request without an `op`.
+const NO_OP: &str = if SeedServed::in_this_build().is_some() {
+    "the header has neither `op` nor the seed's `filename`"
+} else {
+    "the header has no `op` (this server takes no seed uploads by `filename`)"
+};
+
 /// What a server reads first from any request header: its op, its token and a seed upload's
 /// file name. The rest is read only once the token is good, so that an unauthenticated peer
 /// meets nothing but the token check. Long strings stay in the decoder's header buffer
 /// ([`EscapedText`]) until the session unescapes them where it keeps them.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+#[derive(Default)]
 struct HeadView<'h> {
-    #[serde(borrow)]
     op: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     token: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     filename: Option<EscapedText<'h>>,
+}
+
+impl<'h> HeadView<'h> {
+    #[inline(never)]
+    fn read<const CAP: usize>(decoder: &'h FrameDecoder<CAP>) -> Result<Self, MemberError<'h>> {
+        let [op, token, filename] = decoder.members(["op", "token", "filename"])?;
+        Ok(HeadView {
+            op: EscapedText::of(&op)?,
+            token: EscapedText::of(&token)?,
+            filename: EscapedText::of(&filename)?,
+        })
+    }
 }
 
 /// The members of a request the server reads once its op is known. Strings are kept up to the
 /// protocol's limits; a longer one is refused precisely.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+#[derive(Default)]
 struct RequestView<'h> {
-    #[serde(borrow)]
     path: Option<EscapedText<'h>>,
     offset: Option<u64>,
-    #[serde(borrow)]
     algorithm: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     prefix_xxh3: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     prefix_md5: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     path_xxh3: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     to: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     to_xxh3: Option<EscapedText<'h>>,
     parents: Option<bool>,
     mode: Option<u32>,
     mtime: Option<i64>,
 }
 
-impl RequestView<'_> {
+impl<'h> RequestView<'h> {
+    #[inline(never)]
+    fn read<const CAP: usize>(decoder: &'h FrameDecoder<CAP>) -> Result<Self, MemberError<'h>> {
+        let [
+            path,
+            offset,
+            algorithm,
+            prefix_xxh3,
+            prefix_md5,
+            path_xxh3,
+            to,
+            to_xxh3,
+            parents,
+            mode,
+            mtime,
+        ] = decoder.members([
+            "path",
+            "offset",
+            "algorithm",
+            "prefix_xxh3",
+            "prefix_md5",
+            "path_xxh3",
+            "to",
+            "to_xxh3",
+            "parents",
+            "mode",
+            "mtime",
+        ])?;
+        Ok(RequestView {
+            path: EscapedText::of(&path)?,
+            offset: offset.unsigned()?,
+            algorithm: EscapedText::of(&algorithm)?,
+            prefix_xxh3: EscapedText::of(&prefix_xxh3)?,
+            prefix_md5: EscapedText::of(&prefix_md5)?,
+            path_xxh3: EscapedText::of(&path_xxh3)?,
+            to: EscapedText::of(&to)?,
+            to_xxh3: EscapedText::of(&to_xxh3)?,
+            parents: parents.bool()?,
+            mode: mode.unsigned()?,
+            mtime: mtime.signed()?,
+        })
+    }
+
     /// Whether `path` (the `path` member, unescaped) disagrees with `path_xxh3` (the line
     /// corrupted one of them). A request without the digest, or a build without XXH3, checks
     /// nothing.
@@ -1093,15 +1145,23 @@ fn keep_rename_target<const PATH: usize>(
 }
 
 /// The trailer's fields: `{"op":"done","file_xxh3"|"file_md5":...}`.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+#[derive(Default)]
 struct TrailerView<'h> {
-    #[serde(borrow)]
     op: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     file_xxh3: Option<EscapedText<'h>>,
-    #[serde(borrow)]
     file_md5: Option<EscapedText<'h>>,
+}
+
+impl<'h> TrailerView<'h> {
+    #[inline(never)]
+    fn read<const CAP: usize>(decoder: &'h FrameDecoder<CAP>) -> Result<Self, MemberError<'h>> {
+        let [op, file_xxh3, file_md5] = decoder.members(["op", "file_xxh3", "file_md5"])?;
+        Ok(TrailerView {
+            op: EscapedText::of(&op)?,
+            file_xxh3: EscapedText::of(&file_xxh3)?,
+            file_md5: EscapedText::of(&file_md5)?,
+        })
+    }
 }
 
 /// The digest of `algorithm` among a request's two members (`xxh3` or `md5`), when it holds
@@ -1470,7 +1530,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
     fn on_request(&mut self, body_len: u64, md5: Option<[u8; 16]>) {
         self.clear_path();
         let has_body = body_len > 0;
-        let view = match self.decoder.header::<HeadView<'_>>() {
+        let view = match HeadView::read(&self.decoder) {
             Ok(view) => view,
             Err(e) => {
                 let refused = self.refusal.set(ErrorCode::BadRequest, e);
@@ -1499,8 +1559,8 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
             );
             return self.refuse_head(refused, has_body);
         }
-        let op = match (&op, view.filename) {
-            (None, Some(filename)) => {
+        let op = match (&op, view.filename.zip(SeedServed::in_this_build())) {
+            (None, Some((filename, served))) => {
                 let member = keep_path(Some(filename), &mut self.path);
                 if let Err(refused) = self.take_path(member) {
                     self.refusal.closes = true;
@@ -1509,6 +1569,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 self.state = State::Uploading(Upload {
                     kind: UploadKind::Seed {
                         md5: md5.map(Checksum::Md5),
+                        served,
                     },
                     keep: FileAttributes::NONE,
                     offset: 0,
@@ -1520,10 +1581,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 return;
             }
             (None, None) => {
-                let refused = self.refusal.set(
-                    ErrorCode::BadRequest,
-                    "the header has neither `op` nor the seed's `filename`",
-                );
+                let refused = self.refusal.set(ErrorCode::BadRequest, NO_OP);
                 return self.refuse_head(refused, has_body);
             }
             (Some(op), _) => match op.get().map(str::parse::<FileOp>) {
@@ -1548,7 +1606,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 }
             },
         };
-        let view = match self.decoder.header::<RequestView<'_>>() {
+        let view = match RequestView::read(&self.decoder) {
             Ok(view) => view,
             Err(e) => {
                 let refused = self.refusal.set(ErrorCode::BadRequest, e);
@@ -1801,7 +1859,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
                 (UploadPhase::Receiving, UploadKind::Put { .. }) => {
                     upload.phase = UploadPhase::AwaitingTrailer;
                 }
-                (UploadPhase::Receiving, UploadKind::Seed { md5 }) => {
+                (UploadPhase::Receiving, UploadKind::Seed { md5, .. }) => {
                     upload.phase = UploadPhase::Committing { digest: md5 };
                 }
                 (
@@ -1845,7 +1903,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
 
     #[inline(never)]
     fn on_trailer(&mut self, body_len: u64) {
-        let view = self.decoder.header::<TrailerView<'_>>().unwrap_or_default();
+        let view = TrailerView::read(&self.decoder).unwrap_or_default();
         let op = op_name(view.op);
         let is_done = op.as_ref().and_then(BoundedText::get) == Some(FileOp::Done.as_str());
         if !is_done || body_len != 0 {
@@ -2293,6 +2351,24 @@ mod tests {
             (Some(64), Some(4000), Some(100))
         );
         assert_eq!(info.board, Some("mps2-an386"));
+    }
+
+    /// Runs without the `seed` feature too (`.ci/run` tests the core as the micro:bit's
+    /// firmware is built).
+    #[test]
+    fn seed_clients_upload_by_filename_only_in_a_build_that_serves_them() {
+        let upload = frame(r#"{"filename":"e.txt","filesize":3}"#, b"abc");
+        let (seen, _) = serve(OPEN, &upload, 1);
+        let staged = seen.iter().any(|s| matches!(s, Seen::Acted(_)));
+        if SeedServed::in_this_build().is_some() {
+            assert!(staged, "{seen:?}");
+        } else {
+            assert!(!staged, "{seen:?}");
+            assert!(
+                matches!(seen.first(), Some(Seen::Refused("bad_request", _))),
+                "{seen:?}"
+            );
+        }
     }
 
     /// Runs with a digest feature off (`.ci/run` tests the core with md5 only, as the

@@ -56,7 +56,13 @@ pub(crate) enum Unescape {
     Invalid,
 }
 
-impl EscapedText<'_> {
+impl<'h> EscapedText<'h> {
+    /// The string member `member`, if present (a value of another type is an error naming it).
+    #[inline(never)]
+    pub(crate) fn of(member: &crate::Member<'h>) -> Result<Option<Self>, crate::MemberError<'h>> {
+        member.escaped().map(|raw| raw.map(EscapedText))
+    }
+
     /// Writes the unescaped text into `out`, which it clears first; on an error `out` is left
     /// empty.
     pub(crate) fn unescape_into<const N: usize>(

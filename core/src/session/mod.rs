@@ -30,6 +30,7 @@ mod escaped_text;
 mod events;
 mod outbox;
 mod refusal;
+mod seed_served;
 mod timers;
 mod token;
 
@@ -41,6 +42,7 @@ pub use events::ServerEvent;
 pub use outbox::{Outbox, ShortBody, Transmit};
 pub(crate) use refusal::Refused;
 pub use refusal::{MESSAGE_CAP, Refusal};
+pub(crate) use seed_served::SeedServed;
 pub(crate) use timers::{ReplyTimer, Wait, earliest};
 pub(crate) use token::escaped_token_matches;
 pub use token::{TOKEN_CAP, token_matches};

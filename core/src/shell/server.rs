@@ -6,21 +6,66 @@ use core::time::Duration;
 
 use super::{
     ExitReport, MAX_TERM_LEN, OUTPUT_ENCODER, OpHeader, OutputHeader, OutputStream, PtyHeader,
-    ReplyOp, ResizeHeader, SEED_COMMAND_READ, SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader,
-    ShellOp, WindowSize, command_text,
+    RequestHeader, SEED_COMMAND_READ, SEED_REPLY_ENCODER, SeedFormat, SeedReplyHeader, ShellOp,
+    WindowSize, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
-    EscapedText, Events, Outbox, PeerText, Refusal, Refused, ServerEvent, Session, SessionError,
-    TOKEN_CAP, Transmit, escaped_token_matches,
+    EscapedText, Events, Outbox, PeerText, Refusal, Refused, SeedServed, ServerEvent, Session,
+    SessionError, TOKEN_CAP, Transmit, escaped_token_matches,
 };
 use crate::session::{Wait, earliest};
 use crate::time::Instant;
 use crate::{
-    DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, HeaderError,
+    DecodeError, EncodeError, ErrorCode, ErrorFrame, Event, FrameDecoder, MemberError,
     PLAIN_ENCODER, Profile,
 };
+
+/// The op of the frame whose head `decoder` holds, when it is one the shell knows.
+#[inline(never)]
+fn frame_op<const CAP: usize>(decoder: &FrameDecoder<CAP>) -> Option<ShellOp> {
+    let [op] = decoder.members(["op"]).ok()?;
+    op.str().ok()??.parse().ok()
+}
+
+/// The size a `resize` frame asks for (the members of a [`ResizeHeader`](super::ResizeHeader)
+/// but its op).
+#[inline(never)]
+fn window_size<const CAP: usize>(
+    decoder: &FrameDecoder<CAP>,
+) -> Result<WindowSize, MemberError<'_>> {
+    let [rows, cols] = decoder.members(["rows", "cols"])?;
+    Ok(WindowSize {
+        rows: rows.required(rows.unsigned()?)?,
+        cols: cols.required(cols.unsigned()?)?,
+    })
+}
+
+/// The members of a request's header the server reads, strings as they stand.
+#[inline(never)]
+fn read_request<const CAP: usize>(
+    decoder: &FrameDecoder<CAP>,
+) -> Result<RequestHeader<EscapedText<'_>>, MemberError<'_>> {
+    let [op, token, cwd, stdin, alive, pty] =
+        decoder.members(["op", "token", "cwd", "stdin", "alive", "pty"])?;
+    let pty = match pty.members(["term", "rows", "cols"])? {
+        None => None,
+        Some([term, rows, cols]) => Some(PtyHeader {
+            term: EscapedText::of(&term)?,
+            rows: rows.required(rows.unsigned()?)?,
+            cols: cols.required(cols.unsigned()?)?,
+        }),
+    };
+    Ok(RequestHeader {
+        op: op.required(EscapedText::of(&op)?)?,
+        token: EscapedText::of(&token)?,
+        cwd: EscapedText::of(&cwd)?,
+        stdin: stdin.bool()?,
+        alive: alive.unsigned()?,
+        pty,
+    })
+}
 
 /// The default room for a frame head or a refusal in a session's outbox:
 /// [`ShellServerSession`]'s `OUT`.
@@ -85,13 +130,23 @@ impl Default for ShellRules<'_> {
 }
 
 /// Which dialect a connection speaks (its first bytes say; see
-/// [`classify_greeting`](super::classify_greeting)).
+/// [`classify_greeting`](super::classify_greeting)). A build without the `seed` feature serves
+/// the seed's clients no reply of theirs: a session made for [`Dialect::Seed`] there speaks
+/// [`Dialect::Framed`], and refuses a raw-text command as a bad frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     /// Header frames: `{"op":"exec"}` + command, answered by output frames and an exit frame.
     Framed,
     /// Raw text commands, answered in the [`SeedFormat`] format.
     Seed(SeedFormat),
+}
+
+/// The dialect a session speaks: [`Dialect`], with the proof that this build serves the
+/// seed's clients when it speaks theirs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Speaks {
+    Framed,
+    Seed(SeedFormat, SeedServed),
 }
 
 /// What the host should do next.
@@ -158,7 +213,7 @@ enum State {
     Reading(Body),
     /// Collecting a seed command: waiting for its first read, or, once that filled the seed's
     /// read, taking more until the client pauses.
-    Collecting(Collect),
+    Collecting(Collect, SeedServed),
     /// The command is ready or running, with the client's standard input as it stands.
     Running(Stdin),
     /// The request is answered, but the client is still streaming the standard input it
@@ -292,7 +347,7 @@ enum Body {
 #[derive(Debug)]
 pub struct ShellServerSession<'a, const CAP: usize = 1024, const OUT: usize = OUTBOX> {
     rules: ShellRules<'a>,
-    dialect: Dialect,
+    speaks: Speaks,
     decoder: FrameDecoder<CAP>,
     /// The command from its start; the request's working directory, if any, in its last
     /// `cwd_len` bytes.
@@ -331,13 +386,17 @@ pub struct ShellServerSession<'a, const CAP: usize = 1024, const OUT: usize = OU
 impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     /// A session for a connection speaking `dialect`, collecting commands in `command`.
     pub fn new(rules: ShellRules<'a>, dialect: Dialect, command: &'a mut [u8]) -> Self {
-        let state = match dialect {
-            Dialect::Framed => State::Reading(Body::AwaitingHead),
-            Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
+        let speaks = match (dialect, SeedServed::in_this_build()) {
+            (Dialect::Seed(format), Some(served)) => Speaks::Seed(format, served),
+            _ => Speaks::Framed,
+        };
+        let state = match speaks {
+            Speaks::Framed => State::Reading(Body::AwaitingHead),
+            Speaks::Seed(_, served) => State::Collecting(Collect::FirstRead, served),
         };
         ShellServerSession {
             rules,
-            dialect,
+            speaks,
             decoder: FrameDecoder::header_frames(Profile::I32_LE),
             command,
             command_len: 0,
@@ -517,7 +576,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         self.outbox.is_empty()
             && match self.state {
                 State::Reading(Body::AwaitingHead) => self.decoder.is_at_boundary(),
-                State::Collecting(collect) => collect == Collect::FirstRead,
+                State::Collecting(collect, _) => collect == Collect::FirstRead,
                 State::Running(_) | State::DrainingStdin | State::Closing | State::Reading(_) => {
                     false
                 }
@@ -537,7 +596,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 command: command_text(&self.command[..self.command_len]).unwrap_or(""),
             }),
             State::Closing => Some(ShellAction::Close),
-            State::Reading(_) | State::Collecting(_) | State::DrainingStdin => None,
+            State::Reading(_) | State::Collecting(..) | State::DrainingStdin => None,
         }
     }
 
@@ -552,7 +611,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         }
         match self.state {
             State::Reading(_) => self.read_framed(input),
-            State::Collecting(collect) => self.collect_seed(now, input, collect),
+            State::Collecting(collect, served) => self.collect_seed(now, input, collect, served),
             State::DrainingStdin => self.drain_stdin(input),
             State::Running(_) | State::Closing => 0,
         }
@@ -562,7 +621,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     /// being collected past its first read is whole.
     pub fn handle_eof(&mut self) {
         match self.state {
-            State::Collecting(Collect::UntilPause { .. }) => self.seed_command_complete(),
+            State::Collecting(Collect::UntilPause { .. }, _) => self.seed_command_complete(),
             _ => self.state = State::Closing,
         }
     }
@@ -575,10 +634,10 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.wait.start_at(now);
         match self.state {
-            State::Reading(_) | State::Collecting(Collect::FirstRead) => {
+            State::Reading(_) | State::Collecting(Collect::FirstRead, _) => {
                 self.wait.deadline(self.rules.idle_timeout)
             }
-            State::Collecting(Collect::UntilPause { since, last }) => earliest(
+            State::Collecting(Collect::UntilPause { since, last }, _) => earliest(
                 Some(last + self.rules.seed_pause),
                 Some(since + self.rules.idle_timeout),
             ),
@@ -599,7 +658,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         if self.poll_timeout(now).is_none_or(|at| at > now) {
             return;
         }
-        if let State::Collecting(Collect::UntilPause { .. }) = self.state {
+        if let State::Collecting(Collect::UntilPause { .. }, _) = self.state {
             self.seed_command_complete();
             return;
         }
@@ -630,9 +689,9 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 self.rules.idle_timeout.as_secs()
             ),
         );
-        match self.dialect {
-            Dialect::Framed => self.refuse(refused),
-            Dialect::Seed(_) => {
+        match self.speaks {
+            Speaks::Framed => self.refuse(refused),
+            Speaks::Seed(..) => {
                 self.events.push(ServerEvent::Refused(self.refusal.clone()));
                 self.state = State::Closing;
             }
@@ -646,7 +705,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         stream: OutputStream,
         bytes: &[u8],
     ) -> Result<(), SessionError> {
-        if !matches!(self.state, State::Running(_)) || self.dialect != Dialect::Framed {
+        if !matches!(self.state, State::Running(_)) || self.speaks != Speaks::Framed {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -665,7 +724,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
 
     /// The command ended (framed clients): its exit frame is queued.
     pub fn handle_exit(&mut self, report: ExitReport) -> Result<(), SessionError> {
-        if !matches!(self.state, State::Running(_)) || self.dialect != Dialect::Framed {
+        if !matches!(self.state, State::Running(_)) || self.speaks != Speaks::Framed {
             return Err(SessionError::OutOfOrder);
         }
         if !self.outbox.is_empty() {
@@ -686,7 +745,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         output: &[u8],
         report: ExitReport,
     ) -> Result<(), SessionError> {
-        let Dialect::Seed(format) = self.dialect else {
+        let Speaks::Seed(format, _) = self.speaks else {
             return Err(SessionError::OutOfOrder);
         };
         if !matches!(self.state, State::Running(_)) {
@@ -756,10 +815,10 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         self.pty = None;
         self.term.clear();
         self.wait = Wait::Starting;
-        self.state = match self.dialect {
-            Dialect::Framed if stdin_open => State::DrainingStdin,
-            Dialect::Framed => State::Reading(Body::AwaitingHead),
-            Dialect::Seed(_) => State::Collecting(Collect::FirstRead),
+        self.state = match self.speaks {
+            Speaks::Framed if stdin_open => State::DrainingStdin,
+            Speaks::Framed => State::Reading(Body::AwaitingHead),
+            Speaks::Seed(_, served) => State::Collecting(Collect::FirstRead, served),
         };
     }
 
@@ -797,21 +856,14 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     /// its input drained), `resize`; anything else breaks the protocol and closes the
     /// connection.
     fn admit_stdin_head(&mut self, body_len: u64, resize_ok: bool) -> Result<(), StdinBreach> {
-        let op = self.decoder.header::<ReplyOp>().map(|header| header.op);
-        self.stdin_frame = match op {
-            Ok(ShellOp::Stdin) => StdinFrame::Bytes,
-            Ok(ShellOp::StdinEnd) if body_len == 0 => StdinFrame::End,
-            Ok(ShellOp::StdinEnd) => return Err(StdinBreach::EndWithBody),
-            Ok(ShellOp::Resize) => {
-                let header = self.decoder.header::<ResizeHeader>();
-                match header {
-                    Ok(h) if resize_ok && body_len == 0 => StdinFrame::Resize(WindowSize {
-                        rows: h.rows,
-                        cols: h.cols,
-                    }),
-                    _ => return Err(StdinBreach::BadResize),
-                }
-            }
+        self.stdin_frame = match frame_op(&self.decoder) {
+            Some(ShellOp::Stdin) => StdinFrame::Bytes,
+            Some(ShellOp::StdinEnd) if body_len == 0 => StdinFrame::End,
+            Some(ShellOp::StdinEnd) => return Err(StdinBreach::EndWithBody),
+            Some(ShellOp::Resize) => match window_size(&self.decoder) {
+                Ok(size) if resize_ok && body_len == 0 => StdinFrame::Resize(size),
+                _ => return Err(StdinBreach::BadResize),
+            },
             _ => return Err(StdinBreach::OtherFrame),
         };
         Ok(())
@@ -868,12 +920,12 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     #[inline(never)]
     fn refuse(&mut self, _: Refused) {
         let closes = self.refusal.closes;
-        let queued = match self.dialect {
-            Dialect::Framed => self.outbox.push_frame(
+        let queued = match self.speaks {
+            Speaks::Framed => self.outbox.push_frame(
                 &PLAIN_ENCODER,
                 &ErrorFrame::new(self.refusal.code, &self.refusal.message),
             ),
-            Dialect::Seed(format) => self.queue_seed_refusal(format),
+            Speaks::Seed(format, _) => self.queue_seed_refusal(format),
         };
         self.events.push(ServerEvent::Refused(self.refusal.clone()));
         self.finish_request();
@@ -933,23 +985,14 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
     /// Checks a request's head: the token (a refusal that closes at once, without waiting for
     /// the body), the op and the command's length (refused once the body has been dropped).
     fn admit_head(&mut self, body_len: u64) {
-        let header = self
-            .decoder
-            .header::<super::RequestHeader<EscapedText<'_>>>();
-        let header = match header {
+        let header = match read_request(&self.decoder) {
             Ok(header) => header,
             Err(e) => {
                 self.state = State::Reading(Body::Refused(ErrorCode::BadHeader));
-                let _held = match e {
-                    HeaderError::Shape(shape) => self.refusal.set(
-                        ErrorCode::BadHeader,
-                        format_args!("the request header does not fit: {shape}"),
-                    ),
-                    e => self.refusal.set(
-                        ErrorCode::BadHeader,
-                        format_args!("the request header cannot be read: {e}"),
-                    ),
-                };
+                let _held = self.refusal.set(
+                    ErrorCode::BadHeader,
+                    format_args!("the request header does not fit: {e}"),
+                );
                 return;
             }
         };
@@ -1063,7 +1106,13 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
         }
     }
 
-    fn collect_seed(&mut self, now: Instant, input: &[u8], collect: Collect) -> usize {
+    fn collect_seed(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        collect: Collect,
+        served: SeedServed,
+    ) -> usize {
         let room = self.max_command_len() - self.command_len;
         let kept = input.len().min(room);
         self.command[self.command_len..self.command_len + kept].copy_from_slice(&input[..kept]);
@@ -1077,7 +1126,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
                 Collect::FirstRead => now,
                 Collect::UntilPause { since, .. } => since,
             };
-            self.state = State::Collecting(Collect::UntilPause { since, last: now });
+            self.state = State::Collecting(Collect::UntilPause { since, last: now }, served);
         }
         input.len()
     }
@@ -1832,6 +1881,42 @@ mod tests {
         );
         assert_eq!(session.cwd(), None);
         assert_eq!(session.max_command_len(), 64);
+    }
+
+    /// Runs without the `seed` feature too (`.ci/run` tests the core as the micro:bit's
+    /// firmware is built).
+    #[test]
+    fn seed_clients_commands_run_only_in_a_build_that_serves_them() {
+        let rules = ShellRules {
+            seed_reply: Some(SeedFormat::Size),
+            ..ShellRules::default()
+        };
+        let mut command = [0u8; 256];
+        let mut session =
+            ShellServerSession::<256>::new(rules, Dialect::Seed(SeedFormat::Size), &mut command);
+        session.handle_input(NOW, b"echo hi");
+        if SeedServed::in_this_build().is_some() {
+            let action = session.poll_action();
+            assert_eq!(action, Some(ShellAction::Run { command: "echo hi" }));
+            return;
+        }
+        // Read as a frame: its first four bytes are a header length no frame has.
+        let mut out = [0u8; 512];
+        let Some(Transmit::Bytes(n)) = session.poll_transmit(&mut out) else {
+            panic!("an error frame is sent")
+        };
+        assert!(
+            std::str::from_utf8(&out[4..n])
+                .unwrap()
+                .contains(r#""code":"bad_frame""#),
+            "{:?}",
+            &out[..n]
+        );
+        assert!(matches!(
+            session.poll_event(),
+            Some(ServerEvent::Refused(_))
+        ));
+        assert_eq!(session.poll_action(), Some(ShellAction::Close));
     }
 
     #[test]

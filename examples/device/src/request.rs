@@ -3,7 +3,7 @@
 //! Cortex-M4 firmware and the micro:bit's (`examples/microbit` includes this file).
 
 use embedded_io::{Read, ReadReady, Write};
-use unstick_core::session::{BoundedText, Transmit};
+use unstick_core::session::Transmit;
 use unstick_core::{Event, FrameDecoder, Profile};
 
 use crate::HEADER_CAP;
@@ -81,14 +81,6 @@ pub enum Peek {
     Other { upload_size: u64 },
 }
 
-/// The members of a request header that route it.
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct RouteView {
-    op: Option<BoundedText<16>>,
-    offset: Option<u64>,
-}
-
 /// Decodes a request's head on its own, to route it. Out of line, as each protocol's `serve`
 /// is, so that its decoder is off the stack before a session is on it.
 #[inline(never)]
@@ -98,16 +90,17 @@ pub fn peek(head: &[u8]) -> Peek {
         return Peek::Other { upload_size: 0 };
     };
     let body_len = info.body_len;
-    let Ok(view) = decoder.header::<RouteView>() else {
+    // Looked up rather than read into a derived view: one less view's code in the image.
+    let Ok([op, offset]) = decoder.members(["op", "offset"]) else {
         return Peek::Other {
             upload_size: body_len,
         };
     };
-    if view.op.as_ref().and_then(BoundedText::get) == Some("exec") {
+    if op.str() == Ok(Some("exec")) {
         return Peek::Exec;
     }
     Peek::Other {
-        upload_size: body_len.saturating_add(view.offset.unwrap_or(0)),
+        upload_size: body_len.saturating_add(offset.unsigned().ok().flatten().unwrap_or(0)),
     }
 }
 
