@@ -9,7 +9,7 @@
 //! as it stands; one with escapes is unescaped into a scratch buffer. Members the view does not
 //! read are stepped over, never unescaped.
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 use serde::Deserialize;
 use serde::de::{
@@ -124,8 +124,12 @@ impl Found {
 impl ShapeError {
     /// The error `problem` in the member `name` (cut to [`MEMBER_NAME_CAP`] bytes).
     fn new(problem: Problem, name: &str) -> ShapeError {
+        let mut end = name.len().min(MEMBER_NAME_CAP);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
         let mut member = heapless::String::new();
-        let _ = Cut(&mut member).write_str(name);
+        let _ = member.push_str(&name[..end]);
         ShapeError { problem, member }
     }
 
@@ -219,20 +223,6 @@ impl de::Error for ViewError {
 
     fn duplicate_field(field: &'static str) -> Self {
         ViewError::Member(Problem::Duplicate, field)
-    }
-}
-
-/// Writes as much as fits.
-struct Cut<'s, const N: usize>(&'s mut heapless::String<N>);
-
-impl<const N: usize> Write for Cut<'_, N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            if self.0.push(c).is_err() {
-                break;
-            }
-        }
-        Ok(())
     }
 }
 
