@@ -551,6 +551,18 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         let text = self.header_json().ok_or(crate::MemberError::NO_HEADER)?;
         crate::header_view::members(text, names)
     }
+
+    /// Looks up the members `names` of the header as [`members`](Self::members) does, each of
+    /// the kind it is paired with: one of another kind is an error naming it, so that a session
+    /// reads each member without an error path of its own.
+    #[cfg(feature = "protocols")]
+    pub(crate) fn members_of<'h, const N: usize>(
+        &'h self,
+        names: [(&'h str, crate::header_view::Kind); N],
+    ) -> Result<[crate::Member<'h>; N], crate::MemberError<'h>> {
+        let text = self.header_json().ok_or(crate::MemberError::NO_HEADER)?;
+        crate::header_view::members_of(text, names)
+    }
 }
 
 fn parse_header<'de, H: Deserialize<'de>>(

@@ -22,6 +22,8 @@ use crate::HeaderError;
 mod members;
 
 pub(crate) use members::members;
+#[cfg(feature = "protocols")]
+pub(crate) use members::{Kind, members_of};
 pub use members::{Member, MemberError};
 
 /// The serde name of the newtype through which a field asks for a string member's text as it

@@ -9,6 +9,7 @@ use super::path::{MAX_PATH_LEN, NameRules, check_dir_with, check_path_with};
 use super::{Ack, DigestTrailer, EntryReply, FileAttributes, FileHead, MODE_BITS, StatReply};
 use core::time::Duration;
 
+use crate::header_view::Kind::{Flag, I64, Text, U32, U64};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::Wait;
 use crate::session::{
@@ -465,6 +466,7 @@ pub struct FileServerSession<
     const OUT: usize = OUTBOX,
 > {
     rules: FileRules<'a>,
+    #[cfg(feature = "host-names")]
     names: NameRules,
     decoder: FrameDecoder<CAP>,
     outbox: Outbox<OUT>,
@@ -492,7 +494,8 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
     FileServerSession<'a, CAP, PATH, OUT>
 {
     /// This session, refusing also the names `names` says are traps on the host's file system
-    /// (by default only the portable rules apply).
+    /// (by default only the portable rules apply). With the `host-names` feature (a default).
+    #[cfg(feature = "host-names")]
     pub fn with_name_rules(mut self, names: NameRules) -> Self {
         self.names = names;
         self
@@ -513,6 +516,15 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
         self.info = info;
     }
 
+    /// The name rules the session applies: [`NameRules::Portable`] in a build without the
+    /// `host-names` feature, so that the others' code is not in its image.
+    fn names(&self) -> NameRules {
+        #[cfg(feature = "host-names")]
+        return self.names;
+        #[cfg(not(feature = "host-names"))]
+        return NameRules::Portable;
+    }
+
     /// A session applying `rules`.
     pub fn new(rules: FileRules<'a>) -> Self {
         const {
@@ -524,6 +536,7 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
         let profile = Profile::I32_LE.with_max_body_len(rules.max_file_size);
         FileServerSession {
             rules,
+            #[cfg(feature = "host-names")]
             names: NameRules::Portable,
             decoder: FrameDecoder::header_frames(profile),
             outbox: Outbox::new(),
@@ -993,11 +1006,12 @@ struct HeadView<'h> {
 impl<'h> HeadView<'h> {
     #[inline(never)]
     fn read<const CAP: usize>(decoder: &'h FrameDecoder<CAP>) -> Result<Self, MemberError<'h>> {
-        let [op, token, filename] = decoder.members(["op", "token", "filename"])?;
+        let [op, token, filename] =
+            decoder.members_of([("op", Text), ("token", Text), ("filename", Text)])?;
         Ok(HeadView {
-            op: EscapedText::of(&op)?,
-            token: EscapedText::of(&token)?,
-            filename: EscapedText::of(&filename)?,
+            op: EscapedText::of(&op),
+            token: EscapedText::of(&token),
+            filename: EscapedText::of(&filename),
         })
     }
 }
@@ -1034,31 +1048,31 @@ impl<'h> RequestView<'h> {
             parents,
             mode,
             mtime,
-        ] = decoder.members([
-            "path",
-            "offset",
-            "algorithm",
-            "prefix_xxh3",
-            "prefix_md5",
-            "path_xxh3",
-            "to",
-            "to_xxh3",
-            "parents",
-            "mode",
-            "mtime",
+        ] = decoder.members_of([
+            ("path", Text),
+            ("offset", U64),
+            ("algorithm", Text),
+            ("prefix_xxh3", Text),
+            ("prefix_md5", Text),
+            ("path_xxh3", Text),
+            ("to", Text),
+            ("to_xxh3", Text),
+            ("parents", Flag),
+            ("mode", U32),
+            ("mtime", I64),
         ])?;
         Ok(RequestView {
-            path: EscapedText::of(&path)?,
-            offset: offset.unsigned()?,
-            algorithm: EscapedText::of(&algorithm)?,
-            prefix_xxh3: EscapedText::of(&prefix_xxh3)?,
-            prefix_md5: EscapedText::of(&prefix_md5)?,
-            path_xxh3: EscapedText::of(&path_xxh3)?,
-            to: EscapedText::of(&to)?,
-            to_xxh3: EscapedText::of(&to_xxh3)?,
-            parents: parents.bool()?,
-            mode: mode.unsigned()?,
-            mtime: mtime.signed()?,
+            path: EscapedText::of(&path),
+            offset: offset.checked_unsigned(),
+            algorithm: EscapedText::of(&algorithm),
+            prefix_xxh3: EscapedText::of(&prefix_xxh3),
+            prefix_md5: EscapedText::of(&prefix_md5),
+            path_xxh3: EscapedText::of(&path_xxh3),
+            to: EscapedText::of(&to),
+            to_xxh3: EscapedText::of(&to_xxh3),
+            parents: parents.checked_flag(),
+            mode: mode.checked_unsigned(),
+            mtime: mtime.checked_signed(),
         })
     }
 
@@ -1155,11 +1169,12 @@ struct TrailerView<'h> {
 impl<'h> TrailerView<'h> {
     #[inline(never)]
     fn read<const CAP: usize>(decoder: &'h FrameDecoder<CAP>) -> Result<Self, MemberError<'h>> {
-        let [op, file_xxh3, file_md5] = decoder.members(["op", "file_xxh3", "file_md5"])?;
+        let [op, file_xxh3, file_md5] =
+            decoder.members_of([("op", Text), ("file_xxh3", Text), ("file_md5", Text)])?;
         Ok(TrailerView {
-            op: EscapedText::of(&op)?,
-            file_xxh3: EscapedText::of(&file_xxh3)?,
-            file_md5: EscapedText::of(&file_md5)?,
+            op: EscapedText::of(&op),
+            file_xxh3: EscapedText::of(&file_xxh3),
+            file_md5: EscapedText::of(&file_md5),
         })
     }
 }
@@ -1779,7 +1794,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
     /// a refused one is cleared.
     fn take_path(&mut self, member: PathMember) -> Result<(), Refused> {
         let checked = match member {
-            PathMember::Kept => check_path_with(&self.path, self.names)
+            PathMember::Kept => check_path_with(&self.path, self.names())
                 .map_err(|e| bad_path(&mut self.refusal, &self.path, e)),
             PathMember::Absent => Err(self
                 .refusal
@@ -1802,7 +1817,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
         let checked = match target {
             Ok(Some(at)) => {
                 let to = &self.path[at..];
-                check_path_with(to, self.names).map_err(|e| bad_path(&mut self.refusal, to, e))
+                check_path_with(to, self.names()).map_err(|e| bad_path(&mut self.refusal, to, e))
             }
             Ok(None) => Err(self
                 .refusal
@@ -1823,7 +1838,7 @@ impl<const CAP: usize, const PATH: usize, const OUT: usize> FileServerSession<'_
     /// Checks the directory of a listing, unescaped into `self.path`, and keeps it without a
     /// trailing `/` (empty for the root); a refused one is cleared.
     fn take_dir(&mut self) -> Result<(), Refused> {
-        let checked = match check_dir_with(&self.path, self.names) {
+        let checked = match check_dir_with(&self.path, self.names()) {
             Ok(dir) => Ok(dir.map_or(0, str::len)),
             Err(e) => Err(bad_path(&mut self.refusal, &self.path, e)),
         };
@@ -2201,17 +2216,15 @@ mod tests {
     /// (no file exists, staging always works, every put's body is written); returns what it
     /// saw and the bytes it sent. Bounded.
     fn serve(rules: FileRules<'_>, wire: &[u8], step: usize) -> (Vec<Seen>, Vec<u8>) {
-        serve_with(rules, NameRules::Portable, wire, step)
+        serve_with(FileServerSession::new(rules), wire, step)
     }
 
-    /// [`serve`] with a session applying `names`.
+    /// [`serve`] with `session`.
     fn serve_with(
-        rules: FileRules<'_>,
-        names: NameRules,
+        mut session: FileServerSession<'_, 1024>,
         wire: &[u8],
         step: usize,
     ) -> (Vec<Seen>, Vec<u8>) {
-        let mut session = FileServerSession::<1024>::new(rules).with_name_rules(names);
         let (mut seen, mut sent) = (Vec::new(), Vec::new());
         let mut out = [0u8; 4096];
         let mut at = 0;
@@ -2576,13 +2589,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "host-names")]
     fn windows_name_rules_refuse_device_names_and_streams_as_bad_paths() {
         for header in [
             r#"{"op":"stat","path":"d/nul.txt","total_size":0}"#,
             r#"{"op":"get","path":"file:stream","total_size":0}"#,
             r#"{"op":"ls","path":"CON/","total_size":0}"#,
         ] {
-            let (seen, _) = serve_with(OPEN, NameRules::Windows, &frame(header, b""), 5);
+            let (seen, _) = serve_with(
+                FileServerSession::new(OPEN).with_name_rules(NameRules::Windows),
+                &frame(header, b""),
+                5,
+            );
             assert_eq!(seen[0], Seen::Refused("bad_path", false), "{header}");
             // The portable rules take them.
             let (seen, _) = serve(OPEN, &frame(header, b""), 5);

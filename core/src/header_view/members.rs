@@ -23,6 +23,28 @@ pub struct Member<'h> {
     value: Value<'h>,
 }
 
+/// What a session reads a member as: a lookup with kinds ([`members_of`]) refuses, naming the
+/// member, a value that is not of its kind, so that the session reads each one without an error
+/// path of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "protocols"), allow(dead_code))]
+pub(crate) enum Kind {
+    /// A string, escapes as they stand.
+    Text,
+    /// `true` or `false`.
+    Flag,
+    /// An integer from 0 to `u16::MAX`.
+    U16,
+    /// An integer from 0 to `u32::MAX`.
+    U32,
+    /// An integer from 0 to `u64::MAX`.
+    U64,
+    /// An integer within `i64`.
+    I64,
+    /// An object.
+    Object,
+}
+
 /// A member's value, as the lookup found it.
 #[derive(Clone, Copy, Debug)]
 enum Value<'h> {
@@ -131,6 +153,60 @@ impl<'h> Member<'h> {
         })
     }
 
+    /// Whether the member, when present, holds a value of `kind`: an error naming it when not.
+    #[inline(never)]
+    fn check(&self, kind: Kind) -> Result<(), MemberError<'h>> {
+        match (self.value, kind) {
+            (Value::Absent | Value::Null, _)
+            | (Value::String(_), Kind::Text)
+            | (Value::Bool(_), Kind::Flag)
+            | (Value::Object(_), Kind::Object) => Ok(()),
+            (Value::Number(_), Kind::U16) => self.unsigned::<u16>().map(drop),
+            (Value::Number(_), Kind::U32) => self.unsigned::<u32>().map(drop),
+            (Value::Number(_), Kind::U64) => self.unsigned::<u64>().map(drop),
+            (Value::Number(_), Kind::I64) => self.signed::<i64>().map(drop),
+            _ => Err(self.wrong_type()),
+        }
+    }
+
+    /// A string member of a lookup by kind ([`Kind::Text`]), escapes as they stand.
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_text(&self) -> Option<&'h str> {
+        self.escaped().ok().flatten()
+    }
+
+    /// A flag member of a lookup by kind ([`Kind::Flag`]).
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_flag(&self) -> Option<bool> {
+        self.bool().ok().flatten()
+    }
+
+    /// An unsigned member of a lookup by kind ([`Kind::U16`], [`Kind::U32`] or [`Kind::U64`],
+    /// as `T` is).
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_unsigned<T: TryFrom<u64>>(&self) -> Option<T> {
+        self.unsigned().ok().flatten()
+    }
+
+    /// A signed member of a lookup by kind ([`Kind::I64`]).
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_signed(&self) -> Option<i64> {
+        self.signed().ok().flatten()
+    }
+
+    /// The members `names` of an object member of a lookup by kind ([`Kind::Object`]), looked
+    /// up by kind in turn.
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_members<const N: usize>(
+        &self,
+        names: [(&'h str, Kind); N],
+    ) -> Result<Option<[Member<'h>; N]>, MemberError<'h>> {
+        match self.value {
+            Value::Object(text) => members_of(text, names).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// An integer literal: `Ok(n)` non-negative, `Err(n)` negative.
     #[inline(never)]
     fn integer(&self) -> Result<Option<Result<u64, i64>>, MemberError<'h>> {
@@ -223,13 +299,33 @@ pub(crate) fn members<'h, const N: usize>(
         name,
         value: Value::Absent,
     });
-    find(text, &mut found)?;
+    find(text, &mut found, &[])?;
     Ok(found)
 }
 
-/// Fills in the values of `found`'s members from the object `text`, in one walk over it.
+/// Looks up the members `names` of `text` as [`members`] does, each of the kind it is paired
+/// with: a member present with a value of another kind is an error naming it.
+#[cfg(feature = "protocols")]
+pub(crate) fn members_of<'h, const N: usize>(
+    text: &'h str,
+    names: [(&'h str, Kind); N],
+) -> Result<[Member<'h>; N], MemberError<'h>> {
+    let mut found = names.map(|(name, _)| Member {
+        name,
+        value: Value::Absent,
+    });
+    find(text, &mut found, &names.map(|(_, kind)| kind))?;
+    Ok(found)
+}
+
+/// Fills in the values of `found`'s members from the object `text`, in one walk over it; with
+/// `kinds` (one per member, or none), checks each value found against its kind.
 #[inline(never)]
-fn find<'h>(text: &'h str, found: &mut [Member<'h>]) -> Result<(), MemberError<'h>> {
+fn find<'h>(
+    text: &'h str,
+    found: &mut [Member<'h>],
+    kinds: &[Kind],
+) -> Result<(), MemberError<'h>> {
     let mut reader = Reader::over(text);
     if reader.peek() != b'{' {
         return Err(MemberError {
@@ -252,10 +348,11 @@ fn find<'h>(text: &'h str, found: &mut [Member<'h>]) -> Result<(), MemberError<'
         let name = reader.raw_string();
         reader.peek();
         reader.bump();
-        let Some(member) = found.iter_mut().find(|member| member.name == name) else {
+        let Some(index) = found.iter().position(|member| member.name == name) else {
             reader.skip_value();
             continue;
         };
+        let member = &mut found[index];
         if member.is_present() {
             return Err(member.error(Problem::Duplicate));
         }
@@ -281,6 +378,9 @@ fn find<'h>(text: &'h str, found: &mut [Member<'h>]) -> Result<(), MemberError<'
             }
             _ => Value::Number(reader.number()),
         };
+        if let Some(&kind) = kinds.get(index) {
+            member.check(kind)?;
+        }
     }
 }
 
@@ -350,6 +450,46 @@ mod tests {
         assert_eq!(rows.unsigned::<u16>().unwrap(), Some(24));
         assert_eq!(cols.unsigned::<u16>().unwrap(), Some(80));
         assert!(op.members(["a"]).is_err());
+    }
+
+    #[test]
+    #[cfg(feature = "protocols")]
+    fn a_lookup_by_kind_refuses_a_member_of_another_kind_by_name() {
+        let [op, offset, flag, none, missing, pty] = members_of(
+            HEADER,
+            [
+                ("op", Kind::Text),
+                ("offset", Kind::U16),
+                ("flag", Kind::Flag),
+                ("none", Kind::U64),
+                ("missing", Kind::I64),
+                ("pty", Kind::Object),
+            ],
+        )
+        .unwrap();
+        assert_eq!(op.checked_text(), Some("put"));
+        assert_eq!(offset.checked_unsigned::<u16>(), Some(7));
+        assert_eq!(flag.checked_flag(), Some(true));
+        assert_eq!(none.checked_unsigned::<u64>(), None);
+        assert_eq!(missing.checked_signed(), None);
+        let [rows] = pty.checked_members([("rows", Kind::U16)]).unwrap().unwrap();
+        assert_eq!(rows.checked_unsigned::<u16>(), Some(24));
+        for (name, kind, expected) in [
+            ("op", Kind::Flag, "`op` has the wrong type (a string)"),
+            ("neg", Kind::U64, "`neg` is a number the view does not take"),
+            ("big", Kind::U32, "`big` is a number the view does not take"),
+            ("big", Kind::I64, "`big` is a number the view does not take"),
+            ("x", Kind::I64, "`x` has the wrong type (a number)"),
+            ("pty", Kind::Text, "`pty` has the wrong type (an object)"),
+            (
+                "flag",
+                Kind::Object,
+                "`flag` has the wrong type (a boolean)",
+            ),
+        ] {
+            let e = members_of(HEADER, [(name, kind)]).unwrap_err().to_string();
+            assert!(e.contains(expected), "{name} as {kind:?}: {e}");
+        }
     }
 
     #[test]

@@ -57,10 +57,9 @@ pub(crate) enum Unescape {
 }
 
 impl<'h> EscapedText<'h> {
-    /// The string member `member`, if present (a value of another type is an error naming it).
-    #[inline(never)]
-    pub(crate) fn of(member: &crate::Member<'h>) -> Result<Option<Self>, crate::MemberError<'h>> {
-        member.escaped().map(|raw| raw.map(EscapedText))
+    /// The string member `member` of a lookup by kind, if present.
+    pub(crate) fn of(member: &crate::Member<'h>) -> Option<Self> {
+        member.checked_text().map(EscapedText)
     }
 
     /// Writes the unescaped text into `out`, which it clears first; on an error `out` is left

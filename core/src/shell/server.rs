@@ -10,6 +10,7 @@ use super::{
     WindowSize, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
+use crate::header_view::Kind::{Flag, Object, Text, U16, U32};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
     EscapedText, Events, Outbox, PeerText, Refusal, Refused, SeedServed, ServerEvent, Session,
@@ -25,20 +26,18 @@ use crate::{
 /// The op of the frame whose head `decoder` holds, when it is one the shell knows.
 #[inline(never)]
 fn frame_op<const CAP: usize>(decoder: &FrameDecoder<CAP>) -> Option<ShellOp> {
-    let [op] = decoder.members(["op"]).ok()?;
-    op.str().ok()??.parse().ok()
+    let [op] = decoder.members_of([("op", Text)]).ok()?;
+    op.checked_text()?.parse().ok()
 }
 
 /// The size a `resize` frame asks for (the members of a [`ResizeHeader`](super::ResizeHeader)
-/// but its op).
+/// but its op): `None` when a member is missing or does not fit.
 #[inline(never)]
-fn window_size<const CAP: usize>(
-    decoder: &FrameDecoder<CAP>,
-) -> Result<WindowSize, MemberError<'_>> {
-    let [rows, cols] = decoder.members(["rows", "cols"])?;
-    Ok(WindowSize {
-        rows: rows.required(rows.unsigned()?)?,
-        cols: cols.required(cols.unsigned()?)?,
+fn window_size<const CAP: usize>(decoder: &FrameDecoder<CAP>) -> Option<WindowSize> {
+    let [rows, cols] = decoder.members_of([("rows", U16), ("cols", U16)]).ok()?;
+    Some(WindowSize {
+        rows: rows.checked_unsigned()?,
+        cols: cols.checked_unsigned()?,
     })
 }
 
@@ -47,22 +46,28 @@ fn window_size<const CAP: usize>(
 fn read_request<const CAP: usize>(
     decoder: &FrameDecoder<CAP>,
 ) -> Result<RequestHeader<EscapedText<'_>>, MemberError<'_>> {
-    let [op, token, cwd, stdin, alive, pty] =
-        decoder.members(["op", "token", "cwd", "stdin", "alive", "pty"])?;
-    let pty = match pty.members(["term", "rows", "cols"])? {
+    let [op, token, cwd, stdin, alive, pty] = decoder.members_of([
+        ("op", Text),
+        ("token", Text),
+        ("cwd", Text),
+        ("stdin", Flag),
+        ("alive", U32),
+        ("pty", Object),
+    ])?;
+    let pty = match pty.checked_members([("term", Text), ("rows", U16), ("cols", U16)])? {
         None => None,
         Some([term, rows, cols]) => Some(PtyHeader {
-            term: EscapedText::of(&term)?,
-            rows: rows.required(rows.unsigned()?)?,
-            cols: cols.required(cols.unsigned()?)?,
+            term: EscapedText::of(&term),
+            rows: rows.required(rows.checked_unsigned())?,
+            cols: cols.required(cols.checked_unsigned())?,
         }),
     };
     Ok(RequestHeader {
-        op: op.required(EscapedText::of(&op)?)?,
-        token: EscapedText::of(&token)?,
-        cwd: EscapedText::of(&cwd)?,
-        stdin: stdin.bool()?,
-        alive: alive.unsigned()?,
+        op: op.required(EscapedText::of(&op))?,
+        token: EscapedText::of(&token),
+        cwd: EscapedText::of(&cwd),
+        stdin: stdin.checked_flag(),
+        alive: alive.checked_unsigned(),
         pty,
     })
 }
@@ -861,7 +866,7 @@ impl<'a, const CAP: usize, const OUT: usize> ShellServerSession<'a, CAP, OUT> {
             Some(ShellOp::StdinEnd) if body_len == 0 => StdinFrame::End,
             Some(ShellOp::StdinEnd) => return Err(StdinBreach::EndWithBody),
             Some(ShellOp::Resize) => match window_size(&self.decoder) {
-                Ok(size) if resize_ok && body_len == 0 => StdinFrame::Resize(size),
+                Some(size) if resize_ok && body_len == 0 => StdinFrame::Resize(size),
                 _ => return Err(StdinBreach::BadResize),
             },
             _ => return Err(StdinBreach::OtherFrame),

@@ -231,7 +231,7 @@ fn list<U: Read + ReadReady + Write + WaitForInput>(
     }
     for file in store.files() {
         session.handle_entry(&file.name, false, meta(file))?;
-        flush(link, &[], |out| session.poll_transmit(out));
+        flush(link, &[], &mut |out| session.poll_transmit(out));
     }
     session.handle_done(Ok(()))
 }
@@ -262,7 +262,7 @@ fn read_file<U: Read + ReadReady + Write + WaitForInput>(
         return session.handle_read_failed(refusal);
     };
     session.handle_file_data(chunk)?;
-    flush(link, chunk, |out| session.poll_transmit(out));
+    flush(link, chunk, &mut |out| session.poll_transmit(out));
     Ok(())
 }
 

@@ -48,7 +48,7 @@ where
     W: RequestWork<S>,
 {
     loop {
-        flush(link, &[], |out| session.poll_transmit(out));
+        flush(link, &[], &mut |out| session.poll_transmit(out));
         // The device keeps no log: what the session reports is what it sent.
         while session.poll_event().is_some() {}
         if session.poll_action().is_some() {

@@ -107,11 +107,13 @@ pub fn peek(head: &[u8]) -> Peek {
 /// Sends what a session has queued: `poll` is its `poll_transmit`, `body` the body its last
 /// `handle_*` call was given. A body shorter than the session announced (a mistake here, not
 /// the client's) is not sent cut short: the request is ended unanswered, which the client
-/// reports, rather than sending a frame that puts the stream out of step.
+/// reports, rather than sending a frame that puts the stream out of step. `poll` is a trait
+/// object so that the loop is in the image once, not once per session and call.
+#[inline(never)]
 pub fn flush<U: Read + ReadReady + Write + WaitForInput>(
     link: &mut Link<'_, U>,
     body: &[u8],
-    mut poll: impl FnMut(&mut [u8]) -> Option<Transmit>,
+    poll: &mut dyn FnMut(&mut [u8]) -> Option<Transmit>,
 ) {
     let mut scratch = [0u8; 256];
     while let Some(transmit) = poll(&mut scratch) {

@@ -90,7 +90,7 @@ impl<'c> RequestWork<Session<'c>> for Builtins<'_, '_> {
         let now_ms = link.now_ms();
         let status = run(command, self.store, now_ms, counts, &mut |stream, bytes| {
             if session.handle_output(stream, bytes).is_ok() {
-                flush(link, bytes, |out| session.poll_transmit(out));
+                flush(link, bytes, &mut |out| session.poll_transmit(out));
             }
         });
         let report = ExitReport {
