@@ -227,7 +227,7 @@ impl Device {
     /// and breaks it off after its first `sent` bytes (the connection is dropped: the rest never
     /// comes). Then, at once, waits for the device to report the upload kept: QEMU takes the
     /// next connection once the cut one's bytes have crossed the emulated UART, so the next
-    /// request's start frame comes right behind the cut's last frame, well within the 300 ms of
+    /// request's start frame comes right behind the cut's last frame, well within the second of
     /// silence that would tear the upload. Broken off by the next request rather than by
     /// silence, the upload is kept all the same. It declares MD5, which both devices compute
     /// (the micro:bit computes no XXH3); the resume hashes the kept prefix with its own.

@@ -26,8 +26,10 @@ use unstick_core::time::Instant;
 
 /// Longest silence inside a request before it counts as torn (the client went away, or the
 /// request's last frame was lost): the sessions' idle timeout, and the wait for a request's
-/// head before it goes to one.
-pub const REQUEST_IDLE: Duration = Duration::from_millis(300);
+/// head before it goes to one. A second: long enough that a client descheduled for a moment (a
+/// loaded host, a USB serial adapter's latency timer) does not tear a healthy upload, short
+/// enough that a lost last frame is reported while the user still waits for it.
+pub const REQUEST_IDLE: Duration = Duration::from_secs(1);
 
 /// Polls of the line before a wait for input goes to sleep.
 const SPIN_POLLS: u32 = 2_000;
