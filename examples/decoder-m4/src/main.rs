@@ -1,11 +1,12 @@
 //! unstick-decoder-m4: the least a firmware links to receive unstick frames on a Cortex-M4.
 //!
 //! It reads the seed's header frames (`[i32 LE length][JSON header][body]`) from UART0 of
-//! QEMU's `mps2-an386`, verifies each body's `"md5"` as it streams by, reads one typed member of
-//! each header (`"file_name"`), and answers every frame with one byte: `+` when the body
+//! QEMU's `mps2-an386`, verifies each body's `"md5"` as it streams by, reads one member of each
+//! header (the string `"file_name"`), and answers every frame with one byte: `+` when the body
 //! matched its digest (or declared none), `-` when it did not. No allocator, no protocol
-//! sessions, no XXH3: it is built to measure what the core's decoder costs on the chip (README,
-//! "unstick-core on microcontrollers").
+//! sessions, no XXH3, and no serde: the member is looked up (`FrameDecoder::members`), not read
+//! into a derived view, whose visitor would be a KiB of its own. It is built to measure what
+//! the core's decoder costs on the chip (README, "unstick-core on microcontrollers").
 #![no_std]
 #![no_main]
 
@@ -22,13 +23,6 @@ const CTRL: usize = 0x8;
 const BAUDDIV: usize = 0x10;
 const TX_FULL: u32 = 1;
 const RX_FULL: u32 = 2;
-
-/// The one header member this firmware reads.
-#[derive(serde::Deserialize)]
-struct Header {
-    #[serde(default)]
-    file_name: heapless::String<32>,
-}
 
 /// External interrupts of the mps2-an386's NVIC (AN386; QEMU models the same 32). The firmware
 /// polls and enables none.
@@ -87,9 +81,10 @@ fn main() -> ! {
                     input = &input[used..];
                     match event {
                         Event::Head(_) => {
-                            if decoder
-                                .header::<Header>()
-                                .is_ok_and(|h| !h.file_name.is_empty())
+                            if let Ok([file_name]) = decoder.members(["file_name"])
+                                && file_name
+                                    .str()
+                                    .is_ok_and(|name| name.is_some_and(|n| !n.is_empty()))
                             {
                                 named = named.wrapping_add(1);
                             }
