@@ -23,8 +23,8 @@ use device_common::{
     Device, crc32, failed, leading_number, listing, ok, pattern, qemu_running, runnable,
 };
 
-/// The device's store, as `examples/microbit/src/store.rs` sizes it: 158 data pages of 1 KiB.
-const STORE_CAPACITY: u64 = 158 * 1024;
+/// The device's store, as `examples/microbit/src/store.rs` sizes it: 190 data pages of 1 KiB.
+const STORE_CAPACITY: u64 = 190 * 1024;
 
 /// The board: QEMU's `microbit`, an nRF51822.
 const MACHINE: &[&str] = &["-machine", "microbit"];

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! The store's region (`memory.x`, 160 pages of 1 KiB after the 96 KiB image) begins with two
+//! The store's region (`memory.x`, 192 pages of 1 KiB after the 64 KiB image) begins with two
 //! **directory pages**, then the **data pages**. A file is a run of whole data pages holding
 //! its bytes from the run's first page on.
 //!
@@ -33,7 +33,7 @@
 //! upload, alternating. The nRF51 is rated for 20,000 erase cycles per page (its reference
 //! manual): about 40,000 directory changes, or 40,000 commits if they are the only changes;
 //! at a hundred uploads a day, more than a year; with the data pages used in turn, those
-//! last about 158 times longer for uploads of one page.
+//! last about 190 times longer for uploads of one page.
 //!
 //! # Names and limits
 //!
@@ -51,7 +51,7 @@ pub use crate::store_errors::{PartialGone, StoreError};
 use crate::flash::{Flash, PAGE};
 
 /// Pages of the store's region (`memory.x` must give it this many; checked at boot).
-pub const STORE_PAGES: usize = 160;
+pub const STORE_PAGES: usize = 192;
 
 /// Directory pages at the start of the region.
 const DIR_PAGES: usize = 2;
