@@ -10,7 +10,9 @@
 //! - limits nesting to [`MAX_DEPTH`] and number literals to [`MAX_NUMBER_LEN`] characters;
 //! - rewrites string escapes *in place* into the shortest form `serde-json-core` reads: `\uXXXX`
 //!   escapes (surrogate pairs included) become raw UTF-8, `\/` becomes `/`, and only `\"`, `\\`
-//!   and control characters stay escaped. The rewrite never grows the header;
+//!   and control characters stay escaped. The rewrite never grows the header, and the scan
+//!   only reads until an escape shortens it: nothing is written for a header without such
+//!   escapes, and after one the text that follows is moved down in the same pass;
 //! - records the top-level members the core understands (`total_size`, `filesize`, `md5`,
 //!   `xxh3`), refusing duplicates of them.
 
@@ -142,8 +144,13 @@ struct Scanner<'b> {
     buf: &'b mut [u8],
     /// Read position (into the header as received).
     r: usize,
-    /// Write position (end of the normalised output); always `<= r`.
-    w: usize,
+    /// How many bytes the escapes rewritten so far saved: an input byte at `i` belongs at
+    /// `i - shift` of the normalised output. While it is 0 (no escape has shortened the header,
+    /// the usual case) nothing is ever written.
+    shift: usize,
+    /// The input before this position is in its output place already (matters once `shift` is
+    /// not 0).
+    settled: usize,
     has_escapes: bool,
 }
 
@@ -163,25 +170,42 @@ impl Scanner<'_> {
         self.buf.get(self.r).copied()
     }
 
-    /// Copies one byte from the read to the write position.
-    fn copy_byte(&mut self) {
-        self.buf[self.w] = self.buf[self.r];
-        self.w += 1;
-        self.r += 1;
+    /// Where the byte at the read position goes in the normalised output.
+    fn out(&self) -> usize {
+        self.r - self.shift
     }
 
-    fn push(&mut self, b: u8) {
-        self.buf[self.w] = b;
-        self.w += 1;
+    /// Moves the bytes read since the last rewrite down to their output place (nothing to move
+    /// while no escape has shortened the header). Byte by byte, front to back: the output
+    /// trails the input, and a generic `copy_within` would link a whole `memmove` into a
+    /// firmware for this one use.
+    fn settle(&mut self) {
+        if self.shift != 0 {
+            for i in self.settled..self.r {
+                self.buf[i - self.shift] = self.buf[i];
+            }
+        }
+        self.settled = self.r;
     }
 
-    /// Copies whitespace through and returns the next byte.
+    /// Replaces the `len` input bytes at the read position (an escape) with the shorter
+    /// `with`.
+    fn rewrite(&mut self, len: usize, with: &[u8]) {
+        self.settle();
+        let at = self.out();
+        self.buf[at..at + with.len()].copy_from_slice(with);
+        self.r += len;
+        self.shift += len - with.len();
+        self.settled = self.r;
+    }
+
+    /// Steps over whitespace and returns the next byte.
     fn skip_ws(&mut self) -> Option<u8> {
         while let Some(b) = self.peek() {
             if !is_ws(b) {
                 return Some(b);
             }
-            self.copy_byte();
+            self.r += 1;
         }
         None
     }
@@ -202,34 +226,18 @@ impl Scanner<'_> {
 
     /// Scans a string starting at its opening quote; returns the normalised content span.
     fn string(&mut self) -> Result<(usize, usize), JsonError> {
-        self.copy_byte(); // opening quote
-        let start = self.w;
+        self.r += 1; // opening quote
+        let start = self.out();
         loop {
-            // The bytes up to the next quote, backslash or control character need no rewriting:
-            // move them as one run (nothing to move while no escape has shortened the header).
-            let rest = &self.buf[self.r..];
-            let run = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
-            if self.w == self.r {
-                self.r += run;
-                self.w += run;
-            } else {
-                // Byte by byte, front to back (the write position trails the read position):
-                // runs are short and follow an escape, and a generic `copy_within` would link
-                // a whole `memmove` into a firmware for this one use.
-                for _ in 0..run {
-                    self.copy_byte();
-                }
-            }
+            // The bytes up to the next quote, backslash or control character need no rewriting.
+            self.r += crate::string_run::plain_len(&self.buf[self.r..]);
             let Some(b) = self.peek() else {
                 return Err(self.err(JsonProblem::Truncated));
             };
             match b {
                 b'"' => {
-                    let end = self.w;
-                    self.copy_byte();
+                    let end = self.out();
+                    self.r += 1;
                     return Ok((start, end));
                 }
                 b'\\' => self.escape()?,
@@ -238,21 +246,19 @@ impl Scanner<'_> {
         }
     }
 
-    /// Rewrites one escape sequence at the read position.
+    /// Checks one escape sequence at the read position, rewriting it if it has a shorter form.
     fn escape(&mut self) -> Result<(), JsonError> {
         let Some(kind) = self.buf.get(self.r + 1).copied() else {
             return Err(self.err(JsonProblem::Truncated));
         };
         match kind {
             b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {
-                self.copy_byte();
-                self.copy_byte();
+                self.r += 2;
                 self.has_escapes = true;
                 Ok(())
             }
             b'/' => {
-                self.r += 2;
-                self.push(b'/');
+                self.rewrite(2, b"/");
                 Ok(())
             }
             b'u' => self.unicode_escape(),
@@ -286,66 +292,60 @@ impl Scanner<'_> {
             _ => None,
         };
         if let Some(short) = short {
-            self.r += len;
-            self.push(b'\\');
-            self.push(short);
+            self.rewrite(len, &[b'\\', short]);
             self.has_escapes = true;
         } else if code < 0x20 {
             // No short form: keep the six-byte escape as it is.
-            for _ in 0..6 {
-                self.copy_byte();
-            }
+            self.r += 6;
             self.has_escapes = true;
         } else {
             // Surrogates were handled above, so this is a scalar value.
             let ch = char::from_u32(code).ok_or_else(|| self.err(JsonProblem::InvalidEscape))?;
-            self.r += len;
             let mut utf8 = [0u8; 4];
-            for &b in ch.encode_utf8(&mut utf8).as_bytes() {
-                self.push(b);
-            }
+            let utf8 = ch.encode_utf8(&mut utf8).as_bytes();
+            self.rewrite(len, utf8);
         }
         Ok(())
     }
 
+    /// Steps over decimal digits; returns how many.
+    fn digits(&mut self) -> usize {
+        let start = self.r;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.r += 1;
+        }
+        self.r - start
+    }
+
     fn number(&mut self) -> Result<(usize, usize), JsonError> {
         let start_r = self.r;
-        let start = self.w;
-        let digits = |s: &mut Self| -> usize {
-            let mut n = 0;
-            while let Some(b'0'..=b'9') = s.peek() {
-                s.copy_byte();
-                n += 1;
-            }
-            n
-        };
         if self.peek() == Some(b'-') {
-            self.copy_byte();
+            self.r += 1;
         }
         match self.peek() {
             Some(b'0') => {
-                self.copy_byte();
+                self.r += 1;
                 if let Some(b'0'..=b'9') = self.peek() {
                     return Err(self.err(JsonProblem::InvalidNumber));
                 }
             }
             Some(b'1'..=b'9') => {
-                digits(self);
+                self.digits();
             }
             _ => return Err(self.err(JsonProblem::InvalidNumber)),
         }
         if self.peek() == Some(b'.') {
-            self.copy_byte();
-            if digits(self) == 0 {
+            self.r += 1;
+            if self.digits() == 0 {
                 return Err(self.err(JsonProblem::InvalidNumber));
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
-            self.copy_byte();
+            self.r += 1;
             if let Some(b'+' | b'-') = self.peek() {
-                self.copy_byte();
+                self.r += 1;
             }
-            if digits(self) == 0 {
+            if self.digits() == 0 {
                 return Err(self.err(JsonProblem::InvalidNumber));
             }
         }
@@ -355,16 +355,14 @@ impl Scanner<'_> {
                 problem: JsonProblem::NumberTooLong,
             });
         }
-        Ok((start, self.w))
+        Ok((start_r - self.shift, self.out()))
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
         if self.buf.get(self.r..self.r + word.len()) != Some(word) {
             return Err(self.err(JsonProblem::UnexpectedByte));
         }
-        for _ in 0..word.len() {
-            self.copy_byte();
-        }
+        self.r += word.len();
         Ok(())
     }
 }
@@ -382,7 +380,8 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
     let mut s = Scanner {
         buf,
         r: 0,
-        w: 0,
+        shift: 0,
+        settled: 0,
         has_escapes: false,
     };
     let mut known = KnownMembers::default();
@@ -413,10 +412,10 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
                     kinds &= !(1 << depth);
                 }
                 depth += 1;
-                s.copy_byte();
+                s.r += 1;
                 let close = if is_object { b'}' } else { b']' };
                 if s.expect_byte()? == close {
-                    s.copy_byte();
+                    s.r += 1;
                     depth -= 1;
                     RawValue::Other
                 } else {
@@ -449,8 +448,9 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
                 if s.skip_ws().is_some() {
                     return Err(s.err(JsonProblem::TrailingBytes));
                 }
+                s.settle();
                 return Ok(Scanned {
-                    len: s.w,
+                    len: s.out(),
                     has_escapes: s.has_escapes,
                     known,
                 });
@@ -458,17 +458,17 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
             let in_object = kinds & (1 << (depth - 1)) != 0;
             match (s.expect_byte()?, in_object) {
                 (b',', true) => {
-                    s.copy_byte();
+                    s.r += 1;
                     s.expect_byte()?;
                     pending = member_key(&mut s, depth)?;
                     continue 'value;
                 }
                 (b',', false) => {
-                    s.copy_byte();
+                    s.r += 1;
                     continue 'value;
                 }
                 (b'}', true) | (b']', false) => {
-                    s.copy_byte();
+                    s.r += 1;
                     depth -= 1;
                 }
                 _ => return Err(s.err(JsonProblem::UnexpectedByte)),
@@ -513,10 +513,12 @@ fn member_key(s: &mut Scanner<'_>, depth: usize) -> Result<Option<(Member, usize
     if s.expect_byte()? != b':' {
         return Err(s.err(JsonProblem::UnexpectedByte));
     }
-    s.copy_byte();
+    s.r += 1;
     if depth != 1 {
         return Ok(None);
     }
+    // The name's normalised text, in its output place.
+    s.settle();
     Ok(Member::from_key(&s.buf[a..z]).map(|m| (m, key_offset)))
 }
 
@@ -640,6 +642,28 @@ mod tests {
     fn number_length_is_limited() {
         let long = b"{\"a\":12345678901234567890123456789012345678901}";
         assert_eq!(scan(long).unwrap_err().problem, JsonProblem::NumberTooLong);
+    }
+
+    #[test]
+    fn text_after_a_shortening_escape_moves_down_with_its_spans() {
+        let (out, scanned) = scan(
+            br#"{"a":"\u00e9\/x", "b" : [1, "\"", true], "total\u005fsize": 12, "md5":"\/ab"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..],
+            "{\"a\":\"é/x\", \"b\" : [1, \"\\\"\", true], \"total_size\": 12, \"md5\":\"/ab\"}"
+                .as_bytes()
+        );
+        assert!(scanned.has_escapes);
+        let RawValue::Number(a, z) = scanned.known.total_size else {
+            panic!("{:?}", scanned.known)
+        };
+        assert_eq!(&out[a..z], b"12");
+        let RawValue::String(a, z) = scanned.known.md5 else {
+            panic!("{:?}", scanned.known)
+        };
+        assert_eq!(&out[a..z], b"/ab");
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub mod serial_link;
 pub mod session;
 #[cfg(feature = "protocols")]
 pub mod shell;
+mod string_run;
 pub mod time;
 mod window;
 #[cfg(feature = "protocols")]
