@@ -18,6 +18,7 @@ use serde::de::{
 };
 
 use crate::HeaderError;
+use crate::string_run::plain_step;
 
 mod members;
 
@@ -302,7 +303,7 @@ impl<'de> Reader<'de, '_> {
                     escapes = true;
                     self.at += 2;
                 }
-                _ => self.at += 1,
+                _ => self.at += plain_step(&bytes[self.at..]),
             }
         }
         let end = self.at.min(self.text.len());
@@ -404,17 +405,31 @@ impl<'de> Reader<'de, '_> {
     /// negative one; `None` when it has a fraction or exponent or does not fit 64 bits.
     #[inline(never)]
     fn integer(&mut self) -> Option<Result<u64, i64>> {
-        let literal = self.number().as_bytes();
-        let (negative, digits) = match literal.split_first() {
-            Some((b'-', digits)) => (true, digits),
-            _ => (false, literal),
-        };
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let negative = bytes.get(start) == Some(&b'-');
+        let mut at = start + usize::from(negative);
         let mut n: u64 = 0;
-        for &d in digits {
-            if !d.is_ascii_digit() {
-                return None;
+        // The digits read as they are stepped over, in one pass.
+        while let Some(&d) = bytes.get(at) {
+            let digit = d.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
             }
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(digit)))
+            {
+                Some(next) => n = next,
+                None => break,
+            }
+            at += 1;
+        }
+        self.at = at;
+        if let Some(b'0'..=b'9' | b'.' | b'e' | b'E') = bytes.get(at) {
+            // A fraction, an exponent or more than 64 bits: stepped over whole.
+            self.number();
+            return None;
         }
         if !negative {
             return Some(Ok(n));
