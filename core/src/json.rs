@@ -241,8 +241,29 @@ impl Scanner<'_> {
                     return Ok((start, end));
                 }
                 b'\\' => self.escape()?,
+                #[cfg(feature = "fast-scan")]
+                0x80.. => self.utf8_char()?,
                 _ => return Err(self.err(JsonProblem::ControlCharacter)),
             }
+        }
+    }
+
+    /// Checks the UTF-8 character that starts at the read position (a byte above 0x7F) and
+    /// steps over it.
+    #[cfg(feature = "fast-scan")]
+    fn utf8_char(&mut self) -> Result<(), JsonError> {
+        let len = match self.buf[self.r] {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => 0,
+        };
+        match self.buf.get(self.r..self.r + len) {
+            Some(ch) if len > 0 && core::str::from_utf8(ch).is_ok() => {
+                self.r += len;
+                Ok(())
+            }
+            _ => Err(self.err(JsonProblem::InvalidUtf8)),
         }
     }
 
@@ -371,12 +392,7 @@ impl Scanner<'_> {
 ///
 /// On success the normalised header is `buf[..scanned.len]`.
 pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
-    if let Err(e) = core::str::from_utf8(buf) {
-        return Err(JsonError {
-            offset: e.valid_up_to(),
-            problem: JsonProblem::InvalidUtf8,
-        });
-    }
+    utf8_up_front(buf)?;
     let mut s = Scanner {
         buf,
         r: 0,
@@ -384,6 +400,55 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
         settled: 0,
         has_escapes: false,
     };
+    scan(&mut s).map_err(|e| utf8_first(&s, e))
+}
+
+/// Checks the whole header is UTF-8 before the scan (the smallest code).
+#[cfg(not(feature = "fast-scan"))]
+fn utf8_up_front(buf: &[u8]) -> Result<(), JsonError> {
+    match core::str::from_utf8(buf) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(JsonError {
+            offset: e.valid_up_to(),
+            problem: JsonProblem::InvalidUtf8,
+        }),
+    }
+}
+
+/// With `fast-scan`, UTF-8 is checked as the scan goes instead: every byte outside a string
+/// must be ASCII to be JSON, and inside strings each non-ASCII character is checked where the
+/// scan meets it ([`Scanner::utf8_char`]).
+#[cfg(feature = "fast-scan")]
+fn utf8_up_front(_: &[u8]) -> Result<(), JsonError> {
+    Ok(())
+}
+
+/// The error for a header refused as `e`: without `fast-scan`, `e`.
+#[cfg(not(feature = "fast-scan"))]
+fn utf8_first(_: &Scanner<'_>, e: JsonError) -> JsonError {
+    e
+}
+
+/// The error for a header refused as `e`: with `fast-scan`, the same as a check of the whole
+/// header first would give. The scan stopped at `s.r`, on a character boundary, with valid
+/// UTF-8 before it, and the bytes from there on are as received: if they are not UTF-8, the
+/// header is refused as such, at the first bad byte.
+#[cfg(feature = "fast-scan")]
+#[cold]
+#[inline(never)]
+fn utf8_first(s: &Scanner<'_>, e: JsonError) -> JsonError {
+    let rest = s.buf.get(s.r..).unwrap_or_default();
+    match core::str::from_utf8(rest) {
+        Ok(_) => e,
+        Err(bad) => JsonError {
+            offset: s.r + bad.valid_up_to(),
+            problem: JsonProblem::InvalidUtf8,
+        },
+    }
+}
+
+/// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes).
+fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
     let mut known = KnownMembers::default();
     // Bit i set: level i+1 is an object; clear: an array.
     let mut kinds: u32 = 0;
@@ -423,7 +488,7 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
                     // that neither its first element nor a member inside it is taken for it.
                     record(&mut known, pending.take(), RawValue::Other)?;
                     if is_object {
-                        pending = member_key(&mut s, depth)?;
+                        pending = member_key(s, depth)?;
                     }
                     continue 'value;
                 }
@@ -460,7 +525,7 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
                 (b',', true) => {
                     s.r += 1;
                     s.expect_byte()?;
-                    pending = member_key(&mut s, depth)?;
+                    pending = member_key(s, depth)?;
                     continue 'value;
                 }
                 (b',', false) => {
@@ -615,6 +680,34 @@ mod tests {
                 core::str::from_utf8(input)
             );
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_at_its_first_bad_byte_wherever_it_is() {
+        let table: [&[u8]; 10] = [
+            b"{\"a\":\"\xc3\"}",
+            b"{\"a\":\"\xc3\xa9\xa9\"}",
+            b"{\"a\":\"\xc0\xaf\"}",
+            b"{\"a\":\"\xed\xa0\x80\"}",
+            b"{\"a\":\"\xf4\x90\x80\x80\"}",
+            b"{\"a\":\"\xf0\x9f\x98",
+            b"{\"\xe2\x82\":1}",
+            // After a syntax error, or where no string is.
+            b"{\"a\":tru \"\xff\"}",
+            b"{\"a\":1}\xfe",
+            b"\xff{}",
+        ];
+        for input in table {
+            let bad = core::str::from_utf8(input).unwrap_err().valid_up_to();
+            let err = scan(input).expect_err("invalid UTF-8 taken");
+            assert_eq!(
+                (err.problem, err.offset),
+                (JsonProblem::InvalidUtf8, bad),
+                "{input:?}"
+            );
+        }
+        let (out, _) = scan("{\"é\":\"😀 ü €\"}".as_bytes()).unwrap();
+        assert_eq!(&out[..], "{\"é\":\"😀 ü €\"}".as_bytes());
     }
 
     #[test]

@@ -11,11 +11,13 @@
 #[cfg(not(feature = "fast-scan"))]
 #[inline]
 pub(crate) fn plain_len(bytes: &[u8]) -> usize {
-    bytewise(bytes)
+    bytewise(bytes, false)
 }
 
-/// How many bytes at the start of `bytes` are neither a quote, a backslash nor a control
-/// character (below U+0020): the length of a string's plain run (all of `bytes` if none is).
+/// How many bytes at the start of `bytes` are neither a quote, a backslash, a control
+/// character (below U+0020) nor a byte above 0x7F: the length of a string's plain ASCII run
+/// (all of `bytes` if none is). The scan checks UTF-8 where it meets a non-ASCII byte instead
+/// of checking the whole header first.
 ///
 /// Eight bytes at a time, as one `u64` (SWAR): a byte equal to `c` is a zero byte of
 /// `word ^ splat(c)`, and a byte `x` has its flag (the top bit) set in
@@ -35,14 +37,14 @@ pub(crate) fn plain_len(bytes: &[u8]) -> usize {
         let mut eight = [0u8; 8];
         eight.copy_from_slice(word);
         let x = u64::from_le_bytes(eight);
-        let flags =
-            (below(x ^ splat(b'"'), 1) | below(x ^ splat(b'\\'), 1) | below(x, 0x20)) & splat(0x80);
+        let flags = (below(x ^ splat(b'"'), 1) | below(x ^ splat(b'\\'), 1) | below(x, 0x20) | x)
+            & splat(0x80);
         if flags != 0 {
             return at + (flags.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
-    at + bytewise(words.remainder())
+    at + bytewise(words.remainder(), true)
 }
 
 /// How far to step from a string byte that is neither a quote nor a backslash (the start of
@@ -65,18 +67,26 @@ pub(crate) fn plain_step(_: &[u8]) -> usize {
     1
 }
 
-/// [`plain_len`] one byte at a time.
+/// [`plain_len`] one byte at a time, stopping at bytes above 0x7F too if `non_ascii`.
 #[inline]
-fn bytewise(bytes: &[u8]) -> usize {
+fn bytewise(bytes: &[u8], non_ascii: bool) -> usize {
     bytes
         .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || (non_ascii && b > 0x7f))
         .unwrap_or(bytes.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FAST: bool = cfg!(feature = "fast-scan");
+
+    #[test]
+    fn non_ascii_bytes_end_a_run_with_fast_scan_only() {
+        let bytes = "abcdefghijé\"".as_bytes();
+        assert_eq!(plain_len(bytes), if FAST { 10 } else { 12 });
+    }
 
     #[test]
     fn stops_at_the_first_quote_backslash_or_control() {
@@ -89,7 +99,7 @@ mod tests {
             (b"abcdefgh\\", 8),
             (b"abcdefghijk\x1f\"", 11),
             (b"abc\x00def", 3),
-            (b"\x7f\x80\xff\xc3\xa9 ~!#$%&", 12),
+            (b"\x7f~!#$%&\x21 ~!#$%&", 15),
             // A borrow out of a flagged byte marks no earlier byte.
             (b"ab\"\x01\x00\"\\\\", 2),
             (b"\x21\x21\x21\x21\x21\x21\x21\x20\x1f", 8),
@@ -100,7 +110,7 @@ mod tests {
         ];
         for (bytes, want) in table {
             assert_eq!(plain_len(bytes), want, "{bytes:?}");
-            assert_eq!(bytewise(bytes), want, "{bytes:?}");
+            assert_eq!(bytewise(bytes, FAST), want, "{bytes:?}");
         }
     }
 
@@ -113,7 +123,7 @@ mod tests {
                 for start in 0..4 {
                     assert_eq!(
                         plain_len(&bytes[start..]),
-                        bytewise(&bytes[start..]),
+                        bytewise(&bytes[start..], FAST),
                         "{b:#x} at {place} from {start}"
                     );
                 }
