@@ -179,10 +179,15 @@ impl Scanner<'_> {
     /// while no escape has shortened the header). Byte by byte, front to back: the output
     /// trails the input, and a generic `copy_within` would link a whole `memmove` into a
     /// firmware for this one use.
+    #[inline(never)]
     fn settle(&mut self) {
         if self.shift != 0 {
-            for i in self.settled..self.r {
-                self.buf[i - self.shift] = self.buf[i];
+            for from in self.settled..self.r {
+                if let Some(&b) = self.buf.get(from)
+                    && let Some(out) = self.buf.get_mut(from - self.shift)
+                {
+                    *out = b;
+                }
             }
         }
         self.settled = self.r;
@@ -193,7 +198,11 @@ impl Scanner<'_> {
     fn rewrite(&mut self, len: usize, with: &[u8]) {
         self.settle();
         let at = self.out();
-        self.buf[at..at + with.len()].copy_from_slice(with);
+        for (i, &b) in with.iter().enumerate() {
+            if let Some(out) = self.buf.get_mut(at + i) {
+                *out = b;
+            }
+        }
         self.r += len;
         self.shift += len - with.len();
         self.settled = self.r;
@@ -225,6 +234,8 @@ impl Scanner<'_> {
     }
 
     /// Scans a string starting at its opening quote; returns the normalised content span.
+    /// (Called for names and values; one copy of it in a firmware.)
+    #[inline(never)]
     fn string(&mut self) -> Result<(usize, usize), JsonError> {
         self.r += 1; // opening quote
         let start = self.out();
