@@ -405,12 +405,27 @@ impl<'de> Reader<'de, '_> {
     /// negative one; `None` when it has a fraction or exponent or does not fit 64 bits.
     #[inline(never)]
     fn integer(&mut self) -> Option<Result<u64, i64>> {
+        let (negative, n) = self.magnitude()?;
+        if !negative {
+            return Some(Ok(n));
+        }
+        // Down to i64::MIN, whose magnitude is one more than i64::MAX.
+        match n {
+            0..=0x7FFF_FFFF_FFFF_FFFF => Some(Err(-(n as i64))),
+            0x8000_0000_0000_0000 => Some(Err(i64::MIN)),
+            _ => None,
+        }
+    }
+
+    /// Steps over a number literal: whether it is negative, and its magnitude when it is an
+    /// integer of at most 64 bits. With `fast-scan` the digits are read as they are stepped
+    /// over, in one pass.
+    #[cfg(feature = "fast-scan")]
+    fn magnitude(&mut self) -> Option<(bool, u64)> {
         let bytes = self.text.as_bytes();
-        let start = self.at;
-        let negative = bytes.get(start) == Some(&b'-');
-        let mut at = start + usize::from(negative);
+        let negative = bytes.get(self.at) == Some(&b'-');
+        let mut at = self.at + usize::from(negative);
         let mut n: u64 = 0;
-        // The digits read as they are stepped over, in one pass.
         while let Some(&d) = bytes.get(at) {
             let digit = d.wrapping_sub(b'0');
             if digit > 9 {
@@ -431,15 +446,27 @@ impl<'de> Reader<'de, '_> {
             self.number();
             return None;
         }
-        if !negative {
-            return Some(Ok(n));
+        Some((negative, n))
+    }
+
+    /// Steps over a number literal: whether it is negative, and its magnitude when it is an
+    /// integer of at most 64 bits. Without `fast-scan`, the literal is stepped over, then read
+    /// (the smallest code).
+    #[cfg(not(feature = "fast-scan"))]
+    fn magnitude(&mut self) -> Option<(bool, u64)> {
+        let literal = self.number().as_bytes();
+        let (negative, digits) = match literal.split_first() {
+            Some((b'-', digits)) => (true, digits),
+            _ => (false, literal),
+        };
+        let mut n: u64 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         }
-        // Down to i64::MIN, whose magnitude is one more than i64::MAX.
-        match n {
-            0..=0x7FFF_FFFF_FFFF_FFFF => Some(Err(-(n as i64))),
-            0x8000_0000_0000_0000 => Some(Err(i64::MIN)),
-            _ => None,
-        }
+        Some((negative, n))
     }
 
     fn visit_integer<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, ViewError> {
