@@ -86,6 +86,14 @@
 //!   searched eight bytes at a time (SWAR) for the ends of strings, and a length prefix is
 //!   read as one integer. It checks exactly as much as without it; a firmware leaves it out.
 //!
+//! - `seed` (default): the sessions serve the seed's own clients too: raw-text shell commands
+//!   answered in the seed's reply formats, and uploads named by `filename`. A firmware whose
+//!   link never carries them (a serial line) leaves it out, and the code that serves them.
+//! - `host-names` (default): a file server session can refuse what a host's file system reads
+//!   specially ([`files::FileServerSession::with_name_rules`]: Windows' device names, streams
+//!   and short names, the reserved prefix in any case). A firmware whose store is a flat
+//!   namespace of its own leaves it out and applies the portable rules only.
+//!
 //! - `protocols` (off by default): the shell and file protocols, as sans-IO sessions and the
 //!   vocabulary they speak.
 //!   - [`session`]: what every session shares: the outbox that hands out bytes to send
