@@ -111,8 +111,10 @@ pub enum Event<'a> {
 ///
 /// Memory: the header buffer of `CAP` bytes (the only buffer the decoder owns; plain frames need
 /// none, so `FrameDecoder<0>` reads them) plus a small fixed state and the digest states of the
-/// enabled algorithms. `size_of::<FrameDecoder<1024>>()` is 1,792 bytes with both digest
-/// features on (the default), 1,168 with both off (measured on x86_64 by a unit test).
+/// enabled algorithms, and with `fast-scan` the places of up to 16 header members.
+/// `size_of::<FrameDecoder<1024>>()` is 1,920 bytes with the default features, 1,792 without
+/// `fast-scan`, 1,168 with neither digest feature nor `fast-scan` (measured on x86_64 by a unit
+/// test).
 ///
 /// No input makes the decoder panic, allocate, or recurse: headers are checked by an iterative
 /// scanner with a nesting limit before any deserializer sees them.
@@ -126,6 +128,9 @@ pub struct FrameDecoder<const CAP: usize = 1024> {
     header: [u8; CAP],
     /// Length of the normalised header in `header`, 0 when there is none.
     header_len: usize,
+    /// Where the header object's members stand, as the scan found them (with `fast-scan`), so
+    /// that a typed view goes straight to them.
+    spans: json::Spans,
     info: FrameInfo,
     hasher: BodyHasher,
 }
@@ -160,6 +165,7 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             prefix: [0; 8],
             header: [0; CAP],
             header_len: 0,
+            spans: json::Spans::NONE,
             info: NO_FRAME,
             hasher: BodyHasher::default(),
         }
@@ -348,7 +354,7 @@ impl<const CAP: usize> FrameDecoder<CAP> {
 
     /// Checks a complete header of `len` bytes and reads the members the core interprets.
     fn finish_header(&mut self, len: usize) -> Result<FrameInfo, DecodeError> {
-        let scanned = match json::scan_header(&mut self.header[..len]) {
+        let scanned = match json::scan_header(&mut self.header[..len], &mut self.spans) {
             Ok(s) => s,
             Err(e) => return Err(self.fail(DecodeError::HeaderNotJson(e))),
         };
@@ -498,7 +504,7 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             return Err(HeaderError::NoHeader);
         }
         let (text, spare) = self.header.split_at_mut(self.header_len);
-        parse_header(text, spare)
+        parse_header(text, spare, &self.spans)
     }
 
     /// Like [`header`](Self::header), unescaping strings into `scratch` instead of the spare
@@ -510,7 +516,7 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         if self.header_len == 0 {
             return Err(HeaderError::NoHeader);
         }
-        parse_header(&self.header[..self.header_len], scratch)
+        parse_header(&self.header[..self.header_len], scratch, &self.spans)
     }
 
     /// Looks up the members `names` of the current frame's header, in one walk over it, and
@@ -568,8 +574,9 @@ impl<const CAP: usize> FrameDecoder<CAP> {
 fn parse_header<'de, H: Deserialize<'de>>(
     text: &'de [u8],
     scratch: &mut [u8],
+    spans: &'de json::Spans,
 ) -> Result<H, HeaderError> {
-    crate::header_view::read_view(text, scratch)
+    crate::header_view::read_view_at(text, scratch, spans)
 }
 
 fn verdict(
@@ -1534,7 +1541,19 @@ mod tests {
         let size = core::mem::size_of::<FrameDecoder<1024>>();
         std::println!("size_of::<FrameDecoder<1024>>() = {size}");
         // Keep the number in the `FrameDecoder` docs in step with this one.
-        #[cfg(all(target_pointer_width = "64", feature = "md5", feature = "xxh3"))]
+        #[cfg(all(
+            target_pointer_width = "64",
+            feature = "md5",
+            feature = "xxh3",
+            feature = "fast-scan"
+        ))]
+        assert_eq!(size, 1920, "update the number in the FrameDecoder docs");
+        #[cfg(all(
+            target_pointer_width = "64",
+            feature = "md5",
+            feature = "xxh3",
+            not(feature = "fast-scan")
+        ))]
         assert_eq!(size, 1792, "update the number in the FrameDecoder docs");
         #[cfg(all(
             target_pointer_width = "64",
@@ -1542,5 +1561,95 @@ mod tests {
         ))]
         assert_eq!(size, 1168, "update the number in the FrameDecoder docs");
         assert!(size > 1024);
+    }
+}
+
+#[cfg(test)]
+mod recorded_member_tests {
+    extern crate std;
+
+    use std::string::String;
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// Feeds `header` as one header frame with an empty body and returns the decoder at its head.
+    fn at_head(header: &[u8]) -> FrameDecoder<2048> {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(&(header.len() as i32).to_le_bytes());
+        wire.extend_from_slice(header);
+        let mut decoder = FrameDecoder::<2048>::header_frames(Profile::I32_LE);
+        let (_, event) = decoder.feed(&wire).unwrap();
+        assert!(matches!(event, Event::Head(_)), "{event:?}");
+        decoder
+    }
+
+    #[test]
+    fn a_view_through_the_recorded_members_reads_what_a_walk_reads() {
+        let mut many = String::from("{");
+        for i in 0..20 {
+            many.push_str(&std::format!("\"m{i}\" : [{i}, {{\"x\":\"{i}\"}}] ,"));
+        }
+        many.push_str("\"last\":\"a\\\"b\"}");
+        let headers: [&[u8]; 9] = [
+            b"{}",
+            b" \t{ } \n",
+            br#" { "a" : 1 , "b":"x y" ,"c" : [1,{"d":"}"}] , "e":{"f":null} } "#,
+            br#"{"esc\"aped":"v","n":"after"}"#,
+            br#"{"n":"w\\x","m":"plain","k\u00e9":"\u00e9\/"}"#,
+            br#"{"deep":{"a":{"b":[[[{}]]]}},"s":"\u0001"}"#,
+            br#"{"t":true,"f":false,"z":null,"neg":-12.5e3,"big":18446744073709551616}"#,
+            many.as_bytes(),
+            br#"{"a":"x","b":"y","c":"z","d":1,"e":2,"f":3,"g":4,"h":5,"i":6,"j":7,"k":8,"l":9,"m":0,"n":1,"o":2,"p":"last"}"#,
+        ];
+        for header in headers {
+            let mut decoder = at_head(header);
+            let want: serde_json::Value = serde_json::from_slice(header).unwrap();
+            let got: serde_json::Value = decoder.header().unwrap();
+            assert_eq!(got, want, "{:?}", core::str::from_utf8(header));
+            let got: serde_json::Value = decoder.header_with_scratch(&mut [0; 64]).unwrap();
+            assert_eq!(got, want, "{:?}", core::str::from_utf8(header));
+        }
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct View<'a> {
+        name: &'a str,
+        size: u32,
+        #[serde(default)]
+        note: Option<heapless::String<16>>,
+    }
+
+    #[test]
+    fn a_view_through_the_recorded_members_skips_names_and_refuses_as_a_walk_does() {
+        let mut decoder =
+            at_head(br#"{ "skip" : {"name":"inner","size":9} , "size" : 7 , "name" : "n" }"#);
+        assert_eq!(
+            decoder.header::<View<'_>>().unwrap(),
+            View {
+                name: "n",
+                size: 7,
+                note: None
+            }
+        );
+        let mut decoder = at_head(br#"{"name":"n","size":1,"note":"a\"b"}"#);
+        assert_eq!(
+            decoder.header::<View<'_>>().unwrap().note.as_deref(),
+            Some("a\"b")
+        );
+        let mut decoder = at_head(br#"{"name":"a\"b","size":1}"#);
+        let e = decoder.header::<View<'_>>().unwrap_err();
+        assert!(std::format!("{e}").contains("owned string"), "{e}");
+        let mut decoder = at_head(br#"{"name":"n","size":"7"}"#);
+        let HeaderError::Shape(e) = decoder.header::<View<'_>>().unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(e.member(), Some("size"));
+        let mut decoder = at_head(br#"{"name":"n","size":7,"name":"m"}"#);
+        let e = decoder.header::<View<'_>>().unwrap_err();
+        assert!(std::format!("{e}").contains("repeats `name`"), "{e}");
+        let mut decoder = at_head(br#"{"size":7}"#);
+        let e = decoder.header::<View<'_>>().unwrap_err();
+        assert!(std::format!("{e}").contains("no `name`"), "{e}");
     }
 }

@@ -230,7 +230,9 @@ fn check_user_header(json_text: &mut [u8]) -> Result<usize, EncodeError> {
     }
     // serde-json-core escapes only `"`, `\` and control characters, so scanning (which rewrites
     // other escapes in place) leaves its output unchanged, except for pre-escaped strings.
-    let scanned = json::scan_header(json_text).map_err(|_| EncodeError::HeaderNotObject)?;
+    let mut spans = json::Spans::NONE;
+    let scanned =
+        json::scan_header(json_text, &mut spans).map_err(|_| EncodeError::HeaderNotObject)?;
     let k = scanned.known;
     let absent = json::RawValue::Absent;
     if k.total_size != absent || k.filesize != absent || k.md5 != absent || k.xxh3 != absent {

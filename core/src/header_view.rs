@@ -18,6 +18,9 @@ use serde::de::{
 };
 
 use crate::HeaderError;
+#[cfg(feature = "fast-scan")]
+use crate::json::MemberSpan;
+use crate::json::Spans;
 use crate::string_run::plain_step;
 
 mod members;
@@ -37,20 +40,35 @@ const MEMBER_NAME_CAP: usize = 32;
 
 /// Reads `text` (a header the strict scan accepted, normalised) as an `H`, unescaping strings
 /// into `scratch`.
-#[inline(never)]
+#[cfg(test)]
 pub(crate) fn read_view<'de, H: Deserialize<'de>>(
     text: &'de [u8],
     scratch: &mut [u8],
+) -> Result<H, HeaderError> {
+    static NONE: Spans = Spans::NONE;
+    read_view_at(text, scratch, &NONE)
+}
+
+/// Reads `text` (a header the strict scan accepted, normalised, recording `spans`) as an `H`,
+/// unescaping strings into `scratch`.
+#[inline(never)]
+pub(crate) fn read_view_at<'de, H: Deserialize<'de>>(
+    text: &'de [u8],
+    scratch: &mut [u8],
+    spans: &'de Spans,
 ) -> Result<H, HeaderError> {
     // Checked by the scan; validated again here, once, so that the reader slices `str`s.
     let Ok(text) = core::str::from_utf8(text) else {
         return Err(HeaderError::Shape(ShapeError::new(Problem::Other, "")));
     };
+    let _ = spans;
     let mut reader = Reader {
         text,
         at: 0,
         scratch,
         failed_in: None,
+        #[cfg(feature = "fast-scan")]
+        recorded: Recorded::of(spans),
     };
     match H::deserialize(&mut reader) {
         Ok(view) => Ok(view),
@@ -242,6 +260,36 @@ struct Reader<'de, 's> {
     scratch: &'s mut [u8],
     /// The innermost member whose value failed to read (its raw name), to name it.
     failed_in: Option<&'de str>,
+    /// What the scan recorded of the header object's members.
+    #[cfg(feature = "fast-scan")]
+    recorded: Recorded<'de>,
+}
+
+/// With `fast-scan`, the places the scan recorded: the header object's members, until the view
+/// reads the object, then the member whose value is being read.
+#[cfg(feature = "fast-scan")]
+#[derive(Clone, Copy, Default)]
+struct Recorded<'de> {
+    /// The header object's members, and where the object starts and ends.
+    members: Option<(&'de [MemberSpan], (u16, u16))>,
+    /// The member whose value is being read (its value is known to start and end there).
+    current: Option<MemberSpan>,
+}
+
+#[cfg(feature = "fast-scan")]
+impl<'de> Recorded<'de> {
+    fn of(spans: &'de Spans) -> Recorded<'de> {
+        Recorded {
+            members: spans.members().map(|m| (m, spans.object)),
+            current: None,
+        }
+    }
+
+    /// The current member, if its value starts at `at`.
+    fn value_at(&self, at: usize) -> Option<MemberSpan> {
+        self.current
+            .filter(|m| m.value.0 as usize == at && !m.escaped)
+    }
 }
 
 impl<'de> Reader<'de, '_> {
@@ -263,6 +311,8 @@ impl<'de> Reader<'de, '_> {
             at: 0,
             scratch: &mut [],
             failed_in: None,
+            #[cfg(feature = "fast-scan")]
+            recorded: Recorded::default(),
         }
     }
 
@@ -292,6 +342,19 @@ impl<'de> Reader<'de, '_> {
     /// The raw text of the string that starts here, and whether it holds an escape.
     #[inline(never)]
     fn raw_string_and_escapes(&mut self) -> (&'de str, bool) {
+        #[cfg(feature = "fast-scan")]
+        if let Some(m) = self.recorded.value_at(self.at) {
+            // A member's string value without escapes: where it ends is known (its closing
+            // quote is the last byte before the whitespace up to the separator).
+            let bytes = self.text.as_bytes();
+            let mut z = m.value.1 as usize;
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(z.wrapping_sub(1)) {
+                z -= 1;
+            }
+            self.at = z;
+            let a = m.value.0 as usize + 1;
+            return (self.text.get(a..z.saturating_sub(1)).unwrap_or(""), false);
+        }
         self.bump();
         let start = self.at;
         let mut escapes = false;
@@ -351,6 +414,14 @@ impl<'de> Reader<'de, '_> {
     /// Steps over the value that starts here, whatever it is.
     #[inline(never)]
     fn skip_value(&mut self) {
+        #[cfg(feature = "fast-scan")]
+        {
+            self.peek();
+            if let Some(m) = self.recorded.value_at(self.at) {
+                self.at = m.value.1 as usize;
+                return;
+            }
+        }
         let mut depth = 0usize;
         loop {
             match self.peek() {
@@ -689,6 +760,20 @@ impl<'de> Deserializer<'de> for &mut Reader<'de, '_> {
         if self.peek() != b'{' {
             return Err(self.wrong_type(&visitor));
         }
+        #[cfg(feature = "fast-scan")]
+        if let Some((members, object)) = self.recorded.members
+            && self.at == object.0 as usize
+        {
+            // The header object: its members are where the scan found them.
+            self.recorded.members = None;
+            let value = visitor.visit_map(RecordedMembers {
+                reader: &mut *self,
+                members,
+                current: MemberSpan::default(),
+            })?;
+            self.at = object.1 as usize;
+            return Ok(value);
+        }
         self.bump();
         let value = visitor.visit_map(Members {
             reader: &mut *self,
@@ -823,6 +908,56 @@ impl<'de> MapAccess<'de> for Members<'_, 'de, '_> {
         let value = seed.deserialize(&mut *self.reader);
         if value.is_err() && self.reader.failed_in.is_none() {
             self.reader.failed_in = Some(self.key);
+        }
+        value
+    }
+}
+
+/// The header object's members, as the scan recorded them (with `fast-scan`).
+#[cfg(feature = "fast-scan")]
+struct RecordedMembers<'r, 'de, 's> {
+    reader: &'r mut Reader<'de, 's>,
+    /// The members not read yet.
+    members: &'de [MemberSpan],
+    /// The member whose name was read last.
+    current: MemberSpan,
+}
+
+#[cfg(feature = "fast-scan")]
+impl<'de> MapAccess<'de> for RecordedMembers<'_, 'de, '_> {
+    type Error = ViewError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ViewError> {
+        let Some((&member, rest)) = self.members.split_first() else {
+            return Ok(None);
+        };
+        self.members = rest;
+        self.current = member;
+        let (a, z) = (member.name.0 as usize, member.name.1 as usize);
+        if member.escaped {
+            // Read again, unescaped, from its opening quote.
+            self.reader.at = a - 1;
+            self.reader.recorded.current = None;
+            seed.deserialize(&mut *self.reader).map(Some)
+        } else {
+            let name = self.reader.text.get(a..z).unwrap_or("");
+            seed.deserialize(de::value::BorrowedStrDeserializer::<ViewError>::new(name))
+                .map(Some)
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ViewError> {
+        let member = self.current;
+        self.reader.at = member.value.0 as usize;
+        self.reader.recorded.current = Some(member);
+        let value = seed.deserialize(&mut *self.reader);
+        self.reader.recorded.current = None;
+        if value.is_err() && self.reader.failed_in.is_none() {
+            let (a, z) = (member.name.0 as usize, member.name.1 as usize);
+            self.reader.failed_in = Some(self.reader.text.get(a..z).unwrap_or(""));
         }
         value
     }

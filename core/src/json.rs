@@ -120,6 +120,118 @@ pub(crate) struct Scanned {
     pub known: KnownMembers,
 }
 
+/// Most top-level members whose places the scan keeps for the typed view (with `fast-scan`);
+/// a header with more is read by walking it.
+#[cfg(feature = "fast-scan")]
+pub(crate) const MAX_SPANS: usize = 16;
+
+/// Where one top-level member stands in the normalised header.
+#[cfg(feature = "fast-scan")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MemberSpan {
+    /// The name's text, without its quotes.
+    pub name: (u16, u16),
+    /// The value, from its first byte to the separator after it (so with any whitespace
+    /// that follows it).
+    pub value: (u16, u16),
+    /// Whether the name or value may hold an escape (no header text before the end of the
+    /// value held one when this is false).
+    pub escaped: bool,
+}
+
+/// With `fast-scan`, the places of the header object's members as the scan found them, so that
+/// the typed view goes straight to each member instead of walking the header a second time.
+#[cfg(feature = "fast-scan")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spans {
+    /// Whether `members` holds every member of the last header scanned.
+    pub complete: bool,
+    /// Where the header object starts (its `{`) and ends (after its `}`).
+    pub object: (u16, u16),
+    len: u8,
+    members: [MemberSpan; MAX_SPANS],
+}
+
+#[cfg(feature = "fast-scan")]
+impl Spans {
+    /// Nothing recorded.
+    pub const NONE: Spans = Spans {
+        complete: false,
+        object: (0, 0),
+        len: 0,
+        members: [MemberSpan {
+            name: (0, 0),
+            value: (0, 0),
+            escaped: false,
+        }; MAX_SPANS],
+    };
+
+    /// The members recorded, when they are all of them.
+    pub fn members(&self) -> Option<&[MemberSpan]> {
+        if self.complete {
+            self.members.get(..usize::from(self.len))
+        } else {
+            None
+        }
+    }
+
+    fn start(&mut self) {
+        self.complete = false;
+        self.len = 0;
+    }
+
+    /// A member named `a..z`, whose value starts at `value`.
+    #[inline(never)]
+    fn name(&mut self, a: usize, z: usize, value: usize) {
+        match self.members.get_mut(usize::from(self.len)) {
+            Some(m) => {
+                m.name = (a as u16, z as u16);
+                m.value.0 = value as u16;
+                self.len += 1;
+            }
+            // One more than fit: the view walks this header.
+            None => self.len = MAX_SPANS as u8 + 1,
+        }
+    }
+
+    /// The last member's value ends at `z` (the separator after it); `escaped`: whether the
+    /// header held an escape before.
+    fn end(&mut self, z: usize, escaped: bool) {
+        if let Some(m) = usize::from(self.len)
+            .checked_sub(1)
+            .and_then(|i| self.members.get_mut(i))
+        {
+            m.value.1 = z as u16;
+            m.escaped = escaped;
+        }
+    }
+
+    fn finish(&mut self, object: (usize, usize)) {
+        self.object = (object.0 as u16, object.1 as u16);
+        // Spans are `u16`: a longer header is walked.
+        self.complete = usize::from(self.len) <= MAX_SPANS && object.1 <= u16::MAX as usize;
+    }
+}
+
+/// Without `fast-scan` nothing is recorded (the smallest code): the view walks the header.
+#[cfg(not(feature = "fast-scan"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spans;
+
+#[cfg(not(feature = "fast-scan"))]
+impl Spans {
+    /// Nothing recorded.
+    pub const NONE: Spans = Spans;
+    #[inline(always)]
+    fn start(&mut self) {}
+    #[inline(always)]
+    fn name(&mut self, _: usize, _: usize, _: usize) {}
+    #[inline(always)]
+    fn end(&mut self, _: usize, _: bool) {}
+    #[inline(always)]
+    fn finish(&mut self, _: (usize, usize)) {}
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Member {
     TotalSize,
@@ -402,7 +514,10 @@ impl Scanner<'_> {
 /// Checks and normalises `buf` (a complete header as received) in place.
 ///
 /// On success the normalised header is `buf[..scanned.len]`.
-pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
+///
+/// With `fast-scan`, `spans` receives where each member of the header object stands.
+pub(crate) fn scan_header(buf: &mut [u8], spans: &mut Spans) -> Result<Scanned, JsonError> {
+    spans.start();
     utf8_up_front(buf)?;
     let mut s = Scanner {
         buf,
@@ -411,7 +526,7 @@ pub(crate) fn scan_header(buf: &mut [u8]) -> Result<Scanned, JsonError> {
         settled: 0,
         has_escapes: false,
     };
-    scan(&mut s).map_err(|e| utf8_first(&s, e))
+    scan(&mut s, spans).map_err(|e| utf8_first(&s, e))
 }
 
 /// Checks the whole header is UTF-8 before the scan (the smallest code).
@@ -459,7 +574,7 @@ fn utf8_first(s: &Scanner<'_>, e: JsonError) -> JsonError {
 }
 
 /// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes).
-fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
+fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     let mut known = KnownMembers::default();
     // Bit i set: level i+1 is an object; clear: an array.
     let mut kinds: u32 = 0;
@@ -472,6 +587,7 @@ fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
         Some(_) => return Err(s.err(JsonProblem::NotAnObject)),
         None => return Err(s.err(JsonProblem::Truncated)),
     }
+    let object_start = s.r;
 
     // Each turn parses one value, then the separators after it.
     'value: loop {
@@ -499,7 +615,7 @@ fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
                     // that neither its first element nor a member inside it is taken for it.
                     record(&mut known, pending.take(), RawValue::Other)?;
                     if is_object {
-                        pending = member_key(s, depth)?;
+                        pending = member_key(s, depth, spans)?;
                     }
                     continue 'value;
                 }
@@ -525,6 +641,7 @@ fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
                     return Err(s.err(JsonProblem::TrailingBytes));
                 }
                 s.settle();
+                spans.finish((object_start, s.out()));
                 return Ok(Scanned {
                     len: s.out(),
                     has_escapes: s.has_escapes,
@@ -534,9 +651,12 @@ fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
             let in_object = kinds & (1 << (depth - 1)) != 0;
             match (s.expect_byte()?, in_object) {
                 (b',', true) => {
+                    if depth == 1 {
+                        spans.end(s.out(), s.has_escapes);
+                    }
                     s.r += 1;
                     s.expect_byte()?;
-                    pending = member_key(s, depth)?;
+                    pending = member_key(s, depth, spans)?;
                     continue 'value;
                 }
                 (b',', false) => {
@@ -544,6 +664,9 @@ fn scan(s: &mut Scanner<'_>) -> Result<Scanned, JsonError> {
                     continue 'value;
                 }
                 (b'}', true) | (b']', false) => {
+                    if depth == 1 {
+                        spans.end(s.out(), s.has_escapes);
+                    }
                     s.r += 1;
                     depth -= 1;
                 }
@@ -580,7 +703,11 @@ fn record(
 
 /// Parses `"key":` at the read position (whitespace already skipped) and, at depth 1, says which
 /// known member it names, refusing duplicates.
-fn member_key(s: &mut Scanner<'_>, depth: usize) -> Result<Option<(Member, usize)>, JsonError> {
+fn member_key(
+    s: &mut Scanner<'_>,
+    depth: usize,
+    spans: &mut Spans,
+) -> Result<Option<(Member, usize)>, JsonError> {
     if s.peek() != Some(b'"') {
         return Err(s.err(JsonProblem::UnexpectedByte));
     }
@@ -593,6 +720,8 @@ fn member_key(s: &mut Scanner<'_>, depth: usize) -> Result<Option<(Member, usize
     if depth != 1 {
         return Ok(None);
     }
+    s.skip_ws();
+    spans.name(a, z, s.out());
     // The name's normalised text, in its output place.
     s.settle();
     Ok(Member::from_key(&s.buf[a..z]).map(|m| (m, key_offset)))
@@ -604,7 +733,8 @@ mod tests {
 
     fn scan(text: &[u8]) -> Result<(heapless::Vec<u8, 512>, Scanned), JsonError> {
         let mut buf: heapless::Vec<u8, 512> = heapless::Vec::from_slice(text).unwrap();
-        let scanned = scan_header(&mut buf)?;
+        let mut spans = Spans::NONE;
+        let scanned = scan_header(&mut buf, &mut spans)?;
         buf.truncate(scanned.len);
         Ok((buf, scanned))
     }
