@@ -181,7 +181,6 @@ impl Spans {
     }
 
     /// A member named `a..z`, whose value starts at `value`.
-    #[inline(never)]
     fn name(&mut self, a: usize, z: usize, value: usize) {
         match self.members.get_mut(usize::from(self.len)) {
             Some(m) => {
