@@ -290,8 +290,20 @@ impl Scanner<'_> {
     /// while no escape has shortened the header). Byte by byte, front to back: the output
     /// trails the input, and a generic `copy_within` would link a whole `memmove` into a
     /// firmware for this one use.
-    #[inline(never)]
+    #[inline(always)]
     fn settle(&mut self) {
+        // With `fast-scan`, nothing is called while nothing moves (where `settled` stands is
+        // only read once `shift` is not 0, and `rewrite` sets it as `shift` grows).
+        #[cfg(feature = "fast-scan")]
+        if self.shift == 0 {
+            return;
+        }
+        self.settle_moved();
+    }
+
+    /// [`settle`](Self::settle)'s work, out of line.
+    #[inline(never)]
+    fn settle_moved(&mut self) {
         if self.shift != 0 {
             for from in self.settled..self.r {
                 if let Some(&b) = self.buf.get(from)
@@ -346,7 +358,9 @@ impl Scanner<'_> {
 
     /// Scans a string starting at its opening quote; returns the normalised content span.
     /// (Called for names and values; one copy of it in a firmware.)
-    #[inline(never)]
+    /// With `fast-scan`, inlined where it is called, for speed.
+    #[cfg_attr(not(feature = "fast-scan"), inline(never))]
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn string(&mut self) -> Result<(usize, usize), JsonError> {
         self.r += 1; // opening quote
         let start = self.out();
@@ -701,7 +715,8 @@ fn record(
 }
 
 /// Parses `"key":` at the read position (whitespace already skipped) and, at depth 1, says which
-/// known member it names, refusing duplicates.
+/// known member it names, refusing duplicates. (With `fast-scan`, inlined where it is called.)
+#[cfg_attr(feature = "fast-scan", inline(always))]
 fn member_key(
     s: &mut Scanner<'_>,
     depth: usize,
