@@ -340,7 +340,8 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// The raw text of the string that starts here, and whether it holds an escape.
-    #[inline(never)]
+    #[cfg_attr(not(feature = "fast-scan"), inline(never))]
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn raw_string_and_escapes(&mut self) -> (&'de str, bool) {
         #[cfg(feature = "fast-scan")]
         if let Some(m) = self.recorded.value_at(self.at) {
@@ -376,7 +377,8 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// The string that starts here, unescaped.
-    #[inline(never)]
+    #[cfg_attr(not(feature = "fast-scan"), inline(never))]
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn string(&mut self) -> Result<Text<'de, '_>, ViewError> {
         let (raw, escapes) = self.raw_string_and_escapes();
         if !escapes {
@@ -474,7 +476,8 @@ impl<'de> Reader<'de, '_> {
 
     /// The integer literal that starts here: `Ok(n)` for a non-negative one, `Err(n)` for a
     /// negative one; `None` when it has a fraction or exponent or does not fit 64 bits.
-    #[inline(never)]
+    #[cfg_attr(not(feature = "fast-scan"), inline(never))]
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn integer(&mut self) -> Option<Result<u64, i64>> {
         let (negative, n) = self.magnitude()?;
         if !negative {
