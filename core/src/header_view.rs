@@ -495,6 +495,7 @@ impl<'de> Reader<'de, '_> {
     /// integer of at most 64 bits. With `fast-scan` the digits are read as they are stepped
     /// over, in one pass.
     #[cfg(feature = "fast-scan")]
+    #[inline(always)]
     fn magnitude(&mut self) -> Option<(bool, u64)> {
         let bytes = self.text.as_bytes();
         let negative = bytes.get(self.at) == Some(&b'-');
