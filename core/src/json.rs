@@ -240,6 +240,7 @@ enum Member {
 }
 
 impl Member {
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn from_key(key: &[u8]) -> Option<Member> {
         match key {
             b"total_size" => Some(Member::TotalSize),
