@@ -120,7 +120,7 @@ fn main() {
     let mut puts = Runs::default();
     let mut gets = Runs::default();
     // Transfers that failed, and why: on a loaded machine QEMU can be held off the CPU for
-    // longer than the 300 ms of silence after which the device tears a request. Reported, not
+    // longer than the second of silence after which the device tears a request. Reported, not
     // timed.
     let mut failed = Vec::new();
     for round in 0..transfers {

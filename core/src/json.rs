@@ -146,7 +146,8 @@ pub(crate) struct MemberSpan {
 pub(crate) struct Spans {
     /// Whether `members` holds every member of the last header scanned.
     pub complete: bool,
-    /// Where the header object starts (its `{`) and ends (after its `}`).
+    /// Where the header object starts (its `{`) and where the scan ended (after its `}` and
+    /// any whitespace after it).
     pub object: (u16, u16),
     len: u8,
     members: [MemberSpan; MAX_SPANS],

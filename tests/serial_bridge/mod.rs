@@ -135,7 +135,9 @@ struct Faults {
     dropped: Arc<AtomicUsize>,
 }
 
-/// How long a request's frames may stop, after a damaged one, before it is dropped.
+/// How long a request's frames may stop, after a damaged one, before it is dropped. Shorter
+/// than the device's second of silence (`REQUEST_IDLE` in examples/device) on purpose: it
+/// applies only after a damaged frame, and keeps the noisy-line tests short.
 const DEVICE_GAP: Duration = Duration::from_millis(300);
 
 /// The device's side of the link layer, in front of a plain TCP server.

@@ -1063,7 +1063,7 @@ impl<'h> RequestView<'h> {
         ])?;
         Ok(RequestView {
             path: EscapedText::of(&path),
-            offset: offset.checked_unsigned(),
+            offset: offset.checked_u64(),
             algorithm: EscapedText::of(&algorithm),
             prefix_xxh3: EscapedText::of(&prefix_xxh3),
             prefix_md5: EscapedText::of(&prefix_md5),
@@ -1071,7 +1071,7 @@ impl<'h> RequestView<'h> {
             to: EscapedText::of(&to),
             to_xxh3: EscapedText::of(&to_xxh3),
             parents: parents.checked_flag(),
-            mode: mode.checked_unsigned(),
+            mode: mode.checked_u32(),
             mtime: mtime.checked_signed(),
         })
     }

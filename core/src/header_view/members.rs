@@ -181,10 +181,21 @@ impl<'h> Member<'h> {
         self.bool().ok().flatten()
     }
 
-    /// An unsigned member of a lookup by kind ([`Kind::U16`], [`Kind::U32`] or [`Kind::U64`],
-    /// as `T` is).
+    /// A [`Kind::U16`] member of a lookup by kind.
     #[cfg(feature = "protocols")]
-    pub(crate) fn checked_unsigned<T: TryFrom<u64>>(&self) -> Option<T> {
+    pub(crate) fn checked_u16(&self) -> Option<u16> {
+        self.unsigned().ok().flatten()
+    }
+
+    /// A [`Kind::U32`] member of a lookup by kind.
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_u32(&self) -> Option<u32> {
+        self.unsigned().ok().flatten()
+    }
+
+    /// A [`Kind::U64`] member of a lookup by kind.
+    #[cfg(feature = "protocols")]
+    pub(crate) fn checked_u64(&self) -> Option<u64> {
         self.unsigned().ok().flatten()
     }
 
@@ -468,12 +479,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(op.checked_text(), Some("put"));
-        assert_eq!(offset.checked_unsigned::<u16>(), Some(7));
+        assert_eq!(offset.checked_u16(), Some(7));
         assert_eq!(flag.checked_flag(), Some(true));
-        assert_eq!(none.checked_unsigned::<u64>(), None);
+        assert_eq!(none.checked_u64(), None);
         assert_eq!(missing.checked_signed(), None);
         let [rows] = pty.checked_members([("rows", Kind::U16)]).unwrap().unwrap();
-        assert_eq!(rows.checked_unsigned::<u16>(), Some(24));
+        assert_eq!(rows.checked_u16(), Some(24));
         for (name, kind, expected) in [
             ("op", Kind::Flag, "`op` has the wrong type (a string)"),
             ("neg", Kind::U64, "`neg` is a number the view does not take"),

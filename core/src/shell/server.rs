@@ -10,7 +10,7 @@ use super::{
     WindowSize, command_text,
 };
 use crate::foreign::{self, ForeignProtocol};
-use crate::header_view::Kind::{Flag, Object, Text, U16, U32};
+use crate::header_view::Kind::{Flag, Object, Text, U16, U64};
 use crate::info::{EndpointInfo, Protocols};
 use crate::session::{
     EscapedText, Events, Outbox, PeerText, Refusal, Refused, SeedServed, ServerEvent, Session,
@@ -36,8 +36,8 @@ fn frame_op<const CAP: usize>(decoder: &FrameDecoder<CAP>) -> Option<ShellOp> {
 fn window_size<const CAP: usize>(decoder: &FrameDecoder<CAP>) -> Option<WindowSize> {
     let [rows, cols] = decoder.members_of([("rows", U16), ("cols", U16)]).ok()?;
     Some(WindowSize {
-        rows: rows.checked_unsigned()?,
-        cols: cols.checked_unsigned()?,
+        rows: rows.checked_u16()?,
+        cols: cols.checked_u16()?,
     })
 }
 
@@ -51,15 +51,15 @@ fn read_request<const CAP: usize>(
         ("token", Text),
         ("cwd", Text),
         ("stdin", Flag),
-        ("alive", U32),
+        ("alive", U64),
         ("pty", Object),
     ])?;
     let pty = match pty.checked_members([("term", Text), ("rows", U16), ("cols", U16)])? {
         None => None,
         Some([term, rows, cols]) => Some(PtyHeader {
             term: EscapedText::of(&term),
-            rows: rows.required(rows.checked_unsigned())?,
-            cols: cols.required(cols.checked_unsigned())?,
+            rows: rows.required(rows.checked_u16())?,
+            cols: cols.required(cols.checked_u16())?,
         }),
     };
     Ok(RequestHeader {
@@ -67,7 +67,7 @@ fn read_request<const CAP: usize>(
         token: EscapedText::of(&token),
         cwd: EscapedText::of(&cwd),
         stdin: stdin.checked_flag(),
-        alive: alive.checked_unsigned(),
+        alive: alive.checked_u64(),
         pty,
     })
 }
@@ -2521,7 +2521,14 @@ mod tests {
         session.handle_exit(DONE).unwrap();
         sent_ops(&mut session);
         // The interval asked for is kept within bounds.
-        for (asked, every) in [("1", ALIVE_MIN), ("0", ALIVE_MIN), ("999999999", ALIVE_MAX)] {
+        for (asked, every) in [
+            ("1", ALIVE_MIN),
+            ("0", ALIVE_MIN),
+            ("999999999", ALIVE_MAX),
+            // Past 32 bits, up to the largest 64-bit count: still an interval, kept to the most.
+            ("4294967296", ALIVE_MAX),
+            ("18446744073709551615", ALIVE_MAX),
+        ] {
             let header = std::format!(r#"{{"op":"exec","alive":{asked},"total_size":1}}"#);
             session.handle_input(ms(5_000), &frame(&header, b"x"));
             assert_eq!(sent_ops(&mut session), ["alive"]);
@@ -2530,7 +2537,7 @@ mod tests {
             sent_ops(&mut session);
         }
         // An interval that is not a count of milliseconds is a bad header.
-        for bad in ["-1", "\"5s\"", "1.5"] {
+        for bad in ["-1", "\"5s\"", "1.5", "18446744073709551616"] {
             let header = std::format!(r#"{{"op":"exec","alive":{bad},"total_size":1}}"#);
             assert_eq!(
                 run_or_refusal(&frame(&header, b"x")),
