@@ -595,6 +595,7 @@ fn verdict(
 }
 
 /// Reads `total_size`/`filesize`: a non-negative integer literal, or `null`/absent.
+#[cfg_attr(feature = "fast-scan", inline(always))]
 fn size_member(text: &[u8], value: RawValue, field: SizeField) -> Result<Option<u64>, DecodeError> {
     match value {
         RawValue::Absent | RawValue::Null => Ok(None),

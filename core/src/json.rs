@@ -334,6 +334,7 @@ impl Scanner<'_> {
     }
 
     /// Steps over whitespace and returns the next byte.
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn skip_ws(&mut self) -> Option<u8> {
         while let Some(b) = self.peek() {
             if !is_ws(b) {
@@ -344,6 +345,7 @@ impl Scanner<'_> {
         None
     }
 
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn expect_byte(&mut self) -> Result<u8, JsonError> {
         self.skip_ws()
             .ok_or_else(|| self.err(JsonProblem::Truncated))
@@ -468,6 +470,7 @@ impl Scanner<'_> {
     }
 
     /// Steps over decimal digits; returns how many.
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn digits(&mut self) -> usize {
         let start = self.r;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -476,6 +479,7 @@ impl Scanner<'_> {
         self.r - start
     }
 
+    #[cfg_attr(feature = "fast-scan", inline(always))]
     fn number(&mut self) -> Result<(usize, usize), JsonError> {
         let start_r = self.r;
         if self.peek() == Some(b'-') {
@@ -588,7 +592,10 @@ fn utf8_first(s: &Scanner<'_>, e: JsonError) -> JsonError {
     }
 }
 
-/// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes).
+/// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes). Without
+/// `fast-scan`, one loop reads every level, the header object's members included (the smallest
+/// code; with `fast-scan` they have a loop of their own, below).
+#[cfg(not(feature = "fast-scan"))]
 fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     let mut known = KnownMembers::default();
     // Bit i set: level i+1 is an object; clear: an array.
@@ -691,6 +698,157 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     }
 }
 
+/// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes). With
+/// `fast-scan`, the header object's members have a loop of their own, and values nested in them
+/// are read by [`nested`]: fewer steps per member than one loop for every level, and about
+/// 350 bytes more code on a Cortex-M (so not without the feature). The two scans check and
+/// normalise alike, byte for byte, and report the same errors at the same offsets.
+#[cfg(feature = "fast-scan")]
+fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
+    let mut known = KnownMembers::default();
+    match s.skip_ws() {
+        Some(b'{') => {}
+        Some(_) => return Err(s.err(JsonProblem::NotAnObject)),
+        None => return Err(s.err(JsonProblem::Truncated)),
+    }
+    let object_start = s.r;
+    s.r += 1;
+    if s.expect_byte()? == b'}' {
+        s.r += 1;
+    } else {
+        // Each turn reads one member, `"name": value`, and the separator after it.
+        loop {
+            let mut member = member_key(s, 1, spans)?;
+            let value = match s.expect_byte()? {
+                b'"' => {
+                    let (a, z) = s.string()?;
+                    RawValue::String(a, z)
+                }
+                b'-' | b'0'..=b'9' => {
+                    let (a, z) = s.number()?;
+                    RawValue::Number(a, z)
+                }
+                b't' => s.literal(b"true").map(|_| RawValue::Other)?,
+                b'f' => s.literal(b"false").map(|_| RawValue::Other)?,
+                b'n' => s.literal(b"null").map(|_| RawValue::Null)?,
+                open @ (b'{' | b'[') => {
+                    s.r += 1;
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if s.expect_byte()? != close {
+                        // A non-empty container: a known member that holds it is recorded
+                        // before what is inside it is read.
+                        record(&mut known, member.take(), RawValue::Other)?;
+                        nested(s, open == b'{')?;
+                    } else {
+                        s.r += 1;
+                    }
+                    RawValue::Other
+                }
+                _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+            };
+            record(&mut known, member, value)?;
+            match s.expect_byte()? {
+                b',' => {
+                    spans.end(s.out(), s.has_escapes);
+                    s.r += 1;
+                    s.expect_byte()?;
+                }
+                b'}' => {
+                    spans.end(s.out(), s.has_escapes);
+                    s.r += 1;
+                    break;
+                }
+                _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+            }
+        }
+    }
+    if s.skip_ws().is_some() {
+        return Err(s.err(JsonProblem::TrailingBytes));
+    }
+    s.settle();
+    spans.finish((object_start, s.out()));
+    Ok(Scanned {
+        len: s.out(),
+        has_escapes: s.has_escapes,
+        known,
+    })
+}
+
+/// Scans the rest of a non-empty array or object that is a value of the header object (an
+/// object if `is_object`), from the first byte after its opening bracket (whitespace skipped).
+/// Iterative: the kind of each open level is a bit of `kinds`.
+#[cfg(feature = "fast-scan")]
+fn nested(s: &mut Scanner<'_>, is_object: bool) -> Result<(), JsonError> {
+    // Bit i set: level i+1 is an object; clear: an array. Level 1 is the header object.
+    let mut kinds: u32 = 1 | u32::from(is_object) << 1;
+    let mut depth: usize = 2;
+    if is_object {
+        s.member_name()?;
+    }
+    // Each turn reads one value, then the separators after it.
+    'value: loop {
+        match s.expect_byte()? {
+            open @ (b'{' | b'[') => {
+                if depth == MAX_DEPTH {
+                    return Err(s.err(JsonProblem::TooDeep));
+                }
+                let is_object = open == b'{';
+                if is_object {
+                    kinds |= 1 << depth;
+                } else {
+                    kinds &= !(1 << depth);
+                }
+                depth += 1;
+                s.r += 1;
+                let close = if is_object { b'}' } else { b']' };
+                if s.expect_byte()? == close {
+                    s.r += 1;
+                    depth -= 1;
+                } else {
+                    if is_object {
+                        s.member_name()?;
+                    }
+                    continue 'value;
+                }
+            }
+            b'"' => {
+                s.string()?;
+            }
+            b'-' | b'0'..=b'9' => {
+                s.number()?;
+            }
+            b't' => s.literal(b"true")?,
+            b'f' => s.literal(b"false")?,
+            b'n' => s.literal(b"null")?,
+            _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+        }
+        // After a value: separators and closing brackets until the next value or the end.
+        loop {
+            let in_object = kinds & (1 << (depth - 1)) != 0;
+            match (s.expect_byte()?, in_object) {
+                (b',', true) => {
+                    s.r += 1;
+                    s.expect_byte()?;
+                    s.member_name()?;
+                    continue 'value;
+                }
+                (b',', false) => {
+                    s.r += 1;
+                    continue 'value;
+                }
+                (b'}', true) | (b']', false) => {
+                    s.r += 1;
+                    depth -= 1;
+                    if depth == 1 {
+                        return Ok(());
+                    }
+                }
+                _ => return Err(s.err(JsonProblem::UnexpectedByte)),
+            }
+        }
+    }
+}
+
 /// Stores the value of a known member (if `pending` names one), refusing duplicates.
 fn record(
     known: &mut KnownMembers,
@@ -724,15 +882,8 @@ fn member_key(
     depth: usize,
     spans: &mut Spans,
 ) -> Result<Option<(Member, usize)>, JsonError> {
-    if s.peek() != Some(b'"') {
-        return Err(s.err(JsonProblem::UnexpectedByte));
-    }
     let key_offset = s.r;
-    let (a, z) = s.string()?;
-    if s.expect_byte()? != b':' {
-        return Err(s.err(JsonProblem::UnexpectedByte));
-    }
-    s.r += 1;
+    let (a, z) = s.member_name()?;
     if depth != 1 {
         return Ok(None);
     }
@@ -741,6 +892,23 @@ fn member_key(
     // The name's normalised text, in its output place.
     s.settle();
     Ok(Member::from_key(&s.buf[a..z]).map(|m| (m, key_offset)))
+}
+
+impl Scanner<'_> {
+    /// Reads `"name":` at the read position (whitespace already skipped); returns the name's
+    /// normalised span.
+    #[cfg_attr(feature = "fast-scan", inline(always))]
+    fn member_name(&mut self) -> Result<(usize, usize), JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err(JsonProblem::UnexpectedByte));
+        }
+        let name = self.string()?;
+        if self.expect_byte()? != b':' {
+            return Err(self.err(JsonProblem::UnexpectedByte));
+        }
+        self.r += 1;
+        Ok(name)
+    }
 }
 
 #[cfg(test)]
