@@ -181,28 +181,22 @@ impl Spans {
         self.len = 0;
     }
 
-    /// A member named `a..z`, whose value starts at `value`.
-    fn name(&mut self, a: usize, z: usize, value: usize) {
+    /// A member whose name is the text `name` and whose value is `value`, from its first byte
+    /// to the separator after it (so with any whitespace before that); `escaped`: whether the
+    /// header held an escape up to there.
+    #[inline(always)]
+    fn push(&mut self, name: (usize, usize), value: (usize, usize), escaped: bool) {
         match self.members.get_mut(usize::from(self.len)) {
             Some(m) => {
-                m.name = (a as u16, z as u16);
-                m.value.0 = value as u16;
+                *m = MemberSpan {
+                    name: (name.0 as u16, name.1 as u16),
+                    value: (value.0 as u16, value.1 as u16),
+                    escaped,
+                };
                 self.len += 1;
             }
             // One more than fit: the view walks this header.
             None => self.len = MAX_SPANS as u8 + 1,
-        }
-    }
-
-    /// The last member's value ends at `z` (the separator after it); `escaped`: whether the
-    /// header held an escape before.
-    fn end(&mut self, z: usize, escaped: bool) {
-        if let Some(m) = usize::from(self.len)
-            .checked_sub(1)
-            .and_then(|i| self.members.get_mut(i))
-        {
-            m.value.1 = z as u16;
-            m.escaped = escaped;
         }
     }
 
@@ -224,10 +218,6 @@ impl Spans {
     pub const NONE: Spans = Spans;
     #[inline(always)]
     fn start(&mut self) {}
-    #[inline(always)]
-    fn name(&mut self, _: usize, _: usize, _: usize) {}
-    #[inline(always)]
-    fn end(&mut self, _: usize, _: bool) {}
     #[inline(always)]
     fn finish(&mut self, _: (usize, usize)) {}
 }
@@ -637,7 +627,7 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
                     // that neither its first element nor a member inside it is taken for it.
                     record(&mut known, pending.take(), RawValue::Other)?;
                     if is_object {
-                        pending = member_key(s, depth, spans)?;
+                        pending = member_key(s, depth)?;
                     }
                     continue 'value;
                 }
@@ -673,12 +663,9 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
             let in_object = kinds & (1 << (depth - 1)) != 0;
             match (s.expect_byte()?, in_object) {
                 (b',', true) => {
-                    if depth == 1 {
-                        spans.end(s.out(), s.has_escapes);
-                    }
                     s.r += 1;
                     s.expect_byte()?;
-                    pending = member_key(s, depth, spans)?;
+                    pending = member_key(s, depth)?;
                     continue 'value;
                 }
                 (b',', false) => {
@@ -686,9 +673,6 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
                     continue 'value;
                 }
                 (b'}', true) | (b']', false) => {
-                    if depth == 1 {
-                        spans.end(s.out(), s.has_escapes);
-                    }
                     s.r += 1;
                     depth -= 1;
                 }
@@ -718,7 +702,13 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     } else {
         // Each turn reads one member, `"name": value`, and the separator after it.
         loop {
-            let mut member = member_key(s, 1, spans)?;
+            let key_offset = s.r;
+            let name = s.member_name()?;
+            s.skip_ws();
+            let value_start = s.out();
+            // The name's normalised text, in its output place.
+            s.settle();
+            let mut member = Member::from_key(&s.buf[name.0..name.1]).map(|m| (m, key_offset));
             let value = match s.expect_byte()? {
                 b'"' => {
                     let (a, z) = s.string()?;
@@ -749,12 +739,12 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
             record(&mut known, member, value)?;
             match s.expect_byte()? {
                 b',' => {
-                    spans.end(s.out(), s.has_escapes);
+                    spans.push(name, (value_start, s.out()), s.has_escapes);
                     s.r += 1;
                     s.expect_byte()?;
                 }
                 b'}' => {
-                    spans.end(s.out(), s.has_escapes);
+                    spans.push(name, (value_start, s.out()), s.has_escapes);
                     s.r += 1;
                     break;
                 }
@@ -875,20 +865,14 @@ fn record(
 }
 
 /// Parses `"key":` at the read position (whitespace already skipped) and, at depth 1, says which
-/// known member it names, refusing duplicates. (With `fast-scan`, inlined where it is called.)
-#[cfg_attr(feature = "fast-scan", inline(always))]
-fn member_key(
-    s: &mut Scanner<'_>,
-    depth: usize,
-    spans: &mut Spans,
-) -> Result<Option<(Member, usize)>, JsonError> {
+/// known member it names.
+#[cfg(not(feature = "fast-scan"))]
+fn member_key(s: &mut Scanner<'_>, depth: usize) -> Result<Option<(Member, usize)>, JsonError> {
     let key_offset = s.r;
     let (a, z) = s.member_name()?;
     if depth != 1 {
         return Ok(None);
     }
-    s.skip_ws();
-    spans.name(a, z, s.out());
     // The name's normalised text, in its output place.
     s.settle();
     Ok(Member::from_key(&s.buf[a..z]).map(|m| (m, key_offset)))
