@@ -273,7 +273,7 @@ struct Recorded<'de> {
     /// The header object's members, and where the object starts and ends.
     members: Option<(&'de [MemberSpan], (u16, u16))>,
     /// The member whose value is being read (its value is known to start and end there).
-    current: Option<MemberSpan>,
+    current: Option<&'de MemberSpan>,
 }
 
 #[cfg(feature = "fast-scan")]
@@ -286,7 +286,7 @@ impl<'de> Recorded<'de> {
     }
 
     /// The current member, if its value starts at `at`.
-    fn value_at(&self, at: usize) -> Option<MemberSpan> {
+    fn value_at(&self, at: usize) -> Option<&'de MemberSpan> {
         self.current
             .filter(|m| m.value.0 as usize == at && !m.escaped)
     }
@@ -773,7 +773,7 @@ impl<'de> Deserializer<'de> for &mut Reader<'de, '_> {
             let value = visitor.visit_map(RecordedMembers {
                 reader: &mut *self,
                 members,
-                current: MemberSpan::default(),
+                current: None,
             })?;
             self.at = object.1 as usize;
             return Ok(value);
@@ -924,7 +924,7 @@ struct RecordedMembers<'r, 'de, 's> {
     /// The members not read yet.
     members: &'de [MemberSpan],
     /// The member whose name was read last.
-    current: MemberSpan,
+    current: Option<&'de MemberSpan>,
 }
 
 #[cfg(feature = "fast-scan")]
@@ -935,11 +935,11 @@ impl<'de> MapAccess<'de> for RecordedMembers<'_, 'de, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, ViewError> {
-        let Some((&member, rest)) = self.members.split_first() else {
+        let Some((member, rest)) = self.members.split_first() else {
             return Ok(None);
         };
         self.members = rest;
-        self.current = member;
+        self.current = Some(member);
         let (a, z) = (member.name.0 as usize, member.name.1 as usize);
         if member.escaped {
             // Read again, unescaped, from its opening quote.
@@ -954,7 +954,10 @@ impl<'de> MapAccess<'de> for RecordedMembers<'_, 'de, '_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ViewError> {
-        let member = self.current;
+        let Some(member) = self.current else {
+            // Not reached: serde asks for a value after its key.
+            return seed.deserialize(&mut *self.reader);
+        };
         self.reader.at = member.value.0 as usize;
         self.reader.recorded.current = Some(member);
         let value = seed.deserialize(&mut *self.reader);
