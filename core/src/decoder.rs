@@ -295,6 +295,11 @@ impl<const CAP: usize> FrameDecoder<CAP> {
                     }
                     debug_assert_eq!(used, 0, "a body chunk always starts a call's input");
                     let chunk = &rest[..take];
+                    #[cfg(feature = "fast-scan")]
+                    if !self.hasher.is_idle() {
+                        self.hash(chunk, take as u64 == self.info.body_len);
+                    }
+                    #[cfg(not(feature = "fast-scan"))]
                     self.hasher.update(chunk);
                     let remaining = remaining - take as u64;
                     self.state = if remaining == 0 {
@@ -437,6 +442,19 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             }
         };
         Ok(info)
+    }
+
+    /// With `fast-scan`, hashes the next piece of the body (`whole`: the whole body, in one
+    /// piece, hashed at once), out of line: a frame without digests only tests whether to call
+    /// it.
+    #[cfg(feature = "fast-scan")]
+    #[inline(never)]
+    fn hash(&mut self, chunk: &[u8], whole: bool) {
+        if whole {
+            self.hasher.whole(chunk);
+        } else {
+            self.hasher.update(chunk);
+        }
     }
 
     fn verify(&mut self) -> Result<FrameEnd, DecodeError> {

@@ -137,10 +137,8 @@ fn parse_hex16(text: &[u8]) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = crate::hex::digit(pair[0])? << 4 | crate::hex::digit(pair[1])?;
     }
     Some(out)
 }
@@ -198,6 +196,10 @@ pub struct BodyHasher {
     md5: Option<md5::Md5>,
     #[cfg(feature = "xxh3")]
     xxh3: Option<xxhash_rust::xxh3::Xxh3Default>,
+    /// With `fast-scan`, the XXH3 of a body given [`whole`](Self::whole) (the streaming state
+    /// then stays as new).
+    #[cfg(all(feature = "xxh3", feature = "fast-scan"))]
+    xxh3_whole: Option<u128>,
 }
 
 impl fmt::Debug for BodyHasher {
@@ -223,6 +225,8 @@ impl BodyHasher {
             md5: algorithms.md5.then(<md5::Md5 as md5::Digest>::new),
             #[cfg(feature = "xxh3")]
             xxh3: algorithms.xxh3.then(xxhash_rust::xxh3::Xxh3Default::new),
+            #[cfg(all(feature = "xxh3", feature = "fast-scan"))]
+            xxh3_whole: None,
         }
     }
 
@@ -259,6 +263,23 @@ impl BodyHasher {
         }
     }
 
+    /// Adds a whole body at once, to a hasher fed nothing since it was made or last finished:
+    /// the same digests as [`update`](Self::update) with the body. XXH3 takes its one-shot form,
+    /// several times faster than the streaming one on a short body (with `fast-scan`, whose
+    /// builds carry that code).
+    #[cfg(feature = "fast-scan")]
+    pub(crate) fn whole(&mut self, body: &[u8]) {
+        #[cfg(feature = "md5")]
+        if let Some(h) = &mut self.md5 {
+            md5::Digest::update(h, body);
+        }
+        #[cfg(feature = "xxh3")]
+        if self.xxh3.is_some() {
+            self.xxh3_whole = Some(xxhash_rust::xxh3::xxh3_128(body));
+        }
+        let _ = body;
+    }
+
     /// The digests of everything fed since creation; the hasher starts over, computing the same
     /// algorithms.
     pub fn finish(&mut self) -> Digests {
@@ -270,8 +291,15 @@ impl BodyHasher {
         }
         #[cfg(feature = "xxh3")]
         if let Some(h) = &mut self.xxh3 {
-            digests.xxh3 = Some(h.digest128());
-            h.reset();
+            #[cfg(feature = "fast-scan")]
+            let whole = self.xxh3_whole.take();
+            #[cfg(not(feature = "fast-scan"))]
+            let whole = None;
+            digests.xxh3 = Some(whole.unwrap_or_else(|| {
+                let digest = h.digest128();
+                h.reset();
+                digest
+            }));
         }
         digests
     }
@@ -280,6 +308,9 @@ impl BodyHasher {
 /// Computes `algorithms` over a whole body at once.
 pub fn digest_of(algorithms: Algorithms, body: &[u8]) -> Digests {
     let mut hasher = BodyHasher::new(algorithms);
+    #[cfg(feature = "fast-scan")]
+    hasher.whole(body);
+    #[cfg(not(feature = "fast-scan"))]
     hasher.update(body);
     hasher.finish()
 }
@@ -287,6 +318,44 @@ pub fn digest_of(algorithms: Algorithms, body: &[u8]) -> Digests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(feature = "fast-scan")]
+    fn a_body_given_whole_has_the_digests_of_the_same_body_streamed() {
+        let all = Algorithms {
+            md5: true,
+            xxh3: true,
+        };
+        // Every length across XXH3's short, medium and long forms (0-16, 17-128, 129-240,
+        // then stripes and blocks), over bytes that are not a pattern.
+        let mut bytes = [0u8; 2100];
+        let mut x: u32 = 0x9e37_79b9;
+        for b in bytes.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        let mut hasher = BodyHasher::new(all);
+        for len in (0..=300).chain((301..=bytes.len()).step_by(37)) {
+            let body = &bytes[..len];
+            let mut streamed = BodyHasher::new(all);
+            for piece in body.chunks(7) {
+                streamed.update(piece);
+            }
+            let streamed = streamed.finish();
+            // A reused hasher, as the decoder's is: whole, then finished, then whole again.
+            hasher.whole(body);
+            assert_eq!(hasher.finish(), streamed, "{len} bytes");
+            assert_eq!(digest_of(all, body), streamed, "{len} bytes");
+        }
+        // After a whole body, a streamed one still reads from a fresh state.
+        hasher.whole(b"first");
+        hasher.finish();
+        hasher.update(b"sec");
+        hasher.update(b"ond");
+        assert_eq!(hasher.finish(), digest_of(all, b"second"));
+    }
 
     #[test]
     fn hex_round_trips_and_rejects_non_digests() {

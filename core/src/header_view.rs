@@ -1072,7 +1072,7 @@ fn escape_at(bytes: &[u8]) -> Option<(&'static str, usize)> {
         b't' => 0x09,
         b'u' => match *bytes.get(2..6)? {
             [b'0', b'0', high @ b'0'..=b'1', low] => {
-                let low = (low as char).to_digit(16)? as usize;
+                let low = usize::from(crate::hex::digit(low)?);
                 return Some((control(usize::from(high - b'0') << 4 | low), 6));
             }
             _ => return None,

@@ -345,7 +345,7 @@ impl Scanner<'_> {
         let digits = self.buf.get(at..at + 4)?;
         let mut v = 0u32;
         for &d in digits {
-            v = v * 16 + (d as char).to_digit(16)?;
+            v = v * 16 + u32::from(crate::hex::digit(d)?);
         }
         Some(v)
     }

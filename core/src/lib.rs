@@ -145,6 +145,7 @@ pub mod files;
 #[cfg(feature = "protocols")]
 pub mod foreign;
 mod header_view;
+mod hex;
 #[cfg(feature = "protocols")]
 pub mod info;
 pub mod json;
