@@ -955,8 +955,10 @@ impl<'de> MapAccess<'de> for RecordedMembers<'_, 'de, '_> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ViewError> {
         let Some(member) = self.current else {
-            // Not reached: serde asks for a value after its key.
-            return seed.deserialize(&mut *self.reader);
+            // A visitor that asks for a value before its name (serde's own never do).
+            return Err(de::Error::custom(
+                "a value asked for before its member's name",
+            ));
         };
         self.reader.at = member.value.0 as usize;
         self.reader.recorded.current = Some(member);
