@@ -582,6 +582,47 @@ fn utf8_first(s: &Scanner<'_>, e: JsonError) -> JsonError {
     }
 }
 
+/// The arrays and objects open around the read position, the header object included: how many,
+/// and the kind of each (bit i of `kinds` set: level i+1 is an object). Nesting is counted, never
+/// recursed into.
+struct Levels {
+    kinds: u32,
+    depth: usize,
+}
+
+impl Levels {
+    /// Opens the array or object whose bracket `open` is at the read position, refusing one
+    /// level more than [`MAX_DEPTH`], and steps past the bracket and any whitespace. Returns
+    /// whether it holds anything: an empty one is closed again at once.
+    #[cfg_attr(feature = "fast-scan", inline(always))]
+    fn open(&mut self, s: &mut Scanner<'_>, open: u8) -> Result<bool, JsonError> {
+        if self.depth == MAX_DEPTH {
+            return Err(s.err(JsonProblem::TooDeep));
+        }
+        let is_object = open == b'{';
+        if is_object {
+            self.kinds |= 1 << self.depth;
+        } else {
+            self.kinds &= !(1 << self.depth);
+        }
+        self.depth += 1;
+        s.r += 1;
+        let close = if is_object { b'}' } else { b']' };
+        if s.expect_byte()? == close {
+            s.r += 1;
+            self.depth -= 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Whether the innermost open level is an object.
+    #[cfg_attr(feature = "fast-scan", inline(always))]
+    fn in_object(&self) -> bool {
+        self.kinds & (1 << (self.depth - 1)) != 0
+    }
+}
+
 /// The scan proper, over a header whose UTF-8 is checked (or is checked as it goes). Without
 /// `fast-scan`, one loop reads every level, the header object's members included (the smallest
 /// code; with `fast-scan` they have a loop of their own, below).
@@ -589,8 +630,7 @@ fn utf8_first(s: &Scanner<'_>, e: JsonError) -> JsonError {
 fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     let mut known = KnownMembers::default();
     // Bit i set: level i+1 is an object; clear: an array.
-    let mut kinds: u32 = 0;
-    let mut depth: usize = 0;
+    let mut levels = Levels { kinds: 0, depth: 0 };
     // The known member whose value comes next (only at depth 1).
     let mut pending: Option<(Member, usize)> = None;
 
@@ -606,31 +646,16 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
         let b = s.expect_byte()?;
         let value = match b {
             b'{' | b'[' => {
-                if depth == MAX_DEPTH {
-                    return Err(s.err(JsonProblem::TooDeep));
-                }
-                let is_object = b == b'{';
-                if is_object {
-                    kinds |= 1 << depth;
-                } else {
-                    kinds &= !(1 << depth);
-                }
-                depth += 1;
-                s.r += 1;
-                let close = if is_object { b'}' } else { b']' };
-                if s.expect_byte()? == close {
-                    s.r += 1;
-                    depth -= 1;
-                    RawValue::Other
-                } else {
+                if levels.open(s, b)? {
                     // A non-empty container: a known member that holds it is recorded now, so
                     // that neither its first element nor a member inside it is taken for it.
                     record(&mut known, pending.take(), RawValue::Other)?;
-                    if is_object {
-                        pending = member_key(s, depth)?;
+                    if levels.in_object() {
+                        pending = member_key(s, levels.depth)?;
                     }
                     continue 'value;
                 }
+                RawValue::Other
             }
             b'"' => {
                 let (a, z) = s.string()?;
@@ -648,7 +673,7 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
         record(&mut known, pending.take(), value)?;
         // After a value: separators and closing brackets until the next value or the end.
         loop {
-            if depth == 0 {
+            if levels.depth == 0 {
                 if s.skip_ws().is_some() {
                     return Err(s.err(JsonProblem::TrailingBytes));
                 }
@@ -660,12 +685,11 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
                     known,
                 });
             }
-            let in_object = kinds & (1 << (depth - 1)) != 0;
-            match (s.expect_byte()?, in_object) {
+            match (s.expect_byte()?, levels.in_object()) {
                 (b',', true) => {
                     s.r += 1;
                     s.expect_byte()?;
-                    pending = member_key(s, depth)?;
+                    pending = member_key(s, levels.depth)?;
                     continue 'value;
                 }
                 (b',', false) => {
@@ -674,7 +698,7 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
                 }
                 (b'}', true) | (b']', false) => {
                     s.r += 1;
-                    depth -= 1;
+                    levels.depth -= 1;
                 }
                 _ => return Err(s.err(JsonProblem::UnexpectedByte)),
             }
@@ -723,15 +747,12 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
                 b'f' => s.literal(b"false").map(|_| RawValue::Other)?,
                 b'n' => s.literal(b"null").map(|_| RawValue::Null)?,
                 open @ (b'{' | b'[') => {
-                    s.r += 1;
-                    let close = if open == b'{' { b'}' } else { b']' };
-                    if s.expect_byte()? != close {
+                    let mut levels = Levels { kinds: 1, depth: 1 };
+                    if levels.open(s, open)? {
                         // A non-empty container: a known member that holds it is recorded
                         // before what is inside it is read.
                         record(&mut known, member.take(), RawValue::Other)?;
-                        nested(s, open == b'{')?;
-                    } else {
-                        s.r += 1;
+                        nested(s, levels)?;
                     }
                     RawValue::Other
                 }
@@ -765,38 +786,19 @@ fn scan(s: &mut Scanner<'_>, spans: &mut Spans) -> Result<Scanned, JsonError> {
     })
 }
 
-/// Scans the rest of a non-empty array or object that is a value of the header object (an
-/// object if `is_object`), from the first byte after its opening bracket (whitespace skipped).
-/// Iterative: the kind of each open level is a bit of `kinds`.
+/// Scans the rest of a non-empty array or object that is a value of the header object (opened
+/// in `levels`, two deep), from the first byte after its opening bracket (whitespace skipped).
 #[cfg(feature = "fast-scan")]
-fn nested(s: &mut Scanner<'_>, is_object: bool) -> Result<(), JsonError> {
-    // Bit i set: level i+1 is an object; clear: an array. Level 1 is the header object.
-    let mut kinds: u32 = 1 | u32::from(is_object) << 1;
-    let mut depth: usize = 2;
-    if is_object {
+fn nested(s: &mut Scanner<'_>, mut levels: Levels) -> Result<(), JsonError> {
+    if levels.in_object() {
         s.member_name()?;
     }
     // Each turn reads one value, then the separators after it.
     'value: loop {
         match s.expect_byte()? {
             open @ (b'{' | b'[') => {
-                if depth == MAX_DEPTH {
-                    return Err(s.err(JsonProblem::TooDeep));
-                }
-                let is_object = open == b'{';
-                if is_object {
-                    kinds |= 1 << depth;
-                } else {
-                    kinds &= !(1 << depth);
-                }
-                depth += 1;
-                s.r += 1;
-                let close = if is_object { b'}' } else { b']' };
-                if s.expect_byte()? == close {
-                    s.r += 1;
-                    depth -= 1;
-                } else {
-                    if is_object {
+                if levels.open(s, open)? {
+                    if levels.in_object() {
                         s.member_name()?;
                     }
                     continue 'value;
@@ -815,8 +817,7 @@ fn nested(s: &mut Scanner<'_>, is_object: bool) -> Result<(), JsonError> {
         }
         // After a value: separators and closing brackets until the next value or the end.
         loop {
-            let in_object = kinds & (1 << (depth - 1)) != 0;
-            match (s.expect_byte()?, in_object) {
+            match (s.expect_byte()?, levels.in_object()) {
                 (b',', true) => {
                     s.r += 1;
                     s.expect_byte()?;
@@ -829,8 +830,8 @@ fn nested(s: &mut Scanner<'_>, is_object: bool) -> Result<(), JsonError> {
                 }
                 (b'}', true) | (b']', false) => {
                     s.r += 1;
-                    depth -= 1;
-                    if depth == 1 {
+                    levels.depth -= 1;
+                    if levels.depth == 1 {
                         return Ok(());
                     }
                 }
