@@ -31,20 +31,14 @@ enum State {
     Failed,
 }
 
-/// What a frame's head declared, reported by [`Event::Head`].
+/// The lengths of a frame, reported by [`Event::Head`]. The digests its header declared are
+/// [`FrameDecoder::declared_digests`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FrameInfo {
     /// Length of the JSON header on the wire (0 for plain frames).
     pub header_len: usize,
     /// Length of the body that follows.
     pub body_len: u64,
-    /// The MD5 the header declared, if it holds 32 hex digits.
-    pub md5: Option<[u8; 16]>,
-    /// Whether the header has an `"md5"` member that is not a digest (such as the seed's
-    /// placeholder `"fdsaf2143254f"`): reported as [`Verdict::NotADigest`], not as an error.
-    pub md5_not_a_digest: bool,
-    /// The XXH3-128 the header declared.
-    pub xxh3: Option<u128>,
 }
 
 /// The outcome of one declared digest at the end of a frame.
@@ -60,18 +54,17 @@ pub enum Verdict {
     Unsupported,
 }
 
-/// Reported by [`Event::End`]: the frame is complete.
+/// Reported by [`Event::End`]: the frame is complete. The digests computed over its body are
+/// [`FrameDecoder::digests`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FrameEnd {
     /// Body length.
     pub body_len: u64,
-    /// Outcome of the header's `"md5"`.
+    /// Outcome of the header's `"md5"`: [`Verdict::NotADigest`] for an `"md5"` member that is not
+    /// a digest (such as the seed's placeholder `"fdsaf2143254f"`), which is not an error.
     pub md5: Verdict,
     /// Outcome of the header's `"xxh3"`.
     pub xxh3: Verdict,
-    /// Digests computed over the body: the declared ones plus those asked for with
-    /// [`FrameDecoder::compute`]. Use them to check a digest that travels after the body.
-    pub digests: Digests,
 }
 
 impl FrameEnd {
@@ -112,8 +105,8 @@ pub enum Event<'a> {
 /// Memory: the header buffer of `CAP` bytes (the only buffer the decoder owns; plain frames need
 /// none, so `FrameDecoder<0>` reads them) plus a small fixed state and the digest states of the
 /// enabled algorithms, and with `fast-scan` the places of up to 16 header members.
-/// `size_of::<FrameDecoder<1024>>()` is 1,920 bytes with the default features, 1,792 without
-/// `fast-scan`, 1,168 with neither digest feature nor `fast-scan` (measured on x86_64 by a unit
+/// `size_of::<FrameDecoder<1024>>()` is 1,984 bytes with the default features, 1,856 without
+/// `fast-scan`, 1,232 with neither digest feature nor `fast-scan` (measured on x86_64 by a unit
 /// test).
 ///
 /// No input makes the decoder panic, allocate, or recurse: headers are checked by an iterative
@@ -132,14 +125,22 @@ pub struct FrameDecoder<const CAP: usize = 1024> {
     /// that a typed view goes straight to them.
     spans: json::Spans,
     info: FrameInfo,
+    /// The digests the current frame's header declared.
+    declared: Digests,
+    /// Whether the header has an `"md5"` member that is not a digest.
+    md5_not_a_digest: bool,
     hasher: BodyHasher,
+    /// The digests computed over the body of the frame whose end was reported last.
+    computed: Digests,
 }
 
 const NO_FRAME: FrameInfo = FrameInfo {
     header_len: 0,
     body_len: 0,
+};
+
+const NO_DIGESTS: Digests = Digests {
     md5: None,
-    md5_not_a_digest: false,
     xxh3: None,
 };
 
@@ -167,12 +168,16 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             header_len: 0,
             spans: json::Spans::NONE,
             info: NO_FRAME,
+            declared: NO_DIGESTS,
+            md5_not_a_digest: false,
             hasher: BodyHasher::default(),
+            computed: NO_DIGESTS,
         }
     }
 
     /// Also compute `algorithms` over every body, whether or not the header declares them; the
-    /// results are in [`FrameEnd::digests`]. (Declared digests are always computed.)
+    /// results are [`digests`](Self::digests) after each frame's end. (Declared digests are
+    /// always computed.)
     pub fn compute(mut self, algorithms: Algorithms) -> Self {
         self.compute = algorithms;
         self
@@ -193,7 +198,10 @@ impl<const CAP: usize> FrameDecoder<CAP> {
         self.state = State::Prefix { have: 0 };
         self.header_len = 0;
         self.info = NO_FRAME;
+        self.declared = NO_DIGESTS;
+        self.md5_not_a_digest = false;
         self.hasher = BodyHasher::default();
+        self.computed = NO_DIGESTS;
     }
 
     /// Whether the decoder is between frames (no byte of a next frame has been consumed), so an
@@ -214,6 +222,20 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             State::Done => return Ok(()),
         };
         Err(DecodeError::UnexpectedEof { needed })
+    }
+
+    /// The digests the current frame's header declared, each if it holds a digest of its
+    /// algorithm (an `"md5"` that does not is reported by [`FrameEnd::md5`]): from the frame's
+    /// [`Event::Head`] until the next frame's, both `None` for plain frames.
+    pub fn declared_digests(&self) -> &Digests {
+        &self.declared
+    }
+
+    /// The digests computed over the body of the frame whose [`Event::End`] was reported last:
+    /// the declared ones plus those asked for with [`compute`](Self::compute). Use them to check
+    /// a digest that travels after the body. Both `None` before the first end.
+    pub fn digests(&self) -> &Digests {
+        &self.computed
     }
 
     /// Body bytes still to come in the current frame (0 outside a body).
@@ -335,10 +357,10 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             Format::Plain => {
                 self.header_len = 0;
                 let info = FrameInfo {
+                    header_len: 0,
                     body_len: len,
-                    ..NO_FRAME
                 };
-                self.begin_body(info).map(Some)
+                self.begin_body(info, NO_DIGESTS, false).map(Some)
             }
             Format::Header => {
                 if len == 0 {
@@ -398,42 +420,52 @@ impl<const CAP: usize> FrameDecoder<CAP> {
                     });
                 }
             };
-            Ok(FrameInfo {
-                header_len: len,
-                body_len,
+            let declared = Digests {
                 md5: match md5 {
                     Some(Checksum::Md5(d)) => Some(d),
                     _ => None,
                 },
-                md5_not_a_digest: md5.is_none()
-                    && !matches!(known.md5, RawValue::Absent | RawValue::Null),
                 xxh3,
-            })
+            };
+            let md5_not_a_digest =
+                md5.is_none() && !matches!(known.md5, RawValue::Absent | RawValue::Null);
+            let info = FrameInfo {
+                header_len: len,
+                body_len,
+            };
+            Ok((info, declared, md5_not_a_digest))
         })();
-        let info = match info {
-            Ok(info) => info,
+        let (info, declared, md5_not_a_digest) = match info {
+            Ok(head) => head,
             Err(e) => return Err(self.fail(e)),
         };
         self.header_len = scanned.len;
-        self.begin_body(info)
+        self.begin_body(info, declared, md5_not_a_digest)
     }
 
-    fn begin_body(&mut self, info: FrameInfo) -> Result<FrameInfo, DecodeError> {
+    fn begin_body(
+        &mut self,
+        info: FrameInfo,
+        declared: Digests,
+        md5_not_a_digest: bool,
+    ) -> Result<FrameInfo, DecodeError> {
         if info.body_len > self.profile.max_body_len {
             return Err(self.fail(DecodeError::BodyTooLarge {
                 len: info.body_len,
                 max: self.profile.max_body_len,
             }));
         }
-        let declared = Algorithms {
-            md5: info.md5.is_some(),
-            xxh3: info.xxh3.is_some(),
-        };
-        let wanted = declared.union(self.compute);
+        let wanted = Algorithms {
+            md5: declared.md5.is_some(),
+            xxh3: declared.xxh3.is_some(),
+        }
+        .union(self.compute);
         if self.hasher.algorithms() != wanted {
             self.hasher = BodyHasher::new(wanted);
         }
         self.info = info;
+        self.declared = declared;
+        self.md5_not_a_digest = md5_not_a_digest;
         self.state = if info.body_len == 0 {
             State::Done
         } else {
@@ -458,25 +490,32 @@ impl<const CAP: usize> FrameDecoder<CAP> {
     }
 
     fn verify(&mut self) -> Result<FrameEnd, DecodeError> {
-        let digests = self.hasher.finish();
-        let info = &self.info;
-        let md5 = verdict(Algorithm::Md5, info.md5.map(Checksum::Md5), &digests)?;
-        let xxh3 = verdict(Algorithm::Xxh3, info.xxh3.map(Checksum::Xxh3), &digests)?;
+        self.computed = self.hasher.finish();
+        let declared = &self.declared;
+        let md5 = verdict(
+            Algorithm::Md5,
+            declared.md5.map(Checksum::Md5),
+            &self.computed,
+        )?;
+        let xxh3 = verdict(
+            Algorithm::Xxh3,
+            declared.xxh3.map(Checksum::Xxh3),
+            &self.computed,
+        )?;
         Ok(FrameEnd {
-            body_len: info.body_len,
-            md5: if md5 == Verdict::Absent && info.md5_not_a_digest {
+            body_len: self.info.body_len,
+            md5: if md5 == Verdict::Absent && self.md5_not_a_digest {
                 Verdict::NotADigest
             } else {
                 md5
             },
             xxh3,
-            digests,
         })
     }
 
     /// The frame end when no digest was computed: declared digests are unsupported by this build.
-    fn end_unverified(&self) -> FrameEnd {
-        let info = &self.info;
+    fn end_unverified(&mut self) -> FrameEnd {
+        self.computed = NO_DIGESTS;
         let declared = |present: bool| {
             if present {
                 Verdict::Unsupported
@@ -485,14 +524,13 @@ impl<const CAP: usize> FrameDecoder<CAP> {
             }
         };
         FrameEnd {
-            body_len: info.body_len,
-            md5: if info.md5_not_a_digest {
+            body_len: self.info.body_len,
+            md5: if self.md5_not_a_digest {
                 Verdict::NotADigest
             } else {
-                declared(info.md5.is_some())
+                declared(self.declared.md5.is_some())
             },
-            xxh3: declared(info.xxh3.is_some()),
-            digests: Digests::default(),
+            xxh3: declared(self.declared.xxh3.is_some()),
         }
     }
 
@@ -715,7 +753,6 @@ mod tests {
         FrameInfo {
             header_len,
             body_len,
-            ..NO_FRAME
         }
     }
 
@@ -724,7 +761,6 @@ mod tests {
             body_len,
             md5: Verdict::Absent,
             xxh3: Verdict::Absent,
-            digests: Digests::default(),
         }
     }
 
@@ -1130,6 +1166,52 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "xxh3")]
+    #[test]
+    fn declared_and_computed_digests_last_as_documented() {
+        let body = b"hello world";
+        let digest = digest_of(Algorithms::XXH3, body).xxh3.unwrap();
+        let json = std::format!(
+            "{{\"total_size\":11,\"xxh3\":\"{}\"}}",
+            Checksum::Xxh3(digest).to_hex().as_str()
+        );
+        let mut stream = header_frame(Profile::I32_LE, json.as_bytes(), body);
+        let first = stream.len();
+        stream.extend(header_frame(Profile::I32_LE, b"{\"total_size\":2}", b"ok"));
+        let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
+        let declared = Digests {
+            md5: None,
+            xxh3: Some(digest),
+        };
+        // The head: the declared digest, nothing computed yet.
+        let (used, event) = decoder.feed(&stream).unwrap();
+        assert!(matches!(event, Event::Head(_)));
+        assert_eq!(*decoder.declared_digests(), declared);
+        assert_eq!(*decoder.digests(), NO_DIGESTS);
+        // The end: the body's digest, the declaration still there.
+        let (n, _) = decoder.feed(&stream[used..first]).unwrap();
+        assert_eq!(
+            decoder.feed(&[]).unwrap().1,
+            Event::End(FrameEnd {
+                body_len: 11,
+                md5: Verdict::Absent,
+                xxh3: Verdict::Verified,
+            })
+        );
+        assert_eq!(used + n, first);
+        assert_eq!(*decoder.digests(), declared);
+        assert_eq!(*decoder.declared_digests(), declared);
+        // The next head declares nothing; the last end's digests stay until the next end.
+        let (used, _) = decoder.feed(&stream[first..]).unwrap();
+        assert_eq!(*decoder.declared_digests(), NO_DIGESTS);
+        assert_eq!(*decoder.digests(), declared);
+        decoder.feed(&stream[first + used..]).unwrap();
+        assert!(matches!(decoder.feed(&[]).unwrap().1, Event::End(_)));
+        assert_eq!(*decoder.digests(), NO_DIGESTS);
+        decoder.reset();
+        assert_eq!(*decoder.declared_digests(), NO_DIGESTS);
+    }
+
     #[cfg(all(feature = "md5", feature = "xxh3"))]
     #[test]
     fn checksum_mismatch_is_recoverable() {
@@ -1191,13 +1273,7 @@ mod tests {
         let json = b"{\"md5\": \"fdsaf2143254f\", \"file_name\": \"f1.txt\", \"total_size\": 2}";
         let mut decoder = FrameDecoder::<128>::header_frames(Profile::I32_LE);
         let events = decode(&mut decoder, &header_frame(Profile::I32_LE, json, b"ok")).unwrap();
-        let Owned::Head(info) = events[0] else {
-            panic!()
-        };
-        assert_eq!(
-            (info.md5, info.md5_not_a_digest, info.xxh3),
-            (None, true, None)
-        );
+        assert_eq!(*decoder.declared_digests(), Digests::default());
         let Owned::End(frame_end) = events[2] else {
             panic!()
         };
@@ -1529,7 +1605,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            frame_end.digests,
+            *decoder.digests(),
             digest_of(Algorithms::MD5.union(Algorithms::XXH3), b"hello world")
         );
         assert_eq!(
@@ -1566,20 +1642,28 @@ mod tests {
             feature = "xxh3",
             feature = "fast-scan"
         ))]
-        assert_eq!(size, 1920, "update the number in the FrameDecoder docs");
+        assert_eq!(size, 1984, "update the number in the FrameDecoder docs");
         #[cfg(all(
             target_pointer_width = "64",
             feature = "md5",
             feature = "xxh3",
             not(feature = "fast-scan")
         ))]
-        assert_eq!(size, 1792, "update the number in the FrameDecoder docs");
+        assert_eq!(size, 1856, "update the number in the FrameDecoder docs");
         #[cfg(all(
             target_pointer_width = "64",
             not(any(feature = "md5", feature = "xxh3"))
         ))]
-        assert_eq!(size, 1168, "update the number in the FrameDecoder docs");
+        assert_eq!(size, 1232, "update the number in the FrameDecoder docs");
         assert!(size > 1024);
+        // And the README's figure for plain frames.
+        let plain = core::mem::size_of::<FrameDecoder<0>>();
+        std::println!("size_of::<FrameDecoder<0>>() = {plain}");
+        assert_eq!(
+            size - plain,
+            1024,
+            "the header buffer is the only difference"
+        );
     }
 }
 

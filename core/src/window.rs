@@ -131,9 +131,6 @@ impl<'o> BodyCollector<'o> {
         let info = self.info.unwrap_or(FrameInfo {
             header_len: 0,
             body_len: end.body_len,
-            md5: None,
-            md5_not_a_digest: false,
-            xxh3: None,
         });
         (info, &self.out[..self.len], end)
     }

@@ -106,11 +106,9 @@ fn seed_shell_reply() {
         FrameInfo {
             header_len: 65,
             body_len: 11,
-            md5: None,
-            md5_not_a_digest: true,
-            xxh3: None,
         }
     );
+    assert_eq!(frame.declared, unstick_core::Digests::default());
     assert_eq!(frame.body, b"hello world");
     // The placeholder is reported, not refused.
     assert_eq!(frame.end.md5, Verdict::NotADigest);
@@ -132,7 +130,7 @@ fn shell_reply_with_a_real_md5() {
     let frame = decode_one(&mut decoder, &unhex(SHELL_REPLY_REAL_MD5));
     assert_eq!(frame.body, b"hello world");
     assert_eq!(
-        frame.info.md5,
+        frame.declared.md5,
         Some([
             0x5e, 0xb6, 0x3b, 0xbb, 0xe0, 0x1e, 0xee, 0xd0, 0x93, 0xcb, 0x22, 0xbb, 0x8f, 0x5a,
             0xcd, 0xc3

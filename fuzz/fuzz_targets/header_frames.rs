@@ -7,7 +7,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use unstick_core::{FrameDecoder, FrameInfo};
-use unstick_fuzz::{ProfileChoice, Record, decode, pieces};
+use unstick_fuzz::{ProfileChoice, decode, pieces};
 
 const CAP: usize = 512;
 
@@ -78,13 +78,4 @@ fuzz_target!(|input: Input<'_>| {
     let mut decoder = FrameDecoder::<CAP>::header_frames(profile);
     let whole = decode(&mut decoder, &[input.stream], |_, _| {});
     assert_eq!(cut, whole, "cutting the input changed the outcome");
-
-    // A frame is never reported as verified unless a declared digest matched.
-    for record in &whole {
-        if let Record::End(end) = record
-            && end.is_verified()
-        {
-            assert!(end.digests.md5.is_some() || end.digests.xxh3.is_some());
-        }
-    }
 });

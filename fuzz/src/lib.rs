@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use arbitrary::Arbitrary;
 use unstick_core::{
-    ByteOrder, DecodeError, Event, FrameDecoder, FrameEnd, FrameInfo, PrefixWidth, Profile,
+    ByteOrder, DecodeError, Event, FrameDecoder, FrameEnd, FrameInfo, PrefixWidth, Profile, Verdict,
 };
 
 /// One step of what a decoder reported for a stream.
@@ -157,6 +157,15 @@ pub fn decode<const CAP: usize>(
                     assert_eq!(end.body_len, declared, "end disagrees with head");
                     assert_eq!(body.received, declared, "body total differs from declared");
                     assert!(decoder.is_at_boundary());
+                    // A digest is never reported as verified unless the header declared it and
+                    // the body's matched.
+                    let (declared, computed) = (decoder.declared_digests(), decoder.digests());
+                    if end.md5 == Verdict::Verified {
+                        assert!(declared.md5.is_some() && declared.md5 == computed.md5);
+                    }
+                    if end.xxh3 == Verdict::Verified {
+                        assert!(declared.xxh3.is_some() && declared.xxh3 == computed.xxh3);
+                    }
                     records.push(Record::End(end));
                 }
             }

@@ -678,7 +678,10 @@ impl<'a, const CAP: usize, const PATH: usize, const OUT: usize>
             used += n;
             match event {
                 Event::NeedMore => return (used, None),
-                Event::Head(info) => self.on_head(info.body_len, info.md5),
+                Event::Head(info) => {
+                    let md5 = self.decoder.declared_digests().md5;
+                    self.on_head(info.body_len, md5)
+                }
                 Event::Body(chunk) => {
                     if let State::Uploading(Upload {
                         hasher,

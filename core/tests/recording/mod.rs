@@ -2,7 +2,7 @@
 //! hex literals turned into bytes.
 #![allow(dead_code)]
 
-use unstick_core::{DecodeError, Event, FrameDecoder, FrameEnd, FrameInfo};
+use unstick_core::{DecodeError, Digests, Event, FrameDecoder, FrameEnd, FrameInfo};
 
 /// A decoder event with its body chunk copied, so that it outlives the input.
 #[derive(Clone, Debug, PartialEq)]
@@ -10,6 +10,12 @@ pub enum Recorded {
     Head(FrameInfo),
     Body(Vec<u8>),
     End(FrameEnd),
+    /// After an end, what the decoder holds of the frame: the digests its header declared and
+    /// those computed over its body (recorded by [`record`] only).
+    Digests {
+        declared: Digests,
+        computed: Digests,
+    },
 }
 
 /// Feeds `input` until the decoder needs more, recording every event; checks that `NeedMore`
@@ -27,7 +33,16 @@ pub fn record<const CAP: usize>(
             assert_eq!(chunk.len(), used);
         }
         match recorded(event) {
-            Some(event) => log.push(event),
+            Some(event) => {
+                let end = matches!(event, Recorded::End(_));
+                log.push(event);
+                if end {
+                    log.push(Recorded::Digests {
+                        declared: *decoder.declared_digests(),
+                        computed: *decoder.digests(),
+                    });
+                }
+            }
             None => {
                 assert!(input.is_empty(), "NeedMore with {} bytes left", input.len());
                 return Ok(());
@@ -62,6 +77,10 @@ pub struct Frame {
     pub info: FrameInfo,
     pub body: Vec<u8>,
     pub end: FrameEnd,
+    /// The digests the header declared (`None`s unless recorded by [`record`]).
+    pub declared: Digests,
+    /// The digests computed over the body (`None`s unless recorded by [`record`]).
+    pub computed: Digests,
 }
 
 /// Groups recorded events into frames; panics if they do not follow Head, Body*, End.
@@ -78,7 +97,14 @@ pub fn frames(log: &[Recorded]) -> Vec<Frame> {
                     info,
                     body,
                     end: *end,
+                    declared: Digests::default(),
+                    computed: Digests::default(),
                 });
+            }
+            (Recorded::Digests { declared, computed }, None) if !out.is_empty() => {
+                let last: &mut Frame = out.last_mut().unwrap();
+                last.declared = *declared;
+                last.computed = *computed;
             }
             (event, _) => panic!("out of order: {event:?} in {log:?}"),
         }

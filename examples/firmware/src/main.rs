@@ -170,10 +170,13 @@ fn receive(stream: &[u8], flash: &mut Flash) -> Tally {
                 start_frame(index, info.body_len, reader.decoder(), flash).map(|f| frame = Some(f))
             }
             Ok(Some(Event::Body(chunk))) => body(frame.as_mut(), chunk, flash),
-            Ok(Some(Event::End(end))) => end_frame(frame.take(), &end, flash).map(|()| {
-                tally.verified += 1;
-                index += 1;
-            }),
+            Ok(Some(Event::End(end))) => {
+                let computed = reader.decoder().digests().md5;
+                end_frame(frame.take(), &end, computed, flash).map(|()| {
+                    tally.verified += 1;
+                    index += 1;
+                })
+            }
             Ok(Some(Event::NeedMore)) => Ok(()),
             Err(ReadError::Decode(DecodeError::ChecksumMismatch { algorithm })) => {
                 // The frame was consumed whole; the decoder is at the next frame and goes on.
@@ -256,7 +259,12 @@ fn body(frame: Option<&mut Frame>, chunk: &[u8], flash: &mut Flash) -> Result<()
 }
 
 /// Checks a complete frame: length, digest verdict, and for the image the flash contents.
-fn end_frame(frame: Option<Frame>, end: &FrameEnd, flash: &mut Flash) -> Result<(), Failure> {
+fn end_frame(
+    frame: Option<Frame>,
+    end: &FrameEnd,
+    computed_md5: Option<[u8; 16]>,
+    flash: &mut Flash,
+) -> Result<(), Failure> {
     let frame = frame.ok_or(Failure::Wrong("frame end before a header"))?;
     if frame.received != end.body_len {
         return Err(Failure::Wrong("body bytes differ from the declared length"));
@@ -281,7 +289,7 @@ fn end_frame(frame: Option<Frame>, end: &FrameEnd, flash: &mut Flash) -> Result<
     if frame.kind == Expected::FlashImage {
         let image = flash.finish().map_err(Failure::Flash)?;
         let read_back = digest_of(Algorithms::MD5, image).md5;
-        if read_back.is_none() || read_back != end.digests.md5 {
+        if read_back.is_none() || read_back != computed_md5 {
             return Err(Failure::Wrong(
                 "flash read-back does not match the received md5",
             ));
