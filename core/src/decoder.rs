@@ -226,14 +226,16 @@ impl<const CAP: usize> FrameDecoder<CAP> {
 
     /// The digests the current frame's header declared, each if it holds a digest of its
     /// algorithm (an `"md5"` that does not is reported by [`FrameEnd::md5`]): from the frame's
-    /// [`Event::Head`] until the next frame's, both `None` for plain frames.
+    /// [`Event::Head`] until the next frame's, both `None` for plain frames and after an error
+    /// that stops the decoder.
     pub fn declared_digests(&self) -> &Digests {
         &self.declared
     }
 
-    /// The digests computed over the body of the frame whose [`Event::End`] was reported last:
-    /// the declared ones plus those asked for with [`compute`](Self::compute). Use them to check
-    /// a digest that travels after the body. Both `None` before the first end.
+    /// The digests computed over the body of the frame whose [`Event::End`] was reported last (or
+    /// that failed with [`DecodeError::ChecksumMismatch`]: what its body's digest was): the
+    /// declared ones plus those asked for with [`compute`](Self::compute). Use them to check a
+    /// digest that travels after the body. Both `None` before the first end.
     pub fn digests(&self) -> &Digests {
         &self.computed
     }
@@ -537,6 +539,8 @@ impl<const CAP: usize> FrameDecoder<CAP> {
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.state = State::Failed;
         self.header_len = 0;
+        self.declared = NO_DIGESTS;
+        self.md5_not_a_digest = false;
         e
     }
 
@@ -1178,6 +1182,13 @@ mod tests {
         let mut stream = header_frame(Profile::I32_LE, json.as_bytes(), body);
         let first = stream.len();
         stream.extend(header_frame(Profile::I32_LE, b"{\"total_size\":2}", b"ok"));
+        let second = stream.len();
+        // The same declaration over another body.
+        stream.extend(header_frame(
+            Profile::I32_LE,
+            json.as_bytes(),
+            b"hello_world",
+        ));
         let mut decoder = FrameDecoder::<64>::header_frames(Profile::I32_LE);
         let declared = Digests {
             md5: None,
@@ -1205,10 +1216,32 @@ mod tests {
         let (used, _) = decoder.feed(&stream[first..]).unwrap();
         assert_eq!(*decoder.declared_digests(), NO_DIGESTS);
         assert_eq!(*decoder.digests(), declared);
-        decoder.feed(&stream[first + used..]).unwrap();
+        decoder.feed(&stream[first + used..second]).unwrap();
         assert!(matches!(decoder.feed(&[]).unwrap().1, Event::End(_)));
         assert_eq!(*decoder.digests(), NO_DIGESTS);
+        // A mismatch: what was declared and what the body's digest was.
+        let (used, _) = decoder.feed(&stream[second..]).unwrap();
+        decoder.feed(&stream[second + used..]).unwrap();
+        assert_eq!(
+            decoder.feed(&[]),
+            Err(DecodeError::ChecksumMismatch {
+                algorithm: Algorithm::Xxh3
+            })
+        );
+        assert_eq!(*decoder.declared_digests(), declared);
+        assert_eq!(
+            *decoder.digests(),
+            digest_of(Algorithms::XXH3, b"hello_world")
+        );
+        // A reset forgets both.
         decoder.reset();
+        assert_eq!(*decoder.declared_digests(), NO_DIGESTS);
+        assert_eq!(*decoder.digests(), NO_DIGESTS);
+        // So does an error that stops the decoder, for the declaration.
+        let events = decode(&mut decoder, &stream[..first]).unwrap();
+        assert!(matches!(events.last(), Some(Owned::End(_))));
+        assert_eq!(*decoder.declared_digests(), declared);
+        assert!(decoder.feed(b"\xff\xff\xff\xff").is_err());
         assert_eq!(*decoder.declared_digests(), NO_DIGESTS);
     }
 

@@ -167,7 +167,8 @@ impl fmt::Debug for HexDigest {
     }
 }
 
-/// Digests computed over a body: one slot per algorithm, `None` where it was not computed.
+/// Digests of a body, computed over it or declared by its header: one slot per algorithm, `None`
+/// where it was not computed or not declared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Digests {
     /// MD5 of the body, if computed.

@@ -81,7 +81,9 @@ pub enum DecodeError {
         algorithm: Algorithm,
     },
     /// The body does not match the digest its header declared. The frame has been consumed whole
-    /// and the decoder is at the next frame boundary.
+    /// and the decoder is at the next frame boundary; its declared and computed digests are
+    /// [`FrameDecoder::declared_digests`](crate::FrameDecoder::declared_digests) and
+    /// [`FrameDecoder::digests`](crate::FrameDecoder::digests) until the next frame's head.
     ChecksumMismatch {
         /// Which digest failed.
         algorithm: Algorithm,
